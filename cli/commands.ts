@@ -1,0 +1,4 @@
+// Registration of implemented subcommands (each loaded lazily so --help is fast).
+import { registerCommand } from "./main.js";
+
+void registerCommand;

@@ -1,0 +1,71 @@
+// sc-cluster command dispatcher. Only commands that are implemented are registered,
+// so `--help` never lists something that does not work.
+import { formatHelp, parseCommand, UsageError } from "./args.js";
+import type { Command } from "./command.js";
+import { readFileSync } from "node:fs";
+
+type Loader = () => Promise<Command>;
+
+const commands: Record<string, { summary: string; load: Loader }> = {};
+
+export function registerCommand(name: string, summary: string, load: Loader): void {
+  commands[name] = { summary, load };
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function topHelp(): string {
+  const names = Object.keys(commands);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  return [
+    "Usage: sc-cluster <command> [options]",
+    "",
+    "A cluster web server with Socket Cloning (user-space TCP on Linux TUN devices).",
+    "",
+    "Commands:",
+    ...names.map((n) => `  ${n.padEnd(width)}${commands[n]!.summary}`),
+    "",
+    "Run 'sc-cluster <command> --help' for a command's options.",
+  ].join("\n");
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  await import("./commands.js");
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(topHelp());
+    return name ? 0 : 1;
+  }
+  if (name === "--version" || name === "-V") {
+    console.log(version());
+    return 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    console.error(`sc-cluster: unknown command '${name}'\n\n${topHelp()}`);
+    return 2;
+  }
+  try {
+    const cmd = await entry.load();
+    const parsedHelp = rest.includes("--help") || rest.includes("-h");
+    if (parsedHelp) {
+      parseCommand(cmd.spec, ["--help"]);
+      console.log(formatHelp(cmd.spec));
+      return 0;
+    }
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      return 2;
+    }
+    if (err instanceof Error && (err as { userFacing?: boolean }).userFacing) {
+      console.error(`sc-cluster ${name}: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
