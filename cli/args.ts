@@ -44,13 +44,24 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed {
     help: { type: "boolean", short: "h" },
   };
   for (const [name, o] of Object.entries(spec.options)) {
-    options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+    options[name] = {
+      type: o.type,
+      ...(o.multiple ? { multiple: true } : {}),
+      ...(o.short ? { short: o.short } : {}),
+    };
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: spec.allowPositionals ?? false, strict: true });
+    parsed = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: spec.allowPositionals ?? false,
+      strict: true,
+    });
   } catch (err) {
-    throw new UsageError(`${spec.name}: ${(err as Error).message.split("\n")[0]}\nTry 'sc-cluster ${spec.name} --help'.`);
+    throw new UsageError(
+      `${spec.name}: ${(err as Error).message.split("\n")[0]}\nTry 'sc-cluster ${spec.name} --help'.`,
+    );
   }
   const values: ParsedValues = { ...(parsed.values as ParsedValues) };
   for (const [name, o] of Object.entries(spec.options)) {
@@ -72,7 +83,9 @@ export function formatHelp(spec: CommandSpec): string {
   rows.push(["-h, --help", "Show this help"]);
   const width = Math.min(34, Math.max(...rows.map(([f]) => f.length)) + 2);
   for (const [flag, text] of rows) {
-    lines.push(flag.length + 2 > width ? `  ${flag}\n  ${" ".repeat(width)}${text}` : `  ${flag.padEnd(width)}${text}`);
+    lines.push(
+      flag.length + 2 > width ? `  ${flag}\n  ${" ".repeat(width)}${text}` : `  ${flag.padEnd(width)}${text}`,
+    );
   }
   if (spec.epilog) lines.push("", spec.epilog);
   return lines.join("\n");
@@ -106,7 +119,8 @@ export function int(values: ParsedValues, name: string, min = 0, max = Number.MA
 export function num(values: ParsedValues, name: string, min = -Infinity, max = Infinity): number {
   const raw = str(values, name);
   const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${raw}'`);
+  if (raw.trim() === "" || !Number.isFinite(n))
+    throw new UsageError(`--${name} must be a number, got '${raw}'`);
   if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
   return n;
 }

@@ -32,6 +32,8 @@ const cmd = gyp ? process.execPath : "node-gyp";
 const args = [...(gyp ? [gyp] : []), "rebuild", `--nodedir=${nodedir}`];
 const r = spawnSync(cmd, args, { cwd: addonDir, stdio: "inherit" });
 if (r.status !== 0) {
-  console.error("build-addon: building the TUN addon failed; g++, make and python3 are required (scripts/setup-host.sh)");
+  console.error(
+    "build-addon: building the TUN addon failed; g++, make and python3 are required (scripts/setup-host.sh)",
+  );
   process.exit(r.status ?? 1);
 }
