@@ -2,3 +2,13 @@
 import { registerCommand } from "./main.js";
 
 void registerCommand;
+registerCommand(
+  "origin",
+  "Run the origin file server nodes fetch from",
+  async () => (await import("./origin.js")).command,
+);
+registerCommand(
+  "testbed",
+  "Bring the network-namespace testbed up or down, or show it",
+  async () => (await import("./testbed.js")).command,
+);
