@@ -1,0 +1,216 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  CloneStatus,
+  decodeScMessage,
+  encodeScMessage,
+  ScDecodeError,
+  ScFramer,
+  ScType,
+  SC_HEADER_LEN,
+  type ScMessage,
+} from "./message.js";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function bytes(r: () => number, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
+  return b;
+}
+
+function randomMessage(r: () => number): ScMessage {
+  const id = Math.floor(r() * 0xffffffff) >>> 0;
+  switch (Math.floor(r() * 4)) {
+    case 0:
+      return { type: ScType.Hello, nodeId: `node${Math.floor(r() * 1000)}` };
+    case 1:
+      return {
+        type: ScType.Clone,
+        cloneId: id,
+        startDeadline: Math.floor(r() * 2 ** 45),
+        state: bytes(r, Math.floor(r() * 120)),
+        seed: bytes(r, 40 + Math.floor(r() * 60)),
+        asf: bytes(r, 1 + Math.floor(r() * 2000)),
+      };
+    case 2: {
+      const head = bytes(r, Math.floor(r() * 300));
+      return {
+        type: ScType.CloneAck,
+        cloneId: id,
+        status: CloneStatus.Accepted,
+        responseLength: head.length + Math.floor(r() * 2 ** 40),
+        head,
+      };
+    }
+    default:
+      return { type: ScType.Cancel, cloneId: id };
+  }
+}
+
+test("every message type round-trips", () => {
+  const r = rng(1);
+  for (let i = 0; i < 2000; i++) {
+    const m = randomMessage(r);
+    const enc = encodeScMessage(m);
+    const dec = decodeScMessage(enc);
+    assert.ok(!(dec instanceof ScDecodeError), `decode failed: ${JSON.stringify(dec)}`);
+    assert.deepEqual(dec, m);
+  }
+});
+
+test("clone layout is as documented (docs/sc-protocol.md)", () => {
+  const enc = encodeScMessage({
+    type: ScType.Clone,
+    cloneId: 0x01020304,
+    startDeadline: 0x0000_0102_0304_0506,
+    state: Uint8Array.of(0xaa, 0xbb),
+    seed: new Uint8Array(40).fill(0x45),
+    asf: Uint8Array.of(0x47, 0x45, 0x54),
+  });
+  assert.deepEqual(
+    [...enc.subarray(0, 28)],
+    [0x53, 0x43, 1, 2, 0, 0, 0, 73, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+  );
+  assert.equal(enc.length, 73);
+  assert.deepEqual([...enc.subarray(28, 30)], [0xaa, 0xbb]);
+  assert.deepEqual([...enc.subarray(70)], [0x47, 0x45, 0x54]);
+});
+
+test("clone-ack layout carries status, head length and a 64-bit response length", () => {
+  const enc = encodeScMessage({
+    type: ScType.CloneAck,
+    cloneId: 7,
+    status: CloneStatus.Accepted,
+    responseLength: 2 ** 33 + 5,
+    head: Uint8Array.of(1, 2, 3),
+  });
+  assert.deepEqual(
+    [...enc],
+    [0x53, 0x43, 1, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
+  );
+});
+
+test("malformed headers and bodies are typed errors", () => {
+  const good = encodeScMessage({ type: ScType.Cancel, cloneId: 9 });
+  const cases: [Uint8Array, string][] = [
+    [Uint8Array.from([0x00, ...good.subarray(1)]), "bad-magic"],
+    [Uint8Array.from([...good.subarray(0, 2), 9, ...good.subarray(3)]), "bad-version"],
+    [Uint8Array.from([...good.subarray(0, 3), 77, ...good.subarray(4)]), "bad-type"],
+    [Uint8Array.from([...good.subarray(0, 4), 0, 0, 0, 5, ...good.subarray(8)]), "bad-length"],
+    [Uint8Array.from([...good.subarray(0, 4), 0x7f, 0, 0, 0, ...good.subarray(8)]), "too-large"],
+  ];
+  for (const [buf, kind] of cases) {
+    const d = decodeScMessage(buf);
+    assert.ok(d instanceof ScDecodeError);
+    assert.equal(d.kind, kind);
+  }
+  // A clone whose inner lengths disagree with the total.
+  const clone = encodeScMessage({
+    type: ScType.Clone,
+    cloneId: 1,
+    startDeadline: 1,
+    state: new Uint8Array(4),
+    seed: new Uint8Array(40),
+    asf: new Uint8Array(5),
+  });
+  clone[27] = 6;
+  const d = decodeScMessage(clone);
+  assert.ok(d instanceof ScDecodeError && d.kind === "bad-length");
+  // A socket seed shorter than an IPv4+TCP header.
+  const short = encodeScMessage({
+    type: ScType.Clone,
+    cloneId: 1,
+    startDeadline: 1,
+    state: new Uint8Array(4),
+    seed: new Uint8Array(40),
+    asf: new Uint8Array(5),
+  });
+  short[23] = 39;
+  short[27] = 6;
+  const e = decodeScMessage(short);
+  assert.ok(e instanceof ScDecodeError && e.kind === "bad-field");
+});
+
+test("encode refuses values a peer could not decode", () => {
+  assert.throws(() => encodeScMessage({ type: ScType.Hello, nodeId: "" }), RangeError);
+  assert.throws(() => encodeScMessage({ type: ScType.Cancel, cloneId: -1 }), RangeError);
+  assert.throws(
+    () =>
+      encodeScMessage({
+        type: ScType.Clone,
+        cloneId: 1,
+        startDeadline: 0,
+        state: new Uint8Array(0),
+        seed: new Uint8Array(40),
+        asf: new Uint8Array(1 << 20),
+      }),
+    RangeError,
+  );
+});
+
+test("framer yields the same messages for a stream split at every byte boundary", () => {
+  const r = rng(2);
+  const msgs = Array.from({ length: 6 }, () => randomMessage(r));
+  const stream = new Uint8Array(Buffer.concat(msgs.map((m) => encodeScMessage(m))));
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const f = new ScFramer();
+    const a = f.push(stream.subarray(0, cut));
+    const b = f.push(stream.subarray(cut));
+    assert.ok(Array.isArray(a) && Array.isArray(b));
+    assert.deepEqual([...a, ...b], msgs);
+    assert.equal(f.bufferedBytes, 0);
+  }
+  // One byte at a time.
+  const f = new ScFramer();
+  const out: ScMessage[] = [];
+  for (const byte of stream) {
+    const got = f.push(Uint8Array.of(byte));
+    assert.ok(Array.isArray(got));
+    out.push(...got);
+  }
+  assert.deepEqual(out, msgs);
+});
+
+test("framer stops at the first framing error and stays failed", () => {
+  const f = new ScFramer();
+  const bad = new Uint8Array(SC_HEADER_LEN).fill(0xff);
+  const r1 = f.push(bad);
+  assert.ok(r1 instanceof ScDecodeError);
+  const r2 = f.push(encodeScMessage({ type: ScType.Cancel, cloneId: 1 }));
+  assert.ok(r2 instanceof ScDecodeError);
+});
+
+test("fuzz: 100k random and mutated inputs never throw", () => {
+  const r = rng(3);
+  const seeds = Array.from({ length: 50 }, () => encodeScMessage(randomMessage(r)));
+  let errors = 0;
+  let decoded = 0;
+  for (let i = 0; i < 100_000; i++) {
+    let buf: Uint8Array;
+    if (i % 4 === 0) {
+      buf = bytes(r, Math.floor(r() * 64));
+    } else {
+      const base = seeds[i % seeds.length]!;
+      buf = Uint8Array.from(base);
+      const flips = 1 + Math.floor(r() * 4);
+      for (let k = 0; k < flips; k++) buf[Math.floor(r() * buf.length)] = Math.floor(r() * 256);
+      if (r() < 0.3) buf = buf.subarray(0, Math.floor(r() * buf.length));
+    }
+    const d = decodeScMessage(buf);
+    if (d instanceof ScDecodeError) errors++;
+    else decoded++;
+    const f = new ScFramer();
+    f.push(buf);
+  }
+  assert.ok(errors > 0 && decoded > 0, `errors=${errors} decoded=${decoded}`);
+});
