@@ -5,3 +5,6 @@ export * from "./checksum.js";
 export * from "./addr.js";
 export * from "./ipv4.js";
 export * from "./tcp.js";
+export * from "./udp.js";
+export * from "./gue.js";
+export * from "./icmp.js";
