@@ -1,0 +1,97 @@
+// Loads the native addon (sc/tun/native, built by `npm install` through
+// scripts/build-addon.mjs) and describes its interface. Only sc/tun/tun.ts uses it.
+import { createRequire } from "node:module";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { TunError } from "./errors.js";
+
+/** The native handle: one open TUN queue (fd). All sizes and slots are documented in tun.c. */
+export interface NativeTunHandle {
+  readonly name: string;
+  readonly fd: number;
+  getMtu(): number;
+  setMtu(mtu: number): void;
+  isUp(): boolean;
+  setUp(up: boolean): void;
+  getIfindex(): number;
+  setOffload(flags: number): void;
+  /** meta gets [offset, length] per packet; onBatch(count, errno) runs once per wake-up. */
+  startReading(
+    buffer: ArrayBuffer,
+    meta: Int32Array,
+    maxBatch: number,
+    onBatch: (count: number, errno: number) => void,
+  ): void;
+  stopReading(): void;
+  ref(): void;
+  unref(): void;
+  /** meta holds [offset, length, gsoSize, 0] per packet; adds to result (WR_* slots). */
+  writePackets(buffer: ArrayBuffer, meta: Int32Array, count: number, result: Float64Array): void;
+  writeList(packets: readonly Uint8Array[], result: Float64Array): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  TunHandle: new (name: string, multiQueue: boolean, vnetHdr: boolean, exclusive: boolean) => NativeTunHandle;
+  /** Room every read gets: the largest packet (65535) plus a virtio header. */
+  MAX_PACKET: number;
+  MAX_BATCH: number;
+  VNET_HDR_LEN: number;
+  TUN_F_CSUM: number;
+  TUN_F_TSO4: number;
+}
+
+/** Slots of the write result array (tun.c, enum WR_*). */
+export const WR_PACKETS = 0;
+export const WR_BYTES = 1;
+export const WR_AGAIN = 2;
+export const WR_INVALID = 3;
+export const WR_OTHER = 4;
+export const WR_LAST_ERRNO = 5;
+export const WR_SLOTS = 6;
+
+/** The checkout/package root: the nearest directory above this module with our package.json. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, "package.json");
+    if (
+      existsSync(pkg) &&
+      (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "sc-cluster"
+    ) {
+      return dir;
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error("sc/tun: package root (package.json of sc-cluster) not found");
+    dir = up;
+  }
+}
+
+export function addonPath(): string {
+  return join(packageRoot(), "sc", "tun", "native", "build", "Release", "sc_tun.node");
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new TunError(
+      `the TUN addon is not built (${path} is missing): run \`npm run install\` (or \`npm ci\`) in ` +
+        `${packageRoot()}; building it needs g++, make and python3 (scripts/setup-host.sh installs them)`,
+      { code: "ERR_TUN_ADDON_MISSING" },
+    );
+  }
+  try {
+    cached = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    throw new TunError(
+      `the TUN addon at ${path} could not be loaded (${(err as Error).message}): rebuild it with ` +
+        "`node scripts/build-addon.mjs --force`",
+      { code: "ERR_TUN_ADDON_LOAD", cause: err },
+    );
+  }
+  return cached;
+}

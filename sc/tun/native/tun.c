@@ -1,0 +1,730 @@
+// sc_tun: a dependency-free N-API addon that opens Linux TUN devices and moves packets
+// in batches. Only node_api.h and libuv (both ship with node's headers).
+//
+// Reading: a uv_poll_t on the non-blocking fd; on each wake-up up to `maxBatch` packets
+// are read into one JS-owned ArrayBuffer (packed, 8-byte aligned) and ONE JS callback
+// reports the batch; offsets and lengths go into a JS-owned Int32Array. The views are
+// valid only during that callback: the next wake-up overwrites the buffer.
+//
+// Writing: JS stages packets in its own ArrayBuffer and one call writes them all
+// (a loop of write(2); TUN has no multi-packet write). Failures are counted per
+// packet, never thrown, so one bad packet cannot lose the rest of a batch.
+//
+// Lifetime: close() stops the poll and closes the fd; the poll handle is the only thing
+// that can keep the event loop alive, and it can be unref'd. Reads never block, so a
+// pending read can never hold up process exit.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uv.h>
+
+// Largest packet a read can return: an IPv4/IPv6 packet is at most 65535 bytes, a GSO
+// packet handed over with a virtio header too. Every read gets this much room, so a
+// packet is never truncated whatever the MTU is.
+#define MAX_PACKET (65535 + sizeof(struct virtio_net_hdr))
+#define MAX_BATCH 1024
+
+// Slots of the write result array (a Float64Array owned by JS).
+enum {
+  WR_PACKETS = 0,  // packets written
+  WR_BYTES,        // bytes written (IP bytes, without virtio header)
+  WR_AGAIN,        // dropped: EAGAIN/ENOBUFS (the TUN socket's send buffer is full)
+  WR_INVALID,      // dropped: EINVAL (not IPv4/IPv6, bad GSO header) or out-of-bounds slot
+  WR_OTHER,        // dropped: any other errno (EIO when down, EBADFD after deletion, ...)
+  WR_LAST_ERRNO,   // errno of the last failure, 0 if none
+  WR_SLOTS
+};
+
+typedef struct {
+  napi_env env;
+  int fd;
+  char name[IFNAMSIZ];
+  int vnet_hdr;  // IFF_VNET_HDR: every packet is preceded by a struct virtio_net_hdr
+  napi_ref self;  // weak while idle, strong while reading (the poll needs the object)
+  int self_strong;
+
+  uv_poll_t* poll;  // allocated on first read; freed in its uv_close callback
+  int reading;
+  int refed;  // whether the poll keeps the event loop alive
+  napi_ref on_batch;
+  napi_ref rbuf_ref;
+  uint8_t* rbuf;
+  size_t rbuf_len;
+  napi_ref rmeta_ref;
+  int32_t* rmeta;
+  int max_batch;
+  napi_async_context async_ctx;
+  int cleanup_hook;
+} tun_t;
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+#define CHECK(call)                                  \
+  do {                                               \
+    if ((call) != napi_ok) return throw_status(env); \
+  } while (0)
+
+static napi_value throw_status(napi_env env) {
+  const napi_extended_error_info* info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending)
+    napi_throw_error(env, "ERR_SC_TUN_NAPI",
+                     info && info->error_message ? info->error_message : "N-API call failed");
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char* msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+// Throws an Error shaped like node's system errors: code ("ENOENT"), errno, syscall.
+static napi_value throw_errno(napi_env env, int err, const char* syscall) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
+  napi_value m, code, e, no, sc;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, m, &e);
+  napi_create_int32(env, err, &no);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, e, "code", code);
+  napi_set_named_property(env, e, "errno", no);
+  napi_set_named_property(env, e, "syscall", sc);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static tun_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv,
+                     int need_open) {
+  napi_value this;
+  void* data = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &this, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, this, &data) != napi_ok || !data) {
+    throw_type(env, "not a TunHandle");
+    return NULL;
+  }
+  tun_t* t = data;
+  if (need_open && t->fd < 0) {
+    throw_errno(env, EBADF, "closed");
+    return NULL;
+  }
+  return t;
+}
+
+static void set_self_strong(tun_t* t, int strong) {
+  if (strong == t->self_strong || !t->self) return;
+  uint32_t n;
+  if (strong)
+    napi_reference_ref(t->env, t->self, &n);
+  else
+    napi_reference_unref(t->env, t->self, &n);
+  t->self_strong = strong;
+}
+
+static void free_poll(uv_handle_t* h) { free(h); }
+
+static void drop_read_refs(tun_t* t) {
+  napi_env env = t->env;
+  if (t->on_batch) napi_delete_reference(env, t->on_batch);
+  if (t->rbuf_ref) napi_delete_reference(env, t->rbuf_ref);
+  if (t->rmeta_ref) napi_delete_reference(env, t->rmeta_ref);
+  t->on_batch = t->rbuf_ref = t->rmeta_ref = NULL;
+  t->rbuf = NULL;
+  t->rmeta = NULL;
+}
+
+static void stop_reading(tun_t* t) {
+  if (t->poll && t->reading) uv_poll_stop(t->poll);
+  t->reading = 0;
+  set_self_strong(t, 0);
+}
+
+static void cleanup_hook(void* arg);
+
+// Stops the poll (it must stop before the fd closes), closes the handle and the fd.
+// Safe to call twice and from the finalizer or the env cleanup hook.
+static void close_tun(tun_t* t, int from_teardown) {
+  stop_reading(t);
+  if (t->poll) {
+    uv_close((uv_handle_t*)t->poll, free_poll);
+    t->poll = NULL;
+  }
+  if (t->fd >= 0) {
+    close(t->fd);
+    t->fd = -1;
+  }
+  if (!from_teardown) {
+    drop_read_refs(t);
+    if (t->async_ctx) {
+      napi_async_destroy(t->env, t->async_ctx);
+      t->async_ctx = NULL;
+    }
+  }
+  if (t->cleanup_hook) {
+    napi_remove_env_cleanup_hook(t->env, cleanup_hook, t);
+    t->cleanup_hook = 0;
+  }
+}
+
+// Runs when the environment (main thread or worker) shuts down with the device open.
+static void cleanup_hook(void* arg) {
+  tun_t* t = arg;
+  t->cleanup_hook = 0;  // being run: removing it now is not allowed
+  close_tun(t, 1);
+}
+
+// Garbage-collected while open (close() was never called): release the fd anyway. The
+// async context is left alone: destroying it from a finalizer is not safe at teardown.
+static void finalize(napi_env env, void* data, void* hint) {
+  tun_t* t = data;
+  close_tun(t, 1);
+  drop_read_refs(t);
+  if (t->self) napi_delete_reference(env, t->self);
+  free(t);
+}
+
+// ---------------------------------------------------------------------------------------
+// open
+
+static int ctl_socket(void) { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+
+// new TunHandle(name: string, multiQueue: boolean, vnetHdr: boolean, exclusive: boolean)
+static napi_value tun_new(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], this;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &this, NULL));
+  if (argc < 4) return throw_type(env, "TunHandle(name, multiQueue, vnetHdr, exclusive)");
+  char name[IFNAMSIZ + 1];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
+    return throw_type(env, "name must be a string");
+  if (len >= IFNAMSIZ) return throw_errno(env, EINVAL, "interface name longer than 15 bytes");
+  bool mq = false, vnet = false, excl = false;
+  napi_get_value_bool(env, argv[1], &mq);
+  napi_get_value_bool(env, argv[2], &vnet);
+  napi_get_value_bool(env, argv[3], &excl);
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  if (mq) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+  if (vnet) ifr.ifr_flags |= IFF_VNET_HDR;
+  if (excl) ifr.ifr_flags |= IFF_TUN_EXCL;
+  memcpy(ifr.ifr_name, name, len);  // empty name: the kernel picks tunN
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "ioctl TUNSETIFF");
+  }
+
+  tun_t* t = calloc(1, sizeof *t);
+  if (!t) {
+    close(fd);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
+  t->env = env;
+  t->fd = fd;
+  t->vnet_hdr = vnet;
+  t->refed = 1;
+  memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
+  t->name[IFNAMSIZ - 1] = 0;
+  if (napi_wrap(env, this, t, finalize, NULL, &t->self) != napi_ok) {
+    close(fd);
+    free(t);
+    return throw_status(env);
+  }
+  napi_value v, resname;
+  napi_create_string_utf8(env, "TunDevice", NAPI_AUTO_LENGTH, &resname);
+  napi_async_init(env, this, resname, &t->async_ctx);
+  napi_add_env_cleanup_hook(env, cleanup_hook, t);
+  t->cleanup_hook = 1;
+  napi_create_string_utf8(env, t->name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, this, "name", v);
+  napi_create_int32(env, fd, &v);
+  napi_set_named_property(env, this, "fd", v);
+  return this;
+}
+
+// ---------------------------------------------------------------------------------------
+// link settings (ioctl on a control socket of this process's network namespace, which is
+// the namespace the device was created in)
+
+static napi_value ifreq_get(napi_env env, tun_t* t, unsigned long req, const char* what,
+                            struct ifreq* ifr) {
+  int s = ctl_socket();
+  if (s < 0) return throw_errno(env, errno, "socket");
+  memset(ifr, 0, sizeof *ifr);
+  memcpy(ifr->ifr_name, t->name, IFNAMSIZ);
+  int r = ioctl(s, req, ifr);
+  int err = errno;
+  close(s);
+  if (r < 0) return throw_errno(env, err, what);
+  return undefined(env);
+}
+
+static napi_value tun_get_mtu(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 1);
+  if (!t) return NULL;
+  struct ifreq ifr;
+  if (!ifreq_get(env, t, SIOCGIFMTU, "ioctl SIOCGIFMTU", &ifr)) return NULL;
+  napi_value v;
+  napi_create_int32(env, ifr.ifr_mtu, &v);
+  return v;
+}
+
+static napi_value tun_get_ifindex(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 1);
+  if (!t) return NULL;
+  struct ifreq ifr;
+  if (!ifreq_get(env, t, SIOCGIFINDEX, "ioctl SIOCGIFINDEX", &ifr)) return NULL;
+  napi_value v;
+  napi_create_int32(env, ifr.ifr_ifindex, &v);
+  return v;
+}
+
+static napi_value tun_is_up(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 1);
+  if (!t) return NULL;
+  struct ifreq ifr;
+  if (!ifreq_get(env, t, SIOCGIFFLAGS, "ioctl SIOCGIFFLAGS", &ifr)) return NULL;
+  napi_value v;
+  napi_get_boolean(env, (ifr.ifr_flags & IFF_UP) != 0, &v);
+  return v;
+}
+
+// setMtu(mtu): a no-op when the MTU already matches, so attaching to a persistent device
+// that is already configured needs no CAP_NET_ADMIN.
+static napi_value tun_set_mtu(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  tun_t* t = unwrap(env, info, &argc, argv, 1);
+  if (!t) return NULL;
+  int32_t mtu;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &mtu) != napi_ok)
+    return throw_type(env, "mtu must be a number");
+  struct ifreq ifr;
+  if (!ifreq_get(env, t, SIOCGIFMTU, "ioctl SIOCGIFMTU", &ifr)) return NULL;
+  if (ifr.ifr_mtu == mtu) return undefined(env);
+  int s = ctl_socket();
+  if (s < 0) return throw_errno(env, errno, "socket");
+  ifr.ifr_mtu = mtu;
+  int r = ioctl(s, SIOCSIFMTU, &ifr);
+  int err = errno;
+  close(s);
+  if (r < 0) return throw_errno(env, err, "ioctl SIOCSIFMTU");
+  return undefined(env);
+}
+
+// setUp(up: boolean): sets or clears IFF_UP; a no-op when already in that state.
+static napi_value tun_set_up(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  tun_t* t = unwrap(env, info, &argc, argv, 1);
+  if (!t) return NULL;
+  bool up = true;
+  if (argc >= 1) napi_get_value_bool(env, argv[0], &up);
+  struct ifreq ifr;
+  if (!ifreq_get(env, t, SIOCGIFFLAGS, "ioctl SIOCGIFFLAGS", &ifr)) return NULL;
+  if (((ifr.ifr_flags & IFF_UP) != 0) == up) return undefined(env);
+  int s = ctl_socket();
+  if (s < 0) return throw_errno(env, errno, "socket");
+  if (up)
+    ifr.ifr_flags |= IFF_UP;
+  else
+    ifr.ifr_flags &= ~IFF_UP;
+  int r = ioctl(s, SIOCSIFFLAGS, &ifr);
+  int err = errno;
+  close(s);
+  if (r < 0) return throw_errno(env, err, "ioctl SIOCSIFFLAGS");
+  return undefined(env);
+}
+
+// setOffload(flags): TUNSETOFFLOAD with TUN_F_* bits; tells the kernel which offloads this
+// reader handles (0: every packet read is complete and checksummed).
+static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  tun_t* t = unwrap(env, info, &argc, argv, 1);
+  if (!t) return NULL;
+  uint32_t flags;
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &flags) != napi_ok)
+    return throw_type(env, "flags must be a number");
+  if (ioctl(t->fd, TUNSETOFFLOAD, (unsigned long)flags) < 0)
+    return throw_errno(env, errno, "ioctl TUNSETOFFLOAD");
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------
+// reading
+
+static void call_js(tun_t* t, int count, int err) {
+  napi_env env = t->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[2];
+  if (t->on_batch && napi_get_reference_value(env, t->on_batch, &cb) == napi_ok && cb &&
+      napi_get_reference_value(env, t->self, &recv) == napi_ok && recv) {
+    napi_create_int32(env, count, &argv[0]);
+    napi_create_int32(env, err, &argv[1]);
+    // make_callback (not call_function): runs the nextTick and microtask queues after the
+    // callback, so writes queued "until the end of the tick" are flushed right here.
+    if (napi_make_callback(env, t->async_ctx, recv, cb, 2, argv, NULL) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);  // -> process 'uncaughtException', like any callback
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_readable(uv_poll_t* h, int status, int events) {
+  (void)events;
+  tun_t* t = h->data;
+  if (!t || !t->reading || t->fd < 0) return;
+  int count = 0, err = 0;
+  if (status < 0) {
+    err = -status;
+  } else {
+    size_t off = 0;
+    while (count < t->max_batch && t->rbuf_len - off >= MAX_PACKET) {
+      ssize_t n = read(t->fd, t->rbuf + off, MAX_PACKET);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) err = errno;
+        break;
+      }
+      t->rmeta[2 * count] = (int32_t)off;
+      t->rmeta[2 * count + 1] = (int32_t)n;
+      count++;
+      off += ((size_t)n + 7) & ~(size_t)7;  // keep every packet 8-byte aligned
+    }
+  }
+  // A read error other than EAGAIN is fatal for this fd (EBADFD: the device was deleted;
+  // the fd would stay readable forever): stop polling before telling JS, never spin.
+  if (err) stop_reading(t);
+  if (count > 0 || err) call_js(t, count, err);
+}
+
+// startReading(buf: ArrayBuffer, meta: Int32Array, maxBatch: number, onBatch(count, errno))
+static napi_value tun_start_reading(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  tun_t* t = unwrap(env, info, &argc, argv, 1);
+  if (!t) return NULL;
+  if (argc < 4) return throw_type(env, "startReading(buffer, meta, maxBatch, onBatch)");
+  bool is_ab = false;
+  napi_is_arraybuffer(env, argv[0], &is_ab);
+  if (!is_ab) return throw_type(env, "buffer must be an ArrayBuffer");
+  void* buf;
+  size_t buf_len;
+  CHECK(napi_get_arraybuffer_info(env, argv[0], &buf, &buf_len));
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  if (!is_ta) return throw_type(env, "meta must be an Int32Array");
+  napi_typedarray_type type;
+  size_t meta_len, meta_off;
+  void* meta;
+  napi_value meta_ab;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &meta_len, &meta, &meta_ab, &meta_off));
+  if (type != napi_int32_array) return throw_type(env, "meta must be an Int32Array");
+  int32_t max_batch;
+  if (napi_get_value_int32(env, argv[2], &max_batch) != napi_ok || max_batch < 1 ||
+      max_batch > MAX_BATCH)
+    return throw_type(env, "maxBatch must be 1..1024");
+  if (meta_len < 2 * (size_t)max_batch) return throw_type(env, "meta needs 2*maxBatch slots");
+  if (buf_len < MAX_PACKET) return throw_type(env, "buffer must hold at least 65545 bytes");
+  napi_valuetype ft;
+  napi_typeof(env, argv[3], &ft);
+  if (ft != napi_function) return throw_type(env, "onBatch must be a function");
+
+  if (!t->poll) {
+    uv_loop_t* loop;
+    CHECK(napi_get_uv_event_loop(env, &loop));
+    t->poll = calloc(1, sizeof *t->poll);
+    if (!t->poll) return throw_errno(env, ENOMEM, "calloc");
+    int r = uv_poll_init(loop, t->poll, t->fd);
+    if (r < 0) {
+      free(t->poll);
+      t->poll = NULL;
+      return throw_errno(env, -r, "uv_poll_init");
+    }
+    t->poll->data = t;
+    if (!t->refed) uv_unref((uv_handle_t*)t->poll);
+  }
+  stop_reading(t);
+  drop_read_refs(t);
+  CHECK(napi_create_reference(env, argv[0], 1, &t->rbuf_ref));
+  CHECK(napi_create_reference(env, argv[1], 1, &t->rmeta_ref));
+  CHECK(napi_create_reference(env, argv[3], 1, &t->on_batch));
+  t->rbuf = buf;
+  t->rbuf_len = buf_len;
+  t->rmeta = meta;
+  t->max_batch = max_batch;
+  int r = uv_poll_start(t->poll, UV_READABLE, on_readable);
+  if (r < 0) {
+    drop_read_refs(t);
+    return throw_errno(env, -r, "uv_poll_start");
+  }
+  t->reading = 1;
+  set_self_strong(t, 1);
+  return undefined(env);
+}
+
+static napi_value tun_stop_reading(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 0);
+  if (!t) return NULL;
+  stop_reading(t);
+  drop_read_refs(t);
+  return undefined(env);
+}
+
+static napi_value tun_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 0);
+  if (!t) return NULL;
+  t->refed = 1;
+  if (t->poll) uv_ref((uv_handle_t*)t->poll);
+  return undefined(env);
+}
+
+static napi_value tun_unref(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 0);
+  if (!t) return NULL;
+  t->refed = 0;
+  if (t->poll) uv_unref((uv_handle_t*)t->poll);
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------
+// writing
+
+static void count_failure(double* res, int err) {
+  if (err == EAGAIN || err == ENOBUFS)
+    res[WR_AGAIN]++;
+  else if (err == EINVAL)
+    res[WR_INVALID]++;
+  else
+    res[WR_OTHER]++;
+  res[WR_LAST_ERRNO] = err;
+}
+
+// Fills the virtio header for one packet. gso_size > 0 asks the kernel to cut an IPv4/TCP
+// packet into gso_size-byte segments and to finish the TCP checksums (NEEDS_CSUM): the
+// caller leaves the pseudo-header sum over the whole segment in the checksum field.
+static int vnet_header(struct virtio_net_hdr* h, const uint8_t* p, size_t len, int gso_size) {
+  memset(h, 0, sizeof *h);
+  if (gso_size <= 0) return 0;
+  if (len < 20 || (p[0] >> 4) != 4 || p[9] != 6) return EINVAL;  // IPv4/TCP only
+  size_t ihl = (size_t)(p[0] & 15) * 4;
+  if (ihl < 20 || len < ihl + 20) return EINVAL;
+  size_t thl = (size_t)(p[ihl + 12] >> 4) * 4;
+  if (thl < 20 || len < ihl + thl) return EINVAL;
+  h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+  h->hdr_len = (uint16_t)(ihl + thl);
+  h->gso_size = (uint16_t)gso_size;
+  h->csum_start = (uint16_t)ihl;
+  h->csum_offset = 16;  // offsetof(struct tcphdr, check)
+  return 0;
+}
+
+static int write_one(tun_t* t, const uint8_t* p, size_t len, int gso_size) {
+  ssize_t n;
+  if (t->vnet_hdr) {
+    struct virtio_net_hdr h;
+    int bad = vnet_header(&h, p, len, gso_size);
+    if (bad) return bad;
+    struct iovec iov[2] = {{&h, sizeof h}, {(void*)p, len}};
+    do n = writev(t->fd, iov, 2);
+    while (n < 0 && errno == EINTR);
+  } else {
+    if (gso_size > 0) return EINVAL;
+    do n = write(t->fd, p, len);
+    while (n < 0 && errno == EINTR);
+  }
+  return n < 0 ? errno : 0;
+}
+
+static double* result_array(napi_env env, napi_value v) {
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (!is_ta) return NULL;
+  napi_typedarray_type type;
+  size_t len, off;
+  void* data;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok) return NULL;
+  if (type != napi_float64_array || len < WR_SLOTS) return NULL;
+  return data;
+}
+
+// writePackets(buf: ArrayBuffer, meta: Int32Array, count, result: Float64Array)
+// meta holds 4 ints per packet: offset, length, gsoSize (0: plain packet), reserved.
+// Adds to result[]: packets, bytes, and the drop counters; never throws per packet.
+static napi_value tun_write_packets(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  tun_t* t = unwrap(env, info, &argc, argv, 0);
+  if (!t) return NULL;
+  if (argc < 4) return throw_type(env, "writePackets(buffer, meta, count, result)");
+  void* buf;
+  size_t buf_len;
+  bool is_ab = false;
+  napi_is_arraybuffer(env, argv[0], &is_ab);
+  if (!is_ab) return throw_type(env, "buffer must be an ArrayBuffer");
+  CHECK(napi_get_arraybuffer_info(env, argv[0], &buf, &buf_len));
+  napi_typedarray_type type;
+  size_t meta_len, meta_off;
+  void* meta_p;
+  napi_value meta_ab;
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  if (!is_ta) return throw_type(env, "meta must be an Int32Array");
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &meta_len, &meta_p, &meta_ab, &meta_off));
+  if (type != napi_int32_array) return throw_type(env, "meta must be an Int32Array");
+  int32_t count;
+  if (napi_get_value_int32(env, argv[2], &count) != napi_ok || count < 0 ||
+      (size_t)count * 4 > meta_len)
+    return throw_type(env, "count out of range for meta");
+  double* res = result_array(env, argv[3]);
+  if (!res) return throw_type(env, "result must be a Float64Array of 6 slots");
+  const int32_t* meta = meta_p;
+  const uint8_t* base = buf;
+  for (int32_t i = 0; i < count; i++) {
+    int32_t off = meta[4 * i], len = meta[4 * i + 1], gso = meta[4 * i + 2];
+    if (off < 0 || len <= 0 || (size_t)off + (size_t)len > buf_len) {
+      count_failure(res, EINVAL);
+      continue;
+    }
+    if (t->fd < 0) {
+      count_failure(res, EBADF);
+      continue;
+    }
+    int err = write_one(t, base + off, (size_t)len, gso);
+    if (err) {
+      count_failure(res, err);
+      continue;
+    }
+    res[WR_PACKETS]++;
+    res[WR_BYTES] += len;
+  }
+  return undefined(env);
+}
+
+// writeList(packets: Uint8Array[], result: Float64Array): writes caller-owned packets
+// without copying them (plain packets only).
+static napi_value tun_write_list(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  tun_t* t = unwrap(env, info, &argc, argv, 0);
+  if (!t) return NULL;
+  if (argc < 2) return throw_type(env, "writeList(packets, result)");
+  bool is_arr = false;
+  napi_is_array(env, argv[0], &is_arr);
+  if (!is_arr) return throw_type(env, "packets must be an array of Uint8Array");
+  double* res = result_array(env, argv[1]);
+  if (!res) return throw_type(env, "result must be a Float64Array of 6 slots");
+  uint32_t n;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    CHECK(napi_get_element(env, argv[0], i, &el));
+    bool is_ta = false;
+    napi_is_typedarray(env, el, &is_ta);
+    napi_typedarray_type type;
+    size_t len = 0, off;
+    void* data = NULL;
+    napi_value ab;
+    if (!is_ta || napi_get_typedarray_info(env, el, &type, &len, &data, &ab, &off) != napi_ok ||
+        type != napi_uint8_array || len == 0) {
+      count_failure(res, EINVAL);
+      continue;
+    }
+    if (t->fd < 0) {
+      count_failure(res, EBADF);
+      continue;
+    }
+    int err = write_one(t, data, len, 0);
+    if (err) {
+      count_failure(res, err);
+      continue;
+    }
+    res[WR_PACKETS]++;
+    res[WR_BYTES] += (double)len;
+  }
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------
+
+static napi_value tun_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 0);
+  if (!t) return NULL;
+  close_tun(t, 0);
+  return undefined(env);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"getMtu", NULL, tun_get_mtu, NULL, NULL, NULL, napi_default, NULL},
+      {"setMtu", NULL, tun_set_mtu, NULL, NULL, NULL, napi_default, NULL},
+      {"isUp", NULL, tun_is_up, NULL, NULL, NULL, napi_default, NULL},
+      {"setUp", NULL, tun_set_up, NULL, NULL, NULL, napi_default, NULL},
+      {"getIfindex", NULL, tun_get_ifindex, NULL, NULL, NULL, napi_default, NULL},
+      {"setOffload", NULL, tun_set_offload, NULL, NULL, NULL, napi_default, NULL},
+      {"startReading", NULL, tun_start_reading, NULL, NULL, NULL, napi_default, NULL},
+      {"stopReading", NULL, tun_stop_reading, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, tun_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"unref", NULL, tun_unref, NULL, NULL, NULL, napi_default, NULL},
+      {"writePackets", NULL, tun_write_packets, NULL, NULL, NULL, napi_default, NULL},
+      {"writeList", NULL, tun_write_list, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, tun_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value cls, v;
+  if (napi_define_class(env, "TunHandle", NAPI_AUTO_LENGTH, tun_new, NULL,
+                        sizeof methods / sizeof methods[0], methods, &cls) != napi_ok)
+    return NULL;
+  napi_set_named_property(env, exports, "TunHandle", cls);
+  napi_create_uint32(env, (uint32_t)MAX_PACKET, &v);
+  napi_set_named_property(env, exports, "MAX_PACKET", v);
+  napi_create_uint32(env, MAX_BATCH, &v);
+  napi_set_named_property(env, exports, "MAX_BATCH", v);
+  napi_create_uint32(env, (uint32_t)sizeof(struct virtio_net_hdr), &v);
+  napi_set_named_property(env, exports, "VNET_HDR_LEN", v);
+  napi_create_uint32(env, TUN_F_CSUM, &v);
+  napi_set_named_property(env, exports, "TUN_F_CSUM", v);
+  napi_create_uint32(env, TUN_F_TSO4, &v);
+  napi_set_named_property(env, exports, "TUN_F_TSO4", v);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
