@@ -1,0 +1,1326 @@
+// One TCP connection as a pure state machine (RFC 9293), in the style of smoltcp's
+// socket/tcp.rs: plain state fields, `process()` for an incoming segment, `dispatch()` for
+// everything that is due to go out, `pollAt()` for the next deadline. No I/O and no clock:
+// every entry point takes `now` (milliseconds). The stack (stack.ts) owns demultiplexing,
+// listeners, the timer heap and the packet codec; the socket layer (socket.ts) turns the
+// `events` bits into node:net-style events.
+//
+// Sequence variables follow BSD: snd_una (oldest unacknowledged), snd_nxt (next to send; it
+// goes back to snd_una after a retransmission timeout), snd_max (highest sent + 1, which is
+// RFC 9293's SND.NXT). Exported state calls snd_max "sndNxt" (see state.ts).
+
+import type { TcpConfig } from "./config.js";
+import { windowScaleFor } from "./config.js";
+import { copyBytes } from "./bytes.js";
+import { Reassembler } from "./reassembly.js";
+import { SendQueue } from "./send-queue.js";
+import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt } from "./seq.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpOptions, type TcpRepr } from "../wire/tcp.js";
+
+export type TcpState =
+  | "CLOSED"
+  | "SYN-SENT"
+  | "SYN-RECEIVED"
+  | "ESTABLISHED"
+  | "FIN-WAIT-1"
+  | "FIN-WAIT-2"
+  | "CLOSE-WAIT"
+  | "CLOSING"
+  | "LAST-ACK"
+  | "TIME-WAIT";
+
+/** Why a connection ended (socket 'close' carries it). */
+export type CloseReason =
+  /** Both FINs exchanged and acknowledged. */
+  | "closed"
+  /** The peer sent an acceptable RST (ECONNRESET). */
+  | "reset"
+  /** Active open answered with RST (ECONNREFUSED). */
+  | "refused"
+  /** Retransmissions, SYN-ACKs, zero-window or keepalive probes went unanswered (ETIMEDOUT). */
+  | "timeout"
+  /** Local abort: destroy() sent an RST. */
+  | "aborted"
+  /** Removed without any packet: dropSilently() or a clone whose response was acknowledged. */
+  | "dropped";
+
+// Event bits the socket layer consumes (conn.events), set by process/dispatch.
+export const EV_ESTABLISHED = 1;
+/** In-order bytes were appended to the receive queue. */
+export const EV_DATA = 2;
+/** The peer's FIN arrived (after all its data). */
+export const EV_FIN = 4;
+/** snd_una advanced (write callbacks, 'drain'). */
+export const EV_ACKED = 8;
+/** Our FIN was acknowledged. */
+export const EV_FINISHED = 16;
+/** The connection is over for the application (closeReason says why). It may linger in
+ *  TIME-WAIT inside the stack. */
+export const EV_CLOSED = 32;
+/** The idle timeout set with setIdleTimeout elapsed without activity. */
+export const EV_TIMEOUT = 64;
+
+/** Per-stack services a connection needs: the config and the global challenge-ACK budget. */
+export interface ConnectionEnv {
+  readonly cfg: TcpConfig;
+  /** RFC 5961 section 7: a stack-wide budget of challenge ACKs. Returns false when exhausted. */
+  takeChallengeAck(now: number): boolean;
+}
+
+export interface FourTuple {
+  localAddr: number;
+  localPort: number;
+  remoteAddr: number;
+  remotePort: number;
+}
+
+/** Options for a connection created by importState on a clone (Socket Cloning). */
+export interface CloneBehaviour {
+  /** Never advertise a right window edge beyond the one the original had advertised. */
+  capWindow: boolean;
+  /** Acknowledge but discard application data that arrives after the import. */
+  discardNewData: boolean;
+  /** After end(): send no FIN; once everything sent is acknowledged, vanish silently. */
+  dropWhenAcked: boolean;
+}
+
+export type SegmentSink = (seg: TcpRepr) => void;
+
+const NO_OPTIONS: TcpOptions = Object.freeze({}) as TcpOptions;
+const EMPTY = new Uint8Array(0);
+const DEFAULT_PEER_MSS = 536;
+const MIN_PEER_MSS = 64;
+const DUP_ACK_THRESHOLD = 3;
+
+export class TcpConnection {
+  state: TcpState;
+  readonly localAddr: number;
+  readonly localPort: number;
+  readonly remoteAddr: number;
+  readonly remotePort: number;
+  readonly cfg: TcpConfig;
+  private readonly env: ConnectionEnv;
+
+  // --- send sequence space
+  iss = 0;
+  sndUna = 0;
+  sndNxt = 0;
+  sndMax = 0;
+  /** Peer's window in bytes (already scaled). */
+  sndWnd = 0;
+  sndWl1 = 0;
+  sndWl2 = 0;
+  /** Largest window the peer ever offered (RFC 5961 ACK check, sender SWS avoidance). */
+  maxSndWnd = 0;
+  /** Shift applied to the peer's window field; the shift we apply to ours. */
+  sndWscale = 0;
+  /** The peer's SYN carried a window scale option (scaling is on iff both sides sent it). */
+  wscaleSeen = false;
+  rcvWscale = 0;
+  /** Largest payload we put in a segment: min(peer's MSS, our MTU - 40). */
+  sndMss = DEFAULT_PEER_MSS;
+  /** MSS we advertised (our MTU - 40). */
+  advMss: number;
+
+  // --- receive sequence space
+  irs = 0;
+  rcvNxt = 0;
+  /** Right edge of the window we advertised; never moves left (RFC 9293 3.8.6). */
+  rcvAdvEdge = 0;
+  /** rcv_nxt carried by the last segment we sent (what the peer knows we have). */
+  lastAckSent = 0;
+  /** Largest payload seen from the peer: "full-sized" for the delayed-ACK rule. */
+  rcvMss = DEFAULT_PEER_MSS;
+
+  // --- buffers
+  readonly txQueue = new SendQueue();
+  /** In-order received bytes the application has not taken yet. */
+  rxQueue: Buffer[] = [];
+  rxQueued = 0;
+  readonly ooo: Reassembler;
+  /** Sequence number of a FIN that arrived ahead of missing data. */
+  private oooFin: number | undefined = undefined;
+  /** The application asked to close the sending side: FIN after the queue. */
+  finQueued = false;
+  /** Sequence number of our FIN once finQueued. */
+  finSeq = 0;
+  finReceived = false;
+
+  // --- congestion control (RFC 5681, RFC 6582), in bytes
+  cwnd = 0;
+  ssthresh = 0x7fffffff;
+  recover = 0;
+  inRecovery = false;
+  dupAcks = 0;
+  private caAcked = 0;
+  private firstPartialAck = false;
+  /** Retransmit the segment at snd_una on the next dispatch (fast retransmit / partial ACK). */
+  private fastRtx = false;
+
+  // --- RTT / RTO (RFC 6298), milliseconds
+  srtt = 0;
+  rttvar = 0;
+  /** RTO from the estimator, before backoff. */
+  rtoBase: number;
+  backoff = 0;
+  hasRttSample = false;
+  private rttSeq = 0;
+  private rttTime = -1;
+  /** Consecutive retransmission timeouts (or unanswered probes) without progress. */
+  retries = 0;
+
+  // --- timers: absolute deadlines, Infinity when off
+  rtxAt = Infinity;
+  persistAt = Infinity;
+  inPersist = false;
+  private persistBackoff = 0;
+  delayedAckAt = Infinity;
+  /** TIME-WAIT expiry. */
+  closeAt = Infinity;
+  keepAlive = false;
+  private keepAliveProbesSent = 0;
+  /** Idle timeout for the socket API (0 = off); fires EV_TIMEOUT once per idle period. */
+  idleTimeout = 0;
+  private idleArmed = false;
+  lastActivity = 0;
+  lastRecvTime = 0;
+  lastSendTime = 0;
+  /** When data last went out (restart after idle, RFC 5681 4.1); -1 before any. */
+  private lastDataSendTime = -1;
+
+  // --- output requests
+  /** Send an ACK on the next dispatch even if nothing else goes out. */
+  ackNow = false;
+  private synDue = false;
+  private lastChallengeAt = -Infinity;
+  /** A reply that is not part of our sequence space (RST to a bad ACK in SYN-RECEIVED). */
+  private rstReply: { seq: number; ack: number; flags: number } | undefined = undefined;
+  private rstOnAbort = false;
+
+  // --- Socket Cloning hooks
+  /** Shadow mode (original while a clone serves): see setShadow. */
+  shadow = false;
+  clone: CloneBehaviour | undefined = undefined;
+  /** Clone: the fixed right edge its window may never pass. */
+  private capEdge = 0;
+  /** Clone: application data from this sequence number on is acknowledged and discarded. */
+  private discardFrom = 0;
+  /** Clone: bytes acknowledged and discarded. */
+  discardedBytes = 0;
+
+  noDelay: boolean;
+  events = 0;
+  closeReason: CloseReason | undefined = undefined;
+  /** Set by the owning stack: the last IPv4+TCP header received (the cloning "socket seed"). */
+  seed: Uint8Array | undefined = undefined;
+  /** Free slot for the socket layer. */
+  socket: unknown = undefined;
+  /** Free slot for the stack (timer heap bookkeeping). */
+  heapAt = Infinity;
+  /** Counters of segments this connection refused, by reason (merged into stack counters). */
+  drops: Record<string, number> | undefined = undefined;
+
+  private readonly seg: TcpRepr = {
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    urgent: 0,
+    options: NO_OPTIONS,
+    payload: EMPTY,
+  };
+
+  constructor(env: ConnectionEnv, tuple: FourTuple, state: TcpState) {
+    this.env = env;
+    this.cfg = env.cfg;
+    this.localAddr = tuple.localAddr;
+    this.localPort = tuple.localPort;
+    this.remoteAddr = tuple.remoteAddr;
+    this.remotePort = tuple.remotePort;
+    this.state = state;
+    this.advMss = this.cfg.mtu - 40;
+    this.rtoBase = this.cfg.rtoInitial;
+    this.noDelay = this.cfg.noDelay;
+    this.ooo = new Reassembler(this.cfg.maxOooRanges);
+  }
+
+  // ------------------------------------------------------------------ construction
+
+  /** A passive open: `syn` arrived at a listener; we answer with SYN-ACK (SYN-RECEIVED). */
+  static accept(env: ConnectionEnv, tuple: FourTuple, syn: TcpRepr, iss: number, now: number): TcpConnection {
+    const c = new TcpConnection(env, tuple, "SYN-RECEIVED");
+    c.initSend(iss);
+    c.irs = syn.seq;
+    c.rcvNxt = seqAdd(syn.seq, 1);
+    c.lastAckSent = c.rcvNxt;
+    c.rcvAdvEdge = c.rcvNxt;
+    c.negotiate(syn.options);
+    c.sndWnd = syn.window; // never scaled in a SYN
+    c.maxSndWnd = c.sndWnd;
+    c.sndWl1 = syn.seq;
+    c.sndWl2 = iss;
+    c.synDue = true;
+    c.lastActivity = c.lastRecvTime = now;
+    return c;
+  }
+
+  /** An active open (SYN-SENT); the SYN goes out on the next dispatch. */
+  static connect(env: ConnectionEnv, tuple: FourTuple, iss: number, now: number): TcpConnection {
+    const c = new TcpConnection(env, tuple, "SYN-SENT");
+    c.initSend(iss);
+    c.rcvWscale = windowScaleFor(c.cfg.rcvBufSize);
+    c.synDue = true;
+    c.lastActivity = c.lastRecvTime = now;
+    return c;
+  }
+
+  /**
+   * A connection completed by a valid SYN cookie: the handshake state lives in the cookie
+   * (our ISN, the peer's MSS and window scale), so we go straight to ESTABLISHED.
+   */
+  static fromCookie(
+    env: ConnectionEnv,
+    tuple: FourTuple,
+    ack: TcpRepr,
+    cookie: { iss: number; mss: number; wscale: number | undefined },
+    now: number,
+  ): TcpConnection {
+    const c = new TcpConnection(env, tuple, "ESTABLISHED");
+    c.initSend(cookie.iss);
+    c.sndUna = c.sndNxt = c.sndMax = seqAdd(cookie.iss, 1);
+    c.irs = seqAdd(ack.seq, -1);
+    c.rcvNxt = ack.seq;
+    c.lastAckSent = c.rcvNxt;
+    c.negotiate({ mss: cookie.mss, wscale: cookie.wscale });
+    // The cookie SYN-ACK advertised the unscaled initial window; its edge bounds what the
+    // peer may have sent already.
+    c.rcvAdvEdge = seqAdd(c.rcvNxt, Math.min(c.cfg.rcvBufSize, 0xffff));
+    c.sndWl1 = seqAdd(ack.seq, -1);
+    c.sndWl2 = cookie.iss;
+    c.lastActivity = c.lastRecvTime = now;
+    c.events |= EV_ESTABLISHED;
+    return c;
+  }
+
+  private initSend(iss: number): void {
+    this.iss = iss;
+    this.sndUna = iss;
+    this.sndNxt = iss;
+    this.sndMax = iss;
+    this.recover = iss;
+  }
+
+  /** MSS and window scale from the peer's SYN options (RFC 9293 3.7.1, RFC 7323 2.2). */
+  private negotiate(opts: TcpOptions): void {
+    let mss = opts.mss ?? 0;
+    if (mss === 0) mss = DEFAULT_PEER_MSS;
+    if (mss < MIN_PEER_MSS) mss = MIN_PEER_MSS;
+    this.sndMss = Math.min(mss, this.advMss);
+    this.rcvMss = Math.min(DEFAULT_PEER_MSS, this.advMss);
+    this.wscaleSeen = opts.wscale !== undefined;
+    if (opts.wscale !== undefined) {
+      this.sndWscale = Math.min(opts.wscale, 14);
+      this.rcvWscale = windowScaleFor(this.cfg.rcvBufSize);
+    } else {
+      this.sndWscale = 0;
+      this.rcvWscale = 0;
+    }
+    this.cwnd = this.initialWindow();
+  }
+
+  private initialWindow(): number {
+    // RFC 6928: min(IW * MSS, max(2 * MSS, 14600)) for IW = 10, generalised.
+    const segs = this.cfg.initialWindowSegments;
+    return Math.min(segs * this.sndMss, Math.max(2 * this.sndMss, segs * 1460));
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /** A method, not a property test, so TypeScript does not narrow `state` across calls. */
+  isClosed(): boolean {
+    return this.state === "CLOSED";
+  }
+
+  /** Bytes sent and not yet acknowledged (sequence space, including SYN/FIN). */
+  get flight(): number {
+    return seqDiff(this.sndMax, this.sndUna);
+  }
+
+  /** True while the connection is in a state where segments carry data both ways. */
+  get synchronized(): boolean {
+    return this.state !== "SYN-SENT" && this.state !== "SYN-RECEIVED" && this.state !== "CLOSED";
+  }
+
+  /** Sequence number of the first byte in txQueue. */
+  private get dataStart(): number {
+    return this.state === "SYN-SENT" || this.state === "SYN-RECEIVED" ? seqAdd(this.iss, 1) : this.sndUna;
+  }
+
+  private get dataEnd(): number {
+    return seqAdd(this.dataStart, this.txQueue.length);
+  }
+
+  /** Our current RTO with backoff (RFC 6298 5.5), clamped to rtoMax. */
+  rto(): number {
+    return Math.min(this.rtoBase * 2 ** this.backoff, this.cfg.rtoMax);
+  }
+
+  /** The earliest deadline at which dispatch() has timer work to do (Infinity: none). */
+  pollAt(): number {
+    if (this.state === "CLOSED") return Infinity;
+    let t = this.closeAt;
+    if (this.shadow) return t;
+    if (this.rtxAt < t) t = this.rtxAt;
+    if (this.persistAt < t) t = this.persistAt;
+    if (this.delayedAckAt < t) t = this.delayedAckAt;
+    if (this.keepAlive && this.state === "ESTABLISHED") {
+      const k = this.keepAliveDeadline();
+      if (k < t) t = k;
+    }
+    if (this.idleArmed) {
+      const i = this.lastActivity + this.idleTimeout;
+      if (i < t) t = i;
+    }
+    return t;
+  }
+
+  private keepAliveDeadline(): number {
+    const cfg = this.cfg;
+    return this.lastRecvTime + cfg.keepAliveIdle + this.keepAliveProbesSent * cfg.keepAliveInterval;
+  }
+
+  // ------------------------------------------------------------------ application side
+
+  /** Queues bytes to send (the caller hands over ownership of `data`). */
+  send(data: Uint8Array, now: number): void {
+    if (data.length === 0) return;
+    this.txQueue.push(data);
+    this.lastActivity = now;
+    if (this.idleTimeout > 0) this.idleArmed = true;
+  }
+
+  /** Takes everything in the receive queue; the window reopens. */
+  takeReceived(now: number): Buffer[] {
+    const out = this.rxQueue;
+    if (out.length === 0) return out;
+    this.rxQueue = [];
+    this.rxQueued = 0;
+    this.lastActivity = now;
+    if (this.idleTimeout > 0) this.idleArmed = true;
+    this.checkWindowUpdate();
+    return out;
+  }
+
+  /** Sends FIN after the queued data (RFC 9293 CLOSE call). */
+  close(_now: number): void {
+    if (this.finQueued || this.state === "CLOSED") return;
+    switch (this.state) {
+      case "SYN-SENT":
+        this.finish("aborted");
+        return;
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+        this.finQueued = true;
+        this.finSeq = this.dataEnd;
+        if (this.state === "ESTABLISHED") this.state = "FIN-WAIT-1";
+        break;
+      case "CLOSE-WAIT":
+        this.finQueued = true;
+        this.finSeq = this.dataEnd;
+        this.state = "LAST-ACK";
+        break;
+      default:
+        return;
+    }
+    if (this.clone?.dropWhenAcked) this.checkCloneDone();
+  }
+
+  /** Aborts with RST (if the peer knows us) and closes. */
+  abort(): void {
+    if (this.state === "CLOSED") return;
+    this.rstOnAbort = this.state !== "SYN-SENT" && this.state !== "TIME-WAIT" && !this.shadow;
+    this.finish("aborted");
+  }
+
+  /** Removes the connection without any packet (cloning: the clone's job is done). */
+  dropSilently(): void {
+    if (this.state === "CLOSED") return;
+    this.rstOnAbort = false;
+    this.finish("dropped");
+  }
+
+  setIdleTimeout(ms: number, now: number): void {
+    this.idleTimeout = ms > 0 ? ms : 0;
+    this.idleArmed = ms > 0;
+    this.lastActivity = now;
+  }
+
+  setKeepAlive(enable: boolean, now: number): void {
+    this.keepAlive = enable;
+    this.keepAliveProbesSent = 0;
+    this.lastRecvTime = now;
+  }
+
+  /**
+   * Shadow mode, for the ORIGINAL connection while a clone answers (paper section 2.3):
+   * incoming segments still update the receive side, and their ACK field advances snd_una and
+   * snd_nxt (the clone sent those bytes), but nothing is emitted and no retransmission,
+   * persist or delayed-ACK timer runs. Leaving shadow mode resumes from the synchronised state
+   * and sends an ACK if one is owed.
+   */
+  setShadow(on: boolean, now: number): void {
+    if (on === this.shadow) return;
+    this.shadow = on;
+    if (on) {
+      this.rtxAt = Infinity;
+      this.persistAt = Infinity;
+      this.inPersist = false;
+      this.delayedAckAt = Infinity;
+      this.fastRtx = false;
+      this.ackNow = false;
+      this.rstReply = undefined;
+      return;
+    }
+    this.sndNxt = this.sndMax;
+    this.dupAcks = 0;
+    this.inRecovery = false;
+    this.retries = 0;
+    this.backoff = 0;
+    if (this.flight > 0) this.rtxAt = now + this.rto();
+    if (this.rcvNxt !== this.lastAckSent || this.windowUpdateDue()) this.ackNow = true;
+  }
+
+  /** Configures a clone (importState): see CloneBehaviour. */
+  setClone(behaviour: CloneBehaviour): void {
+    this.clone = behaviour;
+    this.capEdge = this.rcvAdvEdge;
+    this.discardFrom = this.rcvNxt;
+  }
+
+  // ------------------------------------------------------------------ input
+
+  /** Processes one incoming segment addressed to this connection. */
+  process(now: number, seg: TcpRepr): void {
+    if (this.state === "CLOSED") return;
+    if (this.state === "SYN-SENT") {
+      this.processSynSent(now, seg);
+      return;
+    }
+    const flags = seg.flags;
+    const plen = seg.payload.length;
+    const segLen = plen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0);
+
+    // 1. Sequence number acceptability (RFC 9293 3.10.7.4, first check).
+    if (!this.acceptable(seg.seq, segLen)) {
+      if (flags & TCP_RST) return this.drop("rst-out-of-window");
+      if (this.state === "TIME-WAIT" && flags & TCP_FIN) this.closeAt = now + this.cfg.timeWait;
+      if (flags & TCP_SYN) {
+        // RFC 5961 4.2 (also a retransmitted SYN in SYN-RECEIVED: our SYN-ACK got lost).
+        if (this.state === "SYN-RECEIVED" && seg.seq === this.irs && !(flags & TCP_ACK)) {
+          this.synDue = true;
+          return;
+        }
+        this.challengeAck(now);
+      } else if (segLen > 0) {
+        // Old duplicate data, data beyond the window, or a zero-window probe: ACK at once so
+        // the peer learns rcv_nxt and our window (not rate-limited: it carries data).
+        this.ackNow = true;
+      } else {
+        // A bare ACK outside the window (keepalive probe, stale ACK): rate-limited reply.
+        this.challengeAck(now);
+      }
+      this.drop("out-of-window");
+      return;
+    }
+    this.lastRecvTime = now;
+    this.keepAliveProbesSent = 0;
+    if (plen > 0) this.lastActivity = now;
+
+    // 2. RST (RFC 5961 3.2): exact match resets, anything else in the window is challenged.
+    if (flags & TCP_RST) {
+      if (seg.seq === this.rcvNxt) {
+        this.finish(this.state === "SYN-RECEIVED" ? "refused" : "reset");
+      } else {
+        this.challengeAck(now);
+      }
+      return;
+    }
+
+    // 4. SYN in a synchronized state (RFC 5961 4.2): challenge ACK, drop.
+    if (flags & TCP_SYN) {
+      this.challengeAck(now);
+      return;
+    }
+
+    // 5. ACK.
+    if (!(flags & TCP_ACK)) return this.drop("no-ack");
+    if (this.state === "SYN-RECEIVED") {
+      if (!seqGt(seg.ack, this.sndUna) || seqGt(seg.ack, this.sndMax)) {
+        this.rstReply = { seq: seg.ack, ack: 0, flags: TCP_RST };
+        return;
+      }
+      this.state = "ESTABLISHED";
+      this.events |= EV_ESTABLISHED;
+      // The window in the ACK that completes the handshake is scaled (RFC 7323 2.2).
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = seg.ack;
+      this.sndWnd = seg.window << this.sndWscale;
+      this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
+      if (this.finQueued) this.state = "FIN-WAIT-1";
+    }
+    if (!this.processAck(now, seg)) return;
+
+    switch (this.state) {
+      case "FIN-WAIT-1":
+        if (this.finAcked()) {
+          this.state = "FIN-WAIT-2";
+          this.events |= EV_FINISHED;
+        }
+        break;
+      case "CLOSING":
+        if (this.finAcked()) {
+          this.events |= EV_FINISHED;
+          this.enterTimeWait(now);
+          return;
+        }
+        break;
+      case "LAST-ACK":
+        if (this.finAcked()) {
+          this.events |= EV_FINISHED;
+          this.finish("closed");
+          return;
+        }
+        // RFC 9293: in LAST-ACK, an ACK that does not cover our FIN changes nothing.
+        break;
+      case "TIME-WAIT":
+        if (flags & TCP_FIN) {
+          this.ackNow = true;
+          this.closeAt = now + this.cfg.timeWait;
+        }
+        return;
+      default:
+        break;
+    }
+
+    // 7. Segment text.
+    if (plen > 0) {
+      if (this.state === "ESTABLISHED" || this.state === "FIN-WAIT-1" || this.state === "FIN-WAIT-2") {
+        this.processData(now, seg.seq, seg.payload, (flags & TCP_FIN) !== 0);
+      }
+    } else if (flags & TCP_FIN) {
+      this.noteFin(now, seg.seq);
+    }
+    if (this.clone?.dropWhenAcked) this.checkCloneDone();
+  }
+
+  private acceptable(seq: number, segLen: number): boolean {
+    const wnd = seqDiff(this.rcvAdvEdge, this.rcvNxt);
+    if (segLen === 0) {
+      if (wnd <= 0) return seq === this.rcvNxt;
+      return seqInRange(seq, this.rcvNxt, this.rcvAdvEdge);
+    }
+    if (wnd <= 0) return false;
+    return (
+      seqInRange(seq, this.rcvNxt, this.rcvAdvEdge) ||
+      seqInRange(seqAdd(seq, segLen - 1), this.rcvNxt, this.rcvAdvEdge)
+    );
+  }
+
+  private processSynSent(now: number, seg: TcpRepr): void {
+    const flags = seg.flags;
+    if (flags & TCP_ACK) {
+      if (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax)) {
+        if (!(flags & TCP_RST)) this.rstReply = { seq: seg.ack, ack: 0, flags: TCP_RST };
+        return this.drop("bad-ack");
+      }
+    }
+    if (flags & TCP_RST) {
+      if (flags & TCP_ACK) this.finish("refused");
+      else this.drop("rst-no-ack");
+      return;
+    }
+    if (!(flags & TCP_SYN)) return this.drop("no-syn");
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.rcvAdvEdge = this.rcvNxt;
+    this.lastRecvTime = now;
+    this.negotiate(seg.options);
+    this.sndWnd = seg.window;
+    this.maxSndWnd = this.sndWnd;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    if (flags & TCP_ACK) {
+      this.sndUna = seg.ack;
+      if (seqLt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
+      this.rttSampleOnAck(now, seg.ack);
+      this.rtxAt = Infinity;
+      this.retries = 0;
+      this.backoff = 0;
+      this.state = "ESTABLISHED";
+      this.events |= EV_ESTABLISHED;
+      this.ackNow = true;
+      if (this.finQueued) this.state = "FIN-WAIT-1";
+    } else {
+      // Simultaneous open: answer SYN-ACK from the same ISS.
+      this.state = "SYN-RECEIVED";
+      this.sndNxt = this.iss;
+      this.synDue = true;
+    }
+  }
+
+  /** Returns false when the segment must be dropped after the ACK check. */
+  private processAck(now: number, seg: TcpRepr): boolean {
+    let ack = seg.ack;
+    if (seqGt(ack, this.sndMax)) {
+      if (!this.shadow) {
+        // Acknowledges something not yet sent: ACK and drop (RFC 9293, RFC 5961 5.2).
+        this.ackNow = true;
+        this.drop("ack-unsent");
+        return false;
+      }
+      // Shadow mode: the clone sent these bytes. Acknowledge our own outstanding data
+      // first, then jump the send sequence space to the client's ACK.
+      if (this.sndMax !== this.sndUna) this.onNewAck(now, seg, seqDiff(this.sndMax, this.sndUna));
+      const jump = seqDiff(ack, this.sndMax);
+      this.sndUna = this.sndNxt = this.sndMax = ack;
+      if (this.finQueued) this.finSeq = seqAdd(this.finSeq, jump);
+      this.recover = ack;
+      ack = this.sndUna;
+      this.events |= EV_ACKED;
+    }
+    if (seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
+      this.challengeAck(now);
+      this.drop("ack-too-old");
+      return false;
+    }
+    const acked = seqDiff(ack, this.sndUna);
+    const wndField = seg.window << this.sndWscale;
+    if (acked > 0) {
+      this.onNewAck(now, seg, acked);
+    } else if (
+      acked === 0 &&
+      seg.payload.length === 0 &&
+      !(seg.flags & (TCP_SYN | TCP_FIN)) &&
+      this.sndMax !== this.sndUna &&
+      wndField === this.sndWnd &&
+      !this.shadow
+    ) {
+      this.onDupAck();
+    }
+    // Window update (RFC 9293 3.10.7.4 ESTABLISHED, fifth check).
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      this.sndWnd = wndField;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = ack;
+      if (wndField > this.maxSndWnd) this.maxSndWnd = wndField;
+      if (this.inPersist && wndField > 0) this.leavePersist(now);
+    }
+    if (this.inPersist) this.retries = 0; // the peer answers our probes
+    return true;
+  }
+
+  private onNewAck(now: number, seg: TcpRepr, acked: number): void {
+    const ack = seqAdd(this.sndUna, acked);
+    let dataAcked = acked;
+    if (this.finQueued && seqGt(ack, this.finSeq)) dataAcked--;
+    if (dataAcked > this.txQueue.length) dataAcked = this.txQueue.length;
+    if (dataAcked > 0) this.txQueue.consume(dataAcked);
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.events |= EV_ACKED;
+    this.rttSampleOnAck(now, ack);
+    this.retries = 0;
+    this.backoff = 0;
+
+    if (!this.shadow) {
+      if (this.inRecovery) {
+        if (seqGe(ack, this.recover)) {
+          // Full acknowledgment (RFC 6582 3.2 step 3): deflate.
+          this.cwnd = Math.min(this.ssthresh, Math.max(this.flight, this.sndMss) + this.sndMss);
+          this.inRecovery = false;
+          this.dupAcks = 0;
+        } else {
+          // Partial acknowledgment (step 4): retransmit the next hole, partially deflate.
+          this.fastRtx = true;
+          this.cwnd = Math.max(this.cwnd - acked + (acked >= this.sndMss ? this.sndMss : 0), this.sndMss);
+          if (this.firstPartialAck) {
+            this.firstPartialAck = false;
+            this.rtxAt = now + this.rto();
+          }
+          return;
+        }
+      } else {
+        this.dupAcks = 0;
+        if (this.cwnd < this.ssthresh) {
+          // Slow start with appropriate byte counting, L = 2 (RFC 3465).
+          this.cwnd += Math.min(acked, 2 * this.sndMss);
+        } else {
+          this.caAcked += acked;
+          if (this.caAcked >= this.cwnd) {
+            this.caAcked -= this.cwnd;
+            this.cwnd += this.sndMss;
+          }
+        }
+        if (this.cwnd > 0x3fffffff) this.cwnd = 0x3fffffff;
+      }
+    }
+    this.rtxAt = this.sndMax === this.sndUna || this.shadow ? Infinity : now + this.rto();
+  }
+
+  private onDupAck(): void {
+    this.dupAcks++;
+    if (this.inRecovery) {
+      this.cwnd += this.sndMss; // RFC 6582 step 2: inflate for each extra dup ACK
+      return;
+    }
+    if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
+      this.ssthresh = Math.max(Math.floor(this.flight / 2), 2 * this.sndMss);
+      this.cwnd = this.ssthresh + DUP_ACK_THRESHOLD * this.sndMss;
+      this.recover = this.sndMax;
+      this.inRecovery = true;
+      this.firstPartialAck = true;
+      this.fastRtx = true;
+      this.caAcked = 0;
+    }
+  }
+
+  private rttSampleOnAck(now: number, ack: number): void {
+    if (this.rttTime < 0 || seqLt(ack, this.rttSeq)) return;
+    const r = now - this.rttTime;
+    this.rttTime = -1;
+    if (r < 0) return;
+    // RFC 6298 2.2 / 2.3.
+    if (!this.hasRttSample) {
+      this.srtt = r;
+      this.rttvar = r / 2;
+      this.hasRttSample = true;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
+      this.srtt = 0.875 * this.srtt + 0.125 * r;
+    }
+    const rto = this.srtt + Math.max(this.cfg.clockGranularity, 4 * this.rttvar);
+    this.rtoBase = Math.min(Math.max(rto, this.cfg.rtoMin), this.cfg.rtoMax);
+  }
+
+  private finAcked(): boolean {
+    return this.finQueued && seqGt(this.sndUna, this.finSeq);
+  }
+
+  /** Payload at `seq` in a state that accepts data. */
+  private processData(now: number, seq: number, payload: Uint8Array, fin: boolean): void {
+    let off = 0;
+    let len = payload.length;
+    if (seqLt(seq, this.rcvNxt)) {
+      off = seqDiff(this.rcvNxt, seq);
+      if (off >= len) {
+        this.ackNow = true; // an old duplicate
+        if (fin) this.noteFin(now, seqAdd(seq, len));
+        return;
+      }
+    }
+    const start = seqAdd(seq, off);
+    const room = seqDiff(this.rcvAdvEdge, start);
+    let finInWindow = fin;
+    if (len - off > room) {
+      len = off + Math.max(room, 0);
+      finInWindow = false;
+      this.ackNow = true;
+      this.count("beyond-window");
+    }
+    if (len - off <= 0) return;
+    if (len - off > this.rcvMss) this.rcvMss = Math.min(len - off, this.advMss);
+    if (start === this.rcvNxt && this.ooo.empty) {
+      this.deliver(copyBytes(payload, off, len));
+      this.oooFin = undefined;
+      if (finInWindow) this.noteFin(now, seqAdd(seq, len));
+      else this.scheduleAck(now);
+      return;
+    }
+    const data = off === 0 && len === payload.length ? payload : payload.subarray(off, len);
+    if (!this.ooo.insert(start, data)) {
+      this.count("ooo-full");
+      this.ackNow = true;
+      return;
+    }
+    if (finInWindow) this.oooFin = seqAdd(seq, len);
+    // Out of order, or filling (part of) a gap: ACK at once (RFC 5681 4.2).
+    this.ackNow = true;
+    const chunks = this.ooo.take(this.rcvNxt);
+    if (chunks !== undefined) {
+      for (const c of chunks) this.deliver(c as Buffer);
+      if (this.oooFin !== undefined && this.oooFin === this.rcvNxt) this.noteFin(now, this.rcvNxt);
+    }
+  }
+
+  /** Appends in-order bytes and advances rcv_nxt. */
+  private deliver(data: Buffer): void {
+    const n = data.length;
+    if (this.clone?.discardNewData && seqGe(this.rcvNxt, this.discardFrom)) {
+      this.discardedBytes += n;
+    } else {
+      this.rxQueue.push(data);
+      this.rxQueued += n;
+      this.events |= EV_DATA;
+    }
+    this.rcvNxt = seqAdd(this.rcvNxt, n);
+  }
+
+  /** Delayed ACK (RFC 1122 4.2.3.2, RFC 5681 4.2): every second full-sized segment at once. */
+  private scheduleAck(now: number): void {
+    if (seqDiff(this.rcvNxt, this.lastAckSent) >= 2 * this.rcvMss) {
+      this.ackNow = true;
+    } else if (this.delayedAckAt === Infinity) {
+      this.delayedAckAt = now + this.cfg.delayedAck;
+    }
+  }
+
+  /** A FIN at sequence number `finSeq` (the sequence number after the segment's data). */
+  private noteFin(now: number, finSeq: number): void {
+    if (this.finReceived) {
+      this.ackNow = true;
+      return;
+    }
+    if (finSeq !== this.rcvNxt) {
+      if (seqGt(finSeq, this.rcvNxt) && seqLt(finSeq, this.rcvAdvEdge)) this.oooFin = finSeq;
+      this.ackNow = true;
+      return;
+    }
+    if (this.state !== "ESTABLISHED" && this.state !== "FIN-WAIT-1" && this.state !== "FIN-WAIT-2") {
+      this.ackNow = true;
+      return;
+    }
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.finReceived = true;
+    this.oooFin = undefined;
+    this.ackNow = true;
+    this.events |= EV_FIN;
+    switch (this.state) {
+      case "ESTABLISHED":
+        this.state = "CLOSE-WAIT";
+        break;
+      case "FIN-WAIT-1":
+        if (this.finAcked()) this.enterTimeWait(now);
+        else this.state = "CLOSING";
+        break;
+      case "FIN-WAIT-2":
+        this.enterTimeWait(now);
+        break;
+    }
+  }
+
+  private enterTimeWait(now: number): void {
+    this.state = "TIME-WAIT";
+    this.rtxAt = Infinity;
+    this.persistAt = Infinity;
+    this.inPersist = false;
+    this.delayedAckAt = Infinity;
+    this.idleArmed = false;
+    this.closeAt = now + this.cfg.timeWait;
+    this.closeReason = "closed";
+    this.events |= EV_CLOSED;
+    this.txQueue.consume(this.txQueue.length);
+  }
+
+  /** Final transition to CLOSED. */
+  private finish(reason: CloseReason): void {
+    this.state = "CLOSED";
+    this.closeReason ??= reason;
+    this.events |= EV_CLOSED;
+    this.rtxAt = this.persistAt = this.delayedAckAt = this.closeAt = Infinity;
+    this.idleArmed = false;
+    this.inPersist = false;
+    this.txQueue.consume(this.txQueue.length);
+    this.ooo.clear();
+  }
+
+  /** A challenge ACK (RFC 5961), rate-limited per connection and per stack. */
+  private challengeAck(now: number): void {
+    if (now - this.lastChallengeAt < this.cfg.challengeAckInterval) {
+      this.count("challenge-ack-limited");
+      return;
+    }
+    if (!this.env.takeChallengeAck(now)) {
+      this.count("challenge-ack-limited");
+      return;
+    }
+    this.lastChallengeAt = now;
+    this.ackNow = true;
+  }
+
+  private drop(reason: string): void {
+    this.count(reason);
+  }
+
+  private count(reason: string): void {
+    const d = (this.drops ??= {});
+    d[reason] = (d[reason] ?? 0) + 1;
+  }
+
+  // ------------------------------------------------------------------ window advertisement
+
+  /** Unscaled window bytes we could offer now, before SWS avoidance and never-shrink. */
+  private freeWindow(): number {
+    let w = this.cfg.rcvBufSize - this.rxQueued;
+    if (w < 0) w = 0;
+    if (this.clone?.capWindow) {
+      const cap = seqDiff(this.capEdge, this.rcvNxt);
+      if (w > cap) w = cap > 0 ? cap : 0;
+    }
+    return w;
+  }
+
+  /** RFC 1122 4.2.3.3: the right edge moves only by min(buffer/2, MSS) or more. */
+  private windowUpdateDue(): boolean {
+    const cur = seqDiff(this.rcvAdvEdge, this.rcvNxt);
+    const grow = this.freeWindow() - cur;
+    return (
+      grow >= Math.min(this.cfg.rcvBufSize >>> 1, 2 * this.advMss) ||
+      (cur < this.advMss && grow >= this.advMss)
+    );
+  }
+
+  private checkWindowUpdate(): void {
+    if (this.synchronized && !this.finReceived && this.windowUpdateDue()) this.ackNow = true;
+  }
+
+  /** The window field for an outgoing non-SYN segment; moves rcvAdvEdge. */
+  private windowField(): number {
+    const cur = seqDiff(this.rcvAdvEdge, this.rcvNxt);
+    let w = this.freeWindow();
+    if (w > cur && w - cur < Math.min(this.cfg.rcvBufSize >>> 1, this.advMss)) w = cur;
+    const capped = this.clone?.capWindow === true;
+    if (w < cur && !capped) w = cur;
+    const shift = this.rcvWscale;
+    let field = capped ? w >>> shift : Math.ceil(w / 2 ** shift);
+    if (field > 0xffff) field = 0xffff;
+    if (field < 0) field = 0;
+    const edge = seqAdd(this.rcvNxt, field * 2 ** shift);
+    if (seqGt(edge, this.rcvAdvEdge)) this.rcvAdvEdge = edge;
+    return field;
+  }
+
+  // ------------------------------------------------------------------ output
+
+  /**
+   * Runs due timers, then emits every segment that is due, through `emit` (which must
+   * serialize the segment before returning: the object is reused).
+   */
+  dispatch(now: number, emit: SegmentSink): void {
+    if (this.state === "CLOSED") {
+      if (this.rstOnAbort) {
+        this.rstOnAbort = false;
+        this.emitRst(emit, this.sndMax, this.rcvNxt, TCP_RST | TCP_ACK);
+      }
+      return;
+    }
+    if (this.rstReply !== undefined) {
+      const r = this.rstReply;
+      this.rstReply = undefined;
+      if (!this.shadow) this.emitRst(emit, r.seq, r.ack, r.flags);
+    }
+    if (now >= this.closeAt) {
+      if (this.state === "TIME-WAIT") {
+        this.state = "CLOSED";
+        this.closeAt = Infinity;
+        return;
+      }
+    }
+    if (this.shadow) return;
+    this.runTimers(now);
+    if (this.isClosed()) {
+      this.dispatch(now, emit);
+      return;
+    }
+    if (this.state === "SYN-SENT" || this.state === "SYN-RECEIVED") {
+      if (this.synDue) this.emitSyn(now, emit);
+      else if (this.ackNow && this.state === "SYN-RECEIVED") this.emitAck(now, emit, this.sndMax);
+      return;
+    }
+    let sent = false;
+    if (this.fastRtx) {
+      this.fastRtx = false;
+      if (this.sndMax !== this.sndUna) {
+        this.emitFrom(now, emit, this.sndUna, this.sndMss, true);
+        sent = true;
+      }
+    }
+    if (this.state !== "TIME-WAIT") sent = this.emitData(now, emit) || sent;
+    if (!sent && (this.ackNow || now >= this.delayedAckAt)) {
+      this.emitAck(now, emit, this.sndMax);
+    }
+  }
+
+  private runTimers(now: number): void {
+    if (now >= this.rtxAt) this.onRetransmitTimeout(now);
+    if (this.isClosed()) return;
+    if (now >= this.persistAt) this.onPersistTimeout(now);
+    if (this.isClosed()) return;
+    if (this.keepAlive && this.state === "ESTABLISHED" && now >= this.keepAliveDeadline()) {
+      if (this.keepAliveProbesSent >= this.cfg.keepAliveProbes) {
+        this.finish("timeout");
+        this.rstOnAbort = true;
+        return;
+      }
+      this.keepAliveProbesSent++;
+      this.keepAliveProbeDue = true;
+    }
+    if (this.idleArmed && now >= this.lastActivity + this.idleTimeout) {
+      this.idleArmed = false;
+      this.events |= EV_TIMEOUT;
+    }
+    if (
+      this.state === "FIN-WAIT-2" &&
+      this.cfg.finWait2Timeout > 0 &&
+      now >= this.lastRecvTime + this.cfg.finWait2Timeout
+    ) {
+      this.finish("timeout");
+    }
+  }
+
+  private keepAliveProbeDue = false;
+
+  private onRetransmitTimeout(_now: number): void {
+    this.rtxAt = Infinity;
+    if (this.state === "SYN-SENT" || this.state === "SYN-RECEIVED") {
+      const limit = this.state === "SYN-SENT" ? this.cfg.synRetries : this.cfg.synAckRetries;
+      if (this.retries >= limit) {
+        this.finish("timeout");
+        return;
+      }
+      this.retries++;
+      this.backoff++;
+      this.rttTime = -1;
+      this.synDue = true;
+      return;
+    }
+    if (this.sndMax === this.sndUna) return;
+    if (this.retries >= this.cfg.maxRetransmits) {
+      this.finish("timeout");
+      this.rstOnAbort = true;
+      return;
+    }
+    this.retries++;
+    // RFC 5681 eq. 4 on the first timeout of this data; later ones keep ssthresh.
+    if (this.backoff === 0) this.ssthresh = Math.max(Math.floor(this.flight / 2), 2 * this.sndMss);
+    this.cwnd = this.sndMss;
+    this.caAcked = 0;
+    this.recover = this.sndMax; // RFC 6582 section 4: no fast retransmit for these losses
+    this.inRecovery = false;
+    this.dupAcks = 0;
+    this.fastRtx = false;
+    this.backoff++;
+    this.rttTime = -1; // Karn: no sample from retransmitted data
+    this.sndNxt = this.sndUna; // go back N
+  }
+
+  private onPersistTimeout(_now: number): void {
+    this.persistAt = Infinity;
+    if (!this.inPersist) return;
+    if (this.retries >= this.cfg.maxRetransmits) {
+      this.finish("timeout");
+      this.rstOnAbort = true;
+      return;
+    }
+    this.retries++;
+    this.persistProbeDue = true;
+  }
+
+  private persistProbeDue = false;
+
+  private leavePersist(now: number): void {
+    this.inPersist = false;
+    this.persistAt = Infinity;
+    this.persistBackoff = 0;
+    // A probe byte the peer did not take is sent again with the next segment.
+    this.sndNxt = this.sndUna;
+    if (this.flight > 0 && this.rtxAt === Infinity) this.rtxAt = now + this.rto();
+  }
+
+  /** Sends data (and FIN) permitted by the windows. Returns true if anything went out. */
+  private emitData(now: number, emit: SegmentSink): boolean {
+    let sent = false;
+    if (this.persistProbeDue) {
+      this.persistProbeDue = false;
+      const persistDelay = Math.min(this.rtoBase * 2 ** ++this.persistBackoff, this.cfg.rtoMax);
+      this.persistAt = now + persistDelay;
+      this.emitFrom(now, emit, this.sndUna, 1, true);
+      return true;
+    }
+    if (this.keepAliveProbeDue) {
+      this.keepAliveProbeDue = false;
+      if (this.sndMax === this.sndUna && this.txQueue.length === 0) {
+        // Keepalive: one byte below snd_una, no data (RFC 1122 4.2.3.6); the peer ACKs.
+        this.emitAck(now, emit, seqAdd(this.sndUna, -1));
+        return true;
+      }
+    }
+    if (this.clone?.dropWhenAcked && this.finQueued && this.txQueue.length === 0) return sent;
+    const mss = this.sndMss;
+    if (
+      this.sndMax === this.sndUna &&
+      now - this.lastDataSendTime > this.rto() &&
+      this.lastDataSendTime >= 0
+    ) {
+      // RFC 5681 4.1: restart from the initial window after an idle period.
+      const iw = this.initialWindow();
+      if (this.cwnd > iw) this.cwnd = iw;
+    }
+    for (;;) {
+      const dataEnd = this.dataEnd;
+      const unsent = seqDiff(dataEnd, this.sndNxt);
+      const finPending = this.finQueued && seqLe(this.sndNxt, this.finSeq);
+      if (unsent <= 0 && !finPending) break;
+      let wnd = this.sndWnd;
+      let cw = this.cwnd;
+      if (!this.inRecovery && this.dupAcks > 0 && this.dupAcks < DUP_ACK_THRESHOLD) cw += this.dupAcks * mss; // RFC 3042
+      if (cw < wnd) wnd = cw;
+      const room = seqDiff(seqAdd(this.sndUna, wnd), this.sndNxt);
+      if (room <= 0) {
+        if (this.sndWnd === 0 && this.sndNxt === this.sndUna) this.enterPersist(now);
+        break;
+      }
+      let len = unsent > 0 ? Math.min(unsent, mss, room) : 0;
+      const retransmit = seqLt(this.sndNxt, this.sndMax);
+      if (unsent > 0 && len < mss && len < unsent) {
+        // Limited by the window: sender SWS avoidance (RFC 1122 4.2.3.4).
+        const inFlight = seqDiff(this.sndNxt, this.sndUna) > 0;
+        if (inFlight && len * 2 < this.maxSndWnd && !retransmit) break;
+      }
+      if (unsent > 0 && len < mss && len === unsent && !this.noDelay && !this.finQueued && !retransmit) {
+        // Nagle (RFC 896): a small tail waits while data is unacknowledged.
+        if (this.sndMax !== this.sndUna) break;
+      }
+      if (len < 0) len = 0;
+      const before = this.sndNxt;
+      this.emitFrom(now, emit, before, len, len < room);
+      sent = true;
+      if (this.sndNxt === before) break;
+    }
+    return sent;
+  }
+
+  private enterPersist(now: number): void {
+    if (this.inPersist) return;
+    this.inPersist = true;
+    this.persistBackoff = 0;
+    this.rtxAt = Infinity;
+    this.persistAt = now + this.rto();
+  }
+
+  /**
+   * Emits one segment starting at `seq` with up to `maxLen` data bytes, plus FIN when it
+   * reaches the end of the queue after close() and `finFits` (the window has room for it).
+   * snd_nxt only moves forward (a fast retransmission leaves it where it is).
+   */
+  private emitFrom(now: number, emit: SegmentSink, seq: number, maxLen: number, finFits: boolean): void {
+    const dataStart = this.dataStart;
+    const off = seqDiff(seq, dataStart);
+    let len = Math.min(maxLen, this.txQueue.length - off);
+    if (len < 0) len = 0;
+    let flags = TCP_ACK;
+    const end = seqAdd(seq, len);
+    if (this.finQueued && end === this.finSeq && finFits && !this.clone?.dropWhenAcked) flags |= TCP_FIN;
+    if (len > 0 && off + len === this.txQueue.length) flags |= TCP_PSH;
+    const s = this.seg;
+    s.srcPort = this.localPort;
+    s.dstPort = this.remotePort;
+    s.seq = seq;
+    s.ack = this.rcvNxt;
+    s.flags = flags;
+    s.window = this.windowField();
+    s.options = NO_OPTIONS;
+    s.payload = len > 0 ? this.txQueue.slice(off, len) : EMPTY;
+    const segEnd = seqAdd(end, flags & TCP_FIN ? 1 : 0);
+    const isNew = seqGt(segEnd, this.sndMax);
+    if (seqGt(segEnd, this.sndNxt)) this.sndNxt = segEnd;
+    if (isNew) {
+      if (this.rttTime < 0 && !seqLt(seq, this.sndMax)) {
+        this.rttTime = now;
+        this.rttSeq = segEnd;
+      }
+      this.sndMax = segEnd;
+    } else if (this.rttTime >= 0 && seqLt(seq, this.rttSeq)) {
+      this.rttTime = -1; // Karn's algorithm
+    }
+    if (this.rtxAt === Infinity && !this.inPersist && segEnd !== seq) this.rtxAt = now + this.rto();
+    if (len > 0) this.lastDataSendTime = now;
+    this.afterSend(now);
+    emit(s);
+  }
+
+  private emitAck(now: number, emit: SegmentSink, seq: number): void {
+    const s = this.seg;
+    s.srcPort = this.localPort;
+    s.dstPort = this.remotePort;
+    s.seq = seq;
+    s.ack = this.rcvNxt;
+    s.flags = TCP_ACK;
+    s.window = this.windowField();
+    s.options = NO_OPTIONS;
+    s.payload = EMPTY;
+    this.afterSend(now);
+    emit(s);
+  }
+
+  private afterSend(now: number): void {
+    this.lastAckSent = this.rcvNxt;
+    this.ackNow = false;
+    this.delayedAckAt = Infinity;
+    this.lastSendTime = now;
+  }
+
+  private emitSyn(now: number, emit: SegmentSink): void {
+    this.synDue = false;
+    const s = this.seg;
+    const synAck = this.state === "SYN-RECEIVED";
+    const opts: TcpOptions = { mss: this.advMss };
+    // RFC 7323 1.3: a SYN-ACK carries window scale only if the SYN did.
+    if (!synAck || this.wscaleSeen) opts.wscale = this.rcvWscale;
+    s.srcPort = this.localPort;
+    s.dstPort = this.remotePort;
+    s.seq = this.iss;
+    s.ack = synAck ? this.rcvNxt : 0;
+    s.flags = synAck ? TCP_SYN | TCP_ACK : TCP_SYN;
+    const wnd = Math.min(this.freeWindow(), 0xffff);
+    s.window = wnd;
+    s.options = opts;
+    s.payload = EMPTY;
+    if (synAck) {
+      const edge = seqAdd(this.rcvNxt, wnd);
+      if (seqGt(edge, this.rcvAdvEdge)) this.rcvAdvEdge = edge;
+      this.lastAckSent = this.rcvNxt;
+    }
+    const end = seqAdd(this.iss, 1);
+    if (seqGt(end, this.sndMax)) {
+      this.sndMax = end;
+      this.rttTime = now;
+      this.rttSeq = end;
+    }
+    this.sndNxt = end;
+    if (this.rtxAt === Infinity) this.rtxAt = now + this.rto();
+    this.lastSendTime = now;
+    emit(s);
+  }
+
+  private emitRst(emit: SegmentSink, seq: number, ack: number, flags: number): void {
+    const s = this.seg;
+    s.srcPort = this.localPort;
+    s.dstPort = this.remotePort;
+    s.seq = seq;
+    s.ack = ack;
+    s.flags = flags;
+    s.window = 0;
+    s.options = NO_OPTIONS;
+    s.payload = EMPTY;
+    emit(s);
+  }
+
+  /** Clone with dropWhenAcked: after end(), vanish once all sent data is acknowledged. */
+  private checkCloneDone(): void {
+    if (this.finQueued && this.sndUna === this.sndMax && seqGe(this.sndUna, this.finSeq)) {
+      this.dropSilently();
+    }
+  }
+}
