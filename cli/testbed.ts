@@ -71,6 +71,10 @@ function percent(v: ParsedValues, name: string): number | undefined {
   return n;
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : word.endsWith("s") ? "es" : "s"}`;
+}
+
 async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(spec, argv);
   const [sub, ...extra] = positionals;
@@ -112,7 +116,7 @@ async function run(argv: string[]): Promise<number> {
       if (r.netns.length === 0 && !r.exposeLink) console.log(`no testbed '${prefix}' to remove`);
       else
         console.log(
-          `removed testbed '${prefix}': ${r.netns.length} namespaces, ${r.pids.length} processes` +
+          `removed testbed '${prefix}': ${plural(r.netns.length, "namespace")}, ${plural(r.pids.length, "process")}` +
             (r.exposeLink ? ", the expose link" : ""),
         );
       return 0;

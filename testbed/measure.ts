@@ -81,7 +81,7 @@ export function parsePingSummary(output: string): PingSummary | undefined {
 
 /**
  * Pings `target` (an address or a host name of the testbed) from host `from`: `count`
- * echoes `intervalS` apart, each waiting at most `waitS`; bounded by count and a deadline.
+ * echoes `intervalS` apart, each waiting at most `waitS`; bounded by count and a timeout.
  */
 export async function ping(
   tb: Testbed,
@@ -93,21 +93,11 @@ export async function ping(
   const interval = opts.intervalS ?? 0.2;
   const wait = opts.waitS ?? 1;
   const addr = /^\d+\.\d+\.\d+\.\d+$/.test(target) ? target : tb.host(target).ip;
-  const deadline = Math.ceil(count * interval + wait + 2);
-  const args = [
-    "-n",
-    "-q",
-    "-c",
-    String(count),
-    "-i",
-    String(interval),
-    "-W",
-    String(wait),
-    "-w",
-    String(deadline),
-    addr,
-  ];
-  const r = await tb.exec(from, "ping", args, { check: false, timeoutMs: (deadline + 5) * 1000 });
+  // No -w: with a deadline iputils keeps sending until `count` replies arrive. The
+  // process timeout bounds the run instead.
+  const args = ["-n", "-q", "-c", String(count), "-i", String(interval), "-W", String(wait), addr];
+  const timeoutMs = Math.ceil((count * interval + wait) * 1000) + 10_000;
+  const r = await tb.exec(from, "ping", args, { check: false, timeoutMs });
   const s = parsePingSummary(r.stdout);
   if (!s)
     throw new Error(`ping ${addr} from ${from} printed no summary (exit ${r.code}): ${r.stderr.trim()}`);

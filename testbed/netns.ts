@@ -52,7 +52,7 @@ export async function pidsInNetns(names: string[]): Promise<Map<string, number[]
 }
 
 /** True while the process exists and is not a zombie. */
-async function alive(pid: number): Promise<boolean> {
+export async function alive(pid: number): Promise<boolean> {
   try {
     const s = await readFile(`/proc/${pid}/stat`, "utf8");
     // The state letter follows the ")" that closes the command name.
