@@ -12,7 +12,7 @@ fi
 # Tests and benchmarks: real clients and peers (curl, nc, ab, wrk, nginx, haproxy),
 # reference packets (python3-scapy).
 packages=(
-  iproute2 nftables procps
+  iproute2 nftables procps iputils-ping
   g++ make python3
   curl netcat-openbsd apache2-utils wrk
   python3-scapy tcpdump
