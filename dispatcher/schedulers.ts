@@ -44,22 +44,22 @@ export class RoundRobin implements Scheduler {
   readonly name = "rr";
   readonly consistent = false;
   private nodes: readonly SchedNode[] = [];
-  private next = 0;
+  private lastSlot = -1;
 
   setNodes(nodes: readonly SchedNode[]): void {
-    // Keep the rotation where it was, so a rebuild does not restart it at the first node.
-    const lastSlot =
-      this.nodes.length > 0 ? this.nodes[(this.next + this.nodes.length - 1) % this.nodes.length]!.slot : -1;
-    this.nodes = [...nodes];
-    const at = this.nodes.findIndex((n) => n.slot === lastSlot);
-    this.next = at >= 0 ? at + 1 : 0;
+    // Sorted by slot, so the rotation continues after the last node picked even when that
+    // node has just left.
+    this.nodes = [...nodes].sort((a, b) => a.slot - b.slot);
   }
 
   pick(): number {
-    const n = this.nodes.length;
-    if (n === 0) return -1;
-    if (this.next >= n) this.next = 0;
-    return this.nodes[this.next++]!.slot;
+    const nodes = this.nodes;
+    if (nodes.length === 0) return -1;
+    let i = 0;
+    while (i < nodes.length && nodes[i]!.slot <= this.lastSlot) i++;
+    const slot = nodes[i < nodes.length ? i : 0]!.slot;
+    this.lastSlot = slot;
+    return slot;
   }
 }
 

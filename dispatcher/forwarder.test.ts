@@ -1,0 +1,364 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  GUE_PORT,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_RST,
+  TCP_SYN,
+  encodeIpv4Udp,
+  isWireError,
+} from "../sc/wire/index.js";
+import { Prng } from "../sc/wire/testing.js";
+import { ConnState } from "./conn-table.js";
+import { DROP_REASONS, Forwarder, type DropReason, type ForwarderOptions } from "./forwarder.js";
+import type { SchedulerName } from "./schedulers.js";
+import {
+  CLIENT,
+  DISPATCHER,
+  Recorder,
+  VIP,
+  clientPacket,
+  decapOuter,
+  nodeAddr,
+  parseRst,
+  type ClientPacket,
+} from "./testing.js";
+
+function setup(
+  scheduler: SchedulerName = "rr",
+  nodes = 3,
+  extra: Partial<ForwarderOptions> = {},
+): { f: Forwarder; out: Recorder; send: (p: ClientPacket, now?: number) => void } {
+  const out = new Recorder();
+  const f = new Forwarder(
+    { vip: VIP, port: 80, scheduler, encap: "ipv4", localAddr: DISPATCHER, maxConnections: 4096, ...extra },
+    out,
+  );
+  for (let k = 1; k <= nodes; k++)
+    f.upsertNode({ id: `node${k}`, addr: nodeAddr(k), port: GUE_PORT, weight: 1 });
+  const send = (p: ClientPacket, now = 0) => {
+    const pkt = clientPacket(p);
+    f.input(pkt, 0, pkt.length, now);
+  };
+  return { f, out, send };
+}
+
+function drops(f: Forwarder): Partial<Record<DropReason, number>> {
+  const d: Partial<Record<DropReason, number>> = {};
+  for (const r of DROP_REASONS) if (f.dropCount(r) > 0) d[r] = f.dropCount(r);
+  return d;
+}
+
+test("each new connection is scheduled; all its packets follow it, encapsulated in GUE", () => {
+  const { f, out, send } = setup("rr");
+  for (let port = 1000; port < 1006; port++) send({ sport: port, flags: TCP_SYN });
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node1", "node2", "node3", "node1", "node2", "node3"],
+  );
+  out.clear();
+  // Later packets of port 1004's connection go where its SYN went (node2).
+  send({ sport: 1004, flags: TCP_ACK, seq: 1001, ack: 1 });
+  const payload = new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n");
+  send({ sport: 1004, flags: TCP_ACK | TCP_PSH, seq: 1001, ack: 1, payload });
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node2", "node2"],
+  );
+  const o = decapOuter(out.toNodes[1]!.bytes);
+  assert.equal(o.src, DISPATCHER);
+  assert.equal(o.dst, nodeAddr(2));
+  assert.equal(o.dstPort, GUE_PORT);
+  assert.equal(o.variant, 0);
+  assert.equal(o.dontFrag, false);
+  assert.ok(o.srcPort >= 0xc000);
+  assert.deepEqual(
+    o.inner,
+    clientPacket({ sport: 1004, flags: TCP_ACK | TCP_PSH, seq: 1001, ack: 1, payload }),
+  );
+  // One connection: one source port (flow entropy is per connection).
+  assert.equal(decapOuter(out.toNodes[0]!.bytes).srcPort, o.srcPort);
+  assert.equal(f.table.state(f.table.lookup(CLIENT, 1004, VIP, 80)), ConnState.Established);
+  assert.equal(f.connectionsScheduled, 6);
+  assert.equal(f.packetsOut, 8);
+  assert.equal(f.nodes.get("node2")!.packets, 4);
+  assert.deepEqual(drops(f), {});
+});
+
+test("'gue' mode hands out the UDP payload only; variant 1 is the bare client packet", () => {
+  for (const variant of [0, 1] as const) {
+    const out = new Recorder();
+    const f = new Forwarder(
+      { vip: VIP, port: 80, scheduler: "rr", encap: "gue", variant, maxConnections: 16 },
+      out,
+    );
+    f.upsertNode({ id: "a", addr: nodeAddr(1), port: 7000, weight: 1 });
+    const pkt = clientPacket({ sport: 5, flags: TCP_SYN });
+    f.input(pkt, 0, pkt.length, 0);
+    const expected = variant === 0 ? Uint8Array.from([0, 4, 0, 0, ...pkt]) : pkt;
+    assert.deepEqual(out.toNodes[0]!.bytes, expected);
+  }
+  assert.throws(
+    () => new Forwarder({ vip: VIP, port: 80, scheduler: "rr", encap: "ipv4" }, new Recorder()),
+    RangeError,
+  );
+});
+
+test("a packet inside a larger buffer is read at its offset and only its total length is sent", () => {
+  const { out, f } = setup("rr", 1);
+  const pkt = clientPacket({ sport: 9, flags: TCP_SYN });
+  const buf = new Uint8Array(pkt.length + 100).fill(0xee);
+  buf.set(pkt, 37);
+  f.input(buf, 37, pkt.length + 20, 0); // 20 bytes of trailing junk, as some links pad
+  assert.deepEqual(decapOuter(out.toNodes[0]!.bytes).inner, pkt);
+});
+
+test("non-TCP, wrong destination or port, fragments, bad checksums and garbage are dropped and counted", () => {
+  const { f, out, send } = setup("rr");
+  send({ sport: 1, flags: TCP_SYN, dport: 443 });
+  send({ sport: 1, flags: TCP_SYN, dst: nodeAddr(1) });
+  const udp = encodeIpv4Udp(
+    { src: CLIENT, dst: VIP, ttl: 64, tos: 0, id: 1, dontFrag: false },
+    { srcPort: 1, dstPort: 80, payload: new Uint8Array(10) },
+  );
+  assert.ok(!isWireError(udp));
+  f.input(udp, 0, udp.length, 0);
+  const frag = clientPacket({ sport: 2, flags: TCP_SYN });
+  frag[6] |= 0x20; // MF
+  frag[10] = 0;
+  frag[11] = 0;
+  // Fix the header checksum so only the fragment rule applies.
+  let s = 0;
+  for (let i = 0; i < 20; i += 2) s += (frag[i]! << 8) | frag[i + 1]!;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  frag[10] = (~s >>> 8) & 0xff;
+  frag[11] = ~s & 0xff;
+  f.input(frag, 0, frag.length, 0);
+  const badIp = clientPacket({ sport: 3, flags: TCP_SYN });
+  badIp[8] ^= 1; // TTL changed, header checksum not updated
+  f.input(badIp, 0, badIp.length, 0);
+  const badTcp = clientPacket({ sport: 4, flags: TCP_SYN });
+  badTcp[badTcp.length - 1] ^= 0x40; // urgent pointer byte; TCP checksum now wrong
+  f.input(badTcp, 0, badTcp.length, 0);
+  const v6 = new Uint8Array(40);
+  v6[0] = 0x60;
+  f.input(v6, 0, v6.length, 0);
+  const short = clientPacket({ sport: 5, flags: TCP_SYN });
+  f.input(short, 0, 30, 0);
+  assert.deepEqual(drops(f), {
+    wrong_port: 1,
+    wrong_dst: 1,
+    not_tcp: 1,
+    fragment: 1,
+    bad_checksum: 2,
+    not_ipv4: 1,
+    malformed: 1,
+  });
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(out.toClients.length, 0);
+  assert.equal(f.table.size, 0);
+  assert.equal(f.packetsIn, 8);
+});
+
+test("random and mutated input never throws and is never forwarded unless valid", () => {
+  const { f, out } = setup("mh");
+  const r = new Prng(7);
+  const base = clientPacket({ sport: 77, flags: TCP_ACK, payload: new Uint8Array(40) });
+  for (let i = 0; i < 20_000; i++) {
+    let pkt: Uint8Array;
+    if (i % 2 === 0) {
+      pkt = new Uint8Array(r.below(120));
+      for (let j = 0; j < pkt.length; j++) pkt[j] = r.below(256);
+      if (pkt.length > 0 && r.bool()) pkt[0] = 0x45;
+    } else {
+      pkt = base.slice(0, r.below(base.length + 1));
+      for (let k = r.below(4); k >= 0; k--) if (pkt.length > 0) pkt[r.below(pkt.length)] = r.below(256);
+    }
+    f.input(pkt, 0, pkt.length, i);
+  }
+  // Whatever got through must be a valid packet to the VIP's port: re-check each.
+  for (const s of out.toNodes) {
+    const o = decapOuter(s.bytes);
+    const fwd = new Forwarder(
+      { vip: VIP, port: 80, scheduler: "rr", encap: "gue", variant: 1, maxConnections: 4 },
+      new Recorder(),
+    );
+    fwd.upsertNode({ id: "x", addr: 1, port: 1, weight: 1 });
+    fwd.input(o.inner, 0, o.inner.length, 0);
+    assert.equal(fwd.packetsOut + fwd.dropCount("no_conn"), 1);
+  }
+  assert.equal(f.packetsIn, 20_000);
+});
+
+test("a dead node's connections get a RST and lose their entry; new ones avoid it", () => {
+  const { f, out, send } = setup("rr", 2);
+  send({ sport: 100, flags: TCP_SYN, seq: 5000 }); // node1
+  send({ sport: 101, flags: TCP_SYN, seq: 6000 }); // node2
+  send({ sport: 100, flags: TCP_ACK, seq: 5001, ack: 777 });
+  out.clear();
+  f.setHealthy("node1", false);
+  // Mid-connection packet (has ACK): RST with seq = its ack, no ACK flag.
+  send({ sport: 100, flags: TCP_ACK | TCP_PSH, seq: 5001, ack: 777, payload: new Uint8Array(10) });
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(out.toClients.length, 1);
+  const rst = parseRst(out.toClients[0]!);
+  assert.equal(rst.src, VIP);
+  assert.equal(rst.dst, CLIENT);
+  assert.equal(rst.tcp.srcPort, 80);
+  assert.equal(rst.tcp.dstPort, 100);
+  assert.equal(rst.tcp.flags, TCP_RST);
+  assert.equal(rst.tcp.seq, 777);
+  assert.equal(f.table.lookup(CLIENT, 100, VIP, 80), -1);
+  assert.equal(f.dropCount("node_dead"), 1);
+  assert.equal(f.nodes.get("node1")!.rsts, 1);
+  // The client's retry goes to node2 at once.
+  out.clear();
+  send({ sport: 102, flags: TCP_SYN });
+  send({ sport: 103, flags: TCP_SYN });
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node2", "node2"],
+  );
+  // A SYN still in handshake on a node that dies: RST|ACK acknowledging the SYN.
+  f.setHealthy("node1", true);
+  out.clear();
+  send({ sport: 104, flags: TCP_SYN, seq: 9000 });
+  send({ sport: 105, flags: TCP_SYN, seq: 9100 });
+  const onNode1 = out.toNodes[0]!.node === "node1" ? 104 : 105;
+  f.setHealthy("node1", false);
+  out.clear();
+  send({ sport: onNode1, flags: TCP_SYN, seq: onNode1 === 104 ? 9000 : 9100 }); // retransmitted SYN
+  const r2 = parseRst(out.toClients[0]!);
+  assert.equal(r2.tcp.flags, TCP_RST | TCP_ACK);
+  assert.equal(r2.tcp.seq, 0);
+  assert.equal(r2.tcp.ack, (onNode1 === 104 ? 9000 : 9100) + 1);
+  // Never a RST in answer to a RST.
+  send({ sport: 101, flags: TCP_ACK, seq: 6001 });
+  f.setHealthy("node2", false);
+  out.clear();
+  send({ sport: 101, flags: TCP_RST, seq: 6001 });
+  assert.equal(out.toClients.length, 0);
+  assert.equal(f.dropCount("node_dead"), 3);
+});
+
+test("with no eligible node a SYN is refused with RST|ACK", () => {
+  const { f, out, send } = setup("wlc", 1);
+  f.upsertNode({ id: "node1", addr: nodeAddr(1), port: GUE_PORT, weight: 0 });
+  send({ sport: 7, flags: TCP_SYN, seq: 41 });
+  assert.equal(f.dropCount("no_node"), 1);
+  const rst = parseRst(out.toClients[0]!);
+  assert.equal(rst.tcp.flags, TCP_RST | TCP_ACK);
+  assert.equal(rst.tcp.ack, 42);
+});
+
+test("no entry: rr refuses a mid-connection packet with RST; mh picks the connection up where it hashes", () => {
+  const rr = setup("rr");
+  rr.send({ sport: 50, flags: TCP_ACK, seq: 10, ack: 99 });
+  assert.equal(rr.f.dropCount("no_conn"), 1);
+  assert.equal(parseRst(rr.out.toClients[0]!).tcp.seq, 99);
+
+  const mh = setup("mh");
+  mh.send({ sport: 50, flags: TCP_SYN });
+  const first = mh.out.toNodes[0]!.node;
+  // The dispatcher restarts: a new forwarder, same nodes, no table.
+  const again = setup("mh");
+  again.send({ sport: 50, flags: TCP_ACK, seq: 1001, ack: 5 });
+  assert.equal(again.out.toNodes[0]!.node, first);
+  assert.equal(again.f.connectionsRecovered, 1);
+  assert.equal(again.f.table.state(again.f.table.lookup(CLIENT, 50, VIP, 80)), ConnState.Established);
+  assert.equal(again.out.toClients.length, 0);
+  // A stray RST is passed on but creates no entry.
+  again.send({ sport: 51, flags: TCP_RST });
+  assert.equal(again.out.toNodes.length, 2);
+  assert.equal(again.f.table.lookup(CLIENT, 51, VIP, 80), -1);
+});
+
+test("membership and weight changes never move established connections; removed nodes drain", () => {
+  const { f, out, send } = setup("wrr", 3);
+  for (let p = 0; p < 30; p++) {
+    send({ sport: 2000 + p, flags: TCP_SYN });
+    send({ sport: 2000 + p, flags: TCP_ACK });
+  }
+  const home = new Map<number, string>();
+  for (let p = 0; p < 30; p++) home.set(2000 + p, out.toNodes[2 * p]!.node);
+  assert.equal([...home.values()].filter((n) => n === "node2").length, 10);
+
+  f.removeNode("node2");
+  f.upsertNode({ id: "node1", addr: nodeAddr(1), port: GUE_PORT, weight: 5 });
+  f.upsertNode({ id: "node4", addr: nodeAddr(4), port: GUE_PORT, weight: 1 });
+  out.clear();
+  for (let p = 0; p < 30; p++)
+    send({ sport: 2000 + p, flags: TCP_ACK | TCP_PSH, payload: new Uint8Array(3) }, 1);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    [...home.values()],
+  );
+  // New connections: weights 5 (node1), 1 (node3), 1 (node4); never node2.
+  out.clear();
+  for (let p = 0; p < 70; p++) send({ sport: 3000 + p, flags: TCP_SYN }, 1);
+  const c: Record<string, number> = {};
+  for (const s of out.toNodes) c[s.node] = (c[s.node] ?? 0) + 1;
+  assert.deepEqual(c, { node1: 50, node3: 10, node4: 10 });
+  // node2 stays listed (draining) until its connections are gone.
+  assert.ok(f.nodes.get("node2")?.removed);
+  for (let p = 0; p < 30; p++) {
+    if (home.get(2000 + p) === "node2") send({ sport: 2000 + p, flags: TCP_ACK | TCP_FIN }, 2);
+  }
+  f.tick(2 + 119_999);
+  assert.ok(f.nodes.get("node2"));
+  f.tick(2 + 120_000);
+  assert.equal(f.nodes.get("node2"), undefined);
+});
+
+test("a SYN on a closed connection's port is a new connection, scheduled afresh", () => {
+  const { f, out, send } = setup("rr", 2);
+  send({ sport: 9, flags: TCP_SYN });
+  send({ sport: 9, flags: TCP_ACK });
+  send({ sport: 9, flags: TCP_ACK | TCP_FIN });
+  send({ sport: 9, flags: TCP_SYN }, 10);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node1", "node1", "node1", "node2"],
+  );
+  assert.equal(f.table.state(f.table.lookup(CLIENT, 9, VIP, 80)), ConnState.SynRecv);
+  // A SYN on an established entry is a stray and stays put.
+  send({ sport: 9, flags: TCP_ACK }, 11);
+  send({ sport: 9, flags: TCP_SYN }, 12);
+  assert.equal(out.toNodes.at(-1)!.node, "node2");
+  assert.equal(f.connectionsScheduled, 2);
+});
+
+test("a SYN flood through the forwarder stays within the half-open budget", () => {
+  const { f, send } = setup("mh", 3, { maxConnections: 1000, maxHalfOpen: 64 });
+  for (let p = 0; p < 10; p++) {
+    send({ sport: p, flags: TCP_SYN });
+    send({ sport: p, flags: TCP_ACK });
+  }
+  for (let i = 0; i < 50_000; i++) send({ src: 0x0a000000 + i, sport: i & 0xffff, flags: TCP_SYN }, i);
+  assert.equal(f.table.halfOpen, 64);
+  assert.equal(f.table.size, 74);
+  assert.equal(f.table.evictedHalfOpen, 50_000 - 64);
+  assert.equal(f.table.countInState(ConnState.Established), 10);
+});
+
+test("lc balances open connections, and the table's counts drive it", () => {
+  const { f, out, send } = setup("lc", 3);
+  // node1 gets long connections first.
+  for (let p = 0; p < 3; p++) {
+    send({ sport: p, flags: TCP_SYN });
+    send({ sport: p, flags: TCP_ACK });
+  }
+  assert.deepEqual(
+    [1, 2, 3].map((k) => f.table.active(f.nodes.get(`node${k}`)!.slot)),
+    [1, 1, 1],
+  );
+  // node1 and node2 connections close (RST: close state counts as inactive only).
+  send({ sport: 0, flags: TCP_RST });
+  send({ sport: 1, flags: TCP_RST });
+  out.clear();
+  send({ sport: 10, flags: TCP_SYN });
+  send({ sport: 11, flags: TCP_SYN });
+  assert.deepEqual(out.toNodes.map((s) => s.node).sort(), ["node1", "node2"]);
+});

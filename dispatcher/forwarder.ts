@@ -1,0 +1,397 @@
+// The dispatcher's data path, as pure logic: one client packet in, at most one packet out
+// (the encapsulated packet for its node, or a RST for the client). No I/O: packets come
+// from and go to the caller (dispatcher.ts wires it to a TUN device and a UDP socket),
+// time is a parameter.
+//
+// Per packet: validate IPv4 (no fragments, header checksum), destination VIP, TCP, port,
+// TCP checksum; find the connection or schedule a new one; update the connection's state
+// from the client's flags; encapsulate in GUE for the node. Nothing is sent back to the
+// client, except a RST when its connection cannot continue (node dead, no node at all, or
+// no entry and a scheduler that cannot recover it) so that it retries at once instead of
+// retransmitting into a void (IPVS's expire_nodest_conn).
+import {
+  Ipv4Packet,
+  TcpPacket,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  checksumAdd,
+  emitIpv4Tcp,
+  pseudoHeaderSum,
+  IP_PROTO_TCP,
+  emitGueEncap,
+  gueHeaderLength,
+  type GueEncapParams,
+  type GueVariant,
+  type WireError,
+  type TcpRepr,
+} from "../sc/wire/index.js";
+import { ConnState, ConnTable, isReusable, nextState, type ConnTimeouts } from "./conn-table.js";
+import { hashEndpoint } from "./hash.js";
+import { NodePool, type Node, type NodeSpec } from "./nodes.js";
+import { createScheduler, type Scheduler, type SchedulerName, type SchedulerOptions } from "./schedulers.js";
+
+/** Why a client packet was not forwarded. */
+export const DROP_REASONS = [
+  /** Not IPv4 (e.g. IPv6 neighbour discovery on the TUN device). */
+  "not_ipv4",
+  /** Truncated or inconsistent IPv4/TCP headers. */
+  "malformed",
+  /** IPv4 header or TCP checksum wrong. */
+  "bad_checksum",
+  /** An IPv4 fragment: the dispatcher does not reassemble. */
+  "fragment",
+  /** Destination is not the VIP. */
+  "wrong_dst",
+  /** Not TCP. */
+  "not_tcp",
+  /** TCP to a port other than the service port. */
+  "wrong_port",
+  /** Not a SYN and no connection entry (the scheduler cannot recover it): answered with RST. */
+  "no_conn",
+  /** A new connection but no node can take it: answered with RST. */
+  "no_node",
+  /** The connection's node failed its health checks: answered with RST, entry removed. */
+  "node_dead",
+  /** The encapsulated packet would exceed 65535 bytes. */
+  "too_big",
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+const DROP = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as Record<DropReason, number>;
+
+/**
+ * How packets for nodes are handed out:
+ * - "ipv4": whole outer IPv4 + UDP + GUE packets, to write into the TUN device for the
+ *   kernel to route (batched writes, no socket call per packet);
+ * - "gue": the UDP payload only (GUE header + client packet), for a UDP socket.
+ */
+export type EncapMode = "ipv4" | "gue";
+
+export interface ForwarderOptions {
+  vip: number;
+  /** Service port (80). */
+  port: number;
+  scheduler: SchedulerName;
+  schedulerOptions?: SchedulerOptions;
+  encap: EncapMode;
+  /** Outer source address ("ipv4" mode): the dispatcher's own LAN address. */
+  localAddr?: number;
+  /** GUE variant to emit (default 0: 4-byte header, what IPVS and Katran send). */
+  variant?: GueVariant;
+  /** Compute outer UDP checksums (default false, IPVS's default). */
+  udpChecksum?: boolean;
+  /** Outer TTL (default 64). */
+  ttl?: number;
+  /** Connection table size (default 1M). */
+  maxConnections?: number;
+  /** Half-open entries allowed (default maxConnections / 8). */
+  maxHalfOpen?: number;
+  timeouts?: Partial<ConnTimeouts>;
+  maxNodes?: number;
+  /** Most entries one tick() expires (bounds the pause a mass expiry can cause). */
+  expireBatch?: number;
+}
+
+export interface ForwarderOutput {
+  /** A packet for `node` (format per EncapMode). The view is valid only during the call. */
+  toNode(node: Node, packet: Uint8Array): void;
+  /** An IPv4 packet for a client (a RST), to be written to the TUN device. Valid during the call. */
+  toClient(packet: Uint8Array): void;
+}
+
+/** Largest client packet we accept: leaves room for the outer headers within 65535. */
+const ARENA_BYTES = 65535;
+
+export class Forwarder {
+  readonly table: ConnTable;
+  readonly nodes: NodePool;
+  readonly vip: number;
+  readonly port: number;
+  readonly encap: EncapMode;
+
+  /** Client packets read and their bytes. */
+  packetsIn = 0;
+  bytesIn = 0;
+  /** Packets and bytes forwarded to nodes (inner packet sizes). */
+  packetsOut = 0;
+  bytesOut = 0;
+  /** New connections scheduled (SYN), and connections picked up mid-stream (no entry, consistent scheduler). */
+  connectionsScheduled = 0;
+  connectionsRecovered = 0;
+  /** Drops by reason, indexed like DROP_REASONS. */
+  readonly drops = new Float64Array(DROP_REASONS.length);
+  /** RSTs sent to clients. */
+  rstsSent = 0;
+
+  private scheduler: Scheduler;
+  private readonly schedulerOptions: SchedulerOptions;
+  private schedulerVersion = -1;
+  private readonly ip = new Ipv4Packet();
+  private readonly tcp = new TcpPacket();
+  private readonly arena = new Uint8Array(ARENA_BYTES);
+  private readonly outer: GueEncapParams;
+  private readonly variant: GueVariant;
+  private readonly expireBatch: number;
+  private ipId = 0;
+  private readonly rst: TcpRepr = {
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: TCP_RST,
+    window: 0,
+    urgent: 0,
+    options: {},
+    payload: new Uint8Array(0),
+  };
+
+  constructor(
+    opts: ForwarderOptions,
+    private readonly out: ForwarderOutput,
+  ) {
+    this.vip = opts.vip >>> 0;
+    this.port = opts.port;
+    this.encap = opts.encap;
+    this.variant = opts.variant ?? 0;
+    this.expireBatch = opts.expireBatch ?? 100_000;
+    if (opts.encap === "ipv4" && opts.localAddr === undefined) {
+      throw new RangeError("encap 'ipv4' needs localAddr (the outer source address)");
+    }
+    this.nodes = new NodePool(opts.maxNodes ?? 256);
+    const capacity = opts.maxConnections ?? 1 << 20;
+    this.table = new ConnTable({
+      capacity,
+      maxHalfOpen: opts.maxHalfOpen,
+      timeouts: opts.timeouts,
+      nodeSlots: this.nodes.maxNodes,
+    });
+    this.schedulerOptions = opts.schedulerOptions ?? {};
+    this.scheduler = createScheduler(opts.scheduler, this.table, this.schedulerOptions);
+    this.outer = {
+      src: (opts.localAddr ?? 0) >>> 0,
+      dst: 0,
+      ttl: opts.ttl ?? 64,
+      tos: 0,
+      id: 0,
+      // Outer DF clear: a client packet near the MTU still gets through (fragmented by the
+      // kernel, reassembled by the node's), instead of an ICMP error only we would see.
+      dontFrag: false,
+      srcPort: 0,
+      dstPort: 0,
+      variant: this.variant,
+      udpChecksum: opts.udpChecksum === true,
+    };
+    this.syncScheduler();
+  }
+
+  get schedulerName(): SchedulerName {
+    return this.scheduler.name;
+  }
+
+  /** Switches the scheduler; existing connections stay where they are. */
+  setScheduler(name: SchedulerName): void {
+    this.scheduler = createScheduler(name, this.table, this.schedulerOptions);
+    this.schedulerVersion = -1;
+    this.syncScheduler();
+  }
+
+  dropCount(reason: DropReason): number {
+    return this.drops[DROP[reason]]!;
+  }
+
+  // Membership: every change rebuilds the scheduler; the table is never touched.
+  upsertNode(spec: NodeSpec): { node: Node; created: boolean } {
+    const r = this.nodes.upsert(spec);
+    this.syncScheduler();
+    return r;
+  }
+
+  removeNode(id: string): boolean {
+    const r = this.nodes.remove(id);
+    this.reap();
+    this.syncScheduler();
+    return r;
+  }
+
+  setHealthy(id: string, healthy: boolean): boolean {
+    const r = this.nodes.setHealthy(id, healthy);
+    this.syncScheduler();
+    return r;
+  }
+
+  /** Periodic housekeeping: expire idle connections, forget drained nodes. */
+  tick(now: number): void {
+    this.table.expire(now, this.expireBatch);
+    this.reap();
+  }
+
+  /**
+   * Handles one packet read from the TUN device: buf[off, off+len) is an IPv4 packet.
+   * `now` is in ms.
+   */
+  input(buf: Uint8Array, off: number, len: number, now: number): void {
+    this.packetsIn++;
+    this.bytesIn += len;
+    const ip = this.ip;
+    const err = ip.wrap(buf, off, len);
+    if (err !== null) return this.drop(ipDropReason(err));
+    if (ip.dst !== this.vip) return this.drop("wrong_dst");
+    if (ip.protocol !== IP_PROTO_TCP) return this.drop("not_tcp");
+    const src = ip.src;
+    const tcp = this.tcp;
+    const segOff = ip.payloadOffset;
+    const segLen = ip.payloadLength;
+    // Port first, checksum after: traffic for other ports is dropped without summing it.
+    const terr = tcp.wrap(buf, segOff, segLen, src, this.vip, { verifyChecksum: false });
+    if (terr !== null) return this.drop("malformed");
+    if (tcp.dstPort !== this.port) return this.drop("wrong_port");
+    if (checksumAdd(buf, segOff, segLen, pseudoHeaderSum(src, this.vip, IP_PROTO_TCP, segLen)) !== 0xffff) {
+      return this.drop("bad_checksum");
+    }
+    const sport = tcp.srcPort;
+    const flags = tcp.flags;
+    const table = this.table;
+
+    let e = table.lookup(src, sport, this.vip, this.port);
+    let node: Node | undefined;
+    const isSyn = (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
+    if (e >= 0 && isSyn && isReusable(table.state(e))) {
+      // The client reuses the port of a finished connection: a new connection, scheduled afresh.
+      table.remove(e);
+      e = -1;
+    }
+    if (e >= 0) {
+      node = this.nodes.bySlot(table.node(e));
+      if (node === undefined || !node.healthy) {
+        table.remove(e);
+        if (node) node.rsts++;
+        this.refuse(flags);
+        return this.drop("node_dead");
+      }
+      table.update(e, flags, now);
+    } else {
+      if (!isSyn && !this.scheduler.consistent) {
+        this.refuse(flags);
+        return this.drop("no_conn");
+      }
+      const slot = this.scheduler.pick(src, sport);
+      node = slot >= 0 ? this.nodes.bySlot(slot) : undefined;
+      if (node === undefined) {
+        this.refuse(flags);
+        return this.drop("no_node");
+      }
+      if (isSyn) {
+        table.insert(src, sport, this.vip, this.port, slot, ConnState.SynRecv, now);
+        this.connectionsScheduled++;
+        node.scheduled++;
+      } else if ((flags & TCP_RST) === 0) {
+        // Sloppy pick-up: sh/mh send the packet where the connection most likely lives.
+        table.insert(src, sport, this.vip, this.port, slot, nextState(-1, flags), now);
+        this.connectionsRecovered++;
+      }
+    }
+    this.forward(node, buf, off, ip.totalLength, ip.tos, src, sport);
+  }
+
+  private forward(
+    node: Node,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    tos: number,
+    src: number,
+    sport: number,
+  ): void {
+    const inner = buf.subarray(off, off + len);
+    let n: number | WireError;
+    if (this.encap === "ipv4") {
+      const o = this.outer;
+      o.dst = node.addr;
+      o.dstPort = node.port;
+      o.tos = tos;
+      o.id = this.ipId = (this.ipId + 1) & 0xffff;
+      // Flow entropy in the source port, as Linux FOU/IPVS do, so a node can spread
+      // receive work over queues or SO_REUSEPORT sockets.
+      o.srcPort = 0xc000 | (hashEndpoint(src, sport) & 0x3fff);
+      n = emitGueEncap(o, inner, this.arena, 0);
+    } else {
+      const h = gueHeaderLength(this.variant);
+      if (h + len > this.arena.length) return this.drop("too_big");
+      if (h > 0) {
+        const a = this.arena;
+        a[0] = 0;
+        a[1] = 4; // proto: IPv4
+        a[2] = 0;
+        a[3] = 0;
+      }
+      this.arena.set(inner, h);
+      n = h + len;
+    }
+    if (typeof n !== "number") return this.drop("too_big");
+    node.packets++;
+    node.bytes += len;
+    this.packetsOut++;
+    this.bytesOut += len;
+    this.out.toNode(node, this.arena.subarray(0, n));
+  }
+
+  /**
+   * Answers the client's packet with a RST (RFC 9293 3.10.7.1): never to a RST; with
+   * seq = its ACK if it has one, else seq 0 and an ACK of everything it sent.
+   */
+  private refuse(flags: number): void {
+    if (flags & TCP_RST) return;
+    const ip = this.ip;
+    const tcp = this.tcp;
+    const r = this.rst;
+    r.srcPort = tcp.dstPort;
+    r.dstPort = tcp.srcPort;
+    if (flags & TCP_ACK) {
+      r.seq = tcp.ack;
+      r.ack = 0;
+      r.flags = TCP_RST;
+    } else {
+      const segLen = tcp.payloadLength + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0);
+      r.seq = 0;
+      r.ack = (tcp.seq + segLen) >>> 0;
+      r.flags = TCP_RST | TCP_ACK;
+    }
+    const n = emitIpv4Tcp(
+      { src: this.vip, dst: ip.src, ttl: 64, tos: 0, id: 0, dontFrag: true },
+      r,
+      this.arena,
+      0,
+    );
+    if (typeof n !== "number") return;
+    this.rstsSent++;
+    this.out.toClient(this.arena.subarray(0, n));
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops[DROP[reason]]!++;
+  }
+
+  private reap(): void {
+    if (this.nodes.reap((slot) => this.table.connections(slot)).length > 0) this.syncScheduler();
+  }
+
+  private syncScheduler(): void {
+    if (this.schedulerVersion === this.nodes.version) return;
+    this.scheduler.setNodes(this.nodes.eligible());
+    this.schedulerVersion = this.nodes.version;
+  }
+}
+
+function ipDropReason(err: WireError): DropReason {
+  switch (err.kind) {
+    case "bad-version":
+      return "not_ipv4";
+    case "bad-checksum":
+      return "bad_checksum";
+    case "fragment":
+      return "fragment";
+    default:
+      return "malformed";
+  }
+}
