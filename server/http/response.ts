@@ -1,0 +1,130 @@
+// Response heads and the choice of status for a document request. Pure: the Date line is
+// passed in (DateCache), bytes are assembled into Buffers, nothing is written here.
+import type { HttpRequest } from "./parser.js";
+import type { Doc } from "../cache/doc.js";
+import { SERVER_LINE } from "../cache/doc.js";
+import { evaluatePreconditions, ifRangeHolds } from "./conditional.js";
+import { parseRange } from "./range.js";
+import { reason } from "./status.js";
+
+const KEEP_ALIVE = Buffer.from("Connection: keep-alive\r\n\r\n", "latin1");
+const CLOSE = Buffer.from("Connection: close\r\n\r\n", "latin1");
+
+/** A response ready to write: exact bytes of the head, and the body as bytes or a range to read. */
+export interface PreparedResponse {
+  status: number;
+  head: Buffer;
+  /** In-memory body (already sliced to the range), or null. */
+  body: Buffer | null;
+  /** For a document not in memory: the inclusive byte range to stream from `doc.read`. */
+  stream: { doc: Doc; start: number; end: number } | null;
+  /** Bytes this response puts on the wire: head plus body. */
+  length: number;
+  /** The connection closes after this response. */
+  close: boolean;
+}
+
+function concatHead(parts: (Buffer | string)[]): Buffer {
+  return Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "latin1") : p)));
+}
+
+/** A response for a document: 200, 206, 304, 412 or 416, per the request's conditions and range. */
+export function docResponse(
+  req: HttpRequest,
+  doc: Doc,
+  keepAlive: boolean,
+  dateLine: Buffer,
+): PreparedResponse {
+  const conn = keepAlive ? KEEP_ALIVE : CLOSE;
+  const isHead = req.method === "HEAD";
+  const pre = evaluatePreconditions(req, doc.etag, doc.mtimeMs);
+  if (pre === "not-modified") {
+    // RFC 9110 15.4.5: the validator fields, no Content-Length and no body.
+    const head = concatHead([
+      `HTTP/1.1 304 Not Modified\r\n${SERVER_LINE}ETag: ${doc.etag}\r\n`,
+      doc.fieldLines.slice(doc.fieldLines.indexOf("Last-Modified:")),
+      dateLine,
+      conn,
+    ]);
+    return { status: 304, head, body: null, stream: null, length: head.length, close: !keepAlive };
+  }
+  if (pre === "failed") return errorResponse(412, keepAlive, dateLine);
+
+  if (!isHead && req.range !== undefined && ifRangeHolds(req.ifRange, doc.etag, doc.mtimeMs)) {
+    const r = parseRange(req.range, doc.size);
+    if (r.kind === "unsatisfiable") {
+      return errorResponse(416, keepAlive, dateLine, `Content-Range: bytes */${doc.size}\r\n`);
+    }
+    if (r.kind === "range") {
+      const n = r.end - r.start + 1;
+      const head = concatHead([
+        `HTTP/1.1 206 Partial Content\r\n${SERVER_LINE}${doc.fieldLines}`,
+        `Content-Range: bytes ${r.start}-${r.end}/${doc.size}\r\nContent-Length: ${n}\r\n`,
+        dateLine,
+        conn,
+      ]);
+      return bodyResponse(206, head, doc, r.start, r.end, keepAlive);
+    }
+  }
+  const head = Buffer.allocUnsafe(doc.head200.length + dateLine.length + conn.length);
+  doc.head200.copy(head, 0);
+  dateLine.copy(head, doc.head200.length);
+  conn.copy(head, doc.head200.length + dateLine.length);
+  if (isHead || doc.size === 0) {
+    return { status: 200, head, body: null, stream: null, length: head.length, close: !keepAlive };
+  }
+  return bodyResponse(200, head, doc, 0, doc.size - 1, keepAlive);
+}
+
+function bodyResponse(
+  status: number,
+  head: Buffer,
+  doc: Doc,
+  start: number,
+  end: number,
+  keepAlive: boolean,
+): PreparedResponse {
+  const n = end - start + 1;
+  if (doc.body !== null) {
+    const body = start === 0 && n === doc.body.length ? doc.body : doc.body.subarray(start, end + 1);
+    return { status, head, body, stream: null, length: head.length + n, close: !keepAlive };
+  }
+  return {
+    status,
+    head,
+    body: null,
+    stream: { doc, start, end },
+    length: head.length + n,
+    close: !keepAlive,
+  };
+}
+
+/** A short text/plain error (or other bodiless-by-nature status) with optional extra field lines. */
+export function errorResponse(
+  status: number,
+  keepAlive: boolean,
+  dateLine: Buffer,
+  extraLines = "",
+  isHead = false,
+): PreparedResponse {
+  const text = `${status} ${reason(status)}\n`;
+  const head = concatHead([
+    `HTTP/1.1 ${status} ${reason(status)}\r\n${SERVER_LINE}${extraLines}`,
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${text.length}\r\n`,
+    dateLine,
+    keepAlive ? KEEP_ALIVE : CLOSE,
+  ]);
+  const body = isHead ? null : Buffer.from(text, "latin1");
+  return { status, head, body, stream: null, length: head.length + (body?.length ?? 0), close: !keepAlive };
+}
+
+/** 301 (or 308) to `location`, which must already be a valid URI reference. */
+export function redirectResponse(
+  status: 301 | 308,
+  location: string,
+  keepAlive: boolean,
+  dateLine: Buffer,
+  isHead = false,
+): PreparedResponse {
+  return errorResponse(status, keepAlive, dateLine, `Location: ${location}\r\n`, isHead);
+}
