@@ -1,0 +1,163 @@
+// The node's end of the GUE tunnel (DESIGN.md sections 3-4): a UDP socket on port 6080 that
+// takes the client packets the dispatcher (or Linux IPVS, or Katran) encapsulated, checks
+// them, and hands each inner IPv4 packet to the node's TCP stack. Replies do not come back
+// this way: the stack writes them to its own TUN device with the VIP as source (direct
+// return).
+//
+// It lives in sc/ because it is the node stack's packet input; the dispatcher only sends.
+// decapsulate() is the pure part; GueReceiver adds the socket.
+import { createSocket, type Socket } from "node:dgram";
+import { GUE_PORT, checkIpv4, gueInnerOffset, ipv4FromString, isWireError } from "../wire/index.js";
+
+/** Why a datagram was not passed on. */
+export const GUE_DROP_REASONS = [
+  /** Shorter than its GUE header, or than the inner packet's length field says. */
+  "truncated",
+  /** GUE version 2 or 3, or a variant-1 payload that is not IP. */
+  "bad_version",
+  /** A GUE control message (C bit): nothing here uses them. */
+  "control",
+  /** Inner protocol is not IPv4 (e.g. IPv6). */
+  "unsupported",
+  /** The inner IPv4 header is invalid (lengths, version, checksum). */
+  "bad_inner",
+  /** The inner packet is an IP fragment: the stack does not reassemble. */
+  "fragment",
+  /** From an address not in allowFrom. */
+  "not_allowed",
+] as const;
+export type GueDropReason = (typeof GUE_DROP_REASONS)[number];
+
+export interface Decapsulated {
+  /** Offset and length of the inner IPv4 packet in the datagram (trimmed to its total length). */
+  offset: number;
+  length: number;
+  /** 0: 4-byte GUE header (plus extensions) before it; 1: bare IPv4. */
+  variant: 0 | 1;
+}
+
+/** Checks a GUE UDP payload and finds the inner IPv4 packet in it. Pure, never throws. */
+export function decapsulate(datagram: Uint8Array): Decapsulated | GueDropReason {
+  const at = gueInnerOffset(datagram, 0, datagram.length);
+  if (isWireError(at)) {
+    switch (at.kind) {
+      case "bad-version":
+        return "bad_version";
+      case "gue-control":
+        return "control";
+      case "unsupported":
+        return "unsupported";
+      default:
+        return "truncated";
+    }
+  }
+  const err = checkIpv4(datagram, at, datagram.length - at, true, false);
+  if (err !== null) {
+    if (err.kind === "truncated") return "truncated";
+    if (err.kind === "fragment") return "fragment";
+    return "bad_inner";
+  }
+  const length = (datagram[at + 2]! << 8) | datagram[at + 3]!;
+  return { offset: at, length, variant: at === 0 ? 1 : 0 };
+}
+
+export interface GueReceiverOptions {
+  /** UDP port (default 6080). */
+  port?: number;
+  /** Local address to bind (default all: 0.0.0.0). */
+  address?: string;
+  /** Called with each valid inner IPv4 packet: a view into its own datagram buffer. */
+  onPacket: (packet: Uint8Array, from: string) => void;
+  /**
+   * Accept only datagrams from these IPv4 addresses (the dispatcher, peer nodes). GUE has no
+   * authentication: anyone who can reach the port can inject packets with any client source.
+   */
+  allowFrom?: readonly string[];
+  /** SO_RCVBUF in bytes (default 4 MiB), so bursts queue in the kernel instead of dropping. */
+  receiveBufferSize?: number;
+}
+
+export interface GueReceiverStats {
+  datagrams: number;
+  packets: number;
+  bytes: number;
+  drops: Record<GueDropReason, number>;
+}
+
+export class GueReceiver {
+  datagrams = 0;
+  packets = 0;
+  bytes = 0;
+  readonly drops: Record<GueDropReason, number> = Object.fromEntries(
+    GUE_DROP_REASONS.map((r) => [r, 0]),
+  ) as Record<GueDropReason, number>;
+
+  private readonly allow: Set<string> | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly onPacket: (packet: Uint8Array, from: string) => void,
+    allowFrom: readonly string[] | undefined,
+  ) {
+    this.allow = allowFrom ? new Set(allowFrom) : undefined;
+    socket.on("message", (msg, rinfo) => this.receive(msg, rinfo.address));
+  }
+
+  /** Binds the socket; rejects with the socket error (e.g. EADDRINUSE) if it cannot. */
+  static async open(opts: GueReceiverOptions): Promise<GueReceiver> {
+    for (const a of opts.allowFrom ?? []) {
+      if (isWireError(ipv4FromString(a))) throw new RangeError(`allowFrom: '${a}' is not an IPv4 address`);
+    }
+    const socket = createSocket({ type: "udp4" });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(opts.port ?? GUE_PORT, opts.address ?? "0.0.0.0", () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+    try {
+      socket.setRecvBufferSize(opts.receiveBufferSize ?? 4 << 20);
+    } catch {
+      // Capped by net.core.rmem_max; the default buffer still works.
+    }
+    return new GueReceiver(socket, opts.onPacket, opts.allowFrom);
+  }
+
+  /** The bound address and port (port 0 asks the kernel to pick one). */
+  address(): { address: string; port: number } {
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
+  }
+
+  stats(): GueReceiverStats {
+    return { datagrams: this.datagrams, packets: this.packets, bytes: this.bytes, drops: { ...this.drops } };
+  }
+
+  /** Handles one datagram (the socket calls this; public for tests and other transports). */
+  receive(datagram: Uint8Array, from: string): void {
+    this.datagrams++;
+    if (this.allow !== undefined && !this.allow.has(from)) {
+      this.drops.not_allowed++;
+      return;
+    }
+    const d = decapsulate(datagram);
+    if (typeof d === "string") {
+      this.drops[d]++;
+      return;
+    }
+    this.packets++;
+    this.bytes += d.length;
+    this.onPacket(datagram.subarray(d.offset, d.offset + d.length), from);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    });
+  }
+}
