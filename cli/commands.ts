@@ -12,3 +12,13 @@ registerCommand(
   "Bring the network-namespace testbed up or down, or show it",
   async () => (await import("./testbed.js")).command,
 );
+registerCommand(
+  "site",
+  "Build a document root and replay manifest from a trace",
+  async () => (await import("./site.js")).command,
+);
+registerCommand(
+  "loadgen",
+  "Replay a trace (or hammer one URL) against an HTTP server, verifying responses",
+  async () => (await import("./loadgen.js")).command,
+);

@@ -1,0 +1,167 @@
+// `sc-cluster loadgen`: trace replay (loadgen/replay) or one URL hammered ApacheBench-style
+// with autocannon (loadgen/ab). Exit code: 0 all verified, 1 verification failures,
+// 3 transport errors or timeouts (and no verification failure), 2 usage errors.
+import { writeFileSync } from "node:fs";
+import type { Command } from "./command.js";
+import { bool, int, num, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
+import { runReplay } from "../loadgen/replay/run.js";
+import { runSingleUrl } from "../loadgen/ab/run.js";
+import { formatProgress, formatResult, type LoadResultView, type ProgressView } from "../loadgen/report.js";
+import { describeBadLines, isFormatOption } from "../loadgen/trace/reader.js";
+import { TRACE_FORMATS } from "../loadgen/trace/formats.js";
+
+const REPLAY_ONLY = ["trace", "target", "conns", "pipeline", "keepalive", "format", "query"];
+const URL_ONLY = ["url", "connections", "pipelining", "expect-status", "expect-length"];
+
+export const command: Command = {
+  spec: {
+    name: "loadgen",
+    summary: "Replay a trace against an HTTP server (or hammer one URL), verifying every response",
+    usage:
+      "sc-cluster loadgen --trace FILE --target URL [--clients N] [--conns M] [--keepalive] [--pipeline D]\n" +
+      "                          [--requests K | --duration S] [--verify MANIFEST] [--json OUT] [--timeout MS]\n" +
+      "       sc-cluster loadgen --url URL [--connections C] [--duration S | --requests K] [--pipelining P]\n" +
+      "                          [--clients N] [--verify MANIFEST] [--json OUT]",
+    options: {
+      trace: { type: "string", value: "FILE", help: "Trace to replay, in order (replay mode)" },
+      target: { type: "string", value: "URL", help: "Server to replay against, e.g. http://127.0.0.1:8080" },
+      clients: { type: "string", value: "N", help: "Client worker threads", default: "1" },
+      conns: { type: "string", value: "M", help: "Concurrent connections per worker (replay)", default: "2" },
+      keepalive: { type: "boolean", help: "Persistent connections (default: one connection per request)" },
+      pipeline: { type: "string", value: "D", help: "Requests in flight per connection (needs --keepalive)" },
+      requests: { type: "string", value: "K", help: "Stop after K requests (the trace wraps if shorter)" },
+      duration: { type: "string", value: "S", help: "Stop issuing requests after S seconds" },
+      verify: {
+        type: "string",
+        value: "MANIFEST",
+        help: "Check status, length and SHA-256 of every response",
+      },
+      json: { type: "string", value: "OUT", help: "Write the result as JSON to OUT ('-' for stdout)" },
+      timeout: {
+        type: "string",
+        value: "MS",
+        help: "Per-request timeout: connect, headers, body gaps",
+        default: "10000",
+      },
+      format: {
+        type: "string",
+        value: "F",
+        help: `Trace format: auto|${TRACE_FORMATS.join("|")}`,
+        default: "auto",
+      },
+      query: { type: "string", value: "POLICY", help: "Query-string requests: skip|strip", default: "skip" },
+      url: { type: "string", value: "URL", help: "Single-URL mode (autocannon): the document to request" },
+      connections: { type: "string", value: "C", help: "Single-URL mode: total connections", default: "10" },
+      pipelining: { type: "string", value: "P", help: "Single-URL mode: pipelined requests per connection" },
+      "expect-status": {
+        type: "string",
+        value: "CODE",
+        help: "Single-URL mode: required status [default: 200]",
+      },
+      "expect-length": { type: "string", value: "BYTES", help: "Single-URL mode: required Content-Length" },
+    },
+    epilog:
+      "Replay deals trace entries round-robin to the N x M connections, each replaying its share in\n" +
+      "order (the paper's modified http_load). Without --requests or --duration it makes one pass over\n" +
+      "the trace, capped at 600 s. A live progress line is drawn on a terminal (stderr), a table printed\n" +
+      "at the end. Exit code: 0 ok, 1 verification failures, 3 transport errors/timeouts only.",
+  },
+  async run(argv) {
+    const { values } = parseCommand(this.spec, argv);
+    const given = (name: string) => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+    const single = optStr(values, "url") !== undefined;
+    if (single && optStr(values, "trace"))
+      throw new UsageError("loadgen: give either --trace or --url, not both");
+    if (!single && !optStr(values, "trace"))
+      throw new UsageError("loadgen: --trace FILE (or --url URL) is required");
+    for (const name of single ? REPLAY_ONLY : URL_ONLY) {
+      if (given(name)) throw new UsageError(`loadgen: --${name} is for ${single ? "replay" : "--url"} mode`);
+    }
+    const common = {
+      clients: int(values, "clients", 1, 256),
+      requests: optStr(values, "requests") !== undefined ? int(values, "requests", 1) : undefined,
+      durationS: optStr(values, "duration") !== undefined ? num(values, "duration", 0.001, 86400) : undefined,
+      verify: optStr(values, "verify"),
+      timeoutMs: int(values, "timeout", 1, 3_600_000),
+    };
+    const jsonOut = optStr(values, "json");
+    const tableOut = jsonOut === "-" ? console.error : console.log;
+    const tty = process.stderr.isTTY === true;
+    const onProgress = tty
+      ? (p: ProgressView) => process.stderr.write(`\r${formatProgress(p)}\x1b[K`)
+      : undefined;
+    const abort = new AbortController();
+    const onSigint = () => abort.abort();
+    process.once("SIGINT", onSigint);
+
+    let result: LoadResultView & Record<string, unknown>;
+    try {
+      if (single) {
+        result = { ...(await runSingle(values, common, onProgress, abort.signal)) };
+      } else {
+        const format = str(values, "format");
+        if (!isFormatOption(format))
+          throw new UsageError(`--format must be auto or one of ${TRACE_FORMATS.join(", ")}`);
+        const query = str(values, "query");
+        if (query !== "skip" && query !== "strip") throw new UsageError("--query must be skip or strip");
+        const target = optStr(values, "target");
+        if (!target) throw new UsageError("loadgen: --target URL is required with --trace");
+        const r = await runReplay({
+          ...common,
+          trace: str(values, "trace"),
+          format,
+          query,
+          target,
+          conns: int(values, "conns", 1, 100_000),
+          keepalive: bool(values, "keepalive"),
+          pipeline: optStr(values, "pipeline") !== undefined ? int(values, "pipeline", 1, 1024) : 1,
+          onProgress,
+          signal: abort.signal,
+        });
+        if (tty) process.stderr.write("\r\x1b[K");
+        if (r.trace) {
+          tableOut(
+            `trace: ${r.trace.lines} lines (${r.params.format}), ${r.trace.replayable} replayable, ` +
+              `${r.trace.distinct_requests} distinct requests; ${describeBadLines({ bad: r.trace.bad_lines, badByReason: r.trace.bad_by_reason })}`,
+          );
+          for (const b of r.trace.bad_samples) tableOut(`  bad line ${b.line} (${b.reason}): ${b.text}`);
+        }
+        result = { ...r };
+      }
+    } finally {
+      process.off("SIGINT", onSigint);
+    }
+    if (tty) process.stderr.write("\r\x1b[K");
+    tableOut(formatResult(result));
+    if (jsonOut === "-") console.log(JSON.stringify(result, null, 2));
+    else if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + "\n");
+    if (result.verify_failures > 0) return 1;
+    if (result.errors > 0) return 3;
+    return 0;
+  },
+};
+
+async function runSingle(
+  values: ParsedValues,
+  common: { clients: number; requests?: number; durationS?: number; verify?: string; timeoutMs: number },
+  onProgress: ((p: ProgressView) => void) | undefined,
+  signal: AbortSignal,
+) {
+  return runSingleUrl({
+    url: str(values, "url"),
+    connections: int(values, "connections", 1, 100_000),
+    pipelining: optStr(values, "pipelining") !== undefined ? int(values, "pipelining", 1, 1024) : 1,
+    workers: common.clients,
+    durationS: common.durationS,
+    requests: common.requests,
+    verify: common.verify,
+    expectStatus:
+      optStr(values, "expect-status") !== undefined ? int(values, "expect-status", 100, 599) : undefined,
+    expectLength: optStr(values, "expect-length") !== undefined ? int(values, "expect-length", 0) : undefined,
+    timeoutMs: common.timeoutMs,
+    onProgress,
+    signal,
+  });
+}
+
+export default command;

@@ -1,0 +1,104 @@
+// A replay plan: the trace compiled to one 32-bit request-class index per replayable line,
+// in trace order. The trace is read once, streaming; the plan holds 4 bytes per request plus
+// one small object per distinct request (URL x kind), so a 4-million-line trace costs 16 MB
+// and the workers need no parsing: connection c replays entries c, c+C, c+2C, ...
+import { classify, type QueryPolicy, type RequestKind, type SkipReason } from "../classify.js";
+import type { Manifest, ManifestHeader } from "../manifest.js";
+import type { TraceRecord } from "../trace/formats.js";
+import type { TraceStats } from "../trace/reader.js";
+import type { Expectation } from "./verify.js";
+
+export interface RequestClass {
+  method: "GET" | "HEAD";
+  /** Canonical path (the target's path prefix is added by the replay). */
+  path: string;
+  kind: RequestKind;
+  expect: Expectation;
+}
+
+export type PlanSkipReason = SkipReason | "not_in_manifest";
+
+export interface ReplayPlan {
+  classes: RequestClass[];
+  /** Class index per replayable trace line, in order. */
+  entries: Uint32Array;
+  skipped: number;
+  skippedByReason: Partial<Record<PlanSkipReason, number>>;
+  /** Stats of the trace read (absent for plans built in memory). */
+  trace: TraceStats | null;
+  /** Header of the manifest responses are verified against, if any. */
+  manifest: ManifestHeader | null;
+}
+
+/** Expectation from the trace alone (no manifest): the logged status, nothing about bytes. */
+function fromTraceStatus(kind: RequestKind, status: 200 | 304 | 404 | null): Expectation {
+  if (status === null) return { status: 0, allow304: false, size: null, sha256: null };
+  if (status === 404) return { status: 404, allow304: false, size: null, sha256: null };
+  return { status: 200, allow304: kind === "conditional", size: null, sha256: null };
+}
+
+export class PlanBuilder {
+  private readonly classes: RequestClass[] = [];
+  private readonly classIndex = new Map<string, number>();
+  private entries = new Uint32Array(1024);
+  private length = 0;
+  private readonly skippedByReason: Partial<Record<PlanSkipReason, number>> = {};
+  private skipped = 0;
+
+  constructor(
+    private readonly manifest: Manifest | null,
+    private readonly query: QueryPolicy = "skip",
+  ) {}
+
+  add(rec: TraceRecord): void {
+    const c = classify(rec, { query: this.query });
+    if (!c.ok) return this.skip(c.reason);
+    let expect: Expectation;
+    let key: string;
+    if (this.manifest) {
+      const e = this.manifest.entries.get(c.url);
+      if (!e) return this.skip("not_in_manifest");
+      expect =
+        e.status === 404
+          ? { status: 404, allow304: false, size: null, sha256: null }
+          : {
+              status: 200,
+              allow304: c.kind === "conditional",
+              size: e.size,
+              sha256: c.kind === "head" ? null : e.sha256,
+            };
+      key = `${c.kind} ${c.url}`;
+    } else {
+      expect = fromTraceStatus(c.kind, c.status);
+      key = `${c.kind} ${c.status} ${c.url}`;
+    }
+    let idx = this.classIndex.get(key);
+    if (idx === undefined) {
+      idx = this.classes.length;
+      this.classes.push({ method: c.kind === "head" ? "HEAD" : "GET", path: c.url, kind: c.kind, expect });
+      this.classIndex.set(key, idx);
+    }
+    if (this.length === this.entries.length) {
+      const grown = new Uint32Array(this.entries.length * 2);
+      grown.set(this.entries);
+      this.entries = grown;
+    }
+    this.entries[this.length++] = idx;
+  }
+
+  private skip(reason: PlanSkipReason): void {
+    this.skipped++;
+    this.skippedByReason[reason] = (this.skippedByReason[reason] ?? 0) + 1;
+  }
+
+  build(trace: TraceStats | null): ReplayPlan {
+    return {
+      classes: this.classes,
+      entries: this.entries.slice(0, this.length),
+      skipped: this.skipped,
+      skippedByReason: this.skippedByReason,
+      trace,
+      manifest: this.manifest?.header ?? null,
+    };
+  }
+}

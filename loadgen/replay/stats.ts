@@ -1,0 +1,108 @@
+// Counters one worker keeps and the main thread merges; latency in an HdrHistogram (us).
+import {
+  build,
+  decodeFromCompressedBase64,
+  encodeIntoCompressedBase64,
+  type Histogram,
+} from "hdr-histogram-js";
+import type { VerifyFailure } from "./verify.js";
+
+export interface FailureSample {
+  path: string;
+  method: string;
+  failure: VerifyFailure;
+  expected: string;
+  got: string;
+}
+
+export interface Counters {
+  /** Requests finished: responses plus transport errors. */
+  requests: number;
+  ok: number;
+  errors: number;
+  errorsByKind: Record<string, number>;
+  verifyFailures: number;
+  verifyFailuresByKind: Partial<Record<VerifyFailure, number>>;
+  failureSamples: FailureSample[];
+  /** Responses by status code. */
+  statusCounts: Record<string, number>;
+  /** Response body bytes received. */
+  bytes: number;
+  /** Exact largest latency (us); the histogram rounds. */
+  maxLatencyUs: number;
+}
+
+export const MAX_FAILURE_SAMPLES = 10;
+
+export function newCounters(): Counters {
+  return {
+    requests: 0,
+    ok: 0,
+    errors: 0,
+    errorsByKind: {},
+    verifyFailures: 0,
+    verifyFailuresByKind: {},
+    failureSamples: [],
+    statusCounts: {},
+    bytes: 0,
+    maxLatencyUs: 0,
+  };
+}
+
+function addCounts<K extends string>(
+  into: Partial<Record<K, number>>,
+  from: Partial<Record<K, number>>,
+): void {
+  for (const [k, v] of Object.entries(from) as [K, number][]) into[k] = (into[k] ?? 0) + v;
+}
+
+export function mergeCounters(into: Counters, from: Counters): void {
+  into.requests += from.requests;
+  into.ok += from.ok;
+  into.errors += from.errors;
+  into.verifyFailures += from.verifyFailures;
+  into.bytes += from.bytes;
+  into.maxLatencyUs = Math.max(into.maxLatencyUs, from.maxLatencyUs);
+  addCounts(into.errorsByKind, from.errorsByKind);
+  addCounts(into.verifyFailuresByKind, from.verifyFailuresByKind);
+  addCounts(into.statusCounts, from.statusCounts);
+  for (const s of from.failureSamples) {
+    if (into.failureSamples.length < MAX_FAILURE_SAMPLES) into.failureSamples.push(s);
+  }
+}
+
+/** 1 us .. 1 h at 3 significant digits. */
+export function newLatencyHistogram(): Histogram {
+  return build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
+}
+
+export const encodeHistogram = (h: Histogram): string => encodeIntoCompressedBase64(h);
+export const decodeHistogram = (s: string): Histogram => decodeFromCompressedBase64(s);
+
+export interface LatencySummaryMs {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+const ms = (us: number) => Math.round(us) / 1000;
+
+export function latencySummary(h: Histogram, exactMaxUs: number): LatencySummaryMs {
+  if (h.totalCount === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+  return {
+    p50: ms(h.getValueAtPercentile(50)),
+    p90: ms(h.getValueAtPercentile(90)),
+    p99: ms(h.getValueAtPercentile(99)),
+    p999: ms(h.getValueAtPercentile(99.9)),
+    max: ms(exactMaxUs),
+    mean: ms(h.mean),
+  };
+}

@@ -1,0 +1,85 @@
+// Human-readable output for the load generators: the live progress line and the final table.
+import type { LatencySummaryMs } from "./replay/stats.js";
+
+export interface ProgressView {
+  elapsedS: number;
+  requests: number;
+  ok: number;
+  errors: number;
+  verifyFailures: number;
+  bytes: number;
+  limit: number | null;
+  durationS: number | null;
+}
+
+/** The shape both load generator modes report (replay and single-URL). */
+export interface LoadResultView {
+  mode: string;
+  stopped_by?: string;
+  requests: number;
+  ok: number;
+  errors: number;
+  errors_by_kind: Record<string, number>;
+  verify_failures: number;
+  verify_failures_by_kind: Record<string, number>;
+  verify_failure_samples?: { path: string; method: string; failure: string; expected: string; got: string }[];
+  skipped: number;
+  skipped_by_reason?: Record<string, number>;
+  status_counts?: Record<string, number>;
+  bytes: number;
+  elapsed_s: number;
+  rps: number;
+  mbps: number;
+  latency_ms: LatencySummaryMs;
+  notes?: string[];
+}
+
+function bar(fraction: number, width = 20): string {
+  const f = Math.max(0, Math.min(1, fraction));
+  const n = Math.round(f * width);
+  return "[" + "#".repeat(n) + "-".repeat(width - n) + "]";
+}
+
+export function formatProgress(p: ProgressView): string {
+  const fractions: number[] = [];
+  if (p.limit) fractions.push(p.requests / p.limit);
+  if (p.durationS) fractions.push(p.elapsedS / p.durationS);
+  const frac = fractions.length ? Math.max(...fractions) : 0;
+  const rate = p.elapsedS > 0 ? p.requests / p.elapsedS : 0;
+  const mbps = p.elapsedS > 0 ? (p.bytes * 8) / p.elapsedS / 1e6 : 0;
+  return (
+    `${bar(frac)} ${(frac * 100).toFixed(0).padStart(3)}%  ${p.elapsedS.toFixed(1)}s  ` +
+    `${p.requests} req  ${rate.toFixed(0)} req/s  ${mbps.toFixed(1)} Mbit/s  ` +
+    `ok ${p.ok}  err ${p.errors}  verify-fail ${p.verifyFailures}`
+  );
+}
+
+function byKind(m: Record<string, number> | undefined): string {
+  const e = Object.entries(m ?? {});
+  return e.length ? " (" + e.map(([k, v]) => `${k} ${v}`).join(", ") + ")" : "";
+}
+
+export function formatResult(r: LoadResultView): string {
+  const rows: [string, string][] = [
+    ["requests", `${r.requests}${r.stopped_by ? `  (stopped by ${r.stopped_by})` : ""}`],
+    ["ok", String(r.ok)],
+    ["errors", `${r.errors}${byKind(r.errors_by_kind)}`],
+    ["verify failures", `${r.verify_failures}${byKind(r.verify_failures_by_kind)}`],
+    ["skipped (trace)", `${r.skipped}${byKind(r.skipped_by_reason)}`],
+    ["statuses", byKind(r.status_counts).slice(2, -1) || "-"],
+    ["elapsed", `${r.elapsed_s.toFixed(3)} s`],
+    ["throughput", `${r.rps.toFixed(1)} req/s, ${r.mbps.toFixed(2)} Mbit/s (${r.bytes} body bytes)`],
+    [
+      "latency ms",
+      `p50 ${r.latency_ms.p50}  p90 ${r.latency_ms.p90}  p99 ${r.latency_ms.p99}  ` +
+        `p99.9 ${r.latency_ms.p999}  max ${r.latency_ms.max}  mean ${r.latency_ms.mean}`,
+    ],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}${v}`);
+  for (const s of r.verify_failure_samples ?? []) {
+    lines.push(`  verify failure: ${s.method} ${s.path}: ${s.failure}: expected ${s.expected}, got ${s.got}`);
+  }
+  for (const n of r.notes ?? []) lines.push(`  note: ${n}`);
+  return lines.join("\n");
+}

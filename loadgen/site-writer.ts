@@ -1,0 +1,122 @@
+// Writes generated documents under a document root, and nowhere else.
+//
+// Defences, each sufficient on its own for the common cases, together for the odd ones:
+//  - document paths are canonical (url.ts): no "..", no ".", no empty or dot segments;
+//  - the resolved path is checked to lie strictly inside the root;
+//  - the root must be new or empty, and directories are created one level at a time and
+//    checked with lstat, so no symlink (planted or pre-existing) is ever followed;
+//  - files are opened O_CREAT|O_EXCL|O_NOFOLLOW: nothing existing is overwritten or followed.
+import {
+  closeSync,
+  constants,
+  futimesSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  writeSync,
+} from "node:fs";
+import { createHash } from "node:crypto";
+import { resolve, sep } from "node:path";
+import { documentChunks } from "./content.js";
+import { ancestorDirs, MAX_SEGMENT_BYTES } from "./url.js";
+
+export class SiteWriteError extends Error {
+  readonly userFacing = true;
+}
+
+/** Rejects anything that is not a canonical document path, before it touches the disk. */
+export function checkDocPath(docPath: string): void {
+  if (!docPath.startsWith("/") || docPath.length < 2)
+    throw new SiteWriteError(`bad document path '${docPath}'`);
+  for (const seg of docPath.slice(1).split("/")) {
+    if (
+      seg === "" ||
+      seg.startsWith(".") ||
+      seg.includes("\\") ||
+      // eslint-disable-next-line no-control-regex
+      /[\x00-\x1f\x7f]/.test(seg) ||
+      Buffer.byteLength(seg) > MAX_SEGMENT_BYTES
+    ) {
+      throw new SiteWriteError(`unsafe document path '${docPath}'`);
+    }
+  }
+}
+
+export class SiteWriter {
+  readonly root: string;
+  private readonly dirs = new Set<string>();
+  documents = 0;
+  bytes = 0;
+
+  /** Creates (or takes over an empty) document root. */
+  constructor(
+    root: string,
+    readonly mtime: number,
+  ) {
+    const abs = resolve(root);
+    mkdirSync(abs, { recursive: true });
+    const st = lstatSync(abs);
+    if (!st.isDirectory()) throw new SiteWriteError(`'${root}' is not a directory`);
+    if (readdirSync(abs).length > 0) {
+      throw new SiteWriteError(`document root '${root}' is not empty (use a new directory)`);
+    }
+    this.root = realpathSync(abs);
+  }
+
+  /** Absolute file path for a document path, guaranteed to lie inside the root. */
+  fsPath(docPath: string): string {
+    checkDocPath(docPath);
+    const p = resolve(this.root, "." + docPath);
+    if (!p.startsWith(this.root + sep)) throw new SiteWriteError(`'${docPath}' escapes the document root`);
+    return p;
+  }
+
+  private ensureDir(docDir: string): void {
+    if (this.dirs.has(docDir)) return;
+    const p = this.fsPath(docDir);
+    try {
+      mkdirSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const st = lstatSync(p);
+      if (!st.isDirectory() || st.isSymbolicLink()) {
+        throw new SiteWriteError(`'${docDir}' exists and is not a directory`);
+      }
+    }
+    this.dirs.add(docDir);
+  }
+
+  /** Writes one document with its deterministic content; returns its SHA-256 (hex). */
+  write(docPath: string, size: number): string {
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new SiteWriteError(`bad size ${size} for '${docPath}'`);
+    const p = this.fsPath(docPath);
+    for (const d of ancestorDirs(docPath)) this.ensureDir(d);
+    let fd: number;
+    try {
+      fd = openSync(
+        p,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o644,
+      );
+    } catch (err) {
+      throw new SiteWriteError(`cannot create '${docPath}': ${(err as Error).message}`);
+    }
+    const hash = createHash("sha256");
+    try {
+      for (const chunk of documentChunks(docPath, size)) {
+        hash.update(chunk);
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off);
+      }
+      futimesSync(fd, this.mtime, this.mtime);
+    } finally {
+      closeSync(fd);
+    }
+    this.documents++;
+    this.bytes += size;
+    return hash.digest("hex");
+  }
+}
