@@ -724,6 +724,11 @@ export class TcpConnection {
   private onNewAck(now: number, seg: TcpRepr, acked: number): void {
     const ack = seqAdd(this.sndUna, acked);
     let dataAcked = acked;
+    const synAcked = this.sndUna === this.iss;
+    if (synAcked) {
+      dataAcked--; // our SYN
+      acked--; // and it does not grow cwnd
+    }
     if (this.finQueued && seqGt(ack, this.finSeq)) dataAcked--;
     if (dataAcked > this.txQueue.length) dataAcked = this.txQueue.length;
     if (dataAcked > 0) this.txQueue.consume(dataAcked);
@@ -869,7 +874,8 @@ export class TcpConnection {
 
   /** Delayed ACK (RFC 1122 4.2.3.2, RFC 5681 4.2): every second full-sized segment at once. */
   private scheduleAck(now: number): void {
-    if (seqDiff(this.rcvNxt, this.lastAckSent) >= 2 * this.rcvMss) {
+    if (seqDiff(this.rcvNxt, this.lastAckSent) >= 2 * this.rcvMss || this.rcvNxt === this.rcvAdvEdge) {
+      // (A full window is ACKed at once too: the sender needs it to start probing.)
       this.ackNow = true;
     } else if (this.delayedAckAt === Infinity) {
       this.delayedAckAt = now + this.cfg.delayedAck;

@@ -115,6 +115,8 @@ export class TestEnv implements ConnectionEnv {
 
 export interface HarnessOptions {
   cfg?: Partial<TcpConfig>;
+  /** Our ISS (default LOCAL_ISS). */
+  iss?: number;
 }
 
 /** One connection, a virtual clock, and the segments it emitted. */
@@ -126,7 +128,10 @@ export class Harness {
   readonly log: Array<{ at: number; seg: OutSeg; raw: TcpRepr }> = [];
   private pending: Array<{ at: number; seg: OutSeg; raw: TcpRepr }> = [];
 
+  readonly iss: number;
+
   constructor(opts: HarnessOptions = {}) {
+    this.iss = opts.iss ?? LOCAL_ISS;
     this.env = new TestEnv(
       makeConfig({ rcvBufSize: 65535, delayedAck: 40, timeWait: 1000, rtoInitial: 1000, ...opts.cfg }),
     );
@@ -146,7 +151,7 @@ export class Harness {
   /** Passive open: a SYN arrives, we answer SYN-ACK (taken from the output). */
   listen(syn: Partial<Seg> = {}): OutSeg {
     const seg = toRepr({ seq: REMOTE_ISS, flags: TCP_SYN, options: { mss: 1460 }, ...syn });
-    this.conn = TcpConnection.accept(this.env, TUPLE, seg, LOCAL_ISS, this.now);
+    this.conn = TcpConnection.accept(this.env, TUPLE, seg, this.iss, this.now);
     this.dispatch();
     const out = this.take();
     assert.equal(out.length, 1, "one SYN-ACK");
@@ -156,7 +161,8 @@ export class Harness {
   /** Passive open completed: SYN, SYN-ACK, ACK; output cleared. */
   established(opts: { syn?: Partial<Seg>; ackWindow?: number } = {}): this {
     this.listen(opts.syn);
-    this.input({ seq: REMOTE_ISS + 1, ack: LOCAL_ISS + 1, flags: TCP_ACK, window: opts.ackWindow ?? 65535 });
+    const rseq = ((opts.syn?.seq ?? REMOTE_ISS) + 1) >>> 0;
+    this.input({ seq: rseq, ack: (this.iss + 1) >>> 0, flags: TCP_ACK, window: opts.ackWindow ?? 65535 });
     assert.equal(this.conn.state, "ESTABLISHED");
     this.take();
     this.conn.events = 0;
@@ -165,7 +171,7 @@ export class Harness {
 
   /** Active open: the SYN we sent (taken from the output). */
   connect(): OutSeg {
-    this.conn = TcpConnection.connect(this.env, TUPLE, LOCAL_ISS, this.now);
+    this.conn = TcpConnection.connect(this.env, TUPLE, this.iss, this.now);
     this.dispatch();
     const out = this.take();
     assert.equal(out.length, 1, "one SYN");
