@@ -86,6 +86,10 @@ export function pseudoHeaderSum(src: number, dst: number, protocol: number, leng
  * RFC 1624 eqn. 3: the new checksum after a 16-bit word covered by it changes from
  * `oldWord` to `newWord`: HC' = ~(~HC + ~m + m'). Same result as recomputing in full.
  * (For UDP, where 0 means "no checksum", keep 0 and map a result of 0 to 0xffff yourself.)
+ * Exception: if every byte the checksum covers becomes zero, this yields 0x0000 where a full
+ * computation gives 0xffff (RFC 1624 cannot tell +0 from -0 then). IPv4, TCP and UDP headers
+ * always contain a non-zero word (version, pseudo-header protocol); an ICMP echo reply with
+ * id, seq and data all zero does not: compute that one in full.
  */
 export function checksumUpdate16(checksum: number, oldWord: number, newWord: number): number {
   let s = (~checksum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);

@@ -20,6 +20,7 @@ import {
   IP_PROTO_IPIP,
   IP_PROTO_UDP,
   checkIpv4SendParams,
+  fits,
   isUint16,
   writeIpv4Header,
   type Ipv4SendParams,
@@ -91,7 +92,7 @@ export function gueHeaderLength(variant: GueVariant): number {
 
 /** Writes a variant-0 header for an inner IPv4 packet (no extensions) at buf[off]. Returns 4. */
 export function emitGueHeader(buf: Uint8Array, off = 0): number | WireError {
-  if (!(off >= 0) || off + GUE_HEADER_LEN > buf.length) return new WireError("no-space", "gue: header");
+  if (!fits(buf, off, GUE_HEADER_LEN)) return new WireError("no-space", "gue: header");
   buf[off] = 0;
   buf[off + 1] = IP_PROTO_IPIP;
   buf[off + 2] = 0;
@@ -133,10 +134,10 @@ function checkGueEncap(
   if (variant !== 0 && variant !== 1) return new WireError("bad-field", `gue: variant ${String(variant)}`);
   const headers = gueEncapHeaderLength(variant);
   const total = headers + innerLength;
-  if (!(innerLength >= 0) || total > IPV4_MAX_TOTAL_LEN) {
+  if (!isUint16(innerLength) || total > IPV4_MAX_TOTAL_LEN) {
     return new WireError("bad-field", `gue: outer packet ${total} > 65535 bytes`);
   }
-  if (!(off >= 0) || off + total > buf.length) return new WireError("no-space", "gue: outer packet");
+  if (!fits(buf, off, total)) return new WireError("no-space", "gue: outer packet");
   return headers;
 }
 

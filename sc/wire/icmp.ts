@@ -15,6 +15,7 @@ import {
   IPV4_MAX_TOTAL_LEN,
   IP_PROTO_ICMP,
   checkIpv4SendParams,
+  fits,
   isUint16,
   isUint8,
   writeIpv4Header,
@@ -182,7 +183,7 @@ export function emitIcmp(icmp: IcmpRepr, buf: Uint8Array, off = 0): number | Wir
   const err = checkIcmpFields(icmp);
   if (err !== null) return err;
   const length = icmpLength(icmp);
-  if (!(off >= 0) || off + length > buf.length) return new WireError("no-space", "icmp: message");
+  if (!fits(buf, off, length)) return new WireError("no-space", "icmp: message");
   writeIcmp(icmp, buf, off, length);
   return length;
 }
@@ -208,7 +209,7 @@ export function emitIpv4Icmp(
   if (err !== null) return err;
   const length = icmpLength(icmp);
   const total = IPV4_HEADER_LEN + length;
-  if (!(off >= 0) || off + total > buf.length) return new WireError("no-space", "ipv4+icmp: packet");
+  if (!fits(buf, off, total)) return new WireError("no-space", "ipv4+icmp: packet");
   writeIpv4Header(ip, IP_PROTO_ICMP, total, buf, off);
   writeIcmp(icmp, buf, off + IPV4_HEADER_LEN, length);
   return total;

@@ -267,6 +267,11 @@ export function isUint32(x: number): boolean {
   return x >>> 0 === x;
 }
 
+/** @internal True if `off` is an integer and buf[off, off+length) lies inside `buf`. */
+export function fits(buf: Uint8Array, off: number, length: number): boolean {
+  return off >= 0 && Math.floor(off) === off && off + length <= buf.length;
+}
+
 /** Checks the fields an emitter writes; null when they all fit their wire fields. */
 export function checkIpv4SendParams(h: Ipv4SendParams): WireError | null {
   if (!isUint32(h.src) || !isUint32(h.dst)) return new WireError("bad-field", "ipv4: address not a uint32");
@@ -321,7 +326,7 @@ export function emitIpv4Header(
   }
   const headerLength = IPV4_HEADER_LEN + options.length;
   const totalLength = headerLength + payloadLength;
-  if (!(payloadLength >= 0) || totalLength > IPV4_MAX_TOTAL_LEN) {
+  if (!isUint16(payloadLength) || totalLength > IPV4_MAX_TOTAL_LEN) {
     return new WireError("bad-field", `ipv4: total length ${totalLength} > 65535`);
   }
   const fieldErr = checkIpv4SendParams(h);
@@ -330,7 +335,7 @@ export function emitIpv4Header(
   if ((h.fragOffset & 0xfff8) !== h.fragOffset) {
     return new WireError("bad-field", `ipv4: fragment offset ${h.fragOffset} not a multiple of 8 < 65536`);
   }
-  if (!(off >= 0) || off + headerLength > buf.length) return new WireError("no-space", "ipv4: header");
+  if (!fits(buf, off, headerLength)) return new WireError("no-space", "ipv4: header");
   const frag = h.fragOffset >>> 3;
   buf[off] = 0x40 | (headerLength >>> 2);
   buf[off + 1] = h.tos;
@@ -360,7 +365,7 @@ export function emitIpv4(
   off = 0,
 ): number | WireError {
   const headerLength = ipv4HeaderLength(repr);
-  if (!(off >= 0) || off + headerLength + repr.payload.length > buf.length) {
+  if (!fits(buf, off, headerLength + repr.payload.length)) {
     return new WireError("no-space", "ipv4: packet");
   }
   const r = emitIpv4Header(repr, repr.payload.length, buf, off);

@@ -8,6 +8,7 @@ import {
   IPV4_MAX_TOTAL_LEN,
   IP_PROTO_TCP,
   checkIpv4SendParams,
+  fits,
   isUint16,
   isUint32,
   isUint8,
@@ -419,7 +420,7 @@ export function emitTcp(
   const length = headerLength + tcp.payload.length;
   if (length > IPV4_MAX_TOTAL_LEN - IPV4_HEADER_LEN)
     return new WireError("bad-field", "tcp: segment too long");
-  if (!(off >= 0) || off + length > buf.length) return new WireError("no-space", "tcp: segment");
+  if (!fits(buf, off, length)) return new WireError("no-space", "tcp: segment");
   writeTcpHeader(tcp, headerLength, buf, off);
   buf.set(tcp.payload, off + headerLength);
   const c = internetChecksum(buf, off, length, pseudoHeaderSum(src, dst, IP_PROTO_TCP, length));
@@ -455,10 +456,10 @@ export function emitIpv4TcpHeaders(
   if (tcpErr !== null) return tcpErr;
   const tcpHeader = tcpHeaderLength(tcp.options);
   const total = IPV4_HEADER_LEN + tcpHeader + payloadLength;
-  if (!(payloadLength >= 0) || total > IPV4_MAX_TOTAL_LEN) {
+  if (!isUint16(payloadLength) || total > IPV4_MAX_TOTAL_LEN) {
     return new WireError("bad-field", `ipv4+tcp: total length ${total} > 65535`);
   }
-  if (!(off >= 0) || off + total > buf.length) return new WireError("no-space", "ipv4+tcp: packet");
+  if (!fits(buf, off, total)) return new WireError("no-space", "ipv4+tcp: packet");
   writeIpv4Header(ip, IP_PROTO_TCP, total, buf, off);
   writeTcpHeader(tcp, tcpHeader, buf, off + IPV4_HEADER_LEN);
   return IPV4_HEADER_LEN + tcpHeader;

@@ -7,16 +7,13 @@ import type { Ipv4Header, Ipv4SendParams } from "./ipv4.js";
 import type { TcpOptions, TcpRepr } from "./tcp.js";
 import type { UdpRepr } from "./udp.js";
 
+/** Hex to a plain Uint8Array (not a Buffer: parsed views must deep-equal plain arrays). */
 export function fromHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length >>> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
-  return out;
+  return Uint8Array.from(Buffer.from(hex, "hex"));
 }
 
 export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += bytes[i].toString(16).padStart(2, "0");
-  return s;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 }
 
 /** mulberry32: small, fast, seeded; good enough to drive property and fuzz tests. */

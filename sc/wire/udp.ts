@@ -14,6 +14,7 @@ import {
   IPV4_MAX_TOTAL_LEN,
   IP_PROTO_UDP,
   checkIpv4SendParams,
+  fits,
   isUint16,
   isUint32,
   writeIpv4Header,
@@ -181,7 +182,7 @@ export function emitUdp(
   if (err !== null) return err;
   if (!isUint32(src) || !isUint32(dst)) return new WireError("bad-field", "udp: address not a uint32");
   const length = UDP_HEADER_LEN + udp.payload.length;
-  if (!(off >= 0) || off + length > buf.length) return new WireError("no-space", "udp: datagram");
+  if (!fits(buf, off, length)) return new WireError("no-space", "udp: datagram");
   writeUdpHeader(udp.srcPort, udp.dstPort, length, buf, off);
   buf.set(udp.payload, off + UDP_HEADER_LEN);
   if (opts?.checksum !== false) fillUdpChecksum(buf, off, length, src, dst);
@@ -213,7 +214,7 @@ export function emitIpv4Udp(
   if (udpErr !== null) return udpErr;
   const length = UDP_HEADER_LEN + udp.payload.length;
   const total = IPV4_HEADER_LEN + length;
-  if (!(off >= 0) || off + total > buf.length) return new WireError("no-space", "ipv4+udp: packet");
+  if (!fits(buf, off, total)) return new WireError("no-space", "ipv4+udp: packet");
   writeIpv4Header(ip, IP_PROTO_UDP, total, buf, off);
   const u = off + IPV4_HEADER_LEN;
   writeUdpHeader(udp.srcPort, udp.dstPort, length, buf, u);
