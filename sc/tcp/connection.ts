@@ -705,6 +705,8 @@ export class TcpConnection {
       !(seg.flags & (TCP_SYN | TCP_FIN)) &&
       this.sndMax !== this.sndUna &&
       wndField === this.sndWnd &&
+      wndField > 0 &&
+      !this.inPersist &&
       !this.shadow
     ) {
       this.onDupAck();
@@ -838,8 +840,8 @@ export class TcpConnection {
     if (len - off > this.rcvMss) this.rcvMss = Math.min(len - off, this.advMss);
     if (start === this.rcvNxt && this.ooo.empty) {
       this.deliver(copyBytes(payload, off, len));
-      this.oooFin = undefined;
       if (finInWindow) this.noteFin(now, seqAdd(seq, len));
+      else if (this.oooFin === this.rcvNxt) this.noteFin(now, this.rcvNxt);
       else this.scheduleAck(now);
       return;
     }
