@@ -102,8 +102,14 @@ function failureMessage(argv: string[], r: RunResult, input: string | undefined)
   if (argv.includes("-exc")) {
     const lines = stderr.split("\n");
     const traced = lines.filter((l) => l.startsWith("+ "));
-    const failed = traced[traced.length - 1];
     const messages = lines.filter((l) => !l.startsWith("+ ") && l.trim() !== "");
+    // Errors the shell finds itself (a failed redirection) come before the trace line and
+    // carry the script line number instead: "sh: 3: cannot create ...".
+    const shellLine = /^sh: (\d+): /.exec(messages[messages.length - 1] ?? "");
+    const script = argv[argv.indexOf("-exc") + 1] ?? "";
+    const failed = shellLine
+      ? `+ ${script.split("\n")[Number(shellLine[1]) - 1] ?? "?"}`
+      : traced[traced.length - 1];
     detail = `${failed ? `'${failed.slice(2)}' failed` : "a command failed"}${
       messages.length ? `: ${messages.join("\n")}` : ""
     }`;
