@@ -63,7 +63,7 @@ export type ExecOptions = RunOptions;
 
 /** CAP_NET_ADMIN (12) and CAP_SYS_ADMIN (21, for the namespace bind mounts) in CapEff. */
 async function hasNetAdminCaps(): Promise<boolean> {
-  if (process.getuid?.() === 0) return true;
+  // Capabilities, not the uid: root in an unprivileged container has neither.
   try {
     const status = await readFile("/proc/self/status", "utf8");
     const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);

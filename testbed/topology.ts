@@ -163,11 +163,11 @@ export function planStatus(plan: TestbedPlan): TestbedStatus {
     prefix: plan.prefix,
     vip: VIP,
     subnet: SUBNET,
+    hosts: plan.hosts.map((h) => ({ ...h })),
     vipHost: plan.vipHost,
     rate: plan.rate,
     loss: plan.loss,
     expose: plan.expose,
-    hosts: plan.hosts.map((h) => ({ ...h })),
   };
 }
 
