@@ -38,7 +38,7 @@ test("ping -c 200 -i 0.01 to the VIP from the client: 0% loss, every reply from 
     });
     assert.deepEqual(JSON.parse(out.split("\n")[0]!), { ready: true, tun: "sctun", vip: VIP });
 
-    const s = await ping(tb, "client", VIP, { count: 200, intervalS: 0.01, waitS: 1 });
+    const s = await ping(tb, "client", VIP, { count: 200, intervalS: 0.01, waitS: 2 });
     assert.deepEqual(s, { transmitted: 200, received: 200, lossPercent: 0 });
 
     responder.kill("SIGTERM");
