@@ -22,3 +22,13 @@ registerCommand(
   "Replay a trace (or hammer one URL) against an HTTP server, verifying responses",
   async () => (await import("./loadgen.js")).command,
 );
+registerCommand(
+  "trace",
+  "Synthesize a trace and document root, or summarize a trace",
+  async () => (await import("./trace.js")).command,
+);
+registerCommand(
+  "dispatcher",
+  "Run the layer-4 dispatcher: VIP on a TUN device, connections spread over the nodes in GUE",
+  async () => (await import("./dispatcher.js")).command,
+);

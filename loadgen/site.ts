@@ -72,32 +72,33 @@ export async function buildSite(options: SiteOptions): Promise<SiteResult> {
   // Largest logged body of a 200 GET, per document: a transfer cut short logs fewer bytes.
   const docSize = new Map<string, number>();
 
-  for await (const rec of reader) {
-    const c = classify(rec, { query: options.query ?? "skip" });
-    if (!c.ok) {
-      skip(c.reason);
-      continue;
+  for await (const batch of reader.batches())
+    for (const rec of batch) {
+      const c = classify(rec, { query: options.query ?? "skip" });
+      if (!c.ok) {
+        skip(c.reason);
+        continue;
+      }
+      let info = urls.get(c.url);
+      if (!info) {
+        info = {
+          docPath: c.docPath,
+          isDirectory: c.isDirectory,
+          lines: 0,
+          kinds: new Set(),
+          saw404: false,
+          sawNoStatus: false,
+        };
+        urls.set(c.url, info);
+      }
+      info.lines++;
+      info.kinds.add(c.kind);
+      if (c.status === 404) info.saw404 = true;
+      if (c.status === null) info.sawNoStatus = true;
+      if (c.kind === "get" && c.status === 200) {
+        docSize.set(c.docPath, Math.max(docSize.get(c.docPath) ?? 0, c.bytes ?? 0));
+      }
     }
-    let info = urls.get(c.url);
-    if (!info) {
-      info = {
-        docPath: c.docPath,
-        isDirectory: c.isDirectory,
-        lines: 0,
-        kinds: new Set(),
-        saw404: false,
-        sawNoStatus: false,
-      };
-      urls.set(c.url, info);
-    }
-    info.lines++;
-    info.kinds.add(c.kind);
-    if (c.status === 404) info.saw404 = true;
-    if (c.status === null) info.sawNoStatus = true;
-    if (c.kind === "get" && c.status === 200) {
-      docSize.set(c.docPath, Math.max(docSize.get(c.docPath) ?? 0, c.bytes ?? 0));
-    }
-  }
 
   // "/a" and "/a/b" cannot both be documents: "/a" would have to be a file and a directory.
   // The more requested document wins (ties: the shorter path), so a stray "/ksc.html/" in a

@@ -134,7 +134,7 @@ export async function loadReplayPlan(options: {
         : options.verify;
   const reader = await TraceReader.open(options.trace, { format: options.format ?? "auto" });
   const builder = new PlanBuilder(manifest, options.query ?? "skip");
-  for await (const rec of reader) builder.add(rec);
+  for await (const batch of reader.batches()) for (const rec of batch) builder.add(rec);
   return builder.build(reader.stats);
 }
 

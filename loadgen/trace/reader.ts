@@ -3,12 +3,13 @@
 // with their line numbers for the report, and they are skipped.
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { createInterface } from "node:readline";
+import { StringDecoder } from "node:string_decoder";
 import { createGunzip } from "node:zlib";
 import type { Readable } from "node:stream";
 import {
   detectFormat,
   lineParser,
+  MAX_LINE_LENGTH,
   TRACE_FORMATS,
   type BadLineReason,
   type TraceFormat,
@@ -55,20 +56,56 @@ export function isFormatOption(s: string): s is FormatOption {
   return s === "auto" || (TRACE_FORMATS as readonly string[]).includes(s);
 }
 
-function openLines(path: string): { lines: AsyncIterableIterator<string>; close(): void } {
+/** Longest line kept in memory; anything longer is reported as "too_long" and dropped. */
+const MAX_BUFFERED_LINE = MAX_LINE_LENGTH + 1;
+
+/**
+ * Lines of a (possibly gzipped) file, in batches (one per chunk read). Faster than
+ * node:readline by an order of magnitude, and bounded: a "line" longer than
+ * MAX_BUFFERED_LINE is yielded as a TOO_LONG marker instead of growing without limit.
+ */
+async function* lineBatches(path: string): AsyncGenerator<string[]> {
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   const input: Readable = path.endsWith(".gz") ? file.pipe(createGunzip()) : file;
   file.on("error", (err) => input.destroy(err));
-  const rl = createInterface({ input, crlfDelay: Infinity });
-  return {
-    lines: rl[Symbol.asyncIterator](),
-    close() {
-      rl.close();
-      file.destroy();
-      input.destroy();
-    },
-  };
+  const decoder = new StringDecoder("utf8");
+  let rest = "";
+  let overlong = false;
+  const cut = (text: string, start: number, end: number) =>
+    end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+  try {
+    for await (const chunk of input) {
+      const text = rest + decoder.write(chunk as Buffer);
+      const batch: string[] = [];
+      let start = 0;
+      let nl: number;
+      while ((nl = text.indexOf("\n", start)) >= 0) {
+        if (overlong) {
+          batch.push(TOO_LONG);
+          overlong = false;
+        } else {
+          batch.push(cut(text, start, nl));
+        }
+        start = nl + 1;
+      }
+      rest = text.slice(start);
+      if (rest.length > MAX_BUFFERED_LINE) {
+        overlong = true;
+        rest = "";
+      }
+      if (batch.length > 0) yield batch;
+    }
+    rest += decoder.end();
+    if (overlong) yield [TOO_LONG];
+    else if (rest.length > 0) yield [cut(rest, 0, rest.length)];
+  } finally {
+    file.destroy();
+    input.destroy();
+  }
 }
+
+/** Stands for a line too long to keep; longer than MAX_LINE_LENGTH, so parsers reject it. */
+const TOO_LONG = "x".repeat(MAX_LINE_LENGTH + 1);
 
 /**
  * A trace opened for one streaming pass. Iterate it once with `for await`; `stats` is
@@ -124,18 +161,23 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<TraceRecord> {
+    for await (const batch of this.batches()) yield* batch;
+  }
+
+  /** The records in batches (one per chunk read): cheaper than one await per record. */
+  async *batches(): AsyncGenerator<TraceRecord[]> {
     if (this.consumed) throw new Error("a TraceReader is read once; open the trace again");
     this.consumed = true;
     const parse = lineParser(this.stats.format);
     const s = this.stats;
-    const src = openLines(this.path);
-    try {
-      for await (const text of src.lines) {
+    for await (const lines of lineBatches(this.path)) {
+      const out: TraceRecord[] = [];
+      for (const text of lines) {
         const n = ++s.lines;
         const r = parse(text, n);
         if (r.kind === "record") {
           s.records++;
-          yield r.record;
+          out.push(r.record);
         } else if (r.kind === "ignore") {
           s.ignored++;
         } else {
@@ -146,23 +188,18 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
           }
         }
       }
-    } finally {
-      src.close();
+      if (out.length > 0) yield out;
     }
   }
 }
 
 async function readSample(path: string, count: number): Promise<string[]> {
-  const src = openLines(path);
   const out: string[] = [];
-  try {
-    for await (const text of src.lines) {
-      if (text.trim() === "") continue;
-      out.push(text);
-      if (out.length >= count) break;
+  for await (const lines of lineBatches(path)) {
+    for (const text of lines) {
+      if (text.trim() !== "") out.push(text);
+      if (out.length >= count) return out;
     }
-  } finally {
-    src.close();
   }
   return out;
 }

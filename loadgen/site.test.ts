@@ -1,0 +1,196 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join, relative } from "node:path";
+import { buildSite } from "./site.js";
+import { SiteWriter } from "./site-writer.js";
+import { documentBytes } from "./content.js";
+import { readManifest, SITE_MTIME, type DocumentEntry } from "./manifest.js";
+import { withTempDir } from "./test-support.js";
+
+function clf(method: string, url: string, status: number, bytes: number | "-"): string {
+  return `h - - [01/Aug/1995:00:00:01 -0400] "${method} ${url} HTTP/1.0" ${status} ${bytes}`;
+}
+
+/** Every path under dir (files, directories, links), relative to it. */
+function walk(dir: string, base = dir): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    out.push(relative(base, p));
+    if (lstatSync(p).isDirectory()) out.push(...walk(p, base));
+  }
+  return out.sort();
+}
+
+test("site: documents of their largest logged size, manifest per URL, skips counted", async () => {
+  await withTempDir(async (dir) => {
+    const trace = join(dir, "t.log");
+    const lines = [
+      clf("GET", "/index.html", 200, 100),
+      clf("GET", "/index.html", 200, 150),
+      clf("GET", "/", 304, 0),
+      clf("GET", "/img/a.gif", 200, 50),
+      clf("GET", "/img/a.gif", 304, "-"),
+      clf("HEAD", "/img/a.gif", 200, 0),
+      clf("GET", "/missing.html", 404, "-"),
+      clf("GET", "/nope/", 404, "-"),
+      clf("GET", "/img/", 404, "-"),
+      clf("GET", "/img/a.gif/x", 404, "-"),
+      clf("GET", "/cgi-bin/x", 200, 10),
+      clf("POST", "/form.html", 200, 10),
+      clf("GET", "/r", 302, "-"),
+      clf("GET", "/only304.html", 304, 0),
+      clf("GET", "/a", 200, 7),
+      clf("GET", "/a/b", 200, 8),
+      clf("GET", "/a/b", 200, 8),
+      clf("GET", "/ksc.html", 200, 30),
+      clf("GET", "/ksc.html", 200, 30),
+      clf("GET", "/ksc.html/", 200, 30),
+      clf("GET", "/q.html?x=1", 200, 5),
+      "garbage line",
+    ];
+    writeFileSync(trace, lines.join("\n") + "\n");
+    const root = join(dir, "root");
+    const manifestPath = join(dir, "m.jsonl");
+    const r = await buildSite({ trace, out: root, manifest: manifestPath });
+
+    assert.equal(r.trace.bad, 1);
+    assert.deepEqual(r.skippedByReason, {
+      cgi: 1,
+      method: 1,
+      redirect: 1,
+      unknown_size: 1,
+      file_dir_collision: 2,
+      ambiguous_404: 2,
+      query: 1,
+    });
+    assert.equal(r.skipped, 9);
+    assert.equal(r.replayable, 21 - 9);
+    assert.deepEqual(walk(root), ["a", "a/b", "img", "img/a.gif", "index.html", "ksc.html"]);
+    for (const [doc, size] of [
+      ["/index.html", 150],
+      ["/img/a.gif", 50],
+      ["/a/b", 8],
+      ["/ksc.html", 30],
+    ] as const) {
+      const p = join(root, doc);
+      assert.deepEqual(readFileSync(p), documentBytes(doc, size), doc);
+      assert.equal(statSync(p).mtimeMs, SITE_MTIME * 1000);
+    }
+    assert.equal(r.documents, 4);
+    assert.equal(r.bytes, 150 + 50 + 8 + 30);
+
+    const m = await readManifest(manifestPath);
+    assert.equal(m.header.entries, m.entries.size);
+    assert.equal(m.header.documents, 4);
+    assert.deepEqual([...m.entries.keys()].sort(), [
+      "/",
+      "/a/b",
+      "/img/a.gif",
+      "/index.html",
+      "/ksc.html",
+      "/missing.html",
+      "/nope/",
+    ]);
+    const root200 = m.entries.get("/") as DocumentEntry;
+    assert.equal(root200.doc, "/index.html");
+    assert.equal(root200.size, 150);
+    assert.deepEqual(root200.kinds, ["conditional"]);
+    assert.equal(root200.sha256, (m.entries.get("/index.html") as DocumentEntry).sha256);
+    assert.deepEqual((m.entries.get("/img/a.gif") as DocumentEntry).kinds, ["conditional", "get", "head"]);
+    assert.deepEqual(m.entries.get("/missing.html"), { url: "/missing.html", status: 404, kinds: ["get"] });
+  });
+});
+
+test("site: no file is ever created outside the document root, whatever the URLs", async () => {
+  await withTempDir(async (dir) => {
+    const hostile = [
+      "/../escape1",
+      "/a/../../escape2",
+      "/%2e%2e/%2e%2e/escape3",
+      "/..%2f..%2fescape4",
+      "/a/%2F../escape5",
+      "/a%5c..%5c..%5cescape6",
+      "/%00escape7",
+      "http://evil.example/../escape8",
+      "/.%2e/escape9",
+      "/" + "L".repeat(300),
+      "/ok/" + "L".repeat(255),
+      "/x/./y/../z.html",
+      "/%252e%252e/literal",
+      "//double//slash.html",
+      "/.hidden",
+      "/%c0%ae%c0%ae/overlong-utf8",
+    ];
+    const trace = join(dir, "t.log");
+    writeFileSync(trace, hostile.map((u) => clf("GET", u, 200, 3)).join("\n") + "\n");
+    const root = join(dir, "site", "root");
+    mkdirSync(join(dir, "site"));
+    const r = await buildSite({ trace, out: root, manifest: join(dir, "site", "m.jsonl") });
+    // Nothing but the root and the manifest next to it; nothing in the temp dir but those.
+    assert.deepEqual(readdirSync(dir).sort(), ["site", "t.log"]);
+    assert.deepEqual(readdirSync(join(dir, "site")).sort(), ["m.jsonl", "root"]);
+    assert.deepEqual(walk(root), [
+      "%2e%2e",
+      "%2e%2e/literal",
+      "double",
+      "double/slash.html",
+      "ok",
+      "ok/" + "L".repeat(255),
+      "x",
+      "x/z.html",
+    ]);
+    assert.equal(r.documents, 4);
+    assert.deepEqual(r.skippedByReason, {
+      escapes_root: 5,
+      encoded_slash: 2,
+      backslash: 1,
+      control_char: 1,
+      name_too_long: 1,
+      dotfile: 1,
+      bad_encoding: 1,
+    });
+  });
+});
+
+test("site refuses a non-empty root, so stale files cannot answer for a new trace", async () => {
+  await withTempDir(async (dir) => {
+    const trace = join(dir, "t.log");
+    writeFileSync(trace, clf("GET", "/a.html", 200, 1) + "\n");
+    mkdirSync(join(dir, "root"));
+    writeFileSync(join(dir, "root", "stale.html"), "old");
+    await assert.rejects(
+      buildSite({ trace, out: join(dir, "root"), manifest: join(dir, "m.jsonl") }),
+      /is not empty/,
+    );
+  });
+});
+
+test("SiteWriter never follows a symlink planted in the root, and rejects unsafe paths", async () => {
+  await withTempDir(async (dir) => {
+    const outside = join(dir, "outside");
+    mkdirSync(outside);
+    writeFileSync(join(outside, "victim"), "untouched");
+    const w = new SiteWriter(join(dir, "root"), SITE_MTIME);
+    w.write("/d/a.html", 10);
+    symlinkSync(outside, join(w.root, "evil"));
+    symlinkSync(join(outside, "victim"), join(w.root, "link.html"));
+    assert.throws(() => w.write("/evil/x.html", 10), /not a directory/);
+    assert.throws(() => w.write("/link.html", 10), /cannot create/);
+    for (const bad of ["/../x", "/a/../../x", "/./x", "//x", "/.x", "x", "/a\\b", "/a\u0000b", "/"]) {
+      assert.throws(() => w.write(bad, 1), /unsafe|bad document path/, bad);
+    }
+    assert.deepEqual(readdirSync(outside), ["victim"]);
+    assert.equal(readFileSync(join(outside, "victim"), "utf8"), "untouched");
+    assert.deepEqual(walk(w.root), ["d", "d/a.html", "evil", "link.html"]);
+  });
+});

@@ -1,0 +1,178 @@
+// `trace synth`: writes a synthetic workload (model.ts) to a directory:
+//   trace.log       Common Log Format, one GET per request, in replay order
+//   root/           the document root (content from content.ts, mtime SITE_MTIME)
+//   manifest.jsonl  for `loadgen --verify`
+//   params.json     every parameter, the calibrated values and what was achieved
+// Everything is streamed: documents chunk by chunk, the trace in 1 MiB blocks.
+import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { CONTENT_SCHEME, documentSha256 } from "../content.js";
+import { httpDate, ManifestWriter, MANIFEST_FORMAT, MANIFEST_VERSION, SITE_MTIME } from "../manifest.js";
+import { SiteWriter } from "../site-writer.js";
+import { formatClfDate } from "../trace/formats.js";
+import {
+  buildModel,
+  documentPath,
+  PAPER_TRACE,
+  requestSequence,
+  zipfSlope,
+  type SynthModel,
+  type SynthParams,
+} from "./model.js";
+
+export class SynthError extends Error {
+  readonly userFacing = true;
+}
+
+export interface SynthOptions extends Partial<SynthParams> {
+  out: string;
+  /** Write the document root (default true); without it, only trace, manifest and params. */
+  writeRoot?: boolean;
+}
+
+export interface SynthResult {
+  params: SynthParams;
+  model: Omit<SynthModel, "sizes" | "requestCounts" | "params">;
+  zipfSlope: number;
+  requestedFiles: number;
+  paths: { trace: string; root: string | null; manifest: string; params: string };
+  /** Seconds per phase (not stored in params.json, which is deterministic). */
+  timings: { model: number; root: number; trace: number; total: number };
+}
+
+function checkParams(p: SynthParams): void {
+  const positive: (keyof SynthParams)[] = [
+    "scale",
+    "requests",
+    "files",
+    "totalBytes",
+    "requestMeanBytes",
+    "zipfAlpha",
+    "bodySigma",
+    "tailK",
+    "tailAlpha",
+    "maxFileBytes",
+    "spanSeconds",
+    "hosts",
+  ];
+  for (const k of positive) {
+    if (!(Number.isFinite(p[k]) && p[k] > 0))
+      throw new SynthError(`${k} must be a positive number, got ${p[k]}`);
+  }
+  if (!Number.isSafeInteger(p.seed) || p.seed < 0 || p.seed > 0xffffffff)
+    throw new SynthError(`seed must be a whole number in 0..4294967295, got ${p.seed}`);
+  if (p.maxFileBytes <= p.tailK) throw new SynthError("maxFileBytes must be larger than tailK");
+  const files = Math.round(p.files * p.scale);
+  if (files > 50_000_000) throw new SynthError(`${files} files is more than this generator is meant for`);
+}
+
+export async function synthesize(options: SynthOptions): Promise<SynthResult> {
+  const { out, writeRoot = true, ...overrides } = options;
+  const params: SynthParams = { ...PAPER_TRACE, ...overrides };
+  checkParams(params);
+  const dir = resolve(out);
+  mkdirSync(dir, { recursive: true });
+  if (readdirSync(dir).length > 0) throw new SynthError(`output directory '${out}' is not empty`);
+  const t0 = performance.now();
+
+  const model = buildModel(params);
+  const t1 = performance.now();
+
+  // Documents and manifest, in file-id order.
+  const paths = {
+    trace: join(dir, "trace.log"),
+    root: writeRoot ? join(dir, "root") : null,
+    manifest: join(dir, "manifest.jsonl"),
+    params: join(dir, "params.json"),
+  };
+  const docPaths: string[] = [];
+  for (let id = 0; id < model.files; id++) docPaths.push(documentPath(id, model.sizes[id]!));
+  const writer = paths.root ? new SiteWriter(paths.root, SITE_MTIME) : null;
+  const manifest = new ManifestWriter(paths.manifest, {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    content: CONTENT_SCHEME,
+    mtime: SITE_MTIME,
+    last_modified: httpDate(SITE_MTIME),
+    entries: model.files,
+    documents: model.files,
+    bytes: model.achieved.totalBytes,
+    source: { generator: "sc-cluster trace synth", seed: params.seed, scale: params.scale },
+  });
+  let requestedFiles = 0;
+  for (let id = 0; id < model.files; id++) {
+    const doc = docPaths[id]!;
+    const size = model.sizes[id]!;
+    const sha256 = writer ? writer.write(doc, size) : documentSha256(doc, size);
+    const requested = model.requestCounts[id]! > 0;
+    if (requested) requestedFiles++;
+    manifest.add({ url: doc, status: 200, doc, size, sha256, kinds: requested ? ["get"] : [] });
+  }
+  manifest.close();
+  const t2 = performance.now();
+
+  // The trace: timestamps spread evenly over the span, hosts drawn per request.
+  const seq = requestSequence(model);
+  const fd = openSync(paths.trace, "w");
+  try {
+    let buf = "";
+    const hostSeed = params.seed >>> 0;
+    for (let j = 0; j < seq.length; j++) {
+      const id = seq[j]!;
+      const t = params.startTime + Math.floor((j * params.spanSeconds) / seq.length);
+      // A cheap integer hash of (seed, j): hosts need no statistical quality.
+      const h = (Math.imul(j + 1, 0x9e3779b1) ^ hostSeed) >>> 0;
+      const host = `h${h % params.hosts}.synth.invalid`;
+      buf += `${host} - - [${formatClfDate(t)}] "GET ${docPaths[id]} HTTP/1.0" 200 ${model.sizes[id]}\n`;
+      if (buf.length >= 1 << 20) {
+        writeSync(fd, buf);
+        buf = "";
+      }
+    }
+    if (buf) writeSync(fd, buf);
+  } finally {
+    closeSync(fd);
+  }
+  const t3 = performance.now();
+
+  const byRank = Array.from(model.requestCounts).sort((a, b) => b - a);
+  const slope = zipfSlope(byRank);
+  const { sizes: _s, requestCounts: _c, params: _p, ...summary } = model;
+  writeFileSync(
+    paths.params,
+    JSON.stringify(
+      {
+        generator: "sc-cluster trace synth",
+        params,
+        scaled: {
+          files: model.files,
+          requests: model.requests,
+          total_bytes_target: params.totalBytes * params.scale,
+        },
+        calibrated: { tail_fraction: model.tailFraction, size_popularity_rho: model.rho },
+        achieved: {
+          total_bytes: model.achieved.totalBytes,
+          mean_file_bytes: Math.round(model.achieved.meanFileBytes),
+          request_mean_bytes: Math.round(model.achieved.requestMeanBytes),
+          median_file_bytes: model.achieved.medianFileBytes,
+          max_file_bytes: model.achieved.maxFileBytes,
+          zipf_slope: Math.round(slope * 1000) / 1000,
+          requested_files: requestedFiles,
+        },
+        files: { trace: "trace.log", root: paths.root ? "root" : null, manifest: "manifest.jsonl" },
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  const s = (a: number, b: number) => Math.round(b - a) / 1000;
+  return {
+    params,
+    model: summary,
+    zipfSlope: slope,
+    requestedFiles,
+    paths,
+    timings: { model: s(t0, t1), root: s(t1, t2), trace: s(t2, t3), total: s(t0, performance.now()) },
+  };
+}

@@ -1,0 +1,146 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  detectFormat,
+  formatClfDate,
+  MAX_LINE_LENGTH,
+  parseClfDate,
+  parseClfLine,
+  parseEpaLine,
+  parseNasaTsvLine,
+  parseRequestLine,
+  parseUrlLine,
+  type LineResult,
+} from "./formats.js";
+
+function record(r: LineResult) {
+  assert.equal(r.kind, "record", JSON.stringify(r));
+  return (r as Extract<LineResult, { kind: "record" }>).record;
+}
+
+test("CLF dates convert to Unix seconds with the zone offset, and back", () => {
+  assert.equal(parseClfDate("01/Aug/1995:00:00:01 -0400"), Date.UTC(1995, 7, 1, 4, 0, 1) / 1000);
+  assert.equal(parseClfDate("10/Oct/2000:13:55:36 +0200"), Date.UTC(2000, 9, 10, 11, 55, 36) / 1000);
+  assert.equal(parseClfDate("32/Aug/1995:00:00:01 -0400"), null);
+  assert.equal(parseClfDate("01/Foo/1995:00:00:01 -0400"), null);
+  assert.equal(parseClfDate("01/Aug/1995 00:00:01"), null);
+  const t = Date.UTC(2001, 0, 31, 23, 59, 58) / 1000;
+  assert.equal(parseClfDate(formatClfDate(t)), t);
+});
+
+test("request strings: with protocol, HTTP/0.9 style, odd protocols, garbage", () => {
+  assert.deepEqual(parseRequestLine("GET /ksc.html HTTP/1.0"), {
+    method: "GET",
+    url: "/ksc.html",
+    protocol: "HTTP/1.0",
+  });
+  assert.deepEqual(parseRequestLine("GET /ksc.html"), { method: "GET", url: "/ksc.html", protocol: null });
+  assert.deepEqual(parseRequestLine("GET / HTTP/V1.0"), { method: "GET", url: "/", protocol: "HTTP/V1.0" });
+  assert.deepEqual(parseRequestLine("get /a b.html HTTP/1.0"), {
+    method: "GET",
+    url: "/a b.html",
+    protocol: "HTTP/1.0",
+  });
+  assert.equal(parseRequestLine("-"), null);
+  assert.equal(parseRequestLine("GET"), null);
+  assert.equal(parseRequestLine("\x16\x03\x01 junk"), null);
+});
+
+test("CLF line: fields, '-' bytes, HTTP/0.9 request, and each malformation's reason", () => {
+  const r = record(
+    parseClfLine('in24.inetnebr.com - - [01/Aug/1995:00:00:01 -0400] "GET /a.txt HTTP/1.0" 200 1839', 7),
+  );
+  assert.deepEqual(r, {
+    line: 7,
+    host: "in24.inetnebr.com",
+    time: Date.UTC(1995, 7, 1, 4, 0, 1) / 1000,
+    method: "GET",
+    url: "/a.txt",
+    protocol: "HTTP/1.0",
+    status: 200,
+    bytes: 1839,
+  });
+  assert.equal(record(parseClfLine('h - - [01/Aug/1995:00:00:07 -0400] "GET /" 304 -', 1)).bytes, null);
+  assert.equal(record(parseClfLine('h - - [01/Aug/1995:00:00:07 -0400] "GET /" 304 -', 1)).protocol, null);
+  const reason = (line: string) => {
+    const x = parseClfLine(line, 1);
+    return x.kind === "bad" ? x.reason : x.kind;
+  };
+  assert.equal(reason(""), "ignore");
+  assert.equal(reason("not a log line"), "syntax");
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 5 trailing'), "syntax");
+  assert.equal(reason('h - - [99/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 5'), "bad_date");
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "-" 408 -'), "bad_request");
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 20x 5'), "bad_status");
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 700 5'), "bad_status");
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 -5'), "bad_bytes");
+  assert.equal(reason("x".repeat(MAX_LINE_LENGTH + 1)), "too_long");
+});
+
+test("Combined: referer and user agent accepted, escaped quotes unescaped", () => {
+  const r = record(
+    parseClfLine(
+      '10.0.0.2 - - [10/Oct/2000:13:55:37 -0700] "GET /q.html?x=\\"1\\" HTTP/1.1" 200 10 "-" "curl/7.0"',
+      1,
+    ),
+  );
+  assert.equal(r.url, '/q.html?x="1"');
+  assert.equal(r.status, 200);
+});
+
+test("NASA TSV: header ignored, fields typed, bad epoch and short rows rejected", () => {
+  assert.equal(parseNasaTsvLine("host\tlogname\ttime\tmethod\turl\tresponse\tbytes", 1).kind, "ignore");
+  const r = record(parseNasaTsvLine("199.72.81.55\t-\t804571201\tGET\t/history/apollo/\t200\t6245", 2));
+  assert.deepEqual(r, {
+    line: 2,
+    host: "199.72.81.55",
+    time: 804571201,
+    method: "GET",
+    url: "/history/apollo/",
+    protocol: null,
+    status: 200,
+    bytes: 6245,
+  });
+  assert.deepEqual(parseNasaTsvLine("h\t-\t8045x\tGET\t/\t200\t1", 3), { kind: "bad", reason: "bad_time" });
+  assert.deepEqual(parseNasaTsvLine("h\t-\t804571201\tGET\t/\t200", 3), { kind: "bad", reason: "syntax" });
+});
+
+test("EPA: day:hour:min:sec becomes seconds into the month; bad clock rejected", () => {
+  const r = record(parseEpaLine('141.243.1.172 [29:23:53:25] "GET /Software.html HTTP/1.0" 200 1497', 1));
+  assert.equal(r.time, ((29 * 24 + 23) * 60 + 53) * 60 + 25);
+  assert.equal(r.url, "/Software.html");
+  assert.equal(record(parseEpaLine('h [29:23:53:36] "GET /C.html HTTP/1.0" 304 -', 2)).bytes, null);
+  assert.deepEqual(parseEpaLine('h [29:25:00:00] "GET / HTTP/1.0" 200 1', 3), {
+    kind: "bad",
+    reason: "bad_date",
+  });
+  assert.deepEqual(parseEpaLine("h [29:23:00:00] GET / HTTP/1.0 200 1", 3), {
+    kind: "bad",
+    reason: "syntax",
+  });
+});
+
+test("URL lists: absolute URLs reduced to their target, paths kept, others rejected", () => {
+  assert.equal(record(parseUrlLine("http://www.example.com", 1)).url, "/");
+  assert.equal(record(parseUrlLine("http://h:8080/docs/a.html", 1)).url, "/docs/a.html");
+  assert.equal(record(parseUrlLine("https://h/c.jpg?size=2#f", 1)).url, "/c.jpg?size=2#f");
+  assert.equal(record(parseUrlLine("  /relative/b.gif  ", 1)).url, "/relative/b.gif");
+  assert.equal(record(parseUrlLine("/x", 1)).status, null);
+  assert.equal(parseUrlLine("# comment", 1).kind, "ignore");
+  assert.deepEqual(parseUrlLine("ftp://h/x", 1), { kind: "bad", reason: "bad_url" });
+  assert.deepEqual(parseUrlLine("http://h/with space", 1), { kind: "bad", reason: "bad_url" });
+});
+
+test("format detection picks the format that parses most sample lines", () => {
+  const clf = ['h - - [01/Aug/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1', "garbage"];
+  assert.equal(detectFormat(clf), "clf");
+  assert.equal(detectFormat(clf.map((l) => (l === "garbage" ? l : l + ' "-" "UA"'))), "combined");
+  assert.equal(
+    detectFormat(["host\tlogname\ttime\tmethod\turl\tresponse\tbytes", "h\t-\t1\tGET\t/\t200\t1"]),
+    "nasa-tsv",
+  );
+  assert.equal(detectFormat(['h [01:00:00:00] "GET / HTTP/1.0" 200 1']), "epa");
+  assert.equal(detectFormat(["# urls", "/a", "http://h/b"]), "urls");
+  assert.equal(detectFormat(["nothing", "parses here"]), null);
+  assert.equal(detectFormat([]), null);
+});
