@@ -222,9 +222,17 @@ export function zipfCounts(files: number, requests: number, alpha: number): Int3
   if (requests >= files) {
     // Lift zeros to 1, taking the requests from the most popular ranks.
     let deficit = 0;
-    for (let r = 0; r < files; r++) if (counts[r] === 0) ((counts[r] = 1), deficit++);
+    for (let r = 0; r < files; r++) {
+      if (counts[r] === 0) {
+        counts[r] = 1;
+        deficit++;
+      }
+    }
     for (let r = 0; deficit > 0; r = (r + 1) % files) {
-      if (counts[r]! > 1) (counts[r]!--, deficit--);
+      if (counts[r]! > 1) {
+        counts[r]!--;
+        deficit--;
+      }
     }
   }
   return counts;
