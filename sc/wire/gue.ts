@@ -11,7 +11,8 @@
 // Variant 1: no GUE header; the UDP payload is the IP packet itself. The GUE version bits
 // "01" coincide with the first bits of the IPv4 version nibble (0100).
 //
-// Linux IPVS (`--tun-type gue`) and Katran send variant 0 with proto 4 and no extensions.
+// Linux IPVS (`--tun-type gue`) sends variant 0 with proto 4 and no extensions; Katran sends
+// variant 1 (IPv4 straight after the UDP header). We accept both and emit variant 0 by default.
 
 import { WireError } from "./error.js";
 import {
@@ -105,7 +106,7 @@ export interface GueEncapParams extends Ipv4SendParams {
   srcPort: number;
   /** Normally GUE_PORT. */
   dstPort: number;
-  /** Default 0 (what IPVS and Katran send). */
+  /** Default 0 (what IPVS sends; Katran sends 1). */
   variant?: GueVariant;
   /**
    * Compute the outer UDP checksum (default false: 0 = none, as IPVS's default --tun-nocsum;
