@@ -3,6 +3,11 @@ import { registerCommand } from "./main.js";
 
 void registerCommand;
 registerCommand(
+  "node",
+  "Run a cluster node: static HTTP server with its document cache",
+  async () => (await import("./node.js")).command,
+);
+registerCommand(
   "origin",
   "Run the origin file server nodes fetch from",
   async () => (await import("./origin.js")).command,

@@ -30,6 +30,11 @@ function round(h: number, k: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
+/** The mixing applied to the last 1-3 bytes. */
+function tail(k: number): number {
+  return Math.imul(rotl(Math.imul(k, C1), 15), C2);
+}
+
 const encoder = new TextEncoder();
 
 /** MurmurHash3_x86_32 of the UTF-8 bytes of `key` (or of the given bytes). */
@@ -52,20 +57,12 @@ export function murmur3(key: string | Uint8Array, seed = 0): number {
   for (let i = 0; i < blocks; i += 4) {
     h = round(h, bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
   }
-  let k = 0;
-  switch (n & 3) {
-    case 3:
-      k ^= bytes[blocks + 2]! << 16;
-    // falls through
-    case 2:
-      k ^= bytes[blocks + 1]! << 8;
-    // falls through
-    case 1:
-      k ^= bytes[blocks]!;
-      k = Math.imul(k, C1);
-      k = rotl(k, 15);
-      k = Math.imul(k, C2);
-      h ^= k;
+  const rem = n & 3;
+  if (rem > 0) {
+    let k = bytes[blocks]!;
+    if (rem > 1) k ^= bytes[blocks + 1]! << 8;
+    if (rem > 2) k ^= bytes[blocks + 2]! << 16;
+    h ^= tail(k);
   }
   return fmix32(h ^ n);
 }
@@ -84,20 +81,12 @@ function murmur3Ascii(s: string, seed: number): number {
         (s.charCodeAt(i + 3) << 24),
     );
   }
-  let k = 0;
-  switch (n & 3) {
-    case 3:
-      k ^= s.charCodeAt(blocks + 2) << 16;
-    // falls through
-    case 2:
-      k ^= s.charCodeAt(blocks + 1) << 8;
-    // falls through
-    case 1:
-      k ^= s.charCodeAt(blocks);
-      k = Math.imul(k, C1);
-      k = rotl(k, 15);
-      k = Math.imul(k, C2);
-      h ^= k;
+  const rem = n & 3;
+  if (rem > 0) {
+    let k = s.charCodeAt(blocks);
+    if (rem > 1) k ^= s.charCodeAt(blocks + 1) << 8;
+    if (rem > 2) k ^= s.charCodeAt(blocks + 2) << 16;
+    h ^= tail(k);
   }
   return fmix32(h ^ n);
 }

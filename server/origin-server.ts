@@ -2,12 +2,11 @@
 // Nodes started with --origin fetch documents from it. Its validators match what nodes compute
 // from the same files: a strong ETag "size-mtime" (see http/validators.ts) and Last-Modified,
 // and Content-Type comes from the same MIME table.
-import { stat } from "node:fs/promises";
-import { resolve } from "node:path";
 import Fastify, { LogController } from "fastify";
 import fastifyStatic from "@fastify/static";
 import { contentTypeFor } from "./http/mime.js";
 import type { Logger } from "./log.js";
+import { checkRootDir, listenError } from "./errors.js";
 
 export interface OriginOptions {
   root: string;
@@ -22,35 +21,6 @@ export interface OriginServer {
   /** Requests received so far (every method and status). */
   readonly requests: number;
   close(): Promise<void>;
-}
-
-export class UserFacingError extends Error {
-  readonly userFacing = true;
-}
-
-export async function checkRootDir(root: string): Promise<string> {
-  const abs = resolve(root);
-  let st;
-  try {
-    st = await stat(abs);
-  } catch {
-    throw new UserFacingError(`document root '${root}' does not exist`);
-  }
-  if (!st.isDirectory()) throw new UserFacingError(`document root '${root}' is not a directory`);
-  return abs;
-}
-
-export function listenError(err: unknown, what: string, host: string, port: number): Error {
-  const code = (err as NodeJS.ErrnoException).code;
-  const why =
-    code === "EADDRINUSE"
-      ? "address already in use"
-      : code === "EADDRNOTAVAIL"
-        ? "address not available on this host"
-        : code === "EACCES"
-          ? "permission denied"
-          : (err as Error).message;
-  return new UserFacingError(`cannot listen for ${what} on ${host}:${port}: ${why}`);
 }
 
 export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {

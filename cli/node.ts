@@ -1,0 +1,201 @@
+// `sc-cluster node`: one cluster node serving static documents over HTTP/1.1.
+import type { Command } from "./command.js";
+import { hostPort, int, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
+import { createLogger, LOG_LEVELS } from "../server/log.js";
+import { defaultNodeId, NODE_DEFAULTS, startNode, STACKS, type Stack } from "../server/node.js";
+import { CACHE_POLICIES, type CachePolicy } from "../server/cache/doc-cache.js";
+import { MODES } from "../server/modes.js";
+import { untilSignal } from "../server/signals.js";
+
+const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A byte size: a whole number with an optional K, M or G (powers of 1024) suffix. */
+function bytes(values: ParsedValues, name: string): number {
+  const raw = str(values, name);
+  const m = /^(\d+)([kmg]?)i?b?$/i.exec(raw.trim());
+  if (!m) throw new UsageError(`--${name} must be a byte size like 65536, 64K, 256M or 1G, got '${raw}'`);
+  const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be positive, got '${raw}'`);
+  return n;
+}
+
+function oneOf<T extends string>(values: ParsedValues, name: string, allowed: readonly T[]): T {
+  const v = str(values, name);
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got '${v}'`);
+  }
+  return v as T;
+}
+
+const ms = (help: string, def: number) => ({
+  type: "string" as const,
+  value: "MS",
+  help,
+  default: String(def),
+});
+
+export const command: Command = {
+  spec: {
+    name: "node",
+    summary: "Run a cluster node: the static HTTP/1.1 server with its document cache",
+    usage: "sc-cluster node (--root DIR | --origin URL) [--listen ADDR:PORT] [options]",
+    options: {
+      stack: {
+        type: "string",
+        value: STACKS.join("|"),
+        help: "TCP stack: kernel (node:net sockets)",
+        default: "kernel",
+      },
+      listen: {
+        type: "string",
+        value: "ADDR:PORT",
+        help: "HTTP address to listen on",
+        default: "127.0.0.1:8080",
+      },
+      root: { type: "string", value: "DIR", help: "Serve documents from this directory" },
+      origin: {
+        type: "string",
+        value: "URL",
+        help: "Fetch documents from this origin server (http://host:port)",
+      },
+      admin: {
+        type: "string",
+        value: "ADDR:PORT",
+        help: "Control plane address (/healthz, /stats, /metrics), or 'none'",
+        default: "127.0.0.1:9080",
+      },
+      "node-id": {
+        type: "string",
+        value: "ID",
+        help: "Node identity in logs and metrics [default: <hostname>-<pid>]",
+      },
+      mode: {
+        type: "string",
+        value: Object.keys(MODES).join("|"),
+        help: "Cluster mode: local (serve every request here)",
+        default: "local",
+      },
+      "cache-bytes": {
+        type: "string",
+        value: "SIZE",
+        help: "Document cache size in bytes (K/M/G suffixes)",
+        default: "256M",
+      },
+      "cache-policy": { type: "string", value: "lru|lfu", help: "Cache replacement policy", default: "lru" },
+      "max-object-bytes": {
+        type: "string",
+        value: "SIZE",
+        help: "Largest document held in memory; larger files stream from disk (--root) or get 502 (--origin)",
+        default: "64M",
+      },
+      "header-timeout": ms(
+        "A request must arrive whole within this time of its first byte (else 408)",
+        NODE_DEFAULTS.timeouts.headerMs,
+      ),
+      "idle-timeout": ms("Close a keep-alive connection idle this long", NODE_DEFAULTS.timeouts.idleMs),
+      "send-timeout": ms(
+        "Reset a connection whose client reads nothing for this long",
+        NODE_DEFAULTS.timeouts.sendMs,
+      ),
+      "linger-timeout": ms(
+        "After closing, wait this long for the client's FIN before a reset",
+        NODE_DEFAULTS.timeouts.lingerMs,
+      ),
+      "max-connections": {
+        type: "string",
+        value: "N",
+        help: "Refuse connections beyond this many",
+        default: String(NODE_DEFAULTS.maxConnections),
+      },
+      "max-body-bytes": {
+        type: "string",
+        value: "SIZE",
+        help: "Largest request body skipped (else 413)",
+        default: "1M",
+      },
+      "fs-concurrency": {
+        type: "string",
+        value: "N",
+        help: "Whole-file reads in flight at once (--root)",
+        default: String(NODE_DEFAULTS.fsConcurrency),
+      },
+      "origin-connections": {
+        type: "string",
+        value: "N",
+        help: "Keep-alive connections to the origin (--origin)",
+        default: String(NODE_DEFAULTS.originConnections),
+      },
+      "origin-timeout": ms(
+        "Connect, header and body timeout toward the origin (504 when hit)",
+        NODE_DEFAULTS.originTimeoutMs,
+      ),
+      "shutdown-timeout": ms("On SIGINT/SIGTERM, reset connections still open after this long", 5000),
+      "log-level": {
+        type: "string",
+        value: "LEVEL",
+        help: `Log level: ${LOG_LEVELS.join("|")}`,
+        default: "info",
+      },
+    },
+    epilog:
+      "Exactly one of --root and --origin is required. Logs are JSON lines on stdout; the data path logs\n" +
+      "only at debug level. SIGINT/SIGTERM: stop accepting, finish current responses, exit.",
+  },
+  async run(argv) {
+    const { values } = parseCommand(this.spec, argv);
+    const root = optStr(values, "root");
+    const origin = optStr(values, "origin");
+    if ((root === undefined) === (origin === undefined)) {
+      throw new UsageError(
+        "node: give exactly one of --root DIR and --origin URL\nTry 'sc-cluster node --help'.",
+      );
+    }
+    const adminRaw = str(values, "admin");
+    const nodeId = optStr(values, "node-id") ?? defaultNodeId();
+    const logger = createLogger(str(values, "log-level"), { role: "node", node: nodeId });
+    const node = await startNode({
+      nodeId,
+      stack: oneOf<Stack>(values, "stack", STACKS),
+      listen: hostPort(str(values, "listen"), "--listen"),
+      ...(root !== undefined ? { root } : { origin: origin! }),
+      admin: adminRaw === "none" ? null : hostPort(adminRaw, "--admin"),
+      cacheBytes: bytes(values, "cache-bytes"),
+      cachePolicy: oneOf<CachePolicy>(values, "cache-policy", CACHE_POLICIES),
+      mode: oneOf(values, "mode", Object.keys(MODES)),
+      timeouts: {
+        headerMs: int(values, "header-timeout", 1),
+        idleMs: int(values, "idle-timeout", 1),
+        sendMs: int(values, "send-timeout", 1),
+        lingerMs: int(values, "linger-timeout", 1),
+      },
+      limits: { maxBodyBytes: bytes(values, "max-body-bytes") },
+      maxConnections: int(values, "max-connections", 1),
+      maxInMemoryBytes: bytes(values, "max-object-bytes"),
+      fsConcurrency: int(values, "fs-concurrency", 1),
+      originConnections: int(values, "origin-connections", 1),
+      originTimeoutMs: int(values, "origin-timeout", 1),
+      logger,
+    });
+    const a = node.address;
+    const ad = node.adminAddress;
+    logger.info(
+      {
+        listen: `${a.host}:${a.port}`,
+        admin: ad ? `${ad.host}:${ad.port}` : null,
+        stack: str(values, "stack"),
+        mode: str(values, "mode"),
+        source: root ?? origin,
+        cacheBytes: node.cache.maxBytes,
+        cachePolicy: node.cache.policy,
+      },
+      "node listening",
+    );
+    const signal = await untilSignal();
+    logger.info({ signal }, "node stopping");
+    await node.shutdown(int(values, "shutdown-timeout", 0));
+    logger.info(node.snapshot().http as object, "node stopped");
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,347 @@
+// One client connection: feeds the parser, runs each request through the mode hook and the
+// responder, and writes responses strictly in request order. Requests are handled one at a
+// time; pipelined ones wait in the parser (input beyond a bound is left in the socket by
+// pausing it), and a response that cannot be written yet (backpressure) holds the pipeline.
+//
+// Time limits are deadlines checked by the server's sweep (no timer per connection):
+//   header  the rest of a request must arrive within headerMs of its first byte (408, close);
+//   idle    a keep-alive connection with nothing in flight closes after idleMs (FIN, no 408);
+//   send    a client that does not read our response for sendMs is reset;
+//   linger  after our FIN, the client has lingerMs to close its side before a reset.
+import type { Conn } from "./conn.js";
+import { ParseError, RequestParser, type HttpRequest, type ParserLimits } from "./http/parser.js";
+import { errorResponse, type PreparedResponse } from "./http/response.js";
+import type { DateCache } from "./http/date.js";
+import type { Responder } from "./responder.js";
+import type { ConnectionControl, Decision, Mode } from "./modes.js";
+import type { ServerStats } from "./stats.js";
+import type { Logger } from "./log.js";
+
+export interface Timeouts {
+  headerMs: number;
+  idleMs: number;
+  sendMs: number;
+  lingerMs: number;
+}
+
+/** What a connection needs from its server. */
+export interface ConnectionEnv {
+  readonly responder: Responder;
+  readonly mode: Mode;
+  readonly stats: ServerStats;
+  readonly limits: ParserLimits;
+  readonly timeouts: Timeouts;
+  readonly dates: DateCache;
+  readonly log: Logger;
+  /** True while the server shuts down: finish the current response, then close. */
+  readonly draining: boolean;
+  connectionClosed(c: HttpConnection): void;
+}
+
+/** Head and body are sent as one buffer (one write, one segment train) up to this size. */
+const COALESCE_MAX = 16 * 1024;
+/** Unparsed input kept while the pipeline is busy before the socket is paused. */
+const MAX_BUFFERED = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+const enum Wait {
+  None,
+  Header,
+  Idle,
+  Send,
+  Linger,
+}
+
+export class HttpConnection implements ConnectionControl {
+  private readonly parser: RequestParser;
+  /** A request is being decided, loaded or streamed: the pipeline waits for it. */
+  private busy = false;
+  /** The last write hit backpressure: wait for 'drain'. */
+  private blocked = false;
+  /** end() was called: ignore input, wait for the client to close. */
+  private closing = false;
+  private readEnded = false;
+  private paused = false;
+  private waitKind = Wait.None;
+  /** When the current wait expires (ms since epoch; Infinity for none). */
+  deadline = Infinity;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly id: number,
+    readonly conn: Conn,
+    private readonly env: ConnectionEnv,
+  ) {
+    this.parser = new RequestParser(env.limits);
+    env.stats.connectionsAccepted++;
+    env.stats.connectionsOpen++;
+    conn.on("data", this.onData);
+    conn.on("end", this.onEnd);
+    conn.on("drain", this.onDrain);
+    conn.on("error", this.onError);
+    conn.on("close", this.onClose);
+    this.updateDeadline(Date.now());
+  }
+
+  flushed(): Promise<void> {
+    if (this.conn.writableLength === 0 || this.conn.destroyed) return Promise.resolve();
+    // A zero-length write completes once everything queued before it has been flushed.
+    return new Promise((resolve) => this.conn.write(EMPTY, () => resolve()));
+  }
+
+  /** Called by the server's sweep; acts if the current deadline has passed. */
+  checkDeadline(now: number): void {
+    if (now < this.deadline) return;
+    switch (this.waitKind) {
+      case Wait.Header:
+        this.env.stats.headerTimeouts++;
+        this.sendAndClose(errorResponse(408, false, this.env.dates.dateLine(now)));
+        break;
+      case Wait.Idle:
+        this.env.stats.idleTimeouts++;
+        this.closeGracefully();
+        break;
+      case Wait.Send:
+        this.env.stats.sendTimeouts++;
+        this.conn.destroy();
+        break;
+      case Wait.Linger:
+        this.conn.destroy();
+        break;
+    }
+  }
+
+  /** Server shutdown: close now if nothing is in flight, else after the current response. */
+  drain(): void {
+    if (!this.busy && !this.blocked && !this.parser.midMessage) this.closeGracefully();
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.closing) return;
+    this.parser.feed(chunk);
+    this.pump();
+  };
+
+  private readonly onEnd = (): void => {
+    this.readEnded = true;
+    if (this.closing) this.conn.destroy();
+    else this.pump();
+  };
+
+  private readonly onDrain = (): void => {
+    this.blocked = false;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+    this.pump();
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.env.log.debug({ conn: this.id, err: err.message }, "connection error");
+  };
+
+  private readonly onClose = (): void => {
+    this.closing = true;
+    this.deadline = Infinity;
+    this.env.stats.connectionsOpen--;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+    this.env.connectionClosed(this);
+  };
+
+  /** Handles every complete request it can, in order, until one has to wait. */
+  private pump(): void {
+    if (this.closing || this.conn.destroyed) return;
+    let handled = false;
+    while (!this.busy && !this.blocked) {
+      const m = this.parser.next();
+      if (m === null) break;
+      handled = true;
+      if (m instanceof ParseError) {
+        this.env.log.debug({ conn: this.id, status: m.status, reason: m.reason }, "bad request");
+        this.sendAndClose(errorResponse(m.status, false, this.env.dates.dateLine(Date.now())));
+        return;
+      }
+      this.handle(m);
+      if (this.closing) return;
+    }
+    if (!this.busy && !this.blocked) {
+      // Client finished sending (a partial request at EOF is dropped), or shutdown: close.
+      if (this.readEnded || (this.env.draining && !this.parser.midMessage)) {
+        this.closeGracefully();
+        return;
+      }
+    }
+    this.flow();
+    if (handled) this.waitKind = Wait.None; // activity: restart the idle/header clock
+    this.updateDeadline(Date.now());
+  }
+
+  private handle(req: HttpRequest): void {
+    let d: Decision | Promise<Decision>;
+    try {
+      d = this.env.mode.decide(req, this);
+    } catch (err) {
+      this.modeFailed(err);
+      return;
+    }
+    if (d instanceof Promise) {
+      this.busy = true;
+      d.then(
+        (settled) => {
+          this.busy = false;
+          if (this.closing || this.conn.destroyed) return;
+          this.apply(req, settled);
+          this.pump();
+        },
+        (err: unknown) => {
+          this.busy = false;
+          this.modeFailed(err);
+        },
+      );
+      return;
+    }
+    this.apply(req, d);
+  }
+
+  private apply(req: HttpRequest, d: Decision): void {
+    if (d === "serve") this.serve(req);
+    else if (d === "done") {
+      this.env.stats.modeHandled++;
+      if (!req.keepAlive || this.env.draining) this.closeGracefully();
+    } else {
+      this.send(this.env.responder.respondWithDoc(req, d.doc, this.keepAlive(req), Date.now()));
+    }
+  }
+
+  private modeFailed(err: unknown): void {
+    this.env.log.error({ conn: this.id, mode: this.env.mode.name, err: String(err) }, "mode failed");
+    if (!this.closing && !this.conn.destroyed) {
+      this.sendAndClose(errorResponse(500, false, this.env.dates.dateLine(Date.now())));
+    }
+  }
+
+  private keepAlive(req: HttpRequest): boolean {
+    return req.keepAlive && !this.env.draining;
+  }
+
+  private serve(req: HttpRequest): void {
+    const r = this.env.responder.respond(req, this.keepAlive(req), Date.now());
+    if (!(r instanceof Promise)) {
+      this.send(r);
+      return;
+    }
+    this.busy = true;
+    r.then(
+      (resp) => {
+        this.busy = false;
+        if (this.closing || this.conn.destroyed) return;
+        this.send(resp);
+        this.pump();
+      },
+      (err: unknown) => {
+        this.busy = false;
+        this.modeFailed(err);
+      },
+    );
+  }
+
+  private sendAndClose(resp: PreparedResponse): void {
+    this.send(resp);
+    this.closeGracefully();
+  }
+
+  private send(resp: PreparedResponse): void {
+    const conn = this.conn;
+    this.env.stats.countResponse(resp.status, resp.length);
+    let ok: boolean;
+    const body = resp.body;
+    if (body === null) ok = conn.write(resp.head);
+    else if (body.length <= COALESCE_MAX) {
+      const buf = Buffer.allocUnsafe(resp.head.length + body.length);
+      resp.head.copy(buf, 0);
+      body.copy(buf, resp.head.length);
+      ok = conn.write(buf);
+    } else {
+      conn.cork?.();
+      conn.write(resp.head);
+      ok = conn.write(body);
+      conn.uncork?.();
+    }
+    if (!ok) this.blocked = true;
+    if (resp.stream !== null) {
+      this.busy = true;
+      void this.streamBody(resp);
+      return;
+    }
+    if (resp.close) this.closeGracefully();
+  }
+
+  /** Sends a document that is not in memory, chunk by chunk, honouring backpressure. */
+  private async streamBody(resp: PreparedResponse): Promise<void> {
+    const { doc, start, end } = resp.stream!;
+    try {
+      for await (const chunk of doc.read!(start, end)) {
+        if (this.conn.destroyed) return;
+        if (!this.conn.write(chunk)) {
+          this.blocked = true;
+          this.updateDeadline(Date.now());
+          await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+        }
+      }
+    } catch (err) {
+      // Headers are gone already: the only honest signal left is to reset the connection.
+      this.env.stats.aborted++;
+      this.env.log.warn({ conn: this.id, path: doc.key, err: String(err) }, "body stream failed");
+      this.conn.destroy();
+      return;
+    }
+    this.busy = false;
+    if (resp.close) this.closeGracefully();
+    else this.pump();
+  }
+
+  /** Sends FIN once queued bytes are out; input from then on is discarded. */
+  private closeGracefully(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.conn.end();
+    if (this.paused) {
+      this.paused = false;
+      this.conn.resume(); // keep reading so the client's FIN (or RST) is seen
+    }
+    this.waitKind = Wait.Linger;
+    this.deadline = Date.now() + this.env.timeouts.lingerMs;
+  }
+
+  private flow(): void {
+    const pause = this.blocked || (this.busy && this.parser.buffered > MAX_BUFFERED);
+    if (pause === this.paused) return;
+    this.paused = pause;
+    if (pause) this.conn.pause();
+    else this.conn.resume();
+  }
+
+  private updateDeadline(now: number): void {
+    if (this.closing) return;
+    const kind = this.blocked
+      ? Wait.Send
+      : this.busy
+        ? Wait.None
+        : this.parser.midMessage
+          ? Wait.Header
+          : Wait.Idle;
+    if (kind === this.waitKind) return; // keep the clock from when this wait began
+    this.waitKind = kind;
+    const t = this.env.timeouts;
+    this.deadline =
+      kind === Wait.Header
+        ? now + t.headerMs
+        : kind === Wait.Idle
+          ? now + t.idleMs
+          : kind === Wait.Send
+            ? now + t.sendMs
+            : Infinity;
+  }
+}

@@ -1,0 +1,111 @@
+// Prometheus metrics for one node, in a Registry of its own (not prom-client's global one, so
+// several nodes can live in one process, e.g. in tests). Values are read from the data path's
+// plain counters at scrape time.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { ServerStats } from "./stats.js";
+import type { DocCache } from "./cache/doc-cache.js";
+import type { DocStore } from "./doc-store.js";
+
+export interface MetricSources {
+  nodeId: string;
+  stats: ServerStats;
+  cache: DocCache;
+  store: DocStore;
+}
+
+/** A counter whose value is copied from `read()` at each scrape. */
+function mirrorCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+function mirrorGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+export function createMetrics(src: MetricSources): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: src.nodeId });
+  const { stats, cache, store } = src;
+
+  new Counter({
+    name: "sc_http_requests_total",
+    help: "HTTP responses sent, by status code",
+    labelNames: ["code"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of Object.entries(stats.requests())) this.inc({ code }, n);
+    },
+  });
+  mirrorCounter(
+    registry,
+    "sc_http_response_bytes_total",
+    "Bytes of HTTP responses (head + body)",
+    () => stats.responseBytes,
+  );
+  mirrorCounter(
+    registry,
+    "sc_http_mode_handled_total",
+    "Requests answered by the cluster mode, not locally",
+    () => stats.modeHandled,
+  );
+  new Counter({
+    name: "sc_http_timeouts_total",
+    help: "Connections timed out, by kind (header: 408; idle: keep-alive expiry; send: client not reading)",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ kind: "header" }, stats.headerTimeouts);
+      this.inc({ kind: "idle" }, stats.idleTimeouts);
+      this.inc({ kind: "send" }, stats.sendTimeouts);
+    },
+  });
+  mirrorCounter(registry, "sc_cache_hits_total", "Document cache hits", () => cache.stats().hits);
+  mirrorCounter(registry, "sc_cache_misses_total", "Document cache misses", () => cache.stats().misses);
+  mirrorCounter(
+    registry,
+    "sc_cache_evictions_total",
+    "Documents evicted from the cache",
+    () => cache.stats().evictions,
+  );
+  mirrorGauge(registry, "sc_cache_bytes", "Bytes held by the document cache", () => cache.stats().bytes);
+  mirrorGauge(registry, "sc_cache_max_bytes", "Byte bound of the document cache", () => cache.maxBytes);
+  mirrorGauge(registry, "sc_cache_entries", "Documents in the cache", () => cache.stats().entries);
+  mirrorCounter(
+    registry,
+    "sc_source_loads_total",
+    "Document loads from the root or origin (cache misses that fetched)",
+    () => store.loads,
+  );
+  mirrorCounter(
+    registry,
+    "sc_source_joined_total",
+    "Cache misses that joined a load already in flight",
+    () => store.joined,
+  );
+  mirrorGauge(registry, "sc_tcp_connections", "Open client connections", () => stats.connectionsOpen);
+  mirrorCounter(
+    registry,
+    "sc_tcp_connections_accepted_total",
+    "Client connections accepted",
+    () => stats.connectionsAccepted,
+  );
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}

@@ -1,0 +1,194 @@
+// A cluster node: document source + cache + responder + HTTP server on a transport, with the
+// control plane beside it. startNode() is what `sc-cluster node` runs; tests and benchmarks
+// call it in-process too.
+import { hostname } from "node:os";
+import type { Registry } from "prom-client";
+import { createDocCache, type CachePolicy, type DocCache } from "./cache/doc-cache.js";
+import { DocStore } from "./doc-store.js";
+import { FsSource } from "./source/fs-source.js";
+import { OriginSource } from "./source/origin-source.js";
+import type { DocSource } from "./source/source.js";
+import { Responder } from "./responder.js";
+import { HttpServer } from "./http-server.js";
+import { DateCache } from "./http/date.js";
+import { DEFAULT_LIMITS, type ParserLimits } from "./http/parser.js";
+import type { Timeouts } from "./connection.js";
+import { MODES, type Mode } from "./modes.js";
+import { ServerStats } from "./stats.js";
+import { createMetrics } from "./metrics.js";
+import { startAdmin, type AdminServer } from "./admin.js";
+import { listenKernel, type ConnListener } from "./conn.js";
+import { checkRootDir, listenError, UserFacingError } from "./errors.js";
+import type { Logger } from "./log.js";
+
+export type Stack = "kernel";
+export const STACKS: readonly Stack[] = ["kernel"];
+
+export interface NodeConfig {
+  nodeId: string;
+  stack: Stack;
+  listen: { host: string; port: number };
+  /** Exactly one of root and origin. */
+  root?: string;
+  origin?: string;
+  admin: { host: string; port: number } | null;
+  cacheBytes: number;
+  cachePolicy: CachePolicy;
+  mode: string | Mode;
+  timeouts: Timeouts;
+  limits?: Partial<ParserLimits>;
+  maxConnections: number;
+  /** Files above this (or above the cache size) are streamed from disk, not read whole. */
+  maxInMemoryBytes: number;
+  fsConcurrency: number;
+  originConnections: number;
+  originTimeoutMs: number;
+  logger: Logger;
+}
+
+export const NODE_DEFAULTS = {
+  cacheBytes: 256 * 1024 * 1024,
+  timeouts: { headerMs: 10_000, idleMs: 30_000, sendMs: 30_000, lingerMs: 5_000 },
+  maxConnections: 10_000,
+  maxInMemoryBytes: 64 * 1024 * 1024,
+  fsConcurrency: 64,
+  originConnections: 32,
+  originTimeoutMs: 10_000,
+};
+
+export function defaultNodeId(): string {
+  return `${hostname()}-${process.pid}`;
+}
+
+export interface RunningNode {
+  readonly nodeId: string;
+  readonly address: { host: string; port: number };
+  readonly adminAddress: { host: string; port: number } | null;
+  readonly server: HttpServer;
+  readonly stats: ServerStats;
+  readonly cache: DocCache;
+  readonly store: DocStore;
+  readonly registry: Registry;
+  /** JSON snapshot served at /stats. */
+  snapshot(): Record<string, unknown>;
+  /** Stops accepting, finishes or closes connections (reset after graceMs), closes the rest. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
+  const log = cfg.logger;
+  if ((cfg.root === undefined) === (cfg.origin === undefined)) {
+    throw new UserFacingError("give exactly one of --root DIR and --origin URL");
+  }
+  const mode = typeof cfg.mode === "string" ? MODES[cfg.mode] : cfg.mode;
+  if (mode === undefined) throw new UserFacingError(`unknown mode '${String(cfg.mode)}'`);
+
+  const cache = createDocCache(cfg.cachePolicy, cfg.cacheBytes);
+  let source: DocSource;
+  if (cfg.root !== undefined) {
+    const root = await checkRootDir(cfg.root);
+    source = await FsSource.create({
+      root,
+      maxInMemory: Math.min(cfg.maxInMemoryBytes, cfg.cacheBytes),
+      concurrency: cfg.fsConcurrency,
+    });
+  } else {
+    try {
+      source = new OriginSource({
+        url: cfg.origin!,
+        connections: cfg.originConnections,
+        timeoutMs: cfg.originTimeoutMs,
+        maxObjectBytes: cfg.maxInMemoryBytes,
+      });
+    } catch (err) {
+      throw new UserFacingError(
+        err instanceof TypeError ? `invalid --origin URL '${cfg.origin}'` : (err as Error).message,
+      );
+    }
+  }
+  const store = new DocStore(cache, source);
+  const stats = new ServerStats();
+  const dates = new DateCache();
+  const server = new HttpServer({
+    responder: new Responder(store, dates),
+    mode,
+    stats,
+    limits: { ...DEFAULT_LIMITS, ...cfg.limits },
+    timeouts: cfg.timeouts,
+    dates,
+    log,
+    maxConnections: cfg.maxConnections,
+  });
+
+  let listener: ConnListener;
+  try {
+    listener = await listenKernel(cfg.listen.host, cfg.listen.port);
+  } catch (err) {
+    await source.close();
+    throw listenError(err, "HTTP", cfg.listen.host, cfg.listen.port);
+  }
+  server.attach(listener);
+
+  const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
+  const startedAt = Date.now();
+  const snapshot = () => ({
+    node: cfg.nodeId,
+    mode: mode.name,
+    stack: cfg.stack,
+    source: source.describe,
+    uptimeSeconds: (Date.now() - startedAt) / 1000,
+    draining: server.draining,
+    http: {
+      requests: stats.requests(),
+      responses: stats.totalResponses(),
+      responseBytes: stats.responseBytes,
+      modeHandled: stats.modeHandled,
+      timeouts: { header: stats.headerTimeouts, idle: stats.idleTimeouts, send: stats.sendTimeouts },
+      aborted: stats.aborted,
+    },
+    connections: {
+      open: stats.connectionsOpen,
+      accepted: stats.connectionsAccepted,
+      refused: server.refused,
+    },
+    cache: { policy: cache.policy, ...cache.stats() },
+    store: { loads: store.loads, joined: store.joined },
+    sourceStats: source.stats(),
+  });
+
+  let admin: AdminServer | null = null;
+  if (cfg.admin) {
+    try {
+      admin = await startAdmin({
+        host: cfg.admin.host,
+        port: cfg.admin.port,
+        logger: log,
+        registry,
+        stats: snapshot,
+        healthy: () => !server.draining,
+      });
+    } catch (err) {
+      await listener.close();
+      await server.shutdown(0);
+      await source.close();
+      throw err;
+    }
+  }
+
+  return {
+    nodeId: cfg.nodeId,
+    address: listener.address,
+    adminAddress: admin?.address ?? null,
+    server,
+    stats,
+    cache,
+    store,
+    registry,
+    snapshot,
+    async shutdown(graceMs: number) {
+      await server.shutdown(graceMs);
+      await source.close();
+      await admin?.close();
+    },
+  };
+}

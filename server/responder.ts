@@ -1,0 +1,53 @@
+// Turns a parsed request into a prepared response for a document from the store: method and
+// path checks, cache/source lookup, then the pure response logic of http/response.ts. Writing
+// is the connection's job, so a mode (e.g. Socket Cloning's receiving node) can prepare a
+// response, learn its exact length, and write it wherever it must go.
+import type { HttpRequest } from "./http/parser.js";
+import { docResponse, errorResponse, redirectResponse, type PreparedResponse } from "./http/response.js";
+import { KNOWN_METHODS } from "./http/status.js";
+import { encodePath, normalizePath } from "./http/url-path.js";
+import type { DateCache } from "./http/date.js";
+import type { DocStore } from "./doc-store.js";
+import type { Lookup } from "./source/source.js";
+import type { Doc } from "./cache/doc.js";
+
+const ALLOW = "Allow: GET, HEAD\r\n";
+
+export class Responder {
+  constructor(
+    readonly store: DocStore,
+    private readonly dates: DateCache,
+  ) {}
+
+  /** The response for `req`; synchronous when the document is cached (the fast path). */
+  respond(req: HttpRequest, keepAlive: boolean, nowMs: number): PreparedResponse | Promise<PreparedResponse> {
+    const isHead = req.method === "HEAD";
+    if (req.method !== "GET" && !isHead) {
+      const status = KNOWN_METHODS.has(req.method) ? 405 : 501;
+      // CONNECT would turn the connection into a tunnel: never continue on it.
+      return errorResponse(status, keepAlive && req.method !== "CONNECT", this.dates.dateLine(nowMs), ALLOW);
+    }
+    const norm = normalizePath(req.path);
+    if (!norm.ok) return errorResponse(norm.status, keepAlive, this.dates.dateLine(nowMs), "", isHead);
+    const found = this.store.lookup(norm.path);
+    if (!(found instanceof Promise)) return this.fromLookup(req, found, keepAlive, nowMs);
+    return found.then((r) => this.fromLookup(req, r, keepAlive, Date.now()));
+  }
+
+  /** The response for a document obtained elsewhere (e.g. a peer's cache), with the usual rules. */
+  respondWithDoc(req: HttpRequest, doc: Doc, keepAlive: boolean, nowMs: number): PreparedResponse {
+    return docResponse(req, doc, keepAlive, this.dates.dateLine(nowMs));
+  }
+
+  private fromLookup(req: HttpRequest, r: Lookup, keepAlive: boolean, nowMs: number): PreparedResponse {
+    const date = this.dates.dateLine(nowMs);
+    switch (r.kind) {
+      case "doc":
+        return docResponse(req, r.doc, keepAlive, date);
+      case "redirect":
+        return redirectResponse(301, encodePath(r.path) + req.query, keepAlive, date, req.method === "HEAD");
+      case "error":
+        return errorResponse(r.status, keepAlive, date, "", req.method === "HEAD");
+    }
+  }
+}
