@@ -15,14 +15,13 @@
 // variant 1 (IPv4 straight after the UDP header). We accept both and emit variant 0 by default.
 
 import { WireError } from "./error.js";
+import { fits, isUint16 } from "./fields.js";
 import {
   IPV4_HEADER_LEN,
   IPV4_MAX_TOTAL_LEN,
   IP_PROTO_IPIP,
   IP_PROTO_UDP,
   checkIpv4SendParams,
-  fits,
-  isUint16,
   writeIpv4Header,
   type Ipv4SendParams,
 } from "./ipv4.js";

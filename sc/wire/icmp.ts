@@ -10,14 +10,12 @@
 import { readIpv4 } from "./addr.js";
 import { checksumAdd, internetChecksum } from "./checksum.js";
 import { WireError } from "./error.js";
+import { fits, isUint16, isUint8 } from "./fields.js";
 import {
   IPV4_HEADER_LEN,
   IPV4_MAX_TOTAL_LEN,
   IP_PROTO_ICMP,
   checkIpv4SendParams,
-  fits,
-  isUint16,
-  isUint8,
   writeIpv4Header,
   type Ipv4SendParams,
 } from "./ipv4.js";

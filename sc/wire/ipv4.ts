@@ -16,6 +16,7 @@
 import { readIpv4, writeIpv4 } from "./addr.js";
 import { checksumAdd, checksumUpdate16, checksumUpdate32, internetChecksum } from "./checksum.js";
 import { WireError } from "./error.js";
+import { fits, isUint16, isUint32, isUint8 } from "./fields.js";
 
 export const IPV4_HEADER_LEN = 20;
 export const IPV4_MAX_HEADER_LEN = 60;
@@ -254,22 +255,6 @@ export function parseIpv4(buf: Uint8Array, opts?: Ipv4ParseOptions): Ipv4Repr | 
 /** Header length the emitter will write for `h` (20 + options). */
 export function ipv4HeaderLength(h: Pick<Ipv4Header, "options">): number {
   return IPV4_HEADER_LEN + (h.options === undefined ? 0 : h.options.length);
-}
-
-/** @internal range checks shared by the emitters */
-export function isUint8(x: number): boolean {
-  return (x & 0xff) === x;
-}
-export function isUint16(x: number): boolean {
-  return (x & 0xffff) === x;
-}
-export function isUint32(x: number): boolean {
-  return x >>> 0 === x;
-}
-
-/** @internal True if `off` is an integer and buf[off, off+length) lies inside `buf`. */
-export function fits(buf: Uint8Array, off: number, length: number): boolean {
-  return off >= 0 && Math.floor(off) === off && off + length <= buf.length;
 }
 
 /** Checks the fields an emitter writes; null when they all fit their wire fields. */

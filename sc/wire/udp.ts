@@ -9,14 +9,12 @@
 
 import { checksumAdd, internetChecksum, pseudoHeaderSum } from "./checksum.js";
 import { WireError } from "./error.js";
+import { fits, isUint16, isUint32 } from "./fields.js";
 import {
   IPV4_HEADER_LEN,
   IPV4_MAX_TOTAL_LEN,
   IP_PROTO_UDP,
   checkIpv4SendParams,
-  fits,
-  isUint16,
-  isUint32,
   writeIpv4Header,
   type Ipv4SendParams,
 } from "./ipv4.js";
