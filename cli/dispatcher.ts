@@ -1,0 +1,233 @@
+// `sc-cluster dispatcher`: the LVS-style layer-4 dispatcher (dispatcher/service.ts).
+import {
+  hostPort,
+  int,
+  list,
+  optStr,
+  str,
+  bool,
+  UsageError,
+  type CommandSpec,
+  parseCommand,
+} from "./args.js";
+import type { Command } from "./command.js";
+
+const spec: CommandSpec = {
+  name: "dispatcher",
+  summary: "Layer-4 dispatcher: spreads TCP connections to the VIP over the nodes in GUE (direct return)",
+  usage: "sc-cluster dispatcher --node ID=ADDR[:PORT][,weight=W][,admin=URL] ... [options]",
+  options: {
+    vip: {
+      type: "string",
+      help: "Virtual IP the clients connect to",
+      default: "198.18.100.1",
+      value: "ADDR",
+    },
+    port: { type: "string", help: "TCP port of the service", default: "80", value: "PORT" },
+    node: {
+      type: "string",
+      multiple: true,
+      value: "SPEC",
+      help: "A node: ID=ADDR[:PORT][,weight=W][,admin=URL]; PORT is its GUE port, admin its control API (health checks GET URL/healthz)",
+    },
+    scheduler: { type: "string", help: "rr, wrr, lc, wlc, sh or mh", default: "wlc", value: "NAME" },
+    admin: {
+      type: "string",
+      help: "Admin API listen address",
+      default: "127.0.0.1:9100",
+      value: "ADDR:PORT",
+    },
+    tun: { type: "string", help: "TUN device the VIP is routed to", default: "sctun", value: "NAME" },
+    "gue-port": {
+      type: "string",
+      help: "Default GUE (UDP) port of the nodes",
+      default: "6080",
+      value: "PORT",
+    },
+    output: {
+      type: "string",
+      help: "How GUE leaves: tun (outer packets written to the TUN, batched) or udp (a UDP socket)",
+      default: "tun",
+      value: "MODE",
+    },
+    source: {
+      type: "string",
+      help: "Outer source address (default: this host's address facing the nodes)",
+      value: "ADDR",
+    },
+    "gue-variant": {
+      type: "string",
+      help: "GUE variant sent: 0 (4-byte header) or 1 (bare IPv4)",
+      default: "0",
+      value: "V",
+    },
+    "udp-checksum": {
+      type: "boolean",
+      help: "Compute outer UDP checksums (default: 0, like IPVS --tun-nocsum)",
+    },
+    "max-conns": { type: "string", help: "Connection-table size", default: "1048576", value: "N" },
+    "max-half-open": {
+      type: "string",
+      help: "Half-open (SYN_RECV) entries allowed (default max-conns/8)",
+      value: "N",
+    },
+    "timeout-established": {
+      type: "string",
+      help: "Idle timeout of established connections, s",
+      default: "900",
+      value: "S",
+    },
+    "timeout-syn": { type: "string", help: "Timeout of half-open connections, s", default: "60", value: "S" },
+    "timeout-syn-flood": {
+      type: "string",
+      help: "Half-open timeout while over half the half-open budget is used, s",
+      default: "5",
+      value: "S",
+    },
+    "timeout-fin": {
+      type: "string",
+      help: "Timeout after the client's FIN (FIN_WAIT, TIME_WAIT), s",
+      default: "120",
+      value: "S",
+    },
+    "timeout-close": { type: "string", help: "Timeout after a RST, s", default: "10", value: "S" },
+    "health-interval": { type: "string", help: "Health-check interval, ms", default: "1000", value: "MS" },
+    "health-timeout": { type: "string", help: "Health-check timeout, ms", default: "500", value: "MS" },
+    "health-fall": {
+      type: "string",
+      help: "Failed checks before a node is taken out",
+      default: "2",
+      value: "N",
+    },
+    "health-rise": { type: "string", help: "Good checks before it is taken back", default: "2", value: "N" },
+  },
+  epilog: [
+    "Reads client packets from the TUN device (the VIP must be routed to it), keeps a connection table,",
+    "and forwards each connection's packets to its node in GUE over UDP; nodes answer clients directly.",
+    'Prints one JSON line {"ready":true,...} on stdout when forwarding, JSON log lines on stderr;',
+    'SIGTERM/SIGINT stop it and print {"stopped":true,"stats":...}. Admin API: GET /healthz /stats',
+    "/metrics /nodes, PUT|DELETE /nodes/ID, PUT /scheduler (docs/dispatcher.md).",
+    "Example: sc-cluster dispatcher --scheduler mh --admin 198.18.0.1:9100 \\",
+    "  --node node1=198.18.0.11,admin=http://198.18.0.11:9000 --node node2=198.18.0.12,admin=http://198.18.0.12:9000",
+  ].join("\n"),
+};
+
+function log(message: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg: message, ...fields }) + "\n");
+}
+
+export const command: Command = {
+  spec,
+  async run(argv) {
+    const { values } = parseCommand(spec, argv);
+    // Loaded here so `--help` does not load the native addon.
+    const { parseNodeSpec } = await import("../dispatcher/nodes.js");
+    const { isSchedulerName, SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
+    const { DispatcherService } = await import("../dispatcher/service.js");
+    const { ipv4FromString, isWireError } = await import("../sc/wire/index.js");
+
+    const addr = (name: string, text: string): number => {
+      const a = ipv4FromString(text);
+      if (isWireError(a)) throw new UsageError(`--${name} must be an IPv4 address, got '${text}'`);
+      return a;
+    };
+    const scheduler = str(values, "scheduler");
+    if (!isSchedulerName(scheduler)) {
+      throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got '${scheduler}'`);
+    }
+    const output = str(values, "output");
+    if (output !== "tun" && output !== "udp")
+      throw new UsageError(`--output must be tun or udp, got '${output}'`);
+    const variant = str(values, "gue-variant");
+    if (variant !== "0" && variant !== "1")
+      throw new UsageError(`--gue-variant must be 0 or 1, got '${variant}'`);
+    const guePort = int(values, "gue-port", 1, 65535);
+    const nodeTexts = list(values, "node");
+    const nodes = nodeTexts.map((t) => {
+      try {
+        return parseNodeSpec(t, guePort);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    });
+    const ids = new Set<string>();
+    for (const n of nodes) {
+      if (ids.has(n.id)) throw new UsageError(`--node: id '${n.id}' given twice`);
+      ids.add(n.id);
+    }
+    const admin = hostPort(str(values, "admin"), "--admin");
+    const sourceText = optStr(values, "source");
+    const maxConns = int(values, "max-conns", 1, 1 << 26);
+    const halfOpenText = optStr(values, "max-half-open");
+    const seconds = (name: string) => int(values, name, 1, 365 * 86400) * 1000;
+    const fin = seconds("timeout-fin");
+
+    const svc = await DispatcherService.start({
+      vip: addr("vip", str(values, "vip")),
+      port: int(values, "port", 1, 65535),
+      scheduler,
+      nodes,
+      tun: str(values, "tun"),
+      output,
+      source: sourceText === undefined ? undefined : addr("source", sourceText),
+      guePort,
+      variant: variant === "0" ? 0 : 1,
+      udpChecksum: bool(values, "udp-checksum"),
+      maxConnections: maxConns,
+      maxHalfOpen: halfOpenText === undefined ? undefined : int(values, "max-half-open", 1, maxConns),
+      timeouts: {
+        established: seconds("timeout-established"),
+        synRecv: seconds("timeout-syn"),
+        synRecvUnderLoad: seconds("timeout-syn-flood"),
+        finWait: fin,
+        timeWait: fin,
+        close: seconds("timeout-close"),
+      },
+      health: {
+        intervalMs: int(values, "health-interval", 10, 3_600_000),
+        timeoutMs: int(values, "health-timeout", 10, 60_000),
+        fall: int(values, "health-fall", 1, 100),
+        rise: int(values, "health-rise", 1, 100),
+      },
+      admin,
+      log,
+    });
+    const stats = svc.control.stats();
+    process.stdout.write(
+      JSON.stringify({
+        ready: true,
+        pid: process.pid,
+        vip: stats.vip,
+        port: stats.port,
+        scheduler: stats.scheduler,
+        output,
+        tun: svc.tun.name,
+        source: (stats.io as { source: string }).source,
+        admin: svc.adminUrl,
+        nodes: stats.nodes.map((n) => ({
+          id: n.id,
+          addr: n.addr,
+          port: n.port,
+          weight: n.weight,
+          admin: n.admin,
+        })),
+      }) + "\n",
+    );
+    log("dispatcher ready", { admin: svc.adminUrl, nodes: nodes.length });
+
+    const stop = () => void svc.stop();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    const err = await svc.done;
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+    process.stdout.write(JSON.stringify({ stopped: true, stats: svc.control.stats() }) + "\n");
+    if (err) {
+      log("dispatcher stopped on error", { error: err.message });
+      return 1;
+    }
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,276 @@
+// The running dispatcher: reads client packets from the TUN device the VIP is routed to,
+// runs them through the Forwarder, and sends the GUE packets out, either
+//   - "tun": whole outer IPv4/UDP/GUE packets written back into the same TUN device, which
+//     the kernel routes to the nodes (one batched write per read batch), or
+//   - "udp": GUE payloads sent from a UDP socket (one send() per packet).
+// docs/dispatcher.md compares the two (bench/dispatcher-forward.ts). RSTs to clients are
+// always written to the TUN device. Plus the control plane: health checks and the admin API.
+import { createSocket, type Socket } from "node:dgram";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import type { FastifyInstance } from "fastify";
+import { Counter, type Registry } from "prom-client";
+import { TunDevice, type PacketBatch } from "../sc/tun/index.js";
+import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError, type GueVariant } from "../sc/wire/index.js";
+import { buildAdmin } from "./admin.js";
+import type { ConnTimeouts } from "./conn-table.js";
+import { DispatcherControl } from "./control.js";
+import { Forwarder, type ForwarderOutput } from "./forwarder.js";
+import { DEFAULT_HEALTH, type HealthOptions } from "./health.js";
+import { createMetrics } from "./metrics.js";
+import type { Node, NodeSpec } from "./nodes.js";
+import type { SchedulerName } from "./schedulers.js";
+
+export type OutputMode = "tun" | "udp";
+
+export interface DispatcherConfig {
+  /** uint32 */
+  vip: number;
+  port: number;
+  scheduler: SchedulerName;
+  nodes: NodeSpec[];
+  /** TUN device the VIP is routed to (attached to if it exists, else created). */
+  tun: string;
+  output: OutputMode;
+  /** Outer source address; default: this host's address on the nodes' subnet. */
+  source?: number;
+  guePort?: number;
+  variant?: GueVariant;
+  udpChecksum?: boolean;
+  maxConnections?: number;
+  maxHalfOpen?: number;
+  timeouts?: Partial<ConnTimeouts>;
+  health?: HealthOptions;
+  /** Admin API listen address; none: no admin API. */
+  admin?: { host: string; port: number };
+  /** Structured log lines (one JSON object per line is what the CLI prints). */
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export class DispatcherStartError extends Error {
+  readonly userFacing = true;
+  constructor(message: string) {
+    super(message);
+    this.name = "DispatcherStartError";
+  }
+}
+
+/** This host's IPv4 address on the same subnet as `addr`, if any. */
+export function localAddressFacing(addr: number): number | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== "IPv4" || a.internal) continue;
+      const local = ipv4FromString(a.address);
+      const mask = ipv4FromString(a.netmask);
+      if (isWireError(local) || isWireError(mask)) continue;
+      if ((local & mask) >>> 0 === (addr & mask) >>> 0) return local;
+    }
+  }
+  return undefined;
+}
+
+function isLocalAddress(addr: number): boolean {
+  return Object.values(networkInterfaces()).some((list) =>
+    (list ?? []).some((a) => a.family === "IPv4" && a.address === ipv4ToString(addr)),
+  );
+}
+
+/**
+ * Packets written into a TUN device with a local source address are martians unless the
+ * device has accept_local=1 (measured: without it the kernel drops every one silently).
+ */
+function enableAcceptLocal(dev: string): void {
+  const path = `/proc/sys/net/ipv4/conf/${dev}/accept_local`;
+  if (!existsSync(path)) return;
+  if (readFileSync(path, "utf8").trim() === "1") return;
+  try {
+    writeFileSync(path, "1");
+  } catch (err) {
+    throw new DispatcherStartError(
+      `cannot set ${path} to 1 (${(err as Error).message}); it is needed to route GUE packets with this ` +
+        "host's address as source out of the TUN device. Set it as root, or use --source VIP or --output udp",
+    );
+  }
+}
+
+export class DispatcherService {
+  readonly forwarder: Forwarder;
+  readonly control: DispatcherControl;
+  readonly metrics: Registry;
+  readonly tun: TunDevice;
+  readonly source: number;
+  private udp: Socket | undefined;
+  private admin: FastifyInstance | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private udpSendErrors = 0;
+  private udpSent = 0;
+  private closing = false;
+  /** Resolves when the service stops (stop() or a fatal TUN error). */
+  readonly done: Promise<Error | undefined>;
+  private finish: (err: Error | undefined) => void = () => {};
+  adminUrl: string | undefined;
+
+  private constructor(
+    private readonly config: DispatcherConfig,
+    tun: TunDevice,
+    source: number,
+  ) {
+    this.tun = tun;
+    this.source = source;
+    this.done = new Promise((resolve) => (this.finish = resolve));
+    const log = config.log ?? (() => {});
+    const output: ForwarderOutput =
+      config.output === "tun"
+        ? {
+            toNode: (_node: Node, packet: Uint8Array) => void this.tun.write(packet),
+            toClient: (packet: Uint8Array) => void this.tun.write(packet),
+          }
+        : {
+            toNode: (node: Node, packet: Uint8Array) => this.sendUdp(node, packet),
+            toClient: (packet: Uint8Array) => void this.tun.write(packet),
+          };
+    this.forwarder = new Forwarder(
+      {
+        vip: config.vip,
+        port: config.port,
+        scheduler: config.scheduler,
+        encap: config.output === "tun" ? "ipv4" : "gue",
+        localAddr: source,
+        variant: config.variant,
+        udpChecksum: config.udpChecksum,
+        maxConnections: config.maxConnections,
+        maxHalfOpen: config.maxHalfOpen,
+        timeouts: config.timeouts,
+      },
+      output,
+    );
+    this.control = new DispatcherControl(this.forwarder, {
+      health: config.health ?? DEFAULT_HEALTH,
+      log,
+      guePort: config.guePort ?? GUE_PORT,
+      ioStats: () => ({
+        output: config.output,
+        source: ipv4ToString(this.source),
+        tun: { name: this.tun.name, ...this.tun.stats },
+        ...(this.udp ? { udp: { sent: this.udpSent, errors: this.udpSendErrors } } : {}),
+      }),
+    });
+    for (const n of config.nodes) this.forwarder.upsertNode(n);
+    const writeDrops = () => this.tun.stats.writeDrops;
+    const udpErrors = () => this.udpSendErrors;
+    this.metrics = createMetrics(this.control, (registry) => {
+      new Counter({
+        name: "sc_dispatcher_tun_write_drops_total",
+        help: "Packets the TUN device did not take (send buffer full, invalid, closed)",
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(writeDrops());
+        },
+      });
+      new Counter({
+        name: "sc_dispatcher_udp_send_errors_total",
+        help: "GUE datagrams the UDP socket failed to send (--output udp)",
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(udpErrors());
+        },
+      });
+    });
+  }
+
+  /** Opens the TUN device and sockets, starts forwarding, health checks and the admin API. */
+  static async start(config: DispatcherConfig): Promise<DispatcherService> {
+    const log = config.log ?? (() => {});
+    let source = config.source;
+    if (source === undefined) {
+      const first = config.nodes[0];
+      source = first ? localAddressFacing(first.addr) : undefined;
+      if (source === undefined && config.output === "tun") {
+        throw new DispatcherStartError(
+          "no local address on the nodes' subnet to use as the GUE source: give --source ADDR",
+        );
+      }
+    }
+    let tun: TunDevice;
+    try {
+      tun = TunDevice.open({ name: config.tun, up: true });
+    } catch (err) {
+      throw new DispatcherStartError((err as Error).message);
+    }
+    const svc = new DispatcherService(config, tun, source ?? 0);
+    try {
+      if (config.output === "tun" && isLocalAddress(svc.source)) enableAcceptLocal(tun.name);
+      if (config.output === "udp") await svc.openUdp();
+      svc.tun.on("error", (err: Error) => {
+        log("TUN device failed", { error: err.message });
+        void svc.stop(err);
+      });
+      svc.tun.onPackets((batch) => svc.onBatch(batch));
+      svc.tickTimer = setInterval(() => svc.forwarder.tick(performance.now()), 1000);
+      svc.control.start();
+      if (config.admin) await svc.listenAdmin(config.admin);
+    } catch (err) {
+      await svc.stop();
+      throw err;
+    }
+    return svc;
+  }
+
+  private onBatch(batch: PacketBatch): void {
+    const now = performance.now();
+    const f = this.forwarder;
+    const buf = batch.buffer;
+    for (let i = 0; i < batch.count; i++) f.input(buf, batch.offset(i), batch.length(i), now);
+  }
+
+  private sendUdp(node: Node, packet: Uint8Array): void {
+    // The packet view is reused after this call, and send() is asynchronous: copy it.
+    this.udp!.send(Buffer.from(packet), node.port, node.addrText, (err) => {
+      if (err) this.udpSendErrors++;
+      else this.udpSent++;
+    });
+  }
+
+  private async openUdp(): Promise<void> {
+    const socket = createSocket({ type: "udp4" });
+    socket.on("error", () => this.udpSendErrors++);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(0, this.config.source !== undefined ? ipv4ToString(this.config.source) : undefined, () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+    socket.setSendBufferSize(4 << 20);
+    this.udp = socket;
+  }
+
+  private async listenAdmin(addr: { host: string; port: number }): Promise<void> {
+    const app = buildAdmin(this.control, this.metrics);
+    this.admin = app;
+    try {
+      await app.listen({ host: addr.host, port: addr.port });
+    } catch (err) {
+      throw new DispatcherStartError(
+        `admin API cannot listen on ${addr.host}:${addr.port}: ${(err as Error).message}`,
+      );
+    }
+    const a = app.server.address();
+    const port = typeof a === "object" && a ? a.port : addr.port;
+    this.adminUrl = `http://${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${port}`;
+  }
+
+  /** Stops everything; the persistent TUN device stays. Idempotent. */
+  async stop(err?: Error): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    await this.control.stop();
+    await this.admin?.close().catch(() => {});
+    this.tun.close();
+    if (this.udp) await new Promise<void>((r) => this.udp!.close(() => r()));
+    this.finish(err);
+  }
+}
