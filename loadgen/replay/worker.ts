@@ -222,7 +222,9 @@ class Slot {
 
   completed(): void {
     this.inflight--;
-    this.pump();
+    // Never dispatch from inside an undici callback: on a connect error undici fails its
+    // queued requests in a loop and asserts the queue is empty afterwards.
+    queueMicrotask(() => this.pump());
   }
 
   close(): Promise<void> {
