@@ -174,7 +174,7 @@ test("out-of-order holes beyond maxOooRanges are refused and counted", () => {
   h.input({ seq: R1 + 20, ack: L1, flags: TCP_ACK, payload: "b" });
   h.input({ seq: R1 + 30, ack: L1, flags: TCP_ACK, payload: "c" });
   assert.equal(h.conn.ooo.blockCount, 2);
-  assert.equal(h.conn.drops?.["ooo-full"], 1);
+  assert.equal(h.env.drops["ooo-full"], 1);
   h.input({ seq: R1 + 11, ack: L1, flags: TCP_ACK, payload: "x" });
   assert.equal(h.conn.ooo.blockCount, 2, "adjacent data extends a block");
 });
@@ -392,7 +392,7 @@ test("challenge ACKs are rate-limited per connection", () => {
   h.now = 200;
   h.input({ seq: R1 + 100, flags: TCP_SYN });
   h.expect([{ flags: "ACK" }]);
-  assert.equal(h.conn.drops?.["challenge-ack-limited"], 1);
+  assert.equal(h.env.drops["challenge-ack-limited"], 1);
 });
 
 test("challenge ACKs respect the stack-wide budget", () => {

@@ -4,7 +4,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EV_CLOSED, EV_DATA, EV_ESTABLISHED } from "./connection.js";
-import { Harness, L1, LOCAL_ISS, R1, REMOTE_ISS, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "./testing.js";
+import {
+  Harness,
+  L1,
+  LOCAL_ISS,
+  R1,
+  REMOTE_ISS,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  bytes,
+} from "./testing.js";
 
 test("passive open answers SYN with SYN-ACK carrying our MSS and the unscaled window", () => {
   const h = new Harness();
@@ -283,10 +294,23 @@ test("SYN-SENT: a SYN-ACK carrying data does not deliver it (peer retransmits)",
   h.expect([{ seq: L1, ack: R1, flags: "ACK" }]);
 });
 
-test("close() in SYN-SENT aborts without a packet", () => {
+test("close() in SYN-SENT: the FIN (after queued data) follows the handshake", () => {
   const h = new Harness();
   h.connect();
+  h.conn.send(bytes("req"), h.now);
   h.close();
+  h.expectNothing();
+  assert.equal(h.conn.state, "SYN-SENT");
+  h.input({ seq: REMOTE_ISS, ack: L1, flags: TCP_SYN | TCP_ACK });
+  assert.equal(h.conn.state, "FIN-WAIT-1");
+  h.expect([{ seq: L1, ack: R1, flags: "FIN|PSH|ACK", payload: "req" }]);
+});
+
+test("abort() in SYN-SENT gives up without a packet", () => {
+  const h = new Harness();
+  h.connect();
+  h.conn.abort();
+  h.dispatch();
   assert.equal(h.conn.state, "CLOSED");
   h.expectNothing();
 });

@@ -60,11 +60,14 @@ export const EV_CLOSED = 32;
 /** The idle timeout set with setIdleTimeout elapsed without activity. */
 export const EV_TIMEOUT = 64;
 
-/** Per-stack services a connection needs: the config and the global challenge-ACK budget. */
+/** Per-stack services a connection needs: the config, the global challenge-ACK budget, and
+ *  the drop counters. */
 export interface ConnectionEnv {
   readonly cfg: TcpConfig;
   /** RFC 5961 section 7: a stack-wide budget of challenge ACKs. Returns false when exhausted. */
   takeChallengeAck(now: number): boolean;
+  /** Counts a segment (or part of one) this connection refused, by reason. */
+  countDrop(reason: string): void;
 }
 
 export interface FourTuple {
@@ -85,6 +88,44 @@ export interface CloneBehaviour {
 }
 
 export type SegmentSink = (seg: TcpRepr) => void;
+
+/**
+ * The numeric state of a synchronized connection: what exportState captures and
+ * importState restores (state.ts adds the socket seed and the binary encoding).
+ * `sndNxt` is the highest sequence number sent + 1 (RFC 9293 SND.NXT, our snd_max).
+ */
+export interface ConnectionSnapshot {
+  tuple: FourTuple;
+  /** ESTABLISHED, or CLOSE-WAIT when the peer's FIN was received. */
+  state: TcpState;
+  iss: number;
+  irs: number;
+  sndUna: number;
+  sndNxt: number;
+  rcvNxt: number;
+  /** Peer's window in bytes (scaled). */
+  sndWnd: number;
+  sndWl1: number;
+  sndWl2: number;
+  maxSndWnd: number;
+  sndWscale: number;
+  rcvWscale: number;
+  /** The peer offered window scaling in its SYN. */
+  wscaleSeen: boolean;
+  /** The window we last advertised, in bytes from rcvNxt (its right edge must not shrink). */
+  rcvWnd: number;
+  sndMss: number;
+  advMss: number;
+  rcvMss: number;
+  cwnd: number;
+  ssthresh: number;
+  /** Milliseconds. */
+  srtt: number;
+  rttvar: number;
+  rto: number;
+  hasRttSample: boolean;
+  noDelay: boolean;
+}
 
 const NO_OPTIONS: TcpOptions = Object.freeze({}) as TcpOptions;
 const EMPTY = new Uint8Array(0);
@@ -178,6 +219,8 @@ export class TcpConnection {
   /** TIME-WAIT expiry. */
   closeAt = Infinity;
   keepAlive = false;
+  /** Idle time before the first keepalive probe (setKeepAlive's initialDelay). */
+  keepAliveIdle: number;
   private keepAliveProbesSent = 0;
   /** Idle timeout for the socket API (0 = off); fires EV_TIMEOUT once per idle period. */
   idleTimeout = 0;
@@ -213,12 +256,15 @@ export class TcpConnection {
   closeReason: CloseReason | undefined = undefined;
   /** Set by the owning stack: the last IPv4+TCP header received (the cloning "socket seed"). */
   seed: Uint8Array | undefined = undefined;
-  /** Free slot for the socket layer. */
+  /** The owner of this connection's events (the socket layer's TcpSocket). */
   socket: unknown = undefined;
-  /** Free slot for the stack (timer heap bookkeeping). */
+  // Stack bookkeeping: timer heap deadline, dirty list, table membership, listener of a
+  // half-open connection, TIME-WAIT accounting.
   heapAt = Infinity;
-  /** Counters of segments this connection refused, by reason (merged into stack counters). */
-  drops: Record<string, number> | undefined = undefined;
+  dirty = false;
+  inTable = false;
+  listener: import("./stack.js").TcpListener | undefined = undefined;
+  countedTimeWait = false;
 
   private readonly seg: TcpRepr = {
     srcPort: 0,
@@ -243,6 +289,7 @@ export class TcpConnection {
     this.advMss = this.cfg.mtu - 40;
     this.rtoBase = this.cfg.rtoInitial;
     this.noDelay = this.cfg.noDelay;
+    this.keepAliveIdle = this.cfg.keepAliveIdle;
     this.ooo = new Reassembler(this.cfg.maxOooRanges);
   }
 
@@ -302,6 +349,85 @@ export class TcpConnection {
     c.lastActivity = c.lastRecvTime = now;
     c.events |= EV_ESTABLISHED;
     return c;
+  }
+
+  /**
+   * A connection continuing exported state on this node (Socket Cloning). Everything sent
+   * before the export counts as acknowledged here: this side only owns data sent from
+   * snapshot.sndNxt on; ACKs between the old snd_una and it are treated as old duplicates.
+   */
+  static restore(env: ConnectionEnv, snap: ConnectionSnapshot, now: number): TcpConnection {
+    const c = new TcpConnection(env, snap.tuple, snap.state === "CLOSE-WAIT" ? "CLOSE-WAIT" : "ESTABLISHED");
+    c.iss = snap.iss >>> 0;
+    c.irs = snap.irs >>> 0;
+    c.sndUna = c.sndNxt = c.sndMax = c.recover = snap.sndNxt >>> 0;
+    c.sndWnd = snap.sndWnd;
+    c.sndWl1 = snap.sndWl1 >>> 0;
+    c.sndWl2 = snap.sndWl2 >>> 0;
+    c.maxSndWnd = Math.max(snap.maxSndWnd, snap.sndWnd, seqDiff(snap.sndNxt, snap.sndUna));
+    c.sndWscale = snap.sndWscale;
+    c.rcvWscale = snap.rcvWscale;
+    c.wscaleSeen = snap.wscaleSeen;
+    c.rcvNxt = c.lastAckSent = snap.rcvNxt >>> 0;
+    c.rcvAdvEdge = seqAdd(c.rcvNxt, snap.rcvWnd);
+    c.sndMss = snap.sndMss;
+    c.advMss = snap.advMss;
+    c.rcvMss = snap.rcvMss;
+    c.cwnd = snap.cwnd;
+    c.ssthresh = snap.ssthresh;
+    c.srtt = snap.srtt;
+    c.rttvar = snap.rttvar;
+    c.rtoBase = Math.min(Math.max(snap.rto, c.cfg.rtoMin), c.cfg.rtoMax);
+    c.hasRttSample = snap.hasRttSample;
+    c.noDelay = snap.noDelay;
+    c.finReceived = snap.state === "CLOSE-WAIT";
+    c.lastActivity = c.lastRecvTime = c.lastDataSendTime = now;
+    return c;
+  }
+
+  /** The state to export (state.ts). Only meaningful in ESTABLISHED or CLOSE-WAIT. */
+  snapshot(now: number): ConnectionSnapshot {
+    let cwnd = this.cwnd;
+    // Apply restart-after-idle now, so the importer starts where this side would.
+    if (
+      this.sndMax === this.sndUna &&
+      this.lastDataSendTime >= 0 &&
+      now - this.lastDataSendTime > this.rto()
+    ) {
+      cwnd = Math.min(cwnd, this.initialWindow());
+    }
+    return {
+      tuple: {
+        localAddr: this.localAddr,
+        localPort: this.localPort,
+        remoteAddr: this.remoteAddr,
+        remotePort: this.remotePort,
+      },
+      state: this.state,
+      iss: this.iss,
+      irs: this.irs,
+      sndUna: this.sndUna,
+      sndNxt: this.sndMax,
+      rcvNxt: this.rcvNxt,
+      sndWnd: this.sndWnd,
+      sndWl1: this.sndWl1,
+      sndWl2: this.sndWl2,
+      maxSndWnd: this.maxSndWnd,
+      sndWscale: this.sndWscale,
+      rcvWscale: this.rcvWscale,
+      wscaleSeen: this.wscaleSeen,
+      rcvWnd: Math.max(seqDiff(this.rcvAdvEdge, this.rcvNxt), 0),
+      sndMss: this.sndMss,
+      advMss: this.advMss,
+      rcvMss: this.rcvMss,
+      cwnd,
+      ssthresh: this.ssthresh,
+      srtt: this.srtt,
+      rttvar: this.rttvar,
+      rto: this.rtoBase,
+      hasRttSample: this.hasRttSample,
+      noDelay: this.noDelay,
+    };
   }
 
   private initSend(iss: number): void {
@@ -388,7 +514,7 @@ export class TcpConnection {
 
   private keepAliveDeadline(): number {
     const cfg = this.cfg;
-    return this.lastRecvTime + cfg.keepAliveIdle + this.keepAliveProbesSent * cfg.keepAliveInterval;
+    return this.lastRecvTime + this.keepAliveIdle + this.keepAliveProbesSent * cfg.keepAliveInterval;
   }
 
   // ------------------------------------------------------------------ application side
@@ -413,13 +539,15 @@ export class TcpConnection {
     return out;
   }
 
-  /** Sends FIN after the queued data (RFC 9293 CLOSE call). */
+  /**
+   * Sends FIN after the queued data (RFC 9293 CLOSE call). Before the handshake completes
+   * the FIN waits for it (node:net lets end() follow connect() at once); abort() is the way to
+   * give up on an opening connection.
+   */
   close(_now: number): void {
     if (this.finQueued || this.state === "CLOSED") return;
     switch (this.state) {
       case "SYN-SENT":
-        this.finish("aborted");
-        return;
       case "SYN-RECEIVED":
       case "ESTABLISHED":
         this.finQueued = true;
@@ -958,12 +1086,11 @@ export class TcpConnection {
   }
 
   private drop(reason: string): void {
-    this.count(reason);
+    this.env.countDrop(reason);
   }
 
   private count(reason: string): void {
-    const d = (this.drops ??= {});
-    d[reason] = (d[reason] ?? 0) + 1;
+    this.env.countDrop(reason);
   }
 
   // ------------------------------------------------------------------ window advertisement

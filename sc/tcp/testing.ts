@@ -105,7 +105,11 @@ function normalise(r: TcpRepr): OutSeg {
 
 export class TestEnv implements ConnectionEnv {
   challengeBudget = Infinity;
+  readonly drops: Record<string, number> = {};
   constructor(readonly cfg: TcpConfig) {}
+  countDrop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
   takeChallengeAck(): boolean {
     if (this.challengeBudget <= 0) return false;
     this.challengeBudget--;

@@ -1,0 +1,709 @@
+// The TCP stack: binds TcpConnection state machines to a packet device. It parses IPv4+TCP
+// packets (sc/wire), demultiplexes them by 4-tuple to connections or listeners, answers
+// segments for no socket with RST, runs ONE timer heap for all connections, and emits full
+// IPv4+TCP packets through an output callback. Still pure: time comes from an injected
+// clock (input/flush) or an argument (poll), and output is a callback; the runtime
+// (runtime.ts) wires it to a TUN device and a single JS timer.
+//
+// Events for the application go through a small interface (ConnectionOwner) that the socket
+// layer (socket.ts) implements, so this file does not depend on it.
+
+import { makeConfig, windowScaleFor, type TcpConfig } from "./config.js";
+import {
+  EV_ESTABLISHED,
+  TcpConnection,
+  type CloneBehaviour,
+  type ConnectionEnv,
+  type ConnectionSnapshot,
+  type FourTuple,
+} from "./connection.js";
+import { TimerHeap } from "./timer-heap.js";
+import { TcpSecret, checkSynCookie, initialSequenceNumber, makeSynCookie } from "./isn.js";
+import { seqAdd, seqGt } from "./seq.js";
+import { endpointKey, ipv4FromString, ipv4ToString } from "../wire/addr.js";
+import { isWireError } from "../wire/error.js";
+import { IP_PROTO_TCP, checkIpv4 } from "../wire/ipv4.js";
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  emitIpv4Tcp,
+  ipv4TcpLength,
+  parseTcp,
+  type TcpRepr,
+} from "../wire/tcp.js";
+
+/** Receives a connection's events (conn.events bits). Implemented by TcpSocket. */
+export interface ConnectionOwner {
+  onConnectionEvents(conn: TcpConnection): void;
+}
+
+/** A passive open endpoint. `accept` is called when a connection reaches ESTABLISHED. */
+export interface ListenerHooks {
+  accept(conn: TcpConnection): ConnectionOwner;
+}
+
+export interface TcpListener {
+  readonly addr: number;
+  readonly port: number;
+  /** Half-open connections (SYN-RECEIVED) of this listener. */
+  halfOpen: number;
+  /** Last time a SYN cookie was sent (ACKs to the listener are checked for cookies after). */
+  lastCookieAt: number;
+  readonly hooks: ListenerHooks;
+  closed: boolean;
+}
+
+export interface TcpStackOptions {
+  /** Local addresses this stack answers for (uint32 or dotted string), e.g. the VIP. */
+  addresses: Array<number | string>;
+  /** Receives every outgoing IPv4+TCP packet; it owns the buffer (no reuse by the stack). */
+  output: (packet: Uint8Array) => void;
+  /** Milliseconds; default performance.now(). */
+  clock?: () => number;
+  config?: Partial<TcpConfig>;
+  /** 16 bytes keying ISNs and SYN cookies; random by default. */
+  secret?: Uint8Array;
+  /** How to run a deferred flush (app writes outside input()): default queueMicrotask. */
+  scheduleFlush?: (flush: () => void) => void;
+  /** Called after a flush or poll, when the earliest timer may have changed. */
+  onTimersChanged?: () => void;
+  /** IPv4 TTL of our packets (default 64). */
+  ttl?: number;
+  /** Answer SYNs with cookies when a listener's backlog is full (default true). */
+  synCookies?: boolean;
+}
+
+/** Counters; `drops` maps a reason to the number of packets or segments dropped for it. */
+export interface TcpCounters {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  segmentsRetransmitted: number;
+  connectionsOpened: number;
+  connectionsAccepted: number;
+  connectionsClosed: number;
+  resetsSent: number;
+  synCookiesSent: number;
+  synCookiesAccepted: number;
+  drops: Record<string, number>;
+}
+
+export interface ImportOptions {
+  /** Socket Cloning clone behaviour (see CloneBehaviour); omit for a plain migrated socket. */
+  clone?: Partial<CloneBehaviour>;
+}
+
+const ONE_SECOND = 1000;
+
+export class TcpStack {
+  readonly cfg: TcpConfig;
+  readonly counters: TcpCounters;
+  private readonly output: (packet: Uint8Array) => void;
+  private readonly clock: () => number;
+  private readonly secret: TcpSecret;
+  private readonly scheduleFlushFn: (flush: () => void) => void;
+  private readonly onTimersChanged: (() => void) | undefined;
+  private readonly ttl: number;
+  private readonly synCookies: boolean;
+  private readonly local = new Set<number>();
+
+  /** localEndpointKey -> (remoteEndpointKey -> connection). */
+  private readonly table = new Map<number, Map<number, TcpConnection>>();
+  private lastHit: TcpConnection | undefined = undefined;
+  private connectionCount = 0;
+  private timeWaitCount = 0;
+  /** port -> address (0 = any) -> listener */
+  private readonly listeners = new Map<number, Map<number, TcpListener>>();
+  private readonly timers = new TimerHeap<TcpConnection>();
+  private dirty: TcpConnection[] = [];
+  private flushScheduled = false;
+  private flushing = false;
+  private ipId = 0;
+  private nextEphemeral = 49152;
+  private challengeWindowStart = 0;
+  private challengeCount = 0;
+  private readonly env: ConnectionEnv;
+  private currentConn: TcpConnection | undefined = undefined;
+  private readonly emitSegment = (seg: TcpRepr): void => this.sendSegment(this.currentConn!, seg);
+
+  constructor(opts: TcpStackOptions) {
+    this.cfg = makeConfig(opts.config);
+    this.output = opts.output;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.secret = new TcpSecret(opts.secret);
+    this.scheduleFlushFn = opts.scheduleFlush ?? queueMicrotask;
+    this.onTimersChanged = opts.onTimersChanged;
+    this.ttl = opts.ttl ?? 64;
+    this.synCookies = opts.synCookies ?? true;
+    for (const a of opts.addresses) this.addAddress(a);
+    this.counters = {
+      packetsIn: 0,
+      packetsOut: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      segmentsRetransmitted: 0,
+      connectionsOpened: 0,
+      connectionsAccepted: 0,
+      connectionsClosed: 0,
+      resetsSent: 0,
+      synCookiesSent: 0,
+      synCookiesAccepted: 0,
+      drops: {},
+    };
+    const counters = this.counters;
+    const cfg = this.cfg;
+    this.env = {
+      cfg,
+      takeChallengeAck: (now: number): boolean => {
+        if (now - this.challengeWindowStart >= ONE_SECOND) {
+          this.challengeWindowStart = now;
+          this.challengeCount = 0;
+        }
+        if (this.challengeCount >= cfg.challengeAckPerSecond) return false;
+        this.challengeCount++;
+        return true;
+      },
+      countDrop: (reason: string): void => {
+        counters.drops[reason] = (counters.drops[reason] ?? 0) + 1;
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------ configuration
+
+  addAddress(addr: number | string): void {
+    this.local.add(toAddr(addr));
+  }
+
+  removeAddress(addr: number | string): void {
+    this.local.delete(toAddr(addr));
+  }
+
+  hasAddress(addr: number): boolean {
+    return this.local.has(addr);
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  /** Number of connections in the table (all states, TIME-WAIT included). */
+  get connections(): number {
+    return this.connectionCount;
+  }
+
+  /** Starts a passive open on (addr or any, port). Throws if the endpoint is taken. */
+  listen(port: number, addr: number | string | undefined, hooks: ListenerHooks): TcpListener {
+    if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new RangeError(`bad port ${port}`);
+    const a = addr === undefined ? 0 : toAddr(addr);
+    if (a !== 0 && !this.local.has(a)) {
+      throw Object.assign(new Error(`listen EADDRNOTAVAIL ${ipv4ToString(a)}:${port}`), {
+        code: "EADDRNOTAVAIL",
+      });
+    }
+    let byAddr = this.listeners.get(port);
+    if (byAddr === undefined) this.listeners.set(port, (byAddr = new Map()));
+    if (byAddr.has(a)) {
+      throw Object.assign(new Error(`listen EADDRINUSE ${ipv4ToString(a)}:${port}`), { code: "EADDRINUSE" });
+    }
+    const l: TcpListener = { addr: a, port, halfOpen: 0, lastCookieAt: -Infinity, hooks, closed: false };
+    byAddr.set(a, l);
+    return l;
+  }
+
+  /** Stops accepting on the listener; established connections are not affected. */
+  unlisten(l: TcpListener): void {
+    l.closed = true;
+    const byAddr = this.listeners.get(l.port);
+    if (byAddr?.get(l.addr) === l) byAddr.delete(l.addr);
+    if (byAddr?.size === 0) this.listeners.delete(l.port);
+  }
+
+  /** Active open. The SYN goes out on the next flush. */
+  connect(
+    remoteAddr: number | string,
+    remotePort: number,
+    owner: ConnectionOwner,
+    localAddr?: number | string,
+    localPort?: number,
+  ): TcpConnection {
+    const la = localAddr === undefined ? this.firstAddress() : toAddr(localAddr);
+    const ra = toAddr(remoteAddr);
+    const lp = localPort ?? this.ephemeralPort(la, ra, remotePort);
+    const tuple: FourTuple = { localAddr: la, localPort: lp, remoteAddr: ra, remotePort };
+    if (this.lookup(la, lp, ra, remotePort) !== undefined) {
+      throw Object.assign(new Error("connect EADDRINUSE"), { code: "EADDRINUSE" });
+    }
+    const now = this.clock();
+    const conn = TcpConnection.connect(this.env, tuple, initialSequenceNumber(this.secret, tuple, now), now);
+    conn.socket = owner;
+    this.insert(conn);
+    this.counters.connectionsOpened++;
+    this.markDirty(conn);
+    return conn;
+  }
+
+  /**
+   * Creates an ESTABLISHED (or CLOSE-WAIT) connection from exported state (Socket Cloning,
+   * state.ts). The caller attaches an owner and delivers the synthetic request itself.
+   */
+  importConnection(
+    snap: ConnectionSnapshot,
+    owner: ConnectionOwner,
+    opts: ImportOptions = {},
+  ): TcpConnection {
+    const t = snap.tuple;
+    if (!this.local.has(t.localAddr)) {
+      throw Object.assign(new Error(`import EADDRNOTAVAIL ${ipv4ToString(t.localAddr)}`), {
+        code: "EADDRNOTAVAIL",
+      });
+    }
+    const old = this.lookup(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
+    if (old !== undefined) {
+      if (old.state !== "TIME-WAIT" && !old.isClosed()) {
+        throw Object.assign(new Error("import EADDRINUSE: the 4-tuple has a live connection"), {
+          code: "EADDRINUSE",
+        });
+      }
+      this.remove(old);
+    }
+    const now = this.clock();
+    const conn = TcpConnection.restore(this.env, snap, now);
+    if (opts.clone !== undefined) {
+      conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true, ...opts.clone });
+    }
+    conn.socket = owner;
+    this.insert(conn);
+    this.counters.connectionsOpened++;
+    this.schedule(conn);
+    return conn;
+  }
+
+  /** Looks up a connection by 4-tuple. */
+  lookup(
+    localAddr: number,
+    localPort: number,
+    remoteAddr: number,
+    remotePort: number,
+  ): TcpConnection | undefined {
+    return this.table.get(endpointKey(localAddr, localPort))?.get(endpointKey(remoteAddr, remotePort));
+  }
+
+  // ------------------------------------------------------------------ input
+
+  /** Processes one IPv4 packet (the buffer is only read during the call), then flushes. */
+  input(packet: Uint8Array): void {
+    this.receive(packet);
+    this.flush();
+  }
+
+  /**
+   * Processes one IPv4 packet without flushing: call flush() after a batch so ACKs for
+   * several segments of a connection coalesce (what a TUN read batch does).
+   */
+  receive(packet: Uint8Array): void {
+    const c = this.counters;
+    c.packetsIn++;
+    c.bytesIn += packet.length;
+    const ipErr = checkIpv4(packet, 0, packet.length, true, false);
+    if (ipErr !== null) return this.countDrop(`ip-${ipErr.kind}`);
+    if (packet[9] !== IP_PROTO_TCP) return this.countDrop("not-tcp");
+    const src = ((packet[12] << 24) | (packet[13] << 16) | (packet[14] << 8) | packet[15]) >>> 0;
+    const dst = ((packet[16] << 24) | (packet[17] << 16) | (packet[18] << 8) | packet[19]) >>> 0;
+    if (!this.local.has(dst)) return this.countDrop("not-local");
+    const ihl = (packet[0] & 0x0f) * 4;
+    const total = (packet[2] << 8) | packet[3];
+    const seg = parseTcp(packet.subarray(ihl, total), src, dst);
+    if (isWireError(seg)) return this.countDrop(`tcp-${seg.kind}`);
+    const now = this.clock();
+    this.segmentArrives(packet, ihl, src, dst, seg, now);
+  }
+
+  private segmentArrives(
+    packet: Uint8Array,
+    ihl: number,
+    src: number,
+    dst: number,
+    seg: TcpRepr,
+    now: number,
+  ): void {
+    let conn = this.lastHit;
+    if (
+      conn === undefined ||
+      conn.remotePort !== seg.srcPort ||
+      conn.localPort !== seg.dstPort ||
+      conn.remoteAddr !== src ||
+      conn.localAddr !== dst
+    ) {
+      conn = this.lookup(dst, seg.dstPort, src, seg.srcPort);
+    }
+    if (conn !== undefined) {
+      if (conn.state === "TIME-WAIT" && seg.flags & TCP_SYN && !(seg.flags & (TCP_ACK | TCP_RST))) {
+        // RFC 9293 3.10.7.4 / RFC 6191: a new SYN above the old sequence space reuses the tuple.
+        if (seqGt(seg.seq, conn.rcvNxt)) {
+          this.remove(conn);
+          conn = undefined;
+        }
+      }
+    }
+    if (conn === undefined) {
+      this.lastHit = undefined;
+      this.toListener(packet, ihl, src, dst, seg, now);
+      return;
+    }
+    this.lastHit = conn;
+    conn.process(now, seg);
+    if (!(seg.flags & TCP_RST)) this.keepSeed(conn, packet, ihl, seg);
+    this.afterProcess(conn);
+  }
+
+  private afterProcess(conn: TcpConnection): void {
+    if (conn.events !== 0) this.notify(conn);
+    this.markDirty(conn);
+  }
+
+  /** Keeps a copy of the last IPv4+TCP header from the peer (the cloning "socket seed"). */
+  private keepSeed(conn: TcpConnection, packet: Uint8Array, ihl: number, seg: TcpRepr): void {
+    const len = ihl + ((packet[ihl + 12] >>> 4) << 2);
+    void seg;
+    let s = conn.seed;
+    if (s === undefined || s.buffer.byteLength < len) {
+      conn.seed = s = new Uint8Array(120).subarray(0, len);
+    } else if (s.length !== len) {
+      conn.seed = s = new Uint8Array(s.buffer, s.byteOffset, len);
+    }
+    s.set(packet.subarray(0, len));
+  }
+
+  private toListener(
+    packet: Uint8Array,
+    ihl: number,
+    src: number,
+    dst: number,
+    seg: TcpRepr,
+    now: number,
+  ): void {
+    const flags = seg.flags;
+    if (flags & TCP_RST) return this.countDrop("rst-no-socket");
+    const l = this.findListener(dst, seg.dstPort);
+    const tuple: FourTuple = {
+      localAddr: dst,
+      localPort: seg.dstPort,
+      remoteAddr: src,
+      remotePort: seg.srcPort,
+    };
+    if (l === undefined) {
+      this.countDrop("no-socket");
+      return this.sendResetFor(tuple, seg);
+    }
+    if (flags & TCP_SYN && !(flags & TCP_ACK)) {
+      if (this.connectionCount >= this.cfg.maxConnections) return this.countDrop("max-connections");
+      if (l.halfOpen >= this.cfg.synBacklog) {
+        if (!this.synCookies) return this.countDrop("backlog-full");
+        return this.sendCookie(l, tuple, seg, now);
+      }
+      const conn = TcpConnection.accept(
+        this.env,
+        tuple,
+        seg,
+        initialSequenceNumber(this.secret, tuple, now),
+        now,
+      );
+      conn.listener = l;
+      l.halfOpen++;
+      this.insert(conn);
+      this.keepSeed(conn, packet, ihl, seg);
+      this.markDirty(conn);
+      return;
+    }
+    if (flags & TCP_ACK && !(flags & (TCP_SYN | TCP_FIN)) && now - l.lastCookieAt < 2 * 64_000 + ONE_SECOND) {
+      const info = checkSynCookie(this.secret, tuple, seg.seq, seg.ack, now);
+      if (info !== undefined) {
+        if (this.connectionCount >= this.cfg.maxConnections) return this.countDrop("max-connections");
+        const conn = TcpConnection.fromCookie(this.env, tuple, seg, info, now);
+        this.counters.synCookiesAccepted++;
+        this.insert(conn);
+        this.keepSeed(conn, packet, ihl, seg);
+        this.establish(l, conn);
+        if (seg.payload.length > 0) conn.process(now, seg);
+        this.afterProcess(conn);
+        return;
+      }
+      this.countDrop("syn-cookie-invalid");
+    } else {
+      this.countDrop("no-socket");
+    }
+    this.sendResetFor(tuple, seg);
+  }
+
+  private findListener(addr: number, port: number): TcpListener | undefined {
+    const byAddr = this.listeners.get(port);
+    if (byAddr === undefined) return undefined;
+    return byAddr.get(addr) ?? byAddr.get(0);
+  }
+
+  private sendCookie(l: TcpListener, tuple: FourTuple, syn: TcpRepr, now: number): void {
+    const o = syn.options;
+    const iss = makeSynCookie(this.secret, tuple, syn.seq, o.mss, o.wscale, now);
+    l.lastCookieAt = now;
+    this.counters.synCookiesSent++;
+    const reply: TcpRepr = {
+      srcPort: tuple.localPort,
+      dstPort: tuple.remotePort,
+      seq: iss,
+      ack: seqAdd(syn.seq, 1),
+      flags: TCP_SYN | TCP_ACK,
+      window: Math.min(this.cfg.rcvBufSize, 0xffff),
+      urgent: 0,
+      options:
+        o.wscale !== undefined
+          ? { mss: this.cfg.mtu - 40, wscale: windowScaleFor(this.cfg.rcvBufSize) }
+          : { mss: this.cfg.mtu - 40 },
+      payload: EMPTY,
+    };
+    this.emitPacket(tuple.localAddr, tuple.remoteAddr, reply);
+  }
+
+  /** RFC 9293 3.10.7.1: the reply to a segment for no connection (never to an RST). */
+  private sendResetFor(tuple: FourTuple, seg: TcpRepr): void {
+    const segLen = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
+    const ackFlag = (seg.flags & TCP_ACK) !== 0;
+    const rst: TcpRepr = {
+      srcPort: tuple.localPort,
+      dstPort: tuple.remotePort,
+      seq: ackFlag ? seg.ack : 0,
+      ack: ackFlag ? 0 : seqAdd(seg.seq, segLen),
+      flags: ackFlag ? TCP_RST : TCP_RST | TCP_ACK,
+      window: 0,
+      urgent: 0,
+      options: {},
+      payload: EMPTY,
+    };
+    this.counters.resetsSent++;
+    this.emitPacket(tuple.localAddr, tuple.remoteAddr, rst);
+  }
+
+  private establish(l: TcpListener, conn: TcpConnection): void {
+    conn.listener = undefined;
+    conn.events &= ~EV_ESTABLISHED;
+    this.counters.connectionsAccepted++;
+    this.counters.connectionsOpened++;
+    if (l.closed) {
+      conn.abort();
+      return;
+    }
+    conn.socket = l.hooks.accept(conn);
+  }
+
+  // ------------------------------------------------------------------ events, output, timers
+
+  /** Delivers conn.events to its owner (or to the listener on ESTABLISHED). */
+  private notify(conn: TcpConnection): void {
+    const l = conn.listener;
+    if (l !== undefined && (conn.events & EV_ESTABLISHED || conn.isClosed())) {
+      l.halfOpen--;
+      if (conn.events & EV_ESTABLISHED) {
+        this.establish(l, conn);
+      } else {
+        conn.listener = undefined;
+        conn.events = 0;
+        return;
+      }
+    }
+    const owner = conn.socket as ConnectionOwner | undefined;
+    if (owner === undefined) {
+      conn.events = 0;
+      return;
+    }
+    owner.onConnectionEvents(conn);
+  }
+
+  /** Asks for a flush of this connection (app write, close, window update). */
+  markDirty(conn: TcpConnection): void {
+    if (conn.dirty) return;
+    conn.dirty = true;
+    this.dirty.push(conn);
+    if (!this.flushScheduled && !this.flushing) {
+      this.flushScheduled = true;
+      this.scheduleFlushFn(this.flushCallback);
+    }
+  }
+
+  private readonly flushCallback = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /** Dispatches every connection with pending work; removes closed ones. */
+  flush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      const now = this.clock();
+      for (let i = 0; i < this.dirty.length; i++) {
+        const conn = this.dirty[i];
+        conn.dirty = false;
+        this.runConnection(conn, now);
+      }
+      this.dirty.length = 0;
+    } finally {
+      this.flushing = false;
+    }
+    this.onTimersChanged?.();
+  }
+
+  private runConnection(conn: TcpConnection, now: number): void {
+    this.currentConn = conn;
+    conn.dispatch(now, this.emitSegment);
+    this.currentConn = undefined;
+    if (conn.events !== 0) this.notify(conn);
+    if (conn.isClosed()) {
+      this.remove(conn);
+      return;
+    }
+    if (conn.state === "TIME-WAIT" && !conn.countedTimeWait) this.enteredTimeWait(conn);
+    this.schedule(conn);
+  }
+
+  private enteredTimeWait(conn: TcpConnection): void {
+    this.timeWaitCount++;
+    conn.countedTimeWait = true;
+    if (this.timeWaitCount > this.cfg.maxTimeWait) this.remove(conn);
+  }
+
+  private schedule(conn: TcpConnection): void {
+    const at = conn.pollAt();
+    if (at < conn.heapAt) {
+      conn.heapAt = at;
+      this.timers.push(at, conn);
+    }
+  }
+
+  /** Earliest deadline of any connection (ms, same clock), or undefined when none. */
+  pollAt(): number | undefined {
+    for (;;) {
+      const top = this.timers.peek();
+      if (top === undefined) return undefined;
+      if (top.item.heapAt !== top.at || !top.item.inTable) {
+        this.timers.pop();
+        continue;
+      }
+      return top.at;
+    }
+  }
+
+  /** Runs every timer due at `now`. */
+  poll(now: number): void {
+    this.flushing = true;
+    try {
+      for (;;) {
+        const top = this.timers.peek();
+        if (top === undefined || top.at > now) break;
+        this.timers.pop();
+        const conn = top.item;
+        if (conn.heapAt !== top.at || !conn.inTable) continue;
+        conn.heapAt = Infinity;
+        conn.dirty = false;
+        this.runConnection(conn, now);
+      }
+      // App calls made from event handlers above.
+      for (let i = 0; i < this.dirty.length; i++) {
+        const conn = this.dirty[i];
+        conn.dirty = false;
+        this.runConnection(conn, now);
+      }
+      this.dirty.length = 0;
+    } finally {
+      this.flushing = false;
+    }
+    this.onTimersChanged?.();
+  }
+
+  private sendSegment(conn: TcpConnection, seg: TcpRepr): void {
+    if (seg.flags & TCP_RST) this.counters.resetsSent++;
+    this.emitPacket(conn.localAddr, conn.remoteAddr, seg);
+  }
+
+  private emitPacket(src: number, dst: number, seg: TcpRepr): void {
+    const buf = new Uint8Array(ipv4TcpLength(seg));
+    this.ipId = (this.ipId + 1) & 0xffff;
+    const n = emitIpv4Tcp({ src, dst, ttl: this.ttl, tos: 0, id: this.ipId, dontFrag: true }, seg, buf, 0);
+    if (isWireError(n)) {
+      this.countDrop(`emit-${n.kind}`);
+      return;
+    }
+    this.counters.packetsOut++;
+    this.counters.bytesOut += n;
+    this.output(buf);
+  }
+
+  private countDrop(reason: string): void {
+    const d = this.counters.drops;
+    d[reason] = (d[reason] ?? 0) + 1;
+  }
+
+  // ------------------------------------------------------------------ table
+
+  private insert(conn: TcpConnection): void {
+    const lk = endpointKey(conn.localAddr, conn.localPort);
+    let inner = this.table.get(lk);
+    if (inner === undefined) this.table.set(lk, (inner = new Map()));
+    inner.set(endpointKey(conn.remoteAddr, conn.remotePort), conn);
+    conn.inTable = true;
+    this.connectionCount++;
+  }
+
+  private remove(conn: TcpConnection): void {
+    if (!conn.inTable) return;
+    const lk = endpointKey(conn.localAddr, conn.localPort);
+    const inner = this.table.get(lk);
+    if (inner !== undefined) {
+      inner.delete(endpointKey(conn.remoteAddr, conn.remotePort));
+      if (inner.size === 0) this.table.delete(lk);
+    }
+    conn.inTable = false;
+    this.connectionCount--;
+    this.counters.connectionsClosed++;
+    if (conn.countedTimeWait) {
+      conn.countedTimeWait = false;
+      this.timeWaitCount--;
+    }
+    if (conn.listener !== undefined) {
+      conn.listener.halfOpen--;
+      conn.listener = undefined;
+    }
+    if (this.lastHit === conn) this.lastHit = undefined;
+    if (!conn.isClosed()) conn.dropSilently();
+  }
+
+  private firstAddress(): number {
+    for (const a of this.local) return a;
+    throw new Error("the stack has no local address");
+  }
+
+  private ephemeralPort(la: number, ra: number, rp: number): number {
+    for (let i = 0; i < 16384; i++) {
+      const p = this.nextEphemeral;
+      this.nextEphemeral = p >= 65535 ? 49152 : p + 1;
+      if (this.lookup(la, p, ra, rp) === undefined) return p;
+    }
+    throw Object.assign(new Error("connect EADDRNOTAVAIL: no free port"), { code: "EADDRNOTAVAIL" });
+  }
+
+  /** Marks a connection for dispatch (after an app call) — used by the socket layer. */
+  touch(conn: TcpConnection): void {
+    this.markDirty(conn);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function toAddr(a: number | string): number {
+  if (typeof a === "number") return a >>> 0;
+  const v = ipv4FromString(a);
+  if (isWireError(v)) throw new TypeError(`not an IPv4 address: ${a}`);
+  return v;
+}

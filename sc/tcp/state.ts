@@ -1,0 +1,202 @@
+// Connection state export/import for Socket Cloning (paper section 2.2, DESIGN.md 3-4).
+//
+// exportState() captures what another node needs to continue a connection: the numeric
+// state (sequence numbers, windows and scales, MSS, congestion and RTT estimates) and the
+// "socket seed", the last IPv4+TCP header received from the peer. encodeState() writes the
+// numeric part as a fixed-size record (STATE_SIZE bytes, layout in docs/tcp.md) that becomes
+// the SC message's socket-state field; decodeState() validates and reads it back.
+//
+// importState() creates an ESTABLISHED (or CLOSE-WAIT) socket on this node's stack that
+// continues the same sequence space, with `initialBytes` handed to the application as if just
+// received: they are a synthetic request, so rcv_nxt does not move and nothing is ACKed for
+// them. Options turn the socket into a clone (window cap, discard of later data, silent drop
+// once the response is acknowledged); TcpSocket.setShadow() is the original's side.
+
+import type { ConnectionSnapshot, TcpConnection, TcpState } from "./connection.js";
+import type { ImportOptions, TcpStack } from "./stack.js";
+import { TcpSocket, type TcpSocketOptions } from "./socket.js";
+import { copyBytes } from "./bytes.js";
+import { WireError } from "../wire/error.js";
+import { readIpv4 } from "../wire/addr.js";
+
+export interface TcpExportedState extends ConnectionSnapshot {
+  /** The last IPv4+TCP header received from the peer (a copy), if any. */
+  seed: Uint8Array | undefined;
+}
+
+/** Size in bytes of the encoded numeric state. */
+export const STATE_SIZE = 96;
+export const STATE_VERSION = 1;
+
+const FLAG_WSCALE_SEEN = 1;
+const FLAG_HAS_RTT = 2;
+const FLAG_NO_DELAY = 4;
+const STATE_CODES: Partial<Record<TcpState, number>> = { ESTABLISHED: 1, "CLOSE-WAIT": 2 };
+
+/** Exports a connection's state. It must be ESTABLISHED or CLOSE-WAIT. */
+export function exportState(target: TcpSocket | TcpConnection, now?: number): TcpExportedState {
+  const conn = target instanceof TcpSocket ? target.conn : target;
+  const t = now ?? (target instanceof TcpSocket ? target.stack.now() : conn.lastActivity);
+  if (STATE_CODES[conn.state] === undefined) {
+    throw Object.assign(new Error(`cannot export a connection in ${conn.state}`), { code: "ERR_TCP_STATE" });
+  }
+  return { ...conn.snapshot(t), seed: conn.seed === undefined ? undefined : copyBytes(conn.seed) };
+}
+
+function micros(ms: number): number {
+  const v = Math.round(ms * 1000);
+  return v < 0 ? 0 : v > 0xffffffff ? 0xffffffff : v;
+}
+
+/** Writes the numeric state (not the seed) as STATE_SIZE bytes at buf[off]. */
+export function encodeState(s: ConnectionSnapshot, buf = new Uint8Array(STATE_SIZE), off = 0): Uint8Array {
+  const code = STATE_CODES[s.state];
+  if (code === undefined) throw new RangeError(`cannot encode state ${s.state}`);
+  if (off < 0 || off + STATE_SIZE > buf.length) throw new RangeError("encodeState: buffer too small");
+  const v = new DataView(buf.buffer, buf.byteOffset + off, STATE_SIZE);
+  v.setUint8(0, STATE_VERSION);
+  v.setUint8(1, code);
+  v.setUint8(
+    2,
+    (s.wscaleSeen ? FLAG_WSCALE_SEEN : 0) |
+      (s.hasRttSample ? FLAG_HAS_RTT : 0) |
+      (s.noDelay ? FLAG_NO_DELAY : 0),
+  );
+  v.setUint8(3, s.sndWscale);
+  v.setUint8(4, s.rcvWscale);
+  v.setUint8(5, 0);
+  v.setUint16(6, s.sndMss);
+  v.setUint16(8, s.advMss);
+  v.setUint16(10, s.rcvMss);
+  v.setUint32(12, s.tuple.localAddr);
+  v.setUint32(16, s.tuple.remoteAddr);
+  v.setUint16(20, s.tuple.localPort);
+  v.setUint16(22, s.tuple.remotePort);
+  v.setUint32(24, s.iss);
+  v.setUint32(28, s.irs);
+  v.setUint32(32, s.sndUna);
+  v.setUint32(36, s.sndNxt);
+  v.setUint32(40, s.rcvNxt);
+  v.setUint32(44, s.sndWnd);
+  v.setUint32(48, s.sndWl1);
+  v.setUint32(52, s.sndWl2);
+  v.setUint32(56, s.maxSndWnd);
+  v.setUint32(60, s.rcvWnd);
+  v.setUint32(64, Math.min(s.cwnd, 0xffffffff));
+  v.setUint32(68, Math.min(s.ssthresh, 0xffffffff));
+  v.setUint32(72, micros(s.srtt));
+  v.setUint32(76, micros(s.rttvar));
+  v.setUint32(80, micros(s.rto));
+  // 84..95: reserved (timestamp state, SACK), zero in version 1.
+  for (let i = 84; i < STATE_SIZE; i++) v.setUint8(i, 0);
+  return buf;
+}
+
+const MAX_WINDOW = 0xffff * 2 ** 14;
+
+/** Reads and validates STATE_SIZE bytes at buf[off]. */
+export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | WireError {
+  if (off < 0 || off + STATE_SIZE > buf.length) return new WireError("truncated", "tcp state: short buffer");
+  const v = new DataView(buf.buffer, buf.byteOffset + off, STATE_SIZE);
+  if (v.getUint8(0) !== STATE_VERSION)
+    return new WireError("bad-version", `tcp state: version ${v.getUint8(0)}`);
+  const code = v.getUint8(1);
+  const state: TcpState | undefined = code === 1 ? "ESTABLISHED" : code === 2 ? "CLOSE-WAIT" : undefined;
+  if (state === undefined) return new WireError("bad-field", `tcp state: state code ${code}`);
+  const flags = v.getUint8(2);
+  if (flags & ~7) return new WireError("bad-field", "tcp state: unknown flags");
+  const sndWscale = v.getUint8(3);
+  const rcvWscale = v.getUint8(4);
+  if (sndWscale > 14 || rcvWscale > 14) return new WireError("bad-field", "tcp state: window scale > 14");
+  const sndMss = v.getUint16(6);
+  const advMss = v.getUint16(8);
+  const rcvMss = v.getUint16(10);
+  if (sndMss < 64 || advMss < 64 || rcvMss < 1) return new WireError("bad-field", "tcp state: MSS too small");
+  const localPort = v.getUint16(20);
+  const remotePort = v.getUint16(22);
+  if (localPort === 0 || remotePort === 0) return new WireError("bad-field", "tcp state: port 0");
+  const sndWnd = v.getUint32(44);
+  const maxSndWnd = v.getUint32(56);
+  const rcvWnd = v.getUint32(60);
+  if (sndWnd > MAX_WINDOW || maxSndWnd > MAX_WINDOW || rcvWnd > MAX_WINDOW) {
+    return new WireError("bad-field", "tcp state: window beyond 2^30");
+  }
+  const sndUna = v.getUint32(32);
+  const sndNxt = v.getUint32(36);
+  if (((sndNxt - sndUna) | 0) < 0) return new WireError("bad-field", "tcp state: snd_nxt before snd_una");
+  const cwnd = v.getUint32(64);
+  if (cwnd < sndMss) return new WireError("bad-field", "tcp state: cwnd below one MSS");
+  return {
+    tuple: { localAddr: v.getUint32(12), localPort, remoteAddr: v.getUint32(16), remotePort },
+    state,
+    iss: v.getUint32(24),
+    irs: v.getUint32(28),
+    sndUna,
+    sndNxt,
+    rcvNxt: v.getUint32(40),
+    sndWnd,
+    sndWl1: v.getUint32(48),
+    sndWl2: v.getUint32(52),
+    maxSndWnd,
+    sndWscale,
+    rcvWscale,
+    wscaleSeen: (flags & FLAG_WSCALE_SEEN) !== 0,
+    rcvWnd,
+    sndMss,
+    advMss,
+    rcvMss,
+    cwnd,
+    ssthresh: v.getUint32(68),
+    srtt: v.getUint32(72) / 1000,
+    rttvar: v.getUint32(76) / 1000,
+    rto: v.getUint32(80) / 1000,
+    hasRttSample: (flags & FLAG_HAS_RTT) !== 0,
+    noDelay: (flags & FLAG_NO_DELAY) !== 0,
+  };
+}
+
+/**
+ * Checks that a socket seed (IPv4+TCP header from the peer) matches the state's 4-tuple.
+ * Returns an error description or undefined.
+ */
+export function checkSeed(s: ConnectionSnapshot, seed: Uint8Array): string | undefined {
+  if (seed.length < 40 || seed[0] >>> 4 !== 4) return "seed is not an IPv4 header";
+  const ihl = (seed[0] & 15) * 4;
+  if (seed.length < ihl + 20 || seed[9] !== 6) return "seed is not IPv4+TCP";
+  const src = readIpv4(seed, 12);
+  const dst = readIpv4(seed, 16);
+  const sport = (seed[ihl] << 8) | seed[ihl + 1];
+  const dport = (seed[ihl + 2] << 8) | seed[ihl + 3];
+  const t = s.tuple;
+  if (src !== t.remoteAddr || dst !== t.localAddr || sport !== t.remotePort || dport !== t.localPort) {
+    return "seed 4-tuple differs from the state's";
+  }
+  return undefined;
+}
+
+export interface ImportStateOptions extends ImportOptions, TcpSocketOptions {}
+
+/**
+ * Creates a socket on `stack` continuing the exported connection. `initialBytes` are
+ * delivered as the first 'data' (a synthetic request: not ACKed, rcv_nxt unchanged).
+ * With `clone`, the socket is a Socket Cloning clone (see CloneBehaviour): its window never
+ * opens beyond the imported edge, data arriving after the import is ACKed and discarded, and
+ * end() makes it vanish silently (no FIN) once everything it sent is acknowledged.
+ */
+export function importState(
+  stack: TcpStack,
+  state: ConnectionSnapshot & { seed?: Uint8Array },
+  initialBytes: Uint8Array = new Uint8Array(0),
+  options: ImportStateOptions = {},
+): TcpSocket {
+  if (state.seed !== undefined) {
+    const bad = checkSeed(state, state.seed);
+    if (bad !== undefined) throw Object.assign(new Error(`importState: ${bad}`), { code: "ERR_TCP_SEED" });
+  }
+  const placeholder = { onConnectionEvents: (): void => undefined };
+  const conn = stack.importConnection(state, placeholder, options);
+  if (state.seed !== undefined) conn.seed = copyBytes(state.seed);
+  const sock = new TcpSocket(stack, conn, options);
+  if (initialBytes.length > 0) sock.prependReceived(copyBytes(initialBytes));
+  return sock;
+}
