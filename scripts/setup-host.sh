@@ -14,7 +14,7 @@ fi
 packages=(
   iproute2 nftables procps iputils-ping
   g++ make python3
-  curl netcat-openbsd apache2-utils wrk
+  curl netcat-openbsd apache2-utils wrk nginx
   python3-scapy tcpdump
 )
 
