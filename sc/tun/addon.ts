@@ -12,7 +12,8 @@ export interface NativeTunHandle {
   readonly fd: number;
   getMtu(): number;
   setMtu(mtu: number): void;
-  isUp(): boolean;
+  /** SIOCGIFFLAGS: IFF_UP = 0x1, IFF_RUNNING = 0x40, ... */
+  getFlags(): number;
   setUp(up: boolean): void;
   getIfindex(): number;
   setOffload(flags: number): void;

@@ -53,6 +53,29 @@ function udpPacket(src: string, sport: number, dst: string, dport: number, paylo
   return pkt;
 }
 
+function pseudoSum(pkt: Uint8Array, proto: number, l4len: number): number {
+  let sum = proto + l4len;
+  for (let i = 12; i < 20; i += 2) sum += (pkt[i]! << 8) | pkt[i + 1]!;
+  return sum;
+}
+
+/**
+ * One IPv4/TCP packet carrying `payload` (larger than the MTU) for a GSO write: the TCP
+ * checksum field holds the pseudo-header sum, not complemented (CHECKSUM_PARTIAL).
+ */
+function tcpGsoPacket(src: string, dst: string, seq: number, payload: Uint8Array): Uint8Array {
+  const total = 40 + payload.length;
+  const pkt = new Uint8Array(total);
+  ipv4Header(pkt, total, 6, src, dst);
+  pkt.set([0x27, 0x10, 0x1f, 0x90, seq >>> 24, (seq >>> 16) & 0xff, (seq >>> 8) & 0xff, seq & 0xff], 20);
+  pkt.set([0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff], 28); // ack 1, 20-byte header, ACK|PSH, window
+  pkt.set(payload, 40);
+  const partial = ~checksum(pkt, 0, 0, pseudoSum(pkt, 6, total - 20)) & 0xffff;
+  pkt[36] = partial >> 8;
+  pkt[37] = partial & 0xff;
+  return pkt;
+}
+
 function ipString(pkt: Uint8Array, at: number): string {
   return Array.from(pkt.subarray(at, at + 4)).join(".");
 }
@@ -112,12 +135,14 @@ function linkJson(name: string): { mtu: number; flags: string[] } | undefined {
 // ---- scenarios ----
 
 const scenarios: Record<string, () => Promise<void> | void> = {
-  attach() {
+  async attach() {
     const tun = TunDevice.open({ name: DEVICE });
     assert.equal(tun.name, DEVICE);
     assert.equal(tun.mtu, 1500);
     assert.equal(tun.isUp(), true);
     assert.ok(tun.ifindex > 1);
+    await tun.whenRunning();
+    assert.equal(tun.isRunning(), true);
     assert.ok(tun.fd > 2);
     tun.close();
     assert.equal(tun.closed, true);
@@ -129,7 +154,7 @@ const scenarios: Record<string, () => Promise<void> | void> = {
     TunDevice.open({ name: DEVICE }).close();
   },
 
-  create() {
+  async create() {
     const tun = TunDevice.open({ name: "sct%d", mtu: 1400, up: true });
     assert.match(tun.name, /^sct\d+$/);
     const link = linkJson(tun.name);
@@ -141,6 +166,8 @@ const scenarios: Record<string, () => Promise<void> | void> = {
     assert.equal(linkJson(tun.name)?.mtu, 1280);
     tun.setUp(false);
     assert.equal(tun.isUp(), false);
+    assert.equal(tun.isRunning(), false);
+    await assert.rejects(tun.whenRunning(), /is down/);
     expectTunError(() => TunDevice.open({ name: tun.name, exclusive: true }), "EBUSY", /busy/);
     const name = tun.name;
     tun.close();
@@ -164,6 +191,7 @@ const scenarios: Record<string, () => Promise<void> | void> = {
     });
     // 100 datagrams of 100 IP bytes while paused: they wait in the device queue, so the
     // first wake-up must deliver a full batch of 64 and the next one the other 36.
+    await tun.whenRunning(); // until then the kernel drops what it routes to the device
     for (let i = 0; i < 100; i++) {
       await new Promise<void>((res, rej) =>
         sock.send(payloadOf(i, 72), 7000, PEER, (e) => (e ? rej(e) : res())),
@@ -236,6 +264,7 @@ const scenarios: Record<string, () => Promise<void> | void> = {
         if (reply) tun.write(reply);
       }
     });
+    await tun.whenRunning();
     const ping = spawn("ping", ["-n", "-c", "20", "-i", "0.01", "-W", "2", PEER], { stdio: "pipe" });
     let out = "";
     ping.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -244,6 +273,50 @@ const scenarios: Record<string, () => Promise<void> | void> = {
     assert.match(out, /20 packets transmitted, 20 received/);
     assert.ok(tun.stats.packetsOut >= 20);
     tun.close();
+  },
+
+  async gso() {
+    // One 10.07-segment TCP write into A (vnetHdr); the kernel forwards it to B, cutting it
+    // into MSS-sized segments and completing every TCP checksum on the way.
+    const a = TunDevice.open({ name: "sctga0", vnetHdr: true, up: true });
+    const b = TunDevice.open({ name: "sctgb0", up: true });
+    execFileSync("ip", ["addr", "add", "198.18.8.254/24", "dev", a.name]);
+    execFileSync("ip", ["addr", "add", "198.18.9.254/24", "dev", b.name]);
+    await b.whenRunning();
+    const mss = 1460;
+    const payload = new Uint8Array(10 * mss + 100).map((_, i) => (i * 7) & 0xff);
+    const seq0 = 0xfffff000; // the segments' sequence numbers wrap around 2^32
+    const segs: Uint8Array[] = [];
+    const all = new Promise<void>((resolve) =>
+      b.onPackets((batch) => {
+        for (const p of batch) segs.push(p.slice());
+        if (segs.length >= 11) resolve();
+      }),
+    );
+    assert.equal(a.write(tcpGsoPacket("198.18.8.1", "198.18.9.1", seq0, payload), mss), true);
+    await all;
+    assert.deepEqual(
+      segs.map((p) => p.length),
+      [...Array<number>(10).fill(1500), 140],
+    );
+    segs.forEach((p, i) => {
+      assert.equal(checksum(p, 0, 20), 0, `IP checksum of segment ${i}`);
+      assert.equal(
+        checksum(p, 20, p.length, pseudoSum(p, 6, p.length - 20)),
+        0,
+        `TCP checksum of segment ${i}`,
+      );
+      const seq = ((p[24]! << 24) | (p[25]! << 16) | (p[26]! << 8) | p[27]!) >>> 0;
+      assert.equal(seq, (seq0 + i * mss) >>> 0);
+      assert.deepEqual(p.subarray(40), payload.subarray(i * mss, (i + 1) * mss));
+    });
+    assert.deepEqual(a.stats.packetsOut, 1);
+    // A plain device cannot take a GSO write: counted as invalid, not thrown.
+    assert.equal(b.write(tcpGsoPacket("198.18.9.1", "198.18.8.1", 1, payload), mss), true);
+    b.flush();
+    assert.equal(b.stats.writeDropsInvalid, 1);
+    a.close();
+    b.close();
   },
 
   errors() {

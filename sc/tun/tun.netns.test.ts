@@ -81,6 +81,7 @@ describe("TunDevice in a network namespace", { concurrency: false }, () => {
       "-qw",
       "net.ipv6.conf.all.disable_ipv6=1",
       "net.ipv6.conf.default.disable_ipv6=1",
+      "net.ipv4.ip_forward=1", // the gso scenario routes from one TUN device to another
     ]);
     ip("-n", NS, "link", "set", "lo", "up");
     ip("-n", NS, "tuntap", "add", "mode", "tun", "name", "sctun0");
@@ -112,6 +113,10 @@ describe("TunDevice in a network namespace", { concurrency: false }, () => {
 
   test("answers ping from the real ping tool (read + write round trip)", async () => {
     assertPassed(await runScenario("ping"));
+  });
+
+  test("a GSO write (vnetHdr) reaches the kernel as one packet and leaves as checksummed segments", async () => {
+    assertPassed(await runScenario("gso"));
   });
 
   test("bad names, a busy device, a non-TUN name and bad options give user-facing errors", async () => {

@@ -27,6 +27,8 @@ export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
 /** Bytes of the virtio header in front of every packet when vnetHdr is on. */
 export const VNET_HDR_LEN = 10;
+const IFF_UP = 0x1;
+const IFF_RUNNING = 0x40;
 /** Largest packet: an IPv4 packet's total length is 16 bits. */
 export const MAX_PACKET_BYTES = 65535;
 
@@ -183,7 +185,9 @@ export class TunDevice extends EventEmitter {
     this.rmeta = new Int32Array(2 * maxBatch);
     this.batch = new PacketBatch(new Uint8Array(this.rbuf), this.rmeta, this.vnetHdr ? VNET_HDR_LEN : 0);
     try {
-      if (options.offload) this.native.setOffload(options.offload);
+      // Always set: offloads stick to a persistent device, and a plain reader that inherits
+      // TSO from an earlier user would be handed unsegmented, unchecksummed packets.
+      this.native.setOffload(options.offload ?? 0);
       if (options.mtu !== undefined) this.setMtu(options.mtu);
       if (options.up) this.setUp(true);
     } catch (err) {
@@ -205,7 +209,36 @@ export class TunDevice extends EventEmitter {
   }
 
   isUp(): boolean {
-    return this.call(() => this.native.isUp());
+    return (this.call(() => this.native.getFlags()) & IFF_UP) !== 0;
+  }
+
+  /**
+   * Up, attached and switched on by the kernel: packets routed to the device now reach this
+   * reader. The kernel turns a freshly attached device's queue on asynchronously (linkwatch,
+   * usually well under a millisecond); until then it drops what is routed to it.
+   */
+  isRunning(): boolean {
+    return (this.call(() => this.native.getFlags()) & (IFF_UP | IFF_RUNNING)) === (IFF_UP | IFF_RUNNING);
+  }
+
+  /** Resolves once isRunning(); rejects at once if the link is down, or after timeoutMs. */
+  async whenRunning(timeoutMs = 2000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    // No netlink here: the flag flips within milliseconds, a 1 ms poll is the simplest wait.
+    while (!this.isRunning()) {
+      if (!this.isUp()) {
+        throw new TunError(
+          `TUN device '${this.name}' is down: open it with up: true or run ip link set ${this.name} up`,
+          { code: "ERR_TUN_DOWN" },
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new TunError(`TUN device '${this.name}' did not start running within ${timeoutMs} ms`, {
+          code: "ERR_TUN_NOT_RUNNING",
+        });
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   setMtu(mtu: number): void {

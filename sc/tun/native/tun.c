@@ -307,14 +307,15 @@ static napi_value tun_get_ifindex(napi_env env, napi_callback_info info) {
   return v;
 }
 
-static napi_value tun_is_up(napi_env env, napi_callback_info info) {
+// getFlags(): the interface flags (IFF_UP, IFF_RUNNING, ...) as SIOCGIFFLAGS reports them.
+static napi_value tun_get_flags(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   tun_t* t = unwrap(env, info, &argc, NULL, 1);
   if (!t) return NULL;
   struct ifreq ifr;
   if (!ifreq_get(env, t, SIOCGIFFLAGS, "ioctl SIOCGIFFLAGS", &ifr)) return NULL;
   napi_value v;
-  napi_get_boolean(env, (ifr.ifr_flags & IFF_UP) != 0, &v);
+  napi_create_int32(env, (uint16_t)ifr.ifr_flags, &v);
   return v;
 }
 
@@ -697,7 +698,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"getMtu", NULL, tun_get_mtu, NULL, NULL, NULL, napi_default, NULL},
       {"setMtu", NULL, tun_set_mtu, NULL, NULL, NULL, napi_default, NULL},
-      {"isUp", NULL, tun_is_up, NULL, NULL, NULL, napi_default, NULL},
+      {"getFlags", NULL, tun_get_flags, NULL, NULL, NULL, napi_default, NULL},
       {"setUp", NULL, tun_set_up, NULL, NULL, NULL, napi_default, NULL},
       {"getIfindex", NULL, tun_get_ifindex, NULL, NULL, NULL, napi_default, NULL},
       {"setOffload", NULL, tun_set_offload, NULL, NULL, NULL, napi_default, NULL},
