@@ -26,6 +26,8 @@ declare module "autocannon" {
     headers?: Record<string, string>;
     requests?: AutocannonRequest[];
     excludeErrorStats?: boolean;
+    /** Called with each connection's client before it connects (internals: see ab/worker.ts). */
+    setupClient?: (client: never) => void;
   }
 
   interface AutocannonResult {

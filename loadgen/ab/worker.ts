@@ -88,6 +88,44 @@ function snapshot(): ProgressSnapshot {
   };
 }
 
+/** The autocannon Client internals the reconnect fix below touches. */
+interface AutocannonClient {
+  conn?: NodeJS.EventEmitter;
+  destroyed: boolean;
+  parser: { state: string; line: string; initialize(type: string): void };
+  pipelinedRequests: { clear(): void };
+  _connect(): void;
+}
+
+/**
+ * autocannon reconnects after a connection ends but keeps its HTTP parser and queue of
+ * pending requests, so a response cut off by the server is completed with the bytes of
+ * the next connection's responses: a wrong "response" that could even pass a length check.
+ * Before each reconnect, count a response cut off mid-way as an error (socket_closed) and
+ * start the new connection with a fresh parser and queue.
+ */
+function setupClient(client: AutocannonClient): void {
+  const connect = client._connect;
+  let errored = false;
+  client._connect = function (this: AutocannonClient) {
+    if (this.conn && !this.destroyed) {
+      const partial = this.parser.state !== "RESPONSE_LINE" || this.parser.line !== "";
+      // A connection error is already counted by autocannon (once per event).
+      if (partial && !errored) {
+        counters.errors++;
+        counters.errorsByKind.socket_closed = (counters.errorsByKind.socket_closed ?? 0) + 1;
+      }
+      this.parser.initialize("RESPONSE");
+      this.pipelinedRequests.clear();
+    }
+    errored = false;
+    connect.call(this);
+    this.conn?.once("error", () => {
+      errored = true;
+    });
+  };
+}
+
 let instance: ReturnType<typeof autocannon> | null = null;
 let stopRequested = false;
 
@@ -111,16 +149,18 @@ port.on("message", (msg: AbToWorker) => {
       duration: init.durationS,
       timeout: init.timeoutS,
       requests: [{ method: "GET", onResponse }],
+      setupClient,
     },
     (err, result) => {
       clearInterval(ticker);
       const end = performance.now();
       if (result) {
-        counters.errors = result.errors;
-        counters.errorsByKind = {};
-        if (result.timeouts > 0) counters.errorsByKind.timeout = result.timeouts;
-        if (result.errors - result.timeouts > 0)
-          counters.errorsByKind.connection = result.errors - result.timeouts;
+        counters.errors += result.errors;
+        const add = (kind: string, n: number) => {
+          if (n > 0) counters.errorsByKind[kind] = (counters.errorsByKind[kind] ?? 0) + n;
+        };
+        add("timeout", result.timeouts);
+        add("connection", result.errors - result.timeouts);
       }
       counters.requests = counters.ok + counters.verifyFailures + counters.errors;
       port.postMessage({
