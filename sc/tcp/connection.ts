@@ -546,6 +546,13 @@ export class TcpConnection {
    */
   close(_now: number): void {
     if (this.finQueued || this.state === "CLOSED") return;
+    if (this.clone?.dropWhenAcked && this.synchronized) {
+      // A clone never sends FIN: it stays in its state and vanishes once all is ACKed.
+      this.finQueued = true;
+      this.finSeq = this.dataEnd;
+      this.checkCloneDone();
+      return;
+    }
     switch (this.state) {
       case "SYN-SENT":
       case "SYN-RECEIVED":
@@ -562,7 +569,6 @@ export class TcpConnection {
       default:
         return;
     }
-    if (this.clone?.dropWhenAcked) this.checkCloneDone();
   }
 
   /** Aborts with RST (if the peer knows us) and closes. */
@@ -1291,7 +1297,6 @@ export class TcpConnection {
         return true;
       }
     }
-    if (this.clone?.dropWhenAcked && this.finQueued && this.txQueue.length === 0) return sent;
     const mss = this.sndMss;
     if (
       this.sndMax === this.sndUna &&
@@ -1305,7 +1310,8 @@ export class TcpConnection {
     for (;;) {
       const dataEnd = this.dataEnd;
       const unsent = seqDiff(dataEnd, this.sndNxt);
-      const finPending = this.finQueued && seqLe(this.sndNxt, this.finSeq);
+      // (A clone that vanishes silently never sends its FIN.)
+      const finPending = this.finQueued && seqLe(this.sndNxt, this.finSeq) && !this.clone?.dropWhenAcked;
       if (unsent <= 0 && !finPending) break;
       let wnd = this.sndWnd;
       let cw = this.cwnd;

@@ -98,6 +98,17 @@ export class VirtualNet {
     return stack;
   }
 
+  /**
+   * Routes packets for `addr` to these stacks (several: each gets a copy, as the Packet
+   * Router does for a cloned connection). Replaces the route set by addStack.
+   */
+  route(addr: string, stacks: TcpStack[]): void {
+    const n = readIpv4(Uint8Array.from(addr.split(".").map(Number)), 0);
+    this.routes.set(n, stacks);
+  }
+
+  private readonly routes = new Map<number, TcpStack[]>();
+
   /** Sends a packet onto the network (routing by destination address). */
   send(packet: Uint8Array): void {
     this.stats.sent++;
@@ -106,8 +117,18 @@ export class VirtualNet {
       this.stats.lost++;
       return;
     }
-    const to = this.byAddr.get(readIpv4(packet, 16));
+    const dst = readIpv4(packet, 16);
+    const multi = this.routes.get(dst);
+    if (multi !== undefined) {
+      for (const to of multi) this.deliver(to, packet);
+      return;
+    }
+    const to = this.byAddr.get(dst);
     if (to === undefined) return;
+    this.deliver(to, packet);
+  }
+
+  private deliver(to: TcpStack, packet: Uint8Array): void {
     const i = this.impair;
     const rng = this.rng;
     if (i.loss !== undefined && rng.next() < i.loss) {

@@ -152,6 +152,13 @@ export class Harness {
     this.pending.push(e);
   };
 
+  /** Drives an existing connection (e.g. one restored from exported state). */
+  attach(conn: TcpConnection, now: number): this {
+    this.conn = conn;
+    this.now = now;
+    return this;
+  }
+
   /** Passive open: a SYN arrives, we answer SYN-ACK (taken from the output). */
   listen(syn: Partial<Seg> = {}): OutSeg {
     const seg = toRepr({ seq: REMOTE_ISS, flags: TCP_SYN, options: { mss: 1460 }, ...syn });
