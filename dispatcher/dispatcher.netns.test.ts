@@ -179,9 +179,11 @@ test("each scheduler spreads new connections (kernel SYNs from the client) as it
   const specs = [1, 2, 3].map((k) => `node${k}=${nodeIp(k)}`);
   const weighted = [`node1=${nodeIp(1)},weight=3`, `node2=${nodeIp(2)}`, `node3=${nodeIp(3)}`];
   const N = 90;
-  // [scheduler, node specs, check of the per-node connection counts]
-  const cases: [string, string[], (c: number[]) => void][] = [
+  // [scheduler, node specs, check of the per-node connection counts, extra CLI options]
+  const cases: [string, string[], (c: number[]) => void, string[]?][] = [
     ["rr", specs, (c) => assert.deepEqual(c, [30, 30, 30])],
+    // The same through a UDP socket instead of the TUN device.
+    ["rr", specs, (c) => assert.deepEqual(c, [30, 30, 30]), ["--output", "udp"]],
     ["wrr", weighted, (c) => assert.deepEqual(c, [54, 18, 18])],
     ["lc", specs, (c) => assert.deepEqual(c, [30, 30, 30])],
     ["wlc", weighted, (c) => assert.deepEqual(c, [54, 18, 18])],
@@ -198,9 +200,9 @@ test("each scheduler spreads new connections (kernel SYNs from the client) as it
         ),
     ],
   ];
-  for (const [scheduler, nodeArgs, check] of cases) {
+  for (const [scheduler, nodeArgs, check, extra] of cases) {
     for (const n of nodes) n.events.length = 0;
-    const d = await startDispatcher(scheduler, nodeArgs);
+    const d = await startDispatcher(scheduler, nodeArgs, extra);
     const client = start("client", [FAKE_CLIENT], `client(${scheduler})`);
     client.send(`open ${N}`);
     const opened = new Set<number>();

@@ -1,0 +1,462 @@
+// Dispatcher forwarding rate: client->node packets per second per core, with its CPU use.
+//
+//   node dist/bench/dispatcher-forward.js [--mode all|pure|tun|udp] [--ingress local|client]
+//       [--sink drop|nodes] [--seconds S] [--packets N] [--size BYTES] [--conns C]
+//       [--scheduler NAME] [--json]
+//
+// pure: the Forwarder alone in this process (validate, look up, GUE-encapsulate into a
+//       scratch buffer, hand to a no-op output): the JavaScript cost per packet.
+// tun / udp: the real `sc-cluster dispatcher` (as root, in a testbed with prefix scb<pid>f-,
+//       removed at the end, also on failure), forwarding in GUE to 3 node addresses either by
+//       writing outer packets back into its TUN (--output tun) or from a UDP socket (udp).
+//       A generator writes client TCP packets (one SYN per connection, then ACKs carrying a
+//       small payload) into a TUN device of its own:
+//         --ingress local (default): that TUN is in the dispatcher's namespace, whose kernel
+//           routes the packets to the VIP, i.e. into the dispatcher's TUN;
+//         --ingress client: it is in the client's namespace, and packets cross the testbed
+//           LAN (client kernel, veth, bridge, veth) like a real client's.
+//       Where the GUE packets go:
+//         --sink drop (default): routes send the node addresses to a veth device whose peer
+//           (parked in the unused origin namespace) drops every frame at its nftables
+//           ingress hook: about what a NIC's transmit costs, and nothing more;
+//         --sink nodes: across the testbed LAN to the nodes' namespaces (nothing listens).
+//       Everything the kernel does inside the dispatcher's read/write/send calls is charged
+//       to the dispatcher; with --sink nodes that includes the simulated LAN and the nodes'
+//       receive path (veth and bridge run in the sender's context), so that figure is a lower
+//       bound. Figures: packets forwarded in a steady window / the dispatcher's CPU seconds
+//       (user + system, /proc/PID/stat) in it. `all` runs pure, tun and udp (local, drop),
+//       and tun across the whole testbed (client, nodes).
+// Bounded by --seconds (max 60) and --packets; the generator stops at either.
+import { type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { TunDevice } from "../sc/tun/index.js";
+import { TCP_ACK, TCP_SYN, encodeIpv4Tcp, ipv4FromString, isWireError } from "../sc/wire/index.js";
+import { Forwarder } from "../dispatcher/forwarder.js";
+import { createTestbed, destroyTestbed, run, type Testbed } from "../testbed/index.js";
+
+type Ingress = "local" | "client";
+type Sink = "drop" | "nodes";
+
+interface Options {
+  mode: "all" | "pure" | "tun" | "udp";
+  ingress: Ingress;
+  sink: Sink;
+  seconds: number;
+  packets: number;
+  size: number;
+  conns: number;
+  scheduler: string;
+  json: boolean;
+}
+
+const VIP = "198.18.100.1";
+const CLIENT = "198.18.0.101";
+const NODES = 3;
+const GEN_DEV = "scgen";
+const SINK_DEV = "scsink";
+const CLI = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    mode: "all",
+    ingress: "local",
+    sink: "drop",
+    seconds: 5,
+    packets: 20_000_000,
+    size: 100,
+    conns: 4096,
+    scheduler: "mh",
+    json: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const num = () => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
+      return v;
+    };
+    if (a === "--mode") {
+      const m = argv[++i];
+      if (m !== "all" && m !== "pure" && m !== "tun" && m !== "udp")
+        throw new Error("--mode all|pure|tun|udp");
+      o.mode = m;
+    } else if (a === "--ingress") {
+      const v = argv[++i];
+      if (v !== "local" && v !== "client") throw new Error("--ingress local|client");
+      o.ingress = v;
+    } else if (a === "--sink") {
+      const v = argv[++i];
+      if (v !== "drop" && v !== "nodes") throw new Error("--sink drop|nodes");
+      o.sink = v;
+    } else if (a === "--seconds") o.seconds = Math.min(num(), 60);
+    else if (a === "--packets") o.packets = Math.min(num(), 100_000_000);
+    else if (a === "--size") o.size = num();
+    else if (a === "--conns") o.conns = Math.min(num(), 60_000);
+    else if (a === "--scheduler") o.scheduler = argv[++i]!;
+    else if (a === "--json") o.json = true;
+    else if (a === "--role") i++;
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (o.size < 40 || o.size > 1500) throw new Error("--size must be 40..1500 (IPv4 + TCP headers at least)");
+  return o;
+}
+
+/** Client packets: SYNs for every connection, and ACKs of `size` bytes in total. */
+function clientPackets(o: Options): { syns: Uint8Array[]; acks: Uint8Array[] } {
+  const src = ipv4FromString(CLIENT) as number;
+  const dst = ipv4FromString(VIP) as number;
+  const mk = (port: number, flags: number, payload: number) => {
+    const p = encodeIpv4Tcp(
+      { src, dst, ttl: 64, tos: 0, id: port, dontFrag: true },
+      {
+        srcPort: port,
+        dstPort: 80,
+        seq: 1000,
+        ack: flags & TCP_ACK ? 5000 : 0,
+        flags,
+        window: 65535,
+        urgent: 0,
+        options: {},
+        payload: new Uint8Array(payload).fill(0x61),
+      },
+    );
+    if (isWireError(p)) throw new Error(String(p));
+    return p;
+  };
+  const syns: Uint8Array[] = [];
+  const acks: Uint8Array[] = [];
+  for (let c = 0; c < o.conns; c++) {
+    syns.push(mk(10_000 + c, TCP_SYN, 0));
+    acks.push(mk(10_000 + c, TCP_ACK, o.size - 40));
+  }
+  return { syns, acks };
+}
+
+function say(obj: object): void {
+  process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+// ---- pure: the Forwarder in this process ----
+
+function benchPure(o: Options): { pps: number; packets: number; cpuSeconds: number } {
+  let sink = 0;
+  const f = new Forwarder(
+    {
+      vip: ipv4FromString(VIP) as number,
+      port: 80,
+      scheduler: o.scheduler as "mh",
+      encap: "ipv4",
+      localAddr: ipv4FromString("198.18.0.1") as number,
+      maxConnections: 1 << 18,
+    },
+    { toNode: (_n, pkt) => (sink += pkt.length), toClient: () => {} },
+  );
+  for (let k = 1; k <= NODES; k++) {
+    f.upsertNode({
+      id: `node${k}`,
+      addr: ipv4FromString(`198.18.0.${10 + k}`) as number,
+      port: 6080,
+      weight: 1,
+    });
+  }
+  const { syns, acks } = clientPackets(o);
+  // One contiguous buffer, as packets arrive from the TUN reader.
+  const all = [...syns, ...acks];
+  const buf = new Uint8Array(all.length * 2048);
+  const offs: number[] = [];
+  all.forEach((p, i) => {
+    buf.set(p, i * 2048);
+    offs.push(i * 2048);
+  });
+  let now = 0;
+  for (let i = 0; i < syns.length; i++) f.input(buf, offs[i]!, syns[i]!.length, now);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  const deadline = t0 + o.seconds * 1000;
+  const ackLen = acks[0]!.length;
+  while (n < o.packets) {
+    for (let i = syns.length; i < all.length; i++) f.input(buf, offs[i]!, ackLen, now);
+    n += acks.length;
+    now = performance.now();
+    if (now >= deadline) break;
+  }
+  const c = process.cpuUsage(cpu0);
+  const cpuSeconds = (c.user + c.system) / 1e6;
+  if (sink === 0 || f.packetsOut < n) throw new Error("pure benchmark forwarded nothing");
+  return { pps: n / cpuSeconds, packets: n, cpuSeconds };
+}
+
+// ---- generator role (client namespace) ----
+
+async function generator(o: Options): Promise<void> {
+  const tun = TunDevice.open({ name: GEN_DEV, up: true });
+  const { syns, acks } = clientPackets(o);
+  for (const s of syns) tun.write(s);
+  tun.flush();
+  say({ ready: true });
+  // Wait for "go" so the dispatcher has seen the SYNs.
+  for await (const line of createInterface({ input: process.stdin })) if (line.trim() === "go") break;
+  const t0 = performance.now();
+  const deadline = t0 + o.seconds * 1000;
+  let n = 0;
+  outer: while (n < o.packets) {
+    for (let i = 0; i < acks.length; i++) {
+      tun.write(acks[i]!);
+      if ((++n & 1023) === 0) {
+        tun.flush();
+        if (performance.now() >= deadline || n >= o.packets) break outer;
+      }
+    }
+  }
+  tun.flush();
+  const s = tun.stats;
+  say({
+    done: true,
+    written: s.packetsOut,
+    writeDrops: s.writeDrops,
+    seconds: (performance.now() - t0) / 1000,
+  });
+  tun.close();
+}
+
+// ---- orchestration (root namespace) ----
+
+function lines(child: ChildProcess, onLine: (o: Record<string, unknown>) => void): void {
+  createInterface({ input: child.stdout! }).on("line", (l) => {
+    try {
+      onLine(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      // not JSON
+    }
+  });
+}
+
+function waitLine(
+  child: ChildProcess,
+  pred: (o: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<Record<string, unknown>> {
+  let stderr = "";
+  child.stderr?.on("data", (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${what} within 30 s: ${stderr}`)), 30_000);
+    child.once("close", (code) => reject(new Error(`${what}: process exited (${code}): ${stderr}`)));
+    lines(child, (o) => {
+      if (pred(o)) {
+        clearTimeout(timer);
+        resolve(o);
+      }
+    });
+  });
+}
+
+const CLK_TCK = 100;
+
+/** [user, system] CPU ticks of a process (fields 14 and 15 of /proc/PID/stat). */
+function cpuTicks(pid: number): [number, number] {
+  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return [Number(f[11]), Number(f[12])];
+}
+
+interface Stats {
+  packets: { forwarded: number; received: number };
+  drops: Record<string, number>;
+  io: { tun: { packetsIn: number; batchesIn: number } };
+}
+
+async function adminStats(tb: Testbed): Promise<Stats> {
+  const r = await tb.exec("dispatcher", "curl", ["-s", "http://198.18.0.1:9100/stats"]);
+  return JSON.parse(r.stdout) as Stats;
+}
+
+/** Packets that left toward the nodes: the sink veth's transmit or the nodes' receive counter. */
+async function sinkPackets(tb: Testbed, sink: Sink): Promise<number> {
+  const counter = async (host: string, dev: string, dir: "rx" | "tx") => {
+    const r = await tb.exec(host, "ip", ["-s", "-j", "link", "show", dev]);
+    return (JSON.parse(r.stdout) as { stats64: Record<string, { packets: number }> }[])[0]!.stats64[dir]!
+      .packets;
+  };
+  if (sink === "drop") return counter("dispatcher", SINK_DEV, "tx");
+  let total = 0;
+  for (let k = 1; k <= NODES; k++) total += await counter(`node${k}`, "eth0", "rx");
+  return total;
+}
+
+/** Generator TUN device (and its sysctls), and the drop sink, per the run's options. */
+async function plumb(tb: Testbed, ingress: Ingress, sink: Sink): Promise<void> {
+  const genHost = ingress === "local" ? "dispatcher" : "client";
+  const genNs = tb.host(genHost).netns;
+  await run(["ip", "-n", genNs, "tuntap", "add", "dev", GEN_DEV, "mode", "tun"]);
+  await run(["ip", "-n", genNs, "link", "set", "dev", GEN_DEV, "up"]);
+  // Packets written into it are forwarded (ip_forward); in the client namespace their
+  // source is a local address (accept_local).
+  await tb.exec(genHost, "sh", [
+    "-c",
+    `echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv4/conf/${GEN_DEV}/accept_local; ` +
+      `echo 0 > /proc/sys/net/ipv4/conf/${GEN_DEV}/rp_filter`,
+  ]);
+  // A queue long enough to ride out the dispatcher being descheduled for a few ms.
+  await run(["ip", "-n", tb.host("dispatcher").netns, "link", "set", "dev", "sctun", "txqueuelen", "4096"]);
+  if (sink === "drop") {
+    const ns = tb.host("dispatcher").netns;
+    const peerNs = tb.host("origin").netns;
+    const batch = [
+      `link add ${SINK_DEV} type veth peer name ${SINK_DEV}p netns ${peerNs}`,
+      `link set dev ${SINK_DEV} up`,
+    ];
+    for (let k = 1; k <= NODES; k++) {
+      batch.push(`route add 198.18.0.${10 + k}/32 dev ${SINK_DEV}`);
+      batch.push(`neigh add 198.18.0.${10 + k} lladdr 02:00:00:00:00:0${k} dev ${SINK_DEV} nud permanent`);
+    }
+    await run(["ip", "-n", ns, "-batch", "-"], { input: batch.join("\n") + "\n" });
+    await run(["ip", "-n", peerNs, "link", "set", "dev", `${SINK_DEV}p`, "up"]);
+    await tb.exec("origin", "nft", [
+      `add table netdev scsink; add chain netdev scsink in { type filter hook ingress device "${SINK_DEV}p" priority 0; policy drop; }`,
+    ]);
+  }
+}
+
+interface E2E {
+  output: string;
+  ingress: Ingress;
+  sink: Sink;
+  forwardedPps: number;
+  cpuPercent: number;
+  /** Share of the CPU time spent in the kernel (read/write/send calls, routing). */
+  systemShare: number;
+  ppsPerCore: number;
+  meanBatch: number;
+  offeredPps: number;
+  sinkPps: number;
+  drops: Record<string, number>;
+  windowSeconds: number;
+}
+
+async function benchE2E(o: Options, output: "tun" | "udp", ingress: Ingress, sink: Sink): Promise<E2E> {
+  const prefix = `scb${process.pid.toString(36)}f-`;
+  const tb = createTestbed({ prefix, nodes: NODES });
+  try {
+    await tb.up();
+    await plumb(tb, ingress, sink);
+    const args = [
+      CLI,
+      "dispatcher",
+      "--scheduler",
+      o.scheduler,
+      "--output",
+      output,
+      "--admin",
+      "198.18.0.1:9100",
+    ];
+    for (let k = 1; k <= NODES; k++) args.push("--node", `node${k}=198.18.0.${10 + k}`);
+    args.push("--max-conns", "262144", "--source", "198.18.0.1");
+    const d = tb.spawn("dispatcher", process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const genArgs = [SELF, "--role", "gen", "--seconds", String(o.seconds), "--packets", String(o.packets)];
+    genArgs.push("--size", String(o.size), "--conns", String(o.conns));
+    const gen = tb.spawn(ingress === "local" ? "dispatcher" : "client", process.execPath, genArgs, {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    try {
+      await waitLine(d, (x) => x.ready === true, "dispatcher ready");
+      await waitLine(gen, (x) => x.ready === true, "generator ready");
+      const genDone = waitLine(gen, (x) => x.done === true, "generator done");
+      gen.stdin!.write("go\n");
+      // Warm-up, then a steady window well inside the generator's run.
+      const warm = Math.min(1, o.seconds * 0.2);
+      const window = Math.max(0.5, o.seconds - 2 * warm);
+      await new Promise((r) => setTimeout(r, warm * 1000));
+      const s0 = await adminStats(tb);
+      const c0 = cpuTicks(d.pid!);
+      const k0 = await sinkPackets(tb, sink);
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, window * 1000));
+      const s1 = await adminStats(tb);
+      const c1 = cpuTicks(d.pid!);
+      const k1 = await sinkPackets(tb, sink);
+      const secs = (performance.now() - t0) / 1000;
+      const g = await genDone;
+      const user = (c1[0] - c0[0]) / CLK_TCK;
+      const sys = (c1[1] - c0[1]) / CLK_TCK;
+      const cpu = user + sys;
+      const fwd = s1.packets.forwarded - s0.packets.forwarded;
+      return {
+        output,
+        ingress,
+        sink,
+        forwardedPps: fwd / secs,
+        cpuPercent: (100 * cpu) / secs,
+        systemShare: sys / cpu,
+        ppsPerCore: fwd / cpu,
+        meanBatch: (s1.io.tun.packetsIn - s0.io.tun.packetsIn) / (s1.io.tun.batchesIn - s0.io.tun.batchesIn),
+        offeredPps: (g.written as number) / (g.seconds as number),
+        sinkPps: (k1 - k0) / secs,
+        drops: Object.fromEntries(Object.entries(s1.drops).filter(([, v]) => v > 0)),
+        windowSeconds: secs,
+      };
+    } finally {
+      gen.kill("SIGKILL");
+      d.kill("SIGTERM");
+      await new Promise((r) => (d.exitCode !== null ? r(null) : d.once("close", r)));
+    }
+  } finally {
+    await destroyTestbed(prefix);
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const o = parseOptions(argv);
+  if (argv[argv.indexOf("--role") + 1] === "gen" && argv.includes("--role")) return generator(o);
+
+  const results: Record<string, unknown> = {
+    setup: {
+      packetBytes: o.size,
+      connections: o.conns,
+      scheduler: o.scheduler,
+      nodes: NODES,
+      seconds: o.seconds,
+      cpus: (await import("node:os")).cpus().length,
+      node: process.version,
+    },
+  };
+  if (o.mode === "all" || o.mode === "pure") {
+    const p = benchPure(o);
+    results.pure = p;
+    if (!o.json)
+      console.log(
+        `pure Forwarder (no I/O): ${Math.round(p.pps).toLocaleString("en")} packets/s on one core ` +
+          `(${p.packets.toLocaleString("en")} packets, ${p.cpuSeconds.toFixed(2)} s CPU)`,
+      );
+  }
+  const runs: ["tun" | "udp", Ingress, Sink][] =
+    o.mode === "all"
+      ? [
+          ["tun", "local", "drop"],
+          ["udp", "local", "drop"],
+          ["tun", "client", "nodes"],
+        ]
+      : o.mode === "pure"
+        ? []
+        : [[o.mode, o.ingress, o.sink]];
+  for (const [output, ingress, sink] of runs) {
+    const r = await benchE2E(o, output, ingress, sink);
+    results[`${output}-${ingress}-${sink}`] = r;
+    if (!o.json)
+      console.log(
+        `dispatcher --output ${output} (ingress ${ingress}, sink ${sink}): ` +
+          `${Math.round(r.forwardedPps).toLocaleString("en")} packets/s forwarded at ` +
+          `${r.cpuPercent.toFixed(0)}% CPU (${(100 * r.systemShare).toFixed(0)}% of it in the kernel) = ` +
+          `${Math.round(r.ppsPerCore).toLocaleString("en")} packets/s per core; ${r.meanBatch.toFixed(1)} packets/read, ` +
+          `offered ${Math.round(r.offeredPps).toLocaleString("en")}/s, out ${Math.round(r.sinkPps).toLocaleString("en")}/s, ` +
+          `drops ${JSON.stringify(r.drops)}`,
+      );
+  }
+  if (o.json) say(results);
+}
+
+await main();
