@@ -174,6 +174,43 @@ const scenarios: Record<string, () => Promise<void> | void> = {
     assert.equal(linkJson(name), undefined, "a device this process created must disappear on close");
   },
 
+  async multiQueue() {
+    // Two queues (fds) on one device; the kernel spreads flows over them by hash.
+    const q1 = TunDevice.open({ name: "sctmq0", multiQueue: true, up: true });
+    const q2 = TunDevice.open({ name: "sctmq0", multiQueue: true });
+    assert.equal(q2.name, q1.name);
+    assert.notEqual(q2.fd, q1.fd);
+    execFileSync("ip", ["addr", "add", "198.18.6.1/24", "dev", q1.name]);
+    await q1.whenRunning();
+    const ports: number[][] = [[], []];
+    const all = new Promise<void>((resolve) => {
+      [q1, q2].forEach((q, i) =>
+        q.onPackets((batch) => {
+          for (const p of batch) ports[i]!.push((p[22]! << 8) | p[23]!);
+          if (ports[0]!.length + ports[1]!.length >= 64) resolve();
+        }),
+      );
+    });
+    const sock = createSocket("udp4");
+    for (let port = 7000; port < 7064; port++) {
+      await new Promise<void>((res, rej) => sock.send("x", port, "198.18.6.2", (e) => (e ? rej(e) : res())));
+    }
+    await all;
+    const seen = [...ports[0]!, ...ports[1]!].sort((a, b) => a - b);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 64 }, (_, i) => 7000 + i),
+    );
+    assert.ok(
+      ports[0]!.length > 0 && ports[1]!.length > 0,
+      `one queue got nothing: ${ports[0]!.length}/${ports[1]!.length}`,
+    );
+    sock.close();
+    q1.close();
+    q2.close();
+    assert.equal(linkJson("sctmq0"), undefined);
+  },
+
   async read() {
     const tun = TunDevice.open({ name: DEVICE, maxBatch: 64 });
     const sock = createSocket("udp4");

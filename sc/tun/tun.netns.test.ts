@@ -103,6 +103,10 @@ describe("TunDevice in a network namespace", { concurrency: false }, () => {
     assertPassed(await runScenario("create"));
   });
 
+  test("two multi-queue TunDevices share one device and its flows", async () => {
+    assertPassed(await runScenario("multiQueue"));
+  });
+
   test("reads packets the kernel routes to the device, 64 per batch", async () => {
     assertPassed(await runScenario("read"));
   });
