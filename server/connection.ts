@@ -83,6 +83,11 @@ export class HttpConnection implements ConnectionControl {
     this.updateDeadline(Date.now());
   }
 
+  /** Part of a request has arrived and the rest has not. */
+  get midMessage(): boolean {
+    return this.parser.midMessage;
+  }
+
   flushed(): Promise<void> {
     if (this.conn.writableLength === 0 || this.conn.destroyed) return Promise.resolve();
     // A zero-length write completes once everything queued before it has been flushed.

@@ -93,15 +93,19 @@ export class HttpServer implements ConnectionEnv {
     this.draining = true;
     await Promise.all(this.listeners.map((l) => l.close()));
     for (const c of this.connections) c.drain();
-    if (this.connections.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.closedWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      clearTimeout(timer);
-      for (const c of this.connections) c.conn.destroy();
-    }
+    await this.allClosed(graceMs);
+    for (const c of this.connections) c.conn.destroy();
+    await this.allClosed(1000); // 'close' follows destroy() within a tick or two
     clearInterval(this.sweepTimer);
+  }
+
+  private async allClosed(ms: number): Promise<void> {
+    if (this.connections.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.closedWaiters.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+    clearTimeout(timer);
   }
 }
