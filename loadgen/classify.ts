@@ -1,7 +1,7 @@
 // Which trace lines a static server can reproduce, and as what kind of request. Pure;
 // shared by `site` and the replay engine so a manifest and a replay agree line for line.
 import type { TraceRecord } from "./trace/formats.js";
-import { canonicalizeTarget, type UrlRejectReason } from "./url.js";
+import { canonicalizeTarget, type CanonicalUrl, type UrlRejectReason } from "./url.js";
 
 /**
  * get          plain GET
@@ -49,7 +49,49 @@ function isDynamic(path: string): boolean {
   return segments.some((s) => DYNAMIC_SEGMENT.test(s)) || DYNAMIC_EXT.test(segments.at(-1) ?? "");
 }
 
-export function classify(rec: TraceRecord, options: ClassifyOptions = {}): Classified {
+/**
+ * classify() with a bounded memo of canonicalized targets: a trace has far fewer distinct
+ * URLs than lines, and canonicalization (decode, resolve, re-encode) dominates the cost.
+ */
+export class Classifier {
+  private readonly cache = new Map<string, Target>();
+
+  constructor(
+    private readonly options: ClassifyOptions = {},
+    private readonly maxEntries = 500_000,
+  ) {}
+
+  classify(rec: TraceRecord): Classified {
+    return classify(rec, this.options, (raw) => {
+      let t = this.cache.get(raw);
+      if (t === undefined) {
+        t = resolveTarget(raw);
+        if (this.cache.size >= this.maxEntries) this.cache.clear();
+        this.cache.set(raw, t);
+      }
+      return t;
+    });
+  }
+}
+
+/** A logged target, canonicalized, and whether it names a dynamic resource. */
+interface Target {
+  canonical: CanonicalUrl;
+  dynamic: boolean;
+}
+
+function resolveTarget(raw: string): Target {
+  const canonical = canonicalizeTarget(raw);
+  // Check the raw path too: "/cgi-bin/x" stays dynamic however it is encoded.
+  const dynamic = (canonical.ok && isDynamic(canonical.docPath)) || isDynamic(raw.split("?")[0]!);
+  return { canonical, dynamic };
+}
+
+export function classify(
+  rec: TraceRecord,
+  options: ClassifyOptions = {},
+  resolve: (target: string) => Target = resolveTarget,
+): Classified {
   const method = rec.method;
   if (method !== "GET" && method !== "HEAD") return { ok: false, reason: "method" };
   const s = rec.status;
@@ -58,10 +100,10 @@ export function classify(rec: TraceRecord, options: ClassifyOptions = {}): Class
   else if (s >= 300 && s < 400) return { ok: false, reason: "redirect" };
   else return { ok: false, reason: "status" };
 
-  const c = canonicalizeTarget(rec.url);
+  const t = resolve(rec.url);
+  const c = t.canonical;
   if (!c.ok) return { ok: false, reason: c.reason };
-  // Check the raw path too: "/cgi-bin/x" stays dynamic however it is encoded.
-  if (isDynamic(c.docPath) || isDynamic(rec.url.split("?")[0]!)) return { ok: false, reason: "cgi" };
+  if (t.dynamic) return { ok: false, reason: "cgi" };
   if (c.hadQuery && (options.query ?? "skip") === "skip") return { ok: false, reason: "query" };
 
   const kind: RequestKind = method === "HEAD" ? "head" : status === 304 ? "conditional" : "get";

@@ -1,7 +1,7 @@
 // `site`: turns a trace into a document root plus a manifest of what a correct static
 // server answers. One streaming pass over the trace collects the distinct URLs (small next
 // to the trace); then the documents are written, then the manifest.
-import { classify, type QueryPolicy, type RequestKind, type SkipReason } from "./classify.js";
+import { Classifier, type QueryPolicy, type RequestKind, type SkipReason } from "./classify.js";
 import { CONTENT_SCHEME } from "./content.js";
 import {
   httpDate,
@@ -71,10 +71,11 @@ export async function buildSite(options: SiteOptions): Promise<SiteResult> {
   const urls = new Map<string, UrlInfo>();
   // Largest logged body of a 200 GET, per document: a transfer cut short logs fewer bytes.
   const docSize = new Map<string, number>();
+  const classifier = new Classifier({ query: options.query ?? "skip" });
 
   for await (const batch of reader.batches())
     for (const rec of batch) {
-      const c = classify(rec, { query: options.query ?? "skip" });
+      const c = classifier.classify(rec);
       if (!c.ok) {
         skip(c.reason);
         continue;

@@ -33,8 +33,10 @@ export const INDEX_FILE = "index.html";
 // Characters left literal in a path segment (RFC 3986 pchar minus ";" which some servers
 // treat as a parameter delimiter). Everything else is %XX-encoded (UTF-8, upper-case hex).
 const SEGMENT_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,=:@]$/;
+const SEGMENT_ALL_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,=:@]*$/;
 
 export function encodeSegment(segment: string): string {
+  if (SEGMENT_ALL_SAFE.test(segment)) return segment;
   let out = "";
   for (const ch of segment) {
     if (SEGMENT_SAFE.test(ch)) {
@@ -94,12 +96,16 @@ export function canonicalizeTarget(target: string): CanonicalUrl {
       continue;
     }
     if (seg.startsWith(".")) return { ok: false, reason: "dotfile" };
-    if (Buffer.byteLength(seg, "utf8") > MAX_SEGMENT_BYTES) return { ok: false, reason: "name_too_long" };
+    if (seg.length > MAX_SEGMENT_BYTES / 3 && Buffer.byteLength(seg, "utf8") > MAX_SEGMENT_BYTES) {
+      return { ok: false, reason: "name_too_long" };
+    }
     segments.push(seg);
   }
   if (segments.length === 0) isDirectory = true;
   const docPath = "/" + [...segments, ...(isDirectory ? [INDEX_FILE] : [])].join("/");
-  if (Buffer.byteLength(docPath, "utf8") > MAX_DOC_PATH_BYTES) return { ok: false, reason: "path_too_long" };
+  if (docPath.length > MAX_DOC_PATH_BYTES / 3 && Buffer.byteLength(docPath, "utf8") > MAX_DOC_PATH_BYTES) {
+    return { ok: false, reason: "path_too_long" };
+  }
   const encoded = segments.map(encodeSegment).join("/");
   const url = segments.length === 0 ? "/" : "/" + encoded + (isDirectory ? "/" : "");
   if (url.length > 4 * MAX_DOC_PATH_BYTES) return { ok: false, reason: "path_too_long" };

@@ -2,7 +2,7 @@
 // in trace order. The trace is read once, streaming; the plan holds 4 bytes per request plus
 // one small object per distinct request (URL x kind), so a 4-million-line trace costs 16 MB
 // and the workers need no parsing: connection c replays entries c, c+C, c+2C, ...
-import { classify, type QueryPolicy, type RequestKind, type SkipReason } from "../classify.js";
+import { Classifier, type QueryPolicy, type RequestKind, type SkipReason } from "../classify.js";
 import type { Manifest, ManifestHeader } from "../manifest.js";
 import type { TraceRecord } from "../trace/formats.js";
 import type { TraceStats } from "../trace/reader.js";
@@ -39,22 +39,26 @@ function fromTraceStatus(kind: RequestKind, status: 200 | 304 | 404 | null): Exp
 
 export class PlanBuilder {
   private readonly classes: RequestClass[] = [];
-  private readonly classIndex = new Map<string, number>();
+  /** Class index by URL, one map per (kind, logged status) pair. */
+  private readonly classIndex = new Map<string, Map<string, number>>();
   private entries = new Uint32Array(1024);
   private length = 0;
   private readonly skippedByReason: Partial<Record<PlanSkipReason, number>> = {};
   private skipped = 0;
+  private readonly classifier: Classifier;
 
   constructor(
     private readonly manifest: Manifest | null,
-    private readonly query: QueryPolicy = "skip",
-  ) {}
+    query: QueryPolicy = "skip",
+  ) {
+    this.classifier = new Classifier({ query });
+  }
 
   add(rec: TraceRecord): void {
-    const c = classify(rec, { query: this.query });
+    const c = this.classifier.classify(rec);
     if (!c.ok) return this.skip(c.reason);
     let expect: Expectation;
-    let key: string;
+    let group: string;
     if (this.manifest) {
       const e = this.manifest.entries.get(c.url);
       if (!e) return this.skip("not_in_manifest");
@@ -67,16 +71,18 @@ export class PlanBuilder {
               size: e.size,
               sha256: c.kind === "head" ? null : e.sha256,
             };
-      key = `${c.kind} ${c.url}`;
+      group = c.kind;
     } else {
       expect = fromTraceStatus(c.kind, c.status);
-      key = `${c.kind} ${c.status} ${c.url}`;
+      group = `${c.kind} ${c.status}`;
     }
-    let idx = this.classIndex.get(key);
+    let byUrl = this.classIndex.get(group);
+    if (!byUrl) this.classIndex.set(group, (byUrl = new Map()));
+    let idx = byUrl.get(c.url);
     if (idx === undefined) {
       idx = this.classes.length;
       this.classes.push({ method: c.kind === "head" ? "HEAD" : "GET", path: c.url, kind: c.kind, expect });
-      this.classIndex.set(key, idx);
+      byUrl.set(c.url, idx);
     }
     if (this.length === this.entries.length) {
       const grown = new Uint32Array(this.entries.length * 2);

@@ -144,3 +144,23 @@ test("format detection picks the format that parses most sample lines", () => {
   assert.equal(detectFormat(["nothing", "parses here"]), null);
   assert.equal(detectFormat([]), null);
 });
+
+test("consecutive CLF lines get exact times across seconds, minutes and zones", () => {
+  const at = (d: string) => {
+    const r = parseClfLine(`h - - [${d}] "GET / HTTP/1.0" 200 1`, 1);
+    return r.kind === "record" ? r.record.time : r.kind === "bad" ? r.reason : null;
+  };
+  for (const d of [
+    "01/Aug/1995:00:00:58 -0400",
+    "01/Aug/1995:00:00:59 -0400",
+    "01/Aug/1995:00:01:00 -0400",
+    "01/Aug/1995:00:01:00 +0000",
+    "01/Aug/1995:00:01:07 +0000",
+    "31/Dec/1999:23:59:60 +0000",
+  ]) {
+    assert.equal(at(d), parseClfDate(d), d);
+  }
+  assert.equal(at("01/Aug/1995:00:01:61 +0000"), "bad_date");
+  assert.equal(at("01/Aug/1995:00:01:7x +0000"), "bad_date");
+  assert.equal(at("01/Aug/1995:24:01:07 +0000"), "bad_date");
+});
