@@ -100,6 +100,8 @@ export interface ForwarderOutput {
   toClient(packet: Uint8Array): void;
 }
 
+const NO_CHECKSUM = { verifyChecksum: false } as const;
+
 /** Largest client packet we accept: leaves room for the outer headers within 65535. */
 const ARENA_BYTES = 65535;
 
@@ -243,7 +245,7 @@ export class Forwarder {
     const segOff = ip.payloadOffset;
     const segLen = ip.payloadLength;
     // Port first, checksum after: traffic for other ports is dropped without summing it.
-    const terr = tcp.wrap(buf, segOff, segLen, src, this.vip, { verifyChecksum: false });
+    const terr = tcp.wrap(buf, segOff, segLen, src, this.vip, NO_CHECKSUM);
     if (terr !== null) return this.drop("malformed");
     if (tcp.dstPort !== this.port) return this.drop("wrong_port");
     if (checksumAdd(buf, segOff, segLen, pseudoHeaderSum(src, this.vip, IP_PROTO_TCP, segLen)) !== 0xffff) {
