@@ -75,9 +75,13 @@ export function addonPath(): string {
 
 let cached: NativeAddon | undefined;
 
+/** The addon, loaded once; throws a TunError that says how to build it. */
 export function loadAddon(): NativeAddon {
-  if (cached) return cached;
-  const path = addonPath();
+  cached ??= loadAddonFrom(addonPath());
+  return cached;
+}
+
+export function loadAddonFrom(path: string): NativeAddon {
   if (!existsSync(path)) {
     throw new TunError(
       `the TUN addon is not built (${path} is missing): run \`npm run install\` (or \`npm ci\`) in ` +
@@ -86,7 +90,7 @@ export function loadAddon(): NativeAddon {
     );
   }
   try {
-    cached = createRequire(import.meta.url)(path) as NativeAddon;
+    return createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
     throw new TunError(
       `the TUN addon at ${path} could not be loaded (${(err as Error).message}): rebuild it with ` +
@@ -94,5 +98,4 @@ export function loadAddon(): NativeAddon {
       { code: "ERR_TUN_ADDON_LOAD", cause: err },
     );
   }
-  return cached;
 }

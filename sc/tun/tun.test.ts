@@ -1,9 +1,13 @@
-// The user-facing messages for TUN failures that a test machine cannot produce on demand
-// (no /dev/net/tun, no tun module) and the name rules; no device is opened here.
+// sc/tun without a device: the user-facing messages for failures a test machine cannot produce
+// on demand (no /dev/net/tun, no tun module, addon not built), name rules, PacketBatch.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkInterfaceName, explainTunError, TunError } from "./errors.js";
 import { PacketBatch } from "./tun.js";
+import { addonPath, loadAddonFrom, packageRoot } from "./addon.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const openErr = (code: string) => ({ code, syscall: "open /dev/net/tun", message: `open: ${code}` });
 const setiff = (code: string) => ({ code, syscall: "ioctl TUNSETIFF", message: `ioctl: ${code}` });
@@ -73,4 +77,29 @@ test("a PacketBatch reports packets by offset and length, skipping a virtio head
   assert.deepEqual([vnet.offset(0), vnet.length(0)], [10, 4]);
   assert.deepEqual([vnet.offset(1), vnet.length(1)], [26, 10]);
   assert.equal(vnet.length(2), 0, "a read shorter than the header is an empty packet, not a negative length");
+});
+
+test("a missing addon says how to build it; a broken one how to rebuild it", () => {
+  assert.equal(addonPath(), join(packageRoot(), "sc", "tun", "native", "build", "Release", "sc_tun.node"));
+  const dir = mkdtempSync(join(tmpdir(), "sct-addon-"));
+  try {
+    const missing = join(dir, "sc_tun.node");
+    assert.throws(
+      () => loadAddonFrom(missing),
+      (err: unknown) =>
+        err instanceof TunError &&
+        err.userFacing &&
+        err.code === "ERR_TUN_ADDON_MISSING" &&
+        err.message.includes("npm run install") &&
+        err.message.includes("g++, make and python3"),
+    );
+    writeFileSync(missing, "not an ELF file");
+    assert.throws(
+      () => loadAddonFrom(missing),
+      (err: unknown) =>
+        err instanceof TunError && err.code === "ERR_TUN_ADDON_LOAD" && /--force/.test(err.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
