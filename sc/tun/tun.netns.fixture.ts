@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
+import { parentPort, Worker } from "node:worker_threads";
 import { once } from "node:events";
 import { TunDevice, TunError } from "./index.js";
 
@@ -386,6 +387,25 @@ const scenarios: Record<string, () => Promise<void> | void> = {
     assert.ok(err instanceof TunError);
     assert.match(err.message, /deleted/);
     tun.close();
+  },
+
+  async workerTeardown() {
+    // Workers that end while reading, without close(): the environment cleanup closes the
+    // device (a later exclusive open of the name succeeds) and nothing crashes, although
+    // node unloads the addon before the worker's loop finishes closing handles.
+    for (let i = 0; i < 3; i++) {
+      const worker = new Worker(new URL(import.meta.url), { argv: ["workerChild"] });
+      const [name] = (await once(worker, "message")) as [string];
+      assert.equal(name, "sctw0");
+      await worker.terminate();
+    }
+    TunDevice.open({ name: "sctw0", exclusive: true }).close();
+  },
+
+  workerChild() {
+    const tun = TunDevice.open({ name: "sctw0", up: true });
+    tun.onPackets(() => undefined);
+    parentPort?.postMessage(tun.name);
   },
 
   // ---- process lifetime: the test checks how these processes end ----

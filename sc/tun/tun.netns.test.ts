@@ -135,6 +135,10 @@ describe("TunDevice in a network namespace", { concurrency: false }, () => {
     assertPassed(await runScenario("deleted"));
   });
 
+  test("worker threads that end while reading release their device and do not crash", async () => {
+    assertPassed(await runScenario("workerTeardown"));
+  });
+
   test("the process exits by itself after close() with a read pending", async () => {
     const run = await runScenario("exitAfterClose");
     assertPassed(run);

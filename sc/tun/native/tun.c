@@ -142,7 +142,17 @@ static void set_self_strong(tun_t* t, int strong) {
   t->self_strong = strong;
 }
 
-static void free_poll(uv_handle_t* h) { free(h); }
+// The close callback of the poll handle is libc's free(), not a function of this library:
+// when a worker thread ends, node unloads the addon before the worker's loop runs the
+// close callbacks, so a callback living in this .so would be called after it is unmapped.
+// (free(void*) and uv_close_cb(uv_handle_t*) have the same calling convention.)
+static uv_close_cb free_poll(void) {
+  union {
+    void (*free_fn)(void*);
+    uv_close_cb cb;
+  } u = {free};
+  return u.cb;
+}
 
 static void drop_read_refs(tun_t* t) {
   napi_env env = t->env;
@@ -167,7 +177,7 @@ static void cleanup_hook(void* arg);
 static void close_tun(tun_t* t, int from_teardown) {
   stop_reading(t);
   if (t->poll) {
-    uv_close((uv_handle_t*)t->poll, free_poll);
+    uv_close((uv_handle_t*)t->poll, free_poll());
     t->poll = NULL;
   }
   if (t->fd >= 0) {
