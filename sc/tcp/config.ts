@@ -53,6 +53,10 @@ export interface TcpConfig {
   noDelay: boolean;
   /** node:net allowHalfOpen: when false (default) a received FIN ends our side too. */
   allowHalfOpen: boolean;
+  /** Offer SACK-permitted (RFC 2018). We send SACK blocks for out-of-order data so the peer
+   *  recovers several losses per round trip; SACK blocks we receive are not used (our
+   *  sender recovers with NewReno). */
+  sack: boolean;
 }
 
 export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
@@ -81,6 +85,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   maxTimeWait: 16_384,
   noDelay: true,
   allowHalfOpen: false,
+  sack: true,
 });
 
 export function makeConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {

@@ -434,3 +434,70 @@ test("PSH is set on the segment that empties the queue", () => {
 test("bytes() helper round-trips (sanity of test support)", () => {
   assert.equal(Buffer.from(bytes("xyz")).toString(), "xyz");
 });
+
+// ------------------------------------------------------------------ SACK (RFC 2018), receiver side
+
+test("SACK-permitted is echoed only when the SYN offered it", () => {
+  const h = new Harness();
+  assert.deepEqual(h.listen({ options: { mss: 1460, sackPermitted: true } }).options, {
+    mss: 1460,
+    sackPermitted: true,
+  });
+  assert.equal(h.conn.sackOk, true);
+  const h2 = new Harness();
+  assert.deepEqual(h2.listen({ options: { mss: 1460 } }).options, { mss: 1460 });
+  assert.equal(h2.conn.sackOk, false);
+  const h3 = new Harness({ cfg: { sack: false } });
+  assert.deepEqual(h3.listen({ options: { mss: 1460, sackPermitted: true } }).options, { mss: 1460 });
+});
+
+test("duplicate ACKs carry SACK blocks, the most recent block first, at most four", () => {
+  const h = new Harness().established({ syn: { options: { mss: 1460, sackPermitted: true } } });
+  h.input({ seq: R1 + 100, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  h.expect([{ ack: R1, options: { sack: [[R1 + 100, R1 + 200]] } }]);
+  h.input({ seq: R1 + 300, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  h.expect([
+    {
+      ack: R1,
+      options: {
+        sack: [
+          [R1 + 300, R1 + 400],
+          [R1 + 100, R1 + 200],
+        ],
+      },
+    },
+  ]);
+  for (const off of [500, 700, 900])
+    h.input({ seq: R1 + off, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  const [last] = h.take().slice(-1);
+  assert.equal(last.options?.sack?.length, 4);
+  assert.deepEqual(last.options?.sack?.[0], [R1 + 900, R1 + 1000]);
+  // Filling the first hole: the blocks that remain are still reported.
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  h.expect([
+    {
+      ack: R1 + 200,
+      options: {
+        sack: [
+          [R1 + 300, R1 + 400],
+          [R1 + 500, R1 + 600],
+          [R1 + 700, R1 + 800],
+          [R1 + 900, R1 + 1000],
+        ],
+      },
+    },
+  ]);
+});
+
+test("no SACK option once everything is in order, nor without SACK-permitted", () => {
+  const h = new Harness().established({ syn: { options: { mss: 1460, sackPermitted: true } } });
+  h.input({ seq: R1 + 100, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  h.take();
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  const [ack] = h.take();
+  assert.equal(ack.ack, R1 + 200);
+  assert.equal(ack.options, undefined);
+  const h2 = new Harness().established();
+  h2.input({ seq: R1 + 100, ack: L1, flags: TCP_ACK, payload: pattern(100) });
+  assert.equal(h2.take()[0].options, undefined);
+});

@@ -206,7 +206,7 @@ test("active open sends SYN with MSS and window scale", () => {
     ack: 0,
     flags: "SYN",
     window: 65535,
-    options: { mss: 1460, wscale: 5 },
+    options: { mss: 1460, wscale: 5, sackPermitted: true },
     len: 0,
   });
   assert.equal(h.conn.state, "SYN-SENT");

@@ -125,6 +125,7 @@ export interface ConnectionSnapshot {
   rto: number;
   hasRttSample: boolean;
   noDelay: boolean;
+  sackOk: boolean;
 }
 
 const NO_OPTIONS: TcpOptions = Object.freeze({}) as TcpOptions;
@@ -157,6 +158,10 @@ export class TcpConnection {
   sndWscale = 0;
   /** The peer's SYN carried a window scale option (scaling is on iff both sides sent it). */
   wscaleSeen = false;
+  /** Both sides offered SACK-permitted: our ACKs carry SACK blocks for out-of-order data. */
+  sackOk = false;
+  /** Sequence number of the out-of-order segment that arrived last (first SACK block). */
+  private lastOooSeq = 0;
   rcvWscale = 0;
   /** Largest payload we put in a segment: min(peer's MSS, our MTU - 40). */
   sndMss = DEFAULT_PEER_MSS;
@@ -380,6 +385,7 @@ export class TcpConnection {
     c.rtoBase = Math.min(Math.max(snap.rto, c.cfg.rtoMin), c.cfg.rtoMax);
     c.hasRttSample = snap.hasRttSample;
     c.noDelay = snap.noDelay;
+    c.sackOk = snap.sackOk;
     c.finReceived = snap.state === "CLOSE-WAIT";
     c.lastActivity = c.lastRecvTime = c.lastDataSendTime = now;
     return c;
@@ -427,6 +433,7 @@ export class TcpConnection {
       rto: this.rtoBase,
       hasRttSample: this.hasRttSample,
       noDelay: this.noDelay,
+      sackOk: this.sackOk,
     };
   }
 
@@ -446,6 +453,7 @@ export class TcpConnection {
     this.sndMss = Math.min(mss, this.advMss);
     this.rcvMss = Math.min(DEFAULT_PEER_MSS, this.advMss);
     this.wscaleSeen = opts.wscale !== undefined;
+    this.sackOk = this.cfg.sack && opts.sackPermitted === true;
     if (opts.wscale !== undefined) {
       this.sndWscale = Math.min(opts.wscale, 14);
       this.rcvWscale = windowScaleFor(this.cfg.rcvBufSize);
@@ -986,6 +994,7 @@ export class TcpConnection {
       return;
     }
     if (finInWindow) this.oooFin = seqAdd(seq, len);
+    this.lastOooSeq = start;
     // Out of order, or filling (part of) a gap: ACK at once (RFC 5681 4.2).
     this.ackNow = true;
     const chunks = this.ooo.take(this.rcvNxt);
@@ -1399,7 +1408,9 @@ export class TcpConnection {
     s.ack = this.rcvNxt;
     s.flags = TCP_ACK;
     s.window = this.windowField();
-    s.options = NO_OPTIONS;
+    // SACK blocks ride on pure ACKs only, so data segments keep their full MSS.
+    s.options =
+      this.sackOk && !this.ooo.empty ? { sack: this.ooo.sackBlocks(this.lastOooSeq, 4) } : NO_OPTIONS;
     s.payload = EMPTY;
     this.afterSend(now);
     emit(s);
@@ -1417,8 +1428,9 @@ export class TcpConnection {
     const s = this.seg;
     const synAck = this.state === "SYN-RECEIVED";
     const opts: TcpOptions = { mss: this.advMss };
-    // RFC 7323 1.3: a SYN-ACK carries window scale only if the SYN did.
+    // RFC 7323 1.3: a SYN-ACK carries window scale only if the SYN did (same for SACK).
     if (!synAck || this.wscaleSeen) opts.wscale = this.rcvWscale;
+    if (synAck ? this.sackOk : this.cfg.sack) opts.sackPermitted = true;
     s.srcPort = this.localPort;
     s.dstPort = this.remotePort;
     s.seq = this.iss;

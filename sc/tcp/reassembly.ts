@@ -33,6 +33,27 @@ export class Reassembler {
     return this.blocks.length === 0 ? undefined : this.blocks[this.blocks.length - 1].end;
   }
 
+  /**
+   * Up to `max` SACK blocks (RFC 2018 section 4): first the block holding `recent` (the
+   * segment that arrived last), then the others in sequence order.
+   */
+  sackBlocks(recent: number, max: number): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    const blocks = this.blocks;
+    let first = -1;
+    for (let i = 0; i < blocks.length; i++) {
+      if (seqLe(blocks[i].start, recent) && seqLt(recent, blocks[i].end)) {
+        first = i;
+        out.push([blocks[i].start, blocks[i].end]);
+        break;
+      }
+    }
+    for (let i = 0; i < blocks.length && out.length < max; i++) {
+      if (i !== first) out.push([blocks[i].start, blocks[i].end]);
+    }
+    return out;
+  }
+
   /** [start, end) of every block, for tests and SACK-style diagnostics. */
   ranges(): Array<[number, number]> {
     return this.blocks.map((b) => [b.start, b.end]);

@@ -58,8 +58,11 @@ export interface TcpListener {
 export interface TcpStackOptions {
   /** Local addresses this stack answers for (uint32 or dotted string), e.g. the VIP. */
   addresses: Array<number | string>;
-  /** Receives every outgoing IPv4+TCP packet; it owns the buffer (no reuse by the stack). */
+  /** Receives every outgoing IPv4+TCP packet. It owns the buffer, unless reuseOutputBuffer. */
   output: (packet: Uint8Array) => void;
+  /** Build every packet in one scratch buffer: `output` must copy it before returning (as
+   *  TunDevice.write does). Saves an allocation per packet. */
+  reuseOutputBuffer?: boolean;
   /** Milliseconds; default performance.now(). */
   clock?: () => number;
   config?: Partial<TcpConfig>;
@@ -108,6 +111,7 @@ export class TcpStack {
   private readonly onTimersChanged: (() => void) | undefined;
   private readonly ttl: number;
   private readonly synCookies: boolean;
+  private readonly scratch: Uint8Array | undefined;
   private readonly local = new Set<number>();
 
   /** localEndpointKey -> (remoteEndpointKey -> connection). */
@@ -138,6 +142,7 @@ export class TcpStack {
     this.onTimersChanged = opts.onTimersChanged;
     this.ttl = opts.ttl ?? 64;
     this.synCookies = opts.synCookies ?? true;
+    this.scratch = opts.reuseOutputBuffer ? new Uint8Array(65536) : undefined;
     for (const a of opts.addresses) this.addAddress(a);
     this.counters = {
       packetsIn: 0,
@@ -628,7 +633,9 @@ export class TcpStack {
   }
 
   private emitPacket(src: number, dst: number, seg: TcpRepr): void {
-    const buf = new Uint8Array(ipv4TcpLength(seg));
+    const len = ipv4TcpLength(seg);
+    const buf =
+      this.scratch !== undefined && len <= 65536 ? this.scratch.subarray(0, len) : new Uint8Array(len);
     this.ipId = (this.ipId + 1) & 0xffff;
     const n = emitIpv4Tcp({ src, dst, ttl: this.ttl, tos: 0, id: this.ipId, dontFrag: true }, seg, buf, 0);
     if (isWireError(n)) {

@@ -31,6 +31,7 @@ export const STATE_VERSION = 1;
 const FLAG_WSCALE_SEEN = 1;
 const FLAG_HAS_RTT = 2;
 const FLAG_NO_DELAY = 4;
+const FLAG_SACK = 8;
 const STATE_CODES: Partial<Record<TcpState, number>> = { ESTABLISHED: 1, "CLOSE-WAIT": 2 };
 
 /** Exports a connection's state. It must be ESTABLISHED or CLOSE-WAIT. */
@@ -60,7 +61,8 @@ export function encodeState(s: ConnectionSnapshot, buf = new Uint8Array(STATE_SI
     2,
     (s.wscaleSeen ? FLAG_WSCALE_SEEN : 0) |
       (s.hasRttSample ? FLAG_HAS_RTT : 0) |
-      (s.noDelay ? FLAG_NO_DELAY : 0),
+      (s.noDelay ? FLAG_NO_DELAY : 0) |
+      (s.sackOk ? FLAG_SACK : 0),
   );
   v.setUint8(3, s.sndWscale);
   v.setUint8(4, s.rcvWscale);
@@ -104,7 +106,7 @@ export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | Wire
   const state: TcpState | undefined = code === 1 ? "ESTABLISHED" : code === 2 ? "CLOSE-WAIT" : undefined;
   if (state === undefined) return new WireError("bad-field", `tcp state: state code ${code}`);
   const flags = v.getUint8(2);
-  if (flags & ~7) return new WireError("bad-field", "tcp state: unknown flags");
+  if (flags & ~15) return new WireError("bad-field", "tcp state: unknown flags");
   const sndWscale = v.getUint8(3);
   const rcvWscale = v.getUint8(4);
   if (sndWscale > 14 || rcvWscale > 14) return new WireError("bad-field", "tcp state: window scale > 14");
@@ -152,6 +154,7 @@ export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | Wire
     rto: v.getUint32(80) / 1000,
     hasRttSample: (flags & FLAG_HAS_RTT) !== 0,
     noDelay: (flags & FLAG_NO_DELAY) !== 0,
+    sackOk: (flags & FLAG_SACK) !== 0,
   };
 }
 

@@ -98,7 +98,9 @@ function normalise(r: TcpRepr): OutSeg {
     window: r.window,
     len: r.payload.length,
   };
-  if (r.options.mss !== undefined || r.options.wscale !== undefined) o.options = { ...r.options };
+  if (r.options.mss !== undefined || r.options.wscale !== undefined || r.options.sack !== undefined) {
+    o.options = { ...r.options };
+  }
   if (r.payload.length > 0 && r.payload.length <= 64) o.payload = Buffer.from(r.payload).toString("latin1");
   return o;
 }
