@@ -65,13 +65,28 @@ export class Classifier {
     return classify(rec, this.options, (raw) => {
       let t = this.cache.get(raw);
       if (t === undefined) {
-        t = resolveTarget(raw);
+        // Copies: a string cut from a line shares the memory of the whole chunk read
+        // (V8 sliced strings), so caching it would keep the trace text alive.
+        const key = detach(raw);
+        t = resolveTarget(key);
+        if (t.canonical.ok) {
+          t.canonical = {
+            ...t.canonical,
+            url: detach(t.canonical.url),
+            docPath: detach(t.canonical.docPath),
+          };
+        }
         if (this.cache.size >= this.maxEntries) this.cache.clear();
-        this.cache.set(raw, t);
+        this.cache.set(key, t);
       }
       return t;
     });
   }
+}
+
+/** A copy of s that shares no memory with the string it was cut from. */
+export function detach(s: string): string {
+  return Buffer.from(s, "utf8").toString("utf8");
 }
 
 /** A logged target, canonicalized, and whether it names a dynamic resource. */

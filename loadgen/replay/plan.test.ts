@@ -1,6 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { PlanBuilder } from "./plan.js";
+import { withTempDir } from "../test-support.js";
 import type { Manifest } from "../manifest.js";
 import type { TraceRecord } from "../trace/formats.js";
 
@@ -82,4 +87,34 @@ test("without a manifest: the logged status is the expectation; the plan grows p
   );
   assert.equal(plan.entries[2999], 2);
   assert.equal(plan.skipped, 0);
+});
+
+test("compiling a trace keeps no trace text alive (the plan fits a heap smaller than the trace)", async () => {
+  await withTempDir(async (dir) => {
+    // 80 MB of Combined log (long user agents), a new URL every 13 lines: if cached URLs
+    // pinned the 1 MiB chunks they were cut from, the whole text would stay reachable and a
+    // 48 MB heap would overflow. The URLs themselves are small (but long enough, >= 13 characters, to be V8 slices).
+    const path = join(dir, "big.log");
+    const fd = openSync(path, "w");
+    const ua = "Mozilla/4.0 ".repeat(120);
+    let line = 0;
+    for (let block = 0; block < 54; block++) {
+      let s = "";
+      for (let i = 0; i < 1000; i++, line++) {
+        s += `h - - [01/Aug/1995:00:00:01 -0400] "GET /documents/f${Math.floor(line / 13)}.html HTTP/1.0" 200 1 "-" "${ua}"\n`;
+      }
+      writeSync(fd, s);
+    }
+    closeSync(fd);
+    const script = `
+      const { loadReplayPlan } = await import(${JSON.stringify(new URL("./run.js", import.meta.url).href)});
+      const plan = await loadReplayPlan({ trace: ${JSON.stringify(path)} });
+      console.log(plan.entries.length, plan.classes.length);`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--max-old-space-size=48", "--input-type=module", "-e", script],
+      { maxBuffer: 1 << 20 },
+    );
+    assert.equal(stdout.trim(), `54000 ${Math.ceil(54000 / 13)}`);
+  });
 });
