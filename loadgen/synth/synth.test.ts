@@ -7,6 +7,9 @@ import { readTrace } from "../trace/reader.js";
 import { readManifest, type DocumentEntry } from "../manifest.js";
 import { documentSha256 } from "../content.js";
 import { withTempDir } from "../test-support.js";
+import { runReplay } from "../replay/run.js";
+import { startOrigin } from "../../server/origin-server.js";
+import { createLogger } from "../../server/log.js";
 
 test("synth output is byte-identical for the same seed and differs for another", async () => {
   await withTempDir(async (dir) => {
@@ -62,5 +65,34 @@ test("synth refuses a non-empty output directory and nonsense parameters", async
     await assert.rejects(synthesize({ out: join(dir, "x"), scale: 0.0005 }), /not empty/);
     await assert.rejects(synthesize({ out: join(dir, "y"), scale: -1 }), /scale must be a positive number/);
     await assert.rejects(synthesize({ out: join(dir, "z"), seed: 1.5 }), /seed must be a whole number/);
+  });
+});
+
+test("a synthetic trace replays against a static server with 0 verification failures", async () => {
+  await withTempDir(async (dir) => {
+    const r = await synthesize({ out: dir, scale: 0.002, seed: 3 });
+    const origin = await startOrigin({
+      root: r.paths.root!,
+      host: "127.0.0.1",
+      port: 0,
+      logger: createLogger("silent"),
+    });
+    try {
+      const res = await runReplay({
+        trace: r.paths.trace,
+        target: `http://127.0.0.1:${origin.address.port}`,
+        clients: 2,
+        conns: 2,
+        keepalive: true,
+        requests: 1000,
+        verify: r.paths.manifest,
+      });
+      assert.equal(res.requests, 1000);
+      assert.equal(res.ok, 1000, JSON.stringify(res.verify_failure_samples));
+      assert.equal(res.skipped, 0);
+      assert.equal(res.trace?.replayable, r.model.requests);
+    } finally {
+      await origin.close();
+    }
   });
 });
