@@ -43,14 +43,27 @@ export const command: Command = {
       stack: {
         type: "string",
         value: STACKS.join("|"),
-        help: "TCP stack: kernel (node:net sockets)",
+        help: "TCP stack: kernel (node:net sockets) or user (our TCP on a TUN device; needs root)",
         default: "kernel",
       },
       listen: {
         type: "string",
         value: "ADDR:PORT",
-        help: "HTTP address to listen on",
+        help: "HTTP address to listen on (--stack kernel)",
         default: "127.0.0.1:8080",
+      },
+      vip: {
+        type: "string",
+        value: "ADDR",
+        help: "Address our stack answers for (--stack user)",
+        default: "198.18.100.1",
+      },
+      port: { type: "string", value: "N", help: "HTTP port on the VIP (--stack user)", default: "80" },
+      tun: {
+        type: "string",
+        value: "NAME",
+        help: "TUN device our stack runs on (--stack user)",
+        default: "sctun",
       },
       root: { type: "string", value: "DIR", help: "Serve documents from this directory" },
       origin: {
@@ -153,10 +166,15 @@ export const command: Command = {
     const adminRaw = str(values, "admin");
     const nodeId = optStr(values, "node-id") ?? defaultNodeId();
     const logger = createLogger(str(values, "log-level"), { role: "node", node: nodeId });
+    const stack = oneOf<Stack>(values, "stack", STACKS);
     const node = await startNode({
       nodeId,
-      stack: oneOf<Stack>(values, "stack", STACKS),
-      listen: hostPort(str(values, "listen"), "--listen"),
+      stack,
+      listen:
+        stack === "user"
+          ? { host: str(values, "vip"), port: int(values, "port", 1, 65535) }
+          : hostPort(str(values, "listen"), "--listen"),
+      tun: str(values, "tun"),
       ...(root !== undefined ? { root } : { origin: origin! }),
       admin: adminRaw === "none" ? null : hostPort(adminRaw, "--admin"),
       cacheBytes: bytes(values, "cache-bytes"),

@@ -41,6 +41,8 @@ export interface ConnListener {
   onConnection(handler: (conn: Conn) => void): void;
   /** Stops accepting; connections already handed out are not touched. */
   close(): Promise<void>;
+  /** Releases the transport itself once every connection is gone (e.g. the TUN device). */
+  dispose?(): Promise<void>;
 }
 
 export type ListenErrorCode = "EADDRINUSE" | "EADDRNOTAVAIL" | "EACCES" | string;

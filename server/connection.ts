@@ -232,7 +232,15 @@ export class HttpConnection implements ConnectionControl {
   }
 
   private serve(req: HttpRequest): void {
-    const r = this.env.responder.respond(req, this.keepAlive(req), Date.now());
+    let r: PreparedResponse | Promise<PreparedResponse>;
+    try {
+      r = this.env.responder.respond(req, this.keepAlive(req), Date.now());
+    } catch (err) {
+      // A bug must cost this request, not the process.
+      this.env.log.error({ conn: this.id, path: req.path, err: String(err) }, "responder failed");
+      this.sendAndClose(errorResponse(500, false, this.env.dates.dateLine(Date.now())));
+      return;
+    }
     if (!(r instanceof Promise)) {
       this.send(r);
       return;

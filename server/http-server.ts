@@ -97,6 +97,7 @@ export class HttpServer implements ConnectionEnv {
     for (const c of this.connections) c.conn.destroy();
     await this.allClosed(1000); // 'close' follows destroy() within a tick or two
     clearInterval(this.sweepTimer);
+    for (const l of this.listeners) await l.dispose?.();
   }
 
   private async allClosed(ms: number): Promise<void> {

@@ -21,13 +21,18 @@ import { listenKernel, type ConnListener } from "./conn.js";
 import { checkRootDir, listenError, UserFacingError } from "./errors.js";
 import type { Logger } from "./log.js";
 
-export type Stack = "kernel";
-export const STACKS: readonly Stack[] = ["kernel"];
+export type Stack = "kernel" | "user";
+export const STACKS: readonly Stack[] = ["kernel", "user"];
 
 export interface NodeConfig {
   nodeId: string;
   stack: Stack;
+  /** kernel: the address to bind; user: the address the stack owns (the VIP) and the port. */
   listen: { host: string; port: number };
+  /** --stack user: the TUN device to attach to (default "sctun"). */
+  tun?: string;
+  /** --stack user: overrides of the TCP stack configuration. */
+  tcpConfig?: Record<string, unknown>;
   /** Exactly one of root and origin. */
   root?: string;
   origin?: string;
@@ -121,10 +126,28 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   });
 
   let listener: ConnListener;
+  let tcpStats: (() => Record<string, unknown>) | undefined;
   try {
-    listener = await listenKernel(cfg.listen.host, cfg.listen.port);
+    if (cfg.stack === "user") {
+      const { listenUser } = await import("./conn-user.js");
+      const user = await listenUser({
+        tun: cfg.tun ?? "sctun",
+        address: cfg.listen.host,
+        port: cfg.listen.port,
+        ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
+      });
+      tcpStats = () => user.tcpStats();
+      listener = user;
+    } else {
+      listener = await listenKernel(cfg.listen.host, cfg.listen.port);
+    }
   } catch (err) {
     await source.close();
+    if (cfg.stack === "user") {
+      throw new UserFacingError(
+        `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}`,
+      );
+    }
     throw listenError(err, "HTTP", cfg.listen.host, cfg.listen.port);
   }
   server.attach(listener);
@@ -154,6 +177,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     cache: { policy: cache.policy, ...cache.stats() },
     store: { loads: store.loads, joined: store.joined },
     sourceStats: source.stats(),
+    ...(tcpStats ? { tcp: tcpStats() } : {}),
   });
 
   let admin: AdminServer | null = null;
