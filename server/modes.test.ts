@@ -72,3 +72,40 @@ test("a mode can pause the pipeline, answer itself, supply a document, or fail",
     await removeRoot(root);
   }
 });
+
+test("sendPrepared writes a prepared response (length known up front) to a bare connection", async () => {
+  const { default: net } = await import("node:net");
+  const { sendPrepared } = await import("./send.js");
+  const { RequestParser } = await import("./http/parser.js");
+  const root = await makeRoot({ "big.bin": Buffer.alloc(200_000, "b"), "s.txt": "small" });
+  const node = await testNode({ root, maxInMemoryBytes: 50_000 });
+  try {
+    const server = net.createServer(async (sock) => {
+      const p = new RequestParser();
+      sock.once("data", async (chunk) => {
+        p.feed(chunk);
+        const req = p.next() as HttpRequest;
+        const resp = await node.server.responder.respond(req, false, Date.now());
+        sock.write(`${resp.length}\n`);
+        await sendPrepared(sock, resp);
+        sock.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as { port: number }).port;
+    for (const path of ["/big.bin", "/s.txt"]) {
+      const raw = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: h\r\nRange: bytes=1-\r\n\r\n`);
+      const nl = raw.indexOf("\n");
+      const length = Number(raw.subarray(0, nl).toString());
+      const rest = raw.subarray(nl + 1);
+      assert.equal(rest.length, length, path);
+      const [res] = splitResponses(rest);
+      assert.equal(res!.status, 206);
+      assert.equal(res!.body.length, path === "/big.bin" ? 199_999 : 4);
+    }
+    server.close();
+  } finally {
+    await node.shutdown(100);
+    await removeRoot(root);
+  }
+});

@@ -12,6 +12,10 @@ export type PathResult = { ok: true; path: string } | { ok: false; status: 400 |
 
 export function normalizePath(raw: string): PathResult {
   if (raw.charCodeAt(0) !== 47) return { ok: false, status: 400, reason: "path must start with /" };
+  // Fast path, the common case: nothing to decode, no dot segment or dotfile, no empty segment.
+  if (!raw.includes("%") && !raw.includes("/.") && !raw.includes("//") && !raw.includes("\\")) {
+    return { ok: true, path: raw };
+  }
   if (raw.includes("\\")) return { ok: false, status: 400, reason: "backslash in path" };
   const parts = raw.split("/");
   const out: string[] = [];
