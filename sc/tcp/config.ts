@@ -57,6 +57,9 @@ export interface TcpConfig {
    *  recovers several losses per round trip; SACK blocks we receive are not used (our
    *  sender recovers with NewReno). */
   sack: boolean;
+  /** Largest IPv4 packet for GSO output (a TUN with a vnet header cuts it into MSS-sized
+   *  segments; TSO-style). 0 = off: every packet is at most one MSS. */
+  gsoMaxBytes: number;
 }
 
 export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
@@ -86,6 +89,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   noDelay: true,
   allowHalfOpen: false,
   sack: true,
+  gsoMaxBytes: 0,
 });
 
 export function makeConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {

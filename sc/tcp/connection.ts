@@ -1307,6 +1307,9 @@ export class TcpConnection {
       }
     }
     const mss = this.sndMss;
+    // With GSO one packet carries several whole segments (the kernel cuts it up).
+    const gsoPayload = this.cfg.gsoMaxBytes - 40;
+    const maxSeg = gsoPayload > 2 * mss ? Math.floor(gsoPayload / mss) * mss : mss;
     if (
       this.sndMax === this.sndUna &&
       now - this.lastDataSendTime > this.rto() &&
@@ -1331,7 +1334,8 @@ export class TcpConnection {
         if (this.sndWnd === 0 && this.sndNxt === this.sndUna) this.enterPersist(now);
         break;
       }
-      let len = unsent > 0 ? Math.min(unsent, mss, room) : 0;
+      let len = unsent > 0 ? Math.min(unsent, maxSeg, room) : 0;
+      if (len > mss && len < unsent && len % mss !== 0) len -= len % mss;
       const retransmit = seqLt(this.sndNxt, this.sndMax);
       if (unsent > 0 && len < mss && len < unsent) {
         // Limited by the window: sender SWS avoidance (RFC 1122 4.2.3.4).

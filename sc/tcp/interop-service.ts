@@ -1,6 +1,6 @@
 // A process running our TCP stack on a TUN device, serving simple services for interop
 // tests and benchmarks against the Linux kernel (run inside a testbed host):
-//   ip netns exec <ns> node dist/sc/tcp/interop-service.js --tun sctun --vip 198.18.100.1
+//   ip netns exec <ns> node dist/sc/tcp/interop-service.js --tun sctun --vip 198.18.100.1 [--gso 65000]
 // Ports:
 //   7   echo: everything back; FIN after the peer's FIN
 //   9   discard: read and drop
@@ -22,13 +22,16 @@ const { values } = parseArgs({
     tun: { type: "string", default: "sctun" },
     vip: { type: "string", default: "198.18.100.1" },
     config: { type: "string", default: "{}" },
+    // Largest GSO packet written to the TUN (vnet header); 0 = one segment per write.
+    gso: { type: "string", default: "65000" },
   },
 });
 
-const tun = TunDevice.open({ name: values.tun!, up: true, maxBatch: 256 });
+const gso = Number(values.gso);
+const tun = TunDevice.open({ name: values.tun!, up: true, maxBatch: 256, vnetHdr: gso > 0 });
 const runtime = new TcpTunRuntime(tun, {
   addresses: [values.vip!],
-  config: JSON.parse(values.config!) as Record<string, unknown>,
+  config: { ...(JSON.parse(values.config!) as Record<string, unknown>), gsoMaxBytes: gso },
 });
 const stack = runtime.stack;
 const pattern = interopPattern();

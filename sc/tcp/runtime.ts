@@ -6,6 +6,8 @@
 import { TcpStack, type TcpStackOptions } from "./stack.js";
 import type { TunDevice } from "../tun/index.js";
 
+/** Opened with `vnetHdr: true`, the device gets GSO packets of up to config.gsoMaxBytes
+ *  (default 65000) bytes: one TUN write per ~44 segments. */
 export interface TunRuntimeOptions extends Omit<TcpStackOptions, "output" | "clock" | "onTimersChanged"> {
   /** Called for every outgoing packet before it is queued (tests, capture). */
   tap?: (packet: Uint8Array) => void;
@@ -28,12 +30,13 @@ export class TcpTunRuntime {
       ...opts,
       clock: () => performance.now() - origin,
       reuseOutputBuffer: true,
+      config: { ...opts.config, gsoMaxBytes: tun.vnetHdr ? (opts.config?.gsoMaxBytes ?? 65000) : 0 },
       output: tap
-        ? (p) => {
+        ? (p, gso) => {
             tap(p);
-            tun.write(p);
+            tun.write(p, gso);
           }
-        : (p) => tun.write(p),
+        : (p, gso) => tun.write(p, gso),
       onTimersChanged: () => this.arm(),
     });
     tun.onPackets((batch) => {

@@ -6,6 +6,7 @@
 
 import { TcpStack, type TcpStackOptions } from "./stack.js";
 import { TimerHeap } from "./timer-heap.js";
+import { gsoSegment } from "./gso.js";
 import { readIpv4 } from "../wire/addr.js";
 
 /** mulberry32: small, fast, good enough for test randomness; deterministic per seed. */
@@ -86,7 +87,10 @@ export class VirtualNet {
     const stack = new TcpStack({
       addresses,
       clock: () => this.now,
-      output: (p) => this.send(p),
+      output: (p, gso) => {
+        if (gso === 0) this.send(p);
+        else for (const seg of gsoSegment(p, gso)) this.send(seg);
+      },
       secret: new Uint8Array(16).fill(this.stacks.length + 1),
       ...opts,
     });

@@ -52,6 +52,7 @@ async function runSeed(seed: number): Promise<string> {
     rtoMax: 4000,
     timeWait: 2000,
     noDelay: rng.next() < 0.5,
+    gsoMaxBytes: rng.next() < 0.5 ? 65_000 : 0,
   };
   const server = net.addStack([SERVER], { config });
   const client = net.addStack([CLIENT], { config });
@@ -98,7 +99,7 @@ async function runSeed(seed: number): Promise<string> {
     () => transfers.every((t) => t.serverClosed !== undefined && t.clientClosed !== undefined),
     3_600_000,
   );
-  const desc = `seed ${seed} (loss ${(loss * 100).toFixed(1)}%, mtu ${config.mtu}, rcvBuf ${config.rcvBufSize})`;
+  const desc = `seed ${seed} (loss ${(loss * 100).toFixed(1)}%, mtu ${config.mtu}, rcvBuf ${config.rcvBufSize}, gso ${config.gsoMaxBytes})`;
   assert.ok(done, `${desc}: transfers did not finish in bounded virtual time`);
   for (const t of transfers) {
     assert.equal(

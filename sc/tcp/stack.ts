@@ -21,7 +21,8 @@ import { TimerHeap } from "./timer-heap.js";
 import { TcpSecret, checkSynCookie, initialSequenceNumber, makeSynCookie } from "./isn.js";
 import { seqAdd, seqGt } from "./seq.js";
 import { endpointKey, ipv4FromString, ipv4ToString } from "../wire/addr.js";
-import { isWireError } from "../wire/error.js";
+import { checksumFold, pseudoHeaderSum } from "../wire/checksum.js";
+import { isWireError, type WireError } from "../wire/error.js";
 import { IP_PROTO_TCP, checkIpv4 } from "../wire/ipv4.js";
 import {
   TCP_ACK,
@@ -29,6 +30,7 @@ import {
   TCP_RST,
   TCP_SYN,
   emitIpv4Tcp,
+  emitIpv4TcpHeaders,
   ipv4TcpLength,
   parseTcp,
   type TcpRepr,
@@ -58,8 +60,13 @@ export interface TcpListener {
 export interface TcpStackOptions {
   /** Local addresses this stack answers for (uint32 or dotted string), e.g. the VIP. */
   addresses: Array<number | string>;
-  /** Receives every outgoing IPv4+TCP packet. It owns the buffer, unless reuseOutputBuffer. */
-  output: (packet: Uint8Array) => void;
+  /**
+   * Receives every outgoing IPv4+TCP packet. It owns the buffer, unless reuseOutputBuffer.
+   * `gsoSize` > 0 (only with config.gsoMaxBytes): a packet of several segments to cut into
+   * gsoSize-byte payloads; its TCP checksum field holds the pseudo-header sum (folded, not
+   * complemented) as a TUN vnet header write expects.
+   */
+  output: (packet: Uint8Array, gsoSize: number) => void;
   /** Build every packet in one scratch buffer: `output` must copy it before returning (as
    *  TunDevice.write does). Saves an allocation per packet. */
   reuseOutputBuffer?: boolean;
@@ -104,7 +111,7 @@ const ONE_SECOND = 1000;
 export class TcpStack {
   readonly cfg: TcpConfig;
   readonly counters: TcpCounters;
-  private readonly output: (packet: Uint8Array) => void;
+  private readonly output: (packet: Uint8Array, gsoSize: number) => void;
   private readonly clock: () => number;
   private readonly secret: TcpSecret;
   private readonly scheduleFlushFn: (flush: () => void) => void;
@@ -629,22 +636,38 @@ export class TcpStack {
 
   private sendSegment(conn: TcpConnection, seg: TcpRepr): void {
     if (seg.flags & TCP_RST) this.counters.resetsSent++;
-    this.emitPacket(conn.localAddr, conn.remoteAddr, seg);
+    const gso = seg.payload.length > conn.sndMss ? conn.sndMss : 0;
+    this.emitPacket(conn.localAddr, conn.remoteAddr, seg, gso);
   }
 
-  private emitPacket(src: number, dst: number, seg: TcpRepr): void {
+  private emitPacket(src: number, dst: number, seg: TcpRepr, gsoSize = 0): void {
     const len = ipv4TcpLength(seg);
     const buf =
       this.scratch !== undefined && len <= 65536 ? this.scratch.subarray(0, len) : new Uint8Array(len);
-    this.ipId = (this.ipId + 1) & 0xffff;
-    const n = emitIpv4Tcp({ src, dst, ttl: this.ttl, tos: 0, id: this.ipId, dontFrag: true }, seg, buf, 0);
+    const ip = { src, dst, ttl: this.ttl, tos: 0, id: this.ipId, dontFrag: true };
+    let n: number | WireError;
+    if (gsoSize === 0) {
+      this.ipId = (this.ipId + 1) & 0xffff;
+      n = emitIpv4Tcp(ip, seg, buf, 0);
+    } else {
+      // The kernel numbers the segments' IP ids on from this one.
+      this.ipId = (this.ipId + Math.ceil(seg.payload.length / gsoSize)) & 0xffff;
+      n = emitIpv4TcpHeaders(ip, seg, seg.payload.length, buf, 0);
+      if (!isWireError(n)) {
+        buf.set(seg.payload, n);
+        const partial = checksumFold(pseudoHeaderSum(src, dst, IP_PROTO_TCP, len - 20));
+        buf[36] = partial >>> 8;
+        buf[37] = partial & 0xff;
+        n = len;
+      }
+    }
     if (isWireError(n)) {
       this.countDrop(`emit-${n.kind}`);
       return;
     }
     this.counters.packetsOut++;
     this.counters.bytesOut += n;
-    this.output(buf);
+    this.output(buf, gsoSize);
   }
 
   private countDrop(reason: string): void {
