@@ -1,11 +1,12 @@
 // `sc-cluster node`: one cluster node serving static documents over HTTP/1.1.
 import type { Command } from "./command.js";
-import { hostPort, int, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
+import { hostPort, int, list, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
 import { defaultNodeId, NODE_DEFAULTS, startNode, STACKS, type Stack } from "../server/node.js";
 import { CACHE_POLICIES, type CachePolicy } from "../server/cache/doc-cache.js";
 import { MODES } from "../server/modes.js";
 import { untilSignal } from "../server/signals.js";
+import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/cluster.js";
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -85,8 +86,22 @@ export const command: Command = {
       mode: {
         type: "string",
         value: Object.keys(MODES).join("|"),
-        help: "Cluster mode: local (serve every request here)",
+        help: `Cluster mode: ${Object.values(MODES)
+          .map((m) => `${m.name} (${m.summary})`)
+          .join("; ")}`,
         default: "local",
+      },
+      peer: {
+        type: "string",
+        value: "ID=ADDR[,weight=W]",
+        multiple: true,
+        help: "A cluster member (this node included) and its internal address; cluster modes need every member",
+      },
+      "gue-port": {
+        type: "string",
+        value: "PORT",
+        help: "UDP port for client packets in GUE from the dispatcher and peers (--stack user; 0: off)",
+        default: String(CLUSTER_DEFAULTS.guePort),
       },
       "cache-bytes": {
         type: "string",
@@ -167,6 +182,17 @@ export const command: Command = {
     const nodeId = optStr(values, "node-id") ?? defaultNodeId();
     const logger = createLogger(str(values, "log-level"), { role: "node", node: nodeId });
     const stack = oneOf<Stack>(values, "stack", STACKS);
+    const peers = list(values, "peer");
+    const cluster: ClusterConfig | undefined =
+      peers.length === 0
+        ? undefined
+        : {
+            self: nodeId,
+            members: peers.map(parsePeer),
+            scPort: CLUSTER_DEFAULTS.scPort,
+            peerPort: CLUSTER_DEFAULTS.peerPort,
+            guePort: int(values, "gue-port", 0, 65535),
+          };
     const node = await startNode({
       nodeId,
       stack,
@@ -180,6 +206,8 @@ export const command: Command = {
       cacheBytes: bytes(values, "cache-bytes"),
       cachePolicy: oneOf<CachePolicy>(values, "cache-policy", CACHE_POLICIES),
       mode: oneOf(values, "mode", Object.keys(MODES)),
+      ...(cluster ? { cluster } : {}),
+      guePort: stack === "user" ? int(values, "gue-port", 0, 65535) : 0,
       timeouts: {
         headerMs: int(values, "header-timeout", 1),
         idleMs: int(values, "idle-timeout", 1),

@@ -1,17 +1,50 @@
 // --stack user: our own TCP stack (sc/tcp) on a TUN device (sc/tun), owning one address (the
-// VIP). Its TcpSocket follows node:net's Socket, so it is a Conn as it is; this adapter only
-// turns its TcpServer into a ConnListener. Loaded lazily: the kernel stack never needs the
-// native TUN addon.
+// VIP). Client packets reach the stack two ways: read from the TUN (the VIP is routed to this
+// host, e.g. `testbed --vip-host node1`) or decapsulated from GUE over UDP (sc/gue: the
+// dispatcher, Linux IPVS or Katran in front; and peer nodes forwarding packets of cloned
+// connections). Replies always leave through the TUN with the VIP as source (direct return).
+// Its TcpSocket follows node:net's Socket, so it is a Conn as it is. Loaded lazily: the
+// kernel stack never needs the native TUN addon.
 import type { ConnListener } from "./conn.js";
+import type { TcpStack } from "../sc/tcp/stack.js";
+import type { TcpTunRuntime } from "../sc/tcp/runtime.js";
+import type { TunDevice } from "../sc/tun/index.js";
+import type { GueReceiver } from "../sc/gue/receiver.js";
 
 export interface UserStackOptions {
   /** TUN device to attach to (the testbed makes a persistent "sctun" in each host). */
   tun: string;
   /** The address the stack answers for (the VIP). */
   address: string;
-  port: number;
   /** Overrides of the TCP stack's configuration (sc/tcp/config.ts). */
   tcpConfig?: Record<string, unknown>;
+  /** Receive client packets in GUE on this UDP port (0 or undefined: off). */
+  guePort?: number;
+  /** Accept GUE only from these senders (the dispatcher and peer nodes); default any. */
+  gueAllowFrom?: readonly string[];
+}
+
+export type PacketSource = "tun" | "gue";
+
+/**
+ * Sees every inbound packet before the stack (the Socket Cloning Packet Router). It must
+ * hand the packet to `stack.receive()` itself if the stack should see it; the packet is a
+ * view valid only during the call.
+ */
+export type PacketHandler = (packet: Uint8Array, source: PacketSource, from: string) => void;
+
+export interface UserStack {
+  readonly stack: TcpStack;
+  readonly runtime: TcpTunRuntime;
+  readonly tun: TunDevice;
+  readonly gue: GueReceiver | null;
+  readonly address: string;
+  /** Replaces the inbound packet path (null: straight to the stack). */
+  setPacketHandler(h: PacketHandler | null): void;
+  /** Starts accepting HTTP connections on `port` of the stack's address. */
+  listen(port: number): UserListener;
+  stats(): Record<string, unknown>;
+  close(): Promise<void>;
 }
 
 export interface UserListener extends ConnListener {
@@ -19,12 +52,13 @@ export interface UserListener extends ConnListener {
   tcpStats(): Record<string, unknown>;
 }
 
-export async function listenUser(opts: UserStackOptions): Promise<UserListener> {
+export async function openUserStack(opts: UserStackOptions): Promise<UserStack> {
   const { TunDevice } = await import("../sc/tun/index.js");
   const { TcpTunRuntime } = await import("../sc/tcp/runtime.js");
   const { TcpServer } = await import("../sc/tcp/socket.js");
+  const { GueReceiver } = await import("../sc/gue/receiver.js");
   const tun = TunDevice.open({ name: opts.tun, up: true, maxBatch: 256 });
-  let runtime;
+  let runtime: TcpTunRuntime;
   try {
     runtime = new TcpTunRuntime(tun, { addresses: [opts.address], config: opts.tcpConfig ?? {} });
   } catch (err) {
@@ -32,28 +66,78 @@ export async function listenUser(opts: UserStackOptions): Promise<UserListener> 
     throw err;
   }
   const stack = runtime.stack;
-  const server = new TcpServer(stack, { allowHalfOpen: true, noDelay: true });
-  server.listen(opts.port, opts.address);
-  let closed = false;
-  return {
-    address: { host: opts.address, port: opts.port },
-    onConnection(handler) {
-      server.on("connection", handler);
-    },
-    close() {
-      if (!closed) {
-        closed = true;
-        server.close();
-      }
-      return Promise.resolve();
-    },
-    dispose() {
+  let handler: PacketHandler | null = null;
+  tun.onPackets((batch) => {
+    const h = handler;
+    for (let i = 0; i < batch.count; i++) {
+      if (h === null) stack.receive(batch.packet(i));
+      else h(batch.packet(i), "tun", "");
+    }
+    stack.flush();
+  });
+  let gue: GueReceiver | null = null;
+  if (opts.guePort) {
+    try {
+      gue = await GueReceiver.open({
+        port: opts.guePort,
+        onPacket: (packet, from) => {
+          if (handler === null) stack.receive(packet);
+          else handler(packet, "gue", from);
+          stack.flush();
+        },
+        ...(opts.gueAllowFrom ? { allowFrom: opts.gueAllowFrom } : {}),
+      });
+    } catch (err) {
       runtime.close();
       tun.close();
-      return Promise.resolve();
+      throw new Error(`GUE port ${opts.guePort}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const servers: InstanceType<typeof TcpServer>[] = [];
+  const us: UserStack = {
+    stack,
+    runtime,
+    tun,
+    gue,
+    address: opts.address,
+    setPacketHandler(h) {
+      handler = h;
     },
-    tcpStats() {
-      return { connections: stack.connections, counters: stack.counters, tun: tun.stats };
+    listen(port) {
+      const server = new TcpServer(stack, { allowHalfOpen: true, noDelay: true });
+      server.listen(port, opts.address);
+      servers.push(server);
+      let closed = false;
+      return {
+        address: { host: opts.address, port },
+        onConnection(h) {
+          server.on("connection", h);
+        },
+        close() {
+          if (!closed) {
+            closed = true;
+            server.close();
+          }
+          return Promise.resolve();
+        },
+        dispose: () => us.close(),
+        tcpStats: () => us.stats(),
+      };
+    },
+    stats() {
+      return {
+        connections: stack.connections,
+        counters: stack.counters,
+        tun: tun.stats,
+        ...(gue ? { gue: gue.stats() } : {}),
+      };
+    },
+    async close() {
+      for (const s of servers) if (s.listening) s.close();
+      runtime.close();
+      tun.close();
+      await gue?.close();
     },
   };
+  return us;
 }

@@ -12,9 +12,18 @@
 //   a Promise of one of these: the connection's pipeline is paused until it settles (later
 //             requests stay queued in the parser, unread input stays in the socket), then
 //             continues with the settled value; a rejection answers 500 and closes.
+import type { Registry } from "prom-client";
 import type { Conn } from "./conn.js";
 import type { HttpRequest } from "./http/parser.js";
 import type { Doc } from "./cache/doc.js";
+import type { ClusterConfig } from "./cluster.js";
+import type { UrlMapper } from "./mapper.js";
+import type { DocStore } from "./doc-store.js";
+import type { Responder } from "./responder.js";
+import type { ServerStats } from "./stats.js";
+import type { Logger } from "./log.js";
+import type { UserStack } from "./conn-user.js";
+import type { DateCache } from "./http/date.js";
 
 export type Decision = "serve" | "done" | { doc: Doc };
 
@@ -32,6 +41,39 @@ export interface Mode {
   readonly name: string;
   /** `req.raw` holds the request head bytes exactly as received. */
   decide(req: HttpRequest, ctx: ConnectionControl): Decision | Promise<Decision>;
+  /** Extra fields for the node's /stats (the mode's own counters). */
+  stats?(): Record<string, unknown>;
+  /** Releases what the mode opened (peer links, listeners); called on node shutdown. */
+  close?(): Promise<void>;
+}
+
+/** What a node hands a mode when it creates it. */
+export interface ModeContext {
+  readonly nodeId: string;
+  /** Membership and ports; null for a stand-alone node. */
+  readonly cluster: ClusterConfig | null;
+  /** URL -> home node id over `cluster` (null for a stand-alone node). */
+  readonly mapper: UrlMapper | null;
+  readonly store: DocStore;
+  readonly responder: Responder;
+  readonly stats: ServerStats;
+  readonly dates: DateCache;
+  /** The node's metrics registry: modes register their own metrics here. */
+  readonly registry: Registry;
+  readonly log: Logger;
+  /** The user-space stack (--stack user), null on the kernel stack. */
+  readonly userStack: UserStack | null;
+}
+
+export interface ModeDefinition {
+  readonly name: string;
+  /** One line for --help. */
+  readonly summary: string;
+  /** Needs --peer membership. */
+  readonly needsCluster: boolean;
+  /** Needs --stack user (owns the TCP state, e.g. to clone connections). */
+  readonly needsUserStack: boolean;
+  create(ctx: ModeContext): Mode | Promise<Mode>;
 }
 
 /** --mode local: every request is served by the node it arrived at (RR with an L4 dispatcher). */
@@ -40,4 +82,17 @@ export const localMode: Mode = {
   decide: () => "serve",
 };
 
-export const MODES: Record<string, Mode> = { local: localMode };
+/** The modes `sc-cluster node --mode` accepts, by name. Cluster modes register themselves here. */
+export const MODES: Record<string, ModeDefinition> = {
+  local: {
+    name: "local",
+    summary: "serve every request on the node it arrived at",
+    needsCluster: false,
+    needsUserStack: false,
+    create: () => localMode,
+  },
+};
+
+export function registerMode(def: ModeDefinition): void {
+  MODES[def.name] = def;
+}

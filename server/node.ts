@@ -13,7 +13,10 @@ import { HttpServer } from "./http-server.js";
 import { DateCache } from "./http/date.js";
 import { DEFAULT_LIMITS, type ParserLimits } from "./http/parser.js";
 import type { Timeouts } from "./connection.js";
-import { MODES, type Mode } from "./modes.js";
+import { MODES, type Mode, type ModeContext } from "./modes.js";
+import "./modes/all.js";
+import { checkCluster, clusterMapper, type ClusterConfig } from "./cluster.js";
+import type { UserStack } from "./conn-user.js";
 import { ServerStats } from "./stats.js";
 import { createMetrics } from "./metrics.js";
 import { startAdmin, type AdminServer } from "./admin.js";
@@ -40,6 +43,10 @@ export interface NodeConfig {
   cacheBytes: number;
   cachePolicy: CachePolicy;
   mode: string | Mode;
+  /** Cluster membership (needed by the cluster modes sc, cf-lru, cf-lfu). */
+  cluster?: ClusterConfig;
+  /** --stack user: take client packets in GUE on this UDP port (0: off). */
+  guePort?: number;
   timeouts: Timeouts;
   limits?: Partial<ParserLimits>;
   maxConnections: number;
@@ -85,8 +92,21 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   if ((cfg.root === undefined) === (cfg.origin === undefined)) {
     throw new UserFacingError("give exactly one of --root DIR and --origin URL");
   }
-  const mode = typeof cfg.mode === "string" ? MODES[cfg.mode] : cfg.mode;
-  if (mode === undefined) throw new UserFacingError(`unknown mode '${String(cfg.mode)}'`);
+  const modeDef = typeof cfg.mode === "string" ? MODES[cfg.mode] : undefined;
+  if (typeof cfg.mode === "string" && modeDef === undefined) {
+    throw new UserFacingError(`unknown mode '${cfg.mode}' (known: ${Object.keys(MODES).join(", ")})`);
+  }
+  if (modeDef?.needsCluster && !cfg.cluster) {
+    throw new UserFacingError(
+      `--mode ${modeDef.name} needs the cluster's members (--peer ID=ADDR, one per node)`,
+    );
+  }
+  if (modeDef?.needsUserStack && cfg.stack !== "user") {
+    throw new UserFacingError(
+      `--mode ${modeDef.name} needs --stack user (it owns the TCP state of connections)`,
+    );
+  }
+  const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
 
   const cache = createDocCache(cfg.cachePolicy, cfg.cacheBytes);
   let source: DocSource;
@@ -114,8 +134,61 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const store = new DocStore(cache, source);
   const stats = new ServerStats();
   const dates = new DateCache();
+  const responder = new Responder(store, dates);
+  const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
+
+  // Release what was opened so far when a later step fails.
+  const undo: (() => Promise<unknown>)[] = [() => source.close()];
+  const fail = async (err: unknown): Promise<never> => {
+    for (const u of undo.reverse()) await u().catch(() => undefined);
+    throw err;
+  };
+
+  let userStack: UserStack | null = null;
+  if (cfg.stack === "user") {
+    try {
+      const { openUserStack } = await import("./conn-user.js");
+      userStack = await openUserStack({
+        tun: cfg.tun ?? "sctun",
+        address: cfg.listen.host,
+        ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
+        ...(cfg.guePort ? { guePort: cfg.guePort } : {}),
+      });
+      const us = userStack;
+      undo.push(() => us.close());
+    } catch (err) {
+      return fail(
+        new UserFacingError(
+          `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}`,
+        ),
+      );
+    }
+  }
+
+  let mode: Mode;
+  if (typeof cfg.mode === "string") {
+    const ctx: ModeContext = {
+      nodeId: cfg.nodeId,
+      cluster,
+      mapper: cluster ? clusterMapper(cluster) : null,
+      store,
+      responder,
+      stats,
+      dates,
+      registry,
+      log,
+      userStack,
+    };
+    try {
+      mode = await modeDef!.create(ctx);
+    } catch (err) {
+      return fail(err);
+    }
+  } else mode = cfg.mode;
+  if (mode.close) undo.push(() => mode.close!());
+
   const server = new HttpServer({
-    responder: new Responder(store, dates),
+    responder,
     mode,
     stats,
     limits: { ...DEFAULT_LIMITS, ...cfg.limits },
@@ -127,32 +200,23 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
 
   let listener: ConnListener;
   let tcpStats: (() => Record<string, unknown>) | undefined;
-  try {
-    if (cfg.stack === "user") {
-      const { listenUser } = await import("./conn-user.js");
-      const user = await listenUser({
-        tun: cfg.tun ?? "sctun",
-        address: cfg.listen.host,
-        port: cfg.listen.port,
-        ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
-      });
+  if (userStack !== null) {
+    try {
+      const user = userStack.listen(cfg.listen.port);
       tcpStats = () => user.tcpStats();
       listener = user;
-    } else {
+    } catch (err) {
+      return fail(err);
+    }
+  } else {
+    try {
       listener = await listenKernel(cfg.listen.host, cfg.listen.port);
+    } catch (err) {
+      return fail(listenError(err, "HTTP", cfg.listen.host, cfg.listen.port));
     }
-  } catch (err) {
-    await source.close();
-    if (cfg.stack === "user") {
-      throw new UserFacingError(
-        `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}`,
-      );
-    }
-    throw listenError(err, "HTTP", cfg.listen.host, cfg.listen.port);
   }
   server.attach(listener);
 
-  const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
   const startedAt = Date.now();
   const snapshot = () => ({
     node: cfg.nodeId,
@@ -178,6 +242,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     store: { loads: store.loads, joined: store.joined },
     sourceStats: source.stats(),
     ...(tcpStats ? { tcp: tcpStats() } : {}),
+    ...(mode.stats ? { [mode.name]: mode.stats() } : {}),
   });
 
   let admin: AdminServer | null = null;
@@ -194,8 +259,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     } catch (err) {
       await listener.close();
       await server.shutdown(0);
-      await source.close();
-      throw err;
+      return fail(err);
     }
   }
 
@@ -211,6 +275,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     snapshot,
     async shutdown(graceMs: number) {
       await server.shutdown(graceMs);
+      await mode.close?.();
       await source.close();
       await admin?.close();
     },
