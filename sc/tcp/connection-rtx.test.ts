@@ -25,6 +25,7 @@ test("RTO: the first unacknowledged segment is retransmitted with exponential ba
     [3000, L1, 5],
     [6200, L1, 5],
   ]);
+  assert.equal(h.env.retransmits, 5);
 });
 
 test("RTO backoff is capped at rtoMax", () => {

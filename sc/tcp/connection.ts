@@ -68,6 +68,8 @@ export interface ConnectionEnv {
   takeChallengeAck(now: number): boolean;
   /** Counts a segment (or part of one) this connection refused, by reason. */
   countDrop(reason: string): void;
+  /** Counts a segment that repeats sequence space already sent (retransmission or probe). */
+  countRetransmit(): void;
 }
 
 export interface FourTuple {
@@ -1398,6 +1400,7 @@ export class TcpConnection {
     } else if (this.rttTime >= 0 && seqLt(seq, this.rttSeq)) {
       this.rttTime = -1; // Karn's algorithm
     }
+    if (!isNew && segEnd !== seq) this.env.countRetransmit();
     if (this.rtxAt === Infinity && !this.inPersist && segEnd !== seq) this.rtxAt = now + this.rto();
     if (len > 0) this.lastDataSendTime = now;
     this.afterSend(now);

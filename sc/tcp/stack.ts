@@ -181,6 +181,9 @@ export class TcpStack {
       countDrop: (reason: string): void => {
         counters.drops[reason] = (counters.drops[reason] ?? 0) + 1;
       },
+      countRetransmit: (): void => {
+        counters.segmentsRetransmitted++;
+      },
     };
   }
 

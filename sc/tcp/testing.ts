@@ -112,6 +112,10 @@ export class TestEnv implements ConnectionEnv {
   countDrop(reason: string): void {
     this.drops[reason] = (this.drops[reason] ?? 0) + 1;
   }
+  retransmits = 0;
+  countRetransmit(): void {
+    this.retransmits++;
+  }
   takeChallengeAck(): boolean {
     if (this.challengeBudget <= 0) return false;
     this.challengeBudget--;
