@@ -1,0 +1,208 @@
+// The Packet Router (paper sections 2.1 and 2.3): on the ORIGINAL node, a table of the
+// connections currently cloned to another node. Client packets of such a connection are
+// forwarded to the clone's node; the original's stack sees them too (in shadow mode), so
+// every client ACK first advances the original's send state (snd_una, snd_nxt) before it is
+// forwarded: the triangular implicit state synchronisation. The clone's response is done
+// when the client has acknowledged `start + responseLength` (paper section 3.1).
+//
+// Pure: no I/O; time is passed in. The node's glue (server/modes/sc.ts) feeds it packets,
+// sends what it says to forward, and acts on completions and expiries.
+import { seqDiff, seqGt } from "../tcp/seq.js";
+
+/** A quick look at an IPv4+TCP packet: enough to find its router entry. */
+export interface TcpPeek {
+  src: number;
+  dst: number;
+  srcPort: number;
+  dstPort: number;
+  flags: number;
+  ack: number;
+}
+
+const TCP_FIN = 0x01;
+const TCP_RST = 0x04;
+
+/** Reads the 4-tuple, flags and ack of an IPv4+TCP packet; undefined if it is not one. */
+export function peekTcp(p: Uint8Array, out: TcpPeek): TcpPeek | undefined {
+  if (p.length < 40 || p[0]! >>> 4 !== 4 || p[9] !== 6) return undefined;
+  const ihl = (p[0]! & 0x0f) * 4;
+  if (ihl < 20 || p.length < ihl + 20) return undefined;
+  // Fragments other than the first carry no TCP header; the stack drops them anyway.
+  if (((p[6]! & 0x1f) << 8) | p[7]!) return undefined;
+  out.src = ((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) >>> 0;
+  out.dst = ((p[16]! << 24) | (p[17]! << 16) | (p[18]! << 8) | p[19]!) >>> 0;
+  out.srcPort = (p[ihl]! << 8) | p[ihl + 1]!;
+  out.dstPort = (p[ihl + 2]! << 8) | p[ihl + 3]!;
+  out.ack = ((p[ihl + 8]! << 24) | (p[ihl + 9]! << 16) | (p[ihl + 10]! << 8) | p[ihl + 11]!) >>> 0;
+  out.flags = p[ihl + 13]!;
+  return out;
+}
+
+export type EntryState =
+  /** CLONE sent, no SC-ACK yet: forward (the clone may already exist), length unknown. */
+  | "pending"
+  /** SC-ACK received: forwarding until the client acknowledges start + length. */
+  | "active";
+
+export interface RouterEntry<P> {
+  readonly remoteAddr: number;
+  readonly remotePort: number;
+  readonly localAddr: number;
+  readonly localPort: number;
+  /** Where the clone lives. */
+  readonly peer: P;
+  /** The original's snd_nxt when it cloned: the first sequence number of the response. */
+  readonly start: number;
+  state: EntryState;
+  /** Response length in bytes, once known (responses may exceed 2^31: counted, not compared). */
+  length: number;
+  /** Highest acknowledgement seen from the client (the synchronised snd_una). */
+  acked: number;
+  /** Response bytes the client has acknowledged so far (acked - start, without wrapping). */
+  ackedBytes: number;
+  /** When the acknowledged point last moved (or the entry was made). */
+  lastProgress: number;
+  /** When the client's FIN was first seen, or -1. */
+  finAt: number;
+  packetsForwarded: number;
+}
+
+export type RouterVerdict =
+  /** Not a cloned connection: to the local stack only. */
+  | "local"
+  /** Forward to the clone's node and give to the local stack (shadow). */
+  | "forward";
+
+export interface RouterOptions {
+  /** After the client's FIN, the entry goes once no progress was seen for this long (paper 2.3). */
+  finLingerMs: number;
+  /** An active entry with no acknowledgement progress for this long is reported as stalled. */
+  stallMs: number;
+}
+
+export const ROUTER_DEFAULTS: RouterOptions = { finLingerMs: 10_000, stallMs: 5_000 };
+
+export type Expiry<P> = { entry: RouterEntry<P>; why: "fin-timeout" | "stalled" };
+
+function keyOf(remoteAddr: number, remotePort: number): number {
+  // 48 bits: exact in a double.
+  return remoteAddr * 65536 + remotePort;
+}
+
+export class PacketRouter<P> {
+  private readonly table = new Map<number, RouterEntry<P>>();
+  private readonly opts: RouterOptions;
+  forwarded = 0;
+  completed = 0;
+  expired = 0;
+
+  constructor(opts: Partial<RouterOptions> = {}) {
+    this.opts = { ...ROUTER_DEFAULTS, ...opts };
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Starts routing a connection to `peer` (before the CLONE message is sent). */
+  add(
+    tuple: { remoteAddr: number; remotePort: number; localAddr: number; localPort: number },
+    peer: P,
+    start: number,
+    now: number,
+  ): RouterEntry<P> {
+    const key = keyOf(tuple.remoteAddr, tuple.remotePort);
+    if (this.table.has(key)) throw new Error("connection is already cloned");
+    const e: RouterEntry<P> = {
+      ...tuple,
+      peer,
+      start,
+      state: "pending",
+      length: 0,
+      acked: start,
+      ackedBytes: 0,
+      lastProgress: now,
+      finAt: -1,
+      packetsForwarded: 0,
+    };
+    this.table.set(key, e);
+    return e;
+  }
+
+  /** The SC-ACK arrived: the response is `length` bytes from `start`. */
+  activate(e: RouterEntry<P>, length: number, now: number): void {
+    e.state = "active";
+    e.length = length;
+    e.lastProgress = now;
+  }
+
+  remove(e: RouterEntry<P>): void {
+    const key = keyOf(e.remoteAddr, e.remotePort);
+    if (this.table.get(key) === e) this.table.delete(key);
+  }
+
+  lookup(pk: TcpPeek): RouterEntry<P> | undefined {
+    const e = this.table.get(keyOf(pk.src, pk.srcPort));
+    if (e === undefined || e.localAddr !== pk.dst || e.localPort !== pk.dstPort) return undefined;
+    return e;
+  }
+
+  /** Decides what to do with a client packet; updates the entry's progress and FIN state. */
+  route(pk: TcpPeek, now: number): { verdict: RouterVerdict; entry: RouterEntry<P> | undefined } {
+    const e = this.lookup(pk);
+    if (e === undefined) return { verdict: "local", entry: undefined };
+    if (pk.flags & 0x10 && seqGt(pk.ack, e.acked)) {
+      e.ackedBytes += seqDiff(pk.ack, e.acked);
+      e.acked = pk.ack;
+      e.lastProgress = now;
+    }
+    if (pk.flags & (TCP_FIN | TCP_RST) && e.finAt < 0) e.finAt = now;
+    e.packetsForwarded++;
+    this.forwarded++;
+    return { verdict: "forward", entry: e };
+  }
+
+  /** True once the client has acknowledged the whole response. */
+  isComplete(e: RouterEntry<P>): boolean {
+    return e.state === "active" && e.ackedBytes >= e.length;
+  }
+
+  /** Marks an entry complete and removes it. */
+  complete(e: RouterEntry<P>): void {
+    this.remove(e);
+    this.completed++;
+  }
+
+  /** Earliest time an expiry check could report something, or Infinity. */
+  pollAt(): number {
+    let at = Infinity;
+    for (const e of this.table.values()) {
+      if (e.finAt >= 0) at = Math.min(at, Math.max(e.finAt, e.lastProgress) + this.opts.finLingerMs);
+      if (e.state === "active") at = Math.min(at, e.lastProgress + this.opts.stallMs);
+    }
+    return at;
+  }
+
+  /**
+   * Entries whose FIN linger ran out (removed: routing stops, paper 2.3) and active entries
+   * that made no progress for stallMs (left in place; the caller decides, e.g. resumes).
+   */
+  expire(now: number): Expiry<P>[] {
+    const out: Expiry<P>[] = [];
+    for (const e of this.table.values()) {
+      if (e.finAt >= 0 && now >= Math.max(e.finAt, e.lastProgress) + this.opts.finLingerMs) {
+        this.remove(e);
+        this.expired++;
+        out.push({ entry: e, why: "fin-timeout" });
+      } else if (e.state === "active" && now >= e.lastProgress + this.opts.stallMs) {
+        e.lastProgress = now; // report a stall once per stallMs
+        out.push({ entry: e, why: "stalled" });
+      }
+    }
+    return out;
+  }
+
+  entries(): IterableIterator<RouterEntry<P>> {
+    return this.table.values();
+  }
+}
