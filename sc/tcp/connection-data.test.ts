@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EV_ACKED, EV_DATA } from "./connection.js";
-import { Harness, L1, R1, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, bytes, pattern } from "./testing.js";
+import { Harness, L1, R1, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, pattern } from "./testing.js";
 
 // ------------------------------------------------------------------ receiving
 
@@ -429,10 +429,6 @@ test("PSH is set on the segment that empties the queue", () => {
     h.take().map((s) => s.flags),
     ["ACK", "ACK", "PSH|ACK"],
   );
-});
-
-test("bytes() helper round-trips (sanity of test support)", () => {
-  assert.equal(Buffer.from(bytes("xyz")).toString(), "xyz");
 });
 
 // ------------------------------------------------------------------ SACK (RFC 2018), receiver side

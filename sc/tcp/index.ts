@@ -1,0 +1,40 @@
+// sc/tcp: the user-space TCP stack (see docs/tcp.md).
+export { DEFAULT_TCP_CONFIG, makeConfig, windowScaleFor, type TcpConfig } from "./config.js";
+export {
+  TcpConnection,
+  type CloneBehaviour,
+  type CloseReason,
+  type ConnectionSnapshot,
+  type FourTuple,
+  type TcpState,
+} from "./connection.js";
+export {
+  TcpStack,
+  type ConnectionOwner,
+  type ImportOptions,
+  type ListenerHooks,
+  type TcpCounters,
+  type TcpListener,
+  type TcpStackOptions,
+} from "./stack.js";
+export {
+  TcpServer,
+  TcpSocket,
+  connectTcp,
+  type TcpConnectOptions,
+  type TcpServerOptions,
+  type TcpSocketOptions,
+} from "./socket.js";
+export {
+  STATE_SIZE,
+  STATE_VERSION,
+  checkSeed,
+  decodeState,
+  encodeState,
+  exportState,
+  importState,
+  type ImportStateOptions,
+  type TcpExportedState,
+} from "./state.js";
+export { TcpTunRuntime, type TunRuntimeOptions } from "./runtime.js";
+export { gsoSegment } from "./gso.js";
