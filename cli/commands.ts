@@ -37,3 +37,18 @@ registerCommand(
   "Run the layer-4 dispatcher: VIP on a TUN device, connections spread over the nodes in GUE",
   async () => (await import("./dispatcher.js")).command,
 );
+registerCommand(
+  "up",
+  "Start the local cluster (testbed, origin, dispatcher, N nodes) with one command",
+  async () => (await import("./up.js")).command,
+);
+registerCommand(
+  "status",
+  "Show the local cluster: hosts, processes, control API URLs, health",
+  async () => (await import("./status.js")).command,
+);
+registerCommand(
+  "down",
+  "Stop the local cluster and remove its testbed (idempotent)",
+  async () => (await import("./down.js")).command,
+);

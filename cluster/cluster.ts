@@ -1,0 +1,732 @@
+// The local cluster launcher: a testbed, the origin, N nodes and the dispatcher, started in
+// their hosts and checked healthy end to end (docs/cluster.md). `sc-cluster up/status/down`,
+// tests and benchmarks are thin users of startCluster / withCluster / openCluster /
+// destroyCluster / readClusterStatus.
+import type { ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  checkEnvironment,
+  createTestbed,
+  destroyTestbed,
+  openTestbed,
+  readTestbedStatus,
+  type DownReport,
+  type Testbed,
+} from "../testbed/testbed.js";
+import type { TestbedStatus } from "../testbed/status.js";
+import { alive } from "../testbed/netns.js";
+import { makeDemoSite, type DemoSite } from "./demo-site.js";
+import { HostHttp, type HttpAnswer } from "./http-agent.js";
+import {
+  ClusterOptionError,
+  clusterDir,
+  planCluster,
+  type Capabilities,
+  type ClusterOptions,
+  type ClusterPlan,
+  type ProcessPlan,
+} from "./plan.js";
+import {
+  isRunning,
+  logTail,
+  processStartTime,
+  spawnInHost,
+  stopProcesses,
+  type ProcessRecord,
+} from "./processes.js";
+import { readRecord, writeRecord, type ClusterRecord } from "./state.js";
+import { DEFAULT_PREFIX, validatePrefix } from "../testbed/topology.js";
+
+export interface StartOptions extends ClusterOptions {
+  /** Aborting stops the start-up and removes everything started so far. */
+  signal?: AbortSignal;
+  /** Called with a short line per start-up step (the CLI prints them). */
+  onProgress?: (message: string) => void;
+}
+
+/** `up` failed: a process died or never became healthy. Names the host and its log's last lines. */
+export class ClusterStartError extends Error {
+  readonly userFacing = true;
+  constructor(
+    message: string,
+    readonly host?: string,
+    readonly log?: string,
+  ) {
+    super(message);
+    this.name = "ClusterStartError";
+  }
+}
+
+/** One of the cluster's processes. */
+export interface ClusterProcess {
+  host: string;
+  role: "origin" | "node" | "dispatcher";
+  pid: number;
+  netns: string;
+  /** LAN address of its host. */
+  ip: string;
+  /** Control API base URL (reachable from the client hosts); the origin has none. */
+  admin?: string;
+  log: string;
+}
+
+/** A process that ended while the cluster was running (not during stop()). */
+export interface ProcessExit {
+  host: string;
+  role: ClusterProcess["role"];
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  log: string;
+}
+
+export interface ClusterDownReport extends DownReport {
+  /** Cluster processes stopped through their records (a subset of, or beside, `pids`). */
+  processes: number[];
+  /** Whether the cluster directory existed and was removed. */
+  dir: boolean;
+}
+
+/** Health of one process, as `status` shows it. */
+export interface ProcessHealth {
+  host: string;
+  role: ClusterProcess["role"];
+  pid: number;
+  /** The recorded process still runs (same PID, start time and namespace). */
+  running: boolean;
+  /** It answers its health check (node/dispatcher: /healthz 200; origin: any HTTP answer). */
+  healthy: boolean;
+  /** A short word or reason: "ok", "exited", "HTTP 503", "ECONNREFUSED", "timeout", ... */
+  detail: string;
+  /** Nodes: whether the dispatcher currently schedules new connections to it. */
+  scheduled?: boolean;
+  admin?: string;
+  log: string;
+}
+
+/** `status --json`: the testbed's document (hosts with admin and pid) plus the cluster. */
+export interface ClusterStatus extends TestbedStatus {
+  cluster: {
+    mode: string;
+    scheduler: string;
+    nodes: number;
+    cacheBytes: number;
+    site: string;
+    demo: { trace: string; manifest: string } | null;
+    logDir: string;
+    vipUrl: string;
+    originUrl: string;
+    launcherPid: number;
+    /** A foreground `up` still watches the cluster. */
+    launcherRunning: boolean;
+    detached: boolean;
+    startedAt: string;
+    readyAt: string | null;
+    startSeconds: number | null;
+    /** Absent when health was not probed. */
+    vip?: { answers: boolean; detail: string };
+    processes: ProcessHealth[];
+  } | null;
+}
+
+const POLL_MS = 100;
+const PROBE_TIMEOUT_MS = 1000;
+
+/** Modes, schedulers and node options as the programs themselves define them. */
+export async function readCapabilities(): Promise<Capabilities> {
+  const { MODES } = await import("../server/modes.js");
+  const { SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
+  const { command } = await import("../cli/node.js");
+  return {
+    modes: Object.keys(MODES),
+    schedulers: SCHEDULER_NAMES,
+    nodeOptions: Object.keys(command.spec.options),
+  };
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((l) => `  | ${l}`)
+    .join("\n");
+}
+
+async function describeLog(log: string): Promise<string> {
+  const tail = await logTail(log);
+  return tail ? `Last lines of ${log}:\n${indent(tail)}` : `(${log} is empty)`;
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new ClusterStartError("start-up interrupted");
+}
+
+/** The error for a process that ended during start-up, with its log's last lines. */
+async function exitError(r: Running): Promise<ClusterStartError> {
+  const how =
+    r.exit!.signal !== null ? `was killed by ${r.exit!.signal}` : `exited with code ${r.exit!.code}`;
+  return new ClusterStartError(
+    `${r.plan.host} (${r.plan.role}, pid ${r.record.pid}, namespace ${r.record.netns}) ${how} during start-up.\n` +
+      (await describeLog(r.plan.log)),
+    r.plan.host,
+    r.plan.log,
+  );
+}
+
+interface Running {
+  plan: ProcessPlan;
+  child: ChildProcess;
+  record: ProcessRecord;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+/** Whether an answer means "ready" for a process plan. */
+function readyAnswer(p: ProcessPlan, a: HttpAnswer): boolean {
+  if (a.status === undefined) return false;
+  return p.ready.expect === "any" || a.status === p.ready.expect;
+}
+
+function answerDetail(a: HttpAnswer): string {
+  return a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? "no answer");
+}
+
+/**
+ * Polls until `check` passes for every process, failing fast (with the log's last lines) when
+ * one exits, and after the deadline naming the ones that never became ready.
+ */
+async function waitUntil(
+  procs: Running[],
+  check: (r: Running) => Promise<true | string>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  what: string,
+  http: HostHttp,
+): Promise<void> {
+  let pending = [...procs];
+  const lastDetail = new Map<string, string>();
+  for (;;) {
+    checkAborted(signal);
+    if (http.failure) throw new ClusterStartError(http.failure);
+    const dead = pending.find((r) => r.exit);
+    if (dead) throw await exitError(dead);
+    const results = await Promise.all(pending.map(async (r) => [r, await check(r)] as const));
+    pending = [];
+    for (const [r, res] of results) {
+      if (res === true) continue;
+      lastDetail.set(r.plan.host, res);
+      pending.push(r);
+    }
+    if (pending.length === 0) return;
+    if (Date.now() > deadline) {
+      const first = pending[0]!;
+      throw new ClusterStartError(
+        `not ${what} in time: ${pending.map((r) => `${r.plan.host} (${lastDetail.get(r.plan.host)})`).join(", ")}.\n` +
+          (await describeLog(first.plan.log)),
+        first.plan.host,
+        first.plan.log,
+      );
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/**
+ * Removes everything a cluster with this prefix left, whether it runs (foreground or
+ * detached), crashed, or is half gone: its recorded processes (SIGTERM, SIGKILL after
+ * graceMs), every other process in its namespaces, the testbed, the cluster directory (and
+ * the default logs in it). Idempotent.
+ */
+export async function destroyCluster(
+  prefix: string = DEFAULT_PREFIX,
+  options: { stateDir?: string; graceMs?: number } = {},
+): Promise<ClusterDownReport> {
+  validatePrefix(prefix);
+  const dir = clusterDir(prefix, options.stateDir);
+  const record = await readRecord(dir);
+  const processes = record ? await stopProcesses(record.processes, options.graceMs ?? 5000) : [];
+  const report = await destroyTestbed(prefix, options.stateDir);
+  const hadDir = existsSync(dir);
+  await rm(dir, { recursive: true, force: true });
+  return { ...report, processes, dir: hadDir };
+}
+
+/** Brings a cluster up and returns once every process is healthy and the VIP answers. */
+export async function startCluster(options: StartOptions = {}): Promise<Cluster> {
+  const started = Date.now();
+  const progress = options.onProgress ?? (() => {});
+  const plan = planCluster(options, await readCapabilities());
+  if (!plan.demoSite) {
+    let isDir = false;
+    try {
+      isDir = (await stat(plan.site)).isDirectory();
+    } catch {
+      // reported below
+    }
+    if (!isDir) throw new ClusterOptionError(`site '${plan.site}' is not a directory`);
+  }
+  await checkEnvironment(plan.testbed);
+  // Leftovers of an earlier run with this prefix (also a crashed one) go first.
+  await destroyCluster(plan.prefix, { stateDir: options.stateDir, graceMs: plan.stopGraceMs });
+  checkAborted(options.signal);
+
+  const tb = createTestbed({
+    prefix: plan.prefix,
+    nodes: plan.testbed.nodes,
+    clients: plan.testbed.clients,
+    rate: plan.testbed.rate ?? undefined,
+    loss: plan.testbed.loss,
+    expose: plan.testbed.expose,
+    stateDir: options.stateDir,
+  });
+  const running: Running[] = [];
+  let http: HostHttp | undefined;
+  const record: ClusterRecord = {
+    version: 1,
+    prefix: plan.prefix,
+    launcherPid: process.pid,
+    detached: false,
+    startedAt: new Date(started).toISOString(),
+    readyAt: null,
+    startSeconds: null,
+    nodes: plan.testbed.nodes,
+    mode: plan.mode,
+    scheduler: plan.scheduler,
+    cacheBytes: plan.cacheBytes,
+    weights: plan.weights,
+    site: plan.site,
+    demo: null,
+    dir: plan.dir,
+    logDir: plan.logDir,
+    vipUrl: plan.vipUrl,
+    originUrl: plan.originUrl,
+    processes: [],
+  };
+  try {
+    await mkdir(plan.dir, { recursive: true });
+    await mkdir(plan.logDir, { recursive: true });
+    for (const p of plan.processes) await rm(p.log, { force: true });
+    await writeRecord(record);
+
+    let demo: DemoSite | undefined;
+    await Promise.all([
+      tb.up(),
+      plan.demoSite
+        ? makeDemoSite(plan.demoDir).then((d) => {
+            demo = d;
+            record.demo = { trace: d.trace, manifest: d.manifest };
+          })
+        : Promise.resolve(),
+    ]);
+    progress(
+      `testbed '${plan.prefix}' up: ${plan.testbed.nodes} nodes` +
+        (demo ? `; demo site: ${demo.documents} documents, ${demo.bytes} bytes` : ""),
+    );
+    checkAborted(options.signal);
+    http = new HostHttp(tb, "client");
+
+    const spawn = async (p: ProcessPlan): Promise<Running> => {
+      const child = spawnInHost(tb, p.host, p.args, p.log);
+      if (child.pid === undefined) throw new ClusterStartError(`could not start ${p.host}: no pid`, p.host);
+      const r: Running = {
+        plan: p,
+        child,
+        record: {
+          host: p.host,
+          role: p.role,
+          pid: child.pid,
+          startTime: (await processStartTime(child.pid)) ?? "",
+          netns: tb.host(p.host).netns,
+          log: p.log,
+          ...(p.admin ? { admin: p.admin } : {}),
+          args: p.args,
+        },
+      };
+      child.once("exit", (code, sig) => (r.exit = { code, signal: sig }));
+      running.push(r);
+      return r;
+    };
+    const recordAll = async () => {
+      record.processes = running.map((r) => r.record);
+      await writeRecord(record);
+      for (const r of running) {
+        const h = tb.host(r.plan.host);
+        if (h.pid !== r.record.pid)
+          await tb.annotate(r.plan.host, {
+            pid: r.record.pid,
+            ...(r.plan.admin ? { admin: r.plan.admin } : {}),
+          });
+      }
+    };
+    const deadline = started + plan.startTimeoutMs;
+    const probe = async (r: Running): Promise<true | string> => {
+      const a = await http!.get(r.plan.ready.url, PROBE_TIMEOUT_MS);
+      return readyAnswer(r.plan, a) ? true : answerDetail(a);
+    };
+
+    // The origin and the nodes start together; the dispatcher once the nodes answer, so its
+    // first health check already passes (a failed first check costs health-rise intervals).
+    const servers = plan.processes.filter((p) => p.role !== "dispatcher");
+    const first = [];
+    for (const p of servers) first.push(await spawn(p));
+    await recordAll();
+    await waitUntil(first, probe, deadline, options.signal, "healthy", http);
+    progress(
+      `origin and ${first.length - 1} nodes healthy (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
+
+    const dplan = plan.processes.find((p) => p.role === "dispatcher")!;
+    const dispatcher = await spawn(dplan);
+    await recordAll();
+    const eligible = plan.weights.filter((w) => w > 0).length;
+    await waitUntil(
+      [dispatcher],
+      async (r) => {
+        const a = await http!.get(r.plan.ready.url, PROBE_TIMEOUT_MS);
+        if (a.status !== 200) return answerDetail(a);
+        const h = JSON.parse(a.body) as { eligible?: number };
+        return h.eligible === eligible ? true : `${h.eligible ?? 0} of ${eligible} nodes eligible`;
+      },
+      deadline,
+      options.signal,
+      "healthy",
+      http,
+    );
+    progress(`dispatcher forwarding to ${eligible} nodes`);
+
+    // End to end: a request from the client host through the VIP gets an HTTP answer.
+    let vipDetail = "";
+    for (;;) {
+      checkAborted(options.signal);
+      const dead = running.find((r) => r.exit);
+      if (dead) throw await exitError(dead);
+      if (http.failure) throw new ClusterStartError(http.failure);
+      const a = await http.get(plan.vipUrl, PROBE_TIMEOUT_MS);
+      if (a.status !== undefined) break;
+      vipDetail = answerDetail(a);
+      if (Date.now() > deadline)
+        throw new ClusterStartError(
+          `every process is healthy but ${plan.vipUrl} does not answer from the client host (${vipDetail}).\n` +
+            (await describeLog(dplan.log)),
+          "dispatcher",
+          dplan.log,
+        );
+      await sleep(POLL_MS);
+    }
+    record.readyAt = new Date().toISOString();
+    record.startSeconds = (Date.now() - started) / 1000;
+    await writeRecord(record);
+    progress(`VIP ${plan.vipUrl} answers (${record.startSeconds.toFixed(1)} s)`);
+    return new Cluster(plan, record, options.stateDir, tb, http, running, demo);
+  } catch (err) {
+    await http?.close().catch(() => {});
+    await stopProcesses(
+      running.map((r) => r.record),
+      1000,
+    ).catch(() => {});
+    await destroyTestbed(plan.prefix, options.stateDir).catch(() => {});
+    await removeAllButLogs(plan.dir, plan.logDir);
+    if (err instanceof ClusterStartError && running.length > 0)
+      err.message +=
+        `\nEverything up started was removed` +
+        (plan.logDir === plan.dir ? `; the logs stay in ${plan.logDir} until \`sc-cluster down\`.` : ".");
+    throw err;
+  }
+}
+
+/** After a failed start: the logs are kept for the user, everything else in the directory goes. */
+async function removeAllButLogs(dir: string, logDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  const keepLogs = resolve(logDir) === resolve(dir);
+  for (const n of names)
+    if (!(keepLogs && n.endsWith(".log"))) await rm(join(dir, n), { recursive: true, force: true });
+  if (!keepLogs || (await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true });
+}
+
+/** Brings a cluster up, runs fn, and always stops it again (also when fn throws). */
+export async function withCluster<T>(options: StartOptions, fn: (c: Cluster) => Promise<T>): Promise<T> {
+  const c = await startCluster(options);
+  try {
+    return await fn(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+/** The cluster with this prefix that is up (e.g. after `up --detach`), or undefined. */
+export async function openCluster(
+  prefix: string = DEFAULT_PREFIX,
+  options: { stateDir?: string } = {},
+): Promise<Cluster | undefined> {
+  const record = await readRecord(clusterDir(prefix, options.stateDir));
+  const tb = await openTestbed(prefix, options.stateDir);
+  if (!record || !tb || record.readyAt === null) return undefined;
+  const plan = planCluster(
+    {
+      prefix,
+      nodes: record.nodes,
+      clients: tb.plan.clients,
+      mode: record.mode,
+      site: record.site,
+      rate: tb.plan.rate ?? undefined,
+      loss: tb.plan.loss,
+      expose: tb.plan.expose,
+      cacheBytes: record.cacheBytes,
+      scheduler: record.scheduler,
+      weights: record.weights,
+      stateDir: options.stateDir,
+      logDir: record.logDir,
+    },
+    await readCapabilities(),
+  );
+  return new Cluster(plan, record, options.stateDir, tb, undefined, [], undefined);
+}
+
+export class Cluster {
+  private stopping = false;
+  private stopped: Promise<ClusterDownReport> | undefined;
+  private readonly exitListeners: ((e: ProcessExit) => void)[] = [];
+
+  /** @internal use startCluster or openCluster */
+  constructor(
+    readonly plan: ClusterPlan,
+    private readonly record: ClusterRecord,
+    private readonly stateDir: string | undefined,
+    readonly testbed: Testbed,
+    private agent: HostHttp | undefined,
+    private readonly children: Running[],
+    /** The demo site (trace, manifest) when no site was given. */
+    readonly demo: DemoSite | undefined,
+  ) {
+    for (const r of children) {
+      const report = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (this.stopping) return;
+        const e: ProcessExit = {
+          host: r.plan.host,
+          role: r.plan.role,
+          pid: r.record.pid,
+          code,
+          signal,
+          log: r.plan.log,
+        };
+        for (const l of this.exitListeners) l(e);
+      };
+      if (r.exit) queueMicrotask(() => report(r.exit!.code, r.exit!.signal));
+      else r.child.once("exit", report);
+    }
+  }
+
+  get prefix(): string {
+    return this.plan.prefix;
+  }
+  get vip(): string {
+    return this.testbed.vip;
+  }
+  /** http://198.18.100.1/ */
+  get vipUrl(): string {
+    return this.plan.vipUrl;
+  }
+  get originUrl(): string {
+    return this.plan.originUrl;
+  }
+  get site(): string {
+    return this.record.site;
+  }
+  get logDir(): string {
+    return this.record.logDir;
+  }
+  /** Seconds from the start of startCluster until healthy. */
+  get startSeconds(): number | null {
+    return this.record.startSeconds;
+  }
+
+  /** Every process: origin, node1..N, dispatcher. */
+  get processes(): ClusterProcess[] {
+    return this.record.processes.map((p) => ({
+      host: p.host,
+      role: p.role,
+      pid: p.pid,
+      netns: p.netns,
+      ip: this.testbed.host(p.host).ip,
+      ...(p.admin ? { admin: p.admin } : {}),
+      log: p.log,
+    }));
+  }
+
+  /** A process by host name ("origin", "dispatcher", "node2"). */
+  process(host: string): ClusterProcess {
+    const p = this.processes.find((x) => x.host === host);
+    if (!p) throw new Error(`cluster '${this.prefix}' has no process in host '${host}'`);
+    return p;
+  }
+
+  /** Names of the node hosts, in order. */
+  get nodes(): string[] {
+    return this.record.processes.filter((p) => p.role === "node").map((p) => p.host);
+  }
+
+  /** The HTTP helper in the client host (started on first use for an opened cluster). */
+  private http(): HostHttp {
+    this.agent ??= new HostHttp(this.testbed, "client");
+    return this.agent;
+  }
+
+  /** GET a URL from the client host (a new connection; the LAN and the VIP are reachable there). */
+  get(url: string, timeoutMs = 2000): Promise<HttpAnswer> {
+    return this.http().get(url, timeoutMs);
+  }
+
+  /** GET a JSON document (e.g. `${admin}/stats`) from the client host. */
+  json<T>(url: string, timeoutMs = 2000): Promise<T> {
+    return this.http().json<T>(url, timeoutMs);
+  }
+
+  /** The Prometheus text of a process's control API (`/metrics`). */
+  async metrics(host: string): Promise<string> {
+    const admin = this.process(host).admin;
+    if (!admin) throw new Error(`${host} has no control API`);
+    const a = await this.get(`${admin}/metrics`, 5000);
+    if (a.status !== 200) throw new Error(`GET ${admin}/metrics: ${answerDetail(a)}`);
+    return a.body;
+  }
+
+  /** Called when a process ends on its own while the cluster runs (not during stop()). */
+  onExit(listener: (e: ProcessExit) => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  /** Topology, processes and their health now. */
+  async status(): Promise<ClusterStatus> {
+    const s = await readClusterStatus(this.prefix, { stateDir: this.stateDir, http: this.http() });
+    if (!s) throw new Error(`cluster '${this.prefix}' is gone`);
+    return s;
+  }
+
+  /**
+   * Leaves the processes running after this program exits (`up --detach`): marks the cluster
+   * detached and lets go of the children and the HTTP helper.
+   */
+  async detach(): Promise<void> {
+    this.stopping = true;
+    this.record.detached = true;
+    await writeRecord(this.record);
+    for (const r of this.children) r.child.unref();
+    await this.close();
+  }
+
+  /**
+   * Lets go of this handle and leaves the cluster as it is: ends the HTTP helper in the client
+   * host (started again by the next get/json/metrics/status). Needed before a program that
+   * opened a cluster (openCluster) can exit on its own.
+   */
+  async close(): Promise<void> {
+    const a = this.agent;
+    this.agent = undefined;
+    await a?.close();
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL after the grace period) and removes the testbed. */
+  stop(): Promise<ClusterDownReport> {
+    this.stopping = true;
+    this.stopped ??= (async () => {
+      await this.agent?.close().catch(() => {});
+      this.agent = undefined;
+      return destroyCluster(this.prefix, { stateDir: this.stateDir, graceMs: this.plan.stopGraceMs });
+    })();
+    return this.stopped;
+  }
+}
+
+/**
+ * The status of the cluster with this prefix: undefined when no testbed is up. `cluster` is
+ * null for a bare testbed. With `http` (or `probe: true`) every process's health is checked
+ * from the client host, and the VIP too.
+ */
+export async function readClusterStatus(
+  prefix: string = DEFAULT_PREFIX,
+  options: { stateDir?: string; probe?: boolean; http?: HostHttp } = {},
+): Promise<ClusterStatus | undefined> {
+  const tbStatus = await readTestbedStatus(prefix, options.stateDir);
+  if (!tbStatus) return undefined;
+  const record = await readRecord(clusterDir(prefix, options.stateDir));
+  if (!record) return { ...tbStatus, cluster: null };
+  let http = options.http;
+  let own: HostHttp | undefined;
+  if (!http && options.probe) {
+    const tb = await openTestbed(prefix, options.stateDir);
+    if (tb) http = own = new HostHttp(tb, "client");
+  }
+  try {
+    const running = await Promise.all(record.processes.map((p) => isRunning(p)));
+    let scheduled: Map<string, boolean> | undefined;
+    let vip: { answers: boolean; detail: string } | undefined;
+    const health: ProcessHealth[] = record.processes.map((p, i) => ({
+      host: p.host,
+      role: p.role,
+      pid: p.pid,
+      running: running[i]!,
+      healthy: false,
+      detail: running[i] ? "not checked" : "exited",
+      ...(p.admin ? { admin: p.admin } : {}),
+      log: p.log,
+    }));
+    if (http) {
+      const h = http;
+      await Promise.all(
+        record.processes.map(async (p, i) => {
+          if (!running[i]) return;
+          const url = p.admin ? `${p.admin}/healthz` : `${record.originUrl}/`;
+          const a = await h.get(url, PROBE_TIMEOUT_MS);
+          const ok = p.admin ? a.status === 200 : a.status !== undefined;
+          health[i]!.healthy = ok;
+          health[i]!.detail = ok ? "ok" : answerDetail(a);
+          if (p.role === "dispatcher" && ok) {
+            try {
+              const nodes = await h.json<{ id: string; eligible: boolean }[]>(
+                `${p.admin}/nodes`,
+                PROBE_TIMEOUT_MS,
+              );
+              scheduled = new Map(nodes.map((n) => [n.id, n.eligible]));
+            } catch {
+              // the dispatcher's view stays unknown
+            }
+          }
+        }),
+      );
+      for (const ph of health)
+        if (ph.role === "node" && scheduled) ph.scheduled = scheduled.get(ph.host) ?? false;
+      const a = await h.get(record.vipUrl, PROBE_TIMEOUT_MS);
+      vip = { answers: a.status !== undefined, detail: answerDetail(a) };
+    }
+    return {
+      ...tbStatus,
+      cluster: {
+        mode: record.mode,
+        scheduler: record.scheduler,
+        nodes: record.nodes,
+        cacheBytes: record.cacheBytes,
+        site: record.site,
+        demo: record.demo,
+        logDir: record.logDir,
+        vipUrl: record.vipUrl,
+        originUrl: record.originUrl,
+        launcherPid: record.launcherPid,
+        launcherRunning: !record.detached && (await alive(record.launcherPid)),
+        detached: record.detached,
+        startedAt: record.startedAt,
+        readyAt: record.readyAt,
+        startSeconds: record.startSeconds,
+        ...(vip ? { vip } : {}),
+        processes: health,
+      },
+    };
+  } finally {
+    await own?.close();
+  }
+}

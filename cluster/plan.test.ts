@@ -1,0 +1,214 @@
+// The cluster plan: every argument the launcher passes, option checks, defaults.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import {
+  ClusterOptionError,
+  DEFAULT_CACHE_BYTES,
+  clusterDir,
+  parseByteSize,
+  planCluster,
+  type Capabilities,
+  type ProcessPlan,
+} from "./plan.js";
+
+const CAPS: Capabilities = {
+  modes: ["local", "sc"],
+  schedulers: ["rr", "wrr", "lc", "wlc", "sh", "mh"],
+  nodeOptions: [
+    "stack",
+    "tun",
+    "vip",
+    "port",
+    "origin",
+    "admin",
+    "node-id",
+    "mode",
+    "cache-bytes",
+    "gue-port",
+    "peer",
+  ],
+};
+
+/** The value after `flag` in args (asserting it is there once). */
+function arg(p: ProcessPlan, flag: string): string {
+  const at = p.args.indexOf(flag);
+  assert.ok(at >= 0, `${p.host}: ${flag} missing in ${p.args.join(" ")}`);
+  assert.equal(p.args.indexOf(flag, at + 1), -1, `${p.host}: ${flag} twice`);
+  return p.args[at + 1]!;
+}
+
+function all(p: ProcessPlan, flag: string): string[] {
+  return p.args.flatMap((a, i) => (a === flag ? [p.args[i + 1]!] : []));
+}
+
+test("default plan: origin, node1..3 on our stack with GUE, then the dispatcher with every node", () => {
+  const plan = planCluster({ stateDir: "/tmp/st" }, CAPS);
+  assert.equal(plan.prefix, "sc-");
+  assert.deepEqual(
+    plan.processes.map((p) => [p.host, p.role]),
+    [
+      ["origin", "origin"],
+      ["node1", "node"],
+      ["node2", "node"],
+      ["node3", "node"],
+      ["dispatcher", "dispatcher"],
+    ],
+  );
+  const [origin, node1, , node3, dispatcher] = plan.processes as [ProcessPlan, ...ProcessPlan[]];
+  assert.equal(origin.args[0], "origin");
+  assert.equal(arg(origin, "--listen"), "198.18.0.2:8000");
+  assert.equal(arg(origin, "--root"), "/tmp/st/sc-/demo-site/root");
+  assert.equal(origin.admin, undefined);
+  assert.deepEqual(origin.ready, { url: "http://198.18.0.2:8000/", expect: "any" });
+
+  assert.equal(node1!.args[0], "node");
+  assert.equal(arg(node1!, "--stack"), "user");
+  assert.equal(arg(node1!, "--tun"), "sctun");
+  assert.equal(arg(node1!, "--vip"), "198.18.100.1");
+  assert.equal(arg(node1!, "--port"), "80");
+  assert.equal(arg(node1!, "--gue-port"), "6080");
+  assert.equal(arg(node1!, "--origin"), "http://198.18.0.2:8000");
+  assert.equal(arg(node1!, "--admin"), "198.18.0.11:9080");
+  assert.equal(arg(node1!, "--node-id"), "node1");
+  assert.equal(arg(node1!, "--mode"), "local");
+  assert.equal(arg(node1!, "--cache-bytes"), String(DEFAULT_CACHE_BYTES));
+  assert.deepEqual(all(node1!, "--peer"), ["node1=198.18.0.11", "node2=198.18.0.12", "node3=198.18.0.13"]);
+  assert.equal(node3!.admin, "http://198.18.0.13:9080");
+  assert.deepEqual(node3!.ready, { url: "http://198.18.0.13:9080/healthz", expect: 200 });
+  assert.equal(node3!.log, "/tmp/st/sc-/node3.log");
+
+  assert.equal(dispatcher!.args[0], "dispatcher");
+  assert.equal(arg(dispatcher!, "--vip"), "198.18.100.1");
+  assert.equal(arg(dispatcher!, "--port"), "80");
+  assert.equal(arg(dispatcher!, "--tun"), "sctun");
+  assert.equal(arg(dispatcher!, "--scheduler"), "wlc");
+  assert.equal(arg(dispatcher!, "--admin"), "198.18.0.1:9100");
+  assert.deepEqual(all(dispatcher!, "--node"), [
+    "node1=198.18.0.11:6080,admin=http://198.18.0.11:9080",
+    "node2=198.18.0.12:6080,admin=http://198.18.0.12:9080",
+    "node3=198.18.0.13:6080,admin=http://198.18.0.13:9080",
+  ]);
+  assert.equal(dispatcher!.admin, "http://198.18.0.1:9100");
+
+  assert.equal(plan.vipUrl, "http://198.18.100.1/");
+  assert.equal(plan.originUrl, "http://198.18.0.2:8000");
+  assert.equal(plan.dir, "/tmp/st/sc-");
+  assert.equal(plan.logDir, "/tmp/st/sc-");
+  assert.equal(plan.demoSite, true);
+  assert.equal(plan.testbed.nodes, 3);
+  assert.equal(plan.testbed.vipHost, "dispatcher");
+});
+
+test("options reach the processes: nodes, mode, cache, scheduler, weights, site, logs, testbed", () => {
+  const plan = planCluster(
+    {
+      prefix: "t1-",
+      nodes: 2,
+      mode: "sc",
+      cacheBytes: "64M",
+      scheduler: "wrr",
+      weights: [3, 0],
+      site: "rel/site",
+      logDir: "/tmp/logs",
+      rate: "100mbit",
+      loss: 1,
+      expose: true,
+      clients: 2,
+      stateDir: "/tmp/st",
+    },
+    CAPS,
+  );
+  const nodes = plan.processes.filter((p) => p.role === "node");
+  assert.equal(nodes.length, 2);
+  for (const n of nodes) {
+    assert.equal(arg(n, "--mode"), "sc");
+    assert.equal(arg(n, "--cache-bytes"), String(64 * 1024 * 1024));
+  }
+  const d = plan.processes.at(-1)!;
+  assert.equal(arg(d, "--scheduler"), "wrr");
+  assert.deepEqual(all(d, "--node"), [
+    "node1=198.18.0.11:6080,weight=3,admin=http://198.18.0.11:9080",
+    "node2=198.18.0.12:6080,weight=0,admin=http://198.18.0.12:9080",
+  ]);
+  assert.equal(arg(plan.processes[0]!, "--root"), resolve("rel/site"));
+  assert.equal(plan.demoSite, false);
+  assert.equal(plan.logDir, "/tmp/logs");
+  assert.equal(plan.processes[1]!.log, "/tmp/logs/node1.log");
+  assert.equal(plan.dir, "/tmp/st/t1-");
+  assert.deepEqual(
+    [plan.testbed.rate, plan.testbed.loss, plan.testbed.expose, plan.testbed.clients],
+    ["100mbit", 1, true, 2],
+  );
+});
+
+test("extra arguments go after the launcher's, the role's before the host's", () => {
+  const plan = planCluster(
+    {
+      nodes: 2,
+      extraArgs: { node: ["--log-level", "debug"], node2: ["--tun", "x"], dispatcher: ["--max-conns", "99"] },
+    },
+    CAPS,
+  );
+  const [, n1, n2, d] = plan.processes;
+  assert.deepEqual(n1!.args.slice(-2), ["--log-level", "debug"]);
+  assert.deepEqual(n2!.args.slice(-4), ["--log-level", "debug", "--tun", "x"]);
+  assert.deepEqual(d!.args.slice(-2), ["--max-conns", "99"]);
+  assert.throws(() => planCluster({ nodes: 2, extraArgs: { node3: [] } }, CAPS), ClusterOptionError);
+  assert.throws(() => planCluster({ extraArgs: { client: [] } }, CAPS), ClusterOptionError);
+});
+
+test("bad options are refused with a clear message", () => {
+  const bad: [Parameters<typeof planCluster>[0], RegExp][] = [
+    [{ nodes: 0 }, /nodes must be a whole number from 1 to 60/],
+    [{ nodes: 61 }, /from 1 to 60/],
+    [{ nodes: 2.5 }, /whole number/],
+    [{ mode: "cf-lru" }, /mode must be one the node supports \(local, sc\), got 'cf-lru'/],
+    [{ scheduler: "random" }, /scheduler must be one of rr, wrr, lc, wlc, sh, mh/],
+    [{ cacheBytes: "0" }, /cache size must be positive/],
+    [{ cacheBytes: "12 parsecs" }, /byte size like/],
+    [{ cacheBytes: -5 }, /positive/],
+    [{ nodes: 2, weights: [1] }, /one weight per node: 2 nodes, 1 weights/],
+    [{ nodes: 2, weights: [0, 0] }, /at least one node/],
+    [{ nodes: 1, weights: [70000] }, /0 to 65535/],
+    [{ site: " " }, /site must name a directory/],
+    [{ startTimeoutMs: 0 }, /startTimeoutMs/],
+  ];
+  for (const [opts, re] of bad) assert.throws(() => planCluster(opts, CAPS), re, JSON.stringify(opts));
+  // The testbed's own checks apply too (prefix, rate).
+  assert.throws(() => planCluster({ prefix: "way-too-long-prefix" }, CAPS), /prefix/);
+  assert.throws(() => planCluster({ rate: "fast" }, CAPS), /rate must look like/);
+});
+
+test("a node without GUE input is refused before anything starts", () => {
+  const caps = { ...CAPS, nodeOptions: CAPS.nodeOptions.filter((o) => o !== "gue-port") };
+  assert.throws(() => planCluster({}, caps), /no GUE input \(--gue-port\)/);
+});
+
+test("peers are passed only to a node that takes them", () => {
+  const caps = { ...CAPS, nodeOptions: CAPS.nodeOptions.filter((o) => o !== "peer") };
+  const plan = planCluster({ nodes: 2 }, caps);
+  assert.equal(plan.processes[1]!.args.includes("--peer"), false);
+});
+
+test("byte sizes", () => {
+  assert.equal(parseByteSize("65536"), 65536);
+  assert.equal(parseByteSize("64K"), 65536);
+  assert.equal(parseByteSize("256m"), 256 * 1024 ** 2);
+  assert.equal(parseByteSize("1GiB"), 1024 ** 3);
+  assert.equal(parseByteSize(1000), 1000);
+  assert.throws(() => parseByteSize("1.5M"), ClusterOptionError);
+  assert.throws(() => parseByteSize(0.5), ClusterOptionError);
+});
+
+test("the cluster directory sits beside the testbed's state file", () => {
+  assert.equal(clusterDir("sc-", "/run/sc-cluster"), "/run/sc-cluster/sc-");
+  const saved = process.env.SC_CLUSTER_STATE_DIR;
+  process.env.SC_CLUSTER_STATE_DIR = "/tmp/elsewhere";
+  try {
+    assert.equal(clusterDir("p-"), "/tmp/elsewhere/p-");
+  } finally {
+    if (saved === undefined) delete process.env.SC_CLUSTER_STATE_DIR;
+    else process.env.SC_CLUSTER_STATE_DIR = saved;
+  }
+});
