@@ -7,6 +7,7 @@ import { CACHE_POLICIES, type CachePolicy } from "../server/cache/doc-cache.js";
 import { MODES } from "../server/modes.js";
 import { untilSignal } from "../server/signals.js";
 import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/cluster.js";
+import { SC_DEFAULTS } from "../server/modes/sc.js";
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -103,6 +104,26 @@ export const command: Command = {
         help: "UDP port for client packets in GUE from the dispatcher and peers (--stack user; 0: off)",
         default: String(CLUSTER_DEFAULTS.guePort),
       },
+      "sc-port": {
+        type: "string",
+        value: "PORT",
+        help: "TCP port of the SC server (Socket Cloning messages) on every node's internal address",
+        default: String(CLUSTER_DEFAULTS.scPort),
+      },
+      "clone-timeout": ms(
+        "Socket Cloning: wait this long for a clone's SC-ACK, then serve the request here",
+        SC_DEFAULTS.cloneTimeoutMs,
+      ),
+      "clone-local-max-bytes": {
+        type: "string",
+        value: "SIZE",
+        help: "Socket Cloning: serve documents known to be at most this size where they arrive (0: always clone)",
+        default: String(SC_DEFAULTS.localMaxBytes),
+      },
+      "clone-stall-timeout": ms(
+        "Socket Cloning: take a connection back when its clone makes no progress this long",
+        SC_DEFAULTS.stallMs,
+      ),
       "cache-bytes": {
         type: "string",
         value: "SIZE",
@@ -189,7 +210,7 @@ export const command: Command = {
         : {
             self: nodeId,
             members: peers.map(parsePeer),
-            scPort: CLUSTER_DEFAULTS.scPort,
+            scPort: int(values, "sc-port", 1, 65535),
             peerPort: CLUSTER_DEFAULTS.peerPort,
             guePort: int(values, "gue-port", 0, 65535),
           };
@@ -208,6 +229,11 @@ export const command: Command = {
       mode: oneOf(values, "mode", Object.keys(MODES)),
       ...(cluster ? { cluster } : {}),
       guePort: stack === "user" ? int(values, "gue-port", 0, 65535) : 0,
+      modeSettings: {
+        cloneTimeoutMs: int(values, "clone-timeout", 1),
+        localMaxBytes: values["clone-local-max-bytes"] === "0" ? 0 : bytes(values, "clone-local-max-bytes"),
+        stallMs: int(values, "clone-stall-timeout", 1),
+      },
       timeouts: {
         headerMs: int(values, "header-timeout", 1),
         idleMs: int(values, "idle-timeout", 1),

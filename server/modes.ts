@@ -24,6 +24,7 @@ import type { ServerStats } from "./stats.js";
 import type { Logger } from "./log.js";
 import type { UserStack } from "./conn-user.js";
 import type { DateCache } from "./http/date.js";
+import type { CachePolicy } from "./cache/doc-cache.js";
 
 export type Decision = "serve" | "done" | { doc: Doc };
 
@@ -63,6 +64,10 @@ export interface ModeContext {
   readonly log: Logger;
   /** The user-space stack (--stack user), null on the kernel stack. */
   readonly userStack: UserStack | null;
+  /** The port HTTP is served on. */
+  readonly httpPort: number;
+  /** Mode-specific settings from the command line (each mode checks its own). */
+  readonly modeSettings: Readonly<Record<string, unknown>>;
 }
 
 export interface ModeDefinition {
@@ -73,6 +78,8 @@ export interface ModeDefinition {
   readonly needsCluster: boolean;
   /** Needs --stack user (owns the TCP state, e.g. to clone connections). */
   readonly needsUserStack: boolean;
+  /** The cache policy the mode is defined with (cf-lru, cf-lfu); overrides --cache-policy. */
+  readonly cachePolicy?: CachePolicy;
   create(ctx: ModeContext): Mode | Promise<Mode>;
 }
 

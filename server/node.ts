@@ -47,6 +47,8 @@ export interface NodeConfig {
   cluster?: ClusterConfig;
   /** --stack user: take client packets in GUE on this UDP port (0: off). */
   guePort?: number;
+  /** Settings of the chosen mode (e.g. Socket Cloning's timeouts), checked by the mode. */
+  modeSettings?: Record<string, unknown>;
   timeouts: Timeouts;
   limits?: Partial<ParserLimits>;
   maxConnections: number;
@@ -108,7 +110,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   }
   const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
 
-  const cache = createDocCache(cfg.cachePolicy, cfg.cacheBytes);
+  const cache = createDocCache(modeDef?.cachePolicy ?? cfg.cachePolicy, cfg.cacheBytes);
   let source: DocSource;
   if (cfg.root !== undefined) {
     const root = await checkRootDir(cfg.root);
@@ -178,6 +180,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       registry,
       log,
       userStack,
+      httpPort: cfg.listen.port,
+      modeSettings: cfg.modeSettings ?? {},
     };
     try {
       mode = await modeDef!.create(ctx);

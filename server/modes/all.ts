@@ -1,1 +1,3 @@
 // Loads every cluster mode so it registers itself in MODES (server/modes.ts).
+import "./sc.js";
+import "./cf.js";
