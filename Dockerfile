@@ -9,6 +9,8 @@ ARG BASE=node:20-bookworm-slim
 
 # ---- build: npm ci (compiles the TUN addon against the base's node headers), tsc -------------
 FROM ${BASE} AS build
+# Labels let test-compose.sh prune superseded images of ours (and only ours).
+LABEL org.sc-cluster.stage=build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ make python3 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
@@ -42,6 +44,9 @@ RUN npm run build \
 
 # ---- runtime: node + iproute2 (TUN, routes) + curl (health checks, the client) -------------
 FROM ${BASE}
+LABEL org.sc-cluster.stage=runtime \
+      org.opencontainers.image.title=sc-cluster \
+      org.opencontainers.image.description="Socket Cloning cluster web server: origin, dispatcher, node, client roles"
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 curl \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \

@@ -147,15 +147,22 @@ fi
 
 t=$SECONDS
 compose down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true # leftovers of a crashed run
-say "docker-compose build (base $SC_BASE_IMAGE)"
-COMPOSE_TIMEOUT=1200 compose build >/tmp/sc-compose-build.$$.log 2>&1 ||
-  {
-    tail -40 /tmp/sc-compose-build.$$.log >&2
-    rm -f /tmp/sc-compose-build.$$.log
-    fail "docker-compose build failed"
-  }
-rm -f /tmp/sc-compose-build.$$.log
+build_log="$(mktemp /tmp/sc-compose-build.XXXXXX.log)"
+build_failed() {
+  tail -40 "$build_log" >&2
+  rm -f "$build_log"
+  fail "$1"
+}
+# The build stage is tagged sc-cluster:build so that it stays as the cache of npm ci and tsc
+# while the superseded (untagged) images of earlier runs are pruned below.
+say "docker build --target build (base $SC_BASE_IMAGE)"
+timeout 1200 docker build --force-rm --network "$SC_BUILD_NETWORK" --build-arg "BASE=$SC_BASE_IMAGE" \
+  --target build -t sc-cluster:build . >"$build_log" 2>&1 || build_failed "docker build of the build stage failed"
+say "docker-compose build"
+COMPOSE_TIMEOUT=1200 compose build --force-rm >"$build_log" 2>&1 || build_failed "docker-compose build failed"
+rm -f "$build_log"
 [ -n "$created_ca" ] && rm -f "$created_ca" && created_ca=""
+docker image prune -f --filter label=org.sc-cluster.stage >/dev/null # dangling ones only
 phase "project image" "SECONDS - t"
 image="$(docker image inspect -f '{{.Id}} {{.Size}}' sc-cluster:latest)"
 say "image sc-cluster:latest ${image%% *} $(awk '{ printf "%.0f MB", $1 / 1e6 }' <<<"${image##* }")"
