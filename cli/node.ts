@@ -8,6 +8,7 @@ import { MODES } from "../server/modes.js";
 import { untilSignal } from "../server/signals.js";
 import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/cluster.js";
 import { SC_DEFAULTS } from "../server/modes/sc.js";
+import { CF_DEFAULTS } from "../server/modes/cf.js";
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -124,13 +125,34 @@ export const command: Command = {
         "Socket Cloning: take a connection back when its clone makes no progress this long",
         SC_DEFAULTS.stallMs,
       ),
+      "peer-port": {
+        type: "string",
+        value: "PORT",
+        help: "TCP port of the peer cache endpoint on every node's internal address (cf-lru, cf-lfu)",
+        default: String(CLUSTER_DEFAULTS.peerPort),
+      },
+      "peer-connections": {
+        type: "string",
+        value: "N",
+        help: "Cooperative caching: keep-alive connections to each peer's cache endpoint",
+        default: String(CF_DEFAULTS.peerConnections),
+      },
+      "peer-timeout": ms(
+        "Cooperative caching: connect, answer and body-gap timeout toward a peer (then the origin serves)",
+        CF_DEFAULTS.peerTimeoutMs,
+      ),
       "cache-bytes": {
         type: "string",
         value: "SIZE",
         help: "Document cache size in bytes (K/M/G suffixes)",
         default: "256M",
       },
-      "cache-policy": { type: "string", value: "lru|lfu", help: "Cache replacement policy", default: "lru" },
+      "cache-policy": {
+        type: "string",
+        value: "lru|lfu",
+        help: "Cache replacement policy (cf-lru and cf-lfu set their own)",
+        default: "lru",
+      },
       "max-object-bytes": {
         type: "string",
         value: "SIZE",
@@ -211,7 +233,7 @@ export const command: Command = {
             self: nodeId,
             members: peers.map(parsePeer),
             scPort: int(values, "sc-port", 1, 65535),
-            peerPort: CLUSTER_DEFAULTS.peerPort,
+            peerPort: int(values, "peer-port", 1, 65535),
             guePort: int(values, "gue-port", 0, 65535),
           };
     const node = await startNode({
@@ -233,6 +255,8 @@ export const command: Command = {
         cloneTimeoutMs: int(values, "clone-timeout", 1),
         localMaxBytes: values["clone-local-max-bytes"] === "0" ? 0 : bytes(values, "clone-local-max-bytes"),
         stallMs: int(values, "clone-stall-timeout", 1),
+        peerConnections: int(values, "peer-connections", 1),
+        peerTimeoutMs: int(values, "peer-timeout", 1),
       },
       timeouts: {
         headerMs: int(values, "header-timeout", 1),
