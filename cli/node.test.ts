@@ -35,8 +35,10 @@ test("node --help lists every option with its default", async () => {
   assert.match(r.stdout, /\[default: 127\.0\.0\.1:8080\]/);
   assert.match(r.stdout, /\[default: 256M\]/);
   assert.match(r.stdout, /--stack kernel\|user +.*\[default: kernel\]/);
-  // Modes that do not exist yet are not offered.
-  assert.doesNotMatch(r.stdout, /cf-lru|cf-lfu|--mode [a-z|]*sc/);
+  // Every registered mode is offered, with the options of the cluster modes.
+  assert.match(r.stdout, /--mode [a-z|-]*\bcf-lru\b/);
+  assert.match(r.stdout, /--mode [a-z|-]*\bcf-lfu\b/);
+  assert.match(r.stdout, /--peer-port PORT +.*\[default: 6082\]/);
 });
 
 test("clear errors: missing root, no source, bad option values, port in use", async () => {
