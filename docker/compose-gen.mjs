@@ -101,9 +101,8 @@ const flow = (items) => `[${items.map(q).join(", ")}]`;
 const healthcheck = (test) => `    healthcheck:\n      <<: *health\n      test: ${flow(test)}\n`;
 const address = (ip) => `    networks:\n      sclan:\n        ipv4_address: ${ip}\n`;
 
-// The nodes' default cluster mode. TODO(sc mode): "sc" once `sc-cluster node --mode sc` exists
-// (Socket Cloning); then regenerate docker-compose.yml and test-compose.sh checks the clones.
-export const DEFAULT_MODE = "local";
+// The nodes' cluster mode: Socket Cloning (test-compose.sh then checks the clone counters).
+export const DEFAULT_MODE = "sc";
 
 export function generate({ nodes = 4, stack = "user", mode = DEFAULT_MODE } = {}) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
