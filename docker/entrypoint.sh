@@ -11,6 +11,7 @@
 # Environment (defaults match docker-compose.yml and the testbed):
 #   SC_VIP=198.18.100.1      virtual IP of the cluster
 #   SC_TUN=sctun             TUN device of the dispatcher and the nodes
+#   SC_TUN_MTU=1500          its MTU (1468 on the dispatcher: no fragmented GUE, see docs)
 #   SC_VIA=198.18.0.1        client: the address the VIP is routed through (the dispatcher)
 #   SC_SITE=/site            origin: document set directory (ROOT is $SC_SITE/root)
 #   SC_SYNTH="--scale 0.001" origin: if set and $SC_SITE has no root/ yet, first make a site
@@ -28,6 +29,7 @@ set -eu
 
 SC_VIP="${SC_VIP:-198.18.100.1}"
 SC_TUN="${SC_TUN:-sctun}"
+SC_TUN_MTU="${SC_TUN_MTU:-1500}"
 SC_VIA="${SC_VIA:-198.18.0.1}"
 SC_SITE="${SC_SITE:-/site}"
 SC_USER="${SC_USER:-sc}"
@@ -70,7 +72,7 @@ make_tun() {
       die "cannot create TUN $SC_TUN: the service needs cap_add: [NET_ADMIN] and devices: [/dev/net/tun:/dev/net/tun]"
     }
   fi
-  ip link set dev "$SC_TUN" mtu 1500 up
+  ip link set dev "$SC_TUN" mtu "$SC_TUN_MTU" up
   log "TUN $SC_TUN ready: $(ip -d link show dev "$SC_TUN" | grep -o 'tun type.* group [a-z0-9_]*' || true)"
 }
 
@@ -152,7 +154,7 @@ case "$role" in
     run_as_user "$@"
     ;;
   help | -h | --help)
-    sed -n "2,28p" "$0" | sed 's/^# \{0,1\}//'
+    sed -n "2,29p" "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)

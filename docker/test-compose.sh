@@ -43,7 +43,7 @@ fail() {
   exit 1
 }
 phase_times=()
-phase() { phase_times+=("$1 $(($2)) s"); }
+phase() { phase_times+=("$1 $2 s"); }
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (it installs packages and may start dockerd)"
 
@@ -127,14 +127,14 @@ else
   done
   timeout 5 docker version >/dev/null 2>&1 || { tail -20 "$dockerd_log" >&2; fail "dockerd did not answer in 60 s"; }
 fi
-phase "engine" "SECONDS - t"
+phase "engine" "$((SECONDS - t))"
 
 # ---- 2. images -------------------------------------------------------------------------------
 t=$SECONDS
 if [ "$SC_BASE_IMAGE" = "sc-cluster-base:bookworm" ]; then
   timeout 900 docker/build-base.sh --tag "$SC_BASE_IMAGE"
 fi
-phase "base image" "SECONDS - t"
+phase "base image" "$((SECONDS - t))"
 
 # A TLS-intercepting proxy between this machine and the npm registry: npm here trusts it
 # through its cafile; hand the same file to npm ci in the build stage (Dockerfile).
@@ -163,7 +163,7 @@ COMPOSE_TIMEOUT=1200 compose build --force-rm >"$build_log" 2>&1 || build_failed
 rm -f "$build_log"
 [ -n "$created_ca" ] && rm -f "$created_ca" && created_ca=""
 docker image prune -f --filter label=org.sc-cluster.stage >/dev/null # dangling ones only
-phase "project image" "SECONDS - t"
+phase "project image" "$((SECONDS - t))"
 image="$(docker image inspect -f '{{.Id}} {{.Size}}' sc-cluster:latest)"
 say "image sc-cluster:latest ${image%% *} $(awk '{ printf "%.0f MB", $1 / 1e6 }' <<<"${image##* }")"
 docker run --rm --network none --entrypoint sh sc-cluster:latest -c \
@@ -194,7 +194,7 @@ while :; do
   [ "$SECONDS" -lt "$deadline" ] || fail "not healthy after 120 s: ${waiting[*]}"
   sleep 1
 done
-phase "up + healthy" "SECONDS - t"
+phase "up + healthy" "$((SECONDS - t))"
 say "all ${#services[@]} services healthy"
 
 # ---- 4. checks -------------------------------------------------------------------------------
@@ -221,7 +221,9 @@ done
 expect "client: VIP routed via the dispatcher" ex client sh -c "ip route get $vip | grep 'via 198.18.0.1'"
 for s in origin dispatcher node1; do
   users="$(docker top "${cid[$s]}" -eo pid,user,args | awk '/sc-cluster/ { print $2 }' | sort -u)"
-  [ -n "$users" ] && ! grep -qx root <<<"$users" || fail "$s: sc-cluster runs as '$users', not the unprivileged user"
+  if [ -z "$users" ] || grep -qx root <<<"$users"; then
+    fail "$s: sc-cluster runs as '$users', not the unprivileged user"
+  fi
 done
 say "ok: roles run unprivileged"
 [ "$(ip -4 route show)" = "$routes_before" ] || fail "the host's routes changed while the cluster is up"
@@ -248,6 +250,7 @@ replay() { # replay TARGET REQUESTS: verified trace replay from the client conta
     ex client cat /tmp/replay.json >&2 2>/dev/null || true
     fail "verified replay against $1 failed"
   }
+  # shellcheck disable=SC2016 # JavaScript template literal, not a shell expansion
   out="$(ex client node -e '
     const r = JSON.parse(require("fs").readFileSync("/tmp/replay.json", "utf8"));
     const line = `${r.requests} requests, ${r.ok} ok, ${r.errors} errors, ${r.verify_failures} verify failures, ${r.rps} req/s`;
@@ -283,7 +286,7 @@ if [ "$stack" = kernel ]; then
   ex client curl -sS -m 2 -o /dev/null "http://$vip/" >/dev/null 2>&1 || true # no TCP answers yet
   after="$(metric dispatcher http://198.18.0.1:9100/metrics sc_dispatcher_packets_forwarded_total)"
   sched="$(metric dispatcher http://198.18.0.1:9100/metrics sc_dispatcher_connections_scheduled_total)"
-  [ "$after" -gt "$before" ] && [ "$sched" -ge 1 ] ||
+  [ "$after" -gt "$before" ] && [ "$sched" -ge 1 ] || # both, or fail
     fail "dispatcher did not forward the client's VIP packets (forwarded $before -> $after, scheduled $sched)"
   say "ok: client -> VIP -> dispatcher TUN -> GUE: $((after - before)) packets forwarded"
   say "SKIPPED (needs node --stack user): verified replay through the VIP, clone counters"
@@ -309,14 +312,14 @@ else
       sent=$((sent + s))
       received=$((received + r))
     done
-    [ "$sent" -gt 0 ] && [ "$received" -gt 0 ] ||
+    [ "$sent" -gt 0 ] && [ "$received" -gt 0 ] || # both, or fail
       fail "no clones counted on the nodes (sc_clones_sent_total $sent, sc_clones_received_total $received)"
     say "ok: clones counted on the nodes: sent $sent, received $received"
   else
     say "SKIPPED (nodes run --mode $mode; needs --mode sc): clone counters"
   fi
 fi
-phase "checks" "SECONDS - t"
+phase "checks" "$((SECONDS - t))"
 
 t=$SECONDS
 if [ -z "${SC_KEEP:-}" ]; then
@@ -325,6 +328,7 @@ if [ -z "${SC_KEEP:-}" ]; then
   [ -z "$left" ] || fail "docker-compose down left containers/networks/volumes: $left"
   say "ok: down -v removed every container, network and volume of the project"
 fi
-phase "down" "SECONDS - t"
-say "times: $(IFS=,; echo "${phase_times[*]}" | sed 's/,/, /g')"
+phase "down" "$((SECONDS - t))"
+times="$(printf '%s, ' "${phase_times[@]}")"
+say "times: ${times%, }"
 echo "test:compose: 1 passed, 0 failed"
