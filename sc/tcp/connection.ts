@@ -14,7 +14,8 @@ import { windowScaleFor } from "./config.js";
 import { copyBytes } from "./bytes.js";
 import { Reassembler } from "./reassembly.js";
 import { SendQueue } from "./send-queue.js";
-import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt } from "./seq.js";
+import { SackScoreboard } from "./scoreboard.js";
+import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin } from "./seq.js";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpOptions, type TcpRepr } from "../wire/tcp.js";
 
 export type TcpState =
@@ -204,6 +205,15 @@ export class TcpConnection {
   private firstPartialAck = false;
   /** Retransmit the segment at snd_una on the next dispatch (fast retransmit / partial ACK). */
   private fastRtx = false;
+  /** What the peer SACKed above snd_una (only when sackOk). */
+  readonly scoreboard = new SackScoreboard();
+  /** Loss recovery driven by the scoreboard (RFC 6675) instead of NewReno's inflation. */
+  sackRecovery = false;
+  /** RFC 6675 HighRxt: the highest sequence number retransmitted in this recovery. */
+  private highRxt = 0;
+  /** snd_max when the last hole was retransmitted: if data sent after it gets SACKed while
+   *  the hole stays open, that retransmission was lost too (checked in processAck). */
+  private rtxMark = 0;
 
   // --- RTT / RTO (RFC 6298), milliseconds
   srtt = 0;
@@ -219,6 +229,15 @@ export class TcpConnection {
 
   // --- timers: absolute deadlines, Infinity when off
   rtxAt = Infinity;
+  /** Tail loss probe deadline (RFC 8985 7). */
+  tlpAt = Infinity;
+  private tlpDue = false;
+  /** A probe was sent and no ACK has advanced snd_una since. */
+  private tlpOutstanding = false;
+  /** First sequence number of the outstanding probe. */
+  private tlpSeq = 0;
+  /** Holes below this are lost whatever the DupThresh rule says (set by a SACKed probe). */
+  private forcedLostEnd = 0;
   persistAt = Infinity;
   inPersist = false;
   private persistBackoff = 0;
@@ -250,6 +269,12 @@ export class TcpConnection {
   // --- Socket Cloning hooks
   /** Shadow mode (original while a clone serves): see setShadow. */
   shadow = false;
+  /**
+   * Socket Cloning, on an original that resumes a response its failed clone had partly sent:
+   * an ACK beyond what we sent but within what we have queued is taken as acknowledging those
+   * bytes (the clone sent identical ones) instead of being dropped as "acks unsent data".
+   */
+  acceptAcksBeyondSent = false;
   clone: CloneBehaviour | undefined = undefined;
   /** Clone: the fixed right edge its window may never pass. */
   private capEdge = 0;
@@ -509,6 +534,7 @@ export class TcpConnection {
     let t = this.closeAt;
     if (this.shadow) return t;
     if (this.rtxAt < t) t = this.rtxAt;
+    if (this.tlpAt < t) t = this.tlpAt;
     if (this.persistAt < t) t = this.persistAt;
     if (this.delayedAckAt < t) t = this.delayedAckAt;
     if (this.keepAlive && this.state === "ESTABLISHED") {
@@ -817,6 +843,11 @@ export class TcpConnection {
   /** Returns false when the segment must be dropped after the ACK check. */
   private processAck(now: number, seg: TcpRepr): boolean {
     let ack = seg.ack;
+    if (seqGt(ack, this.sndMax) && this.acceptAcksBeyondSent && !this.shadow && seqLe(ack, this.dataEnd)) {
+      // Resumed after a clone failed mid-response: the clone sent these bytes (the same
+      // bytes we have queued) and the peer has them. Count them as sent, then as acknowledged.
+      this.sndNxt = this.sndMax = ack;
+    }
     if (seqGt(ack, this.sndMax)) {
       if (!this.shadow) {
         // Acknowledges something not yet sent: ACK and drop (RFC 9293, RFC 5961 5.2).
@@ -841,6 +872,27 @@ export class TcpConnection {
     }
     const acked = seqDiff(ack, this.sndUna);
     const wndField = seg.window << this.sndWscale;
+    // RFC 6675: an ACK bringing new SACK information counts as a duplicate ACK.
+    const sack = seg.options.sack;
+    const newSack =
+      sack !== undefined &&
+      this.sackOk &&
+      !this.shadow &&
+      this.scoreboard.update(sack, seqMax(ack, this.sndUna), this.sndMax);
+    if (newSack && this.sackRecovery) this.detectLostRetransmissions();
+    if (
+      newSack &&
+      this.tlpOutstanding &&
+      !this.inRecovery &&
+      seqLt(seqMax(ack, this.sndUna), this.tlpSeq) &&
+      this.scoreboard.rangeAt(this.tlpSeq) !== undefined &&
+      seqGt(this.sndUna, this.recover)
+    ) {
+      // The probe arrived but what was sent before it did not: all of that is lost (what
+      // RFC 8985 RACK concludes here), so recover now instead of waiting for the RTO.
+      this.enterRecovery();
+      this.forcedLostEnd = this.tlpSeq;
+    }
     if (acked > 0) {
       this.onNewAck(now, seg, acked);
     } else if (
@@ -848,7 +900,7 @@ export class TcpConnection {
       seg.payload.length === 0 &&
       !(seg.flags & (TCP_SYN | TCP_FIN)) &&
       this.sndMax !== this.sndUna &&
-      wndField === this.sndWnd &&
+      (wndField === this.sndWnd || newSack) &&
       wndField > 0 &&
       !this.inPersist &&
       !this.shadow
@@ -880,6 +932,7 @@ export class TcpConnection {
     if (dataAcked > 0) this.txQueue.consume(dataAcked);
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.scoreboard.advance(ack);
     this.events |= EV_ACKED;
     this.rttSampleOnAck(now, ack);
     this.retries = 0;
@@ -891,7 +944,11 @@ export class TcpConnection {
           // Full acknowledgment (RFC 6582 3.2 step 3): deflate.
           this.cwnd = Math.min(this.ssthresh, Math.max(this.flight, this.sndMss) + this.sndMss);
           this.inRecovery = false;
+          this.sackRecovery = false;
           this.dupAcks = 0;
+        } else if (this.sackRecovery) {
+          // RFC 6675: the scoreboard decides what goes out next; no deflation.
+          if (seqLt(this.highRxt, ack)) this.highRxt = ack;
         } else {
           // Partial acknowledgment (step 4): retransmit the next hole, partially deflate.
           this.fastRtx = true;
@@ -918,22 +975,84 @@ export class TcpConnection {
       }
     }
     this.rtxAt = this.sndMax === this.sndUna || this.shadow ? Infinity : now + this.rto();
+    this.tlpOutstanding = false;
+    this.armTlp(now);
+  }
+
+  /**
+   * (Re)arms the tail loss probe: PTO = max(2 * SRTT, tlpMin), plus a worst-case delayed ACK
+   * when a single segment is in flight, and only if it comes before the RTO (RFC 8985 7.2).
+   */
+  private armTlp(now: number): void {
+    const flight = this.flight;
+    if (
+      !this.cfg.tailLossProbe ||
+      !this.hasRttSample ||
+      flight === 0 ||
+      this.inRecovery ||
+      this.inPersist ||
+      this.tlpOutstanding ||
+      this.shadow ||
+      !this.synchronized
+    ) {
+      this.tlpAt = Infinity;
+      return;
+    }
+    let pto = Math.max(2 * this.srtt, this.cfg.tlpMin);
+    if (flight <= this.sndMss) pto += 200;
+    const at = now + pto;
+    this.tlpAt = at < this.rtxAt ? at : Infinity;
+  }
+
+  /**
+   * Lost retransmission detection (in the spirit of RFC 8985 RACK, without timestamps): once
+   * the peer SACKs more than DupThresh segments sent after our last hole retransmission, holes
+   * retransmitted before it that are still missing were lost again: start over from snd_una.
+   */
+  private detectLostRetransmissions(): void {
+    const rs = this.scoreboard.ranges;
+    if (rs.length === 0 || !seqGt(this.highRxt, this.sndUna)) return;
+    const top = rs[rs.length - 1][1];
+    if (
+      seqDiff(top, this.rtxMark) > DUP_ACK_THRESHOLD * this.sndMss &&
+      !this.scoreboard.rangeAt(this.sndUna)
+    ) {
+      this.highRxt = this.sndUna;
+      this.rtxMark = this.sndMax;
+    }
   }
 
   private onDupAck(): void {
     this.dupAcks++;
     if (this.inRecovery) {
-      this.cwnd += this.sndMss; // RFC 6582 step 2: inflate for each extra dup ACK
+      // RFC 6582 step 2: inflate for each extra dup ACK (SACK recovery counts the pipe).
+      if (!this.sackRecovery) this.cwnd += this.sndMss;
       return;
     }
-    if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
-      this.ssthresh = Math.max(Math.floor(this.flight / 2), 2 * this.sndMss);
+    // RFC 6675 5: three duplicate ACKs, or more than DupThresh-1 segments SACKed above snd_una.
+    const sackSaysLost = this.sackOk && this.scoreboard.bytes > (DUP_ACK_THRESHOLD - 1) * this.sndMss;
+    if ((this.dupAcks >= DUP_ACK_THRESHOLD || sackSaysLost) && seqGt(this.sndUna, this.recover)) {
+      this.enterRecovery();
+    }
+  }
+
+  /** Fast retransmit and the start of loss recovery (RFC 5681 3.2, RFC 6582, RFC 6675 5). */
+  private enterRecovery(): void {
+    this.ssthresh = Math.max(Math.floor(this.flight / 2), 2 * this.sndMss);
+    this.recover = this.sndMax;
+    this.inRecovery = true;
+    this.firstPartialAck = true;
+    this.fastRtx = true;
+    this.caAcked = 0;
+    this.forcedLostEnd = this.sndUna;
+    this.tlpAt = Infinity;
+    if (this.sackOk && !this.scoreboard.empty) {
+      this.sackRecovery = true;
+      this.cwnd = this.ssthresh;
+      this.highRxt = this.sndUna;
+      this.rtxMark = this.sndMax;
+    } else {
       this.cwnd = this.ssthresh + DUP_ACK_THRESHOLD * this.sndMss;
-      this.recover = this.sndMax;
-      this.inRecovery = true;
-      this.firstPartialAck = true;
-      this.fastRtx = true;
-      this.caAcked = 0;
     }
   }
 
@@ -1194,7 +1313,12 @@ export class TcpConnection {
     if (this.fastRtx) {
       this.fastRtx = false;
       if (this.sndMax !== this.sndUna) {
-        this.emitFrom(now, emit, this.sndUna, this.sndMss, true);
+        const len = this.holeLength(this.sndUna, this.sndMss);
+        this.emitFrom(now, emit, this.sndUna, len, true);
+        if (this.sackRecovery) {
+          this.highRxt = seqMax(this.highRxt, seqAdd(this.sndUna, len));
+          this.rtxMark = this.sndMax;
+        }
         sent = true;
       }
     }
@@ -1205,6 +1329,10 @@ export class TcpConnection {
   }
 
   private runTimers(now: number): void {
+    if (now >= this.tlpAt) {
+      this.tlpAt = Infinity;
+      if (this.flight > 0 && !this.inRecovery) this.tlpDue = true;
+    }
     if (now >= this.rtxAt) this.onRetransmitTimeout(now);
     if (this.isClosed()) return;
     if (now >= this.persistAt) this.onPersistTimeout(now);
@@ -1235,6 +1363,9 @@ export class TcpConnection {
 
   private onRetransmitTimeout(_now: number): void {
     this.rtxAt = Infinity;
+    this.tlpAt = Infinity;
+    this.tlpDue = false;
+    this.tlpOutstanding = false;
     if (this.state === "SYN-SENT" || this.state === "SYN-RECEIVED") {
       const limit = this.state === "SYN-SENT" ? this.cfg.synRetries : this.cfg.synAckRetries;
       if (this.retries >= limit) {
@@ -1260,6 +1391,9 @@ export class TcpConnection {
     this.caAcked = 0;
     this.recover = this.sndMax; // RFC 6582 section 4: no fast retransmit for these losses
     this.inRecovery = false;
+    this.sackRecovery = false;
+    // RFC 2018 8: the receiver may have dropped what it SACKed; rebuilt from later ACKs.
+    this.scoreboard.clear();
     this.dupAcks = 0;
     this.fastRtx = false;
     this.backoff++;
@@ -1309,6 +1443,24 @@ export class TcpConnection {
       }
     }
     const mss = this.sndMss;
+    if (this.tlpDue) {
+      // Tail loss probe (RFC 8985 7.3): a new segment if the peer's window allows, else the
+      // last segment again; either way its ACK (with SACK) tells us what is missing.
+      this.tlpDue = false;
+      this.tlpOutstanding = true;
+      const unsent = seqDiff(this.dataEnd, this.sndNxt);
+      const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+      if (unsent > 0 && wndRoom > 0 && this.sndNxt === this.sndMax) {
+        this.tlpSeq = this.sndNxt;
+        this.emitFrom(now, emit, this.sndNxt, Math.min(mss, unsent, wndRoom), false);
+      } else {
+        const end = this.finQueued && seqGt(this.sndMax, this.finSeq) ? this.finSeq : this.sndMax;
+        const start = seqMax(this.sndUna, seqAdd(end, -mss));
+        this.tlpSeq = start;
+        this.emitFrom(now, emit, start, seqDiff(end, start), true);
+      }
+      return true;
+    }
     // With GSO one packet carries several whole segments (the kernel cuts it up).
     const gsoPayload = this.cfg.gsoMaxBytes - 40;
     const maxSeg = gsoPayload > 2 * mss ? Math.floor(gsoPayload / mss) * mss : mss;
@@ -1321,7 +1473,16 @@ export class TcpConnection {
       const iw = this.initialWindow();
       if (this.cwnd > iw) this.cwnd = iw;
     }
+    if (this.sackRecovery) return this.emitSackRecovery(now, emit, maxSeg);
     for (;;) {
+      if (seqLt(this.sndNxt, this.sndMax) && !this.scoreboard.empty) {
+        // Going back after a timeout: skip what the peer SACKed since.
+        const r = this.scoreboard.rangeAt(this.sndNxt);
+        if (r !== undefined) {
+          this.sndNxt = seqMin(r[1], this.sndMax);
+          continue;
+        }
+      }
       const dataEnd = this.dataEnd;
       const unsent = seqDiff(dataEnd, this.sndNxt);
       // (A clone that vanishes silently never sends its FIN.)
@@ -1339,6 +1500,7 @@ export class TcpConnection {
       let len = unsent > 0 ? Math.min(unsent, maxSeg, room) : 0;
       if (len > mss && len < unsent && len % mss !== 0) len -= len % mss;
       const retransmit = seqLt(this.sndNxt, this.sndMax);
+      if (retransmit && len > 0) len = this.holeLength(this.sndNxt, len);
       if (unsent > 0 && len < mss && len < unsent) {
         // Limited by the window: sender SWS avoidance (RFC 1122 4.2.3.4).
         const inFlight = seqDiff(this.sndNxt, this.sndUna) > 0;
@@ -1351,6 +1513,69 @@ export class TcpConnection {
       if (len < 0) len = 0;
       const before = this.sndNxt;
       this.emitFrom(now, emit, before, len, len < room);
+      sent = true;
+      if (this.sndNxt === before) break;
+    }
+    return sent;
+  }
+
+  /** Bytes from `seq` up to `max` that are not SACKed (stops at the next SACKed range). */
+  private holeLength(seq: number, max: number): number {
+    if (this.scoreboard.empty) return max;
+    const next = this.scoreboard.nextStart(seq);
+    return next === undefined ? max : Math.max(Math.min(max, seqDiff(next, seq)), 0);
+  }
+
+  /**
+   * RFC 6675 "pipe": bytes in flight = outstanding - SACKed - lost and not yet retransmitted.
+   */
+  private pipe(lostEnd: number): number {
+    const sb = this.scoreboard;
+    const from = seqMax(this.highRxt, this.sndUna);
+    let lost = 0;
+    if (seqLt(from, lostEnd)) lost = seqDiff(lostEnd, from) - sb.sackedIn(from, lostEnd);
+    return this.flight - sb.bytes - lost;
+  }
+
+  /**
+   * Output during SACK-based recovery (RFC 6675 5, NextSeg): while cwnd - pipe allows a
+   * segment, first retransmit holes presumed lost (above HighRxt), then send new data.
+   */
+  private emitSackRecovery(now: number, emit: SegmentSink, maxSeg: number): boolean {
+    const mss = this.sndMss;
+    const sb = this.scoreboard;
+    // The first hole is lost by definition once recovery started (three duplicate ACKs).
+    let lostEnd = seqMax(sb.lostEnd(this.sndUna, (DUP_ACK_THRESHOLD - 1) * mss), seqAdd(this.sndUna, 1));
+    if (seqGt(this.forcedLostEnd, lostEnd) && seqLe(this.forcedLostEnd, this.sndMax))
+      lostEnd = this.forcedLostEnd;
+    let pipe = this.pipe(lostEnd);
+    let sent = false;
+    for (let guard = 0; guard < 1024 && this.cwnd - pipe >= mss; guard++) {
+      let seq = seqMax(this.highRxt, this.sndUna);
+      const r = sb.rangeAt(seq);
+      if (r !== undefined) seq = r[1];
+      if (seqLt(seq, lostEnd) && seqLt(seq, this.sndMax)) {
+        const next = sb.nextStart(seq);
+        const limit = next !== undefined && seqLt(next, this.sndMax) ? next : this.sndMax;
+        const len = Math.min(mss, seqDiff(limit, seq));
+        this.emitFrom(now, emit, seq, len, true);
+        this.highRxt = seqAdd(seq, len);
+        this.rtxMark = this.sndMax;
+        pipe += len;
+        sent = true;
+        continue;
+      }
+      // New data, as the peer's window allows.
+      const unsent = seqDiff(this.dataEnd, this.sndNxt);
+      const finPending = this.finQueued && seqLe(this.sndNxt, this.finSeq) && !this.clone?.dropWhenAcked;
+      const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+      if ((unsent <= 0 && !finPending) || wndRoom <= 0) break;
+      let len = Math.min(unsent, maxSeg, this.cwnd - pipe, wndRoom);
+      if (len > mss && len < unsent) len -= len % mss;
+      if (len < 0) len = 0;
+      const before = this.sndNxt;
+      this.emitFrom(now, emit, before, len, len < wndRoom);
+      pipe += seqDiff(this.sndNxt, before);
       sent = true;
       if (this.sndNxt === before) break;
     }
@@ -1402,6 +1627,7 @@ export class TcpConnection {
     }
     if (!isNew && segEnd !== seq) this.env.countRetransmit();
     if (this.rtxAt === Infinity && !this.inPersist && segEnd !== seq) this.rtxAt = now + this.rto();
+    if (isNew && this.tlpAt === Infinity) this.armTlp(now);
     if (len > 0) this.lastDataSendTime = now;
     this.afterSend(now);
     emit(s);

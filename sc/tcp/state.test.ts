@@ -228,6 +228,35 @@ test("leaving shadow mode with nothing owed sends nothing", () => {
   h.expectNothing();
 });
 
+test("resuming after a failed clone: ACKs for bytes the clone sent beyond ours advance us", () => {
+  for (const accept of [false, true]) {
+    const h = busyConnection();
+    h.conn.setShadow(true, h.now);
+    h.input({ seq: R1 + 19, ack: L1 + 6000, flags: TCP_ACK, window: 4000 });
+    h.conn.setShadow(false, h.now);
+    h.conn.acceptAcksBeyondSent = accept;
+    // The original regenerates the rest of the response and sends what its window allows.
+    h.write(pattern(100_000));
+    h.take();
+    const sentUpTo = h.conn.sndMax;
+    assert.ok(sentUpTo - (L1 + 6000) < 100_000, "not everything went out at once");
+    // The clone's last segments, sent before it died, reach the client, which acknowledges
+    // beyond what the original has sent so far.
+    const beyond = (sentUpTo + 20_000) >>> 0;
+    h.input({ seq: R1 + 19, ack: beyond, flags: TCP_ACK, window: 4000 });
+    if (accept) {
+      assert.equal(h.conn.sndUna, beyond);
+      assert.ok(h.conn.sndMax >= beyond);
+    } else {
+      assert.equal(h.conn.sndUna, L1 + 6000, "without the flag the ACK is dropped as acking unsent data");
+    }
+    // Never beyond what is queued: such an ACK is still dropped.
+    const before = h.conn.sndUna;
+    h.input({ seq: R1 + 19, ack: (L1 + 6000 + 200_000) >>> 0, flags: TCP_ACK, window: 4000 });
+    assert.equal(h.conn.sndUna, before);
+  }
+});
+
 // ------------------------------------------------------------------ hook (b): clone
 
 function cloneOf(h: Harness): Harness {

@@ -37,6 +37,7 @@ import { CloneStatus, ScType, type CloneAckMessage, type CloneMessage } from "..
 import { PacketRouter, peekTcp, type RouterEntry, type TcpPeek } from "../../sc/router/router.js";
 import { TcpSocket } from "../../sc/tcp/socket.js";
 import { decodeState, encodeState, exportState, importState } from "../../sc/tcp/state.js";
+import { seqDiff } from "../../sc/tcp/seq.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import { isWireError } from "../../sc/wire/error.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
@@ -301,7 +302,6 @@ class SocketCloning implements Mode {
     this.router.remove(entry); // stop forwarding to the failed node first
     this.failures.resumed++;
     const sock = clone.sock;
-    const sent = entry.ackedBytes;
     let resp: PreparedResponse;
     try {
       resp = await this.ctx.responder.respond(clone.req, clone.req.keepAlive, Date.now());
@@ -317,10 +317,16 @@ class SocketCloning implements Mode {
       return;
     }
     this.resumes++;
-    // Leave shadow first: the stack's send state is the client's acknowledged point.
+    // Leave shadow first: the stack's send state is the client's acknowledged point. ACKs that
+    // came while the body was regenerated reached the stack but no longer the router, so
+    // the stack's highest acknowledged sequence number says where the stream continues.
     clone.settled = true;
     this.outgoing.delete(entry);
     sock.setShadow(false);
+    // The failed clone may have sent beyond what the client acknowledged so far; ACKs for
+    // those bytes (identical to ours) must advance us rather than be dropped.
+    sock.conn.acceptAcksBeyondSent = true;
+    const sent = entry.ackedBytes + seqDiff(sock.conn.sndMax, entry.acked);
     const headLen = head.length;
     const tail: PreparedResponse = {
       ...resp,
@@ -337,6 +343,7 @@ class SocketCloning implements Mode {
       await sendPrepared(asConn(sock), tail);
       await new Promise<void>((r) => (sock.destroyed ? r() : sock.write(Buffer.alloc(0), () => r())));
     } finally {
+      sock.conn.acceptAcksBeyondSent = false;
       clone.settle("done");
     }
   }
