@@ -60,6 +60,10 @@ export interface TcpConfig {
   /** Largest IPv4 packet for GSO output (a TUN with a vnet header cuts it into MSS-sized
    *  segments; TSO-style). 0 = off: every packet is at most one MSS. */
   gsoMaxBytes: number;
+  /** Tail loss probe (RFC 8985 section 7): when ACKs stop while data is in flight, probe
+   *  after max(2 * SRTT, tlpMin) instead of waiting for the RTO. */
+  tailLossProbe: boolean;
+  tlpMin: number;
 }
 
 export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
@@ -90,6 +94,8 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   allowHalfOpen: false,
   sack: true,
   gsoMaxBytes: 0,
+  tailLossProbe: true,
+  tlpMin: 10,
 });
 
 export function makeConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {

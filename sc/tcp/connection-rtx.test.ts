@@ -324,3 +324,169 @@ test("writes during retransmission are queued and sent in order", () => {
   ackTo(h, 6);
   assert.equal(h.conn.txQueue.length, 0);
 });
+
+// ------------------------------------------------------------------ SACK-based recovery (RFC 6675)
+
+function sackSetup(): Harness {
+  const h = new Harness().established({ syn: { options: { mss: 1460, sackPermitted: true } } });
+  assert.equal(h.conn.sackOk, true);
+  h.write(pattern(29_200));
+  assert.equal(h.take().length, 10);
+  return h;
+}
+
+function sackAck(h: Harness, blocks: Array<[number, number]>, ack = 1460): void {
+  h.input({
+    seq: R1,
+    ack: L1 + ack,
+    flags: TCP_ACK,
+    options: { sack: blocks.map(([l, r]) => [L1 + l, L1 + r] as [number, number]) },
+  });
+}
+
+test("SACK: recovery starts when more than two segments are SACKed above the hole", () => {
+  const h = sackSetup();
+  h.input({ seq: R1, ack: L1 + 1460, flags: TCP_ACK }); // segment 2 lost, 1 ACKed
+  h.take();
+  sackAck(h, [[2920, 4380]]);
+  assert.equal(h.conn.inRecovery, false);
+  h.take();
+  sackAck(h, [[2920, 5840]]);
+  h.take();
+  sackAck(h, [[2920, 7300]]);
+  assert.equal(h.conn.inRecovery, true);
+  assert.equal(h.conn.sackRecovery, true);
+  const out = h.take();
+  assert.deepEqual(out[0], { ...out[0], seq: L1 + 1460, len: 1460 }, "the hole first");
+  assert.equal(h.conn.cwnd, h.conn.ssthresh, "no inflation in SACK recovery");
+});
+
+test("SACK: several holes are retransmitted in one round trip (NewReno needs one per RTT)", () => {
+  const h = sackSetup();
+  // Segments 1 and 3 lost of 10; the peer SACKs 2 and 4..10.
+  sackAck(
+    h,
+    [
+      [5840, 14_600],
+      [1460, 2920],
+    ],
+    0,
+  );
+  for (let i = 0; i < 2; i++) sackAck(h, [[5840, 14_600]], 0);
+  const out = h.take();
+  const rtx = out.filter((s) => s.seq - L1 < 14_600).map((s) => [s.seq - L1, s.len]);
+  assert.deepEqual(rtx, [
+    [0, 1460],
+    [2920, 1460],
+    [4380, 1460],
+  ]);
+});
+
+test("SACK: a full ACK ends recovery; the scoreboard empties with it", () => {
+  const h = sackSetup();
+  for (let i = 0; i < 3; i++) sackAck(h, [[1460, 14_600]], 0);
+  assert.equal(h.conn.sackRecovery, true);
+  h.take();
+  h.input({ seq: R1, ack: L1 + h.conn.recover - L1, flags: TCP_ACK });
+  assert.equal(h.conn.inRecovery, false);
+  assert.equal(h.conn.sackRecovery, false);
+  assert.equal(h.conn.scoreboard.empty, true);
+});
+
+test("SACK: after a timeout the scoreboard is rebuilt from new ACKs and SACKed data is skipped", () => {
+  const h = sackSetup();
+  sackAck(h, [[2920, 4380]], 0);
+  h.take();
+  h.advanceTo(h.conn.rtxAt);
+  assert.equal(h.conn.scoreboard.empty, true, "cleared at the timeout (RFC 2018 8)");
+  h.expect([{ seq: L1, len: 1460 }]);
+  // The peer now holds 0..1460 and still 2920..14600 (SACKed): go-back skips that range.
+  sackAck(h, [[2920, 14_600]], 1460);
+  h.expect([{ seq: L1 + 1460, len: 1460 }]);
+  assert.equal(h.conn.sndNxt, L1 + 14_600, "the SACKed range was skipped");
+  h.input({ seq: R1, ack: L1 + 14_600, flags: TCP_ACK });
+  const out = h.take();
+  assert.ok(out.length > 0 && out.every((s) => s.seq - L1 >= 14_600), JSON.stringify(out));
+});
+
+test("SACK blocks from a peer without SACK-permitted are ignored", () => {
+  const h = new Harness().established();
+  h.write(pattern(14_600));
+  h.take();
+  sackAck(h, [[1460, 14_600]], 0);
+  assert.equal(h.conn.scoreboard.empty, true);
+  assert.equal(h.conn.inRecovery, false);
+});
+
+// ------------------------------------------------------------------ tail loss probe (RFC 8985 7)
+
+function tlpHarness(): Harness {
+  const h = new Harness({ cfg: { tailLossProbe: true, rtoMin: 200 } });
+  h.listen({ options: { mss: 1460, sackPermitted: true } });
+  h.now = 20; // SRTT 20 ms from the handshake
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK });
+  h.take();
+  return h;
+}
+
+test("TLP: when ACKs stop, a probe goes out after 2 x SRTT, long before the RTO", () => {
+  const h = tlpHarness();
+  h.write(pattern(14_600));
+  assert.equal(h.take().length, 10);
+  assert.equal(h.conn.tlpAt, 20 + 40);
+  h.conn.send(pattern(1460, 9), h.now); // more data waiting: the probe carries new data
+  h.advanceTo(60);
+  h.expect([{ seq: L1 + 14_600, len: 1460 }], "new data beyond cwnd");
+  assert.ok(h.conn.rtxAt > 60, "the RTO stays armed as the backstop");
+});
+
+test("TLP: with nothing new to send the last segment is probed again", () => {
+  const h = tlpHarness();
+  h.write(pattern(4000));
+  h.take();
+  h.advanceTo(60);
+  h.expect([{ seq: L1 + 2540, len: 1460, flags: "PSH|ACK" }], "the last MSS worth");
+  h.advanceTo(100);
+  h.expectNothing("one probe per tail episode");
+});
+
+test("TLP: a single segment in flight would wait a delayed ACK (+200 ms), so the RTO comes first", () => {
+  const h = tlpHarness();
+  h.write("x");
+  h.take();
+  assert.equal(h.conn.rtxAt, 220);
+  assert.equal(h.conn.tlpAt, Infinity, "2 x 20 + 200 = 240 ms is after the RTO");
+  const h2 = tlpHarness();
+  h2.write(pattern(3000));
+  h2.take();
+  assert.equal(h2.conn.tlpAt, 60, "several segments: 2 x SRTT");
+});
+
+test("TLP: a SACKed probe marks everything before it lost and starts recovery at once", () => {
+  const h = tlpHarness();
+  h.write(pattern(14_600));
+  h.take();
+  h.conn.send(pattern(1460, 9), h.now);
+  h.advanceTo(60);
+  h.take();
+  // The whole first flight was lost; the probe arrived.
+  h.now = 80;
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, options: { sack: [[L1 + 14_600, L1 + 16_060]] } });
+  assert.equal(h.conn.sackRecovery, true);
+  const out = h.take();
+  assert.equal(out[0].seq, L1, "the first hole at once");
+  assert.ok(out.length >= 2, "more holes while cwnd - pipe allows");
+  assert.ok(out.every((s) => s.seq - L1 < 14_600));
+});
+
+test("TLP: an ACK that advances cancels the probe; it is re-armed for what remains", () => {
+  const h = tlpHarness();
+  h.write(pattern(14_600));
+  h.take();
+  h.now = 30;
+  h.input({ seq: R1, ack: L1 + 7300, flags: TCP_ACK });
+  h.take();
+  assert.equal(h.conn.tlpAt, 30 + Math.max(2 * h.conn.srtt, 10));
+  h.input({ seq: R1, ack: L1 + h.conn.sndMax - L1, flags: TCP_ACK });
+  assert.equal(h.conn.tlpAt, Infinity);
+});

@@ -143,7 +143,15 @@ export class Harness {
   constructor(opts: HarnessOptions = {}) {
     this.iss = opts.iss ?? LOCAL_ISS;
     this.env = new TestEnv(
-      makeConfig({ rcvBufSize: 65535, delayedAck: 40, timeWait: 1000, rtoInitial: 1000, ...opts.cfg }),
+      // Tail loss probes are off here so timelines show the RTO rules alone (TLP has its own tests).
+      makeConfig({
+        rcvBufSize: 65535,
+        delayedAck: 40,
+        timeWait: 1000,
+        rtoInitial: 1000,
+        tailLossProbe: false,
+        ...opts.cfg,
+      }),
     );
   }
 
