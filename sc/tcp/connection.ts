@@ -843,6 +843,12 @@ export class TcpConnection {
   /** Returns false when the segment must be dropped after the ACK check. */
   private processAck(now: number, seg: TcpRepr): boolean {
     let ack = seg.ack;
+    if (this.clone !== undefined && seqGt(ack, this.sndMax)) {
+      // The original has taken the connection back and sent beyond the clone's response:
+      // the clone's job is over, whatever it still had in flight.
+      this.dropSilently();
+      return false;
+    }
     if (seqGt(ack, this.sndMax) && this.acceptAcksBeyondSent && !this.shadow && seqLe(ack, this.dataEnd)) {
       // Resumed after a clone failed mid-response: the clone sent these bytes (the same
       // bytes we have queued) and the peer has them. Count them as sent, then as acknowledged.
@@ -1340,7 +1346,7 @@ export class TcpConnection {
     if (this.keepAlive && this.state === "ESTABLISHED" && now >= this.keepAliveDeadline()) {
       if (this.keepAliveProbesSent >= this.cfg.keepAliveProbes) {
         this.finish("timeout");
-        this.rstOnAbort = true;
+        this.rstOnAbort = this.clone === undefined;
         return;
       }
       this.keepAliveProbesSent++;
@@ -1381,7 +1387,8 @@ export class TcpConnection {
     if (this.sndMax === this.sndUna) return;
     if (this.retries >= this.cfg.maxRetransmits) {
       this.finish("timeout");
-      this.rstOnAbort = true;
+      // A clone never resets: the connection belongs to its original node.
+      this.rstOnAbort = this.clone === undefined;
       return;
     }
     this.retries++;
@@ -1406,7 +1413,8 @@ export class TcpConnection {
     if (!this.inPersist) return;
     if (this.retries >= this.cfg.maxRetransmits) {
       this.finish("timeout");
-      this.rstOnAbort = true;
+      // A clone never resets: the connection belongs to its original node.
+      this.rstOnAbort = this.clone === undefined;
       return;
     }
     this.retries++;

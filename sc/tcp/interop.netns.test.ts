@@ -164,7 +164,7 @@ for (const loss of [1, 5]) {
   test(`kernel clients against our stack with ${loss}% loss on every link: byte-exact both ways`, async (t) => {
     await withTestbed({ prefix: P, nodes: 1, vipHost: "node1", loss }, async (tb) => {
       const svc = await startService(tb);
-      const big = loss === 1 ? 20 * MB : 5 * MB;
+      const big = loss === 1 ? 50 * MB : 20 * MB;
       await t.test(`curl downloads 1 MB and ${big / MB} MB`, async () => {
         assert.equal(await curlSha(tb, MB), patternSha256(MB));
         assert.equal(await curlSha(tb, big), patternSha256(big));

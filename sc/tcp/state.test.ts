@@ -318,6 +318,35 @@ test("clone: still retransmits its own unacknowledged response data", () => {
   c.expect([{ seq: L1 + 5000, len: 1000 }]);
 });
 
+test("clone: an ACK beyond everything it sent means the original moved on: it vanishes", () => {
+  const c = cloneOf(busyConnection());
+  c.write(pattern(3000));
+  c.take();
+  c.close();
+  // Its last ACK was lost on the way; the original already answers the next request and
+  // the client acknowledges the original's bytes too.
+  c.input({ seq: R1 + 19, ack: L1 + 9000, flags: TCP_ACK, window: 500 });
+  assert.equal(c.conn.state, "CLOSED");
+  assert.equal(c.conn.closeReason, "dropped");
+  c.advance(10_000);
+  c.expectNothing("no ACK for the 'unsent' data, no RST");
+});
+
+test("clone: giving up on retransmissions never sends a RST", () => {
+  const c = cloneOf(busyConnection());
+  c.write(pattern(1000));
+  c.take();
+  c.close();
+  for (let i = 0; i < 40 && c.conn.state !== "CLOSED"; i++) {
+    c.advanceTo(c.conn.rtxAt);
+    for (const seg of c.take()) assert.equal(seg.flags & 0x04, 0, "no RST");
+  }
+  assert.equal(c.conn.state, "CLOSED");
+  assert.equal(c.conn.closeReason, "timeout");
+  c.advance(10_000);
+  c.expectNothing();
+});
+
 test("clone: dropSilently() removes it with no FIN and no RST", () => {
   const c = cloneOf(busyConnection());
   c.write(pattern(100));
