@@ -587,6 +587,11 @@ export class Cluster {
     return this.http().json<T>(url, timeoutMs);
   }
 
+  /** Any request from the client host, e.g. a control API change (`json` is sent as the body). */
+  request(req: { url: string; method?: string; json?: unknown; timeoutMs?: number }): Promise<HttpAnswer> {
+    return this.http().request(req);
+  }
+
   /** The Prometheus text of a process's control API (`/metrics`). */
   async metrics(host: string): Promise<string> {
     const admin = this.process(host).admin;

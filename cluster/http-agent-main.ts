@@ -2,6 +2,7 @@
 // the LAN, where the control APIs and the VIP are reachable. Reads one JSON request per line
 // on stdin, answers one JSON line per request on stdout, in any order (by id):
 //   {"id":1,"url":"http://198.18.0.11:9080/healthz","timeoutMs":1000}
+//   {"id":2,"url":"http://198.18.0.1:9100/scheduler","method":"PUT","body":"{\"scheduler\":\"rr\"}"}
 //   {"id":1,"status":200,"body":"{\"status\":\"ok\"}"}   or   {"id":1,"error":"ECONNREFUSED"}
 // Every request uses a new connection (Connection: close), so a dead peer is noticed at once.
 // Exits when stdin closes.
@@ -15,7 +16,9 @@ interface Req {
   id: number;
   url: string;
   timeoutMs?: number;
-  method?: "GET" | "HEAD";
+  method?: string;
+  /** A JSON request body (PUT/POST to a control API). */
+  body?: string;
 }
 
 function answer(msg: Record<string, unknown>): void {
@@ -33,7 +36,12 @@ function get(req: Req): void {
   };
   let r: ReturnType<typeof request>;
   try {
-    r = request(req.url, { method: req.method ?? "GET", agent: false, headers: { connection: "close" } });
+    const headers: Record<string, string | number> = { connection: "close" };
+    if (req.body !== undefined) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = Buffer.byteLength(req.body);
+    }
+    r = request(req.url, { method: req.method ?? "GET", agent: false, headers });
   } catch (err) {
     answer({ id: req.id, error: (err as Error).message });
     return;
@@ -63,7 +71,7 @@ function get(req: Req): void {
       }),
     );
   });
-  r.end();
+  r.end(req.body);
 }
 
 createInterface({ input: process.stdin }).on("line", (line) => {

@@ -21,6 +21,12 @@ const server = createServer((req, res) => {
   if (req.url === "/slow") return; // never answers
   if (req.url === "/json")
     return res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+  if (req.url === "/echo") {
+    let body = "";
+    req.on("data", (b: Buffer) => (body += b.toString()));
+    req.on("end", () => res.end(`${req.method} ${req.headers["content-type"]} ${body}`));
+    return;
+  }
   if (req.url === "/big") return res.end(Buffer.alloc(5 * 1024 * 1024, "x"));
   res.writeHead(req.url === "/missing" ? 404 : 200).end(`hello ${req.method} ${req.headers.connection}`);
 });
@@ -46,6 +52,8 @@ test("GETs from the helper: status, body, a new connection each, errors and time
     assert.equal(head.body, "");
     assert.deepEqual(await http.json(`${base}/json`), { ok: true });
     await assert.rejects(http.json(`${base}/missing`), /HTTP 404/);
+    const put = await http.request({ url: `${base}/echo`, method: "PUT", json: { weight: 2 } });
+    assert.equal(put.body, 'PUT application/json {"weight":2}');
 
     const slow = await http.get(`${base}/slow`, 200);
     assert.equal(slow.status, undefined);

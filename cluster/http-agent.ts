@@ -79,11 +79,23 @@ export class HostHttp {
 
   /** GET (or HEAD) url from inside the host, on a new connection, within timeoutMs. */
   get(url: string, timeoutMs = 2000, method: "GET" | "HEAD" = "GET"): Promise<HttpAnswer> {
+    return this.request({ url, timeoutMs, method });
+  }
+
+  /** Any request; `json` is sent as an application/json body (control API changes). */
+  request(req: { url: string; method?: string; json?: unknown; timeoutMs?: number }): Promise<HttpAnswer> {
     if (this.exited) return Promise.resolve({ body: "", bytes: 0, error: "http agent exited" });
     const id = this.nextId++;
+    const msg = {
+      id,
+      url: req.url,
+      timeoutMs: req.timeoutMs ?? 2000,
+      method: req.method ?? "GET",
+      ...(req.json !== undefined ? { body: JSON.stringify(req.json) } : {}),
+    };
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.child.stdin!.write(JSON.stringify({ id, url, timeoutMs, method }) + "\n");
+      this.child.stdin!.write(JSON.stringify(msg) + "\n");
     });
   }
 
