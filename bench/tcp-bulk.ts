@@ -2,7 +2,7 @@
 // our process, next to the same transfer served by the kernel's TCP (node:net) in the same
 // run. Needs root (it builds a private testbed, unshaped).
 //
-//   node dist/bench/tcp-bulk.js [--bytes N] [--runs R] [--streams S] [--json]
+//   node dist/bench/tcp-bulk.js [--bytes N] [--runs R] [--streams S] [--gso BYTES] [--json]
 //
 // Our stack: sc/tcp/interop-service.js on node1's TUN, owning the VIP (--vip-host node1).
 // Kernel: bench/tcp-kernel-server.js (node:net) on node1's own address 198.18.0.11. The
@@ -22,6 +22,8 @@ const { values } = parseArgs({
     bytes: { type: "string", default: "200000000" },
     runs: { type: "string", default: "3" },
     streams: { type: "string", default: "1" },
+    // Largest GSO packet our stack writes to the TUN (0: one segment per write).
+    gso: { type: "string", default: "65000" },
     prefix: { type: "string", default: `scb${process.pid.toString(36)}-` },
     json: { type: "boolean", default: false },
   },
@@ -99,7 +101,7 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const results: RunResult[] = [];
   await withTestbed({ prefix: PREFIX, nodes: 1, vipHost: "node1" }, async (tb) => {
-    const ours = await startProcess(tb, [SERVICE, "--tun", "sctun", "--vip", VIP]);
+    const ours = await startProcess(tb, [SERVICE, "--tun", "sctun", "--vip", VIP, "--gso", values.gso!]);
     const kernel = await startProcess(tb, [KERNEL, "--host", NODE1]);
     try {
       // Warm-up (JIT, caches), not counted.
@@ -130,6 +132,7 @@ async function main(): Promise<void> {
   const oursWall = median(results.filter((r) => r.server === "sc/tcp").map((r) => r.wallMbps));
   const kernelWall = median(results.filter((r) => r.server === "kernel").map((r) => r.wallMbps));
   const summary = {
+    gso: Number(values.gso),
     bytes: BYTES,
     streams: STREAMS,
     runs: RUNS,
