@@ -338,3 +338,21 @@ test("pauseOnConnect and noDelay server options apply to accepted sockets", asyn
   assert.equal(serverSock!.isPaused(), true);
   assert.equal(serverSock!.conn.noDelay, false);
 });
+
+test("setEncoding delivers strings, split multi-byte characters included", async () => {
+  const { net, server, client } = setup();
+  new TcpServer(server, {}, (s) => {
+    const euro = Buffer.from("€uro", "utf8");
+    s.write(euro.subarray(0, 2));
+    setImmediate(() => s.end(euro.subarray(2)));
+  }).listen(80);
+  const c = connectTcp(client, { host: SERVER, port: 80 });
+  c.setEncoding("utf8");
+  const parts: unknown[] = [];
+  c.on("data", (d: unknown) => parts.push(d));
+  let ended = false;
+  c.on("end", () => (ended = true));
+  assert.ok(await net.run(() => ended));
+  assert.ok(parts.every((p) => typeof p === "string"));
+  assert.equal(parts.join(""), "€uro");
+});

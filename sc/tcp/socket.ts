@@ -16,6 +16,7 @@
 //    (node:net would throw an unhandled 'error' and take the process down.)
 
 import { EventEmitter } from "node:events";
+import { StringDecoder } from "node:string_decoder";
 import {
   EV_ACKED,
   EV_CLOSED,
@@ -89,6 +90,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
   private isDestroyed = false;
   private needDrain = false;
   private callbacks: PendingCallback[] = [];
+  private decoder: StringDecoder | undefined = undefined;
 
   /** @internal Use TcpServer, connectTcp() or importState(). */
   constructor(stack: TcpStack, conn: TcpConnection, opts: TcpSocketOptions = {}) {
@@ -300,6 +302,17 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
     return this;
   }
 
+  /** node:net setEncoding: 'data' carries strings decoded with this encoding from now on. */
+  setEncoding(encoding: BufferEncoding = "utf8"): this {
+    this.decoder = new StringDecoder(encoding);
+    return this;
+  }
+
+  /** No-ops: writes made in one tick already leave together (the flush is deferred). */
+  cork(): void {}
+
+  uncork(): void {}
+
   /** Async iteration over received chunks (ends at 'end', throws on 'error'). */
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     const queue: Buffer[] = [];
@@ -435,7 +448,11 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
         if (this.flowing !== true) break;
         const chunk = this.readBuf.shift()!;
         this.bytesRead += chunk.length;
-        this.emit("data", chunk);
+        if (this.decoder === undefined) this.emit("data", chunk);
+        else {
+          const text = this.decoder.write(chunk);
+          if (text.length > 0) this.emit("data", text);
+        }
       }
       if (
         this.conn.finReceived &&
