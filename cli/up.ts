@@ -10,6 +10,7 @@ import {
   clusterDir,
   formatClusterStatus,
   parseByteSize,
+  readClusterStatus,
   startCluster,
   type Cluster,
 } from "../cluster/index.js";
@@ -155,6 +156,18 @@ async function run(argv: string[]): Promise<number> {
   const timeoutS = numberOpt(values, "timeout", false)!;
   if (!(timeoutS > 0)) throw new UsageError("--timeout must be a positive number of seconds");
 
+  // Leftovers of a crashed cluster are cleaned by startCluster; a running one is not replaced
+  // behind its user's back.
+  const existing = await readClusterStatus(prefix);
+  const live = existing?.cluster?.processes.filter((p) => p.running) ?? [];
+  if (live.length > 0) {
+    const p = prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`;
+    throw new UsageError(
+      `up: cluster '${prefix}' is already running (${live.map((x) => `${x.host} pid ${x.pid}`).join(", ")}); ` +
+        `stop it with 'sc-cluster down${p}' or pick another --prefix`,
+    );
+  }
+
   const abort = new AbortController();
   let stopRequested: (s: NodeJS.Signals) => void = () => {};
   const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopRequested = resolve));
@@ -204,17 +217,27 @@ async function run(argv: string[]): Promise<number> {
     }
     console.error("sc-cluster up: running; Ctrl-C stops the cluster and removes the testbed");
 
-    cluster.onExit((e) => {
-      void logTail(e.log, 10).then((tail) =>
-        console.error(
-          `sc-cluster up: ${e.host} (pid ${e.pid}) ended (${e.signal ?? `code ${e.code}`}) while running` +
-            (e.role === "node" ? "; the dispatcher takes it out of scheduling" : "") +
-            (tail ? `. Last lines of ${e.log}:\n${tail.replace(/^/gm, "  | ")}` : ""),
-        ),
-      );
-    });
     // Someone ran `sc-cluster down` for this prefix: its state file goes, and so do we.
     const record = recordPath(clusterDir(prefix));
+    let stopping = false;
+    cluster.onExit((e) => {
+      // A moment later: if `down` ran elsewhere, the state is gone and there is nothing to report.
+      setTimeout(() => {
+        if (stopping || !existsSync(record)) return;
+        const how = e.signal ?? `code ${e.code}`;
+        if (e.code === 0) {
+          console.error(`sc-cluster up: ${e.host} (pid ${e.pid}) was stopped from outside (${how})`);
+          return;
+        }
+        void logTail(e.log, 10).then((tail) =>
+          console.error(
+            `sc-cluster up: ${e.host} (pid ${e.pid}) ended (${how}) while running` +
+              (e.role === "node" ? "; the dispatcher takes it out of scheduling" : "") +
+              (tail ? `. Last lines of ${e.log}:\n${tail.replace(/^/gm, "  | ")}` : ""),
+          ),
+        );
+      }, 1000).unref();
+    });
     const removedElsewhere = new Promise<"down">((resolve) => {
       const t = setInterval(() => {
         if (!existsSync(record)) {
@@ -225,12 +248,14 @@ async function run(argv: string[]): Promise<number> {
       void stopSignal.then(() => clearInterval(t));
     });
     const why = await Promise.race([stopSignal, removedElsewhere]);
+    stopping = true;
     if (why === "down") console.error(`sc-cluster up: cluster '${prefix}' was taken down by another command`);
     else console.error(`sc-cluster up: ${why}: stopping the cluster`);
     const r = await cluster.stop();
-    console.error(
-      `sc-cluster up: stopped ${r.processes.length} processes, removed ${r.netns.length} namespaces`,
-    );
+    if (why !== "down")
+      console.error(
+        `sc-cluster up: stopped ${r.processes.length} processes, removed ${r.netns.length} namespaces`,
+      );
     return 0;
   } finally {
     removeHandlers();

@@ -100,6 +100,15 @@ test("up --detach, status --json, status, down, down again", async () => {
     ]);
     assert.match(health.stdout, /"ok"/);
 
+    // A second up does not replace a running cluster behind its user's back.
+    const twice = await cli("up", "--detach", "--nodes", "2", "--prefix", P);
+    assert.equal(twice.code, 2);
+    assert.match(
+      twice.stderr,
+      /is already running \(origin pid \d+, node1 pid \d+, node2 pid \d+, dispatcher pid \d+\)/,
+    );
+    for (const pid of pids) assert.equal(await alive(pid), true);
+
     const plain = await cli("status", "--prefix", P);
     assert.equal(plain.code, 0);
     assert.match(

@@ -255,7 +255,8 @@ export async function destroyCluster(
 /** Brings a cluster up and returns once every process is healthy and the VIP answers. */
 export async function startCluster(options: StartOptions = {}): Promise<Cluster> {
   const started = Date.now();
-  const progress = options.onProgress ?? (() => {});
+  const report = options.onProgress ?? (() => {});
+  const progress = (m: string) => report(`${m} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   const plan = planCluster(options, await readCapabilities());
   if (!plan.demoSite) {
     let isDir = false;
@@ -372,9 +373,7 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     for (const p of servers) first.push(await spawn(p));
     await recordAll();
     await waitUntil(first, probe, deadline, options.signal, "healthy", http);
-    progress(
-      `origin and ${first.length - 1} nodes healthy (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-    );
+    progress(`origin and ${first.length - 1} nodes healthy`);
 
     const dplan = plan.processes.find((p) => p.role === "dispatcher")!;
     const dispatcher = await spawn(dplan);
@@ -417,7 +416,7 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     record.readyAt = new Date().toISOString();
     record.startSeconds = (Date.now() - started) / 1000;
     await writeRecord(record);
-    progress(`VIP ${plan.vipUrl} answers (${record.startSeconds.toFixed(1)} s)`);
+    progress(`VIP ${plan.vipUrl} answers from the client host`);
     return new Cluster(plan, record, options.stateDir, tb, http, running, demo);
   } catch (err) {
     await http?.close().catch(() => {});
@@ -661,14 +660,21 @@ export async function readClusterStatus(
   if (!tbStatus) return undefined;
   const record = await readRecord(clusterDir(prefix, options.stateDir));
   if (!record) return { ...tbStatus, cluster: null };
+  // Without root, a process's namespace cannot be read, nor a probe run in the client host:
+  // liveness then rests on PID + start time, and health is not checked.
+  const root = process.getuid?.() === 0;
   let http = options.http;
   let own: HostHttp | undefined;
-  if (!http && options.probe) {
+  if (!http && options.probe && root) {
     const tb = await openTestbed(prefix, options.stateDir);
     if (tb) http = own = new HostHttp(tb, "client");
   }
   try {
-    const running = await Promise.all(record.processes.map((p) => isRunning(p)));
+    const running = await Promise.all(
+      record.processes.map(async (p) =>
+        root ? isRunning(p) : (await alive(p.pid)) && (await processStartTime(p.pid)) === p.startTime,
+      ),
+    );
     let scheduled: Map<string, boolean> | undefined;
     let vip: { answers: boolean; detail: string } | undefined;
     const health: ProcessHealth[] = record.processes.map((p, i) => ({
@@ -677,7 +683,7 @@ export async function readClusterStatus(
       pid: p.pid,
       running: running[i]!,
       healthy: false,
-      detail: running[i] ? "not checked" : "exited",
+      detail: !running[i] ? "exited" : root ? "not checked" : "not checked (needs root)",
       ...(p.admin ? { admin: p.admin } : {}),
       log: p.log,
     }));

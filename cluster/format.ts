@@ -45,7 +45,8 @@ export function formatClusterStatus(s: ClusterStatus): string {
     );
   }
   const byHost = new Map((c?.processes ?? []).map((p) => [p.host, p]));
-  const rows = [["HOST", "ROLE", "NETNS", "IP", "PID", "HEALTH", "ADMIN"]];
+  // URL: the control API, or for the origin the server itself.
+  const rows = [["HOST", "ROLE", "NETNS", "IP", "PID", "HEALTH", "URL"]];
   for (const h of s.hosts) {
     const p = byHost.get(h.name);
     let health = "-";
