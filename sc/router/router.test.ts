@@ -29,7 +29,7 @@ function packet(ack: number, flags = TCP_ACK, srcPort = 40000, payload = new Uin
 }
 
 function peek(p: Uint8Array): TcpPeek {
-  const pk = peekTcp(p, { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0 });
+  const pk = peekTcp(p, { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0, payloadLength: 0 });
   assert.ok(pk);
   return pk;
 }
@@ -43,8 +43,10 @@ test("peekTcp reads the tuple, flags and ack, and refuses what is not IPv4+TCP",
     dstPort: 80,
     flags: TCP_ACK | TCP_FIN,
     ack: 0xfffffff0,
+    payloadLength: 0,
   });
-  const scratch = { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0 };
+  assert.equal(peek(packet(1, TCP_ACK, 40000, new Uint8Array(77))).payloadLength, 77);
+  const scratch = { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0, payloadLength: 0 };
   const p = packet(1);
   assert.equal(peekTcp(p.subarray(0, 39), scratch), undefined);
   const udp = Uint8Array.from(p);
@@ -82,9 +84,34 @@ test("completion comes when the client has acknowledged start + length, across t
   assert.equal(e.ackedBytes, 600);
   r.route(peek(packet((start + 1000) >>> 0)), 5);
   assert.equal(r.isComplete(e), true);
-  r.complete(e);
+  r.complete(e, 5);
+  assert.equal(r.isComplete(e), false, "reported once");
+});
+
+test("after completion the clone still gets pure ACKs for a linger, never the next request", () => {
+  const r = new PacketRouter<string>({ doneLingerMs: 100 });
+  const e = r.add(tuple, "node2", 0, 0);
+  r.activate(e, 10, 0);
+  r.route(peek(packet(10)), 1);
+  r.complete(e, 1);
+  assert.equal(r.route(peek(packet(10)), 50).verdict, "forward", "a repeated last ACK reaches the clone");
+  assert.equal(r.route(peek(packet(10, TCP_ACK, 40000, new Uint8Array(20))), 50).verdict, "local");
+  assert.equal(r.route(peek(packet(10, TCP_ACK | TCP_FIN)), 50).verdict, "local");
+  assert.equal(r.route(peek(packet(10, TCP_RST)), 50).verdict, "forward");
+  assert.equal(r.pollAt(), 101);
+  assert.deepEqual(r.expire(101), [], "lingering entries go without a report");
   assert.equal(r.size, 0);
-  assert.equal(r.route(peek(packet((start + 1000) >>> 0)), 6).verdict, "local");
+  assert.equal(r.route(peek(packet(10)), 102).verdict, "local");
+});
+
+test("the next clone of a connection replaces a lingering entry", () => {
+  const r = new PacketRouter<string>();
+  const e = r.add(tuple, "node2", 0, 0);
+  r.activate(e, 10, 0);
+  r.complete(e, 1);
+  const f = r.add(tuple, "node3", 10, 2);
+  assert.equal(r.route(peek(packet(10)), 3).entry, f);
+  assert.equal(r.size, 1);
 });
 
 test("responses longer than 2^31 bytes complete by counting, not by comparing sequence numbers", () => {

@@ -17,6 +17,8 @@ export interface TcpPeek {
   dstPort: number;
   flags: number;
   ack: number;
+  /** TCP payload bytes. */
+  payloadLength: number;
 }
 
 const TCP_FIN = 0x01;
@@ -35,6 +37,8 @@ export function peekTcp(p: Uint8Array, out: TcpPeek): TcpPeek | undefined {
   out.dstPort = (p[ihl + 2]! << 8) | p[ihl + 3]!;
   out.ack = ((p[ihl + 8]! << 24) | (p[ihl + 9]! << 16) | (p[ihl + 10]! << 8) | p[ihl + 11]!) >>> 0;
   out.flags = p[ihl + 13]!;
+  const total = (p[2]! << 8) | p[3]!;
+  out.payloadLength = Math.max(0, Math.min(total, p.length) - ihl - ((p[ihl + 12]! >>> 4) << 2));
   return out;
 }
 
@@ -42,7 +46,13 @@ export type EntryState =
   /** CLONE sent, no SC-ACK yet: forward (the clone may already exist), length unknown. */
   | "pending"
   /** SC-ACK received: forwarding until the client acknowledges start + length. */
-  | "active";
+  | "active"
+  /**
+   * The response was acknowledged and the original has the connection back; for a short
+   * linger the client's pure ACKs still go to the clone, whose own last ACK may have been
+   * lost on the way, so it can vanish instead of retransmitting into the void.
+   */
+  | "done";
 
 export interface RouterEntry<P> {
   readonly remoteAddr: number;
@@ -64,6 +74,8 @@ export interface RouterEntry<P> {
   lastProgress: number;
   /** When the client's FIN was first seen, or -1. */
   finAt: number;
+  /** "done" entries: when forwarding stops. */
+  lingerUntil: number;
   packetsForwarded: number;
 }
 
@@ -76,11 +88,13 @@ export type RouterVerdict =
 export interface RouterOptions {
   /** After the client's FIN, the entry goes once no progress was seen for this long (paper 2.3). */
   finLingerMs: number;
+  /** After completion, pure ACKs still reach the clone for this long. */
+  doneLingerMs: number;
   /** An active entry with no acknowledgement progress for this long is reported as stalled. */
   stallMs: number;
 }
 
-export const ROUTER_DEFAULTS: RouterOptions = { finLingerMs: 10_000, stallMs: 5_000 };
+export const ROUTER_DEFAULTS: RouterOptions = { finLingerMs: 10_000, stallMs: 5_000, doneLingerMs: 3_000 };
 
 export type Expiry<P> = { entry: RouterEntry<P>; why: "fin-timeout" | "stalled" };
 
@@ -112,7 +126,9 @@ export class PacketRouter<P> {
     now: number,
   ): RouterEntry<P> {
     const key = keyOf(tuple.remoteAddr, tuple.remotePort);
-    if (this.table.has(key)) throw new Error("connection is already cloned");
+    const old = this.table.get(key);
+    // A lingering entry of the previous clone gives way to the next one.
+    if (old !== undefined && old.state !== "done") throw new Error("connection is already cloned");
     const e: RouterEntry<P> = {
       ...tuple,
       peer,
@@ -123,6 +139,7 @@ export class PacketRouter<P> {
       ackedBytes: 0,
       lastProgress: now,
       finAt: -1,
+      lingerUntil: Infinity,
       packetsForwarded: 0,
     };
     this.table.set(key, e);
@@ -151,6 +168,13 @@ export class PacketRouter<P> {
   route(pk: TcpPeek, now: number): { verdict: RouterVerdict; entry: RouterEntry<P> | undefined } {
     const e = this.lookup(pk);
     if (e === undefined) return { verdict: "local", entry: undefined };
+    if (e.state === "done") {
+      // Only what can end the clone: pure ACKs and RSTs, not the next request's bytes.
+      if (pk.payloadLength > 0 || pk.flags & (0x02 | TCP_FIN)) return { verdict: "local", entry: e };
+      e.packetsForwarded++;
+      this.forwarded++;
+      return { verdict: "forward", entry: e };
+    }
     if (pk.flags & 0x10 && seqGt(pk.ack, e.acked)) {
       e.ackedBytes += seqDiff(pk.ack, e.acked);
       e.acked = pk.ack;
@@ -167,9 +191,10 @@ export class PacketRouter<P> {
     return e.state === "active" && e.ackedBytes >= e.length;
   }
 
-  /** Marks an entry complete and removes it. */
-  complete(e: RouterEntry<P>): void {
-    this.remove(e);
+  /** The response is acknowledged: the entry lingers for pure ACKs, then goes. */
+  complete(e: RouterEntry<P>, now: number): void {
+    e.state = "done";
+    e.lingerUntil = now + this.opts.doneLingerMs;
     this.completed++;
   }
 
@@ -177,6 +202,10 @@ export class PacketRouter<P> {
   pollAt(): number {
     let at = Infinity;
     for (const e of this.table.values()) {
+      if (e.state === "done") {
+        at = Math.min(at, e.lingerUntil);
+        continue;
+      }
       if (e.finAt >= 0) at = Math.min(at, Math.max(e.finAt, e.lastProgress) + this.opts.finLingerMs);
       if (e.state === "active") at = Math.min(at, e.lastProgress + this.opts.stallMs);
     }
@@ -190,6 +219,10 @@ export class PacketRouter<P> {
   expire(now: number): Expiry<P>[] {
     const out: Expiry<P>[] = [];
     for (const e of this.table.values()) {
+      if (e.state === "done") {
+        if (now >= e.lingerUntil) this.remove(e);
+        continue;
+      }
       if (e.finAt >= 0 && now >= Math.max(e.finAt, e.lastProgress) + this.opts.finLingerMs) {
         this.remove(e);
         this.expired++;

@@ -107,6 +107,8 @@ export interface ImportOptions {
 }
 
 const ONE_SECOND = 1000;
+/** Longest IPv4 header (60) plus longest TCP header (60): room for any socket seed. */
+const SEED_MAX = 120;
 
 export class TcpStack {
   readonly cfg: TcpConfig;
@@ -385,10 +387,13 @@ export class TcpStack {
     const len = ihl + ((packet[ihl + 12] >>> 4) << 2);
     void seg;
     let s = conn.seed;
-    if (s === undefined || s.buffer.byteLength < len) {
-      conn.seed = s = new Uint8Array(120).subarray(0, len);
+    // Reuse only a buffer this connection owns whole (SEED_MAX bytes at offset 0): an
+    // imported seed may be a view into a shared pool, and growing such a view would write
+    // over whatever lies next to it (it once overwrote an HTTP response head).
+    if (s === undefined || s.byteOffset !== 0 || s.buffer.byteLength !== SEED_MAX) {
+      conn.seed = s = new Uint8Array(SEED_MAX).subarray(0, len);
     } else if (s.length !== len) {
-      conn.seed = s = new Uint8Array(s.buffer, s.byteOffset, len);
+      conn.seed = s = new Uint8Array(s.buffer, 0, len);
     }
     s.set(packet.subarray(0, len));
   }

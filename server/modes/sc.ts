@@ -105,7 +105,15 @@ class SocketCloning implements Mode {
   private readonly outgoing = new Map<RouterEntry<ClusterMember>, OutgoingClone>();
   private readonly incoming = new Map<string, IncomingClone>();
   private readonly sizeHints = new Map<string, number>();
-  private readonly scratch: TcpPeek = { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0 };
+  private readonly scratch: TcpPeek = {
+    src: 0,
+    dst: 0,
+    srcPort: 0,
+    dstPort: 0,
+    flags: 0,
+    ack: 0,
+    payloadLength: 0,
+  };
   private nextCloneId = 1;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly vip: number;
@@ -261,8 +269,12 @@ class SocketCloning implements Mode {
 
   /** The client acknowledged the whole response: the original takes the connection back. */
   private complete(clone: OutgoingClone): void {
-    this.router.complete(clone.entry);
-    this.finish(clone, "done");
+    if (clone.settled) return;
+    clone.settled = true;
+    this.router.complete(clone.entry, Date.now()); // lingers: pure ACKs still reach the clone
+    this.outgoing.delete(clone.entry);
+    if (!clone.sock.destroyed) clone.sock.setShadow(false);
+    clone.settle("done");
   }
 
   /** Ends a clone on the original: routing stops, shadow mode ends, the pipeline continues. */
