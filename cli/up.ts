@@ -16,6 +16,7 @@ import {
 } from "../cluster/index.js";
 import { logTail } from "../cluster/processes.js";
 import { recordPath } from "../cluster/state.js";
+import { pidsInNetns } from "../testbed/netns.js";
 import { DEFAULT_PREFIX, MAX_NODES } from "../testbed/topology.js";
 
 const spec: CommandSpec = {
@@ -159,13 +160,19 @@ async function run(argv: string[]): Promise<number> {
   // Leftovers of a crashed cluster are cleaned by startCluster; a running one is not replaced
   // behind its user's back.
   const existing = await readClusterStatus(prefix);
+  const hint = `stop it with 'sc-cluster down${prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`}' or pick another --prefix`;
   const live = existing?.cluster?.processes.filter((p) => p.running) ?? [];
-  if (live.length > 0) {
-    const p = prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`;
+  if (live.length > 0)
     throw new UsageError(
-      `up: cluster '${prefix}' is already running (${live.map((x) => `${x.host} pid ${x.pid}`).join(", ")}); ` +
-        `stop it with 'sc-cluster down${p}' or pick another --prefix`,
+      `up: cluster '${prefix}' is already running (${live.map((x) => `${x.host} pid ${x.pid}`).join(", ")}); ${hint}`,
     );
+  if (existing && !existing.cluster) {
+    // A testbed made by `testbed up`, maybe with processes someone started in it by hand.
+    const inside = [...(await pidsInNetns(existing.hosts.map((h) => h.netns))).values()].flat();
+    if (inside.length > 0)
+      throw new UsageError(
+        `up: testbed '${prefix}' is up with ${inside.length} process(es) in it (pids ${inside.join(", ")}); ${hint}`,
+      );
   }
 
   const abort = new AbortController();
