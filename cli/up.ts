@@ -138,6 +138,8 @@ function howToReach(c: Cluster, prefix: string): string {
       `  ip netns exec ${ns} npx sc-cluster loadgen --trace ${c.demo.trace} --target ${c.vipUrl.replace(/\/$/, "")} \\`,
       `      --verify ${c.demo.manifest} --requests 2000`,
     );
+  if (c.testbed.plan.expose)
+    lines.push(`From this machine too (--expose): curl ${c.vipUrl}   curl ${d.admin}/nodes`);
   lines.push(`Status: sc-cluster status${p}    Stop: sc-cluster down${p}    Logs: ${c.logDir}/<host>.log`);
   return lines.join("\n");
 }
