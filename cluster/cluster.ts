@@ -451,11 +451,22 @@ async function removeAllButLogs(dir: string, logDir: string): Promise<void> {
 /** Brings a cluster up, runs fn, and always stops it again (also when fn throws). */
 export async function withCluster<T>(options: StartOptions, fn: (c: Cluster) => Promise<T>): Promise<T> {
   const c = await startCluster(options);
+  let result: T;
   try {
-    return await fn(c);
-  } finally {
-    await c.stop();
+    result = await fn(c);
+  } catch (err) {
+    try {
+      await c.stop();
+    } catch (stopErr) {
+      throw new AggregateError(
+        [err, stopErr],
+        `${(err as Error).message} (and stopping the cluster failed: ${(stopErr as Error).message})`,
+      );
+    }
+    throw err;
   }
+  await c.stop();
+  return result;
 }
 
 /** The cluster with this prefix that is up (e.g. after `up --detach`), or undefined. */
