@@ -83,7 +83,7 @@ const spec: CommandSpec = {
   },
   epilog: [
     "Makes the testbed (sc-cluster testbed), starts the origin in host 'origin' (198.18.0.2:8000), nodes",
-    "node1..N (our TCP stack on their TUN, GUE from the dispatcher, control API on 198.18.0.1K:9080), then",
+    "node1..N (our TCP stack on their TUN, GUE from the dispatcher, control API on 198.18.0.(10+K):9080), then",
     "the dispatcher (VIP 198.18.100.1:80, admin 198.18.0.1:9100); waits until every health check passes and",
     "the VIP answers a request from the client host. Ctrl-C or SIGTERM stops everything and removes the",
     "testbed. A process that fails to start is named with the last lines of its log, and everything is",
