@@ -12,7 +12,7 @@ import { testPrefix } from "../testbed/index.js";
 import { listNetns } from "../testbed/netns.js";
 import { CLI_BIN, isRunning } from "./processes.js";
 import { readRecord } from "./state.js";
-import { startCluster, type Cluster } from "./cluster.js";
+import { destroyCluster, startCluster, type Cluster } from "./cluster.js";
 
 const PREFIX = testPrefix("cl");
 const HELD = fileURLToPath(new URL("./held-conns-main.js", import.meta.url));
@@ -37,8 +37,12 @@ before(async () => {
 });
 
 after(async () => {
-  const record = await readRecord(cluster?.plan.dir ?? "");
-  await cluster?.stop();
+  if (!cluster) {
+    await destroyCluster(PREFIX); // a failed start keeps its logs until down
+    return;
+  }
+  const record = await readRecord(cluster.plan.dir);
+  await cluster.stop();
   // Nothing of the prefix is left: namespaces, processes, the cluster directory.
   assert.deepEqual(
     (await listNetns()).filter((n) => n.startsWith(PREFIX)),
