@@ -10,12 +10,12 @@ fi
 
 # Runtime: testbed (iproute2, nftables), native addon build (g++, make, python3).
 # Tests and benchmarks: real clients and peers (curl, nc, ab, wrk, nginx, haproxy),
-# reference packets (python3-scapy).
+# reference packets (python3-scapy); chromium renders the benchmark plots (SVG -> PNG).
 packages=(
   iproute2 nftables procps iputils-ping
   g++ make python3
-  curl netcat-openbsd apache2-utils wrk nginx
-  python3-scapy tcpdump
+  curl netcat-openbsd apache2-utils wrk nginx haproxy
+  python3-scapy tcpdump chromium
 )
 
 missing=()
