@@ -136,6 +136,8 @@ class SocketCloning implements Mode {
   servedLocally = 0;
   peerPacketsDropped = 0;
   private readonly latency: Histogram;
+  /** The most recent clone latencies (us), for exact percentiles in /stats. */
+  private readonly latencySamples = new SampleRing(16384);
 
   constructor(
     private readonly ctx: ModeContext,
@@ -253,7 +255,9 @@ class SocketCloning implements Mode {
       sock.removeListener("close", onClose);
       return "serve";
     }
-    this.latency.observe((performance.now() - t0) / 1000);
+    const took = performance.now() - t0;
+    this.latency.observe(took / 1000);
+    this.latencySamples.add(took * 1000);
     clone.ack = outcome.ack;
     this.remember(path, outcome.ack.responseLength);
     this.router.activate(entry, outcome.ack.responseLength, Date.now());
@@ -571,6 +575,7 @@ class SocketCloning implements Mode {
       peerPacketsDropped: this.peerPacketsDropped,
       clonesActive: this.incoming.size,
       peersUp: this.transport.peersUp(),
+      cloneLatencyUs: this.latencySamples.summary(),
       transport: { ...this.transport.counters },
     };
   }
@@ -580,6 +585,26 @@ class SocketCloning implements Mode {
     this.ctx.userStack?.setPacketHandler(null);
     await this.transport.close();
     await new Promise<void>((r) => this.udp.close(() => r()));
+  }
+}
+
+/** Keeps the last `size` samples; percentiles over them on demand (for /stats). */
+class SampleRing {
+  private readonly buf: Float64Array;
+  private n = 0;
+  constructor(size: number) {
+    this.buf = new Float64Array(size);
+  }
+  add(v: number): void {
+    this.buf[this.n % this.buf.length] = v;
+    this.n++;
+  }
+  summary(): { samples: number; p50: number; p90: number; p99: number; max: number } | null {
+    const k = Math.min(this.n, this.buf.length);
+    if (k === 0) return null;
+    const sorted = this.buf.slice(0, k).sort();
+    const at = (q: number) => Math.round(sorted[Math.min(k - 1, Math.floor(q * k))]!);
+    return { samples: k, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Math.round(sorted[k - 1]!) };
   }
 }
 

@@ -1,0 +1,212 @@
+// Socket Cloning micro-measurements (issue 6's benchmark; not a test):
+//  1. clone latency, CLONE message sent -> SC-ACK received, over N clones, from the cloning
+//     node's own samples (/stats sc.cloneLatencyUs), beside the paper's 46 us (PIII-733,
+//     in-kernel prototype);
+//  2. the local-serving policy: for small documents, requests/s when every request is cloned
+//     vs when documents up to --clone-local-max-bytes are served where they arrive (cached
+//     there too). The default of that setting comes from this measurement.
+//
+// A 2-node cluster; the dispatcher's source-hash scheduler puts the client's connections on
+// one node, and the documents are chosen so their home is the other node.
+//
+//   node dist/bench/sc-clone.js [--clones 10000] [--duration 5] [--connections 16] [--rate R]
+import { parseArgs } from "node:util";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { withCluster, type Cluster } from "../cluster/index.js";
+import { buildSite } from "../loadgen/index.js";
+import { UrlMapper } from "../server/mapper.js";
+
+const { values } = parseArgs({
+  options: {
+    clones: { type: "string", default: "10000" },
+    duration: { type: "string", default: "5" },
+    connections: { type: "string", default: "16" },
+    rate: { type: "string" },
+    sizes: { type: "string", default: "100,1024,4096,16384,65536" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help) {
+  console.log(
+    "Usage: node dist/bench/sc-clone.js [--clones N] [--duration S] [--connections C] [--rate R] [--sizes a,b,...]",
+  );
+  process.exit(0);
+}
+const CLONES = Number(values.clones);
+const DURATION = Number(values.duration);
+const CONNECTIONS = Number(values.connections);
+const SIZES = values.sizes!.split(",").map(Number);
+const CLI = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
+const mapper = new UrlMapper([{ id: "node1" }, { id: "node2" }]);
+
+/** Documents per size, named so that both homes are available. */
+async function makeSite(dir: string): Promise<Map<string, { path: string; size: number }[]>> {
+  const lines: string[] = [];
+  const byHome = new Map<string, { path: string; size: number }[]>();
+  for (const size of SIZES) {
+    for (let i = 0; i < 64; i++) {
+      const path = `/s${size}/${i}.bin`;
+      lines.push(`c - - [01/Jan/2001:00:00:00 +0000] "GET ${path} HTTP/1.0" 200 ${size}`);
+      const home = mapper.lookup(path)!;
+      const list = byHome.get(home) ?? [];
+      list.push({ path, size });
+      byHome.set(home, list);
+    }
+  }
+  await writeFile(join(dir, "trace.log"), lines.join("\n") + "\n");
+  await buildSite({
+    trace: join(dir, "trace.log"),
+    out: join(dir, "root"),
+    manifest: join(dir, "manifest.jsonl"),
+  });
+  return byHome;
+}
+
+interface Stats {
+  sc: {
+    clonesSent: number;
+    servedLocally: number;
+    cloneLatencyUs: { samples: number; p50: number; p90: number; p99: number; max: number } | null;
+  };
+}
+
+async function stats(c: Cluster, host: string): Promise<Stats> {
+  return JSON.parse((await c.get(`${c.process(host).admin}/stats`, 5000)).body) as Stats;
+}
+
+/** Which node the source-hash scheduler gives the client's connections. */
+async function entryNode(c: Cluster): Promise<string> {
+  const d = JSON.parse((await c.get(`${c.process("dispatcher").admin}/stats`)).body) as {
+    nodes: { id: string; scheduled: number }[];
+  };
+  const used = d.nodes.filter((n) => n.scheduled > 0).map((n) => n.id);
+  if (used.length !== 1)
+    throw new Error(`expected one node to take the client, got ${JSON.stringify(d.nodes)}`);
+  return used[0]!;
+}
+
+async function loadgen(
+  c: Cluster,
+  args: string[],
+): Promise<{ rps: number; ok: number; errors: number; verify_failures: number }> {
+  const out = join(c.logDir, `lg-${Date.now()}.json`);
+  const r = await c.testbed.exec("client", process.execPath, [CLI, "loadgen", ...args, "--json", out], {
+    timeoutMs: 600_000,
+    check: false,
+  });
+  if (r.code !== 0) throw new Error(`loadgen exited ${r.code}: ${r.stderr.slice(-500)}`);
+  return JSON.parse(await readFile(out, "utf8"));
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "sc-clone-bench-"));
+  try {
+    const byHome = await makeSite(dir);
+    const base = {
+      nodes: 2,
+      mode: "sc",
+      site: join(dir, "root"),
+      scheduler: "sh",
+      ...(values.rate ? { rate: values.rate } : {}),
+    };
+    // 1. Latency.
+    let latency: Stats["sc"]["cloneLatencyUs"] = null;
+    const policy: { size: number; clone: number; local: number }[] = [];
+    await withCluster({ ...base, prefix: "scbc-" }, async (c) => {
+      await c.get(`${c.vipUrl}s100/0.bin`);
+      const entry = await entryNode(c);
+      const other = c.nodes.find((n) => n !== entry)!;
+      const docs = byHome.get(other)!.filter((d) => d.size <= 4096);
+      const trace = join(dir, "latency.log");
+      await writeFile(trace, docs.map((d) => d.path).join("\n") + "\n");
+      const r = await loadgen(c, [
+        "--trace",
+        trace,
+        "--format",
+        "urls",
+        "--target",
+        c.vipUrl,
+        "--conns",
+        "4",
+        "--keepalive",
+        "--requests",
+        String(CLONES),
+        "--verify",
+        join(dir, "manifest.jsonl"),
+      ]);
+      const s = await stats(c, entry);
+      latency = s.sc.cloneLatencyUs;
+      console.log(
+        `clones: ${s.sc.clonesSent} over ${r.ok} verified requests (${r.verify_failures} failures), ${Math.round(r.rps)} req/s`,
+      );
+      // 2a. Every request cloned.
+      for (const size of SIZES) {
+        const doc = byHome.get(other)!.find((d) => d.size === size)!;
+        const a = await loadgen(c, [
+          "--url",
+          `${c.vipUrl}${doc.path.slice(1)}`,
+          "--connections",
+          String(CONNECTIONS),
+          "--duration",
+          String(DURATION),
+          "--expect-length",
+          String(size),
+        ]);
+        policy.push({ size, clone: a.rps, local: 0 });
+      }
+    });
+    // 2b. Served where they arrive.
+    await withCluster(
+      { ...base, prefix: "scbl-", extraArgs: { node: ["--clone-local-max-bytes", "1G"] } },
+      async (c) => {
+        await c.get(`${c.vipUrl}s100/0.bin`);
+        const entry = await entryNode(c);
+        const other = c.nodes.find((n) => n !== entry)!;
+        for (const p of policy) {
+          const doc = byHome.get(other)!.find((d) => d.size === p.size)!;
+          const url = `${c.vipUrl}${doc.path.slice(1)}`;
+          await c.get(url); // first request clones and learns the size; the rest are local
+          const a = await loadgen(c, [
+            "--url",
+            url,
+            "--connections",
+            String(CONNECTIONS),
+            "--duration",
+            String(DURATION),
+            "--expect-length",
+            String(p.size),
+          ]);
+          p.local = a.rps;
+        }
+        const s = await stats(c, entry);
+        console.log(`served locally after learning sizes: ${s.sc.servedLocally}`);
+      },
+    );
+    const l = latency as Stats["sc"]["cloneLatencyUs"];
+    console.log("");
+    console.log(
+      `clone latency (CLONE sent -> SC-ACK received), ${l?.samples ?? 0} samples: ` +
+        `p50 ${l?.p50} us, p90 ${l?.p90} us, p99 ${l?.p99} us, max ${l?.max} us ` +
+        `(paper: 46 us on a Pentium III 733, in-kernel)`,
+    );
+    console.log("");
+    console.log(`| size | cloned req/s | served locally req/s | local / cloned |`);
+    console.log(`| ---: | ---: | ---: | ---: |`);
+    for (const p of policy) {
+      console.log(
+        `| ${p.size} | ${Math.round(p.clone)} | ${Math.round(p.local)} | ${(p.local / p.clone).toFixed(2)} |`,
+      );
+    }
+    console.log(
+      `\n${CONNECTIONS} connections, ${DURATION} s per point, 2 nodes, links ${values.rate ?? "unshaped"}; ` +
+        "every connection lands on one node and every document's home is the other.",
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
