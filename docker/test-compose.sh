@@ -43,6 +43,16 @@ fail() {
   exit 1
 }
 phase_times=()
+passed=0
+skipped=0
+ok() {
+  passed=$((passed + 1))
+  say "ok: $*"
+}
+skip() {
+  skipped=$((skipped + 1))
+  say "SKIPPED $*"
+}
 phase() { phase_times+=("$1 $2 s"); }
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (it installs packages and may start dockerd)"
@@ -77,7 +87,7 @@ compose() { timeout "${COMPOSE_TIMEOUT:-300}" "${compose_cmd[@]}" "$@"; }
 # One run at a time on this machine: the subnet and project name are fixed.
 mkdir -p /run/lock
 exec 9>/run/lock/sc-cluster-test-compose.lock
-flock -w 900 9 || fail "another test:compose holds /run/lock/sc-cluster-test-compose.lock"
+flock -w 600 9 || fail "another test:compose holds /run/lock/sc-cluster-test-compose.lock"
 
 dockerd_pid=""
 dockerd_log=""
@@ -86,8 +96,11 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
-  if [ -n "${SC_KEEP:-}" ] && [ "$rc" -eq 0 ]; then
+  local keep=""
+  [ -n "${SC_KEEP:-}" ] && [ "$rc" -eq 0 ] && keep=1
+  if [ -n "$keep" ]; then
     say "SC_KEEP: cluster left up (COMPOSE_PROJECT_NAME=$project docker-compose down -v)"
+    [ -n "$dockerd_pid" ] && say "SC_KEEP: and the dockerd this test started: kill $dockerd_pid"
   else
     if [ "$rc" -ne 0 ] && docker version >/dev/null 2>&1; then
       say "logs of the failed run (last 30 lines per service):"
@@ -96,7 +109,7 @@ cleanup() {
     COMPOSE_TIMEOUT=120 compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1
   fi
   [ -n "$created_ca" ] && rm -f "$created_ca"
-  if [ -n "$dockerd_pid" ] && [ -z "${SC_KEEP:-}" ]; then
+  if [ -n "$dockerd_pid" ] && [ -z "$keep" ]; then
     say "stopping the dockerd this test started (pid $dockerd_pid)"
     kill -TERM "$dockerd_pid" 2>/dev/null
     for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
@@ -104,6 +117,8 @@ cleanup() {
     rm -f "$dockerd_log"
   fi
   say "$([ "$rc" -eq 0 ] && echo PASSED || echo "FAILED (exit $rc)") in $((SECONDS - t_start)) s"
+  # The closing line CI reads: checks passed, the run failed or not, checks skipped.
+  echo "compose: $passed passed, $([ "$rc" -eq 0 ] && echo 0 || echo 1) failed, $skipped skipped"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -117,8 +132,9 @@ else
   # compose network is internal and the builds use the host's network (SC_BUILD_NETWORK=host).
   dockerd_log="$(mktemp /tmp/sc-dockerd.XXXXXX.log)"
   say "starting dockerd (log $dockerd_log)"
+  # 9>&-: dockerd must not inherit (and so hold) the run lock after this script ends.
   dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-    --bridge=none --userland-proxy=false >"$dockerd_log" 2>&1 &
+    --bridge=none --userland-proxy=false >"$dockerd_log" 2>&1 9>&- &
   dockerd_pid=$!
   for _ in $(seq 1 120); do
     timeout 5 docker version >/dev/null 2>&1 && break
@@ -187,7 +203,10 @@ while :; do
   waiting=()
   for s in "${services[@]}"; do
     st="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "${cid[$s]}")"
-    [ "${st%% *}" = running ] || fail "service $s is ${st}"
+    if [ "${st%% *}" != running ]; then
+      docker logs --tail 50 "${cid[$s]}" >&2 2>&1 || true
+      fail "service $s is ${st} ($(docker inspect -f 'exit code {{.State.ExitCode}}{{if .State.OOMKilled}}, OOM-killed{{end}} {{.State.Error}}' "${cid[$s]}"))"
+    fi
     [ "${st##* }" = healthy ] || waiting+=("$s:${st##* }")
   done
   [ "${#waiting[@]}" -eq 0 ] && break
@@ -209,7 +228,7 @@ expect() { # expect DESCRIPTION COMMAND...: runs it, fails the test with its out
   local what="$1" out
   shift
   out="$("$@" 2>&1)" || fail "$what: $out"
-  say "ok: $what"
+  ok "$what"
 }
 
 # Network setup the entrypoint made, and who runs the roles.
@@ -225,12 +244,12 @@ for s in origin dispatcher node1; do
     fail "$s: sc-cluster runs as '$users', not the unprivileged user"
   fi
 done
-say "ok: roles run unprivileged"
+ok "roles run unprivileged"
 [ "$(ip -4 route show)" = "$routes_before" ] || fail "the host's routes changed while the cluster is up"
 ! ip -4 route show | grep -q '^198\.18\.' || fail "the host has a route into 198.18.0.0/15"
-say "ok: host routes untouched (no 198.18.x route on the host)"
+ok "host routes untouched (no 198.18.x route on the host)"
 ex client sh -c '! ip route show default | grep -q .' || fail "the client has a default route"
-say "ok: no default route in the client"
+ok "no default route in the client"
 
 # The origin serves the synthesized site: one document by curl, checked against the manifest.
 doc="$(ex client node -e '
@@ -240,7 +259,7 @@ doc="$(ex client node -e '
 url="${doc%% *}"
 sha="$(ex client sh -c "curl -fsS -m 10 http://198.18.0.2:8000$url | sha256sum")"
 [ "${sha%% *}" = "${doc##* }" ] || fail "curl origin$url: sha256 ${sha%% *}, manifest says ${doc##* }"
-say "ok: client curl http://198.18.0.2:8000$url matches the manifest"
+ok "client curl http://198.18.0.2:8000$url matches the manifest"
 
 replay() { # replay TARGET REQUESTS: verified trace replay from the client container
   local out
@@ -259,10 +278,12 @@ replay() { # replay TARGET REQUESTS: verified trace replay from the client conta
     fail "replay against $1: $out"
   echo "$out"
 }
-say "ok: replay against the origin: $(replay http://198.18.0.2:8000 "$requests")"
+out="$(replay http://198.18.0.2:8000 "$requests")" # an assignment: a failed replay stops the test
+ok "replay against the origin: $out"
 
 metric() { # metric SERVICE URL NAME: sum of the samples of a Prometheus counter/gauge
-  ex "$1" curl -fsS -m 5 "$2" | awk -v n="$3" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'
+  ex "$1" curl -fsS -m 5 "$2" | awk -v n="$3" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }' ||
+    fail "$1: cannot read $2"
 }
 
 # Every node is healthy to the dispatcher (its health checks cross the compose network).
@@ -271,7 +292,7 @@ for k in $(seq 1 "$nodes"); do
     awk -v n="node$k" '$1 ~ /^sc_dispatcher_node_up\{/ && index($1, "node=\"" n "\"") { print $2 }')"
   [ "$up" = 1 ] || fail "dispatcher: node$k is not up (sc_dispatcher_node_up=$up)"
 done
-say "ok: dispatcher sees all $nodes nodes up"
+ok "dispatcher sees all $nodes nodes up"
 
 if [ "$stack" = kernel ]; then
   # Nodes on node:net serve on their own address; each one through the origin.
@@ -280,7 +301,7 @@ if [ "$stack" = kernel ]; then
     n="$(metric "node$k" "http://198.18.0.$((10 + k)):9000/metrics" sc_http_requests_total)"
     [ "$n" -ge 100 ] || fail "node$k counted $n requests, expected >= 100"
   done
-  say "ok: verified replay against each of the $nodes nodes directly (kernel stack)"
+  ok "verified replay against each of the $nodes nodes directly (kernel stack)"
   # The VIP path as far as it goes without the user stack: client -> dispatcher TUN -> GUE.
   before="$(metric dispatcher http://198.18.0.1:9100/metrics sc_dispatcher_packets_forwarded_total)"
   ex client curl -sS -m 2 -o /dev/null "http://$vip/" >/dev/null 2>&1 || true # no TCP answers yet
@@ -288,11 +309,12 @@ if [ "$stack" = kernel ]; then
   sched="$(metric dispatcher http://198.18.0.1:9100/metrics sc_dispatcher_connections_scheduled_total)"
   [ "$after" -gt "$before" ] && [ "$sched" -ge 1 ] || # both, or fail
     fail "dispatcher did not forward the client's VIP packets (forwarded $before -> $after, scheduled $sched)"
-  say "ok: client -> VIP -> dispatcher TUN -> GUE: $((after - before)) packets forwarded"
-  say "SKIPPED (needs node --stack user): verified replay through the VIP, clone counters"
+  ok "client -> VIP -> dispatcher TUN -> GUE: $((after - before)) packets forwarded"
+  skip "(needs node --stack user): verified replay through the VIP, clone counters"
 else
   # The cluster proper: a verified replay through the VIP, spread over the nodes.
-  say "ok: replay through the VIP: $(replay "http://$vip" "$requests")"
+  out="$(replay "http://$vip" "$requests")"
+  ok "replay through the VIP: $out"
   served=0
   total=0
   for k in $(seq 1 "$nodes"); do
@@ -302,7 +324,7 @@ else
   done
   [ "$total" -ge "$requests" ] || fail "the nodes counted $total requests, the replay made $requests"
   [ "$served" -ge $((nodes < 2 ? nodes : 2)) ] || fail "only $served of $nodes nodes served the replay"
-  say "ok: $served of $nodes nodes served the replay ($total requests)"
+  ok "$served of $nodes nodes served the replay ($total requests)"
   if [ "$mode" = sc ]; then
     sent=0
     received=0
@@ -314,9 +336,9 @@ else
     done
     [ "$sent" -gt 0 ] && [ "$received" -gt 0 ] || # both, or fail
       fail "no clones counted on the nodes (sc_clones_sent_total $sent, sc_clones_received_total $received)"
-    say "ok: clones counted on the nodes: sent $sent, received $received"
+    ok "clones counted on the nodes: sent $sent, received $received"
   else
-    say "SKIPPED (nodes run --mode $mode; needs --mode sc): clone counters"
+    skip "(nodes run --mode $mode; needs --mode sc): clone counters"
   fi
 fi
 phase "checks" "$((SECONDS - t))"
@@ -326,9 +348,8 @@ if [ -z "${SC_KEEP:-}" ]; then
   COMPOSE_TIMEOUT=120 compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || fail "docker-compose down failed"
   left="$(docker ps -aq --filter "label=com.docker.compose.project=$project")$(docker network ls -q --filter "label=com.docker.compose.project=$project")$(docker volume ls -q --filter "label=com.docker.compose.project=$project")"
   [ -z "$left" ] || fail "docker-compose down left containers/networks/volumes: $left"
-  say "ok: down -v removed every container, network and volume of the project"
+  ok "down -v removed every container, network and volume of the project"
 fi
 phase "down" "$((SECONDS - t))"
 times="$(printf '%s, ' "${phase_times[@]}")"
 say "times: ${times%, }"
-echo "test:compose: 1 passed, 0 failed"
