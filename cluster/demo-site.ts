@@ -1,9 +1,21 @@
-// The site `sc-cluster up` serves when no --site is given: a small synthetic workload (the
-// paper's trace shape at 1/1000 scale, loadgen/synth) plus an index page, so a fresh checkout
-// can be tried and load-tested at once. One function, so a bundled demo site can replace it.
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { readManifest, synthesize } from "../loadgen/index.js";
+// The site `sc-cluster up` (and `npm start`) serves when no --site is given. Made at start-up,
+// in well under a second, from three parts:
+//   - the bundled pages (cluster/demo-site/: HTML linking to each other, a stylesheet, SVG
+//     drawings), with a few {{placeholders}} filled in;
+//   - PNG images computed here (demo-images.ts) and a 20 MiB file of reproducible bytes;
+//   - the synthetic workload of `sc-cluster trace synth` at 1/1000 of the paper's trace, so
+//     there is enough for a verified replay to make every node clone (docs/loadgen.md).
+// Plus a trace that mixes both and a manifest of every document, for `loadgen --verify`. Nothing
+// binary or large is committed; the same bytes come out on every machine.
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { documentChunks, documentSha256, readManifest, synthesize } from "../loadgen/index.js";
+import { ManifestWriter, type DocumentEntry } from "../loadgen/manifest.js";
+import { demoImages } from "./demo-images.js";
 
 export interface DemoSite {
   /** Document root (what the origin serves). */
@@ -11,43 +23,184 @@ export interface DemoSite {
   /** A CLF trace of requests for it and the manifest of correct answers (loadgen --verify). */
   trace: string;
   manifest: string;
+  /** Documents in the root and their bytes (pages, images, the large file, the workload). */
   documents: number;
   bytes: number;
+  /** The large file: its URL, size and SHA-256. */
+  large: { url: string; size: number; sha256: string };
 }
 
-/** Scale of the paper's trace: ~87 documents, ~7 MB, ~3,900 requests; made in well under 1 s. */
-const DEMO_SCALE = 0.001;
-const DEMO_SEED = 1;
+export interface DemoSiteOptions {
+  /** The client host's namespace, for the commands the pages show (default sc-client). */
+  clientNetns?: string;
+}
+
+/** The bundled pages, next to this module's source (dist/cluster/ -> cluster/demo-site/). */
+export const DEMO_PAGES_DIR = fileURLToPath(new URL("../../cluster/demo-site/", import.meta.url));
+
+/** Scale of the paper's trace: ~87 documents, ~7 MB, ~3,900 requests. */
+const WORKLOAD_SCALE = 0.001;
+const WORKLOAD_SEED = 1;
+export const LARGE_FILE_URL = "/files/demo-20MiB.bin";
+const LARGE_FILE_SIZE = 20 * 1024 * 1024;
+/** One request for a page or image of the site after every this many workload requests. */
+const SITE_REQUEST_EVERY = 8;
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Makes the demo site in `dir` (new or empty). */
-export async function makeDemoSite(dir: string): Promise<DemoSite> {
-  const r = await synthesize({ out: dir, scale: DEMO_SCALE, seed: DEMO_SEED });
-  const root = r.paths.root!;
-  const manifest = await readManifest(r.paths.manifest);
-  const docs = [...manifest.entries.values()].flatMap((e) => (e.status === 200 ? [e] : []));
-  const bytes = docs.reduce((n, e) => n + e.size, 0);
-  const links = docs
-    .slice(0, 20)
-    .map((e) => `<li><a href="${escapeHtml(e.url)}">${escapeHtml(e.url)}</a> (${e.size} bytes)</li>`)
-    .join("\n");
-  await writeFile(
-    join(root, "index.html"),
-    `<!doctype html>
-<html><head><meta charset="utf-8"><title>sc-cluster demo site</title></head>
-<body>
-<h1>sc-cluster demo site</h1>
-<p>Served by the cluster behind the VIP. ${docs.length} synthetic documents (${bytes} bytes) with
-the size and popularity shape of the Socket Cloning paper's trace; their bytes are reproducible
-(docs/loadgen.md). Replay the trace against the cluster with <code>sc-cluster loadgen</code>.</p>
-<ul>
-${links}
-</ul>
-</body></html>
-`,
-  );
-  return { root, trace: r.paths.trace, manifest: r.paths.manifest, documents: docs.length, bytes };
+/** Replaces every {{name}}; a placeholder without a value is an error (a page would show it). */
+export function fillTemplate(text: string, values: Record<string, string>, name = "page"): string {
+  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    const v = values[key];
+    if (v === undefined) throw new Error(`demo site: ${name} uses {{${key}}}, which has no value`);
+    return v;
+  });
+}
+
+/** "7.1 MB", "20 MiB": sizes as the pages show them. */
+function sizeText(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}
+
+/**
+ * The trace: every line of the workload's trace, and after every `every` lines one request
+ * for a file of the site (cycling through `siteUrls`), with the same client and time as the
+ * line before it. CLF, GET, status 200 and the document's size, as `trace synth` writes.
+ */
+export function mixTrace(
+  workload: string[],
+  siteUrls: [url: string, size: number][],
+  every: number,
+): string[] {
+  const out: string[] = [];
+  let next = 0;
+  workload.forEach((line, i) => {
+    out.push(line);
+    if ((i + 1) % every !== 0 || siteUrls.length === 0) return;
+    const [url, size] = siteUrls[next++ % siteUrls.length]!;
+    const m = /^(\S+ \S+ \S+ \[[^\]]*\]) /.exec(line);
+    if (m) out.push(`${m[1]} "GET ${url} HTTP/1.0" 200 ${size}`);
+  });
+  return out;
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listFiles(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out.sort();
+}
+
+async function writeLargeFile(path: string, docPath: string, size: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const out = createWriteStream(path);
+  for (const chunk of documentChunks(docPath, size)) if (!out.write(chunk)) await once(out, "drain");
+  out.end();
+  await once(out, "finish");
+}
+
+/** Makes the demo site in `dir` (new or empty): dir/root, dir/trace.log, dir/manifest.jsonl. */
+export async function makeDemoSite(dir: string, options: DemoSiteOptions = {}): Promise<DemoSite> {
+  const synth = await synthesize({ out: dir, scale: WORKLOAD_SCALE, seed: WORKLOAD_SEED });
+  const root = synth.paths.root!;
+  const workload = await readManifest(synth.paths.manifest);
+  const workloadDocs = [...workload.entries.values()].filter((e): e is DocumentEntry => e.status === 200);
+  const workloadTrace = (await readFile(synth.paths.trace, "utf8")).split("\n").filter((l) => l !== "");
+  const workloadBytes = workloadDocs.reduce((n, e) => n + e.size, 0);
+
+  // Documents the site adds to the workload's: path -> bytes (the large file is streamed).
+  const added = new Map<string, Buffer>(demoImages());
+  await writeLargeFile(join(root, LARGE_FILE_URL), LARGE_FILE_URL, LARGE_FILE_SIZE);
+  const large = {
+    url: LARGE_FILE_URL,
+    size: LARGE_FILE_SIZE,
+    sha256: documentSha256(LARGE_FILE_URL, LARGE_FILE_SIZE),
+  };
+
+  const siteRequests = Math.floor(workloadTrace.length / SITE_REQUEST_EVERY);
+  const counts = new Map<string, number>();
+  for (const line of workloadTrace) {
+    const url = /"GET (\S+) /.exec(line)?.[1];
+    if (url) counts.set(url, (counts.get(url) ?? 0) + 1);
+  }
+  const top = [...workloadDocs]
+    .sort((a, b) => (counts.get(b.url) ?? 0) - (counts.get(a.url) ?? 0))
+    .slice(0, 15);
+  const values: Record<string, string> = {
+    documents: String(workloadDocs.length),
+    bytes_text: sizeText(workloadBytes),
+    big_url: large.url,
+    big_size: String(large.size),
+    big_text: sizeText(large.size),
+    big_sha256: large.sha256,
+    trace: escapeHtml(join(dir, "trace.log")),
+    manifest: escapeHtml(join(dir, "manifest.jsonl")),
+    requests: String(workloadTrace.length + siteRequests),
+    client_netns: escapeHtml(options.clientNetns ?? "sc-client"),
+    top_documents: top
+      .map(
+        (e) =>
+          `<tr><td><a href="${escapeHtml(e.url)}">${escapeHtml(e.url)}</a></td><td>${e.size}</td>` +
+          `<td>${counts.get(e.url) ?? 0}</td></tr>`,
+      )
+      .join("\n        "),
+  };
+  for (const file of await listFiles(DEMO_PAGES_DIR)) {
+    const path = "/" + relative(DEMO_PAGES_DIR, file);
+    const text = await readFile(file);
+    added.set(
+      path,
+      path.endsWith(".html") ? Buffer.from(fillTemplate(text.toString("utf8"), values, path)) : text,
+    );
+  }
+  for (const [path, bytes] of added) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), bytes);
+  }
+
+  // The manifest: the workload's documents, the site's, the large file; "/" is index.html.
+  const entry = (url: string, doc: string, size: number, sha256: string): DocumentEntry => ({
+    url,
+    status: 200,
+    doc,
+    size,
+    sha256,
+    kinds: ["get"],
+  });
+  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+  const siteEntries = [...added].map(([path, bytes]) => entry(path, path, bytes.length, sha(bytes)));
+  const index = added.get("/index.html")!;
+  siteEntries.push(entry("/", "/index.html", index.length, sha(index)));
+  const entries = [...workloadDocs, ...siteEntries, entry(large.url, large.url, large.size, large.sha256)];
+  const documents = workloadDocs.length + added.size + 1;
+  const bytes = workloadBytes + [...added.values()].reduce((n, b) => n + b.length, 0) + large.size;
+  const manifestPath = join(dir, "manifest.jsonl");
+  const w = new ManifestWriter(manifestPath, {
+    ...workload.header,
+    entries: entries.length,
+    documents,
+    bytes,
+    source: {
+      generator: "sc-cluster demo site (cluster/demo-site.ts)",
+      workload: workload.header.source,
+      note: "content scheme applies to the workload and the large file; pages and images are bundled or computed",
+    },
+  });
+  for (const e of entries) w.add(e);
+  w.close();
+
+  // The trace: the workload with the site's pages and images in between (not the large file:
+  // 20 MiB per replay would drown the rest; fetch it with curl).
+  const siteUrls = siteEntries
+    .filter((e) => e.url !== "/index.html")
+    .map((e): [string, number] => [e.url, e.size]);
+  const tracePath = join(dir, "trace.log");
+  await writeFile(tracePath, mixTrace(workloadTrace, siteUrls, SITE_REQUEST_EVERY).join("\n") + "\n");
+  return { root, trace: tracePath, manifest: manifestPath, documents, bytes, large };
 }
