@@ -154,6 +154,19 @@ function until(procs: Proc[], cond: () => boolean, what: string, timeoutMs = 10_
 }
 
 /** Source ports each node saw (from its packet reports). */
+/**
+ * Index of the node that saw each client port. A node's report of a SYN can come after the
+ * client's "connected" (two processes, two pipes), so wait for it rather than read at once.
+ */
+async function ownersOf(nodes: Proc[], ports: number[]): Promise<number[]> {
+  const owners: number[] = [];
+  for (const port of ports) {
+    const e = await Promise.any(nodes.map((n) => n.waitFor((x) => x.sport === port, `port ${port}`, 5000)));
+    owners.push(nodes.findIndex((n) => n.events.includes(e)));
+  }
+  return owners;
+}
+
 function portsByNode(nodes: Proc[]): Set<number>[] {
   return nodes.map(
     (n) => new Set(n.events.filter((e) => typeof e.sport === "number").map((e) => e.sport as number)),
@@ -256,7 +269,7 @@ test("a dead node leaves scheduling within 3 s and its clients get a RST, not a 
       .port as number;
   }
   // Direct return worked: the fake nodes' SYN-ACKs (source VIP) established the connections.
-  const owner = portOf.map((port) => portsByNode(nodes).findIndex((s) => s.has(port)));
+  const owner = await ownersOf(nodes, portOf);
   assert.deepEqual([...owner].sort(), [0, 1, 2]);
   const victim = owner.indexOf(0); // connection id on node1
 
@@ -324,7 +337,7 @@ test("membership and weight changes through the admin API keep established flows
     portOf[id] = (await client.waitFor((e) => e.event === "connected" && e.id === id, `connected ${id}`))
       .port as number;
   }
-  const owner = portOf.map((port) => portsByNode(nodes).findIndex((s) => s.has(port)));
+  const owner = await ownersOf(nodes, portOf);
   assert.deepEqual([...owner].sort(), [0, 0, 1, 1]);
 
   // node3 joins with weight 4, node2 is deleted (drains), node1 drops to weight 1.
