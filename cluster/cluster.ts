@@ -109,6 +109,8 @@ export interface ProcessHealth {
 
 /** `status --json`: the testbed's document (hosts with admin and pid) plus the cluster. */
 export interface ClusterStatus extends TestbedStatus {
+  /** The live dashboard's URL, while the `up` process that serves it runs; else null. */
+  dashboard: string | null;
   cluster: {
     mode: string;
     scheduler: string;
@@ -314,7 +316,7 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     await Promise.all([
       tb.up(),
       plan.demoSite
-        ? makeDemoSite(plan.demoDir).then((d) => {
+        ? makeDemoSite(plan.demoDir, { clientNetns: `${plan.prefix}client` }).then((d) => {
             demo = d;
             record.demo = { trace: d.trace, manifest: d.manifest };
           })
@@ -611,6 +613,15 @@ export class Cluster {
     return a.body;
   }
 
+  /**
+   * Records the URL of the dashboard this program serves for the cluster (`status` shows it
+   * while this program runs), or null once it stopped serving it.
+   */
+  async setDashboard(url: string | null): Promise<void> {
+    this.record.dashboard = url;
+    await writeRecord(this.record);
+  }
+
   /** Called when a process ends on its own while the cluster runs (not during stop()). */
   onExit(listener: (e: ProcessExit) => void): void {
     this.exitListeners.push(listener);
@@ -670,7 +681,7 @@ export async function readClusterStatus(
   const tbStatus = await readTestbedStatus(prefix, options.stateDir);
   if (!tbStatus) return undefined;
   const record = await readRecord(clusterDir(prefix, options.stateDir));
-  if (!record) return { ...tbStatus, cluster: null };
+  if (!record) return { ...tbStatus, dashboard: null, cluster: null };
   // Without root, a process's namespace cannot be read, nor a probe run in the client host:
   // liveness then rests on PID + start time, and health is not checked.
   const root = process.getuid?.() === 0;
@@ -726,8 +737,10 @@ export async function readClusterStatus(
       const a = await h.get(record.vipUrl, PROBE_TIMEOUT_MS);
       vip = { answers: a.status !== undefined, detail: answerDetail(a) };
     }
+    const launcherRunning = !record.detached && (await alive(record.launcherPid));
     return {
       ...tbStatus,
+      dashboard: launcherRunning ? (record.dashboard ?? null) : null,
       cluster: {
         mode: record.mode,
         scheduler: record.scheduler,
@@ -739,7 +752,7 @@ export async function readClusterStatus(
         vipUrl: record.vipUrl,
         originUrl: record.originUrl,
         launcherPid: record.launcherPid,
-        launcherRunning: !record.detached && (await alive(record.launcherPid)),
+        launcherRunning,
         detached: record.detached,
         startedAt: record.startedAt,
         readyAt: record.readyAt,

@@ -34,6 +34,8 @@ export interface ClusterRecord {
   vipUrl: string;
   originUrl: string;
   processes: ProcessRecord[];
+  /** The dashboard the launcher serves (URL), if any. */
+  dashboard?: string | null;
 }
 
 export function recordPath(dir: string): string {
