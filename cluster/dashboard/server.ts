@@ -1,0 +1,238 @@
+// The live dashboard `sc-cluster up` serves (docs/dashboard.md): a static page (public/: plain
+// HTML, CSS and JS, no build step) and a small JSON API, on 127.0.0.1 by default.
+//   GET  /api/cluster   topology and settings (hosts, addresses, mode, VIP, replay bounds)
+//   GET  /api/snapshot  the latest per-node numbers (snapshot.ts), polled now if there is none
+//   GET  /api/events    server-sent events: `snapshot` every interval, `replay` on each change
+//   GET  /api/replay    the replay's state and last result
+//   POST /api/replay    starts a bounded, verified trace replay from the client host (409 if one runs)
+// Polling the control APIs happens only while a page is open or a replay runs.
+import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+import Fastify, { type FastifyInstance } from "fastify";
+import fastifyStatic from "@fastify/static";
+import { StatsCollector } from "./collector.js";
+import { runReplayFrom, type ReplayOutcome, type ReplaySettings, type Spawner } from "./replay.js";
+import type { Snapshot } from "./snapshot.js";
+
+/** The page's files, beside this module's source (dist/cluster/dashboard/ -> cluster/dashboard/public/). */
+export const PUBLIC_DIR = fileURLToPath(new URL("../../../cluster/dashboard/public/", import.meta.url));
+
+export const DEFAULT_DASHBOARD_HOST = "127.0.0.1";
+export const DEFAULT_DASHBOARD_PORT = 8090;
+/** The replay button's bounds: a few seconds, a few thousand requests. */
+export const DEFAULT_REPLAY = { requests: 3000, durationS: 5, conns: 8 };
+
+/** What the dashboard uses of a Cluster (cluster/cluster.ts), so tests can hand it a stand-in. */
+export interface DashboardCluster {
+  prefix: string;
+  vip: string;
+  vipUrl: string;
+  originUrl: string;
+  site: string;
+  plan: { mode: string; scheduler: string };
+  testbed: Spawner & { plan: { expose: boolean }; host(name: string): { ip: string; netns: string } };
+  /** The demo site's trace and manifest (the replay needs them). */
+  demo: { trace: string; manifest: string } | undefined;
+  nodes: string[];
+  process(host: string): { ip: string; admin?: string };
+  json<T>(url: string, timeoutMs?: number): Promise<T>;
+}
+
+export interface DashboardOptions {
+  cluster: DashboardCluster;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** How often the control APIs are polled while someone watches. */
+  intervalMs?: number;
+  replay?: Partial<typeof DEFAULT_REPLAY>;
+}
+
+export interface Dashboard {
+  /** http://ADDR:PORT/ */
+  url: string;
+  readonly collector: StatsCollector;
+  /** Stops a running replay, ends the event streams and the server. */
+  close(): Promise<void>;
+}
+
+export interface ReplayState {
+  running: boolean;
+  available: boolean;
+  /** Why the button is off (no trace: the cluster serves a --site without one). */
+  unavailableReason: string | null;
+  bounds: typeof DEFAULT_REPLAY;
+  startedAt: string | null;
+  last: (ReplayOutcome & { clonesDuring: number | null; finishedAt: string }) | null;
+}
+
+/** A listen address ADDR:PORT (IPv6 in brackets), or "none". */
+export function parseListen(text: string): { host: string; port: number } | "none" {
+  if (text === "none") return "none";
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`expected ADDR:PORT (e.g. 127.0.0.1:8090) or none, got '${text}'`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function topology(c: DashboardCluster, replay: ReplayState) {
+  const tb = c.testbed;
+  const dispatcher = c.process("dispatcher");
+  return {
+    prefix: c.prefix,
+    mode: c.plan.mode,
+    scheduler: c.plan.scheduler,
+    vip: c.vip,
+    vipUrl: c.vipUrl,
+    exposed: tb.plan.expose,
+    site: c.site,
+    demo: c.demo !== undefined,
+    client: { host: "client", ip: tb.host("client").ip, netns: tb.host("client").netns },
+    dispatcher: { host: "dispatcher", ip: dispatcher.ip, admin: dispatcher.admin ?? null },
+    origin: { host: "origin", ip: c.process("origin").ip, url: c.originUrl },
+    nodes: c.nodes.map((h) => {
+      const p = c.process(h);
+      return { host: h, ip: p.ip, admin: p.admin ?? null };
+    }),
+    replay: {
+      available: replay.available,
+      unavailableReason: replay.unavailableReason,
+      bounds: replay.bounds,
+    },
+  };
+}
+
+/** Starts the dashboard for a running cluster. Rejects (nothing left open) if it cannot listen. */
+export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const c = options.cluster;
+  const host = options.host ?? DEFAULT_DASHBOARD_HOST;
+  if (!existsSync(PUBLIC_DIR)) throw new Error(`dashboard: its page is missing (${PUBLIC_DIR})`);
+  const collector = new StatsCollector(
+    {
+      nodes: c.nodes.map((h) => ({ host: h, admin: c.process(h).admin! })),
+      dispatcherAdmin: c.process("dispatcher").admin!,
+      json: (url, timeoutMs) => c.json(url, timeoutMs),
+    },
+    options.intervalMs ?? 1000,
+  );
+  const bounds = { ...DEFAULT_REPLAY, ...options.replay };
+  const replay: ReplayState = {
+    running: false,
+    available: c.demo !== undefined,
+    unavailableReason: c.demo
+      ? null
+      : "the replay needs the demo site's trace and manifest; this cluster serves its own --site",
+    bounds,
+    startedAt: null,
+    last: null,
+  };
+  const replayListeners = new Set<(s: ReplayState) => void>();
+  const announce = () => {
+    for (const l of replayListeners) l(replay);
+  };
+  const stopReplay = new AbortController();
+  let replayDone: Promise<void> = Promise.resolve();
+
+  const startReplay = () => {
+    const demo = c.demo!;
+    const settings: ReplaySettings = {
+      trace: demo.trace,
+      manifest: demo.manifest,
+      target: c.vipUrl.replace(/\/$/, ""),
+      ...bounds,
+    };
+    replay.running = true;
+    replay.startedAt = new Date().toISOString();
+    announce();
+    const release = collector.hold();
+    replayDone = (async () => {
+      const clones = (s: Snapshot | undefined) =>
+        s && s.nodes.every((n) => n.up) ? s.totals.clonesSent : undefined;
+      const before = clones(await collector.poll().catch(() => undefined));
+      const outcome = await runReplayFrom(c.testbed, "client", settings, stopReplay.signal);
+      const after = clones(await collector.poll().catch(() => undefined));
+      replay.last = {
+        ...outcome,
+        clonesDuring: before !== undefined && after !== undefined ? after - before : null,
+        finishedAt: new Date().toISOString(),
+      };
+      replay.running = false;
+      release();
+      announce();
+    })();
+  };
+
+  const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
+  // A page elsewhere must not drive the dashboard through the user's browser: requests must
+  // name this server (no DNS rebinding), and the replay needs a JSON body (a CORS preflight).
+  const allowedHosts = new Set<string>();
+  app.addHook("onRequest", async (req, reply) => {
+    if (allowedHosts.size > 0 && !allowedHosts.has(req.headers.host ?? ""))
+      return reply.code(421).send({ error: "unexpected Host header" });
+  });
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, index: "index.html", cacheControl: false });
+  app.get("/api/cluster", async () => topology(c, replay));
+  app.get("/api/snapshot", async () => collector.latest ?? (await collector.poll()));
+  app.get("/api/replay", async () => replay);
+  app.post("/api/replay", async (req, reply) => {
+    if (!req.headers["content-type"]?.startsWith("application/json"))
+      return reply.code(415).send({ error: "send a JSON body ({})" });
+    if (!replay.available) return reply.code(409).send({ error: replay.unavailableReason });
+    if (replay.running) return reply.code(409).send({ error: "a replay is running" });
+    startReplay();
+    return reply.code(202).send(replay);
+  });
+  app.get("/api/events", (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-store",
+      connection: "keep-alive",
+    });
+    const send = (event: string, data: unknown) =>
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    send("replay", replay);
+    if (collector.latest) send("snapshot", collector.latest);
+    const onReplay = (s: ReplayState) => send("replay", s);
+    replayListeners.add(onReplay);
+    const unsubscribe = collector.subscribe((s) => send("snapshot", s));
+    req.raw.on("close", () => {
+      unsubscribe();
+      replayListeners.delete(onReplay);
+    });
+  });
+
+  try {
+    await app.listen({ host, port: options.port ?? DEFAULT_DASHBOARD_PORT });
+  } catch (err) {
+    collector.close();
+    await app.close().catch(() => {});
+    throw err;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : (options.port ?? DEFAULT_DASHBOARD_PORT);
+  if (host !== "0.0.0.0" && host !== "::") {
+    allowedHosts.add(`${hostForUrl(host)}:${port}`);
+    if (host === "127.0.0.1" || host === "::1") allowedHosts.add(`localhost:${port}`);
+  }
+  const url = `http://${hostForUrl(host)}:${port}/`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    collector,
+    close() {
+      closing ??= (async () => {
+        stopReplay.abort();
+        await replayDone;
+        collector.close();
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+}
