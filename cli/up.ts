@@ -1,6 +1,9 @@
 // `sc-cluster up`: the whole local cluster (testbed, origin, dispatcher, N nodes) with one
-// command; runs until Ctrl-C/SIGTERM, or returns once healthy with --detach. cluster/ does the work.
+// command; runs until Ctrl-C/SIGTERM, or returns once healthy with --detach. cluster/ does the work;
+// the foreground `up` also serves the live dashboard (cluster/dashboard/). `npm start` runs it
+// with the first-run settings (package.json).
 import { existsSync } from "node:fs";
+import { createServer } from "node:net";
 import { UsageError, bool, optStr, parseCommand, type CommandSpec, type ParsedValues } from "./args.js";
 import type { Command } from "./command.js";
 import {
@@ -14,9 +17,18 @@ import {
   startCluster,
   type Cluster,
 } from "../cluster/index.js";
+import {
+  DEFAULT_DASHBOARD_HOST,
+  DEFAULT_DASHBOARD_PORT,
+  parseListen,
+  startDashboard,
+  type Dashboard,
+} from "../cluster/dashboard/server.js";
 import { logTail } from "../cluster/processes.js";
 import { recordPath } from "../cluster/state.js";
+import { addonPath } from "../sc/tun/addon.js";
 import { pidsInNetns } from "../testbed/netns.js";
+import { TestbedEnvironmentError, checkEnvironment } from "../testbed/testbed.js";
 import { DEFAULT_PREFIX, MAX_NODES } from "../testbed/topology.js";
 
 const spec: CommandSpec = {
@@ -58,6 +70,17 @@ const spec: CommandSpec = {
     loss: { type: "string", value: "PERCENT", help: "Drop this percentage of packets on every link" },
     clients: { type: "string", value: "C", help: "Client hosts (client, client2, ...)", default: "1" },
     expose: { type: "boolean", help: "Reach the LAN and the VIP from this machine's root namespace too" },
+    "no-expose": {
+      type: "boolean",
+      help: "Do not expose (overrides --expose; for `npm start -- --no-expose`)",
+    },
+    dashboard: {
+      type: "string",
+      value: "ADDR:PORT",
+      help:
+        `Serve the live dashboard here, or 'none' (default ${DEFAULT_DASHBOARD_HOST}:${DEFAULT_DASHBOARD_PORT}, ` +
+        "a free port if that one is taken; not with --detach)",
+    },
     prefix: {
       type: "string",
       value: "PREFIX",
@@ -88,6 +111,10 @@ const spec: CommandSpec = {
     "the VIP answers a request from the client host. Ctrl-C or SIGTERM stops everything and removes the",
     "testbed. A process that fails to start is named with the last lines of its log, and everything is",
     "removed again. Progress goes to stderr. See docs/cluster.md.",
+    "",
+    "While it runs, the dashboard (docs/dashboard.md) shows the topology and, live, each node's requests/s,",
+    "clones, cache hit ratio and bytes out, and replays the demo trace on request. `npm start` is",
+    "`up --nodes 4 --mode sc --expose`: the demo site at http://198.18.100.1/ from this machine too.",
   ].join("\n"),
 };
 
@@ -121,7 +148,75 @@ function signals(onSignal: (s: NodeJS.Signals) => void): () => void {
   };
 }
 
-function howToReach(c: Cluster, prefix: string): string {
+/** What to do when this machine cannot run the cluster (the README's Troubleshooting has more). */
+class FirstRunError extends Error {
+  readonly userFacing = true;
+}
+
+const DOCKER_HINT = "or run the cluster in containers with docker compose (docs/docker.md)";
+
+/** Root, tools, /dev/net/tun and the TUN addon, checked before anything is made. */
+async function checkMachine(rate: string | undefined, loss: number | undefined): Promise<void> {
+  try {
+    await checkEnvironment({ rate: rate ?? null, loss: loss ?? 0 });
+  } catch (err) {
+    if (!(err instanceof TestbedEnvironmentError)) throw err;
+    if (/needs root/.test(err.message))
+      throw new FirstRunError(
+        "needs root: it creates network namespaces, links and TUN devices on this machine.\n" +
+          `Run it with sudo (sudo npm start, or sudo npx sc-cluster up), ${DOCKER_HINT}.`,
+      );
+    throw new FirstRunError(
+      `${err.message}\n(scripts/setup-host.sh installs what the cluster needs; ${DOCKER_HINT})`,
+    );
+  }
+  if (!existsSync(addonPath()))
+    throw new FirstRunError(
+      `the TUN addon is not built (${addonPath()} is missing): run \`npm ci\` (or \`npm run install\`) in ` +
+        "the checkout; it needs g++, make and python3 (scripts/setup-host.sh installs them)",
+    );
+}
+
+/** Whether host:port can be listened on now (so a bad --dashboard fails before the cluster starts). */
+function listenable(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", (err: NodeJS.ErrnoException) => resolve(err));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve(undefined)));
+  });
+}
+
+interface DashboardChoice {
+  host: string;
+  port: number;
+}
+
+/** --dashboard: where to listen, or undefined for none. The default port falls back to a free one. */
+async function chooseDashboard(v: ParsedValues, detach: boolean): Promise<DashboardChoice | undefined> {
+  const raw = optStr(v, "dashboard");
+  if (detach) {
+    if (raw !== undefined && raw !== "none")
+      throw new UsageError(
+        "up: --dashboard needs a foreground up (the dashboard is served by it); drop --detach",
+      );
+    return undefined;
+  }
+  let listen: ReturnType<typeof parseListen>;
+  try {
+    listen = parseListen(raw ?? `${DEFAULT_DASHBOARD_HOST}:${DEFAULT_DASHBOARD_PORT}`);
+  } catch (err) {
+    throw new UsageError(`--dashboard: ${(err as Error).message}`);
+  }
+  if (listen === "none") return undefined;
+  const err = await listenable(listen.host, listen.port);
+  if (!err) return listen;
+  if (raw === undefined && err.code === "EADDRINUSE") return { host: listen.host, port: 0 };
+  throw new UsageError(
+    `--dashboard ${raw}: cannot listen there (${err.code ?? err.message}); pick another ADDR:PORT, or none`,
+  );
+}
+
+function howToReach(c: Cluster, prefix: string, dashboard: Dashboard | undefined): string {
   const ns = c.testbed.host("client").netns;
   const p = prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`;
   const d = c.process("dispatcher");
@@ -139,8 +234,9 @@ function howToReach(c: Cluster, prefix: string): string {
       `      --verify ${c.demo.manifest} --requests 2000`,
     );
   if (c.testbed.plan.expose)
-    lines.push(`From this machine too (--expose): curl ${c.vipUrl}   curl ${d.admin}/nodes`);
+    lines.push(`From this machine too (--expose): curl ${c.vipUrl}   curl ${d.admin}/nodes   (or a browser)`);
   lines.push(`Status: sc-cluster status${p}    Stop: sc-cluster down${p}    Logs: ${c.logDir}/<host>.log`);
+  if (dashboard) lines.push("", `Dashboard: ${dashboard.url}`);
   return lines.join("\n");
 }
 
@@ -158,6 +254,9 @@ async function run(argv: string[]): Promise<number> {
   }
   const timeoutS = numberOpt(values, "timeout", false)!;
   if (!(timeoutS > 0)) throw new UsageError("--timeout must be a positive number of seconds");
+  const loss = numberOpt(values, "loss", false);
+  await checkMachine(optStr(values, "rate"), loss);
+  const dashboardAt = await chooseDashboard(values, detach);
 
   // Leftovers of a crashed cluster are cleaned by startCluster; a running one is not replaced
   // behind its user's back.
@@ -197,8 +296,8 @@ async function run(argv: string[]): Promise<number> {
       mode: optStr(values, "mode"),
       site: optStr(values, "site"),
       rate: optStr(values, "rate"),
-      loss: numberOpt(values, "loss", false),
-      expose: bool(values, "expose"),
+      loss,
+      expose: bool(values, "expose") && !bool(values, "no-expose"),
       cacheBytes: cacheRaw,
       scheduler: optStr(values, "scheduler"),
       weights: weightsOpt(values),
@@ -207,13 +306,26 @@ async function run(argv: string[]): Promise<number> {
       signal: abort.signal,
       onProgress: (m) => console.error(`sc-cluster up: ${m}`),
     });
+    let dashboard: Dashboard | undefined;
+    if (dashboardAt) {
+      try {
+        dashboard = await startDashboard({ cluster, ...dashboardAt });
+      } catch (err) {
+        await cluster.stop();
+        throw new FirstRunError(
+          `the dashboard cannot listen on ${dashboardAt.host}:${dashboardAt.port} (${(err as Error).message}); ` +
+            "the cluster was stopped again. Pick another --dashboard ADDR:PORT, or none",
+        );
+      }
+      await cluster.setDashboard(dashboard.url);
+    }
     if (detach) await cluster.detach();
     const status = await cluster.status();
     if (detach) await cluster.close();
     if (json) console.log(JSON.stringify(status, null, 2));
     else {
       console.log(formatClusterStatus(status));
-      console.log(howToReach(cluster, prefix));
+      console.log(howToReach(cluster, prefix, dashboard));
     }
     console.error(
       `sc-cluster up: cluster '${prefix}' healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`,
@@ -224,6 +336,7 @@ async function run(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    if (dashboard) console.error(`sc-cluster up: dashboard at ${dashboard.url}`);
     console.error("sc-cluster up: running; Ctrl-C stops the cluster and removes the testbed");
 
     // Someone ran `sc-cluster down` for this prefix: its state file goes, and so do we.
@@ -258,6 +371,7 @@ async function run(argv: string[]): Promise<number> {
     });
     const why = await Promise.race([stopSignal, removedElsewhere]);
     stopping = true;
+    await dashboard?.close();
     if (why === "down") console.error(`sc-cluster up: cluster '${prefix}' was taken down by another command`);
     else console.error(`sc-cluster up: ${why}: stopping the cluster`);
     const r = await cluster.stop();

@@ -1,6 +1,7 @@
 // `sc-cluster up/status/down` as a user runs them, and start-up failures: --detach + status
-// --json + down; down after `kill -9` of a foreground up; SIGTERM to up; a process that
-// crashes during up is named with its log and everything is removed. Needs root.
+// --json + down; down after `kill -9` of a foreground up; SIGTERM to up (and its dashboard);
+// a process that crashes during up is named with its log and everything is removed; a user
+// without root is told what to do. Needs root.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -57,6 +58,7 @@ test("up --detach, status --json, status, down, down again", async () => {
     // The testbed's document, with admin and pid on every host that runs a process.
     assert.equal(s.prefix, P);
     assert.equal(s.vip, "198.18.100.1");
+    assert.equal(s.dashboard, null, "a detached cluster has no dashboard (up served it)");
     const host = (n: string) => s.hosts.find((h) => h.name === n)!;
     assert.equal(host("client").pid, undefined);
     assert.equal(host("dispatcher").admin, "http://198.18.0.1:9100");
@@ -162,6 +164,7 @@ test("down after kill -9 of a foreground up leaves no namespace, link or process
     const s = JSON.parse((await cli("status", "--json", "--prefix", P)).stdout) as ClusterStatus;
     assert.equal(s.cluster!.launcherPid, child.pid);
     assert.equal(s.cluster!.launcherRunning, true);
+    assert.match(s.dashboard ?? "", /^http:\/\/127\.0\.0\.1:\d+\/$/);
     const pids = serverPids(s);
     assert.equal(pids.length, 3);
     child.kill("SIGKILL");
@@ -170,6 +173,7 @@ test("down after kill -9 of a foreground up leaves no namespace, link or process
     for (const pid of pids) assert.equal(await alive(pid), true);
     const after = JSON.parse((await cli("status", "--json", "--prefix", P)).stdout) as ClusterStatus;
     assert.equal(after.cluster!.launcherRunning, false);
+    assert.equal(after.dashboard, null, "the dashboard went with its launcher");
 
     const down = await cli("down", "--prefix", P);
     assert.equal(down.code, 0, down.stderr);
@@ -188,9 +192,14 @@ test("SIGTERM to a foreground up stops every process and removes the testbed", a
     const pids = serverPids(s);
     const netns = await ours(P);
     assert.equal(netns.length, 5);
+    // The foreground up serves the dashboard on loopback until it stops.
+    const page = await fetch(s.dashboard!);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /sc-cluster dashboard/);
     child.kill("SIGTERM");
     assert.equal(await exited, 0);
     await assertGone(P, pids);
+    await assert.rejects(fetch(s.dashboard!), "the dashboard is closed");
     assert.equal((await pidsInNetns(netns)).size, 0);
   } finally {
     await destroyCluster(P);
@@ -245,6 +254,35 @@ test("a process that fails during up is named with its log's last lines, and eve
   }
 });
 
+test("up without root says to use sudo or docker compose, and makes nothing", async () => {
+  const P = testPrefix("cn");
+  // setpriv drops to nobody, and with the uid every capability.
+  const r = await run(
+    [
+      "setpriv",
+      "--reuid",
+      "65534",
+      "--regid",
+      "65534",
+      "--clear-groups",
+      process.execPath,
+      CLI_BIN,
+      "up",
+      "--prefix",
+      P,
+    ],
+    {
+      check: false,
+      timeoutMs: 60_000,
+    },
+  );
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /needs root/);
+  assert.match(r.stderr, /sudo npm start/);
+  assert.match(r.stderr, /docker compose/);
+  assert.deepEqual(await ours(P), []);
+});
+
 test("up refuses bad options before it makes anything", async () => {
   const P = testPrefix("co");
   const cases: [string[], RegExp][] = [
@@ -254,6 +292,9 @@ test("up refuses bad options before it makes anything", async () => {
     [["--cache-bytes", "lots"], /--cache-bytes: cache size must be a byte size/],
     [["--nodes", "0"], /nodes must be a whole number from 1 to 60/],
     [["--nodes", "2", "--weights", "1"], /one weight per node/],
+    [["--dashboard", "8090"], /--dashboard: expected ADDR:PORT/],
+    [["--dashboard", "198.18.0.1:80"], /--dashboard 198\.18\.0\.1:80: cannot listen there \(EADDRNOTAVAIL\)/],
+    [["--detach", "--dashboard", "127.0.0.1:9"], /--dashboard needs a foreground up/],
   ];
   for (const [args, re] of cases) {
     const r = await cli("up", "--prefix", P, ...args);
