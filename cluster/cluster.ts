@@ -313,7 +313,9 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     await writeRecord(record);
 
     let demo: DemoSite | undefined;
-    await Promise.all([
+    // Both finish before a failure is handled: the cleanup below must not race the demo site's
+    // writes (a failed testbed would otherwise leave a half-written site behind).
+    const made = await Promise.allSettled([
       tb.up(),
       plan.demoSite
         ? makeDemoSite(plan.demoDir, { clientNetns: `${plan.prefix}client` }).then((d) => {
@@ -322,6 +324,7 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
           })
         : Promise.resolve(),
     ]);
+    for (const r of made) if (r.status === "rejected") throw r.reason;
     progress(
       `testbed '${plan.prefix}' up: ${plan.testbed.nodes} nodes` +
         (demo ? `; demo site: ${demo.documents} documents, ${demo.bytes} bytes` : ""),
