@@ -101,6 +101,8 @@ async function startNode(
       "node",
       "--origin",
       origin,
+      "--stack",
+      "kernel",
       "--listen",
       `127.0.0.1:${port}`,
       "--admin",

@@ -242,7 +242,7 @@ async function main(): Promise<void> {
         { name: "nginx", base: `http://${ip}:8081` },
       );
     } else {
-      const ours = await startOurs(null, root, ["--listen", "127.0.0.1:0"]);
+      const ours = await startOurs(null, root, ["--stack", "kernel", "--listen", "127.0.0.1:0"]);
       started.push({ child: ours.child, signal: "SIGTERM" });
       const nginx = await startNginx(null, dir, root, "127.0.0.1");
       started.push({ child: nginx.child, signal: "SIGQUIT" });

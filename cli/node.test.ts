@@ -34,7 +34,7 @@ test("node --help lists every option with its default", async () => {
   }
   assert.match(r.stdout, /\[default: 127\.0\.0\.1:8080\]/);
   assert.match(r.stdout, /\[default: 256M\]/);
-  assert.match(r.stdout, /--stack kernel\|user +.*\[default: kernel\]/);
+  assert.match(r.stdout, /--stack kernel\|user +.*\[default: user\]/);
   // Every registered mode is offered, with the options of the cluster modes.
   assert.match(r.stdout, /--mode [a-z|-]*\bcf-lru\b/);
   assert.match(r.stdout, /--mode [a-z|-]*\bcf-lfu\b/);
@@ -46,6 +46,8 @@ test("clear errors: missing root, no source, bad option values, port in use", as
     "node",
     "--root",
     "/nonexistent/sc-root",
+    "--stack",
+    "kernel",
     "--listen",
     "127.0.0.1:0",
     "--admin",
@@ -67,7 +69,17 @@ test("clear errors: missing root, no source, bad option values, port in use", as
   await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
   try {
     const port = (busy.address() as net.AddressInfo).port;
-    const inUse = await cli("node", "--root", "/tmp", "--listen", `127.0.0.1:${port}`, "--admin", "none");
+    const inUse = await cli(
+      "node",
+      "--root",
+      "/tmp",
+      "--stack",
+      "kernel",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--admin",
+      "none",
+    );
     assert.equal(inUse.code, 1);
     assert.match(
       inUse.stderr,
@@ -77,6 +89,8 @@ test("clear errors: missing root, no source, bad option values, port in use", as
       "node",
       "--root",
       "/tmp",
+      "--stack",
+      "kernel",
       "--listen",
       "127.0.0.1:0",
       "--admin",
@@ -107,7 +121,19 @@ function startUntil(args: string[], msg: string) {
 test("node starts, serves, reports health, and exits cleanly on SIGTERM", async () => {
   const root = await makeRoot({ "a.txt": "cli\n" });
   const p = startUntil(
-    ["node", "--root", root, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--node-id", "n1"],
+    [
+      "node",
+      "--root",
+      root,
+      "--stack",
+      "kernel",
+      "--listen",
+      "127.0.0.1:0",
+      "--admin",
+      "127.0.0.1:0",
+      "--node-id",
+      "n1",
+    ],
     "node listening",
   );
   try {

@@ -41,13 +41,14 @@ export const command: Command = {
   spec: {
     name: "node",
     summary: "Run a cluster node: the static HTTP/1.1 server with its document cache",
-    usage: "sc-cluster node (--root DIR | --origin URL) [--listen ADDR:PORT] [options]",
+    usage:
+      "sc-cluster node (--root DIR | --origin URL) [--stack user --vip ADDR | --stack kernel --listen ADDR:PORT] [options]",
     options: {
       stack: {
         type: "string",
         value: STACKS.join("|"),
-        help: "TCP stack: kernel (node:net sockets) or user (our TCP on a TUN device; needs root)",
-        default: "kernel",
+        help: "TCP stack: user (our TCP on a TUN device: root or CAP_NET_ADMIN) or kernel (node:net sockets)",
+        default: "user",
       },
       listen: {
         type: "string",

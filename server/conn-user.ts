@@ -5,6 +5,7 @@
 // connections). Replies always leave through the TUN with the VIP as source (direct return).
 // Its TcpSocket follows node:net's Socket, so it is a Conn as it is. Loaded lazily: the
 // kernel stack never needs the native TUN addon.
+import { existsSync } from "node:fs";
 import type { ConnListener } from "./conn.js";
 import type { TcpStack } from "../sc/tcp/stack.js";
 import type { TcpTunRuntime } from "../sc/tcp/runtime.js";
@@ -61,6 +62,15 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
   const { GueReceiver } = await import("../sc/gue/receiver.js");
   // vnetHdr: the stack writes GSO super-packets (up to ~64 KB) that the kernel cuts into
   // MSS-sized segments; one TUN write per ~44 segments instead of one each (docs/tcp.md).
+  // Attach only: TUNSETIFF would create a missing device, and a node on a fresh TUN that no
+  // route points to runs but never sees a packet.
+  if (!existsSync(`/sys/class/net/${opts.tun}`)) {
+    throw new Error(
+      `TUN device '${opts.tun}' does not exist in this network namespace; run the node inside a ` +
+        `testbed host (sc-cluster up / sc-cluster testbed up) or create and route it first ` +
+        `(ip tuntap add dev ${opts.tun} mode tun; ip link set ${opts.tun} up)`,
+    );
+  }
   const tun = TunDevice.open({ name: opts.tun, up: true, maxBatch: 256, vnetHdr: opts.gso ?? true });
   let runtime: TcpTunRuntime;
   try {

@@ -161,7 +161,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     } catch (err) {
       return fail(
         new UserFacingError(
-          `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}`,
+          `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}\n` +
+            "(run it as root inside a testbed host, e.g. via `sc-cluster up`, or use --stack kernel " +
+            "to serve on the kernel's TCP with --listen ADDR:PORT)",
         ),
       );
     }
