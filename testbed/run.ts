@@ -39,13 +39,18 @@ export function describeCommand(argv: string[]): string {
   return argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : JSON.stringify(a))).join(" ");
 }
 
+const SBIN_TOOLS = new Set(["ip", "tc", "nft", "sysctl"]);
+
 /** Runs argv[0] with argv[1..] (no shell) and collects its output. */
 export function run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error("run: empty command");
   const timeoutMs = options.timeoutMs ?? 30_000;
+  // Resolve bare names the way checkEnvironment found them: ip, tc and nft live in the sbin
+  // directories, which a user's PATH may lack even when running as root.
+  const exe = SBIN_TOOLS.has(cmd) ? (findExecutable(cmd) ?? cmd) : cmd;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    const child = spawn(exe, args, {
       stdio: ["pipe", "pipe", "pipe"],
       env: options.env ?? process.env,
     });
