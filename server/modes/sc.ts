@@ -536,9 +536,12 @@ class SocketCloning implements Mode {
       collect() {
         this.reset();
         for (const [reason, n] of Object.entries(failures)) this.inc({ reason }, n);
+        // Undecodable SC messages (the link is closed and re-opened: docs/sc-protocol.md).
+        this.inc({ reason: "bad-message" }, transport.counters.badMessages);
       },
     });
     const failures = this.failures;
+    const transport = this.transport;
     new Counter({
       name: "sc_router_forwarded_packets_total",
       help: "Client packets the Packet Router forwarded to clones",
