@@ -14,7 +14,7 @@ export interface MetricSources {
 }
 
 /** A counter whose value is copied from `read()` at each scrape. */
-function mirrorCounter(registry: Registry, name: string, help: string, read: () => number): void {
+export function mirrorCounter(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
     name,
     help,
@@ -26,7 +26,8 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
   });
 }
 
-function mirrorGauge(registry: Registry, name: string, help: string, read: () => number): void {
+/** A gauge whose value is read at each scrape. */
+export function mirrorGauge(registry: Registry, name: string, help: string, read: () => number): void {
   new Gauge({
     name,
     help,

@@ -21,6 +21,7 @@
 // mid-body: the rest of the body comes from the origin, checked to be the same document
 // (ETag and size), so clients always get exact bytes; if the origin's copy differs, the
 // connections that already started are reset rather than sent a mix.
+import { mirrorCounter } from "../metrics.js";
 import { performance } from "node:perf_hooks";
 import { Counter, Histogram, type Registry } from "prom-client";
 import {
@@ -422,15 +423,7 @@ export class CfMode implements Mode {
     const c = this.counters;
     const s = this.server.stats;
     const mirror = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+      mirrorCounter(registry, name, help, read);
     mirror(
       "sc_cf_peer_fetches_total",
       "Documents this node fetched from their home node's cache (peer fetches started)",

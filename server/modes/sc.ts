@@ -16,7 +16,8 @@
 // back in the SC-ACK, then the response is sent straight to the client (source: the VIP). The
 // clone never sends FIN or RST: once its response is acknowledged it vanishes.
 import dgram from "node:dgram";
-import { Counter, Gauge, Histogram } from "prom-client";
+import { Counter, Histogram } from "prom-client";
+import { mirrorCounter, mirrorGauge } from "../metrics.js";
 import {
   registerMode,
   type ConnectionControl,
@@ -516,18 +517,19 @@ class SocketCloning implements Mode {
 
   private registerMetrics(): Histogram {
     const registers = [this.ctx.registry];
-    new Counter({
-      name: "sc_clones_sent_total",
-      help: "CLONE messages sent by this node (requests it handed to another node)",
-      registers,
-      collect: mirror(() => this.clonesSent),
-    });
-    new Counter({
-      name: "sc_clones_received_total",
-      help: "CLONE messages received (clones built and served here, or refused)",
-      registers,
-      collect: mirror(() => this.clonesReceived),
-    });
+    const registry = this.ctx.registry;
+    mirrorCounter(
+      registry,
+      "sc_clones_sent_total",
+      "CLONE messages sent by this node (requests it handed to another node)",
+      () => this.clonesSent,
+    );
+    mirrorCounter(
+      registry,
+      "sc_clones_received_total",
+      "CLONE messages received (clones built and served here, or refused)",
+      () => this.clonesReceived,
+    );
     new Counter({
       name: "sc_clone_failures_total",
       help: "Requests that could not be (or stay) cloned, by reason",
@@ -542,21 +544,18 @@ class SocketCloning implements Mode {
     });
     const failures = this.failures;
     const transport = this.transport;
-    new Counter({
-      name: "sc_router_forwarded_packets_total",
-      help: "Client packets the Packet Router forwarded to clones",
-      registers,
-      collect: mirror(() => this.router.forwarded),
-    });
-    new Gauge({
-      name: "sc_router_entries",
-      help: "Connections currently cloned away from this node",
-      registers,
-      collect() {
-        this.set(router.size);
-      },
-    });
-    const router = this.router;
+    mirrorCounter(
+      registry,
+      "sc_router_forwarded_packets_total",
+      "Client packets the Packet Router forwarded to clones",
+      () => this.router.forwarded,
+    );
+    mirrorGauge(
+      registry,
+      "sc_router_entries",
+      "Connections currently cloned away from this node",
+      () => this.router.size,
+    );
     return new Histogram({
       name: "sc_clone_latency_seconds",
       help: "Time from sending a CLONE message to receiving its SC-ACK",
@@ -618,13 +617,6 @@ class SampleRing {
 /** TcpSocket follows node:net's Socket, the shape the server's Conn describes. */
 function asConn(sock: TcpSocket): Conn {
   return sock as unknown as Conn;
-}
-
-function mirror(read: () => number) {
-  return function (this: Counter) {
-    this.reset();
-    this.inc(read());
-  };
 }
 
 /** The regenerated response matches what the clone announced: same head, same length. */
