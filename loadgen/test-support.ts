@@ -1,5 +1,6 @@
 // Helpers shared by the loadgen tests: fixture paths, temporary directories and small
 // misbehaving HTTP servers on loopback. Not used by the product.
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,7 +15,14 @@ export function fixture(name: string): string {
 }
 
 /** The shared NASA trace (see ../shared/traces/README.md); SC_NASA_TRACE overrides. */
-export const NASA_TRACE = process.env.SC_NASA_TRACE ?? resolve(REPO_ROOT, "../shared/traces/nasa.log");
+export const NASA_TRACE =
+  process.env.SC_NASA_TRACE ??
+  // Next to the checkout, as in the development workspace; else the workspace's fixed place
+  // (a clean clone made elsewhere, e.g. by CI).
+  [resolve(REPO_ROOT, "../shared/traces/nasa.log"), "/work/shared/traces/nasa.log"].find((p) =>
+    existsSync(p),
+  ) ??
+  resolve(REPO_ROOT, "../shared/traces/nasa.log");
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), `sc-loadgen-${process.pid}-`));
