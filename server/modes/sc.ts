@@ -323,15 +323,15 @@ class SocketCloning implements Mode {
     this.router.remove(entry); // stop forwarding to the failed node first
     this.failures.resumed++;
     const sock = clone.sock;
-    let resp: PreparedResponse;
+    let resp: PreparedResponse | null = null;
     try {
       resp = await this.ctx.responder.respond(clone.req, clone.req.keepAlive, Date.now());
     } catch {
-      resp = null as unknown as PreparedResponse;
+      // The origin is unreachable: nothing to resume from (reset below).
     }
     if (clone.settled) return;
     const head = Buffer.from(ack.head);
-    if (!resp || !sameResponse(head, ack.responseLength, resp)) {
+    if (resp === null || !sameResponse(head, ack.responseLength, resp)) {
       this.ctx.log.warn({ path: clone.req.path }, "clone failed and the response cannot be resumed: reset");
       this.finish(clone, "abandoned");
       sock.destroy();
