@@ -52,3 +52,8 @@ registerCommand(
   "Stop the local cluster and remove its testbed (idempotent)",
   async () => (await import("./down.js")).command,
 );
+registerCommand(
+  "bench",
+  "Reproduce the paper's Figures 8 (micro) and 9 (trace) on the testbed against nginx and haproxy",
+  async () => (await import("./bench.js")).command,
+);

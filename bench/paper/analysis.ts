@@ -1,0 +1,396 @@
+// The benchmarks' figures from their raw measurements, and the arrangements they measure (pure):
+// which cluster stands for which mechanism, the checks that a mechanism really ran on every
+// request, medians and ranges per point, efficiency, and what limited a point.
+import { UrlMapper } from "../../server/mapper.js";
+import type { ContenderSpec } from "./contender.js";
+import type { MachineInfo } from "./machine.js";
+import type { RunUsage } from "./meter.js";
+import { metricSum, type Sample } from "./metrics.js";
+import { histogramQuantile, spread, type Bucket } from "./stats.js";
+
+export const MECHANISMS = ["plain", "sc", "cf", "nginx", "haproxy"] as const;
+export type Mechanism = (typeof MECHANISMS)[number];
+
+/** Figure 8's x axis: 100 B to 1 MB, about three points per decade. */
+export const DEFAULT_SIZES = [100, 300, 1000, 3000, 10_000, 30_000, 100_000, 300_000, 1_000_000];
+export const QUICK_SIZES = [1000, 100_000];
+
+/** Everything one measured run produced. */
+export interface MicroRun {
+  mechanism: Mechanism;
+  size: number;
+  run: number;
+  rps: number;
+  mbps: number;
+  responses: number;
+  errors: number;
+  errors_by_kind: Record<string, number>;
+  verify_failures: number;
+  verify_failures_by_kind: Record<string, number>;
+  /** The load generator's first failure samples (method, path, expected, got). */
+  verify_failure_samples: unknown[];
+  latency_ms: Record<string, number>;
+  elapsed_s: number;
+  /** What the arrangement check counted on the nodes (clones, peer fetches, requests per node). */
+  check: Record<string, number>;
+  /** Why the run does not count (verification failures, errors, a broken arrangement). */
+  failure: string | null;
+  usage: RunUsage;
+}
+
+export interface MicroPoint {
+  mechanism: Mechanism;
+  size: number;
+  /** Median req/s of the runs, and the range. */
+  rps: number;
+  rps_min: number;
+  rps_max: number;
+  mbps: number;
+  /** rps / plain rps at the same size (medians); min/max from the run range. */
+  efficiency: number;
+  efficiency_min: number;
+  efficiency_max: number;
+  /** A run failed: the point is reported, not plotted. */
+  failed: boolean;
+  /** Median CPU (percent of one core) by role over the runs. */
+  cpu: Record<string, number>;
+  machine_busy: number;
+}
+
+export interface LatencySummary {
+  /** Where the observations come from. */
+  what: string;
+  samples: number;
+  /** Estimated from the histogram buckets (linear inside a bucket), microseconds. */
+  p50_us: number;
+  p90_us: number;
+  p99_us: number;
+  buckets: { le_us: number; count: number }[];
+}
+
+export interface MicroResult {
+  kind: "micro";
+  params: Record<string, unknown>;
+  machine: MachineInfo;
+  points: MicroPoint[];
+  runs: MicroRun[];
+  clone_latency: { by_size: (LatencySummary & { size: number })[]; probe: LatencySummary | null };
+  failed_runs: number;
+  started_at: string;
+  finished_at: string;
+}
+
+/**
+ * The cluster behind each mechanism (see the header comment). The proxies forward to node2 only,
+ * the node that holds every document: as with SC and CF, one node serves the bytes and the
+ * mechanism's work comes on top (their per-request URI hashing still runs).
+ */
+export function microArrangement(
+  mechanism: Mechanism,
+): Pick<ContenderSpec, "mode" | "weights" | "proxy" | "proxyUpstreams" | "extraArgs"> {
+  switch (mechanism) {
+    case "plain":
+      return { mode: "local", weights: [1, 0] };
+    case "sc":
+      // Clone every request, however small (the node's default serves small known documents locally).
+      return { mode: "sc", weights: [1, 0], extraArgs: { node: ["--clone-local-max-bytes", "0"] } };
+    case "cf":
+      return { mode: "cf-lru", weights: [1, 0] };
+    case "nginx":
+    case "haproxy":
+      return { mode: "local", weights: [1, 1], proxy: mechanism, proxyUpstreams: [2] };
+  }
+}
+
+/**
+ * `count` distinct paths of documents of `size` bytes whose home (URL hash over node1, node2)
+ * is node2, so a request that arrives at node1 in sc or cf mode always leaves it.
+ */
+export function microUrls(size: number, count: number): string[] {
+  const mapper = new UrlMapper([{ id: "node1" }, { id: "node2" }]);
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    const url = `/m${size}/d${i}.bin`;
+    if (mapper.lookup(url) === "node2") out.push(url);
+  }
+  return out;
+}
+
+/** Checks that the mechanism was applied to every request of a run; returns what it counted. */
+export function checkArrangement(
+  mechanism: Mechanism,
+  before: Sample[][],
+  after: Sample[][],
+  responses: number,
+): { check: Record<string, number>; failure: string | null } {
+  const d = (node: number, name: string, labels?: Record<string, string>) =>
+    metricSum(after[node]!, name, labels) - metricSum(before[node]!, name, labels);
+  const check: Record<string, number> = {
+    node1_requests: d(0, "sc_http_requests_total"),
+    node2_requests: d(1, "sc_http_requests_total"),
+  };
+  let failure: string | null = null;
+  if (mechanism === "plain") {
+    if (check.node1_requests !== responses || check.node2_requests !== 0)
+      failure = `plain: node1 served ${check.node1_requests} and node2 ${check.node2_requests} of ${responses} responses`;
+  } else if (mechanism === "sc") {
+    check.clones_sent = d(0, "sc_clones_sent_total");
+    check.clones_received = d(1, "sc_clones_received_total");
+    check.clone_failures = d(0, "sc_clone_failures_total");
+    if (check.clones_sent !== responses || check.clone_failures !== 0)
+      failure = `sc: ${check.clones_sent} clones sent, ${check.clone_failures} clone failures for ${responses} responses`;
+  } else if (mechanism === "cf") {
+    check.peer_fetches = d(0, "sc_cf_peer_fetches_total");
+    check.peer_hits = d(0, "sc_cf_peer_hits_total");
+    check.joined = d(0, "sc_cf_joined_total");
+    if (check.peer_fetches !== responses || check.peer_hits !== responses)
+      failure = `cf: ${check.peer_fetches} peer fetches (${check.peer_hits} from memory, ${check.joined} joined) for ${responses} responses`;
+  } else if (check.node2_requests !== responses || check.node1_requests !== 0) {
+    failure = `${mechanism}: node2 served ${check.node2_requests} and node1 ${check.node1_requests} of ${responses} responses`;
+  }
+  return { check, failure };
+}
+
+/**
+ * CPU per role (sum over the processes of a role, percent of one core), plus "other": the
+ * machine's busy time not spent in any of them (the kernel's network work outside process
+ * context, and whatever else runs on the machine), also in percent of one core.
+ */
+export function cpuByRole(u: RunUsage): Record<string, number> {
+  const out: Record<string, number> = {};
+  let ours = 0;
+  for (const p of u.processes) {
+    out[p.role] = (out[p.role] ?? 0) + p.cpu;
+    ours += p.cpu;
+  }
+  out.other = Math.max(0, u.machineBusy * u.cpus - ours);
+  return out;
+}
+
+/** Median figures per (mechanism, size) and efficiency against plain. */
+export function microPoints(
+  runs: readonly MicroRun[],
+  sizes: readonly number[],
+  mechanisms: readonly Mechanism[],
+): MicroPoint[] {
+  const points: MicroPoint[] = [];
+  for (const size of sizes) {
+    const of = (m: Mechanism) => runs.filter((r) => r.size === size && r.mechanism === m);
+    const plain = spread(of("plain").map((r) => r.rps)).median;
+    for (const mechanism of mechanisms) {
+      const rs = of(mechanism);
+      if (rs.length === 0) continue;
+      const rps = spread(rs.map((r) => r.rps));
+      const roles = new Set(rs.flatMap((r) => Object.keys(cpuByRole(r.usage))));
+      const cpu: Record<string, number> = {};
+      for (const role of roles) cpu[role] = spread(rs.map((r) => cpuByRole(r.usage)[role] ?? 0)).median;
+      const eff = (x: number) => (plain > 0 ? x / plain : NaN);
+      points.push({
+        mechanism,
+        size,
+        rps: rps.median,
+        rps_min: rps.min,
+        rps_max: rps.max,
+        mbps: spread(rs.map((r) => r.mbps)).median,
+        efficiency: eff(rps.median),
+        efficiency_min: eff(rps.min),
+        efficiency_max: eff(rps.max),
+        failed: rs.some((r) => r.failure !== null) || of("plain").some((r) => r.failure !== null),
+        cpu,
+        machine_busy: spread(rs.map((r) => r.usage.machineBusy)).median,
+      });
+    }
+  }
+  return points;
+}
+
+export const TRACE_MODES = ["rr", "cf-lru", "cf-lfu", "sc", "nginx", "haproxy"] as const;
+export type TraceMode = (typeof TRACE_MODES)[number];
+
+export interface TraceRun {
+  mode: TraceMode;
+  nodes: number;
+  run: number;
+  rps: number;
+  mbps: number;
+  responses: number;
+  errors: number;
+  errors_by_kind: Record<string, number>;
+  verify_failures: number;
+  verify_failures_by_kind: Record<string, number>;
+  /** The load generator's first failure samples (method, path, expected, got). */
+  verify_failure_samples: unknown[];
+  latency_ms: Record<string, number>;
+  elapsed_s: number;
+  warmup: { requests: number; seconds: number; stopped_by: string };
+  /** Sums over the nodes of metric deltas during the run. */
+  nodes_stats: Record<string, number>;
+  failure: string | null;
+  usage: RunUsage;
+  start_s: number;
+}
+
+export interface TracePoint {
+  mode: TraceMode;
+  nodes: number;
+  rps: number;
+  rps_min: number;
+  rps_max: number;
+  mbps: number;
+  failed: boolean;
+  /** Medians over the runs. */
+  machine_busy: number;
+  cpu: Record<string, number>;
+  max_node_cpu: number;
+  origin_mbps: number;
+  node_tx_mbps_mean: number;
+  frontend_mbps: number;
+  cache_hit_ratio: number;
+  origin_fetches_per_s: number;
+  /** What limited the point, from the measurements (see limitsOf). */
+  limits: string[];
+}
+
+export interface TraceResult {
+  kind: "trace";
+  params: Record<string, unknown>;
+  machine: MachineInfo;
+  points: TracePoint[];
+  runs: TraceRun[];
+  failed_runs: number;
+  started_at: string;
+  finished_at: string;
+}
+
+export function traceArrangement(mode: TraceMode): Pick<ContenderSpec, "mode" | "proxy"> {
+  if (mode === "rr") return { mode: "local" };
+  if (mode === "nginx" || mode === "haproxy") return { mode: "local", proxy: mode };
+  return { mode };
+}
+
+/** Node metric deltas summed over the nodes. */
+export function nodeDeltas(before: Sample[][], after: Sample[][]): Record<string, number> {
+  const names: Record<string, string> = {
+    requests: "sc_http_requests_total",
+    cache_hits: "sc_cache_hits_total",
+    cache_misses: "sc_cache_misses_total",
+    origin_loads: "sc_source_loads_total",
+    clones_sent: "sc_clones_sent_total",
+    clone_failures: "sc_clone_failures_total",
+    cf_peer_fetches: "sc_cf_peer_fetches_total",
+    cf_joined: "sc_cf_joined_total",
+    cf_origin_fetches: "sc_cf_origin_fetches_total",
+  };
+  const out: Record<string, number> = {};
+  for (const [key, name] of Object.entries(names)) {
+    let sum = 0;
+    for (let i = 0; i < after.length; i++)
+      sum += metricSum(after[i]!, name) - metricSum(before[i] ?? [], name);
+    out[key] = sum;
+  }
+  return out;
+}
+
+/**
+ * What limited a point, read from its measurements: the machine's CPU, one process at a full
+ * core, or a link near its rate. Thresholds: 90% of the CPUs, 90% of a core, 85% of a link.
+ */
+export function limitsOf(p: {
+  machine_busy: number;
+  cpus: number;
+  processes: { label: string; cpu: number }[];
+  links: { label: string; mbps: number; rateMbps: number | null }[];
+}): string[] {
+  const out: string[] = [];
+  if (p.machine_busy >= 90) out.push(`CPU: machine ${p.machine_busy.toFixed(0)}% busy (${p.cpus} cores)`);
+  for (const pr of p.processes)
+    if (pr.cpu >= 90) out.push(`CPU: ${pr.label} ${pr.cpu.toFixed(0)}% of a core`);
+  for (const l of p.links)
+    if (l.rateMbps !== null && l.mbps >= 0.85 * l.rateMbps)
+      out.push(`link: ${l.label} ${l.mbps.toFixed(1)} of ${l.rateMbps.toFixed(0)} Mbit/s`);
+  return out;
+}
+
+export function tracePoints(
+  runs: readonly TraceRun[],
+  nodes: readonly number[],
+  modes: readonly TraceMode[],
+  rates: { node: number | null; origin: number | null; frontend: number | null },
+): TracePoint[] {
+  const points: TracePoint[] = [];
+  for (const n of nodes)
+    for (const mode of modes) {
+      const rs = runs.filter((r) => r.nodes === n && r.mode === mode);
+      if (rs.length === 0) continue;
+      const med = (f: (r: TraceRun) => number) => spread(rs.map(f)).median;
+      const link = (r: TraceRun, label: string) => r.usage.links.find((l) => l.label === label);
+      const nodeTx = (r: TraceRun) => {
+        const ls = r.usage.links.filter((l) => /^node\d+$/.test(l.label));
+        return ls.length ? ls.reduce((a, l) => a + l.txMbps, 0) / ls.length : 0;
+      };
+      const roles = new Set(rs.flatMap((r) => Object.keys(cpuByRole(r.usage))));
+      const cpu: Record<string, number> = {};
+      for (const role of roles) cpu[role] = med((r) => cpuByRole(r.usage)[role] ?? 0);
+      const rps = spread(rs.map((r) => r.rps));
+      const busy = med((r) => r.usage.machineBusy);
+      const originMbps = med((r) => link(r, "origin")?.txMbps ?? 0);
+      const frontendMbps = med((r) => link(r, "dispatcher")?.txMbps ?? 0);
+      const nodeTxMean = med(nodeTx);
+      const maxNodeCpu = med((r) =>
+        Math.max(0, ...r.usage.processes.filter((p) => p.role === "node").map((p) => p.cpu)),
+      );
+      // The median run's processes, for the one-core check.
+      const mid = [...rs].sort((a, b) => a.rps - b.rps)[rs.length >> 1]!;
+      points.push({
+        mode,
+        nodes: n,
+        rps: rps.median,
+        rps_min: rps.min,
+        rps_max: rps.max,
+        mbps: med((r) => r.mbps),
+        failed: rs.some((r) => r.failure !== null),
+        machine_busy: busy,
+        cpu,
+        max_node_cpu: maxNodeCpu,
+        origin_mbps: originMbps,
+        node_tx_mbps_mean: nodeTxMean,
+        frontend_mbps: frontendMbps,
+        cache_hit_ratio: med((r) => {
+          const h = r.nodes_stats.cache_hits ?? 0;
+          const m = r.nodes_stats.cache_misses ?? 0;
+          return h + m > 0 ? h / (h + m) : 0;
+        }),
+        origin_fetches_per_s: med((r) =>
+          r.elapsed_s > 0 ? (r.nodes_stats.origin_loads ?? 0) / r.elapsed_s : 0,
+        ),
+        limits: limitsOf({
+          machine_busy: busy,
+          cpus: mid.usage.cpus,
+          processes: mid.usage.processes.filter((p) => p.role !== "loadgen" || p.cpu > 0),
+          links: [
+            { label: "origin", mbps: originMbps, rateMbps: rates.origin },
+            { label: "nodes (mean)", mbps: nodeTxMean, rateMbps: rates.node },
+            { label: "front-end", mbps: frontendMbps, rateMbps: rates.frontend },
+          ],
+        }),
+      });
+    }
+  return points;
+}
+
+/** Clone latency quantiles (microseconds) estimated from histogram buckets in seconds. */
+export function latencySummary(what: string, buckets: Bucket[]): LatencySummary {
+  const total = buckets[buckets.length - 1]?.count ?? 0;
+  const q = (x: number) => Math.round(histogramQuantile(buckets, x) * 1e6 * 10) / 10;
+  return {
+    what,
+    samples: total,
+    p50_us: q(0.5),
+    p90_us: q(0.9),
+    p99_us: q(0.99),
+    buckets: buckets.map((b) => ({
+      le_us: b.le === Infinity ? Infinity : Math.round(b.le * 1e6),
+      count: b.count,
+    })),
+  };
+}

@@ -1,0 +1,266 @@
+// `sc-cluster bench micro`: the paper's Figure 8 (section 4.1), normalized efficiency against
+// file size. For each size, the throughput of one plain node serving the file itself (the 100%
+// line) and with a content-aware mechanism applied to every request:
+//   sc       Socket Cloning: the dispatcher sends every connection to node1, every URL's home is
+//            node2, so node1 clones every request to node2 (checked: clones sent = responses);
+//   cf       cooperative caching (cf-lru), same arrangement: node1 forwards every document from
+//            node2's memory (checked: peer fetches = responses, none joined);
+//   nginx    reverse proxy with `hash $request_uri consistent` in the dispatcher's host, in front
+//            of node2 (the node that holds the documents; checked: node2 served every request);
+//   haproxy  `balance uri` + `hash-type consistent`, likewise;
+// efficiency = mechanism req/s / plain req/s. Every contender is a 2-node cluster of its own, all
+// up at the same time so runs are interleaved (machine drift hits all alike); every response is
+// verified byte for byte (SHA-256) by the load generator.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { buildSite } from "../../loadgen/index.js";
+import {
+  checkArrangement,
+  cpuByRole,
+  latencySummary,
+  microArrangement,
+  microPoints,
+  microUrls,
+  type LatencySummary,
+  type Mechanism,
+  type MicroResult,
+  type MicroRun,
+} from "./analysis.js";
+import { Contender, type Measured } from "./contender.js";
+import { machineInfo } from "./machine.js";
+import { histogramBuckets } from "./metrics.js";
+import { PROXIES, type ProxyKind } from "./peers-config.js";
+import { ensurePeer } from "./peers.js";
+import { bucketDelta } from "./stats.js";
+
+export { MECHANISMS, DEFAULT_SIZES, QUICK_SIZES, type Mechanism, type MicroResult } from "./analysis.js";
+
+export interface MicroOptions {
+  sizes: number[];
+  mechanisms: Mechanism[];
+  /** tc rate of every link, null for unshaped. */
+  rate: string | null;
+  runs: number;
+  durationS: number;
+  warmupS: number;
+  /** Load generator worker threads x connections each. */
+  clients: number;
+  conns: number;
+  keepalive: boolean;
+  /** Distinct documents per size (rounded up to a multiple of the connections). */
+  urls: number;
+  cacheBytes: string;
+  proxyWorkers: number;
+  /** Seconds of the one-connection clone latency probe (0: none). */
+  latencyProbeS: number;
+  /** Namespace prefix base (<= 10 characters); each contender adds a letter and "-". */
+  prefix: string;
+  /** Work directory (site, traces, proxy configs); the caller removes it. */
+  workDir: string;
+  quick: boolean;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+const LETTER: Record<Mechanism, string> = { plain: "p", sc: "s", cf: "c", nginx: "n", haproxy: "h" };
+
+function clfLine(url: string, size: number): string {
+  return `bench - - [01/Jan/2001:00:00:00 +0000] "GET ${url} HTTP/1.0" 200 ${size}\n`;
+}
+
+/** The run's verdict and figures. */
+function toRun(mechanism: Mechanism, size: number, run: number, m: Measured): MicroRun {
+  const r = m.result;
+  const responses = r.ok + r.verify_failures;
+  const arrangement = checkArrangement(mechanism, m.before, m.after, responses);
+  let failure: string | null = null;
+  if (r.verify_failures > 0)
+    failure =
+      `${r.verify_failures} responses failed verification (${JSON.stringify(r.verify_failures_by_kind)}), ` +
+      `e.g. ${JSON.stringify(r.verify_failure_samples[0])}`;
+  else if (r.errors > 0) failure = `${r.errors} transport errors (${JSON.stringify(r.errors_by_kind)})`;
+  else if (responses === 0) failure = "no responses";
+  else failure = arrangement.failure;
+  return {
+    mechanism,
+    size,
+    run,
+    rps: r.rps,
+    mbps: r.mbps,
+    responses,
+    errors: r.errors,
+    errors_by_kind: r.errors_by_kind,
+    verify_failures: r.verify_failures,
+    verify_failures_by_kind: r.verify_failures_by_kind,
+    verify_failure_samples: r.verify_failure_samples.slice(0, 5),
+    latency_ms: { ...r.latency_ms },
+    elapsed_s: r.elapsed_s,
+    check: arrangement.check,
+    failure,
+    usage: m.usage,
+  };
+}
+
+const CLONE_LATENCY = "sc_clone_latency_seconds";
+
+export async function runMicro(o: MicroOptions): Promise<MicroResult> {
+  const startedAt = new Date().toISOString();
+  const log = o.log;
+  const totalConns = o.clients * o.conns;
+  // A multiple of the connection count: the load generator deals trace lines round robin to its
+  // connections, so connection s only ever asks for URLs s, s+C, ...: no two requests for one
+  // document are in flight together (cooperative caching would join them into one fetch).
+  const urlCount = Math.max(totalConns, Math.ceil(o.urls / totalConns) * totalConns);
+  const versions: Record<string, string> = {};
+  for (const m of o.mechanisms)
+    if ((PROXIES as readonly string[]).includes(m)) versions[m] = await ensurePeer(m as ProxyKind, log);
+
+  // The site: urlCount documents per size, all homed at node2; one trace per size.
+  const siteDir = join(o.workDir, "site");
+  await mkdir(siteDir, { recursive: true });
+  const traces = new Map<number, string>();
+  let all = "";
+  for (const size of o.sizes) {
+    const lines = microUrls(size, urlCount).map((u) => clfLine(u, size));
+    all += lines.join("");
+    const t = join(siteDir, `size-${size}.log`);
+    await writeFile(t, lines.join(""));
+    traces.set(size, t);
+  }
+  await writeFile(join(siteDir, "all.log"), all);
+  const manifest = join(siteDir, "manifest.jsonl");
+  await buildSite({ trace: join(siteDir, "all.log"), out: join(siteDir, "root"), manifest });
+  log(
+    `site: ${o.sizes.length} sizes x ${urlCount} documents (${(
+      (urlCount * o.sizes.reduce((a, b) => a + b, 0)) /
+      1e6
+    ).toFixed(1)} MB), every URL homed at node2`,
+  );
+
+  const contenders = new Map<Mechanism, Contender>();
+  const runs: MicroRun[] = [];
+  const latencyBySize: (LatencySummary & { size: number })[] = [];
+  let probe: LatencySummary | null = null;
+  try {
+    for (const mechanism of o.mechanisms) {
+      o.signal?.throwIfAborted();
+      const t0 = performance.now();
+      const c = await Contender.start({
+        name: mechanism,
+        prefix: `${o.prefix}${LETTER[mechanism]}-`,
+        nodes: 2,
+        scheduler: "rr",
+        ...microArrangement(mechanism),
+        proxyWorkers: o.proxyWorkers,
+        rate: o.rate,
+        cacheBytes: o.cacheBytes,
+        site: join(siteDir, "root"),
+        workDir: o.workDir,
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      contenders.set(mechanism, c);
+      log(`${mechanism}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s, clients -> ${c.target}`);
+    }
+    const load = { manifest, clients: o.clients, conns: o.conns, keepalive: o.keepalive };
+    for (const size of o.sizes) {
+      const trace = traces.get(size)!;
+      for (const mechanism of o.mechanisms) {
+        o.signal?.throwIfAborted();
+        const c = contenders.get(mechanism)!;
+        // Every document once (so each is in its home's cache), then the timed warm-up.
+        await c.measure({ ...load, trace, requests: urlCount, durationS: 60 });
+        const w = await c.measure({ ...load, trace, durationS: o.warmupS });
+        const bad = w.result.verify_failures + w.result.errors;
+        log(
+          `size ${size}: ${mechanism} warm-up ${w.result.rps.toFixed(0)} req/s${bad ? `, ${bad} failures` : ""}`,
+        );
+      }
+      const scBefore = contenders.get("sc")
+        ? histogramBuckets((await contenders.get("sc")!.nodeMetrics())[0]!, CLONE_LATENCY)
+        : [];
+      for (let run = 1; run <= o.runs; run++) {
+        // Rotate the order run by run so no mechanism always goes first.
+        const order = o.mechanisms.map((_, i) => o.mechanisms[(i + run - 1) % o.mechanisms.length]!);
+        for (const mechanism of order) {
+          o.signal?.throwIfAborted();
+          const m = await contenders.get(mechanism)!.measure({ ...load, trace, durationS: o.durationS });
+          const r = toRun(mechanism, size, run, m);
+          runs.push(r);
+          const cpu = cpuByRole(r.usage);
+          log(
+            `size ${String(size).padStart(7)} run ${run} ${mechanism.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s ` +
+              `${r.mbps.toFixed(1).padStart(6)} Mbit/s  cpu ${Object.entries(cpu)
+                .map(([k, v]) => `${k} ${v.toFixed(0)}%`)
+                .join(", ")}; machine ${r.usage.machineBusy.toFixed(0)}%` +
+              (r.failure ? `  FAILED: ${r.failure}` : ""),
+          );
+        }
+      }
+      if (contenders.get("sc")) {
+        const after = histogramBuckets((await contenders.get("sc")!.nodeMetrics())[0]!, CLONE_LATENCY);
+        latencyBySize.push({
+          size,
+          ...latencySummary(`node1, ${o.runs} runs at ${size} B`, bucketDelta(after, scBefore)),
+        });
+      }
+    }
+    const sc = contenders.get("sc");
+    if (sc && o.latencyProbeS > 0) {
+      // One connection, one request at a time: the clone's cost without queueing behind others.
+      const size = o.sizes[0]!;
+      const before = histogramBuckets((await sc.nodeMetrics())[0]!, CLONE_LATENCY);
+      const m = await sc.measure({
+        ...load,
+        clients: 1,
+        conns: 1,
+        trace: traces.get(size)!,
+        durationS: o.latencyProbeS,
+      });
+      const after = histogramBuckets((await sc.nodeMetrics())[0]!, CLONE_LATENCY);
+      probe = latencySummary(
+        `node1, 1 connection, ${size} B, ${m.result.rps.toFixed(0)} req/s`,
+        bucketDelta(after, before),
+      );
+      log(
+        `clone latency probe (1 connection): p50 ${probe.p50_us} us, p90 ${probe.p90_us} us, p99 ${probe.p99_us} us`,
+      );
+    }
+  } finally {
+    for (const c of contenders.values())
+      await c.stop().catch((e: Error) => log(`stopping ${c.spec.name}: ${e.message}`));
+  }
+
+  const points = microPoints(runs, o.sizes, o.mechanisms);
+  return {
+    kind: "micro",
+    params: {
+      sizes: o.sizes,
+      mechanisms: o.mechanisms,
+      rate: o.rate ?? "unshaped",
+      runs: o.runs,
+      duration_s: o.durationS,
+      warmup_s: o.warmupS,
+      clients: o.clients,
+      conns: o.conns,
+      keepalive: o.keepalive,
+      documents_per_size: urlCount,
+      cache_bytes: o.cacheBytes,
+      nodes: 2,
+      scheduler: "rr (weights 1,0 for plain, sc, cf: every connection to node1)",
+      proxy_workers: o.proxyWorkers,
+      proxy_host:
+        "dispatcher host, 198.18.0.1:80, forwarding to node2 only (the node holding every document), reached at 198.18.1.12 (DNAT to the VIP inside node2)",
+      latency_probe_s: o.latencyProbeS,
+      quick: o.quick,
+      peers: versions,
+      verification: "every response: status, length and SHA-256 of the body against the manifest",
+    },
+    machine: await machineInfo(),
+    points,
+    runs,
+    clone_latency: { by_size: latencyBySize, probe },
+    failed_runs: runs.filter((r) => r.failure !== null).length,
+    started_at: startedAt,
+    finished_at: new Date().toISOString(),
+  };
+}

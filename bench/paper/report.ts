@@ -1,0 +1,327 @@
+// Markdown tables and plot specifications of the benchmark results (pure).
+import type { Mechanism, MicroPoint, MicroResult, TraceMode, TracePoint, TraceResult } from "./analysis.js";
+import type { Marker, PlotSpec } from "./plot.js";
+import { niceAxis } from "./plot.js";
+
+const STYLE: Record<string, { name: string; color: string; marker: Marker; dash?: string }> = {
+  sc: { name: "SC", color: "#d62728", marker: "circle" },
+  cf: { name: "CF", color: "#2ca02c", marker: "square" },
+  "cf-lfu": { name: "CF-LFU", color: "#2ca02c", marker: "square" },
+  "cf-lru": { name: "CF-LRU", color: "#1f77b4", marker: "triangle" },
+  rr: { name: "RR", color: "#555555", marker: "diamond" },
+  nginx: { name: "nginx (URI hash)", color: "#9467bd", marker: "cross", dash: "6 3" },
+  haproxy: { name: "haproxy (URI hash)", color: "#ff7f0e", marker: "plus", dash: "2 3" },
+  plain: { name: "plain node", color: "#000000", marker: "none" },
+};
+
+export function displayName(key: string): string {
+  return STYLE[key]?.name ?? key;
+}
+
+const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : "-");
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "-");
+const pct = (n: number) => (Number.isFinite(n) ? `${(100 * n).toFixed(0)}%` : "-");
+
+export function sizeLabel(bytes: number): string {
+  if (bytes >= 1_000_000 && bytes % 100_000 === 0) return `${bytes / 1_000_000} MB`;
+  if (bytes >= 1000 && bytes % 100 === 0) return `${bytes / 1000} KB`;
+  return `${bytes} B`;
+}
+
+function table(head: string[], rows: string[][], align?: ("l" | "r")[]): string {
+  const a = align ?? head.map((_, i) => (i === 0 ? "l" : "r"));
+  return [
+    `| ${head.join(" | ")} |`,
+    `|${a.map((x) => (x === "r" ? " ---: |" : " --- |")).join("")}`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+function microScale(r: MicroResult): string {
+  const p = r.params;
+  return (
+    `2-node clusters, links ${String(p.rate)}, ${String(p.clients)} x ${String(p.conns)} connections ` +
+    `(${p.keepalive ? "keep-alive" : "new connection per request"}), ${String(p.documents_per_size)} documents per size, ` +
+    `median of ${String(p.runs)} runs x ${String(p.duration_s)} s`
+  );
+}
+
+export function microMarkdown(r: MicroResult): string {
+  const mechs = r.params.mechanisms as Mechanism[];
+  const sizes = r.params.sizes as number[];
+  const others = mechs.filter((m) => m !== "plain");
+  const at = (m: Mechanism, s: number) => r.points.find((p) => p.mechanism === m && p.size === s);
+  const cell = (p: MicroPoint | undefined, v: (p: MicroPoint) => string) =>
+    p ? (p.failed ? `FAILED` : v(p)) : "-";
+  const out: string[] = [];
+  out.push(`Scale: ${microScale(r)}.`, "");
+  out.push(
+    "Normalized efficiency (mechanism req/s / plain node req/s, medians; range from the runs' min and max):",
+    "",
+  );
+  out.push(
+    table(
+      ["size", ...others.map(displayName)],
+      sizes.map((s) => [
+        sizeLabel(s),
+        ...others.map((m) =>
+          cell(at(m, s), (p) => `${pct(p.efficiency)} (${pct(p.efficiency_min)}-${pct(p.efficiency_max)})`),
+        ),
+      ]),
+    ),
+  );
+  out.push("", "Requests per second (median, min-max) and Mbit/s of response bodies (median):", "");
+  out.push(
+    table(
+      ["size", ...mechs.map(displayName)],
+      sizes.map((s) => [
+        sizeLabel(s),
+        ...mechs.map((m) =>
+          cell(at(m, s), (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)}), ${f1(p.mbps)} Mbit/s`),
+        ),
+      ]),
+    ),
+  );
+  out.push(
+    "",
+    "CPU during the runs (median, percent of one core; machine = share of all cores busy; other = busy time outside these processes: kernel network work and everything else on the machine):",
+    "",
+  );
+  out.push(
+    table(
+      ["size", "mechanism", "machine", "nodes", "dispatcher", "origin", "proxy", "loadgen", "other"],
+      r.points.map((p) => [
+        sizeLabel(p.size),
+        displayName(p.mechanism),
+        `${f0(p.machine_busy)}%`,
+        `${f0(p.cpu.node ?? 0)}%`,
+        `${f0(p.cpu.dispatcher ?? 0)}%`,
+        `${f0(p.cpu.origin ?? 0)}%`,
+        p.cpu.proxy !== undefined ? `${f0(p.cpu.proxy)}%` : "-",
+        `${f0(p.cpu.loadgen ?? 0)}%`,
+        `${f0(p.cpu.other ?? 0)}%`,
+      ]),
+    ),
+  );
+  const lat = r.clone_latency;
+  if (lat.by_size.length > 0 || lat.probe) {
+    out.push(
+      "",
+      "Socket Cloning: clone latency (CLONE sent -> SC-ACK received on node1), from the `sc_clone_latency_seconds` histogram, interpolated inside its buckets:",
+      "",
+    );
+    const rows = lat.by_size.map((l) => [
+      sizeLabel(l.size),
+      String(l.samples),
+      f1(l.p50_us),
+      f1(l.p90_us),
+      f1(l.p99_us),
+    ]);
+    if (lat.probe)
+      rows.push([
+        `probe: ${lat.probe.what}`,
+        String(lat.probe.samples),
+        f1(lat.probe.p50_us),
+        f1(lat.probe.p90_us),
+        f1(lat.probe.p99_us),
+      ]);
+    out.push(table(["load", "clones", "p50 us", "p90 us", "p99 us"], rows));
+  }
+  const failed = r.runs.filter((x) => x.failure !== null);
+  if (failed.length > 0) {
+    out.push("", `Failed runs (${failed.length}; their points are not plotted):`, "");
+    for (const x of failed) out.push(`- ${x.mechanism} ${sizeLabel(x.size)} run ${x.run}: ${x.failure}`);
+  }
+  return out.join("\n") + "\n";
+}
+
+export function microPlot(r: MicroResult): PlotSpec {
+  const mechs = (r.params.mechanisms as Mechanism[]).filter((m) => m !== "plain");
+  const ok = r.points.filter((p) => !p.failed);
+  const maxEff = Math.max(1.1, ...ok.map((p) => p.efficiency_max).filter(Number.isFinite));
+  const top = Math.min(200, Math.ceil((maxEff * 100) / 20) * 20);
+  return {
+    xLabel: "File Size (bytes)",
+    yLabel: "Normalized Efficiency (%)",
+    xScale: "log",
+    x: [50, 2e6],
+    y: [0, top],
+    xTicks: [100, 1000, 1e4, 1e5, 1e6],
+    yTicks: Array.from({ length: top / 20 + 1 }, (_, i) => i * 20),
+    hlines: [{ y: 100, label: "plain node (100%)" }],
+    series: mechs.map((m) => ({
+      ...STYLE[m]!,
+      points: ok
+        .filter((p) => p.mechanism === m)
+        .map((p) => ({
+          x: p.size,
+          y: 100 * p.efficiency,
+          lo: 100 * p.efficiency_min,
+          hi: 100 * p.efficiency_max,
+        })),
+    })),
+    legend: "bottom-left",
+    caption: "Figure 8 (reproduced). Normalized Efficiency",
+    notes: [microScale(r), `${r.machine.cpus} x ${r.machine.cpu}; ${r.started_at.slice(0, 10)}`],
+  };
+}
+
+export function microRpsPlot(r: MicroResult): PlotSpec {
+  const mechs = r.params.mechanisms as Mechanism[];
+  const ok = r.points.filter((p) => !p.failed);
+  const { top, ticks } = niceAxis(Math.max(1, ...ok.map((p) => p.rps_max)));
+  return {
+    xLabel: "File Size (bytes)",
+    yLabel: "Throughput (requests/s)",
+    xScale: "log",
+    x: [50, 2e6],
+    y: [0, top],
+    xTicks: [100, 1000, 1e4, 1e5, 1e6],
+    yTicks: ticks,
+    series: mechs.map((m) => ({
+      ...STYLE[m]!,
+      marker: m === "plain" ? "circle" : STYLE[m]!.marker,
+      points: ok
+        .filter((p) => p.mechanism === m)
+        .map((p) => ({ x: p.size, y: p.rps, lo: p.rps_min, hi: p.rps_max })),
+    })),
+    legend: "top-right",
+    caption: "Micro-benchmark: requests/s per mechanism",
+    notes: [microScale(r)],
+  };
+}
+
+function traceScale(r: TraceResult): string[] {
+  const p = r.params;
+  const w = p.workload as Record<string, unknown>;
+  const mb = (b: unknown) => `${(Number(b) / 1e6).toFixed(1)} MB`;
+  return [
+    `links: nodes ${String(p.rate)}, origin ${String(p.origin_rate)}, client ${String(p.client_rate)}, front-end ${String(p.frontend_rate)}; ` +
+      `cache ${mb(p.cache_bytes_per_node)} per node`,
+    `documents: ${String(w.files)} files, ${mb(w.document_bytes)} (${String(w.trace).startsWith("synthetic") ? `synthetic, scale ${String(w.scale)}` : String(w.trace)}); ` +
+      `clients: ${String(p.clients)} x ${String(p.conns)} connections (${p.keepalive ? "keep-alive" : "new connection per request"}); ` +
+      `median of ${String(p.runs)} runs x ${String(p.duration_s)} s`,
+  ];
+}
+
+export function traceMarkdown(r: TraceResult): string {
+  const modes = r.params.modes as TraceMode[];
+  const nodes = r.params.nodes as number[];
+  const at = (m: TraceMode, n: number) => r.points.find((p) => p.mode === m && p.nodes === n);
+  const cell = (p: TracePoint | undefined, v: (p: TracePoint) => string) =>
+    p ? (p.failed ? "FAILED" : v(p)) : "-";
+  const out: string[] = [];
+  out.push(`Scale: ${traceScale(r).join("; ")}.`, "");
+  out.push("Throughput, requests/s (median, min-max of the runs):", "");
+  out.push(
+    table(
+      ["nodes", ...modes.map(displayName)],
+      nodes.map((n) => [
+        String(n),
+        ...modes.map((m) => cell(at(m, n), (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)})`)),
+      ]),
+    ),
+  );
+  if (modes.includes("sc")) {
+    const others = modes.filter((m) => m !== "sc");
+    out.push("", "SC's throughput relative to each other mode (SC median / mode median - 1):", "");
+    out.push(
+      table(
+        ["nodes", ...others.map((m) => `vs ${displayName(m)}`)],
+        nodes.map((n) => {
+          const sc = at("sc", n);
+          return [
+            String(n),
+            ...others.map((m) => {
+              const o = at(m, n);
+              if (!sc || !o || sc.failed || o.failed || !(o.rps > 0)) return "-";
+              const d = sc.rps / o.rps - 1;
+              return `${d >= 0 ? "+" : ""}${(100 * d).toFixed(0)}%`;
+            }),
+          ];
+        }),
+      ),
+    );
+  }
+  out.push(
+    "",
+    "What each point used (medians): machine CPU busy (all cores), CPU per role in percent of one core (nodes summed, and the busiest node), " +
+      "link traffic in Mbit/s, node cache hit ratio, origin fetches/s, and what limited it:",
+    "",
+  );
+  out.push(
+    table(
+      [
+        "nodes",
+        "mode",
+        "req/s",
+        "machine",
+        "nodes cpu",
+        "max node",
+        "disp.",
+        "origin cpu",
+        "proxy",
+        "loadgen",
+        "other",
+        "origin link",
+        "node link (mean)",
+        "front-end link",
+        "hit ratio",
+        "origin fetch/s",
+        "limited by",
+      ],
+      r.points.map((p) => [
+        String(p.nodes),
+        displayName(p.mode),
+        p.failed ? "FAILED" : f0(p.rps),
+        `${f0(p.machine_busy)}%`,
+        `${f0(p.cpu.node ?? 0)}%`,
+        `${f0(p.max_node_cpu)}%`,
+        `${f0(p.cpu.dispatcher ?? 0)}%`,
+        `${f0(p.cpu.origin ?? 0)}%`,
+        p.cpu.proxy !== undefined ? `${f0(p.cpu.proxy)}%` : "-",
+        `${f0(p.cpu.loadgen ?? 0)}%`,
+        `${f0(p.cpu.other ?? 0)}%`,
+        f1(p.origin_mbps),
+        f1(p.node_tx_mbps_mean),
+        f1(p.frontend_mbps),
+        pct(p.cache_hit_ratio),
+        f0(p.origin_fetches_per_s),
+        p.limits.length ? p.limits.join("; ") : "none reached",
+      ]),
+    ),
+  );
+  const failed = r.runs.filter((x) => x.failure !== null);
+  if (failed.length > 0) {
+    out.push("", `Failed runs (${failed.length}; their points are not plotted):`, "");
+    for (const x of failed) out.push(`- ${x.mode} ${x.nodes} nodes run ${x.run}: ${x.failure}`);
+  }
+  return out.join("\n") + "\n";
+}
+
+export function tracePlot(r: TraceResult): PlotSpec {
+  const order: TraceMode[] = ["sc", "cf-lfu", "cf-lru", "rr", "nginx", "haproxy"];
+  const modes = order.filter((m) => (r.params.modes as TraceMode[]).includes(m));
+  const nodes = r.params.nodes as number[];
+  const ok = r.points.filter((p) => !p.failed);
+  const { top, ticks } = niceAxis(Math.max(1, ...ok.map((p) => p.rps_max)));
+  const maxN = Math.max(...nodes);
+  return {
+    xLabel: "Number of Nodes",
+    yLabel: "Throughput (requests/s)",
+    xScale: "linear",
+    x: [0, maxN + 1],
+    y: [0, top],
+    xTicks: Array.from({ length: maxN + 2 }, (_, i) => i).filter((i) => maxN <= 12 || i % 2 === 0),
+    yTicks: ticks,
+    series: modes.map((m) => ({
+      ...STYLE[m]!,
+      points: ok
+        .filter((p) => p.mode === m)
+        .map((p) => ({ x: p.nodes, y: p.rps, lo: p.rps_min, hi: p.rps_max })),
+    })),
+    legend: "top-left",
+    caption: "Figure 9 (reproduced). Throughput of the trace-driven benchmark",
+    notes: [...traceScale(r), `${r.machine.cpus} x ${r.machine.cpu}; ${r.started_at.slice(0, 10)}`],
+  };
+}

@@ -1,0 +1,330 @@
+// `sc-cluster bench trace`: the paper's Figure 9 (section 4.2), throughput against the number
+// of nodes while replaying a trace whose documents are far larger than the nodes' caches
+// together, with the origin (the paper's NFS server) on a link of its own, for RR (round-robin
+// dispatcher, mode local), CF-LRU, CF-LFU, SC, and nginx / haproxy URI-hash proxies in front of
+// nodes in mode local. Every run gets a fresh cluster and the same warm-up; runs are interleaved
+// over the modes; every response is verified against the site's manifest.
+import { createReadStream } from "node:fs";
+import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { buildSite, synthesize } from "../../loadgen/index.js";
+import { parseRate } from "../../testbed/index.js";
+import {
+  cpuByRole,
+  nodeDeltas,
+  traceArrangement,
+  tracePoints,
+  type TraceMode,
+  type TraceResult,
+  type TraceRun,
+} from "./analysis.js";
+import { Contender } from "./contender.js";
+import { machineInfo } from "./machine.js";
+import type { ProxyKind } from "./peers-config.js";
+import { ensurePeer } from "./peers.js";
+
+export { TRACE_MODES, type TraceMode, type TraceResult } from "./analysis.js";
+
+export interface TraceOptions {
+  /** A real trace; null: the synthetic Berkeley-shaped one. */
+  trace: string | null;
+  scale: number;
+  maxFileBytes: number;
+  seed: number;
+  nodes: number[];
+  modes: TraceMode[];
+  /** Node links; origin, client and front-end (dispatcher / proxy host) links; null = unshaped. */
+  rate: string | null;
+  originRate: string | null;
+  clientRate: string | null;
+  frontendRate: string | null;
+  cacheBytes: number;
+  clients: number;
+  conns: number;
+  keepalive: boolean;
+  runs: number;
+  durationS: number;
+  warmupRequestsPerNode: number;
+  /** Load generator per-request timeout and the nodes' origin timeout, ms. */
+  timeoutMs: number;
+  proxyWorkers: number;
+  prefix: string;
+  workDir: string;
+  /** Where the processes' logs of failed runs are copied (none: not kept). */
+  failedLogsDir?: string;
+  quick: boolean;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+const LETTERS: Record<TraceMode, string> = {
+  rr: "r",
+  "cf-lru": "l",
+  "cf-lfu": "f",
+  sc: "s",
+  nginx: "n",
+  haproxy: "h",
+};
+
+/** 64 full Ethernet frames. */
+const LINK_QUEUE_BYTES = 64 * 1514;
+/** A warm-up stops after this long even if it has not made all its requests. */
+const WARMUP_CAP_S = 60;
+
+const mbit = (rate: string | null) => (rate === null ? null : parseRate(rate) / 1e6);
+
+async function lineCount(path: string): Promise<number> {
+  let n = 0;
+  const rl = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  for await (const line of rl) if (line.trim() !== "") n++;
+  return n;
+}
+
+/** The trace rotated to start at line `offset` (wrapping), so each run replays another part. */
+async function rotatedTrace(trace: string, offset: number, out: string): Promise<void> {
+  const lines = (await readFile(trace, "utf8")).split("\n").filter((l) => l.trim() !== "");
+  const k = offset % Math.max(1, lines.length);
+  await writeFile(out, lines.slice(k).concat(lines.slice(0, k)).join("\n") + "\n");
+}
+
+export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
+  const startedAt = new Date().toISOString();
+  const log = o.log;
+  const versions: Record<string, string> = {};
+  for (const m of o.modes)
+    if (m === "nginx" || m === "haproxy") versions[m] = await ensurePeer(m as ProxyKind, log);
+
+  // The workload: a synthetic trace with its site, or a real trace's site.
+  let trace: string;
+  let root: string;
+  let manifest: string;
+  let workload: Record<string, unknown>;
+  const t0 = performance.now();
+  if (o.trace === null) {
+    const s = await synthesize({
+      out: join(o.workDir, "synth"),
+      scale: o.scale,
+      seed: o.seed,
+      maxFileBytes: o.maxFileBytes,
+    });
+    trace = s.paths.trace;
+    root = s.paths.root!;
+    manifest = s.paths.manifest;
+    workload = {
+      trace: "synthetic (sc-cluster trace synth: the paper's Berkeley trace shape)",
+      scale: o.scale,
+      seed: o.seed,
+      max_file_bytes: o.maxFileBytes,
+      files: s.model.files,
+      requests: s.model.requests,
+      document_bytes: s.model.achieved.totalBytes,
+      request_mean_bytes: Math.round(s.model.achieved.requestMeanBytes),
+      zipf_alpha: s.params.zipfAlpha,
+    };
+  } else {
+    await mkdir(join(o.workDir, "site"), { recursive: true });
+    manifest = join(o.workDir, "site", "manifest.jsonl");
+    root = join(o.workDir, "site", "root");
+    const s = await buildSite({ trace: o.trace, out: root, manifest });
+    trace = o.trace;
+    workload = {
+      trace: o.trace,
+      files: s.documents,
+      requests: s.replayable,
+      document_bytes: s.bytes,
+      skipped_lines: s.skipped,
+    };
+  }
+  log(
+    `workload: ${String(workload.files)} documents, ${((workload.document_bytes as number) / 1e6).toFixed(1)} MB, ` +
+      `${String(workload.requests)} requests (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)`,
+  );
+  const lines = await lineCount(trace);
+  const traces: string[] = [];
+  for (let r = 0; r <= o.runs; r++) {
+    // Run 0 is the warm-up (from the trace's start); run r starts r/(runs+1) of the way in.
+    const t = join(o.workDir, `run-${r}.log`);
+    await rotatedTrace(trace, Math.floor((r * lines) / (o.runs + 1)), t);
+    traces.push(t);
+  }
+
+  // Node and origin links queue up to 64 full frames (a switch port's buffer; the testbed's own
+  // queue is ~20 ms, a handful of frames at these rates); client and front-end links as asked.
+  const nodeLinks = (n: number) => [
+    ...Array.from({ length: n }, (_, i) => ({
+      host: `node${i + 1}`,
+      rate: o.rate,
+      queueBytes: LINK_QUEUE_BYTES,
+    })),
+    { host: "origin", rate: o.originRate, queueBytes: LINK_QUEUE_BYTES },
+    { host: "client", rate: o.clientRate },
+    { host: "dispatcher", rate: o.frontendRate },
+  ];
+  // The links run ~10x slower than the paper's Fast Ethernet, so every transfer takes ~10x
+  // longer: the timeouts that would cut such transfers (the node's origin, send, linger, clone
+  // and peer timeouts, the dispatcher's health checks) get the load generator's timeout.
+  const t = String(o.timeoutMs);
+  const extraArgs = {
+    node: [
+      "--origin-timeout",
+      t,
+      "--send-timeout",
+      t,
+      "--linger-timeout",
+      t,
+      "--clone-timeout",
+      t,
+      "--peer-timeout",
+      t,
+    ],
+    dispatcher: ["--health-timeout", String(Math.min(o.timeoutMs, 5000)), "--health-fall", "3"],
+  };
+  const runs: TraceRun[] = [];
+  const load = {
+    manifest,
+    clients: o.clients,
+    conns: o.conns,
+    keepalive: o.keepalive,
+    timeoutMs: o.timeoutMs,
+  };
+  const benchStart = performance.now();
+  for (const [ni, n] of o.nodes.entries()) {
+    // Each node count starts with another mode, so no mode always runs first.
+    const order = o.modes.map((_, i) => o.modes[(i + ni) % o.modes.length]!);
+    for (const mode of order) {
+      o.signal?.throwIfAborted();
+      const logDir = join(o.workDir, "logs", `${mode}-${n}`);
+      const c = await Contender.start({
+        name: mode,
+        prefix: `${o.prefix}${LETTERS[mode]}-`,
+        nodes: n,
+        scheduler: "rr",
+        ...traceArrangement(mode),
+        proxyWorkers: o.proxyWorkers,
+        rate: null,
+        linkRates: nodeLinks(n),
+        cacheBytes: o.cacheBytes,
+        extraArgs,
+        site: root,
+        workDir: o.workDir,
+        logDir,
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      let failedRun = false;
+      try {
+        // The same warm-up for every mode: the trace's first requests, a fixed count per node
+        // (capped in time; the result records how many were made).
+        const warmRequests = o.warmupRequestsPerNode * n;
+        let warmup = { requests: 0, seconds: 0, stopped_by: "none" };
+        if (warmRequests > 0) {
+          const w = await c.measure({
+            ...load,
+            trace: traces[0]!,
+            requests: warmRequests,
+            durationS: WARMUP_CAP_S,
+          });
+          warmup = {
+            requests: w.result.requests,
+            seconds: w.result.elapsed_s,
+            stopped_by: w.result.stopped_by,
+          };
+        }
+        for (let run = 1; run <= o.runs; run++) {
+          o.signal?.throwIfAborted();
+          const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
+          const r = m.result;
+          const responses = r.ok + r.verify_failures;
+          let failure: string | null = null;
+          if (r.verify_failures > 0)
+            failure =
+              `${r.verify_failures} responses failed verification (${JSON.stringify(r.verify_failures_by_kind)}), ` +
+              `e.g. ${JSON.stringify(r.verify_failure_samples[0])}`;
+          else if (r.errors > 0)
+            failure = `${r.errors} transport errors (${JSON.stringify(r.errors_by_kind)})`;
+          else if (responses === 0) failure = "no responses";
+          failedRun ||= failure !== null;
+          const tr: TraceRun = {
+            mode,
+            nodes: n,
+            run,
+            rps: r.rps,
+            mbps: r.mbps,
+            responses,
+            errors: r.errors,
+            errors_by_kind: r.errors_by_kind,
+            verify_failures: r.verify_failures,
+            verify_failures_by_kind: r.verify_failures_by_kind,
+            verify_failure_samples: r.verify_failure_samples.slice(0, 5),
+            latency_ms: { ...r.latency_ms },
+            elapsed_s: r.elapsed_s,
+            warmup,
+            nodes_stats: nodeDeltas(m.before, m.after),
+            failure,
+            usage: m.usage,
+            start_s: Math.round((performance.now() - benchStart) / 100) / 10,
+          };
+          runs.push(tr);
+          const cpu = cpuByRole(tr.usage);
+          const origin = tr.usage.links.find((l) => l.label === "origin");
+          log(
+            `${String(n).padStart(2)} nodes run ${run} ${mode.padEnd(7)} ${tr.rps.toFixed(1).padStart(6)} req/s ` +
+              `${tr.mbps.toFixed(1).padStart(5)} Mbit/s  machine ${tr.usage.machineBusy.toFixed(0)}%  ` +
+              `nodes ${(cpu.node ?? 0).toFixed(0)}% disp ${(cpu.dispatcher ?? 0).toFixed(0)}% ` +
+              `loadgen ${(cpu.loadgen ?? 0).toFixed(0)}%${cpu.proxy !== undefined ? ` proxy ${cpu.proxy.toFixed(0)}%` : ""} ` +
+              `other ${(cpu.other ?? 0).toFixed(0)}%  origin ${origin ? origin.txMbps.toFixed(1) : "?"} Mbit/s` +
+              (run === 1 ? `  (warm-up ${warmup.requests} requests in ${warmup.seconds.toFixed(0)} s)` : "") +
+              (failure ? `  FAILED: ${failure}` : ""),
+          );
+        }
+      } finally {
+        await c.stop().catch((e: Error) => log(`stopping ${mode}: ${e.message}`));
+      }
+      if (failedRun && o.failedLogsDir) {
+        const keep = join(o.failedLogsDir, `${mode}-${n}nodes`);
+        await cp(logDir, keep, { recursive: true }).catch(() => {});
+        log(`logs of ${mode} at ${n} nodes (a run failed): ${keep}`);
+      }
+    }
+  }
+
+  const rates = { node: mbit(o.rate), origin: mbit(o.originRate), frontend: mbit(o.frontendRate) };
+  const points = tracePoints(runs, o.nodes, o.modes, rates);
+  return {
+    kind: "trace",
+    params: {
+      workload,
+      nodes: o.nodes,
+      modes: o.modes,
+      rate: o.rate ?? "unshaped",
+      origin_rate: o.originRate ?? "unshaped",
+      client_rate: o.clientRate ?? "unshaped",
+      frontend_rate: o.frontendRate ?? "unshaped",
+      cache_bytes_per_node: o.cacheBytes,
+      clients: o.clients,
+      conns: o.conns,
+      keepalive: o.keepalive,
+      runs: o.runs,
+      duration_s: o.durationS,
+      warmup_requests_per_node: o.warmupRequestsPerNode,
+      timeout_ms: o.timeoutMs,
+      warmup_cap_s: WARMUP_CAP_S,
+      link_queue_bytes: LINK_QUEUE_BYTES,
+      scaled_timeouts:
+        "node --origin-timeout, --send-timeout, --linger-timeout, --clone-timeout, --peer-timeout = timeout_ms; dispatcher --health-timeout 5000 --health-fall 3",
+      scheduler: "rr",
+      proxy_workers: o.proxyWorkers,
+      proxy_host:
+        "dispatcher host, 198.18.0.1:80; nodes reached at 198.18.1.(10+K) (DNAT to the VIP in node K)",
+      quick: o.quick,
+      peers: versions,
+      verification: "every response: status, length and SHA-256 of the body against the site's manifest",
+    },
+    machine: await machineInfo(),
+    points,
+    runs,
+    failed_runs: runs.filter((r) => r.failure !== null).length,
+    started_at: startedAt,
+    finished_at: new Date().toISOString(),
+  };
+}
