@@ -45,6 +45,18 @@ const COMMON: CommandSpec["options"] = {
     default: "1",
   },
   "no-png": { type: "boolean", help: "Write the SVG plots only (no chromium rendering to PNG)" },
+  quiet: {
+    type: "string",
+    value: "PCT",
+    help: "Before each run wait until the machine is at most PCT% busy (other work on a shared machine), 0: don't [--quick: 0]",
+    default: "30",
+  },
+  "quiet-wait": {
+    type: "string",
+    value: "S",
+    help: "Longest wait for a quiet machine before a run",
+    default: "300",
+  },
   quick: {
     type: "boolean",
     help: "A few points and seconds (CI): the values in [--quick: ...] unless given",
@@ -316,6 +328,7 @@ async function micro(argv: string[]): Promise<number> {
   q("duration", "2");
   q("warmup", "1");
   q("latency-probe", "1");
+  q("quiet", "0");
   const { runMicro, MECHANISMS } = await import("../bench/paper/micro.js");
   const { writeMicro } = await import("../bench/paper/output.js");
   const mechanisms: Mechanism[] = [
@@ -338,6 +351,8 @@ async function micro(argv: string[]): Promise<number> {
       cacheBytes: str(values, "cache-bytes"),
       proxyWorkers: int(values, "proxy-workers", 1, 64),
       latencyProbeS: num(values, "latency-probe", 0, 3600),
+      quietPct: num(values, "quiet", 0, 100),
+      quietWaitS: num(values, "quiet-wait", 0, 86400),
       prefix: prefixOption(values),
       workDir,
       quick,
@@ -366,6 +381,7 @@ async function trace(argv: string[]): Promise<number> {
   q("runs", "1");
   q("duration", "2");
   q("warmup-requests", "50");
+  q("quiet", "0");
   const { runTraceBench, TRACE_MODES } = await import("../bench/paper/trace.js");
   const { writeTrace } = await import("../bench/paper/output.js");
   const { parseByteSize } = await import("../cluster/index.js");
@@ -392,6 +408,8 @@ async function trace(argv: string[]): Promise<number> {
       durationS: num(values, "duration", 0.5, 3600),
       warmupRequestsPerNode: int(values, "warmup-requests", 0, 10_000_000),
       timeoutMs: int(values, "timeout", 100, 600_000),
+      quietPct: num(values, "quiet", 0, 100),
+      quietWaitS: num(values, "quiet-wait", 0, 86400),
       proxyWorkers: int(values, "proxy-workers", 1, 64),
       prefix: prefixOption(values),
       workDir,

@@ -107,6 +107,7 @@ function microRun(
     latency_ms: {},
     elapsed_s: 10,
     check: {},
+    quiet: { waited_s: 0, busy: 10, busiest: [] },
     failure,
     usage: usage({ node1: 40, dispatcher: 10 }),
   };
@@ -133,6 +134,11 @@ test("microPoints: medians, ranges and efficiency against plain; a failed run ma
   assert.equal(pts.find((p) => p.mechanism === "plain")!.efficiency, 1);
   assert.equal(pts.find((p) => p.mechanism === "cf")!.failed, true);
   assert.equal(sc.cpu.node, 40);
+  // (40% node1 + 10% dispatcher) of a core per 880 responses/s = 568 us per response.
+  assert.equal(Math.round(sc.server_cpu_us), 568);
+  assert.ok(Math.abs(sc.cpu_efficiency - 880 / 1100) < 1e-9);
+  assert.equal(sc.cpu_by_process.node1, 40);
+  assert.deepEqual(sc.limits, []);
 });
 
 test("cpuByRole sums a role's processes and counts the rest of the machine's busy time as other", () => {
@@ -182,6 +188,7 @@ function traceRun(
     latency_ms: {},
     elapsed_s: 20,
     warmup: { requests: 100, seconds: 5, stopped_by: "requests" },
+    quiet: { waited_s: 0, busy: 10, busiest: [] },
     nodes_stats: { cache_hits: 30, cache_misses: 70, origin_loads: 40 },
     failure: null,
     start_s: 0,

@@ -33,6 +33,8 @@ export interface MicroRun {
   elapsed_s: number;
   /** What the arrangement check counted on the nodes (clones, peer fetches, requests per node). */
   check: Record<string, number>;
+  /** Seconds waited before the run for the machine to be quiet, and its busy percent then. */
+  quiet: { waited_s: number; busy: number; busiest: string[] };
   /** Why the run does not count (verification failures, errors, a broken arrangement). */
   failure: string | null;
   usage: RunUsage;
@@ -52,9 +54,22 @@ export interface MicroPoint {
   efficiency_max: number;
   /** A run failed: the point is reported, not plotted. */
   failed: boolean;
-  /** Median CPU (percent of one core) by role over the runs. */
+  /** Median CPU (percent of one core) by role, and by process, over the runs. */
   cpu: Record<string, number>;
+  cpu_by_process: Record<string, number>;
   machine_busy: number;
+  /** CPU time of the cluster's processes and the proxy (not the load generator) per response, us (median). */
+  server_cpu_us: number;
+  /** plain server_cpu_us / this server_cpu_us: efficiency in CPU rather than in time. */
+  cpu_efficiency: number;
+  /** What limited the point (limitsOf over the median run). */
+  limits: string[];
+}
+
+/** CPU microseconds per response of every process but the load generator. */
+export function serverCpuUs(u: RunUsage, rps: number): number {
+  const cpu = u.processes.filter((p) => p.role !== "loadgen").reduce((a, p) => a + p.cpu, 0);
+  return rps > 0 ? (cpu * 1e4) / rps : NaN;
 }
 
 export interface LatencySummary {
@@ -172,11 +187,13 @@ export function microPoints(
   runs: readonly MicroRun[],
   sizes: readonly number[],
   mechanisms: readonly Mechanism[],
+  rateMbps: number | null = null,
 ): MicroPoint[] {
   const points: MicroPoint[] = [];
   for (const size of sizes) {
     const of = (m: Mechanism) => runs.filter((r) => r.size === size && r.mechanism === m);
     const plain = spread(of("plain").map((r) => r.rps)).median;
+    const plainCpu = spread(of("plain").map((r) => serverCpuUs(r.usage, r.rps))).median;
     for (const mechanism of mechanisms) {
       const rs = of(mechanism);
       if (rs.length === 0) continue;
@@ -184,6 +201,12 @@ export function microPoints(
       const roles = new Set(rs.flatMap((r) => Object.keys(cpuByRole(r.usage))));
       const cpu: Record<string, number> = {};
       for (const role of roles) cpu[role] = spread(rs.map((r) => cpuByRole(r.usage)[role] ?? 0)).median;
+      const cpuByProcess: Record<string, number> = {};
+      for (const label of new Set(rs.flatMap((r) => r.usage.processes.map((p) => p.label))))
+        cpuByProcess[label] = spread(
+          rs.map((r) => r.usage.processes.find((p) => p.label === label)?.cpu ?? 0),
+        ).median;
+      const serverCpu = spread(rs.map((r) => serverCpuUs(r.usage, r.rps))).median;
       const eff = (x: number) => (plain > 0 ? x / plain : NaN);
       points.push({
         mechanism,
@@ -197,11 +220,29 @@ export function microPoints(
         efficiency_max: eff(rps.max),
         failed: rs.some((r) => r.failure !== null) || of("plain").some((r) => r.failure !== null),
         cpu,
+        cpu_by_process: cpuByProcess,
         machine_busy: spread(rs.map((r) => r.usage.machineBusy)).median,
+        server_cpu_us: serverCpu,
+        cpu_efficiency: serverCpu > 0 ? plainCpu / serverCpu : NaN,
+        limits: limitsOf(medianRunUsage(rs, rateMbps)),
       });
     }
   }
   return points;
+}
+
+/** limitsOf's input from the run with the median rate: its CPU and every link at `rateMbps`. */
+function medianRunUsage(rs: readonly { rps: number; usage: RunUsage }[], rateMbps: number | null) {
+  const mid = [...rs].sort((a, b) => a.rps - b.rps)[rs.length >> 1]!;
+  return {
+    machine_busy: mid.usage.machineBusy,
+    cpus: mid.usage.cpus,
+    processes: mid.usage.processes,
+    links: mid.usage.links.flatMap((l) => [
+      { label: `${l.label} out`, mbps: l.txMbps, rateMbps },
+      { label: `${l.label} in`, mbps: l.rxMbps, rateMbps },
+    ]),
+  };
 }
 
 export const TRACE_MODES = ["rr", "cf-lru", "cf-lfu", "sc", "nginx", "haproxy"] as const;
@@ -223,6 +264,8 @@ export interface TraceRun {
   latency_ms: Record<string, number>;
   elapsed_s: number;
   warmup: { requests: number; seconds: number; stopped_by: string };
+  /** Seconds waited before the run for the machine to be quiet, and its busy percent then. */
+  quiet: { waited_s: number; busy: number; busiest: string[] };
   /** Sums over the nodes of metric deltas during the run. */
   nodes_stats: Record<string, number>;
   failure: string | null;

@@ -32,6 +32,8 @@ import { histogramBuckets } from "./metrics.js";
 import { PROXIES, type ProxyKind } from "./peers-config.js";
 import { ensurePeer } from "./peers.js";
 import { bucketDelta } from "./stats.js";
+import { waitForQuiet, type QuietWait } from "./procstat.js";
+import { parseRate } from "../../testbed/index.js";
 
 export { MECHANISMS, DEFAULT_SIZES, QUICK_SIZES, type Mechanism, type MicroResult } from "./analysis.js";
 
@@ -51,6 +53,9 @@ export interface MicroOptions {
   urls: number;
   cacheBytes: string;
   proxyWorkers: number;
+  /** Before each run, wait (at most quietWaitS) until the machine is at most this busy (%, 0: off). */
+  quietPct: number;
+  quietWaitS: number;
   /** Seconds of the one-connection clone latency probe (0: none). */
   latencyProbeS: number;
   /** Namespace prefix base (<= 10 characters); each contender adds a letter and "-". */
@@ -69,7 +74,7 @@ function clfLine(url: string, size: number): string {
 }
 
 /** The run's verdict and figures. */
-function toRun(mechanism: Mechanism, size: number, run: number, m: Measured): MicroRun {
+function toRun(mechanism: Mechanism, size: number, run: number, m: Measured, quiet: QuietWait): MicroRun {
   const r = m.result;
   const responses = r.ok + r.verify_failures;
   const arrangement = checkArrangement(mechanism, m.before, m.after, responses);
@@ -96,12 +101,30 @@ function toRun(mechanism: Mechanism, size: number, run: number, m: Measured): Mi
     latency_ms: { ...r.latency_ms },
     elapsed_s: r.elapsed_s,
     check: arrangement.check,
+    quiet: { waited_s: quiet.waitedS, busy: quiet.busy, busiest: quiet.busiest },
     failure,
     usage: m.usage,
   };
 }
 
 const CLONE_LATENCY = "sc_clone_latency_seconds";
+
+/** Waits for a quiet machine before a measured run (if asked), and says so when it waited. */
+export async function quietMachine(o: {
+  quietPct: number;
+  quietWaitS: number;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}): Promise<QuietWait> {
+  o.signal?.throwIfAborted();
+  if (o.quietPct <= 0) return { waitedS: 0, busy: NaN, busiest: [] };
+  const q = await waitForQuiet(o.quietPct, o.quietWaitS, o.signal);
+  if (q.waitedS > 0)
+    o.log(
+      `waited ${q.waitedS.toFixed(0)} s for the machine to calm down (${q.busy.toFixed(0)}% busy; busiest: ${q.busiest.join(", ") || "-"})`,
+    );
+  return q;
+}
 
 export async function runMicro(o: MicroOptions): Promise<MicroResult> {
   const startedAt = new Date().toISOString();
@@ -182,9 +205,9 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
         // Rotate the order run by run so no mechanism always goes first.
         const order = o.mechanisms.map((_, i) => o.mechanisms[(i + run - 1) % o.mechanisms.length]!);
         for (const mechanism of order) {
-          o.signal?.throwIfAborted();
+          const quiet = await quietMachine(o);
           const m = await contenders.get(mechanism)!.measure({ ...load, trace, durationS: o.durationS });
-          const r = toRun(mechanism, size, run, m);
+          const r = toRun(mechanism, size, run, m, quiet);
           runs.push(r);
           const cpu = cpuByRole(r.usage);
           log(
@@ -230,7 +253,7 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
       await c.stop().catch((e: Error) => log(`stopping ${c.spec.name}: ${e.message}`));
   }
 
-  const points = microPoints(runs, o.sizes, o.mechanisms);
+  const points = microPoints(runs, o.sizes, o.mechanisms, o.rate === null ? null : parseRate(o.rate) / 1e6);
   return {
     kind: "micro",
     params: {
@@ -251,6 +274,8 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
       proxy_host:
         "dispatcher host, 198.18.0.1:80, forwarding to node2 only (the node holding every document), reached at 198.18.1.12 (DNAT to the VIP inside node2)",
       latency_probe_s: o.latencyProbeS,
+      quiet_pct: o.quietPct,
+      quiet_wait_s: o.quietWaitS,
       quick: o.quick,
       peers: versions,
       verification: "every response: status, length and SHA-256 of the body against the manifest",

@@ -91,3 +91,65 @@ export function loadAverage(): number[] {
     return [];
   }
 }
+
+/** Name of a process (/proc/PID/comm), or "?" when it is gone. */
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "?";
+  }
+}
+
+function allTicks(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const t = processTicks(Number(name));
+    if (t !== undefined) out.set(Number(name), t);
+  }
+  return out;
+}
+
+export interface QuietWait {
+  /** Seconds spent waiting for the machine to calm down (0: it was quiet). */
+  waitedS: number;
+  /** Machine busy percent in the last sample. */
+  busy: number;
+  /** The busiest processes in the last busy sample ("tsc 63%"). */
+  busiest: string[];
+}
+
+/**
+ * Waits (at most `maxWaitS`) until the whole machine is at most `maxBusyPct` busy over a
+ * one-second sample, so a benchmark run does not start while other work fills the CPUs.
+ */
+export async function waitForQuiet(
+  maxBusyPct: number,
+  maxWaitS: number,
+  signal?: AbortSignal,
+): Promise<QuietWait> {
+  const t0 = performance.now();
+  let busiest: string[] = [];
+  for (;;) {
+    signal?.throwIfAborted();
+    const m0 = machineTicks();
+    const p0 = allTicks();
+    await new Promise((r) => setTimeout(r, 1000));
+    const m1 = machineTicks();
+    const p1 = allTicks();
+    const total = m1.total - m0.total;
+    const busy = total > 0 ? (100 * (m1.busy - m0.busy)) / total : 0;
+    const waitedS = (performance.now() - t0) / 1000;
+    if (busy <= maxBusyPct || waitedS >= maxWaitS)
+      return { waitedS: waitedS < 1.5 ? 0 : waitedS, busy, busiest };
+    const hz = ticksPerSecond();
+    busiest = [...p1]
+      .map(([pid, t]) => ({ pid, cpu: (100 * (t - (p0.get(pid) ?? t))) / hz }))
+      .filter((x) => x.cpu >= 5)
+      .sort((a, b) => b.cpu - a.cpu)
+      .slice(0, 3)
+      .map((x) => `${comm(x.pid)} ${x.cpu.toFixed(0)}%`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}

@@ -84,22 +84,45 @@ export function microMarkdown(r: MicroResult): string {
   );
   out.push(
     "",
-    "CPU during the runs (median, percent of one core; machine = share of all cores busy; other = busy time outside these processes: kernel network work and everything else on the machine):",
+    "What each point used (medians): CPU in percent of one core per process (machine = share of both cores busy; " +
+      "other = busy time outside these processes: kernel network work and everything else on the machine), " +
+      "server CPU per response (every process but the load generator, us), CPU efficiency (plain's server CPU per " +
+      "response / this one's), and what limited the point (machine >= 90% busy, a process >= 90% of a core, a link >= 85% of its rate):",
     "",
   );
+  const pc = (p: MicroPoint, label: string) =>
+    p.cpu_by_process[label] !== undefined ? `${f0(p.cpu_by_process[label]!)}%` : "-";
   out.push(
     table(
-      ["size", "mechanism", "machine", "nodes", "dispatcher", "origin", "proxy", "loadgen", "other"],
+      [
+        "size",
+        "mechanism",
+        "req/s",
+        "machine",
+        "node1",
+        "node2",
+        "dispatcher",
+        "proxy",
+        "loadgen",
+        "other",
+        "server CPU us/resp",
+        "CPU eff.",
+        "limited by",
+      ],
       r.points.map((p) => [
         sizeLabel(p.size),
         displayName(p.mechanism),
+        p.failed ? "FAILED" : f0(p.rps),
         `${f0(p.machine_busy)}%`,
-        `${f0(p.cpu.node ?? 0)}%`,
-        `${f0(p.cpu.dispatcher ?? 0)}%`,
-        `${f0(p.cpu.origin ?? 0)}%`,
+        pc(p, "node1"),
+        pc(p, "node2"),
+        pc(p, "dispatcher"),
         p.cpu.proxy !== undefined ? `${f0(p.cpu.proxy)}%` : "-",
         `${f0(p.cpu.loadgen ?? 0)}%`,
         `${f0(p.cpu.other ?? 0)}%`,
+        f0(p.server_cpu_us),
+        pct(p.cpu_efficiency),
+        p.limits.length ? p.limits.join("; ") : "none reached (latency-bound)",
       ]),
     ),
   );

@@ -23,6 +23,7 @@ import { Contender } from "./contender.js";
 import { machineInfo } from "./machine.js";
 import type { ProxyKind } from "./peers-config.js";
 import { ensurePeer } from "./peers.js";
+import { quietMachine } from "./micro.js";
 
 export { TRACE_MODES, type TraceMode, type TraceResult } from "./analysis.js";
 
@@ -46,6 +47,9 @@ export interface TraceOptions {
   runs: number;
   durationS: number;
   warmupRequestsPerNode: number;
+  /** Before each run, wait (at most quietWaitS) until the machine is at most this busy (%, 0: off). */
+  quietPct: number;
+  quietWaitS: number;
   /** Load generator per-request timeout and the nodes' origin timeout, ms. */
   timeoutMs: number;
   proxyWorkers: number;
@@ -231,7 +235,7 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
           };
         }
         for (let run = 1; run <= o.runs; run++) {
-          o.signal?.throwIfAborted();
+          const quiet = await quietMachine(o);
           const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
           const r = m.result;
           const responses = r.ok + r.verify_failures;
@@ -259,6 +263,7 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
             latency_ms: { ...r.latency_ms },
             elapsed_s: r.elapsed_s,
             warmup,
+            quiet: { waited_s: quiet.waitedS, busy: quiet.busy, busiest: quiet.busiest },
             nodes_stats: nodeDeltas(m.before, m.after),
             failure,
             usage: m.usage,
@@ -308,6 +313,8 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
       duration_s: o.durationS,
       warmup_requests_per_node: o.warmupRequestsPerNode,
       timeout_ms: o.timeoutMs,
+      quiet_pct: o.quietPct,
+      quiet_wait_s: o.quietWaitS,
       warmup_cap_s: WARMUP_CAP_S,
       link_queue_bytes: LINK_QUEUE_BYTES,
       scaled_timeouts:
