@@ -219,3 +219,14 @@ test("tracePoints: medians per mode and node count, link use, hit ratio, limits"
   assert.deepEqual(pts.find((p) => p.mode === "rr")!.limits, []);
   assert.equal(pts.length, 2);
 });
+
+test("tracePoints: a cluster that did not start gives a failed point, not a figure", async () => {
+  const { failedTraceRun } = await import("./trace.js");
+  const runs = [1, 2, 3].map((r) => failedTraceRun("cf-lfu", 12, r, "cluster did not start: timeout"));
+  runs.push(traceRun("sc", 12, 1, 100, 9.6));
+  const pts = tracePoints(runs, [12], ["cf-lfu", "sc"], { node: 10, origin: 10, frontend: null });
+  const cf = pts.find((p) => p.mode === "cf-lfu")!;
+  assert.equal(cf.failed, true);
+  assert.equal(cf.rps, 0);
+  assert.equal(pts.find((p) => p.mode === "sc")!.failed, false);
+});

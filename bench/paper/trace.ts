@@ -199,23 +199,38 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
     for (const mode of order) {
       o.signal?.throwIfAborted();
       const logDir = join(o.workDir, "logs", `${mode}-${n}`);
-      const c = await Contender.start({
-        name: mode,
-        prefix: `${o.prefix}${LETTERS[mode]}-`,
-        nodes: n,
-        scheduler: "rr",
-        ...traceArrangement(mode),
-        proxyWorkers: o.proxyWorkers,
-        rate: null,
-        linkRates: nodeLinks(n),
-        cacheBytes: o.cacheBytes,
-        extraArgs,
-        site: root,
-        workDir: o.workDir,
-        logDir,
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
+      // A cluster that does not start, or a run that throws, fails this point only: the
+      // other points of a long benchmark still get measured and reported.
+      const failPoint = (fromRun: number, why: string) => {
+        log(`${String(n).padStart(2)} nodes ${mode}: FAILED: ${why}`);
+        for (let run = fromRun; run <= o.runs; run++) runs.push(failedTraceRun(mode, n, run, why));
+      };
+      let c: Contender;
+      try {
+        c = await Contender.start({
+          name: mode,
+          prefix: `${o.prefix}${LETTERS[mode]}-`,
+          nodes: n,
+          scheduler: "rr",
+          ...traceArrangement(mode),
+          proxyWorkers: o.proxyWorkers,
+          rate: null,
+          linkRates: nodeLinks(n),
+          cacheBytes: o.cacheBytes,
+          extraArgs,
+          site: root,
+          workDir: o.workDir,
+          logDir,
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+      } catch (e) {
+        o.signal?.throwIfAborted();
+        failPoint(1, `cluster did not start: ${(e as Error).message}`);
+        await keepLogs(o.failedLogsDir, logDir, mode, n, log);
+        continue;
+      }
       let failedRun = false;
+      let run = 1;
       try {
         // The same warm-up for every mode: the trace's first requests, a fixed count per node
         // (capped in time; the result records how many were made).
@@ -234,7 +249,7 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
             stopped_by: w.result.stopped_by,
           };
         }
-        for (let run = 1; run <= o.runs; run++) {
+        for (; run <= o.runs; run++) {
           const quiet = await quietMachine(o);
           const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
           const r = m.result;
@@ -282,14 +297,14 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
               (failure ? `  FAILED: ${failure}` : ""),
           );
         }
+      } catch (e) {
+        o.signal?.throwIfAborted();
+        failedRun = true;
+        failPoint(run, `run ${run} threw: ${(e as Error).message}`);
       } finally {
         await c.stop().catch((e: Error) => log(`stopping ${mode}: ${e.message}`));
       }
-      if (failedRun && o.failedLogsDir) {
-        const keep = join(o.failedLogsDir, `${mode}-${n}nodes`);
-        await cp(logDir, keep, { recursive: true }).catch(() => {});
-        log(`logs of ${mode} at ${n} nodes (a run failed): ${keep}`);
-      }
+      if (failedRun) await keepLogs(o.failedLogsDir, logDir, mode, n, log);
     }
   }
 
@@ -334,4 +349,42 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
     started_at: startedAt,
     finished_at: new Date().toISOString(),
   };
+}
+
+/** A run that produced no figures: reported as failed, never plotted. */
+export function failedTraceRun(mode: TraceMode, nodes: number, run: number, why: string): TraceRun {
+  return {
+    mode,
+    nodes,
+    run,
+    rps: 0,
+    mbps: 0,
+    responses: 0,
+    errors: 0,
+    errors_by_kind: {},
+    verify_failures: 0,
+    verify_failures_by_kind: {},
+    verify_failure_samples: [],
+    latency_ms: {},
+    elapsed_s: 0,
+    warmup: { requests: 0, seconds: 0, stopped_by: "none" },
+    quiet: { waited_s: 0, busy: NaN, busiest: [] },
+    nodes_stats: {},
+    failure: why,
+    usage: { seconds: 0, cpus: 0, machineBusy: 0, processes: [], links: [] },
+    start_s: 0,
+  };
+}
+
+async function keepLogs(
+  dir: string | undefined,
+  logDir: string,
+  mode: TraceMode,
+  n: number,
+  log: (line: string) => void,
+): Promise<void> {
+  if (!dir) return;
+  const keep = join(dir, `${mode}-${n}nodes`);
+  await cp(logDir, keep, { recursive: true }).catch(() => {});
+  log(`logs of ${mode} at ${n} nodes (a run failed): ${keep}`);
 }
