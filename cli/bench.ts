@@ -203,6 +203,11 @@ const TRACE: CommandSpec = {
       help: "Warm-up requests per node before the runs (the same for every mode; at most 60 s) [--quick: 50]",
       default: "150",
     },
+    "sc-local-max-bytes": {
+      type: "string",
+      value: "N",
+      help: "SC nodes serve documents up to N bytes where they arrive instead of cloning them (the node's --clone-local-max-bytes); default: the node's default",
+    },
   },
   epilog:
     "Each mode and node count gets a fresh cluster (testbed, origin, dispatcher with round robin, N nodes) and\n" +
@@ -408,6 +413,9 @@ async function trace(argv: string[]): Promise<number> {
       durationS: num(values, "duration", 0.5, 3600),
       warmupRequestsPerNode: int(values, "warmup-requests", 0, 10_000_000),
       timeoutMs: int(values, "timeout", 100, 600_000),
+      ...(values["sc-local-max-bytes"] !== undefined
+        ? { scLocalMaxBytes: int(values, "sc-local-max-bytes", 0, 1 << 30) }
+        : {}),
       quietPct: num(values, "quiet", 0, 100),
       quietWaitS: num(values, "quiet-wait", 0, 86400),
       proxyWorkers: int(values, "proxy-workers", 1, 64),

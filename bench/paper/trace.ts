@@ -50,6 +50,8 @@ export interface TraceOptions {
   /** Before each run, wait (at most quietWaitS) until the machine is at most this busy (%, 0: off). */
   quietPct: number;
   quietWaitS: number;
+  /** SC nodes' --clone-local-max-bytes (undefined: the node's default). */
+  scLocalMaxBytes?: number;
   /** Load generator per-request timeout and the nodes' origin timeout, ms. */
   timeoutMs: number;
   proxyWorkers: number;
@@ -217,7 +219,13 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
           rate: null,
           linkRates: nodeLinks(n),
           cacheBytes: o.cacheBytes,
-          extraArgs,
+          extraArgs:
+            mode === "sc" && o.scLocalMaxBytes !== undefined
+              ? {
+                  ...extraArgs,
+                  node: [...extraArgs.node, "--clone-local-max-bytes", String(o.scLocalMaxBytes)],
+                }
+              : extraArgs,
           site: root,
           workDir: o.workDir,
           logDir,
@@ -328,6 +336,7 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
       duration_s: o.durationS,
       warmup_requests_per_node: o.warmupRequestsPerNode,
       timeout_ms: o.timeoutMs,
+      sc_local_max_bytes: o.scLocalMaxBytes ?? "node default (4096)",
       quiet_pct: o.quietPct,
       quiet_wait_s: o.quietWaitS,
       warmup_cap_s: WARMUP_CAP_S,
