@@ -610,7 +610,13 @@ export class TcpConnection {
   /** Aborts with RST (if the peer knows us) and closes. */
   abort(): void {
     if (this.state === "CLOSED") return;
-    this.rstOnAbort = this.state !== "SYN-SENT" && this.state !== "TIME-WAIT" && !this.shadow;
+    // RFC 9293 3.10.5: no RST from SYN-SENT, CLOSING, LAST-ACK or TIME-WAIT.
+    this.rstOnAbort =
+      this.state !== "SYN-SENT" &&
+      this.state !== "CLOSING" &&
+      this.state !== "LAST-ACK" &&
+      this.state !== "TIME-WAIT" &&
+      !this.shadow;
     this.finish("aborted");
   }
 

@@ -356,3 +356,24 @@ test("setEncoding delivers strings, split multi-byte characters included", async
   assert.ok(parts.every((p) => typeof p === "string"));
   assert.equal(parts.join(""), "€uro");
 });
+
+test("destroy() in LAST-ACK sends no RST; the peer's last ACK finds the connection", async () => {
+  const { net, server, client } = setup();
+  const srv = new TcpServer(server, { allowHalfOpen: true });
+  srv.on("connection", (s: TcpSocket) => {
+    s.resume();
+    s.on("end", () => {
+      s.end();
+      s.destroy(); // now in LAST-ACK: our FIN is out, the client's ACK of it is still to come
+    });
+  });
+  srv.listen(7, SERVER);
+  const c = connectTcp(client, { host: SERVER, port: 7 });
+  const got = collect(c);
+  c.on("connect", () => c.end());
+  assert.ok(await net.run(() => got.closed));
+  await net.advance(5000);
+  assert.equal(c.closeReason, "closed");
+  assert.equal(server.counters.resetsSent, 0);
+  assert.equal(server.connections, 0);
+});
