@@ -66,6 +66,10 @@ export class HttpConnection implements ConnectionControl {
   /** When the current wait expires (ms since epoch; Infinity for none). */
   deadline = Infinity;
   private drainWaiters: (() => void)[] = [];
+  /** While lingering: our queue was empty at some point, its smallest size, and when it shrank. */
+  private lingerDrained = true;
+  private lingerQueued = 0;
+  private lingerProgressAt = 0;
 
   constructor(
     readonly id: number,
@@ -110,9 +114,27 @@ export class HttpConnection implements ConnectionControl {
         this.env.stats.sendTimeouts++;
         this.conn.destroy();
         break;
-      case Wait.Linger:
+      case Wait.Linger: {
+        // The linger clock runs from when our bytes are out: a large response still draining
+        // through a slow link is not cut by it; a peer that stops taking bytes for the send
+        // timeout is.
+        const queued = this.conn.writableLength;
+        if (queued > 0 || !this.lingerDrained) {
+          if (queued < this.lingerQueued) {
+            this.lingerQueued = queued;
+            this.lingerProgressAt = now;
+          }
+          if (queued === 0) this.lingerDrained = true;
+          if (queued === 0 || now - this.lingerProgressAt < this.env.timeouts.sendMs) {
+            this.deadline =
+              now + (queued === 0 ? this.env.timeouts.lingerMs : this.env.timeouts.lingerMs / 4);
+            break;
+          }
+          this.env.stats.sendTimeouts++;
+        }
         this.conn.destroy();
         break;
+      }
     }
   }
 
@@ -325,7 +347,11 @@ export class HttpConnection implements ConnectionControl {
       this.conn.resume(); // keep reading so the client's FIN (or RST) is seen
     }
     this.waitKind = Wait.Linger;
-    this.deadline = Date.now() + this.env.timeouts.lingerMs;
+    const now = Date.now();
+    this.lingerQueued = this.conn.writableLength;
+    this.lingerDrained = this.lingerQueued === 0;
+    this.lingerProgressAt = now;
+    this.deadline = now + this.env.timeouts.lingerMs;
   }
 
   private flow(): void {
