@@ -5,9 +5,12 @@ import {
   checkArrangement,
   cpuByRole,
   limitsOf,
+  loadFailure,
   microArrangement,
   microPoints,
   microUrls,
+  NO_FIGURES,
+  runFigures,
   tracePoints,
   type MicroRun,
   type TraceRun,
@@ -93,21 +96,15 @@ function microRun(
   failure: string | null = null,
 ): MicroRun {
   return {
+    ...NO_FIGURES,
     mechanism,
     size,
     run,
     rps,
     mbps: (rps * size * 8) / 1e6,
     responses: rps * 10,
-    errors: 0,
-    errors_by_kind: {},
-    verify_failures: 0,
-    verify_failures_by_kind: {},
-    verify_failure_samples: [],
-    latency_ms: {},
     elapsed_s: 10,
     check: {},
-    quiet: { waited_s: 0, busy: 10, busiest: [] },
     failure,
     usage: usage({ node1: 40, dispatcher: 10 }),
   };
@@ -174,21 +171,15 @@ function traceRun(
   originMbps: number,
 ): TraceRun {
   return {
+    ...NO_FIGURES,
     mode,
     nodes,
     run,
     rps,
     mbps: rps * 0.3,
     responses: rps * 20,
-    errors: 0,
-    errors_by_kind: {},
-    verify_failures: 0,
-    verify_failures_by_kind: {},
-    verify_failure_samples: [],
-    latency_ms: {},
     elapsed_s: 20,
     warmup: { requests: 100, seconds: 5, stopped_by: "requests" },
-    quiet: { waited_s: 0, busy: 10, busiest: [] },
     nodes_stats: { cache_hits: 30, cache_misses: 70, origin_loads: 40 },
     failure: null,
     start_s: 0,
@@ -229,4 +220,30 @@ test("tracePoints: a cluster that did not start gives a failed point, not a figu
   assert.equal(cf.failed, true);
   assert.equal(cf.rps, 0);
   assert.equal(pts.find((p) => p.mode === "sc")!.failed, false);
+});
+
+test("runFigures and loadFailure: wrong bytes first, then transport errors, then silence", () => {
+  const quiet = { waitedS: 0, busy: 5, busiest: [] };
+  const replay = {
+    rps: 10,
+    mbps: 1,
+    ok: 99,
+    errors: 2,
+    errors_by_kind: { reset: 2 },
+    verify_failures: 1,
+    verify_failures_by_kind: { length: 1 },
+    verify_failure_samples: [
+      { path: "/a", method: "GET", failure: "length" as const, expected: "10", got: "9" },
+    ],
+    latency_ms: { p50: 1, p90: 2, p99: 3, p999: 4, max: 5, mean: 1 },
+    elapsed_s: 10,
+  };
+  const f = runFigures(replay, quiet);
+  assert.equal(f.responses, 100);
+  assert.deepEqual(f.quiet, { waited_s: 0, busy: 5, busiest: [] });
+  assert.match(loadFailure(f)!, /^1 responses failed verification/);
+  assert.match(loadFailure({ ...f, verify_failures: 0 })!, /^2 transport errors/);
+  assert.equal(loadFailure({ ...f, verify_failures: 0, errors: 0, responses: 0 }), "no responses");
+  assert.equal(loadFailure({ ...f, verify_failures: 0, errors: 0 }), null);
+  assert.equal(loadFailure(NO_FIGURES), "no responses");
 });

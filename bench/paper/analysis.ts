@@ -2,9 +2,11 @@
 // which cluster stands for which mechanism, the checks that a mechanism really ran on every
 // request, medians and ranges per point, efficiency, and what limited a point.
 import { UrlMapper } from "../../server/mapper.js";
+import type { ReplayResult } from "../../loadgen/index.js";
 import type { ContenderSpec } from "./contender.js";
 import type { MachineInfo } from "./machine.js";
 import type { RunUsage } from "./meter.js";
+import type { QuietWait } from "./procstat.js";
 import { metricSum, type Sample } from "./metrics.js";
 import { histogramQuantile, spread, type Bucket } from "./stats.js";
 
@@ -15,11 +17,8 @@ export type Mechanism = (typeof MECHANISMS)[number];
 export const DEFAULT_SIZES = [100, 300, 1000, 3000, 10_000, 30_000, 100_000, 300_000, 1_000_000];
 export const QUICK_SIZES = [1000, 100_000];
 
-/** Everything one measured run produced. */
-export interface MicroRun {
-  mechanism: Mechanism;
-  size: number;
-  run: number;
+/** What the load generator and the quiet-machine wait reported for one measured run. */
+export interface RunFigures {
   rps: number;
   mbps: number;
   responses: number;
@@ -31,10 +30,74 @@ export interface MicroRun {
   verify_failure_samples: unknown[];
   latency_ms: Record<string, number>;
   elapsed_s: number;
-  /** What the arrangement check counted on the nodes (clones, peer fetches, requests per node). */
-  check: Record<string, number>;
   /** Seconds waited before the run for the machine to be quiet, and its busy percent then. */
   quiet: { waited_s: number; busy: number; busiest: string[] };
+}
+
+type ReplayFigures = Pick<
+  ReplayResult,
+  | "rps"
+  | "mbps"
+  | "ok"
+  | "errors"
+  | "errors_by_kind"
+  | "verify_failures"
+  | "verify_failures_by_kind"
+  | "verify_failure_samples"
+  | "latency_ms"
+  | "elapsed_s"
+>;
+
+export function runFigures(r: ReplayFigures, quiet: QuietWait): RunFigures {
+  return {
+    rps: r.rps,
+    mbps: r.mbps,
+    responses: r.ok + r.verify_failures,
+    errors: r.errors,
+    errors_by_kind: r.errors_by_kind,
+    verify_failures: r.verify_failures,
+    verify_failures_by_kind: r.verify_failures_by_kind,
+    verify_failure_samples: r.verify_failure_samples.slice(0, 5),
+    latency_ms: { ...r.latency_ms },
+    elapsed_s: r.elapsed_s,
+    quiet: { waited_s: quiet.waitedS, busy: quiet.busy, busiest: quiet.busiest },
+  };
+}
+
+/** The figures of a run that produced none (its cluster did not start, or it threw). */
+export const NO_FIGURES: Readonly<RunFigures> = {
+  rps: 0,
+  mbps: 0,
+  responses: 0,
+  errors: 0,
+  errors_by_kind: {},
+  verify_failures: 0,
+  verify_failures_by_kind: {},
+  verify_failure_samples: [],
+  latency_ms: {},
+  elapsed_s: 0,
+  quiet: { waited_s: 0, busy: NaN, busiest: [] },
+};
+
+/** Why a run does not count from the client's side (wrong bytes, transport errors, silence), or null. */
+export function loadFailure(f: RunFigures): string | null {
+  if (f.verify_failures > 0)
+    return (
+      `${f.verify_failures} responses failed verification (${JSON.stringify(f.verify_failures_by_kind)}), ` +
+      `e.g. ${JSON.stringify(f.verify_failure_samples[0])}`
+    );
+  if (f.errors > 0) return `${f.errors} transport errors (${JSON.stringify(f.errors_by_kind)})`;
+  if (f.responses === 0) return "no responses";
+  return null;
+}
+
+/** Everything one measured run produced. */
+export interface MicroRun extends RunFigures {
+  mechanism: Mechanism;
+  size: number;
+  run: number;
+  /** What the arrangement check counted on the nodes (clones, peer fetches, requests per node). */
+  check: Record<string, number>;
   /** Why the run does not count (verification failures, errors, a broken arrangement). */
   failure: string | null;
   usage: RunUsage;
@@ -248,24 +311,11 @@ function medianRunUsage(rs: readonly { rps: number; usage: RunUsage }[], rateMbp
 export const TRACE_MODES = ["rr", "cf-lru", "cf-lfu", "sc", "nginx", "haproxy"] as const;
 export type TraceMode = (typeof TRACE_MODES)[number];
 
-export interface TraceRun {
+export interface TraceRun extends RunFigures {
   mode: TraceMode;
   nodes: number;
   run: number;
-  rps: number;
-  mbps: number;
-  responses: number;
-  errors: number;
-  errors_by_kind: Record<string, number>;
-  verify_failures: number;
-  verify_failures_by_kind: Record<string, number>;
-  /** The load generator's first failure samples (method, path, expected, got). */
-  verify_failure_samples: unknown[];
-  latency_ms: Record<string, number>;
-  elapsed_s: number;
   warmup: { requests: number; seconds: number; stopped_by: string };
-  /** Seconds waited before the run for the machine to be quiet, and its busy percent then. */
-  quiet: { waited_s: number; busy: number; busiest: string[] };
   /** Sums over the nodes of metric deltas during the run. */
   nodes_stats: Record<string, number>;
   failure: string | null;

@@ -18,9 +18,11 @@ import {
   checkArrangement,
   cpuByRole,
   latencySummary,
+  loadFailure,
   microArrangement,
   microPoints,
   microUrls,
+  runFigures,
   type LatencySummary,
   type Mechanism,
   type MicroResult,
@@ -75,34 +77,15 @@ function clfLine(url: string, size: number): string {
 
 /** The run's verdict and figures. */
 function toRun(mechanism: Mechanism, size: number, run: number, m: Measured, quiet: QuietWait): MicroRun {
-  const r = m.result;
-  const responses = r.ok + r.verify_failures;
-  const arrangement = checkArrangement(mechanism, m.before, m.after, responses);
-  let failure: string | null = null;
-  if (r.verify_failures > 0)
-    failure =
-      `${r.verify_failures} responses failed verification (${JSON.stringify(r.verify_failures_by_kind)}), ` +
-      `e.g. ${JSON.stringify(r.verify_failure_samples[0])}`;
-  else if (r.errors > 0) failure = `${r.errors} transport errors (${JSON.stringify(r.errors_by_kind)})`;
-  else if (responses === 0) failure = "no responses";
-  else failure = arrangement.failure;
+  const figures = runFigures(m.result, quiet);
+  const arrangement = checkArrangement(mechanism, m.before, m.after, figures.responses);
   return {
     mechanism,
     size,
     run,
-    rps: r.rps,
-    mbps: r.mbps,
-    responses,
-    errors: r.errors,
-    errors_by_kind: r.errors_by_kind,
-    verify_failures: r.verify_failures,
-    verify_failures_by_kind: r.verify_failures_by_kind,
-    verify_failure_samples: r.verify_failure_samples.slice(0, 5),
-    latency_ms: { ...r.latency_ms },
-    elapsed_s: r.elapsed_s,
+    ...figures,
     check: arrangement.check,
-    quiet: { waited_s: quiet.waitedS, busy: quiet.busy, busiest: quiet.busiest },
-    failure,
+    failure: loadFailure(figures) ?? arrangement.failure,
     usage: m.usage,
   };
 }

@@ -12,7 +12,10 @@ import { buildSite, synthesize } from "../../loadgen/index.js";
 import { parseRate } from "../../testbed/index.js";
 import {
   cpuByRole,
+  loadFailure,
+  NO_FIGURES,
   nodeDeltas,
+  runFigures,
   traceArrangement,
   tracePoints,
   type TraceMode,
@@ -260,33 +263,15 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
         for (; run <= o.runs; run++) {
           const quiet = await quietMachine(o);
           const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
-          const r = m.result;
-          const responses = r.ok + r.verify_failures;
-          let failure: string | null = null;
-          if (r.verify_failures > 0)
-            failure =
-              `${r.verify_failures} responses failed verification (${JSON.stringify(r.verify_failures_by_kind)}), ` +
-              `e.g. ${JSON.stringify(r.verify_failure_samples[0])}`;
-          else if (r.errors > 0)
-            failure = `${r.errors} transport errors (${JSON.stringify(r.errors_by_kind)})`;
-          else if (responses === 0) failure = "no responses";
+          const figures = runFigures(m.result, quiet);
+          const failure = loadFailure(figures);
           failedRun ||= failure !== null;
           const tr: TraceRun = {
             mode,
             nodes: n,
             run,
-            rps: r.rps,
-            mbps: r.mbps,
-            responses,
-            errors: r.errors,
-            errors_by_kind: r.errors_by_kind,
-            verify_failures: r.verify_failures,
-            verify_failures_by_kind: r.verify_failures_by_kind,
-            verify_failure_samples: r.verify_failure_samples.slice(0, 5),
-            latency_ms: { ...r.latency_ms },
-            elapsed_s: r.elapsed_s,
+            ...figures,
             warmup,
-            quiet: { waited_s: quiet.waitedS, busy: quiet.busy, busiest: quiet.busiest },
             nodes_stats: nodeDeltas(m.before, m.after),
             failure,
             usage: m.usage,
@@ -366,18 +351,8 @@ export function failedTraceRun(mode: TraceMode, nodes: number, run: number, why:
     mode,
     nodes,
     run,
-    rps: 0,
-    mbps: 0,
-    responses: 0,
-    errors: 0,
-    errors_by_kind: {},
-    verify_failures: 0,
-    verify_failures_by_kind: {},
-    verify_failure_samples: [],
-    latency_ms: {},
-    elapsed_s: 0,
+    ...NO_FIGURES,
     warmup: { requests: 0, seconds: 0, stopped_by: "none" },
-    quiet: { waited_s: 0, busy: NaN, busiest: [] },
     nodes_stats: {},
     failure: why,
     usage: { seconds: 0, cpus: 0, machineBusy: 0, processes: [], links: [] },
