@@ -66,8 +66,7 @@ export class HttpConnection implements ConnectionControl {
   /** When the current wait expires (ms since epoch; Infinity for none). */
   deadline = Infinity;
   private drainWaiters: (() => void)[] = [];
-  /** While lingering: our queue was empty at some point, its smallest size, and when it shrank. */
-  private lingerDrained = true;
+  /** While lingering: the smallest our send queue has been (0 once drained), and when it shrank. */
   private lingerQueued = 0;
   private lingerProgressAt = 0;
 
@@ -115,22 +114,23 @@ export class HttpConnection implements ConnectionControl {
         this.conn.destroy();
         break;
       case Wait.Linger: {
-        // The linger clock runs from when our bytes are out: a large response still draining
-        // through a slow link is not cut by it; a peer that stops taking bytes for the send
-        // timeout is.
+        // The client's linger time runs from when our bytes are out; while they still drain
+        // through a slow link, only a client that stops taking them for the send timeout is cut.
         const queued = this.conn.writableLength;
-        if (queued > 0 || !this.lingerDrained) {
+        if (queued > 0) {
           if (queued < this.lingerQueued) {
             this.lingerQueued = queued;
             this.lingerProgressAt = now;
           }
-          if (queued === 0) this.lingerDrained = true;
-          if (queued === 0 || now - this.lingerProgressAt < this.env.timeouts.sendMs) {
-            this.deadline =
-              now + (queued === 0 ? this.env.timeouts.lingerMs : this.env.timeouts.lingerMs / 4);
+          if (now - this.lingerProgressAt < this.env.timeouts.sendMs) {
+            this.deadline = now + this.env.timeouts.lingerMs / 4;
             break;
           }
           this.env.stats.sendTimeouts++;
+        } else if (this.lingerQueued > 0) {
+          this.lingerQueued = 0; // just drained: the linger starts now
+          this.deadline = now + this.env.timeouts.lingerMs;
+          break;
         }
         this.conn.destroy();
         break;
@@ -349,7 +349,6 @@ export class HttpConnection implements ConnectionControl {
     this.waitKind = Wait.Linger;
     const now = Date.now();
     this.lingerQueued = this.conn.writableLength;
-    this.lingerDrained = this.lingerQueued === 0;
     this.lingerProgressAt = now;
     this.deadline = now + this.env.timeouts.lingerMs;
   }

@@ -607,16 +607,16 @@ export class TcpConnection {
     }
   }
 
+  /** Both sides' FINs have been sent (CLOSING, LAST-ACK, TIME-WAIT): only the last ACKs remain. */
+  get bothFinsSent(): boolean {
+    return this.state === "CLOSING" || this.state === "LAST-ACK" || this.state === "TIME-WAIT";
+  }
+
   /** Aborts with RST (if the peer knows us) and closes. */
   abort(): void {
     if (this.state === "CLOSED") return;
     // RFC 9293 3.10.5: no RST from SYN-SENT, CLOSING, LAST-ACK or TIME-WAIT.
-    this.rstOnAbort =
-      this.state !== "SYN-SENT" &&
-      this.state !== "CLOSING" &&
-      this.state !== "LAST-ACK" &&
-      this.state !== "TIME-WAIT" &&
-      !this.shadow;
+    this.rstOnAbort = this.state !== "SYN-SENT" && !this.bothFinsSent && !this.shadow;
     this.finish("aborted");
   }
 

@@ -27,7 +27,6 @@ import {
   EV_TIMEOUT,
   type CloseReason,
   type TcpConnection,
-  type TcpState,
 } from "./connection.js";
 import type { ConnectionOwner, TcpListener, TcpStack } from "./stack.js";
 import { ipv4ToString } from "../wire/addr.js";
@@ -39,9 +38,6 @@ export interface TcpSocketOptions {
 }
 
 type WriteCallback = (err?: Error | null) => void;
-
-/** States in which both sides' FINs have been sent (destroy() sends no RST there). */
-const BOTH_FINS_SENT: ReadonlySet<TcpState> = new Set<TcpState>(["CLOSING", "LAST-ACK", "TIME-WAIT"]);
 
 interface PendingCallback {
   /** Total bytes written (since the start) that must be acknowledged first. */
@@ -222,7 +218,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
     // Both FINs are out in CLOSING, LAST-ACK and TIME-WAIT: an abort sends no RST there (RFC
     // 9293 3.10.5), and the stack lets the handshake finish by itself, as Linux does for an
     // orphaned socket, so the peer's last ACK finds the connection instead of drawing a RST.
-    if (!this.conn.isClosed() && !BOTH_FINS_SENT.has(this.conn.state)) {
+    if (!this.conn.isClosed() && !this.conn.bothFinsSent) {
       this.conn.abort();
       this.stack.touch(this.conn);
     }
