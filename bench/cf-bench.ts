@@ -32,6 +32,7 @@ import { PeerServer } from "../server/peer/peer-server.js";
 import { PeerLink } from "../server/peer/peer-client.js";
 import { H_FROM, H_KEY, H_MTIME } from "../server/peer/protocol.js";
 import { encodePath } from "../server/http/url-path.js";
+import { generateSecretText } from "../sc/auth/secret.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -87,6 +88,9 @@ async function wrk(url: string): Promise<{ rps: number; mbps: number; errors: nu
   return { rps, mbps, errors };
 }
 
+// One secret for the nodes of a run: the peers authenticate as in a deployment.
+const BENCH_SECRET = generateSecretText();
+
 async function startNode(
   id: string,
   members: string[],
@@ -115,7 +119,7 @@ async function startNode(
       String(peerPort),
       ...members.flatMap((m) => ["--peer", m]),
     ],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SC_CLUSTER_SECRET: BENCH_SECRET } },
   );
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (l) => {

@@ -53,6 +53,11 @@ registerCommand(
   async () => (await import("./down.js")).command,
 );
 registerCommand(
+  "secret",
+  "Make a new cluster secret for --secret-file",
+  async () => (await import("./secret.js")).command,
+);
+registerCommand(
   "bench",
   "Reproduce the paper's Figures 8 (micro) and 9 (trace) on the testbed against nginx and haproxy",
   async () => (await import("./bench.js")).command,

@@ -11,6 +11,7 @@ import {
   parseCommand,
 } from "./args.js";
 import type { Command } from "./command.js";
+import { TRUST_OPTIONS, trustFrom } from "./trust.js";
 
 const spec: CommandSpec = {
   name: "dispatcher",
@@ -38,6 +39,7 @@ const spec: CommandSpec = {
       value: "ADDR:PORT",
     },
     tun: { type: "string", help: "TUN device the VIP is routed to", default: "sctun", value: "NAME" },
+    ...TRUST_OPTIONS,
     "gue-port": {
       type: "string",
       help: "Default GUE (UDP) port of the nodes",
@@ -156,6 +158,7 @@ export const command: Command = {
       ids.add(n.id);
     }
     const admin = hostPort(str(values, "admin"), "--admin");
+    const trust = await trustFrom(values, process.env, undefined);
     const sourceText = optStr(values, "source");
     const maxConns = int(values, "max-conns", 1, 1 << 26);
     const halfOpenText = optStr(values, "max-half-open");
@@ -190,6 +193,7 @@ export const command: Command = {
         rise: int(values, "health-rise", 1, 100),
       },
       admin,
+      trust,
       log,
     });
     const stats = svc.control.stats();

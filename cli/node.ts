@@ -9,6 +9,7 @@ import { untilSignal } from "../server/signals.js";
 import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/cluster.js";
 import { SC_DEFAULTS } from "../server/modes/sc.js";
 import { CF_DEFAULTS } from "../server/modes/cf.js";
+import { TRUST_OPTIONS, trustFrom } from "./trust.js";
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -100,6 +101,7 @@ export const command: Command = {
         multiple: true,
         help: "A cluster member (this node included) and its internal address; cluster modes need every member",
       },
+      ...TRUST_OPTIONS,
       "gue-port": {
         type: "string",
         value: "PORT",
@@ -237,8 +239,15 @@ export const command: Command = {
             peerPort: int(values, "peer-port", 1, 65535),
             guePort: int(values, "gue-port", 0, 65535),
           };
+    const mode = oneOf(values, "mode", Object.keys(MODES));
+    const trust = await trustFrom(
+      values,
+      process.env,
+      MODES[mode]?.needsCluster ? `--mode ${mode}` : undefined,
+    );
     const node = await startNode({
       nodeId,
+      trust,
       stack,
       listen:
         stack === "user"
@@ -249,7 +258,7 @@ export const command: Command = {
       admin: adminRaw === "none" ? null : hostPort(adminRaw, "--admin"),
       cacheBytes: bytes(values, "cache-bytes"),
       cachePolicy: oneOf<CachePolicy>(values, "cache-policy", CACHE_POLICIES),
-      mode: oneOf(values, "mode", Object.keys(MODES)),
+      mode,
       ...(cluster ? { cluster } : {}),
       guePort: stack === "user" ? int(values, "gue-port", 0, 65535) : 0,
       modeSettings: {

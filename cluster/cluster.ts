@@ -4,7 +4,8 @@
 // destroyCluster / readClusterStatus.
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { generateSecretText } from "../sc/auth/secret.js";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -309,6 +310,8 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
   try {
     await mkdir(plan.dir, { recursive: true });
     await mkdir(plan.logDir, { recursive: true });
+    await writeFile(plan.secretFile, `${generateSecretText()}\n`, { mode: 0o600 });
+    await chmod(plan.secretFile, 0o600);
     for (const p of plan.processes) await rm(p.log, { force: true });
     await writeRecord(record);
 

@@ -124,6 +124,8 @@ export interface ClusterPlan {
   testbed: TestbedPlan;
   /** The cluster directory: state, default logs, demo site. */
   dir: string;
+  /** The cluster secret every node and the dispatcher read (made anew by each start, mode 0600). */
+  secretFile: string;
   logDir: string;
   mode: string;
   scheduler: string;
@@ -217,6 +219,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     ...(host !== role ? (extra[host] ?? []) : []),
   ];
   const originUrl = `http://${ORIGIN_IP}:${ORIGIN_PORT}`;
+  const secretFile = join(dir, "cluster.secret");
   const demoDir = join(dir, "demo-site");
   // loadgen's synthesizer puts the documents in root/ beside the trace and the manifest.
   const site = resolve(options.site ?? join(demoDir, "root"));
@@ -271,6 +274,8 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
         mode,
         "--cache-bytes",
         String(cacheBytes),
+        "--secret-file",
+        secretFile,
         ...peers,
       ]),
       log: join(logDir, `${host}.log`),
@@ -296,6 +301,8 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
       scheduler,
       "--admin",
       `${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`,
+      "--secret-file",
+      secretFile,
       ...nodeSpecs.flatMap((s) => ["--node", s]),
     ]),
     log: join(logDir, "dispatcher.log"),
@@ -307,6 +314,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     prefix,
     testbed,
     dir,
+    secretFile,
     logDir,
     mode,
     scheduler,

@@ -12,6 +12,7 @@ import type { FastifyInstance } from "fastify";
 import { Counter, type Registry } from "prom-client";
 import { TunDevice, type PacketBatch } from "../sc/tun/index.js";
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError, type GueVariant } from "../sc/wire/index.js";
+import type { ClusterTrust } from "../sc/auth/secret.js";
 import { buildAdmin } from "./admin.js";
 import type { ConnTimeouts } from "./conn-table.js";
 import { DispatcherControl } from "./control.js";
@@ -45,6 +46,8 @@ export interface DispatcherConfig {
   health?: HealthOptions;
   /** Admin API listen address; none: no admin API. */
   admin?: { host: string; port: number };
+  /** The cluster secret (admin bearer token) or --insecure-dev; null: neither given. */
+  trust?: ClusterTrust | null;
   /** Structured log lines (one JSON object per line is what the CLI prints). */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }

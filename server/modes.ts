@@ -25,6 +25,7 @@ import type { Logger } from "./log.js";
 import type { UserStack } from "./conn-user.js";
 import type { DateCache } from "./http/date.js";
 import type { CachePolicy } from "./cache/doc-cache.js";
+import type { ClusterTrust } from "../sc/auth/secret.js";
 
 export type Decision = "serve" | "done" | { doc: Doc };
 
@@ -53,6 +54,8 @@ export interface ModeContext {
   readonly nodeId: string;
   /** Membership and ports; null for a stand-alone node. */
   readonly cluster: ClusterConfig | null;
+  /** How peers are authenticated; never null for a mode that needs the cluster (startNode checks). */
+  readonly trust: ClusterTrust | null;
   /** URL -> home node id over `cluster` (null for a stand-alone node). */
   readonly mapper: UrlMapper | null;
   readonly store: DocStore;

@@ -23,6 +23,7 @@ import { startAdmin, type AdminServer } from "./admin.js";
 import { listenKernel, type ConnListener } from "./conn.js";
 import { checkRootDir, listenError, UserFacingError } from "./errors.js";
 import type { Logger } from "./log.js";
+import type { ClusterTrust } from "../sc/auth/secret.js";
 
 export type Stack = "kernel" | "user";
 export const STACKS: readonly Stack[] = ["kernel", "user"];
@@ -45,6 +46,11 @@ export interface NodeConfig {
   mode: string | Mode;
   /** Cluster membership (needed by the cluster modes sc, cf-lru, cf-lfu). */
   cluster?: ClusterConfig;
+  /**
+   * The cluster secret (or the explicit --insecure-dev); cluster modes refuse to start with
+   * null. Also the source of the admin API's bearer token.
+   */
+  trust: ClusterTrust | null;
   /** --stack user: take client packets in GUE on this UDP port (0: off). */
   guePort?: number;
   /** Settings of the chosen mode (e.g. Socket Cloning's timeouts), checked by the mode. */
@@ -106,6 +112,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   if (modeDef?.needsUserStack && cfg.stack !== "user") {
     throw new UserFacingError(
       `--mode ${modeDef.name} needs --stack user (it owns the TCP state of connections)`,
+    );
+  }
+  if (modeDef?.needsCluster && cfg.trust === null) {
+    throw new UserFacingError(
+      `--mode ${modeDef.name} needs the cluster secret (--secret-file FILE, same file on every member; ` +
+        "`sc-cluster secret --out FILE` makes one), or --insecure-dev to run unauthenticated",
     );
   }
   const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
@@ -174,6 +186,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const ctx: ModeContext = {
       nodeId: cfg.nodeId,
       cluster,
+      trust: cfg.trust,
       mapper: cluster ? clusterMapper(cluster) : null,
       store,
       responder,

@@ -30,6 +30,7 @@ export function testNode(over: Partial<NodeConfig>): Promise<RunningNode> {
     cacheBytes: 16 * 1024 * 1024,
     cachePolicy: "lru",
     mode: "local",
+    trust: null,
     timeouts: NODE_DEFAULTS.timeouts,
     maxConnections: NODE_DEFAULTS.maxConnections,
     maxInMemoryBytes: NODE_DEFAULTS.maxInMemoryBytes,
@@ -48,12 +49,17 @@ export interface RunResult {
 }
 
 /** Runs a program without blocking the event loop (the server under test is in-process). */
-export function run(file: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
+export function run(
+  file: string,
+  args: string[],
+  timeoutMs = 30_000,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(
       file,
       args,
-      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: "latin1" },
+      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: "latin1", env },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });

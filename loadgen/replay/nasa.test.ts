@@ -71,6 +71,7 @@ describe("NASA trace end to end (site + origin + replay)", () => {
       cacheBytes: 16 * 1024 * 1024,
       cachePolicy: "lru",
       mode: "local",
+      trust: null,
       logger: createLogger("silent"),
     });
     try {
