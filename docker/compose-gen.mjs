@@ -139,9 +139,16 @@ x-image: &image
 # it), forward (VIP -> TUN on the dispatcher; a node's direct-return packets TUN -> eth0) and
 # must not filter by reverse path (those packets carry the VIP as source). A new TUN takes
 # the "default" values. IPv6 off: no link-local chatter into the TUN.
+# They also share the cluster secret (SC links, admin token): the first of them to start
+# writes a random one into the "secret" volume (docker/entrypoint.sh); set SC_CLUSTER_SECRET
+# in the environment of docker-compose to choose it yourself.
 x-tun-host: &tun-host
   cap_add: [NET_ADMIN]
   devices: ["/dev/net/tun:/dev/net/tun"]
+  environment:
+    SC_CLUSTER_SECRET: \${SC_CLUSTER_SECRET:-}
+  volumes:
+    - secret:/run/sc-secret
   sysctls: &tun-sysctls
     net.ipv4.ip_forward: 1
     net.ipv4.conf.all.rp_filter: 0
@@ -227,6 +234,7 @@ networks:
 
 volumes:
   site:
+  secret:
 `;
   return y;
 }

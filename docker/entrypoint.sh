@@ -17,6 +17,11 @@
 #   SC_SYNTH="--scale 0.001" origin: if set and $SC_SITE has no root/ yet, first make a site
 #                            with `sc-cluster trace synth --out $SC_SITE $SC_SYNTH`
 #   SC_USER=sc               user the role runs as; `root` keeps root (and its capabilities)
+#   SC_CLUSTER_SECRET        dispatcher, node: the cluster secret; when neither it nor
+#                            SC_CLUSTER_SECRET_FILE is set, the secret in
+#                            $SC_SECRET_DIR/cluster.secret is used, made by the first
+#                            container of the cluster that starts (a shared volume)
+#   SC_SECRET_DIR=/run/sc-secret
 #
 # What each role needs from docker (docs/docker.md):
 #   dispatcher, node: cap NET_ADMIN, device /dev/net/tun, sysctls net.ipv4.ip_forward=1,
@@ -33,6 +38,7 @@ SC_TUN_MTU="${SC_TUN_MTU:-1500}"
 SC_VIA="${SC_VIA:-198.18.0.1}"
 SC_SITE="${SC_SITE:-/site}"
 SC_USER="${SC_USER:-sc}"
+SC_SECRET_DIR="${SC_SECRET_DIR:-/run/sc-secret}"
 
 log() { echo "sc-entrypoint: $*" >&2; }
 die() {
@@ -95,6 +101,24 @@ drop_default_route() {
   }
 }
 
+# Every member reads the same secret: given (SC_CLUSTER_SECRET or SC_CLUSTER_SECRET_FILE), or
+# the one in the shared volume, which the first member to start makes. link(2) publishes the
+# file whole and fails if another member was first, so all end up with one secret.
+cluster_secret() {
+  if [ -n "${SC_CLUSTER_SECRET:-}" ] || [ -n "${SC_CLUSTER_SECRET_FILE:-}" ]; then return 0; fi
+  unset SC_CLUSTER_SECRET
+  [ -d "$SC_SECRET_DIR" ] || die "no cluster secret: set SC_CLUSTER_SECRET or mount a volume at $SC_SECRET_DIR"
+  file="$SC_SECRET_DIR/cluster.secret"
+  if [ ! -f "$file" ]; then
+    tmp="$SC_SECRET_DIR/.secret.$$"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp" && echo >>"$tmp")
+    [ "$SC_USER" = root ] || chown "$SC_USER:$SC_USER" "$tmp"
+    ln "$tmp" "$file" 2>/dev/null && log "made the cluster secret $file" || true
+    rm -f "$tmp"
+  fi
+  export SC_CLUSTER_SECRET_FILE="$file"
+}
+
 # Runs "$@" as $SC_USER with no capabilities at all (nothing to inherit, empty bounding set).
 run_as_user() {
   if [ "$SC_USER" = root ] || [ "$(id -u)" != 0 ]; then exec "$@"; fi
@@ -132,12 +156,14 @@ case "$role" in
             "[net.ipv4.conf.default.accept_local=1] (or run it with --output udp)"
         ;;
     esac
+    cluster_secret
     run_as_user sc-cluster dispatcher "$@"
     ;;
   node)
     drop_default_route
     make_tun
     require_forwarding
+    cluster_secret
     run_as_user sc-cluster node "$@"
     ;;
   client)
@@ -154,7 +180,7 @@ case "$role" in
     run_as_user "$@"
     ;;
   help | -h | --help)
-    sed -n "2,29p" "$0" | sed 's/^# \{0,1\}//'
+    sed -n "2,32p" "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
