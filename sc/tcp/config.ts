@@ -23,6 +23,13 @@ export interface TcpConfig {
   /** Give-up bound: retransmissions of the same data (or unanswered zero-window probes)
    *  before the connection is aborted with ETIMEDOUT. */
   maxRetransmits: number;
+  /** Longest time the peer may keep its window closed on data we have to send (persist
+   *  state) without acknowledging any data sent while it was open: then the connection is
+   *  aborted with RST (closeReason "zero-window", counter zeroWindowAborts). Answered
+   *  probes do not extend it. RFC 9293's "user timeout" for the persist state; Linux has no
+   *  such bound unless TCP_USER_TIMEOUT is set, and a client that never reads would
+   *  otherwise hold the connection and its send buffer forever. */
+  zeroWindowTimeout: number;
   /** SYN-ACK retransmissions before a half-open connection is dropped. */
   synAckRetries: number;
   /** SYN retransmissions for an active open. */
@@ -77,6 +84,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   rtoInitial: 1000,
   clockGranularity: 1,
   maxRetransmits: 12,
+  zeroWindowTimeout: 60_000,
   synAckRetries: 5,
   synRetries: 6,
   delayedAck: 40,
@@ -104,6 +112,8 @@ export function makeConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   if (!(cfg.rcvBufSize >= 1 && cfg.rcvBufSize <= 0x3fffffff)) throw new RangeError("rcvBufSize out of range");
   if (!(cfg.rtoMin > 0 && cfg.rtoMin <= cfg.rtoInitial && cfg.rtoInitial <= cfg.rtoMax))
     throw new RangeError("need 0 < rtoMin <= rtoInitial <= rtoMax");
+  if (!(cfg.zeroWindowTimeout > 0 && Number.isFinite(cfg.zeroWindowTimeout)))
+    throw new RangeError("zeroWindowTimeout must be a positive number of milliseconds");
   return cfg;
 }
 

@@ -421,3 +421,30 @@ test("demultiplexing keeps many connections apart", () => {
     assert.equal(Buffer.concat(s.conn.takeReceived(0)).toString(), `#${p}`);
   }
 });
+
+test("a non-reading client is aborted at zeroWindowTimeout: RST, counter, ETIMEDOUT to the socket", async () => {
+  const { stack, out, clock } = makeStack({ zeroWindowTimeout: 30_000 });
+  const accepted = listen(stack);
+  const synAck = establish(stack, out);
+  const l1 = (synAck.seq + 1) >>> 0;
+  const sock = accepted[0];
+  const errors: string[] = [];
+  sock.on("error", (e: NodeJS.ErrnoException) => errors.push(e.code ?? ""));
+  stack.input(packet({ flags: TCP_ACK, seq: 1001, ack: l1, window: 0 }));
+  sock.write(Buffer.alloc(100_000));
+  stack.flush();
+  while (stack.connections > 0 && clock.now < 120_000) {
+    const at = stack.pollAt()!;
+    clock.now = at;
+    const before = out.length;
+    stack.poll(at);
+    for (const o of out.slice(before))
+      if (o.seg.payload.length === 1) stack.input(packet({ flags: TCP_ACK, seq: 1001, ack: l1, window: 0 }));
+  }
+  assert.equal(clock.now, 30_000);
+  assert.equal(out[out.length - 1].flags, "RST|ACK");
+  assert.equal(stack.counters.zeroWindowAborts, 1);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sock.closeReason, "zero-window");
+  assert.deepEqual(errors, ["ETIMEDOUT"]);
+});

@@ -98,6 +98,8 @@ export interface TcpCounters {
   resetsSent: number;
   synCookiesSent: number;
   synCookiesAccepted: number;
+  /** Connections aborted because the peer kept its window closed (config zeroWindowTimeout). */
+  zeroWindowAborts: number;
   drops: Record<string, number>;
 }
 
@@ -165,6 +167,7 @@ export class TcpStack {
       resetsSent: 0,
       synCookiesSent: 0,
       synCookiesAccepted: 0,
+      zeroWindowAborts: 0,
       drops: {},
     };
     const counters = this.counters;
@@ -185,6 +188,9 @@ export class TcpStack {
       },
       countRetransmit: (): void => {
         counters.segmentsRetransmitted++;
+      },
+      countZeroWindowAbort: (): void => {
+        counters.zeroWindowAborts++;
       },
     };
   }

@@ -349,6 +349,25 @@ test("clone: giving up on retransmissions never sends a RST", () => {
   c.expectNothing();
 });
 
+test("clone: a client that keeps its window closed is dropped at the zero-window deadline (no RST)", () => {
+  const orig = busyConnection(); // t = 20
+  const c = cloneOf(orig);
+  c.input({ seq: R1 + 19, ack: L1 + 5000, flags: TCP_ACK, window: 0 });
+  c.write(pattern(50_000)); // the response; the client never reads
+  c.close();
+  assert.equal(c.conn.inPersist, true);
+  const deadline = 20 + c.cfg.zeroWindowTimeout;
+  while (c.conn.state !== "CLOSED" && c.now < 10 * deadline) {
+    c.advanceTo(c.conn.pollAt());
+    if (c.take().length > 0) c.input({ seq: R1 + 19, ack: L1 + 5000, flags: TCP_ACK, window: 0 });
+    if (c.now < deadline) assert.equal(c.conn.state, "ESTABLISHED");
+  }
+  assert.equal(c.now, deadline);
+  assert.equal(c.conn.closeReason, "zero-window");
+  assert.equal(c.env.zeroWindowAborts, 1);
+  assert.ok(!c.log.some((e) => e.seg.flags.includes("RST")), "the connection belongs to the original");
+});
+
 test("clone: dropSilently() removes it with no FIN and no RST", () => {
   const c = cloneOf(busyConnection());
   c.write(pattern(100));
