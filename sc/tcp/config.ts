@@ -41,9 +41,12 @@ export interface TcpConfig {
   /** FIN-WAIT-2 timeout once the application has closed both directions (Linux tcp_fin_timeout). */
   finWait2Timeout: number;
   /** Minimum interval between ACKs sent in reply to unacceptable segments without data, and
-   *  between RFC 5961 challenge ACKs, per connection. */
+   *  between RFC 5961 challenge ACKs, per connection (Linux: tcp_invalid_ratelimit). The
+   *  main bound on challenge ACKs. */
   challengeAckInterval: number;
-  /** Global cap on challenge/out-of-window ACKs per second for the whole stack (RFC 5961 7). */
+  /** Stack-wide cap on those ACKs per second (RFC 5961 7): each second's budget is drawn at
+   *  random from [n/2, 3n/2), so a count of them tells an off-path attacker nothing
+   *  (CVE-2016-5696; challenge-ack.ts). Infinity: per-connection limit only. */
   challengeAckPerSecond: number;
   /** Keepalive: idle time before the first probe, interval, probes before abort. */
   keepAliveIdle: number;

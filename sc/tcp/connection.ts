@@ -68,7 +68,8 @@ export const EV_TIMEOUT = 64;
  *  the drop counters. */
 export interface ConnectionEnv {
   readonly cfg: TcpConfig;
-  /** RFC 5961 section 7: a stack-wide budget of challenge ACKs. Returns false when exhausted. */
+  /** RFC 5961 section 7: the stack-wide cap on challenge ACKs (randomised per second,
+   *  challenge-ack.ts). Returns false when this second's budget is spent. */
   takeChallengeAck(now: number): boolean;
   /** Counts a segment (or part of one) this connection refused, by reason. */
   countDrop(reason: string): void;
@@ -1241,14 +1242,18 @@ export class TcpConnection {
     this.ooo.clear();
   }
 
-  /** A challenge ACK (RFC 5961), rate-limited per connection and per stack. */
+  /**
+   * A challenge ACK (RFC 5961), rate-limited per connection first (so one connection cannot
+   * drain the shared budget, and a spoofer aiming at one connection gets at most one reply
+   * per interval), then by the stack's randomised global cap (challenge-ack.ts).
+   */
   private challengeAck(now: number): void {
     if (now - this.lastChallengeAt < this.cfg.challengeAckInterval) {
       this.count("challenge-ack-limited");
       return;
     }
     if (!this.env.takeChallengeAck(now)) {
-      this.count("challenge-ack-limited");
+      this.count("challenge-ack-global-limited");
       return;
     }
     this.lastChallengeAt = now;
