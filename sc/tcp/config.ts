@@ -126,3 +126,9 @@ export function windowScaleFor(bufSize: number): number {
   while (shift < 14 && bufSize > 0xffff * 2 ** shift) shift++;
   return shift;
 }
+
+/** The initial congestion window in bytes (RFC 6928: min(IW * MSS, max(2 * MSS, 14600)) for
+ *  IW = 10, generalised to `segments`). */
+export function initialWindowBytes(segments: number, mss: number): number {
+  return Math.min(segments * mss, Math.max(2 * mss, segments * 1460));
+}

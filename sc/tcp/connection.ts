@@ -10,7 +10,7 @@
 // RFC 9293's SND.NXT). Exported state calls snd_max "sndNxt" (see state.ts).
 
 import type { TcpConfig } from "./config.js";
-import { windowScaleFor } from "./config.js";
+import { initialWindowBytes, windowScaleFor } from "./config.js";
 import { copyBytes } from "./bytes.js";
 import { Reassembler } from "./reassembly.js";
 import { SendQueue } from "./send-queue.js";
@@ -506,9 +506,7 @@ export class TcpConnection {
   }
 
   private initialWindow(): number {
-    // RFC 6928: min(IW * MSS, max(2 * MSS, 14600)) for IW = 10, generalised.
-    const segs = this.cfg.initialWindowSegments;
-    return Math.min(segs * this.sndMss, Math.max(2 * this.sndMss, segs * 1460));
+    return initialWindowBytes(this.cfg.initialWindowSegments, this.sndMss);
   }
 
   // ------------------------------------------------------------------ queries

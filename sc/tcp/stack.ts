@@ -109,6 +109,12 @@ export interface TcpCounters {
   drops: Record<string, number>;
 }
 
+/** One local (address, port) of the stack. */
+export interface LocalEndpoint {
+  addr: number;
+  port: number;
+}
+
 export interface ImportOptions {
   /** Socket Cloning clone behaviour (see CloneBehaviour); omit for a plain migrated socket. */
   clone?: Partial<CloneBehaviour>;
@@ -116,7 +122,7 @@ export interface ImportOptions {
 
 const ONE_SECOND = 1000;
 /** Longest IPv4 header (60) plus longest TCP header (60): room for any socket seed. */
-const SEED_MAX = 120;
+export const SEED_MAX = 120;
 
 export class TcpStack {
   readonly cfg: TcpConfig;
@@ -234,6 +240,20 @@ export class TcpStack {
     const l: TcpListener = { addr: a, port, halfOpen: 0, lastCookieAt: -Infinity, hooks, closed: false };
     byAddr.set(a, l);
     return l;
+  }
+
+  /**
+   * Every (address, port) a listener accepts connections on; a listener on any address
+   * counts for each local address. What importState allows as an imported connection's
+   * local side by default.
+   */
+  listeningEndpoints(): LocalEndpoint[] {
+    const out: LocalEndpoint[] = [];
+    for (const [port, byAddr] of this.listeners) {
+      if (byAddr.has(0)) for (const addr of this.local) out.push({ addr, port });
+      else for (const addr of byAddr.keys()) if (this.local.has(addr)) out.push({ addr, port });
+    }
+    return out;
   }
 
   /** Stops accepting on the listener; established connections are not affected. */

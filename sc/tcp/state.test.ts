@@ -392,6 +392,7 @@ test("migration: importState on another stack continues the connection for a rea
   const a = net.addStack([VIP]);
   const client = net.addStack([CLIENT]);
   const b = net.addStack([VIP]);
+  new TcpServer(b).listen(80); // the importer serves the same VIP:port
   net.route(VIP, [a]);
   let orig: TcpSocket | undefined;
   new TcpServer(a, {}, (s) => {
@@ -427,6 +428,7 @@ test("cloning round trip: the clone answers request 1 directly, the original the
   const net = new VirtualNet(12);
   const a = net.addStack([VIP]);
   const b = net.addStack([VIP]);
+  new TcpServer(b).listen(80);
   const client = net.addStack([CLIENT]);
   net.route(VIP, [a]);
   let orig: TcpSocket | undefined;
@@ -474,6 +476,7 @@ test("cloning round trip: the clone answers request 1 directly, the original the
 test("an imported socket seed is never grown in place over its neighbours' bytes", () => {
   const net = new VirtualNet(13);
   const b = net.addStack([VIP]);
+  new TcpServer(b).listen(80);
   const h = busyConnection();
   const state = exportState(h.conn, h.now);
   // The seed arrives as a 40-byte view into a larger shared buffer (as Buffer.from(...) from
