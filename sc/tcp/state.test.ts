@@ -208,6 +208,29 @@ test("shadow mode: a FIN is noted (CLOSE-WAIT) without an ACK", () => {
   h.expectNothing();
 });
 
+test("taking a stalled clone back: a client that keeps its window closed meets the zero-window deadline", () => {
+  const h = busyConnection(); // t = 20
+  h.conn.setShadow(true, h.now);
+  // The clone sent 3000 bytes; the client took them and closed its window.
+  h.input({ seq: R1 + 19, ack: L1 + 8000, flags: TCP_ACK, window: 0 });
+  h.now = 1000;
+  h.conn.setShadow(false, h.now);
+  h.write(pattern(20_000)); // the rest of the response
+  h.take();
+  const deadline = 1000 + h.cfg.zeroWindowTimeout;
+  while (h.conn.state !== "CLOSED" && h.now < 10 * deadline) {
+    h.advanceTo(h.conn.pollAt());
+    if (h.take().some((seg) => seg.len === 1))
+      h.input({ seq: R1 + 19, ack: L1 + 8000, flags: TCP_ACK, window: 0 });
+  }
+  assert.equal(h.now, deadline);
+  assert.equal(h.conn.closeReason, "zero-window");
+  assert.ok(
+    h.log.some((e) => e.at === deadline && e.seg.flags === "RST|ACK"),
+    "the original resets",
+  );
+});
+
 test("leaving shadow mode sends the owed ACK and continues from the synchronised state", () => {
   const h = busyConnection();
   h.conn.setShadow(true, h.now);
