@@ -8,6 +8,7 @@
 // Events for the application go through a small interface (ConnectionOwner) that the socket
 // layer (socket.ts) implements, so this file does not depend on it.
 
+import { randomInt } from "node:crypto";
 import { makeConfig, windowScaleFor, type TcpConfig } from "./config.js";
 import {
   EV_ESTABLISHED,
@@ -20,7 +21,6 @@ import {
 import { TimerHeap } from "./timer-heap.js";
 import { implausibleRemote } from "./address.js";
 import { ChallengeAckBudget, type RandomBelow } from "./challenge-ack.js";
-import { randomInt } from "node:crypto";
 import { TcpSecret, checkSynCookie, initialSequenceNumber, makeSynCookie } from "./isn.js";
 import { seqAdd, seqGt } from "./seq.js";
 import { endpointKey, ipv4FromString, ipv4ToString } from "../wire/addr.js";
@@ -150,7 +150,6 @@ export class TcpStack {
   private flushing = false;
   private ipId = 0;
   private nextEphemeral = 49152;
-  private readonly challengeBudget: ChallengeAckBudget;
   private readonly env: ConnectionEnv;
   private currentConn: TcpConnection | undefined = undefined;
   private readonly emitSegment = (seg: TcpRepr): void => this.sendSegment(this.currentConn!, seg);
@@ -183,8 +182,7 @@ export class TcpStack {
     };
     const counters = this.counters;
     const cfg = this.cfg;
-    this.challengeBudget = new ChallengeAckBudget(cfg.challengeAckPerSecond, opts.random ?? randomInt);
-    const budget = this.challengeBudget;
+    const budget = new ChallengeAckBudget(cfg.challengeAckPerSecond, opts.random ?? randomInt);
     this.env = {
       cfg,
       takeChallengeAck: (now: number): boolean => budget.take(now),
