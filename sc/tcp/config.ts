@@ -23,6 +23,13 @@ export interface TcpConfig {
   /** Give-up bound: retransmissions of the same data (or unanswered zero-window probes)
    *  before the connection is aborted with ETIMEDOUT. */
   maxRetransmits: number;
+  /** Longest time the peer may keep its window closed on data we have to send (persist
+   *  state) without acknowledging any data sent while it was open: then the connection is
+   *  aborted with RST (closeReason "zero-window", counter zeroWindowAborts). Answered
+   *  probes do not extend it. RFC 9293's "user timeout" for the persist state; Linux has no
+   *  such bound unless TCP_USER_TIMEOUT is set, and a client that never reads would
+   *  otherwise hold the connection and its send buffer forever. */
+  zeroWindowTimeout: number;
   /** SYN-ACK retransmissions before a half-open connection is dropped. */
   synAckRetries: number;
   /** SYN retransmissions for an active open. */
@@ -34,9 +41,12 @@ export interface TcpConfig {
   /** FIN-WAIT-2 timeout once the application has closed both directions (Linux tcp_fin_timeout). */
   finWait2Timeout: number;
   /** Minimum interval between ACKs sent in reply to unacceptable segments without data, and
-   *  between RFC 5961 challenge ACKs, per connection. */
+   *  between RFC 5961 challenge ACKs, per connection (Linux: tcp_invalid_ratelimit). The
+   *  main bound on challenge ACKs. */
   challengeAckInterval: number;
-  /** Global cap on challenge/out-of-window ACKs per second for the whole stack (RFC 5961 7). */
+  /** Stack-wide cap on those ACKs per second (RFC 5961 7): each second's budget is drawn at
+   *  random from [n/2, 3n/2), so a count of them tells an off-path attacker nothing
+   *  (CVE-2016-5696; challenge-ack.ts). Infinity: per-connection limit only. */
   challengeAckPerSecond: number;
   /** Keepalive: idle time before the first probe, interval, probes before abort. */
   keepAliveIdle: number;
@@ -77,6 +87,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   rtoInitial: 1000,
   clockGranularity: 1,
   maxRetransmits: 12,
+  zeroWindowTimeout: 60_000,
   synAckRetries: 5,
   synRetries: 6,
   delayedAck: 40,
@@ -104,6 +115,8 @@ export function makeConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   if (!(cfg.rcvBufSize >= 1 && cfg.rcvBufSize <= 0x3fffffff)) throw new RangeError("rcvBufSize out of range");
   if (!(cfg.rtoMin > 0 && cfg.rtoMin <= cfg.rtoInitial && cfg.rtoInitial <= cfg.rtoMax))
     throw new RangeError("need 0 < rtoMin <= rtoInitial <= rtoMax");
+  if (!(cfg.zeroWindowTimeout > 0 && Number.isFinite(cfg.zeroWindowTimeout)))
+    throw new RangeError("zeroWindowTimeout must be a positive number of milliseconds");
   return cfg;
 }
 
@@ -112,4 +125,10 @@ export function windowScaleFor(bufSize: number): number {
   let shift = 0;
   while (shift < 14 && bufSize > 0xffff * 2 ** shift) shift++;
   return shift;
+}
+
+/** The initial congestion window in bytes (RFC 6928: min(IW * MSS, max(2 * MSS, 14600)) for
+ *  IW = 10, generalised to `segments`). */
+export function initialWindowBytes(segments: number, mss: number): number {
+  return Math.min(segments * mss, Math.max(2 * mss, segments * 1460));
 }

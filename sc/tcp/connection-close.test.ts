@@ -410,6 +410,92 @@ test("zero window with only a FIN pending: the FIN is the probe", () => {
   assert.equal(h.conn.state, "FIN-WAIT-2");
 });
 
+test("zero window: a peer that answers every probe with window 0 is aborted at the deadline, not before", () => {
+  const h = new Harness({ cfg: { zeroWindowTimeout: 60_000 } }).established();
+  h.now = 1000;
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 0 });
+  h.write("response"); // window closed: persist starts now (t = 1000)
+  assert.equal(h.conn.inPersist, true);
+  let probes = 0;
+  while (h.conn.state !== "CLOSED") {
+    const at = h.conn.pollAt();
+    assert.ok(at <= 61_000, `deadline ${at}`);
+    h.advanceTo(at);
+    for (const seg of h.take()) {
+      if (seg.flags.includes("RST")) continue;
+      probes++;
+      assert.deepEqual([seg.seq, seg.len], [L1, 1], "a probe");
+      assert.ok(h.now < 61_000, "no probe at or after the deadline");
+      h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 0 }); // answered, window still 0
+    }
+    if (h.now < 61_000) assert.equal(h.conn.state, "ESTABLISHED", `alive at ${h.now}`);
+  }
+  assert.equal(h.now, 61_000, "aborted exactly zeroWindowTimeout after the window closed");
+  assert.ok(probes >= 5, `${probes} probes answered before`);
+  assert.equal(h.conn.closeReason, "zero-window");
+  assert.equal(h.env.zeroWindowAborts, 1);
+  assert.deepEqual(
+    h.log.filter((e) => e.seg.flags.includes("RST")).map((e) => [e.at, e.seg.seq, e.seg.flags]),
+    [[61_000, L1 + 1, "RST|ACK"]], // after the outstanding probe byte
+  );
+});
+
+test("zero window: a peer that opens its window in time is not aborted; the deadline restarts", () => {
+  const h = new Harness({ cfg: { zeroWindowTimeout: 10_000 } }).established();
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 0 });
+  h.write("abcdef");
+  h.advanceTo(9_999);
+  h.take();
+  assert.equal(h.conn.state, "ESTABLISHED");
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 1000 });
+  h.expect([{ seq: L1, len: 6 }]);
+  h.input({ seq: R1, ack: L1 + 6, flags: TCP_ACK, window: 0 }); // progress, then closed again
+  assert.equal(h.conn.zeroWindowSince, -1, "acknowledged data ends the stall");
+  h.write("ghi");
+  assert.equal(h.conn.zeroWindowSince, 9_999, "a new episode");
+  h.advanceTo(19_998);
+  assert.equal(h.conn.state, "ESTABLISHED");
+  h.take();
+  h.input({ seq: R1, ack: L1 + 6, flags: TCP_ACK, window: 1000 });
+  h.expect([{ seq: L1 + 6, len: 3 }]);
+  h.input({ seq: R1, ack: L1 + 9, flags: TCP_ACK, window: 1000 });
+  h.advanceTo(100_000);
+  assert.equal(h.conn.state, "ESTABLISHED");
+  assert.equal(h.env.zeroWindowAborts, 0);
+});
+
+test("zero window: taking probe bytes one at a time under a zero window does not extend the deadline", () => {
+  const h = new Harness({ cfg: { zeroWindowTimeout: 10_000 } }).established();
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 0 });
+  h.write(pattern(1000));
+  let acked = 0;
+  while (h.conn.state !== "CLOSED" && h.now < 100_000) {
+    h.advanceTo(h.conn.pollAt());
+    if (h.take().some((s) => s.len === 1)) {
+      acked++;
+      h.input({ seq: R1, ack: L1 + acked, flags: TCP_ACK, window: 0 });
+    }
+  }
+  assert.equal(h.now, 10_000);
+  assert.equal(h.conn.closeReason, "zero-window");
+  assert.ok(acked >= 3, `${acked} probe bytes taken`);
+});
+
+test("zero window: reopening the window and never acknowledging does not restart the deadline", () => {
+  const h = new Harness({ cfg: { zeroWindowTimeout: 10_000 } }).established();
+  h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 0 });
+  h.write(pattern(3000));
+  while (h.conn.state !== "CLOSED" && h.now < 100_000) {
+    // Open the window a little now and then; never acknowledge what it lets through.
+    h.advanceTo(h.conn.pollAt());
+    h.take();
+    h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: h.conn.inPersist ? 500 : 0 });
+    h.take();
+  }
+  assert.equal(h.now, 10_000);
+  assert.equal(h.conn.closeReason, "zero-window");
+});
+
 // ------------------------------------------------------------------ keepalive & idle
 
 test("keepalive: a probe after the idle time; an answer resets the count", () => {

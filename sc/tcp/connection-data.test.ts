@@ -400,6 +400,7 @@ test("challenge ACKs respect the stack-wide budget", () => {
   h.env.challengeBudget = 0;
   h.input({ seq: R1 + 100, flags: TCP_SYN });
   h.expectNothing();
+  assert.equal(h.env.drops["challenge-ack-global-limited"], 1);
 });
 
 test("out-of-window bare ACKs get a rate-limited ACK; data segments are always answered", () => {

@@ -53,6 +53,37 @@ test("give-up bound: after maxRetransmits the connection aborts with RST (ETIMED
   assert.equal(h.conn.closeReason, "timeout");
 });
 
+test("no progress is bounded in total time: duplicate ACKs, window updates and data from the peer do not reset the give-up count", () => {
+  const h = new Harness().established(); // defaults: maxRetransmits 12, rtoMax 60 s
+  h.write("response");
+  h.take();
+  let peerSeq = R1;
+  const rtxTimes: number[] = [];
+  while (h.conn.state !== "CLOSED" && h.now < 3_600_000) {
+    h.advanceTo(h.conn.pollAt());
+    for (const e of h.takeTimed()) if (e.seg.len > 0) rtxTimes.push(e.at);
+    // The peer stays busy without ever acknowledging: a duplicate ACK, a window update, data.
+    h.input({ seq: peerSeq, ack: L1, flags: TCP_ACK, window: 1000 + rtxTimes.length });
+    h.input({ seq: peerSeq, ack: L1, flags: TCP_ACK, window: 1000 + rtxTimes.length, payload: "x" });
+    peerSeq++;
+    h.read();
+    h.take();
+  }
+  // 200 ms doubling up to 60 s: 9 backed-off timeouts (102.2 s), 3 more of 60 s, the last wait.
+  const cfg = h.cfg;
+  let t = 0;
+  const expected: number[] = [];
+  for (let i = 0; i < cfg.maxRetransmits; i++) {
+    t += Math.min(200 * 2 ** i, cfg.rtoMax);
+    expected.push(t);
+  }
+  assert.deepEqual(rtxTimes, expected);
+  assert.equal(h.conn.closeReason, "timeout");
+  const rst = h.log.find((e) => e.seg.flags.includes("RST"));
+  assert.equal(rst?.at, t + cfg.rtoMax);
+  assert.equal(rst?.at, 342_200);
+});
+
 test("a new ACK resets the backoff and restarts the timer from the current RTO", () => {
   const h = new Harness().established();
   h.write(pattern(2920));

@@ -10,7 +10,7 @@
 // RFC 9293's SND.NXT). Exported state calls snd_max "sndNxt" (see state.ts).
 
 import type { TcpConfig } from "./config.js";
-import { windowScaleFor } from "./config.js";
+import { initialWindowBytes, windowScaleFor } from "./config.js";
 import { copyBytes } from "./bytes.js";
 import { Reassembler } from "./reassembly.js";
 import { SendQueue } from "./send-queue.js";
@@ -40,6 +40,9 @@ export type CloseReason =
   | "refused"
   /** Retransmissions, SYN-ACKs, zero-window or keepalive probes went unanswered (ETIMEDOUT). */
   | "timeout"
+  /** The peer kept its window closed for zeroWindowTimeout without taking our data
+   *  (ETIMEDOUT; counted as zeroWindowAborts). */
+  | "zero-window"
   /** Local abort: destroy() sent an RST. */
   | "aborted"
   /** Removed without any packet: dropSilently() or a clone whose response was acknowledged. */
@@ -65,12 +68,15 @@ export const EV_TIMEOUT = 64;
  *  the drop counters. */
 export interface ConnectionEnv {
   readonly cfg: TcpConfig;
-  /** RFC 5961 section 7: a stack-wide budget of challenge ACKs. Returns false when exhausted. */
+  /** RFC 5961 section 7: the stack-wide cap on challenge ACKs (randomised per second,
+   *  challenge-ack.ts). Returns false when this second's budget is spent. */
   takeChallengeAck(now: number): boolean;
   /** Counts a segment (or part of one) this connection refused, by reason. */
   countDrop(reason: string): void;
   /** Counts a segment that repeats sequence space already sent (retransmission or probe). */
   countRetransmit(): void;
+  /** Counts a connection aborted because the peer's window stayed closed too long. */
+  countZeroWindowAbort(): void;
 }
 
 export interface FourTuple {
@@ -241,6 +247,14 @@ export class TcpConnection {
   persistAt = Infinity;
   inPersist = false;
   private persistBackoff = 0;
+  /**
+   * When the peer's window closed on us (we entered persist) with no data sent while it was
+   * open acknowledged since; -1 when not stalled. Answered probes, probe bytes taken under a
+   * zero window and brief openings that lead nowhere do not restart it, so a peer that never
+   * reads is aborted zeroWindowTimeout after this (RFC 9293's user timeout, applied to the
+   * persist state as Linux does with TCP_USER_TIMEOUT).
+   */
+  zeroWindowSince = -1;
   delayedAckAt = Infinity;
   /** TIME-WAIT expiry. */
   closeAt = Infinity;
@@ -492,9 +506,7 @@ export class TcpConnection {
   }
 
   private initialWindow(): number {
-    // RFC 6928: min(IW * MSS, max(2 * MSS, 14600)) for IW = 10, generalised.
-    const segs = this.cfg.initialWindowSegments;
-    return Math.min(segs * this.sndMss, Math.max(2 * this.sndMss, segs * 1460));
+    return initialWindowBytes(this.cfg.initialWindowSegments, this.sndMss);
   }
 
   // ------------------------------------------------------------------ queries
@@ -536,6 +548,10 @@ export class TcpConnection {
     if (this.rtxAt < t) t = this.rtxAt;
     if (this.tlpAt < t) t = this.tlpAt;
     if (this.persistAt < t) t = this.persistAt;
+    if (this.zeroWindowSince >= 0) {
+      const z = this.zeroWindowSince + this.cfg.zeroWindowTimeout;
+      if (z < t) t = z;
+    }
     if (this.delayedAckAt < t) t = this.delayedAckAt;
     if (this.keepAlive && this.state === "ESTABLISHED") {
       const k = this.keepAliveDeadline();
@@ -653,6 +669,7 @@ export class TcpConnection {
       this.rtxAt = Infinity;
       this.persistAt = Infinity;
       this.inPersist = false;
+      this.zeroWindowSince = -1;
       this.delayedAckAt = Infinity;
       this.fastRtx = false;
       this.ackNow = false;
@@ -949,6 +966,8 @@ export class TcpConnection {
     this.rttSampleOnAck(now, ack);
     this.retries = 0;
     this.backoff = 0;
+    // Progress is data sent into an open window being acknowledged, not probe bytes.
+    if (!this.inPersist) this.zeroWindowSince = -1;
 
     if (!this.shadow) {
       if (this.inRecovery) {
@@ -1199,6 +1218,7 @@ export class TcpConnection {
     this.rtxAt = Infinity;
     this.persistAt = Infinity;
     this.inPersist = false;
+    this.zeroWindowSince = -1;
     this.delayedAckAt = Infinity;
     this.idleArmed = false;
     this.closeAt = now + this.cfg.timeWait;
@@ -1215,18 +1235,23 @@ export class TcpConnection {
     this.rtxAt = this.persistAt = this.delayedAckAt = this.closeAt = Infinity;
     this.idleArmed = false;
     this.inPersist = false;
+    this.zeroWindowSince = -1;
     this.txQueue.consume(this.txQueue.length);
     this.ooo.clear();
   }
 
-  /** A challenge ACK (RFC 5961), rate-limited per connection and per stack. */
+  /**
+   * A challenge ACK (RFC 5961), rate-limited per connection first (so one connection cannot
+   * drain the shared budget, and a spoofer aiming at one connection gets at most one reply
+   * per interval), then by the stack's randomised global cap (challenge-ack.ts).
+   */
   private challengeAck(now: number): void {
     if (now - this.lastChallengeAt < this.cfg.challengeAckInterval) {
       this.count("challenge-ack-limited");
       return;
     }
     if (!this.env.takeChallengeAck(now)) {
-      this.count("challenge-ack-limited");
+      this.count("challenge-ack-global-limited");
       return;
     }
     this.lastChallengeAt = now;
@@ -1347,6 +1372,13 @@ export class TcpConnection {
     }
     if (now >= this.rtxAt) this.onRetransmitTimeout(now);
     if (this.isClosed()) return;
+    if (this.zeroWindowSince >= 0 && now >= this.zeroWindowSince + this.cfg.zeroWindowTimeout) {
+      this.env.countZeroWindowAbort();
+      this.finish("zero-window");
+      // A clone never resets: the connection belongs to its original node.
+      this.rstOnAbort = this.clone === undefined;
+      return;
+    }
     if (now >= this.persistAt) this.onPersistTimeout(now);
     if (this.isClosed()) return;
     if (this.keepAlive && this.state === "ESTABLISHED" && now >= this.keepAliveDeadline()) {
@@ -1599,6 +1631,7 @@ export class TcpConnection {
   private enterPersist(now: number): void {
     if (this.inPersist) return;
     this.inPersist = true;
+    if (this.zeroWindowSince < 0) this.zeroWindowSince = now;
     this.persistBackoff = 0;
     this.rtxAt = Infinity;
     this.persistAt = now + this.rto();

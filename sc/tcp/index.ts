@@ -13,6 +13,7 @@ export {
   type ConnectionOwner,
   type ImportOptions,
   type ListenerHooks,
+  type LocalEndpoint,
   type TcpCounters,
   type TcpListener,
   type TcpStackOptions,
@@ -26,6 +27,7 @@ export {
   type TcpSocketOptions,
 } from "./socket.js";
 export {
+  MAX_IMPORTED_CWND_IW,
   STATE_SIZE,
   STATE_VERSION,
   checkSeed,
@@ -33,8 +35,12 @@ export {
   encodeState,
   exportState,
   importState,
+  validateImport,
+  type ImportPolicy,
   type ImportStateOptions,
   type TcpExportedState,
+  type ValidatedImport,
 } from "./state.js";
+export { implausibleRemote, type ImplausibleAddress } from "./address.js";
 export { TcpTunRuntime, type TunRuntimeOptions } from "./runtime.js";
 export { gsoSegment } from "./gso.js";

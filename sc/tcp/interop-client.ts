@@ -4,6 +4,9 @@
 //   node interop-client.js fixed  <addr> <conns> <bytes>   ask port 19 for <bytes>; server closes first
 //   node interop-client.js upload <addr> <conns> <bytes>   port 10 answers "<bytes> <sha256>"
 //   node interop-client.js abort  <addr> <bytes> <after>   read <after> bytes of a download, then RST
+//   node interop-client.js stall  <addr> <conns> <bytes> <holdMs>   ask port 19 for <bytes> and
+//        do not read for <holdMs> (the window closes), then read what is left: reports per
+//        connection the bytes received and how it ended (ECONNRESET when our stack gave up)
 // Every connection must finish within the timeout (default 120 s, --timeout-ms).
 
 import { createHash, randomBytes } from "node:crypto";
@@ -128,6 +131,28 @@ async function abort(bytes: number, after: number): Promise<void> {
   print({ ok: true, received: got });
 }
 
+async function stall(conns: number, bytes: number, holdMs: number): Promise<void> {
+  const sockets = await Promise.all(Array.from({ length: conns }, () => open(19)));
+  for (const s of sockets) {
+    s.pause(); // reading stops once node's buffer is full: the kernel's window closes
+    s.write(`${bytes}\n`);
+  }
+  await new Promise((resolve) => setTimeout(resolve, holdMs));
+  const results = await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise<{ received: number; end: string }>((resolve) => {
+          let received = 0;
+          s.on("data", (d: Buffer) => (received += d.length));
+          s.once("end", () => resolve({ received, end: "end" }));
+          s.once("error", (e: NodeJS.ErrnoException) => resolve({ received, end: e.code ?? e.message }));
+          s.resume();
+        }),
+    ),
+  );
+  print({ results });
+}
+
 function print(o: unknown): void {
   process.stdout.write(JSON.stringify(o) + "\n", () => process.exit(0));
 }
@@ -140,6 +165,7 @@ timer.unref();
 
 const n = Number(a);
 const m = Number(b);
+const third = Number(positionals[4]);
 switch (mode) {
   case "echo":
     await many(n, () => echoOne(m));
@@ -153,9 +179,12 @@ switch (mode) {
   case "abort":
     await abort(n, m);
     break;
+  case "stall":
+    await stall(n, m, third);
+    break;
   default:
     console.error(
-      "usage: interop-client.js echo|fixed|upload <addr> <conns> <bytes> | abort <addr> <bytes> <after>",
+      "usage: interop-client.js echo|fixed|upload <addr> <conns> <bytes> | abort <addr> <bytes> <after> | stall <addr> <conns> <bytes> <holdMs>",
     );
     process.exit(2);
 }

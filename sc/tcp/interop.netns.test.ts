@@ -34,14 +34,18 @@ interface Service {
 
 interface ServiceStats {
   connections: number;
-  counters: { drops: Record<string, number>; resetsSent: number; connectionsAccepted: number };
+  counters: {
+    drops: Record<string, number>;
+    resetsSent: number;
+    connectionsAccepted: number;
+    zeroWindowAborts: number;
+  };
   tun: { writeDrops: number };
 }
 
-async function startService(tb: Testbed): Promise<Service> {
-  const proc = tb.spawn("node1", process.execPath, [SERVICE, "--tun", "sctun", "--vip", VIP], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+async function startService(tb: Testbed, config: Record<string, unknown> = {}): Promise<Service> {
+  const args = [SERVICE, "--tun", "sctun", "--vip", VIP, "--config", JSON.stringify(config)];
+  const proc = tb.spawn("node1", process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
@@ -157,6 +161,33 @@ test("kernel clients against our stack, unshaped: curl, nc, node:net; 1 MB..200 
     for (const bad of ["tcp-bad-checksum", "ip-bad-checksum", "emit-bad-field", "emit-no-space"]) {
       assert.equal(final.counters.drops[bad] ?? 0, 0, `${bad}: ${JSON.stringify(final.counters.drops)}`);
     }
+  });
+});
+
+test("kernel clients that never read are reset at zeroWindowTimeout (issue 14 item 6)", async (t) => {
+  await withTestbed({ prefix: P, nodes: 1, vipHost: "node1" }, async (tb) => {
+    const svc = await startService(tb, { zeroWindowTimeout: 3000 });
+    await t.test("6 connections asking for 20 MB and never reading are all reset", async () => {
+      // Linux answers every zero-window probe (with window 0): before, the connections
+      // stayed ESTABLISHED forever (6 of 6 still there after 45 s).
+      const run = client(tb, "stall", VIP, 6, 20 * MB, 12_000);
+      run.catch(() => undefined); // awaited below; no unhandled rejection if an assert fails first
+      let s = await stats(tb);
+      for (let i = 0; i < 40 && s.counters.zeroWindowAborts < 6; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        s = await stats(tb);
+      }
+      assert.equal(s.counters.zeroWindowAborts, 6, JSON.stringify(s.counters));
+      // Left: this stats connection and perhaps the previous one in TIME-WAIT (1 s).
+      assert.ok(s.connections <= 2, `${s.connections} connections left`);
+      const r = (await run) as { results: Array<{ received: number; end: string }> };
+      assert.equal(r.results.length, 6);
+      for (const x of r.results) {
+        assert.equal(x.end, "ECONNRESET", JSON.stringify(x));
+        assert.ok(x.received < 20 * MB, JSON.stringify(x));
+      }
+    });
+    await svc.stop();
   });
 });
 

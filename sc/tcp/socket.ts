@@ -49,6 +49,7 @@ const ERRORS: Partial<Record<CloseReason, [string, string]>> = {
   reset: ["ECONNRESET", "read ECONNRESET"],
   refused: ["ECONNREFUSED", "connect ECONNREFUSED"],
   timeout: ["ETIMEDOUT", "connection timed out"],
+  "zero-window": ["ETIMEDOUT", "connection timed out (peer window closed too long)"],
 };
 
 function netError(reason: CloseReason, conn: TcpConnection): Error | undefined {

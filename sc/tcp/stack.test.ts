@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TcpStack } from "./stack.js";
+import { TcpStack, type TcpStackOptions } from "./stack.js";
 import { TcpServer, type TcpSocket } from "./socket.js";
 import { TcpSecret, checkSynCookie, initialSequenceNumber, makeSynCookie } from "./isn.js";
 import { Rng } from "./sim.js";
@@ -36,7 +36,7 @@ interface Out {
   flags: string;
 }
 
-function makeStack(cfg: Partial<TcpConfig> = {}, synCookies = true) {
+function makeStack(cfg: Partial<TcpConfig> = {}, synCookies = true, extra: Partial<TcpStackOptions> = {}) {
   const clock = { now: 0 };
   const out: Out[] = [];
   const stack = new TcpStack({
@@ -53,6 +53,7 @@ function makeStack(cfg: Partial<TcpConfig> = {}, synCookies = true) {
     scheduleFlush: () => undefined,
     config: cfg,
     synCookies,
+    ...extra,
   });
   return { stack, out, clock };
 }
@@ -420,4 +421,102 @@ test("demultiplexing keeps many connections apart", () => {
     assert.equal(s.remotePort, 30000 + p);
     assert.equal(Buffer.concat(s.conn.takeReceived(0)).toString(), `#${p}`);
   }
+});
+
+test("a non-reading client is aborted at zeroWindowTimeout: RST, counter, ETIMEDOUT to the socket", async () => {
+  const { stack, out, clock } = makeStack({ zeroWindowTimeout: 30_000 });
+  const accepted = listen(stack);
+  const synAck = establish(stack, out);
+  const l1 = (synAck.seq + 1) >>> 0;
+  const sock = accepted[0];
+  const errors: string[] = [];
+  sock.on("error", (e: NodeJS.ErrnoException) => errors.push(e.code ?? ""));
+  stack.input(packet({ flags: TCP_ACK, seq: 1001, ack: l1, window: 0 }));
+  sock.write(Buffer.alloc(100_000));
+  stack.flush();
+  while (stack.connections > 0 && clock.now < 120_000) {
+    const at = stack.pollAt()!;
+    clock.now = at;
+    const before = out.length;
+    stack.poll(at);
+    for (const o of out.slice(before))
+      if (o.seg.payload.length === 1) stack.input(packet({ flags: TCP_ACK, seq: 1001, ack: l1, window: 0 }));
+  }
+  assert.equal(clock.now, 30_000);
+  assert.equal(out[out.length - 1].flags, "RST|ACK");
+  assert.equal(stack.counters.zeroWindowAborts, 1);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sock.closeReason, "zero-window");
+  assert.deepEqual(errors, ["ETIMEDOUT"]);
+});
+
+test("a SYN with FIN or RST is dropped and counted, never taken as a SYN", () => {
+  const { stack, out } = makeStack();
+  const accepted = listen(stack);
+  stack.input(packet({ flags: TCP_SYN | TCP_FIN, seq: 1000 }));
+  stack.input(packet({ flags: TCP_SYN | TCP_RST, seq: 1000 }));
+  stack.input(
+    packet({ flags: TCP_SYN | TCP_FIN | TCP_ACK | TCP_PSH, seq: 1000 }, CLIENT, VIP, Buffer.from("x")),
+  );
+  assert.equal(out.length, 0, "no SYN-ACK, no RST");
+  assert.equal(stack.connections, 0);
+  assert.equal(stack.counters.drops["syn-fin"], 2);
+  assert.equal(stack.counters.drops["syn-rst"], 1);
+  // Nor on an established connection (no challenge ACK, no state change).
+  const synAck = establish(stack, out);
+  const n = out.length;
+  stack.input(packet({ flags: TCP_SYN | TCP_FIN, seq: 1001, ack: (synAck.seq + 1) >>> 0 }));
+  stack.input(packet({ flags: TCP_SYN | TCP_RST, seq: 1001 }));
+  assert.equal(out.length, n);
+  assert.equal(accepted[0].conn.state, "ESTABLISHED");
+  assert.equal(stack.counters.drops["syn-fin"], 3);
+  assert.equal(stack.counters.drops["syn-rst"], 2);
+});
+
+test("impossible source addresses are dropped at input and counted, never answered", () => {
+  const { stack, out } = makeStack();
+  listen(stack);
+  const sources = ["198.18.100.1", "0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.0.9", "224.0.0.1"];
+  sources.push("239.255.255.250", "240.0.0.1", "254.1.1.1", "255.255.255.255");
+  for (const src of sources) {
+    stack.input(packet({ flags: TCP_SYN, seq: 1000 }, ipv4FromString(src) as number));
+    stack.input(packet({ flags: TCP_ACK, seq: 1000, ack: 5 }, ipv4FromString(src) as number));
+  }
+  assert.equal(out.length, 0, "no SYN-ACK and no RST to a martian");
+  assert.equal(stack.connections, 0);
+  assert.equal(stack.counters.drops["bad-source"], 2 * sources.length);
+  // The neighbours of each range are ordinary unicast addresses.
+  for (const src of ["1.0.0.1", "126.255.255.255", "128.0.0.1", "223.255.255.254", "198.18.100.2"])
+    stack.input(packet({ flags: TCP_SYN, seq: 1000 }, ipv4FromString(src) as number));
+  assert.equal(out.filter((o) => o.flags === "SYN|ACK").length, 5);
+});
+
+test("challenge ACKs: one per connection per interval, then a global cap drawn per second", () => {
+  const draws: number[] = [];
+  const { stack, out, clock } = makeStack({ challengeAckPerSecond: 10, challengeAckInterval: 200 }, true, {
+    random: (n) => (draws.push(n), 0), // the lowest budget: 5 per second
+  });
+  const accepted = listen(stack);
+  const acks: number[] = [];
+  for (let i = 0; i < 20; i++) acks.push((establish(stack, out, 30000 + i).seq + 1) >>> 0);
+  assert.equal(accepted.length, 20);
+  const inWindowSyn = (i: number) => packet({ flags: TCP_SYN, seq: 1500, srcPort: 30000 + i });
+  clock.now = 1000;
+  const before = out.length;
+  for (let i = 0; i < 20; i++) stack.input(inWindowSyn(i));
+  assert.equal(out.length - before, 5, "the global budget of this second");
+  assert.ok(out.slice(before).every((o) => o.flags === "ACK" && o.seg.ack === 1001));
+  assert.equal(stack.counters.drops["challenge-ack-global-limited"], 15);
+  assert.deepEqual(draws, [10]);
+  // The same connection again within its interval: limited per connection first.
+  clock.now = 1100;
+  stack.input(inWindowSyn(0));
+  assert.equal(stack.counters.drops["challenge-ack-limited"], 1);
+  assert.equal(out.length - before, 5);
+  // Next second: a new draw, a new budget.
+  clock.now = 2000;
+  for (let i = 0; i < 20; i++) stack.input(inWindowSyn(i));
+  assert.equal(out.length - before, 10);
+  assert.deepEqual(draws, [10, 10]);
+  for (const s of accepted) assert.equal(s.conn.state, "ESTABLISHED");
 });

@@ -8,6 +8,7 @@
 // Events for the application go through a small interface (ConnectionOwner) that the socket
 // layer (socket.ts) implements, so this file does not depend on it.
 
+import { randomInt } from "node:crypto";
 import { makeConfig, windowScaleFor, type TcpConfig } from "./config.js";
 import {
   EV_ESTABLISHED,
@@ -18,6 +19,8 @@ import {
   type FourTuple,
 } from "./connection.js";
 import { TimerHeap } from "./timer-heap.js";
+import { implausibleRemote } from "./address.js";
+import { ChallengeAckBudget, type RandomBelow } from "./challenge-ack.js";
 import { TcpSecret, checkSynCookie, initialSequenceNumber, makeSynCookie } from "./isn.js";
 import { seqAdd, seqGt } from "./seq.js";
 import { endpointKey, ipv4FromString, ipv4ToString } from "../wire/addr.js";
@@ -83,6 +86,9 @@ export interface TcpStackOptions {
   ttl?: number;
   /** Answer SYNs with cookies when a listener's backlog is full (default true). */
   synCookies?: boolean;
+  /** Uniform integer in [0, n): the per-second draw of the challenge-ACK budget (default
+   *  node:crypto randomInt; it must be unpredictable to an attacker). */
+  random?: RandomBelow;
 }
 
 /** Counters; `drops` maps a reason to the number of packets or segments dropped for it. */
@@ -98,7 +104,15 @@ export interface TcpCounters {
   resetsSent: number;
   synCookiesSent: number;
   synCookiesAccepted: number;
+  /** Connections aborted because the peer kept its window closed (config zeroWindowTimeout). */
+  zeroWindowAborts: number;
   drops: Record<string, number>;
+}
+
+/** One local (address, port) of the stack. */
+export interface LocalEndpoint {
+  addr: number;
+  port: number;
 }
 
 export interface ImportOptions {
@@ -108,7 +122,7 @@ export interface ImportOptions {
 
 const ONE_SECOND = 1000;
 /** Longest IPv4 header (60) plus longest TCP header (60): room for any socket seed. */
-const SEED_MAX = 120;
+export const SEED_MAX = 120;
 
 export class TcpStack {
   readonly cfg: TcpConfig;
@@ -136,8 +150,6 @@ export class TcpStack {
   private flushing = false;
   private ipId = 0;
   private nextEphemeral = 49152;
-  private challengeWindowStart = 0;
-  private challengeCount = 0;
   private readonly env: ConnectionEnv;
   private currentConn: TcpConnection | undefined = undefined;
   private readonly emitSegment = (seg: TcpRepr): void => this.sendSegment(this.currentConn!, seg);
@@ -165,26 +177,23 @@ export class TcpStack {
       resetsSent: 0,
       synCookiesSent: 0,
       synCookiesAccepted: 0,
+      zeroWindowAborts: 0,
       drops: {},
     };
     const counters = this.counters;
     const cfg = this.cfg;
+    const budget = new ChallengeAckBudget(cfg.challengeAckPerSecond, opts.random ?? randomInt);
     this.env = {
       cfg,
-      takeChallengeAck: (now: number): boolean => {
-        if (now - this.challengeWindowStart >= ONE_SECOND) {
-          this.challengeWindowStart = now;
-          this.challengeCount = 0;
-        }
-        if (this.challengeCount >= cfg.challengeAckPerSecond) return false;
-        this.challengeCount++;
-        return true;
-      },
+      takeChallengeAck: (now: number): boolean => budget.take(now),
       countDrop: (reason: string): void => {
         counters.drops[reason] = (counters.drops[reason] ?? 0) + 1;
       },
       countRetransmit: (): void => {
         counters.segmentsRetransmitted++;
+      },
+      countZeroWindowAbort: (): void => {
+        counters.zeroWindowAborts++;
       },
     };
   }
@@ -229,6 +238,20 @@ export class TcpStack {
     const l: TcpListener = { addr: a, port, halfOpen: 0, lastCookieAt: -Infinity, hooks, closed: false };
     byAddr.set(a, l);
     return l;
+  }
+
+  /**
+   * Every (address, port) a listener accepts connections on; a listener on any address
+   * counts for each local address. What importState allows as an imported connection's
+   * local side by default.
+   */
+  listeningEndpoints(): LocalEndpoint[] {
+    const out: LocalEndpoint[] = [];
+    for (const [port, byAddr] of this.listeners) {
+      if (byAddr.has(0)) for (const addr of this.local) out.push({ addr, port });
+      else for (const addr of byAddr.keys()) if (this.local.has(addr)) out.push({ addr, port });
+    }
+    return out;
   }
 
   /** Stops accepting on the listener; established connections are not affected. */
@@ -331,10 +354,17 @@ export class TcpStack {
     const src = ((packet[12] << 24) | (packet[13] << 16) | (packet[14] << 8) | packet[15]) >>> 0;
     const dst = ((packet[16] << 24) | (packet[17] << 16) | (packet[18] << 8) | packet[19]) >>> 0;
     if (!this.local.has(dst)) return this.countDrop("not-local");
+    // Spoofed or martian sources: ourselves (a LAND-style loop), 0/8, 127/8, multicast,
+    // 240/4 and broadcast. An answer would go nowhere or to ourselves.
+    if (this.local.has(src) || implausibleRemote(src) !== undefined) return this.countDrop("bad-source");
     const ihl = (packet[0] & 0x0f) * 4;
     const total = (packet[2] << 8) | packet[3];
     const seg = parseTcp(packet.subarray(ihl, total), src, dst);
     if (isWireError(seg)) return this.countDrop(`tcp-${seg.kind}`);
+    // A SYN with FIN or RST is no valid segment in any state (scanners, stack fingerprinting,
+    // evasion); taken as a SYN it would open a connection. Dropped, never answered.
+    if (seg.flags & TCP_SYN && seg.flags & (TCP_FIN | TCP_RST))
+      return this.countDrop(seg.flags & TCP_RST ? "syn-rst" : "syn-fin");
     const now = this.clock();
     this.segmentArrives(packet, ihl, src, dst, seg, now);
   }

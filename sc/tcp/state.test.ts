@@ -208,6 +208,29 @@ test("shadow mode: a FIN is noted (CLOSE-WAIT) without an ACK", () => {
   h.expectNothing();
 });
 
+test("taking a stalled clone back: a client that keeps its window closed meets the zero-window deadline", () => {
+  const h = busyConnection(); // t = 20
+  h.conn.setShadow(true, h.now);
+  // The clone sent 3000 bytes; the client took them and closed its window.
+  h.input({ seq: R1 + 19, ack: L1 + 8000, flags: TCP_ACK, window: 0 });
+  h.now = 1000;
+  h.conn.setShadow(false, h.now);
+  h.write(pattern(20_000)); // the rest of the response
+  h.take();
+  const deadline = 1000 + h.cfg.zeroWindowTimeout;
+  while (h.conn.state !== "CLOSED" && h.now < 10 * deadline) {
+    h.advanceTo(h.conn.pollAt());
+    if (h.take().some((seg) => seg.len === 1))
+      h.input({ seq: R1 + 19, ack: L1 + 8000, flags: TCP_ACK, window: 0 });
+  }
+  assert.equal(h.now, deadline);
+  assert.equal(h.conn.closeReason, "zero-window");
+  assert.ok(
+    h.log.some((e) => e.at === deadline && e.seg.flags === "RST|ACK"),
+    "the original resets",
+  );
+});
+
 test("leaving shadow mode sends the owed ACK and continues from the synchronised state", () => {
   const h = busyConnection();
   h.conn.setShadow(true, h.now);
@@ -349,6 +372,25 @@ test("clone: giving up on retransmissions never sends a RST", () => {
   c.expectNothing();
 });
 
+test("clone: a client that keeps its window closed is dropped at the zero-window deadline (no RST)", () => {
+  const orig = busyConnection(); // t = 20
+  const c = cloneOf(orig);
+  c.input({ seq: R1 + 19, ack: L1 + 5000, flags: TCP_ACK, window: 0 });
+  c.write(pattern(50_000)); // the response; the client never reads
+  c.close();
+  assert.equal(c.conn.inPersist, true);
+  const deadline = 20 + c.cfg.zeroWindowTimeout;
+  while (c.conn.state !== "CLOSED" && c.now < 10 * deadline) {
+    c.advanceTo(c.conn.pollAt());
+    if (c.take().length > 0) c.input({ seq: R1 + 19, ack: L1 + 5000, flags: TCP_ACK, window: 0 });
+    if (c.now < deadline) assert.equal(c.conn.state, "ESTABLISHED");
+  }
+  assert.equal(c.now, deadline);
+  assert.equal(c.conn.closeReason, "zero-window");
+  assert.equal(c.env.zeroWindowAborts, 1);
+  assert.ok(!c.log.some((e) => e.seg.flags.includes("RST")), "the connection belongs to the original");
+});
+
 test("clone: dropSilently() removes it with no FIN and no RST", () => {
   const c = cloneOf(busyConnection());
   c.write(pattern(100));
@@ -373,6 +415,7 @@ test("migration: importState on another stack continues the connection for a rea
   const a = net.addStack([VIP]);
   const client = net.addStack([CLIENT]);
   const b = net.addStack([VIP]);
+  new TcpServer(b).listen(80); // the importer serves the same VIP:port
   net.route(VIP, [a]);
   let orig: TcpSocket | undefined;
   new TcpServer(a, {}, (s) => {
@@ -408,6 +451,7 @@ test("cloning round trip: the clone answers request 1 directly, the original the
   const net = new VirtualNet(12);
   const a = net.addStack([VIP]);
   const b = net.addStack([VIP]);
+  new TcpServer(b).listen(80);
   const client = net.addStack([CLIENT]);
   net.route(VIP, [a]);
   let orig: TcpSocket | undefined;
@@ -455,6 +499,7 @@ test("cloning round trip: the clone answers request 1 directly, the original the
 test("an imported socket seed is never grown in place over its neighbours' bytes", () => {
   const net = new VirtualNet(13);
   const b = net.addStack([VIP]);
+  new TcpServer(b).listen(80);
   const h = busyConnection();
   const state = exportState(h.conn, h.now);
   // The seed arrives as a 40-byte view into a larger shared buffer (as Buffer.from(...) from

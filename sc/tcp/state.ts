@@ -6,6 +6,12 @@
 // numeric part as a fixed-size record (STATE_SIZE bytes, layout in docs/tcp.md) that becomes
 // the SC message's socket-state field; decodeState() validates and reads it back.
 //
+// Imported state crosses a trust boundary (it arrives over the SC link): validateImport()
+// refuses what cannot be a connection of this node (local side not a listening VIP:port,
+// remote not a plausible unicast address, inconsistent numbers) and clamps what is merely
+// out of range (windows, MSS, cwnd, ssthresh, RTT) to what this node would use itself.
+// Errors are values (WireError), like decodeState's; importState() runs it too and throws.
+//
 // importState() creates an ESTABLISHED (or CLOSE-WAIT) socket on this node's stack that
 // continues the same sequence space, with `initialBytes` handed to the application as if just
 // received: they are a synthetic request, so rcv_nxt does not move and nothing is ACKed for
@@ -13,11 +19,13 @@
 // once the response is acknowledged); TcpSocket.setShadow() is the original's side.
 
 import type { ConnectionSnapshot, TcpConnection, TcpState } from "./connection.js";
-import type { ImportOptions, TcpStack } from "./stack.js";
+import { SEED_MAX, type ImportOptions, type LocalEndpoint, type TcpStack } from "./stack.js";
 import { TcpSocket, type TcpSocketOptions } from "./socket.js";
 import { copyBytes } from "./bytes.js";
-import { WireError } from "../wire/error.js";
-import { readIpv4 } from "../wire/addr.js";
+import { implausibleRemote } from "./address.js";
+import { initialWindowBytes, type TcpConfig } from "./config.js";
+import { WireError, isWireError } from "../wire/error.js";
+import { ipv4ToString, readIpv4 } from "../wire/addr.js";
 
 export interface TcpExportedState extends ConnectionSnapshot {
   /** The last IPv4+TCP header received from the peer (a copy), if any. */
@@ -89,7 +97,7 @@ export function encodeState(s: ConnectionSnapshot, buf = new Uint8Array(STATE_SI
   v.setUint32(72, micros(s.srtt));
   v.setUint32(76, micros(s.rttvar));
   v.setUint32(80, micros(s.rto));
-  // 84..95: reserved (timestamp state, SACK), zero in version 1.
+  // 84..95: reserved (timestamp state, SACK), zero in version 1 (decodeState checks).
   for (let i = 84; i < STATE_SIZE; i++) v.setUint8(i, 0);
   return buf;
 }
@@ -128,6 +136,12 @@ export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | Wire
   if (((sndNxt - sndUna) | 0) < 0) return new WireError("bad-field", "tcp state: snd_nxt before snd_una");
   const cwnd = v.getUint32(64);
   if (cwnd < sndMss) return new WireError("bad-field", "tcp state: cwnd below one MSS");
+  // Version 1 negotiates no timestamps: their room must be empty, or the sender speaks a
+  // state we would silently misread (no PAWS, no TSecr for the peer).
+  if (v.getUint8(5) !== 0) return new WireError("bad-field", "tcp state: reserved byte 5 not zero");
+  for (let i = 84; i < STATE_SIZE; i++) {
+    if (v.getUint8(i) !== 0) return new WireError("bad-field", "tcp state: timestamp/SACK bytes not zero");
+  }
   return {
     tuple: { localAddr: v.getUint32(12), localPort, remoteAddr: v.getUint32(16), remotePort },
     state,
@@ -164,6 +178,7 @@ export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | Wire
  */
 export function checkSeed(s: ConnectionSnapshot, seed: Uint8Array): string | undefined {
   if (seed.length < 40 || seed[0] >>> 4 !== 4) return "seed is not an IPv4 header";
+  if (seed.length > SEED_MAX) return `seed longer than ${SEED_MAX} bytes`;
   const ihl = (seed[0] & 15) * 4;
   if (seed.length < ihl + 20 || seed[9] !== 6) return "seed is not IPv4+TCP";
   const src = readIpv4(seed, 12);
@@ -177,7 +192,152 @@ export function checkSeed(s: ConnectionSnapshot, seed: Uint8Array): string | und
   return undefined;
 }
 
-export interface ImportStateOptions extends ImportOptions, TcpSocketOptions {}
+/** The most an imported cwnd may be, in initial windows (RFC 6928 IW of the clamped MSS). */
+export const MAX_IMPORTED_CWND_IW = 64;
+
+/** Largest window a 16-bit field scaled by `shift` can express (<= 2^30 for shift 14). */
+function maxWindow(shift: number): number {
+  return 0xffff * 2 ** shift;
+}
+
+const U32_FIELDS = [
+  "iss",
+  "irs",
+  "sndUna",
+  "sndNxt",
+  "rcvNxt",
+  "sndWnd",
+  "sndWl1",
+  "sndWl2",
+  "maxSndWnd",
+  "rcvWnd",
+  "cwnd",
+  "ssthresh",
+] as const;
+
+/** What a node accepts as imported state. */
+export interface ImportPolicy {
+  /** The importing stack's config: MSS from mtu, IW from initialWindowSegments, RTO bounds,
+   *  receive buffer. */
+  cfg: TcpConfig;
+  /** The local sides an imported connection may have: this node's VIP and listening port(s). */
+  localEndpoints: readonly LocalEndpoint[];
+  /** cwnd cap in initial windows (default MAX_IMPORTED_CWND_IW). */
+  maxCwndIw?: number;
+}
+
+/** A state fit for import, and which fields had to be clamped for it. */
+export interface ValidatedImport {
+  state: ConnectionSnapshot & { seed?: Uint8Array };
+  /** Names of clamped fields (empty when none), for counters and logs. */
+  clamped: string[];
+}
+
+/**
+ * Checks imported connection state (decoded from an SC message, or any object) before it
+ * becomes a connection here. Refused (a WireError: "bad-address" for the endpoints,
+ * "bad-field" for the rest): a state other than ESTABLISHED/CLOSE-WAIT; a local side that
+ * is not one of `localEndpoints`; a remote that is not a plausible unicast peer (0/8,
+ * 127/8, 224/4, 240/4, one of our addresses) or port 0; numbers that are not integers of
+ * their range; our window scale above 14 or scales without the peer's window-scale offer;
+ * an MSS below 64; snd_nxt before snd_una or more in flight than a window can hold; a cwnd
+ * below one MSS; negative or non-finite RTT values; a seed for another 4-tuple or longer
+ * than SEED_MAX. Clamped (listed in `clamped`): the peer's scale to 14 (RFC 7323 2.3), the
+ * peer's window and largest window to what its scaled field can say (<= 2^30), our
+ * advertised window to our scaled field and our receive buffer, sndMss and advMss to our
+ * MTU - 40, rcvMss to advMss, cwnd to maxCwndIw initial windows, ssthresh to
+ * [2 MSS, 2^31 - 1], srtt and rttvar to [0, rtoMax] (0 without a sample), rto to
+ * [rtoMin, rtoMax]. Sequence numbers are taken as they are.
+ */
+export function validateImport(
+  input: ConnectionSnapshot & { seed?: Uint8Array },
+  policy: ImportPolicy,
+): ValidatedImport | WireError {
+  const bad = (detail: string): WireError => new WireError("bad-field", `import: ${detail}`);
+  const cfg = policy.cfg;
+  if (input.state !== "ESTABLISHED" && input.state !== "CLOSE-WAIT") return bad(`state ${input.state}`);
+  for (const f of U32_FIELDS) {
+    const x = input[f];
+    if (!(Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) return bad(`${f} ${x} is not a uint32`);
+  }
+  const t = input.tuple;
+  for (const [name, port] of [
+    ["localPort", t.localPort],
+    ["remotePort", t.remotePort],
+  ] as const) {
+    if (!(Number.isInteger(port) && port > 0 && port <= 0xffff)) return bad(`${name} ${port}`);
+  }
+  for (const [name, addr] of [
+    ["localAddr", t.localAddr],
+    ["remoteAddr", t.remoteAddr],
+  ] as const) {
+    if (!(Number.isInteger(addr) && addr >= 0 && addr <= 0xffffffff)) return bad(`${name} ${addr}`);
+  }
+  if (!policy.localEndpoints.some((e) => e.addr === t.localAddr && e.port === t.localPort)) {
+    return new WireError(
+      "bad-address",
+      `import: local side ${ipv4ToString(t.localAddr)}:${t.localPort} is not a listening endpoint here`,
+    );
+  }
+  const why = policy.localEndpoints.some((e) => e.addr === t.remoteAddr)
+    ? "our own address"
+    : implausibleRemote(t.remoteAddr);
+  if (why !== undefined) {
+    return new WireError("bad-address", `import: remote ${ipv4ToString(t.remoteAddr)} is ${why}`);
+  }
+  for (const f of ["sndWscale", "rcvWscale", "sndMss", "advMss", "rcvMss"] as const) {
+    const x = input[f];
+    if (!(Number.isInteger(x) && x >= 0 && x <= 0xffff)) return bad(`${f} ${x}`);
+  }
+  if (input.rcvWscale > 14) return bad(`our window scale ${input.rcvWscale} > 14`);
+  if (!input.wscaleSeen && (input.sndWscale !== 0 || input.rcvWscale !== 0)) {
+    return bad("window scale shifts without the peer's window-scale option");
+  }
+  if (input.sndMss < 64 || input.advMss < 64 || input.rcvMss < 1) return bad("MSS too small");
+  const flight = (input.sndNxt - input.sndUna) | 0;
+  if (flight < 0) return bad("snd_nxt before snd_una");
+  if (flight > maxWindow(14)) return bad("more in flight than any window");
+  if (input.cwnd < input.sndMss) return bad("cwnd below one MSS");
+  for (const f of ["srtt", "rttvar", "rto"] as const) {
+    const x = input[f];
+    if (!(Number.isFinite(x) && x >= 0)) return bad(`${f} ${x}`);
+  }
+  if (input.seed !== undefined) {
+    const seedError = checkSeed(input, input.seed);
+    if (seedError !== undefined) return bad(seedError);
+  }
+
+  const out = { ...input, tuple: { ...t } };
+  const clamped: string[] = [];
+  const clamp = <K extends keyof typeof out>(field: K, value: (typeof out)[K]): void => {
+    if (out[field] !== value) {
+      out[field] = value;
+      clamped.push(field);
+    }
+  };
+  const between = (x: number, lo: number, hi: number): number => Math.min(Math.max(x, lo), hi);
+  clamp("sndWscale", Math.min(out.sndWscale, 14));
+  const peerMax = maxWindow(out.sndWscale);
+  clamp("sndWnd", Math.min(out.sndWnd, peerMax));
+  clamp("maxSndWnd", Math.min(out.maxSndWnd, peerMax));
+  clamp("rcvWnd", Math.min(out.rcvWnd, maxWindow(out.rcvWscale), cfg.rcvBufSize));
+  const localMss = cfg.mtu - 40;
+  clamp("sndMss", Math.min(out.sndMss, localMss));
+  clamp("advMss", Math.min(out.advMss, localMss));
+  clamp("rcvMss", Math.min(out.rcvMss, out.advMss));
+  const iw = initialWindowBytes(cfg.initialWindowSegments, out.sndMss);
+  clamp("cwnd", between(out.cwnd, out.sndMss, (policy.maxCwndIw ?? MAX_IMPORTED_CWND_IW) * iw));
+  clamp("ssthresh", between(out.ssthresh, 2 * out.sndMss, 0x7fffffff));
+  clamp("srtt", out.hasRttSample ? Math.min(out.srtt, cfg.rtoMax) : 0);
+  clamp("rttvar", out.hasRttSample ? Math.min(out.rttvar, cfg.rtoMax) : 0);
+  clamp("rto", between(out.rto, cfg.rtoMin, cfg.rtoMax));
+  return { state: out, clamped };
+}
+
+export interface ImportStateOptions extends ImportOptions, TcpSocketOptions {
+  /** Allowed local sides (default: the stack's listening endpoints, stack.listeningEndpoints()). */
+  localEndpoints?: readonly LocalEndpoint[];
+}
 
 /**
  * Creates a socket on `stack` continuing the exported connection. `initialBytes` are
@@ -185,6 +345,9 @@ export interface ImportStateOptions extends ImportOptions, TcpSocketOptions {}
  * With `clone`, the socket is a Socket Cloning clone (see CloneBehaviour): its window never
  * opens beyond the imported edge, data arriving after the import is ACKed and discarded, and
  * end() makes it vanish silently (no FIN) once everything it sent is acknowledged.
+ * The state goes through validateImport() with the stack's config; a refusal throws
+ * (code ERR_TCP_IMPORT, the WireError as `cause`); call validateImport() first to get it as
+ * a value.
  */
 export function importState(
   stack: TcpStack,
@@ -192,13 +355,19 @@ export function importState(
   initialBytes: Uint8Array = new Uint8Array(0),
   options: ImportStateOptions = {},
 ): TcpSocket {
-  if (state.seed !== undefined) {
-    const bad = checkSeed(state, state.seed);
-    if (bad !== undefined) throw Object.assign(new Error(`importState: ${bad}`), { code: "ERR_TCP_SEED" });
+  const checked = validateImport(state, {
+    cfg: stack.cfg,
+    localEndpoints: options.localEndpoints ?? stack.listeningEndpoints(),
+  });
+  if (isWireError(checked)) {
+    throw Object.assign(new Error(`importState: ${checked.detail}`, { cause: checked }), {
+      code: "ERR_TCP_IMPORT",
+    });
   }
+  const snap = checked.state;
   const placeholder = { onConnectionEvents: (): void => undefined };
-  const conn = stack.importConnection(state, placeholder, options);
-  if (state.seed !== undefined) conn.seed = copyBytes(state.seed);
+  const conn = stack.importConnection(snap, placeholder, options);
+  if (snap.seed !== undefined) conn.seed = copyBytes(snap.seed);
   const sock = new TcpSocket(stack, conn, options);
   if (initialBytes.length > 0) sock.prependReceived(copyBytes(initialBytes));
   return sock;

@@ -116,6 +116,10 @@ export class TestEnv implements ConnectionEnv {
   countRetransmit(): void {
     this.retransmits++;
   }
+  zeroWindowAborts = 0;
+  countZeroWindowAbort(): void {
+    this.zeroWindowAborts++;
+  }
   takeChallengeAck(): boolean {
     if (this.challengeBudget <= 0) return false;
     this.challengeBudget--;
