@@ -18,7 +18,7 @@ export const ADMIN_ACCESS_OPTIONS: Record<string, OptionSpec> = {
     value: "FILE",
     help:
       `Bearer token (>= ${MIN_ADMIN_TOKEN_CHARS} characters) the admin API's changes need ` +
-      "[default: the cluster secret's (`sc-cluster secret --admin-token` prints it); none: read-only]",
+      "[default: the cluster secret's token (`sc-cluster secret --admin-token` prints it); with neither the API is read-only]",
   },
   "admin-host": {
     type: "string",
