@@ -242,6 +242,8 @@ async function fastifyEndpoint(store: DocStore, host: string, port: number) {
 function linkOptions() {
   return {
     selfId: "bench",
+    // The endpoint comparison measures the servers, unsigned (the end-to-end runs sign).
+    auth: null,
     localAddress: null,
     connections: CONNS,
     timeoutMs: 10_000,
@@ -297,7 +299,7 @@ async function endpoint(): Promise<EndpointRow[]> {
   const log = createLogger("silent");
   const rawPort = await freePort(host);
   const fastPort = await freePort(host);
-  const raw = await PeerServer.start({ host, port: rawPort, store, allowed: null, log });
+  const raw = await PeerServer.start({ host, port: rawPort, store, allowed: null, auth: null, log });
   const fast = await fastifyEndpoint(store, host, fastPort);
   const links = {
     "node:http": new PeerLink("raw", host, rawPort, linkOptions()),

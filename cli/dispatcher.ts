@@ -12,6 +12,7 @@ import {
 } from "./args.js";
 import type { Command } from "./command.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";
+import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "./admin-access.js";
 
 const spec: CommandSpec = {
   name: "dispatcher",
@@ -38,6 +39,7 @@ const spec: CommandSpec = {
       default: "127.0.0.1:9100",
       value: "ADDR:PORT",
     },
+    ...ADMIN_ACCESS_OPTIONS,
     tun: { type: "string", help: "TUN device the VIP is routed to", default: "sctun", value: "NAME" },
     ...TRUST_OPTIONS,
     "gue-port": {
@@ -108,7 +110,8 @@ const spec: CommandSpec = {
     "and forwards each connection's packets to its node in GUE over UDP; nodes answer clients directly.",
     'Prints one JSON line {"ready":true,...} on stdout when forwarding, JSON log lines on stderr;',
     'SIGTERM/SIGINT stop it and print {"stopped":true,"stats":...}. Admin API: GET /healthz /stats',
-    "/metrics /nodes, PUT|DELETE /nodes/ID, PUT /scheduler (docs/dispatcher.md).",
+    "/metrics /nodes, PUT|DELETE /nodes/ID, PUT /scheduler (docs/dispatcher.md); the changes need",
+    "`Authorization: Bearer TOKEN` (the cluster secret's token, or --admin-token-file), else 403/401.",
     "Example: sc-cluster dispatcher --scheduler mh --admin 198.18.0.1:9100 \\",
     "  --node node1=198.18.0.11,admin=http://198.18.0.11:9000 --node node2=198.18.0.12,admin=http://198.18.0.12:9000",
   ].join("\n"),
@@ -157,7 +160,7 @@ export const command: Command = {
       if (ids.has(n.id)) throw new UsageError(`--node: id '${n.id}' given twice`);
       ids.add(n.id);
     }
-    const admin = hostPort(str(values, "admin"), "--admin");
+    const admin = await adminEndpointFrom(values, hostPort(str(values, "admin"), "--admin"));
     const trust = await trustFrom(values, process.env, undefined);
     const sourceText = optStr(values, "source");
     const maxConns = int(values, "max-conns", 1, 1 << 26);

@@ -10,6 +10,7 @@ import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/clust
 import { SC_DEFAULTS } from "../server/modes/sc.js";
 import { CF_DEFAULTS } from "../server/modes/cf.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";
+import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "./admin-access.js";
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -82,6 +83,7 @@ export const command: Command = {
         help: "Control plane address (/healthz, /stats, /metrics), or 'none'",
         default: "127.0.0.1:9080",
       },
+      ...ADMIN_ACCESS_OPTIONS,
       "node-id": {
         type: "string",
         value: "ID",
@@ -255,7 +257,7 @@ export const command: Command = {
           : hostPort(str(values, "listen"), "--listen"),
       tun: str(values, "tun"),
       ...(root !== undefined ? { root } : { origin: origin! }),
-      admin: adminRaw === "none" ? null : hostPort(adminRaw, "--admin"),
+      admin: adminRaw === "none" ? null : await adminEndpointFrom(values, hostPort(adminRaw, "--admin")),
       cacheBytes: bytes(values, "cache-bytes"),
       cachePolicy: oneOf<CachePolicy>(values, "cache-policy", CACHE_POLICIES),
       mode,

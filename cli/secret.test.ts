@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run } from "../server/test-helpers.js";
+import { ClusterSecret } from "../sc/auth/secret.js";
 
 const BIN = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -67,5 +68,51 @@ test("node and dispatcher --help offer --secret-file and --insecure-dev", async 
     assert.equal(r.code, 0);
     assert.match(r.stdout, /--secret-file FILE +.*\$SC_CLUSTER_SECRET_FILE/);
     assert.match(r.stdout, /--insecure-dev +.*never on a shared network/);
+  }
+});
+
+test("secret --admin-token prints the token of a secret file or $SC_CLUSTER_SECRET, for curl", async () => {
+  const text = "q".repeat(48);
+  const expected = (ClusterSecret.parse(text) as ClusterSecret).adminToken();
+  const dir = await mkdtemp(join(tmpdir(), "sc-secret-cli-"));
+  try {
+    const f = join(dir, "s");
+    await writeFile(f, `${text}\n`);
+    const a = await cli(["secret", "--admin-token", "--secret-file", f]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(a.stdout, `${expected}\n`);
+    const b = await cli(["secret", "--admin-token"], { SC_CLUSTER_SECRET: text });
+    assert.equal(b.stdout, `${expected}\n`);
+    const none = await cli(["secret", "--admin-token"]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /which secret\? Give --secret-file FILE/);
+    const missing = await cli(["secret", "--admin-token", "--secret-file", join(dir, "nope")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read --secret-file/);
+    assert.equal((await cli(["secret", "--secret-file", f])).code, 2, "--secret-file without --admin-token");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("node --admin-token-file and --admin-host: checked at start, offered in --help", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sc-secret-cli-"));
+  const base = ["node", "--root", dir, "--stack", "kernel", "--listen", "127.0.0.1:0"];
+  try {
+    const short = join(dir, "short");
+    await writeFile(short, "abc\n");
+    const r = await cli([...base, "--admin", "127.0.0.1:0", "--admin-token-file", short]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--admin-token-file .*short: the admin token is too short/);
+    const badName = await cli([...base, "--admin", "127.0.0.1:0", "--admin-host", "evil/x"]);
+    assert.equal(badName.code, 2);
+    assert.match(badName.stderr, /--admin-host must be a host name/);
+    for (const cmd of ["node", "dispatcher"]) {
+      const h = await cli([cmd, "--help"]);
+      assert.match(h.stdout, /--admin-token-file FILE +.*sc-cluster secret --admin-token/);
+      assert.match(h.stdout, /--admin-host NAME +.*DNS rebinding.*\(repeatable\)/);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

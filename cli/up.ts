@@ -4,7 +4,8 @@
 // with the first-run settings (package.json).
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
-import { UsageError, bool, optStr, parseCommand, type CommandSpec, type ParsedValues } from "./args.js";
+import { UsageError, bool, list, optStr, parseCommand, type CommandSpec, type ParsedValues } from "./args.js";
+import { checkHostName } from "../sc/auth/admin-access.js";
 import type { Command } from "./command.js";
 import {
   DEFAULT_MODE,
@@ -80,6 +81,12 @@ const spec: CommandSpec = {
       help:
         `Serve the live dashboard here, or 'none' (default ${DEFAULT_DASHBOARD_HOST}:${DEFAULT_DASHBOARD_PORT}, ` +
         "a free port if that one is taken; not with --detach)",
+    },
+    "dashboard-host": {
+      type: "string",
+      value: "NAME",
+      multiple: true,
+      help: "A host name the dashboard answers to besides IP addresses and localhost (Host check against DNS rebinding)",
     },
     prefix: {
       type: "string",
@@ -257,6 +264,11 @@ async function run(argv: string[]): Promise<number> {
   const loss = numberOpt(values, "loss", false);
   await checkMachine(optStr(values, "rate"), loss);
   const dashboardAt = await chooseDashboard(values, detach);
+  const dashboardHosts = list(values, "dashboard-host").map((n) => {
+    const c = checkHostName(n);
+    if (c === undefined) throw new UsageError(`--dashboard-host must be a host name, got '${n}'`);
+    return c;
+  });
 
   // Leftovers of a crashed cluster are cleaned by startCluster; a running one is not replaced
   // behind its user's back.
@@ -309,7 +321,7 @@ async function run(argv: string[]): Promise<number> {
     let dashboard: Dashboard | undefined;
     if (dashboardAt) {
       try {
-        dashboard = await startDashboard({ cluster, ...dashboardAt });
+        dashboard = await startDashboard({ cluster, ...dashboardAt, hostNames: dashboardHosts });
       } catch (err) {
         await cluster.stop();
         throw new FirstRunError(

@@ -5,7 +5,8 @@
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { generateSecretText } from "../sc/auth/secret.js";
+import { generateSecretText, loadSecret, SecretError } from "../sc/auth/secret.js";
+import { isMutation } from "../sc/auth/admin-access.js";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -20,7 +21,7 @@ import {
 import type { TestbedStatus } from "../testbed/status.js";
 import { alive } from "../testbed/netns.js";
 import { makeDemoSite, type DemoSite } from "./demo-site.js";
-import { HostHttp, type HttpAnswer } from "./http-agent.js";
+import { HostHttp, type HttpAnswer, type HttpRequestSpec } from "./http-agent.js";
 import {
   ClusterOptionError,
   clusterDir,
@@ -605,9 +606,22 @@ export class Cluster {
     return this.http().json<T>(url, timeoutMs);
   }
 
-  /** Any request from the client host, e.g. a control API change (`json` is sent as the body). */
-  request(req: { url: string; method?: string; json?: unknown; timeoutMs?: number }): Promise<HttpAnswer> {
-    return this.http().request(req);
+  /**
+   * Any request from the client host, e.g. a control API change (`json` is sent as the body).
+   * A change (any method but GET/HEAD) carries the admin token of the cluster's secret.
+   */
+  async request(req: HttpRequestSpec): Promise<HttpAnswer> {
+    if (!isMutation(req.method ?? "GET")) return this.http().request(req);
+    const token = await this.adminToken();
+    return this.http().request({ ...req, headers: { ...req.headers, authorization: `Bearer ${token}` } });
+  }
+
+  /** The admin APIs' bearer token, derived from the cluster's secret file (plan.secretFile). */
+  async adminToken(): Promise<string> {
+    const secret = await loadSecret({ kind: "file", path: this.plan.secretFile, from: "option" });
+    if (secret === null || secret instanceof SecretError)
+      throw new Error(`cluster '${this.prefix}': no admin token: ${secret?.message ?? "no secret"}`);
+    return secret.adminToken();
   }
 
   /** The Prometheus text of a process's control API (`/metrics`). */

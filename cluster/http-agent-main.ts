@@ -2,7 +2,8 @@
 // the LAN, where the control APIs and the VIP are reachable. Reads one JSON request per line
 // on stdin, answers one JSON line per request on stdout, in any order (by id):
 //   {"id":1,"url":"http://198.18.0.11:9080/healthz","timeoutMs":1000}
-//   {"id":2,"url":"http://198.18.0.1:9100/scheduler","method":"PUT","body":"{\"scheduler\":\"rr\"}"}
+//   {"id":2,"url":"http://198.18.0.1:9100/scheduler","method":"PUT","body":"{\"scheduler\":\"rr\"}",
+//    "headers":{"authorization":"Bearer ..."}}
 //   {"id":1,"status":200,"body":"{\"status\":\"ok\"}"}   or   {"id":1,"error":"ECONNREFUSED"}
 // Every request uses a new connection (Connection: close), so a dead peer is noticed at once.
 // Exits when stdin closes.
@@ -19,6 +20,8 @@ interface Req {
   method?: string;
   /** A JSON request body (PUT/POST to a control API). */
   body?: string;
+  /** Extra request headers (the admin token of a change). */
+  headers?: Record<string, string>;
 }
 
 function answer(msg: Record<string, unknown>): void {
@@ -36,7 +39,7 @@ function get(req: Req): void {
   };
   let r: ReturnType<typeof request>;
   try {
-    const headers: Record<string, string | number> = { connection: "close" };
+    const headers: Record<string, string | number> = { ...req.headers, connection: "close" };
     if (req.body !== undefined) {
       headers["content-type"] = "application/json";
       headers["content-length"] = Buffer.byteLength(req.body);

@@ -24,7 +24,9 @@ const server = createServer((req, res) => {
   if (req.url === "/echo") {
     let body = "";
     req.on("data", (b: Buffer) => (body += b.toString()));
-    req.on("end", () => res.end(`${req.method} ${req.headers["content-type"]} ${body}`));
+    req.on("end", () =>
+      res.end(`${req.method} ${req.headers["content-type"]} ${req.headers.authorization ?? "-"} ${body}`),
+    );
     return;
   }
   if (req.url === "/big") return res.end(Buffer.alloc(5 * 1024 * 1024, "x"));
@@ -53,7 +55,13 @@ test("GETs from the helper: status, body, a new connection each, errors and time
     assert.deepEqual(await http.json(`${base}/json`), { ok: true });
     await assert.rejects(http.json(`${base}/missing`), /HTTP 404/);
     const put = await http.request({ url: `${base}/echo`, method: "PUT", json: { weight: 2 } });
-    assert.equal(put.body, 'PUT application/json {"weight":2}');
+    assert.equal(put.body, 'PUT application/json - {"weight":2}');
+    const authed = await http.request({
+      url: `${base}/echo`,
+      method: "DELETE",
+      headers: { authorization: "Bearer abc" },
+    });
+    assert.equal(authed.body, "DELETE undefined Bearer abc ");
 
     const slow = await http.get(`${base}/slow`, 200);
     assert.equal(slow.status, undefined);

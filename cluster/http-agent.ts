@@ -16,6 +16,15 @@ export interface HttpAnswer {
   error?: string;
 }
 
+/** A request the helper makes; `json` becomes an application/json body. */
+export interface HttpRequestSpec {
+  url: string;
+  method?: string;
+  json?: unknown;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
 /** Something that can run a program inside a host's namespace (a Testbed does). */
 export interface HostSpawner {
   spawn(
@@ -83,7 +92,7 @@ export class HostHttp {
   }
 
   /** Any request; `json` is sent as an application/json body (control API changes). */
-  request(req: { url: string; method?: string; json?: unknown; timeoutMs?: number }): Promise<HttpAnswer> {
+  request(req: HttpRequestSpec): Promise<HttpAnswer> {
     if (this.exited) return Promise.resolve({ body: "", bytes: 0, error: "http agent exited" });
     const id = this.nextId++;
     const msg = {
@@ -92,6 +101,7 @@ export class HostHttp {
       timeoutMs: req.timeoutMs ?? 2000,
       method: req.method ?? "GET",
       ...(req.json !== undefined ? { body: JSON.stringify(req.json) } : {}),
+      ...(req.headers !== undefined ? { headers: req.headers } : {}),
     };
     return new Promise((resolve) => {
       this.pending.set(id, resolve);

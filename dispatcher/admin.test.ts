@@ -1,5 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { AdminGuard, adminAuthFrom, type AdminAuth } from "../sc/auth/admin-access.js";
+import { ClusterSecret, type ClusterTrust } from "../sc/auth/secret.js";
 import { GUE_PORT, TCP_ACK, TCP_SYN } from "../sc/wire/index.js";
 import { buildAdmin } from "./admin.js";
 import { DispatcherControl, type NodeView, type DispatcherStats } from "./control.js";
@@ -7,7 +11,8 @@ import { Forwarder } from "./forwarder.js";
 import { createMetrics } from "./metrics.js";
 import { DISPATCHER, Recorder, VIP, clientPacket, nodeAddr } from "./testing.js";
 
-function setup() {
+/** An open API (--insecure-dev) unless a test asks for another policy. */
+function setup(auth: AdminAuth = { kind: "open" }, names: string[] = []) {
   const out = new Recorder();
   const f = new Forwarder(
     { vip: VIP, port: 80, scheduler: "rr", encap: "ipv4", localAddr: DISPATCHER, maxConnections: 1024 },
@@ -15,12 +20,13 @@ function setup() {
   );
   const logs: string[] = [];
   const control = new DispatcherControl(f, { log: (m, fields) => logs.push(`${m} ${fields?.node ?? ""}`) });
-  const app = buildAdmin(control, createMetrics(control));
+  const guard = new AdminGuard(auth, names);
+  const app = buildAdmin(control, createMetrics(control), guard);
   const send = (sport: number, flags: number) => {
     const p = clientPacket({ sport, flags });
     f.input(p, 0, p.length, 0);
   };
-  return { out, f, control, app, send, logs };
+  return { out, f, control, app, send, logs, guard };
 }
 
 test("PUT/GET/DELETE /nodes manage membership; established connections stay on their node", async () => {
@@ -199,5 +205,170 @@ test("nodes with an admin URL are health-checked through the control plane", asy
     assert.equal(nodeAddr(1), 0xc612000b);
   } finally {
     await control.stop();
+  }
+});
+
+const secret = ClusterSecret.parse("s".repeat(40)) as ClusterSecret;
+const withSecret: ClusterTrust = { kind: "secret", secret };
+
+test("changes need the bearer token of the cluster secret; reads stay open", async () => {
+  const { app, control, guard } = setup(adminAuthFrom(withSecret, undefined));
+  try {
+    const put = (headers: Record<string, string>) =>
+      app.inject({ method: "PUT", url: "/nodes/n1", payload: { addr: "198.18.0.11" }, headers });
+    const none = await put({});
+    assert.equal(none.statusCode, 401);
+    assert.match(none.headers["www-authenticate"] as string, /^Bearer /);
+    assert.match(
+      none.json<{ error: string }>().error,
+      /Authorization: Bearer <token>.*sc-cluster secret --admin-token/,
+    );
+    const wrong = await put({ authorization: `Bearer ${"0".repeat(64)}` });
+    assert.equal(wrong.statusCode, 401);
+    assert.match(wrong.json<{ error: string }>().error, /wrong admin token/);
+    assert.equal((await put({ authorization: secret.adminToken() })).statusCode, 401, "no Bearer scheme");
+    // Another plane's key is not the admin token.
+    assert.equal(
+      (await put({ authorization: `Bearer ${secret.key("sc-link").toString("hex")}` })).statusCode,
+      401,
+    );
+    for (const m of ["DELETE", "PUT"] as const) {
+      const r = await app.inject({
+        method: m,
+        url: m === "PUT" ? "/scheduler" : "/nodes/n1",
+        payload: { scheduler: "rr" },
+      });
+      assert.equal(r.statusCode, 401, `${m} without a token`);
+    }
+    assert.equal(control.nodes().length, 0, "nothing changed");
+    assert.equal(control.scheduler, "rr");
+
+    const ok = await put({ authorization: `bearer ${secret.adminToken()}` });
+    assert.equal(ok.statusCode, 201, ok.body);
+    const sch = await app.inject({
+      method: "PUT",
+      url: "/scheduler",
+      payload: { scheduler: "mh" },
+      headers: { authorization: `Bearer ${secret.adminToken()}` },
+    });
+    assert.equal(sch.statusCode, 200);
+    assert.equal(control.scheduler, "mh");
+
+    for (const url of ["/healthz", "/stats", "/metrics", "/nodes", "/nodes/n1", "/scheduler"])
+      assert.equal((await app.inject({ method: "GET", url })).statusCode, 200, url);
+    assert.deepEqual(guard.refused, { host: 0, read_only: 0, no_token: 4, bad_token: 2 });
+    const text = (await app.inject({ method: "GET", url: "/metrics" })).body;
+    assert.match(text, /^sc_dispatcher_admin_refused_total\{reason="no_token"\} 4$/m);
+    assert.match(text, /^sc_dispatcher_admin_refused_total\{reason="bad_token"\} 2$/m);
+  } finally {
+    await app.close();
+  }
+});
+
+test("an own --admin-token-file token replaces the secret's; without any token the API is read-only", async () => {
+  const own = "t".repeat(48);
+  const a = setup(adminAuthFrom(withSecret, own));
+  const b = setup(adminAuthFrom(null, undefined));
+  try {
+    const put = (app: typeof a.app, token: string | undefined) =>
+      app.inject({
+        method: "PUT",
+        url: "/nodes/n1",
+        payload: { addr: "198.18.0.11" },
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      });
+    assert.equal((await put(a.app, secret.adminToken())).statusCode, 401);
+    assert.equal((await put(a.app, own)).statusCode, 201);
+
+    const ro = await put(b.app, undefined);
+    assert.equal(ro.statusCode, 403);
+    assert.match(
+      ro.json<{ error: string }>().error,
+      /read-only: no admin token is configured.*--secret-file FILE.*--admin-token-file FILE/,
+    );
+    assert.equal((await put(b.app, own)).statusCode, 403);
+    assert.equal((await b.app.inject({ method: "DELETE", url: "/nodes/x" })).statusCode, 403);
+    assert.equal(b.control.nodes().length, 0);
+    assert.equal((await b.app.inject({ method: "GET", url: "/nodes" })).statusCode, 200);
+    assert.equal(b.guard.refused.read_only, 3);
+  } finally {
+    await a.app.close();
+    await b.app.close();
+  }
+});
+
+test("Host check: IP literals, localhost and --admin-host names; others get 421 before anything runs", async () => {
+  const { app, control, guard } = setup({ kind: "open" }, ["admin.example"]);
+  try {
+    const hosts: [string, number][] = [
+      ["198.18.0.1:9100", 200],
+      ["127.0.0.1", 200],
+      ["[::1]:9100", 200],
+      ["localhost:9100", 200],
+      ["LOCALHOST", 200],
+      ["admin.example:9100", 200],
+      ["Admin.Example", 200],
+      ["attacker.example:9100", 421],
+      ["admin.example.attacker.example", 421],
+      ["198.18.0.1.nip.io", 421],
+      ["localhost.", 421],
+      ["[::1", 421],
+      ["::1", 421],
+      ["localhost:99999999", 421],
+    ];
+    for (const [host, code] of hosts) {
+      const r = await app.inject({ method: "GET", url: "/healthz", headers: { host } });
+      assert.equal(r.statusCode, code, `Host: ${host}`);
+    }
+    const r = await app.inject({
+      method: "PUT",
+      url: "/nodes/n1",
+      payload: { addr: "198.18.0.11" },
+      headers: { host: "attacker.example" },
+    });
+    assert.equal(r.statusCode, 421);
+    assert.match(r.json<{ error: string }>().error, /DNS rebinding/);
+    assert.equal(control.nodes().length, 0);
+    assert.equal(guard.refused.host, 8);
+
+    // The same over a real connection (a browser that rebinds attacker.example to us).
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const port = (app.server.address() as AddressInfo).port;
+    const real = (host: string, method = "GET") =>
+      new Promise<number>((resolve, reject) =>
+        request({ host: "127.0.0.1", port, path: "/nodes", method, headers: { host } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode!));
+        })
+          .on("error", reject)
+          .end(),
+      );
+    assert.equal(await real(`attacker.example:${port}`), 421);
+    assert.equal(await real(`127.0.0.1:${port}`), 200);
+    assert.equal(await real(`localhost:${port}`), 200);
+    assert.equal(guard.refused.host, 9);
+  } finally {
+    await app.close();
+  }
+});
+
+test("a change over a real connection: refused without the token, done with it", async () => {
+  const { app, control } = setup(adminAuthFrom(withSecret, undefined));
+  try {
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const put = (headers: Record<string, string>) =>
+      fetch(`${base}/nodes/n1`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ addr: "198.18.0.11", weight: 2 }),
+      });
+    assert.equal((await put({})).status, 401);
+    assert.equal((await put({ authorization: "Bearer nope" })).status, 401);
+    assert.equal(control.nodes().length, 0);
+    assert.equal((await put({ authorization: `Bearer ${secret.adminToken()}` })).status, 201);
+    assert.equal(control.node("n1").weight, 2);
+  } finally {
+    await app.close();
   }
 });

@@ -10,8 +10,13 @@
 //   DELETE /nodes/:id          stop scheduling to it; it drains (200 with the view) or is gone (204)
 //   GET    /scheduler          {"scheduler": "mh"}
 //   PUT    /scheduler          {"scheduler": "wlc"}: new connections only
+//
+// Every request passes the AdminGuard (sc/auth/admin-access.ts): its Host must name this
+// server (421), and the changes (PUT, DELETE, any method but GET/HEAD) need the bearer token
+// (401), or are refused outright when none is configured (403). Reads stay open.
 import Fastify, { type FastifyInstance } from "fastify";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
+import { ADMIN_REFUSAL_REASONS, type AdminGuard } from "../sc/auth/admin-access.js";
 import { ControlError, type DispatcherControl, type NodeUpdate } from "./control.js";
 import { SCHEDULER_NAMES } from "./schedulers.js";
 
@@ -26,7 +31,21 @@ const nodeBody = {
   },
 } as const;
 
-export function buildAdmin(control: DispatcherControl, registry: Registry): FastifyInstance {
+export function buildAdmin(
+  control: DispatcherControl,
+  registry: Registry,
+  guard: AdminGuard,
+): FastifyInstance {
+  new Counter({
+    name: "sc_dispatcher_admin_refused_total",
+    help: "Admin API requests refused: host (Host header names another server), read_only (a change without any token configured), no_token, bad_token",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of ADMIN_REFUSAL_REASONS) this.inc({ reason: r }, guard.refused[r]);
+    },
+  });
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024,
@@ -39,6 +58,13 @@ export function buildAdmin(control: DispatcherControl, registry: Registry): Fast
     const e = err as { statusCode?: number; message?: string };
     const code = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
     return reply.code(code).send({ error: e.message ?? "error" });
+  });
+
+  // Before the body is read: a refused change costs no parsing.
+  app.addHook("onRequest", async (req, reply) => {
+    const refusal = guard.check(req.method, req.headers);
+    if (refusal !== null)
+      return reply.code(refusal.status).headers(refusal.headers).send({ error: refusal.message });
   });
 
   app.get("/healthz", async () => {

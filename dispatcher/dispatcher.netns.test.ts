@@ -5,7 +5,11 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { destroyTestbed, testPrefix, createTestbed, type Testbed } from "../testbed/index.js";
@@ -16,6 +20,9 @@ const FAKE_CLIENT = fileURLToPath(new URL("./fake-client-main.js", import.meta.u
 const P = testPrefix("d");
 const ADMIN = "198.18.0.1:9100";
 const NODES = 3;
+/** The admin API's changes need a bearer token (here its own file, --admin-token-file). */
+const ADMIN_TOKEN = randomBytes(24).toString("hex");
+const TOKEN_FILE = join(tmpdir(), `${P}admin-token`);
 
 type Event = Record<string, unknown>;
 
@@ -112,6 +119,7 @@ async function startNodes(answer: boolean): Promise<Proc[]> {
 
 async function startDispatcher(scheduler: string, nodeArgs: string[], extra: string[] = []): Promise<Proc> {
   const args = [CLI, "dispatcher", "--scheduler", scheduler, "--admin", ADMIN, ...extra];
+  args.push("--admin-token-file", TOKEN_FILE);
   for (const n of nodeArgs) args.push("--node", n);
   const d = start("dispatcher", args, `dispatcher(${scheduler})`);
   await d.waitFor((e) => e.ready === true, "ready");
@@ -125,6 +133,7 @@ async function admin(
   body?: object,
 ): Promise<{ status: number; json: unknown }> {
   const args = ["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, `http://${ADMIN}${path}`];
+  args.push("-H", `authorization: Bearer ${ADMIN_TOKEN}`);
   if (body) args.push("-H", "content-type: application/json", "--data", JSON.stringify(body));
   const r = await tb.exec("client", "curl", args);
   const i = r.stdout.lastIndexOf("\n");
@@ -178,6 +187,7 @@ async function stopAll(): Promise<void> {
 }
 
 before(async () => {
+  writeFileSync(TOKEN_FILE, ADMIN_TOKEN, { mode: 0o600 });
   tb = createTestbed({ prefix: P, nodes: NODES });
   await tb.up();
 });
@@ -185,6 +195,7 @@ before(async () => {
 after(async () => {
   await stopAll();
   await destroyTestbed(P);
+  rmSync(TOKEN_FILE, { force: true });
 });
 
 test("each scheduler spreads new connections (kernel SYNs from the client) as it promises", async () => {

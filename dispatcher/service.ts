@@ -13,6 +13,7 @@ import { Counter, type Registry } from "prom-client";
 import { TunDevice, type PacketBatch } from "../sc/tun/index.js";
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError, type GueVariant } from "../sc/wire/index.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
+import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../sc/auth/admin-access.js";
 import { buildAdmin } from "./admin.js";
 import type { ConnTimeouts } from "./conn-table.js";
 import { DispatcherControl } from "./control.js";
@@ -44,8 +45,8 @@ export interface DispatcherConfig {
   maxHalfOpen?: number;
   timeouts?: Partial<ConnTimeouts>;
   health?: HealthOptions;
-  /** Admin API listen address; none: no admin API. */
-  admin?: { host: string; port: number };
+  /** Admin API listen address and access (token, Host names); none: no admin API. */
+  admin?: AdminEndpoint;
   /** The cluster secret (admin bearer token) or --insecure-dev; null: neither given. */
   trust?: ClusterTrust | null;
   /** Structured log lines (one JSON object per line is what the CLI prints). */
@@ -253,8 +254,13 @@ export class DispatcherService {
     this.udp = socket;
   }
 
-  private async listenAdmin(addr: { host: string; port: number }): Promise<void> {
-    const app = buildAdmin(this.control, this.metrics);
+  private async listenAdmin(addr: AdminEndpoint): Promise<void> {
+    const guard = new AdminGuard(adminAuthFrom(this.config.trust ?? null, addr.token), [
+      addr.host,
+      ...(addr.names ?? []),
+    ]);
+    this.config.log?.(guard.describe(), guard.auth.kind === "open" ? { level: "warn" } : {});
+    const app = buildAdmin(this.control, this.metrics, guard);
     this.admin = app;
     try {
       await app.listen({ host: addr.host, port: addr.port });

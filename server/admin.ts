@@ -2,16 +2,21 @@
 //   GET /healthz  200 {"status":"ok"} while serving, 503 {"status":"draining"} during shutdown
 //   GET /stats    JSON snapshot: requests by code, bytes, connections, cache and source counters
 //   GET /metrics  Prometheus text (prom-client, the node's own Registry)
+// Every request passes the AdminGuard (sc/auth/admin-access.ts): a Host that names this server
+// (421 otherwise), and for any change a bearer token. There are no changes today; the guard
+// stands so that one added later is not open by accident.
 import Fastify, { LogController } from "fastify";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import type { Logger } from "./log.js";
 import { listenError } from "./errors.js";
+import { ADMIN_REFUSAL_REASONS, type AdminGuard } from "../sc/auth/admin-access.js";
 
 export interface AdminOptions {
   host: string;
   port: number;
   logger: Logger;
   registry: Registry;
+  guard: AdminGuard;
   stats: () => unknown;
   healthy: () => boolean;
 }
@@ -25,6 +30,22 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
+  });
+  const guard = opts.guard;
+  new Counter({
+    name: "sc_admin_refused_total",
+    help: "Admin API requests refused: host (Host header names another server), read_only (a change without any token configured), no_token, bad_token",
+    labelNames: ["reason"],
+    registers: [opts.registry],
+    collect() {
+      this.reset();
+      for (const r of ADMIN_REFUSAL_REASONS) this.inc({ reason: r }, guard.refused[r]);
+    },
+  });
+  app.addHook("onRequest", async (req, reply) => {
+    const refusal = guard.check(req.method, req.headers);
+    if (refusal !== null)
+      return reply.code(refusal.status).headers(refusal.headers).send({ error: refusal.message });
   });
   app.get("/healthz", async (_req, reply) => {
     const ok = opts.healthy();

@@ -24,6 +24,7 @@ import { listenKernel, type ConnListener } from "./conn.js";
 import { checkRootDir, listenError, UserFacingError } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
+import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../sc/auth/admin-access.js";
 
 export type Stack = "kernel" | "user";
 export const STACKS: readonly Stack[] = ["kernel", "user"];
@@ -40,7 +41,8 @@ export interface NodeConfig {
   /** Exactly one of root and origin. */
   root?: string;
   origin?: string;
-  admin: { host: string; port: number } | null;
+  /** The control plane's address and access (token, Host names); null: none. */
+  admin: AdminEndpoint | null;
   cacheBytes: number;
   cachePolicy: CachePolicy;
   mode: string | Mode;
@@ -266,12 +268,19 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
 
   let admin: AdminServer | null = null;
   if (cfg.admin) {
+    const guard = new AdminGuard(adminAuthFrom(cfg.trust, cfg.admin.token), [
+      cfg.admin.host,
+      ...(cfg.admin.names ?? []),
+    ]);
+    if (guard.auth.kind === "open") log.warn(guard.describe());
+    else log.info(guard.describe());
     try {
       admin = await startAdmin({
         host: cfg.admin.host,
         port: cfg.admin.port,
         logger: log,
         registry,
+        guard,
         stats: snapshot,
         healthy: () => !server.draining,
       });

@@ -3,6 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
@@ -11,15 +13,15 @@ import { parseListen, startDashboard, type DashboardCluster, type ReplayState } 
 import type { Snapshot } from "./snapshot.js";
 
 function standIn(
-  options: { demo?: boolean; loadgenScript?: string } = {},
+  options: { demo?: boolean; loadgenScript?: string; nodes?: number; nodeError?: string } = {},
 ): DashboardCluster & { polls: number } {
   const ips: Record<string, string> = {
     client: "198.18.0.101",
     dispatcher: "198.18.0.1",
     origin: "198.18.0.2",
-    node1: "198.18.0.11",
-    node2: "198.18.0.12",
   };
+  const nodes = Array.from({ length: options.nodes ?? 2 }, (_, i) => `node${i + 1}`);
+  nodes.forEach((h, i) => (ips[h] = `198.18.0.${11 + i}`));
   let clones = 0;
   const c = {
     polls: 0,
@@ -30,7 +32,7 @@ function standIn(
     site: "/run/x/root",
     plan: { mode: "sc", scheduler: "wlc" },
     demo: options.demo ? { trace: "/run/x/trace.log", manifest: "/run/x/manifest.jsonl" } : undefined,
-    nodes: ["node1", "node2"],
+    nodes,
     testbed: {
       plan: { expose: false },
       host: (name: string) => ({ ip: ips[name]!, netns: `sct-x-${name}` }),
@@ -44,6 +46,7 @@ function standIn(
     async json<T>(url: string): Promise<T> {
       if (url.includes(":9100")) return { scheduler: "wlc", nodes: [] } as T;
       c.polls++;
+      if (options.nodeError !== undefined) throw new Error(options.nodeError);
       clones += 5;
       return {
         http: { responses: clones, responseBytes: 0 },
@@ -224,4 +227,146 @@ test("close() ends open event streams and a running replay", async () => {
   assert.equal(r.status, 202);
   await d.close();
   await stream;
+});
+
+/** Opens an event stream; resolves with its status once the head is in. */
+function openStream(url: string): Promise<{ status: number; close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}api/events`, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode!, close: () => req.destroy() });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("at most maxSubscribers event streams; one more gets 503 until a stream closes", async () => {
+  const d = await startDashboard({
+    cluster: standIn(),
+    host: "127.0.0.1",
+    port: 0,
+    streams: { maxSubscribers: 3 },
+  });
+  try {
+    const open = [await openStream(d.url), await openStream(d.url), await openStream(d.url)];
+    assert.deepEqual(
+      open.map((o) => o.status),
+      [200, 200, 200],
+    );
+    const full = await get(`${d.url}api/events`);
+    assert.equal(full.status, 503);
+    assert.match(full.body, /3 event streams are open already/);
+    assert.equal(d.stats.streams.refusedFull, 1);
+    // The server sees the close on its next turns of the event loop.
+    const closed = new Promise<void>((resolve, reject) => {
+      let turns = 0;
+      const check = () => {
+        if (d.stats.streams.subscribers === 2) resolve();
+        else if (++turns > 100_000) reject(new Error("the closed stream is still counted"));
+        else setImmediate(check);
+      };
+      check();
+    });
+    open[0]!.close();
+    await closed;
+    const again = await openStream(d.url);
+    assert.equal(again.status, 200);
+    for (const o of [...open, again]) o.close();
+  } finally {
+    await d.close();
+  }
+});
+
+test("a stream that never reads: bounded buffer, skipped snapshots, then dropped", async () => {
+  // Large snapshots (each node's poll error is long) fill the socket buffers quickly.
+  const c = standIn({ nodes: 20, nodeError: "e".repeat(4000) });
+  const maxSkipped = 5;
+  const d = await startDashboard({
+    cluster: c,
+    host: "127.0.0.1",
+    port: 0,
+    intervalMs: 1,
+    streams: { maxSkipped },
+  });
+  const port = Number(new URL(d.url).port);
+  const sock = net.connect({ host: "127.0.0.1", port });
+  try {
+    await once(sock, "connect");
+    sock.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    sock.pause(); // never reads
+    // Watch the snapshots the server makes until it has dropped the stream (bounded in count).
+    const closed = once(sock, "close");
+    let snapshots = 0;
+    await new Promise<void>((resolve, reject) => {
+      const stop = d.collector.subscribe(() => {
+        snapshots++;
+        if (d.stats.streams.dropped === 1) {
+          stop();
+          resolve();
+        } else if (snapshots > 20_000) {
+          stop();
+          reject(new Error(`not dropped after ${snapshots} snapshots: ${JSON.stringify(d.stats.streams)}`));
+        }
+      });
+    });
+    const s = d.stats.streams;
+    assert.equal(s.dropped, 1);
+    assert.equal(s.skipped, maxSkipped);
+    const snapshotBytes = JSON.stringify(d.collector.latest).length;
+    assert.ok(snapshotBytes > 80_000, `snapshot of ${snapshotBytes} bytes`);
+    // At most the socket's buffer limit (16 KiB) plus one event waited in the server.
+    assert.ok(s.maxBuffered <= 16 * 1024 + snapshotBytes + 64, `buffered ${s.maxBuffered} bytes`);
+    sock.resume();
+    await closed;
+    const stats = JSON.parse((await get(`${d.url}api/stats`)).body) as { streams: { subscribers: number } };
+    assert.equal(stats.streams.subscribers, 0);
+  } finally {
+    sock.destroy();
+    await d.close();
+  }
+});
+
+test("the replay starts only from the dashboard's own page; Host names listen on 0.0.0.0 too", async () => {
+  const d = await startDashboard({
+    cluster: standIn(),
+    host: "0.0.0.0",
+    port: 0,
+    hostNames: ["dash.example"],
+  });
+  try {
+    const port = new URL(d.url).port;
+    const base = `http://127.0.0.1:${port}/`;
+    const post = async (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        request(
+          `${base}api/replay`,
+          { method: "POST", headers: { "content-type": "application/json", ...headers } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          },
+        )
+          .on("error", reject)
+          .end("{}");
+      });
+    const host = `127.0.0.1:${port}`;
+    assert.equal(await post({ origin: "http://evil.example" }), 403);
+    assert.equal(await post({ origin: "null" }), 403);
+    assert.equal(await post({ "sec-fetch-site": "cross-site", origin: `http://${host}` }), 403);
+    assert.equal(await post({ "sec-fetch-site": "same-site" }), 403);
+    assert.equal(d.stats.refused.crossSite, 4);
+    // Same origin (or no browser at all): on to the replay's own checks (none to run here: 409).
+    assert.equal(await post({ "sec-fetch-site": "same-origin", origin: `http://${host}` }), 409);
+    assert.equal(await post({ origin: `http://${host}` }), 409);
+    assert.equal(await post({}), 409);
+
+    // Listening on every address does not turn the Host check off.
+    assert.equal((await get(`${base}api/cluster`, { host: `evil.example:${port}` })).status, 421);
+    assert.equal((await get(`${base}api/cluster`, { host: `dash.example:${port}` })).status, 200);
+    assert.equal((await get(`${base}api/cluster`, { host: `198.18.0.9:${port}` })).status, 200);
+    assert.equal(d.stats.refused.host, 1);
+  } finally {
+    await d.close();
+  }
 });

@@ -3,9 +3,15 @@
 //   GET  /api/cluster   topology and settings (hosts, addresses, mode, VIP, replay bounds)
 //   GET  /api/snapshot  the latest per-node numbers (snapshot.ts), polled now if there is none
 //   GET  /api/events    server-sent events: `snapshot` every interval, `replay` on each change
+//                       (at most 32 streams, 503 beyond; a stream that does not read skips
+//                       snapshots and is dropped if it stays behind: events.ts)
 //   GET  /api/replay    the replay's state and last result
-//   POST /api/replay    starts a bounded, verified trace replay from the client host (409 if one runs)
-// Polling the control APIs happens only while a page is open or a replay runs.
+//   POST /api/replay    starts a bounded, verified trace replay from the client host (409 if one
+//                       runs); only from the dashboard's own page (Origin / Sec-Fetch-Site)
+//   GET  /api/stats     the dashboard's own counters (streams, skips, refusals)
+// Polling the control APIs happens only while a page is open or a replay runs. Every request
+// must name this server by an IP literal, localhost or a --dashboard-host name (421): no DNS
+// rebinding of another site's name onto it.
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -13,6 +19,8 @@ import fastifyStatic from "@fastify/static";
 import { StatsCollector } from "./collector.js";
 import { runReplayFrom, type ReplayOutcome, type ReplaySettings, type Spawner } from "./replay.js";
 import type { Snapshot } from "./snapshot.js";
+import { SSE_LIMITS, SseStats, SseSubscriber, type SseLimits } from "./events.js";
+import { checkHostName, hostAllowed } from "../../sc/auth/admin-access.js";
 
 /** The page's files, beside this module's source (dist/cluster/dashboard/ -> cluster/dashboard/public/). */
 export const PUBLIC_DIR = fileURLToPath(new URL("../../../cluster/dashboard/public/", import.meta.url));
@@ -46,12 +54,23 @@ export interface DashboardOptions {
   /** How often the control APIs are polled while someone watches. */
   intervalMs?: number;
   replay?: Partial<typeof DEFAULT_REPLAY>;
+  /** Host names the dashboard answers to besides IP literals and localhost. */
+  hostNames?: readonly string[];
+  /** Bounds of the event streams (tests lower them). */
+  streams?: Partial<SseLimits>;
+}
+
+/** The dashboard's own counters (GET /api/stats). */
+export interface DashboardStats {
+  streams: SseStats;
+  refused: { host: number; crossSite: number };
 }
 
 export interface Dashboard {
   /** http://ADDR:PORT/ */
   url: string;
   readonly collector: StatsCollector;
+  readonly stats: DashboardStats;
   /** Stops a running replay, ends the event streams and the server. */
   close(): Promise<void>;
 }
@@ -104,6 +123,19 @@ function topology(c: DashboardCluster, replay: ReplayState) {
       bounds: replay.bounds,
     },
   };
+}
+
+/**
+ * Whether a change comes from the dashboard's own page. Browsers say where a request comes from
+ * (Sec-Fetch-Site; Origin on every POST); a request with neither is not from a browser (curl),
+ * so no other site can have made it through the user's.
+ */
+export function sameOrigin(headers: { host?: string; origin?: string; "sec-fetch-site"?: string }): boolean {
+  const site = headers["sec-fetch-site"];
+  if (site !== undefined) return site === "same-origin";
+  const origin = headers.origin;
+  if (origin !== undefined) return headers.host !== undefined && origin === `http://${headers.host}`;
+  return true;
 }
 
 /** Starts the dashboard for a running cluster. Rejects (nothing left open) if it cannot listen. */
@@ -167,18 +199,36 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   };
 
   const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
+  const limits: SseLimits = { ...SSE_LIMITS, ...options.streams };
+  const stats: DashboardStats = { streams: new SseStats(), refused: { host: 0, crossSite: 0 } };
+  const subscribers = new Set<SseSubscriber>();
   // A page elsewhere must not drive the dashboard through the user's browser: requests must
-  // name this server (no DNS rebinding), and the replay needs a JSON body (a CORS preflight).
-  const allowedHosts = new Set<string>();
+  // name this server (no DNS rebinding), and the replay must come from the dashboard's own
+  // page (same origin) with a JSON body (cross-site, that needs a CORS preflight we refuse).
+  const names = new Set<string>();
+  for (const n of [host, ...(options.hostNames ?? [])]) {
+    const c = checkHostName(n);
+    if (c !== undefined) names.add(c);
+  }
   app.addHook("onRequest", async (req, reply) => {
-    if (allowedHosts.size > 0 && !allowedHosts.has(req.headers.host ?? ""))
-      return reply.code(421).send({ error: "unexpected Host header" });
+    if (!hostAllowed(req.headers.host, names)) {
+      stats.refused.host++;
+      return reply.code(421).send({
+        error:
+          "unexpected Host header: the dashboard answers to IP addresses, localhost and --dashboard-host names",
+      });
+    }
   });
   await app.register(fastifyStatic, { root: PUBLIC_DIR, index: "index.html", cacheControl: false });
   app.get("/api/cluster", async () => topology(c, replay));
   app.get("/api/snapshot", async () => collector.latest ?? (await collector.poll()));
   app.get("/api/replay", async () => replay);
+  app.get("/api/stats", async () => stats);
   app.post("/api/replay", async (req, reply) => {
+    if (!sameOrigin(req.headers)) {
+      stats.refused.crossSite++;
+      return reply.code(403).send({ error: "the replay starts only from the dashboard's own page" });
+    }
     if (!req.headers["content-type"]?.startsWith("application/json"))
       return reply.code(415).send({ error: "send a JSON body ({})" });
     if (!replay.available) return reply.code(409).send({ error: replay.unavailableReason });
@@ -187,6 +237,13 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     return reply.code(202).send(replay);
   });
   app.get("/api/events", (req, reply) => {
+    if (subscribers.size >= limits.maxSubscribers) {
+      stats.streams.refusedFull++;
+      return reply
+        .code(503)
+        .header("retry-after", "5")
+        .send({ error: `${limits.maxSubscribers} event streams are open already; close a dashboard tab` });
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -194,16 +251,20 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       "cache-control": "no-store",
       connection: "keep-alive",
     });
-    const send = (event: string, data: unknown) =>
-      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    send("replay", replay);
-    if (collector.latest) send("snapshot", collector.latest);
-    const onReplay = (s: ReplayState) => send("replay", s);
+    const sub = new SseSubscriber(res, limits, stats.streams);
+    subscribers.add(sub);
+    stats.streams.subscribers = subscribers.size;
+    sub.state("replay", replay);
+    if (collector.latest) sub.snapshot(collector.latest);
+    const onReplay = (s: ReplayState) => sub.state("replay", s);
     replayListeners.add(onReplay);
-    const unsubscribe = collector.subscribe((s) => send("snapshot", s));
-    req.raw.on("close", () => {
+    const unsubscribe = collector.subscribe((s) => sub.snapshot(s));
+    res.on("close", () => {
+      sub.close();
       unsubscribe();
       replayListeners.delete(onReplay);
+      subscribers.delete(sub);
+      stats.streams.subscribers = subscribers.size;
     });
   });
 
@@ -216,15 +277,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : (options.port ?? DEFAULT_DASHBOARD_PORT);
-  if (host !== "0.0.0.0" && host !== "::") {
-    allowedHosts.add(`${hostForUrl(host)}:${port}`);
-    if (host === "127.0.0.1" || host === "::1") allowedHosts.add(`localhost:${port}`);
-  }
   const url = `http://${hostForUrl(host)}:${port}/`;
   let closing: Promise<void> | undefined;
   return {
     url,
     collector,
+    stats,
     close() {
       closing ??= (async () => {
         stopReplay.abort();

@@ -15,7 +15,7 @@ export const SECRET_FILE_ENV = "SC_CLUSTER_SECRET_FILE";
 export const SECRET_VALUE_ENV = "SC_CLUSTER_SECRET";
 
 /** The planes that derive a key from the secret; each label gives an independent key. */
-export type KeyPurpose = "sc-link" | "admin-token";
+export type KeyPurpose = "sc-link" | "admin-token" | "peer-cache";
 
 export class ClusterSecret {
   private constructor(private readonly material: Buffer) {}

@@ -3,7 +3,7 @@
 // fail in chosen ways (error, stall, malformed answer, cut mid-body).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import net from "node:net";
 import { Client } from "undici";
 import { makeRoot, removeRoot, testNode } from "../test-helpers.js";
@@ -14,11 +14,15 @@ import { CLUSTER_DEFAULTS, type ClusterMember } from "../cluster.js";
 import type { NodeConfig, RunningNode } from "../node.js";
 import { docCost, makeDoc } from "../cache/doc.js";
 import type { CfStats } from "./cf.js";
+import { ClusterSecret, type ClusterTrust } from "../../sc/auth/secret.js";
+import { PeerAuth } from "../peer/auth.js";
 
 // Addresses and port of this process's own (127/8 is loopback as a whole on Linux).
 const NET = `127.${(process.pid >> 8) & 0xff || 1}.${process.pid & 0xff}`;
 const PEER_PORT = 30_000 + (process.pid % 20_000);
 const member = (i: number): ClusterMember => ({ id: `n${i}`, addr: `${NET}.${i}`, weight: 1 });
+const secret = ClusterSecret.parse("c".repeat(40)) as ClusterSecret;
+const trust: ClusterTrust = { kind: "secret", secret };
 
 /** Deterministic content for a document, so every byte can be checked. */
 function content(name: string, size: number): Buffer {
@@ -97,6 +101,7 @@ function cfNode(
     mode,
     origin: originUrl,
     cluster: { self: self.id, members, ...CLUSTER_DEFAULTS, peerPort: PEER_PORT },
+    trust,
     ...over,
   });
 }
@@ -290,6 +295,109 @@ test("the peer endpoint drops connections from outside the cluster", async () =>
     });
     assert.equal(closed, true, "closed without an answer");
     assert.equal(cf(nodes[0]!).served.refused, 1);
+  });
+});
+
+/** A raw request to a peer endpoint from `from` (a member's address), with chosen headers. */
+function peerRequest(
+  to: ClusterMember,
+  from: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; authError: string | undefined; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    request({ host: to.addr, port: PEER_PORT, path, localAddress: from, headers, agent: false }, (res) => {
+      let bytes = 0;
+      res.on("data", (b: Buffer) => (bytes += b.length));
+      res.on("end", () =>
+        resolve({ status: res.statusCode!, authError: res.headers["x-sc-auth-error"] as string, bytes }),
+      );
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+test("peer requests need a member's authenticator from its address; the rest get 403, counted", async () => {
+  await withNodes("cf-lru", {}, async (nodes) => {
+    const [n1, n2, n3] = three as [ClusterMember, ClusterMember, ClusterMember];
+    const doc = Object.keys(site).find((p) => p.startsWith("/doc-") && homeOf(three, p) === "n1")!;
+    const auth = new PeerAuth(secret.key("peer-cache"), three);
+    const other = new PeerAuth(
+      (ClusterSecret.parse("d".repeat(40)) as ClusterSecret).key("peer-cache"),
+      three,
+    );
+    const now = Date.now();
+    const cases: [string, string, Record<string, string>, string][] = [
+      ["no authenticator", n2.addr, { "x-sc-node": "n2" }, "missing"],
+      ["another cluster's key", n2.addr, other.sign("n2", "GET", doc, now), "bad_mac"],
+      ["signed for another path", n2.addr, auth.sign("n2", "GET", "/other.bin", now), "bad_mac"],
+      ["signed for HEAD, sent as GET", n2.addr, auth.sign("n2", "HEAD", doc, now), "bad_mac"],
+      ["too old", n2.addr, auth.sign("n2", "GET", doc, now - 60_000), "stale"],
+      ["a non-member id", n2.addr, auth.sign("n9", "GET", doc, now), "unknown_node"],
+      ["n2's authenticator from n3's address", n3.addr, auth.sign("n2", "GET", doc, now), "wrong_address"],
+    ];
+    for (const [what, from, headers, reason] of cases) {
+      const r = await peerRequest(n1, from, doc, headers);
+      assert.equal(r.status, 403, what);
+      assert.equal(r.authError, reason, what);
+      assert.equal(r.bytes, 0, what);
+    }
+    const s = cf(nodes[0]!);
+    assert.deepEqual(s.served.authRefused, {
+      missing: 1,
+      unknown_node: 1,
+      wrong_address: 1,
+      stale: 1,
+      bad_mac: 3,
+    });
+    assert.equal(s.served.fromCache + s.served.fromOrigin, 0, "nothing served to them");
+    const text = await nodes[0]!.registry.metrics();
+    assert.equal(metric(text, "sc_cf_peer_auth_refused_total", 'reason="bad_mac"'), 3);
+
+    const ok = await peerRequest(n1, n2.addr, doc, auth.sign("n2", "GET", doc, Date.now()));
+    assert.equal(ok.status, 200);
+    assert.equal(ok.bytes, site[doc]);
+  });
+});
+
+test("a member with another secret: its peer fetches are refused and it serves from the origin, exact bytes", async () => {
+  const wrong: ClusterTrust = {
+    kind: "secret",
+    secret: ClusterSecret.parse("e".repeat(40)) as ClusterSecret,
+  };
+  const nodes = [
+    await cfNode("cf-lru", three[0]!, three, { trust: wrong }),
+    await cfNode("cf-lru", three[1]!, three),
+    await cfNode("cf-lru", three[2]!, three),
+  ];
+  const c = new Client(`http://127.0.0.1:${nodes[0]!.address.port}`, { pipelining: 1 });
+  try {
+    const foreign = Object.keys(site).filter((p) => p.startsWith("/doc-") && homeOf(three, p) !== "n1");
+    for (const p of foreign.slice(0, 4)) {
+      const a = await get(c, p);
+      assert.equal(a.status, 200, p);
+      assert.ok(a.body.equals(files.get(p)!), p);
+    }
+    const s = cf(nodes[0]!);
+    assert.equal(s.peerErrors.auth, 4);
+    assert.equal(s.originFetches.fallback, 4);
+    const refused = nodes.slice(1).reduce((n, x) => n + cf(x).served.authRefused.bad_mac, 0);
+    assert.equal(refused, 4);
+  } finally {
+    await c.close();
+    await Promise.all(nodes.map((n) => n.shutdown(100)));
+  }
+});
+
+test("--insecure-dev: peer requests are neither signed nor checked", async () => {
+  await withNodes("cf-lru", { trust: { kind: "insecure-dev" } }, async (nodes, clients) => {
+    const doc = Object.keys(site).find((p) => p.startsWith("/doc-") && homeOf(three, p) === "n1")!;
+    const r = await peerRequest(three[0]!, three[1]!.addr, doc, {});
+    assert.equal(r.status, 200);
+    const a = await get(clients[1]!, doc);
+    assert.ok(a.body.equals(files.get(doc)!));
+    assert.equal(cf(nodes[1]!).peerErrors.auth, 0);
   });
 });
 

@@ -48,6 +48,8 @@ import { PeerServer } from "../peer/peer-server.js";
 import { PEER_FAILURES, PeerLink, type PeerError, type PeerFailure } from "../peer/peer-client.js";
 import type { FillingBody } from "../peer/filling-body.js";
 import type { PeerDocMeta } from "../peer/protocol.js";
+import { PEER_AUTH_FAILURES, PeerAuth, type PeerAuthFailure } from "../peer/auth.js";
+import { UserFacingError } from "../errors.js";
 
 export interface CfSettings {
   /** Keep-alive connections from this node to each peer's endpoint. */
@@ -149,6 +151,8 @@ export type CfStats = {
     notHeld: number;
     other: number;
     refused: number;
+    /** Requests refused for their authenticator, by reason. */
+    authRefused: Record<PeerAuthFailure, number>;
   };
 };
 
@@ -169,6 +173,7 @@ export class CfMode implements Mode {
     private readonly mapper: UrlMapper,
     private readonly settings: CfSettings,
     private readonly server: PeerServer,
+    auth: PeerAuth | null,
     ctx: ModeContext,
   ) {
     this.store = ctx.store;
@@ -183,6 +188,7 @@ export class CfMode implements Mode {
         m.id,
         new PeerLink(m.id, m.addr, cluster.peerPort, {
           selfId: self.id,
+          auth,
           localAddress: self.addr,
           connections: settings.peerConnections,
           timeoutMs: settings.peerTimeoutMs,
@@ -198,6 +204,12 @@ export class CfMode implements Mode {
     const cluster: ClusterConfig = ctx.cluster!;
     const self = selfMember(cluster);
     const settings = readSettings(ctx.modeSettings);
+    // Requests between nodes are signed with the secret's own key for this plane.
+    if (ctx.trust === null)
+      throw new UserFacingError(`--mode ${name} needs the cluster secret (or --insecure-dev)`);
+    const auth =
+      ctx.trust.kind === "secret" ? new PeerAuth(ctx.trust.secret.key("peer-cache"), cluster.members) : null;
+    if (auth === null) ctx.log.warn("cf: peer cache requests are not authenticated (--insecure-dev)");
     let server: PeerServer;
     try {
       server = await PeerServer.start({
@@ -205,12 +217,13 @@ export class CfMode implements Mode {
         port: cluster.peerPort,
         store: ctx.store,
         allowed: new Set(cluster.members.map((m) => m.addr)),
+        auth,
         log: ctx.log,
       });
     } catch (err) {
       throw listenError(err, "the peer cache endpoint", self.addr, cluster.peerPort);
     }
-    return new CfMode(name, self.id, ctx.mapper!, settings, server, ctx);
+    return new CfMode(name, self.id, ctx.mapper!, settings, server, auth, ctx);
   }
 
   /** Where the peer endpoint listens. */
@@ -404,6 +417,7 @@ export class CfMode implements Mode {
         notHeld: s.notHeld,
         other: s.otherAnswers,
         refused: s.refused,
+        authRefused: { ...s.authFailures },
       },
     };
   }
@@ -452,6 +466,16 @@ export class CfMode implements Mode {
       "Connections to the peer endpoint from non-members, dropped",
       () => s.refused,
     );
+    new Counter({
+      name: "sc_cf_peer_auth_refused_total",
+      help: "Peer cache requests refused (403) for their authenticator, by reason: missing, unknown_node, wrong_address, stale, bad_mac",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of PEER_AUTH_FAILURES) this.inc({ reason: r }, s.authFailures[r]);
+      },
+    });
     new Counter({
       name: "sc_cf_origin_fetches_total",
       help: "Origin fetches caused by cache forwarding: as home for a peer's miss (home_miss), or after a peer failed (fallback)",

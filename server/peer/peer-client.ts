@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { encodePath } from "../http/url-path.js";
 import { FillingBody } from "./filling-body.js";
 import { H_NODE, readPeerAnswer, type PeerDocMeta } from "./protocol.js";
+import type { PeerAuth } from "./auth.js";
 
 export type PeerFailure =
   /** Skipped without trying: the peer failed to connect less than downMs ago. */
@@ -26,6 +27,8 @@ export type PeerFailure =
   | "status"
   /** A malformed answer (headers, length). */
   | "protocol"
+  /** The peer refused our authenticator (another cluster secret, clocks apart). */
+  | "auth"
   /** The body stopped short (connection lost mid-transfer). */
   | "aborted";
 
@@ -36,6 +39,7 @@ export const PEER_FAILURES: readonly PeerFailure[] = [
   "reset",
   "status",
   "protocol",
+  "auth",
   "aborted",
 ];
 
@@ -64,8 +68,10 @@ export class PeerError extends Error {
 }
 
 export interface PeerLinkOptions {
-  /** This node's id (sent along, for the peer's logs). */
+  /** This node's id (sent along: the peer checks it against membership and our address). */
   selfId: string;
+  /** Signs each request (the cluster secret's peer-cache key); null: unsigned (--insecure-dev). */
+  auth: PeerAuth | null;
   /** Internal address to connect from (so the peer recognises a member); null: any. */
   localAddress: string | null;
   connections: number;
@@ -73,6 +79,7 @@ export interface PeerLinkOptions {
   downMs: number;
   /** Largest document accepted from a peer. */
   maxObjectBytes: number;
+  /** Wall clock, ms: when a down peer is tried again, and the requests' timestamps. */
   now?: () => number;
 }
 
@@ -198,14 +205,14 @@ export class PeerLink {
           fail(reason, err.message, reason === "refused" || code === "UND_ERR_CONNECT_TIMEOUT");
         },
       };
-      this.pool.dispatch(
-        {
-          path: encodePath(path),
-          method: head ? "HEAD" : "GET",
-          headers: { [H_NODE]: this.opts.selfId },
-        },
-        handler,
-      );
+      const target = encodePath(path);
+      const method = head ? "HEAD" : "GET";
+      const auth = this.opts.auth;
+      const headers =
+        auth === null
+          ? { [H_NODE]: this.opts.selfId }
+          : auth.sign(this.opts.selfId, method, target, this.now());
+      this.pool.dispatch({ path: target, method, headers }, handler);
     });
   }
 

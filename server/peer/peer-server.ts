@@ -7,14 +7,16 @@
 // Raw node:http: a small, fixed protocol on the LAN between nodes, where the per-request cost
 // matters (CF does it on most requests) and fastify would only add routing we do not need.
 // It listens on the node's internal address only and drops connections from any address that
-// is not a cluster member, so clients never reach it.
+// is not a cluster member, so clients never reach it; each request must carry a member's
+// authenticator (auth.ts) from that member's address, else 403 + x-sc-auth-error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { DocStore } from "../doc-store.js";
 import { encodePath, normalizePath } from "../http/url-path.js";
 import type { Lookup } from "../source/source.js";
 import type { Logger } from "../log.js";
-import { H_FROM, H_KEY, H_MTIME, H_REDIRECT, STATUS_NOT_HELD } from "./protocol.js";
+import { H_AUTH_ERROR, H_FROM, H_KEY, H_MTIME, H_REDIRECT, STATUS_NOT_HELD } from "./protocol.js";
+import { PEER_AUTH_FAILURES, type PeerAuth, type PeerAuthFailure } from "./auth.js";
 
 export interface PeerServerOptions {
   host: string;
@@ -22,7 +24,11 @@ export interface PeerServerOptions {
   store: DocStore;
   /** Remote addresses allowed to connect (the members' internal addresses); null: any. */
   allowed: ReadonlySet<string> | null;
+  /** Checks each request's authenticator; null: none checked (--insecure-dev). */
+  auth: PeerAuth | null;
   log: Logger;
+  /** Wall clock, ms (the requests' timestamps are compared with it). */
+  now?: () => number;
 }
 
 export class PeerServerStats {
@@ -39,6 +45,10 @@ export class PeerServerStats {
   otherAnswers = 0;
   /** Connections dropped because they came from outside the cluster. */
   refused = 0;
+  /** Requests refused (403) for their authenticator, by reason. */
+  readonly authFailures: Record<PeerAuthFailure, number> = Object.fromEntries(
+    PEER_AUTH_FAILURES.map((r) => [r, 0]),
+  ) as Record<PeerAuthFailure, number>;
 }
 
 export class PeerServer {
@@ -92,6 +102,16 @@ export class PeerServer {
     const head = req.method === "HEAD";
     if (req.method !== "GET" && !head) return this.bare(res, 405);
     const url = req.url ?? "";
+    if (this.opts.auth !== null) {
+      const failure = this.opts.auth.verify(
+        req.headers,
+        req.method ?? "",
+        url,
+        req.socket.remoteAddress,
+        (this.opts.now ?? Date.now)(),
+      );
+      if (failure !== null) return this.refuse(res, failure, req.socket.remoteAddress);
+    }
     const q = url.indexOf("?");
     const norm = normalizePath(q === -1 ? url : url.slice(0, q));
     if (!norm.ok) return this.bare(res, 400);
@@ -136,6 +156,18 @@ export class PeerServer {
       this.stats.servedBytes += doc.size;
       res.end(doc.body);
     }
+  }
+
+  /** 403 for a request without a valid authenticator; the connection is closed after it. */
+  private refuse(res: ServerResponse, failure: PeerAuthFailure, remote: string | undefined): void {
+    // Logged once per reason (a flood must not flood the log); all are counted.
+    if (this.stats.authFailures[failure]++ === 0)
+      this.opts.log.warn(
+        { remote, reason: failure },
+        "peer endpoint: request refused for its authenticator (further ones are only counted: sc_cf_peer_auth_refused_total)",
+      );
+    res.writeHead(403, { "content-length": 0, [H_AUTH_ERROR]: failure, connection: "close" });
+    res.end();
   }
 
   private bare(res: ServerResponse, status: number): void {

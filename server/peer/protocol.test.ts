@@ -38,6 +38,9 @@ test("other answers: redirect, authoritative errors, not held, failures", () => 
   });
   assert.deepEqual(readPeerAnswer(404, {}, 100), { kind: "error", status: 404 });
   assert.deepEqual(readPeerAnswer(403, {}, 100), { kind: "error", status: 403 });
+  // A refused authenticator is not the document's 403: the requester falls back.
+  const refused = readPeerAnswer(403, { "x-sc-auth-error": "bad_mac" }, 100);
+  assert.equal(refused.kind === "failed" && refused.reason, "auth");
   assert.deepEqual(readPeerAnswer(STATUS_NOT_HELD, {}, 100), { kind: "not-held" });
   for (const s of [500, 502, 504, 400, 405, 204]) {
     const a = readPeerAnswer(s, {}, 100);

@@ -3,11 +3,14 @@
 // home node answers, and the requester's strict reading of that answer (a peer's answer
 // ends up in our response heads, so nothing unchecked gets through).
 //
-//   request   GET|HEAD <percent-encoded normalised path>   (x-sc-node: requester id)
+//   request   GET|HEAD <percent-encoded normalised path>, signed (auth.ts): x-sc-node
+//             (requester id), x-sc-time, x-sc-auth; unsigned with --insecure-dev
 //   200       the document: Content-Length, Content-Type, ETag, x-sc-mtime (ms), x-sc-key
 //             (encoded key: a directory's index.html), x-sc-from: cache | origin
 //   301       the path names a directory: x-sc-redirect (encoded directory form)
 //   403, 404  authoritative (the home asked the origin): answered as such
+//   403 + x-sc-auth-error: <reason>   the home refused the request's authenticator: the
+//             requester serves it from its own source (a secret mismatch must not become 403s)
 //   413       the home does not hold the document in memory (too large): the requester
 //             serves it from its own source
 //   other     (5xx: the home's origin fetch failed; 400/405: a bug) the requester falls back
@@ -19,6 +22,9 @@ export const H_KEY = "x-sc-key";
 export const H_FROM = "x-sc-from";
 export const H_REDIRECT = "x-sc-redirect";
 export const H_NODE = "x-sc-node";
+export const H_TIME = "x-sc-time";
+export const H_AUTH = "x-sc-auth";
+export const H_AUTH_ERROR = "x-sc-auth-error";
 
 /** Status of "not held in memory here: read it from your own source". */
 export const STATUS_NOT_HELD = 413;
@@ -39,7 +45,7 @@ export type PeerAnswer =
   | { kind: "redirect"; path: string }
   | { kind: "error"; status: 403 | 404 }
   | { kind: "not-held" }
-  | { kind: "failed"; reason: "status" | "protocol"; detail: string };
+  | { kind: "failed"; reason: "status" | "protocol" | "auth"; detail: string };
 
 // The strong-ETag form the sources produce (origin-source.ts accepts the same).
 const ETAG = /^"[\x21\x23-\x7e]*"$/;
@@ -62,6 +68,13 @@ export function readPeerAnswer(status: number, headers: IncomingHttpHeaders, max
       return { kind: "redirect", path: target.path };
     }
     case 403:
+      if (headers[H_AUTH_ERROR] !== undefined)
+        return {
+          kind: "failed",
+          reason: "auth",
+          detail: `peer refused our authenticator (${String(headers[H_AUTH_ERROR])})`,
+        };
+      return { kind: "error", status };
     case 404:
       return { kind: "error", status };
     case STATUS_NOT_HELD:
