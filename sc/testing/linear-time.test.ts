@@ -53,15 +53,15 @@ test("time: a quadratic scan fails on its growth", () => {
 });
 
 test("time: one call over the budget fails before any repetition", () => {
-  let calls = 0;
-  // A fake clock: every call of the case costs 1 ms per input unit, so only the budget can fail it.
+  // A fake clock: every call costs 1 ms per input unit, so only the budget can fail the case.
   let now = 0;
+  const seen: number[] = [];
   const v = checkLinearTime(
     {
       name: "1 ms per unit",
       make: (n) => n,
       run: (n) => {
-        calls++;
+        seen.push(n);
         now += n;
         return n;
       },
@@ -70,5 +70,6 @@ test("time: one call over the budget fails before any repetition", () => {
   );
   assert.equal(v.ok, false);
   assert.match((v as { reason: string }).reason, /one call at n=256 took 256\.0 ms \(budget 100 ms\)/);
-  assert.ok(calls < 20, `stopped early (${calls} calls)`);
+  assert.equal(seen.filter((n) => n === 256).length, 1, "one call at the size that broke the budget");
+  assert.equal(Math.max(...seen), 256, "no larger size tried");
 });

@@ -6,11 +6,13 @@
 // before the next is tried, so a cubic parser fails in a second instead of running for minutes.
 // Two measures:
 //   - counts: an operation count the code reports (exact; preferred where the code can count);
-//   - time: per-call time is the minimum over several samples, each repeating the call until it
-//     lasts `sampleMs` (noise on a shared machine only ever adds time, so the minimum is the
-//     honest figure); a step that looks non-linear is measured again before it fails.
-// Linear growth is a ratio of about 4 per step, quadratic 16, cubic 64: the default bound of
-// 10 passes a linear parser under load and fails a quadratic one wherever its n^2 term matters.
+//   - time: per-call time is the minimum over many short batches of calls (noise on a shared
+//     machine and garbage collections only ever add time, so the minimum is the parser's own
+//     work); a step that looks non-linear is measured again before it fails.
+// Linear growth is a ratio of about 4 per 4x step and 16 per 16x span; quadratic 16 and 256;
+// cubic 64 and 4096. The default bounds are 32 per step and 100 per span: a cubic parser fails on
+// one step, a quadratic one on the span, and a linear one passes with room for noise and for one
+// jump (V8 allocates arrays of more than 16K elements differently, ~15x dearer for that step).
 
 import { AssertionError } from "node:assert";
 
@@ -30,14 +32,16 @@ export interface SizeCheckOptions {
   steps?: number;
   /** Largest cost(4n)/cost(n) accepted. */
   maxStepRatio?: number;
+  /** Largest cost(16n)/cost(n) accepted (two steps). */
+  maxSpanRatio?: number;
 }
 
 export interface LinearTimeOptions extends SizeCheckOptions {
   /** Milliseconds, monotonic; CPU time of this process is best on a shared machine. */
   clock: () => number;
-  /** Samples per size; the minimum counts. Default 5. */
+  /** Batches timed per size; the minimum counts. Default 25. */
   samples?: number;
-  /** Each sample repeats the call until it lasts this long, in ms. Default 2. */
+  /** How long one batch of calls lasts, in ms (at least one call). Default 0.25. */
   sampleMs?: number;
   /** One call at any size, the limit included, must cost less than this (ms). Default 50. */
   budgetMs?: number;
@@ -61,13 +65,13 @@ export function sizesUpTo(limit: number, steps = 4): number[] {
   return out;
 }
 
-/** Checks operation counts: count(n) for each size, with a tight default bound (5 per 4x). */
+/** Checks operation counts: count(n) for each size, with tight default bounds (5 per step, 20 per span). */
 export function checkLinearCounts(count: (n: number) => number, opts: SizeCheckOptions): LinearVerdict {
-  const maxRatio = opts.maxStepRatio ?? 5;
+  const bounds = { step: opts.maxStepRatio ?? 5, span: opts.maxSpanRatio ?? 20 };
   const costs: SizeCost[] = [];
   for (const size of sizesUpTo(opts.limit, opts.steps)) {
     costs.push({ size, cost: count(size) });
-    const bad = stepFailure(costs, maxRatio, "operations");
+    const bad = growthFailure(costs, bounds, "operations");
     if (bad !== null) return { ok: false, reason: bad, costs };
   }
   return { ok: true, costs };
@@ -75,10 +79,10 @@ export function checkLinearCounts(count: (n: number) => number, opts: SizeCheckO
 
 /** Times `c.run` on `c.make(n)` for each size and checks the growth and the budget. */
 export function checkLinearTime<T>(c: LinearCase<T>, opts: LinearTimeOptions): LinearVerdict {
-  const maxRatio = opts.maxStepRatio ?? 10;
+  const bounds = { step: opts.maxStepRatio ?? 32, span: opts.maxSpanRatio ?? 100 };
   const budget = opts.budgetMs ?? 50;
-  const samples = opts.samples ?? 5;
-  const sampleMs = opts.sampleMs ?? 2;
+  const samples = opts.samples ?? 25;
+  const sampleMs = opts.sampleMs ?? 0.25;
   const retries = opts.retries ?? 2;
   const sizes = sizesUpTo(opts.limit, opts.steps);
   const inputs = new Map<number, T>();
@@ -88,13 +92,17 @@ export function checkLinearTime<T>(c: LinearCase<T>, opts: LinearTimeOptions): L
     return v;
   };
   // Warm the JIT on the smallest input, so the first size is not timed in the interpreter.
-  timeCalls(c, inputOf(sizes[0]!), opts.clock, 5 * sampleMs);
+  calibrate(c, inputOf(sizes[0]!), opts.clock, 20 * sampleMs);
 
   const costs: SizeCost[] = [];
-  for (const size of sizes) {
+  const measure = (size: number, best: number) => {
     const input = inputOf(size);
+    const batch = calibrate(c, input, opts.clock, sampleMs);
+    return minPerCall(c, input, opts.clock, samples, batch, Math.min(best, batch.perCall));
+  };
+  for (const size of sizes) {
     // One call first: a parser that blows the budget fails now, before any repetition.
-    const first = timeCalls(c, input, opts.clock, 0);
+    const first = timeBatch(c, inputOf(size), opts.clock, 1);
     if (first > budget) {
       costs.push({ size, cost: first });
       return {
@@ -103,15 +111,12 @@ export function checkLinearTime<T>(c: LinearCase<T>, opts: LinearTimeOptions): L
         costs,
       };
     }
-    costs.push({ size, cost: minPerCall(c, input, opts.clock, samples, sampleMs, first) });
-    for (let r = 0; r < retries && stepFailure(costs, maxRatio, "ms") !== null; r++) {
-      // Noise only adds time: more samples of both sizes can only lower their minima.
-      const prev = costs[costs.length - 2]!;
-      prev.cost = minPerCall(c, inputOf(prev.size), opts.clock, samples, sampleMs, prev.cost);
-      const last = costs[costs.length - 1]!;
-      last.cost = minPerCall(c, input, opts.clock, samples, sampleMs, last.cost);
+    costs.push({ size, cost: measure(size, first) });
+    for (let r = 0; r < retries && growthFailure(costs, bounds, "ms") !== null; r++) {
+      // Noise only adds time: more samples can only lower the minima.
+      for (const sc of costs.slice(-3)) sc.cost = measure(sc.size, sc.cost);
     }
-    const bad = stepFailure(costs, maxRatio, "ms");
+    const bad = growthFailure(costs, bounds, "ms");
     if (bad !== null) return { ok: false, reason: bad, costs };
     const last = costs[costs.length - 1]!;
     if (last.cost > budget) {
@@ -138,48 +143,71 @@ export function describeCosts(costs: readonly SizeCost[]): string {
     .join(", ");
 }
 
-/** Why the last step is not linear, or null. Only the ratio to the previous size is checked. */
-function stepFailure(costs: readonly SizeCost[], maxRatio: number, unit: string): string | null {
-  if (costs.length < 2) return null;
-  const a = costs[costs.length - 2]!;
-  const b = costs[costs.length - 1]!;
-  // Costs too small to measure (0 ops, sub-tick) cannot show a trend; the budget still applies.
-  const ratio = a.cost > 0 ? b.cost / a.cost : b.cost > 0 ? Infinity : 1;
-  const sizeRatio = b.size / a.size;
-  if (ratio <= maxRatio * (sizeRatio / 4)) return null;
-  return (
-    `cost grew ${ratio.toFixed(1)}x from n=${a.size} to n=${b.size} (${sizeRatio}x input; ` +
-    `bound ${maxRatio} per 4x) in ${unit}: ${describeCosts(costs)}`
-  );
+/** Why the growth up to the last size is not linear, or null: its step, then its span. */
+function growthFailure(
+  costs: readonly SizeCost[],
+  bounds: { step: number; span: number },
+  unit: string,
+): string | null {
+  const n = costs.length;
+  if (n >= 2) {
+    const bad = ratioFailure(costs[n - 2]!, costs[n - 1]!, bounds.step, 4);
+    if (bad !== null) return `${bad} in ${unit}: ${describeCosts(costs)}`;
+  }
+  if (n >= 3) {
+    const bad = ratioFailure(costs[n - 3]!, costs[n - 1]!, bounds.span, 16);
+    if (bad !== null) return `${bad} in ${unit}: ${describeCosts(costs)}`;
+  }
+  return null;
 }
 
-/** Per-call time: the minimum over `samples` samples (and `best`, a previous minimum). */
+/** Why b's cost is too large next to a's for their sizes (the bound is for `per`x input). */
+function ratioFailure(a: SizeCost, b: SizeCost, bound: number, per: number): string | null {
+  // Costs too small to measure (0 ops, below a clock tick) cannot show a trend; the budget still applies.
+  const ratio = a.cost > 0 ? b.cost / a.cost : b.cost > 0 ? Infinity : 1;
+  const sizeRatio = b.size / a.size;
+  if (ratio <= bound * (sizeRatio / per)) return null;
+  return `cost grew ${ratio.toFixed(1)}x from n=${a.size} to n=${b.size} (${sizeRatio}x input; bound ${bound} per ${per}x)`;
+}
+
+/**
+ * Per-call time: the minimum over `samples` batches of `batch.calls` calls (and `best`). The
+ * batches are short, so most of them run between two garbage collections: the minimum is the
+ * parser's own work, which is what grows quadratically when a parser does.
+ */
 function minPerCall<T>(
   c: LinearCase<T>,
   input: T,
   clock: () => number,
   samples: number,
-  sampleMs: number,
+  batch: Batch,
   best: number,
 ): number {
   let min = best;
-  for (let s = 0; s < samples; s++) min = Math.min(min, timeCalls(c, input, clock, sampleMs));
+  for (let s = 0; s < samples; s++) min = Math.min(min, timeBatch(c, input, clock, batch.calls));
   return min;
 }
 
-/**
- * Calls `c.run(input)` in doubling batches until `minMs` has passed (at least once); returns ms
- * per call. The clock is read once per batch, so its own cost does not flatten small calls.
- */
-function timeCalls<T>(c: LinearCase<T>, input: T, clock: () => number, minMs: number): number {
-  let calls = 0;
+interface Batch {
+  /** Calls per batch: enough for the batch to last about the sample time. */
+  calls: number;
+  perCall: number;
+}
+
+/** Doubles the batch until it lasts `minMs` (at least one call). */
+function calibrate<T>(c: LinearCase<T>, input: T, clock: () => number, minMs: number): Batch {
+  for (let calls = 1; ; calls *= 2) {
+    const perCall = timeBatch(c, input, clock, calls);
+    if (perCall * calls >= minMs) return { calls, perCall };
+  }
+}
+
+/** Runs `calls` calls between two clock readings; ms per call. */
+function timeBatch<T>(c: LinearCase<T>, input: T, clock: () => number, calls: number): number {
   let sink = 0;
   const start = clock();
-  for (let batch = 1; ; batch *= 2) {
-    for (let i = 0; i < batch; i++) if (c.run(input) !== undefined) sink++;
-    calls += batch;
-    const elapsed = clock() - start;
-    // `sink` is read so the calls have an observable effect.
-    if (elapsed >= minMs) return sink >= 0 ? elapsed / calls : NaN;
-  }
+  for (let i = 0; i < calls; i++) if (c.run(input) !== undefined) sink++;
+  const elapsed = clock() - start;
+  // `sink` is read so the calls have an observable effect.
+  return sink >= 0 ? elapsed / calls : NaN;
 }
