@@ -111,7 +111,8 @@ export function checkLinearTime<T>(c: LinearCase<T>, opts: LinearTimeOptions): L
         costs,
       };
     }
-    costs.push({ size, cost: measure(size, first) });
+    // Not min'ed with `first`: one short call can read 0 on a microsecond clock.
+    costs.push({ size, cost: measure(size, Infinity) });
     for (let r = 0; r < retries && growthFailure(costs, bounds, "ms") !== null; r++) {
       // Noise only adds time: more samples can only lower the minima.
       for (const sc of costs.slice(-3)) sc.cost = measure(sc.size, sc.cost);
