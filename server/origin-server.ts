@@ -2,7 +2,14 @@
 // Nodes started with --origin fetch documents from it. Its validators match what nodes compute
 // from the same files: a strong ETag "size-mtime" (see http/validators.ts) and Last-Modified,
 // and Content-Type comes from the same MIME table.
-import Fastify, { LogController } from "fastify";
+//
+// Symlinks are resolved here, not by @fastify/send (which follows them anywhere): the real path
+// of every requested file must stay under the real root, as in the node's fs source, or the
+// answer is 404. The file sent is the real path, so a link swapped after the check is not
+// followed again (only a directory of the real path replaced in between could still be).
+import { realpath } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
 import fastifyStatic from "@fastify/static";
 import { contentTypeFor } from "./http/mime.js";
 import type { Logger } from "./log.js";
@@ -24,7 +31,7 @@ export interface OriginServer {
 }
 
 export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {
-  const root = await checkRootDir(opts.root);
+  const root = await realpath(await checkRootDir(opts.root));
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -34,9 +41,10 @@ export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {
   app.addHook("onRequest", async () => {
     requests++;
   });
+  // serve: false: only reply.sendFile; the route below decides which file it sends.
   await app.register(fastifyStatic, {
     root,
-    prefix: "/",
+    serve: false,
     index: ["index.html"],
     redirect: true,
     dotfiles: "ignore",
@@ -44,7 +52,11 @@ export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {
     lastModified: true,
     acceptRanges: true,
     cacheControl: false,
-    wildcard: true,
+  });
+  app.route({
+    method: ["HEAD", "GET"],
+    url: "/*",
+    handler: (request, reply) => sendInsideRoot(root, request, reply),
   });
   app.addHook("onSend", async (request, reply, payload) => {
     const etag = reply.getHeader("etag");
@@ -70,4 +82,54 @@ export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {
     },
     close: () => app.close(),
   };
+}
+
+/**
+ * Sends the real path of the requested file, or 404 when it resolves outside `root` (a real
+ * path). Paths @fastify/send refuses by their text (dotfiles, "..", bad escapes) go to it as they
+ * are, so those answers do not change; it opens nothing for them.
+ */
+async function sendInsideRoot(
+  root: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const url = request.raw.url ?? "/";
+  const q = url.indexOf("?");
+  let path: string;
+  let file: string;
+  try {
+    // What @fastify/static hands to @fastify/send, and the file name send makes of it.
+    path = decodeURI(q === -1 ? url : url.slice(0, q));
+    file = decodeURIComponent(encodeURI(path));
+  } catch {
+    return notFound(reply);
+  }
+  const lexical = join(root, file);
+  if (file.includes("\0") || !inside(root, lexical) || hasDotSegment(relative(root, lexical))) {
+    return reply.sendFile(path);
+  }
+  let real: string;
+  try {
+    real = await realpath(file.endsWith("/") ? join(lexical, "index.html") : lexical);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === "EACCES" || code === "EPERM" ? reply.code(403).send() : notFound(reply);
+  }
+  if (!inside(root, real)) return notFound(reply);
+  // A directory (no trailing slash) is redirected by send, from the request's URL.
+  return reply.sendFile(relative(root, real) || ".");
+}
+
+function notFound(reply: FastifyReply): FastifyReply {
+  reply.callNotFound();
+  return reply;
+}
+
+function inside(root: string, path: string): boolean {
+  return path === root || path.startsWith(root + sep);
+}
+
+function hasDotSegment(rel: string): boolean {
+  return rel.split(sep).some((s) => s.startsWith("."));
 }

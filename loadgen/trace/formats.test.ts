@@ -3,6 +3,9 @@ import assert from "node:assert/strict";
 import {
   detectFormat,
   formatClfDate,
+  hasCombinedFields,
+  isCombinedTail,
+  isSpace,
   MAX_LINE_LENGTH,
   parseClfDate,
   parseClfLine,
@@ -10,8 +13,11 @@ import {
   parseNasaTsvLine,
   parseRequestLine,
   parseUrlLine,
+  splitClfLine,
+  splitEpaLine,
   type LineResult,
 } from "./formats.js";
+import { Prng } from "../../sc/wire/testing.js";
 
 function record(r: LineResult) {
   assert.equal(r.kind, "record", JSON.stringify(r));
@@ -163,4 +169,88 @@ test("consecutive CLF lines get exact times across seconds, minutes and zones", 
   assert.equal(at("01/Aug/1995:00:01:61 +0000"), "bad_date");
   assert.equal(at("01/Aug/1995:00:01:7x +0000"), "bad_date");
   assert.equal(at("01/Aug/1995:24:01:07 +0000"), "bad_date");
+});
+
+test("CLF and EPA lines with a stray CR, LS or escaped line end are syntax errors", () => {
+  const clf = 'h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 ';
+  const reason = (r: LineResult) => (r.kind === "bad" ? r.reason : r.kind);
+  assert.equal(reason(parseClfLine(clf + "5\rx", 1)), "syntax");
+  assert.equal(reason(parseClfLine(clf + "5 x\u2028", 1)), "syntax");
+  assert.equal(reason(parseClfLine(clf + "5\t\r", 1)), "syntax");
+  assert.equal(reason(parseClfLine(clf + "5\t ", 1)), "record");
+  assert.equal(reason(parseClfLine(clf + '5 "-" "UA"\u2028', 1)), "syntax");
+  assert.equal(reason(parseClfLine(clf + '5 "-" "UA" anything after a space', 1)), "record");
+  assert.equal(reason(parseClfLine(clf + '5 "-" "UA"x', 1)), "syntax");
+  assert.equal(reason(parseClfLine('h - - [d] "GET /\\\r" 200 5', 1)), "syntax");
+  assert.equal(reason(parseClfLine('h - - [] "GET /" 200 5', 1)), "syntax");
+  assert.equal(reason(parseClfLine('h\t- - [01/Aug/1995:00:00:07 -0400] "GET /" 200 5', 1)), "syntax");
+  assert.equal(reason(parseEpaLine('h [29:23:53:36] "GET /" 200 5 \t\r\u2028', 1)), "record");
+  assert.equal(reason(parseEpaLine('h [29:23:53:36] "GET /" 200 5 x', 1)), "syntax");
+  assert.equal(reason(parseEpaLine('h [] "GET /" 200 5', 1)), "bad_date");
+});
+
+test("isSpace is exactly JavaScript's \\s over every UTF-16 code unit", () => {
+  for (let c = 0; c < 0x10000; c++) {
+    assert.equal(isSpace(c), /\s/.test(String.fromCharCode(c)), `U+${c.toString(16)}`);
+  }
+});
+
+// The regexes the scanners replaced ("(\S+)(.*)$" was quadratic): the reference on short lines.
+const QUOTED = String.raw`"((?:[^"\\]|\\.)*)"`;
+const CLF_RE = new RegExp(String.raw`^(\S+) (\S+) (\S+) \[([^\]]+)\] ${QUOTED} (\S+) (\S+)(.*)$`);
+const COMBINED_TAIL_RE = new RegExp(String.raw`^ ${QUOTED} ${QUOTED}(?:\s.*)?$`);
+const EPA_RE = new RegExp(String.raw`^(\S+) \[([^\]]*)\] ${QUOTED} (\S+) (\S+)\s*$`);
+
+test("CLF, Combined and EPA scanners split exactly as the old regexes on 60,000 mutated lines", () => {
+  const rng = new Prng(7);
+  const tricky = [" ", " ", "\t", "\r", "\n", "\u2028", "\u00a0", '"', '"', "\\", "[", "]", "x", "-", "1"];
+  const templates = [
+    'h - - [01/Aug/1995:00:00:01 -0400] "GET /a HTTP/1.0" 200 1839',
+    'h - u [d] "GET /q?x=\\"1\\" HTTP/1.1" 200 10 "-" "curl/7.0"',
+    'h - - [d] "GET /" 304 - "http://r/" "UA \\"x\\"" extra',
+    'h [29:23:53:25] "GET /S.html HTTP/1.0" 200 1497',
+    'h [] "" 200 1  ',
+  ];
+  const mutate = (line: string) => {
+    let out = line;
+    for (let k = rng.below(4); k > 0; k--) {
+      const at = rng.below(out.length + 1);
+      const op = rng.below(3);
+      const piece = rng.pick(tricky);
+      out =
+        op === 0
+          ? out.slice(0, at) + piece + out.slice(at)
+          : op === 1
+            ? out.slice(0, at) + piece + out.slice(at + 1)
+            : out.slice(0, at) + out.slice(at + 1);
+    }
+    return out;
+  };
+  const counts = { clf: 0, epa: 0, combined: 0 };
+  for (let k = 0; k < 60_000; k++) {
+    const line = mutate(rng.pick(templates));
+    const m = CLF_RE.exec(line);
+    const f = splitClfLine(line);
+    assert.deepEqual(
+      f && [f.host, f.date, f.request, f.status, f.bytes, f.tail],
+      m && [m[1], m[4], m[5], m[6], m[7], m[8]],
+      JSON.stringify(line),
+    );
+    if (m) {
+      counts.clf++;
+      assert.equal(isCombinedTail(m[8]!), COMBINED_TAIL_RE.test(m[8]!), JSON.stringify(m[8]));
+      assert.equal(hasCombinedFields(line), COMBINED_TAIL_RE.test(m[8]!), JSON.stringify(line));
+      if (COMBINED_TAIL_RE.test(m[8]!)) counts.combined++;
+    }
+    const e = EPA_RE.exec(line);
+    const g = splitEpaLine(line);
+    assert.deepEqual(
+      g && [g.host, g.date, g.request, g.status, g.bytes],
+      e && [e[1], e[2], e[3], e[4], e[5]],
+      JSON.stringify(line),
+    );
+    if (e) counts.epa++;
+  }
+  // The mutations must leave enough lines that match for the comparison to mean something.
+  assert.ok(counts.clf > 5000 && counts.epa > 5000 && counts.combined > 2000, JSON.stringify(counts));
 });

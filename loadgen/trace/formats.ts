@@ -145,11 +145,144 @@ function parseBytes(text: string): number | null | undefined {
   return Number(text);
 }
 
-// A quoted field: backslash escapes (Apache) are allowed inside.
-const QUOTED = String.raw`"((?:[^"\\]|\\.)*)"`;
-const CLF_RE = new RegExp(String.raw`^(\S+) (\S+) (\S+) \[([^\]]+)\] ${QUOTED} (\S+) (\S+)(.*)$`);
-const COMBINED_TAIL_RE = new RegExp(String.raw`^ ${QUOTED} ${QUOTED}(?:\s.*)?$`);
-const EPA_RE = new RegExp(String.raw`^(\S+) \[([^\]]*)\] ${QUOTED} (\S+) (\S+)\s*$`);
+// CLF, Combined and EPA lines are split by hand in one pass: fields are runs of non-space (\s)
+// characters, the date runs to the first "]", the request is a quoted string with backslash
+// escapes (Apache). The regexes these scanners replace accepted exactly the same lines, but
+// their "(\S+)(.*)$" backtracked quadratically on a long last field before a stray CR.
+
+const SP = 32;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_BRACKET = 91;
+
+/** JavaScript's \s: WhiteSpace and LineTerminator (what String.prototype.trim removes). */
+export function isSpace(c: number): boolean {
+  return c <= 32
+    ? c === 32 || (c >= 9 && c <= 13)
+    : c === 0xa0 ||
+        c === 0x1680 ||
+        (c >= 0x2000 && c <= 0x200a) ||
+        c === 0x2028 ||
+        c === 0x2029 ||
+        c === 0x202f ||
+        c === 0x205f ||
+        c === 0x3000 ||
+        c === 0xfeff;
+}
+
+/** What a regex "." does not match. */
+function isLineTerminator(c: number): boolean {
+  return c === 10 || c === 13 || c === 0x2028 || c === 0x2029;
+}
+
+/** End of the run of non-space characters starting at i (i when there is none). */
+function tokenEnd(s: string, i: number): number {
+  while (i < s.length && !isSpace(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/** The end of a non-empty token at i that a single " " follows, or -1. */
+function fieldEnd(s: string, i: number): number {
+  const end = tokenEnd(s, i);
+  return end > i && s.charCodeAt(end) === SP ? end : -1;
+}
+
+/**
+ * Just past the closing quote of the quoted string opening at s[i], or -1. Inside, a backslash
+ * escapes the next character (but not a line end); an unescaped quote closes the string.
+ */
+function quotedEnd(s: string, i: number): number {
+  if (s.charCodeAt(i) !== QUOTE) return -1;
+  for (let j = i + 1; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === QUOTE) return j + 1;
+    if (c === BACKSLASH) {
+      if (j + 1 >= s.length || isLineTerminator(s.charCodeAt(j + 1))) return -1;
+      j++;
+    }
+  }
+  return -1;
+}
+
+function hasLineTerminator(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) if (isLineTerminator(s.charCodeAt(i))) return true;
+  return false;
+}
+
+function isBlank(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) if (!isSpace(s.charCodeAt(i))) return false;
+  return true;
+}
+
+/** The fields of a CLF line; `tail` is what follows the bytes field (Combined's fields). */
+export interface ClfFields {
+  host: string;
+  date: string;
+  /** The request, still escaped as logged. */
+  request: string;
+  status: string;
+  bytes: string;
+  tail: string;
+}
+
+/** `host ident user [date] "request" status bytes` + a tail without line ends; null if not. */
+export function splitClfLine(s: string): ClfFields | null {
+  const hostEnd = fieldEnd(s, 0);
+  if (hostEnd === -1) return null;
+  const identEnd = fieldEnd(s, hostEnd + 1);
+  if (identEnd === -1) return null;
+  const userEnd = fieldEnd(s, identEnd + 1);
+  if (userEnd === -1 || s.charCodeAt(userEnd + 1) !== OPEN_BRACKET) return null;
+  const close = s.indexOf("]", userEnd + 2);
+  if (close <= userEnd + 2 || s.charCodeAt(close + 1) !== SP) return null;
+  const reqEnd = quotedEnd(s, close + 2);
+  if (reqEnd === -1 || s.charCodeAt(reqEnd) !== SP) return null;
+  const statusEnd = fieldEnd(s, reqEnd + 1);
+  if (statusEnd === -1) return null;
+  const bytesEnd = tokenEnd(s, statusEnd + 1);
+  if (bytesEnd === statusEnd + 1 || hasLineTerminator(s, bytesEnd)) return null;
+  return {
+    host: s.slice(0, hostEnd),
+    date: s.slice(userEnd + 2, close),
+    request: s.slice(close + 3, reqEnd - 1),
+    status: s.slice(reqEnd + 1, statusEnd),
+    bytes: s.slice(statusEnd + 1, bytesEnd),
+    tail: s.slice(bytesEnd),
+  };
+}
+
+/** Combined's tail: ` "referer" "user-agent"`, then nothing or whitespace and anything. */
+export function isCombinedTail(tail: string): boolean {
+  if (tail.charCodeAt(0) !== SP) return false;
+  const refererEnd = quotedEnd(tail, 1);
+  if (refererEnd === -1 || tail.charCodeAt(refererEnd) !== SP) return false;
+  const agentEnd = quotedEnd(tail, refererEnd + 1);
+  if (agentEnd === -1) return false;
+  return (
+    agentEnd === tail.length || (isSpace(tail.charCodeAt(agentEnd)) && !hasLineTerminator(tail, agentEnd + 1))
+  );
+}
+
+/** The fields of an EPA line: `host [date] "request" status bytes`, then only whitespace. */
+export function splitEpaLine(s: string): Omit<ClfFields, "tail"> | null {
+  const hostEnd = fieldEnd(s, 0);
+  if (hostEnd === -1 || s.charCodeAt(hostEnd + 1) !== OPEN_BRACKET) return null;
+  const close = s.indexOf("]", hostEnd + 2);
+  if (close === -1 || s.charCodeAt(close + 1) !== SP) return null;
+  const reqEnd = quotedEnd(s, close + 2);
+  if (reqEnd === -1 || s.charCodeAt(reqEnd) !== SP) return null;
+  const statusEnd = fieldEnd(s, reqEnd + 1);
+  if (statusEnd === -1) return null;
+  const bytesEnd = tokenEnd(s, statusEnd + 1);
+  if (bytesEnd === statusEnd + 1 || !isBlank(s, bytesEnd)) return null;
+  return {
+    host: s.slice(0, hostEnd),
+    date: s.slice(hostEnd + 2, close),
+    request: s.slice(close + 3, reqEnd - 1),
+    status: s.slice(reqEnd + 1, statusEnd),
+    bytes: s.slice(statusEnd + 1, bytesEnd),
+  };
+}
 
 function unescapeQuoted(s: string): string {
   return s.includes("\\") ? s.replace(/\\(.)/g, "$1") : s;
@@ -176,19 +309,18 @@ function requestRecord(
 export function parseClfLine(text: string, line: number): LineResult {
   if (text.trim() === "") return IGNORE;
   if (text.length > MAX_LINE_LENGTH) return bad("too_long");
-  const m = CLF_RE.exec(text);
-  if (!m) return bad("syntax");
-  const tail = m[8]!;
-  if (tail.trim() !== "" && !COMBINED_TAIL_RE.test(tail)) return bad("syntax");
-  const time = parseClfDateFast(m[4]!);
+  const f = splitClfLine(text);
+  if (!f) return bad("syntax");
+  if (!isBlank(f.tail, 0) && !isCombinedTail(f.tail)) return bad("syntax");
+  const time = parseClfDateFast(f.date);
   if (time === null) return bad("bad_date");
-  return requestRecord(line, m[1]!, time, m[5]!, m[6]!, m[7]!);
+  return requestRecord(line, f.host, time, f.request, f.status, f.bytes);
 }
 
 /** True if the line carries Combined's referer and user-agent fields. */
 export function hasCombinedFields(text: string): boolean {
-  const m = CLF_RE.exec(text);
-  return m !== null && COMBINED_TAIL_RE.test(m[8]!);
+  const f = splitClfLine(text);
+  return f !== null && isCombinedTail(f.tail);
 }
 
 const NASA_TSV_HEADER = /^host\tlogname\ttime\tmethod\turl\tresponse\tbytes$/i;
@@ -198,7 +330,8 @@ export function parseNasaTsvLine(text: string, line: number): LineResult {
   if (text.trim() === "") return IGNORE;
   if (text.length > MAX_LINE_LENGTH) return bad("too_long");
   if (NASA_TSV_HEADER.test(text.trim())) return IGNORE;
-  const f = text.split("\t");
+  // At most 8 pieces: a line of 64K tabs must not become an array of 64K fields.
+  const f = text.split("\t", 8);
   if (f.length !== 7) return bad("syntax");
   const [host, , epoch, method, url, statusText, bytesText] = f as [
     string,
@@ -235,14 +368,14 @@ export function parseNasaTsvLine(text: string, line: number): LineResult {
 export function parseEpaLine(text: string, line: number): LineResult {
   if (text.trim() === "") return IGNORE;
   if (text.length > MAX_LINE_LENGTH) return bad("too_long");
-  const m = EPA_RE.exec(text);
-  if (!m) return bad("syntax");
-  const t = /^(\d{2}):(\d{2}):(\d{2}):(\d{2})$/.exec(m[2]!);
+  const f = splitEpaLine(text);
+  if (!f) return bad("syntax");
+  const t = /^(\d{2}):(\d{2}):(\d{2}):(\d{2})$/.exec(f.date);
   if (!t) return bad("bad_date");
   const [dd, hh, mi, ss] = [t[1], t[2], t[3], t[4]].map(Number) as [number, number, number, number];
   if (dd > 31 || hh > 23 || mi > 59 || ss > 60) return bad("bad_date");
   const time = ((dd * 24 + hh) * 60 + mi) * 60 + ss;
-  return requestRecord(line, m[1]!, time, m[3]!, m[4]!, m[5]!);
+  return requestRecord(line, f.host, time, f.request, f.status, f.bytes);
 }
 
 /** http_load's URL file: one absolute http(s) URL or origin-form /path per line. */
@@ -255,6 +388,7 @@ export function parseUrlLine(text: string, line: number): LineResult {
   if (t.startsWith("/")) {
     url = t;
   } else {
+    // Linear: with no \s left in t, "(.*)$" always matches, so the host run is never given back.
     const m = /^https?:\/\/[^/?#\s]+(.*)$/i.exec(t);
     if (!m) return bad("bad_url");
     url = m[1] === "" ? "/" : m[1]!;

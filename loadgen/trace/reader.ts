@@ -15,6 +15,7 @@ import {
   type TraceFormat,
   type TraceRecord,
 } from "./formats.js";
+import { LineSplitter } from "./lines.js";
 
 export type FormatOption = TraceFormat | "auto";
 
@@ -64,40 +65,19 @@ const MAX_BUFFERED_LINE = MAX_LINE_LENGTH + 1;
  * node:readline by an order of magnitude, and bounded: a "line" longer than
  * MAX_BUFFERED_LINE is yielded as a TOO_LONG marker instead of growing without limit.
  */
-async function* lineBatches(path: string): AsyncGenerator<string[]> {
+async function* lineBatches(path: string): AsyncGenerator<readonly string[]> {
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   const input: Readable = path.endsWith(".gz") ? file.pipe(createGunzip()) : file;
   file.on("error", (err) => input.destroy(err));
   const decoder = new StringDecoder("utf8");
-  let rest = "";
-  let overlong = false;
-  const cut = (text: string, start: number, end: number) =>
-    end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+  const lines = new LineSplitter(MAX_BUFFERED_LINE, TOO_LONG);
   try {
     for await (const chunk of input) {
-      const text = rest + decoder.write(chunk as Buffer);
-      const batch: string[] = [];
-      let start = 0;
-      let nl: number;
-      while ((nl = text.indexOf("\n", start)) >= 0) {
-        if (overlong) {
-          batch.push(TOO_LONG);
-          overlong = false;
-        } else {
-          batch.push(cut(text, start, nl));
-        }
-        start = nl + 1;
-      }
-      rest = text.slice(start);
-      if (rest.length > MAX_BUFFERED_LINE) {
-        overlong = true;
-        rest = "";
-      }
+      const batch = lines.push(decoder.write(chunk as Buffer));
       if (batch.length > 0) yield batch;
     }
-    rest += decoder.end();
-    if (overlong) yield [TOO_LONG];
-    else if (rest.length > 0) yield [cut(rest, 0, rest.length)];
+    const last = [...lines.push(decoder.end()), ...lines.end()];
+    if (last.length > 0) yield last;
   } finally {
     file.destroy();
     input.destroy();

@@ -2,7 +2,10 @@
 import type { HttpRequest } from "./parser.js";
 import { parseHttpDate } from "./validators.js";
 
-/** One entity-tag of a list: optional W/, then a quoted opaque tag. */
+/**
+ * One entity-tag of a list: optional W/, then a quoted opaque tag. Sticky and unambiguous (each
+ * quantifier stops at a character it cannot match), so a whole list costs linear time.
+ */
 const TAG = /[ \t]*(W\/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)/y;
 
 /** Whether `list` (an If-Match / If-None-Match value other than "*") contains `etag`. */

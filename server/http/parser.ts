@@ -569,6 +569,7 @@ function hasToken(list: string, token: string): boolean {
   }
 }
 
+// Bounded to 255 characters, and the port is unambiguous: the name's class has no ":".
 const HOST_RE = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?$/;
 
 function validHost(value: string): boolean {
@@ -618,6 +619,7 @@ function parseTarget(req: HttpRequest): string | undefined {
   }
   if (req.method === "CONNECT") {
     req.targetForm = "authority";
+    // validHost bounds t first; the unanchored scan is linear anyway (\d+ cannot cross a ":").
     return validHost(t) && /:\d+$/.test(t) ? undefined : "invalid authority-form target";
   }
   return "invalid request target";
