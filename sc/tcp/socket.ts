@@ -81,7 +81,10 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
 
   private flowing: boolean | null = null;
   /** Chunks taken from the connection (or given at import) and not yet emitted. */
+  // Received chunks not yet emitted, consumed from readPos on: Array.shift() is O(n) past
+  // ~16K elements in V8, and a client sending tiny segments to a paused reader queues that many.
   private readBuf: Buffer[] = [];
+  private readPos = 0;
   private deliverScheduled = false;
   private delivering = false;
   private endEmitted = false;
@@ -139,7 +142,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
 
   get readableLength(): number {
     let n = this.conn.rxQueued;
-    for (const b of this.readBuf) n += b.length;
+    for (let i = this.readPos; i < this.readBuf.length; i++) n += this.readBuf[i]!.length;
     return n;
   }
 
@@ -377,7 +380,8 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
   /** @internal Data to hand out before anything received (importState's synthetic request). */
   prependReceived(data: Uint8Array): void {
     if (data.length === 0) return;
-    this.readBuf.unshift(Buffer.isBuffer(data) ? data : Buffer.from(data));
+    this.readBuf = [Buffer.isBuffer(data) ? data : Buffer.from(data), ...this.readBuf.slice(this.readPos)];
+    this.readPos = 0;
     this.scheduleDeliver();
   }
 
@@ -443,14 +447,16 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
     this.delivering = true;
     try {
       for (;;) {
-        if (this.readBuf.length === 0) {
+        if (this.readPos === this.readBuf.length) {
+          this.readBuf = [];
+          this.readPos = 0;
           if (this.conn.rxQueued === 0) break;
           this.readBuf = this.conn.takeReceived(this.stack.now());
           this.stack.touch(this.conn); // a window update may be due
         }
         if (this.flowing !== true && !closing) return;
         if (this.flowing !== true) break;
-        const chunk = this.readBuf.shift()!;
+        const chunk = this.readBuf[this.readPos++]!;
         this.bytesRead += chunk.length;
         if (this.decoder === undefined) this.emit("data", chunk);
         else {
@@ -461,7 +467,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
       if (
         this.conn.finReceived &&
         !this.endEmitted &&
-        this.readBuf.length === 0 &&
+        this.readPos === this.readBuf.length &&
         this.conn.rxQueued === 0 &&
         (this.flowing === true || closing)
       ) {
