@@ -162,6 +162,37 @@ test("non-TCP, wrong destination or port, fragments, bad checksums and garbage a
   assert.equal(f.packetsIn, 8);
 });
 
+test("impossible sources (the VIP, 0/8, 127/8, 224/4, 240/4, this host) are dropped unanswered and counted", () => {
+  const { f, out, send } = setup("mh", 3, { localAddrs: [0xc0a80a05] }); // 192.168.10.5
+  const spoofed = [
+    VIP,
+    DISPATCHER, // the outer source (localAddr)
+    0xc0a80a05, // another address of this host
+    0x00000000,
+    0x00ffffff,
+    0x7f000001, // 127.0.0.1
+    0x7fffffff,
+    0xe0000001, // 224.0.0.1
+    0xefffffff,
+    0xf0000001, // 240.0.0.1
+    0xffffffff, // broadcast
+  ];
+  for (const [i, src] of spoofed.entries()) {
+    send({ src, sport: 1000 + i, flags: TCP_SYN });
+    send({ src, sport: 1000 + i, flags: TCP_ACK, ack: 5 });
+  }
+  assert.deepEqual(drops(f), { bad_src: 2 * spoofed.length });
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(out.toClients.length, 0, "no RST to a spoofed address");
+  assert.equal(f.table.size, 0);
+  // The edges next to them are clients like any other.
+  for (const src of [0x01000000, 0x7effffff, 0x80000000, 0xdfffffff, nodeAddr(1), CLIENT]) {
+    send({ src, sport: 1, flags: TCP_SYN });
+  }
+  assert.equal(out.toNodes.length, 6);
+  assert.deepEqual(drops(f), { bad_src: 2 * spoofed.length });
+});
+
 test("random and mutated input never throws and is never forwarded unless valid", () => {
   const { f, out } = setup("mh");
   const r = new Prng(7);
