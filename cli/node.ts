@@ -113,7 +113,7 @@ export const command: Command = {
         value: "ADDR[/LEN]",
         multiple: true,
         help:
-          "Also take GUE from these senders (repeatable): the dispatcher's address, or an IPVS/Katran front. " +
+          "Also take GUE from these senders: the dispatcher's address, or an IPVS/Katran front. " +
           "The --peer members are always allowed; with neither the GUE input stays closed; 0.0.0.0/0 allows anyone",
       },
       "sc-port": {

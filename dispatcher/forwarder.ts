@@ -307,13 +307,12 @@ export class Forwarder {
       }
     }
     if (e >= 0) {
-      // (A node's slot outlives its last entry, so node is always there; the check is for the type.)
-      const reset = node === undefined ? "node_gone" : node.healthy ? null : this.resetReason(node, now);
-      if (reset !== null || node === undefined) {
-        table.remove(e);
-        if (node) node.rsts++;
-        this.refuse(flags);
-        return this.drop(reset ?? "node_gone");
+      // (A node's slot outlives its last entry: undefined is for the type checker.)
+      if (node === undefined) return this.resetConn(e, flags, "node_gone");
+      const reset = this.resetReason(node, now);
+      if (reset !== null) {
+        node.rsts++;
+        return this.resetConn(e, flags, reset);
       }
       if (!node.healthy) {
         node.downForwarded++;
@@ -356,6 +355,7 @@ export class Forwarder {
    * forwarding (it may be only slow).
    */
   private resetReason(node: Node, now: number): DropReason | null {
+    if (node.healthy) return null;
     if (node.removed) return "node_removed";
     if (node.gone) return "node_gone";
     if (now - node.downSince >= this.deadGraceMs) return "node_dead";
@@ -402,6 +402,13 @@ export class Forwarder {
     this.packetsOut++;
     this.bytesOut += len;
     this.out.toNode(node, this.arena.subarray(0, n));
+  }
+
+  /** Ends a connection the dispatcher cannot carry on: entry removed, RST to the client, counted. */
+  private resetConn(entry: number, flags: number, why: DropReason): void {
+    this.table.remove(entry);
+    this.refuse(flags);
+    this.drop(why);
   }
 
   /**
