@@ -104,6 +104,14 @@ const spec: CommandSpec = {
       value: "N",
     },
     "health-rise": { type: "string", help: "Good checks before it is taken back", default: "2", value: "N" },
+    "dead-grace": {
+      type: "string",
+      help:
+        "A node failing its health checks gets no new connections but keeps its established ones this " +
+        "long before they are reset (at once when its admin port refuses, or it was removed), s",
+      default: "60",
+      value: "S",
+    },
   },
   epilog: [
     "Reads client packets from the TUN device (the VIP must be routed to it), keeps a connection table,",
@@ -189,6 +197,7 @@ export const command: Command = {
         timeWait: fin,
         close: seconds("timeout-close"),
       },
+      deadGraceMs: int(values, "dead-grace", 0, 365 * 86400) * 1000,
       health: {
         intervalMs: int(values, "health-interval", 10, 3_600_000),
         timeoutMs: int(values, "health-timeout", 10, 60_000),

@@ -110,6 +110,14 @@ export const command: Command = {
         help: "UDP port for client packets in GUE from the dispatcher and peers (--stack user; 0: off)",
         default: String(CLUSTER_DEFAULTS.guePort),
       },
+      "gue-allow": {
+        type: "string",
+        value: "ADDR[/LEN]",
+        multiple: true,
+        help:
+          "Also take GUE from these senders: the dispatcher's address, or an IPVS/Katran front. " +
+          "The --peer members are always allowed; with neither the GUE input stays closed; 0.0.0.0/0 allows anyone",
+      },
       "sc-port": {
         type: "string",
         value: "PORT",
@@ -231,6 +239,9 @@ export const command: Command = {
     const logger = createLogger(str(values, "log-level"), { role: "node", node: nodeId });
     const stack = oneOf<Stack>(values, "stack", STACKS);
     const peers = list(values, "peer");
+    if (stack !== "user" && list(values, "gue-allow").length > 0) {
+      throw new UsageError("--gue-allow is for the GUE input of --stack user");
+    }
     const cluster: ClusterConfig | undefined =
       peers.length === 0
         ? undefined
@@ -263,6 +274,7 @@ export const command: Command = {
       mode,
       ...(cluster ? { cluster } : {}),
       guePort: stack === "user" ? int(values, "gue-port", 0, 65535) : 0,
+      gueAllow: list(values, "gue-allow"),
       modeSettings: {
         cloneTimeoutMs: int(values, "clone-timeout", 1),
         localMaxBytes: values["clone-local-max-bytes"] === "0" ? 0 : bytes(values, "clone-local-max-bytes"),

@@ -9,6 +9,8 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { testPrefix } from "../testbed/index.js";
+import { VIP, clientIp, nodeIp } from "../testbed/topology.js";
+import { TCP_SYN, encodeIpv4Tcp, ipv4FromString, isWireError } from "../sc/wire/index.js";
 import { listNetns } from "../testbed/netns.js";
 import { CLI_BIN, isRunning } from "./processes.js";
 import { readRecord } from "./state.js";
@@ -177,6 +179,55 @@ test("3000 requests on new connections through the VIP: rr gives each node exact
   );
   const scheduled = [...(await dispatcherNodes()).values()].map((n, i) => n.scheduled - scheduledBefore[i]!);
   assert.deepEqual(scheduled, [1000, 1000, 1000], "one connection per request");
+});
+
+test("GUE sent straight to a node from the client host is dropped (no SYN-ACK, counted); the VIP still serves", async () => {
+  // Issue 14 item 3: a GUE-wrapped SYN from any LAN host used to get a SYN-ACK from the VIP.
+  interface NodeStats {
+    tcp: { counters: { packetsIn: number; packetsOut: number }; gue: { drops: { not_allowed: number } } };
+  }
+  const stats = () => cluster.json<NodeStats>(`${cluster.process("node1").admin}/stats`);
+  const before = await stats();
+  const src = ipv4FromString(clientIp(1));
+  const dst = ipv4FromString(VIP);
+  assert.ok(!isWireError(src) && !isWireError(dst));
+  const syn = encodeIpv4Tcp(
+    { src, dst, ttl: 64, tos: 0, id: 1, dontFrag: true },
+    {
+      srcPort: 40_000,
+      dstPort: 80,
+      seq: 1,
+      ack: 0,
+      flags: TCP_SYN,
+      window: 65535,
+      urgent: 0,
+      options: { mss: 1460 },
+      payload: new Uint8Array(0),
+    },
+  );
+  assert.ok(!isWireError(syn));
+  const hex = Buffer.concat([Buffer.from([0, 4, 0, 0]), syn]).toString("hex");
+  await cluster.testbed.exec("client", process.execPath, [
+    "-e",
+    `const s=require("dgram").createSocket("udp4");s.send(Buffer.from("${hex}","hex"),6080,"${nodeIp(1)}",(e)=>{s.close();process.exitCode=e?1:0})`,
+  ]);
+  // The node counts the drop once it has read the datagram (no event to wait on: poll).
+  const deadline = Date.now() + 5000;
+  let after = await stats();
+  while (after.tcp.gue.drops.not_allowed === before.tcp.gue.drops.not_allowed) {
+    assert.ok(Date.now() < deadline, "the forged GUE datagram was not counted as not_allowed");
+    after = await stats();
+  }
+  assert.equal(after.tcp.gue.drops.not_allowed, before.tcp.gue.drops.not_allowed + 1);
+  // Nothing reached the stack, so nothing (no SYN-ACK) left it.
+  assert.equal(after.tcp.counters.packetsIn, before.tcp.counters.packetsIn);
+  assert.equal(after.tcp.counters.packetsOut, before.tcp.counters.packetsOut);
+  assert.match(
+    await cluster.metrics("node1"),
+    /^sc_gue_drops_total\{[^}]*reason="not_allowed"[^}]*\} [1-9]\d*$/m,
+  );
+  // The dispatcher's GUE is still taken: every request served and verified.
+  assert.deepEqual(await spread(300), [100, 100, 100]);
 });
 
 test("the other schedulers, changed at run time: wrr by weight, lc/wlc by load, sh one node per client, mh spread", async () => {

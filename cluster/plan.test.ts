@@ -26,6 +26,7 @@ const CAPS: Capabilities = {
     "mode",
     "cache-bytes",
     "gue-port",
+    "gue-allow",
     "peer",
   ],
 };
@@ -68,6 +69,8 @@ test("default plan: origin, node1..3 on our stack with GUE, then the dispatcher 
   assert.equal(arg(node1!, "--vip"), "198.18.100.1");
   assert.equal(arg(node1!, "--port"), "80");
   assert.equal(arg(node1!, "--gue-port"), "6080");
+  // GUE from the dispatcher's address only (the members are allowed by --peer).
+  assert.equal(arg(node1!, "--gue-allow"), "198.18.0.1");
   assert.equal(arg(node1!, "--origin"), "http://198.18.0.2:8000");
   assert.equal(arg(node1!, "--admin"), "198.18.0.11:9080");
   assert.equal(arg(node1!, "--node-id"), "node1");
@@ -84,6 +87,7 @@ test("default plan: origin, node1..3 on our stack with GUE, then the dispatcher 
   assert.equal(arg(dispatcher!, "--tun"), "sctun");
   assert.equal(arg(dispatcher!, "--scheduler"), "wlc");
   assert.equal(arg(dispatcher!, "--admin"), "198.18.0.1:9100");
+  assert.equal(arg(dispatcher!, "--source"), "198.18.0.1", "the address the nodes take GUE from");
   assert.deepEqual(all(dispatcher!, "--node"), [
     "node1=198.18.0.11:6080,admin=http://198.18.0.11:9080",
     "node2=198.18.0.12:6080,admin=http://198.18.0.12:9080",
@@ -183,6 +187,8 @@ test("bad options are refused with a clear message", () => {
 test("a node without GUE input is refused before anything starts", () => {
   const caps = { ...CAPS, nodeOptions: CAPS.nodeOptions.filter((o) => o !== "gue-port") };
   assert.throws(() => planCluster({}, caps), /no GUE input \(--gue-port\)/);
+  const noAllow = { ...CAPS, nodeOptions: CAPS.nodeOptions.filter((o) => o !== "gue-allow") };
+  assert.throws(() => planCluster({}, noAllow), /no GUE allow-list \(--gue-allow\)/);
 });
 
 test("peers are passed only to a node that takes them", () => {

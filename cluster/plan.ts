@@ -186,6 +186,10 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     throw new ClusterOptionError(
       "this build's `sc-cluster node` has no GUE input (--gue-port): the dispatcher could not reach the nodes",
     );
+  if (!caps.nodeOptions.includes("gue-allow"))
+    throw new ClusterOptionError(
+      "this build's `sc-cluster node` has no GUE allow-list (--gue-allow): it could not be told to take the dispatcher's packets",
+    );
   const scheduler = options.scheduler ?? DEFAULT_SCHEDULER;
   if (!caps.schedulers.includes(scheduler))
     throw new ClusterOptionError(
@@ -264,6 +268,9 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
         String(HTTP_PORT),
         "--gue-port",
         String(GUE_PORT),
+        // GUE only from the dispatcher (its outer source, below) and the members (--peer).
+        "--gue-allow",
+        DISPATCHER_IP,
         "--origin",
         originUrl,
         "--admin",
@@ -301,6 +308,9 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
       scheduler,
       "--admin",
       `${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`,
+      // The outer source the nodes' --gue-allow names (also its default: its LAN address).
+      "--source",
+      DISPATCHER_IP,
       "--secret-file",
       secretFile,
       ...nodeSpecs.flatMap((s) => ["--node", s]),

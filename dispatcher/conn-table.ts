@@ -3,11 +3,18 @@
 // return) and a timeout per state.
 //
 // Memory is fixed at construction: parallel typed arrays indexed by entry number, a
-// chained hash index, and one doubly linked list per state kept in last-seen order. A
-// packet moves its entry to the tail of its state's list, so expiry only ever looks at
-// list heads: O(expired) work, no timer per entry. When the table is full, or the
-// half-open budget is used up (a SYN flood), the entry that has been idle longest in the
-// least valuable state is evicted and counted. Pure logic: time is a parameter (ms).
+// chained hash index, and one doubly linked list per queue kept in last-seen order. A
+// packet moves its entry to the tail of its queue, so expiry only ever looks at queue heads:
+// O(expired) work, no timer per entry.
+//
+// Confirmation: the client's flags cost a blind spoofer nothing (a SYN and an ACK for the
+// same made-up 4-tuple look exactly like a handshake from here), so an entry stays
+// *unconfirmed* until the client sends payload on it after its first packet (an HTTP client
+// always sends its request). Unconfirmed entries, whatever their state, share one queue with
+// the half-open budget and the short SYN timeout; only confirmed connections get the long
+// timeouts. A full table makes room by evicting finished (CLOSE, TIME_WAIT) and unconfirmed
+// entries only: a confirmed connection is never evicted for a new, unconfirmed one (the new
+// one is refused instead). Pure logic: time is a parameter (ms).
 import { TCP_ACK as ACK, TCP_FIN as FIN, TCP_RST as RST, TCP_SYN as SYN } from "../sc/wire/tcp.js";
 import { hashTuple } from "./hash.js";
 
@@ -29,10 +36,25 @@ export const CONN_STATE_NAMES = ["syn_recv", "established", "fin_wait", "time_wa
 const NSTATES = 5;
 const FREE = 255;
 
+/**
+ * The lists entries wait on for expiry and eviction: confirmed entries by state, every
+ * unconfirmed one (but a reset one) on Unconfirmed, which SYN_RECV entries always are.
+ */
+const Queue = { Unconfirmed: 0, Established: 1, FinWait: 2, TimeWait: 3, Close: 4 } as const;
+type Queue = (typeof Queue)[keyof typeof Queue];
+const NQUEUES = 5;
+
+function queueOf(state: ConnState, confirmed: boolean): Queue {
+  if (state === ConnState.Close) return Queue.Close;
+  if (!confirmed || state === ConnState.SynRecv) return Queue.Unconfirmed;
+  return state; // Established, FinWait, TimeWait share their numbers with their queues
+}
+
 /** Timeouts in milliseconds. */
 export interface ConnTimeouts {
+  /** Unconfirmed entries: SYN_RECV, and any other state before the client sent payload. */
   synRecv: number;
-  /** SYN_RECV timeout while half-open entries use more than half their budget. */
+  /** The unconfirmed timeout while they use more than half the half-open budget. */
   synRecvUnderLoad: number;
   established: number;
   finWait: number;
@@ -85,21 +107,19 @@ export function isReusable(state: ConnState): boolean {
 export interface ConnTableOptions {
   /** Maximum number of entries. */
   capacity: number;
-  /** Maximum number of SYN_RECV entries (default capacity / 8). */
+  /** Maximum number of unconfirmed entries, SYN_RECV included (default capacity / 8). */
   maxHalfOpen?: number;
   timeouts?: Partial<ConnTimeouts>;
   /** Node slots are 0 .. nodeSlots-1 (sizes the per-node counters). */
   nodeSlots: number;
 }
 
-/** Order in which a full table gives up entries: least valuable state first. */
-const EVICTION_ORDER: readonly ConnState[] = [
-  ConnState.Close,
-  ConnState.TimeWait,
-  ConnState.FinWait,
-  ConnState.SynRecv,
-  ConnState.Established,
-];
+/**
+ * Queues a full table takes room from for a new (always unconfirmed) entry, least valuable
+ * first: finished connections, then unconfirmed ones. Never FIN_WAIT or ESTABLISHED ones the
+ * client confirmed.
+ */
+const EVICTION_ORDER: readonly Queue[] = [Queue.Close, Queue.TimeWait, Queue.Unconfirmed];
 
 export class ConnTable {
   readonly capacity: number;
@@ -108,16 +128,20 @@ export class ConnTable {
 
   /** Entries removed by expiry. */
   expired = 0;
-  /** Entries evicted because the half-open budget was used up. */
+  /** Entries evicted because the half-open (unconfirmed) budget was used up. */
   evictedHalfOpen = 0;
-  /** Entries evicted because the table was full, by the state they were in. */
-  readonly evictedFull = new Float64Array(NSTATES);
+  /** Entries evicted because the table was full. */
+  evictedFull = 0;
+  /** New entries refused: the table was full of confirmed connections. */
+  refusedFull = 0;
 
   private readonly srcAddr: Uint32Array;
   private readonly dstAddr: Uint32Array;
   private readonly ports: Uint32Array;
   private readonly nodeOf: Int32Array;
   private readonly stateOf: Uint8Array;
+  /** 1 once the client sent payload on the entry after its first packet. */
+  private readonly confirmedOf: Uint8Array;
   private readonly lastSeen: Float64Array;
   /** Hash chain link, or free-list link for free entries. */
   private readonly chain: Int32Array;
@@ -125,13 +149,16 @@ export class ConnTable {
   private readonly next: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
-  private readonly head = new Int32Array(NSTATES).fill(-1);
-  private readonly tail = new Int32Array(NSTATES).fill(-1);
+  /** Queue lists (expiry and eviction order). */
+  private readonly head = new Int32Array(NQUEUES).fill(-1);
+  private readonly tail = new Int32Array(NQUEUES).fill(-1);
+  private readonly inQueue = new Int32Array(NQUEUES);
   private readonly inState = new Int32Array(NSTATES);
   private readonly activeByNode: Int32Array;
   private readonly inactiveByNode: Int32Array;
   private freeHead: number;
   private count = 0;
+  private confirmedCount = 0;
 
   constructor(opts: ConnTableOptions) {
     const cap = opts.capacity;
@@ -145,6 +172,7 @@ export class ConnTable {
     this.ports = new Uint32Array(cap);
     this.nodeOf = new Int32Array(cap);
     this.stateOf = new Uint8Array(cap).fill(FREE);
+    this.confirmedOf = new Uint8Array(cap);
     this.lastSeen = new Float64Array(cap);
     this.chain = new Int32Array(cap);
     this.prev = new Int32Array(cap);
@@ -163,14 +191,19 @@ export class ConnTable {
     return this.count;
   }
 
-  /** Entries in SYN_RECV. */
+  /** Unconfirmed entries (SYN_RECV, and the others the client has sent no payload on yet). */
   get halfOpen(): number {
-    return this.inState[ConnState.SynRecv]!;
+    return this.inQueue[Queue.Unconfirmed]!;
   }
 
-  /** True while half-open entries use more than half their budget; SYN_RECV then times out sooner. */
+  /** True while unconfirmed entries use more than half their budget; they then time out sooner. */
   get underSynLoad(): boolean {
-    return this.inState[ConnState.SynRecv]! * 2 > this.maxHalfOpen;
+    return this.inQueue[Queue.Unconfirmed]! * 2 > this.maxHalfOpen;
+  }
+
+  /** Entries the client confirmed by sending payload. */
+  get confirmed(): number {
+    return this.confirmedCount;
   }
 
   countInState(state: ConnState): number {
@@ -191,6 +224,7 @@ export class ConnTable {
     return this.activeByNode[slot]! + this.inactiveByNode[slot]!;
   }
 
+  /** Idle timeout of a confirmed entry in `state`; SYN_RECV: that of unconfirmed entries. */
   timeoutOf(state: ConnState): number {
     const t = this.timeouts;
     switch (state) {
@@ -205,6 +239,10 @@ export class ConnTable {
       case ConnState.Close:
         return t.close;
     }
+  }
+
+  private queueTimeout(q: Queue): number {
+    return this.timeoutOf(q === Queue.Unconfirmed ? ConnState.SynRecv : q);
   }
 
   /** The entry for a 4-tuple, or -1. */
@@ -228,6 +266,11 @@ export class ConnTable {
     return this.stateOf[entry] as ConnState;
   }
 
+  /** Whether the client has sent payload on the entry (after the packet that created it). */
+  isConfirmed(entry: number): boolean {
+    return this.confirmedOf[entry] === 1;
+  }
+
   /** ms timestamp of the entry's last packet. */
   seenAt(entry: number): number {
     return this.lastSeen[entry]!;
@@ -245,8 +288,10 @@ export class ConnTable {
   }
 
   /**
-   * Adds an entry for a tuple that has none, first evicting (and counting) to stay within
-   * the capacity and the half-open budget. Returns the entry number.
+   * Adds an unconfirmed entry for a tuple that has none, first evicting (and counting) to stay
+   * within the half-open budget and the capacity. Returns the entry number, or -1 when the
+   * table is full of confirmed connections (counted in refusedFull): they are never evicted
+   * for a new entry.
    */
   insert(
     srcAddr: number,
@@ -257,19 +302,18 @@ export class ConnTable {
     state: ConnState,
     now: number,
   ): number {
-    if (state === ConnState.SynRecv && this.inState[ConnState.SynRecv]! >= this.maxHalfOpen) {
-      this.remove(this.head[ConnState.SynRecv]!);
+    if (this.inQueue[Queue.Unconfirmed]! >= this.maxHalfOpen) {
+      this.remove(this.head[Queue.Unconfirmed]!);
       this.evictedHalfOpen++;
     }
     if (this.count >= this.capacity) {
-      for (const s of EVICTION_ORDER) {
-        const victim = this.head[s]!;
-        if (victim >= 0) {
-          this.remove(victim);
-          this.evictedFull[s]!++;
-          break;
-        }
+      const q = EVICTION_ORDER.find((q) => this.head[q]! >= 0);
+      if (q === undefined) {
+        this.refusedFull++;
+        return -1;
       }
+      this.remove(this.head[q]!);
+      this.evictedFull++;
     }
     const i = this.freeHead;
     this.freeHead = this.chain[i]!;
@@ -278,6 +322,7 @@ export class ConnTable {
     this.ports[i] = ((srcPort << 16) | dstPort) >>> 0;
     this.nodeOf[i] = node;
     this.lastSeen[i] = now;
+    this.confirmedOf[i] = 0;
     const b = hashTuple(srcAddr, srcPort, dstAddr, dstPort) & this.bucketMask;
     this.chain[i] = this.buckets[b]!;
     this.buckets[b] = i;
@@ -286,12 +331,17 @@ export class ConnTable {
     return i;
   }
 
-  /** Records a client packet with TCP `flags` on an entry: new state, last-seen time. */
-  update(entry: number, flags: number, now: number): ConnState {
+  /**
+   * Records a client packet with TCP `flags` and `payloadBytes` of data on an entry: new
+   * state, last-seen time, and confirmation by payload (not on a SYN: a SYN starts over).
+   */
+  update(entry: number, flags: number, now: number, payloadBytes = 0): ConnState {
     const old = this.stateOf[entry] as ConnState;
     const s = nextState(old, flags);
     this.lastSeen[entry] = now;
     this.unlink(entry);
+    if (s === ConnState.SynRecv) this.setConfirmed(entry, false);
+    else if (payloadBytes > 0 && (flags & SYN) === 0) this.setConfirmed(entry, true);
     this.link(entry, s);
     return s;
   }
@@ -313,6 +363,7 @@ export class ConnTable {
       this.chain[i] = this.chain[entry]!;
     }
     this.unlink(entry);
+    this.setConfirmed(entry, false);
     this.stateOf[entry] = FREE;
     this.nodeOf[entry] = -1;
     this.chain[entry] = this.freeHead;
@@ -326,12 +377,12 @@ export class ConnTable {
    */
   expire(now: number, max = Infinity): number {
     let removed = 0;
-    for (let s = 0; s < NSTATES; s++) {
-      const timeout = this.timeoutOf(s as ConnState);
+    for (let q = 0; q < NQUEUES; q++) {
+      const timeout = this.queueTimeout(q as Queue);
       for (
-        let h = this.head[s]!;
+        let h = this.head[q]!;
         h >= 0 && removed < max && this.lastSeen[h]! + timeout <= now;
-        h = this.head[s]!
+        h = this.head[q]!
       ) {
         this.remove(h);
         removed++;
@@ -344,17 +395,17 @@ export class ConnTable {
   /** ms until the next entry expires as things stand (Infinity when empty). */
   nextExpiry(now: number): number {
     let t = Infinity;
-    for (let s = 0; s < NSTATES; s++) {
-      const h = this.head[s]!;
-      if (h >= 0) t = Math.min(t, this.lastSeen[h]! + this.timeoutOf(s as ConnState) - now);
+    for (let q = 0; q < NQUEUES; q++) {
+      const h = this.head[q]!;
+      if (h >= 0) t = Math.min(t, this.lastSeen[h]! + this.queueTimeout(q as Queue) - now);
     }
     return Math.max(0, t);
   }
 
-  /** Calls fn for every entry of a node (oldest first within each state). */
+  /** Calls fn for every entry of a node (oldest first within each queue). */
   forEachOfNode(slot: number, fn: (entry: number) => void): void {
-    for (let s = 0; s < NSTATES; s++) {
-      for (let i = this.head[s]!; i >= 0;) {
+    for (let q = 0; q < NQUEUES; q++) {
+      for (let i = this.head[q]!; i >= 0;) {
         const nxt = this.next[i]!;
         if (this.nodeOf[i] === slot) fn(i);
         i = nxt;
@@ -362,13 +413,23 @@ export class ConnTable {
     }
   }
 
+  private setConfirmed(i: number, yes: boolean): void {
+    const v = yes ? 1 : 0;
+    if (this.confirmedOf[i] === v) return;
+    this.confirmedOf[i] = v;
+    this.confirmedCount += yes ? 1 : -1;
+  }
+
+  /** Puts an entry in state `s` at the tail of its queue (its confirmation is already set). */
   private link(i: number, s: ConnState): void {
     this.stateOf[i] = s;
-    this.prev[i] = this.tail[s]!;
+    const q = queueOf(s, this.confirmedOf[i] === 1);
+    this.prev[i] = this.tail[q]!;
     this.next[i] = -1;
-    if (this.tail[s]! >= 0) this.next[this.tail[s]!] = i;
-    else this.head[s] = i;
-    this.tail[s] = i;
+    if (this.tail[q]! >= 0) this.next[this.tail[q]!] = i;
+    else this.head[q] = i;
+    this.tail[q] = i;
+    this.inQueue[q]!++;
     this.inState[s]!++;
     if (s === ConnState.Established) this.activeByNode[this.nodeOf[i]!]!++;
     else this.inactiveByNode[this.nodeOf[i]!]!++;
@@ -376,12 +437,14 @@ export class ConnTable {
 
   private unlink(i: number): void {
     const s = this.stateOf[i] as ConnState;
+    const q = queueOf(s, this.confirmedOf[i] === 1);
     const p = this.prev[i]!;
     const n = this.next[i]!;
     if (p >= 0) this.next[p] = n;
-    else this.head[s] = n;
+    else this.head[q] = n;
     if (n >= 0) this.prev[n] = p;
-    else this.tail[s] = p;
+    else this.tail[q] = p;
+    this.inQueue[q]!--;
     this.inState[s]!--;
     if (s === ConnState.Established) this.activeByNode[this.nodeOf[i]!]!--;
     else this.inactiveByNode[this.nodeOf[i]!]!--;

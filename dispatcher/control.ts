@@ -5,8 +5,17 @@
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError } from "../sc/wire/index.js";
 import { CONN_STATE_NAMES, type ConnState } from "./conn-table.js";
 import { DROP_REASONS, type DropReason, type Forwarder } from "./forwarder.js";
-import { HealthChecker, type HealthOptions, type NodeHealth } from "./health.js";
-import { MAX_WEIGHT, NodeSpecError, checkAdminUrl, checkNodeId, type Node, type NodeSpec } from "./nodes.js";
+import { HealthChecker, type HealthMonitor, type HealthOptions, type NodeHealth } from "./health.js";
+import { HealthWorker } from "./health-worker.js";
+import {
+  MAX_WEIGHT,
+  NodeSpecError,
+  checkAdminUrl,
+  checkNodeId,
+  type Node,
+  type NodeHealthState,
+  type NodeSpec,
+} from "./nodes.js";
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "./schedulers.js";
 
 /** A node as the admin API shows it. */
@@ -18,6 +27,13 @@ export interface NodeView {
   admin: string | null;
   /** Health-check result (always true without an admin URL). */
   healthy: boolean;
+  /**
+   * up; down (no new connections, established ones still forwarded until the grace ends);
+   * gone (admin port refuses: its connections are reset).
+   */
+  state: NodeHealthState;
+  /** ms it has been down (null while up). */
+  downForMs: number | null;
   /** Deleted through the API; still forwarding its existing connections. */
   draining: boolean;
   /** Takes new connections: healthy, not draining, weight > 0. */
@@ -27,8 +43,10 @@ export interface NodeView {
   scheduled: number;
   packets: number;
   bytes: number;
-  /** RSTs sent to its clients while it was down. */
+  /** RSTs sent to its clients: removed while down, gone, or down past the grace. */
   rsts: number;
+  /** Packets of its existing connections forwarded while it was down. */
+  downForwarded: number;
   health: NodeHealth | null;
 }
 
@@ -48,19 +66,28 @@ export interface DispatcherStats {
   encap: string;
   uptimeSeconds: number;
   packets: { received: number; bytesReceived: number; forwarded: number; bytesForwarded: number };
+  /** Of packets.forwarded: to nodes that were down (their established connections, within the grace). */
+  forwardedToDownNodes: number;
+  /** ms a down node keeps its established connections before they are reset. */
+  deadGraceMs: number;
   drops: Record<DropReason, number>;
   rstsSent: number;
   connections: {
     entries: number;
     capacity: number;
+    /** Unconfirmed entries (no payload from the client yet), SYN_RECV included. */
     halfOpen: number;
     maxHalfOpen: number;
     underSynLoad: boolean;
+    /** Entries the client confirmed by sending payload. */
+    confirmed: number;
     byState: Record<(typeof CONN_STATE_NAMES)[number], number>;
     scheduled: number;
     recovered: number;
     expired: number;
     evicted: { halfOpen: number; tableFull: number };
+    /** New connections refused: the table was full of confirmed ones. */
+    refusedFull: number;
   };
   nodes: NodeView[];
   /** Transport counters added by the service (TUN device, UDP socket). */
@@ -80,34 +107,47 @@ export class ControlError extends Error {
 export interface ControlOptions {
   /** Health-check settings; undefined: no checks (nodes with an admin URL stay as they are). */
   health?: HealthOptions;
+  /**
+   * Run the checks on a worker thread (health-worker.ts), away from the data path's event
+   * loop; onError: the worker died. Default: on this thread.
+   */
+  healthWorker?: { onError: (err: Error) => void };
   /** Logs state changes (node up/down, membership). */
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Extra counters for /stats, e.g. the TUN device's. */
   ioStats?: () => Record<string, unknown>;
   /** Default GUE port for nodes added without one. */
   guePort?: number;
+  /** The clock the forwarder's input() gets (ms); health changes are stamped with it. */
+  clock?: () => number;
 }
 
 export class DispatcherControl {
-  readonly health: HealthChecker | undefined;
+  readonly health: HealthMonitor | undefined;
   private readonly startedAt = performance.now();
   private readonly log: (message: string, fields?: Record<string, unknown>) => void;
+  private readonly clock: () => number;
 
   constructor(
     readonly forwarder: Forwarder,
     private readonly opts: ControlOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
+    this.clock = opts.clock ?? (() => performance.now());
     if (opts.health) {
-      this.health = new HealthChecker(
-        opts.health,
-        () => this.forwarder.nodes.list(),
-        (id, healthy, reason) => {
-          if (this.forwarder.setHealthy(id, healthy)) {
-            this.log(healthy ? "node up" : "node down", { node: id, reason });
-          }
-        },
-      );
+      const nodes = () => this.forwarder.nodes.list();
+      const verdict = (id: string, state: NodeHealthState, reason: string) =>
+        this.applyHealth(id, state, reason);
+      this.health = opts.healthWorker
+        ? new HealthWorker(opts.health, nodes, verdict, opts.healthWorker.onError)
+        : new HealthChecker(opts.health, nodes, verdict);
+    }
+  }
+
+  /** A health verdict (from the checker, wherever it runs). */
+  applyHealth(id: string, state: NodeHealthState, reason: string): void {
+    if (this.forwarder.setHealth(id, state, this.clock())) {
+      this.log(`node ${state}`, { node: id, reason });
     }
   }
 
@@ -167,9 +207,11 @@ export class DispatcherControl {
     }
     let admin = existing?.admin;
     if (body.admin === null) admin = undefined;
-    else if (body.admin !== undefined) {
+    else if (body.admin !== undefined) admin = body.admin;
+    if (admin !== undefined) {
+      // Also when only the address changes: the admin URL must stay on the node's address.
       try {
-        admin = checkAdminUrl(body.admin);
+        admin = checkAdminUrl(admin, addr);
       } catch (e) {
         throw new ControlError(400, (e as Error).message);
       }
@@ -225,6 +267,8 @@ export class DispatcherControl {
         forwarded: f.packetsOut,
         bytesForwarded: f.bytesOut,
       },
+      forwardedToDownNodes: f.downForwarded,
+      deadGraceMs: f.deadGraceMs,
       drops,
       rstsSent: f.rstsSent,
       connections: {
@@ -233,11 +277,13 @@ export class DispatcherControl {
         halfOpen: t.halfOpen,
         maxHalfOpen: t.maxHalfOpen,
         underSynLoad: t.underSynLoad,
+        confirmed: t.confirmed,
         byState,
         scheduled: f.connectionsScheduled,
         recovered: f.connectionsRecovered,
         expired: t.expired,
-        evicted: { halfOpen: t.evictedHalfOpen, tableFull: t.evictedFull.reduce((a, b) => a + b, 0) },
+        evicted: { halfOpen: t.evictedHalfOpen, tableFull: t.evictedFull },
+        refusedFull: t.refusedFull,
       },
       nodes: this.nodes(),
       io: this.opts.ioStats?.() ?? {},
@@ -253,6 +299,8 @@ export class DispatcherControl {
       weight: n.weight,
       admin: n.admin ?? null,
       healthy: n.healthy,
+      state: n.healthy ? "up" : n.gone ? "gone" : "down",
+      downForMs: n.healthy || !Number.isFinite(n.downSince) ? null : Math.max(0, this.clock() - n.downSince),
       draining: n.removed,
       eligible: n.healthy && !n.removed && n.weight > 0,
       connections: { active: t.active(n.slot), inactive: t.inactive(n.slot) },
@@ -260,6 +308,7 @@ export class DispatcherControl {
       packets: n.packets,
       bytes: n.bytes,
       rsts: n.rsts,
+      downForwarded: n.downForwarded,
       health: this.health?.health(n.id) ?? null,
     };
   }

@@ -6,6 +6,7 @@
 // kernel to reach ESTABLISHED; not a TCP stack.
 //
 //   node fake-node-main.js --ip 198.18.0.11 --vip 198.18.100.1 [--tun sctun] [--answer]
+//                          [--allow CIDR ...]   GUE senders (default: the testbed's dispatcher)
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { TunDevice } from "../sc/tun/index.js";
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     "admin-port": { type: "string", default: "9000" },
     "gue-port": { type: "string", default: "6080" },
     answer: { type: "boolean", default: false },
+    allow: { type: "string", multiple: true, default: ["198.18.0.1"] },
   },
 });
 const ip = values.ip!;
@@ -61,6 +63,7 @@ function answer(src: number, sport: number, seq: number, ack: number, flags: num
 const rx = await GueReceiver.open({
   port: Number(values["gue-port"]),
   address: ip,
+  allowFrom: values.allow!,
   onPacket(packet, from) {
     const p = parseIpv4(packet);
     if (isWireError(p)) return;

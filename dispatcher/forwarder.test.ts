@@ -162,6 +162,37 @@ test("non-TCP, wrong destination or port, fragments, bad checksums and garbage a
   assert.equal(f.packetsIn, 8);
 });
 
+test("impossible sources (the VIP, 0/8, 127/8, 224/4, 240/4, this host) are dropped unanswered and counted", () => {
+  const { f, out, send } = setup("mh", 3, { localAddrs: [0xc0a80a05] }); // 192.168.10.5
+  const spoofed = [
+    VIP,
+    DISPATCHER, // the outer source (localAddr)
+    0xc0a80a05, // another address of this host
+    0x00000000,
+    0x00ffffff,
+    0x7f000001, // 127.0.0.1
+    0x7fffffff,
+    0xe0000001, // 224.0.0.1
+    0xefffffff,
+    0xf0000001, // 240.0.0.1
+    0xffffffff, // broadcast
+  ];
+  for (const [i, src] of spoofed.entries()) {
+    send({ src, sport: 1000 + i, flags: TCP_SYN });
+    send({ src, sport: 1000 + i, flags: TCP_ACK, ack: 5 });
+  }
+  assert.deepEqual(drops(f), { bad_src: 2 * spoofed.length });
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(out.toClients.length, 0, "no RST to a spoofed address");
+  assert.equal(f.table.size, 0);
+  // The edges next to them are clients like any other.
+  for (const src of [0x01000000, 0x7effffff, 0x80000000, 0xdfffffff, nodeAddr(1), CLIENT]) {
+    send({ src, sport: 1, flags: TCP_SYN });
+  }
+  assert.equal(out.toNodes.length, 6);
+  assert.deepEqual(drops(f), { bad_src: 2 * spoofed.length });
+});
+
 test("random and mutated input never throws and is never forwarded unless valid", () => {
   const { f, out } = setup("mh");
   const r = new Prng(7);
@@ -192,16 +223,80 @@ test("random and mutated input never throws and is never forwarded unless valid"
   assert.equal(f.packetsIn, 20_000);
 });
 
-test("a dead node's connections get a RST and lose their entry; new ones avoid it", () => {
+/** Opens a keep-alive connection the client confirmed: SYN, ACK, then a request. */
+function openConn(send: (p: ClientPacket, now?: number) => void, sport: number, now: number): void {
+  send({ sport, flags: TCP_SYN, seq: 5000 }, now);
+  send({ sport, flags: TCP_ACK, seq: 5001, ack: 777 }, now);
+  send({ sport, flags: TCP_ACK | TCP_PSH, seq: 5001, ack: 777, payload: new Uint8Array(20) }, now);
+}
+
+test("a 3 s health flap resets nothing: a down node keeps its established connections, new ones go elsewhere", () => {
+  // Issue 14 item 5: two missed checks used to mark the node dead and every packet of its
+  // connections got a RST (2 of 6 idle keep-alive connections reset during a 3 s stall).
   const { f, out, send } = setup("rr", 2);
-  send({ sport: 100, flags: TCP_SYN, seq: 5000 }); // node1
-  send({ sport: 101, flags: TCP_SYN, seq: 6000 }); // node2
-  send({ sport: 100, flags: TCP_ACK, seq: 5001, ack: 777 });
+  for (let p = 0; p < 6; p++) openConn(send, 100 + p, 0);
+  const home = new Map<number, string>();
+  for (let p = 0; p < 6; p++) home.set(100 + p, out.toNodes[3 * p]!.node);
+  // One more connection on node1 still in its handshake when the node stalls.
+  send({ sport: 200, flags: TCP_SYN, seq: 9000 }, 0); // node1 (rr)
+  send({ sport: 201, flags: TCP_SYN, seq: 9100 }, 0); // node2
   out.clear();
-  f.setHealthy("node1", false);
-  // Mid-connection packet (has ACK): RST with seq = its ack, no ACK flag.
-  send({ sport: 100, flags: TCP_ACK | TCP_PSH, seq: 5001, ack: 777, payload: new Uint8Array(10) });
-  assert.equal(out.toNodes.length, 0);
+
+  f.setHealth("node1", "down", 1_000);
+  assert.equal(f.nodes.get("node1")!.downSince, 1_000);
+  for (const t of [1_500, 2_500, 4_000]) {
+    for (let p = 0; p < 6; p++) {
+      send({ sport: 100 + p, flags: TCP_ACK | TCP_PSH, seq: 5021, ack: 900, payload: new Uint8Array(20) }, t);
+    }
+  }
+  assert.equal(out.toClients.length, 0, "no RST");
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    [0, 1, 2].flatMap(() => [...home.values()]),
+    "every packet went to its connection's node",
+  );
+  assert.deepEqual(drops(f), {});
+  assert.equal(f.nodes.get("node1")!.rsts, 0);
+  assert.equal(f.nodes.get("node1")!.downForwarded, 9);
+  assert.equal(f.downForwarded, 9);
+  // New connections avoid it; a retransmitted SYN of its half-open connection is retried elsewhere.
+  out.clear();
+  send({ sport: 300, flags: TCP_SYN }, 2_000);
+  send({ sport: 301, flags: TCP_SYN }, 2_000);
+  send({ sport: 200, flags: TCP_SYN, seq: 9000 }, 2_000);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node2", "node2", "node2"],
+  );
+  assert.equal(out.toClients.length, 0);
+  assert.equal(f.table.node(f.table.lookup(CLIENT, 200, VIP, 80)), f.nodes.get("node2")!.slot);
+  // It answers again: nothing was lost, and it takes new connections.
+  f.setHealth("node1", "up", 4_000);
+  out.clear();
+  send({ sport: 100, flags: TCP_ACK, seq: 5041, ack: 900 }, 4_100);
+  send({ sport: 302, flags: TCP_SYN }, 4_100);
+  send({ sport: 303, flags: TCP_SYN }, 4_100);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    [home.get(100), "node1", "node2"],
+  );
+  assert.equal(f.rstsSent, 0);
+});
+
+test("RSTs only when the down node stays down past the grace, is gone, or was removed", () => {
+  const { f, out, send } = setup("rr", 3, { deadGraceMs: 60_000 });
+  openConn(send, 100, 0); // node1
+  openConn(send, 101, 0); // node2
+  openConn(send, 102, 0); // node3
+  openConn(send, 103, 0); // node1
+  out.clear();
+
+  // Down past the grace: forwarded until then, a RST from then on (seq = its ACK, no ACK flag).
+  f.setHealth("node1", "down", 1_000);
+  send({ sport: 100, flags: TCP_ACK, seq: 5021, ack: 777 }, 1_000 + 59_999);
+  assert.equal(out.toNodes.length, 1);
+  send({ sport: 100, flags: TCP_ACK | TCP_PSH, seq: 5021, ack: 777, payload: new Uint8Array(10) }, 61_000);
+  assert.equal(out.toNodes.length, 1);
   assert.equal(out.toClients.length, 1);
   const rst = parseRst(out.toClients[0]!);
   assert.equal(rst.src, VIP);
@@ -213,34 +308,53 @@ test("a dead node's connections get a RST and lose their entry; new ones avoid i
   assert.equal(f.table.lookup(CLIENT, 100, VIP, 80), -1);
   assert.equal(f.dropCount("node_dead"), 1);
   assert.equal(f.nodes.get("node1")!.rsts, 1);
-  // The client's retry goes to node2 at once.
+  // The client's retry goes to a live node at once.
   out.clear();
-  send({ sport: 102, flags: TCP_SYN });
-  send({ sport: 103, flags: TCP_SYN });
-  assert.deepEqual(
-    out.toNodes.map((s) => s.node),
-    ["node2", "node2"],
-  );
-  // A SYN still in handshake on a node that dies: RST|ACK acknowledging the SYN.
-  f.setHealthy("node1", true);
+  send({ sport: 100, flags: TCP_SYN }, 61_001);
+  assert.notEqual(out.toNodes[0]!.node, "node1");
+
+  // Gone (its admin port refuses): no grace. A packet without ACK gets RST|ACK.
+  f.setHealth("node2", "gone", 62_000);
   out.clear();
-  send({ sport: 104, flags: TCP_SYN, seq: 9000 });
-  send({ sport: 105, flags: TCP_SYN, seq: 9100 });
-  const onNode1 = out.toNodes[0]!.node === "node1" ? 104 : 105;
-  f.setHealthy("node1", false);
-  out.clear();
-  send({ sport: onNode1, flags: TCP_SYN, seq: onNode1 === 104 ? 9000 : 9100 }); // retransmitted SYN
+  send({ sport: 101, flags: TCP_FIN, seq: 7000 }, 62_001);
+  assert.equal(out.toNodes.length, 0);
   const r2 = parseRst(out.toClients[0]!);
   assert.equal(r2.tcp.flags, TCP_RST | TCP_ACK);
   assert.equal(r2.tcp.seq, 0);
-  assert.equal(r2.tcp.ack, (onNode1 === 104 ? 9000 : 9100) + 1);
-  // Never a RST in answer to a RST.
-  send({ sport: 101, flags: TCP_ACK, seq: 6001 });
-  f.setHealthy("node2", false);
+  assert.equal(r2.tcp.ack, 7001);
+  assert.equal(f.dropCount("node_gone"), 1);
+
+  // Removed (DELETE): it drains while it is up, and is reset once it is also down.
+  f.removeNode("node3");
   out.clear();
-  send({ sport: 101, flags: TCP_RST, seq: 6001 });
-  assert.equal(out.toClients.length, 0);
-  assert.equal(f.dropCount("node_dead"), 3);
+  send({ sport: 102, flags: TCP_ACK, seq: 5021, ack: 777 }, 62_002);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node3"],
+  );
+  f.setHealth("node3", "down", 62_003);
+  send({ sport: 102, flags: TCP_ACK, seq: 5021, ack: 777 }, 62_004);
+  assert.equal(out.toNodes.length, 1);
+  assert.equal(f.dropCount("node_removed"), 1);
+
+  // Never a RST in answer to a RST (and the entry goes).
+  const before = out.toClients.length;
+  send({ sport: 103, flags: TCP_RST, seq: 5021 }, 62_005);
+  assert.equal(out.toClients.length, before);
+  assert.equal(f.table.lookup(CLIENT, 103, VIP, 80), -1);
+  assert.equal(f.dropCount("node_dead"), 2);
+  assert.equal(f.rstsSent, 3);
+});
+
+test("--dead-grace 0: a node's connections are reset as soon as it is down (IPVS expire_nodest_conn=1)", () => {
+  const { f, out, send } = setup("rr", 1, { deadGraceMs: 0 });
+  openConn(send, 1, 0);
+  f.setHealth("node1", "down", 10);
+  out.clear();
+  send({ sport: 1, flags: TCP_ACK, seq: 5021, ack: 777 }, 10);
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(parseRst(out.toClients[0]!).tcp.seq, 777);
+  assert.equal(f.dropCount("node_dead"), 1);
 });
 
 test("with no eligible node a SYN is refused with RST|ACK", () => {
@@ -332,10 +446,7 @@ test("a SYN on a closed connection's port is a new connection, scheduled afresh"
 
 test("a SYN flood through the forwarder stays within the half-open budget", () => {
   const { f, send } = setup("mh", 3, { maxConnections: 1000, maxHalfOpen: 64 });
-  for (let p = 0; p < 10; p++) {
-    send({ sport: p, flags: TCP_SYN });
-    send({ sport: p, flags: TCP_ACK });
-  }
+  for (let p = 0; p < 10; p++) openConn(send, p, 0);
   for (let i = 0; i < 50_000; i++) send({ src: 0x0a000000 + i, sport: i & 0xffff, flags: TCP_SYN }, i);
   assert.equal(f.table.halfOpen, 64);
   assert.equal(f.table.size, 74);

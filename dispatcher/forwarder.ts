@@ -3,12 +3,14 @@
 // from and go to the caller (dispatcher.ts wires it to a TUN device and a UDP socket),
 // time is a parameter.
 //
-// Per packet: validate IPv4 (no fragments, header checksum), destination VIP, TCP, port,
-// TCP checksum; find the connection or schedule a new one; update the connection's state
-// from the client's flags; encapsulate in GUE for the node. Nothing is sent back to the
-// client, except a RST when its connection cannot continue (node dead, no node at all, or
-// no entry and a scheduler that cannot recover it) so that it retries at once instead of
-// retransmitting into a void (IPVS's expire_nodest_conn).
+// Per packet: validate IPv4 (no fragments, header checksum), source plausible, destination
+// VIP, TCP, port, TCP checksum; find the connection or schedule a new one; update the
+// connection's state from the client's flags; encapsulate in GUE for the node. Nothing is
+// sent back to the client, except a RST when its connection cannot continue (its node is
+// gone, was removed while down or stayed down past the grace; no node at all; no entry and a
+// scheduler that cannot recover it) so that it retries at once instead of retransmitting
+// into a void. A node that merely fails its health checks keeps its established
+// connections (IPVS's expire_nodest_conn=0): a GC pause or a slow moment must not reset them.
 import {
   Ipv4Packet,
   TcpPacket,
@@ -29,7 +31,7 @@ import {
 } from "../sc/wire/index.js";
 import { ConnState, ConnTable, isReusable, nextState, type ConnTimeouts } from "./conn-table.js";
 import { hashEndpoint } from "./hash.js";
-import { NodePool, type Node, type NodeSpec } from "./nodes.js";
+import { NodePool, type Node, type NodeHealthState, type NodeSpec } from "./nodes.js";
 import { createScheduler, type Scheduler, type SchedulerName, type SchedulerOptions } from "./schedulers.js";
 
 /** Why a client packet was not forwarded. */
@@ -40,6 +42,11 @@ export const DROP_REASONS = [
   "malformed",
   /** IPv4 header or TCP checksum wrong. */
   "bad_checksum",
+  /**
+   * A source no client can have: 0/8, 127/8, 224/4 (multicast), 240/4 (reserved, broadcast),
+   * the VIP, this host's own addresses. Spoofed; never answered.
+   */
+  "bad_src",
   /** An IPv4 fragment: the dispatcher does not reassemble. */
   "fragment",
   /** Destination is not the VIP. */
@@ -52,8 +59,14 @@ export const DROP_REASONS = [
   "no_conn",
   /** A new connection but no node can take it: answered with RST. */
   "no_node",
-  /** The connection's node failed its health checks: answered with RST, entry removed. */
+  /** The connection's node has been down longer than the grace (deadGraceMs): RST, entry removed. */
   "node_dead",
+  /** The connection's node is gone (its admin port refuses connections): RST, entry removed. */
+  "node_gone",
+  /** The connection's node was removed (admin DELETE) and is down: RST, entry removed. */
+  "node_removed",
+  /** A new connection, but the table is full of confirmed ones: answered with RST. */
+  "table_full",
   /** The encapsulated packet would exceed 65535 bytes. */
   "too_big",
 ] as const;
@@ -77,6 +90,13 @@ export interface ForwarderOptions {
   encap: EncapMode;
   /** Outer source address ("ipv4" mode): the dispatcher's own LAN address. */
   localAddr?: number;
+  /** This host's other addresses: a client packet from one is spoofed (bad_src). */
+  localAddrs?: readonly number[];
+  /**
+   * How long a node may fail its health checks before its established connections are reset
+   * (ms, default 60 s). Within it they keep flowing to the node, which may be only slow.
+   */
+  deadGraceMs?: number;
   /** GUE variant to emit (default 0: 4-byte header, what IPVS and Katran send). */
   variant?: GueVariant;
   /** Compute outer UDP checksums (default false, IPVS's default). */
@@ -102,6 +122,14 @@ export interface ForwarderOutput {
 
 const NO_CHECKSUM = { verifyChecksum: false } as const;
 
+export const DEFAULT_DEAD_GRACE_MS = 60_000;
+
+/** 0/8, 127/8, 224/4 and 240/4 (broadcast included): no client sends from these. */
+export function isImpossibleSource(addr: number): boolean {
+  const top = addr >>> 24;
+  return top === 0 || top === 127 || top >= 224;
+}
+
 /** Largest client packet we accept: leaves room for the outer headers within 65535. */
 const ARENA_BYTES = 65535;
 
@@ -125,6 +153,9 @@ export class Forwarder {
   readonly drops = new Float64Array(DROP_REASONS.length);
   /** RSTs sent to clients. */
   rstsSent = 0;
+  /** Client packets of existing connections forwarded to nodes that were down (within the grace). */
+  downForwarded = 0;
+  readonly deadGraceMs: number;
 
   private scheduler: Scheduler;
   private readonly schedulerOptions: SchedulerOptions;
@@ -135,6 +166,8 @@ export class Forwarder {
   private readonly outer: GueEncapParams;
   private readonly variant: GueVariant;
   private readonly expireBatch: number;
+  /** Addresses of this host (and the VIP): never a client's. */
+  private readonly ownAddrs: Set<number>;
   private ipId = 0;
   private readonly rst: TcpRepr = {
     srcPort: 0,
@@ -157,6 +190,9 @@ export class Forwarder {
     this.encap = opts.encap;
     this.variant = opts.variant ?? 0;
     this.expireBatch = opts.expireBatch ?? 100_000;
+    this.deadGraceMs = opts.deadGraceMs ?? DEFAULT_DEAD_GRACE_MS;
+    this.ownAddrs = new Set([this.vip, ...(opts.localAddr !== undefined ? [opts.localAddr >>> 0] : [])]);
+    for (const a of opts.localAddrs ?? []) this.ownAddrs.add(a >>> 0);
     if (opts.encap === "ipv4" && opts.localAddr === undefined) {
       throw new RangeError("encap 'ipv4' needs localAddr (the outer source address)");
     }
@@ -216,8 +252,9 @@ export class Forwarder {
     return r;
   }
 
-  setHealthy(id: string, healthy: boolean): boolean {
-    const r = this.nodes.setHealthy(id, healthy);
+  /** A health-check verdict at `now` (the clock input() gets, ms). */
+  setHealth(id: string, state: NodeHealthState, now: number): boolean {
+    const r = this.nodes.setHealth(id, state, now);
     this.syncScheduler();
     return r;
   }
@@ -239,8 +276,9 @@ export class Forwarder {
     const err = ip.wrap(buf, off, len);
     if (err !== null) return this.drop(ipDropReason(err));
     if (ip.dst !== this.vip) return this.drop("wrong_dst");
-    if (ip.protocol !== IP_PROTO_TCP) return this.drop("not_tcp");
     const src = ip.src;
+    if (isImpossibleSource(src) || this.ownAddrs.has(src)) return this.drop("bad_src");
+    if (ip.protocol !== IP_PROTO_TCP) return this.drop("not_tcp");
     const tcp = this.tcp;
     const segOff = ip.payloadOffset;
     const segLen = ip.payloadLength;
@@ -258,20 +296,29 @@ export class Forwarder {
     let e = table.lookup(src, sport, this.vip, this.port);
     let node: Node | undefined;
     const isSyn = (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
-    if (e >= 0 && isSyn && isReusable(table.state(e))) {
-      // The client reuses the port of a finished connection: a new connection, scheduled afresh.
-      table.remove(e);
-      e = -1;
-    }
     if (e >= 0) {
       node = this.nodes.bySlot(table.node(e));
-      if (node === undefined || !node.healthy) {
+      const state = table.state(e);
+      // A SYN on a finished connection reuses its port (IPVS conn_reuse_mode); a SYN still
+      // in handshake with a node that went down is retried elsewhere. Both start afresh.
+      if (isSyn && (isReusable(state) || (state === ConnState.SynRecv && node?.healthy !== true))) {
         table.remove(e);
-        if (node) node.rsts++;
-        this.refuse(flags);
-        return this.drop("node_dead");
+        e = -1;
       }
-      table.update(e, flags, now);
+    }
+    if (e >= 0) {
+      // (A node's slot outlives its last entry: undefined is for the type checker.)
+      if (node === undefined) return this.resetConn(e, flags, "node_gone");
+      const reset = this.resetReason(node, now);
+      if (reset !== null) {
+        node.rsts++;
+        return this.resetConn(e, flags, reset);
+      }
+      if (!node.healthy) {
+        node.downForwarded++;
+        this.downForwarded++;
+      }
+      table.update(e, flags, now, tcp.payloadLength);
     } else {
       if (!isSyn && !this.scheduler.consistent) {
         this.refuse(flags);
@@ -284,16 +331,35 @@ export class Forwarder {
         return this.drop("no_node");
       }
       if (isSyn) {
-        table.insert(src, sport, this.vip, this.port, slot, ConnState.SynRecv, now);
+        if (table.insert(src, sport, this.vip, this.port, slot, ConnState.SynRecv, now) < 0) {
+          this.refuse(flags);
+          return this.drop("table_full");
+        }
         this.connectionsScheduled++;
         node.scheduled++;
       } else if ((flags & TCP_RST) === 0) {
-        // Sloppy pick-up: sh/mh send the packet where the connection most likely lives.
-        table.insert(src, sport, this.vip, this.port, slot, nextState(-1, flags), now);
-        this.connectionsRecovered++;
+        // Sloppy pick-up: sh/mh send the packet where the connection most likely lives. Its
+        // entry starts unconfirmed like any other; without room it goes on untracked (the
+        // next packet hashes to the same node).
+        if (table.insert(src, sport, this.vip, this.port, slot, nextState(-1, flags), now) >= 0) {
+          this.connectionsRecovered++;
+        }
       }
     }
     this.forward(node, buf, off, ip.totalLength, ip.tos, src, sport);
+  }
+
+  /**
+   * Whether the connections of a down node are reset now, and why: it was removed while
+   * down, its process is gone, or it has been down longer than the grace. null: keep
+   * forwarding (it may be only slow).
+   */
+  private resetReason(node: Node, now: number): DropReason | null {
+    if (node.healthy) return null;
+    if (node.removed) return "node_removed";
+    if (node.gone) return "node_gone";
+    if (now - node.downSince >= this.deadGraceMs) return "node_dead";
+    return null;
   }
 
   private forward(
@@ -336,6 +402,13 @@ export class Forwarder {
     this.packetsOut++;
     this.bytesOut += len;
     this.out.toNode(node, this.arena.subarray(0, n));
+  }
+
+  /** Ends a connection the dispatcher cannot carry on: entry removed, RST to the client, counted. */
+  private resetConn(entry: number, flags: number, why: DropReason): void {
+    this.table.remove(entry);
+    this.refuse(flags);
+    this.drop(why);
   }
 
   /**

@@ -3,7 +3,15 @@
 // and comes back after `rise` successes; its first result counts at once, so a fresh
 // dispatcher needs no warm-up. With the defaults (1 s interval, 500 ms timeout, fall 2) a
 // node that dies leaves scheduling within 2.5 s of its last good answer.
+//
+// A down node whose admin port refuses the connection is *gone*: its host answers but the
+// process is not there (killed, crashed), so its connections are lost and the forwarder
+// resets them at once; a node that times out may be only slow and keeps them for a grace.
+// Each check is a fresh connection (no keep-alive), so the first check after a kill is
+// refused rather than failing on a stale socket. Redirects are not followed (a 3xx fails the
+// check), and failures are reported as a short fixed reason, never the remote's text.
 import { Agent, request } from "undici";
+import type { NodeHealthState } from "./nodes.js";
 
 export interface HealthOptions {
   intervalMs: number;
@@ -21,6 +29,38 @@ export interface CheckedNode {
   id: string;
   admin?: string;
   healthy: boolean;
+  gone: boolean;
+}
+
+/** Why a check failed: fixed words (and the HTTP status), nothing the remote chose. */
+export type CheckFailure = "timeout" | "refused" | "reset" | "unreachable" | "failed" | `HTTP ${number}`;
+
+/** Maps an undici / socket error to a CheckFailure. */
+export function classifyCheckError(err: unknown): CheckFailure {
+  const e = err as { code?: unknown; name?: unknown; cause?: { code?: unknown } } | null;
+  const code = typeof e?.code === "string" ? e.code : typeof e?.cause?.code === "string" ? e.cause.code : "";
+  switch (code) {
+    case "ECONNREFUSED":
+      return "refused";
+    case "UND_ERR_CONNECT_TIMEOUT":
+    case "UND_ERR_HEADERS_TIMEOUT":
+    case "UND_ERR_BODY_TIMEOUT":
+    case "UND_ERR_ABORTED": // the only signal a check has is its timeout
+    case "ETIMEDOUT":
+      return "timeout";
+    case "ECONNRESET":
+    case "EPIPE":
+    case "UND_ERR_SOCKET":
+    case "UND_ERR_CLOSED":
+      return "reset";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "EHOSTDOWN":
+    case "ENETDOWN":
+      return "unreachable";
+  }
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return "timeout";
+  return "failed";
 }
 
 export interface NodeHealth {
@@ -29,7 +69,7 @@ export interface NodeHealth {
   /** Latency of the last successful check in ms. */
   lastLatencyMs?: number;
   /** Why the last check failed (empty after a success). */
-  lastError?: string;
+  lastError?: CheckFailure | "";
   successes: number;
   failures: number;
   checks: number;
@@ -44,7 +84,20 @@ interface Track extends NodeHealth {
   fresh: boolean;
 }
 
-export class HealthChecker {
+/** Runs the checks (in this thread: HealthChecker; in a worker thread: HealthWorker). */
+export interface HealthMonitor {
+  /** Checks at once, then every interval. */
+  start(): void;
+  stop(): Promise<void>;
+  /** A round now; resolves when every check of it has finished and its verdict is applied. */
+  round(): Promise<void>;
+  health(id: string): NodeHealth | undefined;
+}
+
+/** Called with each change of a node's health and a short reason. */
+export type HealthVerdict = (id: string, state: NodeHealthState, reason: string) => void;
+
+export class HealthChecker implements HealthMonitor {
   private readonly agent: Agent;
   private readonly tracks = new Map<string, Track>();
   private timer: NodeJS.Timeout | undefined;
@@ -53,13 +106,14 @@ export class HealthChecker {
   constructor(
     readonly options: HealthOptions,
     private readonly nodes: () => readonly CheckedNode[],
-    private readonly setHealthy: (id: string, healthy: boolean, reason: string) => void,
+    private readonly setHealth: HealthVerdict,
+    /** Called after each finished check with the node's record (the worker reports them). */
+    private readonly onCheck?: (id: string, health: NodeHealth) => void,
   ) {
     this.agent = new Agent({
       connectTimeout: options.timeoutMs,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
-      keepAliveTimeout: Math.max(options.intervalMs * 2, 4000),
       connections: 2,
     });
   }
@@ -110,19 +164,19 @@ export class HealthChecker {
 
   private async check(id: string, t: Track): Promise<void> {
     const started = performance.now();
-    let error = "";
+    let error: CheckFailure | "" = "";
     try {
       const res = await request(t.url, {
         dispatcher: this.agent,
         signal: AbortSignal.timeout(this.options.timeoutMs),
         headers: { "user-agent": "sc-cluster-dispatcher" },
+        // A fresh connection per check: see the top of the file.
+        reset: true,
       });
-      await res.body.dump();
+      await res.body.dump({ limit: MAX_BODY_BYTES });
       if (res.statusCode < 200 || res.statusCode > 299) error = `HTTP ${res.statusCode}`;
     } catch (err) {
-      const e = err as Error & { code?: string };
-      error = e.code ?? e.name;
-      if (e.message) error += `: ${e.message}`;
+      error = classifyCheckError(err);
     }
     t.inFlight = undefined;
     if (this.stopped || this.tracks.get(id) !== t) return;
@@ -137,13 +191,20 @@ export class HealthChecker {
       t.failures++;
       t.successes = 0;
     }
+    this.onCheck?.(id, this.health(id)!);
     const node = this.nodes().find((n) => n.id === id);
     if (!node) return;
-    if (error === "" && !node.healthy && (t.fresh || t.successes >= this.options.rise)) {
-      this.setHealthy(id, true, t.fresh ? "first check passed" : `${t.successes} checks passed`);
-    } else if (error !== "" && node.healthy && (t.fresh || t.failures >= this.options.fall)) {
-      this.setHealthy(id, false, error);
-    }
+    const fresh = t.fresh;
     t.fresh = false;
+    if (error === "") {
+      if (!node.healthy && (fresh || t.successes >= this.options.rise)) {
+        this.setHealth(id, "up", fresh ? "first check passed" : `${t.successes} checks passed`);
+      }
+    } else if (node.healthy ? fresh || t.failures >= this.options.fall : error === "refused" && !node.gone) {
+      this.setHealth(id, error === "refused" ? "gone" : "down", error);
+    }
   }
 }
+
+/** A health answer is a few bytes; anything beyond this is not read. */
+const MAX_BODY_BYTES = 4096;

@@ -84,6 +84,26 @@ export function createMetrics(control: DispatcherControl, extra?: (registry: Reg
     },
   });
   new Gauge({
+    name: "sc_dispatcher_node_gone",
+    help: "1 while the node is down and its admin port refuses connections (its connections are reset)",
+    labelNames: ["node"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const n of nodes()) this.set({ node: n.id }, !n.healthy && n.gone ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: "sc_dispatcher_node_down_forwarded_total",
+    help: "Client packets of existing connections forwarded to the node while it was down (within --dead-grace)",
+    labelNames: ["node"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const n of nodes()) this.inc({ node: n.id }, n.downForwarded);
+    },
+  });
+  new Gauge({
     name: "sc_dispatcher_node_weight",
     help: "Scheduling weight of the node (0 while draining)",
     labelNames: ["node"],
@@ -95,7 +115,7 @@ export function createMetrics(control: DispatcherControl, extra?: (registry: Reg
   });
   new Counter({
     name: "sc_dispatcher_node_rsts_total",
-    help: "RSTs sent to clients whose connection was on this node while it was down",
+    help: "RSTs sent to clients whose connection was on this node: removed while down, gone, or down past --dead-grace",
     labelNames: ["node"],
     registers: [registry],
     collect() {
@@ -131,16 +151,23 @@ export function createMetrics(control: DispatcherControl, extra?: (registry: Reg
   });
   new Counter({
     name: "sc_dispatcher_conn_evictions_total",
-    help: "Entries evicted early: half_open = SYN budget used up (SYN flood), table_full = no room",
+    help:
+      "Entries evicted early: half_open = unconfirmed budget used up (SYN flood), table_full = no room " +
+      "(only finished or unconfirmed entries are evicted)",
     labelNames: ["reason"],
     registers: [registry],
     collect() {
       this.reset();
       this.inc({ reason: "half_open" }, t.evictedHalfOpen);
-      this.inc(
-        { reason: "table_full" },
-        t.evictedFull.reduce((a, b) => a + b, 0),
-      );
+      this.inc({ reason: "table_full" }, t.evictedFull);
+    },
+  });
+  new Gauge({
+    name: "sc_dispatcher_conn_table_confirmed",
+    help: "Connection-table entries the client confirmed by sending payload (the rest count against the half-open budget)",
+    registers: [registry],
+    collect() {
+      this.set(t.confirmed);
     },
   });
   new Counter({
@@ -164,7 +191,7 @@ export function createMetrics(control: DispatcherControl, extra?: (registry: Reg
   });
   new Counter({
     name: "sc_dispatcher_rsts_sent_total",
-    help: "RSTs sent to clients (dead node, no node, lost connection)",
+    help: "RSTs sent to clients (node gone, removed or down past the grace; no node; lost connection; table full)",
     registers: [registry],
     collect() {
       this.reset();

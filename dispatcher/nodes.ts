@@ -4,10 +4,10 @@
 // A node is identified by its id. It gets a small slot number (an index the connection
 // table stores per connection) that stays fixed while any connection refers to it. A node
 // takes new connections only when it is healthy, not removed and has a positive weight;
-// existing connections keep going to it as long as it is healthy, whatever happens to its
-// weight or membership (a removed node drains and its slot is freed when its last
-// connection ends). Connections of an unhealthy node are refused with a RST by the
-// forwarder.
+// existing connections keep going to it whatever happens to its weight or membership (a
+// removed node drains and its slot is freed when its last connection ends), and also while
+// its health checks fail, for a grace period (the forwarder decides, from `downSince` and
+// `gone`, when they are reset instead).
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError } from "../sc/wire/index.js";
 
 export const MAX_WEIGHT = 65535;
@@ -25,12 +25,26 @@ export interface NodeSpec {
   admin?: string;
 }
 
+/**
+ * What the health checks say about a node: up; down (checks fail: no new connections, its
+ * established ones keep flowing for a grace period); gone (its admin port refuses
+ * connections: the node's host answers but its process is not there, so its connections are
+ * lost and are reset at once).
+ */
+export type NodeHealthState = "up" | "down" | "gone";
+
 export interface Node extends NodeSpec {
   readonly slot: number;
   /** The address as text (for sockets and reports). */
   addrText: string;
-  /** Result of the health checks; nodes without an admin URL are always healthy. */
+  /** Result of the health checks ("up"); nodes without an admin URL are always healthy. */
   healthy: boolean;
+  /** Down with its admin port refusing connections (see NodeHealthState). */
+  gone: boolean;
+  /** When it went down (the caller's clock, ms); meaningful while !healthy. */
+  downSince: number;
+  /** Client packets of existing connections forwarded while it was down (within the grace). */
+  downForwarded: number;
   /** Deleted through the admin API: takes no new connections, drains, then disappears. */
   removed: boolean;
   /** Client packets / bytes (inner IPv4 packets) forwarded to it. */
@@ -38,7 +52,7 @@ export interface Node extends NodeSpec {
   bytes: number;
   /** New connections scheduled to it. */
   scheduled: number;
-  /** RSTs sent to clients because it was dead. */
+  /** RSTs sent to its clients: it was removed while down, gone, or down past the grace. */
   rsts: number;
 }
 
@@ -76,17 +90,36 @@ export function parseAddrPort(text: string, defaultPort: number): { addr: number
   return { addr, port };
 }
 
-export function checkAdminUrl(text: string): string {
+/**
+ * Checks a node's admin URL (health checks GET `${url}/healthz`) and returns it without
+ * trailing slashes. Its host must be the node's own address, written as an IPv4 literal: the
+ * checker only ever talks to the members' admin ports, so an admin URL cannot make the
+ * dispatcher probe other hosts (a port scanner) or follow a name elsewhere.
+ */
+export function checkAdminUrl(text: string, nodeAddr: number): string {
   let u: URL;
   try {
     u = new URL(text);
   } catch {
-    throw new NodeSpecError(`admin URL '${text}' is not a URL`);
+    throw new NodeSpecError(`admin URL '${text.slice(0, 200)}' is not a URL`);
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
-    throw new NodeSpecError(`admin URL '${text}' must be http:// or https://`);
+    throw new NodeSpecError(`admin URL '${text.slice(0, 200)}' must be http:// or https://`);
   }
-  return text.replace(/\/+$/, "");
+  if (u.username !== "" || u.password !== "" || u.search !== "" || u.hash !== "") {
+    throw new NodeSpecError(`admin URL '${text.slice(0, 200)}' must have no user, query or fragment`);
+  }
+  const host = ipv4FromString(u.hostname);
+  if (isWireError(host) || host !== nodeAddr >>> 0) {
+    throw new NodeSpecError(
+      `admin URL '${text.slice(0, 200)}' must be on the node's own address ${ipv4ToString(nodeAddr >>> 0)}`,
+    );
+  }
+  // A loop, not /\/+$/: that regex retries from every slash of a long run (quadratic on a
+  // PUT body of slashes followed by one other character).
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 0x2f) end--;
+  return text.slice(0, end);
 }
 
 /**
@@ -106,7 +139,7 @@ export function parseNodeSpec(text: string, defaultPort = GUE_PORT): NodeSpec {
     const key = i < 0 ? attr : attr.slice(0, i);
     const value = i < 0 ? "" : attr.slice(i + 1);
     if (key === "weight") spec.weight = parseWeight(value);
-    else if (key === "admin") spec.admin = checkAdminUrl(value);
+    else if (key === "admin") spec.admin = checkAdminUrl(value, addr);
     else throw new NodeSpecError(`--node '${text}': unknown attribute '${key}' (known: weight, admin)`);
   }
   return spec;
@@ -152,16 +185,17 @@ export class NodePool {
     if (!Number.isInteger(spec.weight) || spec.weight < 0 || spec.weight > MAX_WEIGHT) {
       throw new NodeSpecError(`weight must be 0..${MAX_WEIGHT}`);
     }
+    if (spec.admin !== undefined) checkAdminUrl(spec.admin, spec.addr);
     const existing = this.byId.get(spec.id);
     if (existing) {
       existing.addr = spec.addr >>> 0;
       existing.addrText = ipv4ToString(existing.addr);
       existing.port = spec.port;
       existing.weight = spec.weight;
-      if (spec.admin !== existing.admin) {
-        existing.admin = spec.admin;
-        existing.healthy = spec.admin === undefined;
-      }
+      // A new admin URL keeps the health state until its first check (which counts at
+      // once); without one the node is no longer checked and counts as up.
+      existing.admin = spec.admin;
+      if (spec.admin === undefined) this.markUp(existing);
       existing.removed = false;
       this.version++;
       return { node: existing, created: false };
@@ -174,6 +208,10 @@ export class NodePool {
       slot,
       addrText: ipv4ToString(spec.addr),
       healthy: spec.admin === undefined,
+      gone: false,
+      // Never up: it has no connections a grace could apply to.
+      downSince: -Infinity,
+      downForwarded: 0,
       removed: false,
       packets: 0,
       bytes: 0,
@@ -195,12 +233,34 @@ export class NodePool {
     return true;
   }
 
-  setHealthy(id: string, healthy: boolean): boolean {
+  /**
+   * Records a health-check verdict at `now` (the data path's clock, ms). Returns whether
+   * anything changed; only up <-> not up changes scheduling.
+   */
+  setHealth(id: string, state: NodeHealthState, now: number): boolean {
     const node = this.byId.get(id);
-    if (!node || node.healthy === healthy) return false;
-    node.healthy = healthy;
-    this.version++;
+    if (!node) return false;
+    if (state === "up") {
+      if (node.healthy) return false;
+      this.markUp(node);
+      return true;
+    }
+    // Gone stays gone until the node is up again: the connections it lost stay lost.
+    const gone = state === "gone" || (!node.healthy && node.gone);
+    if (!node.healthy && node.gone === gone) return false;
+    if (node.healthy) {
+      node.healthy = false;
+      node.downSince = now;
+      this.version++;
+    }
+    node.gone = gone;
     return true;
+  }
+
+  private markUp(node: Node): void {
+    if (!node.healthy) this.version++;
+    node.healthy = true;
+    node.gone = false;
   }
 
   /** Frees the slots of removed nodes that have no connection left; returns their ids. */

@@ -44,6 +44,8 @@ export interface DispatcherConfig {
   maxConnections?: number;
   maxHalfOpen?: number;
   timeouts?: Partial<ConnTimeouts>;
+  /** How long a down node keeps its established connections before they are reset (ms). */
+  deadGraceMs?: number;
   health?: HealthOptions;
   /** Admin API listen address and access (token, Host names); none: no admin API. */
   admin?: AdminEndpoint;
@@ -59,6 +61,18 @@ export class DispatcherStartError extends Error {
     super(message);
     this.name = "DispatcherStartError";
   }
+}
+
+/** Every IPv4 address of this host (a client packet claiming one is spoofed). */
+export function localAddresses(): number[] {
+  const out: number[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      const addr = a.family === "IPv4" ? ipv4FromString(a.address) : null;
+      if (addr !== null && !isWireError(addr)) out.push(addr);
+    }
+  }
+  return out;
 }
 
 /** This host's IPv4 address on the same subnet as `addr`, if any. */
@@ -142,6 +156,8 @@ export class DispatcherService {
         scheduler: config.scheduler,
         encap: config.output === "tun" ? "ipv4" : "gue",
         localAddr: source,
+        localAddrs: localAddresses(),
+        ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
         variant: config.variant,
         udpChecksum: config.udpChecksum,
         maxConnections: config.maxConnections,
@@ -152,6 +168,14 @@ export class DispatcherService {
     );
     this.control = new DispatcherControl(this.forwarder, {
       health: config.health ?? DEFAULT_HEALTH,
+      // Off the data path's thread: a busy event loop here made healthy nodes fail checks.
+      healthWorker: {
+        onError: (err) => {
+          log("health checker failed", { error: err.message });
+          void this.stop(err);
+        },
+      },
+      clock: () => performance.now(),
       log,
       guePort: config.guePort ?? GUE_PORT,
       ioStats: () => ({

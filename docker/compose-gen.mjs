@@ -63,6 +63,8 @@ function nodeCommand(k, n, { stack, mode }) {
     VIP,
     "--tun",
     "sctun",
+    "--gue-allow",
+    DISPATCHER,
     ...source,
     ...common,
     "--mode",
@@ -76,7 +78,17 @@ function dispatcherCommand(n) {
   for (let k = 1; k <= n; k++) {
     nodes.push("--node", `node${k}=${nodeAddress(k)},admin=http://${nodeAddress(k)}:${NODE_ADMIN_PORT}`);
   }
-  return ["dispatcher", "--vip", VIP, "--admin", `${DISPATCHER}:${DISPATCHER_ADMIN_PORT}`, ...nodes];
+  // --source: the outer address the nodes' --gue-allow names.
+  return [
+    "dispatcher",
+    "--vip",
+    VIP,
+    "--source",
+    DISPATCHER,
+    "--admin",
+    `${DISPATCHER}:${DISPATCHER_ADMIN_PORT}`,
+    ...nodes,
+  ];
 }
 
 // A command as a folded scalar: one option (with its value) after another, several to a line.

@@ -10,7 +10,10 @@ import type { ConnListener } from "./conn.js";
 import type { TcpStack } from "../sc/tcp/stack.js";
 import type { TcpTunRuntime } from "../sc/tcp/runtime.js";
 import type { TunDevice } from "../sc/tun/index.js";
-import type { GueReceiver } from "../sc/gue/receiver.js";
+import { Counter, type Registry } from "prom-client";
+import { GUE_DROP_REASONS, GueReceiver } from "../sc/gue/receiver.js";
+import { Ipv4CidrSet, ipv4CidrFromString, isWireError, type Ipv4Cidr } from "../sc/wire/index.js";
+import { UserFacingError } from "./errors.js";
 
 export interface UserStackOptions {
   /** TUN device to attach to (the testbed makes a persistent "sctun" in each host). */
@@ -19,15 +22,72 @@ export interface UserStackOptions {
   address: string;
   /** Overrides of the TCP stack's configuration (sc/tcp/config.ts). */
   tcpConfig?: Record<string, unknown>;
-  /** Receive client packets in GUE on this UDP port (0 or undefined: off). */
-  guePort?: number;
-  /** Accept GUE only from these senders (the dispatcher and peer nodes); default any. */
-  gueAllowFrom?: readonly string[];
+  /**
+   * Receive client packets in GUE on this UDP port, only from senders in allowFrom (the
+   * dispatcher or another front, and the cluster's members). Undefined: no GUE input.
+   */
+  gue?: { port: number; allowFrom: Ipv4CidrSet };
   /** Write GSO packets through the TUN's virtio header (default true). */
   gso?: boolean;
 }
 
 export type PacketSource = "tun" | "gue";
+
+/** Whether the node opens its GUE input, and whom it takes packets from. */
+export type GueInputPlan = { open: true; port: number; allow: Ipv4CidrSet } | { open: false; why: string };
+
+/**
+ * Who may send GUE to a node: the cluster's members (Socket Cloning forwards client packets
+ * between nodes) plus `--gue-allow` prefixes (the dispatcher's address, or an IPVS/Katran
+ * front). With neither, the input stays closed: an open one lets any host that reaches the
+ * port inject client packets with any source; `--gue-allow 0.0.0.0/0` asks for that
+ * explicitly. Pure; throws UserFacingError for a bad prefix.
+ */
+export function planGueInput(
+  port: number,
+  members: readonly string[],
+  gueAllow: readonly string[],
+): GueInputPlan {
+  if (port === 0) return { open: false, why: "--gue-port 0" };
+  const cidrs: Ipv4Cidr[] = [];
+  for (const text of [...members, ...gueAllow]) {
+    const c = ipv4CidrFromString(text);
+    if (isWireError(c)) throw new UserFacingError(`--gue-allow '${text}': ${c.detail}`);
+    cidrs.push(c);
+  }
+  if (cidrs.length === 0) {
+    return {
+      open: false,
+      why:
+        "no --gue-allow and no --peer: nobody to take GUE from (give --gue-allow ADDR[/LEN] for the " +
+        "dispatcher's address, or --gue-allow 0.0.0.0/0 to accept any sender)",
+    };
+  }
+  return { open: true, port, allow: new Ipv4CidrSet(cidrs) };
+}
+
+/** The GUE input's counters as Prometheus metrics (read at scrape time). */
+export function registerGueMetrics(registry: Registry, gue: GueReceiver): void {
+  new Counter({
+    name: "sc_gue_datagrams_total",
+    help: "UDP datagrams received on the GUE input",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gue.datagrams);
+    },
+  });
+  new Counter({
+    name: "sc_gue_drops_total",
+    help: "GUE datagrams dropped, by reason (not_allowed: sender outside the allow-list)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of GUE_DROP_REASONS) this.inc({ reason: r }, gue.drops[r]);
+    },
+  });
+}
 
 /**
  * Sees every inbound packet before the stack (the Socket Cloning Packet Router). It must
@@ -59,7 +119,6 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
   const { TunDevice } = await import("../sc/tun/index.js");
   const { TcpTunRuntime } = await import("../sc/tcp/runtime.js");
   const { TcpServer } = await import("../sc/tcp/socket.js");
-  const { GueReceiver } = await import("../sc/gue/receiver.js");
   // vnetHdr: the stack writes GSO super-packets (up to ~64 KB) that the kernel cuts into
   // MSS-sized segments; one TUN write per ~44 segments instead of one each (docs/tcp.md).
   // Attach only: TUNSETIFF would create a missing device, and a node on a fresh TUN that no
@@ -90,21 +149,21 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
     stack.flush();
   });
   let gue: GueReceiver | null = null;
-  if (opts.guePort) {
+  if (opts.gue) {
     try {
       gue = await GueReceiver.open({
-        port: opts.guePort,
+        port: opts.gue.port,
+        allowFrom: opts.gue.allowFrom,
         onPacket: (packet, from) => {
           if (handler === null) stack.receive(packet);
           else handler(packet, "gue", from);
           stack.flush();
         },
-        ...(opts.gueAllowFrom ? { allowFrom: opts.gueAllowFrom } : {}),
       });
     } catch (err) {
       runtime.close();
       tun.close();
-      throw new Error(`GUE port ${opts.guePort}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`GUE port ${opts.gue.port}: ${(err as Error).message}`, { cause: err });
     }
   }
   const servers: InstanceType<typeof TcpServer>[] = [];

@@ -55,6 +55,12 @@ export interface NodeConfig {
   trust: ClusterTrust | null;
   /** --stack user: take client packets in GUE on this UDP port (0: off). */
   guePort?: number;
+  /**
+   * --stack user: IPv4 prefixes (--gue-allow) that may send GUE besides the cluster's members:
+   * the dispatcher's address, or an IPVS/Katran front. Without members and without these the
+   * GUE input stays closed (planGueInput).
+   */
+  gueAllow?: readonly string[];
   /** Settings of the chosen mode (e.g. Socket Cloning's timeouts), checked by the mode. */
   modeSettings?: Record<string, unknown>;
   timeouts: Timeouts;
@@ -162,16 +168,32 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
 
   let userStack: UserStack | null = null;
   if (cfg.stack === "user") {
+    const { openUserStack, planGueInput, registerGueMetrics } = await import("./conn-user.js");
+    let gue;
     try {
-      const { openUserStack } = await import("./conn-user.js");
+      gue = planGueInput(cfg.guePort ?? 0, cluster?.members.map((m) => m.addr) ?? [], cfg.gueAllow ?? []);
+    } catch (err) {
+      return fail(err);
+    }
+    if (gue.open) {
+      const allow = gue.allow.toStrings();
+      if (gue.allow.matchesAll) {
+        log.warn(
+          { port: gue.port, allow },
+          "GUE input takes packets from any sender (--gue-allow 0.0.0.0/0)",
+        );
+      } else log.info({ port: gue.port, allow }, "GUE input");
+    } else if (cfg.guePort) log.warn({ port: cfg.guePort }, `GUE input not opened: ${gue.why}`);
+    try {
       userStack = await openUserStack({
         tun: cfg.tun ?? "sctun",
         address: cfg.listen.host,
         ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
-        ...(cfg.guePort ? { guePort: cfg.guePort } : {}),
+        ...(gue.open ? { gue: { port: gue.port, allowFrom: gue.allow } } : {}),
       });
       const us = userStack;
       undo.push(() => us.close());
+      if (us.gue) registerGueMetrics(registry, us.gue);
     } catch (err) {
       return fail(
         new UserFacingError(

@@ -90,6 +90,7 @@ test("GueReceiver on a loopback socket passes valid inner packets on and counts 
   const rx = await GueReceiver.open({
     port: 0,
     address: "127.0.0.1",
+    allowFrom: ["127.0.0.1"],
     onPacket: (p, from) => {
       assert.equal(from, "127.0.0.1");
       got.push(toHex(p));
@@ -115,7 +116,37 @@ test("GueReceiver on a loopback socket passes valid inner packets on and counts 
   }
 });
 
-test("allowFrom drops datagrams from other addresses", async () => {
+test("allowFrom takes CIDR prefixes: other senders are dropped as not_allowed before decapsulation", async () => {
+  const valid = fromHex(cases.find((c) => c.name === "variant 0")!.hex);
+  const from: string[] = [];
+  const rx = await GueReceiver.open({
+    port: 0,
+    address: "127.0.0.1",
+    allowFrom: ["198.18.0.1", "10.9.0.0/16"],
+    onPacket: (_p, f) => from.push(f),
+  });
+  try {
+    for (const sender of ["198.18.0.1", "10.9.255.254", "198.18.0.101", "10.8.0.1", "198.18.0.11"]) {
+      rx.receive(valid, sender);
+    }
+    // Garbage from a stranger is refused for its sender, not parsed.
+    rx.receive(new Uint8Array([0xff, 0xff]), "198.18.0.101");
+    assert.deepEqual(from, ["198.18.0.1", "10.9.255.254"]);
+    assert.equal(rx.drops.not_allowed, 4);
+    assert.equal(rx.drops.bad_version + rx.drops.truncated, 0);
+    assert.equal(rx.stats().drops.not_allowed, 4);
+    assert.equal(rx.stats().datagrams, 6);
+    assert.deepEqual(rx.allow.toStrings(), ["198.18.0.1", "10.9.0.0/16"]);
+  } finally {
+    await rx.close();
+  }
+  // No allow-list, an empty one or a bad entry: refused before a socket is opened.
+  for (const allowFrom of [[], ["nope"], ["198.18.0.1/24"]]) {
+    await assert.rejects(GueReceiver.open({ port: 0, onPacket: () => {}, allowFrom }), RangeError);
+  }
+});
+
+test("allowFrom on a real socket: a stranger's datagram is dropped, a member's passes", async () => {
   const valid = fromHex(cases.find((c) => c.name === "variant 0")!.hex);
   let resolve: () => void = () => {};
   const arrived = new Promise<void>((r) => (resolve = r));
@@ -123,7 +154,7 @@ test("allowFrom drops datagrams from other addresses", async () => {
   const rx = await GueReceiver.open({
     port: 0,
     address: "127.0.0.1",
-    allowFrom: ["127.0.0.2"],
+    allowFrom: ["127.0.0.2/32"],
     onPacket: (_p, f) => {
       from.push(f);
       resolve();
@@ -140,7 +171,6 @@ test("allowFrom drops datagrams from other addresses", async () => {
     await arrived;
     assert.deepEqual(from, ["127.0.0.2"]);
     assert.equal(rx.drops.not_allowed, 1);
-    await assert.rejects(GueReceiver.open({ onPacket: () => {}, allowFrom: ["nope"] }), RangeError);
   } finally {
     stranger.close();
     friend.close();

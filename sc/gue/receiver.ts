@@ -7,7 +7,14 @@
 // It lives in sc/ because it is the node stack's packet input; the dispatcher only sends.
 // decapsulate() is the pure part; GueReceiver adds the socket.
 import { createSocket, type Socket } from "node:dgram";
-import { GUE_PORT, checkIpv4, gueInnerOffset, ipv4FromString, isWireError } from "../wire/index.js";
+import {
+  GUE_PORT,
+  Ipv4CidrSet,
+  checkIpv4,
+  gueInnerOffset,
+  ipv4FromString,
+  isWireError,
+} from "../wire/index.js";
 
 /** Why a datagram was not passed on. */
 export const GUE_DROP_REASONS = [
@@ -23,7 +30,7 @@ export const GUE_DROP_REASONS = [
   "bad_inner",
   /** The inner packet is an IP fragment: the stack does not reassemble. */
   "fragment",
-  /** From an address not in allowFrom. */
+  /** From an address outside allowFrom (GUE has no authentication: the sender's address is all it has). */
   "not_allowed",
 ] as const;
 export type GueDropReason = (typeof GUE_DROP_REASONS)[number];
@@ -69,10 +76,12 @@ export interface GueReceiverOptions {
   /** Called with each valid inner IPv4 packet: a view into its own datagram buffer. */
   onPacket: (packet: Uint8Array, from: string) => void;
   /**
-   * Accept only datagrams from these IPv4 addresses (the dispatcher, peer nodes). GUE has no
-   * authentication: anyone who can reach the port can inject packets with any client source.
+   * Accept datagrams only from these senders: IPv4 prefixes ("198.18.0.1", "198.18.0.0/24"),
+   * normally the dispatcher (or IPVS/Katran front) and the cluster's members. Required: GUE
+   * has no authentication, and whoever reaches the port injects packets with any client
+   * source into the stack. Accepting everyone takes an explicit "0.0.0.0/0".
    */
-  allowFrom?: readonly string[];
+  allowFrom: readonly string[] | Ipv4CidrSet;
   /** SO_RCVBUF in bytes (default 4 MiB), so bursts queue in the kernel instead of dropping. */
   receiveBufferSize?: number;
 }
@@ -92,22 +101,18 @@ export class GueReceiver {
     GUE_DROP_REASONS.map((r) => [r, 0]),
   ) as Record<GueDropReason, number>;
 
-  private readonly allow: Set<string> | undefined;
-
   private constructor(
     private readonly socket: Socket,
     private readonly onPacket: (packet: Uint8Array, from: string) => void,
-    allowFrom: readonly string[] | undefined,
+    /** Who may send (checked on every datagram before anything else). */
+    readonly allow: Ipv4CidrSet,
   ) {
-    this.allow = allowFrom ? new Set(allowFrom) : undefined;
     socket.on("message", (msg, rinfo) => this.receive(msg, rinfo.address));
   }
 
   /** Binds the socket; rejects with the socket error (e.g. EADDRINUSE) if it cannot. */
   static async open(opts: GueReceiverOptions): Promise<GueReceiver> {
-    for (const a of opts.allowFrom ?? []) {
-      if (isWireError(ipv4FromString(a))) throw new RangeError(`allowFrom: '${a}' is not an IPv4 address`);
-    }
+    const allow = allowSet(opts.allowFrom);
     const socket = createSocket({ type: "udp4" });
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
@@ -121,7 +126,7 @@ export class GueReceiver {
     } catch {
       // Capped by net.core.rmem_max; the default buffer still works.
     }
-    return new GueReceiver(socket, opts.onPacket, opts.allowFrom);
+    return new GueReceiver(socket, opts.onPacket, allow);
   }
 
   /** The bound address and port (port 0 asks the kernel to pick one). */
@@ -137,7 +142,8 @@ export class GueReceiver {
   /** Handles one datagram (the socket calls this; public for tests and other transports). */
   receive(datagram: Uint8Array, from: string): void {
     this.datagrams++;
-    if (this.allow !== undefined && !this.allow.has(from)) {
+    const src = ipv4FromString(from);
+    if (isWireError(src) || !this.allow.has(src)) {
       this.drops.not_allowed++;
       return;
     }
@@ -160,4 +166,12 @@ export class GueReceiver {
       }
     });
   }
+}
+
+/** The allow-list as a set; a bad or empty list is a RangeError (an empty list would drop everything). */
+export function allowSet(allowFrom: readonly string[] | Ipv4CidrSet): Ipv4CidrSet {
+  const set = allowFrom instanceof Ipv4CidrSet ? allowFrom : Ipv4CidrSet.parse(allowFrom);
+  if (isWireError(set)) throw new RangeError(`allowFrom: ${set.detail}`);
+  if (set.size === 0) throw new RangeError("allowFrom is empty: no sender could reach the stack");
+  return set;
 }

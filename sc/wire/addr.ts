@@ -75,3 +75,87 @@ export function fourTupleKey(srcAddr: number, srcPort: number, dstAddr: number, 
     dstPort & 0xffff,
   );
 }
+
+/** An IPv4 prefix: `addr` with its host bits zero, `prefix` 0..32 leading bits. */
+export interface Ipv4Cidr {
+  addr: number;
+  prefix: number;
+}
+
+/** The netmask of a prefix length: 24 -> 0xffffff00 (0 -> 0). */
+export function prefixMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+/**
+ * "198.18.0.0/24" -> {addr, prefix}; a bare address is a /32. Strict like ipv4FromString; host
+ * bits must be zero ("198.18.0.1/24" is refused: it reads like a typo for a /32 or a /24).
+ */
+export function ipv4CidrFromString(text: string): Ipv4Cidr | WireError {
+  const slash = text.indexOf("/");
+  const addr = ipv4FromString(slash < 0 ? text : text.slice(0, slash));
+  if (addr instanceof WireError) return addr;
+  if (slash < 0) return { addr, prefix: 32 };
+  const len = text.slice(slash + 1);
+  if (!/^(?:0|[1-9]\d?)$/.test(len) || Number(len) > 32) {
+    return new WireError("bad-address", `prefix length must be 0..32: ${JSON.stringify(text.slice(0, 64))}`);
+  }
+  const prefix = Number(len);
+  if ((addr & ~prefixMask(prefix)) >>> 0 !== 0) {
+    return new WireError(
+      "bad-address",
+      `host bits set in ${JSON.stringify(text.slice(0, 64))}: write ${ipv4ToString((addr & prefixMask(prefix)) >>> 0)}/${prefix}, or the address alone for one host`,
+    );
+  }
+  return { addr, prefix };
+}
+
+export function ipv4CidrToString(c: Ipv4Cidr): string {
+  return c.prefix === 32 ? ipv4ToString(c.addr) : `${ipv4ToString(c.addr)}/${c.prefix}`;
+}
+
+/**
+ * A set of IPv4 prefixes to test addresses against (allow-lists). Single hosts are a hash
+ * lookup, wider prefixes a scan (allow-lists hold a handful of them). Pure.
+ */
+export class Ipv4CidrSet {
+  private readonly hosts = new Set<number>();
+  private readonly nets: { net: number; mask: number }[] = [];
+
+  constructor(readonly cidrs: readonly Ipv4Cidr[]) {
+    for (const c of cidrs) {
+      if (c.prefix === 32) this.hosts.add(c.addr >>> 0);
+      else this.nets.push({ net: c.addr >>> 0, mask: prefixMask(c.prefix) });
+    }
+  }
+
+  /** Parses CIDR texts; the first bad one is returned as the WireError. */
+  static parse(texts: readonly string[]): Ipv4CidrSet | WireError {
+    const cidrs: Ipv4Cidr[] = [];
+    for (const t of texts) {
+      const c = ipv4CidrFromString(t);
+      if (c instanceof WireError) return c;
+      cidrs.push(c);
+    }
+    return new Ipv4CidrSet(cidrs);
+  }
+
+  get size(): number {
+    return this.cidrs.length;
+  }
+
+  /** True when some prefix is 0.0.0.0/0 (every address matches). */
+  get matchesAll(): boolean {
+    return this.nets.some((n) => n.mask === 0);
+  }
+
+  has(addr: number): boolean {
+    if (this.hosts.has(addr >>> 0)) return true;
+    for (const n of this.nets) if ((addr & n.mask) >>> 0 === n.net) return true;
+    return false;
+  }
+
+  toStrings(): string[] {
+    return this.cidrs.map(ipv4CidrToString);
+  }
+}

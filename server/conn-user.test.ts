@@ -1,0 +1,44 @@
+// Who a node takes GUE from (planGueInput): pure, no TUN needed.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ipv4FromString, isWireError } from "../sc/wire/index.js";
+import { planGueInput } from "./conn-user.js";
+import { UserFacingError } from "./errors.js";
+
+const ip = (s: string): number => {
+  const a = ipv4FromString(s);
+  assert.ok(!isWireError(a));
+  return a;
+};
+
+test("the GUE input takes packets from the members and --gue-allow, and from nobody else", () => {
+  const plan = planGueInput(6080, ["198.18.0.11", "198.18.0.12"], ["198.18.0.1", "10.20.0.0/16"]);
+  assert.ok(plan.open);
+  assert.equal(plan.port, 6080);
+  assert.deepEqual(plan.allow.toStrings(), ["198.18.0.11", "198.18.0.12", "198.18.0.1", "10.20.0.0/16"]);
+  for (const a of ["198.18.0.1", "198.18.0.11", "198.18.0.12", "10.20.3.4"])
+    assert.ok(plan.allow.has(ip(a)), a);
+  // The client host and the other addresses of the LAN are refused.
+  for (const a of ["198.18.0.101", "198.18.0.13", "198.18.0.2", "10.21.0.1"])
+    assert.ok(!plan.allow.has(ip(a)), a);
+  assert.equal(plan.allow.matchesAll, false);
+
+  // A node without a cluster takes only the dispatcher.
+  const alone = planGueInput(6080, [], ["198.18.0.1"]);
+  assert.ok(alone.open);
+  assert.deepEqual(alone.allow.toStrings(), ["198.18.0.1"]);
+});
+
+test("with no members and no --gue-allow the input stays closed; 0.0.0.0/0 opens it to all only when asked", () => {
+  const closed = planGueInput(6080, [], []);
+  assert.equal(closed.open, false);
+  assert.ok(
+    !closed.open && /--gue-allow ADDR\[\/LEN\].*0\.0\.0\.0\/0/.test(closed.why),
+    JSON.stringify(closed),
+  );
+  assert.deepEqual(planGueInput(0, ["198.18.0.11"], ["198.18.0.1"]), { open: false, why: "--gue-port 0" });
+  const any = planGueInput(6080, [], ["0.0.0.0/0"]);
+  assert.ok(any.open && any.allow.matchesAll && any.allow.has(ip("203.0.113.9")));
+  assert.throws(() => planGueInput(6080, [], ["198.18.0.1/24"]), UserFacingError);
+  assert.throws(() => planGueInput(6080, [], ["dispatcher"]), /--gue-allow 'dispatcher'/);
+});
