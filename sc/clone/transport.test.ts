@@ -74,6 +74,14 @@ function node(
   });
 }
 
+/** Polls for state that has no event of its own. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i > 500) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Resolves with the reason of the next drop the transport counts. */
 function nextDrop(t: ScTransport): Promise<LinkDropReason> {
   return new Promise((resolve) => {
@@ -439,6 +447,29 @@ test("inbound connections are capped in total and per member address", async () 
     assert.equal(over.got.length, 0);
     assert.equal(b.counters.drops["connection-cap"], 2);
     for (const h of [...held, fromA]) h.sock.destroy();
+  } finally {
+    await b.close();
+  }
+});
+
+test("a peer's newer link replaces its older one (a reconnect before the old one was noticed dead)", async () => {
+  const peers = await members();
+  const ids: number[] = [];
+  const b = node("b", peers, { onClone: (m) => ids.push(m.cloneId) });
+  try {
+    await b.start();
+    const old = await RawPeer.connect(ADDR.c, peers[1]!);
+    await old.handshake("c", KEY);
+    const dropped = nextDrop(b);
+    const fresh = await RawPeer.connect(ADDR.c, peers[1]!);
+    await fresh.handshake("c", KEY);
+    assert.equal(await dropped, "replaced");
+    await old.closed;
+    fresh.send(cloneMsg(3));
+    await until(() => ids.length === 1);
+    assert.deepEqual(ids, [3]);
+    assert.equal(b.counters.accepted, 2);
+    fresh.sock.destroy();
   } finally {
     await b.close();
   }

@@ -499,7 +499,10 @@ export class ScTransport extends EventEmitter {
       sock.on("error", () => undefined);
       sock.destroy();
     };
-    if (this.closed) return refuse("connection-cap");
+    if (this.closed) {
+      sock.destroy();
+      return;
+    }
     if (this.inbound.size >= this.limits.maxInbound) return refuse("connection-cap");
     if (!this.memberAt.has(address)) return refuse("unknown-address");
     const fromHere = this.inboundFrom.get(address) ?? 0;
