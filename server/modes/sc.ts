@@ -167,7 +167,6 @@ export class SocketCloning implements Mode {
   readonly name = "sc";
   private readonly stack: TcpStack;
   private readonly transport: ScTransport;
-  private readonly cluster: ClusterConfig;
   private readonly mapper: UrlMapper;
   private readonly self: ClusterMember;
   private readonly peers = new Map<string, ClusterMember>();
@@ -224,7 +223,6 @@ export class SocketCloning implements Mode {
   ) {
     this.stack = edges.stack;
     this.transport = edges.transport;
-    this.cluster = edges.cluster;
     this.mapper = edges.mapper;
     this.self = selfMember(edges.cluster);
     for (const m of edges.cluster.members) {
