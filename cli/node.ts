@@ -178,7 +178,7 @@ export const command: Command = {
       ),
       "idle-timeout": ms("Close a keep-alive connection idle this long", NODE_DEFAULTS.timeouts.idleMs),
       "send-timeout": ms(
-        "Reset a connection whose client reads nothing for this long",
+        "Reset a connection whose client reads nothing for this long (also while it is cloned or resumed: --mode sc)",
         NODE_DEFAULTS.timeouts.sendMs,
       ),
       "linger-timeout": ms(
@@ -279,6 +279,7 @@ export const command: Command = {
         cloneTimeoutMs: int(values, "clone-timeout", 1),
         localMaxBytes: values["clone-local-max-bytes"] === "0" ? 0 : bytes(values, "clone-local-max-bytes"),
         stallMs: int(values, "clone-stall-timeout", 1),
+        sendTimeoutMs: int(values, "send-timeout", 1),
         peerConnections: int(values, "peer-connections", 1),
         peerTimeoutMs: int(values, "peer-timeout", 1),
       },

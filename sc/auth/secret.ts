@@ -55,7 +55,7 @@ export function generateSecretText(): string {
 }
 
 /** HMAC-SHA-256 of `parts` (each length-prefixed, so fields cannot slide into each other). */
-export function mac(key: Buffer, ...parts: (Uint8Array | string)[]): Buffer {
+export function mac(key: Uint8Array, ...parts: (Uint8Array | string)[]): Buffer {
   const h = createHmac("sha256", key);
   const len = Buffer.alloc(4);
   for (const p of parts) {

@@ -4,10 +4,13 @@ import {
   CloneStatus,
   decodeScMessage,
   encodeScMessage,
+  ScAuth,
   ScDecodeError,
   ScFramer,
   ScType,
   SC_HEADER_LEN,
+  SC_MAX_MESSAGE,
+  type ScFrame,
   type ScMessage,
 } from "./message.js";
 
@@ -30,9 +33,23 @@ function bytes(r: () => number, n: number): Uint8Array {
 
 function randomMessage(r: () => number): ScMessage {
   const id = Math.floor(r() * 0xffffffff) >>> 0;
-  switch (Math.floor(r() * 4)) {
-    case 0:
-      return { type: ScType.Hello, nodeId: `node${Math.floor(r() * 1000)}` };
+  switch (Math.floor(r() * 7)) {
+    case 0: {
+      const auth = r() < 0.5 ? ScAuth.Secret : ScAuth.Insecure;
+      const mac = auth === ScAuth.Secret ? bytes(r, 32) : new Uint8Array(32);
+      return { type: ScType.Hello, auth, nonce: bytes(r, 32), mac, nodeId: `node${Math.floor(r() * 1000)}` };
+    }
+    case 4:
+      return {
+        type: ScType.Challenge,
+        auth: r() < 0.5 ? ScAuth.Secret : ScAuth.Insecure,
+        nonce: bytes(r, 32),
+        nodeId: `n-${Math.floor(r() * 1000)}`,
+      };
+    case 5:
+      return { type: ScType.HelloAck, mac: bytes(r, 32) };
+    case 6:
+      return { type: ScType.Keepalive };
     case 1:
       return {
         type: ScType.Clone,
@@ -79,7 +96,7 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
   });
   assert.deepEqual(
     [...enc.subarray(0, 28)],
-    [0x53, 0x43, 1, 2, 0, 0, 0, 73, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+    [0x53, 0x43, 2, 2, 0, 0, 0, 73, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
   );
   assert.equal(enc.length, 73);
   assert.deepEqual([...enc.subarray(28, 30)], [0xaa, 0xbb]);
@@ -96,7 +113,7 @@ test("clone-ack layout carries status, head length and a 64-bit response length"
   });
   assert.deepEqual(
     [...enc],
-    [0x53, 0x43, 1, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
+    [0x53, 0x43, 2, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
   );
 });
 
@@ -142,7 +159,27 @@ test("malformed headers and bodies are typed errors", () => {
 });
 
 test("encode refuses values a peer could not decode", () => {
-  assert.throws(() => encodeScMessage({ type: ScType.Hello, nodeId: "" }), RangeError);
+  assert.throws(
+    () =>
+      encodeScMessage({
+        type: ScType.Hello,
+        auth: ScAuth.Secret,
+        nonce: new Uint8Array(32),
+        mac: new Uint8Array(32),
+        nodeId: "",
+      }),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      encodeScMessage({
+        type: ScType.Challenge,
+        auth: ScAuth.Secret,
+        nonce: new Uint8Array(31),
+        nodeId: "a",
+      }),
+    RangeError,
+  );
   assert.throws(() => encodeScMessage({ type: ScType.Cancel, cloneId: -1 }), RangeError);
   assert.throws(
     () =>
@@ -152,11 +189,24 @@ test("encode refuses values a peer could not decode", () => {
         startDeadline: 0,
         state: new Uint8Array(0),
         seed: new Uint8Array(40),
-        asf: new Uint8Array(1 << 20),
+        asf: new Uint8Array(SC_MAX_MESSAGE),
       }),
     RangeError,
   );
 });
+
+/** Takes every whole frame the framer has, decoded; the error if the stream broke. */
+function drain(f: ScFramer): ScMessage[] | ScDecodeError {
+  const out: ScMessage[] = [];
+  for (;;) {
+    const fr: ScFrame | null | ScDecodeError = f.next();
+    if (fr === null) return out;
+    if (fr instanceof ScDecodeError) return fr;
+    const m = decodeScMessage(fr.bytes);
+    if (m instanceof ScDecodeError) return m;
+    out.push(m);
+  }
+}
 
 test("framer yields the same messages for a stream split at every byte boundary", () => {
   const r = rng(2);
@@ -164,8 +214,10 @@ test("framer yields the same messages for a stream split at every byte boundary"
   const stream = new Uint8Array(Buffer.concat(msgs.map((m) => encodeScMessage(m))));
   for (let cut = 0; cut <= stream.length; cut++) {
     const f = new ScFramer();
-    const a = f.push(stream.subarray(0, cut));
-    const b = f.push(stream.subarray(cut));
+    f.push(stream.subarray(0, cut));
+    const a = drain(f);
+    f.push(stream.subarray(cut));
+    const b = drain(f);
     assert.ok(Array.isArray(a) && Array.isArray(b));
     assert.deepEqual([...a, ...b], msgs);
     assert.equal(f.bufferedBytes, 0);
@@ -174,20 +226,85 @@ test("framer yields the same messages for a stream split at every byte boundary"
   const f = new ScFramer();
   const out: ScMessage[] = [];
   for (const byte of stream) {
-    const got = f.push(Uint8Array.of(byte));
+    f.push(Uint8Array.of(byte));
+    const got = drain(f);
     assert.ok(Array.isArray(got));
     out.push(...got);
   }
   assert.deepEqual(out, msgs);
 });
 
-test("framer stops at the first framing error and stays failed", () => {
+test("framer splits off a tag after each message once tagLength is set, and not before", () => {
+  const hello = encodeScMessage({ type: ScType.Keepalive });
+  const cancel = encodeScMessage({ type: ScType.Cancel, cloneId: 5 });
+  const tag = new Uint8Array(16).fill(0xee);
   const f = new ScFramer();
-  const bad = new Uint8Array(SC_HEADER_LEN).fill(0xff);
-  const r1 = f.push(bad);
-  assert.ok(r1 instanceof ScDecodeError);
-  const r2 = f.push(encodeScMessage({ type: ScType.Cancel, cloneId: 1 }));
-  assert.ok(r2 instanceof ScDecodeError);
+  f.push(Buffer.concat([hello, cancel, tag, cancel.subarray(0, 5)]));
+  const first = f.next();
+  assert.ok(first !== null && !(first instanceof ScDecodeError));
+  assert.deepEqual([...first.bytes], [...hello]);
+  assert.equal(first.tag.length, 0);
+  f.tagLength = 16;
+  const second = f.next();
+  assert.ok(second !== null && !(second instanceof ScDecodeError));
+  assert.deepEqual([...second.bytes], [...cancel]);
+  assert.deepEqual([...second.tag], [...tag]);
+  // A message without its tag yet is not a frame.
+  f.push(cancel.subarray(5));
+  assert.equal(f.next(), null);
+  f.push(tag.subarray(0, 15));
+  assert.equal(f.next(), null);
+  f.push(tag.subarray(15));
+  assert.ok(f.next() !== null);
+  assert.equal(f.bufferedBytes, 0);
+});
+
+test("framer stops at the first framing error and stays failed; a too-large header fails at once", () => {
+  const f = new ScFramer();
+  f.push(new Uint8Array(SC_HEADER_LEN).fill(0xff));
+  assert.ok(f.next() instanceof ScDecodeError);
+  f.push(encodeScMessage({ type: ScType.Cancel, cloneId: 1 }));
+  assert.ok(f.next() instanceof ScDecodeError);
+  assert.equal(f.bufferedBytes, 0);
+  // 12 bytes announcing SC_MAX_MESSAGE + 1: refused before any of the body is buffered.
+  const big = encodeScMessage({ type: ScType.Cancel, cloneId: 1 });
+  big.set([0, 0, (SC_MAX_MESSAGE + 1) >> 8, (SC_MAX_MESSAGE + 1) & 0xff], 4);
+  const g = new ScFramer();
+  g.push(big);
+  const e = g.next();
+  assert.ok(e instanceof ScDecodeError && e.kind === "too-large");
+});
+
+test("a version 1 message is a bad-version error, told apart from garbage", () => {
+  // A version 1 HELLO ("node1") as a version 1 node sends it first.
+  const v1 = Uint8Array.from([0x53, 0x43, 1, 1, 0, 0, 0, 18, 0, 0, 0, 0, 5, ...Buffer.from("node1")]);
+  const f = new ScFramer();
+  f.push(v1);
+  const e = f.next();
+  assert.ok(e instanceof ScDecodeError && e.kind === "bad-version");
+});
+
+test("handshake messages: insecure HELLO must carry a zero MAC; no clone id outside clones", () => {
+  const hello = encodeScMessage({
+    type: ScType.Hello,
+    auth: ScAuth.Insecure,
+    nonce: new Uint8Array(32),
+    mac: new Uint8Array(32),
+    nodeId: "n1",
+  });
+  assert.ok(!(decodeScMessage(hello) instanceof ScDecodeError));
+  const withMac = Uint8Array.from(hello);
+  withMac[50] = 1;
+  const e = decodeScMessage(withMac);
+  assert.ok(e instanceof ScDecodeError && e.kind === "bad-field");
+  const keep = encodeScMessage({ type: ScType.Keepalive });
+  keep[11] = 1;
+  const k = decodeScMessage(keep);
+  assert.ok(k instanceof ScDecodeError && k.kind === "bad-field");
+  const badAuth = Uint8Array.from(hello);
+  badAuth[12] = 2;
+  const b = decodeScMessage(badAuth);
+  assert.ok(b instanceof ScDecodeError && b.kind === "bad-field");
 });
 
 test("fuzz: 100k random and mutated inputs never throw", () => {
@@ -211,6 +328,7 @@ test("fuzz: 100k random and mutated inputs never throw", () => {
     else decoded++;
     const f = new ScFramer();
     f.push(buf);
+    drain(f);
   }
   assert.ok(errors > 0 && decoded > 0, `errors=${errors} decoded=${decoded}`);
 });

@@ -1,19 +1,43 @@
 // SC protocol messages (paper section 2.2; DESIGN.md section 4; byte layout in
 // docs/sc-protocol.md). They travel on persistent kernel TCP connections between nodes,
 // so every message is self-delimiting: a fixed 12-byte header carries the total length.
-// Decoding is strict and never throws: bad input yields a typed ScDecodeError.
+// On an authenticated link each message after the handshake is followed by a 16-byte tag
+// (sc/auth/link.ts); the framer splits frames, the tag is checked before the message is
+// decoded. Decoding is strict and never throws: bad input yields a typed ScDecodeError.
 
 export const SC_MAGIC = 0x5343; // "SC"
-export const SC_VERSION = 1;
+/** 2: authenticated links (CHALLENGE, HELLO with a MAC, HELLO-ACK, tags, KEEPALIVE). */
+export const SC_VERSION = 2;
 export const SC_HEADER_LEN = 12;
-/** Upper bound on one message; a request line + headers fit many times over. */
-export const SC_MAX_MESSAGE = 1 << 20;
+/**
+ * Upper bound on one message. The largest is a CLONE: 28 bytes of fields, the socket state
+ * (96) and seed (<= 120), and the request head the HTTP parser accepted (request line
+ * <= 8 KiB, header fields <= 16 KiB, server/http/parser.ts); 32 KiB leaves headroom.
+ */
+export const SC_MAX_MESSAGE = 32 * 1024;
+/** Handshake nonces (CHALLENGE, HELLO). */
+export const SC_NONCE_LEN = 32;
+/** Handshake MACs (HELLO, HELLO-ACK): a whole HMAC-SHA-256. */
+export const SC_HANDSHAKE_MAC_LEN = 32;
+/** The tag after every message of an authenticated link once the handshake is done. */
+export const SC_TAG_LEN = 16;
 
 export const enum ScType {
   Hello = 1,
   Clone = 2,
   CloneAck = 3,
   Cancel = 4,
+  Challenge = 5,
+  HelloAck = 6,
+  Keepalive = 7,
+}
+
+/** How a link authenticates; both ends must agree (a secure node refuses an insecure peer). */
+export const enum ScAuth {
+  /** MACs from the cluster secret (the normal case). */
+  Secret = 0,
+  /** --insecure-dev: no MACs, no tags; only ever talks to another --insecure-dev node. */
+  Insecure = 1,
 }
 
 /** Why a clone was refused (SC-ACK status != Accepted). */
@@ -39,10 +63,38 @@ export const CLONE_STATUS_NAMES: Record<number, string> = {
   7: "cancelled",
 };
 
+/** Sent by the accepting side as soon as a connection opens: who it is and a fresh nonce. */
+export interface ChallengeMessage {
+  type: ScType.Challenge;
+  auth: ScAuth;
+  /** The server's fresh random nonce (SC_NONCE_LEN bytes). */
+  nonce: Uint8Array;
+  /** The server's node id (1..64 bytes of UTF-8). */
+  nodeId: string;
+}
+
+/** The connecting side's answer to the CHALLENGE. */
 export interface HelloMessage {
   type: ScType.Hello;
+  auth: ScAuth;
+  /** The client's fresh random nonce (SC_NONCE_LEN bytes). */
+  nonce: Uint8Array;
+  /** MAC over both ids and nonces (SC_HANDSHAKE_MAC_LEN bytes; all zero when Insecure). */
+  mac: Uint8Array;
   /** The sender's node id (1..64 bytes of UTF-8). */
   nodeId: string;
+}
+
+/** The server's proof that it holds the secret too (mutual authentication). */
+export interface HelloAckMessage {
+  type: ScType.HelloAck;
+  /** SC_HANDSHAKE_MAC_LEN bytes; all zero when the link is Insecure. */
+  mac: Uint8Array;
+}
+
+/** Sent on an idle link so that both ends see the other is alive. */
+export interface KeepaliveMessage {
+  type: ScType.Keepalive;
 }
 
 export interface CloneMessage {
@@ -79,7 +131,20 @@ export interface CancelMessage {
   cloneId: number;
 }
 
-export type ScMessage = HelloMessage | CloneMessage | CloneAckMessage | CancelMessage;
+export type ScMessage =
+  | ChallengeMessage
+  | HelloMessage
+  | HelloAckMessage
+  | CloneMessage
+  | CloneAckMessage
+  | CancelMessage
+  | KeepaliveMessage;
+
+/** One message as it came off the stream, and its tag (empty before the handshake ends). */
+export interface ScFrame {
+  bytes: Uint8Array;
+  tag: Uint8Array;
+}
 
 export type ScDecodeErrorKind =
   "bad-magic" | "bad-version" | "bad-type" | "bad-length" | "too-large" | "bad-field";
@@ -140,17 +205,92 @@ function checkU32(name: string, v: number): void {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** Fixed parts: header, auth, id length, nonce (CHALLENGE) and MAC (HELLO); the id follows. */
+const CHALLENGE_FIXED = SC_HEADER_LEN + 2 + SC_NONCE_LEN;
+const HELLO_FIXED = CHALLENGE_FIXED + SC_HANDSHAKE_MAC_LEN;
+const HELLO_ACK_LEN = SC_HEADER_LEN + SC_HANDSHAKE_MAC_LEN;
+
+/** CLONE: deadline, three lengths. CLONE-ACK: status, reserved, head length, response length. */
+const CLONE_FIXED = 8 + 2 + 2 + 4;
+const CLONE_ACK_FIXED = 1 + 1 + 2 + 8;
+
+/** The encoded size of a CLONE with these field lengths (compare with SC_MAX_MESSAGE). */
+export function cloneMessageLength(stateLen: number, seedLen: number, asfLen: number): number {
+  return SC_HEADER_LEN + CLONE_FIXED + stateLen + seedLen + asfLen;
+}
+
+/** The encoded size of a CLONE-ACK carrying a response head of `headLen` bytes. */
+export function cloneAckLength(headLen: number): number {
+  return SC_HEADER_LEN + CLONE_ACK_FIXED + headLen;
+}
+
+function encodeNodeId(nodeId: string): Uint8Array {
+  const id = encoder.encode(nodeId);
+  if (id.length < 1 || id.length > 64) throw new RangeError("node id must be 1..64 bytes");
+  return id;
+}
+
+function checkLength(name: string, b: Uint8Array, n: number): void {
+  if (b.length !== n) throw new RangeError(`${name} must be ${n} bytes, got ${b.length}`);
+}
+
+function isZero(b: Uint8Array): boolean {
+  let acc = 0;
+  for (const x of b) acc |= x;
+  return acc === 0;
+}
+
+/** The id at buf[off, off + n) of a message whose total length is fixed + n. */
+function decodeNodeId(buf: Uint8Array, off: number, n: number): string | ScDecodeError {
+  if (n < 1 || n > 64 || off + n !== buf.length) return new ScDecodeError("bad-field", `node id length ${n}`);
+  try {
+    return decoder.decode(buf.subarray(off, off + n));
+  } catch {
+    return new ScDecodeError("bad-field", "node id is not UTF-8");
+  }
+}
+
+function decodeAuth(b: number): ScAuth | ScDecodeError {
+  return b === ScAuth.Secret || b === ScAuth.Insecure ? b : new ScDecodeError("bad-field", `auth ${b}`);
+}
+
 /** Encodes a message; throws RangeError for values no peer could decode (a programming error). */
 export function encodeScMessage(msg: ScMessage): Uint8Array {
   switch (msg.type) {
+    case ScType.Challenge: {
+      const id = encodeNodeId(msg.nodeId);
+      checkLength("nonce", msg.nonce, SC_NONCE_LEN);
+      const buf = new Uint8Array(CHALLENGE_FIXED + id.length);
+      writeHeader(buf, msg.type, buf.length, 0);
+      buf[12] = msg.auth;
+      buf[13] = id.length;
+      buf.set(msg.nonce, 14);
+      buf.set(id, CHALLENGE_FIXED);
+      return buf;
+    }
     case ScType.Hello: {
-      const id = encoder.encode(msg.nodeId);
-      if (id.length < 1 || id.length > 64) throw new RangeError("node id must be 1..64 bytes");
-      const total = SC_HEADER_LEN + 1 + id.length;
-      const buf = new Uint8Array(total);
-      writeHeader(buf, msg.type, total, 0);
-      buf[12] = id.length;
-      buf.set(id, 13);
+      const id = encodeNodeId(msg.nodeId);
+      checkLength("nonce", msg.nonce, SC_NONCE_LEN);
+      checkLength("mac", msg.mac, SC_HANDSHAKE_MAC_LEN);
+      const buf = new Uint8Array(HELLO_FIXED + id.length);
+      writeHeader(buf, msg.type, buf.length, 0);
+      buf[12] = msg.auth;
+      buf[13] = id.length;
+      buf.set(msg.nonce, 14);
+      buf.set(msg.mac, 14 + SC_NONCE_LEN);
+      buf.set(id, HELLO_FIXED);
+      return buf;
+    }
+    case ScType.HelloAck: {
+      checkLength("mac", msg.mac, SC_HANDSHAKE_MAC_LEN);
+      const buf = new Uint8Array(HELLO_ACK_LEN);
+      writeHeader(buf, msg.type, buf.length, 0);
+      buf.set(msg.mac, SC_HEADER_LEN);
+      return buf;
+    }
+    case ScType.Keepalive: {
+      const buf = new Uint8Array(SC_HEADER_LEN);
+      writeHeader(buf, msg.type, SC_HEADER_LEN, 0);
       return buf;
     }
     case ScType.Clone: {
@@ -158,7 +298,7 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       if (msg.state.length > 0xffff || msg.seed.length > 0xffff) throw new RangeError("state/seed too long");
       if (!Number.isSafeInteger(msg.startDeadline) || msg.startDeadline < 0)
         throw new RangeError("startDeadline must be a non-negative integer (ms)");
-      const total = SC_HEADER_LEN + 8 + 2 + 2 + 4 + msg.state.length + msg.seed.length + msg.asf.length;
+      const total = cloneMessageLength(msg.state.length, msg.seed.length, msg.asf.length);
       if (total > SC_MAX_MESSAGE)
         throw new RangeError(`clone message of ${total} bytes exceeds ${SC_MAX_MESSAGE}`);
       const buf = new Uint8Array(total);
@@ -181,8 +321,9 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       checkU32("cloneId", msg.cloneId);
       if (!Number.isSafeInteger(msg.responseLength) || msg.responseLength < 0)
         throw new RangeError("responseLength must be a non-negative safe integer");
-      if (msg.head.length > 0xffff) throw new RangeError("response head too long");
-      const total = SC_HEADER_LEN + 1 + 1 + 2 + 8 + msg.head.length;
+      const total = cloneAckLength(msg.head.length);
+      if (total > SC_MAX_MESSAGE)
+        throw new RangeError(`clone-ack of ${total} bytes exceeds ${SC_MAX_MESSAGE}`);
       const buf = new Uint8Array(total);
       writeHeader(buf, msg.type, total, msg.cloneId);
       buf[12] = msg.status;
@@ -210,7 +351,7 @@ export function peekScLength(buf: Uint8Array): number | ScDecodeError {
   if (((buf[0]! << 8) | buf[1]!) !== SC_MAGIC) return new ScDecodeError("bad-magic", "not an SC message");
   if (buf[2] !== SC_VERSION) return new ScDecodeError("bad-version", `version ${buf[2]}`);
   const type = buf[3]!;
-  if (type < ScType.Hello || type > ScType.Cancel) return new ScDecodeError("bad-type", `type ${type}`);
+  if (type < ScType.Hello || type > ScType.Keepalive) return new ScDecodeError("bad-type", `type ${type}`);
   const total = readU32(buf, 4);
   if (total < SC_HEADER_LEN) return new ScDecodeError("bad-length", `total length ${total}`);
   if (total > SC_MAX_MESSAGE) return new ScDecodeError("too-large", `total length ${total}`);
@@ -226,16 +367,36 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
   const type = buf[3] as ScType;
   const cloneId = readU32(buf, 8);
   switch (type) {
+    case ScType.Challenge: {
+      if (total < CHALLENGE_FIXED) return new ScDecodeError("bad-length", "challenge too short");
+      if (cloneId !== 0) return new ScDecodeError("bad-field", "challenge with a clone id");
+      const auth = decodeAuth(buf[12]!);
+      if (auth instanceof ScDecodeError) return auth;
+      const nodeId = decodeNodeId(buf, CHALLENGE_FIXED, buf[13]!);
+      if (nodeId instanceof ScDecodeError) return nodeId;
+      return { type, auth, nonce: buf.subarray(14, 14 + SC_NONCE_LEN), nodeId };
+    }
     case ScType.Hello: {
-      if (total < SC_HEADER_LEN + 2) return new ScDecodeError("bad-length", "hello too short");
-      const n = buf[12]!;
-      if (n < 1 || n > 64 || SC_HEADER_LEN + 1 + n !== total)
-        return new ScDecodeError("bad-field", `node id length ${n}`);
-      try {
-        return { type, nodeId: decoder.decode(buf.subarray(13, 13 + n)) };
-      } catch {
-        return new ScDecodeError("bad-field", "node id is not UTF-8");
-      }
+      if (total < HELLO_FIXED) return new ScDecodeError("bad-length", "hello too short");
+      if (cloneId !== 0) return new ScDecodeError("bad-field", "hello with a clone id");
+      const auth = decodeAuth(buf[12]!);
+      if (auth instanceof ScDecodeError) return auth;
+      const nodeId = decodeNodeId(buf, HELLO_FIXED, buf[13]!);
+      if (nodeId instanceof ScDecodeError) return nodeId;
+      const mac = buf.subarray(14 + SC_NONCE_LEN, HELLO_FIXED);
+      if (auth === ScAuth.Insecure && !isZero(mac))
+        return new ScDecodeError("bad-field", "insecure hello with a mac");
+      return { type, auth, nonce: buf.subarray(14, 14 + SC_NONCE_LEN), mac, nodeId };
+    }
+    case ScType.HelloAck: {
+      if (total !== HELLO_ACK_LEN) return new ScDecodeError("bad-length", "hello-ack length");
+      if (cloneId !== 0) return new ScDecodeError("bad-field", "hello-ack with a clone id");
+      return { type, mac: buf.subarray(SC_HEADER_LEN, HELLO_ACK_LEN) };
+    }
+    case ScType.Keepalive: {
+      if (total !== SC_HEADER_LEN) return new ScDecodeError("bad-length", "keepalive has a body");
+      if (cloneId !== 0) return new ScDecodeError("bad-field", "keepalive with a clone id");
+      return { type };
     }
     case ScType.Clone: {
       const fixed = SC_HEADER_LEN + 16;
@@ -276,37 +437,47 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
 }
 
 /**
- * Splits a byte stream into messages. Push chunks as they arrive; whole messages come
- * out. After a framing error the stream cannot be resynchronised: the caller closes
- * the connection (and counts the error).
+ * Splits a byte stream into frames: a message and, once the link's handshake is done, its
+ * tag (`tagLength` bytes after it). Push chunks as they arrive and take frames with next()
+ * one at a time, since a frame may change the tag length of the ones after it. What stays
+ * buffered is at most one partial frame (a header announcing more than SC_MAX_MESSAGE is an
+ * error at once). After a framing error the stream cannot be resynchronised: the caller
+ * closes the connection (and counts the error).
  */
 export class ScFramer {
+  /** Bytes of tag after each message from now on (0, or SC_TAG_LEN once authenticated). */
+  tagLength = 0;
   private chunks: Uint8Array[] = [];
   private buffered = 0;
   private failed: ScDecodeError | null = null;
 
-  /** Returns the messages completed by this chunk, or the error that broke the stream. */
-  push(chunk: Uint8Array): ScMessage[] | ScDecodeError {
+  push(chunk: Uint8Array): void {
+    if (this.failed || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The next whole frame, null if it has not all arrived, or the error that broke the stream. */
+  next(): ScFrame | null | ScDecodeError {
     if (this.failed) return this.failed;
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
-    const out: ScMessage[] = [];
-    while (this.buffered >= SC_HEADER_LEN) {
-      const head = this.peek(SC_HEADER_LEN);
-      const total = peekScLength(head);
-      if (total instanceof ScDecodeError) return (this.failed = total);
-      if (this.buffered < total) break;
-      const msg = decodeScMessage(this.take(total));
-      if (msg instanceof ScDecodeError) return (this.failed = msg);
-      out.push(msg);
-    }
-    return out;
+    if (this.buffered < SC_HEADER_LEN) return null;
+    const total = peekScLength(this.peek(SC_HEADER_LEN));
+    if (total instanceof ScDecodeError) return this.fail(total);
+    if (this.buffered < total + this.tagLength) return null;
+    const bytes = this.take(total);
+    const tag = this.tagLength > 0 ? this.take(this.tagLength) : EMPTY;
+    return { bytes, tag };
   }
 
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  private fail(e: ScDecodeError): ScDecodeError {
+    this.failed = e;
+    this.chunks = [];
+    this.buffered = 0;
+    return e;
   }
 
   private peek(n: number): Uint8Array {
@@ -353,3 +524,5 @@ export class ScFramer {
     return out;
   }
 }
+
+const EMPTY = new Uint8Array(0);

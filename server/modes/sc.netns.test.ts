@@ -10,10 +10,22 @@ import { withCluster, type Cluster } from "../../cluster/index.js";
 import { buildSite, documentSha256 } from "../../loadgen/index.js";
 import { testPrefix } from "../../testbed/index.js";
 import { UrlMapper } from "../mapper.js";
+import { CLUSTER_DEFAULTS } from "../cluster.js";
 
 const CLI = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));
 const NODES = ["node1", "node2", "node3", "node4"];
 const mapper = new UrlMapper(NODES.map((id) => ({ id })));
+
+/** Run in the client host: connect to argv[1]:argv[2], send a v1 HELLO "node1", print what came back. */
+const SC_PORT_PROBE = `
+const s = require("node:net").connect(Number(process.argv[2]), process.argv[1]);
+let got = 0;
+s.on("data", (b) => (got += b.length));
+s.on("error", (e) => console.error(e.code));
+s.on("connect", () => s.write(Buffer.from([0x53, 0x43, 1, 1, 0, 0, 0, 18, 0, 0, 0, 0, 5, 110, 111, 100, 101, 49])));
+s.on("close", () => console.log("closed " + got));
+setTimeout(() => { console.log("open " + got); process.exit(0); }, 10000).unref();
+`;
 
 interface Site {
   dir: string;
@@ -154,6 +166,33 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
         assert.ok(
           stats.packets.bytesForwarded < responseBytes / 20,
           `dispatcher forwarded ${stats.packets.bytesForwarded} bytes for ${responseBytes} response bytes`,
+        );
+
+        // Issue 14 item 2: a host that is no member (the client) opens a node's SC port and
+        // sends a version 1 HELLO claiming a member's id: closed before anything is read, counted.
+        const target = c.nodes[1]!;
+        const ip = new URL(c.process(target).admin!).hostname;
+        const receivedBefore = await sumMetric(c, "sc_clones_received_total");
+        const probe = await c.testbed.exec(
+          "client",
+          process.execPath,
+          ["-e", SC_PORT_PROBE, ip, String(CLUSTER_DEFAULTS.scPort)],
+          { timeoutMs: 20_000, check: false },
+        );
+        assert.equal(probe.stdout.trim(), "closed 0", `probe: ${probe.stdout} ${probe.stderr}`);
+        const targetMetrics = await c.metrics(target);
+        const refused = /^sc_link_drops_total\{reason="unknown-address"[^}]*\} (\S+)$/m.exec(targetMetrics);
+        assert.ok(
+          refused !== null && Number(refused[1]) >= 1,
+          `counted as unknown-address: ${targetMetrics
+            .split("\n")
+            .filter((l) => l.startsWith("sc_link"))
+            .join("; ")}`,
+        );
+        assert.equal(await sumMetric(c, "sc_clones_received_total"), receivedBefore);
+        assert.ok(
+          (await sumMetric(c, "sc_link_handshakes_total")) >= 12,
+          "every ordered pair of nodes linked",
         );
       },
     );

@@ -25,19 +25,31 @@ import {
   type Mode,
   type ModeContext,
 } from "../modes.js";
-import { selfMember, type ClusterMember } from "../cluster.js";
+import { selfMember, type ClusterConfig, type ClusterMember } from "../cluster.js";
+import type { UrlMapper } from "../mapper.js";
 import type { HttpRequest } from "../http/parser.js";
 import { RequestParser, ParseError, DEFAULT_LIMITS } from "../http/parser.js";
 import { normalizePath } from "../http/url-path.js";
 import type { PreparedResponse } from "../http/response.js";
 import { sendPrepared } from "../send.js";
-import type { PacketSource } from "../conn-user.js";
+import type { PacketHandler, PacketSource } from "../conn-user.js";
 import type { Conn } from "../conn.js";
-import { ScTransport } from "../../sc/clone/transport.js";
-import { CloneStatus, ScType, type CloneAckMessage, type CloneMessage } from "../../sc/clone/message.js";
+import type { Logger } from "../log.js";
+import { UserFacingError } from "../errors.js";
+import { LINK_DROP_REASONS, ScTransport, type LinkDropReason } from "../../sc/clone/transport.js";
+import {
+  cloneAckLength,
+  cloneMessageLength,
+  CloneStatus,
+  ScType,
+  SC_MAX_MESSAGE,
+  type CloneAckMessage,
+  type CloneMessage,
+} from "../../sc/clone/message.js";
+import { linkKey } from "../../sc/auth/link.js";
 import { PacketRouter, peekTcp, type RouterEntry, type TcpPeek } from "../../sc/router/router.js";
 import { TcpSocket } from "../../sc/tcp/socket.js";
-import { decodeState, encodeState, exportState, importState } from "../../sc/tcp/state.js";
+import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
 import { seqDiff } from "../../sc/tcp/seq.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import { isWireError } from "../../sc/wire/error.js";
@@ -54,6 +66,14 @@ export interface ScSettings {
   stallMs: number;
   /** Clones a node serves at once; more are refused (busy) and served by their original. */
   maxClones: number;
+  /**
+   * The node's send timeout (--send-timeout), applied where the mode drives a connection outside
+   * the HTTP pipeline: the original waiting for its last response to be acknowledged before it
+   * clones, the original resuming a failed clone's response, and a clone on this node. A client
+   * that acknowledges nothing new for this long is dropped (the original resets it; a clone
+   * vanishes without a packet, its original resumes or resets).
+   */
+  sendTimeoutMs: number;
 }
 
 export const SC_DEFAULTS: ScSettings = {
@@ -66,6 +86,8 @@ export const SC_DEFAULTS: ScSettings = {
   finLingerMs: 10_000,
   stallMs: 5_000,
   maxClones: 10_000,
+  // The node's own default (NODE_DEFAULTS.timeouts.sendMs); cli/node.ts passes --send-timeout.
+  sendTimeoutMs: 30_000,
 };
 
 /** Extra time, past the clone's start deadline, before the original serves on its own. */
@@ -75,6 +97,28 @@ const CLONE_SAFETY_MS = 50;
 /** GUE variant 0, proto 4 (IPv4): the header put before packets forwarded to a clone. */
 const GUE_IPV4 = Buffer.from([0x00, 0x04, 0x00, 0x00]);
 const SIZE_HINTS_MAX = 65536;
+const EMPTY = new Uint8Array(0);
+/** How often the mode checks routing expiries and send deadlines while it has any. */
+const SWEEP_MS = 250;
+
+/**
+ * What the mode works with besides its ModeContext: the node's user-space stack, the cluster,
+ * and the two planes to the peers. create() builds them on the node; tests build them in process.
+ */
+export interface ScEdges {
+  /** The stack that owns the VIP, and the hook every inbound client packet passes. */
+  readonly stack: TcpStack;
+  readonly vip: string;
+  setPacketHandler(h: PacketHandler | null): void;
+  readonly cluster: ClusterConfig;
+  readonly mapper: UrlMapper;
+  /** SC messages (CLONE, CLONE-ACK, CANCEL) to and from peers. */
+  readonly transport: ScTransport;
+  /** Sends a client packet to a clone on `peer` (GUE). */
+  forward(packet: Uint8Array, peer: ClusterMember): void;
+  /** Releases what the edges opened (after the transport is closed). */
+  close(): Promise<void>;
+}
 
 /** A clone in flight on the original node. */
 interface OutgoingClone {
@@ -88,27 +132,51 @@ interface OutgoingClone {
   settled: boolean;
 }
 
-/** A clone this node serves. */
+/** A clone this node serves, owned by the peer that sent its CLONE. */
 interface IncomingClone {
   readonly id: number;
   readonly from: string;
-  sock: TcpSocket | null;
+  readonly key: string;
+  readonly sock: TcpSocket;
   started: boolean;
   cancelled: boolean;
 }
 
-type FailureReason =
-  "peer-down" | "timeout" | "refused" | "not-exportable" | "resumed" | "reset" | "abandoned";
+/** A connection the mode drives outside the HTTP pipeline, and its last send progress. */
+interface SendDeadline {
+  /** The acknowledged point (snd_una) when progress was last seen. */
+  una: number;
+  since: number;
+  readonly onExpired: () => void;
+}
 
-class SocketCloning implements Mode {
+type FailureReason =
+  | "peer-down"
+  | "timeout"
+  | "refused"
+  | "not-exportable"
+  | "resumed"
+  | "reset"
+  | "abandoned"
+  /** The original reset a client that acknowledged nothing for sendTimeoutMs (before a clone, or resuming). */
+  | "send-timeout"
+  /** This node dropped a clone whose client acknowledged nothing for sendTimeoutMs. */
+  | "clone-send-timeout";
+
+export class SocketCloning implements Mode {
   readonly name = "sc";
   private readonly stack: TcpStack;
+  private readonly transport: ScTransport;
+  private readonly mapper: UrlMapper;
   private readonly self: ClusterMember;
   private readonly peers = new Map<string, ClusterMember>();
   private readonly peerAddrs = new Set<string>();
   private readonly router: PacketRouter<ClusterMember>;
   private readonly outgoing = new Map<RouterEntry<ClusterMember>, OutgoingClone>();
+  /** Clones served here by `${peer}/${clone id}`: a peer can only name (cancel) its own. */
   private readonly incoming = new Map<string, IncomingClone>();
+  private readonly incomingBySocket = new Map<TcpSocket, IncomingClone>();
+  private readonly deadlines = new Map<TcpSocket, SendDeadline>();
   private readonly sizeHints = new Map<string, number>();
   private readonly scratch: TcpPeek = {
     src: 0,
@@ -135,11 +203,15 @@ class SocketCloning implements Mode {
     resumed: 0,
     reset: 0,
     abandoned: 0,
+    "send-timeout": 0,
+    "clone-send-timeout": 0,
   };
   readonly refusals: Record<string, number> = {};
   resumes = 0;
   servedLocally = 0;
   peerPacketsDropped = 0;
+  /** CANCELs naming no clone of their sender here (late, or for another peer's clone). */
+  cancelsIgnored = 0;
   private readonly latency: Histogram;
   /** The most recent clone latencies (us), for exact percentiles in /stats. */
   private readonly latencySamples = new SampleRing(16384);
@@ -147,60 +219,62 @@ class SocketCloning implements Mode {
   constructor(
     private readonly ctx: ModeContext,
     private readonly settings: ScSettings,
-    private readonly transport: ScTransport,
-    private readonly udp: dgram.Socket,
-    httpPort: number,
+    private readonly edges: ScEdges,
   ) {
-    this.stack = ctx.userStack!.stack;
-    const cluster = ctx.cluster!;
-    this.self = selfMember(cluster);
-    for (const m of cluster.members) {
+    this.stack = edges.stack;
+    this.transport = edges.transport;
+    this.mapper = edges.mapper;
+    this.self = selfMember(edges.cluster);
+    for (const m of edges.cluster.members) {
       if (m.id === this.self.id) continue;
       this.peers.set(m.id, m);
       this.peerAddrs.add(m.addr);
     }
-    this.vip = ipv4FromString(ctx.userStack!.address) as number;
-    this.port = httpPort;
+    this.vip = ipv4FromString(edges.vip) as number;
+    this.port = ctx.httpPort;
     this.router = new PacketRouter({ finLingerMs: settings.finLingerMs, stallMs: settings.stallMs });
     this.latency = this.registerMetrics();
-    transport.on("peer-down", (id: string) => this.peerDown(id));
-    ctx.userStack!.setPacketHandler(this.onPacket);
+    this.transport.on("peer-down", (id: string) => this.peerDown(id));
+    edges.setPacketHandler(this.onPacket);
   }
 
   // ------------------------------------------------------------------ original node
 
   decide(req: HttpRequest, ctl: ConnectionControl): Decision | Promise<Decision> {
-    const mapper = this.ctx.mapper!;
     if (req.method !== "GET" && req.method !== "HEAD") return "serve";
     if (req.bodyBytes > 0) return "serve";
     const norm = normalizePath(req.path);
     if (!norm.ok) return "serve";
-    const home = mapper.lookup(norm.path);
+    const home = this.mapper.lookup(norm.path);
     if (home === undefined || home === this.self.id) return "serve";
     const hint = this.sizeHints.get(norm.path);
     if (hint !== undefined && hint <= this.settings.localMaxBytes) {
       this.servedLocally++;
       return "serve";
     }
-    const peer = this.peers.get(home)!;
+    const peer = this.peers.get(home);
+    if (peer === undefined) return "serve";
     if (!this.transport.isPeerUp(home)) {
       this.failures["peer-down"]++;
       return "serve";
     }
     if (!(ctl.conn instanceof TcpSocket)) return "serve";
-    return this.cloneTo(peer, req, ctl, norm.path);
+    return this.cloneTo(peer, req, ctl, ctl.conn, norm.path);
   }
 
   private async cloneTo(
     peer: ClusterMember,
     req: HttpRequest,
     ctl: ConnectionControl,
+    sock: TcpSocket,
     path: string,
   ): Promise<Decision> {
     // Only a connection with nothing in flight can be continued elsewhere: the clone has none
-    // of the bytes the original may still have to retransmit.
+    // of the bytes the original may still have to retransmit. The HTTP pipeline's send
+    // timeout does not run while the mode decides, so the wait has its own.
+    this.watchSend(sock, () => this.sendTimedOut(sock));
     await ctl.flushed();
-    const sock = ctl.conn as unknown as TcpSocket;
+    this.deadlines.delete(sock);
     if (sock.destroyed) return "done";
     let state;
     try {
@@ -209,7 +283,11 @@ class SocketCloning implements Mode {
       this.failures["not-exportable"]++;
       return "serve";
     }
-    if (state.sndUna !== state.sndNxt || state.seed === undefined) {
+    if (
+      state.sndUna !== state.sndNxt ||
+      state.seed === undefined ||
+      cloneMessageLength(STATE_SIZE, state.seed.length, req.raw.length) > SC_MAX_MESSAGE
+    ) {
       this.failures["not-exportable"]++;
       return "serve";
     }
@@ -317,8 +395,8 @@ class SocketCloning implements Mode {
    * regenerated here and must match it in length and validator, else the connection is reset.
    */
   private async resume(clone: OutgoingClone): Promise<void> {
-    if (clone.settled) return;
-    const ack = clone.ack!;
+    const ack = clone.ack;
+    if (clone.settled || ack === null) return;
     const entry = clone.entry;
     this.router.remove(entry); // stop forwarding to the failed node first
     this.failures.resumed++;
@@ -360,12 +438,48 @@ class SocketCloning implements Mode {
     else if (resp.stream !== null && resp.stream.start + bodyFrom <= resp.stream.end) {
       tail.stream = { ...resp.stream, start: resp.stream.start + bodyFrom };
     }
+    // Outside the HTTP pipeline, so the send timeout is the mode's: a client that stopped
+    // reading (the likely reason the clone stalled) is reset, not served forever.
+    this.watchSend(sock, () => this.sendTimedOut(sock));
     try {
       await sendPrepared(asConn(sock), tail);
       await new Promise<void>((r) => (sock.destroyed ? r() : sock.write(Buffer.alloc(0), () => r())));
     } finally {
+      this.deadlines.delete(sock);
       sock.conn.acceptAcksBeyondSent = false;
       clone.settle("done");
+    }
+  }
+
+  /** Starts (or restarts) the send deadline of a connection the mode drives itself. */
+  private watchSend(sock: TcpSocket, onExpired: () => void): void {
+    this.deadlines.set(sock, { una: sock.conn.sndUna, since: Date.now(), onExpired });
+    this.armSweep();
+  }
+
+  /** The original's client acknowledged nothing for sendTimeoutMs: reset, as the pipeline would. */
+  private sendTimedOut(sock: TcpSocket): void {
+    this.failures["send-timeout"]++;
+    this.ctx.stats.sendTimeouts++;
+    sock.destroy();
+  }
+
+  /** Expires send deadlines: no acknowledgement progress with data outstanding for sendTimeoutMs. */
+  private checkDeadlines(now: number): void {
+    for (const [sock, d] of this.deadlines) {
+      if (sock.destroyed) {
+        this.deadlines.delete(sock);
+        continue;
+      }
+      const conn = sock.conn;
+      const idle = conn.sndUna === conn.sndMax && sock.writableLength === 0;
+      if (idle || conn.sndUna !== d.una) {
+        d.una = conn.sndUna;
+        d.since = now;
+      } else if (now - d.since >= this.settings.sendTimeoutMs) {
+        this.deadlines.delete(sock);
+        d.onExpired();
+      }
     }
   }
 
@@ -394,7 +508,7 @@ class SocketCloning implements Mode {
     stack.receive(packet);
     if (verdict === "forward") {
       const peer = entry!.peer;
-      this.udp.send([GUE_IPV4, Buffer.from(packet)], this.ctx.cluster!.guePort, peer.addr);
+      this.edges.forward(packet, peer);
       if (this.router.isComplete(entry!)) {
         const clone = this.outgoing.get(entry!);
         if (clone !== undefined) this.complete(clone);
@@ -404,7 +518,7 @@ class SocketCloning implements Mode {
 
   private armSweep(): void {
     if (this.sweepTimer !== undefined) return;
-    this.sweepTimer = setInterval(() => this.sweep(), 250);
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweepTimer.unref();
   }
 
@@ -419,7 +533,8 @@ class SocketCloning implements Mode {
         this.finish(clone, "done");
       }
     }
-    if (this.router.size === 0 && this.outgoing.size === 0) {
+    this.checkDeadlines(now);
+    if (this.router.size === 0 && this.outgoing.size === 0 && this.deadlines.size === 0) {
       clearInterval(this.sweepTimer);
       this.sweepTimer = undefined;
     }
@@ -427,57 +542,29 @@ class SocketCloning implements Mode {
 
   // ------------------------------------------------------------------ clone node
 
+  /**
+   * A CLONE from the peer `from` (the transport authenticated it). Every refusal is answered
+   * with its status and sends nothing to the client.
+   */
   readonly onClone = (msg: CloneMessage, from: string, reply: (ack: CloneAckMessage) => void): void => {
     const refuse = (status: CloneStatus) => {
       this.refusals[`sent-${status}`] = (this.refusals[`sent-${status}`] ?? 0) + 1;
-      reply({
-        type: ScType.CloneAck,
-        cloneId: msg.cloneId,
-        status,
-        responseLength: 0,
-        head: new Uint8Array(0),
-      });
+      reply({ type: ScType.CloneAck, cloneId: msg.cloneId, status, responseLength: 0, head: EMPTY });
     };
-    if (Date.now() > msg.startDeadline - CLONE_SAFETY_MS) return refuse(CloneStatus.Expired);
-    if (this.incoming.size >= this.settings.maxClones) return refuse(CloneStatus.Busy);
-    const snap = decodeState(msg.state);
-    if (isWireError(snap)) return refuse(CloneStatus.BadState);
-    const t = snap.tuple;
-    if (t.localAddr !== this.vip || t.localPort !== this.port) return refuse(CloneStatus.NoListener);
-    const parser = new RequestParser(DEFAULT_LIMITS);
-    parser.feed(Buffer.from(msg.asf));
-    const req = parser.next();
-    if (req === null || req instanceof ParseError) return refuse(CloneStatus.BadState);
-
-    // A previous clone of the same connection may still wait for its last ACK (which can
-    // arrive after this message): the new state is authoritative.
-    const old = this.stack.lookup(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
-    if (old !== undefined) {
-      if (old.clone === undefined && !old.isClosed() && old.state !== "TIME-WAIT")
-        return refuse(CloneStatus.Exists);
-      const owner = old.socket;
-      if (owner instanceof TcpSocket) owner.dropSilently();
-      else old.dropSilently();
-    }
-    let sock: TcpSocket;
-    try {
-      sock = importState(this.stack, { ...snap, seed: msg.seed }, undefined, { clone: {} });
-    } catch {
-      return refuse(CloneStatus.BadState);
-    }
-    sock.on("error", () => undefined);
-    const key = `${from}/${msg.cloneId}`;
-    const clone: IncomingClone = { id: msg.cloneId, from, sock, started: false, cancelled: false };
-    this.incoming.set(key, clone);
-    sock.once("close", () => this.incoming.delete(key));
+    const made = this.importClone(msg, from);
+    if (!("clone" in made)) return refuse(made.refused);
+    const { clone, req } = made;
+    const sock = clone.sock;
     this.clonesReceived++;
-    const prepared = this.ctx.responder.respond(req, req.keepAlive, Date.now());
+    const fail = (status: CloneStatus) => {
+      sock.dropSilently();
+      this.forgetClone(clone);
+      refuse(status);
+    };
     const go = (resp: PreparedResponse) => {
-      if (clone.cancelled || sock.destroyed || Date.now() > msg.startDeadline - CLONE_SAFETY_MS) {
-        sock.dropSilently();
-        this.incoming.delete(key);
-        return refuse(clone.cancelled ? CloneStatus.Cancelled : CloneStatus.Expired);
-      }
+      if (clone.cancelled || sock.destroyed || Date.now() > msg.startDeadline - CLONE_SAFETY_MS)
+        return fail(clone.cancelled ? CloneStatus.Cancelled : CloneStatus.Expired);
+      if (cloneAckLength(resp.head.length) > SC_MAX_MESSAGE) return fail(CloneStatus.ServerError);
       clone.started = true;
       // The SC-ACK goes before the first byte to the client (both leave in this tick; the SC
       // link is a separate path, so the original enters routing before it: see cloneTo).
@@ -491,26 +578,87 @@ class SocketCloning implements Mode {
       this.ctx.stats.countResponse(resp.status, resp.length);
       void sendPrepared(asConn(sock), resp).then(() => sock.end());
     };
-    if (prepared instanceof Promise) {
-      prepared.then(go, () => {
-        sock.dropSilently();
-        this.incoming.delete(key);
-        refuse(CloneStatus.ServerError);
-      });
-    } else go(prepared);
+    let prepared: PreparedResponse | Promise<PreparedResponse>;
+    try {
+      prepared = this.ctx.responder.respond(req, req.keepAlive, Date.now());
+    } catch {
+      return fail(CloneStatus.ServerError);
+    }
+    if (prepared instanceof Promise) prepared.then(go, () => fail(CloneStatus.ServerError));
+    else go(prepared);
   };
 
+  /** Checks a CLONE and builds the clone connection, or says why not (nothing sent either way). */
+  private importClone(
+    msg: CloneMessage,
+    from: string,
+  ): { clone: IncomingClone; req: HttpRequest } | { refused: CloneStatus } {
+    if (Date.now() > msg.startDeadline - CLONE_SAFETY_MS) return { refused: CloneStatus.Expired };
+    if (this.incoming.size >= this.settings.maxClones) return { refused: CloneStatus.Busy };
+    const key = `${from}/${msg.cloneId}`;
+    if (this.incoming.has(key)) return { refused: CloneStatus.Exists };
+    const snap = decodeState(msg.state);
+    if (isWireError(snap)) return { refused: CloneStatus.BadState };
+    const t = snap.tuple;
+    if (t.localAddr !== this.vip || t.localPort !== this.port) return { refused: CloneStatus.NoListener };
+    const parser = new RequestParser(DEFAULT_LIMITS);
+    parser.feed(Buffer.from(msg.asf));
+    const req = parser.next();
+    if (req === null || req instanceof ParseError) return { refused: CloneStatus.BadState };
+
+    const old = this.stack.lookup(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
+    if (old !== undefined) {
+      const oldSock = old.socket instanceof TcpSocket ? old.socket : undefined;
+      if (old.clone === undefined) {
+        // A connection of this node's own: only a dead one (closed, TIME-WAIT) gives way.
+        if (!old.isClosed() && old.state !== "TIME-WAIT") return { refused: CloneStatus.Exists };
+        if (oldSock !== undefined) oldSock.dropSilently();
+        else old.dropSilently();
+      } else {
+        // A previous clone of the same connection may still wait for its last ACK (which can
+        // arrive after this message): its original's new state is authoritative. Only that
+        // original's: another peer's CLONE never replaces a clone in progress.
+        const owner = oldSock !== undefined ? this.incomingBySocket.get(oldSock) : undefined;
+        if (owner === undefined || owner.from !== from) return { refused: CloneStatus.Exists };
+        owner.sock.dropSilently();
+        this.forgetClone(owner);
+      }
+    }
+    let sock: TcpSocket;
+    try {
+      sock = importState(this.stack, { ...snap, seed: msg.seed }, undefined, { clone: {} });
+    } catch {
+      return { refused: CloneStatus.BadState };
+    }
+    sock.on("error", () => undefined);
+    const clone: IncomingClone = { id: msg.cloneId, from, key, sock, started: false, cancelled: false };
+    this.incoming.set(key, clone);
+    this.incomingBySocket.set(sock, clone);
+    sock.once("close", () => this.forgetClone(clone));
+    // Its client must keep acknowledging; else it vanishes (its original resumes or resets).
+    this.watchSend(sock, () => {
+      this.failures["clone-send-timeout"]++;
+      sock.dropSilently();
+    });
+    return { clone, req };
+  }
+
+  private forgetClone(clone: IncomingClone): void {
+    if (this.incoming.get(clone.key) === clone) this.incoming.delete(clone.key);
+    this.incomingBySocket.delete(clone.sock);
+    this.deadlines.delete(clone.sock);
+  }
+
+  /** A CANCEL names the sender's own clone: another peer's clone ids are not in its namespace. */
   readonly onCancel = (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void): void => {
     const c = this.incoming.get(`${from}/${cloneId}`);
-    if (c === undefined || c.started) return;
+    if (c === undefined) {
+      this.cancelsIgnored++;
+      return;
+    }
+    if (c.started) return;
     c.cancelled = true;
-    reply({
-      type: ScType.CloneAck,
-      cloneId,
-      status: CloneStatus.Cancelled,
-      responseLength: 0,
-      head: new Uint8Array(0),
-    });
+    reply({ type: ScType.CloneAck, cloneId, status: CloneStatus.Cancelled, responseLength: 0, head: EMPTY });
   };
 
   // ------------------------------------------------------------------ bookkeeping
@@ -539,11 +687,27 @@ class SocketCloning implements Mode {
         this.reset();
         for (const [reason, n] of Object.entries(failures)) this.inc({ reason }, n);
         // Undecodable SC messages (the link is closed and re-opened: docs/sc-protocol.md).
-        this.inc({ reason: "bad-message" }, transport.counters.badMessages);
+        this.inc({ reason: "bad-message" }, transport.counters.drops["bad-message"]);
       },
     });
     const failures = this.failures;
     const transport = this.transport;
+    new Counter({
+      name: "sc_link_drops_total",
+      help: "SC connections this node refused or closed, by reason (docs/sc-protocol.md)",
+      labelNames: ["reason"],
+      registers,
+      collect() {
+        this.reset();
+        for (const reason of LINK_DROP_REASONS) this.inc({ reason }, transport.counters.drops[reason]);
+      },
+    });
+    mirrorCounter(
+      registry,
+      "sc_link_handshakes_total",
+      "SC links authenticated (inbound and outbound)",
+      () => transport.counters.accepted + transport.counters.connects,
+    );
     mirrorCounter(
       registry,
       "sc_router_forwarded_packets_total",
@@ -580,17 +744,23 @@ class SocketCloning implements Mode {
       routerExpired: this.router.expired,
       peerPacketsDropped: this.peerPacketsDropped,
       clonesActive: this.incoming.size,
+      cancelsIgnored: this.cancelsIgnored,
+      sendDeadlines: this.deadlines.size,
       peersUp: this.transport.peersUp(),
       cloneLatencyUs: this.latencySamples.summary(),
-      transport: { ...this.transport.counters },
+      transport: {
+        ...this.transport.counters,
+        drops: { ...this.transport.counters.drops },
+        inbound: this.transport.inboundCount,
+      },
     };
   }
 
   async close(): Promise<void> {
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
-    this.ctx.userStack?.setPacketHandler(null);
+    this.edges.setPacketHandler(null);
     await this.transport.close();
-    await new Promise<void>((r) => this.udp.close(() => r()));
+    await this.edges.close();
   }
 }
 
@@ -631,13 +801,64 @@ function stripDate(head: Buffer): string {
   return head.toString("latin1").replace(/\r\nDate: [^\r]*/i, "");
 }
 
+/**
+ * Logs refused or closed SC connections: at most one line per reason every LOG_EVERY_MS with
+ * how many were left out (a LAN host can open connections faster than anyone reads logs).
+ */
+class DropLog {
+  private static readonly LOG_EVERY_MS = 10_000;
+  private readonly last = new Map<LinkDropReason, { at: number; suppressed: number }>();
+
+  constructor(private readonly log: Logger) {}
+
+  report(reason: LinkDropReason, who: { peer?: string; address?: string }, now: number): void {
+    const l = this.last.get(reason);
+    if (l !== undefined && now - l.at < DropLog.LOG_EVERY_MS) {
+      l.suppressed++;
+      return;
+    }
+    this.last.set(reason, { at: now, suppressed: 0 });
+    const fields = {
+      reason,
+      ...who,
+      ...(l !== undefined && l.suppressed > 0 ? { suppressed: l.suppressed } : {}),
+    };
+    const why = DROP_EXPLAINED[reason];
+    if (reason === "replaced" || reason === "idle-timeout") this.log.info(fields, `SC link closed: ${why}`);
+    else this.log.warn(fields, `SC link refused: ${why}`);
+  }
+}
+
+const DROP_EXPLAINED: Record<LinkDropReason, string> = {
+  "connection-cap": "too many SC connections open",
+  "unknown-address": "connection from an address that is no member's",
+  "handshake-timeout": "no handshake within the deadline (a version 1 peer, or not an SC peer)",
+  version: "the peer speaks another SC protocol version (upgrade every member)",
+  "unknown-peer": "HELLO names no configured peer",
+  "wrong-address": "HELLO names a member but comes from another member's address",
+  "bad-mac": "the handshake MAC does not verify (another cluster secret, or a forgery)",
+  "peer-insecure":
+    "the peer runs --insecure-dev and this node has a cluster secret (give every member the same --secret-file)",
+  "peer-secure":
+    "this node runs --insecure-dev and the peer has a cluster secret (give every member the same --secret-file)",
+  "wrong-server": "the node at a peer's address is another node",
+  "bad-message": "a message that does not decode or is out of place",
+  "bad-tag": "a message whose tag does not verify (altered, replayed or reordered)",
+  "idle-timeout": "nothing heard from the peer within the idle timeout",
+  "output-overflow": "the peer stopped reading",
+  replaced: "the peer opened a newer link",
+};
+
 registerMode({
   name: "sc",
   summary: "Socket Cloning: clone the connection to the node the URL maps to",
   needsCluster: true,
   needsUserStack: true,
   async create(ctx: ModeContext): Promise<Mode> {
-    const cluster = ctx.cluster!;
+    const { cluster, mapper, userStack, trust } = ctx;
+    // startNode checks all three for a mode that needs a cluster and the user stack.
+    if (cluster === null || mapper === null || userStack === null || trust === null)
+      throw new UserFacingError("--mode sc needs --peer members, --stack user and the cluster secret");
     const self = selfMember(cluster);
     const settings: ScSettings = { ...SC_DEFAULTS, ...(ctx.modeSettings as Partial<ScSettings>) };
     const udp = dgram.createSocket("udp4");
@@ -649,26 +870,35 @@ registerMode({
       });
     });
     udp.on("error", () => undefined);
+    const drops = new DropLog(ctx.log);
     const transport = new ScTransport({
       nodeId: self.id,
       listenHost: self.addr,
       listenPort: cluster.scPort,
       peers: cluster.members.map((m) => ({ id: m.id, host: m.addr, port: cluster.scPort })),
+      key: linkKey(trust),
+      // Peers check that a link comes from the member address of the id it claims.
+      localAddress: self.addr,
       // Callbacks run only after start(), when `mode` exists.
       onClone: (msg, from, reply) => mode.onClone(msg, from, reply),
       onCancel: (id, from, reply) => mode.onCancel(id, from, reply),
+      onDrop: (reason, who) => drops.report(reason, who, Date.now()),
     });
-    const mode = new SocketCloning(ctx, settings, transport, udp, ctx.httpPort);
+    const mode = new SocketCloning(ctx, settings, {
+      stack: userStack.stack,
+      vip: userStack.address,
+      setPacketHandler: (h) => userStack.setPacketHandler(h),
+      cluster,
+      mapper,
+      transport,
+      forward: (packet, peer) => udp.send([GUE_IPV4, Buffer.from(packet)], cluster.guePort, peer.addr),
+      close: () => new Promise<void>((r) => udp.close(() => r())),
+    });
     try {
       await transport.start();
     } catch (err) {
       udp.close();
-      throw Object.assign(
-        new Error(`SC server on ${self.addr}:${cluster.scPort}: ${(err as Error).message}`),
-        {
-          userFacing: true,
-        },
-      );
+      throw new UserFacingError(`SC server on ${self.addr}:${cluster.scPort}: ${(err as Error).message}`);
     }
     return mode;
   },
