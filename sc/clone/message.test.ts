@@ -13,6 +13,8 @@ import {
   type ScFrame,
   type ScMessage,
 } from "./message.js";
+import { assertLinearTime } from "../testing/linear-time.js";
+import { cpuClockMs } from "../testing/cpu-clock.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -331,4 +333,32 @@ test("fuzz: 100k random and mutated inputs never throw", () => {
     drain(f);
   }
   assert.ok(errors > 0 && decoded > 0, `errors=${errors} decoded=${decoded}`);
+});
+
+test("framer: a largest message in one-byte reads is taken in linear time", () => {
+  // A header (version 2, CLONE) announcing n bytes, then the rest, each byte its own read.
+  const frameOf = (n: number): Uint8Array[] => {
+    const b = new Uint8Array(n);
+    b.set([0x53, 0x43, 2, ScType.Clone]);
+    new DataView(b.buffer).setUint32(4, n);
+    return Array.from(b, (x) => Uint8Array.of(x));
+  };
+  assertLinearTime(
+    {
+      name: "SC_MAX_MESSAGE bytes in one-byte chunks",
+      make: (n) => frameOf(Math.max(SC_HEADER_LEN, n)),
+      run: (reads) => {
+        const f = new ScFramer();
+        for (const r of reads) f.push(r);
+        return f.next();
+      },
+    },
+    { limit: SC_MAX_MESSAGE, clock: cpuClockMs },
+  );
+  const f = new ScFramer();
+  for (const r of frameOf(SC_MAX_MESSAGE)) f.push(r);
+  const fr = f.next();
+  assert.ok(fr !== null && !(fr instanceof ScDecodeError));
+  assert.equal(fr.bytes.length, SC_MAX_MESSAGE);
+  assert.equal(f.bufferedBytes, 0);
 });

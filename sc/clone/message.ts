@@ -508,19 +508,17 @@ export class ScFramer {
     while (off < n) {
       const c = this.chunks[i]!;
       const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
+      out.set(k === c.length ? c : c.subarray(0, k), off);
       off += k;
-      if (consume) {
-        if (k === c.length) {
-          this.chunks.shift();
-        } else {
-          this.chunks[0] = c.subarray(k);
-        }
-      } else {
-        i++;
-      }
+      if (k === c.length) i++;
+      else if (consume) this.chunks[i] = c.subarray(k);
     }
-    if (consume) this.buffered -= n;
+    // One splice for every whole chunk taken: a shift() each is O(n) past ~16K elements in V8,
+    // quadratic for a message that arrived in many tiny reads.
+    if (consume) {
+      this.chunks.splice(0, i);
+      this.buffered -= n;
+    }
     return out;
   }
 }
