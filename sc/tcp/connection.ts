@@ -1319,7 +1319,11 @@ export class TcpConnection {
     if (this.state === "CLOSED") {
       if (this.rstOnAbort) {
         this.rstOnAbort = false;
-        this.emitRst(emit, this.sndMax, this.rcvNxt, TCP_RST | TCP_ACK);
+        // Never past the peer's window (Linux's tcp_acceptable_seq): after zero-window probes
+        // sndMax is beyond it, and RFC 5961 peers drop such a RST silently.
+        const wndEnd = (this.sndUna + this.sndWnd) >>> 0;
+        const seq = seqGt(this.sndMax, wndEnd) ? wndEnd : this.sndMax;
+        this.emitRst(emit, seq, this.rcvNxt, TCP_RST | TCP_ACK);
       }
       return;
     }
