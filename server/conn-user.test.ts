@@ -1,8 +1,11 @@
-// Who a node takes GUE from (planGueInput): pure, no TUN needed.
+// Who a node takes GUE from (planGueInput), and the stack's counters as metrics: no TUN needed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ipv4FromString, isWireError } from "../sc/wire/index.js";
-import { planGueInput } from "./conn-user.js";
+import { encodeIpv4Tcp, TCP_SYN } from "../sc/wire/tcp.js";
+import { TcpStack } from "../sc/tcp/stack.js";
+import { Registry } from "prom-client";
+import { planGueInput, registerTcpMetrics } from "./conn-user.js";
 import { UserFacingError } from "./errors.js";
 
 const ip = (s: string): number => {
@@ -41,4 +44,37 @@ test("with no members and no --gue-allow the input stays closed; 0.0.0.0/0 opens
   assert.ok(any.open && any.allow.matchesAll && any.allow.has(ip("203.0.113.9")));
   assert.throws(() => planGueInput(6080, [], ["198.18.0.1/24"]), UserFacingError);
   assert.throws(() => planGueInput(6080, [], ["dispatcher"]), /--gue-allow 'dispatcher'/);
+});
+
+test("the stack's drops and zero-window aborts are Prometheus counters, read at scrape time", async () => {
+  const stack = new TcpStack({
+    addresses: ["198.18.100.1"],
+    clock: () => 0,
+    output: () => undefined,
+    secret: new Uint8Array(16).fill(7),
+    scheduleFlush: () => undefined,
+  });
+  const registry = new Registry();
+  registerTcpMetrics(registry, stack);
+  // A SYN claiming to come from loopback: an impossible source, dropped and counted.
+  const syn = encodeIpv4Tcp(
+    { src: ip("127.0.0.1"), dst: ip("198.18.100.1"), ttl: 64, tos: 0, id: 1, dontFrag: true },
+    {
+      srcPort: 40000,
+      dstPort: 80,
+      seq: 1,
+      ack: 0,
+      flags: TCP_SYN,
+      window: 65535,
+      urgent: 0,
+      options: {},
+      payload: new Uint8Array(0),
+    },
+  );
+  assert.ok(!isWireError(syn));
+  stack.receive(syn);
+  const text = await registry.metrics();
+  assert.match(text, /^sc_tcp_drops_total\{reason="bad-source"\} 1$/m);
+  assert.match(text, /^sc_tcp_zero_window_aborts_total 0$/m);
+  assert.match(text, /^sc_tcp_resets_sent_total 0$/m);
 });

@@ -90,6 +90,42 @@ export function registerGueMetrics(registry: Registry, gue: GueReceiver): void {
 }
 
 /**
+ * The user-space TCP stack's drops and deadline aborts as Prometheus metrics (read at scrape
+ * time): what hostile input costs (bad-source, syn-fin, challenge-ack limits, ...) is visible
+ * without reading /stats.
+ */
+export function registerTcpMetrics(registry: Registry, stack: TcpStack): void {
+  new Counter({
+    name: "sc_tcp_drops_total",
+    help: "Segments the user-space TCP stack dropped, by reason (docs/tcp.md)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(stack.counters.drops)) this.inc({ reason }, n);
+    },
+  });
+  new Counter({
+    name: "sc_tcp_zero_window_aborts_total",
+    help: "Connections reset because the peer kept its window closed past zeroWindowTimeout",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stack.counters.zeroWindowAborts);
+    },
+  });
+  new Counter({
+    name: "sc_tcp_resets_sent_total",
+    help: "RST segments the user-space TCP stack sent",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stack.counters.resetsSent);
+    },
+  });
+}
+
+/**
  * Sees every inbound packet before the stack (the Socket Cloning Packet Router). It must
  * hand the packet to `stack.receive()` itself if the stack should see it; the packet is a
  * view valid only during the call.

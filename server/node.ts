@@ -168,7 +168,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
 
   let userStack: UserStack | null = null;
   if (cfg.stack === "user") {
-    const { openUserStack, planGueInput, registerGueMetrics } = await import("./conn-user.js");
+    const { openUserStack, planGueInput, registerGueMetrics, registerTcpMetrics } =
+      await import("./conn-user.js");
     let gue;
     try {
       gue = planGueInput(cfg.guePort ?? 0, cluster?.members.map((m) => m.addr) ?? [], cfg.gueAllow ?? []);
@@ -193,6 +194,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       });
       const us = userStack;
       undo.push(() => us.close());
+      registerTcpMetrics(registry, us.stack);
       if (us.gue) registerGueMetrics(registry, us.gue);
     } catch (err) {
       return fail(
