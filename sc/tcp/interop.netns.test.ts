@@ -180,10 +180,17 @@ test("kernel clients that never read are reset at zeroWindowTimeout (issue 14 it
       assert.equal(s.counters.zeroWindowAborts, 6, JSON.stringify(s.counters));
       // Left: this stats connection and perhaps the previous one in TIME-WAIT (1 s).
       assert.ok(s.connections <= 2, `${s.connections} connections left`);
+      // The client's kernel took the RSTs while the client still did not read (it resumes at
+      // 12 s): they carry a sequence number inside its closed window. Before, the RST sat one
+      // past it and was dropped (RFC 5961), and only the client's next segment got it reset.
+      const left = await sh(tb, `ss -Htn state established dst ${VIP}:19 | wc -l`);
+      assert.equal(left, "0", "no client connection is left ESTABLISHED");
       const r = (await run) as { results: Array<{ received: number; end: string }> };
       assert.equal(r.results.length, 6);
       for (const x of r.results) {
-        assert.equal(x.end, "ECONNRESET", JSON.stringify(x));
+        // Node reports a reset that arrived while the socket was paused as the end of the
+        // bytes already queued ("end") or as ECONNRESET; either way short of the 20 MB.
+        assert.ok(x.end === "ECONNRESET" || x.end === "end", JSON.stringify(x));
         assert.ok(x.received < 20 * MB, JSON.stringify(x));
       }
     });
