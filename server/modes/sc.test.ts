@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   HTTP_PORT,
+  CLIENT,
   loopbackAddr,
   ScTestCluster,
   TEST_KEY,
@@ -123,6 +124,30 @@ test("harness: a request homed on another node is cloned there and answered byte
 });
 
 const VIP_N = ipv4FromString(VIP) as number;
+
+test("a keep-alive connection cloned many times keeps a bounded set of listeners on the original", async () => {
+  const c = await ScTestCluster.start({ nodes: 2, docs: DOCS, settings: { localMaxBytes: 0 } });
+  try {
+    const s = await connected(c.client("n1"));
+    const path = small("n2", c);
+    for (let i = 0; i < 40; i++) {
+      const r = readResponse(s);
+      get(s, path);
+      assert.equal((await r).status, 200);
+    }
+    assert.equal(c.node("n1").mode.clonesSent, 40);
+    const conn = c.node("n1").stack.lookup(VIP_N, 80, ipv4FromString(CLIENT) as number, s.localPort);
+    assert.ok(conn !== undefined && conn.socket instanceof TcpSocket);
+    // One "close" listener per clone was left before: memory grew with every request.
+    assert.ok(
+      conn.socket.listenerCount("close") <= 3,
+      `${conn.socket.listenerCount("close")} close listeners`,
+    );
+    s.destroy();
+  } finally {
+    await c.close();
+  }
+});
 
 /** Packets node `id` sent with any of `flags`, from index `from` of the cluster's record. */
 function sentWith(c: ScTestCluster, id: string, flags: number, from = 0): number {

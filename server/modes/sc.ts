@@ -130,6 +130,9 @@ interface OutgoingClone {
   ack: CloneAckMessage | null;
   settle: (d: Decision) => void;
   settled: boolean;
+  /** On the connection's "close" until the clone is finished (then removed: a keep-alive
+   *  connection cloned many times must not collect one listener per clone). */
+  readonly onClose: () => void;
 }
 
 /** A clone this node serves, owned by the peer that sent its CLONE. */
@@ -308,10 +311,19 @@ export class SocketCloning implements Mode {
     };
     let settle!: (d: Decision) => void;
     const result = new Promise<Decision>((r) => (settle = r));
-    const clone: OutgoingClone = { id, peer, sock, req, entry, ack: null, settle, settled: false };
+    const clone: OutgoingClone = {
+      id,
+      peer,
+      sock,
+      req,
+      entry,
+      ack: null,
+      settle,
+      settled: false,
+      onClose: () => this.connectionClosed(clone),
+    };
     this.outgoing.set(entry, clone);
-    const onClose = () => this.connectionClosed(clone);
-    sock.once("close", onClose);
+    sock.once("close", clone.onClose);
     this.clonesSent++;
     this.armSweep();
     const t0 = performance.now();
@@ -335,7 +347,6 @@ export class SocketCloning implements Mode {
         return result;
       }
       this.finish(clone, null);
-      sock.removeListener("close", onClose);
       return "serve";
     }
     const took = performance.now() - t0;
@@ -358,6 +369,7 @@ export class SocketCloning implements Mode {
   private complete(clone: OutgoingClone): void {
     if (clone.settled) return;
     clone.settled = true;
+    clone.sock.removeListener("close", clone.onClose);
     this.router.complete(clone.entry, Date.now()); // lingers: pure ACKs still reach the clone
     this.outgoing.delete(clone.entry);
     if (!clone.sock.destroyed) clone.sock.setShadow(false);
@@ -368,6 +380,7 @@ export class SocketCloning implements Mode {
   private finish(clone: OutgoingClone, decision: Decision | "abandoned" | null): void {
     if (clone.settled) return;
     clone.settled = true;
+    clone.sock.removeListener("close", clone.onClose);
     this.router.remove(clone.entry);
     this.outgoing.delete(clone.entry);
     if (!clone.sock.destroyed) clone.sock.setShadow(false);
