@@ -135,6 +135,8 @@ export interface ScClusterOptions {
   timeouts?: Partial<Timeouts>;
   limits?: Partial<ScLinkLimits>;
   tcp?: Partial<TcpConfig>;
+  /** The SC link key of every node (default TEST_KEY; `{ kind: "insecure-dev" }`). */
+  key?: LinkKey;
 }
 
 /** A record of a packet a node's stack sent. */
@@ -209,7 +211,7 @@ export class ScTestCluster {
       listenHost: m.addr,
       listenPort: peers.find((p) => p.id === m.id)!.port,
       peers,
-      key: TEST_KEY,
+      key: o.key ?? TEST_KEY,
       localAddress: m.addr,
       limits: o.limits ?? {},
       onClone: (msg, from, reply) => mode.onClone(msg, from, reply),
