@@ -10,7 +10,8 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { testPrefix } from "../testbed/index.js";
 import { VIP, clientIp, nodeIp } from "../testbed/topology.js";
-import { TCP_SYN, encodeIpv4Tcp, ipv4FromString, isWireError } from "../sc/wire/index.js";
+import { ipv4FromString, isWireError } from "../sc/wire/index.js";
+import { synPacket } from "../sc/wire/testing.js";
 import { listNetns } from "../testbed/netns.js";
 import { CLI_BIN, isRunning } from "./processes.js";
 import { readRecord } from "./state.js";
@@ -191,21 +192,7 @@ test("GUE sent straight to a node from the client host is dropped (no SYN-ACK, c
   const src = ipv4FromString(clientIp(1));
   const dst = ipv4FromString(VIP);
   assert.ok(!isWireError(src) && !isWireError(dst));
-  const syn = encodeIpv4Tcp(
-    { src, dst, ttl: 64, tos: 0, id: 1, dontFrag: true },
-    {
-      srcPort: 40_000,
-      dstPort: 80,
-      seq: 1,
-      ack: 0,
-      flags: TCP_SYN,
-      window: 65535,
-      urgent: 0,
-      options: { mss: 1460 },
-      payload: new Uint8Array(0),
-    },
-  );
-  assert.ok(!isWireError(syn));
+  const syn = synPacket(src, dst);
   const hex = Buffer.concat([Buffer.from([0, 4, 0, 0]), syn]).toString("hex");
   await cluster.testbed.exec("client", process.execPath, [
     "-e",

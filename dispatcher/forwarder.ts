@@ -20,6 +20,7 @@ import {
   TCP_SYN,
   checksumAdd,
   emitIpv4Tcp,
+  implausibleRemote,
   pseudoHeaderSum,
   IP_PROTO_TCP,
   emitGueEncap,
@@ -123,12 +124,6 @@ export interface ForwarderOutput {
 const NO_CHECKSUM = { verifyChecksum: false } as const;
 
 export const DEFAULT_DEAD_GRACE_MS = 60_000;
-
-/** 0/8, 127/8, 224/4 and 240/4 (broadcast included): no client sends from these. */
-export function isImpossibleSource(addr: number): boolean {
-  const top = addr >>> 24;
-  return top === 0 || top === 127 || top >= 224;
-}
 
 /** Largest client packet we accept: leaves room for the outer headers within 65535. */
 const ARENA_BYTES = 65535;
@@ -277,7 +272,7 @@ export class Forwarder {
     if (err !== null) return this.drop(ipDropReason(err));
     if (ip.dst !== this.vip) return this.drop("wrong_dst");
     const src = ip.src;
-    if (isImpossibleSource(src) || this.ownAddrs.has(src)) return this.drop("bad_src");
+    if (implausibleRemote(src) !== undefined || this.ownAddrs.has(src)) return this.drop("bad_src");
     if (ip.protocol !== IP_PROTO_TCP) return this.drop("not_tcp");
     const tcp = this.tcp;
     const segOff = ip.payloadOffset;

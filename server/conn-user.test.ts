@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ipv4FromString, isWireError } from "../sc/wire/index.js";
-import { encodeIpv4Tcp, TCP_SYN } from "../sc/wire/tcp.js";
+import { synPacket } from "../sc/wire/testing.js";
 import { TcpStack } from "../sc/tcp/stack.js";
 import { Registry } from "prom-client";
 import { planGueInput, registerTcpMetrics } from "./conn-user.js";
@@ -57,22 +57,7 @@ test("the stack's drops and zero-window aborts are Prometheus counters, read at 
   const registry = new Registry();
   registerTcpMetrics(registry, stack);
   // A SYN claiming to come from loopback: an impossible source, dropped and counted.
-  const syn = encodeIpv4Tcp(
-    { src: ip("127.0.0.1"), dst: ip("198.18.100.1"), ttl: 64, tos: 0, id: 1, dontFrag: true },
-    {
-      srcPort: 40000,
-      dstPort: 80,
-      seq: 1,
-      ack: 0,
-      flags: TCP_SYN,
-      window: 65535,
-      urgent: 0,
-      options: {},
-      payload: new Uint8Array(0),
-    },
-  );
-  assert.ok(!isWireError(syn));
-  stack.receive(syn);
+  stack.receive(synPacket(ip("127.0.0.1"), ip("198.18.100.1")));
   const text = await registry.metrics();
   assert.match(text, /^sc_tcp_drops_total\{reason="bad-source"\} 1$/m);
   assert.match(text, /^sc_tcp_zero_window_aborts_total 0$/m);

@@ -23,7 +23,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TcpStack, type ConnectionOwner } from "./stack.js";
 import { EV_CLOSED, type TcpConnection } from "./connection.js";
-import { implausibleRemote } from "./address.js";
+import { implausibleRemote } from "../wire/addr.js";
 import { seqAdd, seqDiff, seqGe, seqLe } from "./seq.js";
 import { pattern } from "./testing.js";
 import { Prng, testSeed } from "../wire/testing.js";

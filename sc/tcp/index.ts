@@ -41,6 +41,6 @@ export {
   type TcpExportedState,
   type ValidatedImport,
 } from "./state.js";
-export { implausibleRemote, type ImplausibleAddress } from "./address.js";
+export { implausibleRemote, type ImplausibleAddress } from "../wire/addr.js";
 export { TcpTunRuntime, type TunRuntimeOptions } from "./runtime.js";
 export { gsoSegment } from "./gso.js";

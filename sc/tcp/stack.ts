@@ -19,7 +19,7 @@ import {
   type FourTuple,
 } from "./connection.js";
 import { TimerHeap } from "./timer-heap.js";
-import { implausibleRemote } from "./address.js";
+import { implausibleRemote } from "../wire/addr.js";
 import { ChallengeAckBudget, type RandomBelow } from "./challenge-ack.js";
 import { TcpSecret, checkSynCookie, initialSequenceNumber, makeSynCookie } from "./isn.js";
 import { seqAdd, seqGt } from "./seq.js";

@@ -22,7 +22,7 @@ import type { ConnectionSnapshot, TcpConnection, TcpState } from "./connection.j
 import { SEED_MAX, type ImportOptions, type LocalEndpoint, type TcpStack } from "./stack.js";
 import { TcpSocket, type TcpSocketOptions } from "./socket.js";
 import { copyBytes } from "./bytes.js";
-import { implausibleRemote } from "./address.js";
+import { implausibleRemote } from "../wire/addr.js";
 import { initialWindowBytes, type TcpConfig } from "./config.js";
 import { WireError, isWireError } from "../wire/error.js";
 import { ipv4ToString, readIpv4 } from "../wire/addr.js";

@@ -1,10 +1,11 @@
-// Helpers shared by the sc/wire tests (hex, a seeded PRNG, random valid representations).
-// Not used by production code.
+// Helpers shared by the tests that build packets (hex, a seeded PRNG, random valid
+// representations, a client's SYN). Not used by production code.
 
 import type { GueVariant } from "./gue.js";
 import type { IcmpRepr } from "./icmp.js";
 import type { Ipv4Header, Ipv4SendParams } from "./ipv4.js";
-import type { TcpOptions, TcpRepr } from "./tcp.js";
+import { encodeIpv4Tcp, TCP_SYN, type TcpOptions, type TcpRepr } from "./tcp.js";
+import { isWireError } from "./error.js";
 import type { UdpRepr } from "./udp.js";
 
 /** Hex to a plain Uint8Array (not a Buffer: parsed views must deep-equal plain arrays). */
@@ -146,4 +147,25 @@ export function randomIcmp(r: Prng): IcmpRepr {
 
 export function randomGueVariant(r: Prng): GueVariant {
   return r.bool() ? 0 : 1;
+}
+
+/** A client's SYN from `src` to `dst`:80 as a whole IPv4 packet (`over` changes TCP fields). */
+export function synPacket(src: number, dst: number, over: Partial<TcpRepr> = {}): Uint8Array {
+  const p = encodeIpv4Tcp(
+    { src, dst, ttl: 64, tos: 0, id: 1, dontFrag: true },
+    {
+      srcPort: 40_000,
+      dstPort: 80,
+      seq: 1,
+      ack: 0,
+      flags: TCP_SYN,
+      window: 65535,
+      urgent: 0,
+      options: { mss: 1460 },
+      payload: new Uint8Array(0),
+      ...over,
+    },
+  );
+  if (isWireError(p)) throw new Error(`synPacket: ${p.kind}`);
+  return p;
 }
