@@ -1,5 +1,5 @@
 // Test support for the SC link: a raw peer that speaks (or forges) the protocol step by step
-// on a socket of its own. Not imported by product code.
+// on a socket of its own, and free ports for the links. Not imported by product code.
 import assert from "node:assert/strict";
 import net from "node:net";
 import { once } from "node:events";
@@ -13,6 +13,16 @@ import {
   type ScMessage,
 } from "./message.js";
 import { ClientHandshake, type LinkKey, type LinkSession } from "../auth/link.js";
+
+/** A TCP port free on `host` now (for SC servers that must know each other's ports first). */
+export async function freePort(host: string): Promise<number> {
+  const s = net.createServer();
+  s.listen(0, host);
+  await once(s, "listening");
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
 
 /** A raw SC peer on a socket of its own: does (or forges) each step by hand. */
 export class RawPeer {

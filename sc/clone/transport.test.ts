@@ -16,7 +16,7 @@ import {
   type CloneMessage,
 } from "./message.js";
 import { ServerHandshake, type LinkKey } from "../auth/link.js";
-import { RawPeer } from "./testing.js";
+import { freePort, RawPeer } from "./testing.js";
 
 // This process's own loopback addresses (127/8 is local as a whole on Linux).
 const NET = `127.${(process.pid >> 8) & 0xff || 1}.${(process.pid & 0xff) ^ 0x5a}`;
@@ -34,15 +34,6 @@ function cloneMsg(cloneId: number): CloneMessage {
     seed: new Uint8Array(40),
     asf: new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"),
   };
-}
-
-async function freePort(host: string): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, host);
-  await once(s, "listening");
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 type Id = "a" | "b" | "c";

@@ -4,8 +4,6 @@
 // A LiveNet carries the IPv4 packets: client -> VIP to the entry node (as the dispatcher would),
 // node -> client to the client's stack, and a node's GUE forwarding to the peer's packet hook.
 // Packets to any other address are kept in `strays`: a victim must see none. Not product code.
-import net from "node:net";
-import { once } from "node:events";
 import { Registry } from "prom-client";
 import { SocketCloning, SC_DEFAULTS, type ScSettings } from "./sc.js";
 import { HttpServer } from "../http-server.js";
@@ -27,6 +25,7 @@ import { TcpStack } from "../../sc/tcp/stack.js";
 import { TcpServer, connectTcp, type TcpSocket } from "../../sc/tcp/socket.js";
 import type { TcpConfig } from "../../sc/tcp/config.js";
 import { ScTransport, type ScLinkLimits } from "../../sc/clone/transport.js";
+import { freePort } from "../../sc/clone/testing.js";
 import type { LinkKey } from "../../sc/auth/link.js";
 import { ipv4FromString, readIpv4 } from "../../sc/wire/addr.js";
 
@@ -38,15 +37,6 @@ export const TEST_KEY: LinkKey = { kind: "secret", key: Buffer.alloc(32, 0x5c) }
 /** This process's own loopback addresses (127/8 is local as a whole on Linux). */
 export function loopbackAddr(host: number): string {
   return `127.${((process.pid >> 8) & 0xff) ^ 0xa5}.${process.pid & 0xff}.${host}`;
-}
-
-async function freePort(host: string): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, host);
-  await once(s, "listening");
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** Documents served from memory. */
