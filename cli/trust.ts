@@ -17,7 +17,7 @@ export const TRUST_OPTIONS: Record<string, OptionSpec> = {
     value: "FILE",
     help:
       `Cluster secret (>= 32 characters; \`sc-cluster secret --out FILE\` makes one): authenticates ` +
-      `SC links and admin tokens [default: $${SECRET_FILE_ENV}, else the value of $${SECRET_VALUE_ENV}]`,
+      `SC links and peer-cache requests, derives the admin token [default: $${SECRET_FILE_ENV}, else the value of $${SECRET_VALUE_ENV}]`,
   },
   "insecure-dev": {
     type: "boolean",
