@@ -25,7 +25,25 @@
 // what a node sends to the origin and to a peer, what redirects carry and what the site manifest
 // records, and normalizePath(encodePath(p)) === p for every document path p.
 
-export type PathResult = { ok: true; path: string } | { ok: false; status: 400 | 404; reason: string };
+/** Why a path is refused: the status says what the client gets, the reason which rule said so. */
+export type PathRejectReason =
+  | "not_origin_form" // does not start with "/"
+  | "invalid_char" // a raw space, control, non-ASCII or "#"
+  | "backslash" // a raw "\", or ".." between decoded backslashes
+  | "bad_encoding" // a bad escape or invalid UTF-8 (overlong %c0%ae included)
+  | "control_char" // a decoded NUL or other control character
+  | "encoded_slash" // %2F
+  | "escapes_root" // ".." above "/", in any spelling
+  | "dotfile"; // a segment starting with "." (404)
+
+export type PathResult =
+  { ok: true; path: string } | { ok: false; status: 400 | 404; reason: PathRejectReason };
+
+const refuse = (reason: PathRejectReason): PathResult => ({
+  ok: false,
+  status: reason === "dotfile" ? 404 : 400,
+  reason,
+});
 
 const SLASH = 47;
 const DOT = 46;
@@ -34,15 +52,15 @@ const BACKSLASH = 92;
 const HASH = 35;
 
 export function normalizePath(raw: string): PathResult {
-  if (raw.charCodeAt(0) !== SLASH) return { ok: false, status: 400, reason: "path must start with /" };
+  if (raw.charCodeAt(0) !== SLASH) return refuse("not_origin_form");
   // One pass over the raw path: refuse what no request-target carries, and see whether the
   // path is already its own document path (no escape, dot segment or empty segment).
   let plain = true;
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
-    if (c <= 32 || c >= 127) return { ok: false, status: 400, reason: "invalid character in path" };
-    if (c === BACKSLASH) return { ok: false, status: 400, reason: "backslash in path" };
-    if (c === HASH) return { ok: false, status: 400, reason: "fragment in path" };
+    if (c <= 32 || c >= 127) return refuse("invalid_char");
+    if (c === BACKSLASH) return refuse("backslash");
+    if (c === HASH) return refuse("invalid_char");
     if (c === PERCENT || (c === SLASH && (raw.charCodeAt(i + 1) === SLASH || raw.charCodeAt(i + 1) === DOT)))
       plain = false;
   }
@@ -56,20 +74,20 @@ export function normalizePath(raw: string): PathResult {
       try {
         seg = decodeURIComponent(seg);
       } catch {
-        return { ok: false, status: 400, reason: "invalid percent-encoding" };
+        return refuse("bad_encoding");
       }
       const bad = checkDecoded(seg);
-      if (bad !== undefined) return { ok: false, status: 400, reason: bad };
+      if (bad !== undefined) return refuse(bad);
     }
     dirForm = true;
     if (seg === "" || seg === ".") continue;
     if (seg === "..") {
-      if (out.length === 0) return { ok: false, status: 400, reason: "path escapes the document root" };
+      if (out.length === 0) return refuse("escapes_root");
       out.pop();
       continue;
     }
     dirForm = false;
-    if (seg.charCodeAt(0) === DOT) return { ok: false, status: 404, reason: "hidden file" };
+    if (seg.charCodeAt(0) === DOT) return refuse("dotfile");
     out.push(seg);
   }
   if (out.length === 0) return { ok: true, path: "/" };
@@ -77,18 +95,18 @@ export function normalizePath(raw: string): PathResult {
 }
 
 /** Why a decoded segment is refused, or undefined. One pass. */
-function checkDecoded(seg: string): string | undefined {
+function checkDecoded(seg: string): PathRejectReason | undefined {
   // Start of the current backslash-separated part, and whether it is ".." so far.
   let partStart = 0;
   for (let k = 0; k <= seg.length; k++) {
     const c = k < seg.length ? seg.charCodeAt(k) : BACKSLASH;
-    if (c < 32 || c === 127) return "control character in path";
-    if (c === SLASH) return "encoded slash in path";
+    if (c < 32 || c === 127) return "control_char";
+    if (c === SLASH) return "encoded_slash";
     if (c === BACKSLASH) {
       // Only a segment that contains a backslash can hide a ".." part; a plain ".." segment is
       // remove_dot_segments' business.
       if (k - partStart === 2 && seg.charCodeAt(partStart) === DOT && seg.charCodeAt(partStart + 1) === DOT) {
-        if (k < seg.length || partStart > 0) return "dot-dot between backslashes";
+        if (k < seg.length || partStart > 0) return "backslash";
       }
       partStart = k + 1;
     }
