@@ -177,3 +177,12 @@ test("no spelling of a climb, encoded '/', NUL or backslash climb is served, by 
     }
   }
 });
+
+test("one document whatever its spelling: a node on --origin fetches it once", async () => {
+  await writeFile(join(root, "x+y=z@w"), contentOf("x+y=z@w"));
+  const spellings = ["/x+y=z@w", "/x%2By%3Dz%40w", "/x%2by%3dz%40w", "/d/../x+y=z@w", "//x+y%3Dz@w"];
+  const before = origin.requests;
+  const answers = await rawGetAll("127.0.0.1", originNode.address.port, spellings, 1);
+  for (const a of answers) assert.equal(a.body.toString(), contentOf("x+y=z@w"), a.target);
+  assert.equal(origin.requests - before, 1, "origin requests");
+});
