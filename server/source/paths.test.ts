@@ -18,6 +18,8 @@ import { nameCases, rawGetAll, refusedSpellings, type RawAnswer } from "../http/
 import { FsSource } from "./fs-source.js";
 import { OriginSource } from "./origin-source.js";
 import type { Lookup } from "./source.js";
+import { CLUSTER_DEFAULTS, type ClusterMember } from "../cluster.js";
+import { ClusterSecret } from "../../sc/auth/secret.js";
 
 const cases = nameCases();
 const SECRET = "secret.txt";
@@ -185,4 +187,40 @@ test("one document whatever its spelling: a node on --origin fetches it once", a
   const answers = await rawGetAll("127.0.0.1", originNode.address.port, spellings, 1);
   for (const a of answers) assert.equal(a.body.toString(), contentOf("x+y=z@w"), a.target);
   assert.equal(origin.requests - before, 1, "origin requests");
+});
+
+test("three cf-lru nodes: every spelling from every node through the home peer, one origin fetch per name", async () => {
+  // Members on this process's own 127.x.y.N addresses (127/8 is loopback as a whole on Linux).
+  const net3 = `127.${(process.pid >> 8) & 0xff || 1}.${process.pid & 0xff}`;
+  const members: ClusterMember[] = [1, 2, 3].map((i) => ({ id: `n${i}`, addr: `${net3}.${i}`, weight: 1 }));
+  const secret = ClusterSecret.parse("p".repeat(40)) as ClusterSecret;
+  const nodes: RunningNode[] = [];
+  try {
+    for (const self of members) {
+      nodes.push(
+        await testNode({
+          nodeId: self.id,
+          mode: "cf-lru",
+          origin: `http://127.0.0.1:${origin.address.port}`,
+          cluster: { self: self.id, members, ...CLUSTER_DEFAULTS, peerPort: 30_000 + (process.pid % 20_000) },
+          trust: { kind: "secret", secret },
+        }),
+      );
+    }
+    const t = targets();
+    const etags = await allEtags();
+    const before = origin.requests;
+    for (const [k, node] of nodes.entries()) {
+      const answers = await rawGetAll(
+        "127.0.0.1",
+        node.address.port,
+        t.map((x) => x.target),
+      );
+      assertServed(`cf-lru n${k + 1}`, answers, t, etags);
+    }
+    // Every name under two directories: one key and one home each, whatever the spelling.
+    assert.equal(origin.requests - before, 2 * cases.length, "origin requests");
+  } finally {
+    await Promise.all(nodes.map((n) => n.shutdown(100)));
+  }
 });
