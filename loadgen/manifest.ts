@@ -4,6 +4,7 @@
 import { createReadStream, openSync, writeSync, closeSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { RequestKind } from "./classify.js";
+import { canonicalizeTarget } from "./url.js";
 
 export const MANIFEST_FORMAT = "sc-cluster-manifest";
 export const MANIFEST_VERSION = 1;
@@ -102,6 +103,13 @@ function checkEntry(e: unknown, line: number): ManifestEntry {
         typeof o.sha256 === "string" &&
         /^[0-9a-f]{64}$/.test(o.sha256)));
   if (!ok) throw new ManifestError(`manifest line ${line}: not a valid entry`);
+  // The URL is recorded in the servers' canonical spelling and names its document by their
+  // mapping (url.ts), so a replay's lookup by canonical URL and a server's file agree.
+  const c = canonicalizeTarget(o.url!);
+  if (!c.ok || c.url !== o.url || (o.status === 200 && c.docPath !== o.doc))
+    throw new ManifestError(
+      `manifest line ${line}: '${o.url}' is not a canonical URL${o.status === 200 ? ` naming '${o.doc}'` : ""}`,
+    );
   return o as ManifestEntry;
 }
 

@@ -1,7 +1,8 @@
 // Writes generated documents under a document root, and nowhere else.
 //
 // Defences, each sufficient on its own for the common cases, together for the odd ones:
-//  - document paths are canonical (url.ts): no "..", no ".", no empty or dot segments;
+//  - document paths are canonical (url.ts, the servers' mapping): no "..", no ".", no empty or
+//    dot segments, no control characters;
 //  - the resolved path is checked to lie strictly inside the root;
 //  - the root must be new or empty, and directories are created one level at a time and
 //    checked with lstat, so no symlink (planted or pre-existing) is ever followed;
@@ -21,26 +22,31 @@ import { createHash } from "node:crypto";
 import { resolve, sep } from "node:path";
 import { documentChunks } from "./content.js";
 import { ancestorDirs, MAX_SEGMENT_BYTES } from "./url.js";
+import { encodePath, normalizePath, type PathResult } from "../server/http/url-path.js";
 
 export class SiteWriteError extends Error {
   readonly userFacing = true;
 }
 
-/** Rejects anything that is not a canonical document path, before it touches the disk. */
+/**
+ * Rejects anything that is not a canonical document path, before it touches the disk: the path
+ * must be what the servers' own mapping (server/http/url-path.ts) makes of its canonical
+ * spelling, i.e. no "..", ".", empty or dot segments, no control character, no ".." between
+ * backslashes, and a file (not the directory form) with names within NAME_MAX.
+ */
 export function checkDocPath(docPath: string): void {
-  if (!docPath.startsWith("/") || docPath.length < 2)
+  if (!docPath.startsWith("/") || docPath.length < 2 || docPath.endsWith("/"))
     throw new SiteWriteError(`bad document path '${docPath}'`);
+  let mapped: PathResult;
+  try {
+    mapped = normalizePath(encodePath(docPath));
+  } catch {
+    mapped = { ok: false, status: 400, reason: "bad_encoding" }; // a lone surrogate: no UTF-8
+  }
+  if (!mapped.ok || mapped.path !== docPath) throw new SiteWriteError(`unsafe document path '${docPath}'`);
   for (const seg of docPath.slice(1).split("/")) {
-    if (
-      seg === "" ||
-      seg.startsWith(".") ||
-      seg.includes("\\") ||
-      // eslint-disable-next-line no-control-regex
-      /[\x00-\x1f\x7f]/.test(seg) ||
-      Buffer.byteLength(seg) > MAX_SEGMENT_BYTES
-    ) {
+    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES)
       throw new SiteWriteError(`unsafe document path '${docPath}'`);
-    }
   }
 }
 

@@ -15,6 +15,8 @@ import { SiteWriter } from "./site-writer.js";
 import { documentBytes } from "./content.js";
 import { readManifest, SITE_MTIME, type DocumentEntry } from "./manifest.js";
 import { withTempDir } from "./test-support.js";
+import { encodePath, normalizePath } from "../server/http/url-path.js";
+import { nameCases } from "../server/http/url-path-testing.js";
 
 function clf(method: string, url: string, status: number, bytes: number | "-"): string {
   return `h - - [01/Aug/1995:00:00:01 -0400] "${method} ${url} HTTP/1.0" ${status} ${bytes}`;
@@ -186,11 +188,90 @@ test("SiteWriter never follows a symlink planted in the root, and rejects unsafe
     symlinkSync(join(outside, "victim"), join(w.root, "link.html"));
     assert.throws(() => w.write("/evil/x.html", 10), /not a directory/);
     assert.throws(() => w.write("/link.html", 10), /cannot create/);
-    for (const bad of ["/../x", "/a/../../x", "/./x", "//x", "/.x", "x", "/a\\b", "/a\u0000b", "/"]) {
+    for (const bad of [
+      "/../x",
+      "/a/../../x",
+      "/./x",
+      "//x",
+      "/.x",
+      "x",
+      "/a\\..\\b",
+      "/a\\..",
+      "/a\u0000b",
+      "/",
+      "/d/",
+    ]) {
       assert.throws(() => w.write(bad, 1), /unsafe|bad document path/, bad);
     }
     assert.deepEqual(readdirSync(outside), ["victim"]);
     assert.equal(readFileSync(join(outside, "victim"), "utf8"), "untouched");
     assert.deepEqual(walk(w.root), ["d", "d/a.html", "evil", "link.html"]);
+  });
+});
+
+test("site round-trips every printable ASCII and UTF-8 file name from CLF and NASA traces", async () => {
+  await withTempDir(async (dir) => {
+    const cases = nameCases();
+    const sizeOf = (i: number) => 5 + (i % 7);
+    // Every spelling of each name (raw where RFC 3986 allows, canonical, %XX), in both formats.
+    const clfLines: string[] = [];
+    const nasaLines = ["host\tlogname\ttime\tmethod\turl\tresponse\tbytes"];
+    cases.forEach(({ spellings }, i) => {
+      for (const s of spellings) {
+        clfLines.push(clf("GET", s, 200, sizeOf(i)));
+        nasaLines.push(`h\t-\t804571201\tGET\t${s}\t200\t${sizeOf(i)}`);
+      }
+    });
+    for (const [name, lines, format] of [
+      ["t.log", clfLines, "clf"],
+      ["t.tsv", nasaLines, "nasa-tsv"],
+    ] as const) {
+      const trace = join(dir, name);
+      writeFileSync(trace, lines.join("\n") + "\n");
+      const root = join(dir, `root-${format}`);
+      const manifestPath = join(dir, `m-${format}.jsonl`);
+      const r = await buildSite({ trace, out: root, manifest: manifestPath });
+      assert.equal(r.trace.format, format);
+      assert.deepEqual(r.skippedByReason, {}, format);
+      // One file per name, of its logged size, and nothing else.
+      assert.deepEqual(walk(root), cases.map((c) => c.file).sort(), format);
+      cases.forEach(({ file }, i) => assert.equal(statSync(join(root, file)).size, sizeOf(i), file));
+      // One manifest entry per name: its canonical URL, which the servers map to the file.
+      const m = await readManifest(manifestPath);
+      assert.equal(m.entries.size, cases.length, format);
+      for (const { file } of cases) {
+        const url = encodePath("/" + file);
+        const e = m.entries.get(url) as DocumentEntry | undefined;
+        assert.equal(e?.doc, "/" + file, `${format} ${url}`);
+        assert.deepEqual(normalizePath(url), { ok: true, path: "/" + file });
+      }
+    }
+  });
+});
+
+test("a manifest whose URL is not canonical, or names another document, is refused", async () => {
+  await withTempDir(async (dir) => {
+    const header = JSON.stringify({
+      format: "sc-cluster-manifest",
+      version: 1,
+      content: "x",
+      mtime: SITE_MTIME,
+      last_modified: "x",
+      entries: 1,
+      documents: 1,
+      bytes: 1,
+      source: {},
+    });
+    const sha = "0".repeat(64);
+    for (const [url, doc] of [
+      ["/a%2Bb", "/a+b"],
+      ["/a+b", "/a%2Bb"],
+      ["/a/../b", "/b"],
+    ]) {
+      const p = join(dir, "m.jsonl");
+      const entry = { url, status: 200, doc, size: 1, sha256: sha, kinds: ["get"] };
+      writeFileSync(p, header + "\n" + JSON.stringify(entry) + "\n");
+      await assert.rejects(readManifest(p), /not a canonical URL/, url);
+    }
   });
 });

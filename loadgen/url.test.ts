@@ -2,6 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ancestorDirs, canonicalizeTarget, encodeSegment, MAX_DOC_PATH_BYTES } from "./url.js";
 import { classify } from "./classify.js";
+import { assertLinearTime, type LinearCase } from "../sc/testing/linear-time.js";
+import { cpuClockMs } from "../sc/testing/cpu-clock.js";
+import { MAX_LINE_LENGTH } from "./trace/formats.js";
 import type { TraceRecord } from "./trace/formats.js";
 
 function ok(target: string) {
@@ -103,4 +106,38 @@ test("classify: kinds for GET/HEAD/304, skips for what a static cluster cannot r
   assert.equal(kind(rec("GET", "/page.html?v=2", 200)), "skip query");
   assert.equal(kind(rec("GET", "/page.html?v=2", 200), "strip"), "get /page.html 200");
   assert.equal(kind(rec("GET", "/../x", 200)), "skip escapes_root");
+});
+
+test("canonicalizeTarget of logged targets with raw spaces, non-ASCII, sub-delims and %5C is linear", () => {
+  const fill = (unit: string, n: number) => unit.repeat(Math.max(1, Math.floor(n / unit.length)));
+  const cases: { name: string; make: (n: number) => string; want: string }[] = [
+    { name: "raw spaces and non-ASCII", make: (n) => fill("/é ü", n), want: "path_too_long" },
+    { name: "one segment of raw spaces", make: (n) => "/" + " ".repeat(n), want: "name_too_long" },
+    { name: "raw sub-delims", make: (n) => fill("/+:@=,", n), want: "path_too_long" },
+    { name: "escaped backslashes and dots", make: (n) => "/" + fill("%5C.", n), want: "name_too_long" },
+    { name: "'://' late in the target", make: (n) => "/" + "a".repeat(n) + "://h", want: "name_too_long" },
+  ];
+  for (const t of cases) {
+    const c: LinearCase<string> = {
+      name: t.name,
+      make: t.make,
+      run: (s) => {
+        const r = canonicalizeTarget(s);
+        return r.ok ? "ok" : r.reason;
+      },
+    };
+    assertLinearTime(c, { limit: MAX_LINE_LENGTH, clock: cpuClockMs });
+    assert.equal(c.run(c.make(MAX_LINE_LENGTH)), t.want, t.name);
+  }
+});
+
+test("logged spellings of one name are one canonical URL and one document", () => {
+  for (const s of ["/a+b", "/a%2Bb", "/a%2bb", "http://h/a+b", "/x/../a+b?q#f"]) {
+    const c = ok(s);
+    assert.deepEqual([c.url, c.docPath], ["/a+b", "/a+b"], s);
+  }
+  assert.deepEqual([ok("/:(").url, ok("/:(").docPath], ["/:(", "/:("]);
+  assert.deepEqual([ok("/a;b").url, ok("/a%3bb").docPath], ["/a%3Bb", "/a;b"]);
+  assert.deepEqual([ok("/a%5Cb").url, ok("/a%5cb").docPath], ["/a%5Cb", "/a\\b"]);
+  assert.deepEqual([ok("/a b\u00e9").url, ok("/a b\u00e9").docPath], ["/a%20b%C3%A9", "/a b\u00e9"]);
 });

@@ -1,24 +1,21 @@
-// Request-target canonicalization, shared by `site` (which turns URLs into files) and the
-// replay engine (which turns trace lines into requests), so both agree on every URL.
+// Request-target canonicalization for `site` (which turns URLs into files) and the replay engine
+// (which turns trace lines into requests), so both agree on every URL, and agree with the
+// servers: the path is mapped by server/http/url-path.ts, the servers' own definition.
 //
 // A logged target becomes:
-//   url      the canonical path we replay: decoded, dot segments resolved, "//" merged,
-//            re-encoded with one fixed encoder (so every server decodes it to the same bytes)
+//   url      the canonical path we replay: the servers' document path in their canonical
+//            spelling (encodePath), so every server decodes it to the same file name
 //   docPath  the document it names, from the root: "/a/b.html"; a trailing slash names the
 //            directory's index.html, as every static server does
-// Anything a static server could answer differently, or that could name a file outside the
-// document root, is refused with a reason instead.
+// A log may hold the target as the client sent it or already decoded: raw spaces, controls and
+// non-ASCII characters are taken as the client's %XX (UTF-8) before mapping. Anything a server
+// refuses, or that could name a file outside the document root, is refused with the mapping's
+// reason; names and paths too long for the file system are refused too.
+import { encodePath, encodeSegment, normalizePath, type PathRejectReason } from "../server/http/url-path.js";
 
-export type UrlRejectReason =
-  | "not_origin_form"
-  | "bad_encoding"
-  | "encoded_slash"
-  | "control_char"
-  | "backslash"
-  | "escapes_root"
-  | "dotfile"
-  | "name_too_long"
-  | "path_too_long";
+export { encodeSegment };
+
+export type UrlRejectReason = PathRejectReason | "name_too_long" | "path_too_long";
 
 export type CanonicalUrl =
   | { ok: true; url: string; docPath: string; isDirectory: boolean; hadQuery: boolean }
@@ -30,31 +27,38 @@ export const MAX_SEGMENT_BYTES = 255;
 export const MAX_DOC_PATH_BYTES = 1024;
 export const INDEX_FILE = "index.html";
 
-// Characters left literal in a path segment (RFC 3986 pchar minus ";" which some servers
-// treat as a parameter delimiter). Everything else is %XX-encoded (UTF-8, upper-case hex).
-const SEGMENT_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,=:@]$/;
-const SEGMENT_ALL_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,=:@]*$/;
-
-export function encodeSegment(segment: string): string {
-  if (SEGMENT_ALL_SAFE.test(segment)) return segment;
+/**
+ * The target as a client would have sent it: characters no request-target carries raw (space,
+ * controls, DEL, non-ASCII) as %XX of their UTF-8. Null for a lone surrogate (no UTF-8).
+ */
+function escapeUnsendable(t: string): string | null {
   let out = "";
-  for (const ch of segment) {
-    if (SEGMENT_SAFE.test(ch)) {
-      out += ch;
-    } else {
-      for (const b of Buffer.from(ch, "utf8")) out += "%" + b.toString(16).toUpperCase().padStart(2, "0");
+  let from = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c > 32 && c < 127) continue;
+    // A surrogate pair is one character: escape both halves together.
+    const n = c >= 0xd800 && c <= 0xdbff && i + 1 < t.length ? 2 : 1;
+    let enc: string;
+    try {
+      enc = encodeURIComponent(t.slice(i, i + n));
+    } catch {
+      return null;
     }
+    out += t.slice(from, i) + enc;
+    i += n - 1;
+    from = i + 1;
   }
-  return out;
+  return from === 0 ? t : out + t.slice(from);
 }
 
-function decodeSegment(raw: string): string | null {
-  if (!raw.includes("%")) return raw;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null;
-  }
+/** The end of an absolute-form prefix "scheme://authority" (0 if there is none). Linear. */
+function absolutePrefixEnd(t: string): number {
+  const sep = t.indexOf("://");
+  if (sep <= 0 || !/^[a-z][a-z0-9+.-]*$/i.test(t.slice(0, sep))) return 0;
+  let i = sep + 3;
+  while (i < t.length && t[i] !== "/" && t[i] !== "?" && t[i] !== "#") i++;
+  return i;
 }
 
 /**
@@ -64,8 +68,8 @@ function decodeSegment(raw: string): string | null {
  */
 export function canonicalizeTarget(target: string): CanonicalUrl {
   let t = target;
-  const abs = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(t);
-  if (abs) t = t.slice(abs[0].length) || "/";
+  const abs = absolutePrefixEnd(t);
+  if (abs > 0) t = t.slice(abs) || "/";
   if (!t.startsWith("/")) return { ok: false, reason: "not_origin_form" };
   const hash = t.indexOf("#");
   if (hash >= 0) t = t.slice(0, hash);
@@ -73,41 +77,28 @@ export function canonicalizeTarget(target: string): CanonicalUrl {
   const hadQuery = q >= 0;
   if (hadQuery) t = t.slice(0, q);
 
-  const raw = t.split("/").slice(1);
-  const segments: string[] = [];
-  // A trailing "/" (or a trailing "." / "..") names a directory.
-  let isDirectory = raw.length === 0;
-  for (const [i, r] of raw.entries()) {
-    const last = i === raw.length - 1;
-    const seg = decodeSegment(r);
-    if (seg === null) return { ok: false, reason: "bad_encoding" };
-    if (seg.includes("/")) return { ok: false, reason: "encoded_slash" };
-    // eslint-disable-next-line no-control-regex
-    if (/[\x00-\x1f\x7f]/.test(seg)) return { ok: false, reason: "control_char" };
-    if (seg.includes("\\")) return { ok: false, reason: "backslash" };
-    if (seg === "" || seg === ".") {
-      if (last) isDirectory = true;
-      continue;
-    }
-    if (seg === "..") {
-      if (segments.length === 0) return { ok: false, reason: "escapes_root" };
-      segments.pop();
-      if (last) isDirectory = true;
-      continue;
-    }
-    if (seg.startsWith(".")) return { ok: false, reason: "dotfile" };
-    if (seg.length > MAX_SEGMENT_BYTES / 3 && Buffer.byteLength(seg, "utf8") > MAX_SEGMENT_BYTES) {
+  const sendable = escapeUnsendable(t);
+  if (sendable === null) return { ok: false, reason: "bad_encoding" };
+  const norm = normalizePath(sendable);
+  if (!norm.ok) return { ok: false, reason: norm.reason };
+  const path = norm.path;
+  const isDirectory = path.endsWith("/");
+  const docPath = isDirectory ? path + INDEX_FILE : path;
+  let segStart = 1;
+  for (let i = 1; i <= docPath.length; i++) {
+    if (i < docPath.length && docPath.charCodeAt(i) !== 47) continue;
+    // Cheap bound first: a segment of at most 85 UTF-16 units is at most 255 UTF-8 bytes.
+    if (
+      i - segStart > MAX_SEGMENT_BYTES / 3 &&
+      Buffer.byteLength(docPath.slice(segStart, i)) > MAX_SEGMENT_BYTES
+    )
       return { ok: false, reason: "name_too_long" };
-    }
-    segments.push(seg);
+    segStart = i + 1;
   }
-  if (segments.length === 0) isDirectory = true;
-  const docPath = "/" + [...segments, ...(isDirectory ? [INDEX_FILE] : [])].join("/");
   if (docPath.length > MAX_DOC_PATH_BYTES / 3 && Buffer.byteLength(docPath, "utf8") > MAX_DOC_PATH_BYTES) {
     return { ok: false, reason: "path_too_long" };
   }
-  const encoded = segments.map(encodeSegment).join("/");
-  const url = segments.length === 0 ? "/" : "/" + encoded + (isDirectory ? "/" : "");
+  const url = encodePath(path);
   if (url.length > 4 * MAX_DOC_PATH_BYTES) return { ok: false, reason: "path_too_long" };
   return { ok: true, url, docPath, isDirectory, hadQuery };
 }

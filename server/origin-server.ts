@@ -3,6 +3,9 @@
 // from the same files: a strong ETag "size-mtime" (see http/validators.ts) and Last-Modified,
 // and Content-Type comes from the same MIME table.
 //
+// Which file a request path names is decided by http/url-path.ts, the same mapping the nodes use
+// (decoded once, so "/a+b", "/a%2Bb" and "/a%2bb" are the file "a+b"; "..", encoded "/" and NUL
+// refused in every spelling), not by @fastify/send, which decodes only some escapes.
 // Symlinks are resolved here, not by @fastify/send (which follows them anywhere): the real path
 // of every requested file must stay under the real root, as in the node's fs source, or the
 // answer is 404. The file sent is the real path, so a link swapped after the check is not
@@ -12,6 +15,7 @@ import { join, relative, sep } from "node:path";
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from "fastify";
 import fastifyStatic from "@fastify/static";
 import { contentTypeFor } from "./http/mime.js";
+import { normalizePath } from "./http/url-path.js";
 import type { Logger } from "./log.js";
 import { checkRootDir, listenError } from "./errors.js";
 
@@ -62,7 +66,8 @@ export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {
     const etag = reply.getHeader("etag");
     if (typeof etag === "string" && etag.startsWith('W/"')) reply.header("etag", etag.slice(2));
     if (reply.statusCode === 200 || reply.statusCode === 206) {
-      const path = request.url.split("?")[0] ?? "/";
+      const norm = normalizePath(pathOf(request.raw.url));
+      const path = norm.ok ? norm.path : "/";
       reply.header("content-type", contentTypeFor(path.endsWith("/") ? path + "index.html" : path));
     }
     return payload;
@@ -85,40 +90,39 @@ export async function startOrigin(opts: OriginOptions): Promise<OriginServer> {
 }
 
 /**
- * Sends the real path of the requested file, or 404 when it resolves outside `root` (a real
- * path). Paths @fastify/send refuses by their text (dotfiles, "..", bad escapes) go to it as they
- * are, so those answers do not change; it opens nothing for them.
+ * Sends the file the request path names (http/url-path.ts, the nodes' own mapping) by its real
+ * path, or 404 when that resolves outside `root` (a real path). A path the mapping refuses gets
+ * its status (400 or 404) and nothing is opened.
  */
 async function sendInsideRoot(
   root: string,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const url = request.raw.url ?? "/";
-  const q = url.indexOf("?");
-  let path: string;
-  let file: string;
-  try {
-    // What @fastify/static hands to @fastify/send, and the file name send makes of it.
-    path = decodeURI(q === -1 ? url : url.slice(0, q));
-    file = decodeURIComponent(encodeURI(path));
-  } catch {
-    return notFound(reply);
+  const norm = normalizePath(pathOf(request.raw.url));
+  if (!norm.ok) {
+    if (norm.status === 404) return notFound(reply);
+    return reply.code(norm.status).send();
   }
-  const lexical = join(root, file);
-  if (file.includes("\0") || !inside(root, lexical) || hasDotSegment(relative(root, lexical))) {
-    return reply.sendFile(path);
-  }
+  const lexical = join(root, norm.path);
   let real: string;
   try {
-    real = await realpath(file.endsWith("/") ? join(lexical, "index.html") : lexical);
+    real = await realpath(norm.path.endsWith("/") ? join(lexical, "index.html") : lexical);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === "EACCES" || code === "EPERM" ? reply.code(403).send() : notFound(reply);
   }
   if (!inside(root, real)) return notFound(reply);
+  // @fastify/static hands send encodeURI(name), which send decodes back to exactly this name.
   // A directory (no trailing slash) is redirected by send, from the request's URL.
   return reply.sendFile(relative(root, real) || ".");
+}
+
+/** The path part of a request-target. */
+function pathOf(url: string | undefined): string {
+  const u = url ?? "/";
+  const q = u.indexOf("?");
+  return q === -1 ? u : u.slice(0, q);
 }
 
 function notFound(reply: FastifyReply): FastifyReply {
@@ -128,8 +132,4 @@ function notFound(reply: FastifyReply): FastifyReply {
 
 function inside(root: string, path: string): boolean {
   return path === root || path.startsWith(root + sep);
-}
-
-function hasDotSegment(rel: string): boolean {
-  return rel.split(sep).some((s) => s.startsWith("."));
 }

@@ -236,6 +236,23 @@ test("URL path decoding: many %XX, many ../, empty and dot segments are linear",
     { name: "dot segments", make: (n) => fill("/.", n) + "/x", want: "ok" },
     { name: "%XX with a bad escape at the end", make: (n) => "/" + fill("%41", n) + "%zz", want: "400" },
     { name: "climbing out at the end", make: (n) => "/a" + fill("/b/..", n) + "/../..", want: "400" },
+    {
+      name: "one segment of escaped backslashes and dots",
+      make: (n) => "/" + fill("%5C.%5C...", n),
+      want: "ok",
+    },
+    { name: "backslash dot-dot part at the end", make: (n) => "/" + fill("%5Ca.", n) + "%5C..", want: "400" },
+    {
+      name: "raw sub-delims, no escape (the fast path)",
+      make: (n) => "/" + fill(":@!$&'()*+,;=", n),
+      want: "ok",
+    },
+    { name: "raw sub-delims and one escape", make: (n) => "/%41" + fill(":@!$&'()*+,;=", n), want: "ok" },
+    {
+      name: "visible ASCII then a raw non-ASCII char",
+      make: (n) => "/" + fill("ab", n) + "\u00e9",
+      want: "400",
+    },
   ];
   const cases = paths.map((c) => ({
     ...c,
@@ -249,6 +266,10 @@ test("URL path decoding: many %XX, many ../, empty and dot segments are linear",
     assert.equal(c.run(c.make(LINE_LIMIT)), c.want, c.name);
   }
   linear({ name: "encodePath of a long path", make: (n) => fill("/é b", n), run: encodePath }, LINE_LIMIT);
+  linear(
+    { name: "encodePath of sub-delims and escapes", make: (n) => fill("/+:@ ;%", n), run: encodePath },
+    LINE_LIMIT,
+  );
   linear(
     { name: "MIME type of a path of dots", make: (n) => fill("/.a.", n), run: contentTypeFor },
     LINE_LIMIT,
