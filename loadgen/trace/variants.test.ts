@@ -1,0 +1,167 @@
+// The log variants people have (issue 24), one fixture each (loadgen/fixtures/): detected as
+// the right format, every field read, the same instant read as the same `time` whatever the
+// format, and each round-trips through `site` and a verified replay against an origin server.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { readTrace, sampleTrace } from "./reader.js";
+import { detectFormat, type TraceFormat } from "./formats.js";
+import { buildSite } from "../site.js";
+import { runReplay } from "../replay/run.js";
+import { fixture } from "../test-support.js";
+import { startOrigin, type OriginServer } from "../../server/origin-server.js";
+import { createLogger } from "../../server/log.js";
+
+/** 1995-08-01T04:00:01Z, the first line of every fixture. */
+const FIRST = 807249601;
+
+export interface VariantFixture {
+  file: string;
+  format: TraceFormat;
+  records: number;
+  /** Lines a static server reproduces (what `site` puts in the manifest). */
+  replayable: number;
+  /** The first record's url and status, and how bad lines are counted. */
+  first: { url: string; status: number; bytes: number | null; host: string };
+  badByReason: Record<string, number>;
+}
+
+export const VARIANT_FIXTURES: VariantFixture[] = [
+  {
+    file: "nasa-variant.tsv",
+    format: "nasa-tsv",
+    records: 7,
+    replayable: 7,
+    first: { url: "/history/apollo/", status: 200, bytes: 6245, host: "199.72.81.55" },
+    badByReason: {},
+  },
+  {
+    file: "nginx-timed.log",
+    format: "clf",
+    records: 5,
+    replayable: 5,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: { bad_request: 1 },
+  },
+  {
+    file: "nginx-main.log",
+    format: "combined",
+    records: 5,
+    replayable: 5,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: {},
+  },
+  {
+    file: "vhost-combined.log",
+    format: "combined",
+    records: 4,
+    replayable: 3,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: {},
+  },
+  {
+    file: "nginx-iso.log",
+    format: "combined",
+    records: 4,
+    replayable: 4,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: {},
+  },
+  {
+    file: "nginx.jsonl",
+    format: "json",
+    records: 4,
+    replayable: 4,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: { bad_request: 1 },
+  },
+  {
+    file: "caddy.jsonl",
+    format: "json",
+    records: 4,
+    replayable: 4,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: { bad_request: 1 },
+  },
+  {
+    file: "traefik.jsonl",
+    format: "json",
+    records: 4,
+    replayable: 4,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: {},
+  },
+  {
+    file: "iis.log",
+    format: "w3c",
+    records: 5,
+    replayable: 4,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: {},
+  },
+  {
+    file: "cloudfront.log",
+    format: "w3c",
+    records: 3,
+    replayable: 3,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "203.0.113.9" },
+    badByReason: {},
+  },
+];
+
+for (const v of VARIANT_FIXTURES) {
+  test(`${v.file}: detected as ${v.format}, every line read, the first at the shared instant`, async () => {
+    assert.equal(detectFormat(await sampleTrace(fixture(v.file))), v.format);
+    const { records, stats } = await readTrace(fixture(v.file));
+    assert.equal(stats.format, v.format);
+    assert.equal(stats.records, v.records, JSON.stringify(stats.badSamples));
+    assert.deepEqual(stats.badByReason, v.badByReason);
+    const r = records[0]!;
+    assert.deepEqual(
+      { url: r.url, status: r.status, bytes: r.bytes, host: r.host, method: r.method, time: r.time },
+      { ...v.first, method: "GET", time: FIRST },
+    );
+    // Every line is within seconds of the first: one clock, one unit (seconds), whatever the format.
+    for (const x of records)
+      assert.ok(x.time !== null && x.time >= FIRST && x.time < FIRST + 20, `${x.line}: ${x.time}`);
+  });
+}
+
+describe("each variant through site and a verified replay against an origin server", () => {
+  let dir = "";
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), `sc-variants-${process.pid}-`));
+  });
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const v of VARIANT_FIXTURES) {
+    test(v.file, async () => {
+      const root = join(dir, v.file, "root");
+      const manifest = join(dir, v.file, "manifest.jsonl");
+      const site = await buildSite({ trace: fixture(v.file), out: root, manifest });
+      assert.equal(site.trace.format, v.format);
+      assert.equal(site.replayable, v.replayable, JSON.stringify(site.skippedByReason));
+      let origin: OriginServer | undefined;
+      try {
+        origin = await startOrigin({ root, host: "127.0.0.1", port: 0, logger: createLogger("silent") });
+        const r = await runReplay({
+          trace: fixture(v.file),
+          target: `http://127.0.0.1:${origin.address.port}`,
+          verify: manifest,
+          conns: 2,
+          timeoutMs: 5000,
+        });
+        assert.equal(r.requests, v.replayable);
+        assert.equal(r.ok, v.replayable, JSON.stringify(r.verify_failure_samples));
+        assert.equal(r.verify_failures, 0);
+        assert.equal(r.errors, 0);
+      } finally {
+        await origin?.close();
+      }
+    });
+  }
+});
