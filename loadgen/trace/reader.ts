@@ -65,6 +65,16 @@ export class TraceFormatError extends Error {
   readonly userFacing = true;
 }
 
+/** No format parses the first lines; `guesses` says how each fared. */
+export class FormatDetectionError extends TraceFormatError {
+  constructor(
+    message: string,
+    readonly guesses: FormatGuess[],
+  ) {
+    super(message);
+  }
+}
+
 /** The trace gave no request to replay; the message has the first bad lines and the reason. */
 export class NothingToReplayError extends TraceFormatError {}
 
@@ -150,9 +160,10 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
       guesses = guessFormats(sample, { jsonFields });
       const detected = pickFormat(guesses);
       if (!detected) {
-        throw new TraceFormatError(
+        throw new FormatDetectionError(
           `cannot detect the format of '${path}': no format parses any of its first ${sample.length} lines ` +
             `(${describeGuesses(guesses)}); give --format ${TRACE_FORMATS.join("|")}`,
+          guesses,
         );
       }
       format = detected;
