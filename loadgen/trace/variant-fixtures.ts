@@ -14,9 +14,52 @@ export interface VariantFixture {
   /** The first record's url and status, and how bad lines are counted. */
   first: { url: string; status: number; bytes: number | null; host: string };
   badByReason: Record<string, number>;
+  /**
+   * The first record's time when it is not FIRST (the older fixtures: their lines are not
+   * all within seconds of one instant, so only the first is checked).
+   */
+  ownClock?: number;
 }
 
 export const VARIANT_FIXTURES: VariantFixture[] = [
+  // The formats' first fixtures (bad lines on purpose; reader.test.ts checks them line by line).
+  {
+    file: "clf.log",
+    format: "clf",
+    records: 8,
+    replayable: 7,
+    first: { url: "/index.html", status: 200, bytes: 1839, host: "host1.example" },
+    badByReason: { syntax: 1, bad_date: 1, bad_status: 1, bad_bytes: 1, bad_request: 1 },
+    ownClock: FIRST,
+  },
+  {
+    file: "combined.log",
+    format: "combined",
+    records: 4,
+    replayable: 2,
+    first: { url: "/apache_pb.gif", status: 200, bytes: 2326, host: "10.0.0.1" },
+    badByReason: {},
+    ownClock: 971211336,
+  },
+  {
+    file: "epa.log",
+    format: "epa",
+    records: 6,
+    replayable: 5,
+    first: { url: "/Software.html", status: 200, bytes: 1497, host: "141.243.1.172" },
+    badByReason: { bad_date: 1, syntax: 1 },
+    ownClock: ((29 * 24 + 23) * 60 + 53) * 60 + 25,
+  },
+  {
+    file: "nasa.tsv",
+    format: "nasa-tsv",
+    records: 3,
+    replayable: 3,
+    first: { url: "/history/apollo/", status: 200, bytes: 6245, host: "199.72.81.55" },
+    badByReason: { bad_time: 1, syntax: 2 },
+    ownClock: 804571201,
+  },
+  // The variants of issue 24, all starting at FIRST.
   {
     file: "nasa-variant.tsv",
     format: "nasa-tsv",

@@ -1,4 +1,5 @@
-// Every log variant fixture replayed through one cluster (origin, dispatcher, 3 nodes in sc
+// Every trace fixture with a site to build (all but urls.txt: a URL list logs no status)
+// replayed through one cluster (origin, dispatcher, 3 nodes in sc
 // mode, as `up` starts it): `site` builds each fixture's documents under its own directory
 // of one root, and `sc-cluster loadgen` replays the fixture from the client host against
 // the VIP with that directory as the target's path, verifying every response. Needs root.
