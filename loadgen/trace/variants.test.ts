@@ -81,7 +81,7 @@ test("urls.txt: a URL list logs no status, so site has nothing to build and says
         /4 records, 2 bad lines \(bad_url 2\); every record skipped \(query 1, no_status 3\)/.test(
           err.message,
         ) &&
-        /bad line 6 \(bad_url\): ftp:/.test(err.message),
+        /bad line 7 \(bad_url\): ftp:/.test(err.message),
     );
   } finally {
     await rm(dir, { recursive: true, force: true });
