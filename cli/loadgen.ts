@@ -7,10 +7,10 @@ import { bool, int, num, optStr, parseCommand, str, UsageError, type ParsedValue
 import { runReplay } from "../loadgen/replay/run.js";
 import { runSingleUrl } from "../loadgen/ab/run.js";
 import { formatProgress, formatResult, type LoadResultView, type ProgressView } from "../loadgen/report.js";
-import { describeBadLines, isFormatOption } from "../loadgen/trace/reader.js";
-import { TRACE_FORMATS } from "../loadgen/trace/formats.js";
+import { describeBadLines } from "../loadgen/trace/reader.js";
+import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 
-const REPLAY_ONLY = ["trace", "target", "conns", "pipeline", "keepalive", "format", "query"];
+const REPLAY_ONLY = ["trace", "target", "conns", "pipeline", "keepalive", "format", "json-fields", "query"];
 const URL_ONLY = ["url", "connections", "pipelining", "expect-status", "expect-length"];
 
 export const command: Command = {
@@ -43,12 +43,7 @@ export const command: Command = {
         help: "Per-request timeout: connect, headers, body gaps",
         default: "10000",
       },
-      format: {
-        type: "string",
-        value: "F",
-        help: `Trace format: auto|${TRACE_FORMATS.join("|")}`,
-        default: "auto",
-      },
+      ...TRACE_FORMAT_OPTIONS,
       query: { type: "string", value: "POLICY", help: "Query-string requests: skip|strip", default: "skip" },
       url: { type: "string", value: "URL", help: "Single-URL mode (autocannon): the document to request" },
       connections: { type: "string", value: "C", help: "Single-URL mode: total connections", default: "10" },
@@ -99,9 +94,7 @@ export const command: Command = {
       if (single) {
         result = { ...(await runSingle(values, common, onProgress, abort.signal)) };
       } else {
-        const format = str(values, "format");
-        if (!isFormatOption(format))
-          throw new UsageError(`--format must be auto or one of ${TRACE_FORMATS.join(", ")}`);
+        const format = traceFormatOption(values);
         const query = str(values, "query");
         if (query !== "skip" && query !== "strip") throw new UsageError("--query must be skip or strip");
         const target = optStr(values, "target");

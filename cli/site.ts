@@ -2,24 +2,20 @@
 import type { Command } from "./command.js";
 import { optStr, parseCommand, str, UsageError } from "./args.js";
 import { buildSite } from "../loadgen/site.js";
-import { describeBadLines, isFormatOption } from "../loadgen/trace/reader.js";
-import { TRACE_FORMATS } from "../loadgen/trace/formats.js";
+import { describeBadLines } from "../loadgen/trace/reader.js";
+import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 
 export const command: Command = {
   spec: {
     name: "site",
     summary: "Build a document root and a replay manifest from a web server trace",
-    usage: "sc-cluster site --trace FILE --out DIR --manifest FILE [--format F] [--query skip|strip]",
+    usage:
+      "sc-cluster site --trace FILE --out DIR --manifest FILE [--format F] [--json-fields MAP] [--query skip|strip]",
     options: {
       trace: { type: "string", value: "FILE", help: "Access log to read (.gz is decompressed) (required)" },
       out: { type: "string", value: "DIR", help: "Document root to create; must be new or empty (required)" },
       manifest: { type: "string", value: "FILE", help: "Manifest to write, JSON lines (required)" },
-      format: {
-        type: "string",
-        value: "F",
-        help: `Trace format: auto|${TRACE_FORMATS.join("|")}`,
-        default: "auto",
-      },
+      ...TRACE_FORMAT_OPTIONS,
       query: {
         type: "string",
         value: "POLICY",
@@ -32,13 +28,12 @@ export const command: Command = {
       "from its path (AES-256-CTR keyed by SHA-256 of the path; see docs/loadgen.md), mtime\n" +
       "2001-01-01. The manifest lists, per URL, what a correct static server answers: 200 with size\n" +
       "and SHA-256 (logged 304s are replayed as conditional GETs: 200 or 304), or 404. Lines a static\n" +
-      "server cannot reproduce (POST, CGI, redirects, ...) are counted and skipped.",
+      "server cannot reproduce (POST, CGI, redirects, ...) are counted and skipped. A trace with no\n" +
+      "replayable line is an error (exit 1, with its first bad lines): no document or manifest is written.",
   },
   async run(argv) {
     const { values } = parseCommand(this.spec, argv);
-    const format = str(values, "format");
-    if (!isFormatOption(format))
-      throw new UsageError(`--format must be auto or one of ${TRACE_FORMATS.join(", ")}`);
+    const format = traceFormatOption(values);
     const query = str(values, "query");
     if (query !== "skip" && query !== "strip") throw new UsageError("--query must be skip or strip");
     for (const name of ["trace", "out", "manifest"]) {

@@ -1,10 +1,17 @@
 // `sc-cluster trace`: synthetic traces (`trace synth`) and a trace summary (`trace stats`).
 import type { Command } from "./command.js";
-import { bool, num, optStr, parseCommand, str, UsageError } from "./args.js";
+import { bool, num, optStr, parseCommand, UsageError, type ParsedValues } from "./args.js";
 import { PAPER_TRACE } from "../loadgen/synth/model.js";
 import { synthesize } from "../loadgen/synth/synth.js";
-import { describeBadLines, isFormatOption, TraceReader } from "../loadgen/trace/reader.js";
-import { TRACE_FORMATS } from "../loadgen/trace/formats.js";
+import {
+  describeBadLines,
+  FormatDetectionError,
+  nothingToReplay,
+  sampleTrace,
+  TraceReader,
+} from "../loadgen/trace/reader.js";
+import { guessFormats, type FormatGuess } from "../loadgen/trace/formats.js";
+import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 import { classify } from "../loadgen/classify.js";
 
 const P = PAPER_TRACE;
@@ -15,7 +22,7 @@ export const command: Command = {
     summary: "Synthesize a trace + document root (synth), or summarize a trace (stats)",
     usage:
       "sc-cluster trace synth --out DIR [--scale S] [--seed N] [--alpha A] [...]\n" +
-      "       sc-cluster trace stats --trace FILE [--format F]",
+      "       sc-cluster trace stats --trace FILE [--format F] [--json-fields MAP]",
     allowPositionals: true,
     options: {
       out: { type: "string", value: "DIR", help: "synth: output directory, new or empty (required)" },
@@ -54,12 +61,18 @@ export const command: Command = {
       },
       "no-root": { type: "boolean", help: "synth: write trace, manifest and params only (no documents)" },
       trace: { type: "string", value: "FILE", help: "stats: trace to summarize" },
-      format: { type: "string", value: "F", help: `stats: auto|${TRACE_FORMATS.join("|")}`, default: "auto" },
+      format: { ...TRACE_FORMAT_OPTIONS.format, help: `stats: ${TRACE_FORMAT_OPTIONS.format.help}` },
+      "json-fields": {
+        ...TRACE_FORMAT_OPTIONS["json-fields"],
+        help: `stats: ${TRACE_FORMAT_OPTIONS["json-fields"].help}`,
+      },
     },
     epilog:
       "synth defaults to the paper's trace (UC Berkeley CS, January 2001): 3,940,707 requests to\n" +
       "87,425 files, 6.6 GiB, 40 KiB per request; SURGE sizes (lognormal body, Pareto tail), Zipf\n" +
-      "popularity. Writes DIR/trace.log (CLF), DIR/root/, DIR/manifest.jsonl and DIR/params.json.",
+      "popularity. Writes DIR/trace.log (CLF), DIR/root/, DIR/manifest.jsonl and DIR/params.json.\n" +
+      "stats shows how many of the first lines each format parses (why detection chose, or failed),\n" +
+      "and exits 1 when no line of the trace would be replayed.",
   },
   async run(argv) {
     const { values, positionals } = parseCommand(this.spec, argv);
@@ -71,7 +84,7 @@ export const command: Command = {
   },
 };
 
-async function synth(values: Parameters<typeof str>[0]): Promise<number> {
+async function synth(values: ParsedValues): Promise<number> {
   const out = optStr(values, "out");
   if (!out) throw new UsageError("trace synth: --out DIR is required");
   const r = await synthesize({
@@ -107,16 +120,43 @@ async function synth(values: Parameters<typeof str>[0]): Promise<number> {
   return 0;
 }
 
-async function stats(values: Parameters<typeof str>[0]): Promise<number> {
+/** "  nasa-tsv  49 records, 1 ignored, 0 bad" per format, with the first line each could not read. */
+function guessTable(guesses: readonly FormatGuess[]): string[] {
+  const width = Math.max(...guesses.map((g) => g.format.length));
+  const sampled = guesses[0]!.records + guesses[0]!.ignored + guesses[0]!.bad;
+  return [
+    `detection each format on the first ${sampled} lines:`,
+    ...guesses.map((g) => {
+      if (g.format === "combined")
+        return `  ${g.format.padEnd(width)}  ${g.records} of the clf records carry referer and user agent`;
+      const why = g.firstBad ? `; first bad: line ${g.firstBad.line} (${g.firstBad.reason})` : "";
+      return `  ${g.format.padEnd(width)}  ${g.records} records, ${g.ignored} ignored, ${g.bad} bad${why}`;
+    }),
+  ];
+}
+
+async function stats(values: ParsedValues): Promise<number> {
   const path = optStr(values, "trace");
   if (!path) throw new UsageError("trace stats: --trace FILE is required");
-  const format = str(values, "format");
-  if (!isFormatOption(format))
-    throw new UsageError(`--format must be auto or one of ${TRACE_FORMATS.join(", ")}`);
-  const reader = await TraceReader.open(path, { format });
+  const format = traceFormatOption(values);
+  let reader: TraceReader;
+  try {
+    reader = await TraceReader.open(path, { format });
+  } catch (err) {
+    if (!(err instanceof FormatDetectionError)) throw err;
+    console.log(["format    none detected", ...guessTable(err.guesses)].join("\n"));
+    throw err;
+  }
+  let guesses = reader.stats.guesses;
+  if (!guesses) {
+    const jsonFields = typeof format === "string" ? undefined : format.jsonFields;
+    guesses = guessFormats(await sampleTrace(path), { jsonFields });
+  }
   const urls = new Set<string>();
   const statuses: Record<string, number> = {};
   const replay: Record<string, number> = {};
+  const skipped: Record<string, number> = {};
+  let replayable = 0;
   let bytes = 0;
   for await (const rec of reader) {
     urls.add(rec.url);
@@ -125,6 +165,8 @@ async function stats(values: Parameters<typeof str>[0]): Promise<number> {
     const c = classify(rec);
     const k = c.ok ? c.kind : `skip:${c.reason}`;
     replay[k] = (replay[k] ?? 0) + 1;
+    if (c.ok) replayable++;
+    else skipped[c.reason] = (skipped[c.reason] ?? 0) + 1;
   }
   const s = reader.stats;
   const list = (o: Record<string, number>) =>
@@ -134,7 +176,8 @@ async function stats(values: Parameters<typeof str>[0]): Promise<number> {
       .join(", ");
   console.log(
     [
-      `format    ${s.format}`,
+      `format    ${s.format} (${s.guesses ? "detected" : "given"})`,
+      ...guessTable(guesses),
       `lines     ${s.lines} (${s.records} records, ${s.ignored} ignored, ${describeBadLines(s)})`,
       ...s.badSamples.map((b) => `  bad line ${b.line} (${b.reason}): ${b.text}`),
       `urls      ${urls.size} distinct`,
@@ -143,6 +186,10 @@ async function stats(values: Parameters<typeof str>[0]): Promise<number> {
       `replay    ${list(replay)}`,
     ].join("\n"),
   );
+  if (replayable === 0) {
+    console.error(`sc-cluster trace: ${nothingToReplay(path, s, skipped)}`);
+    return 1;
+  }
   return 0;
 }
 

@@ -12,7 +12,13 @@ import {
   type ManifestEntry,
 } from "./manifest.js";
 import { SiteWriter } from "./site-writer.js";
-import { TraceReader, type FormatOption, type TraceStats } from "./trace/reader.js";
+import {
+  nothingToReplay,
+  NothingToReplayError,
+  TraceReader,
+  type FormatOption,
+  type TraceStats,
+} from "./trace/reader.js";
 import { ancestorDirs, INDEX_FILE } from "./url.js";
 
 /** Why `site` leaves out lines that `classify` accepts. */
@@ -147,6 +153,9 @@ export async function buildSite(options: SiteOptions): Promise<SiteResult> {
       skip(verdict, info.lines);
     }
   }
+  // A root and manifest that replay nothing are a failure to report, not a result.
+  if (replayable === 0)
+    throw new NothingToReplayError(nothingToReplay(options.trace, reader.stats, skippedByReason));
   pending.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 
   const shaByDoc = new Map<string, string>();

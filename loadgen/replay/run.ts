@@ -5,7 +5,7 @@ import { Worker } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
 import type { QueryPolicy } from "../classify.js";
 import { httpDate, readManifest, SITE_MTIME, type Manifest } from "../manifest.js";
-import { TraceReader, type FormatOption } from "../trace/reader.js";
+import { nothingToReplay, NothingToReplayError, TraceReader, type FormatOption } from "../trace/reader.js";
 import { PlanBuilder, type ReplayPlan } from "./plan.js";
 import {
   decodeHistogram,
@@ -184,9 +184,13 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
   }
   const entryCount = plan.entries.length;
   if (entryCount === 0) {
-    throw new ReplayError(
-      `nothing to replay: no trace line is replayable (${plan.skipped} skipped: ${JSON.stringify(plan.skippedByReason)})`,
-    );
+    throw plan.trace
+      ? new NothingToReplayError(
+          nothingToReplay(options.trace ?? "(trace)", plan.trace, plan.skippedByReason),
+        )
+      : new ReplayError(
+          `nothing to replay: no trace line is replayable (${plan.skipped} skipped: ${JSON.stringify(plan.skippedByReason)})`,
+        );
   }
 
   // Bounds: always a count, a duration, or both.

@@ -1,9 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  describeGuesses,
   detectFormat,
   formatClfDate,
+  guessFormats,
+  lineParser,
+  pickFormat,
+  unescapeQuoted,
   hasCombinedFields,
+  isClfTail,
   isCombinedTail,
   isSpace,
   MAX_LINE_LENGTH,
@@ -18,6 +24,8 @@ import {
   type LineResult,
 } from "./formats.js";
 import { Prng } from "../../sc/wire/testing.js";
+
+const outcome = (r: LineResult) => (r.kind === "bad" ? r.reason : r.kind);
 
 function record(r: LineResult) {
   assert.equal(r.kind, "record", JSON.stringify(r));
@@ -74,7 +82,9 @@ test("CLF line: fields, '-' bytes, HTTP/0.9 request, and each malformation's rea
   };
   assert.equal(reason(""), "ignore");
   assert.equal(reason("not a log line"), "syntax");
-  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 5 trailing'), "syntax");
+  // Fields after the bytes are a log_format's own (nginx $request_time, ...): accepted.
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 5 trailing'), "record");
+  assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 5 "unclosed'), "syntax");
   assert.equal(reason('h - - [99/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 200 5'), "bad_date");
   assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "-" 408 -'), "bad_request");
   assert.equal(reason('h - - [01/Aug/1995:00:00:07 -0400] "GET / HTTP/1.0" 20x 5'), "bad_status");
@@ -201,8 +211,11 @@ test("isSpace is exactly JavaScript's \\s over every UTF-16 code unit", () => {
 // the scanners' own worst cases at the 64 KiB line limit are in linear-time.test.ts.
 const ORACLE_MAX_LINE = 200;
 const QUOTED = String.raw`"((?:[^"\\]|\\.)*)"`;
-const CLF_RE = new RegExp(String.raw`^(\S+) (\S+) (\S+) \[([^\]]+)\] ${QUOTED} (\S+) (\S+)(.*)$`);
+// Fields before the date: at least three, those after the third never opening with "[" (the
+// date is the first that does); the host is the third before the date.
+const CLF_RE = new RegExp(String.raw`^(\S+ \S+ \S+(?: [^\s\[]\S*)*) \[([^\]]+)\] ${QUOTED} (\S+) (\S+)(.*)$`);
 const COMBINED_TAIL_RE = new RegExp(String.raw`^ ${QUOTED} ${QUOTED}(?:\s.*)?$`);
+const CLF_TAIL_RE = new RegExp(String.raw`^(?:\s+(?:${QUOTED}(?=\s|$)|[^\s"]\S*))*\s*$`);
 const EPA_RE = new RegExp(String.raw`^(\S+) \[([^\]]*)\] ${QUOTED} (\S+) (\S+)\s*$`);
 
 test("CLF, Combined and EPA scanners split exactly as the old regexes on 60,000 mutated lines", () => {
@@ -212,6 +225,7 @@ test("CLF, Combined and EPA scanners split exactly as the old regexes on 60,000 
     'h - - [01/Aug/1995:00:00:01 -0400] "GET /a HTTP/1.0" 200 1839',
     'h - u [d] "GET /q?x=\\"1\\" HTTP/1.1" 200 10 "-" "curl/7.0"',
     'h - - [d] "GET /" 304 - "http://r/" "UA \\"x\\"" extra',
+    'v:80 h - - [d] "GET /" 200 1 0.005 "x" k=v',
     'h [29:23:53:25] "GET /S.html HTTP/1.0" 200 1497',
     'h [] "" 200 1  ',
   ];
@@ -238,14 +252,15 @@ test("CLF, Combined and EPA scanners split exactly as the old regexes on 60,000 
     const f = splitClfLine(line);
     assert.deepEqual(
       f && [f.host, f.date, f.request, f.status, f.bytes, f.tail],
-      m && [m[1], m[4], m[5], m[6], m[7], m[8]],
+      m && [m[1]!.split(" ").at(-3), m[2], m[3], m[4], m[5], m[6]],
       JSON.stringify(line),
     );
     if (m) {
       counts.clf++;
-      assert.equal(isCombinedTail(m[8]!), COMBINED_TAIL_RE.test(m[8]!), JSON.stringify(m[8]));
-      assert.equal(hasCombinedFields(line), COMBINED_TAIL_RE.test(m[8]!), JSON.stringify(line));
-      if (COMBINED_TAIL_RE.test(m[8]!)) counts.combined++;
+      assert.equal(isCombinedTail(m[6]!), COMBINED_TAIL_RE.test(m[6]!), JSON.stringify(m[6]));
+      assert.equal(hasCombinedFields(line), COMBINED_TAIL_RE.test(m[6]!), JSON.stringify(line));
+      if (COMBINED_TAIL_RE.test(m[6]!)) counts.combined++;
+      assert.equal(isClfTail(m[6]!), CLF_TAIL_RE.test(m[6]!), JSON.stringify(m[6]));
     }
     const e = EPA_RE.exec(line);
     const g = splitEpaLine(line);
@@ -258,4 +273,117 @@ test("CLF, Combined and EPA scanners split exactly as the old regexes on 60,000 
   }
   // The mutations must leave enough lines that match for the comparison to mean something.
   assert.ok(counts.clf > 5000 && counts.epa > 5000 && counts.combined > 2000, JSON.stringify(counts));
+});
+
+test("CLF variants: fields before the host (vhost, X-Forwarded-For), fields after the bytes, IPv6, '-'", () => {
+  const d = "[01/Aug/1995:00:00:01 -0400]";
+  const t = Date.UTC(1995, 7, 1, 4, 0, 1) / 1000;
+  const vhost = record(
+    parseClfLine(`www.example.com:80 203.0.113.9 - - ${d} "GET /a HTTP/1.1" 200 5 "-" "UA"`, 1),
+  );
+  assert.deepEqual([vhost.host, vhost.url, vhost.time], ["203.0.113.9", "/a", t]);
+  assert.equal(record(parseClfLine(`198.51.100.7, 10.0.0.2 - - ${d} "GET /a" 200 5`, 1)).host, "10.0.0.2");
+  assert.equal(record(parseClfLine(`2001:db8::7 - - ${d} "GET /a" 200 -`, 1)).host, "2001:db8::7");
+  assert.equal(record(parseClfLine(`::1 - - ${d} "GET /a" 304 - 0.001 -`, 1)).bytes, null);
+  // nginx: $request_time $upstream_response_time; "main" + upstream k=v pairs.
+  assert.equal(outcome(parseClfLine(`h - - ${d} "GET /a HTTP/1.1" 200 5 0.004 0.003`, 1)), "record");
+  assert.equal(
+    outcome(
+      parseClfLine(`h - - ${d} "GET /a" 200 5 "-" "UA \\"q\\"" "1.2.3.4, 10.0.0.1" rt=0.004 uct="0.000"`, 1),
+    ),
+    "record",
+  );
+  assert.equal(hasCombinedFields(`h - - ${d} "GET /a" 200 5 "-" "UA" "-" rt=0.004`), true);
+  assert.equal(hasCombinedFields(`h - - ${d} "GET /a" 200 5 0.004 0.003`), false);
+  // Fewer than three fields before the date is not CLF (EPA has one).
+  assert.equal(outcome(parseClfLine(`h - ${d} "GET /a" 200 5`, 1)), "syntax");
+  assert.equal(outcome(parseClfLine(`h - - ${d} "GET /a" 200 5 "open`, 1)), "syntax");
+  assert.equal(outcome(parseClfLine(`h - - ${d} "GET /a" 200 5 "a"b`, 1)), "syntax");
+});
+
+test("CLF dates in brackets: ISO 8601 (nginx $time_iso8601) and epoch ($msec) as well as %t", () => {
+  const t = Date.UTC(1995, 7, 1, 4, 0, 1) / 1000;
+  const at = (date: string) => {
+    const r = parseClfLine(`h - - [${date}] "GET /a" 200 1`, 1);
+    return r.kind === "record" ? r.record.time : outcome(r);
+  };
+  assert.equal(at("1995-08-01T00:00:01-04:00"), t);
+  assert.equal(at("1995-08-01T04:00:01+00:00"), t);
+  assert.equal(at("1995-08-01 04:00:01"), t);
+  assert.equal(at(`${t}.500`), t + 0.5);
+  assert.equal(at("1995-08-01T04:61:01Z"), "bad_date");
+  assert.equal(at("29:23:53:25"), "bad_date");
+});
+
+test("quoted requests: Apache and nginx escapes; printable bytes come back, others as %HH", () => {
+  assert.equal(unescapeQuoted('GET /a\\"b\\\\c'), 'GET /a"b\\c');
+  assert.equal(unescapeQuoted("GET /a\\x22b\\x5Cc"), 'GET /a"b\\c');
+  assert.equal(unescapeQuoted("GET /caf\\xC3\\xA9 HTTP/1.1"), "GET /caf%C3%A9 HTTP/1.1");
+  assert.equal(unescapeQuoted("GET /a\\x20b\\n\\t"), "GET /a%20b%0A%09");
+  assert.equal(unescapeQuoted("GET /a\\xZZ"), "GET /axZZ");
+  assert.equal(unescapeQuoted("trailing\\"), "trailing\\");
+  const r = record(
+    parseClfLine('h - - [01/Aug/1995:00:00:01 -0400] "GET /a\\x22q\\x22.html HTTP/1.1" 200 1', 1),
+  );
+  assert.equal(r.url, '/a"q".html');
+  // nginx's escaped TLS handshake on a plain port: a counted bad request, not a crash.
+  assert.equal(
+    outcome(parseClfLine('h - - [01/Aug/1995:00:00:01 -0400] "\\x16\\x03\\x01" 400 157', 1)),
+    "bad_request",
+  );
+});
+
+test("NASA TSV: extra columns, a header row naming them and placing the others, '-' or empty sizes", () => {
+  const p = lineParser("nasa-tsv");
+  assert.equal(
+    outcome(p("host\tlogname\ttime\tmethod\turl\tresponse\tbytes\treferer\tuseragent", 1)),
+    "ignore",
+  );
+  const r = record(p("199.72.81.55\t-\t804571201\tGET\t/history/apollo/\t200\t6245\t\t", 2));
+  assert.deepEqual(
+    [r.host, r.time, r.url, r.status, r.bytes],
+    ["199.72.81.55", 804571201, "/history/apollo/", 200, 6245],
+  );
+  assert.equal(record(p("h\t-\t804571201\tGET\t/\t404\t-\t\t", 3)).bytes, null);
+  assert.equal(record(p("h\t-\t804571201\tGET\t/\t404\t\t\t", 3)).bytes, null);
+  // Without a header, the NASA layout with any trailing columns.
+  assert.equal(outcome(parseNasaTsvLine("h\t-\t804571201\tGET\t/\t200\t1\tref\tua\tmore", 1)), "record");
+  // A header in another order places the columns.
+  const q = lineParser("nasa-tsv");
+  q("url\tstatus\tmethod\ttime\thost", 1);
+  const s = record(q("/x.html\t200\tHEAD\t804571201\th", 2));
+  assert.deepEqual(
+    [s.url, s.status, s.method, s.time, s.host, s.bytes],
+    ["/x.html", 200, "HEAD", 804571201, "h", null],
+  );
+  assert.equal(outcome(q("/x.html\t200\tHEAD", 3)), "syntax");
+});
+
+test("detection: every format's count on the sample, the NASA variant and the new formats found", () => {
+  const variant = [
+    "host\tlogname\ttime\tmethod\turl\tresponse\tbytes\treferer\tuseragent",
+    "199.72.81.55\t-\t804571201\tGET\t/history/apollo/\t200\t6245\t\t",
+    "unicomp6.unicomp.net\t-\t804571206\tGET\t/shuttle/countdown/\t200\t3985\t\t",
+  ];
+  const guesses = guessFormats(variant);
+  assert.deepEqual(
+    guesses.map((g) => [g.format, g.records]),
+    [
+      ["nasa-tsv", 2],
+      ["w3c", 0],
+      ["json", 0],
+      ["clf", 0],
+      ["combined", 0],
+      ["epa", 0],
+      ["urls", 0],
+    ],
+  );
+  assert.deepEqual(guesses.find((g) => g.format === "w3c")!.firstBad, { line: 1, reason: "no_header" });
+  assert.equal(pickFormat(guesses), "nasa-tsv");
+  assert.match(
+    describeGuesses(guesses),
+    /^nasa-tsv 2 of 2, w3c 0 of 3 \(line 1: no_header\), json 0 of 3 \(line 1: syntax\)/,
+  );
+  assert.equal(detectFormat(['{"method":"GET","url":"/"}', "not json"]), "json");
+  assert.equal(detectFormat(["#Version: 1.0", "#Fields: cs-method cs-uri-stem", "GET /a"]), "w3c");
 });

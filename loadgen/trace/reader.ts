@@ -7,17 +7,27 @@ import { StringDecoder } from "node:string_decoder";
 import { createGunzip } from "node:zlib";
 import type { Readable } from "node:stream";
 import {
-  detectFormat,
+  describeGuesses,
+  guessFormats,
   lineParser,
   MAX_LINE_LENGTH,
+  pickFormat,
   TRACE_FORMATS,
   type BadLineReason,
+  type FormatGuess,
   type TraceFormat,
   type TraceRecord,
 } from "./formats.js";
+import type { JsonFieldMap } from "./json.js";
 import { LineSplitter } from "./lines.js";
 
-export type FormatOption = TraceFormat | "auto";
+/** A format name, "auto", or either with the JSON field names to use (`--json-fields`). */
+export type FormatOption = TraceFormat | "auto" | FormatChoice;
+
+export interface FormatChoice {
+  format: TraceFormat | "auto";
+  jsonFields?: JsonFieldMap;
+}
 
 export interface BadLineSample {
   line: number;
@@ -28,6 +38,8 @@ export interface BadLineSample {
 
 export interface TraceStats {
   format: TraceFormat;
+  /** How each format fared on the first lines, when the format was detected (null if given). */
+  guesses: FormatGuess[] | null;
   /** Physical lines read. */
   lines: number;
   /** Lines that became records. */
@@ -53,7 +65,20 @@ export class TraceFormatError extends Error {
   readonly userFacing = true;
 }
 
-export function isFormatOption(s: string): s is FormatOption {
+/** No format parses the first lines; `guesses` says how each fared. */
+export class FormatDetectionError extends TraceFormatError {
+  constructor(
+    message: string,
+    readonly guesses: FormatGuess[],
+  ) {
+    super(message);
+  }
+}
+
+/** The trace gave no request to replay; the message has the first bad lines and the reason. */
+export class NothingToReplayError extends TraceFormatError {}
+
+export function isFormatOption(s: string): s is TraceFormat | "auto" {
   return s === "auto" || (TRACE_FORMATS as readonly string[]).includes(s);
 }
 
@@ -98,10 +123,13 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
   private constructor(
     readonly path: string,
     format: TraceFormat,
+    guesses: FormatGuess[] | null,
+    private readonly jsonFields: JsonFieldMap | undefined,
     private readonly maxSamples: number,
   ) {
     this.stats = {
       format,
+      guesses,
       lines: 0,
       records: 0,
       ignored: 0,
@@ -117,7 +145,8 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
 
   /** Opens a trace; with format "auto" (the default) the first lines decide the format. */
   static async open(path: string, options: TraceReadOptions = {}): Promise<TraceReader> {
-    const requested = options.format ?? "auto";
+    const choice = options.format ?? "auto";
+    const { format: requested, jsonFields } = typeof choice === "string" ? { format: choice } : choice;
     // Fail early and clearly on a missing file, before any stream is set up.
     try {
       await (await open(path, "r")).close();
@@ -125,19 +154,23 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
       throw new TraceFormatError(`cannot read trace '${path}': ${(err as Error).message}`);
     }
     let format: TraceFormat;
+    let guesses: FormatGuess[] | null = null;
     if (requested === "auto") {
-      const sample = await readSample(path, options.detectLines ?? 50);
-      const detected = detectFormat(sample);
+      const sample = await sampleTrace(path, options.detectLines ?? DETECT_LINES);
+      guesses = guessFormats(sample, { jsonFields });
+      const detected = pickFormat(guesses);
       if (!detected) {
-        throw new TraceFormatError(
-          `cannot detect the format of '${path}': none of ${TRACE_FORMATS.join(", ")} parses its first lines`,
+        throw new FormatDetectionError(
+          `cannot detect the format of '${path}': no format parses any of its first ${sample.length} lines ` +
+            `(${describeGuesses(guesses)}); give --format ${TRACE_FORMATS.join("|")}`,
+          guesses,
         );
       }
       format = detected;
     } else {
       format = requested;
     }
-    return new TraceReader(path, format, options.badSamples ?? 5);
+    return new TraceReader(path, format, guesses, jsonFields, options.badSamples ?? 5);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<TraceRecord> {
@@ -148,7 +181,7 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
   async *batches(): AsyncGenerator<TraceRecord[]> {
     if (this.consumed) throw new Error("a TraceReader is read once; open the trace again");
     this.consumed = true;
-    const parse = lineParser(this.stats.format);
+    const parse = lineParser(this.stats.format, { jsonFields: this.jsonFields });
     const s = this.stats;
     for await (const lines of lineBatches(this.path)) {
       const out: TraceRecord[] = [];
@@ -173,12 +206,20 @@ export class TraceReader implements AsyncIterable<TraceRecord> {
   }
 }
 
-async function readSample(path: string, count: number): Promise<string[]> {
+/** Non-blank lines sampled by format detection. */
+export const DETECT_LINES = 50;
+
+/**
+ * The first lines of a trace, up to `count` non-blank ones (blank ones kept in place, so
+ * `lines[i]` is line i + 1): what format detection runs every format over.
+ */
+export async function sampleTrace(path: string, count = DETECT_LINES): Promise<string[]> {
   const out: string[] = [];
+  let nonBlank = 0;
   for await (const lines of lineBatches(path)) {
     for (const text of lines) {
-      if (text.trim() !== "") out.push(text);
-      if (out.length >= count) return out;
+      out.push(text);
+      if (text.trim() !== "" && ++nonBlank >= count) return out;
     }
   }
   return out;
@@ -202,4 +243,30 @@ export function describeBadLines(stats: Pick<TraceStats, "bad" | "badByReason">)
     .map(([r, n]) => `${r} ${n}`)
     .join(", ");
   return `${stats.bad} bad line${stats.bad === 1 ? "" : "s"} (${reasons})`;
+}
+
+/**
+ * Why a trace gave nothing to replay, for the error a run ends with: what was read, the bad
+ * lines by reason and the first of them, or the reasons the records were skipped.
+ */
+export function nothingToReplay(
+  path: string,
+  stats: TraceStats,
+  skippedByReason: Readonly<Record<string, number>> = {},
+): string {
+  const skipped = Object.entries(skippedByReason)
+    .map(([r, n]) => `${r} ${n}`)
+    .join(", ");
+  return [
+    `nothing to replay in '${path}' (format ${stats.format}): ${stats.lines} lines, ${stats.records} records, ` +
+      `${describeBadLines(stats)}` +
+      (stats.records > 0 ? `; every record skipped (${skipped || "none"})` : ""),
+    ...stats.badSamples.map((b) => `  bad line ${b.line} (${b.reason}): ${b.text}`),
+    ...(stats.guesses ? [`  formats on the first lines: ${describeGuesses(stats.guesses)}`] : []),
+    stats.records === 0 && stats.bad > 0
+      ? "  (give --format, or see `sc-cluster trace stats --trace FILE`)"
+      : "",
+  ]
+    .filter((l) => l !== "")
+    .join("\n");
 }
