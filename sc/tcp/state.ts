@@ -18,7 +18,8 @@
 // them. Options turn the socket into a clone (window cap, discard of later data, silent drop
 // once the response is acknowledged); TcpSocket.setShadow() is the original's side.
 
-import type { ConnectionSnapshot, TcpConnection, TcpState } from "./connection.js";
+import type { ConnectionSnapshot, TcpConnection } from "./connection.js";
+import type { TcpState } from "./types.js";
 import { SEED_MAX, type ImportOptions, type LocalEndpoint, type TcpStack } from "./stack.js";
 import { TcpSocket, type TcpSocketOptions } from "./socket.js";
 import { copyBytes } from "./bytes.js";
