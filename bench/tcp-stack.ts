@@ -210,7 +210,7 @@ function stateRoundTrips(n: number): number {
     if (isWireError(back)) throw new Error("state: decode");
     const ok = validateImport({ ...back, seed: s.seed }, policy);
     if (isWireError(ok)) throw new Error("state: validate");
-    sink += TcpConnection.restore(env, ok.state, p.now).sndNxt;
+    sink += TcpConnection.restore(env, ok.state, p.now).snd.nxt;
   }
   if (sink === 0.5) console.log(sink);
   return cpuNs(start);

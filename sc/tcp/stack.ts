@@ -427,7 +427,7 @@ export class TcpStack {
       const c = e.conn;
       if (c.state === "TIME-WAIT" && seg.flags & TCP_SYN && !(seg.flags & (TCP_ACK | TCP_RST))) {
         // RFC 9293 3.10.7.4 / RFC 6191: a new SYN above the old sequence space reuses the tuple.
-        if (seqGt(seg.seq, c.rcvNxt)) {
+        if (seqGt(seg.seq, c.rcv.nxt)) {
           this.remove(e);
           e = undefined;
         }
@@ -715,7 +715,7 @@ export class TcpStack {
 
   private sendSegment(conn: TcpConnection, seg: TcpRepr): void {
     if (seg.flags & TCP_RST) this.counters.resetsSent++;
-    const gso = seg.payload.length > conn.sndMss ? conn.sndMss : 0;
+    const gso = seg.payload.length > conn.snd.mss ? conn.snd.mss : 0;
     this.emitPacket(conn.localAddr, conn.remoteAddr, seg, gso);
   }
 

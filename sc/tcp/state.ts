@@ -46,7 +46,7 @@ const STATE_CODES: Partial<Record<TcpState, number>> = { ESTABLISHED: 1, "CLOSE-
 /** Exports a connection's state. It must be ESTABLISHED or CLOSE-WAIT. */
 export function exportState(target: TcpSocket | TcpConnection, now?: number): TcpExportedState {
   const conn = target instanceof TcpSocket ? target.conn : target;
-  const t = now ?? (target instanceof TcpSocket ? target.stack.now() : conn.lastActivity);
+  const t = now ?? (target instanceof TcpSocket ? target.stack.now() : conn.timers.lastActivity);
   if (STATE_CODES[conn.state] === undefined) {
     throw Object.assign(new Error(`cannot export a connection in ${conn.state}`), { code: "ERR_TCP_STATE" });
   }
