@@ -26,6 +26,7 @@ import {
   SendState,
   TimerState,
 } from "./conn-state.js";
+import { currentRto, readFields, writeFields, type ConnectionSnapshot } from "./exported.js";
 import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin } from "./seq.js";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpOptions, type TcpRepr } from "../wire/tcp.js";
 
@@ -60,44 +61,7 @@ import {
   type TcpState,
 } from "./types.js";
 
-/**
- * The numeric state of a synchronized connection: what exportState captures and
- * importState restores (state.ts adds the socket seed and the binary encoding).
- * `sndNxt` is the highest sequence number sent + 1 (RFC 9293 SND.NXT, our snd_max).
- */
-export interface ConnectionSnapshot {
-  tuple: FourTuple;
-  /** ESTABLISHED, or CLOSE-WAIT when the peer's FIN was received. */
-  state: TcpState;
-  iss: number;
-  irs: number;
-  sndUna: number;
-  sndNxt: number;
-  rcvNxt: number;
-  /** Peer's window in bytes (scaled). */
-  sndWnd: number;
-  sndWl1: number;
-  sndWl2: number;
-  maxSndWnd: number;
-  sndWscale: number;
-  rcvWscale: number;
-  /** The peer offered window scaling in its SYN. */
-  wscaleSeen: boolean;
-  /** The window we last advertised, in bytes from rcvNxt (its right edge must not shrink). */
-  rcvWnd: number;
-  sndMss: number;
-  advMss: number;
-  rcvMss: number;
-  cwnd: number;
-  ssthresh: number;
-  /** Milliseconds. */
-  srtt: number;
-  rttvar: number;
-  rto: number;
-  hasRttSample: boolean;
-  noDelay: boolean;
-  sackOk: boolean;
-}
+export { STATE_FIELDS, type ConnectionSnapshot, type StateFieldKey } from "./exported.js";
 
 const NO_OPTIONS: TcpOptions = Object.freeze({}) as TcpOptions;
 const EMPTY = new Uint8Array(0);
@@ -232,29 +196,7 @@ export class TcpConnection {
    */
   static restore(env: ConnectionEnv, snap: ConnectionSnapshot, now: number): TcpConnection {
     const c = new TcpConnection(env, snap.tuple, snap.state === "CLOSE-WAIT" ? "CLOSE-WAIT" : "ESTABLISHED");
-    c.snd.iss = snap.iss >>> 0;
-    c.rcv.irs = snap.irs >>> 0;
-    c.snd.una = c.snd.nxt = c.snd.max = c.cc.recover = snap.sndNxt >>> 0;
-    c.snd.wnd = snap.sndWnd;
-    c.snd.wl1 = snap.sndWl1 >>> 0;
-    c.snd.wl2 = snap.sndWl2 >>> 0;
-    c.snd.maxWnd = Math.max(snap.maxSndWnd, snap.sndWnd, seqDiff(snap.sndNxt, snap.sndUna));
-    c.snd.wscale = snap.sndWscale;
-    c.rcv.wscale = snap.rcvWscale;
-    c.opts.wscaleSeen = snap.wscaleSeen;
-    c.rcv.nxt = c.rcv.lastAckSent = snap.rcvNxt >>> 0;
-    c.rcv.advEdge = seqAdd(c.rcv.nxt, snap.rcvWnd);
-    c.snd.mss = snap.sndMss;
-    c.rcv.advMss = snap.advMss;
-    c.rcv.mss = snap.rcvMss;
-    c.cc.cwnd = snap.cwnd;
-    c.cc.ssthresh = snap.ssthresh;
-    c.rtt.srtt = snap.srtt;
-    c.rtt.rttvar = snap.rttvar;
-    c.rtt.rto = Math.min(Math.max(snap.rto, c.cfg.rtoMin), c.cfg.rtoMax);
-    c.rtt.hasSample = snap.hasRttSample;
-    c.opts.noDelay = snap.noDelay;
-    c.opts.sackOk = snap.sackOk;
+    writeFields(c, snap, c.cfg);
     c.rcv.finReceived = snap.state === "CLOSE-WAIT";
     c.timers.lastActivity = c.timers.lastRecvTime = c.timers.lastDataSendTime = now;
     return c;
@@ -262,48 +204,13 @@ export class TcpConnection {
 
   /** The state to export (state.ts). Only meaningful in ESTABLISHED or CLOSE-WAIT. */
   snapshot(now: number): ConnectionSnapshot {
-    let cwnd = this.cc.cwnd;
-    // Apply restart-after-idle now, so the importer starts where this side would.
-    if (
-      this.snd.max === this.snd.una &&
-      this.timers.lastDataSendTime >= 0 &&
-      now - this.timers.lastDataSendTime > this.rto()
-    ) {
-      cwnd = Math.min(cwnd, this.initialWindow());
-    }
-    return {
-      tuple: {
-        localAddr: this.localAddr,
-        localPort: this.localPort,
-        remoteAddr: this.remoteAddr,
-        remotePort: this.remotePort,
-      },
-      state: this.state,
-      iss: this.snd.iss,
-      irs: this.rcv.irs,
-      sndUna: this.snd.una,
-      sndNxt: this.snd.max,
-      rcvNxt: this.rcv.nxt,
-      sndWnd: this.snd.wnd,
-      sndWl1: this.snd.wl1,
-      sndWl2: this.snd.wl2,
-      maxSndWnd: this.snd.maxWnd,
-      sndWscale: this.snd.wscale,
-      rcvWscale: this.rcv.wscale,
-      wscaleSeen: this.opts.wscaleSeen,
-      rcvWnd: Math.max(seqDiff(this.rcv.advEdge, this.rcv.nxt), 0),
-      sndMss: this.snd.mss,
-      advMss: this.rcv.advMss,
-      rcvMss: this.rcv.mss,
-      cwnd,
-      ssthresh: this.cc.ssthresh,
-      srtt: this.rtt.srtt,
-      rttvar: this.rtt.rttvar,
-      rto: this.rtt.rto,
-      hasRttSample: this.rtt.hasSample,
-      noDelay: this.opts.noDelay,
-      sackOk: this.opts.sackOk,
+    const tuple: FourTuple = {
+      localAddr: this.localAddr,
+      localPort: this.localPort,
+      remoteAddr: this.remoteAddr,
+      remotePort: this.remotePort,
     };
+    return readFields(this, now, this.cfg, tuple, this.state);
   }
 
   private initSend(iss: number): void {
@@ -401,7 +308,7 @@ export class TcpConnection {
 
   /** Our current RTO with backoff (RFC 6298 5.5), clamped to rtoMax. */
   rto(): number {
-    return Math.min(this.rtt.rto * 2 ** this.rtt.backoff, this.cfg.rtoMax);
+    return currentRto(this.rtt, this.cfg);
   }
 
   /** The earliest deadline at which dispatch() has timer work to do (Infinity: none). */
