@@ -22,6 +22,9 @@ function arg(name: string, dflt: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 }
 const ROUNDS = arg("--rounds", 5);
+const onlyAt = process.argv.indexOf("--only");
+/** --only keepalive|bulk|state runs one workload. */
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
 
 const SERVER = "198.18.100.1";
 const CLIENT = "198.18.0.2";
@@ -229,7 +232,7 @@ function best(run: () => number): number {
 }
 
 console.log(`sc/tcp stack micro benchmark (node ${process.version}, best of ${ROUNDS})`);
-{
+if (only === undefined || only === "keepalive") {
   const conns = 100;
   const per = 200;
   const ns = best(() => keepalive(conns, per));
@@ -239,7 +242,7 @@ console.log(`sc/tcp stack micro benchmark (node ${process.version}, best of ${RO
       `${(ns / reqs / 1000).toFixed(2)} us/req`,
   );
 }
-{
+if (only === undefined || only === "bulk") {
   const bytes = 64 << 20;
   const ns = best(() => bulk(bytes));
   console.log(
@@ -247,7 +250,7 @@ console.log(`sc/tcp stack micro benchmark (node ${process.version}, best of ${RO
       `(${(ns / (bytes / 1460)).toFixed(0)} ns per data packet incl. its ACK share)`,
   );
 }
-{
+if (only === undefined || only === "state") {
   const n = 20_000;
   const ns = best(() => stateRoundTrips(n));
   console.log(
