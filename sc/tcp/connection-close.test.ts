@@ -135,7 +135,7 @@ test("a bare FIN ahead of missing data waits for the data", () => {
   assert.equal(h.conn.state, "ESTABLISHED");
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: "hello" });
   assert.equal(h.conn.state, "CLOSE-WAIT");
-  assert.equal(h.conn.rcvNxt, R1 + 6);
+  assert.equal(h.conn.rcv.nxt, R1 + 6);
 });
 
 test("a retransmitted FIN in CLOSE-WAIT is ACKed again", () => {
@@ -330,8 +330,8 @@ test("zero window: persist probes of one byte with exponential backoff", () => {
   h.input({ seq: R1, ack: L1 + 100, flags: TCP_ACK, window: 0 });
   h.write("abcdef");
   h.expectNothing();
-  assert.equal(h.conn.inPersist, true);
-  assert.equal(h.conn.rtxAt, Infinity);
+  assert.equal(h.conn.timers.inPersist, true);
+  assert.equal(h.conn.timers.rtxAt, Infinity);
   h.advanceTo(1500);
   assert.deepEqual(
     h.takeTimed().map((e) => [e.at, e.seg.seq, e.seg.len]),
@@ -355,7 +355,7 @@ test("zero window: probes continue while the peer answers (no give-up), stop whe
   }
   assert.equal(h.conn.state, "ESTABLISHED");
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 1000 });
-  assert.equal(h.conn.inPersist, false);
+  assert.equal(h.conn.timers.inPersist, false);
   h.expect([{ seq: L1, len: 6, payload: "abcdef" }]);
 });
 
@@ -415,7 +415,7 @@ test("zero window: a peer that answers every probe with window 0 is aborted at t
   h.now = 1000;
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 0 });
   h.write("response"); // window closed: persist starts now (t = 1000)
-  assert.equal(h.conn.inPersist, true);
+  assert.equal(h.conn.timers.inPersist, true);
   let probes = 0;
   while (h.conn.state !== "CLOSED") {
     const at = h.conn.pollAt();
@@ -450,9 +450,9 @@ test("zero window: a peer that opens its window in time is not aborted; the dead
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 1000 });
   h.expect([{ seq: L1, len: 6 }]);
   h.input({ seq: R1, ack: L1 + 6, flags: TCP_ACK, window: 0 }); // progress, then closed again
-  assert.equal(h.conn.zeroWindowSince, -1, "acknowledged data ends the stall");
+  assert.equal(h.conn.timers.zeroWindowSince, -1, "acknowledged data ends the stall");
   h.write("ghi");
-  assert.equal(h.conn.zeroWindowSince, 9_999, "a new episode");
+  assert.equal(h.conn.timers.zeroWindowSince, 9_999, "a new episode");
   h.advanceTo(19_998);
   assert.equal(h.conn.state, "ESTABLISHED");
   h.take();
@@ -489,7 +489,7 @@ test("zero window: reopening the window and never acknowledging does not restart
     // Open the window a little now and then; never acknowledge what it lets through.
     h.advanceTo(h.conn.pollAt());
     h.take();
-    h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: h.conn.inPersist ? 500 : 0 });
+    h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: h.conn.timers.inPersist ? 500 : 0 });
     h.take();
   }
   assert.equal(h.now, 10_000);

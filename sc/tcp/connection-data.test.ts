@@ -68,7 +68,7 @@ test("reordering with several holes reassembles byte-exact", () => {
   for (const i of order) {
     h.input({ seq: R1 + cuts[i], ack: L1, flags: TCP_ACK, payload: data.subarray(cuts[i], cuts[i + 1]) });
   }
-  assert.equal(h.conn.rcvNxt, R1 + 5000);
+  assert.equal(h.conn.rcv.nxt, R1 + 5000);
   assert.deepEqual(Buffer.from(h.read(), "latin1"), Buffer.from(data));
 });
 
@@ -99,14 +99,14 @@ test("a partially old segment delivers only its new bytes", () => {
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: "abcd" });
   h.input({ seq: R1 + 2, ack: L1, flags: TCP_ACK, payload: "cdefgh" });
   assert.equal(h.read(), "abcdefgh");
-  assert.equal(h.conn.rcvNxt, R1 + 8);
+  assert.equal(h.conn.rcv.nxt, R1 + 8);
 });
 
 test("data beyond the window is cut at the right edge and the edge is ACKed at once", () => {
   const h = new Harness({ cfg: { rcvBufSize: 1000 } }).established();
-  assert.equal(h.conn.rcvAdvEdge, R1 + 1000);
+  assert.equal(h.conn.rcv.advEdge, R1 + 1000);
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: pattern(1200) });
-  assert.equal(h.conn.rcvNxt, R1 + 1000);
+  assert.equal(h.conn.rcv.nxt, R1 + 1000);
   h.expect([{ ack: R1 + 1000, window: 0 }]);
   assert.equal(h.conn.rxQueued, 1000);
 });
@@ -150,12 +150,12 @@ test("the window field is scaled by our shift", () => {
   const h = new Harness({ cfg: { rcvBufSize: 1 << 20 } }).established({
     syn: { options: { mss: 1460, wscale: 7 } },
   });
-  assert.equal(h.conn.rcvWscale, 5);
+  assert.equal(h.conn.rcv.wscale, 5);
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: pattern(1460) });
   h.input({ seq: R1 + 1460, ack: L1, flags: TCP_ACK, payload: pattern(1460) });
   // Free space (1 MiB - 2920) rounded up to the 32-byte unit: ceil(1045656 / 32) = 32677.
   h.expect([{ ack: R1 + 2920, window: 32677 }]);
-  assert.equal(h.conn.rcvAdvEdge, R1 + 2920 + 32677 * 32);
+  assert.equal(h.conn.rcv.advEdge, R1 + 2920 + 32677 * 32);
 });
 
 test("with a large scaled buffer the window opens beyond 64 KiB after reading", () => {
@@ -185,7 +185,7 @@ test("data that arrives in many in-order segments after one hole stays one block
     h.input({ seq: R1 + i * 100, ack: L1, flags: TCP_ACK, payload: pattern(100, i) });
   assert.equal(h.conn.ooo.blockCount, 1);
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: pattern(100, 0) });
-  assert.equal(h.conn.rcvNxt, R1 + 10100);
+  assert.equal(h.conn.rcv.nxt, R1 + 10100);
   assert.equal(h.read().length, 10100);
 });
 
@@ -195,7 +195,7 @@ test("receive sequence numbers wrap around 2^32", () => {
   const data = pattern(600, 9);
   h.input({ seq: r1 + 300, ack: L1, flags: TCP_ACK, payload: data.subarray(300) });
   h.input({ seq: r1, ack: L1, flags: TCP_ACK, payload: data.subarray(0, 300) });
-  assert.equal(h.conn.rcvNxt, (r1 + 600) >>> 0);
+  assert.equal(h.conn.rcv.nxt, (r1 + 600) >>> 0);
   assert.deepEqual(Buffer.from(h.read(), "latin1"), Buffer.from(data));
 });
 
@@ -205,14 +205,14 @@ test("an ACK of data never sent is answered with an ACK and the segment dropped"
   const h = new Harness().established();
   h.input({ seq: R1, ack: L1 + 10, flags: TCP_ACK, payload: "data" });
   h.expect([{ seq: L1, ack: R1, flags: "ACK" }]);
-  assert.equal(h.conn.rcvNxt, R1, "its data is not accepted");
+  assert.equal(h.conn.rcv.nxt, R1, "its data is not accepted");
 });
 
 test("an ACK below snd_una - max window is challenged and dropped (RFC 5961 5.2)", () => {
   const h = new Harness().established();
   h.input({ seq: R1, ack: L1 - 70_000, flags: TCP_ACK, payload: "data" });
   h.expect([{ seq: L1, ack: R1, flags: "ACK" }]);
-  assert.equal(h.conn.rcvNxt, R1);
+  assert.equal(h.conn.rcv.nxt, R1);
 });
 
 test("an old (duplicate) ACK within the window does not stop data processing", () => {
@@ -227,16 +227,16 @@ test("an old (duplicate) ACK within the window does not stop data processing", (
 test("segment without ACK in ESTABLISHED is dropped", () => {
   const h = new Harness().established();
   h.input({ seq: R1, flags: TCP_PSH, payload: "data" });
-  assert.equal(h.conn.rcvNxt, R1);
+  assert.equal(h.conn.rcv.nxt, R1);
   h.expectNothing();
 });
 
 test("window update rule: an older segment (wl1/wl2) does not overwrite the window", () => {
   const h = new Harness().established();
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, payload: "a", window: 5000 });
-  assert.equal(h.conn.sndWnd, 5000);
+  assert.equal(h.conn.snd.wnd, 5000);
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 100 }); // reordered older ACK
-  assert.equal(h.conn.sndWnd, 5000);
+  assert.equal(h.conn.snd.wnd, 5000);
 });
 
 // ------------------------------------------------------------------ sending
@@ -245,11 +245,11 @@ test("a write goes out as one PSH segment; the ACK stops the timer", () => {
   const h = new Harness().established();
   h.write("hello");
   h.expect([{ seq: L1, ack: R1, flags: "PSH|ACK", len: 5, payload: "hello" }]);
-  assert.equal(h.conn.rtxAt, 200);
+  assert.equal(h.conn.timers.rtxAt, 200);
   h.conn.events = 0;
   h.input({ seq: R1, ack: L1 + 5, flags: TCP_ACK });
   assert.ok(h.conn.events & EV_ACKED);
-  assert.equal(h.conn.rtxAt, Infinity);
+  assert.equal(h.conn.timers.rtxAt, Infinity);
   assert.equal(h.conn.txQueue.length, 0);
   h.expectNothing();
 });
@@ -323,7 +323,7 @@ test("a shrinking peer window stops new data, data in flight stays", () => {
   h.input({ seq: R1, ack: L1 + 1460, flags: TCP_ACK, window: 1460 });
   h.write(pattern(1000));
   h.expectNothing();
-  assert.equal(h.conn.sndMax, L1 + 4380);
+  assert.equal(h.conn.snd.max, L1 + 4380);
 });
 
 test("send sequence numbers wrap around 2^32", () => {
@@ -336,7 +336,7 @@ test("send sequence numbers wrap around 2^32", () => {
   );
   h.input({ seq: R1, ack: (0xfffffff1 + 3000) >>> 0, flags: TCP_ACK });
   assert.equal(h.conn.txQueue.length, 0);
-  assert.equal(h.conn.rtxAt, Infinity);
+  assert.equal(h.conn.timers.rtxAt, Infinity);
 });
 
 test("Nagle (noDelay off): a small tail waits until outstanding data is ACKed", () => {
@@ -418,7 +418,7 @@ test("the ACK of our data arriving with a FIN is processed before the FIN", () =
   h.write("bye");
   h.take();
   h.input({ seq: R1, ack: L1 + 3, flags: TCP_ACK | TCP_FIN });
-  assert.equal(h.conn.sndUna, L1 + 3);
+  assert.equal(h.conn.snd.una, L1 + 3);
   assert.equal(h.conn.state, "CLOSE-WAIT");
   h.expect([{ seq: L1 + 3, ack: R1 + 1, flags: "ACK" }]);
 });
@@ -440,10 +440,10 @@ test("SACK-permitted is echoed only when the SYN offered it", () => {
     mss: 1460,
     sackPermitted: true,
   });
-  assert.equal(h.conn.sackOk, true);
+  assert.equal(h.conn.opts.sackOk, true);
   const h2 = new Harness();
   assert.deepEqual(h2.listen({ options: { mss: 1460 } }).options, { mss: 1460 });
-  assert.equal(h2.conn.sackOk, false);
+  assert.equal(h2.conn.opts.sackOk, false);
   const h3 = new Harness({ cfg: { sack: false } });
   assert.deepEqual(h3.listen({ options: { mss: 1460, sackPermitted: true } }).options, { mss: 1460 });
 });

@@ -29,7 +29,7 @@ test("passive open answers SYN with SYN-ACK carrying our MSS and the unscaled wi
     len: 0,
   });
   assert.equal(h.conn.state, "SYN-RECEIVED");
-  assert.equal(h.conn.sndMss, 1400);
+  assert.equal(h.conn.snd.mss, 1400);
 });
 
 test("SYN-ACK echoes window scaling only when the SYN offered it (RFC 7323 1.3)", () => {
@@ -37,19 +37,19 @@ test("SYN-ACK echoes window scaling only when the SYN offered it (RFC 7323 1.3)"
   const synAck = h.listen({ options: { mss: 1460, wscale: 7 } });
   assert.deepEqual(synAck.options, { mss: 1460, wscale: 5 });
   assert.equal(synAck.window, 65535, "the window in a SYN is never scaled");
-  assert.equal(h.conn.sndWscale, 7);
+  assert.equal(h.conn.snd.wscale, 7);
 
   const h2 = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   const synAck2 = h2.listen({ options: { mss: 1460 } });
   assert.deepEqual(synAck2.options, { mss: 1460 });
-  assert.equal(h2.conn.rcvWscale, 0);
-  assert.equal(h2.conn.sndWscale, 0);
+  assert.equal(h2.conn.rcv.wscale, 0);
+  assert.equal(h2.conn.snd.wscale, 0);
 });
 
 test("peer window scale above 14 is clamped to 14 (RFC 7323 2.3)", () => {
   const h = new Harness();
   h.listen({ options: { mss: 1460, wscale: 15 } });
-  assert.equal(h.conn.sndWscale, 14);
+  assert.equal(h.conn.snd.wscale, 14);
 });
 
 test("MSS: missing or zero means 536, tiny values are clamped, large ones capped by our MTU", () => {
@@ -63,7 +63,7 @@ test("MSS: missing or zero means 536, tiny values are clamped, large ones capped
   for (const [mss, want] of cases) {
     const h = new Harness();
     h.listen({ options: mss === undefined ? {} : { mss } });
-    assert.equal(h.conn.sndMss, want, `peer MSS ${mss}`);
+    assert.equal(h.conn.snd.mss, want, `peer MSS ${mss}`);
   }
 });
 
@@ -85,9 +85,9 @@ test("SYN-RECEIVED + ACK of our SYN -> ESTABLISHED, event raised, nothing sent",
 test("the handshake ACK's window is scaled; the SYN's was not", () => {
   const h = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   h.listen({ window: 1000, options: { mss: 1460, wscale: 3 } });
-  assert.equal(h.conn.sndWnd, 1000);
+  assert.equal(h.conn.snd.wnd, 1000);
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, window: 1000 });
-  assert.equal(h.conn.sndWnd, 8000);
+  assert.equal(h.conn.snd.wnd, 8000);
 });
 
 test("SYN-RECEIVED + ACK too low or too high -> RST with seq = SEG.ACK, state kept", () => {
@@ -146,7 +146,7 @@ test("the ACK completing the handshake may carry data, which is delivered", () =
   assert.equal(h.conn.state, "ESTABLISHED");
   assert.ok(h.conn.events & EV_DATA);
   assert.equal(h.read(), "GET / HTTP/1.1\r\n\r\n");
-  assert.equal(h.conn.rcvNxt, R1 + 18);
+  assert.equal(h.conn.rcv.nxt, R1 + 18);
 });
 
 test("FIN with the handshake ACK -> CLOSE-WAIT, FIN acknowledged at once", () => {
@@ -180,8 +180,8 @@ test("the SYN-ACK round trip gives the first RTT sample (RFC 6298 2.2)", () => {
   h.listen();
   h.now = 10;
   h.input({ seq: R1, ack: L1, flags: TCP_ACK });
-  assert.equal(h.conn.srtt, 10);
-  assert.equal(h.conn.rttvar, 5);
+  assert.equal(h.conn.rtt.srtt, 10);
+  assert.equal(h.conn.rtt.rttvar, 5);
   assert.equal(h.conn.rto(), 200, "clamped to rtoMin");
 });
 
@@ -192,7 +192,7 @@ test("a retransmitted SYN-ACK gives no RTT sample (Karn)", () => {
   h.take();
   h.now = 1010;
   h.input({ seq: R1, ack: L1, flags: TCP_ACK });
-  assert.equal(h.conn.hasRttSample, false);
+  assert.equal(h.conn.rtt.hasSample, false);
   assert.equal(h.conn.rto(), 1000, "backoff cleared by the ACK, estimator untouched");
 });
 
@@ -223,10 +223,10 @@ test("SYN-SENT + SYN-ACK -> ESTABLISHED and an ACK", () => {
     options: { mss: 1400, wscale: 7 },
   });
   assert.equal(h.conn.state, "ESTABLISHED");
-  assert.equal(h.conn.sndMss, 1400);
-  assert.equal(h.conn.sndWscale, 7);
-  assert.equal(h.conn.rcvWscale, 5);
-  assert.equal(h.conn.sndWnd, 29200);
+  assert.equal(h.conn.snd.mss, 1400);
+  assert.equal(h.conn.snd.wscale, 7);
+  assert.equal(h.conn.rcv.wscale, 5);
+  assert.equal(h.conn.snd.wnd, 29200);
   h.expect([{ seq: L1, ack: R1, flags: "ACK", window: 32768 }]);
 });
 
@@ -234,8 +234,8 @@ test("SYN-SENT + SYN-ACK without window scale turns scaling off both ways", () =
   const h = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   h.connect();
   h.input({ seq: REMOTE_ISS, ack: L1, flags: TCP_SYN | TCP_ACK, window: 29200, options: { mss: 1460 } });
-  assert.equal(h.conn.rcvWscale, 0);
-  assert.equal(h.conn.sndWscale, 0);
+  assert.equal(h.conn.rcv.wscale, 0);
+  assert.equal(h.conn.snd.wscale, 0);
   h.expect([{ seq: L1, ack: R1, flags: "ACK", window: 65535 }]);
 });
 

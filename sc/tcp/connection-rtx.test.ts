@@ -94,7 +94,7 @@ test("a new ACK resets the backoff and restarts the timer from the current RTO",
   h.now = 250;
   ackTo(h, 1460);
   assert.equal(h.conn.rto(), 200);
-  assert.equal(h.conn.rtxAt, 450);
+  assert.equal(h.conn.timers.rtxAt, 450);
 });
 
 test("after a timeout: cwnd = 1 MSS, ssthresh = flight/2, go-back-N in slow start", () => {
@@ -103,8 +103,8 @@ test("after a timeout: cwnd = 1 MSS, ssthresh = flight/2, go-back-N in slow star
   assert.equal(h.take().length, 5);
   h.advanceTo(200);
   h.expect([{ seq: L1, len: 1460 }], "only one segment: the loss window");
-  assert.equal(h.conn.cwnd, 1460);
-  assert.equal(h.conn.ssthresh, 3650);
+  assert.equal(h.conn.cc.cwnd, 1460);
+  assert.equal(h.conn.cc.ssthresh, 3650);
   h.now = 210;
   ackTo(h, 1460);
   // Slow start: cwnd 2920, two more segments (retransmissions of already-sent data).
@@ -120,7 +120,7 @@ test("Karn: an ACK for retransmitted data gives no RTT sample", () => {
   h.advanceTo(200);
   h.now = 260;
   ackTo(h, 5);
-  assert.equal(h.conn.srtt, 0, "unchanged from the handshake sample");
+  assert.equal(h.conn.rtt.srtt, 0, "unchanged from the handshake sample");
 });
 
 test("RTT estimator follows RFC 6298 (2.2, 2.3) with the minimum RTO clamp", () => {
@@ -128,15 +128,15 @@ test("RTT estimator follows RFC 6298 (2.2, 2.3) with the minimum RTO clamp", () 
   h.listen();
   h.now = 40;
   h.input({ seq: R1, ack: L1, flags: TCP_ACK });
-  assert.equal(h.conn.srtt, 40);
-  assert.equal(h.conn.rttvar, 20);
+  assert.equal(h.conn.rtt.srtt, 40);
+  assert.equal(h.conn.rtt.rttvar, 20);
   assert.equal(h.conn.rto(), 120);
   h.write("a");
   h.now = 140;
   ackTo(h, 1);
   // R = 100: rttvar = 3/4*20 + 1/4*|40-100| = 30; srtt = 7/8*40 + 1/8*100 = 47.5.
-  assert.equal(h.conn.rttvar, 30);
-  assert.equal(h.conn.srtt, 47.5);
+  assert.equal(h.conn.rtt.rttvar, 30);
+  assert.equal(h.conn.rtt.srtt, 47.5);
   assert.equal(h.conn.rto(), 167.5);
 });
 
@@ -150,11 +150,11 @@ test("only one segment is timed at a time; the sample is taken when it is covere
   h.write("b"); // not timed
   h.now = 100;
   ackTo(h, 1); // sample 60 for "a"
-  assert.equal(h.conn.srtt, 0.875 * 40 + 0.125 * 60);
-  const srtt = h.conn.srtt;
+  assert.equal(h.conn.rtt.srtt, 0.875 * 40 + 0.125 * 60);
+  const srtt = h.conn.rtt.srtt;
   h.now = 105;
   ackTo(h, 2); // "b" was not timed: no sample
-  assert.equal(h.conn.srtt, srtt);
+  assert.equal(h.conn.rtt.srtt, srtt);
 });
 
 // ------------------------------------------------------------------ fast retransmit / NewReno
@@ -167,7 +167,7 @@ function lossSetup(): Harness {
   h.now = 10;
   ackTo(h, 1460);
   assert.equal(h.take().length, 2);
-  assert.equal(h.conn.sndMax, L1 + 17_520);
+  assert.equal(h.conn.snd.max, L1 + 17_520);
   return h;
 }
 
@@ -181,8 +181,8 @@ test("limited transmit: each of the first two duplicate ACKs releases one new se
   h.expect([{ seq: L1 + 17_520, len: 1460 }]);
   dupAck(h);
   h.expect([{ seq: L1 + 18_980, len: 1460 }]);
-  assert.equal(h.conn.dupAcks, 2);
-  assert.equal(h.conn.inRecovery, false);
+  assert.equal(h.conn.cc.dupAcks, 2);
+  assert.equal(h.conn.cc.inRecovery, false);
 });
 
 test("third duplicate ACK: fast retransmit, ssthresh = flight/2, cwnd = ssthresh + 3 MSS", () => {
@@ -192,10 +192,10 @@ test("third duplicate ACK: fast retransmit, ssthresh = flight/2, cwnd = ssthresh
   h.take();
   dupAck(h);
   h.expect([{ seq: L1 + 1460, len: 1460 }]);
-  assert.equal(h.conn.inRecovery, true);
-  assert.equal(h.conn.ssthresh, 9490);
-  assert.equal(h.conn.cwnd, 9490 + 3 * 1460);
-  assert.equal(h.conn.recover, L1 + 20_440);
+  assert.equal(h.conn.cc.inRecovery, true);
+  assert.equal(h.conn.cc.ssthresh, 9490);
+  assert.equal(h.conn.cc.cwnd, 9490 + 3 * 1460);
+  assert.equal(h.conn.cc.recover, L1 + 20_440);
 });
 
 test("further duplicate ACKs inflate cwnd and release new data once it fits", () => {
@@ -214,9 +214,9 @@ test("full ACK ends recovery and deflates cwnd (RFC 6582 3.2 step 3)", () => {
   h.take();
   h.now = 20;
   ackTo(h, 20_440);
-  assert.equal(h.conn.inRecovery, false);
+  assert.equal(h.conn.cc.inRecovery, false);
   // min(ssthresh, max(flight, MSS) + MSS) with flight 0 -> 2920; the rest goes out.
-  assert.equal(h.conn.cwnd, 2920);
+  assert.equal(h.conn.cc.cwnd, 2920);
   h.expect([
     { seq: L1 + 20_440, len: 1460 },
     { seq: L1 + 21_900, len: 1460 },
@@ -227,17 +227,17 @@ test("partial ACK retransmits the next hole at once and partially deflates (step
   const h = lossSetup();
   for (let i = 0; i < 3; i++) dupAck(h);
   h.take();
-  const cwnd = h.conn.cwnd;
+  const cwnd = h.conn.cc.cwnd;
   h.now = 20;
   ackTo(h, 4380); // the second hole starts at 4380
   h.expect([{ seq: L1 + 4380, len: 1460 }]);
-  assert.equal(h.conn.inRecovery, true);
-  assert.equal(h.conn.cwnd, cwnd - 2920 + 1460);
-  assert.equal(h.conn.rtxAt, 20 + 200, "the first partial ACK resets the timer");
+  assert.equal(h.conn.cc.inRecovery, true);
+  assert.equal(h.conn.cc.cwnd, cwnd - 2920 + 1460);
+  assert.equal(h.conn.timers.rtxAt, 20 + 200, "the first partial ACK resets the timer");
   h.now = 30;
   ackTo(h, 7300);
   h.expect([{ seq: L1 + 7300, len: 1460 }]);
-  assert.equal(h.conn.rtxAt, 220, "later partial ACKs do not (impatient variant)");
+  assert.equal(h.conn.timers.rtxAt, 220, "later partial ACKs do not (impatient variant)");
 });
 
 test("duplicate ACKs that carry a window change or data are not counted", () => {
@@ -245,37 +245,37 @@ test("duplicate ACKs that carry a window change or data are not counted", () => 
   ackTo(h, 1460, 60_000);
   ackTo(h, 1460, 60_000);
   h.input({ seq: R1, ack: L1 + 1460, flags: TCP_ACK, window: 60_000, payload: "x" });
-  assert.equal(h.conn.dupAcks, 1, "only the second (same window, no data) counted");
+  assert.equal(h.conn.cc.dupAcks, 1, "only the second (same window, no data) counted");
 });
 
 test("after a timeout, duplicate ACKs below `recover` do not trigger fast retransmit (RFC 6582 4)", () => {
   const h = lossSetup();
   h.advanceTo(210);
   h.take();
-  assert.equal(h.conn.recover, L1 + 17_520);
+  assert.equal(h.conn.cc.recover, L1 + 17_520);
   for (let i = 0; i < 3; i++) dupAck(h);
-  assert.equal(h.conn.inRecovery, false);
+  assert.equal(h.conn.cc.inRecovery, false);
 });
 
 test("a fast retransmission is not used for an RTT sample", () => {
   const h = lossSetup();
   for (let i = 0; i < 3; i++) dupAck(h);
   h.now = 500;
-  const srtt = h.conn.srtt;
+  const srtt = h.conn.rtt.srtt;
   ackTo(h, 20_440);
-  assert.equal(h.conn.srtt, srtt);
+  assert.equal(h.conn.rtt.srtt, srtt);
 });
 
 test("congestion avoidance adds one MSS per cwnd of ACKed bytes", () => {
   const h = new Harness().established();
-  h.conn.ssthresh = 2920;
-  h.conn.cwnd = 2920;
+  h.conn.cc.ssthresh = 2920;
+  h.conn.cc.cwnd = 2920;
   h.write(pattern(20_000));
   h.take();
   ackTo(h, 1460);
-  assert.equal(h.conn.cwnd, 2920);
+  assert.equal(h.conn.cc.cwnd, 2920);
   ackTo(h, 2920);
-  assert.equal(h.conn.cwnd, 4380);
+  assert.equal(h.conn.cc.cwnd, 4380);
 });
 
 test("slow start grows cwnd by at most 2 MSS per ACK (RFC 3465, L = 2)", () => {
@@ -283,7 +283,7 @@ test("slow start grows cwnd by at most 2 MSS per ACK (RFC 3465, L = 2)", () => {
   h.write(pattern(14_600));
   h.take();
   ackTo(h, 14_600);
-  assert.equal(h.conn.cwnd, 14_600 + 2920);
+  assert.equal(h.conn.cc.cwnd, 14_600 + 2920);
 });
 
 test("restart after idle: cwnd falls back to the initial window (RFC 5681 4.1)", () => {
@@ -291,7 +291,7 @@ test("restart after idle: cwnd falls back to the initial window (RFC 5681 4.1)",
   h.write(pattern(14_600));
   h.take();
   ackTo(h, 14_600);
-  assert.ok(h.conn.cwnd > 14_600);
+  assert.ok(h.conn.cc.cwnd > 14_600);
   h.now = 10_000;
   h.write(pattern(30_000));
   assert.equal(h.take().length, 10);
@@ -318,7 +318,7 @@ test("FIN is retransmitted on timeout like data", () => {
   ]);
   ackTo(h, 1);
   assert.equal(h.conn.state, "FIN-WAIT-2");
-  assert.equal(h.conn.rtxAt, Infinity);
+  assert.equal(h.conn.timers.rtxAt, Infinity);
 });
 
 test("data and FIN retransmitted after a timeout in FIN-WAIT-1", () => {
@@ -339,9 +339,9 @@ test("CLOSE-WAIT: retransmission timer stops once everything is ACKed", () => {
   h.input({ seq: R1, ack: L1, flags: TCP_ACK | TCP_FIN });
   h.write("resp");
   h.take();
-  assert.equal(h.conn.rtxAt, 200);
+  assert.equal(h.conn.timers.rtxAt, 200);
   h.input({ seq: R1 + 1, ack: L1 + 4, flags: TCP_ACK });
-  assert.equal(h.conn.rtxAt, Infinity);
+  assert.equal(h.conn.timers.rtxAt, Infinity);
 });
 
 test("writes during retransmission are queued and sent in order", () => {
@@ -360,7 +360,7 @@ test("writes during retransmission are queued and sent in order", () => {
 
 function sackSetup(): Harness {
   const h = new Harness().established({ syn: { options: { mss: 1460, sackPermitted: true } } });
-  assert.equal(h.conn.sackOk, true);
+  assert.equal(h.conn.opts.sackOk, true);
   h.write(pattern(29_200));
   assert.equal(h.take().length, 10);
   return h;
@@ -380,16 +380,16 @@ test("SACK: recovery starts when more than two segments are SACKed above the hol
   h.input({ seq: R1, ack: L1 + 1460, flags: TCP_ACK }); // segment 2 lost, 1 ACKed
   h.take();
   sackAck(h, [[2920, 4380]]);
-  assert.equal(h.conn.inRecovery, false);
+  assert.equal(h.conn.cc.inRecovery, false);
   h.take();
   sackAck(h, [[2920, 5840]]);
   h.take();
   sackAck(h, [[2920, 7300]]);
-  assert.equal(h.conn.inRecovery, true);
-  assert.equal(h.conn.sackRecovery, true);
+  assert.equal(h.conn.cc.inRecovery, true);
+  assert.equal(h.conn.cc.sackRecovery, true);
   const out = h.take();
   assert.deepEqual(out[0], { ...out[0], seq: L1 + 1460, len: 1460 }, "the hole first");
-  assert.equal(h.conn.cwnd, h.conn.ssthresh, "no inflation in SACK recovery");
+  assert.equal(h.conn.cc.cwnd, h.conn.cc.ssthresh, "no inflation in SACK recovery");
 });
 
 test("SACK: several holes are retransmitted in one round trip (NewReno needs one per RTT)", () => {
@@ -416,25 +416,25 @@ test("SACK: several holes are retransmitted in one round trip (NewReno needs one
 test("SACK: a full ACK ends recovery; the scoreboard empties with it", () => {
   const h = sackSetup();
   for (let i = 0; i < 3; i++) sackAck(h, [[1460, 14_600]], 0);
-  assert.equal(h.conn.sackRecovery, true);
+  assert.equal(h.conn.cc.sackRecovery, true);
   h.take();
-  h.input({ seq: R1, ack: L1 + h.conn.recover - L1, flags: TCP_ACK });
-  assert.equal(h.conn.inRecovery, false);
-  assert.equal(h.conn.sackRecovery, false);
-  assert.equal(h.conn.scoreboard.empty, true);
+  h.input({ seq: R1, ack: L1 + h.conn.cc.recover - L1, flags: TCP_ACK });
+  assert.equal(h.conn.cc.inRecovery, false);
+  assert.equal(h.conn.cc.sackRecovery, false);
+  assert.equal(h.conn.cc.scoreboard.empty, true);
 });
 
 test("SACK: after a timeout the scoreboard is rebuilt from new ACKs and SACKed data is skipped", () => {
   const h = sackSetup();
   sackAck(h, [[2920, 4380]], 0);
   h.take();
-  h.advanceTo(h.conn.rtxAt);
-  assert.equal(h.conn.scoreboard.empty, true, "cleared at the timeout (RFC 2018 8)");
+  h.advanceTo(h.conn.timers.rtxAt);
+  assert.equal(h.conn.cc.scoreboard.empty, true, "cleared at the timeout (RFC 2018 8)");
   h.expect([{ seq: L1, len: 1460 }]);
   // The peer now holds 0..1460 and still 2920..14600 (SACKed): go-back skips that range.
   sackAck(h, [[2920, 14_600]], 1460);
   h.expect([{ seq: L1 + 1460, len: 1460 }]);
-  assert.equal(h.conn.sndNxt, L1 + 14_600, "the SACKed range was skipped");
+  assert.equal(h.conn.snd.nxt, L1 + 14_600, "the SACKed range was skipped");
   h.input({ seq: R1, ack: L1 + 14_600, flags: TCP_ACK });
   const out = h.take();
   assert.ok(out.length > 0 && out.every((s) => s.seq - L1 >= 14_600), JSON.stringify(out));
@@ -445,8 +445,8 @@ test("SACK blocks from a peer without SACK-permitted are ignored", () => {
   h.write(pattern(14_600));
   h.take();
   sackAck(h, [[1460, 14_600]], 0);
-  assert.equal(h.conn.scoreboard.empty, true);
-  assert.equal(h.conn.inRecovery, false);
+  assert.equal(h.conn.cc.scoreboard.empty, true);
+  assert.equal(h.conn.cc.inRecovery, false);
 });
 
 // ------------------------------------------------------------------ tail loss probe (RFC 8985 7)
@@ -464,11 +464,11 @@ test("TLP: when ACKs stop, a probe goes out after 2 x SRTT, long before the RTO"
   const h = tlpHarness();
   h.write(pattern(14_600));
   assert.equal(h.take().length, 10);
-  assert.equal(h.conn.tlpAt, 20 + 40);
+  assert.equal(h.conn.timers.tlpAt, 20 + 40);
   h.conn.send(pattern(1460, 9), h.now); // more data waiting: the probe carries new data
   h.advanceTo(60);
   h.expect([{ seq: L1 + 14_600, len: 1460 }], "new data beyond cwnd");
-  assert.ok(h.conn.rtxAt > 60, "the RTO stays armed as the backstop");
+  assert.ok(h.conn.timers.rtxAt > 60, "the RTO stays armed as the backstop");
 });
 
 test("TLP: with nothing new to send the last segment is probed again", () => {
@@ -485,12 +485,12 @@ test("TLP: a single segment in flight would wait a delayed ACK (+200 ms), so the
   const h = tlpHarness();
   h.write("x");
   h.take();
-  assert.equal(h.conn.rtxAt, 220);
-  assert.equal(h.conn.tlpAt, Infinity, "2 x 20 + 200 = 240 ms is after the RTO");
+  assert.equal(h.conn.timers.rtxAt, 220);
+  assert.equal(h.conn.timers.tlpAt, Infinity, "2 x 20 + 200 = 240 ms is after the RTO");
   const h2 = tlpHarness();
   h2.write(pattern(3000));
   h2.take();
-  assert.equal(h2.conn.tlpAt, 60, "several segments: 2 x SRTT");
+  assert.equal(h2.conn.timers.tlpAt, 60, "several segments: 2 x SRTT");
 });
 
 test("TLP: a SACKed probe marks everything before it lost and starts recovery at once", () => {
@@ -503,7 +503,7 @@ test("TLP: a SACKed probe marks everything before it lost and starts recovery at
   // The whole first flight was lost; the probe arrived.
   h.now = 80;
   h.input({ seq: R1, ack: L1, flags: TCP_ACK, options: { sack: [[L1 + 14_600, L1 + 16_060]] } });
-  assert.equal(h.conn.sackRecovery, true);
+  assert.equal(h.conn.cc.sackRecovery, true);
   const out = h.take();
   assert.equal(out[0].seq, L1, "the first hole at once");
   assert.ok(out.length >= 2, "more holes while cwnd - pipe allows");
@@ -517,7 +517,7 @@ test("TLP: an ACK that advances cancels the probe; it is re-armed for what remai
   h.now = 30;
   h.input({ seq: R1, ack: L1 + 7300, flags: TCP_ACK });
   h.take();
-  assert.equal(h.conn.tlpAt, 30 + Math.max(2 * h.conn.srtt, 10));
-  h.input({ seq: R1, ack: L1 + h.conn.sndMax - L1, flags: TCP_ACK });
-  assert.equal(h.conn.tlpAt, Infinity);
+  assert.equal(h.conn.timers.tlpAt, 30 + Math.max(2 * h.conn.rtt.srtt, 10));
+  h.input({ seq: R1, ack: L1 + h.conn.snd.max - L1, flags: TCP_ACK });
+  assert.equal(h.conn.timers.tlpAt, Infinity);
 });

@@ -113,9 +113,9 @@ test("FIN delegation: the clone sends data+FIN in one segment, as a plain close 
   // The SC-ACK tells the original where the response ends.
   assert.equal(s.orig.conn.delegateFin(START + 3000, s.orig.now), true);
   assert.equal(s.orig.conn.state, "FIN-WAIT-1");
-  assert.equal(s.orig.conn.finDelegated, true);
+  assert.equal(s.orig.conn.cloning.finDelegated, true);
   s.orig.close();
-  assert.equal(s.orig.conn.finSeq, START + 3000, "close() after delegation changes nothing");
+  assert.equal(s.orig.conn.snd.finSeq, START + 3000, "close() after delegation changes nothing");
   s.orig.advance(5000);
   s.orig.expectNothing("the shadow sends nothing, not even its FIN");
 });
@@ -136,7 +136,7 @@ for (const order of ["in the segment that acknowledges the clone's FIN", "later"
       for (const h of [s.orig, s.clone, s.plain]) h.expectNothing("nothing answers the ACK");
       assert.equal(s.plain.conn.state, "FIN-WAIT-2");
       assert.equal(s.orig.conn.state, "FIN-WAIT-2");
-      assert.equal(s.orig.conn.shadow, false, "nothing left to shadow once the FIN is acknowledged");
+      assert.equal(s.orig.conn.cloning.shadow, false, "nothing left to shadow once the FIN is acknowledged");
       s.orig.now = s.clone.now = s.plain.now = 35;
     }
     s.input({ seq: RCV, ack: finEnd, flags: TCP_ACK | TCP_FIN, window: 500 });
@@ -181,7 +181,7 @@ test("FIN delegation: the client closes first (simultaneous close): the clone ac
   for (const h of [s.orig, s.clone, s.plain]) h.expectNothing();
   assert.equal(s.plain.conn.state, "TIME-WAIT");
   assert.equal(s.orig.conn.state, "TIME-WAIT");
-  assert.equal(s.orig.conn.shadow, false);
+  assert.equal(s.orig.conn.cloning.shadow, false);
   assert.equal(s.clone.conn.closeReason, "dropped");
 });
 
@@ -224,8 +224,8 @@ test("FIN delegation: a lost data+FIN segment is retransmitted by the clone, nev
   s.orig.conn.delegateFin(START + 3000, s.orig.now);
   // The last segment (data+FIN) is lost: the client acknowledges the first two.
   s.input({ seq: RCV, ack: START + 2920, flags: TCP_ACK, window: 500 });
-  const rto = s.plain.conn.rtxAt;
-  assert.equal(s.clone.conn.rtxAt, rto);
+  const rto = s.plain.conn.timers.rtxAt;
+  assert.equal(s.clone.conn.timers.rtxAt, rto);
   s.advanceTo(rto);
   const fromPlain = s.plain.take();
   assert.deepEqual(
@@ -249,7 +249,7 @@ test("FIN delegation: the client's ACK of the FIN lost on the way to the clone o
   s.orig.input({ seq: RCV, ack: START + 1001, flags: TCP_ACK, window: 500 });
   assert.equal(s.orig.conn.state, "FIN-WAIT-2");
   s.orig.expectNothing();
-  s.clone.advanceTo(s.clone.conn.rtxAt);
+  s.clone.advanceTo(s.clone.conn.timers.rtxAt);
   assert.deepEqual(
     s.clone.take().map((x) => [x.seq, x.flags, x.len]),
     [[START, "FIN|PSH|ACK", 1000]],
@@ -270,7 +270,7 @@ test("FIN delegation: the client's ACK of the FIN before the SC-ACK: delegateFin
     s.orig.expectNothing();
     assert.equal(s.orig.conn.state, clientFin ? "CLOSE-WAIT" : "ESTABLISHED");
     assert.equal(s.orig.conn.delegateFin(START + 699, s.orig.now), true);
-    assert.equal(s.orig.conn.shadow, false);
+    assert.equal(s.orig.conn.cloning.shadow, false);
     s.orig.dispatch();
     if (clientFin) {
       assert.equal(s.orig.conn.state, "TIME-WAIT");
@@ -296,7 +296,7 @@ test("FIN delegation: delegateFin refuses what it cannot follow; nothing is ackn
   assert.equal(s.orig.conn.delegateFin(START + 1000, s.orig.now), true);
   assert.equal(s.orig.conn.delegateFin(START + 1000, s.orig.now), false, "only once");
   s.orig.input({ seq: RCV, ack: START + 1002, flags: TCP_ACK, window: 500 });
-  assert.equal(s.orig.conn.sndUna, START + 500, "an ACK beyond the FIN is dropped");
+  assert.equal(s.orig.conn.snd.una, START + 500, "an ACK beyond the FIN is dropped");
   assert.equal(s.orig.env.drops["ack-unsent"], 1);
   assert.equal(s.orig.conn.state, "FIN-WAIT-1");
 });
@@ -314,7 +314,7 @@ test("FIN delegation: the clone fails mid-response; the original resumes and sen
   s.orig.dispatch();
   // (Leaving shadow owes the ACK the shadow never sent; no FIN before the rest is queued.)
   s.orig.expect([{ seq: START + 2920, flags: "ACK", len: 0 }]);
-  s.orig.conn.acceptAcksBeyondSent = true;
+  s.orig.conn.cloning.acceptAcksBeyondSent = true;
   assert.throws(() => s.orig.conn.send(pattern(7081), s.orig.now), RangeError, "never data beyond the FIN");
   s.orig.conn.send(resp.subarray(2920), s.orig.now);
   s.orig.dispatch();
@@ -337,14 +337,14 @@ test("FIN delegation: a resumed original takes the client's ACK of the dead clon
   s.orig.input({ seq: RCV, ack: START + 1460, flags: TCP_ACK, window: 8 });
   s.orig.now = 500;
   s.orig.conn.setShadow(false, s.orig.now);
-  s.orig.conn.acceptAcksBeyondSent = true;
+  s.orig.conn.cloning.acceptAcksBeyondSent = true;
   s.orig.conn.send(resp.subarray(1460), s.orig.now);
   s.orig.dispatch();
   s.orig.take(); // the peer's window (8 x 128) holds one segment
-  assert.ok(s.orig.conn.sndMax < START + resp.length);
+  assert.ok(s.orig.conn.snd.max < START + resp.length);
   // The clone's last segment (data+FIN) had reached the client before the clone died.
   s.orig.input({ seq: RCV, ack: START + resp.length + 1, flags: TCP_ACK, window: 500 });
-  assert.equal(s.orig.conn.sndUna, START + resp.length + 1);
+  assert.equal(s.orig.conn.snd.una, START + resp.length + 1);
   assert.equal(s.orig.conn.state, "FIN-WAIT-2");
   assert.equal(s.orig.conn.txQueue.length, 0);
   s.orig.advance(5000);
@@ -537,7 +537,7 @@ test("FIN delegation on the network: byte-exact and clean closes under seeded lo
     assert.ok(
       !o.log
         .slice(o.logFrom)
-        .some((x) => x.from === "a" && (x.len > 0 || x.seq !== (o.origConn.finSeq + 1) >>> 0)),
+        .some((x) => x.from === "a" && (x.len > 0 || x.seq !== (o.origConn.snd.finSeq + 1) >>> 0)),
       `seed ${seed}: the original only acknowledges, after the FIN`,
     );
     // The clone is gone: its FIN was acknowledged (or, if every later client segment to it

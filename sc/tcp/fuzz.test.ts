@@ -135,15 +135,15 @@ class Fuzzer {
       case 0:
       case 1:
       case 2:
-        return c.rcvNxt;
+        return c.rcv.nxt;
       case 3:
-        return seqAdd(c.rcvNxt, r.below(Math.max(seqDiff(c.rcvAdvEdge, c.rcvNxt), 1) + 3000));
+        return seqAdd(c.rcv.nxt, r.below(Math.max(seqDiff(c.rcv.advEdge, c.rcv.nxt), 1) + 3000));
       case 4:
-        return seqAdd(c.rcvNxt, -1 - r.below(3000));
+        return seqAdd(c.rcv.nxt, -1 - r.below(3000));
       case 5:
-        return seqAdd(c.rcvAdvEdge, r.below(5) - 2);
+        return seqAdd(c.rcv.advEdge, r.below(5) - 2);
       case 6:
-        return c.irs;
+        return c.rcv.irs;
       default:
         return r.u32();
     }
@@ -155,16 +155,16 @@ class Fuzzer {
       case 0:
       case 1:
       case 2:
-        return c.sndMax;
+        return c.snd.max;
       case 3:
       case 4:
-        return seqAdd(c.sndUna, r.below(c.flight + 1));
+        return seqAdd(c.snd.una, r.below(c.flight + 1));
       case 5:
-        return seqAdd(c.sndMax, 1 + r.below(5000));
+        return seqAdd(c.snd.max, 1 + r.below(5000));
       case 6:
-        return seqAdd(c.sndUna, -r.below(0x30000));
+        return seqAdd(c.snd.una, -r.below(0x30000));
       case 7:
-        return r.pick([c.iss, seqAdd(c.iss, 1), c.sndUna]);
+        return r.pick([c.snd.iss, seqAdd(c.snd.iss, 1), c.snd.una]);
       default:
         return r.u32();
     }
@@ -195,7 +195,7 @@ class Fuzzer {
       for (let n = 1 + r.below(4); n > 0; n--) {
         if (c !== undefined && r.bool(0.8)) {
           // Somewhere around the data in flight (possibly reversed, possibly beyond snd_max).
-          const a = seqAdd(c.sndUna, r.below(c.flight + 3000) - 1000);
+          const a = seqAdd(c.snd.una, r.below(c.flight + 3000) - 1000);
           blocks.push([a, seqAdd(a, r.below(5000) - 100)]);
         } else {
           blocks.push([r.u32(), r.u32()]);
@@ -213,19 +213,19 @@ class Fuzzer {
   private pickPayload(c: TcpConnection | undefined): Uint8Array {
     const r = this.r;
     if (r.bool(0.6)) return new Uint8Array(0);
-    const wnd = c === undefined ? 1000 : Math.max(seqDiff(c.rcvAdvEdge, c.rcvNxt), 1);
+    const wnd = c === undefined ? 1000 : Math.max(seqDiff(c.rcv.advEdge, c.rcv.nxt), 1);
     return r.bytes(1 + r.below(Math.min(wnd + 200, 3000)));
   }
 
   /** A segment a well-behaved peer would send now: it moves the connection forward. */
   private goodSegment(c: TcpConnection): TcpRepr {
     const r = this.r;
-    const seg = this.repr(c.rcvNxt, c.sndMax, TCP_ACK);
+    const seg = this.repr(c.rcv.nxt, c.snd.max, TCP_ACK);
     if (c.state === "SYN-RECEIVED") return seg;
-    if (r.bool(0.3)) seg.ack = seqAdd(c.sndUna, r.below(c.flight + 1));
+    if (r.bool(0.3)) seg.ack = seqAdd(c.snd.una, r.below(c.flight + 1));
     seg.window = r.bool(0.1) ? 0 : r.pick([2000, 30_000, 65535]);
     if (r.bool(0.3)) {
-      const room = seqDiff(c.rcvAdvEdge, c.rcvNxt);
+      const room = seqDiff(c.rcv.advEdge, c.rcv.nxt);
       if (room > 0) seg.payload = r.bytes(1 + r.below(Math.min(room, 2000)));
     }
     if (r.bool(0.04)) seg.flags |= TCP_FIN;
@@ -323,7 +323,7 @@ class Fuzzer {
       case 2:
       case 3: {
         const n = Math.min(r.below(30_000), STREAM.length - a.written);
-        if (n > 0 && !c.finQueued && !c.isClosed()) {
+        if (n > 0 && !c.snd.finQueued && !c.isClosed()) {
           c.send(STREAM.subarray(a.written, a.written + n), this.now);
           a.written += n;
         }
@@ -368,7 +368,7 @@ class Fuzzer {
     for (const t of this.tuples) {
       const c = this.conn(t);
       if (c !== undefined)
-        before.set(`${t.addr}:${t.port}`, { conn: c, sndUna: c.sndUna, rcvAdvEdge: c.rcvAdvEdge });
+        before.set(`${t.addr}:${t.port}`, { conn: c, sndUna: c.snd.una, rcvAdvEdge: c.rcv.advEdge });
     }
     const what = r.below(100);
     if (what < 70) {
@@ -417,24 +417,24 @@ class Fuzzer {
       const len = seg.payload.length;
       if (seg.flags & TCP_SYN) {
         // From a half-open connection: its ISS; otherwise a stateless cookie SYN-ACK.
-        if (c.state === "SYN-RECEIVED") assert.equal(seg.seq, c.iss, "SYN-ACK from our ISS");
+        if (c.state === "SYN-RECEIVED") assert.equal(seg.seq, c.snd.iss, "SYN-ACK from our ISS");
         assert.equal(len, 0);
         continue;
       }
       assert.ok(seg.flags & TCP_ACK, "every synchronized segment carries ACK");
-      const una = before.get(key)?.conn === c ? before.get(key)!.sndUna : c.sndUna;
+      const una = before.get(key)?.conn === c ? before.get(key)!.sndUna : c.snd.una;
       const end = seqAdd(seg.seq, len + (seg.flags & TCP_FIN ? 1 : 0));
       assert.ok(seqGe(seg.seq, seqAdd(una, -1)), `seq ${seg.seq} below snd_una ${una}`);
-      assert.ok(seqLe(end, c.sndMax), `segment end ${end} beyond snd_max ${c.sndMax}`);
-      assert.ok(seqLe(seg.ack, c.rcvNxt), `ack ${seg.ack} beyond rcv_nxt ${c.rcvNxt}`);
+      assert.ok(seqLe(end, c.snd.max), `segment end ${end} beyond snd_max ${c.snd.max}`);
+      assert.ok(seqLe(seg.ack, c.rcv.nxt), `ack ${seg.ack} beyond rcv_nxt ${c.rcv.nxt}`);
       if (len > 0) {
-        const off = seqDiff(seg.seq, seqAdd(c.iss, 1));
+        const off = seqDiff(seg.seq, seqAdd(c.snd.iss, 1));
         assert.ok(off >= 0 && off + len <= STREAM.length, `payload offset ${off}`);
         assert.ok(
           Buffer.from(seg.payload).equals(STREAM.subarray(off, off + len)),
           `wrong bytes at offset ${off} (${len})`,
         );
-        assert.ok(len <= c.sndMss, `segment of ${len} > MSS ${c.sndMss}`);
+        assert.ok(len <= c.snd.mss, `segment of ${len} > MSS ${c.snd.mss}`);
       }
     }
   }
@@ -449,24 +449,27 @@ class Fuzzer {
       const c = this.conn(t);
       if (c === undefined) continue;
       const name = `${c.state} ${t.addr}:${t.port}`;
-      assert.ok(seqLe(c.sndUna, c.sndNxt) && seqLe(c.sndNxt, c.sndMax), `${name}: una/nxt/max`);
+      assert.ok(seqLe(c.snd.una, c.snd.nxt) && seqLe(c.snd.nxt, c.snd.max), `${name}: una/nxt/max`);
       assert.ok(c.flight <= MAX_WINDOW, `${name}: flight ${c.flight}`);
-      assert.ok(c.cwnd >= 1 && c.cwnd <= 2 ** 31, `${name}: cwnd ${c.cwnd}`);
-      assert.ok(c.ssthresh >= 2 * c.sndMss || c.ssthresh === 0x7fffffff, `${name}: ssthresh ${c.ssthresh}`);
-      assert.ok(c.sndWnd >= 0 && c.sndWnd <= MAX_WINDOW, `${name}: snd_wnd ${c.sndWnd}`);
-      assert.ok(c.sndMss >= 64 && c.sndMss <= cfg.mtu - 40, `${name}: mss ${c.sndMss}`);
+      assert.ok(c.cc.cwnd >= 1 && c.cc.cwnd <= 2 ** 31, `${name}: cwnd ${c.cc.cwnd}`);
+      assert.ok(
+        c.cc.ssthresh >= 2 * c.snd.mss || c.cc.ssthresh === 0x7fffffff,
+        `${name}: ssthresh ${c.cc.ssthresh}`,
+      );
+      assert.ok(c.snd.wnd >= 0 && c.snd.wnd <= MAX_WINDOW, `${name}: snd_wnd ${c.snd.wnd}`);
+      assert.ok(c.snd.mss >= 64 && c.snd.mss <= cfg.mtu - 40, `${name}: mss ${c.snd.mss}`);
       const held = c.rxQueued + c.ooo.bytes;
-      assert.ok(held <= cfg.rcvBufSize + 2 ** c.rcvWscale, `${name}: holds ${held} bytes`);
+      assert.ok(held <= cfg.rcvBufSize + 2 ** c.rcv.wscale, `${name}: holds ${held} bytes`);
       assert.ok(c.ooo.blockCount <= cfg.maxOooRanges, `${name}: ${c.ooo.blockCount} ooo blocks`);
-      assert.ok(seqDiff(c.rcvAdvEdge, c.rcvNxt) <= MAX_WINDOW, `${name}: window`);
+      assert.ok(seqDiff(c.rcv.advEdge, c.rcv.nxt) <= MAX_WINDOW, `${name}: window`);
       const b = before.get(`${t.addr}:${t.port}`);
-      if (b?.conn === c) assert.ok(seqGe(c.rcvAdvEdge, b.rcvAdvEdge), `${name}: right edge moved left`);
+      if (b?.conn === c) assert.ok(seqGe(c.rcv.advEdge, b.rcvAdvEdge), `${name}: right edge moved left`);
       for (const [k, v] of Object.entries({
-        rtxAt: c.rtxAt,
-        tlpAt: c.tlpAt,
-        persistAt: c.persistAt,
-        delayedAckAt: c.delayedAckAt,
-        closeAt: c.closeAt,
+        rtxAt: c.timers.rtxAt,
+        tlpAt: c.timers.tlpAt,
+        persistAt: c.timers.persistAt,
+        delayedAckAt: c.timers.delayedAckAt,
+        closeAt: c.timers.closeAt,
         pollAt: c.pollAt(),
       })) {
         assert.ok(v === Infinity || (Number.isFinite(v) && v >= 0), `${name}: ${k} = ${v}`);

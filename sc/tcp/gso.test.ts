@@ -20,7 +20,7 @@ test("with GSO a packet carries whole segments up to the windows, the tail last"
   h.input({ seq: R1, ack: L1 + 14_600, flags: TCP_ACK });
   // Slow start: cwnd 17520, all of it in one packet (a multiple of the MSS).
   h.expect([{ seq: L1 + 14_600, len: 17_520 }]);
-  h.conn.cwnd = 1 << 20;
+  h.conn.cc.cwnd = 1 << 20;
   h.input({ seq: R1, ack: L1 + 32_120, flags: TCP_ACK });
   // Bounded by the peer's 65535-byte window, cut to whole segments (64240 = 44 x 1460); the
   // 1295 bytes of window left wait (sender SWS avoidance).
@@ -31,7 +31,7 @@ test("with GSO a packet carries whole segments up to the windows, the tail last"
 
 test("without GSO (the default) no packet exceeds the MSS", () => {
   const h = new Harness().established();
-  h.conn.cwnd = 1 << 20;
+  h.conn.cc.cwnd = 1 << 20;
   h.write(pattern(100_000));
   assert.ok(h.take().every((s) => s.len <= 1460));
 });

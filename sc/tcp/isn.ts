@@ -3,7 +3,7 @@
 // key, 32-bit output): fast in JavaScript's 32-bit integer arithmetic, and keyed so that an
 // off-path attacker cannot predict ISNs or forge cookies. Each stack has its own secret.
 
-import type { FourTuple } from "./connection.js";
+import type { FourTuple } from "./types.js";
 
 function rotl(x: number, b: number): number {
   return (x << b) | (x >>> (32 - b));

@@ -182,7 +182,7 @@ test("pause() closes the receive window; resume() drains it and the transfer com
   const c = connectTcp(client, { host: SERVER, port: 80 });
   const got = collect(c);
   c.pause();
-  assert.ok(await net.run(() => serverSock !== undefined && serverSock.conn.sndWnd === 0, 10_000));
+  assert.ok(await net.run(() => serverSock !== undefined && serverSock.conn.snd.wnd === 0, 10_000));
   assert.equal(got.data.length, 0, "nothing delivered while paused");
   assert.ok(c.readableLength >= 32 * 1024 - 1460, `buffered ${c.readableLength}`);
   assert.ok(serverSock!.writableLength > 0);
@@ -230,8 +230,8 @@ test("write callbacks run once the peer acknowledged the bytes", async () => {
   new TcpServer(server, {}, (s) => s.resume()).listen(80);
   const c = connectTcp(client, { host: SERVER, port: 80 });
   const order: string[] = [];
-  c.write("one", () => order.push(`one@${c.conn.sndUna - c.conn.iss - 1}`));
-  c.write("three", () => order.push(`three@${c.conn.sndUna - c.conn.iss - 1}`));
+  c.write("one", () => order.push(`one@${c.conn.snd.una - c.conn.snd.iss - 1}`));
+  c.write("three", () => order.push(`three@${c.conn.snd.una - c.conn.snd.iss - 1}`));
   assert.ok(await net.run(() => order.length === 2));
   assert.deepEqual(order, ["one@8", "three@8"]);
 });
@@ -336,7 +336,7 @@ test("pauseOnConnect and noDelay server options apply to accepted sockets", asyn
   c.write("x");
   assert.ok(await net.run(() => serverSock !== undefined && serverSock.conn.rxQueued === 1));
   assert.equal(serverSock!.isPaused(), true);
-  assert.equal(serverSock!.conn.noDelay, false);
+  assert.equal(serverSock!.conn.opts.noDelay, false);
 });
 
 test("setEncoding delivers strings, split multi-byte characters included", async () => {

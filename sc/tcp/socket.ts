@@ -275,7 +275,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
 
   /** True once this connection's FIN was delegated to a clone (delegateFin). */
   get finDelegated(): boolean {
-    return this.conn.finDelegated;
+    return this.conn.cloning.finDelegated;
   }
 
   /**
@@ -314,13 +314,13 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
   }
 
   setNoDelay(noDelay = true): this {
-    this.conn.noDelay = noDelay;
+    this.conn.opts.noDelay = noDelay;
     this.stack.touch(this.conn);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelay = 0): this {
-    if (initialDelay > 0) this.conn.keepAliveIdle = initialDelay;
+    if (initialDelay > 0) this.conn.opts.keepAliveIdle = initialDelay;
     this.conn.setKeepAlive(enable, this.stack.now());
     this.stack.touch(this.conn);
     return this;
@@ -609,7 +609,7 @@ export class TcpServer extends EventEmitter {
       this.sockets.delete(s);
       this.maybeClosed();
     });
-    if (this.opts.noDelay !== undefined) conn.noDelay = this.opts.noDelay;
+    if (this.opts.noDelay !== undefined) conn.opts.noDelay = this.opts.noDelay;
     if (this.opts.keepAlive) s.setKeepAlive(true, this.opts.keepAliveInitialDelay ?? 0);
     if (this.opts.pauseOnConnect) s.pause();
     this.emit("connection", s);
@@ -643,7 +643,7 @@ export function connectTcp(stack: TcpStack, opts: TcpConnectOptions, onConnect?:
   const placeholder: ConnectionOwner = { onConnectionEvents: () => undefined };
   const conn = stack.connect(opts.host, opts.port, placeholder, opts.localAddress, opts.localPort);
   const socket = new TcpSocket(stack, conn, opts);
-  if (opts.noDelay !== undefined) conn.noDelay = opts.noDelay;
+  if (opts.noDelay !== undefined) conn.opts.noDelay = opts.noDelay;
   if (onConnect !== undefined) socket.once("connect", onConnect);
   return socket;
 }

@@ -244,10 +244,10 @@ test("a valid cookie ACK completes the handshake (MSS and window scale restored)
   assert.equal(accepted.length, 1);
   const conn = accepted[0].conn;
   assert.equal(conn.state, "ESTABLISHED");
-  assert.equal(conn.sndMss, 1400);
-  assert.equal(conn.sndWscale, 6);
-  assert.equal(conn.rcvWscale, 5);
-  assert.equal(conn.rcvNxt, 5004, "the data in the ACK was taken");
+  assert.equal(conn.snd.mss, 1400);
+  assert.equal(conn.snd.wscale, 6);
+  assert.equal(conn.rcv.wscale, 5);
+  assert.equal(conn.rcv.nxt, 5004, "the data in the ACK was taken");
   assert.equal(stack.counters.synCookiesAccepted, 1);
 });
 
@@ -345,7 +345,7 @@ test("one timer heap: pollAt is the earliest deadline of all connections, poll r
   establish(stack, out, 40002);
   accepted[1].write("x");
   stack.flush();
-  const rtxAt = accepted[1].conn.rtxAt;
+  const rtxAt = accepted[1].conn.timers.rtxAt;
   assert.equal(stack.pollAt(), rtxAt);
   const before = out.length;
   stack.poll(rtxAt - 1);

@@ -10,14 +10,8 @@
 
 import { randomInt } from "node:crypto";
 import { makeConfig, windowScaleFor, type TcpConfig } from "./config.js";
-import {
-  EV_ESTABLISHED,
-  TcpConnection,
-  type CloneBehaviour,
-  type ConnectionEnv,
-  type ConnectionSnapshot,
-  type FourTuple,
-} from "./connection.js";
+import { TcpConnection, type ConnectionSnapshot } from "./connection.js";
+import { EV_ESTABLISHED, type CloneBehaviour, type ConnectionEnv, type FourTuple } from "./types.js";
 import { TimerHeap } from "./timer-heap.js";
 import { implausibleRemote } from "../wire/addr.js";
 import { ChallengeAckBudget, type RandomBelow } from "./challenge-ack.js";
@@ -120,6 +114,23 @@ export interface ImportOptions {
   clone?: Partial<CloneBehaviour>;
 }
 
+/**
+ * The stack's bookkeeping for one connection, kept out of the state machine: the table,
+ * the timer heap and the dirty list hold these. `touch(conn)` finds it again by 4-tuple.
+ */
+class StackEntry {
+  /** Deadline of this connection's live timer-heap entry (older entries are stale). */
+  heapAt = Infinity;
+  /** On the dirty list (dispatch at the next flush). */
+  dirty = false;
+  inTable = false;
+  /** Counted in timeWaitCount. */
+  countedTimeWait = false;
+  /** The listener of a half-open (SYN-RECEIVED) connection, until it is accepted. */
+  listener: TcpListener | undefined = undefined;
+  constructor(readonly conn: TcpConnection) {}
+}
+
 const ONE_SECOND = 1000;
 /** Longest IPv4 header (60) plus longest TCP header (60): room for any socket seed. */
 export const SEED_MAX = 120;
@@ -138,14 +149,14 @@ export class TcpStack {
   private readonly local = new Set<number>();
 
   /** localEndpointKey -> (remoteEndpointKey -> connection). */
-  private readonly table = new Map<number, Map<number, TcpConnection>>();
-  private lastHit: TcpConnection | undefined = undefined;
+  private readonly table = new Map<number, Map<number, StackEntry>>();
+  private lastHit: StackEntry | undefined = undefined;
   private connectionCount = 0;
   private timeWaitCount = 0;
   /** port -> address (0 = any) -> listener */
   private readonly listeners = new Map<number, Map<number, TcpListener>>();
-  private readonly timers = new TimerHeap<TcpConnection>();
-  private dirty: TcpConnection[] = [];
+  private readonly timers = new TimerHeap<StackEntry>();
+  private dirty: StackEntry[] = [];
   private flushScheduled = false;
   private flushing = false;
   private ipId = 0;
@@ -280,9 +291,8 @@ export class TcpStack {
     const now = this.clock();
     const conn = TcpConnection.connect(this.env, tuple, initialSequenceNumber(this.secret, tuple, now), now);
     conn.socket = owner;
-    this.insert(conn);
+    this.markDirty(this.insert(conn));
     this.counters.connectionsOpened++;
-    this.markDirty(conn);
     return conn;
   }
 
@@ -301,9 +311,9 @@ export class TcpStack {
         code: "EADDRNOTAVAIL",
       });
     }
-    const old = this.lookup(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
+    const old = this.entry(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
     if (old !== undefined) {
-      if (old.state !== "TIME-WAIT" && !old.isClosed()) {
+      if (old.conn.state !== "TIME-WAIT" && !old.conn.isClosed()) {
         throw Object.assign(new Error("import EADDRINUSE: the 4-tuple has a live connection"), {
           code: "EADDRINUSE",
         });
@@ -322,9 +332,9 @@ export class TcpStack {
       });
     }
     conn.socket = owner;
-    this.insert(conn);
+    const e = this.insert(conn);
     this.counters.connectionsOpened++;
-    this.schedule(conn);
+    this.schedule(e);
     return conn;
   }
 
@@ -335,7 +345,24 @@ export class TcpStack {
     remoteAddr: number,
     remotePort: number,
   ): TcpConnection | undefined {
+    return this.entry(localAddr, localPort, remoteAddr, remotePort)?.conn;
+  }
+
+  private entry(
+    localAddr: number,
+    localPort: number,
+    remoteAddr: number,
+    remotePort: number,
+  ): StackEntry | undefined {
     return this.table.get(endpointKey(localAddr, localPort))?.get(endpointKey(remoteAddr, remotePort));
+  }
+
+  /** The entry of a connection in the table (the last one hit first: the usual case). */
+  private entryOf(conn: TcpConnection): StackEntry | undefined {
+    const hit = this.lastHit;
+    if (hit !== undefined && hit.conn === conn) return hit;
+    const e = this.entry(conn.localAddr, conn.localPort, conn.remoteAddr, conn.remotePort);
+    return e !== undefined && e.conn === conn ? e : undefined;
   }
 
   // ------------------------------------------------------------------ input
@@ -383,39 +410,44 @@ export class TcpStack {
     seg: TcpRepr,
     now: number,
   ): void {
-    let conn = this.lastHit;
-    if (
-      conn === undefined ||
-      conn.remotePort !== seg.srcPort ||
-      conn.localPort !== seg.dstPort ||
-      conn.remoteAddr !== src ||
-      conn.localAddr !== dst
-    ) {
-      conn = this.lookup(dst, seg.dstPort, src, seg.srcPort);
+    let e = this.lastHit;
+    if (e !== undefined) {
+      const c = e.conn;
+      if (
+        c.remotePort !== seg.srcPort ||
+        c.localPort !== seg.dstPort ||
+        c.remoteAddr !== src ||
+        c.localAddr !== dst
+      )
+        e = this.entry(dst, seg.dstPort, src, seg.srcPort);
+    } else {
+      e = this.entry(dst, seg.dstPort, src, seg.srcPort);
     }
-    if (conn !== undefined) {
-      if (conn.state === "TIME-WAIT" && seg.flags & TCP_SYN && !(seg.flags & (TCP_ACK | TCP_RST))) {
+    if (e !== undefined) {
+      const c = e.conn;
+      if (c.state === "TIME-WAIT" && seg.flags & TCP_SYN && !(seg.flags & (TCP_ACK | TCP_RST))) {
         // RFC 9293 3.10.7.4 / RFC 6191: a new SYN above the old sequence space reuses the tuple.
-        if (seqGt(seg.seq, conn.rcvNxt)) {
-          this.remove(conn);
-          conn = undefined;
+        if (seqGt(seg.seq, c.rcv.nxt)) {
+          this.remove(e);
+          e = undefined;
         }
       }
     }
-    if (conn === undefined) {
+    if (e === undefined) {
       this.lastHit = undefined;
       this.toListener(packet, ihl, src, dst, seg, now);
       return;
     }
-    this.lastHit = conn;
+    this.lastHit = e;
+    const conn = e.conn;
     conn.process(now, seg);
     if (!(seg.flags & TCP_RST)) this.keepSeed(conn, packet, ihl, seg);
-    this.afterProcess(conn);
+    this.afterProcess(e);
   }
 
-  private afterProcess(conn: TcpConnection): void {
-    if (conn.events !== 0) this.notify(conn);
-    this.markDirty(conn);
+  private afterProcess(e: StackEntry): void {
+    if (e.conn.events !== 0) this.notify(e);
+    this.markDirty(e);
   }
 
   /** Keeps a copy of the last IPv4+TCP header from the peer (the cloning "socket seed"). */
@@ -468,11 +500,11 @@ export class TcpStack {
         initialSequenceNumber(this.secret, tuple, now),
         now,
       );
-      conn.listener = l;
+      const e = this.insert(conn);
+      e.listener = l;
       l.halfOpen++;
-      this.insert(conn);
       this.keepSeed(conn, packet, ihl, seg);
-      this.markDirty(conn);
+      this.markDirty(e);
       return;
     }
     if (flags & TCP_ACK && !(flags & (TCP_SYN | TCP_FIN)) && now - l.lastCookieAt < 2 * 64_000 + ONE_SECOND) {
@@ -481,11 +513,11 @@ export class TcpStack {
         if (this.connectionCount >= this.cfg.maxConnections) return this.countDrop("max-connections");
         const conn = TcpConnection.fromCookie(this.env, tuple, seg, info, now);
         this.counters.synCookiesAccepted++;
-        this.insert(conn);
+        const e = this.insert(conn);
         this.keepSeed(conn, packet, ihl, seg);
-        this.establish(l, conn);
+        this.establish(l, e);
         if (seg.payload.length > 0) conn.process(now, seg);
-        this.afterProcess(conn);
+        this.afterProcess(e);
         return;
       }
       this.countDrop("syn-cookie-invalid");
@@ -542,8 +574,9 @@ export class TcpStack {
     this.emitPacket(tuple.localAddr, tuple.remoteAddr, rst);
   }
 
-  private establish(l: TcpListener, conn: TcpConnection): void {
-    conn.listener = undefined;
+  private establish(l: TcpListener, e: StackEntry): void {
+    const conn = e.conn;
+    e.listener = undefined;
     conn.events &= ~EV_ESTABLISHED;
     this.counters.connectionsAccepted++;
     this.counters.connectionsOpened++;
@@ -557,14 +590,15 @@ export class TcpStack {
   // ------------------------------------------------------------------ events, output, timers
 
   /** Delivers conn.events to its owner (or to the listener on ESTABLISHED). */
-  private notify(conn: TcpConnection): void {
-    const l = conn.listener;
+  private notify(e: StackEntry): void {
+    const conn = e.conn;
+    const l = e.listener;
     if (l !== undefined && (conn.events & EV_ESTABLISHED || conn.isClosed())) {
       l.halfOpen--;
       if (conn.events & EV_ESTABLISHED) {
-        this.establish(l, conn);
+        this.establish(l, e);
       } else {
-        conn.listener = undefined;
+        e.listener = undefined;
         conn.events = 0;
         return;
       }
@@ -578,10 +612,10 @@ export class TcpStack {
   }
 
   /** Asks for a flush of this connection (app write, close, window update). */
-  markDirty(conn: TcpConnection): void {
-    if (conn.dirty) return;
-    conn.dirty = true;
-    this.dirty.push(conn);
+  private markDirty(e: StackEntry): void {
+    if (e.dirty) return;
+    e.dirty = true;
+    this.dirty.push(e);
     if (!this.flushScheduled && !this.flushing) {
       this.flushScheduled = true;
       this.scheduleFlushFn(this.flushCallback);
@@ -600,9 +634,9 @@ export class TcpStack {
     try {
       const now = this.clock();
       for (let i = 0; i < this.dirty.length; i++) {
-        const conn = this.dirty[i];
-        conn.dirty = false;
-        this.runConnection(conn, now);
+        const e = this.dirty[i];
+        e.dirty = false;
+        this.runConnection(e, now);
       }
       this.dirty.length = 0;
     } finally {
@@ -611,30 +645,31 @@ export class TcpStack {
     this.onTimersChanged?.();
   }
 
-  private runConnection(conn: TcpConnection, now: number): void {
+  private runConnection(e: StackEntry, now: number): void {
+    const conn = e.conn;
     this.currentConn = conn;
     conn.dispatch(now, this.emitSegment);
     this.currentConn = undefined;
-    if (conn.events !== 0) this.notify(conn);
+    if (conn.events !== 0) this.notify(e);
     if (conn.isClosed()) {
-      this.remove(conn);
+      this.remove(e);
       return;
     }
-    if (conn.state === "TIME-WAIT" && !conn.countedTimeWait) this.enteredTimeWait(conn);
-    this.schedule(conn);
+    if (conn.state === "TIME-WAIT" && !e.countedTimeWait) this.enteredTimeWait(e);
+    this.schedule(e);
   }
 
-  private enteredTimeWait(conn: TcpConnection): void {
+  private enteredTimeWait(e: StackEntry): void {
     this.timeWaitCount++;
-    conn.countedTimeWait = true;
-    if (this.timeWaitCount > this.cfg.maxTimeWait) this.remove(conn);
+    e.countedTimeWait = true;
+    if (this.timeWaitCount > this.cfg.maxTimeWait) this.remove(e);
   }
 
-  private schedule(conn: TcpConnection): void {
-    const at = conn.pollAt();
-    if (at < conn.heapAt) {
-      conn.heapAt = at;
-      this.timers.push(at, conn);
+  private schedule(e: StackEntry): void {
+    const at = e.conn.pollAt();
+    if (at < e.heapAt) {
+      e.heapAt = at;
+      this.timers.push(at, e);
     }
   }
 
@@ -659,17 +694,17 @@ export class TcpStack {
         const top = this.timers.peek();
         if (top === undefined || top.at > now) break;
         this.timers.pop();
-        const conn = top.item;
-        if (conn.heapAt !== top.at || !conn.inTable) continue;
-        conn.heapAt = Infinity;
-        conn.dirty = false;
-        this.runConnection(conn, now);
+        const e = top.item;
+        if (e.heapAt !== top.at || !e.inTable) continue;
+        e.heapAt = Infinity;
+        e.dirty = false;
+        this.runConnection(e, now);
       }
       // App calls made from event handlers above.
       for (let i = 0; i < this.dirty.length; i++) {
-        const conn = this.dirty[i];
-        conn.dirty = false;
-        this.runConnection(conn, now);
+        const e = this.dirty[i];
+        e.dirty = false;
+        this.runConnection(e, now);
       }
       this.dirty.length = 0;
     } finally {
@@ -680,7 +715,7 @@ export class TcpStack {
 
   private sendSegment(conn: TcpConnection, seg: TcpRepr): void {
     if (seg.flags & TCP_RST) this.counters.resetsSent++;
-    const gso = seg.payload.length > conn.sndMss ? conn.sndMss : 0;
+    const gso = seg.payload.length > conn.snd.mss ? conn.snd.mss : 0;
     this.emitPacket(conn.localAddr, conn.remoteAddr, seg, gso);
   }
 
@@ -721,35 +756,38 @@ export class TcpStack {
 
   // ------------------------------------------------------------------ table
 
-  private insert(conn: TcpConnection): void {
+  private insert(conn: TcpConnection): StackEntry {
+    const e = new StackEntry(conn);
     const lk = endpointKey(conn.localAddr, conn.localPort);
     let inner = this.table.get(lk);
     if (inner === undefined) this.table.set(lk, (inner = new Map()));
-    inner.set(endpointKey(conn.remoteAddr, conn.remotePort), conn);
-    conn.inTable = true;
+    inner.set(endpointKey(conn.remoteAddr, conn.remotePort), e);
+    e.inTable = true;
     this.connectionCount++;
+    return e;
   }
 
-  private remove(conn: TcpConnection): void {
-    if (!conn.inTable) return;
+  private remove(e: StackEntry): void {
+    if (!e.inTable) return;
+    const conn = e.conn;
     const lk = endpointKey(conn.localAddr, conn.localPort);
     const inner = this.table.get(lk);
-    if (inner !== undefined) {
+    if (inner !== undefined && inner.get(endpointKey(conn.remoteAddr, conn.remotePort)) === e) {
       inner.delete(endpointKey(conn.remoteAddr, conn.remotePort));
       if (inner.size === 0) this.table.delete(lk);
     }
-    conn.inTable = false;
+    e.inTable = false;
     this.connectionCount--;
     this.counters.connectionsClosed++;
-    if (conn.countedTimeWait) {
-      conn.countedTimeWait = false;
+    if (e.countedTimeWait) {
+      e.countedTimeWait = false;
       this.timeWaitCount--;
     }
-    if (conn.listener !== undefined) {
-      conn.listener.halfOpen--;
-      conn.listener = undefined;
+    if (e.listener !== undefined) {
+      e.listener.halfOpen--;
+      e.listener = undefined;
     }
-    if (this.lastHit === conn) this.lastHit = undefined;
+    if (this.lastHit === e) this.lastHit = undefined;
     if (!conn.isClosed()) conn.dropSilently();
   }
 
@@ -767,9 +805,11 @@ export class TcpStack {
     throw Object.assign(new Error("connect EADDRNOTAVAIL: no free port"), { code: "EADDRNOTAVAIL" });
   }
 
-  /** Marks a connection for dispatch (after an app call) — used by the socket layer. */
+  /** Marks a connection for dispatch (after an app call) — used by the socket layer. A
+   *  connection no longer in the table is closed and has nothing left to send. */
   touch(conn: TcpConnection): void {
-    this.markDirty(conn);
+    const e = this.entryOf(conn);
+    if (e !== undefined) this.markDirty(e);
   }
 }
 

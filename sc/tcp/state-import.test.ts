@@ -228,8 +228,8 @@ test("importState clamps: an inflated cwnd and a jumbo MSS do not reach the wire
   const { stack, out } = stackWithListener();
   const s = exported();
   const sock = importState(stack, { ...s, cwnd: 0xffffffff, sndMss: 8960, sndWnd: 0xffff * 128 });
-  assert.equal(sock.conn.cwnd, 64 * 14_600);
-  assert.equal(sock.conn.sndMss, 1460);
+  assert.equal(sock.conn.cc.cwnd, 64 * 14_600);
+  assert.equal(sock.conn.snd.mss, 1460);
   sock.write(Buffer.alloc(4 << 20));
   stack.flush();
   let bytes = 0;

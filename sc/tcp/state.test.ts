@@ -131,12 +131,12 @@ test("continuity: the imported connection emits exactly the segments the origina
   for (let i = 0; i < 3; i++)
     both.input({ seq: R1 + 23, ack: L1 + 5000 + 2920, flags: TCP_ACK, window: 2000 });
   both.advanceTo(2000);
-  both.input({ seq: R1 + 23, ack: a.conn.sndMax, flags: TCP_ACK, window: 2000 });
+  both.input({ seq: R1 + 23, ack: a.conn.snd.max, flags: TCP_ACK, window: 2000 });
   both.advanceTo(4000);
-  both.input({ seq: R1 + 23, ack: a.conn.sndMax, flags: TCP_ACK, window: 2000 });
+  both.input({ seq: R1 + 23, ack: a.conn.snd.max, flags: TCP_ACK, window: 2000 });
   assert.equal(a.conn.txQueue.length, 0);
   both.close();
-  both.input({ seq: R1 + 23, ack: a.conn.sndMax, flags: TCP_ACK | TCP_FIN, window: 2000 });
+  both.input({ seq: R1 + 23, ack: a.conn.snd.max, flags: TCP_ACK | TCP_FIN, window: 2000 });
   assert.equal(a.conn.state, "TIME-WAIT");
   assert.equal(b.conn.state, "TIME-WAIT");
   assert.equal(a.log.length > 20, true, "the scenario exercised many segments");
@@ -166,7 +166,7 @@ test("data the original sent but the peer has not ACKed yet is not the importer'
   assert.equal(snap.sndNxt - snap.sndUna, 7);
   const b = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   b.attach(TcpConnection.restore(b.env, snap, a.now), a.now);
-  assert.equal(b.conn.sndUna, L1 + 5007);
+  assert.equal(b.conn.snd.una, L1 + 5007);
   b.input({ seq: R1 + 19, ack: L1 + 5003, flags: TCP_ACK, window: 500 });
   b.expectNothing("an ACK inside the original's flight is an old duplicate");
   b.advance(5000);
@@ -180,11 +180,11 @@ test("shadow mode: receive side runs, ACKs advance snd_una/snd_nxt, nothing is e
   h.conn.setShadow(true, h.now);
   // The clone sends 1000 response bytes; the client ACKs them (and sends the next request).
   h.input({ seq: R1 + 19, ack: L1 + 6000, flags: TCP_ACK | TCP_PSH, window: 700, payload: "GET /b" });
-  assert.equal(h.conn.sndUna, L1 + 6000);
-  assert.equal(h.conn.sndMax, L1 + 6000);
-  assert.equal(h.conn.sndNxt, L1 + 6000);
-  assert.equal(h.conn.sndWnd, 700 * 128);
-  assert.equal(h.conn.rcvNxt, R1 + 25);
+  assert.equal(h.conn.snd.una, L1 + 6000);
+  assert.equal(h.conn.snd.max, L1 + 6000);
+  assert.equal(h.conn.snd.nxt, L1 + 6000);
+  assert.equal(h.conn.snd.wnd, 700 * 128);
+  assert.equal(h.conn.rcv.nxt, R1 + 25);
   assert.equal(h.read(), "GET /b");
   h.advance(10_000);
   h.expectNothing("no ACK, no window update, no timers");
@@ -259,26 +259,26 @@ test("resuming after a failed clone: ACKs for bytes the clone sent beyond ours a
     h.conn.setShadow(true, h.now);
     h.input({ seq: R1 + 19, ack: L1 + 6000, flags: TCP_ACK, window: 4000 });
     h.conn.setShadow(false, h.now);
-    h.conn.acceptAcksBeyondSent = accept;
+    h.conn.cloning.acceptAcksBeyondSent = accept;
     // The original regenerates the rest of the response and sends what its window allows.
     h.write(pattern(100_000));
     h.take();
-    const sentUpTo = h.conn.sndMax;
+    const sentUpTo = h.conn.snd.max;
     assert.ok(sentUpTo - (L1 + 6000) < 100_000, "not everything went out at once");
     // The clone's last segments, sent before it died, reach the client, which acknowledges
     // beyond what the original has sent so far.
     const beyond = (sentUpTo + 20_000) >>> 0;
     h.input({ seq: R1 + 19, ack: beyond, flags: TCP_ACK, window: 4000 });
     if (accept) {
-      assert.equal(h.conn.sndUna, beyond);
-      assert.ok(h.conn.sndMax >= beyond);
+      assert.equal(h.conn.snd.una, beyond);
+      assert.ok(h.conn.snd.max >= beyond);
     } else {
-      assert.equal(h.conn.sndUna, L1 + 6000, "without the flag the ACK is dropped as acking unsent data");
+      assert.equal(h.conn.snd.una, L1 + 6000, "without the flag the ACK is dropped as acking unsent data");
     }
     // Never beyond what is queued: such an ACK is still dropped.
-    const before = h.conn.sndUna;
+    const before = h.conn.snd.una;
     h.input({ seq: R1 + 19, ack: (L1 + 6000 + 200_000) >>> 0, flags: TCP_ACK, window: 4000 });
-    assert.equal(h.conn.sndUna, before);
+    assert.equal(h.conn.snd.una, before);
   }
 });
 
@@ -294,7 +294,7 @@ function cloneOf(h: Harness): Harness {
 
 test("clone: the window never opens beyond the imported right edge", () => {
   const orig = busyConnection();
-  const edge = orig.conn.rcvAdvEdge;
+  const edge = orig.conn.rcv.advEdge;
   const c = cloneOf(orig);
   c.write("x");
   const [seg] = c.take();
@@ -316,7 +316,7 @@ test("clone: data after the import is ACKed but discarded", () => {
   c.advance(50);
   c.expect([{ ack: R1 + 28 }]);
   assert.equal(c.read(), "");
-  assert.equal(c.conn.discardedBytes, 9);
+  assert.equal(c.conn.cloning.discardedBytes, 9);
 });
 
 test("clone: end() sends no FIN; once all is ACKed it vanishes without a packet", () => {
@@ -339,7 +339,7 @@ test("clone: still retransmits its own unacknowledged response data", () => {
   c.write(pattern(1000));
   c.take();
   c.close();
-  c.advanceTo(c.conn.rtxAt);
+  c.advanceTo(c.conn.timers.rtxAt);
   c.expect([{ seq: L1 + 5000, len: 1000 }]);
 });
 
@@ -363,7 +363,7 @@ test("clone: giving up on retransmissions never sends a RST", () => {
   c.take();
   c.close();
   for (let i = 0; i < 40 && c.conn.state !== "CLOSED"; i++) {
-    c.advanceTo(c.conn.rtxAt);
+    c.advanceTo(c.conn.timers.rtxAt);
     for (const seg of c.take()) assert.ok(!seg.flags.includes("RST"), "no RST");
   }
   assert.equal(c.conn.state, "CLOSED");
@@ -378,7 +378,7 @@ test("clone: a client that keeps its window closed is dropped at the zero-window
   c.input({ seq: R1 + 19, ack: L1 + 5000, flags: TCP_ACK, window: 0 });
   c.write(pattern(50_000)); // the response; the client never reads
   c.close();
-  assert.equal(c.conn.inPersist, true);
+  assert.equal(c.conn.timers.inPersist, true);
   const deadline = 20 + c.cfg.zeroWindowTimeout;
   while (c.conn.state !== "CLOSED" && c.now < 10 * deadline) {
     c.advanceTo(c.conn.pollAt());
@@ -483,7 +483,7 @@ test("cloning round trip: the clone answers request 1 directly, the original the
   assert.equal(cloneClosed, "dropped");
   assert.equal(b.connections, 0);
   // A's state followed the client's ACKs; it got request 2 and emitted nothing meanwhile.
-  assert.equal(orig!.conn.sndMax, (state.sndNxt + response1.length) >>> 0);
+  assert.equal(orig!.conn.snd.max, (state.sndNxt + response1.length) >>> 0);
   assert.deepEqual(requestsAtA, ["GET /1", "GET /2"]);
   net.route(VIP, [a]);
   orig!.setShadow(false);

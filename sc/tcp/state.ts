@@ -18,7 +18,9 @@
 // them. Options turn the socket into a clone (window cap, discard of later data, silent drop
 // once the response is acknowledged); TcpSocket.setShadow() is the original's side.
 
-import type { ConnectionSnapshot, TcpConnection, TcpState } from "./connection.js";
+import type { TcpConnection } from "./connection.js";
+import { STATE_FIELDS, type ConnectionSnapshot } from "./exported.js";
+import type { TcpState } from "./types.js";
 import { SEED_MAX, type ImportOptions, type LocalEndpoint, type TcpStack } from "./stack.js";
 import { TcpSocket, type TcpSocketOptions } from "./socket.js";
 import { copyBytes } from "./bytes.js";
@@ -36,16 +38,15 @@ export interface TcpExportedState extends ConnectionSnapshot {
 export const STATE_SIZE = 96;
 export const STATE_VERSION = 1;
 
-const FLAG_WSCALE_SEEN = 1;
-const FLAG_HAS_RTT = 2;
-const FLAG_NO_DELAY = 4;
-const FLAG_SACK = 8;
 const STATE_CODES: Partial<Record<TcpState, number>> = { ESTABLISHED: 1, "CLOSE-WAIT": 2 };
+/** Every bit a flag field may set in byte 2. */
+let FLAG_MASK = 0;
+for (const f of STATE_FIELDS) if (f.kind === "flag") FLAG_MASK |= f.bit;
 
 /** Exports a connection's state. It must be ESTABLISHED or CLOSE-WAIT. */
 export function exportState(target: TcpSocket | TcpConnection, now?: number): TcpExportedState {
   const conn = target instanceof TcpSocket ? target.conn : target;
-  const t = now ?? (target instanceof TcpSocket ? target.stack.now() : conn.lastActivity);
+  const t = now ?? (target instanceof TcpSocket ? target.stack.now() : conn.timers.lastActivity);
   if (STATE_CODES[conn.state] === undefined) {
     throw Object.assign(new Error(`cannot export a connection in ${conn.state}`), { code: "ERR_TCP_STATE" });
   }
@@ -57,48 +58,33 @@ function micros(ms: number): number {
   return v < 0 ? 0 : v > 0xffffffff ? 0xffffffff : v;
 }
 
-/** Writes the numeric state (not the seed) as STATE_SIZE bytes at buf[off]. */
+/** Writes the numeric state (not the seed) as STATE_SIZE bytes at buf[off] (layout: STATE_FIELDS). */
 export function encodeState(s: ConnectionSnapshot, buf = new Uint8Array(STATE_SIZE), off = 0): Uint8Array {
   const code = STATE_CODES[s.state];
   if (code === undefined) throw new RangeError(`cannot encode state ${s.state}`);
   if (off < 0 || off + STATE_SIZE > buf.length) throw new RangeError("encodeState: buffer too small");
   const v = new DataView(buf.buffer, buf.byteOffset + off, STATE_SIZE);
+  // Reserved bytes (5 and 84..95: timestamp state, SACK) stay zero in version 1.
+  buf.fill(0, off, off + STATE_SIZE);
   v.setUint8(0, STATE_VERSION);
   v.setUint8(1, code);
-  v.setUint8(
-    2,
-    (s.wscaleSeen ? FLAG_WSCALE_SEEN : 0) |
-      (s.hasRttSample ? FLAG_HAS_RTT : 0) |
-      (s.noDelay ? FLAG_NO_DELAY : 0) |
-      (s.sackOk ? FLAG_SACK : 0),
-  );
-  v.setUint8(3, s.sndWscale);
-  v.setUint8(4, s.rcvWscale);
-  v.setUint8(5, 0);
-  v.setUint16(6, s.sndMss);
-  v.setUint16(8, s.advMss);
-  v.setUint16(10, s.rcvMss);
+  let flags = 0;
+  for (const f of STATE_FIELDS) {
+    if (f.kind === "flag") {
+      if (s[f.key]) flags |= f.bit;
+      continue;
+    }
+    const x = s[f.key];
+    if (f.kind === "u8") v.setUint8(f.off, x);
+    else if (f.kind === "u16") v.setUint16(f.off, x);
+    else if (f.kind === "u32") v.setUint32(f.off, Math.min(x, 0xffffffff));
+    else v.setUint32(f.off, micros(x));
+  }
+  v.setUint8(2, flags);
   v.setUint32(12, s.tuple.localAddr);
   v.setUint32(16, s.tuple.remoteAddr);
   v.setUint16(20, s.tuple.localPort);
   v.setUint16(22, s.tuple.remotePort);
-  v.setUint32(24, s.iss);
-  v.setUint32(28, s.irs);
-  v.setUint32(32, s.sndUna);
-  v.setUint32(36, s.sndNxt);
-  v.setUint32(40, s.rcvNxt);
-  v.setUint32(44, s.sndWnd);
-  v.setUint32(48, s.sndWl1);
-  v.setUint32(52, s.sndWl2);
-  v.setUint32(56, s.maxSndWnd);
-  v.setUint32(60, s.rcvWnd);
-  v.setUint32(64, Math.min(s.cwnd, 0xffffffff));
-  v.setUint32(68, Math.min(s.ssthresh, 0xffffffff));
-  v.setUint32(72, micros(s.srtt));
-  v.setUint32(76, micros(s.rttvar));
-  v.setUint32(80, micros(s.rto));
-  // 84..95: reserved (timestamp state, SACK), zero in version 1 (decodeState checks).
-  for (let i = 84; i < STATE_SIZE; i++) v.setUint8(i, 0);
   return buf;
 }
 
@@ -114,62 +100,38 @@ export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | Wire
   const state: TcpState | undefined = code === 1 ? "ESTABLISHED" : code === 2 ? "CLOSE-WAIT" : undefined;
   if (state === undefined) return new WireError("bad-field", `tcp state: state code ${code}`);
   const flags = v.getUint8(2);
-  if (flags & ~15) return new WireError("bad-field", "tcp state: unknown flags");
-  const sndWscale = v.getUint8(3);
-  const rcvWscale = v.getUint8(4);
-  if (sndWscale > 14 || rcvWscale > 14) return new WireError("bad-field", "tcp state: window scale > 14");
-  const sndMss = v.getUint16(6);
-  const advMss = v.getUint16(8);
-  const rcvMss = v.getUint16(10);
-  if (sndMss < 64 || advMss < 64 || rcvMss < 1) return new WireError("bad-field", "tcp state: MSS too small");
+  if (flags & ~FLAG_MASK) return new WireError("bad-field", "tcp state: unknown flags");
   const localPort = v.getUint16(20);
   const remotePort = v.getUint16(22);
+  const out: Record<string, unknown> = {
+    tuple: { localAddr: v.getUint32(12), localPort, remoteAddr: v.getUint32(16), remotePort },
+    state,
+  };
+  for (const f of STATE_FIELDS) {
+    if (f.kind === "flag") out[f.key] = (flags & f.bit) !== 0;
+    else if (f.kind === "u8") out[f.key] = v.getUint8(f.off);
+    else if (f.kind === "u16") out[f.key] = v.getUint16(f.off);
+    else if (f.kind === "u32") out[f.key] = v.getUint32(f.off);
+    else out[f.key] = v.getUint32(f.off) / 1000;
+  }
+  // Every key was just set, from the table that defines the type.
+  const s = out as ConnectionSnapshot;
+  if (s.sndWscale > 14 || s.rcvWscale > 14) return new WireError("bad-field", "tcp state: window scale > 14");
+  if (s.sndMss < 64 || s.advMss < 64 || s.rcvMss < 1)
+    return new WireError("bad-field", "tcp state: MSS too small");
   if (localPort === 0 || remotePort === 0) return new WireError("bad-field", "tcp state: port 0");
-  const sndWnd = v.getUint32(44);
-  const maxSndWnd = v.getUint32(56);
-  const rcvWnd = v.getUint32(60);
-  if (sndWnd > MAX_WINDOW || maxSndWnd > MAX_WINDOW || rcvWnd > MAX_WINDOW) {
+  if (s.sndWnd > MAX_WINDOW || s.maxSndWnd > MAX_WINDOW || s.rcvWnd > MAX_WINDOW) {
     return new WireError("bad-field", "tcp state: window beyond 2^30");
   }
-  const sndUna = v.getUint32(32);
-  const sndNxt = v.getUint32(36);
-  if (((sndNxt - sndUna) | 0) < 0) return new WireError("bad-field", "tcp state: snd_nxt before snd_una");
-  const cwnd = v.getUint32(64);
-  if (cwnd < sndMss) return new WireError("bad-field", "tcp state: cwnd below one MSS");
+  if (((s.sndNxt - s.sndUna) | 0) < 0) return new WireError("bad-field", "tcp state: snd_nxt before snd_una");
+  if (s.cwnd < s.sndMss) return new WireError("bad-field", "tcp state: cwnd below one MSS");
   // Version 1 negotiates no timestamps: their room must be empty, or the sender speaks a
   // state we would silently misread (no PAWS, no TSecr for the peer).
   if (v.getUint8(5) !== 0) return new WireError("bad-field", "tcp state: reserved byte 5 not zero");
   for (let i = 84; i < STATE_SIZE; i++) {
     if (v.getUint8(i) !== 0) return new WireError("bad-field", "tcp state: timestamp/SACK bytes not zero");
   }
-  return {
-    tuple: { localAddr: v.getUint32(12), localPort, remoteAddr: v.getUint32(16), remotePort },
-    state,
-    iss: v.getUint32(24),
-    irs: v.getUint32(28),
-    sndUna,
-    sndNxt,
-    rcvNxt: v.getUint32(40),
-    sndWnd,
-    sndWl1: v.getUint32(48),
-    sndWl2: v.getUint32(52),
-    maxSndWnd,
-    sndWscale,
-    rcvWscale,
-    wscaleSeen: (flags & FLAG_WSCALE_SEEN) !== 0,
-    rcvWnd,
-    sndMss,
-    advMss,
-    rcvMss,
-    cwnd,
-    ssthresh: v.getUint32(68),
-    srtt: v.getUint32(72) / 1000,
-    rttvar: v.getUint32(76) / 1000,
-    rto: v.getUint32(80) / 1000,
-    hasRttSample: (flags & FLAG_HAS_RTT) !== 0,
-    noDelay: (flags & FLAG_NO_DELAY) !== 0,
-    sackOk: (flags & FLAG_SACK) !== 0,
-  };
+  return s;
 }
 
 /**
@@ -200,20 +162,8 @@ function maxWindow(shift: number): number {
   return 0xffff * 2 ** shift;
 }
 
-const U32_FIELDS = [
-  "iss",
-  "irs",
-  "sndUna",
-  "sndNxt",
-  "rcvNxt",
-  "sndWnd",
-  "sndWl1",
-  "sndWl2",
-  "maxSndWnd",
-  "rcvWnd",
-  "cwnd",
-  "ssthresh",
-] as const;
+/** Largest value of each integer encoding. */
+const MAX_OF = { u8: 0xff, u16: 0xffff, u32: 0xffffffff } as const;
 
 /** What a node accepts as imported state. */
 export interface ImportPolicy {
@@ -256,9 +206,16 @@ export function validateImport(
   const bad = (detail: string): WireError => new WireError("bad-field", `import: ${detail}`);
   const cfg = policy.cfg;
   if (input.state !== "ESTABLISHED" && input.state !== "CLOSE-WAIT") return bad(`state ${input.state}`);
-  for (const f of U32_FIELDS) {
-    const x = input[f];
-    if (!(Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) return bad(`${f} ${x} is not a uint32`);
+  // Every exported number must fit its encoding (an object, not only decoded bytes, may be
+  // imported); milliseconds must be finite and not negative.
+  for (const f of STATE_FIELDS) {
+    if (f.kind === "flag") continue;
+    const x = input[f.key];
+    if (f.kind === "us") {
+      if (!(Number.isFinite(x) && x >= 0)) return bad(`${f.key} ${x}`);
+    } else if (!(Number.isInteger(x) && x >= 0 && x <= MAX_OF[f.kind])) {
+      return bad(`${f.key} ${x} is not a ${f.kind === "u32" ? "uint32" : f.kind}`);
+    }
   }
   const t = input.tuple;
   for (const [name, port] of [
@@ -285,10 +242,6 @@ export function validateImport(
   if (why !== undefined) {
     return new WireError("bad-address", `import: remote ${ipv4ToString(t.remoteAddr)} is ${why}`);
   }
-  for (const f of ["sndWscale", "rcvWscale", "sndMss", "advMss", "rcvMss"] as const) {
-    const x = input[f];
-    if (!(Number.isInteger(x) && x >= 0 && x <= 0xffff)) return bad(`${f} ${x}`);
-  }
   if (input.rcvWscale > 14) return bad(`our window scale ${input.rcvWscale} > 14`);
   if (!input.wscaleSeen && (input.sndWscale !== 0 || input.rcvWscale !== 0)) {
     return bad("window scale shifts without the peer's window-scale option");
@@ -298,10 +251,6 @@ export function validateImport(
   if (flight < 0) return bad("snd_nxt before snd_una");
   if (flight > maxWindow(14)) return bad("more in flight than any window");
   if (input.cwnd < input.sndMss) return bad("cwnd below one MSS");
-  for (const f of ["srtt", "rttvar", "rto"] as const) {
-    const x = input[f];
-    if (!(Number.isFinite(x) && x >= 0)) return bad(`${f} ${x}`);
-  }
   if (input.seed !== undefined) {
     const seedError = checkSeed(input, input.seed);
     if (seedError !== undefined) return bad(seedError);
