@@ -44,13 +44,15 @@ test("site: a trace with nothing to replay exits 1 with its first bad lines, wri
     "--format",
     "clf",
     "--out",
-    join(dir, "empty"),
+    join(dir, "empty", "root"),
     "--manifest",
     manifest,
   );
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assertNothingToReplay(r.stderr);
   assert.equal(existsSync(manifest), false);
+  // The root (and the parent it had to create) are removed again: nothing left behind.
+  assert.equal(existsSync(join(dir, "empty")), false);
 });
 
 test("loadgen: a trace with nothing to replay exits 1 with its first bad lines, before any request", async () => {

@@ -16,10 +16,11 @@ import {
   openSync,
   readdirSync,
   realpathSync,
+  rmdirSync,
   writeSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
-import { resolve, sep } from "node:path";
+import { dirname, resolve, sep } from "node:path";
 import { documentChunks } from "./content.js";
 import { ancestorDirs, MAX_SEGMENT_BYTES } from "./url.js";
 import { encodePath, normalizePath, type PathResult } from "../server/http/url-path.js";
@@ -55,6 +56,9 @@ export class SiteWriter {
   private readonly dirs = new Set<string>();
   documents = 0;
   bytes = 0;
+  /** The outermost directory this writer created for the root, if it created any. */
+  private readonly created: string | undefined;
+  private readonly absRoot: string;
 
   /** Creates (or takes over an empty) document root. */
   constructor(
@@ -62,13 +66,31 @@ export class SiteWriter {
     readonly mtime: number,
   ) {
     const abs = resolve(root);
-    mkdirSync(abs, { recursive: true });
+    this.absRoot = abs;
+    this.created = mkdirSync(abs, { recursive: true });
     const st = lstatSync(abs);
     if (!st.isDirectory()) throw new SiteWriteError(`'${root}' is not a directory`);
     if (readdirSync(abs).length > 0) {
       throw new SiteWriteError(`document root '${root}' is not empty (use a new directory)`);
     }
     this.root = realpathSync(abs);
+  }
+
+  /**
+   * Undoes the root's creation when the build fails before writing anything: removes the
+   * directories this writer created, and only while they are empty (never a user's files).
+   */
+  discardEmpty(): void {
+    if (this.created === undefined || this.documents > 0) return;
+    // mkdirSync made `created` and everything below it down to the root.
+    for (let dir = this.absRoot; dir.startsWith(this.created); dir = dirname(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        return; // not empty, or already gone: leave it
+      }
+      if (dir === this.created) return;
+    }
   }
 
   /** Absolute file path for a document path, guaranteed to lie inside the root. */

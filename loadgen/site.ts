@@ -154,8 +154,10 @@ export async function buildSite(options: SiteOptions): Promise<SiteResult> {
     }
   }
   // A root and manifest that replay nothing are a failure to report, not a result.
-  if (replayable === 0)
+  if (replayable === 0) {
+    writer.discardEmpty(); // leave no empty root behind a failed build
     throw new NothingToReplayError(nothingToReplay(options.trace, reader.stats, skippedByReason));
+  }
   pending.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 
   const shaByDoc = new Map<string, string>();
