@@ -656,7 +656,7 @@ function perSecondRows(timings: Timings, open: boolean): PerSecondRow[] {
   for (let s = 0; s <= last; s++) {
     const g = timings.perSecond.get(s);
     const h: Histogram | null = g ? (open ? g.corrected : g.total) : null;
-    const ms = (p: number) => (h ? Math.round(h.valueAtPercentile(p)) / 1000 : 0);
+    const ms = (p: number) => (h ? Math.round(Math.min(h.max, h.valueAtPercentile(p))) / 1000 : 0);
     rows.push({
       second: s,
       sent: timings.sentPerSecond.get(s) ?? 0,

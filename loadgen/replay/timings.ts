@@ -39,7 +39,8 @@ export const SIZE_BUCKETS = [
 ] as const;
 
 export function sizeBucket(bytes: number): string {
-  return SIZE_BUCKETS.find((b) => bytes < b.below)!.name;
+  for (const b of SIZE_BUCKETS) if (bytes < b.below) return b.name;
+  return ">=1M";
 }
 
 /** The per-class key: "200 1K-10K", or "error" for transport errors. */
@@ -191,13 +192,15 @@ export interface PercentilesMs {
 
 const ms = (usValue: number) => Math.round(usValue) / 1000;
 
+/** Percentiles are the highest value of their bucket (HdrHistogram), shown no higher than the exact max. */
 export function percentilesMs(h: Histogram): PercentilesMs {
+  const at = (p: number) => ms(Math.min(h.max, h.valueAtPercentile(p)));
   return {
     count: h.totalCount,
-    p50: ms(h.valueAtPercentile(50)),
-    p90: ms(h.valueAtPercentile(90)),
-    p99: ms(h.valueAtPercentile(99)),
-    p999: ms(h.valueAtPercentile(99.9)),
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    p999: at(99.9),
     max: ms(h.max),
     mean: ms(h.mean),
   };
