@@ -10,7 +10,37 @@ import { formatProgress, formatResult, type LoadResultView, type ProgressView } 
 import { describeBadLines, isFormatOption } from "../loadgen/trace/reader.js";
 import { TRACE_FORMATS } from "../loadgen/trace/formats.js";
 
-const REPLAY_ONLY = ["trace", "target", "conns", "pipeline", "keepalive", "format", "query"];
+// Open loop and its outputs (replay mode only): --rate, --speed and what they report.
+const OPEN_LOOP_OPTIONS = ["rate", "schedule", "seed", "speed", "max-backlog", "hgrm", "log"];
+
+/** The replay options of the open loop and its outputs, from the parsed command line. */
+function openLoopOptions(values: ParsedValues) {
+  const given = (n: string) => optStr(values, n) !== undefined;
+  const raw = optStr(values, "schedule");
+  if (raw !== undefined && raw !== "constant" && raw !== "poisson")
+    throw new UsageError("--schedule must be constant or poisson");
+  const schedule: "constant" | "poisson" | undefined = raw;
+  return {
+    rate: given("rate") ? num(values, "rate", 0.001, 10_000_000) : undefined,
+    schedule,
+    seed: given("seed") ? int(values, "seed", 0, 0xffffffff) : undefined,
+    speed: given("speed") ? num(values, "speed", 0, 1_000_000) : undefined,
+    maxBacklog: given("max-backlog") ? int(values, "max-backlog", 1, 10_000_000) : undefined,
+    hgrmOut: optStr(values, "hgrm"),
+    logOut: optStr(values, "log"),
+  };
+}
+
+const REPLAY_ONLY = [
+  "trace",
+  "target",
+  "conns",
+  "pipeline",
+  "keepalive",
+  "format",
+  "query",
+  ...OPEN_LOOP_OPTIONS,
+];
 const URL_ONLY = ["url", "connections", "pipelining", "expect-status", "expect-length"];
 
 export const command: Command = {
@@ -20,6 +50,8 @@ export const command: Command = {
     usage:
       "sc-cluster loadgen --trace FILE --target URL [--clients N] [--conns M] [--keepalive] [--pipeline D]\n" +
       "                          [--requests K | --duration S] [--verify MANIFEST] [--json OUT] [--timeout MS]\n" +
+      "                          [--rate R [--schedule constant|poisson] [--seed N] | --speed X] [--max-backlog B]\n" +
+      "                          [--hgrm FILE] [--log FILE]\n" +
       "       sc-cluster loadgen --url URL [--connections C] [--duration S | --requests K] [--pipelining P]\n" +
       "                          [--clients N] [--verify MANIFEST] [--json OUT]",
     options: {
@@ -50,6 +82,33 @@ export const command: Command = {
         default: "auto",
       },
       query: { type: "string", value: "POLICY", help: "Query-string requests: skip|strip", default: "skip" },
+      rate: {
+        type: "string",
+        value: "R",
+        help: "Open loop: R requests/s in total on a schedule, latency also from the intended send time",
+      },
+      schedule: {
+        type: "string",
+        value: "KIND",
+        help: "Send times for --rate: constant|poisson [default: constant]",
+      },
+      seed: { type: "string", value: "N", help: "Seed of the Poisson schedule [default: 1]" },
+      speed: {
+        type: "string",
+        value: "X",
+        help: "Open loop on the trace's timestamps, X times faster; 0 = as fast as possible [default: 0]",
+      },
+      "max-backlog": {
+        type: "string",
+        value: "B",
+        help: "Open loop: due requests that may wait for a connection; more are dropped [default: 10000]",
+      },
+      hgrm: {
+        type: "string",
+        value: "FILE",
+        help: "Write the latency percentile distribution (HdrHistogram .hgrm text, ms) to FILE",
+      },
+      log: { type: "string", value: "FILE", help: "Write per-second results (tab-separated) to FILE" },
       url: { type: "string", value: "URL", help: "Single-URL mode (autocannon): the document to request" },
       connections: { type: "string", value: "C", help: "Single-URL mode: total connections", default: "10" },
       pipelining: { type: "string", value: "P", help: "Single-URL mode: pipelined requests per connection" },
@@ -64,7 +123,14 @@ export const command: Command = {
       "Replay deals trace entries round-robin to the N x M connections, each replaying its share in\n" +
       "order (the paper's modified http_load). Without --requests or --duration it makes one pass over\n" +
       "the trace, capped at 600 s. A live progress line is drawn on a terminal (stderr), a table printed\n" +
-      "at the end. Exit code: 0 ok, 1 verification failures, 3 transport errors/timeouts only.",
+      "at the end. Exit code: 0 ok, 1 verification failures, 3 transport errors/timeouts only.\n" +
+      "That is a closed loop: a slow server slows the client down. --rate R and --speed X are open\n" +
+      "loops: requests go out on schedule whatever the answers do; when all connections are busy they\n" +
+      "queue (at most --max-backlog, then dropped and counted), latency is reported from the intended\n" +
+      "send time (coordinated-omission corrected, as wrk2) and from the actual one, and the report says\n" +
+      "when the target did not keep up (achieved vs intended rate, backlog, drops). An open loop is\n" +
+      "always time-bounded (--duration, else 600 s). --hgrm writes the corrected distribution in the open\n" +
+      "loop and the uncorrected one next to it (x.uncorrected.hgrm).",
   },
   async run(argv) {
     const { values } = parseCommand(this.spec, argv);
@@ -115,6 +181,7 @@ export const command: Command = {
           conns: int(values, "conns", 1, 100_000),
           keepalive: bool(values, "keepalive"),
           pipeline: optStr(values, "pipeline") !== undefined ? int(values, "pipeline", 1, 1024) : 1,
+          ...openLoopOptions(values),
           onProgress,
           signal: abort.signal,
         });
