@@ -101,10 +101,13 @@ export class Pacer {
     return this.nextIndex === null ? null : this.nextMs;
   }
 
-  /** The next request if it is due at `nowMs`, advancing past it. */
-  takeDue(nowMs: number): Due | null {
+  /**
+   * The next request if it is due at `nowMs` (intended <= nowMs; < nowMs when `before`: a
+   * run's deadline is not part of it), advancing past it.
+   */
+  takeDue(nowMs: number, before = false): Due | null {
     const index = this.nextIndex;
-    if (index === null || this.nextMs > nowMs) return null;
+    if (index === null || this.nextMs > nowMs || (before && this.nextMs === nowMs)) return null;
     const due = { index, intendedMs: this.nextMs };
     this.k++;
     this.nextMs = this.timeOf(this.k, this.nextMs);
@@ -144,9 +147,9 @@ export class OpenLoopQueue {
     return this.size;
   }
 
-  /** Moves every request due at `nowMs` into the queue (or drops it when the queue is full). */
-  admit(nowMs: number): void {
-    for (let d = this.pacer.takeDue(nowMs); d !== null; d = this.pacer.takeDue(nowMs)) {
+  /** Moves every request due at `nowMs` (before it, if `before`) into the queue, or drops it when full. */
+  admit(nowMs: number, before = false): void {
+    for (let d = this.pacer.takeDue(nowMs, before); d !== null; d = this.pacer.takeDue(nowMs, before)) {
       this.stats.due++;
       this.lastDueMs = d.intendedMs;
       if (this.size === this.capacity) {

@@ -498,9 +498,12 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
   let openLoop: OpenLoopResult | null = null;
   const o = sumOpen(done.map((d) => d.open));
   if (o) {
-    const intendedRps = pacingSpec.rate ?? (o.lastIntendedMs > 0 ? o.due / (o.lastIntendedMs / 1000) : o.due);
-    const sendWindowS = Math.max(o.lastSentMs, o.lastIntendedMs) / 1000;
-    const achievedRps = sendWindowS > 0 ? o.sent / sendWindowS : o.sent;
+    // Windows: a constant schedule's n requests span n gaps of 1/R (the last one included).
+    const gapS = pacingSpec.rate ? 1 / pacingSpec.rate : 0;
+    const intendedWindowS = Math.max(0.001, o.lastIntendedMs / 1000 + gapS);
+    const sendWindowS = Math.max(intendedWindowS, o.lastSentMs / 1000 + gapS);
+    const intendedRps = pacingSpec.rate ?? o.due / intendedWindowS;
+    const achievedRps = o.sent / sendWindowS;
     const keptUp = o.dropped === 0 && o.sent >= KEPT_UP_SHARE * o.due;
     openLoop = {
       intended_rps: round(intendedRps, 1),

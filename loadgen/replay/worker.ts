@@ -354,25 +354,25 @@ function pumpOpen(): void {
   const now = sinceStart();
   if (!issuingOver) {
     if (stopped) issuingOver = true;
-    else if (now >= deadline) {
-      // Requests due before the deadline still count; nothing is sent after it.
-      queue.admit(deadline);
-      issuingOver = hitDeadline = true;
-    } else {
-      queue.admit(now);
+    else {
+      // At the deadline, what came due before it still goes out if a connection is free;
+      // what cannot stays counted as the backlog at the end.
+      const atDeadline = now >= deadline;
+      if (atDeadline) queue.admit(deadline, true);
+      else queue.admit(now);
       for (const slot of slots) {
-        while (slot.free > 0 && queue.length > 0) {
-          const d = queue.shift()!;
+        for (let d = slot.free > 0 ? queue.shift() : null; d; d = slot.free > 0 ? queue.shift() : null) {
           slot.send(d.index, d.intendedMs);
         }
       }
-      if (queue.exhausted()) issuingOver = true;
+      if (atDeadline) issuingOver = hitDeadline = true;
+      else if (queue.exhausted()) issuingOver = true;
       else {
         const next = queue.nextDueMs();
         // With requests waiting, wake at the next due time anyway: it is admitted (or
-        // dropped) on time and the backlog stays current.
+        // dropped) on time and the backlog stays current. (At most an hour per timer:
+        // setTimeout overflows past 2^31 ms.)
         const at = Math.min(next ?? Infinity, deadline);
-        // (At most an hour per timer: setTimeout overflows past 2^31 ms.)
         if (Number.isFinite(at)) wake = setTimeout(pumpOpen, Math.min(3_600_000, Math.max(0, at - now)));
       }
     }
