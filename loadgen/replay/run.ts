@@ -32,6 +32,8 @@ import type { Histogram } from "../histogram.js";
 export const DEFAULT_MAX_BACKLOG = 10_000;
 /** URLs the result gives their own figures for (the most frequent in the trace). */
 export const TOP_URLS = 20;
+/** A note says the client's own timers ran late when they did by this much (us). */
+const CLIENT_LAG_NOTE_US = 50_000;
 /** The open loop kept up if it sent at least this share of the requests that came due. */
 const KEPT_UP_SHARE = 0.99;
 
@@ -185,6 +187,8 @@ export interface OpenLoopResult {
   max_backlog: number;
   /** Delay from intended to actual send (the queueing the correction accounts for). */
   send_delay_ms: PercentilesMs;
+  /** How late the client's send timers fired: its own CPU lag, counted in the corrected latency. */
+  client_lag_ms: PercentilesMs;
   /** Sent at least 99% of the due requests and dropped none. */
   kept_up: boolean;
 }
@@ -514,6 +518,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
       backlog_at_end: o.backlog,
       max_backlog: o.maxBacklog,
       send_delay_ms: percentilesMs(timings.wait),
+      client_lag_ms: percentilesMs(timings.lag),
       kept_up: keptUp,
     };
     if (!keptUp) {
@@ -526,6 +531,12 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  if (open && timings.lag.max >= CLIENT_LAG_NOTE_US) {
+    notes.push(
+      `the client itself ran late (send timers up to ${Math.round(timings.lag.max / 1000)} ms behind: a busy CPU); ` +
+        `latency_from_intended_ms counts that too: see open_loop.client_lag_ms and --log`,
+    );
+  }
   const t = plan.trace;
   const all = timings.all;
   const result: ReplayResult = {

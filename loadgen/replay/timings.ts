@@ -116,6 +116,8 @@ export interface EncodedTimings {
   connect: EncodedHistogram;
   /** Time from intended to sent (the open loop's queueing delay, us). */
   wait: EncodedHistogram;
+  /** How late the open loop's send timers fired (us). */
+  lag: EncodedHistogram;
   byClass: [string, EncodedGroup][];
   byUrl: [number, EncodedGroup][];
   /** Per-second groups (by completion time) and sends per second. */
@@ -127,6 +129,7 @@ export class Timings {
   readonly all = new Group();
   readonly connect = new Histogram();
   readonly wait = new Histogram();
+  readonly lag = new Histogram();
   readonly byClass = new Map<string, Group>();
   readonly byUrl = new Map<number, Group>();
   readonly perSecond = new Map<number, Group>();
@@ -138,6 +141,10 @@ export class Timings {
   sent(sentMs: number): void {
     const s = Math.max(0, Math.floor(sentMs / 1000));
     this.sentPerSecond.set(s, (this.sentPerSecond.get(s) ?? 0) + 1);
+  }
+
+  clientLag(ms: number): void {
+    this.lag.record(us(Math.max(0, ms)));
   }
 
   record(c: Completion): void {
@@ -155,6 +162,7 @@ export class Timings {
       all: this.all.encode(),
       connect: this.connect.encode(),
       wait: this.wait.encode(),
+      lag: this.lag.encode(),
       byClass: enc(this.byClass),
       byUrl: enc(this.byUrl),
       perSecond: enc(this.perSecond),
@@ -166,6 +174,7 @@ export class Timings {
     this.all.add(e.all);
     this.connect.add(e.connect);
     this.wait.add(e.wait);
+    this.lag.add(e.lag);
     for (const [k, g] of e.byClass) group(this.byClass, k).add(g);
     for (const [k, g] of e.byUrl) group(this.byUrl, k).add(g);
     for (const [k, g] of e.perSecond) group(this.perSecond, k).add(g);

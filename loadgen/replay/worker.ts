@@ -373,7 +373,15 @@ function pumpOpen(): void {
         // dropped) on time and the backlog stays current. (At most an hour per timer:
         // setTimeout overflows past 2^31 ms.)
         const at = Math.min(next ?? Infinity, deadline);
-        if (Number.isFinite(at)) wake = setTimeout(pumpOpen, Math.min(3_600_000, Math.max(0, at - now)));
+        if (Number.isFinite(at)) {
+          const delay = Math.min(3_600_000, Math.max(0, at - now));
+          wake = setTimeout(() => {
+            // How late the client's own timer fired: time the corrected latency charges to
+            // the server although the client (a busy CPU) caused it.
+            timings.clientLag(sinceStart() - (now + delay));
+            pumpOpen();
+          }, delay);
+        }
       }
     }
   }
