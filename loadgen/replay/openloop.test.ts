@@ -195,3 +195,33 @@ test("open-loop options: verification still applies, a rate and a speed exclude 
     }
   });
 });
+
+test("an abort stops the open loop at once: interrupted, what was due and unsent is the backlog", async () => {
+  await withTempDir(async (dir) => {
+    const server = await rawHttpServer((socket) => socket.write(OK));
+    try {
+      const abort = new AbortController();
+      const started = performance.now();
+      const run = runReplay({
+        trace: urlTrace(dir, ["/a"]),
+        target: server.url,
+        keepalive: true,
+        rate: 50,
+        durationS: 60,
+        signal: abort.signal,
+        progressIntervalMs: 50,
+        onProgress: (p) => {
+          if (p.requests >= 10) abort.abort();
+        },
+      });
+      const r = await run;
+      assert.equal(r.stopped_by, "interrupted");
+      assert.ok(performance.now() - started < 10_000, "stopped long before the 60 s");
+      const o = r.open_loop!;
+      assert.equal(o.sent + o.dropped + o.backlog_at_end, o.due);
+      assert.ok(r.requests >= 10 && r.requests < 100, `requests ${r.requests}`);
+    } finally {
+      await server.close();
+    }
+  });
+});
