@@ -1,16 +1,128 @@
 // `sc-cluster loadgen`: trace replay (loadgen/replay) or one URL hammered ApacheBench-style
 // with autocannon (loadgen/ab). Exit code: 0 all verified, 1 verification failures,
 // 3 transport errors or timeouts (and no verification failure), 2 usage errors.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "./command.js";
 import { bool, int, num, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
-import { runReplay } from "../loadgen/replay/run.js";
+import { runReplay, type ReplayOptions } from "../loadgen/replay/run.js";
 import { runSingleUrl } from "../loadgen/ab/run.js";
 import { formatProgress, formatResult, type LoadResultView, type ProgressView } from "../loadgen/report.js";
 import { describeBadLines } from "../loadgen/trace/reader.js";
 import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
+import { parseRateRange, runSweep, sweepPlotSpec, sweepRates } from "../loadgen/replay/sweep.js";
+import { renderPlot } from "../bench/paper/plot.js";
+import { chromiumPath, renderPng, svgSize } from "../bench/paper/render.js";
 
-const REPLAY_ONLY = ["trace", "target", "conns", "pipeline", "keepalive", "format", "json-fields", "query"];
+// Open loop and its outputs (replay mode only): --rate, --speed and what they report.
+const OPEN_LOOP_OPTIONS = [
+  "rate",
+  "schedule",
+  "seed",
+  "speed",
+  "max-backlog",
+  "hgrm",
+  "log",
+  "steps",
+  "plot",
+];
+
+/** `--rate A..B`: the sweep's rates (with --steps), or null for a single rate. */
+function sweepRange(values: ParsedValues): number[] | null {
+  const range = parseRateRange(optStr(values, "rate") ?? "");
+  if (!range) return null;
+  if (optStr(values, "steps") === undefined) throw new UsageError("--rate A..B needs --steps N");
+  if (optStr(values, "duration") === undefined) throw new UsageError("a sweep needs --duration S (per step)");
+  for (const n of ["speed", "hgrm", "log", "requests"]) {
+    if (optStr(values, n) !== undefined) throw new UsageError(`--${n} is not for a sweep`);
+  }
+  return sweepRates(range.from, range.to, int(values, "steps", 2, 50));
+}
+
+async function sweepCommand(
+  values: ParsedValues,
+  options: ReplayOptions,
+  rates: number[],
+  tableOut: (line: string) => void,
+  jsonOut: string | undefined,
+): Promise<number> {
+  // Everything of the open loop but the rate, which the sweep sets per step.
+  const { schedule, seed, maxBacklog } = openLoopOptions({ ...values, rate: undefined });
+  const tty = process.stderr.isTTY === true;
+  tableOut(`sweep: ${rates.length} steps of ${options.durationS} s, ${rates[0]}..${rates.at(-1)} req/s`);
+  tableOut(
+    "  intended  achieved  responses/s  kept up  dropped  errors   p50 ms   p90 ms   p99 ms  p99.9 ms",
+  );
+  const { durationS, ...rest } = options;
+  if (durationS === undefined) throw new UsageError("a sweep needs --duration S (per step)");
+  const result = await runSweep({
+    ...rest,
+    schedule,
+    seed,
+    maxBacklog,
+    durationS,
+    rates,
+    onStep: (s) => {
+      if (tty) process.stderr.write("\r\x1b[K");
+      const l = s.latency_from_intended_ms;
+      tableOut(
+        `  ${String(s.intended_rps).padStart(8)}  ${String(s.achieved_rps).padStart(8)}  ` +
+          `${String(s.rps).padStart(11)}  ${(s.kept_up ? "yes" : "NO").padStart(7)}  ${String(s.dropped).padStart(7)}  ` +
+          `${String(s.errors).padStart(6)}  ${[l.p50, l.p90, l.p99, l.p999].map((v) => String(v).padStart(7)).join("  ")}`,
+      );
+    },
+  });
+  if (tty) process.stderr.write("\r\x1b[K");
+  tableOut("  (latency from the intended send time: coordinated-omission corrected)");
+  const plotDir = optStr(values, "plot");
+  if (plotDir) {
+    mkdirSync(plotDir, { recursive: true });
+    const svg = renderPlot(sweepPlotSpec(result));
+    const svgPath = join(plotDir, "sweep.svg");
+    writeFileSync(svgPath, svg);
+    tableOut(`  plot: ${svgPath}`);
+    if (chromiumPath()) {
+      const { width, height } = svgSize(svg);
+      await renderPng(svgPath, join(plotDir, "sweep.png"), width, height);
+      tableOut(`  plot: ${join(plotDir, "sweep.png")}`);
+    }
+  }
+  if (jsonOut === "-") console.log(JSON.stringify(result, null, 2));
+  else if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + "\n");
+  if (result.steps.some((s) => s.verify_failures > 0)) return 1;
+  if (result.steps.some((s) => s.errors > 0)) return 3;
+  return 0;
+}
+
+/** The replay options of the open loop and its outputs, from the parsed command line. */
+function openLoopOptions(values: ParsedValues) {
+  const given = (n: string) => optStr(values, n) !== undefined;
+  const raw = optStr(values, "schedule");
+  if (raw !== undefined && raw !== "constant" && raw !== "poisson")
+    throw new UsageError("--schedule must be constant or poisson");
+  const schedule: "constant" | "poisson" | undefined = raw;
+  return {
+    rate: given("rate") ? num(values, "rate", 0.001, 10_000_000) : undefined,
+    schedule,
+    seed: given("seed") ? int(values, "seed", 0, 0xffffffff) : undefined,
+    speed: given("speed") ? num(values, "speed", 0, 1_000_000) : undefined,
+    maxBacklog: given("max-backlog") ? int(values, "max-backlog", 1, 10_000_000) : undefined,
+    hgrmOut: optStr(values, "hgrm"),
+    logOut: optStr(values, "log"),
+  };
+}
+
+const REPLAY_ONLY = [
+  "trace",
+  "target",
+  "conns",
+  "pipeline",
+  "keepalive",
+  "format",
+  "json-fields",
+  "query",
+  ...OPEN_LOOP_OPTIONS,
+];
 const URL_ONLY = ["url", "connections", "pipelining", "expect-status", "expect-length"];
 
 export const command: Command = {
@@ -20,6 +132,9 @@ export const command: Command = {
     usage:
       "sc-cluster loadgen --trace FILE --target URL [--clients N] [--conns M] [--keepalive] [--pipeline D]\n" +
       "                          [--requests K | --duration S] [--verify MANIFEST] [--json OUT] [--timeout MS]\n" +
+      "                          [--rate R [--schedule constant|poisson] [--seed N] | --speed X] [--max-backlog B]\n" +
+      "                          [--hgrm FILE] [--log FILE]\n" +
+      "       sc-cluster loadgen --trace FILE --target URL --rate A..B --steps N --duration S [--plot DIR] ...\n" +
       "       sc-cluster loadgen --url URL [--connections C] [--duration S | --requests K] [--pipelining P]\n" +
       "                          [--clients N] [--verify MANIFEST] [--json OUT]",
     options: {
@@ -45,6 +160,43 @@ export const command: Command = {
       },
       ...TRACE_FORMAT_OPTIONS,
       query: { type: "string", value: "POLICY", help: "Query-string requests: skip|strip", default: "skip" },
+      rate: {
+        type: "string",
+        value: "R",
+        help: "Open loop: R requests/s in total on a schedule, latency also from the intended send time",
+      },
+      schedule: {
+        type: "string",
+        value: "KIND",
+        help: "Send times for --rate: constant|poisson [default: constant]",
+      },
+      seed: { type: "string", value: "N", help: "Seed of the Poisson schedule [default: 1]" },
+      speed: {
+        type: "string",
+        value: "X",
+        help: "Open loop on the trace's timestamps, X times faster; 0 = as fast as possible [default: 0]",
+      },
+      "max-backlog": {
+        type: "string",
+        value: "B",
+        help: "Open loop: due requests that may wait for a connection; more are dropped [default: 10000]",
+      },
+      hgrm: {
+        type: "string",
+        value: "FILE",
+        help: "Write the latency percentile distribution (HdrHistogram .hgrm text, ms) to FILE",
+      },
+      log: { type: "string", value: "FILE", help: "Write per-second results (tab-separated) to FILE" },
+      steps: {
+        type: "string",
+        value: "N",
+        help: "Rate sweep: with --rate A..B, N runs of --duration S at rates from A to B",
+      },
+      plot: {
+        type: "string",
+        value: "DIR",
+        help: "Rate sweep: write sweep.svg (and sweep.png with chromium) to DIR",
+      },
       url: { type: "string", value: "URL", help: "Single-URL mode (autocannon): the document to request" },
       connections: { type: "string", value: "C", help: "Single-URL mode: total connections", default: "10" },
       pipelining: { type: "string", value: "P", help: "Single-URL mode: pipelined requests per connection" },
@@ -59,7 +211,16 @@ export const command: Command = {
       "Replay deals trace entries round-robin to the N x M connections, each replaying its share in\n" +
       "order (the paper's modified http_load). Without --requests or --duration it makes one pass over\n" +
       "the trace, capped at 600 s. A live progress line is drawn on a terminal (stderr), a table printed\n" +
-      "at the end. Exit code: 0 ok, 1 verification failures, 3 transport errors/timeouts only.",
+      "at the end. Exit code: 0 ok, 1 verification failures, 3 transport errors/timeouts only.\n" +
+      "That is a closed loop: a slow server slows the client down. --rate R and --speed X are open\n" +
+      "loops: requests go out on schedule whatever the answers do; when all connections are busy they\n" +
+      "queue (at most --max-backlog, then dropped and counted), latency is reported from the intended\n" +
+      "send time (coordinated-omission corrected, as wrk2) and from the actual one, and the report says\n" +
+      "when the target did not keep up (achieved vs intended rate, backlog, drops). An open loop is\n" +
+      "always time-bounded (--duration, else 600 s). --hgrm writes the corrected distribution in the open\n" +
+      "loop and the uncorrected one next to it (x.uncorrected.hgrm). A sweep (--rate A..B --steps N)\n" +
+      "runs N open loops of --duration S each and prints latency percentiles against achieved\n" +
+      "throughput (the knee); --plot draws them.",
   },
   async run(argv) {
     const { values } = parseCommand(this.spec, argv);
@@ -99,7 +260,7 @@ export const command: Command = {
         if (query !== "skip" && query !== "strip") throw new UsageError("--query must be skip or strip");
         const target = optStr(values, "target");
         if (!target) throw new UsageError("loadgen: --target URL is required with --trace");
-        const r = await runReplay({
+        const replayOptions: ReplayOptions = {
           ...common,
           trace: str(values, "trace"),
           format,
@@ -110,7 +271,11 @@ export const command: Command = {
           pipeline: optStr(values, "pipeline") !== undefined ? int(values, "pipeline", 1, 1024) : 1,
           onProgress,
           signal: abort.signal,
-        });
+        };
+        const sweep = sweepRange(values);
+        if (sweep) return await sweepCommand(values, replayOptions, sweep, tableOut, jsonOut);
+        if (given("steps") || given("plot")) throw new UsageError("--steps and --plot need --rate A..B");
+        const r = await runReplay({ ...replayOptions, ...openLoopOptions(values) });
         if (tty) process.stderr.write("\r\x1b[K");
         if (r.trace) {
           tableOut(

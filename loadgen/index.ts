@@ -3,6 +3,8 @@
 export { runReplay, loadReplayPlan, DEFAULT_TIME_CAP_S } from "./replay/run.js";
 export type { ReplayOptions, ReplayResult, ReplayProgress, StoppedBy } from "./replay/run.js";
 export type { ReplayPlan, RequestClass } from "./replay/plan.js";
+export { runSweep, sweepRates, sweepPlotSpec } from "./replay/sweep.js";
+export type { SweepOptions, SweepResult, SweepStep } from "./replay/sweep.js";
 export { runSingleUrl } from "./ab/run.js";
 export type { SingleUrlOptions, SingleUrlResult } from "./ab/run.js";
 export { buildSite } from "./site.js";

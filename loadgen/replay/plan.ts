@@ -22,6 +22,14 @@ export interface ReplayPlan {
   classes: RequestClass[];
   /** Class index per replayable trace line, in order. */
   entries: Uint32Array;
+  /**
+   * Send time per entry for --speed: whole seconds after the first replayable record,
+   * never decreasing (a record logged earlier than the one before it is sent with it).
+   * Null when some replayable record has no timestamp (a URL list).
+   */
+  offsetsS: Uint32Array | null;
+  /** Entries whose timestamp was earlier than the previous entry's (sent with it). */
+  outOfOrder: number;
   skipped: number;
   skippedByReason: Partial<Record<PlanSkipReason, number>>;
   /** Stats of the trace read (absent for plans built in memory). */
@@ -37,11 +45,20 @@ function fromTraceStatus(kind: RequestKind, status: 200 | 304 | 404 | null): Exp
   return { status: 200, allow304: kind === "conditional", size: null, sha256: null };
 }
 
+function grow(a: Uint32Array): Uint32Array<ArrayBuffer> {
+  const grown = new Uint32Array(a.length * 2);
+  grown.set(a);
+  return grown;
+}
+
 export class PlanBuilder {
   private readonly classes: RequestClass[] = [];
   /** Class index by URL, one map per (kind, logged status) pair. */
   private readonly classIndex = new Map<string, Map<string, number>>();
   private entries = new Uint32Array(1024);
+  private offsets: Uint32Array<ArrayBuffer> | null = new Uint32Array(1024);
+  private firstTime: number | null = null;
+  private outOfOrder = 0;
   private length = 0;
   private readonly skippedByReason: Partial<Record<PlanSkipReason, number>> = {};
   private skipped = 0;
@@ -85,11 +102,23 @@ export class PlanBuilder {
       byUrl.set(c.url, idx);
     }
     if (this.length === this.entries.length) {
-      const grown = new Uint32Array(this.entries.length * 2);
-      grown.set(this.entries);
-      this.entries = grown;
+      this.entries = grow(this.entries);
+      if (this.offsets) this.offsets = grow(this.offsets);
     }
+    if (this.offsets) this.addOffset(rec.time);
     this.entries[this.length++] = idx;
+  }
+
+  private addOffset(time: number | null): void {
+    if (time === null || !this.offsets) {
+      this.offsets = null;
+      return;
+    }
+    this.firstTime ??= time;
+    const previous = this.length === 0 ? 0 : this.offsets[this.length - 1]!;
+    const offset = Math.min(0xffffffff, Math.max(0, time - this.firstTime));
+    if (offset < previous) this.outOfOrder++;
+    this.offsets[this.length] = Math.max(previous, offset);
   }
 
   private skip(reason: PlanSkipReason): void {
@@ -101,6 +130,8 @@ export class PlanBuilder {
     return {
       classes: this.classes,
       entries: this.entries.slice(0, this.length),
+      offsetsS: this.offsets ? this.offsets.slice(0, this.length) : null,
+      outOfOrder: this.outOfOrder,
       skipped: this.skipped,
       skippedByReason: this.skippedByReason,
       trace,

@@ -1,20 +1,35 @@
 // One replay client worker (a worker thread): M connection slots, each an undici Client
-// (one TCP connection, optionally pipelined), replaying its share of the plan in order.
-// Slot s of C replays plan entries s, s+C, s+2C, ... (round-robin dealing, as the paper's
-// modified http_load), wrapping around the trace when the request limit exceeds it.
+// (one TCP connection, optionally pipelined).
+//
+// Closed loop (the default): slot s of C replays plan entries s, s+C, s+2C, ... in order,
+// sending the next as soon as the previous answer is in (the paper's modified http_load),
+// wrapping around the trace when the request limit exceeds it.
+// Open loop (--rate, --speed): requests go out when the schedule says (loadgen/schedule.ts),
+// to whichever slot is free; when none is, they wait in a bounded queue (tail drop, counted),
+// and every latency is also measured from the intended send time.
 import { parentPort, workerData } from "node:worker_threads";
 import { createHash, type Hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { Client, type Dispatcher } from "undici";
+import { buildConnector, Client, type Dispatcher } from "undici";
 import type { RequestClass } from "./plan.js";
-import {
-  encodeHistogram,
-  MAX_FAILURE_SAMPLES,
-  newCounters,
-  newLatencyHistogram,
-  type Counters,
-} from "./stats.js";
+import { MAX_FAILURE_SAMPLES, newCounters } from "./stats.js";
 import { checkResponse, errorKind, type Expectation } from "./verify.js";
+import { OpenLoopQueue, Pacer, type QueueStats, type ScheduleSpec } from "../schedule.js";
+import { Timings, type EncodedTimings, type Outcome } from "./timings.js";
+import type { Counters } from "./stats.js";
+
+/** How this worker paces its requests. */
+export type Pacing =
+  | { kind: "closed" }
+  | {
+      kind: "open";
+      schedule: ScheduleSpec;
+      /** This worker's number and the number of workers (the schedule is dealt between them). */
+      worker: number;
+      workers: number;
+      /** Due requests that may wait for a free connection in this worker. */
+      queueCapacity: number;
+    };
 
 export interface WorkerInit {
   origin: string;
@@ -34,9 +49,19 @@ export interface WorkerInit {
   /** If-Modified-Since sent with conditional requests. */
   ifModifiedSince: string;
   progressIntervalMs: number;
+  pacing: Pacing;
+  /** Classes to keep per-URL figures for. */
+  trackedUrls: number[];
 }
 
-export type ToWorker = { type: "start"; deadlineEpochMs: number | null } | { type: "stop" };
+export type ToWorker =
+  | {
+      type: "start";
+      /** The run's time zero (epoch ms): schedules and per-second logs count from it. */
+      startEpochMs: number;
+      deadlineEpochMs: number | null;
+    }
+  | { type: "stop" };
 
 export interface ProgressSnapshot {
   requests: number;
@@ -46,13 +71,24 @@ export interface ProgressSnapshot {
   bytes: number;
 }
 
+/** Open-loop state for the progress line and the report. */
+export interface OpenLoopSnapshot extends QueueStats {
+  sent: number;
+  /** Due requests waiting for a connection right now. */
+  backlog: number;
+  /** Latest intended time among due requests, and latest send (ms since the start). */
+  lastIntendedMs: number;
+  lastSentMs: number;
+}
+
 export type FromWorker =
   | { type: "ready" }
-  | { type: "progress"; progress: ProgressSnapshot }
+  | { type: "progress"; progress: ProgressSnapshot; open: OpenLoopSnapshot | null }
   | {
       type: "done";
       counters: Counters;
-      histogram: string;
+      timings: EncodedTimings;
+      open: OpenLoopSnapshot | null;
       firstStartEpochMs: number | null;
       lastEndEpochMs: number | null;
       /** True if the deadline (rather than the request limit) ended this worker's run. */
@@ -64,16 +100,19 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const entries = new Uint32Array(init.entries, 0, init.entryCount);
 const counters = newCounters();
-const histogram = newLatencyHistogram();
-const epoch = (perfMs: number) => performance.timeOrigin + perfMs;
+const timings = new Timings(new Set(init.trackedUrls));
 
-let deadline = Infinity; // performance.now() time
+/** performance.now() of the run's time zero; set by the start message. */
+let zero = 0;
+const sinceStart = () => performance.now() - zero;
+let deadline = Infinity; // ms since start
 let stopped = false;
 let hitDeadline = false;
 let firstStart: number | null = null;
 let lastEnd: number | null = null;
 let finished = false;
-let activeSlots = 0;
+let sent = 0;
+let lastSentMs = 0;
 
 function recordFailure(cls: RequestClass, failure: "status" | "length" | "sha256", got: string): void {
   counters.verifyFailures++;
@@ -97,11 +136,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   private bodyBytes = 0;
   private hash: Hash | null = null;
   private done = false;
+  private firstByteMs: number | null = null;
+  private connectMs: number | null = null;
 
   constructor(
     private readonly slot: Slot,
+    private readonly clsIndex: number,
     private readonly cls: RequestClass,
-    private readonly start: number,
+    /** Times in ms since the run's start. */
+    private readonly intendedMs: number,
+    private readonly sentMs: number,
   ) {}
 
   onRequestStart(): void {}
@@ -111,6 +155,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: Record<string, unknown>,
   ): void {
+    this.firstByteMs = sinceStart();
+    // The first response on a new connection is the request that waited for its connect.
+    this.connectMs = this.slot.takeConnectMs();
     this.status = statusCode;
     const cl = headers["content-length"];
     if (typeof cl === "string" && /^\d+$/.test(cl)) this.contentLength = Number(cl);
@@ -126,9 +173,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.done) return;
     this.done = true;
-    const end = performance.now();
-    const us = Math.max(1, Math.round((end - this.start) * 1000));
-    histogram.recordValue(us);
+    const end = sinceStart();
+    const us = Math.max(1, Math.round((end - this.sentMs) * 1000));
     if (us > counters.maxLatencyUs) counters.maxLatencyUs = us;
     counters.requests++;
     counters.bytes += this.bodyBytes;
@@ -151,8 +197,7 @@ class Exchange implements Dispatcher.DispatchHandler {
             ? `${this.bodyBytes} bytes (content-length ${this.contentLength ?? "none"})`
             : `sha256 ${sha}`,
       );
-    lastEnd = end;
-    this.slot.completed();
+    this.finish(end, verdict === "ok" ? "ok" : "verify_failure");
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
@@ -162,22 +207,47 @@ class Exchange implements Dispatcher.DispatchHandler {
     counters.errors++;
     const kind = errorKind(err);
     counters.errorsByKind[kind] = (counters.errorsByKind[kind] ?? 0) + 1;
-    lastEnd = performance.now();
+    this.finish(sinceStart(), "error");
+  }
+
+  private finish(end: number, outcome: Outcome): void {
+    timings.record({
+      cls: this.clsIndex,
+      intendedMs: this.intendedMs,
+      sentMs: this.sentMs,
+      firstByteMs: this.firstByteMs,
+      endMs: end,
+      connectMs: this.connectMs,
+      status: outcome === "error" ? 0 : this.status,
+      bodyBytes: this.bodyBytes,
+      outcome,
+    });
+    lastEnd = end;
     this.slot.completed();
   }
 }
 
 class Slot {
   private readonly client: Client;
+  /** Closed loop: the next plan entry this slot replays. */
   private next: number;
   private inflight = 0;
-  private finished = false;
+  /** Duration of the last connect, until a response on that connection claims it. */
+  private connectMs: number | null = null;
+  readonly depth = init.keepalive ? init.pipeline : 1;
 
   constructor(slotNumber: number) {
     this.next = slotNumber;
+    const connector = buildConnector({ timeout: init.timeoutMs });
     this.client = new Client(init.origin, {
-      pipelining: init.keepalive ? init.pipeline : 1,
-      connectTimeout: init.timeoutMs,
+      pipelining: this.depth,
+      connect: (options, callback) => {
+        const t0 = performance.now();
+        connector(options, (...args) => {
+          if (args[0] === null) this.connectMs = performance.now() - t0;
+          callback(...args);
+        });
+      },
       headersTimeout: init.timeoutMs,
       bodyTimeout: init.timeoutMs,
       keepAliveTimeout: 60_000,
@@ -188,35 +258,58 @@ class Slot {
     this.client.on("connectionError", () => undefined);
   }
 
-  pump(): void {
-    const depth = init.keepalive ? init.pipeline : 1;
-    while (this.inflight < depth && !stopped && this.next < init.limit) {
-      const now = performance.now();
-      if (now >= deadline) {
+  get free(): number {
+    return this.depth - this.inflight;
+  }
+
+  get idle(): boolean {
+    return this.inflight === 0;
+  }
+
+  takeConnectMs(): number | null {
+    const c = this.connectMs;
+    this.connectMs = null;
+    return c;
+  }
+
+  send(index: number, intendedMs: number | null): void {
+    const now = sinceStart();
+    const clsIndex = entries[index % init.entryCount]!;
+    const cls = init.classes[clsIndex]!;
+    this.inflight++;
+    sent++;
+    lastSentMs = now;
+    timings.sent(now);
+    if (firstStart === null) firstStart = now;
+    const headers: Record<string, string> = {};
+    if (cls.kind === "conditional") headers["if-modified-since"] = init.ifModifiedSince;
+    this.client.dispatch(
+      {
+        path: init.pathPrefix + cls.path,
+        method: cls.method,
+        headers,
+        reset: !init.keepalive,
+        headersTimeout: init.timeoutMs,
+        bodyTimeout: init.timeoutMs,
+      },
+      new Exchange(this, clsIndex, cls, intendedMs ?? now, now),
+    );
+  }
+
+  /** Closed loop: keep `depth` requests in flight on this connection. */
+  pumpClosed(): void {
+    while (this.free > 0 && !stopped && this.next < init.limit) {
+      if (sinceStart() >= deadline) {
         hitDeadline = true;
         break;
       }
-      const cls = init.classes[entries[this.next % init.entryCount]!]!;
+      const index = this.next;
       this.next += init.totalSlots;
-      this.inflight++;
-      if (firstStart === null) firstStart = now;
-      const headers: Record<string, string> = {};
-      if (cls.kind === "conditional") headers["if-modified-since"] = init.ifModifiedSince;
-      this.client.dispatch(
-        {
-          path: init.pathPrefix + cls.path,
-          method: cls.method,
-          headers,
-          reset: !init.keepalive,
-          headersTimeout: init.timeoutMs,
-          bodyTimeout: init.timeoutMs,
-        },
-        new Exchange(this, cls, now),
-      );
+      this.send(index, null);
     }
-    if (this.inflight === 0 && !this.finished) {
-      this.finished = true;
-      slotFinished();
+    if (this.idle) {
+      closedDone.add(this);
+      maybeFinish();
     }
   }
 
@@ -224,7 +317,7 @@ class Slot {
     this.inflight--;
     // Never dispatch from inside an undici callback: on a connect error undici fails its
     // queued requests in a loop and asserts the queue is empty afterwards.
-    queueMicrotask(() => this.pump());
+    queueMicrotask(() => (init.pacing.kind === "closed" ? this.pumpClosed() : pumpOpen()));
   }
 
   close(): Promise<void> {
@@ -234,17 +327,84 @@ class Slot {
 
 const slots = init.slots.map((s) => new Slot(s));
 
-function slotFinished(): void {
-  if (--activeSlots > 0 || finished) return;
+// ---- open loop ----
+const pacing = init.pacing;
+const queue =
+  pacing.kind === "open"
+    ? new OpenLoopQueue(
+        new Pacer(pacing.schedule, pacing.worker, pacing.workers, init.limit),
+        pacing.queueCapacity,
+      )
+    : null;
+let wake: ReturnType<typeof setTimeout> | undefined;
+/** Open loop: no more sends (deadline, stop, or the schedule is done and drained). */
+let issuingOver = false;
+
+function openSnapshot(): OpenLoopSnapshot | null {
+  return queue
+    ? { ...queue.stats, sent, backlog: queue.length, lastIntendedMs: queue.lastDueMs, lastSentMs }
+    : null;
+}
+
+/** Admits due requests, hands them to free slots, and sets the timer for the next one. */
+function pumpOpen(): void {
+  if (!queue) return;
+  if (wake !== undefined) clearTimeout(wake);
+  wake = undefined;
+  const now = sinceStart();
+  if (!issuingOver) {
+    if (stopped) issuingOver = true;
+    else {
+      // At the deadline, what came due before it still goes out if a connection is free;
+      // what cannot stays counted as the backlog at the end.
+      const atDeadline = now >= deadline;
+      if (atDeadline) queue.admit(deadline, true);
+      else queue.admit(now);
+      for (const slot of slots) {
+        for (let d = slot.free > 0 ? queue.shift() : null; d; d = slot.free > 0 ? queue.shift() : null) {
+          slot.send(d.index, d.intendedMs);
+        }
+      }
+      if (atDeadline) issuingOver = hitDeadline = true;
+      else if (queue.exhausted()) issuingOver = true;
+      else {
+        const next = queue.nextDueMs();
+        // With requests waiting, wake at the next due time anyway: it is admitted (or
+        // dropped) on time and the backlog stays current. (At most an hour per timer:
+        // setTimeout overflows past 2^31 ms.)
+        const at = Math.min(next ?? Infinity, deadline);
+        if (Number.isFinite(at)) {
+          const delay = Math.min(3_600_000, Math.max(0, at - now));
+          wake = setTimeout(() => {
+            // How late the client's own timer fired: time the corrected latency charges to
+            // the server although the client (a busy CPU) caused it.
+            timings.clientLag(sinceStart() - (now + delay));
+            pumpOpen();
+          }, delay);
+        }
+      }
+    }
+  }
+  if (issuingOver) maybeFinish();
+}
+
+/** Closed loop: slots that may send no more (limit, deadline or stop) and have nothing in flight. */
+const closedDone = new Set<Slot>();
+
+function maybeFinish(): void {
+  if (finished || !slots.every((s) => s.idle)) return;
+  if (queue ? !issuingOver : closedDone.size < slots.length) return;
   finished = true;
   clearInterval(ticker);
+  if (wake !== undefined) clearTimeout(wake);
   void Promise.allSettled(slots.map((s) => s.close())).then(() => {
     const msg: FromWorker = {
       type: "done",
       counters,
-      histogram: encodeHistogram(histogram),
-      firstStartEpochMs: firstStart === null ? null : epoch(firstStart),
-      lastEndEpochMs: lastEnd === null ? null : epoch(lastEnd),
+      timings: timings.encode(),
+      open: openSnapshot(),
+      firstStartEpochMs: firstStart === null ? null : performance.timeOrigin + zero + firstStart,
+      lastEndEpochMs: lastEnd === null ? null : performance.timeOrigin + zero + lastEnd,
       hitDeadline,
       stopped,
     };
@@ -260,19 +420,26 @@ function progress(): void {
     verifyFailures: counters.verifyFailures,
     bytes: counters.bytes,
   };
-  port.postMessage({ type: "progress", progress: p } satisfies FromWorker);
+  port.postMessage({ type: "progress", progress: p, open: openSnapshot() } satisfies FromWorker);
 }
 
 let ticker: ReturnType<typeof setInterval> | undefined;
 
 port.on("message", (msg: ToWorker) => {
   if (msg.type === "start") {
-    if (msg.deadlineEpochMs !== null) deadline = msg.deadlineEpochMs - performance.timeOrigin;
+    zero = msg.startEpochMs - performance.timeOrigin;
+    if (msg.deadlineEpochMs !== null) deadline = msg.deadlineEpochMs - msg.startEpochMs;
     ticker = setInterval(progress, init.progressIntervalMs);
-    activeSlots = slots.length;
-    for (const s of slots) s.pump();
+    const begin = () => {
+      if (queue) pumpOpen();
+      else for (const s of slots) s.pumpClosed();
+    };
+    const wait = -sinceStart();
+    if (wait > 0) setTimeout(begin, wait);
+    else begin();
   } else if (msg.type === "stop") {
     stopped = true;
+    if (queue) pumpOpen();
   }
 });
 
