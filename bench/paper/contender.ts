@@ -152,6 +152,15 @@ export class Contender {
     return Promise.all(this.cluster.nodes.map(async (n) => parseMetrics(await this.cluster.metrics(n))));
   }
 
+  /** Each node's /stats document (index 0 = node1). */
+  async nodeStats(): Promise<unknown[]> {
+    return Promise.all(
+      this.cluster.nodes.map((n) =>
+        this.cluster.json<unknown>(`${this.cluster.process(n).admin}/stats`, 5000),
+      ),
+    );
+  }
+
   /**
    * One load generator run with metrics, CPU and link bytes around it. The usage covers the
    * load generator's own measuring window (from its first request to its last response).
