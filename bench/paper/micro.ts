@@ -3,6 +3,9 @@
 // line) and with a content-aware mechanism applied to every request:
 //   sc       Socket Cloning: the dispatcher sends every connection to node1, every URL's home is
 //            node2, so node1 clones every request to node2 (checked: clones sent = responses);
+//   sc-local the same SC cluster with --clone-local-max-bytes above every size: node1 serves every
+//            document itself once it knows its size (checked: no clones), the other side of the
+//            local-serving policy, in the same run;
 //   cf       cooperative caching (cf-lru), same arrangement: node1 forwards every document from
 //            node2's memory (checked: peer fetches = responses, none joined);
 //   nginx    reverse proxy with `hash $request_uri consistent` in the dispatcher's host, in front
