@@ -32,7 +32,8 @@ async function bench(
     [process.execPath, CLI_BIN, "bench", kind, "--quick", "--prefix", PREFIX, "--out", out, ...extra],
     {
       check: false,
-      timeoutMs: 300_000,
+      // Six 2-node clusters on a 2-core machine that other work may keep busy.
+      timeoutMs: 600_000,
     },
   );
   return { code: r.code, stderr: r.stderr };
