@@ -196,6 +196,7 @@ function cloneLatencySection(r: MicroResult): string[] {
   const load = (p: CloneLatencyPhase) => (p.load === "idle" ? `idle (${p.what})` : "Figure 8 load");
   const hist: string[][] = [];
   const stats: string[][] = [];
+  let mixed = 0;
   for (const p of phases) {
     for (const [node, byName] of Object.entries(p.histograms))
       for (const [name, l] of Object.entries(byName))
@@ -210,7 +211,12 @@ function cloneLatencySection(r: MicroResult): string[] {
           f1(l.p99_us),
         ]);
     for (const [node, byKey] of Object.entries(p.stats))
-      for (const [key, l] of Object.entries(byKey))
+      for (const [key, l] of Object.entries(byKey)) {
+        // A summary over samples from before the phase would be read as the phase's: JSON only.
+        if (l.phase_clones < l.samples) {
+          mixed++;
+          continue;
+        }
         stats.push([
           sizeLabel(p.size),
           load(p),
@@ -222,6 +228,7 @@ function cloneLatencySection(r: MicroResult): string[] {
           f0(l.p99),
           f0(l.max),
         ]);
+      }
   }
   const out = [
     "",
@@ -235,9 +242,15 @@ function cloneLatencySection(r: MicroResult): string[] {
     out.push(
       "",
       "The same from the nodes' `/stats` (exact percentiles over each node's most recent samples at the end of the " +
-        "phase; they cover the phase alone only where the phase had at least as many clones as the samples):",
+        "phase), where those samples all come from the phase:",
       "",
       table(["size", "load", "node", "/stats key", "samples", "p50 us", "p90 us", "p99 us", "max us"], stats),
+    );
+  if (mixed > 0)
+    out.push(
+      "",
+      `${mixed} \`/stats\` latency summaries reach back before their phase (a node keeps its last samples, not ` +
+        "the phase's); they are in the JSON (`clone_latency.phases[].stats`) only.",
     );
   return out;
 }
