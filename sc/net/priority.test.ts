@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import dgram from "node:dgram";
 import { once } from "node:events";
-import { SC_MARKING, TrafficMarker, socketFd, socketMarking, tosByte } from "./priority.js";
+import { Registry } from "prom-client";
+import {
+  SC_MARKING,
+  TrafficMarker,
+  registerMarkingMetrics,
+  socketFd,
+  socketMarking,
+  tosByte,
+} from "./priority.js";
 
 async function tcpPair(): Promise<{ server: net.Server; client: net.Socket; accepted: Promise<net.Socket> }> {
   const server = net.createServer();
@@ -108,4 +116,20 @@ test("failures are counted by reason and logged once per reason, never thrown", 
   assert.equal(noAddon.counters.failed["no-addon"], 1);
   assert.match(logs[2]!, /addon missing/);
   udp2.close();
+});
+
+test("the counters in Prometheus form: sockets marked, failures by reason", async () => {
+  const marker = new TrafficMarker(() => undefined);
+  const registry = new Registry();
+  registerMarkingMetrics(marker, [registry]);
+  const udp = dgram.createSocket("udp4");
+  assert.equal(marker.mark(udp), false); // not bound: no fd
+  udp.bind(0, "127.0.0.1");
+  await once(udp, "listening");
+  assert.equal(marker.mark(udp), true);
+  udp.close();
+  const text = await registry.metrics();
+  assert.match(text, /^sc_traffic_marked_sockets_total 1$/m);
+  assert.match(text, /^sc_traffic_marking_failures_total\{reason="no-fd"\} 1$/m);
+  assert.match(text, /^sc_traffic_marking_failures_total\{reason="setsockopt"\} 0$/m);
 });

@@ -10,6 +10,7 @@
 // priority. Failures are counted by reason and logged once per reason, never thrown.
 import type * as dgram from "node:dgram";
 import * as net from "node:net";
+import { Counter, type Registry } from "prom-client";
 import { loadAddon, type NativeAddon } from "../tun/addon.js";
 
 export interface TrafficMarking {
@@ -128,4 +129,30 @@ export function socketMarking(sock: Markable, native: SocketOptions = loadAddon(
   if (fd < 0) return null;
   const [tos, priority] = native.getSocketPriority(fd);
   return tos < 0 ? null : { dscp: tos >> 2, priority };
+}
+
+/**
+ * The marker's counters in Prometheus form, for the node's registry:
+ * `sc_traffic_marked_sockets_total` and `sc_traffic_marking_failures_total{reason}`.
+ */
+export function registerMarkingMetrics(marker: TrafficMarker, registers: Registry[]): void {
+  new Counter({
+    name: "sc_traffic_marked_sockets_total",
+    help: "SC sockets (SC links, GUE relay) marked with the SC traffic's DSCP and socket priority",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(marker.counters.marked);
+    },
+  });
+  new Counter({
+    name: "sc_traffic_marking_failures_total",
+    help: "SC sockets left unmarked (their traffic is sent without priority), by reason",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const reason of MARK_FAILURES) this.inc({ reason }, marker.counters.failed[reason]);
+    },
+  });
 }
