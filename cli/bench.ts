@@ -80,7 +80,7 @@ const MICRO: CommandSpec = {
     mechanisms: {
       type: "string",
       value: "LIST",
-      help: "Mechanisms besides plain (always run)",
+      help: "Mechanisms besides plain (always run): sc, cf, nginx, haproxy, sc-local (see below)",
       default: "sc,cf,nginx,haproxy",
     },
     rate: {
@@ -114,7 +114,7 @@ const MICRO: CommandSpec = {
     "latency-probe": {
       type: "string",
       value: "S",
-      help: "Seconds of the one-connection clone latency probe, 0 for none [--quick: 1]",
+      help: "Seconds of the one-connection clone latency probe after each size's runs, 0 for none [--quick: 1]",
       default: "3",
     },
   },
@@ -122,7 +122,9 @@ const MICRO: CommandSpec = {
     "Every contender is a 2-node cluster on the testbed (docs/cluster.md), all up at once so runs interleave.\n" +
     "plain: every connection to node1, mode local. sc, cf: every connection to node1, every URL homed at\n" +
     "node2 (checked per run on the nodes' metrics). nginx, haproxy: in the dispatcher's host on\n" +
-    "198.18.0.1:80 in front of node2 (which holds every document). Every response is verified (status, length, SHA-256).\n" +
+    "198.18.0.1:80 in front of node2 (which holds every document). sc-local: the sc cluster serving every document\n" +
+    "where it arrives (cloned vs local cost side by side, for --clone-local-max-bytes; not in the default list).\n" +
+    "Every response is verified (status, length, SHA-256).\n" +
     "Needs root. Exit code 1 when a run failed (such points are reported, not plotted).",
 };
 

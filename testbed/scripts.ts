@@ -72,6 +72,102 @@ export function tbfArgs(bps: number): string[] {
   return ["tbf", "rate", `${bps}bit`, "burst", `${burst}b`, "limit", `${limit}b`];
 }
 
+/**
+ * DSCP classes a shaped link sends first (`u32 match ip dsfield VALUE MASK`): 101xxx (CS5, the
+ * SC traffic's class, sc/net/priority.ts; also EF and VOICE-ADMIT) and 11xxxx (CS6, CS7:
+ * network control). Classified on the IP header, so it works for forwarded and bridged
+ * packets as well as for the host's own.
+ */
+export const PRIORITY_DSFIELDS: readonly { value: number; mask: number }[] = [
+  { value: 0xa0, mask: 0xe0 },
+  { value: 0xc0, mask: 0xc0 },
+];
+
+/**
+ * `tc` argument lists that shape `dev` to `bps` with a priority stage under the rate limit:
+ *
+ *   tbf 1: (rate, ~2 ms bucket)               the link's rate, as without the stage
+ *     htb 10: default 2                       only for its strict priority between classes
+ *       10:1 prio 0 -> bfifo 11:   IP packets with DSCP CS5..CS7 (u32 filters)
+ *       10:2 prio 1 -> bfifo 12:   everything else (the bulk)
+ *
+ * The htb classes run at twice the link's rate with a bucket larger than the tbf's bursts, so
+ * htb never throttles (the tbf does) and only decides the order: a marked packet waits at most
+ * for the one bulk packet the tbf already holds. Each band holds `limit` bytes (~20 ms of the
+ * rate, at least `queueBytes`), so unmarked traffic sees the same queue as with the plain tbf.
+ * htb and u32 rather than prio: this machine's kernel has no sch_prio (nor fq, sfq, ets, drr;
+ * htb, tbf, pfifo_fast, [bp]fifo and cls_u32 are built in). The dev must have no root qdisc yet.
+ */
+export function linkShaping(dev: string, bps: number, queueBytes = 0): string[][] {
+  const tbf = tbfArgs(bps);
+  const at = tbf.indexOf("limit") + 1;
+  if (queueBytes > parseInt(tbf[at]!, 10)) tbf[at] = `${queueBytes}b`;
+  const limit = tbf[at]!;
+  const classBurst = `${2 * parseInt(tbf[tbf.indexOf("burst") + 1]!, 10)}b`;
+  const htbClass = (minor: number, prio: number) => [
+    "class",
+    "add",
+    "dev",
+    dev,
+    "parent",
+    "10:",
+    "classid",
+    `10:${minor}`,
+    "htb",
+    "rate",
+    `${2 * bps}bit`,
+    "burst",
+    classBurst,
+    "cburst",
+    classBurst,
+    "quantum",
+    "1514",
+    "prio",
+    String(prio),
+  ];
+  const q = (...args: string[]) => ["qdisc", "add", "dev", dev, ...args];
+  return [
+    q("root", "handle", "1:", ...tbf),
+    q("parent", "1:1", "handle", "10:", "htb", "default", "2"),
+    htbClass(1, 0),
+    htbClass(2, 1),
+    q("parent", "10:1", "handle", "11:", "bfifo", "limit", limit),
+    q("parent", "10:2", "handle", "12:", "bfifo", "limit", limit),
+    ...PRIORITY_DSFIELDS.map((f, i) => [
+      "filter",
+      "add",
+      "dev",
+      dev,
+      "parent",
+      "10:",
+      "protocol",
+      "ip",
+      "prio",
+      String(i + 1),
+      "u32",
+      "match",
+      "ip",
+      "dsfield",
+      `0x${f.value.toString(16)}`,
+      `0x${f.mask.toString(16)}`,
+      "flowid",
+      "10:1",
+    ]),
+  ];
+}
+
+/** linkShaping as shell lines (`tc ...`). */
+function shapingLines(dev: string, bps: number): string[] {
+  return linkShaping(dev, bps).map((args) => `tc ${args.join(" ")}`);
+}
+
+/** linkShaping as `tc -batch` input. */
+export function shapingBatch(dev: string, bps: number, queueBytes = 0): string {
+  return linkShaping(dev, bps, queueBytes)
+    .map((args) => args.join(" ") + "\n")
+    .join("");
+}
+
 function sysctl(path: string, value: number): string {
   return `echo ${value} > /proc/sys/${path}`;
 }
@@ -116,8 +212,7 @@ export function hostScript(plan: TestbedPlan, host: HostStatus): string {
   }
   if (host.name === plan.vipHost) lines.push(`ip route add ${VIP}/32 dev ${TUN_DEV}`);
   if (host.role === "client") lines.push(`ip route add ${VIP}/32 via ${vipHostIp(plan)} dev ${LAN_DEV}`);
-  if (plan.rateBitsPerSecond !== null)
-    lines.push(`tc qdisc add dev ${LAN_DEV} root ${tbfArgs(plan.rateBitsPerSecond).join(" ")}`);
+  if (plan.rateBitsPerSecond !== null) lines.push(...shapingLines(LAN_DEV, plan.rateBitsPerSecond));
   return lines.join("\n") + "\n";
 }
 
@@ -141,8 +236,7 @@ export function switchScript(plan: TestbedPlan): string {
   if (plan.rateBitsPerSecond !== null) {
     // Each port's egress is the host's download direction; the host's own eth0 egress
     // (hostScript) is its upload direction.
-    for (const h of plan.hosts)
-      lines.push(`tc qdisc add dev ${h.name} root ${tbfArgs(plan.rateBitsPerSecond).join(" ")}`);
+    for (const h of plan.hosts) lines.push(...shapingLines(h.name, plan.rateBitsPerSecond));
   }
   if (plan.loss > 0) lines.push(`nft ${shQuote(lossRules(plan.loss))}`);
   return lines.join("\n") + "\n";

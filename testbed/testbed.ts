@@ -31,7 +31,7 @@ import {
   netnsAddBatch,
   switchBatch,
   switchScript,
-  tbfArgs,
+  shapingBatch,
 } from "./scripts.js";
 import { readState, removeState, writeState } from "./state.js";
 import type { HostStatus, TestbedStatus } from "./status.js";
@@ -221,15 +221,7 @@ export class Testbed {
         // Our own link only: no ND or MLD chatter from the root into the LAN.
         await writeFile(`/proc/sys/net/ipv6/conf/${plan.exposeDev}/disable_ipv6`, "1").catch(() => {});
         if (plan.rateBitsPerSecond !== null)
-          await run([
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            plan.exposeDev,
-            "root",
-            ...tbfArgs(plan.rateBitsPerSecond),
-          ]);
+          await run(["tc", "-batch", "-"], { input: shapingBatch(plan.exposeDev, plan.rateBitsPerSecond) });
       }
       this.current = planStatus(plan);
       await writeState(this.current, this.dir);

@@ -3,7 +3,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ownsNetns, parseRate, planStatus, planTestbed, TestbedOptionError } from "./topology.js";
-import { hostScript, lossRules, switchBatch, switchScript, tbfArgs, exposeAddrBatch } from "./scripts.js";
+import {
+  hostScript,
+  linkShaping,
+  lossRules,
+  shapingBatch,
+  switchBatch,
+  switchScript,
+  tbfArgs,
+  exposeAddrBatch,
+} from "./scripts.js";
 import { formatStatus } from "./status.js";
 import { parsePingSummary } from "./measure.js";
 import { overlapsTestbed } from "./testbed.js";
@@ -158,8 +167,14 @@ test("shaping applies to both ends of every host link; loss goes to the switch",
   const plan = planTestbed({ prefix: "t-", nodes: 2, rate: "10mbit", loss: 2.5 });
   const sw = switchScript(plan);
   for (const h of plan.hosts) {
-    assert.ok(sw.includes(`tc qdisc add dev ${h.name} root tbf rate 10000000bit`), h.name);
-    assert.ok(hostScript(plan, h).includes("tc qdisc add dev eth0 root tbf rate 10000000bit"), h.name);
+    assert.ok(sw.includes(`tc qdisc add dev ${h.name} root handle 1: tbf rate 10000000bit`), h.name);
+    assert.ok(
+      hostScript(plan, h).includes("tc qdisc add dev eth0 root handle 1: tbf rate 10000000bit"),
+      h.name,
+    );
+    // The priority stage under the rate limit, on both ends.
+    for (const script of [sw, hostScript(plan, h)])
+      assert.ok(script.includes(`dsfield 0xa0 0xe0 flowid 10:1`), h.name);
   }
   assert.match(sw, /numgen random mod 10000 < 250 drop/);
   const plain = planTestbed({ prefix: "t-" });
@@ -172,6 +187,27 @@ test("token bucket holds at least a few frames and ~2 ms of traffic", () => {
   assert.equal(burst(1e6), 4 * 1514);
   assert.equal(burst(1e9), 250_000);
   assert.deepEqual(tbfArgs(10e6).slice(0, 3), ["tbf", "rate", "10000000bit"]);
+});
+
+test("link shaping: tbf at the rate, under it htb classes in strict priority, marked DSCP classes first", () => {
+  const cmds = linkShaping("eth0", 100e6, 400_000);
+  const line = (i: number) => cmds[i]!.join(" ");
+  assert.equal(line(0), "qdisc add dev eth0 root handle 1: tbf rate 100000000bit burst 25000b limit 400000b");
+  assert.equal(line(1), "qdisc add dev eth0 parent 1:1 handle 10: htb default 2");
+  // Twice the rate and a bucket above the tbf's bursts: htb orders, the tbf limits.
+  assert.match(line(2), /classid 10:1 htb rate 200000000bit burst 50000b cburst 50000b .*prio 0$/);
+  assert.match(line(3), /classid 10:2 htb rate 200000000bit .*prio 1$/);
+  // Both bands keep the link's queue (here the caller's larger one).
+  assert.equal(line(4), "qdisc add dev eth0 parent 10:1 handle 11: bfifo limit 400000b");
+  assert.equal(line(5), "qdisc add dev eth0 parent 10:2 handle 12: bfifo limit 400000b");
+  // CS5/EF (101xxx) and CS6/CS7 (11xxxx) go to the first class.
+  assert.match(line(6), /protocol ip prio 1 u32 match ip dsfield 0xa0 0xe0 flowid 10:1$/);
+  assert.match(line(7), /protocol ip prio 2 u32 match ip dsfield 0xc0 0xc0 flowid 10:1$/);
+  assert.equal(cmds.length, 8);
+  assert.equal(shapingBatch("eth0", 100e6, 400_000), cmds.map((c) => c.join(" ") + "\n").join(""));
+  // CS5 matches, AF41 (100010) and best effort do not: the mask arithmetic the filter does.
+  const first = (dscp: number) => ((dscp << 2) & 0xe0) === 0xa0 || ((dscp << 2) & 0xc0) === 0xc0;
+  assert.deepEqual([40, 46, 48, 56, 34, 0, 10].map(first), [true, true, true, true, false, false, false]);
 });
 
 test("lossRules drops IPv4 only, in 0.01% steps", () => {

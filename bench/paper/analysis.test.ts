@@ -48,6 +48,11 @@ test("microArrangement: plain, sc and cf send every connection to node1; the pro
   assert.deepEqual(microArrangement("plain"), { mode: "local", weights: [1, 0] });
   assert.deepEqual(microArrangement("sc").weights, [1, 0]);
   assert.deepEqual(microArrangement("sc").extraArgs, { node: ["--clone-local-max-bytes", "0"] });
+  assert.deepEqual(microArrangement("sc-local"), {
+    mode: "sc",
+    weights: [1, 0],
+    extraArgs: { node: ["--clone-local-max-bytes", "1G"] },
+  });
   assert.equal(microArrangement("cf").mode, "cf-lru");
   assert.deepEqual(microArrangement("nginx").proxyUpstreams, [2]);
   assert.equal(microArrangement("haproxy").proxy, "haproxy");
@@ -65,6 +70,19 @@ test("checkArrangement: SC must clone every response without failures", () => {
     [s("sc_clones_received_total", 110)],
   ];
   assert.match(checkArrangement("sc", before, failing, 100).failure!, /1 clone failures/);
+});
+
+test("checkArrangement: SC served locally: node1 answers every request, nothing is cloned", () => {
+  const before = [[s("sc_http_requests_total", 5), s("sc_clones_sent_total", 64)], []];
+  const good = [[s("sc_http_requests_total", 105), s("sc_clones_sent_total", 64)], []];
+  assert.equal(checkArrangement("sc-local", before, good, 100).failure, null);
+  const cloned = [[s("sc_http_requests_total", 105), s("sc_clones_sent_total", 65)], []];
+  assert.match(checkArrangement("sc-local", before, cloned, 100).failure!, /^sc-local: 1 clones sent/);
+  const elsewhere = [
+    [s("sc_http_requests_total", 104), s("sc_clones_sent_total", 64)],
+    [s("sc_http_requests_total", 1)],
+  ];
+  assert.match(checkArrangement("sc-local", before, elsewhere, 100).failure!, /node1 served 99 and node2 1/);
 });
 
 test("checkArrangement: CF must fetch every response from the peer's memory, none joined", () => {

@@ -8,9 +8,10 @@ import type { MachineInfo } from "./machine.js";
 import type { RunUsage } from "./meter.js";
 import type { QuietWait } from "./procstat.js";
 import { metricSum, type Sample } from "./metrics.js";
-import { histogramQuantile, spread, type Bucket } from "./stats.js";
+import { spread } from "./stats.js";
+import type { CloneLatencyPhase, LatencySummary } from "./clone-latency.js";
 
-export const MECHANISMS = ["plain", "sc", "cf", "nginx", "haproxy"] as const;
+export const MECHANISMS = ["plain", "sc", "sc-local", "cf", "nginx", "haproxy"] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
 
 /** Figure 8's x axis: 100 B to 1 MB, about three points per decade. */
@@ -135,28 +136,27 @@ export function serverCpuUs(u: RunUsage, rps: number): number {
   return rps > 0 ? (cpu * 1e4) / rps : NaN;
 }
 
-export interface LatencySummary {
-  /** Where the observations come from. */
-  what: string;
-  samples: number;
-  /** Estimated from the histogram buckets (linear inside a bucket), microseconds. */
-  p50_us: number;
-  p90_us: number;
-  p99_us: number;
-  buckets: { le_us: number; count: number }[];
-}
-
 export interface MicroResult {
   kind: "micro";
   params: Record<string, unknown>;
   machine: MachineInfo;
   points: MicroPoint[];
   runs: MicroRun[];
-  clone_latency: { by_size: (LatencySummary & { size: number })[]; probe: LatencySummary | null };
+  clone_latency: {
+    /** sc_clone_latency_seconds on node1 under the Figure 8 load, per size (as before `phases`). */
+    by_size: (LatencySummary & { size: number })[];
+    /** The same in the idle probe of the first size. */
+    probe: LatencySummary | null;
+    /** Every clone latency the nodes report, per size, idle and loaded (clone-latency.ts). */
+    phases: CloneLatencyPhase[];
+  };
   failed_runs: number;
   started_at: string;
   finished_at: string;
 }
+
+/** A --clone-local-max-bytes above every document size: nothing is cloned once its size is known. */
+const SERVE_ALL_LOCALLY = "1G";
 
 /**
  * The cluster behind each mechanism (see the header comment). The proxies forward to node2 only,
@@ -172,6 +172,15 @@ export function microArrangement(
     case "sc":
       // Clone every request, however small (the node's default serves small known documents locally).
       return { mode: "sc", weights: [1, 0], extraArgs: { node: ["--clone-local-max-bytes", "0"] } };
+    case "sc-local":
+      // The same SC cluster serving every document where it arrives (node1 learns each size from
+      // its first clone's SC-ACK, in the pass before the warm-up): the other side of
+      // --clone-local-max-bytes, for setting it from the figures.
+      return {
+        mode: "sc",
+        weights: [1, 0],
+        extraArgs: { node: ["--clone-local-max-bytes", SERVE_ALL_LOCALLY] },
+      };
     case "cf":
       return { mode: "cf-lru", weights: [1, 0] };
     case "nginx":
@@ -217,6 +226,10 @@ export function checkArrangement(
     check.clone_failures = d(0, "sc_clone_failures_total");
     if (check.clones_sent !== responses || check.clone_failures !== 0)
       failure = `sc: ${check.clones_sent} clones sent, ${check.clone_failures} clone failures for ${responses} responses`;
+  } else if (mechanism === "sc-local") {
+    check.clones_sent = d(0, "sc_clones_sent_total");
+    if (check.clones_sent !== 0 || check.node1_requests !== responses || check.node2_requests !== 0)
+      failure = `sc-local: ${check.clones_sent} clones sent, node1 served ${check.node1_requests} and node2 ${check.node2_requests} of ${responses} responses`;
   } else if (mechanism === "cf") {
     check.peer_fetches = d(0, "sc_cf_peer_fetches_total");
     check.peer_hits = d(0, "sc_cf_peer_hits_total");
@@ -469,21 +482,4 @@ export function tracePoints(
       });
     }
   return points;
-}
-
-/** Clone latency quantiles (microseconds) estimated from histogram buckets in seconds. */
-export function latencySummary(what: string, buckets: Bucket[]): LatencySummary {
-  const total = buckets[buckets.length - 1]?.count ?? 0;
-  const q = (x: number) => Math.round(histogramQuantile(buckets, x) * 1e6 * 10) / 10;
-  return {
-    what,
-    samples: total,
-    p50_us: q(0.5),
-    p90_us: q(0.9),
-    p99_us: q(0.99),
-    buckets: buckets.map((b) => ({
-      le_us: b.le === Infinity ? Infinity : Math.round(b.le * 1e6),
-      count: b.count,
-    })),
-  };
 }

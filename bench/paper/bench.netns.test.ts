@@ -23,12 +23,17 @@ async function cleanup(letters: string): Promise<void> {
   for (const l of letters) await destroyCluster(`${PREFIX}${l}-`).catch(() => {});
 }
 
-async function bench(kind: "micro" | "trace", out: string): Promise<{ code: number | null; stderr: string }> {
+async function bench(
+  kind: "micro" | "trace",
+  out: string,
+  extra: string[] = [],
+): Promise<{ code: number | null; stderr: string }> {
   const r = await run(
-    [process.execPath, CLI_BIN, "bench", kind, "--quick", "--prefix", PREFIX, "--out", out],
+    [process.execPath, CLI_BIN, "bench", kind, "--quick", "--prefix", PREFIX, "--out", out, ...extra],
     {
       check: false,
-      timeoutMs: 300_000,
+      // Six 2-node clusters on a 2-core machine that other work may keep busy.
+      timeoutMs: 600_000,
     },
   );
   return { code: r.code, stderr: r.stderr };
@@ -37,11 +42,11 @@ async function bench(kind: "micro" | "trace", out: string): Promise<{ code: numb
 test("bench micro --quick: every mechanism, every response verified, every request cloned / forwarded", async () => {
   const out = await mkdtemp(join(tmpdir(), "sc-bench-test-"));
   try {
-    const r = await bench("micro", out);
+    const r = await bench("micro", out, ["--mechanisms", "sc,sc-local,cf,nginx,haproxy"]);
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     const res = JSON.parse(await readFile(join(out, "micro.json"), "utf8")) as MicroResult;
     assert.equal(res.failed_runs, 0);
-    const mechanisms = ["plain", "sc", "cf", "nginx", "haproxy"] as const;
+    const mechanisms = ["plain", "sc", "sc-local", "cf", "nginx", "haproxy"] as const;
     assert.deepEqual(res.params.mechanisms, [...mechanisms]);
     for (const size of res.params.sizes as number[])
       for (const m of mechanisms) {
@@ -53,6 +58,7 @@ test("bench micro --quick: every mechanism, every response verified, every reque
           assert.equal(x.errors, 0);
           assert.equal(x.failure, null);
           if (m === "sc") assert.equal(x.check.clones_sent, x.responses);
+          if (m === "sc-local") assert.equal(x.check.clones_sent, 0);
           if (m === "cf") assert.equal(x.check.peer_fetches, x.responses);
           if (m === "nginx" || m === "haproxy") assert.equal(x.check.node2_requests, x.responses);
         }
@@ -61,8 +67,17 @@ test("bench micro --quick: every mechanism, every response verified, every reque
         assert.ok(p.efficiency > 0);
       }
     assert.ok(res.clone_latency.probe !== null && res.clone_latency.probe.samples > 0);
+    // Clone latency per size, loaded and idle, from node1's histogram and both nodes' /stats.
+    for (const size of res.params.sizes as number[])
+      for (const load of ["figure8", "idle"]) {
+        const p = res.clone_latency.phases.find((x) => x.size === size && x.load === load);
+        assert.ok(p, `no ${load} phase at ${size}`);
+        assert.ok(p.histograms.node1!.sc_clone_latency_seconds!.samples > 0, `${load} ${size}`);
+        assert.ok(p.stats.node1!.cloneLatencyUs!.samples > 0, `${load} ${size}`);
+      }
     const md = await readFile(join(out, "micro.md"), "utf8");
     assert.match(md, /Normalized efficiency/);
+    assert.match(md, /Local-serving policy/);
     const svg = await readFile(join(out, "micro.svg"), "utf8");
     assert.match(svg, /Normalized Efficiency/);
     if (chromiumPath()) assert.ok(existsSync(join(out, "micro.png")));
@@ -72,7 +87,7 @@ test("bench micro --quick: every mechanism, every response verified, every reque
       "namespaces left",
     );
   } finally {
-    await cleanup("pscnh");
+    await cleanup("pslcnh");
     await rm(out, { recursive: true, force: true });
   }
 });

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { startCluster, type Cluster } from "../../cluster/index.js";
 import { DISPATCHER_IP, parseRate, run, type Testbed } from "../../testbed/index.js";
-import { tbfArgs } from "../../testbed/scripts.js";
+import { shapingBatch } from "../../testbed/scripts.js";
 import type { ReplayResult } from "../../loadgen/index.js";
 import { runLoadgen, type LoadOptions } from "./loadgen-run.js";
 import { RunMeter, type RunUsage, type Watched } from "./meter.js";
@@ -56,16 +56,13 @@ export async function setLinkRate(
 ): Promise<void> {
   const port = tb.host(host).name;
   const sw = tb.plan.switchNetns;
-  if (rate === null) {
-    await tb.exec(host, "tc", ["qdisc", "del", "dev", "eth0", "root"], { check: false });
-    await run(["ip", "netns", "exec", sw, "tc", "qdisc", "del", "dev", port, "root"], { check: false });
-    return;
-  }
-  const tbf = tbfArgs(parseRate(rate));
-  const limit = tbf.indexOf("limit") + 1;
-  if (queueBytes > parseInt(tbf[limit]!, 10)) tbf[limit] = `${queueBytes}b`;
-  await tb.exec(host, "tc", ["qdisc", "replace", "dev", "eth0", "root", ...tbf]);
-  await run(["ip", "netns", "exec", sw, "tc", "qdisc", "replace", "dev", port, "root", ...tbf]);
+  // Replaced as a whole: the shaping is a tree (tbf, prio, fifos, filters; testbed/scripts.ts).
+  await tb.exec(host, "tc", ["qdisc", "del", "dev", "eth0", "root"], { check: false });
+  await run(["ip", "netns", "exec", sw, "tc", "qdisc", "del", "dev", port, "root"], { check: false });
+  if (rate === null) return;
+  const batch = (dev: string) => shapingBatch(dev, parseRate(rate), queueBytes);
+  await tb.exec(host, "tc", ["-batch", "-"], { input: batch("eth0") });
+  await run(["ip", "netns", "exec", sw, "tc", "-batch", "-"], { input: batch(port) });
 }
 
 export interface Measured {
@@ -153,6 +150,15 @@ export class Contender {
 
   async nodeMetrics(): Promise<Sample[][]> {
     return Promise.all(this.cluster.nodes.map(async (n) => parseMetrics(await this.cluster.metrics(n))));
+  }
+
+  /** Each node's /stats document (index 0 = node1). */
+  async nodeStats(): Promise<unknown[]> {
+    return Promise.all(
+      this.cluster.nodes.map((n) =>
+        this.cluster.json<unknown>(`${this.cluster.process(n).admin}/stats`, 5000),
+      ),
+    );
   }
 
   /**

@@ -3,6 +3,9 @@
 // line) and with a content-aware mechanism applied to every request:
 //   sc       Socket Cloning: the dispatcher sends every connection to node1, every URL's home is
 //            node2, so node1 clones every request to node2 (checked: clones sent = responses);
+//   sc-local the same SC cluster with --clone-local-max-bytes above every size: node1 serves every
+//            document itself once it knows its size (checked: no clones), the other side of the
+//            local-serving policy, in the same run;
 //   cf       cooperative caching (cf-lru), same arrangement: node1 forwards every document from
 //            node2's memory (checked: peer fetches = responses, none joined);
 //   nginx    reverse proxy with `hash $request_uri consistent` in the dispatcher's host, in front
@@ -17,23 +20,20 @@ import { buildSite } from "../../loadgen/index.js";
 import {
   checkArrangement,
   cpuByRole,
-  latencySummary,
   loadFailure,
   microArrangement,
   microPoints,
   microUrls,
   runFigures,
-  type LatencySummary,
   type Mechanism,
   type MicroResult,
   type MicroRun,
 } from "./analysis.js";
+import { clonePhase, type CloneLatencyPhase, type LatencySummary } from "./clone-latency.js";
 import { Contender, type Measured } from "./contender.js";
 import { machineInfo } from "./machine.js";
-import { histogramBuckets } from "./metrics.js";
 import { PROXIES, type ProxyKind } from "./peers-config.js";
 import { ensurePeer } from "./peers.js";
-import { bucketDelta } from "./stats.js";
 import { waitForQuiet, type QuietWait } from "./procstat.js";
 import { parseRate } from "../../testbed/index.js";
 
@@ -69,7 +69,14 @@ export interface MicroOptions {
   signal?: AbortSignal;
 }
 
-const LETTER: Record<Mechanism, string> = { plain: "p", sc: "s", cf: "c", nginx: "n", haproxy: "h" };
+const LETTER: Record<Mechanism, string> = {
+  plain: "p",
+  sc: "s",
+  "sc-local": "l",
+  cf: "c",
+  nginx: "n",
+  haproxy: "h",
+};
 
 function clfLine(url: string, size: number): string {
   return `bench - - [01/Jan/2001:00:00:00 +0000] "GET ${url} HTTP/1.0" 200 ${size}\n`;
@@ -91,6 +98,20 @@ function toRun(mechanism: Mechanism, size: number, run: number, m: Measured, qui
 }
 
 const CLONE_LATENCY = "sc_clone_latency_seconds";
+
+/** The CLONE -> SC-ACK summary on node1 of a phase (the figures reported before `phases`). */
+function roundTripOnNode1(p: CloneLatencyPhase): LatencySummary {
+  return (
+    p.histograms.node1?.[CLONE_LATENCY] ?? {
+      what: `node1, ${p.what}`,
+      samples: 0,
+      p50_us: NaN,
+      p90_us: NaN,
+      p99_us: NaN,
+      buckets: [],
+    }
+  );
+}
 
 /** Waits for a quiet machine before a measured run (if asked), and says so when it waited. */
 export async function quietMachine(o: {
@@ -147,6 +168,7 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
   const runs: MicroRun[] = [];
   const latencyBySize: (LatencySummary & { size: number })[] = [];
   let probe: LatencySummary | null = null;
+  const phases: CloneLatencyPhase[] = [];
   try {
     for (const mechanism of o.mechanisms) {
       o.signal?.throwIfAborted();
@@ -181,9 +203,8 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
           `size ${size}: ${mechanism} warm-up ${w.result.rps.toFixed(0)} req/s${bad ? `, ${bad} failures` : ""}`,
         );
       }
-      const scBefore = contenders.get("sc")
-        ? histogramBuckets((await contenders.get("sc")!.nodeMetrics())[0]!, CLONE_LATENCY)
-        : [];
+      const sc = contenders.get("sc");
+      const scBefore = sc ? await sc.nodeMetrics() : [];
       for (let run = 1; run <= o.runs; run++) {
         // Rotate the order run by run so no mechanism always goes first.
         const order = o.mechanisms.map((_, i) => o.mechanisms[(i + run - 1) % o.mechanisms.length]!);
@@ -202,34 +223,39 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
           );
         }
       }
-      if (contenders.get("sc")) {
-        const after = histogramBuckets((await contenders.get("sc")!.nodeMetrics())[0]!, CLONE_LATENCY);
-        latencyBySize.push({
-          size,
-          ...latencySummary(`node1, ${o.runs} runs at ${size} B`, bucketDelta(after, scBefore)),
-        });
+      if (sc) {
+        const nodes = sc.cluster.nodes;
+        const loaded = clonePhase(
+          {
+            size,
+            load: "figure8",
+            what: `${o.runs} runs x ${o.durationS} s, ${o.clients} x ${o.conns} connections`,
+          },
+          nodes,
+          scBefore,
+          await sc.nodeMetrics(),
+          await sc.nodeStats(),
+        );
+        phases.push(loaded);
+        latencyBySize.push({ size, ...roundTripOnNode1(loaded) });
+        if (o.latencyProbeS > 0) {
+          // One connection, one request at a time: the clone's cost without queueing behind others.
+          const m = await sc.measure({ ...load, clients: 1, conns: 1, trace, durationS: o.latencyProbeS });
+          const idle = clonePhase(
+            { size, load: "idle", what: `1 connection, ${m.result.rps.toFixed(0)} req/s` },
+            nodes,
+            m.before,
+            m.after,
+            await sc.nodeStats(),
+          );
+          phases.push(idle);
+          probe ??= roundTripOnNode1(idle);
+          const rt = roundTripOnNode1(idle);
+          log(
+            `size ${size}: clone latency (CLONE -> SC-ACK, node1) idle p50 ${rt.p50_us} us, under load p50 ${roundTripOnNode1(loaded).p50_us} us`,
+          );
+        }
       }
-    }
-    const sc = contenders.get("sc");
-    if (sc && o.latencyProbeS > 0) {
-      // One connection, one request at a time: the clone's cost without queueing behind others.
-      const size = o.sizes[0]!;
-      const before = histogramBuckets((await sc.nodeMetrics())[0]!, CLONE_LATENCY);
-      const m = await sc.measure({
-        ...load,
-        clients: 1,
-        conns: 1,
-        trace: traces.get(size)!,
-        durationS: o.latencyProbeS,
-      });
-      const after = histogramBuckets((await sc.nodeMetrics())[0]!, CLONE_LATENCY);
-      probe = latencySummary(
-        `node1, 1 connection, ${size} B, ${m.result.rps.toFixed(0)} req/s`,
-        bucketDelta(after, before),
-      );
-      log(
-        `clone latency probe (1 connection): p50 ${probe.p50_us} us, p90 ${probe.p90_us} us, p99 ${probe.p99_us} us`,
-      );
     }
   } finally {
     for (const c of contenders.values())
@@ -257,6 +283,7 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
       proxy_host:
         "dispatcher host, 198.18.0.1:80, forwarding to node2 only (the node holding every document), reached at 198.18.1.12 (DNAT to the VIP inside node2)",
       latency_probe_s: o.latencyProbeS,
+      latency_probe: "per size, after its measured runs: 1 connection, 1 x 1 requests at a time (idle)",
       quiet_pct: o.quietPct,
       quiet_wait_s: o.quietWaitS,
       quick: o.quick,
@@ -266,7 +293,7 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
     machine: await machineInfo(),
     points,
     runs,
-    clone_latency: { by_size: latencyBySize, probe },
+    clone_latency: { by_size: latencyBySize, probe, phases },
     failed_runs: runs.filter((r) => r.failure !== null).length,
     started_at: startedAt,
     finished_at: new Date().toISOString(),

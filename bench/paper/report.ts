@@ -1,10 +1,12 @@
 // Markdown tables and plot specifications of the benchmark results (pure).
 import type { Mechanism, MicroPoint, MicroResult, TraceMode, TracePoint, TraceResult } from "./analysis.js";
+import type { CloneLatencyPhase } from "./clone-latency.js";
 import type { Marker, PlotSpec } from "./plot.js";
 import { niceAxis } from "./plot.js";
 
 const STYLE: Record<string, { name: string; color: string; marker: Marker; dash?: string }> = {
   sc: { name: "SC", color: "#d62728", marker: "circle" },
+  "sc-local": { name: "SC, served locally", color: "#e377c2", marker: "diamond", dash: "4 2" },
   cf: { name: "CF", color: "#2ca02c", marker: "square" },
   "cf-lfu": { name: "CF-LFU", color: "#2ca02c", marker: "square" },
   "cf-lru": { name: "CF-LRU", color: "#1f77b4", marker: "triangle" },
@@ -126,36 +128,131 @@ export function microMarkdown(r: MicroResult): string {
       ]),
     ),
   );
-  const lat = r.clone_latency;
-  if (lat.by_size.length > 0 || lat.probe) {
-    out.push(
-      "",
-      "Socket Cloning: clone latency (CLONE sent -> SC-ACK received on node1), from the `sc_clone_latency_seconds` histogram, interpolated inside its buckets:",
-      "",
-    );
-    const rows = lat.by_size.map((l) => [
-      sizeLabel(l.size),
-      String(l.samples),
-      f1(l.p50_us),
-      f1(l.p90_us),
-      f1(l.p99_us),
-    ]);
-    if (lat.probe)
-      rows.push([
-        `probe: ${lat.probe.what}`,
-        String(lat.probe.samples),
-        f1(lat.probe.p50_us),
-        f1(lat.probe.p90_us),
-        f1(lat.probe.p99_us),
-      ]);
-    out.push(table(["load", "clones", "p50 us", "p90 us", "p99 us"], rows));
-  }
+  out.push(...localServingSection(r));
+  out.push(...cloneLatencySection(r));
   const failed = r.runs.filter((x) => x.failure !== null);
   if (failed.length > 0) {
     out.push("", `Failed runs (${failed.length}; their points are not plotted):`, "");
     for (const x of failed) out.push(`- ${x.mechanism} ${sizeLabel(x.size)} run ${x.run}: ${x.failure}`);
   }
   return out.join("\n") + "\n";
+}
+
+/**
+ * `--clone-local-max-bytes`, both sides in one run: every request cloned (sc) against every
+ * request served where it arrives (sc-local), per size.
+ */
+function localServingSection(r: MicroResult): string[] {
+  const at = (m: Mechanism, s: number) => r.points.find((p) => p.mechanism === m && p.size === s);
+  const sizes = (r.params.sizes as number[]).filter((s) => at("sc", s) && at("sc-local", s));
+  if (sizes.length === 0) return [];
+  const cpu = (p: MicroPoint, label: string) =>
+    p.cpu_by_process[label] !== undefined ? `${f0(p.cpu_by_process[label]!)}%` : "-";
+  const rows = sizes.map((s) => {
+    const c = at("sc", s)!;
+    const l = at("sc-local", s)!;
+    const ok = !c.failed && !l.failed;
+    return [
+      sizeLabel(s),
+      ok ? f0(c.rps) : "FAILED",
+      ok ? f0(l.rps) : "FAILED",
+      ok ? f0(c.server_cpu_us) : "-",
+      ok ? f0(l.server_cpu_us) : "-",
+      ok && l.server_cpu_us > 0 ? `${(c.server_cpu_us / l.server_cpu_us).toFixed(2)}x` : "-",
+      `${cpu(c, "node1")} / ${cpu(c, "node2")}`,
+      `${cpu(l, "node1")} / ${cpu(l, "node2")}`,
+    ];
+  });
+  return [
+    "",
+    "Local-serving policy (`--clone-local-max-bytes`): every request cloned (SC, `0`) against every request " +
+      "served where it arrives (SC, served locally: the same cluster with a limit above every size), medians of " +
+      "the same runs; server CPU per response counts every process but the load generator:",
+    "",
+    table(
+      [
+        "size",
+        "cloned req/s",
+        "local req/s",
+        "cloned CPU us/resp",
+        "local CPU us/resp",
+        "cloned / local CPU",
+        "cloned node1 / node2",
+        "local node1 / node2",
+      ],
+      rows,
+    ),
+  ];
+}
+
+/** A histogram's meaning where it is known; other names (added later by the nodes) as they are. */
+const LATENCY_NAMES: Record<string, string> = {
+  sc_clone_latency_seconds: "CLONE sent -> SC-ACK received (original)",
+};
+
+function cloneLatencySection(r: MicroResult): string[] {
+  const phases = r.clone_latency.phases ?? [];
+  if (phases.length === 0) return [];
+  const load = (p: CloneLatencyPhase) => (p.load === "idle" ? `idle (${p.what})` : "Figure 8 load");
+  const hist: string[][] = [];
+  const stats: string[][] = [];
+  let mixed = 0;
+  for (const p of phases) {
+    for (const [node, byName] of Object.entries(p.histograms))
+      for (const [name, l] of Object.entries(byName))
+        hist.push([
+          sizeLabel(p.size),
+          load(p),
+          node,
+          LATENCY_NAMES[name] ?? `\`${name}\``,
+          String(l.samples),
+          f1(l.p50_us),
+          f1(l.p90_us),
+          f1(l.p99_us),
+        ]);
+    for (const [node, byKey] of Object.entries(p.stats))
+      for (const [key, l] of Object.entries(byKey)) {
+        // A summary over samples from before the phase would be read as the phase's: JSON only.
+        if (l.phase_clones < l.samples) {
+          mixed++;
+          continue;
+        }
+        stats.push([
+          sizeLabel(p.size),
+          load(p),
+          node,
+          `\`${key}\``,
+          `${l.samples} (${l.phase_clones} in the phase)`,
+          f0(l.p50),
+          f0(l.p90),
+          f0(l.p99),
+          f0(l.max),
+        ]);
+      }
+  }
+  const out = [
+    "",
+    "Socket Cloning: clone latency per size, under the Figure 8 load and idle (one connection, one request at a " +
+      "time, after the size's runs), from every `sc_clone_*_seconds` histogram of every node over the phase " +
+      "(interpolated inside its buckets):",
+    "",
+    table(["size", "load", "node", "measure", "clones", "p50 us", "p90 us", "p99 us"], hist),
+  ];
+  if (stats.length > 0)
+    out.push(
+      "",
+      "The same from the nodes' `/stats` (exact percentiles over each node's most recent samples at the end of the " +
+        "phase), where those samples all come from the phase:",
+      "",
+      table(["size", "load", "node", "/stats key", "samples", "p50 us", "p90 us", "p99 us", "max us"], stats),
+    );
+  if (mixed > 0)
+    out.push(
+      "",
+      `${mixed} \`/stats\` latency summaries reach back before their phase (a node keeps its last samples, not ` +
+        "the phase's); they are in the JSON (`clone_latency.phases[].stats`) only.",
+    );
+  return out;
 }
 
 export function microPlot(r: MicroResult): PlotSpec {

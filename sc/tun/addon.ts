@@ -1,5 +1,6 @@
 // Loads the native addon (sc/tun/native, built by `npm install` through
-// scripts/build-addon.mjs) and describes its interface. Only sc/tun/tun.ts uses it.
+// scripts/build-addon.mjs) and describes its interface. sc/tun/tun.ts uses the TUN part,
+// sc/net/priority.ts the socket marking (sockopt.c).
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -41,6 +42,10 @@ export interface NativeAddon {
   VNET_HDR_LEN: number;
   TUN_F_CSUM: number;
   TUN_F_TSO4: number;
+  /** sockopt.c: IP_TOS (IPV6_TCLASS) and SO_PRIORITY on a socket fd; 0 or the errno. */
+  setSocketPriority(fd: number, tos: number, priority: number): number;
+  /** [tos, priority], or [-errno, 0]. */
+  getSocketPriority(fd: number): [number, number];
 }
 
 /** Slots of the write result array (tun.c, enum WR_*). */
