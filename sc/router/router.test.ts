@@ -29,7 +29,17 @@ function packet(ack: number, flags = TCP_ACK, srcPort = 40000, payload = new Uin
 }
 
 function peek(p: Uint8Array): TcpPeek {
-  const pk = peekTcp(p, { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0, payloadLength: 0 });
+  const pk = peekTcp(p, {
+    src: 0,
+    dst: 0,
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    payloadLength: 0,
+  });
   assert.ok(pk);
   return pk;
 }
@@ -41,12 +51,24 @@ test("peekTcp reads the tuple, flags and ack, and refuses what is not IPv4+TCP",
     dst: VIP,
     srcPort: 40001,
     dstPort: 80,
-    flags: TCP_ACK | TCP_FIN,
+    seq: 1000,
     ack: 0xfffffff0,
+    flags: TCP_ACK | TCP_FIN,
+    window: 500,
     payloadLength: 0,
   });
   assert.equal(peek(packet(1, TCP_ACK, 40000, new Uint8Array(77))).payloadLength, 77);
-  const scratch = { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0, payloadLength: 0 };
+  const scratch = {
+    src: 0,
+    dst: 0,
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    payloadLength: 0,
+  };
   const p = packet(1);
   assert.equal(peekTcp(p.subarray(0, 39), scratch), undefined);
   const udp = Uint8Array.from(p);

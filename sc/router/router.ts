@@ -8,15 +8,20 @@
 // Pure: no I/O; time is passed in. The node's glue (server/modes/sc.ts) feeds it packets,
 // sends what it says to forward, and acts on completions and expiries.
 import { seqDiff, seqGt } from "../tcp/seq.js";
+import { Ipv4Packet, IP_PROTO_TCP } from "../wire/ipv4.js";
+import { TcpPacket } from "../wire/tcp.js";
 
-/** A quick look at an IPv4+TCP packet: enough to find its router entry. */
+/** A quick look at an IPv4+TCP packet: enough to find its router entry and judge it. */
 export interface TcpPeek {
   src: number;
   dst: number;
   srcPort: number;
   dstPort: number;
-  flags: number;
+  seq: number;
   ack: number;
+  flags: number;
+  /** The raw window field (unscaled). */
+  window: number;
   /** TCP payload bytes. */
   payloadLength: number;
 }
@@ -24,23 +29,32 @@ export interface TcpPeek {
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
 
-/** Reads the 4-tuple, flags and ack of an IPv4+TCP packet; undefined if it is not one. */
+const ipView = new Ipv4Packet();
+const tcpView = new TcpPacket();
+
+/**
+ * Reads the 4-tuple, sequence numbers, flags and window of an IPv4+TCP packet through the
+ * sc/wire views (no checksum check: the stack verifies what it receives); undefined if it is
+ * not an unfragmented IPv4+TCP packet.
+ */
 export function peekTcp(p: Uint8Array, out: TcpPeek): TcpPeek | undefined {
-  if (p.length < 40 || p[0]! >>> 4 !== 4 || p[9] !== 6) return undefined;
-  const ihl = (p[0]! & 0x0f) * 4;
-  if (ihl < 20 || p.length < ihl + 20) return undefined;
-  // Fragments other than the first carry no TCP header; the stack drops them anyway.
-  if (((p[6]! & 0x1f) << 8) | p[7]!) return undefined;
-  out.src = ((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) >>> 0;
-  out.dst = ((p[16]! << 24) | (p[17]! << 16) | (p[18]! << 8) | p[19]!) >>> 0;
-  out.srcPort = (p[ihl]! << 8) | p[ihl + 1]!;
-  out.dstPort = (p[ihl + 2]! << 8) | p[ihl + 3]!;
-  out.ack = ((p[ihl + 8]! << 24) | (p[ihl + 9]! << 16) | (p[ihl + 10]! << 8) | p[ihl + 11]!) >>> 0;
-  out.flags = p[ihl + 13]!;
-  const total = (p[2]! << 8) | p[3]!;
-  out.payloadLength = Math.max(0, Math.min(total, p.length) - ihl - ((p[ihl + 12]! >>> 4) << 2));
+  if (ipView.wrap(p, 0, p.length, NO_CHECKSUM) !== null || ipView.protocol !== IP_PROTO_TCP) return undefined;
+  const off = ipView.payloadOffset;
+  const len = ipView.totalLength - ipView.headerLength;
+  if (tcpView.wrap(p, off, len, 0, 0, NO_CHECKSUM) !== null) return undefined;
+  out.src = ipView.src;
+  out.dst = ipView.dst;
+  out.srcPort = tcpView.srcPort;
+  out.dstPort = tcpView.dstPort;
+  out.seq = tcpView.seq;
+  out.ack = tcpView.ack;
+  out.flags = tcpView.flags;
+  out.window = tcpView.window;
+  out.payloadLength = tcpView.payloadLength;
   return out;
 }
+
+const NO_CHECKSUM = { verifyChecksum: false } as const;
 
 export type EntryState =
   /** CLONE sent, no SC-ACK yet: forward (the clone may already exist), length unknown. */
