@@ -15,6 +15,7 @@
 // adapter polls: pollAt() says when, poll(now) acts. Generic over the peer (anything with an
 // id) and over the connection handle H (the adapter's socket).
 import { CloneStatus, CLONE_STATUS_NAMES } from "./message.js";
+import { seqDiff } from "../tcp/seq.js";
 import {
   PacketRouter,
   peekTcp,
@@ -324,7 +325,7 @@ export class OriginalSide<P extends Peer, H> {
     const c = this.byHandle.get(h);
     if (c === undefined) return;
     this.fx.count("reset");
-    this.finish(c, false);
+    this.finish(c);
     this.fx.settle(h, "done");
   }
 
@@ -332,7 +333,7 @@ export class OriginalSide<P extends Peer, H> {
   abandon(c: OutgoingClone<P, H>): void {
     if (c.phase === "over") return;
     this.fx.count("abandoned");
-    this.finish(c, true);
+    this.finish(c);
     this.fx.settle(c.handle, "done");
     this.fx.reset(c.handle);
   }
@@ -340,7 +341,7 @@ export class OriginalSide<P extends Peer, H> {
   /** The adapter took the connection back for a resume (it now sends the rest itself). */
   resumed(c: OutgoingClone<P, H>): void {
     if (c.phase !== "resuming") return;
-    this.finish(c, true);
+    this.finish(c);
   }
 
   pollAt(): number {
@@ -366,7 +367,7 @@ export class OriginalSide<P extends Peer, H> {
         if (c.phase === "active") this.startResume(c);
       } else {
         // The client closed and stopped acknowledging: nothing more to deliver.
-        this.finish(c, true);
+        this.finish(c);
         this.fx.settle(c.handle, "done");
       }
     }
@@ -391,7 +392,7 @@ export class OriginalSide<P extends Peer, H> {
       this.abandon(c);
       return;
     }
-    this.finish(c, true);
+    this.finish(c);
     this.fx.settle(c.handle, "serve");
   }
 
@@ -402,18 +403,27 @@ export class OriginalSide<P extends Peer, H> {
     this.fx.resume(c);
   }
 
-  private finish(c: OutgoingClone<P, H>, leaveShadow: boolean): void {
+  private finish(c: OutgoingClone<P, H>): void {
     c.phase = "over";
     this.awaiting.delete(c.id);
     this.router.remove(c.entry);
     this.forget(c);
-    if (leaveShadow) this.fx.shadow(c.handle, false);
+    this.fx.shadow(c.handle, false);
   }
 
   private forget(c: OutgoingClone<P, H>): void {
     this.byEntry.delete(c.entry);
     if (this.byHandle.get(c.handle) === c) this.byHandle.delete(c.handle);
   }
+}
+
+/**
+ * How many response bytes a resuming original has behind it once it left shadow mode: what
+ * the router saw acknowledged, plus what the stack's own send state holds beyond that (ACKs
+ * that reached the stack after routing stopped). `sndMax` is the stack's highest sent point.
+ */
+export function resumePoint(entry: { ackedBytes: number; acked: number }, sndMax: number): number {
+  return entry.ackedBytes + seqDiff(sndMax, entry.acked);
 }
 
 /**

@@ -53,6 +53,7 @@ import {
   FAILURE_REASONS,
   OriginalSide,
   resumeOffsets,
+  resumePoint,
   SendDeadlines,
   type FailureReason,
   type IncomingClone,
@@ -63,7 +64,6 @@ import {
 import { emitGueHeader, GUE_HEADER_LEN } from "../../sc/wire/gue.js";
 import { TcpSocket } from "../../sc/tcp/socket.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
-import { seqDiff } from "../../sc/tcp/seq.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import { isWireError } from "../../sc/wire/error.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
@@ -391,7 +391,7 @@ export class SocketCloning implements Mode {
     // those bytes (identical to ours) must advance us rather than be dropped.
     sock.conn.acceptAcksBeyondSent = true;
     const entry = c.entry;
-    const at = resumeOffsets(head.length, entry.ackedBytes + seqDiff(sock.conn.sndMax, entry.acked));
+    const at = resumeOffsets(head.length, resumePoint(entry, sock.conn.sndMax));
     const tail: PreparedResponse = {
       ...resp,
       head: head.subarray(at.headFrom),
