@@ -39,6 +39,7 @@ type H = { name: string };
 /** An original side whose effects are recorded as strings. */
 function original(opts: { ackTimeoutMs?: number; stallMs?: number; finLingerMs?: number } = {}) {
   const log: string[] = [];
+  const link = { up: true };
   const forwarded: Uint8Array[] = [];
   const local: Uint8Array[] = [];
   const fx: OriginalEffects<{ id: string }, H> = {
@@ -49,6 +50,10 @@ function original(opts: { ackTimeoutMs?: number; stallMs?: number; finLingerMs?:
       log.push(`forward:${peer.id}`);
     },
     sendCancel: (peer, id) => log.push(`cancel:${peer.id}:${id}`),
+    sendDone: (peer, id) => {
+      if (link.up) log.push(`done:${peer.id}:${id}`);
+      return link.up;
+    },
     settle: (h, d) => log.push(`settle:${h.name}:${d}`),
     reset: (h) => log.push(`reset:${h.name}`),
     resume: (c) => log.push(`resume:${c.handle.name}:${c.phase}`),
@@ -62,7 +67,7 @@ function original(opts: { ackTimeoutMs?: number; stallMs?: number; finLingerMs?:
     },
     fx,
   );
-  return { o, log, forwarded, local };
+  return { o, log, forwarded, local, link };
 }
 
 const accepted = (cloneId: number, length: number, head = new Uint8Array(10)) => ({
@@ -84,10 +89,26 @@ test("original: shadow before the CLONE, forwarding, completion at start + lengt
   assert.equal(c.phase, "active");
   o.onClientPacket(packet(5060), 4);
   assert.ok(!log.includes("settle:c1:done"));
+  const n = forwarded.length;
   o.onClientPacket(packet(5100), 5);
-  assert.deepEqual(log.slice(-3), ["forward:B", "shadow:c1:false", "settle:c1:done"]);
+  assert.deepEqual(log.slice(-3), [`done:B:${c.id}`, "shadow:c1:false", "settle:c1:done"]);
+  assert.equal(forwarded.length, n, "the completing ACK is not relayed: DONE tells the clone's node");
+  o.onClientPacket(packet(5100), 6);
+  assert.equal(forwarded.length, n, "nothing after completion either (no linger)");
   assert.ok(log.includes("accepted:100:3"), "latency from CLONE sent to SC-ACK received");
   assert.equal(o.size, 0);
+});
+
+test("original: completion with the SC link down: the completing ACK is relayed after all", () => {
+  const { o, log, forwarded, link } = original();
+  const c = o.begin({ name: "c" }, B, TUPLE, 0, 0);
+  o.onAck("B", accepted(c.id, 100), 1);
+  link.up = false;
+  const n = forwarded.length;
+  o.onClientPacket(packet(100), 2);
+  assert.equal(forwarded.length, n + 1);
+  assert.deepEqual(log.slice(-3), ["forward:B", "shadow:c:false", "settle:c:done"]);
+  assert.equal(o.router.forwarded, 1);
 });
 
 test("original: the client's ACK for the whole response may overtake the SC-ACK", () => {
@@ -96,7 +117,7 @@ test("original: the client's ACK for the whole response may overtake the SC-ACK"
   o.onClientPacket(packet(30), 1);
   assert.ok(!log.some((l) => l.startsWith("settle")));
   o.onAck("B", accepted(c.id, 30), 2);
-  assert.equal(log.at(-1), "settle:c:done");
+  assert.deepEqual(log.slice(-3), [`done:B:${c.id}`, "shadow:c:false", "settle:c:done"]);
 });
 
 test("original: no SC-ACK by the deadline: CANCEL, served here; the late SC-ACK is unexpected", () => {
@@ -300,6 +321,19 @@ test("clone side: CANCEL before the start stops it; after the start it is too la
   assert.equal(s.onCancel("A", 3), "started");
 });
 
+test("clone side: DONE makes the sender's clone vanish; another peer's DONE or a late one does nothing", () => {
+  const { s, log } = cloneSide();
+  const r = s.admit("A", 1, TUPLE, 1000, 0);
+  if (typeof r === "number") return assert.fail("admitted");
+  s.attach(r, "h");
+  assert.equal(s.onDone("C", 1), false);
+  assert.deepEqual(log, []);
+  assert.equal(s.onDone("A", 1), true);
+  assert.deepEqual(log, ["drop:h"]);
+  assert.equal(s.onDone("A", 1), false, "already gone");
+  assert.equal(s.size, 0);
+});
+
 test("clone side: forwarded packets reach only a clone that exists; send timeouts make it vanish", () => {
   const { s, log } = cloneSide();
   assert.equal(s.acceptsPeerPacket(CLIENT, 40000, VIP, 80), false, "before the CLONE arrived");
@@ -347,12 +381,34 @@ for (const [loss, seed] of [
     assert.ok(cl.received().equals(want), "byte-exact");
     const orig = sim.originals[0]!;
     assert.equal(sim.settled.get(orig), "done");
-    assert.ok(!sim.events.some((e) => e !== "settle:done"), sim.events.join());
+    assert.deepEqual(sim.events, ["done:1", "settle:done"]);
     assert.equal(orig.conn.shadow, false);
     assert.equal(orig.conn.sndUna, orig.conn.sndMax, "its send state followed the client's ACKs");
     assert.equal(sim.latencies.length, 1);
+    assert.ok(
+      await sim.run(() => sim.cloneSide.size === 0, 1000),
+      "the clone vanished (DONE or its last ACK)",
+    );
   });
 }
+
+test("sim: completion reaches the clone as DONE, not as relayed ACKs; without the link, as the last ACK", async () => {
+  for (const doneLink of [true, false]) {
+    const resp = response(50_000);
+    const sim = new ScSim({ respond: () => resp });
+    sim.doneLink = doneLink;
+    const cl = sim.connect();
+    await sim.run(() => cl.sock.readyState === "open", 5000);
+    cl.sock.write(REQUEST);
+    assert.ok(await sim.run(() => sim.settled.size === 1, 10_000));
+    assert.equal(sim.events.includes("done:1"), doneLink);
+    assert.ok(
+      await sim.run(() => sim.cloneSide.size === 0, 1000),
+      `the clone vanished (DONE link ${doneLink})`,
+    );
+    assert.ok(cl.received().equals(whole(resp)));
+  }
+});
 
 test("sim: the clone's node dies mid-response: the original resumes from the acknowledged byte, byte-exact under loss", async () => {
   for (const seed of [11, 12, 13]) {

@@ -175,6 +175,11 @@ export interface OriginalEffects<P extends Peer, H> {
   forward(packet: Uint8Array, peer: P): void;
   /** Tells a slow clone node to give up (no SC-ACK in time). */
   sendCancel(peer: P, cloneId: number): void;
+  /**
+   * Tells the clone's node that the client acknowledged the whole response (the clone may
+   * vanish): the completion as a message instead of relayed ACKs. False if the link is down.
+   */
+  sendDone(peer: P, cloneId: number): boolean;
   /** The clone is over; the HTTP pipeline continues with the request served here or done. */
   settle(h: H, decision: "serve" | "done"): void;
   /** Resets the client's connection (nothing can be delivered exactly). */
@@ -212,6 +217,7 @@ export class OriginalSide<P extends Peer, H> {
     flags: 0,
     window: 0,
     payloadLength: 0,
+    sack: false,
   };
   private nextId = 1;
   /** SC-ACKs naming no clone waiting for one (late, after a timeout, or from another peer). */
@@ -285,7 +291,7 @@ export class OriginalSide<P extends Peer, H> {
     c.head = ack.head;
     this.router.activate(c.entry, ack.responseLength, now);
     this.fx.accepted(c, now - c.sentAt);
-    if (this.router.isComplete(c.entry)) this.complete(c, now);
+    if (this.router.isComplete(c.entry)) this.complete(c, null);
   }
 
   /**
@@ -301,12 +307,10 @@ export class OriginalSide<P extends Peer, H> {
     }
     const { verdict, entry } = this.router.route(pk, now);
     this.fx.toStack(packet);
-    if (verdict !== "forward" || entry === undefined) return;
-    this.fx.forward(packet, entry.peer);
-    if (this.router.isComplete(entry)) {
-      const c = this.byEntry.get(entry);
-      if (c !== undefined) this.complete(c, now);
-    }
+    if (verdict === "local" || entry === undefined) return;
+    const c = this.byEntry.get(entry);
+    if (verdict === "forward" || c === undefined) this.fx.forward(packet, entry.peer);
+    else this.complete(c, packet);
   }
 
   /** The SC link to `peerId` went down: clones waiting for an SC-ACK fail, active ones resume. */
@@ -373,12 +377,20 @@ export class OriginalSide<P extends Peer, H> {
     }
   }
 
-  /** The client acknowledged the whole response: the original takes the connection back. */
-  private complete(c: OutgoingClone<P, H>, now: number): void {
+  /**
+   * The client acknowledged the whole response: the clone's node is told on the SC link (or,
+   * if the link is down, gets the completing ACK `packet` after all) and the original takes
+   * the connection back.
+   */
+  private complete(c: OutgoingClone<P, H>, packet: Uint8Array | null): void {
     if (c.phase !== "active") return;
     c.phase = "over";
-    this.router.complete(c.entry, now);
+    this.router.complete(c.entry);
     this.forget(c);
+    if (!this.fx.sendDone(c.peer, c.id) && packet !== null) {
+      this.fx.forward(packet, c.peer);
+      this.router.countForwarded(c.entry);
+    }
     this.fx.shadow(c.handle, false);
     this.fx.settle(c.handle, "done");
   }
@@ -539,6 +551,17 @@ export class CloneSide<H> {
   ownerOf(t: Tuple): string | undefined {
     const c = this.byTuple.get(tupleKey(t));
     return c !== undefined && sameTuple(c.tuple, t) ? c.from : undefined;
+  }
+
+  /**
+   * A DONE from `from`: its client acknowledged the whole response, the clone vanishes (it
+   * may have gone already on the last ACK; then nothing happens).
+   */
+  onDone(from: string, id: number): boolean {
+    const c = this.byKey.get(`${from}/${id}`);
+    if (c === undefined) return false;
+    this.vanish(c);
+    return true;
   }
 
   /** Whether a packet a peer forwarded for this connection has a clone to go to. */

@@ -10,6 +10,7 @@ import {
   ScType,
   SC_HEADER_LEN,
   SC_MAX_MESSAGE,
+  SC_VERSION,
   type ScFrame,
   type ScMessage,
 } from "./message.js";
@@ -98,11 +99,12 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
   });
   assert.deepEqual(
     [...enc.subarray(0, 28)],
-    [0x53, 0x43, 2, 2, 0, 0, 0, 73, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+    [0x53, 0x43, 3, 2, 0, 0, 0, 81, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
   );
-  assert.equal(enc.length, 73);
-  assert.deepEqual([...enc.subarray(28, 30)], [0xaa, 0xbb]);
-  assert.deepEqual([...enc.subarray(70)], [0x47, 0x45, 0x54]);
+  assert.equal(enc.length, 81);
+  assert.deepEqual([...enc.subarray(28, 36)], [0, 0, 0, 0, 0, 0, 0, 0], "not stamped");
+  assert.deepEqual([...enc.subarray(36, 38)], [0xaa, 0xbb]);
+  assert.deepEqual([...enc.subarray(78)], [0x47, 0x45, 0x54]);
 });
 
 test("clone-ack layout carries status, head length and a 64-bit response length", () => {
@@ -115,7 +117,7 @@ test("clone-ack layout carries status, head length and a 64-bit response length"
   });
   assert.deepEqual(
     [...enc],
-    [0x53, 0x43, 2, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
+    [0x53, 0x43, 3, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
   );
 });
 
@@ -336,10 +338,10 @@ test("fuzz: 100k random and mutated inputs never throw", () => {
 });
 
 test("framer: a largest message in one-byte reads is taken in linear time", () => {
-  // A header (version 2, CLONE) announcing n bytes, then the rest, each byte its own read.
+  // A header (this version, CLONE) announcing n bytes, then the rest, each byte its own read.
   const frameOf = (n: number): Uint8Array[] => {
     const b = new Uint8Array(n);
-    b.set([0x53, 0x43, 2, ScType.Clone]);
+    b.set([0x53, 0x43, SC_VERSION, ScType.Clone]);
     new DataView(b.buffer).setUint32(4, n);
     return Array.from(b, (x) => Uint8Array.of(x));
   };

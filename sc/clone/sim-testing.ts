@@ -75,6 +75,8 @@ export class ScSim {
   readonly latencies: number[] = [];
   /** A range resume waits this long (the response being regenerated). */
   resumeDelayMs = 0.1;
+  /** Whether DONE messages can be sent (false: as if the link were down at completion). */
+  doneLink = true;
   /** B handles a CLONE after this long (its response being prepared). */
   cloneWorkMs = 0;
   private readonly rawReceiveA: (p: Uint8Array) => void;
@@ -123,6 +125,12 @@ export class ScSim {
             this.b.receive(p);
             this.b.flush();
           });
+        },
+        sendDone: (_peer, id) => {
+          if (!this.bAlive || !this.doneLink) return false;
+          this.events.push(`done:${id}`);
+          this.toB({ type: ScType.Done, cloneId: id });
+          return true;
         },
         sendCancel: (peer, id) => {
           this.events.push(`cancel:${id}`);
@@ -207,6 +215,7 @@ export class ScSim {
       const got = decodeScMessage(bytes);
       if (got instanceof ScDecodeError) throw new Error(got.detail);
       if (got.type === ScType.Clone) this.later(this.cloneWork(), () => this.onCloneAtB(got));
+      else if (got.type === ScType.Done) this.cloneSide.onDone("A", got.cloneId);
       else if (got.type === ScType.Cancel && this.cloneSide.onCancel("A", got.cloneId) === "cancelled")
         this.toA({
           type: ScType.CloneAck,

@@ -147,6 +147,8 @@ export interface ScTransportOptions {
    * CLONE-ACKs are counted as unexpected.
    */
   onCloneAck?: (ack: CloneAckMessage, from: string) => void;
+  /** Called for each DONE received from a peer (its client acknowledged the clone's response). */
+  onDone?: (cloneId: number, from: string) => void;
   /** Called for each CANCEL received from a peer. */
   onCancel?: (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void) => void;
   /** Told of every refused or closed connection (the node logs them). */
@@ -497,7 +499,7 @@ export class ScTransport extends EventEmitter {
   }
 
   /**
-   * Sends a CLONE or CANCEL on the outbound link to `peerId` without waiting for anything
+   * Sends a CLONE, CANCEL or DONE on the outbound link to `peerId` without waiting for anything
    * (CLONE-ACKs go to onCloneAck). False if the link is not up or was just closed.
    */
   sendOnLink(peerId: string, msg: ScMessage): boolean {
@@ -552,6 +554,7 @@ export class ScTransport extends EventEmitter {
       }
       if (m.type === ScType.Clone) this.opts.onClone(m, peer, reply);
       else if (m.type === ScType.Cancel) this.opts.onCancel?.(m.cloneId, peer, reply);
+      else if (m.type === ScType.Done) this.opts.onDone?.(m.cloneId, peer);
       else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
     });
     this.inbound.add(channel);

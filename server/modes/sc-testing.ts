@@ -207,6 +207,7 @@ export class ScTestCluster {
       onClone: (msg, from, reply) => mode.onClone(msg, from, reply),
       onCancel: (id, from, reply) => mode.onCancel(id, from, reply),
       onCloneAck: (ack, from) => mode.onCloneAck(ack, from),
+      onDone: (id, from) => mode.onDone(id, from),
     });
     const ctx: ModeContext = {
       nodeId: m.id,
