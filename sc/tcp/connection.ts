@@ -94,6 +94,13 @@ export interface CloneBehaviour {
   discardNewData: boolean;
   /** After end(): send no FIN; once everything sent is acknowledged, vanish silently. */
   dropWhenAcked: boolean;
+  /**
+   * FIN delegation (the last response on a connection): end() sends FIN with the last data
+   * segment, exactly as a plain close would, and the clone vanishes silently once that FIN is
+   * acknowledged (no TIME-WAIT, never a RST). The original follows with delegateFin().
+   * Takes precedence over dropWhenAcked's "no FIN".
+   */
+  finWithLastSegment: boolean;
 }
 
 export type SegmentSink = (seg: TcpRepr) => void;
@@ -199,6 +206,11 @@ export class TcpConnection {
   finQueued = false;
   /** Sequence number of our FIN once finQueued. */
   finSeq = 0;
+  /**
+   * Socket Cloning, on the original: our FIN at finSeq is sent by the clone (delegateFin).
+   * finSeq is then an absolute sequence number (the response end), not the end of txQueue.
+   */
+  finDelegated = false;
   finReceived = false;
 
   // --- congestion control (RFC 5681, RFC 6582), in bytes
@@ -574,6 +586,10 @@ export class TcpConnection {
   /** Queues bytes to send (the caller hands over ownership of `data`). */
   send(data: Uint8Array, now: number): void {
     if (data.length === 0) return;
+    if (this.finDelegated && seqGt(seqAdd(this.dataEnd, data.length), this.finSeq)) {
+      // Resuming after a failed clone: the bytes must end where the clone's FIN is.
+      throw new RangeError("send: data beyond the delegated FIN");
+    }
     this.txQueue.push(data);
     this.lastActivity = now;
     if (this.idleTimeout > 0) this.idleArmed = true;
@@ -598,7 +614,7 @@ export class TcpConnection {
    */
   close(_now: number): void {
     if (this.finQueued || this.state === "CLOSED") return;
-    if (this.clone?.dropWhenAcked && this.synchronized) {
+    if (this.silentClose() && this.synchronized) {
       // A clone never sends FIN: it stays in its state and vanishes once all is ACKed.
       this.finQueued = true;
       this.finSeq = this.dataEnd;
@@ -632,7 +648,9 @@ export class TcpConnection {
   abort(): void {
     if (this.state === "CLOSED") return;
     // RFC 9293 3.10.5: no RST from SYN-SENT, CLOSING, LAST-ACK or TIME-WAIT.
-    this.rstOnAbort = this.state !== "SYN-SENT" && !this.bothFinsSent && !this.shadow;
+    // A clone never resets either: the connection belongs to its original.
+    this.rstOnAbort =
+      this.state !== "SYN-SENT" && !this.bothFinsSent && !this.shadow && this.clone === undefined;
     this.finish("aborted");
   }
 
@@ -683,6 +701,77 @@ export class TcpConnection {
     this.backoff = 0;
     if (this.flight > 0) this.rtxAt = now + this.rto();
     if (this.rcvNxt !== this.lastAckSent || this.windowUpdateDue()) this.ackNow = true;
+  }
+
+  /**
+   * FIN delegation, on the ORIGINAL in shadow mode: the clone sends this connection's FIN at
+   * `finSeq` (the response end: start + length) with its last data segment. From here on the
+   * connection behaves as if its own FIN were queued at finSeq and sent by the time the client
+   * acknowledges it: ESTABLISHED -> FIN-WAIT-1 (CLOSE-WAIT -> LAST-ACK), an ACK of finSeq + 1
+   * is accepted and moves the state on exactly as for a FIN of its own, and close() is a
+   * no-op. Once the FIN is acknowledged the clone has nothing left to send, so the
+   * connection leaves shadow mode by itself and answers the client's FIN (arriving in the
+   * same segment or later) as a plain server does. If the clone fails first, the original
+   * leaves shadow, queues the rest of the response (it must end exactly at finSeq) and sends
+   * its own FIN there. Returns false (and changes nothing) when not in shadow mode, not in
+   * ESTABLISHED or CLOSE-WAIT, a FIN is already queued, or the client acknowledged beyond
+   * finSeq + 1.
+   */
+  delegateFin(finSeq: number, now: number): boolean {
+    finSeq >>>= 0;
+    if (!this.shadow || this.finQueued || this.txQueue.length > 0) return false;
+    if (this.state !== "ESTABLISHED" && this.state !== "CLOSE-WAIT") return false;
+    if (seqLt(finSeq, this.sndUna) && this.sndUna !== seqAdd(finSeq, 1)) return false;
+    this.finQueued = true;
+    this.finDelegated = true;
+    this.finSeq = finSeq;
+    this.state = this.state === "ESTABLISHED" ? "FIN-WAIT-1" : "LAST-ACK";
+    if (!this.finAcked()) return true;
+    // The client acknowledged the clone's FIN before we learnt where it was (the SC-ACK
+    // was slower than the client): move on as that ACK would have.
+    this.leaveShadowAfterFin(now);
+    this.events |= EV_FINISHED;
+    if (this.state === "LAST-ACK") {
+      // The client's FIN arrived too, in an order we cannot know: TIME-WAIT answers it (the
+      // clone was gone, or gone right after, and may not have).
+      this.enterTimeWait(now);
+      this.ackNow = true;
+    } else {
+      this.state = "FIN-WAIT-2";
+    }
+    return true;
+  }
+
+  /** The delegated FIN was acknowledged: the clone is done, stop being silent. Everything
+   *  received before this point was acknowledged by the clone's segments. */
+  private leaveShadowAfterFin(now: number): void {
+    this.shadow = false;
+    this.sndNxt = this.sndMax;
+    this.dupAcks = 0;
+    this.inRecovery = false;
+    this.retries = 0;
+    this.backoff = 0;
+    this.lastAckSent = this.rcvNxt;
+    this.ackNow = false;
+    this.delayedAckAt = Infinity;
+    this.rtxAt = this.flight > 0 ? now + this.rto() : Infinity;
+  }
+
+  /** True when our FIN is queued and the peer has acknowledged it. */
+  get finAcknowledged(): boolean {
+    return this.finAcked();
+  }
+
+  /** The peer's FIN as the application sees it: a clone that discards new data leaves the
+   *  client's FIN to its original (the connection's owner) and never ends its reader. */
+  get peerFinForApp(): boolean {
+    return this.finReceived && this.clone?.discardNewData !== true;
+  }
+
+  /** A clone that closes without a FIN (dropWhenAcked without finWithLastSegment). */
+  private silentClose(): boolean {
+    const c = this.clone;
+    return c !== undefined && c.dropWhenAcked && !c.finWithLastSegment;
   }
 
   /** Configures a clone (importState): see CloneBehaviour. */
@@ -764,6 +853,15 @@ export class TcpConnection {
       if (this.finQueued) this.state = "FIN-WAIT-1";
     }
     if (!this.processAck(now, seg)) return;
+    if (this.finQueued && this.finAcked()) {
+      if (this.clone !== undefined) {
+        // A clone's FIN is acknowledged: the original owns the rest of the close (the
+        // client's FIN in this segment or later is the original's to acknowledge).
+        this.dropSilently();
+        return;
+      }
+      if (this.shadow && this.finDelegated) this.leaveShadowAfterFin(now);
+    }
 
     switch (this.state) {
       case "FIN-WAIT-1":
@@ -805,7 +903,7 @@ export class TcpConnection {
     } else if (flags & TCP_FIN) {
       this.noteFin(now, seg.seq);
     }
-    if (this.clone?.dropWhenAcked) this.checkCloneDone();
+    if (this.silentClose()) this.checkCloneDone();
   }
 
   private acceptable(seq: number, segLen: number): boolean {
@@ -872,7 +970,7 @@ export class TcpConnection {
       this.dropSilently();
       return false;
     }
-    if (seqGt(ack, this.sndMax) && this.acceptAcksBeyondSent && !this.shadow && seqLe(ack, this.dataEnd)) {
+    if (seqGt(ack, this.sndMax) && this.acceptAcksBeyondSent && !this.shadow && seqLe(ack, this.sendEnd())) {
       // Resumed after a clone failed mid-response: the clone sent these bytes (the same
       // bytes we have queued) and the peer has them. Count them as sent, then as acknowledged.
       this.sndNxt = this.sndMax = ack;
@@ -884,12 +982,17 @@ export class TcpConnection {
         this.drop("ack-unsent");
         return false;
       }
+      if (this.finDelegated && seqGt(ack, seqAdd(this.finSeq, 1))) {
+        // Nothing can be acknowledged beyond the clone's FIN.
+        this.drop("ack-unsent");
+        return false;
+      }
       // Shadow mode: the clone sent these bytes. Acknowledge our own outstanding data
       // first, then jump the send sequence space to the client's ACK.
       if (this.sndMax !== this.sndUna) this.onNewAck(now, seg, seqDiff(this.sndMax, this.sndUna));
       const jump = seqDiff(ack, this.sndMax);
       this.sndUna = this.sndNxt = this.sndMax = ack;
-      if (this.finQueued) this.finSeq = seqAdd(this.finSeq, jump);
+      if (this.finQueued && !this.finDelegated) this.finSeq = seqAdd(this.finSeq, jump);
       this.recover = ack;
       ack = this.sndUna;
       this.events |= EV_ACKED;
@@ -1535,8 +1638,7 @@ export class TcpConnection {
       }
       const dataEnd = this.dataEnd;
       const unsent = seqDiff(dataEnd, this.sndNxt);
-      // (A clone that vanishes silently never sends its FIN.)
-      const finPending = this.finQueued && seqLe(this.sndNxt, this.finSeq) && !this.clone?.dropWhenAcked;
+      const finPending = this.finPending();
       if (unsent <= 0 && !finPending) break;
       let wnd = this.sndWnd;
       let cw = this.cwnd;
@@ -1567,6 +1669,23 @@ export class TcpConnection {
       if (this.sndNxt === before) break;
     }
     return sent;
+  }
+
+  /**
+   * Our FIN still has to go out: queued, not sent past, everything before it queued (a
+   * delegated FIN waits for the resumed data), and not a clone that vanishes silently.
+   */
+  private finPending(): boolean {
+    return (
+      this.finQueued && seqLe(this.sndNxt, this.finSeq) && this.dataEnd === this.finSeq && !this.silentClose()
+    );
+  }
+
+  /** End of our sequence space once everything queued is sent: data, plus a FIN queued
+   *  right after it. */
+  private sendEnd(): number {
+    const end = this.dataEnd;
+    return this.finQueued && this.finSeq === end ? seqAdd(end, 1) : end;
   }
 
   /** Bytes from `seq` up to `max` that are not SACKed (stops at the next SACKed range). */
@@ -1617,7 +1736,7 @@ export class TcpConnection {
       }
       // New data, as the peer's window allows.
       const unsent = seqDiff(this.dataEnd, this.sndNxt);
-      const finPending = this.finQueued && seqLe(this.sndNxt, this.finSeq) && !this.clone?.dropWhenAcked;
+      const finPending = this.finPending();
       const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
       if ((unsent <= 0 && !finPending) || wndRoom <= 0) break;
       let len = Math.min(unsent, maxSeg, this.cwnd - pipe, wndRoom);
@@ -1653,7 +1772,7 @@ export class TcpConnection {
     if (len < 0) len = 0;
     let flags = TCP_ACK;
     const end = seqAdd(seq, len);
-    if (this.finQueued && end === this.finSeq && finFits && !this.clone?.dropWhenAcked) flags |= TCP_FIN;
+    if (this.finQueued && end === this.finSeq && finFits && !this.silentClose()) flags |= TCP_FIN;
     if (len > 0 && off + len === this.txQueue.length) flags |= TCP_PSH;
     const s = this.seg;
     s.srcPort = this.localPort;
@@ -1754,7 +1873,7 @@ export class TcpConnection {
     emit(s);
   }
 
-  /** Clone with dropWhenAcked: after end(), vanish once all sent data is acknowledged. */
+  /** Clone with dropWhenAcked (no FIN): after end(), vanish once all sent data is acknowledged. */
   private checkCloneDone(): void {
     if (this.finQueued && this.sndUna === this.sndMax && seqGe(this.sndUna, this.finSeq)) {
       this.dropSilently();

@@ -73,6 +73,9 @@ export class VirtualNet {
   private impair: LinkImpairment = {};
   /** Optional tap: return false to drop a packet (tests of specific losses). */
   filter: ((packet: Uint8Array, at: number) => boolean) | undefined = undefined;
+  /** Optional check at arrival: return false to drop a packet at the receiving stack (e.g.
+   *  a cloning node, which drops forwarded packets for connections it does not have). */
+  accept: ((to: TcpStack, packet: Uint8Array) => boolean) | undefined = undefined;
 
   constructor(seed = 1) {
     this.rng = new Rng(seed);
@@ -199,6 +202,10 @@ export class VirtualNet {
       if (top === undefined || top.at > now) break;
       const { to, packet } = top.item;
       this.queue.pop();
+      if (this.accept !== undefined && !this.accept(to, packet)) {
+        this.stats.lost++;
+        continue;
+      }
       this.stats.delivered++;
       to.receive(packet);
       touched.add(to);

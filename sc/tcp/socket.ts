@@ -191,7 +191,10 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
     return ok;
   }
 
-  /** Sends FIN after everything queued (a clone with dropWhenAcked vanishes instead). */
+  /**
+   * Sends FIN after everything queued (a clone with dropWhenAcked but not finWithLastSegment
+   * vanishes instead; on an original whose FIN is delegated to its clone it sends nothing).
+   */
   end(
     data?: Uint8Array | string | (() => void),
     encoding?: BufferEncoding | (() => void),
@@ -211,6 +214,8 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
     this.conn.close(this.stack.now());
     this.stack.touch(this.conn);
     this.onConnectionEvents(this.conn);
+    // A delegated FIN may have been acknowledged before the application ended its side.
+    if (this.conn.finAcknowledged) this.emitFinish();
     return this;
   }
 
@@ -251,6 +256,26 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
     this.conn.dropSilently();
     this.stack.touch(this.conn);
     this.onConnectionEvents(this.conn);
+  }
+
+  /**
+   * Socket Cloning, FIN delegation on the ORIGINAL in shadow mode (see
+   * TcpConnection.delegateFin): the clone sends this connection's FIN at `finSeq` (the response
+   * end) with its last segment. Afterwards end() sends no FIN of its own ('finish' once the
+   * client acknowledged the clone's FIN); write() still takes the rest of a resumed response,
+   * which must end exactly at finSeq. Returns false when the FIN cannot be delegated (not in
+   * shadow mode, already closing, or the client acknowledged beyond finSeq + 1).
+   */
+  delegateFin(finSeq: number): boolean {
+    const ok = this.conn.delegateFin(finSeq, this.stack.now());
+    this.stack.touch(this.conn);
+    this.onConnectionEvents(this.conn);
+    return ok;
+  }
+
+  /** True once this connection's FIN was delegated to a clone (delegateFin). */
+  get finDelegated(): boolean {
+    return this.conn.finDelegated;
   }
 
   /**
@@ -371,8 +396,9 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
       this.emit("ready");
     }
     if (ev & EV_ACKED) this.onAcked();
-    if (ev & (EV_DATA | EV_FIN) || (conn.finReceived && !this.endEmitted)) this.scheduleDeliver();
-    if (ev & EV_FINISHED) this.emitFinish();
+    if (ev & (EV_DATA | EV_FIN) || (conn.peerFinForApp && !this.endEmitted)) this.scheduleDeliver();
+    // (A delegated FIN can be acknowledged before the application called end().)
+    if (ev & EV_FINISHED && this.writableEnded) this.emitFinish();
     if (ev & EV_TIMEOUT) this.emit("timeout");
     if (ev & EV_CLOSED) this.onClosed(conn.closeReason ?? "closed");
   }
@@ -465,7 +491,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
         }
       }
       if (
-        this.conn.finReceived &&
+        this.conn.peerFinForApp &&
         !this.endEmitted &&
         this.readPos === this.readBuf.length &&
         this.conn.rxQueued === 0 &&

@@ -313,7 +313,13 @@ export class TcpStack {
     const now = this.clock();
     const conn = TcpConnection.restore(this.env, snap, now);
     if (opts.clone !== undefined) {
-      conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true, ...opts.clone });
+      conn.setClone({
+        capWindow: true,
+        discardNewData: true,
+        dropWhenAcked: true,
+        finWithLastSegment: false,
+        ...opts.clone,
+      });
     }
     conn.socket = owner;
     this.insert(conn);

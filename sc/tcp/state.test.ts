@@ -288,7 +288,7 @@ function cloneOf(h: Harness): Harness {
   const snap = exportState(h.conn, h.now);
   const c = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   const conn = TcpConnection.restore(c.env, snap, h.now);
-  conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true });
+  conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true, finWithLastSegment: false });
   return c.attach(conn, h.now);
 }
 
