@@ -13,7 +13,8 @@ import {
   type Tuple,
 } from "./engine.js";
 import { CloneStatus } from "./message.js";
-import { encodeIpv4Tcp, TCP_ACK, TCP_FIN, TCP_RST } from "../wire/tcp.js";
+import { encodeIpv4Tcp, parseTcp, TCP_ACK, TCP_FIN, TCP_RST } from "../wire/tcp.js";
+import { parseIpv4 } from "../wire/ipv4.js";
 import { ipv4FromString } from "../wire/addr.js";
 import { isWireError } from "../wire/error.js";
 import { pattern } from "../tcp/testing.js";
@@ -483,4 +484,78 @@ test("sim: the client resets during the clone: the original ends it, the clone v
   assert.ok(await sim.run(() => sim.settled.size === 1, 10_000));
   assert.deepEqual(sim.events, ["reset", "settle:done"]);
   assert.ok(await sim.run(() => sim.cloneSide.size === 0, 10_000), "the forwarded RST ended the clone");
+});
+
+// ------------------------------------------------------------------ FIN delegation
+
+const CLOSE_REQUEST = "GET /x HTTP/1.1\r\nHost: sc\r\nConnection: close\r\n\r\n";
+
+/** FIN segments from the VIP to the client in the trace (the clone's and the original's alike). */
+function finsToClient(sim: ScSim): { fins: number; rsts: number; finWithData: number } {
+  let fins = 0;
+  let rsts = 0;
+  let finWithData = 0;
+  for (const { packet: p } of sim.net.trace ?? []) {
+    const ip = parseIpv4(p, { verifyChecksum: false });
+    if (isWireError(ip) || ip.src !== VIP) continue;
+    const tcp = parseTcp(ip.payload, ip.src, ip.dst, { verifyChecksum: false });
+    if (isWireError(tcp)) continue;
+    if (tcp.flags & TCP_RST) rsts++;
+    if (tcp.flags & TCP_FIN) {
+      fins++;
+      if (tcp.payload.length > 0) finWithData++;
+    }
+  }
+  return { fins, rsts, finWithData };
+}
+
+for (const [loss, seed] of [
+  [0, 21],
+  [0.01, 22],
+  [0.05, 23],
+  [0.05, 24],
+] as const) {
+  test(`sim: FIN delegation: the last response ends with the clone's FIN, the original sends none (${loss * 100}% loss, seed ${seed})`, async () => {
+    for (const size of [100, 3000, 70_000]) {
+      const resp = response(size, seed);
+      const sim = new ScSim({ seed, respond: () => resp });
+      sim.net.setImpairment({ loss, reorder: loss > 0 ? 0.05 : 0, reorderDelay: 3 });
+      sim.net.trace = [];
+      const cl = sim.connect();
+      let ended = false;
+      cl.sock.on("end", () => (ended = true));
+      await sim.run(() => cl.sock.readyState === "open", 5000);
+      cl.sock.write(CLOSE_REQUEST);
+      assert.ok(await sim.run(() => ended, 120_000), `the client saw the FIN (size ${size})`);
+      assert.ok(cl.received().equals(whole(resp)), `byte-exact (size ${size})`);
+      cl.sock.end();
+      const orig = sim.originals[0]!;
+      assert.ok(await sim.run(() => orig.conn.state === "TIME-WAIT" || orig.conn.state === "CLOSED", 60_000));
+      assert.ok(sim.events.includes("fin-delegated"), sim.events.join());
+      assert.ok(await sim.run(() => sim.cloneSide.size === 0, 10_000));
+      const w = finsToClient(sim);
+      assert.equal(w.rsts, 0, "no RST");
+      if (loss === 0) {
+        assert.equal(w.fins, 1, "one FIN: the clone's, on its last data segment");
+        assert.equal(w.finWithData, 1);
+      } else assert.ok(w.finWithData >= 1);
+    }
+  });
+}
+
+test("sim: FIN delegation with the clone's node dying mid-response: the original resumes and closes at the same point", async () => {
+  const resp = response(300_000, 31);
+  const sim = new ScSim({ seed: 31, respond: () => resp });
+  sim.net.setImpairment({ loss: 0.01 });
+  const cl = sim.connect();
+  let ended = false;
+  cl.sock.on("end", () => (ended = true));
+  await sim.run(() => cl.sock.readyState === "open", 5000);
+  cl.sock.write(CLOSE_REQUEST);
+  assert.ok(await sim.run(() => cl.received().length > 50_000, 60_000));
+  sim.killB();
+  assert.ok(await sim.run(() => ended, 120_000));
+  assert.ok(cl.received().equals(whole(resp)), "byte-exact, then the FIN");
+  assert.ok(sim.events.includes("resumed"));
+  assert.equal(cl.closed(), false, "no reset");
 });

@@ -152,6 +152,11 @@ export interface OutgoingClone<P extends Peer, H> {
   readonly sentAt: number;
   /** The SC-ACK must arrive by then (the clone's start deadline plus a margin). */
   readonly ackBy: number;
+  /**
+   * The last response on the connection: the clone sends FIN with its last segment, so the
+   * client's acknowledgement of the response covers length + 1 (FIN delegation).
+   */
+  readonly last: boolean;
   /** From the SC-ACK: the exact response length and head (for a range resume). */
   length: number;
   head: Uint8Array;
@@ -190,7 +195,10 @@ export interface OriginalEffects<P extends Peer, H> {
    * resumed()/abandon() when it knows whether it can.
    */
   resume(c: OutgoingClone<P, H>): void;
-  /** The clone was accepted: its response is `length` bytes (the adapter may learn the size). */
+  /**
+   * The clone was accepted: its response is `length` bytes (the adapter may learn the size; for
+   * the last response it delegates the connection's FIN at start + length).
+   */
   accepted(c: OutgoingClone<P, H>, latencyMs: number): void;
   count(reason: OriginalFailure, detail?: string): void;
 }
@@ -245,7 +253,7 @@ export class OriginalSide<P extends Peer, H> {
    * the client's ACK of the clone's first segment may overtake the SC-ACK. The caller sends the
    * CLONE with the returned id.
    */
-  begin(h: H, peer: P, tuple: Tuple, start: number, now: number): OutgoingClone<P, H> {
+  begin(h: H, peer: P, tuple: Tuple, start: number, now: number, last = false): OutgoingClone<P, H> {
     const entry = this.router.add(tuple, peer, start, now);
     const id = this.nextId;
     this.nextId = (this.nextId % 0xffffffff) + 1;
@@ -257,6 +265,7 @@ export class OriginalSide<P extends Peer, H> {
       phase: "sent",
       sentAt: now,
       ackBy: now + this.opts.ackTimeoutMs,
+      last,
       length: 0,
       head: EMPTY,
     };
@@ -289,7 +298,7 @@ export class OriginalSide<P extends Peer, H> {
     c.phase = "active";
     c.length = ack.responseLength;
     c.head = ack.head;
-    this.router.activate(c.entry, ack.responseLength, now);
+    this.router.activate(c.entry, ack.responseLength + (c.last ? 1 : 0), now);
     this.fx.accepted(c, now - c.sentAt);
     if (this.router.isComplete(c.entry)) this.complete(c, null);
   }

@@ -99,12 +99,44 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
   });
   assert.deepEqual(
     [...enc.subarray(0, 28)],
-    [0x53, 0x43, 3, 2, 0, 0, 0, 81, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+    [0x53, 0x43, 3, 2, 0, 0, 0, 85, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
   );
-  assert.equal(enc.length, 81);
-  assert.deepEqual([...enc.subarray(28, 36)], [0, 0, 0, 0, 0, 0, 0, 0], "not stamped");
-  assert.deepEqual([...enc.subarray(36, 38)], [0xaa, 0xbb]);
-  assert.deepEqual([...enc.subarray(78)], [0x47, 0x45, 0x54]);
+  assert.equal(enc.length, 85);
+  assert.deepEqual([...enc.subarray(28, 40)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "not stamped, no flags");
+  assert.deepEqual([...enc.subarray(40, 42)], [0xaa, 0xbb]);
+  assert.deepEqual([...enc.subarray(82)], [0x47, 0x45, 0x54]);
+});
+
+test("version 3: DONE, the CLONE's send stamp and its last-response flag round-trip; unknown flags are refused", () => {
+  const done = encodeScMessage({ type: ScType.Done, cloneId: 42 });
+  assert.deepEqual([...done], [0x53, 0x43, 3, 8, 0, 0, 0, 12, 0, 0, 0, 42]);
+  assert.deepEqual(decodeScMessage(done), { type: ScType.Done, cloneId: 42 });
+  const long = Uint8Array.from([...done.subarray(0, 7), 13, ...done.subarray(8), 0]);
+  const e = decodeScMessage(long);
+  assert.ok(e instanceof ScDecodeError && e.kind === "bad-length");
+  const clone = {
+    type: ScType.Clone,
+    cloneId: 1,
+    startDeadline: 5,
+    sentAtUs: 2 ** 50 + 3,
+    last: true,
+    state: new Uint8Array(4),
+    seed: new Uint8Array(40),
+    asf: new Uint8Array(5),
+  } as const;
+  const enc = encodeScMessage(clone);
+  assert.deepEqual([...enc.subarray(28, 40)], [0, 4, 0, 0, 0, 0, 0, 3, 1, 0, 0, 0]);
+  assert.deepEqual(decodeScMessage(enc), clone);
+  for (const [at, v] of [
+    [36, 0x02],
+    [37, 1],
+    [39, 1],
+  ] as const) {
+    const bad = Uint8Array.from(enc);
+    bad[at] = v;
+    const d = decodeScMessage(bad);
+    assert.ok(d instanceof ScDecodeError && d.kind === "bad-field", `byte ${at} = ${v}`);
+  }
 });
 
 test("clone-ack layout carries status, head length and a 64-bit response length", () => {

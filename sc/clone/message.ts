@@ -115,6 +115,11 @@ export interface CloneMessage {
    * 0 (or absent when encoding): not stamped, no sample.
    */
   sentAtUs?: number;
+  /**
+   * The last response on the connection (Connection: close, HTTP/1.0): the clone sends FIN
+   * with its last data segment (FIN delegation); the original's shadow follows it.
+   */
+  last?: boolean;
   /** The exported TCP state (sc/tcp's fixed-size encoding). */
   state: Uint8Array;
   /** The socket seed: the client's last IPv4+TCP header as received. */
@@ -227,8 +232,10 @@ const CHALLENGE_FIXED = SC_HEADER_LEN + 2 + SC_NONCE_LEN;
 const HELLO_FIXED = CHALLENGE_FIXED + SC_HANDSHAKE_MAC_LEN;
 const HELLO_ACK_LEN = SC_HEADER_LEN + SC_HANDSHAKE_MAC_LEN;
 
-/** CLONE: deadline, three lengths, send stamp. CLONE-ACK: status, reserved, head length, response length. */
-const CLONE_FIXED = 8 + 8 + 2 + 2 + 4;
+/** CLONE: deadline, three lengths, send stamp, flags, reserved. CLONE-ACK: status, reserved, head length, response length. */
+const CLONE_FIXED = 8 + 2 + 2 + 4 + 8 + 1 + 3;
+/** CLONE flags. */
+const CLONE_FLAG_LAST = 0x01;
 const CLONE_ACK_FIXED = 1 + 1 + 2 + 8;
 
 /** The encoded size of a CLONE with these field lengths (compare with SC_MAX_MESSAGE). */
@@ -330,7 +337,8 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       writeU16(buf, off + 2, msg.seed.length);
       writeU32(buf, off + 4, msg.asf.length);
       writeU64(buf, off + 8, sentAtUs);
-      off += 16;
+      buf[off + 16] = msg.last === true ? CLONE_FLAG_LAST : 0;
+      off += 20;
       buf.set(msg.state, off);
       off += msg.state.length;
       buf.set(msg.seed, off);
@@ -430,6 +438,9 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
       const sentAtUs = readU64(buf, 28);
       if (!Number.isSafeInteger(startDeadline) || !Number.isSafeInteger(sentAtUs))
         return new ScDecodeError("bad-field", "clone time beyond 2^53");
+      const flags = buf[36]!;
+      if ((flags & ~CLONE_FLAG_LAST) !== 0 || buf[37] !== 0 || buf[38] !== 0 || buf[39] !== 0)
+        return new ScDecodeError("bad-field", `clone flags ${flags}`);
       if (fixed + stateLen + seedLen + asfLen !== total)
         return new ScDecodeError("bad-length", "clone field lengths do not add up to the total");
       if (seedLen < 40) return new ScDecodeError("bad-field", `socket seed of ${seedLen} bytes`);
@@ -440,10 +451,11 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
       const seed = buf.subarray(off, off + seedLen);
       off += seedLen;
       const asf = buf.subarray(off, off + asfLen);
-      // 0: not stamped, decoded as absent.
-      return sentAtUs > 0
-        ? { type, cloneId, startDeadline, sentAtUs, state, seed, asf }
-        : { type, cloneId, startDeadline, state, seed, asf };
+      // Absent when not stamped (0) or not the last response: as encoders may leave them out.
+      const msg: CloneMessage = { type, cloneId, startDeadline, state, seed, asf };
+      if (sentAtUs > 0) msg.sentAtUs = sentAtUs;
+      if (flags & CLONE_FLAG_LAST) msg.last = true;
+      return msg;
     }
     case ScType.CloneAck: {
       if (total < SC_HEADER_LEN + 12) return new ScDecodeError("bad-length", "clone-ack too short");

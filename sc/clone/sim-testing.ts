@@ -10,6 +10,7 @@ import type { TcpStack } from "../tcp/stack.js";
 import { TcpServer, connectTcp, type TcpSocket } from "../tcp/socket.js";
 import { decodeState, encodeState, exportState, importState } from "../tcp/state.js";
 import { isWireError } from "../wire/error.js";
+import { seqAdd } from "../tcp/seq.js";
 import {
   CloneStatus,
   decodeScMessage,
@@ -82,6 +83,8 @@ export class ScSim {
   private readonly rawReceiveA: (p: Uint8Array) => void;
   private readonly queue = new TimerHeap<() => void>();
   private readonly served = new Map<TcpSocket, Served>();
+  /** Originals whose current request is the last on the connection (Connection: close). */
+  private readonly lastOf = new Set<TcpSocket>();
   private readonly opts: Required<Omit<ScSimOptions, "seed">>;
 
   constructor(o: ScSimOptions) {
@@ -139,13 +142,21 @@ export class ScSim {
         settle: (s, d) => {
           this.events.push(`settle:${d}`);
           this.settled.set(s, d);
+          // The HTTP side closes after the last response (no second FIN when it was delegated).
+          if (d === "done" && this.lastOf.has(s) && !s.destroyed) s.end();
         },
         reset: (s) => {
           this.events.push("reset");
           s.destroy();
         },
         resume: (c) => this.later(this.resumeDelayMs, () => this.resume(c)),
-        accepted: (_c, ms) => this.latencies.push(ms),
+        accepted: (c, ms) => {
+          this.latencies.push(ms);
+          if (c.last && !c.handle.destroyed) {
+            const ok = c.handle.delegateFin(seqAdd(c.entry.start, c.length));
+            this.events.push(ok ? "fin-delegated" : "fin-not-delegated");
+          }
+        },
         count: (r: OriginalFailure, detail) => this.events.push(detail ? `${r}:${detail}` : r),
       },
     );
@@ -197,10 +208,13 @@ export class ScSim {
   private cloneRequest(s: TcpSocket, asf: Uint8Array): void {
     const state = exportState(s);
     if (state.seed === undefined || state.sndUna !== state.sndNxt) throw new Error("not quiescent");
-    const c = this.original.begin(s, this.peerB, state.tuple, state.sndNxt, this.net.now);
+    const last = /\r\nconnection: *close\r\n/i.test(Buffer.from(asf).toString("latin1"));
+    if (last) this.lastOf.add(s);
+    const c = this.original.begin(s, this.peerB, state.tuple, state.sndNxt, this.net.now, last);
     this.toB({
       type: ScType.Clone,
       cloneId: c.id,
+      last,
       startDeadline: Math.ceil(this.net.now + this.opts.cloneTimeoutMs),
       state: encodeState(state),
       seed: state.seed,
@@ -258,7 +272,9 @@ export class ScSim {
     if (typeof rec === "number") return refuse(rec);
     const resp = this.opts.respond(m.asf);
     if (resp === "refuse") return refuse(CloneStatus.Busy);
-    const sock = importState(this.b, { ...snap, seed: m.seed }, undefined, { clone: {} });
+    const sock = importState(this.b, { ...snap, seed: m.seed }, undefined, {
+      clone: { finWithLastSegment: m.last === true },
+    });
     sock.on("error", () => undefined);
     sock.on("close", () => this.cloneSide.gone(sock));
     this.cloneSide.attach(rec, sock);
@@ -303,6 +319,7 @@ export class ScSim {
       this.settled.set(s, "done");
       this.events.push("resumed-sent");
     });
+    if (this.lastOf.has(s)) s.end();
     this.a.flush();
   }
 

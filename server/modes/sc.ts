@@ -66,6 +66,7 @@ import { TcpSocket } from "../../sc/tcp/socket.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import { isWireError } from "../../sc/wire/error.js";
+import { seqAdd } from "../../sc/tcp/seq.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
 
 export interface ScSettings {
@@ -186,6 +187,9 @@ export class SocketCloning implements Mode {
   servedLocally = 0;
   /** DONEs that found their clone still here (it had not yet seen the last ACK itself). */
   donesApplied = 0;
+  /** Last responses whose FIN the clone sent (FIN delegation), and ones the original could not delegate. */
+  finsDelegated = 0;
+  finsNotDelegated = 0;
   /** CLONE sent -> SC-ACK received, on the original. */
   private readonly latency: Histogram;
   /** The most recent round trips (us), for exact percentiles in /stats. */
@@ -268,6 +272,13 @@ export class SocketCloning implements Mode {
         this.latencySamples.add(ms * 1000);
         const norm = normalizePath(c.handle.req.path);
         if (norm.ok) this.remember(norm.path, c.length);
+        // FIN delegation: the clone's FIN at the response end is this connection's; the HTTP
+        // side's end() then sends none of its own (docs/tcp.md hook (d)).
+        const sock = c.handle.sock;
+        if (c.last && !sock.destroyed) {
+          if (sock.delegateFin(seqAdd(c.entry.start, c.length))) this.finsDelegated++;
+          else this.finsNotDelegated++;
+        }
       },
       count: (reason, detail) => {
         this.failures[reason]++;
@@ -348,13 +359,16 @@ export class SocketCloning implements Mode {
       },
     };
     sock.once("close", held.onClose);
-    const c = this.original.begin(held, peer, state.tuple, state.sndNxt, performance.now());
+    // The last response on the connection: the clone closes it with its last segment.
+    const last = !req.keepAlive;
+    const c = this.original.begin(held, peer, state.tuple, state.sndNxt, performance.now(), last);
     this.clonesSent++;
     const sent = this.transport.sendOnLink(peer.id, {
       type: ScType.Clone,
       cloneId: c.id,
       startDeadline: Date.now() + this.settings.cloneTimeoutMs,
       sentAtUs: monotonicUs(),
+      last,
       state: encodeState(state),
       seed: state.seed,
       asf: req.raw,
@@ -521,7 +535,13 @@ export class SocketCloning implements Mode {
       });
       this.ctx.stats.countResponse(resp.status, resp.length);
       const sndMax = sock.conn.sndMax;
-      void sendPrepared(asConn(sock), resp).then(() => sock.end());
+      if (resp.stream === null) {
+        // In one tick: the stack's flush sends the last data segment with the FIN of a
+        // delegated close, as a plain server's does.
+        sock.write(resp.head);
+        if (resp.body !== null) sock.write(resp.body);
+        sock.end();
+      } else void sendPrepared(asConn(sock), resp).then(() => sock.end());
       if (msg.sentAtUs !== undefined && msg.sentAtUs > 0) this.timeFirstSegment(sock, sndMax, msg.sentAtUs);
     };
     let prepared: PreparedResponse | Promise<PreparedResponse>;
@@ -587,7 +607,9 @@ export class SocketCloning implements Mode {
     if (typeof clone === "number") return { refused: clone };
     let sock: TcpSocket;
     try {
-      sock = importState(this.stack, { ...snap, seed: msg.seed }, undefined, { clone: {} });
+      sock = importState(this.stack, { ...snap, seed: msg.seed }, undefined, {
+        clone: { finWithLastSegment: msg.last === true },
+      });
     } catch {
       return { refused: CloneStatus.BadState };
     }
@@ -715,6 +737,8 @@ export class SocketCloning implements Mode {
       cloneLatencyUs: this.latencySamples.summary(),
       cloneOneWayUs: this.oneWaySamples.summary(),
       donesApplied: this.donesApplied,
+      finsDelegated: this.finsDelegated,
+      finsNotDelegated: this.finsNotDelegated,
       routerNotRelayed: this.original.router.notRelayed,
       transport: {
         ...this.transport.counters,
