@@ -543,3 +543,61 @@ function mutateFields(s: ConnectionSnapshot, rng: Rng): void {
     }
   }
 }
+
+test("clone latency as the paper measured it: one-way on the clone's node, round trip on the original, in /stats and /metrics", async () => {
+  const c = await ScTestCluster.start({ nodes: 2, docs: DOCS, settings: { localMaxBytes: 0 } });
+  try {
+    const s = await connected(c.client("n1"));
+    const path = small("n2", c);
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < 5; i++) {
+      const r = readResponse(s);
+      get(s, path);
+      assert.equal((await r).status, 200);
+    }
+    const elapsedUs = Number((process.hrtime.bigint() - t0) / 1000n);
+    // Each CLONE imported, none refused: a DONE-dropped clone the stack had not removed yet
+    // made the next CLONE of the connection "exists" (a regression of the DONE change).
+    assert.equal(c.node("n2").mode.clonesReceived, 5);
+    assert.deepEqual(c.node("n1").mode.refusals, {});
+    type Summary = { samples: number; p50: number; max: number };
+    const oneWay = c.node("n2").mode.stats().cloneOneWayUs as Summary;
+    const rtt = c.node("n1").mode.stats().cloneLatencyUs as Summary;
+    assert.equal(oneWay.samples, 5, "one sample per clone, on the clone's node");
+    assert.equal(rtt.samples, 5);
+    assert.ok(oneWay.p50 > 0 && oneWay.max < elapsedUs, JSON.stringify(oneWay));
+    assert.equal(c.node("n1").mode.stats().cloneOneWayUs, null, "the original measures no one-way figure");
+    const metrics = await c.node("n2").mode["ctx"].registry.metrics();
+    assert.match(metrics, /^sc_clone_one_way_seconds_count 5$/m);
+    assert.match(
+      metrics,
+      /^sc_clone_one_way_seconds_bucket\{le="0\.00001"\} \d+$/m,
+      "sub-millisecond buckets",
+    );
+    s.destroy();
+  } finally {
+    await c.close();
+  }
+});
+
+test("completion travels as DONE: the clone's node drops the clone, nothing is relayed after the end", async () => {
+  const c = await ScTestCluster.start({ nodes: 2, docs: DOCS, settings: { localMaxBytes: 0 } });
+  try {
+    const s = await connected(c.client("n1"));
+    const r = readResponse(s);
+    get(s, small("n2", c));
+    assert.equal((await r).status, 200);
+    const n1 = c.node("n1").mode;
+    const n2 = c.node("n2").mode;
+    await until(() => n2.stats().clonesActive === 0, 5000, "the clone to go");
+    const forwarded = n1.stats().routerForwarded as number;
+    // The client's later pure ACKs and its next request's bytes stay on the original.
+    s.write("GET /d/not-sent-yet");
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(n1.stats().routerForwarded, forwarded);
+    assert.equal(n1.stats().routerEntries, 0, "no lingering entry");
+    s.destroy();
+  } finally {
+    await c.close();
+  }
+});

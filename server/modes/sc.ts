@@ -591,14 +591,12 @@ export class SocketCloning implements Mode {
     if (req === null || req instanceof ParseError) return { refused: CloneStatus.BadState };
 
     const old = this.stack.lookup(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
-    if (old !== undefined && old.clone === undefined) {
-      // A connection of this node's own: only a dead one (closed, TIME-WAIT) gives way.
+    if (old !== undefined && (old.clone === undefined || this.clones.ownerOf(t) === undefined)) {
+      // A connection of this node's own, or a clone the engine has let go (it vanished, or a
+      // DONE dropped it) that the stack has not removed yet: only a dead one gives way.
       if (!old.isClosed() && old.state !== "TIME-WAIT") return { refused: CloneStatus.Exists };
       if (old.socket instanceof TcpSocket) old.socket.dropSilently();
       else old.dropSilently();
-    } else if (old !== undefined && this.clones.ownerOf(t) === undefined) {
-      // A clone connection the engine does not know (it is on its way out): not ours to replace.
-      return { refused: CloneStatus.Exists };
     }
     // A previous clone of the same connection may still wait for its last ACK (which can
     // arrive after this message): its original's new state is authoritative. Only that
