@@ -145,8 +145,12 @@ export class PacketRouter<P> {
   ): RouterEntry<P> {
     const key = keyOf(tuple.remoteAddr, tuple.remotePort);
     if (this.table.has(key)) throw new Error("connection is already cloned");
+    // Fields written out (no spread): one object shape for every entry.
     const e: RouterEntry<P> = {
-      ...tuple,
+      remoteAddr: tuple.remoteAddr,
+      remotePort: tuple.remotePort,
+      localAddr: tuple.localAddr,
+      localPort: tuple.localPort,
       peer,
       start,
       state: "pending",
