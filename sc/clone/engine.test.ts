@@ -92,15 +92,15 @@ test("original: shadow before the CLONE, forwarding, completion at start + lengt
   assert.ok(!log.includes("settle:c1:done"));
   const n = forwarded.length;
   o.onClientPacket(packet(5100), 5);
-  assert.deepEqual(log.slice(-3), [`done:B:${c.id}`, "shadow:c1:false", "settle:c1:done"]);
-  assert.equal(forwarded.length, n, "the completing ACK is not relayed: DONE tells the clone's node");
+  assert.deepEqual(log.slice(-4), ["forward:B", `done:B:${c.id}`, "shadow:c1:false", "settle:c1:done"]);
+  assert.equal(forwarded.length, n + 1, "the completing ACK reaches the clone, and DONE its node");
   o.onClientPacket(packet(5100), 6);
-  assert.equal(forwarded.length, n, "nothing after completion either (no linger)");
+  assert.equal(forwarded.length, n + 1, "nothing after completion (no linger)");
   assert.ok(log.includes("accepted:100:3"), "latency from CLONE sent to SC-ACK received");
   assert.equal(o.size, 0);
 });
 
-test("original: completion with the SC link down: the completing ACK is relayed after all", () => {
+test("original: completion with the SC link down: the completing ACK alone ends the clone", () => {
   const { o, log, forwarded, link } = original();
   const c = o.begin({ name: "c" }, B, TUPLE, 0, 0);
   o.onAck("B", accepted(c.id, 100), 1);
@@ -110,6 +110,7 @@ test("original: completion with the SC link down: the completing ACK is relayed 
   assert.equal(forwarded.length, n + 1);
   assert.deepEqual(log.slice(-3), ["forward:B", "shadow:c:false", "settle:c:done"]);
   assert.equal(o.router.forwarded, 1);
+  assert.equal(o.router.completed, 1);
 });
 
 test("original: the client's ACK for the whole response may overtake the SC-ACK", () => {
@@ -393,16 +394,35 @@ for (const [loss, seed] of [
   });
 }
 
-test("sim: completion reaches the clone as DONE, not as relayed ACKs; without the link, as the last ACK", async () => {
-  for (const doneLink of [true, false]) {
+test("sim: completion reaches the clone as the last ACK and as DONE; either alone makes it vanish", async () => {
+  for (const [doneLink, dropLastAck] of [
+    [true, false],
+    [false, false],
+    [true, true],
+  ] as const) {
     const resp = response(50_000);
     const sim = new ScSim({ respond: () => resp });
     sim.doneLink = doneLink;
+    const want = whole(resp).length;
     const cl = sim.connect();
     await sim.run(() => cl.sock.readyState === "open", 5000);
+    await sim.run(() => sim.originals.length > 0, 5000);
+    // Drops the forwarded ACK that completes the response (lost between the nodes).
+    const end = (sim.originals[0]!.conn.sndMax + want) >>> 0;
+    let dropped = 0;
+    if (dropLastAck)
+      sim.forwardFilter = (p) => {
+        const ip = parseIpv4(p, { verifyChecksum: false });
+        if (isWireError(ip)) return true;
+        const tcp = parseTcp(ip.payload, ip.src, ip.dst, { verifyChecksum: false });
+        if (isWireError(tcp) || tcp.ack !== end) return true;
+        dropped++;
+        return false;
+      };
     cl.sock.write(REQUEST);
     assert.ok(await sim.run(() => sim.settled.size === 1, 10_000));
     assert.equal(sim.events.includes("done:1"), doneLink);
+    assert.equal(dropped > 0, dropLastAck);
     assert.ok(
       await sim.run(() => sim.cloneSide.size === 0, 1000),
       `the clone vanished (DONE link ${doneLink})`,

@@ -182,7 +182,8 @@ export interface OriginalEffects<P extends Peer, H> {
   sendCancel(peer: P, cloneId: number): void;
   /**
    * Tells the clone's node that the client acknowledged the whole response (the clone may
-   * vanish): the completion as a message instead of relayed ACKs. False if the link is down.
+   * vanish): the completion as a message, instead of relaying ACKs after the end. False if
+   * the link is down.
    */
   sendDone(peer: P, cloneId: number): boolean;
   /** The clone is over; the HTTP pipeline continues with the request served here or done. */
@@ -387,19 +388,22 @@ export class OriginalSide<P extends Peer, H> {
   }
 
   /**
-   * The client acknowledged the whole response: the clone's node is told on the SC link (or,
-   * if the link is down, gets the completing ACK `packet` after all) and the original takes
-   * the connection back.
+   * The client acknowledged the whole response: the completing ACK `packet` goes to the clone
+   * (it vanishes on it at once; waiting for a message instead would let its tail loss probe
+   * fire into the client), DONE tells its node on the SC link in case that ACK is lost between
+   * the nodes (instead of relaying ACKs for a while after the end), and the original takes the
+   * connection back.
    */
   private complete(c: OutgoingClone<P, H>, packet: Uint8Array | null): void {
     if (c.phase !== "active") return;
     c.phase = "over";
     this.router.complete(c.entry);
     this.forget(c);
-    if (!this.fx.sendDone(c.peer, c.id) && packet !== null) {
+    if (packet !== null) {
       this.fx.forward(packet, c.peer);
       this.router.countForwarded(c.entry);
     }
+    this.fx.sendDone(c.peer, c.id);
     this.fx.shadow(c.handle, false);
     this.fx.settle(c.handle, "done");
   }

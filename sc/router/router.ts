@@ -98,8 +98,8 @@ export type RouterVerdict =
   /** Forward to the clone's node and give to the local stack (shadow). */
   | "forward"
   /**
-   * The ACK that completes the response: the local stack takes it; the clone hears of the end
-   * in a message on the SC link instead (the caller sends it, or forwards this if it cannot).
+   * The ACK that completes the response: the local stack takes it, the caller forwards it to
+   * the clone (counted with countForwarded) and ends routing with complete().
    */
   | "complete";
 
@@ -222,13 +222,13 @@ export class PacketRouter<P> {
     return e.state === "active" && e.ackedBytes >= e.length;
   }
 
-  /** The response is acknowledged: routing ends (the clone is told on the SC link). */
+  /** The response is acknowledged: routing ends (no linger; the clone's node gets a DONE). */
   complete(e: RouterEntry<P>): void {
     this.remove(e);
     this.completed++;
   }
 
-  /** Counts a packet the caller forwarded after all (a "complete" it could not announce). */
+  /** Counts the completing packet, which the caller forwards. */
   countForwarded(e: RouterEntry<P>): void {
     e.packetsForwarded++;
     this.forwarded++;

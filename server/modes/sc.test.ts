@@ -601,3 +601,42 @@ test("completion travels as DONE: the clone's node drops the clone, nothing is r
     await c.close();
   }
 });
+
+test("FIN delegation: a cloned last response (Connection: close) ends with the clone's FIN; the original sends none", async () => {
+  const c = await ScTestCluster.start({ nodes: 2, docs: DOCS, settings: { localMaxBytes: 0 } });
+  try {
+    const s = await connected(c.client("n1"));
+    const path = small("n2", c);
+    const chunks: Buffer[] = [];
+    s.on("data", (d: Buffer) => chunks.push(d));
+    const ended = new Promise<void>((r) => s.once("end", () => r()));
+    s.write(`GET ${path} HTTP/1.1\r\nHost: sc\r\nConnection: close\r\n\r\n`);
+    await ended;
+    const all = Buffer.concat(chunks);
+    const body = all.subarray(all.indexOf("\r\n\r\n") + 4);
+    assert.ok(body.equals(DOCS[path]!), "the whole document, then the FIN");
+    s.end();
+    await closed(s);
+    assert.equal(c.node("n1").mode.clonesSent, 1);
+    assert.equal(c.node("n1").mode.finsDelegated, 1);
+    assert.equal(sentWith(c, "n1", TCP_FIN | TCP_RST), 0, "the original sends no FIN and no RST");
+    assert.equal(sentWith(c, "n2", TCP_RST), 0);
+    // The clone's FIN, on its last data segment; on a busy machine its tail loss probe may
+    // repeat it before the client's ACK arrives, always at the same sequence number.
+    const finEnds = new Set<number>();
+    for (const r of c.sent) {
+      const ip = parseIpv4(r.packet);
+      assert.ok(!isWireError(ip));
+      const tcp = parseTcp(ip.payload, ip.src, ip.dst);
+      assert.ok(!isWireError(tcp));
+      if (tcp.flags & TCP_FIN) {
+        assert.equal(r.node, "n2");
+        assert.ok(tcp.payload.length > 0, "FIN with data");
+        finEnds.add((tcp.seq + tcp.payload.length) >>> 0);
+      }
+    }
+    assert.equal(finEnds.size, 1, "one FIN, at the response end");
+  } finally {
+    await c.close();
+  }
+});
