@@ -11,6 +11,7 @@ import {
   SC_HEADER_LEN,
   SC_MAX_MESSAGE,
   SC_VERSION,
+  DONE_MAX_IDS,
   type ScFrame,
   type ScMessage,
 } from "./message.js";
@@ -108,12 +109,22 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
 });
 
 test("version 3: DONE, the CLONE's send stamp and its last-response flag round-trip; unknown flags are refused", () => {
-  const done = encodeScMessage({ type: ScType.Done, cloneId: 42 });
-  assert.deepEqual([...done], [0x53, 0x43, 3, 8, 0, 0, 0, 12, 0, 0, 0, 42]);
-  assert.deepEqual(decodeScMessage(done), { type: ScType.Done, cloneId: 42 });
-  const long = Uint8Array.from([...done.subarray(0, 7), 13, ...done.subarray(8), 0]);
-  const e = decodeScMessage(long);
-  assert.ok(e instanceof ScDecodeError && e.kind === "bad-length");
+  const done = encodeScMessage({ type: ScType.Done, cloneIds: [42, 0xffffffff] });
+  assert.deepEqual([...done], [0x53, 0x43, 3, 8, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 42, 255, 255, 255, 255]);
+  assert.deepEqual(decodeScMessage(done), { type: ScType.Done, cloneIds: [42, 0xffffffff] });
+  for (const [bad, kind] of [
+    [Uint8Array.from([...done.subarray(0, 7), 21, ...done.subarray(8), 0]), "bad-length"], // not whole ids
+    [Uint8Array.from([...done.subarray(0, 7), 12, ...done.subarray(8, 12)]), "bad-length"], // no id
+    [Uint8Array.from([...done.subarray(0, 11), 1, ...done.subarray(12)]), "bad-field"], // header id
+  ] as const) {
+    const e = decodeScMessage(bad);
+    assert.ok(e instanceof ScDecodeError && e.kind === kind, kind);
+  }
+  assert.throws(() => encodeScMessage({ type: ScType.Done, cloneIds: [] }), RangeError);
+  assert.throws(
+    () => encodeScMessage({ type: ScType.Done, cloneIds: new Array(DONE_MAX_IDS + 1).fill(1) }),
+    RangeError,
+  );
   const clone = {
     type: ScType.Clone,
     cloneId: 1,

@@ -146,11 +146,18 @@ export interface CancelMessage {
   cloneId: number;
 }
 
-/** The client acknowledged the clone's whole response: it may vanish (original to clone node). */
+/**
+ * The clients acknowledged these clones' whole responses: they may vanish (original to clone
+ * node). One message carries every completion of a short interval (batched by the sender).
+ */
 export interface DoneMessage {
   type: ScType.Done;
-  cloneId: number;
+  /** 1..DONE_MAX_IDS clone ids. */
+  cloneIds: readonly number[];
 }
+
+/** Clone ids one DONE carries at most (its body within SC_MAX_MESSAGE). */
+export const DONE_MAX_IDS = 1024;
 
 export type ScMessage =
   | ChallengeMessage
@@ -362,11 +369,22 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       buf.set(msg.head, 24);
       return buf;
     }
-    case ScType.Cancel:
-    case ScType.Done: {
+    case ScType.Cancel: {
       checkU32("cloneId", msg.cloneId);
       const buf = new Uint8Array(SC_HEADER_LEN);
       writeHeader(buf, msg.type, SC_HEADER_LEN, msg.cloneId);
+      return buf;
+    }
+    case ScType.Done: {
+      const n = msg.cloneIds.length;
+      if (n < 1 || n > DONE_MAX_IDS)
+        throw new RangeError(`a DONE carries 1..${DONE_MAX_IDS} clone ids, got ${n}`);
+      const buf = new Uint8Array(SC_HEADER_LEN + 4 * n);
+      writeHeader(buf, msg.type, buf.length, 0);
+      for (let i = 0; i < n; i++) {
+        checkU32("cloneId", msg.cloneIds[i]!);
+        writeU32(buf, SC_HEADER_LEN + 4 * i, msg.cloneIds[i]!);
+      }
       return buf;
     }
   }
@@ -469,11 +487,18 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
         return new ScDecodeError("bad-field", "head longer than the response");
       return { type, cloneId, status, responseLength, head: buf.subarray(24, 24 + headLen) };
     }
-    case ScType.Cancel:
-    case ScType.Done: {
-      if (total !== SC_HEADER_LEN)
-        return new ScDecodeError("bad-length", `${type === ScType.Done ? "done" : "cancel"} has a body`);
+    case ScType.Cancel: {
+      if (total !== SC_HEADER_LEN) return new ScDecodeError("bad-length", "cancel has a body");
       return { type, cloneId };
+    }
+    case ScType.Done: {
+      const n = (total - SC_HEADER_LEN) / 4;
+      if (!Number.isInteger(n) || n < 1 || n > DONE_MAX_IDS)
+        return new ScDecodeError("bad-length", `done of ${total} bytes`);
+      if (cloneId !== 0) return new ScDecodeError("bad-field", "done with a header clone id");
+      const cloneIds: number[] = new Array<number>(n);
+      for (let i = 0; i < n; i++) cloneIds[i] = readU32(buf, SC_HEADER_LEN + 4 * i);
+      return { type, cloneIds };
     }
   }
 }

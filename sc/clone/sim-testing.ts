@@ -132,7 +132,7 @@ export class ScSim {
         sendDone: (_peer, id) => {
           if (!this.bAlive || !this.doneLink) return false;
           this.events.push(`done:${id}`);
-          this.toB({ type: ScType.Done, cloneId: id });
+          this.toB({ type: ScType.Done, cloneIds: [id] });
           return true;
         },
         sendCancel: (peer, id) => {
@@ -229,7 +229,7 @@ export class ScSim {
       const got = decodeScMessage(bytes);
       if (got instanceof ScDecodeError) throw new Error(got.detail);
       if (got.type === ScType.Clone) this.later(this.cloneWork(), () => this.onCloneAtB(got));
-      else if (got.type === ScType.Done) this.cloneSide.onDone("A", got.cloneId);
+      else if (got.type === ScType.Done) for (const id of got.cloneIds) this.cloneSide.onDone("A", id);
       else if (got.type === ScType.Cancel && this.cloneSide.onCancel("A", got.cloneId) === "cancelled")
         this.toA({
           type: ScType.CloneAck,

@@ -554,7 +554,7 @@ export class ScTransport extends EventEmitter {
       }
       if (m.type === ScType.Clone) this.opts.onClone(m, peer, reply);
       else if (m.type === ScType.Cancel) this.opts.onCancel?.(m.cloneId, peer, reply);
-      else if (m.type === ScType.Done) this.opts.onDone?.(m.cloneId, peer);
+      else if (m.type === ScType.Done) for (const id of m.cloneIds) this.opts.onDone?.(id, peer);
       else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
     });
     this.inbound.add(channel);

@@ -580,18 +580,31 @@ test("clone latency as the paper measured it: one-way on the clone's node, round
   }
 });
 
-test("completion travels as DONE: the clone's node drops the clone, nothing is relayed after the end", async () => {
-  const c = await ScTestCluster.start({ nodes: 2, docs: DOCS, settings: { localMaxBytes: 0 } });
+test("completion travels as DONE: batched, it ends a clone whose completing ACK was lost; nothing is relayed after the end", async () => {
+  const tiny = Object.fromEntries(
+    Array.from({ length: 8 }, (_, i) => [`/tiny/${i}`, content(`/tiny/${i}`, 500)]),
+  );
+  const c = await ScTestCluster.start({
+    nodes: 2,
+    docs: { ...DOCS, ...tiny },
+    settings: { localMaxBytes: 0 },
+  });
   try {
     const s = await connected(c.client("n1"));
+    const path = c.homedAt("n2", Object.keys(tiny));
+    // Every packet n1 forwards is lost: the clone's one-segment response needs none, and only
+    // the DONE can tell it that the client acknowledged it.
+    c.forwardFilter = () => false;
     const r = readResponse(s);
-    get(s, small("n2", c));
-    assert.equal((await r).status, 200);
+    get(s, path);
+    const got = await r;
+    assert.ok(got.body.equals(tiny[path]!));
     const n1 = c.node("n1").mode;
     const n2 = c.node("n2").mode;
-    await until(() => n2.stats().clonesActive === 0, 5000, "the clone to go");
+    await until(() => n2.stats().clonesActive === 0, 5000, "the DONE to end the clone");
+    assert.equal(n2.donesApplied, 1);
     const forwarded = n1.stats().routerForwarded as number;
-    // The client's later pure ACKs and its next request's bytes stay on the original.
+    // The client's later packets (the next request's bytes) stay on the original.
     s.write("GET /d/not-sent-yet");
     await new Promise((res) => setTimeout(res, 100));
     assert.equal(n1.stats().routerForwarded, forwarded);

@@ -43,6 +43,7 @@ import {
   CloneStatus,
   ScType,
   SC_MAX_MESSAGE,
+  DONE_MAX_IDS,
   type CloneAckMessage,
   type CloneMessage,
 } from "../../sc/clone/message.js";
@@ -104,6 +105,8 @@ export const SC_DEFAULTS: ScSettings = {
   sendTimeoutMs: 30_000,
 };
 
+/** How long completions wait to be sent together in one DONE. */
+const DONE_DELAY_MS = 20;
 /** Extra time, past the clone's start deadline, before the original serves on its own. */
 const DEADLINE_MARGIN_MS = 250;
 /** The clone stops before its start deadline by this much, so the original's view stays safe. */
@@ -169,6 +172,9 @@ export class SocketCloning implements Mode {
     payloadLength: 0,
     sack: false,
   };
+  /** Clone ids completed since the last DONE, by peer; one timer sends them all. */
+  private readonly doneQueue = new Map<string, number[]>();
+  private doneTimer: NodeJS.Timeout | undefined;
   /** One timer for the earliest deadline of the engine (none while it has none). */
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -263,7 +269,7 @@ export class SocketCloning implements Mode {
       sendCancel: (peer, cloneId) => {
         this.transport.sendOnLink(peer.id, { type: ScType.Cancel, cloneId });
       },
-      sendDone: (peer, cloneId) => this.transport.sendOnLink(peer.id, { type: ScType.Done, cloneId }),
+      sendDone: (peer, cloneId) => this.queueDone(peer.id, cloneId),
       settle: (h, d) => this.settle(h, d),
       reset: (h) => h.sock.destroy(),
       resume: (c) => void this.resume(c),
@@ -286,6 +292,36 @@ export class SocketCloning implements Mode {
       },
     };
   }
+
+  /**
+   * DONEs are batched per peer and sent DONE_DELAY_MS later in one message (a message per
+   * clone cost both nodes a wakeup, a write and two MACs). The delay costs nothing: the
+   * completing ACK itself already went to the clone, the DONE only covers its loss.
+   */
+  private queueDone(peerId: string, cloneId: number): boolean {
+    if (!this.transport.isPeerUp(peerId)) return false;
+    let ids = this.doneQueue.get(peerId);
+    if (ids === undefined) {
+      ids = [];
+      this.doneQueue.set(peerId, ids);
+    }
+    ids.push(cloneId);
+    if (ids.length >= DONE_MAX_IDS) this.flushDones();
+    else if (this.doneTimer === undefined) {
+      this.doneTimer = setTimeout(this.flushDones, DONE_DELAY_MS);
+      this.doneTimer.unref();
+    }
+    return true;
+  }
+
+  private readonly flushDones = (): void => {
+    if (this.doneTimer !== undefined) clearTimeout(this.doneTimer);
+    this.doneTimer = undefined;
+    for (const [peerId, cloneIds] of this.doneQueue) {
+      if (cloneIds.length > 0) this.transport.sendOnLink(peerId, { type: ScType.Done, cloneIds });
+    }
+    this.doneQueue.clear();
+  };
 
   private settle(h: Held, d: Decision): void {
     if (h.settled) return;
@@ -749,6 +785,7 @@ export class SocketCloning implements Mode {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.doneTimer !== undefined) clearTimeout(this.doneTimer);
     this.edges.setPacketHandler(null);
     await this.transport.close();
     await this.edges.close();
