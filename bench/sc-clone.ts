@@ -1,10 +1,13 @@
-// Socket Cloning micro-measurements (issue 6's benchmark; not a test):
-//  1. clone latency, CLONE message sent -> SC-ACK received, over N clones, from the cloning
-//     node's own samples (/stats sc.cloneLatencyUs), beside the paper's 46 us (PIII-733,
-//     in-kernel prototype);
-//  2. the local-serving policy: for small documents, requests/s when every request is cloned
-//     vs when documents up to --clone-local-max-bytes are served where they arrive (cached
-//     there too). The default of that setting comes from this measurement.
+// Socket Cloning micro-measurements (issues 6 and 15; not a test):
+//  1. clone latency over N clones of small documents, every request cloned: the round trip
+//     CLONE sent -> SC-ACK received (/stats sc.cloneLatencyUs on the original) and, where the
+//     build has it, the paper's one-way figure, CLONE sent -> the clone's first response
+//     segment handed to its TUN (sc.cloneOneWayUs on the clone's node), beside the paper's
+//     46 us (PIII-733, in-kernel prototype);
+//  2. the local-serving policy: for each size, requests/s and server CPU per response (both
+//     nodes, user + system from /proc) when every request is cloned vs when documents up to
+//     --clone-local-max-bytes are served where they arrive (cached there too). The default
+//     of that setting comes from this measurement.
 //
 // A 2-node cluster; the dispatcher's source-hash scheduler puts the client's connections on
 // one node, and the documents are chosen so their home is the other node.
@@ -18,6 +21,22 @@ import { fileURLToPath } from "node:url";
 import { withCluster, type Cluster } from "../cluster/index.js";
 import { buildSite } from "../loadgen/index.js";
 import { UrlMapper } from "../server/mapper.js";
+
+/** CPU seconds (user + system) a process used so far, from /proc/PID/stat. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+/** Linux's USER_HZ (getconf CLK_TCK), 100 on every mainstream kernel. */
+const CLK_TCK = 100;
+
+async function nodesCpu(c: Cluster): Promise<number> {
+  let sum = 0;
+  for (const n of c.nodes) sum += await cpuSeconds(c.process(n).pid);
+  return sum;
+}
 
 const { values } = parseArgs({
   options: {
@@ -65,11 +84,15 @@ async function makeSite(dir: string): Promise<Map<string, { path: string; size: 
   return byHome;
 }
 
+type Percentiles = { samples: number; p50: number; p90: number; p99: number; max: number } | null;
+
 interface Stats {
   sc: {
     clonesSent: number;
     servedLocally: number;
-    cloneLatencyUs: { samples: number; p50: number; p90: number; p99: number; max: number } | null;
+    cloneLatencyUs: Percentiles;
+    /** Builds with the one-way measurement (issue 15): on the clone's node. */
+    cloneOneWayUs?: Percentiles;
   };
 }
 
@@ -112,52 +135,75 @@ async function main(): Promise<void> {
       scheduler: "sh",
       ...(values.rate ? { rate: values.rate } : {}),
     };
-    // 1. Latency.
-    let latency: Stats["sc"]["cloneLatencyUs"] = null;
-    const policy: { size: number; clone: number; local: number }[] = [];
-    await withCluster({ ...base, prefix: "scbc-" }, async (c) => {
-      await c.get(`${c.vipUrl}s100/0.bin`);
-      const entry = await entryNode(c);
-      const other = c.nodes.find((n) => n !== entry)!;
-      const docs = byHome.get(other)!.filter((d) => d.size <= 4096);
-      const trace = join(dir, "latency.log");
-      await writeFile(trace, docs.map((d) => d.path).join("\n") + "\n");
-      const r = await loadgen(c, [
-        "--trace",
-        trace,
-        "--format",
-        "urls",
-        "--target",
-        c.vipUrl,
-        "--conns",
-        "4",
-        "--keepalive",
-        "--requests",
-        String(CLONES),
-        "--verify",
-        join(dir, "manifest.jsonl"),
-      ]);
-      const s = await stats(c, entry);
-      latency = s.sc.cloneLatencyUs;
-      console.log(
-        `clones: ${s.sc.clonesSent} over ${r.ok} verified requests (${r.verify_failures} failures), ${Math.round(r.rps)} req/s`,
-      );
-      // 2a. Every request cloned.
-      for (const size of SIZES) {
-        const doc = byHome.get(other)!.find((d) => d.size === size)!;
-        const a = await loadgen(c, [
-          "--url",
-          `${c.vipUrl}${doc.path.slice(1)}`,
-          "--connections",
-          String(CONNECTIONS),
-          "--duration",
-          String(DURATION),
-          "--expect-length",
-          String(size),
+    // 1. Latency, every request cloned.
+    let latency: Percentiles = null;
+    let oneWay: Percentiles | undefined = undefined;
+    const policy: { size: number; clone: number; local: number; cloneCpuUs: number; localCpuUs: number }[] =
+      [];
+    // The nodes' CPU with no load (timers, keepalives) is taken off, so that runs at different
+    // request rates compare per response.
+    const idleRate = async (c: Cluster): Promise<number> => {
+      const cpu0 = await nodesCpu(c);
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, 3000));
+      return ((await nodesCpu(c)) - cpu0) / ((performance.now() - t0) / 1000);
+    };
+    const measure = async (c: Cluster, idle: number, args: string[]) => {
+      const cpu0 = await nodesCpu(c);
+      const t0 = performance.now();
+      const r = await loadgen(c, args);
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = Math.max(0, (await nodesCpu(c)) - cpu0 - idle * seconds);
+      return { rps: r.rps, cpuUs: r.ok > 0 ? (cpu * 1e6) / r.ok : NaN };
+    };
+    await withCluster(
+      { ...base, prefix: "scbc-", extraArgs: { node: ["--clone-local-max-bytes", "0"] } },
+      async (c) => {
+        await c.get(`${c.vipUrl}s100/0.bin`);
+        const entry = await entryNode(c);
+        const other = c.nodes.find((n) => n !== entry)!;
+        const docs = byHome.get(other)!.filter((d) => d.size <= 4096);
+        const trace = join(dir, "latency.log");
+        await writeFile(trace, docs.map((d) => d.path).join("\n") + "\n");
+        const r = await loadgen(c, [
+          "--trace",
+          trace,
+          "--format",
+          "urls",
+          "--target",
+          c.vipUrl,
+          "--conns",
+          "4",
+          "--keepalive",
+          "--requests",
+          String(CLONES),
+          "--verify",
+          join(dir, "manifest.jsonl"),
         ]);
-        policy.push({ size, clone: a.rps, local: 0 });
-      }
-    });
+        const s = await stats(c, entry);
+        latency = s.sc.cloneLatencyUs;
+        oneWay = (await stats(c, other)).sc.cloneOneWayUs;
+        console.log(
+          `clones: ${s.sc.clonesSent} over ${r.ok} verified requests (${r.verify_failures} failures), ${Math.round(r.rps)} req/s`,
+        );
+        // 2a. Every request cloned.
+        const idle = await idleRate(c);
+        for (const size of SIZES) {
+          const doc = byHome.get(other)!.find((d) => d.size === size)!;
+          const a = await measure(c, idle, [
+            "--url",
+            `${c.vipUrl}${doc.path.slice(1)}`,
+            "--connections",
+            String(CONNECTIONS),
+            "--duration",
+            String(DURATION),
+            "--expect-length",
+            String(size),
+          ]);
+          policy.push({ size, clone: a.rps, local: 0, cloneCpuUs: a.cpuUs, localCpuUs: NaN });
+        }
+      },
+    );
     // 2b. Served where they arrive.
     await withCluster(
       { ...base, prefix: "scbl-", extraArgs: { node: ["--clone-local-max-bytes", "1G"] } },
@@ -165,11 +211,12 @@ async function main(): Promise<void> {
         await c.get(`${c.vipUrl}s100/0.bin`);
         const entry = await entryNode(c);
         const other = c.nodes.find((n) => n !== entry)!;
+        const idle = await idleRate(c);
         for (const p of policy) {
           const doc = byHome.get(other)!.find((d) => d.size === p.size)!;
           const url = `${c.vipUrl}${doc.path.slice(1)}`;
           await c.get(url); // first request clones and learns the size; the rest are local
-          const a = await loadgen(c, [
+          const a = await measure(c, idle, [
             "--url",
             url,
             "--connections",
@@ -180,29 +227,38 @@ async function main(): Promise<void> {
             String(p.size),
           ]);
           p.local = a.rps;
+          p.localCpuUs = a.cpuUs;
         }
         const s = await stats(c, entry);
         console.log(`served locally after learning sizes: ${s.sc.servedLocally}`);
       },
     );
-    const l = latency as Stats["sc"]["cloneLatencyUs"];
+    const show = (what: string, l: Percentiles | undefined) =>
+      console.log(
+        `${what}, ${l?.samples ?? 0} samples: ` +
+          (l
+            ? `p50 ${l.p50} us, p90 ${l.p90} us, p99 ${l.p99} us, max ${l.max} us`
+            : "not measured by this build"),
+      );
+    console.log("");
+    show("clone latency one-way (CLONE sent -> the clone's first segment to its TUN)", oneWay);
+    show("clone latency round trip (CLONE sent -> SC-ACK received)", latency);
+    console.log("(paper: 46 us one-way on a Pentium III 733, in-kernel)");
     console.log("");
     console.log(
-      `clone latency (CLONE sent -> SC-ACK received), ${l?.samples ?? 0} samples: ` +
-        `p50 ${l?.p50} us, p90 ${l?.p90} us, p99 ${l?.p99} us, max ${l?.max} us ` +
-        `(paper: 46 us on a Pentium III 733, in-kernel)`,
+      `| size | cloned req/s | served locally req/s | local / cloned | CPU us/resp cloned | CPU us/resp local | CPU cloned / local |`,
     );
-    console.log("");
-    console.log(`| size | cloned req/s | served locally req/s | local / cloned |`);
-    console.log(`| ---: | ---: | ---: | ---: |`);
+    console.log(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
     for (const p of policy) {
       console.log(
-        `| ${p.size} | ${Math.round(p.clone)} | ${Math.round(p.local)} | ${(p.local / p.clone).toFixed(2)} |`,
+        `| ${p.size} | ${Math.round(p.clone)} | ${Math.round(p.local)} | ${(p.local / p.clone).toFixed(2)} | ` +
+          `${Math.round(p.cloneCpuUs)} | ${Math.round(p.localCpuUs)} | ${(p.cloneCpuUs / p.localCpuUs).toFixed(2)} |`,
       );
     }
     console.log(
       `\n${CONNECTIONS} connections, ${DURATION} s per point, 2 nodes, links ${values.rate ?? "unshaped"}; ` +
-        "every connection lands on one node and every document's home is the other.",
+        "every connection lands on one node and every document's home is the other; CPU is both nodes' " +
+        "user + system time over the run, less their idle rate, divided by the responses.",
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import {
   ScType,
   SC_HEADER_LEN,
   SC_MAX_MESSAGE,
+  SC_VERSION,
+  DONE_MAX_IDS,
   type ScFrame,
   type ScMessage,
 } from "./message.js";
@@ -98,11 +100,54 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
   });
   assert.deepEqual(
     [...enc.subarray(0, 28)],
-    [0x53, 0x43, 2, 2, 0, 0, 0, 73, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+    [0x53, 0x43, 3, 2, 0, 0, 0, 85, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
   );
-  assert.equal(enc.length, 73);
-  assert.deepEqual([...enc.subarray(28, 30)], [0xaa, 0xbb]);
-  assert.deepEqual([...enc.subarray(70)], [0x47, 0x45, 0x54]);
+  assert.equal(enc.length, 85);
+  assert.deepEqual([...enc.subarray(28, 40)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "not stamped, no flags");
+  assert.deepEqual([...enc.subarray(40, 42)], [0xaa, 0xbb]);
+  assert.deepEqual([...enc.subarray(82)], [0x47, 0x45, 0x54]);
+});
+
+test("version 3: DONE, the CLONE's send stamp and its last-response flag round-trip; unknown flags are refused", () => {
+  const done = encodeScMessage({ type: ScType.Done, cloneIds: [42, 0xffffffff] });
+  assert.deepEqual([...done], [0x53, 0x43, 3, 8, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 42, 255, 255, 255, 255]);
+  assert.deepEqual(decodeScMessage(done), { type: ScType.Done, cloneIds: [42, 0xffffffff] });
+  for (const [bad, kind] of [
+    [Uint8Array.from([...done.subarray(0, 7), 21, ...done.subarray(8), 0]), "bad-length"], // not whole ids
+    [Uint8Array.from([...done.subarray(0, 7), 12, ...done.subarray(8, 12)]), "bad-length"], // no id
+    [Uint8Array.from([...done.subarray(0, 11), 1, ...done.subarray(12)]), "bad-field"], // header id
+  ] as const) {
+    const e = decodeScMessage(bad);
+    assert.ok(e instanceof ScDecodeError && e.kind === kind, kind);
+  }
+  assert.throws(() => encodeScMessage({ type: ScType.Done, cloneIds: [] }), RangeError);
+  assert.throws(
+    () => encodeScMessage({ type: ScType.Done, cloneIds: new Array(DONE_MAX_IDS + 1).fill(1) }),
+    RangeError,
+  );
+  const clone = {
+    type: ScType.Clone,
+    cloneId: 1,
+    startDeadline: 5,
+    sentAtUs: 2 ** 50 + 3,
+    last: true,
+    state: new Uint8Array(4),
+    seed: new Uint8Array(40),
+    asf: new Uint8Array(5),
+  } as const;
+  const enc = encodeScMessage(clone);
+  assert.deepEqual([...enc.subarray(28, 40)], [0, 4, 0, 0, 0, 0, 0, 3, 1, 0, 0, 0]);
+  assert.deepEqual(decodeScMessage(enc), clone);
+  for (const [at, v] of [
+    [36, 0x02],
+    [37, 1],
+    [39, 1],
+  ] as const) {
+    const bad = Uint8Array.from(enc);
+    bad[at] = v;
+    const d = decodeScMessage(bad);
+    assert.ok(d instanceof ScDecodeError && d.kind === "bad-field", `byte ${at} = ${v}`);
+  }
 });
 
 test("clone-ack layout carries status, head length and a 64-bit response length", () => {
@@ -115,7 +160,7 @@ test("clone-ack layout carries status, head length and a 64-bit response length"
   });
   assert.deepEqual(
     [...enc],
-    [0x53, 0x43, 2, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
+    [0x53, 0x43, 3, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
   );
 });
 
@@ -336,10 +381,10 @@ test("fuzz: 100k random and mutated inputs never throw", () => {
 });
 
 test("framer: a largest message in one-byte reads is taken in linear time", () => {
-  // A header (version 2, CLONE) announcing n bytes, then the rest, each byte its own read.
+  // A header (this version, CLONE) announcing n bytes, then the rest, each byte its own read.
   const frameOf = (n: number): Uint8Array[] => {
     const b = new Uint8Array(n);
-    b.set([0x53, 0x43, 2, ScType.Clone]);
+    b.set([0x53, 0x43, SC_VERSION, ScType.Clone]);
     new DataView(b.buffer).setUint32(4, n);
     return Array.from(b, (x) => Uint8Array.of(x));
   };

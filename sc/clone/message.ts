@@ -6,11 +6,14 @@
 // decoded. Decoding is strict and never throws: bad input yields a typed ScDecodeError.
 
 export const SC_MAGIC = 0x5343; // "SC"
-/** 2: authenticated links (CHALLENGE, HELLO with a MAC, HELLO-ACK, tags, KEEPALIVE). */
-export const SC_VERSION = 2;
+/**
+ * 2: authenticated links (CHALLENGE, HELLO with a MAC, HELLO-ACK, tags, KEEPALIVE).
+ * 3: DONE (completion as a message) and the CLONE's monotonic send stamp.
+ */
+export const SC_VERSION = 3;
 export const SC_HEADER_LEN = 12;
 /**
- * Upper bound on one message. The largest is a CLONE: 28 bytes of fields, the socket state
+ * Upper bound on one message. The largest is a CLONE: 36 bytes of fields, the socket state
  * (96) and seed (<= 120), and the request head the HTTP parser accepted (request line
  * <= 8 KiB, header fields <= 16 KiB, server/http/parser.ts); 32 KiB leaves headroom.
  */
@@ -30,6 +33,7 @@ export const enum ScType {
   Challenge = 5,
   HelloAck = 6,
   Keepalive = 7,
+  Done = 8,
 }
 
 /** How a link authenticates; both ends must agree (a secure node refuses an insecure peer). */
@@ -105,6 +109,17 @@ export interface CloneMessage {
    * original node serves the request itself once this has passed without an SC-ACK.
    */
   startDeadline: number;
+  /**
+   * When the CLONE left the original: CLOCK_MONOTONIC in microseconds (process.hrtime), which
+   * nodes on one machine share; the clone's node measures the one-way clone latency from it.
+   * 0 (or absent when encoding): not stamped, no sample.
+   */
+  sentAtUs?: number;
+  /**
+   * The last response on the connection (Connection: close, HTTP/1.0): the clone sends FIN
+   * with its last data segment (FIN delegation); the original's shadow follows it.
+   */
+  last?: boolean;
   /** The exported TCP state (sc/tcp's fixed-size encoding). */
   state: Uint8Array;
   /** The socket seed: the client's last IPv4+TCP header as received. */
@@ -131,6 +146,19 @@ export interface CancelMessage {
   cloneId: number;
 }
 
+/**
+ * The clients acknowledged these clones' whole responses: they may vanish (original to clone
+ * node). One message carries every completion of a short interval (batched by the sender).
+ */
+export interface DoneMessage {
+  type: ScType.Done;
+  /** 1..DONE_MAX_IDS clone ids. */
+  cloneIds: readonly number[];
+}
+
+/** Clone ids one DONE carries at most (its body within SC_MAX_MESSAGE). */
+export const DONE_MAX_IDS = 1024;
+
 export type ScMessage =
   | ChallengeMessage
   | HelloMessage
@@ -138,6 +166,7 @@ export type ScMessage =
   | CloneMessage
   | CloneAckMessage
   | CancelMessage
+  | DoneMessage
   | KeepaliveMessage;
 
 /** One message as it came off the stream, and its tag (empty before the handshake ends). */
@@ -210,8 +239,10 @@ const CHALLENGE_FIXED = SC_HEADER_LEN + 2 + SC_NONCE_LEN;
 const HELLO_FIXED = CHALLENGE_FIXED + SC_HANDSHAKE_MAC_LEN;
 const HELLO_ACK_LEN = SC_HEADER_LEN + SC_HANDSHAKE_MAC_LEN;
 
-/** CLONE: deadline, three lengths. CLONE-ACK: status, reserved, head length, response length. */
-const CLONE_FIXED = 8 + 2 + 2 + 4;
+/** CLONE: deadline, three lengths, send stamp, flags, reserved. CLONE-ACK: status, reserved, head length, response length. */
+const CLONE_FIXED = 8 + 2 + 2 + 4 + 8 + 1 + 3;
+/** CLONE flags. */
+const CLONE_FLAG_LAST = 0x01;
 const CLONE_ACK_FIXED = 1 + 1 + 2 + 8;
 
 /** The encoded size of a CLONE with these field lengths (compare with SC_MAX_MESSAGE). */
@@ -298,6 +329,9 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       if (msg.state.length > 0xffff || msg.seed.length > 0xffff) throw new RangeError("state/seed too long");
       if (!Number.isSafeInteger(msg.startDeadline) || msg.startDeadline < 0)
         throw new RangeError("startDeadline must be a non-negative integer (ms)");
+      const sentAtUs = msg.sentAtUs ?? 0;
+      if (!Number.isSafeInteger(sentAtUs) || sentAtUs < 0)
+        throw new RangeError("sentAtUs must be a non-negative integer (us)");
       const total = cloneMessageLength(msg.state.length, msg.seed.length, msg.asf.length);
       if (total > SC_MAX_MESSAGE)
         throw new RangeError(`clone message of ${total} bytes exceeds ${SC_MAX_MESSAGE}`);
@@ -309,7 +343,9 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       writeU16(buf, off, msg.state.length);
       writeU16(buf, off + 2, msg.seed.length);
       writeU32(buf, off + 4, msg.asf.length);
-      off += 8;
+      writeU64(buf, off + 8, sentAtUs);
+      buf[off + 16] = msg.last === true ? CLONE_FLAG_LAST : 0;
+      off += 20;
       buf.set(msg.state, off);
       off += msg.state.length;
       buf.set(msg.seed, off);
@@ -339,6 +375,18 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       writeHeader(buf, msg.type, SC_HEADER_LEN, msg.cloneId);
       return buf;
     }
+    case ScType.Done: {
+      const n = msg.cloneIds.length;
+      if (n < 1 || n > DONE_MAX_IDS)
+        throw new RangeError(`a DONE carries 1..${DONE_MAX_IDS} clone ids, got ${n}`);
+      const buf = new Uint8Array(SC_HEADER_LEN + 4 * n);
+      writeHeader(buf, msg.type, buf.length, 0);
+      for (let i = 0; i < n; i++) {
+        checkU32("cloneId", msg.cloneIds[i]!);
+        writeU32(buf, SC_HEADER_LEN + 4 * i, msg.cloneIds[i]!);
+      }
+      return buf;
+    }
   }
 }
 
@@ -351,7 +399,7 @@ export function peekScLength(buf: Uint8Array): number | ScDecodeError {
   if (((buf[0]! << 8) | buf[1]!) !== SC_MAGIC) return new ScDecodeError("bad-magic", "not an SC message");
   if (buf[2] !== SC_VERSION) return new ScDecodeError("bad-version", `version ${buf[2]}`);
   const type = buf[3]!;
-  if (type < ScType.Hello || type > ScType.Keepalive) return new ScDecodeError("bad-type", `type ${type}`);
+  if (type < ScType.Hello || type > ScType.Done) return new ScDecodeError("bad-type", `type ${type}`);
   const total = readU32(buf, 4);
   if (total < SC_HEADER_LEN) return new ScDecodeError("bad-length", `total length ${total}`);
   if (total > SC_MAX_MESSAGE) return new ScDecodeError("too-large", `total length ${total}`);
@@ -399,12 +447,18 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
       return { type };
     }
     case ScType.Clone: {
-      const fixed = SC_HEADER_LEN + 16;
+      const fixed = SC_HEADER_LEN + CLONE_FIXED;
       if (total < fixed) return new ScDecodeError("bad-length", "clone too short");
       const startDeadline = readU64(buf, 12);
       const stateLen = readU16(buf, 20);
       const seedLen = readU16(buf, 22);
       const asfLen = readU32(buf, 24);
+      const sentAtUs = readU64(buf, 28);
+      if (!Number.isSafeInteger(startDeadline) || !Number.isSafeInteger(sentAtUs))
+        return new ScDecodeError("bad-field", "clone time beyond 2^53");
+      const flags = buf[36]!;
+      if ((flags & ~CLONE_FLAG_LAST) !== 0 || buf[37] !== 0 || buf[38] !== 0 || buf[39] !== 0)
+        return new ScDecodeError("bad-field", `clone flags ${flags}`);
       if (fixed + stateLen + seedLen + asfLen !== total)
         return new ScDecodeError("bad-length", "clone field lengths do not add up to the total");
       if (seedLen < 40) return new ScDecodeError("bad-field", `socket seed of ${seedLen} bytes`);
@@ -415,7 +469,11 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
       const seed = buf.subarray(off, off + seedLen);
       off += seedLen;
       const asf = buf.subarray(off, off + asfLen);
-      return { type, cloneId, startDeadline, state, seed, asf };
+      // Absent when not stamped (0) or not the last response: as encoders may leave them out.
+      const msg: CloneMessage = { type, cloneId, startDeadline, state, seed, asf };
+      if (sentAtUs > 0) msg.sentAtUs = sentAtUs;
+      if (flags & CLONE_FLAG_LAST) msg.last = true;
+      return msg;
     }
     case ScType.CloneAck: {
       if (total < SC_HEADER_LEN + 12) return new ScDecodeError("bad-length", "clone-ack too short");
@@ -432,6 +490,15 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
     case ScType.Cancel: {
       if (total !== SC_HEADER_LEN) return new ScDecodeError("bad-length", "cancel has a body");
       return { type, cloneId };
+    }
+    case ScType.Done: {
+      const n = (total - SC_HEADER_LEN) / 4;
+      if (!Number.isInteger(n) || n < 1 || n > DONE_MAX_IDS)
+        return new ScDecodeError("bad-length", `done of ${total} bytes`);
+      if (cloneId !== 0) return new ScDecodeError("bad-field", "done with a header clone id");
+      const cloneIds: number[] = new Array<number>(n);
+      for (let i = 0; i < n; i++) cloneIds[i] = readU32(buf, SC_HEADER_LEN + 4 * i);
+      return { type, cloneIds };
     }
   }
 }

@@ -141,6 +141,14 @@ export interface ScTransportOptions {
   limits?: Partial<ScLinkLimits>;
   /** Called for each CLONE received from a peer; `reply` sends the CLONE-ACK. */
   onClone: (msg: CloneMessage, from: string, reply: (ack: CloneAckMessage) => void) => void;
+  /**
+   * Called for each CLONE-ACK on a link that no requestClone() waits for: the caller keeps
+   * its own deadlines (sc/clone/engine.ts) and sends with sendOnLink(). Without it such
+   * CLONE-ACKs are counted as unexpected.
+   */
+  onCloneAck?: (ack: CloneAckMessage, from: string) => void;
+  /** Called for each DONE received from a peer (its client acknowledged the clone's response). */
+  onDone?: (cloneId: number, from: string) => void;
   /** Called for each CANCEL received from a peer. */
   onCancel?: (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void) => void;
   /** Told of every refused or closed connection (the node logs them). */
@@ -353,7 +361,9 @@ class PeerLink {
   private onAck(m: CloneAckMessage): void {
     const p = this.pending.get(m.cloneId);
     if (!p) {
-      this.transport.counters.unexpectedAcks++;
+      const handler = this.transport.ackHandler;
+      if (handler !== undefined) handler(m, this.peer.id);
+      else this.transport.counters.unexpectedAcks++;
       return;
     }
     clearTimeout(p.timer);
@@ -389,6 +399,7 @@ export class ScTransport extends EventEmitter {
     drops: Object.fromEntries(LINK_DROP_REASONS.map((r) => [r, 0])) as Record<LinkDropReason, number>,
   };
   closed = false;
+  readonly ackHandler: ((ack: CloneAckMessage, from: string) => void) | undefined;
   private readonly server: net.Server;
   private readonly links = new Map<string, PeerLink>();
   /** Member address -> member id, for the source check (this node excluded). */
@@ -407,6 +418,7 @@ export class ScTransport extends EventEmitter {
     this.nonce = opts.nonce ?? (() => randomBytes(SC_NONCE_LEN));
     this.minBackoffMs = opts.minBackoffMs ?? 100;
     this.maxBackoffMs = opts.maxBackoffMs ?? 5000;
+    this.ackHandler = opts.onCloneAck;
     const others = opts.peers.filter((p) => p.id !== opts.nodeId);
     this.limits = { maxInbound: 2 * others.length + 4, ...SC_LINK_DEFAULTS, ...opts.limits };
     this.server = net.createServer({ noDelay: true }, (sock) => this.accept(sock));
@@ -486,6 +498,17 @@ export class ScTransport extends EventEmitter {
     });
   }
 
+  /**
+   * Sends a CLONE, CANCEL or DONE on the outbound link to `peerId` without waiting for anything
+   * (CLONE-ACKs go to onCloneAck). False if the link is not up or was just closed.
+   */
+  sendOnLink(peerId: string, msg: ScMessage): boolean {
+    const link = this.links.get(peerId);
+    const channel = link?.channel;
+    if (!link || !link.up || !channel) return false;
+    return channel.send(msg);
+  }
+
   /** Counts (and reports) a refused or closed connection. */
   countDrop(reason: LinkDropReason, who: { peer?: string; address?: string }): void {
     this.counters.drops[reason]++;
@@ -531,6 +554,7 @@ export class ScTransport extends EventEmitter {
       }
       if (m.type === ScType.Clone) this.opts.onClone(m, peer, reply);
       else if (m.type === ScType.Cancel) this.opts.onCancel?.(m.cloneId, peer, reply);
+      else if (m.type === ScType.Done) for (const id of m.cloneIds) this.opts.onDone?.(id, peer);
       else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
     });
     this.inbound.add(channel);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PacketRouter, peekTcp, type TcpPeek } from "./router.js";
-import { encodeIpv4Tcp, TCP_ACK, TCP_FIN, TCP_RST } from "../wire/tcp.js";
+import { encodeIpv4Tcp, TCP_ACK, TCP_FIN, TCP_RST, type TcpOptions } from "../wire/tcp.js";
 import { ipv4FromString } from "../wire/addr.js";
 import { isWireError } from "../wire/error.js";
 
@@ -9,7 +9,13 @@ const CLIENT = ipv4FromString("198.18.0.101") as number;
 const VIP = ipv4FromString("198.18.100.1") as number;
 const tuple = { remoteAddr: CLIENT, remotePort: 40000, localAddr: VIP, localPort: 80 };
 
-function packet(ack: number, flags = TCP_ACK, srcPort = 40000, payload = new Uint8Array(0)): Uint8Array {
+function packet(
+  ack: number,
+  flags = TCP_ACK,
+  srcPort = 40000,
+  payload = new Uint8Array(0),
+  more: { window?: number; options?: TcpOptions } = {},
+): Uint8Array {
   const p = encodeIpv4Tcp(
     { src: CLIENT, dst: VIP, ttl: 64, tos: 0, id: 1, dontFrag: true },
     {
@@ -18,9 +24,9 @@ function packet(ack: number, flags = TCP_ACK, srcPort = 40000, payload = new Uin
       seq: 1000,
       ack,
       flags,
-      window: 500,
+      window: more.window ?? 500,
       urgent: 0,
-      options: {},
+      options: more.options ?? {},
       payload,
     },
   );
@@ -29,7 +35,18 @@ function packet(ack: number, flags = TCP_ACK, srcPort = 40000, payload = new Uin
 }
 
 function peek(p: Uint8Array): TcpPeek {
-  const pk = peekTcp(p, { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0, payloadLength: 0 });
+  const pk = peekTcp(p, {
+    src: 0,
+    dst: 0,
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    payloadLength: 0,
+    sack: false,
+  });
   assert.ok(pk);
   return pk;
 }
@@ -41,12 +58,26 @@ test("peekTcp reads the tuple, flags and ack, and refuses what is not IPv4+TCP",
     dst: VIP,
     srcPort: 40001,
     dstPort: 80,
-    flags: TCP_ACK | TCP_FIN,
+    seq: 1000,
     ack: 0xfffffff0,
+    flags: TCP_ACK | TCP_FIN,
+    window: 500,
     payloadLength: 0,
+    sack: false,
   });
   assert.equal(peek(packet(1, TCP_ACK, 40000, new Uint8Array(77))).payloadLength, 77);
-  const scratch = { src: 0, dst: 0, srcPort: 0, dstPort: 0, flags: 0, ack: 0, payloadLength: 0 };
+  const scratch = {
+    src: 0,
+    dst: 0,
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    payloadLength: 0,
+    sack: false,
+  };
   const p = packet(1);
   assert.equal(peekTcp(p.subarray(0, 39), scratch), undefined);
   const udp = Uint8Array.from(p);
@@ -82,36 +113,62 @@ test("completion comes when the client has acknowledged start + length, across t
   // An old (reordered) ACK does not move progress back.
   r.route(peek(packet((start + 100) >>> 0)), 4);
   assert.equal(e.ackedBytes, 600);
-  r.route(peek(packet((start + 1000) >>> 0)), 5);
+  assert.equal(r.route(peek(packet((start + 1000) >>> 0)), 5).verdict, "complete");
   assert.equal(r.isComplete(e), true);
-  r.complete(e, 5);
-  assert.equal(r.isComplete(e), false, "reported once");
+  r.complete(e);
+  assert.equal(r.size, 0, "routing ends: the clone hears of it on the SC link");
+  assert.equal(r.completed, 1);
 });
 
-test("after completion the clone still gets pure ACKs for a linger, never the next request", () => {
-  const r = new PacketRouter<string>({ doneLingerMs: 100 });
-  const e = r.add(tuple, "node2", 0, 0);
-  r.activate(e, 10, 0);
-  r.route(peek(packet(10)), 1);
-  r.complete(e, 1);
-  assert.equal(r.route(peek(packet(10)), 50).verdict, "forward", "a repeated last ACK reaches the clone");
-  assert.equal(r.route(peek(packet(10, TCP_ACK, 40000, new Uint8Array(20))), 50).verdict, "local");
-  assert.equal(r.route(peek(packet(10, TCP_ACK | TCP_FIN)), 50).verdict, "local");
-  assert.equal(r.route(peek(packet(10, TCP_RST)), 50).verdict, "forward");
-  assert.equal(r.pollAt(), 101);
-  assert.deepEqual(r.expire(101), [], "lingering entries go without a report");
-  assert.equal(r.size, 0);
-  assert.equal(r.route(peek(packet(10)), 102).verdict, "local");
-});
-
-test("the next clone of a connection replaces a lingering entry", () => {
+test("after completion nothing more reaches the clone (no linger: DONE replaces relayed ACKs)", () => {
   const r = new PacketRouter<string>();
   const e = r.add(tuple, "node2", 0, 0);
   r.activate(e, 10, 0);
-  r.complete(e, 1);
-  const f = r.add(tuple, "node3", 10, 2);
-  assert.equal(r.route(peek(packet(10)), 3).entry, f);
-  assert.equal(r.size, 1);
+  assert.equal(r.route(peek(packet(10)), 1).verdict, "complete");
+  r.complete(e);
+  assert.equal(r.route(peek(packet(10)), 2).verdict, "local");
+  assert.equal(r.route(peek(packet(10, TCP_RST)), 2).verdict, "local");
+  assert.equal(r.pollAt(), Infinity, "no timer left behind");
+  // The next clone of the connection starts afresh.
+  const f = r.add(tuple, "node3", 10, 3);
+  assert.equal(r.route(peek(packet(10)), 4).entry, f);
+});
+
+test("the clone gets only what its sending side needs", () => {
+  const r = new PacketRouter<string>();
+  const e = r.add(tuple, "node2", 100, 0);
+  r.activate(e, 100_000, 0);
+  const verdict = (p: Uint8Array) => r.route(peek(p), 1).verdict;
+  const data = new Uint8Array(30);
+  assert.equal(verdict(packet(200)), "forward", "an ACK that advances");
+  assert.equal(verdict(packet(200)), "forward", "a duplicate ACK (fast retransmit)");
+  assert.equal(verdict(packet(200, TCP_ACK, 40000, data)), "local", "the next request's bytes");
+  assert.equal(verdict(packet(200, TCP_ACK, 40000, data)), "local", "a retransmitted copy of them");
+  assert.equal(verdict(packet(150)), "local", "an old, reordered ACK");
+  assert.equal(
+    verdict(packet(200, TCP_ACK, 40000, new Uint8Array(0), { window: 9000 })),
+    "forward",
+    "a window change",
+  );
+  const sack: TcpOptions = { sack: [[300, 400]] };
+  assert.equal(
+    verdict(packet(200, TCP_ACK, 40000, data, { window: 9000, options: sack })),
+    "forward",
+    "a SACK, even on a data segment",
+  );
+  assert.equal(
+    verdict(packet(300, TCP_ACK, 40000, data, { window: 9000 })),
+    "forward",
+    "data with an ACK that advances (the clone acknowledges and discards the data)",
+  );
+  assert.equal(
+    verdict(packet(300, TCP_ACK | TCP_FIN, 40000, new Uint8Array(0), { window: 9000 })),
+    "local",
+    "a FIN alone",
+  );
+  assert.equal(verdict(packet(300, TCP_RST)), "forward", "a RST");
+  assert.equal(r.notRelayed, 4);
+  assert.equal(e.ackedBytes, 200);
 });
 
 test("responses longer than 2^31 bytes complete by counting, not by comparing sequence numbers", () => {

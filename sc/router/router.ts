@@ -8,51 +8,64 @@
 // Pure: no I/O; time is passed in. The node's glue (server/modes/sc.ts) feeds it packets,
 // sends what it says to forward, and acts on completions and expiries.
 import { seqDiff, seqGt } from "../tcp/seq.js";
+import { Ipv4Packet, IP_PROTO_TCP } from "../wire/ipv4.js";
+import { TCP_HEADER_LEN, TCPOPT_SACK, TcpPacket } from "../wire/tcp.js";
 
-/** A quick look at an IPv4+TCP packet: enough to find its router entry. */
+/** A quick look at an IPv4+TCP packet: enough to find its router entry and judge it. */
 export interface TcpPeek {
   src: number;
   dst: number;
   srcPort: number;
   dstPort: number;
-  flags: number;
+  seq: number;
   ack: number;
+  flags: number;
+  /** The raw window field (unscaled). */
+  window: number;
   /** TCP payload bytes. */
   payloadLength: number;
+  /** A SACK option is present. */
+  sack: boolean;
 }
 
 const TCP_FIN = 0x01;
+const TCP_SYN = 0x02;
 const TCP_RST = 0x04;
+const TCP_ACK = 0x10;
 
-/** Reads the 4-tuple, flags and ack of an IPv4+TCP packet; undefined if it is not one. */
+const ipView = new Ipv4Packet();
+const tcpView = new TcpPacket();
+
+/**
+ * Reads the 4-tuple, sequence numbers, flags and window of an IPv4+TCP packet through the
+ * sc/wire views (no checksum check: the stack verifies what it receives); undefined if it is
+ * not an unfragmented IPv4+TCP packet.
+ */
 export function peekTcp(p: Uint8Array, out: TcpPeek): TcpPeek | undefined {
-  if (p.length < 40 || p[0]! >>> 4 !== 4 || p[9] !== 6) return undefined;
-  const ihl = (p[0]! & 0x0f) * 4;
-  if (ihl < 20 || p.length < ihl + 20) return undefined;
-  // Fragments other than the first carry no TCP header; the stack drops them anyway.
-  if (((p[6]! & 0x1f) << 8) | p[7]!) return undefined;
-  out.src = ((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) >>> 0;
-  out.dst = ((p[16]! << 24) | (p[17]! << 16) | (p[18]! << 8) | p[19]!) >>> 0;
-  out.srcPort = (p[ihl]! << 8) | p[ihl + 1]!;
-  out.dstPort = (p[ihl + 2]! << 8) | p[ihl + 3]!;
-  out.ack = ((p[ihl + 8]! << 24) | (p[ihl + 9]! << 16) | (p[ihl + 10]! << 8) | p[ihl + 11]!) >>> 0;
-  out.flags = p[ihl + 13]!;
-  const total = (p[2]! << 8) | p[3]!;
-  out.payloadLength = Math.max(0, Math.min(total, p.length) - ihl - ((p[ihl + 12]! >>> 4) << 2));
+  if (ipView.wrap(p, 0, p.length, NO_CHECKSUM) !== null || ipView.protocol !== IP_PROTO_TCP) return undefined;
+  const off = ipView.payloadOffset;
+  const len = ipView.totalLength - ipView.headerLength;
+  if (tcpView.wrap(p, off, len, 0, 0, NO_CHECKSUM) !== null) return undefined;
+  out.src = ipView.src;
+  out.dst = ipView.dst;
+  out.srcPort = tcpView.srcPort;
+  out.dstPort = tcpView.dstPort;
+  out.seq = tcpView.seq;
+  out.ack = tcpView.ack;
+  out.flags = tcpView.flags;
+  out.window = tcpView.window;
+  out.payloadLength = tcpView.payloadLength;
+  out.sack = tcpView.headerLength > TCP_HEADER_LEN && tcpView.hasOption(TCPOPT_SACK);
   return out;
 }
+
+const NO_CHECKSUM = { verifyChecksum: false } as const;
 
 export type EntryState =
   /** CLONE sent, no SC-ACK yet: forward (the clone may already exist), length unknown. */
   | "pending"
   /** SC-ACK received: forwarding until the client acknowledges start + length. */
-  | "active"
-  /**
-   * The response was acknowledged and the original has the connection back; for a short
-   * linger the client's pure ACKs still go to the clone, whose own last ACK may have been
-   * lost on the way, so it can vanish instead of retransmitting into the void.
-   */
-  | "done";
+  | "active";
 
 export interface RouterEntry<P> {
   readonly remoteAddr: number;
@@ -74,27 +87,30 @@ export interface RouterEntry<P> {
   lastProgress: number;
   /** When the client's FIN was first seen, or -1. */
   finAt: number;
-  /** "done" entries: when forwarding stops. */
-  lingerUntil: number;
+  /** The last window field seen from the client, or -1. */
+  window: number;
   packetsForwarded: number;
 }
 
 export type RouterVerdict =
-  /** Not a cloned connection: to the local stack only. */
+  /** Not a cloned connection, or nothing the clone needs: to the local stack only. */
   | "local"
   /** Forward to the clone's node and give to the local stack (shadow). */
-  | "forward";
+  | "forward"
+  /**
+   * The ACK that completes the response: the local stack takes it, the caller forwards it to
+   * the clone (counted with countForwarded) and ends routing with complete().
+   */
+  | "complete";
 
 export interface RouterOptions {
   /** After the client's FIN, the entry goes once no progress was seen for this long (paper 2.3). */
   finLingerMs: number;
-  /** After completion, pure ACKs still reach the clone for this long. */
-  doneLingerMs: number;
   /** An active entry with no acknowledgement progress for this long is reported as stalled. */
   stallMs: number;
 }
 
-export const ROUTER_DEFAULTS: RouterOptions = { finLingerMs: 10_000, stallMs: 5_000, doneLingerMs: 3_000 };
+export const ROUTER_DEFAULTS: RouterOptions = { finLingerMs: 10_000, stallMs: 5_000 };
 
 export type Expiry<P> = { entry: RouterEntry<P>; why: "fin-timeout" | "stalled" };
 
@@ -107,6 +123,8 @@ export class PacketRouter<P> {
   private readonly table = new Map<number, RouterEntry<P>>();
   private readonly opts: RouterOptions;
   forwarded = 0;
+  /** Client packets of cloned connections the clone did not need (kept local only). */
+  notRelayed = 0;
   completed = 0;
   expired = 0;
 
@@ -126,11 +144,13 @@ export class PacketRouter<P> {
     now: number,
   ): RouterEntry<P> {
     const key = keyOf(tuple.remoteAddr, tuple.remotePort);
-    const old = this.table.get(key);
-    // A lingering entry of the previous clone gives way to the next one.
-    if (old !== undefined && old.state !== "done") throw new Error("connection is already cloned");
+    if (this.table.has(key)) throw new Error("connection is already cloned");
+    // Fields written out (no spread): one object shape for every entry.
     const e: RouterEntry<P> = {
-      ...tuple,
+      remoteAddr: tuple.remoteAddr,
+      remotePort: tuple.remotePort,
+      localAddr: tuple.localAddr,
+      localPort: tuple.localPort,
       peer,
       start,
       state: "pending",
@@ -139,7 +159,7 @@ export class PacketRouter<P> {
       ackedBytes: 0,
       lastProgress: now,
       finAt: -1,
-      lingerUntil: Infinity,
+      window: -1,
       packetsForwarded: 0,
     };
     this.table.set(key, e);
@@ -164,23 +184,34 @@ export class PacketRouter<P> {
     return e;
   }
 
-  /** Decides what to do with a client packet; updates the entry's progress and FIN state. */
+  /**
+   * Decides what to do with a client packet; updates the entry's progress and FIN state. The
+   * clone gets only what its sending side needs: ACKs that advance, duplicate ACKs (fast
+   * retransmit), SACKs, window changes and RSTs; not retransmitted data, not the next
+   * request's bytes (the original holds those and acknowledges them when it takes over).
+   */
   route(pk: TcpPeek, now: number): { verdict: RouterVerdict; entry: RouterEntry<P> | undefined } {
     const e = this.lookup(pk);
     if (e === undefined) return { verdict: "local", entry: undefined };
-    if (e.state === "done") {
-      // Only what can end the clone: pure ACKs and RSTs, not the next request's bytes.
-      if (pk.payloadLength > 0 || pk.flags & (0x02 | TCP_FIN)) return { verdict: "local", entry: e };
-      e.packetsForwarded++;
-      this.forwarded++;
-      return { verdict: "forward", entry: e };
+    const flags = pk.flags;
+    if (flags & (TCP_FIN | TCP_RST) && e.finAt < 0) e.finAt = now;
+    let relay = (flags & TCP_RST) !== 0 || pk.sack;
+    if (flags & TCP_ACK) {
+      if (seqGt(pk.ack, e.acked)) {
+        e.ackedBytes += seqDiff(pk.ack, e.acked);
+        e.acked = pk.ack;
+        e.lastProgress = now;
+        relay = true;
+      } else if (pk.window !== e.window) relay = true;
+      else if (pk.ack === e.acked && pk.payloadLength === 0 && (flags & (TCP_SYN | TCP_FIN)) === 0)
+        relay = true; // a duplicate ACK
     }
-    if (pk.flags & 0x10 && seqGt(pk.ack, e.acked)) {
-      e.ackedBytes += seqDiff(pk.ack, e.acked);
-      e.acked = pk.ack;
-      e.lastProgress = now;
+    e.window = pk.window;
+    if (!relay) {
+      this.notRelayed++;
+      return { verdict: "local", entry: e };
     }
-    if (pk.flags & (TCP_FIN | TCP_RST) && e.finAt < 0) e.finAt = now;
+    if (this.isComplete(e) && (flags & TCP_RST) === 0) return { verdict: "complete", entry: e };
     e.packetsForwarded++;
     this.forwarded++;
     return { verdict: "forward", entry: e };
@@ -191,21 +222,22 @@ export class PacketRouter<P> {
     return e.state === "active" && e.ackedBytes >= e.length;
   }
 
-  /** The response is acknowledged: the entry lingers for pure ACKs, then goes. */
-  complete(e: RouterEntry<P>, now: number): void {
-    e.state = "done";
-    e.lingerUntil = now + this.opts.doneLingerMs;
+  /** The response is acknowledged: routing ends (no linger; the clone's node gets a DONE). */
+  complete(e: RouterEntry<P>): void {
+    this.remove(e);
     this.completed++;
+  }
+
+  /** Counts the completing packet, which the caller forwards. */
+  countForwarded(e: RouterEntry<P>): void {
+    e.packetsForwarded++;
+    this.forwarded++;
   }
 
   /** Earliest time an expiry check could report something, or Infinity. */
   pollAt(): number {
     let at = Infinity;
     for (const e of this.table.values()) {
-      if (e.state === "done") {
-        at = Math.min(at, e.lingerUntil);
-        continue;
-      }
       if (e.finAt >= 0) at = Math.min(at, Math.max(e.finAt, e.lastProgress) + this.opts.finLingerMs);
       if (e.state === "active") at = Math.min(at, e.lastProgress + this.opts.stallMs);
     }
@@ -219,10 +251,6 @@ export class PacketRouter<P> {
   expire(now: number): Expiry<P>[] {
     const out: Expiry<P>[] = [];
     for (const e of this.table.values()) {
-      if (e.state === "done") {
-        if (now >= e.lingerUntil) this.remove(e);
-        continue;
-      }
       if (e.finAt >= 0 && now >= Math.max(e.finAt, e.lastProgress) + this.opts.finLingerMs) {
         this.remove(e);
         this.expired++;

@@ -270,6 +270,27 @@ export class TcpPacket {
   options(): TcpOptions | WireError {
     return parseTcpOptions(this.buffer, this.offset + TCP_HEADER_LEN, this.payloadOffset);
   }
+  /**
+   * Whether an option of this kind is present (walks the option list without building it; a
+   * malformed list ends the walk: the option is then reported absent).
+   */
+  hasOption(kind: number): boolean {
+    const b = this.buffer;
+    const end = this.payloadOffset;
+    let i = this.offset + TCP_HEADER_LEN;
+    while (i < end) {
+      const k = b[i];
+      if (k === TCPOPT_EOL) return false;
+      if (k === TCPOPT_NOP) {
+        i++;
+        continue;
+      }
+      if (k === kind) return true;
+      if (i + 1 >= end || b[i + 1] < 2) return false;
+      i += b[i + 1];
+    }
+    return false;
+  }
 }
 
 /** Bytes the emitter writes for `options` (always a multiple of 4; may exceed 40 = invalid). */

@@ -11,6 +11,10 @@ import { Ipv4Packet, encodeIpv4, parseIpv4, type Ipv4SendParams } from "./ipv4.j
 import {
   TCP_ACK,
   TCP_SYN,
+  TCPOPT_MSS,
+  TCPOPT_SACK,
+  TCPOPT_TIMESTAMP,
+  TCPOPT_WSCALE,
   TcpPacket,
   emitIpv4Tcp,
   encodeIpv4Tcp,
@@ -176,6 +180,8 @@ test("views read the same fields as the parsers without copying", () => {
   assert.equal(tcp.dstPort, 80);
   assert.equal(tcp.flags, TCP_SYN);
   assert.deepEqual(tcp.options(), { mss: 1400 });
+  assert.equal(tcp.hasOption(TCPOPT_MSS), true);
+  assert.equal(tcp.hasOption(TCPOPT_SACK), false);
   assert.deepEqual(tcp.payload(), payload);
   assert.equal(tcp.payload().buffer, batch.buffer, "a view, not a copy");
   // Wrong pseudo-header address: checksum error.
@@ -185,6 +191,32 @@ test("views read the same fields as the parsers without copying", () => {
   );
   assert.equal(errorKind(ip.wrap(batch, 7, packet.length - 1)), "truncated");
   assert.equal(errorKind(ip.wrap(batch, 8, packet.length)), "truncated");
+});
+
+test("TcpPacket.hasOption finds an option among others and stops at a malformed list", () => {
+  const sack = encodeIpv4Tcp(IP, {
+    ...syn(),
+    flags: TCP_ACK,
+    options: { timestamp: { tsval: 1, tsecr: 2 }, sack: [[5, 9]] },
+  });
+  assert.ok(sack instanceof Uint8Array);
+  const ip = new Ipv4Packet();
+  assert.equal(ip.wrap(sack), null);
+  const tcp = new TcpPacket();
+  assert.equal(tcp.wrap(sack, ip.payloadOffset, ip.payloadLength, ip.src, ip.dst), null);
+  assert.equal(tcp.hasOption(TCPOPT_SACK), true);
+  assert.equal(tcp.hasOption(TCPOPT_TIMESTAMP), true);
+  assert.equal(tcp.hasOption(TCPOPT_WSCALE), false);
+  // A zero length byte before the SACK block: the walk stops there, no endless loop.
+  const bad = Uint8Array.from(sack);
+  const opt = ip.payloadOffset + 20;
+  bad[opt] = 0x22;
+  bad[opt + 1] = 0;
+  assert.equal(
+    tcp.wrap(bad, ip.payloadOffset, ip.payloadLength, ip.src, ip.dst, { verifyChecksum: false }),
+    null,
+  );
+  assert.equal(tcp.hasOption(TCPOPT_SACK), false);
 });
 
 test("GUE encapsulation in place and the receive side", () => {

@@ -206,6 +206,8 @@ export class ScTestCluster {
       limits: o.limits ?? {},
       onClone: (msg, from, reply) => mode.onClone(msg, from, reply),
       onCancel: (id, from, reply) => mode.onCancel(id, from, reply),
+      onCloneAck: (ack, from) => mode.onCloneAck(ack, from),
+      onDone: (id, from) => mode.onDone(id, from),
     });
     const ctx: ModeContext = {
       nodeId: m.id,
