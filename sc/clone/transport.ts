@@ -153,6 +153,8 @@ export interface ScTransportOptions {
   onCancel?: (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void) => void;
   /** Told of every refused or closed connection (the node logs them). */
   onDrop?: (reason: LinkDropReason, who: { peer?: string; address?: string }) => void;
+  /** Called with every SC link's socket, outbound (as it connects) and accepted: the node marks them (sc/net/priority.ts). */
+  onSocket?: (sock: net.Socket) => void;
   /** Fresh handshake nonces; default crypto.randomBytes. */
   nonce?: () => Uint8Array;
   minBackoffMs?: number;
@@ -303,6 +305,7 @@ class PeerLink {
       noDelay: true,
       ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}),
     });
+    t.onSocket?.(sock);
     const handshake = new ClientHandshake(t.key, t.nodeId, this.peer.id, t.nonce());
     let stage: "challenge" | "hello-ack" | "up" = "challenge";
     const channel = new Channel(sock, t, { peer: this.peer.id, address: this.peer.host }, (m) => {
@@ -391,6 +394,7 @@ export class ScTransport extends EventEmitter {
   readonly nonce: () => Uint8Array;
   readonly minBackoffMs: number;
   readonly maxBackoffMs: number;
+  readonly onSocket: ((sock: net.Socket) => void) | undefined;
   readonly counters: ScTransportCounters = {
     connects: 0,
     disconnects: 0,
@@ -418,6 +422,7 @@ export class ScTransport extends EventEmitter {
     this.nonce = opts.nonce ?? (() => randomBytes(SC_NONCE_LEN));
     this.minBackoffMs = opts.minBackoffMs ?? 100;
     this.maxBackoffMs = opts.maxBackoffMs ?? 5000;
+    this.onSocket = opts.onSocket;
     this.ackHandler = opts.onCloneAck;
     const others = opts.peers.filter((p) => p.id !== opts.nodeId);
     this.limits = { maxInbound: 2 * others.length + 4, ...SC_LINK_DEFAULTS, ...opts.limits };
@@ -516,6 +521,7 @@ export class ScTransport extends EventEmitter {
   }
 
   private accept(sock: net.Socket): void {
+    this.onSocket?.(sock);
     const address = plainIpv4(sock.remoteAddress);
     const refuse = (reason: LinkDropReason) => {
       this.countDrop(reason, { address });

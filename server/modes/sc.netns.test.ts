@@ -140,6 +140,11 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
         assert.ok(sent >= 1300 && sent <= 1700, `clones sent: ${sent}`);
         assert.equal(received, sent);
         assert.equal(failures, 0);
+        // Issue 15: every node marked its SC sockets (GUE socket + its SC links) for the links'
+        // priority stage, and none failed.
+        const marked = await sumMetric(c, "sc_traffic_marked_sockets_total");
+        assert.ok(marked >= 4 * 2, `SC sockets marked: ${marked}`);
+        assert.equal(await sumMetric(c, "sc_traffic_marking_failures_total"), 0);
 
         // Pipelined: 8 requests on one connection, homes on all four nodes.
         const pipe = await writeTrace(site.dir, "pipe.log", pipelinePaths(site.paths));

@@ -15,6 +15,7 @@
 // socket seed, the ASF parsed as the client's request, the response prepared, its length sent
 // back in the SC-ACK, then the response is sent straight to the client (source: the VIP). The
 // clone never sends FIN or RST: once its response is acknowledged it vanishes.
+import { registerMarkingMetrics, TrafficMarker, type MarkCounters } from "../../sc/net/priority.js";
 import dgram from "node:dgram";
 import { Counter, Histogram } from "prom-client";
 import { mirrorCounter, mirrorGauge } from "../metrics.js";
@@ -119,6 +120,8 @@ const EMPTY = new Uint8Array(0);
  * and the two planes to the peers. create() builds them on the node; tests build them in process.
  */
 export interface ScEdges {
+  /** Counters of the SC sockets' DSCP/priority marking (sc/net/priority.ts), for /stats. */
+  marking?: MarkCounters;
   /** The stack that owns the VIP, and the hook every inbound client packet passes. */
   readonly stack: TcpStack;
   readonly vip: string;
@@ -770,6 +773,7 @@ export class SocketCloning implements Mode {
       peersUp: this.transport.peersUp(),
       cloneLatencyUs: this.latencySamples.summary(),
       cloneOneWayUs: this.oneWaySamples.summary(),
+      marking: this.edges.marking ?? null,
       donesApplied: this.donesApplied,
       finsDelegated: this.finsDelegated,
       finsNotDelegated: this.finsNotDelegated,
@@ -906,6 +910,10 @@ registerMode({
       });
     });
     udp.on("error", () => undefined);
+    // SC traffic ahead of response data in every queue that honours DSCP or socket priority.
+    const marker = new TrafficMarker((m) => ctx.log.warn(m));
+    registerMarkingMetrics(marker, [ctx.registry]);
+    marker.mark(udp);
     const drops = new DropLog(ctx.log);
     const transport = new ScTransport({
       nodeId: self.id,
@@ -921,6 +929,7 @@ registerMode({
       onCloneAck: (ack, from) => mode.onCloneAck(ack, from),
       onDone: (id, from) => mode.onDone(id, from),
       onDrop: (reason, who) => drops.report(reason, who, Date.now()),
+      onSocket: (sock) => marker.mark(sock),
     });
     const mode = new SocketCloning(ctx, settings, {
       stack: userStack.stack,
@@ -929,6 +938,7 @@ registerMode({
       cluster,
       mapper,
       transport,
+      marking: marker.counters,
       forward: (packet, peer) => udp.send([gue, Buffer.from(packet)], cluster.guePort, peer.addr),
       close: () => new Promise<void>((r) => udp.close(() => r())),
     });
