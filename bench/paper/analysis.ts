@@ -224,8 +224,20 @@ export function checkArrangement(
     check.clones_sent = d(0, "sc_clones_sent_total");
     check.clones_received = d(1, "sc_clones_received_total");
     check.clone_failures = d(0, "sc_clone_failures_total");
-    if (check.clones_sent !== responses || check.clone_failures !== 0)
-      failure = `sc: ${check.clones_sent} clones sent, ${check.clone_failures} clone failures for ${responses} responses`;
+    if (check.clones_sent !== responses || check.clone_failures !== 0) {
+      // Name the reasons: a failed run is only useful if it says what went wrong.
+      const reasons = new Set(
+        after[0]!.filter((x) => x.name === "sc_clone_failures_total").map((x) => x.labels.reason ?? ""),
+      );
+      const byReason = [...reasons]
+        .map((reason) => [reason, d(0, "sc_clone_failures_total", { reason })] as const)
+        .filter(([, n]) => n > 0)
+        .map(([reason, n]) => `${reason} ${n}`)
+        .join(", ");
+      failure =
+        `sc: ${check.clones_sent} clones sent, ${check.clone_failures} clone failures` +
+        `${byReason ? ` (${byReason})` : ""} for ${responses} responses`;
+    }
   } else if (mechanism === "sc-local") {
     check.clones_sent = d(0, "sc_clones_sent_total");
     if (check.clones_sent !== 0 || check.node1_requests !== responses || check.node2_requests !== 0)

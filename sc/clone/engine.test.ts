@@ -201,6 +201,34 @@ test("original: no progress for stallMs resumes; a client that closed and went q
   assert.ok(log.includes("resume:f:resuming"), "no progress after the FIN either: resumed, not dropped");
 });
 
+test("original: FIN delegation: the client's ACK of the clone's FIN closes the connection in the same tick: done, no failure", () => {
+  // The stack processes the client's ACK of the delegated FIN (with the client's own FIN)
+  // and closes the connection at once, inside toStack, before the engine acts on the
+  // router's "complete": the close is the clone's success (bench micro counted ~1 in 4 as
+  // "reset" before).
+  const { o, log, forwarded, local } = original();
+  const h = { name: "c" };
+  let closing = false;
+  const c = o.begin(h, B, TUPLE, 0, 0, true);
+  o.onAck("B", accepted(c.id, 100), 1);
+  const toStack = local.push.bind(local);
+  local.push = (...p: Uint8Array[]) => {
+    const n = toStack(...p);
+    if (closing) o.onConnectionClosed(h);
+    return n;
+  };
+  closing = true;
+  o.onClientPacket(packet(101, TCP_ACK | TCP_FIN), 2);
+  assert.ok(!log.some((l) => l.startsWith("count:")), log.join());
+  assert.ok(log.includes(`done:B:${c.id}`) && log.includes("settle:c:done"), log.join());
+  assert.equal(
+    forwarded.at(-1)?.length,
+    packet(101, TCP_ACK | TCP_FIN).length,
+    "the clone gets the ACK of its FIN",
+  );
+  assert.equal(o.size, 0);
+});
+
 test("original: the client closes or resets its connection during the clone: counted, ended once", () => {
   const { o, log } = original();
   const h = { name: "c" };

@@ -338,6 +338,12 @@ export class OriginalSide<P extends Peer, H> {
   onConnectionClosed(h: H): void {
     const c = this.byHandle.get(h);
     if (c === undefined) return;
+    if (c.phase === "active" && this.router.isComplete(c.entry)) {
+      // FIN delegation: the client's ACK of the clone's FIN (routed just before the stack saw
+      // it) closed the connection normally, in the same tick: the clone's job is done.
+      this.complete(c, null);
+      return;
+    }
     this.fx.count("reset");
     this.finish(c);
     this.fx.settle(h, "done");
