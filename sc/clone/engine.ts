@@ -16,13 +16,7 @@
 // id) and over the connection handle H (the adapter's socket).
 import { CloneStatus, CLONE_STATUS_NAMES } from "./message.js";
 import { seqDiff } from "../tcp/seq.js";
-import {
-  PacketRouter,
-  peekTcp,
-  type RouterEntry,
-  type RouterOptions,
-  type TcpPeek,
-} from "../router/router.js";
+import { newTcpPeek, PacketRouter, peekTcp, type RouterEntry, type RouterOptions } from "../router/router.js";
 
 export interface Tuple {
   readonly remoteAddr: number;
@@ -216,18 +210,7 @@ export class OriginalSide<P extends Peer, H> {
   private readonly byHandle = new Map<H, OutgoingClone<P, H>>();
   /** Clones waiting for their SC-ACK, by id, in the order sent (= the order of their deadlines). */
   private readonly awaiting = new Map<number, OutgoingClone<P, H>>();
-  private readonly scratch: TcpPeek = {
-    src: 0,
-    dst: 0,
-    srcPort: 0,
-    dstPort: 0,
-    seq: 0,
-    ack: 0,
-    flags: 0,
-    window: 0,
-    payloadLength: 0,
-    sack: false,
-  };
+  private readonly scratch = newTcpPeek();
   private nextId = 1;
   /** SC-ACKs naming no clone waiting for one (late, after a timeout, or from another peer). */
   unexpectedAcks = 0;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PacketRouter, peekTcp, type TcpPeek } from "./router.js";
+import { newTcpPeek, PacketRouter, peekTcp, type TcpPeek } from "./router.js";
 import { encodeIpv4Tcp, TCP_ACK, TCP_FIN, TCP_RST, type TcpOptions } from "../wire/tcp.js";
 import { ipv4FromString } from "../wire/addr.js";
 import { isWireError } from "../wire/error.js";
@@ -35,18 +35,7 @@ function packet(
 }
 
 function peek(p: Uint8Array): TcpPeek {
-  const pk = peekTcp(p, {
-    src: 0,
-    dst: 0,
-    srcPort: 0,
-    dstPort: 0,
-    seq: 0,
-    ack: 0,
-    flags: 0,
-    window: 0,
-    payloadLength: 0,
-    sack: false,
-  });
+  const pk = peekTcp(p, newTcpPeek());
   assert.ok(pk);
   return pk;
 }

@@ -28,6 +28,22 @@ export interface TcpPeek {
   sack: boolean;
 }
 
+/** A zeroed TcpPeek, for the one reused per packet loop (peekTcp fills it in place). */
+export function newTcpPeek(): TcpPeek {
+  return {
+    src: 0,
+    dst: 0,
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    payloadLength: 0,
+    sack: false,
+  };
+}
+
 const TCP_FIN = 0x01;
 const TCP_SYN = 0x02;
 const TCP_RST = 0x04;

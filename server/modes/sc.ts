@@ -49,7 +49,7 @@ import {
   type CloneMessage,
 } from "../../sc/clone/message.js";
 import { linkKey } from "../../sc/auth/link.js";
-import { peekTcp, type TcpPeek } from "../../sc/router/router.js";
+import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import {
   CloneSide,
   FAILURE_REASONS,
@@ -163,18 +163,7 @@ export class SocketCloning implements Mode {
   private readonly ownDeadlines: SendDeadlines<TcpSocket>;
   private readonly cloneDeadlines: SendDeadlines<TcpSocket>;
   private readonly sizeHints = new Map<string, number>();
-  private readonly scratch: TcpPeek = {
-    src: 0,
-    dst: 0,
-    srcPort: 0,
-    dstPort: 0,
-    seq: 0,
-    ack: 0,
-    flags: 0,
-    window: 0,
-    payloadLength: 0,
-    sack: false,
-  };
+  private readonly scratch = newTcpPeek();
   /** Clone ids completed since the last DONE, by peer; one timer sends them all. */
   private readonly doneQueue = new Map<string, number[]>();
   private doneTimer: NodeJS.Timeout | undefined;
