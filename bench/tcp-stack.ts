@@ -12,7 +12,8 @@
 // other jobs skews them less; prints the best of --rounds runs per workload. Figures:
 // docs/tcp.md.
 
-import { EV_DATA, EV_ESTABLISHED, TcpConnection, type ConnectionEnv } from "../sc/tcp/connection.js";
+import { TcpConnection } from "../sc/tcp/connection.js";
+import { EV_DATA, EV_ESTABLISHED, type ConnectionEnv } from "../sc/tcp/types.js";
 import { TcpStack, type ConnectionOwner } from "../sc/tcp/stack.js";
 import { STATE_SIZE, decodeState, encodeState, exportState, validateImport } from "../sc/tcp/state.js";
 import { isWireError } from "../sc/wire/error.js";

@@ -55,18 +55,7 @@ test("peekTcp reads the tuple, flags and ack, and refuses what is not IPv4+TCP",
     sack: false,
   });
   assert.equal(peek(packet(1, TCP_ACK, 40000, new Uint8Array(77))).payloadLength, 77);
-  const scratch = {
-    src: 0,
-    dst: 0,
-    srcPort: 0,
-    dstPort: 0,
-    seq: 0,
-    ack: 0,
-    flags: 0,
-    window: 0,
-    payloadLength: 0,
-    sack: false,
-  };
+  const scratch = newTcpPeek();
   const p = packet(1);
   assert.equal(peekTcp(p.subarray(0, 39), scratch), undefined);
   const udp = Uint8Array.from(p);

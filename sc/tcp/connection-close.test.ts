@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EV_CLOSED, EV_FIN, EV_FINISHED, EV_TIMEOUT } from "./connection.js";
+import { EV_CLOSED, EV_FIN, EV_FINISHED, EV_TIMEOUT } from "./types.js";
 import { Harness, L1, R1, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, pattern } from "./testing.js";
 
 // ------------------------------------------------------------------ close orders

@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EV_ACKED, EV_DATA } from "./connection.js";
+import { EV_ACKED, EV_DATA } from "./types.js";
 import { Harness, L1, R1, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, pattern } from "./testing.js";
 
 // ------------------------------------------------------------------ receiving

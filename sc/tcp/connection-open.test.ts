@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EV_CLOSED, EV_DATA, EV_ESTABLISHED } from "./connection.js";
+import { EV_CLOSED, EV_DATA, EV_ESTABLISHED } from "./types.js";
 import {
   Harness,
   L1,

@@ -30,21 +30,6 @@ import { currentRto, readFields, writeFields, type ConnectionSnapshot } from "./
 import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin } from "./seq.js";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpOptions, type TcpRepr } from "../wire/tcp.js";
 
-export {
-  EV_ACKED,
-  EV_CLOSED,
-  EV_DATA,
-  EV_ESTABLISHED,
-  EV_FIN,
-  EV_FINISHED,
-  EV_TIMEOUT,
-  type CloneBehaviour,
-  type CloseReason,
-  type ConnectionEnv,
-  type FourTuple,
-  type SegmentSink,
-  type TcpState,
-} from "./types.js";
 import {
   EV_ACKED,
   EV_CLOSED,

@@ -22,7 +22,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TcpStack, type ConnectionOwner } from "./stack.js";
-import { EV_CLOSED, type TcpConnection } from "./connection.js";
+import { type TcpConnection } from "./connection.js";
+import { EV_CLOSED } from "./types.js";
 import { implausibleRemote } from "../wire/addr.js";
 import { seqAdd, seqDiff, seqGe, seqLe } from "./seq.js";
 import { pattern } from "./testing.js";

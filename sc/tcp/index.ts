@@ -1,13 +1,7 @@
 // sc/tcp: the user-space TCP stack (see docs/tcp.md).
 export { DEFAULT_TCP_CONFIG, makeConfig, windowScaleFor, type TcpConfig } from "./config.js";
-export {
-  TcpConnection,
-  type CloneBehaviour,
-  type CloseReason,
-  type ConnectionSnapshot,
-  type FourTuple,
-  type TcpState,
-} from "./connection.js";
+export { TcpConnection, type ConnectionSnapshot } from "./connection.js";
+export { type CloneBehaviour, type CloseReason, type FourTuple, type TcpState } from "./types.js";
 export {
   TcpStack,
   type ConnectionOwner,

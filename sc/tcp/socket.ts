@@ -17,6 +17,7 @@
 
 import { EventEmitter } from "node:events";
 import { StringDecoder } from "node:string_decoder";
+import { type TcpConnection } from "./connection.js";
 import {
   EV_ACKED,
   EV_CLOSED,
@@ -26,8 +27,7 @@ import {
   EV_FINISHED,
   EV_TIMEOUT,
   type CloseReason,
-  type TcpConnection,
-} from "./connection.js";
+} from "./types.js";
 import type { ConnectionOwner, TcpListener, TcpStack } from "./stack.js";
 import { ipv4ToString } from "../wire/addr.js";
 

@@ -4,7 +4,8 @@
 
 import assert from "node:assert/strict";
 import { makeConfig, type TcpConfig } from "./config.js";
-import { TcpConnection, type ConnectionEnv, type FourTuple } from "./connection.js";
+import { TcpConnection } from "./connection.js";
+import { type ConnectionEnv, type FourTuple } from "./types.js";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpOptions, type TcpRepr } from "../wire/tcp.js";
 
 export { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN };
