@@ -179,6 +179,12 @@ export class OutputRequests {
 export class CloningState {
   /** Shadow mode (original while a clone serves): see TcpConnection.setShadow. */
   shadow = false;
+  /** Original: rcv_nxt when shadow mode began (the exported one). Every segment the clone
+   *  sends acknowledges at least this much. */
+  shadowRcvNxt = 0;
+  /** Original: snd_max when shadow mode began. Only the clone sends beyond it, so a client
+   *  ACK beyond it proves the client received a clone segment, and with it shadowRcvNxt. */
+  shadowSndMax = 0;
   /**
    * On an original that resumes a response its failed clone had partly sent: an ACK beyond
    * what we sent but within what we have queued is taken as acknowledging those bytes (the

@@ -428,30 +428,83 @@ export class TcpConnection {
    * Shadow mode, for the ORIGINAL connection while a clone answers (paper section 2.3):
    * incoming segments still update the receive side, and their ACK field advances snd_una and
    * snd_nxt (the clone sent those bytes), but nothing is emitted and no retransmission,
-   * persist or delayed-ACK timer runs. Leaving shadow mode resumes from the synchronised state
-   * and sends an ACK if one is owed.
+   * persist or delayed-ACK timer runs. Enter it right after the export, with no input in
+   * between: the clone starts from this rcv_nxt. Leaving shadow mode resumes from the
+   * synchronised state and owes only the ACKs the clone cannot have given (leaveShadow).
    */
   setShadow(on: boolean, now: number): void {
     if (on === this.cloning.shadow) return;
-    this.cloning.shadow = on;
-    if (on) {
-      this.timers.rtxAt = Infinity;
-      this.timers.persistAt = Infinity;
-      this.timers.inPersist = false;
-      this.timers.zeroWindowSince = -1;
-      this.timers.delayedAckAt = Infinity;
-      this.cc.fastRtx = false;
-      this.out.ackNow = false;
-      this.out.rstReply = undefined;
+    if (!on) {
+      this.leaveShadow(now);
       return;
     }
+    this.cloning.shadow = true;
+    this.cloning.shadowRcvNxt = this.rcv.nxt;
+    this.cloning.shadowSndMax = this.snd.max;
+    this.timers.rtxAt = Infinity;
+    this.timers.persistAt = Infinity;
+    this.timers.inPersist = false;
+    this.timers.zeroWindowSince = -1;
+    this.timers.delayedAckAt = Infinity;
+    this.cc.fastRtx = false;
+    this.out.ackNow = false;
+    this.out.rstReply = undefined;
+  }
+
+  /**
+   * Leaves shadow mode with the ACK state the client actually has, so it gets no repeat of an
+   * acknowledgement it already received (a duplicate ACK to it):
+   * - every clone segment carried ack >= shadowRcvNxt; once the client acknowledged a byte
+   *   beyond shadowSndMax it received one, so shadowRcvNxt counts as sent (the request the
+   *   clone answered is acknowledged by the clone's response, as a plain server's would be);
+   * - bytes received in shadow beyond that (a pipelined request, the client's FIN) may or may
+   *   not have been acknowledged by the clone (it sees only the client segments the router
+   *   relays, and acknowledges and discards their data), so they are treated as just
+   *   received: ACKed at once where RFC 5681 says so (two full segments, a full window, a
+   *   FIN, or a segment in shadow that asked for an immediate ACK, e.g. a retransmission),
+   *   otherwise on the delayed-ACK timer, restarted now, so the response to
+   *   the pipelined request carries it (then no pure ACK at all);
+   * - out-of-order data held here is ACKed at once (SACK blocks for the client's recovery);
+   * - an immediate ACK asked for in shadow about bytes the clone acknowledged is dropped.
+   * A due window update (the clone's window was capped at ours) goes out with the next
+   * segment, at the latest on the delayed-ACK timer; at once if the client is nearly out of
+   * window.
+   */
+  private leaveShadow(now: number): void {
+    this.resumeAfterShadow(now);
+    const cl = this.cloning;
+    const cloneReachedClient = seqGt(this.snd.una, cl.shadowSndMax);
+    if (cloneReachedClient && seqGt(cl.shadowRcvNxt, this.rcv.lastAckSent)) {
+      this.rcv.lastAckSent = cl.shadowRcvNxt;
+    }
+    const askedInShadow = this.out.ackNow;
+    this.out.ackNow = false;
+    this.timers.delayedAckAt = Infinity;
+    if (!this.ooo.empty) {
+      this.out.ackNow = true; // a hole: the client needs our SACK blocks now
+    } else if (this.rcv.nxt !== this.rcv.lastAckSent) {
+      if (askedInShadow || this.rcv.finReceived) this.out.ackNow = true;
+      else this.scheduleAck(now);
+    } else if (askedInShadow && !cloneReachedClient) {
+      this.out.ackNow = true;
+    }
+    if (!this.out.ackNow && this.windowUpdateDue()) {
+      // The clone kept our window edge; the update rides on the next response segment
+      // unless the client is (nearly) out of window.
+      if (seqDiff(this.rcv.advEdge, this.rcv.nxt) < this.rcv.advMss) this.out.ackNow = true;
+      else if (this.timers.delayedAckAt === Infinity) this.timers.delayedAckAt = now + this.cfg.delayedAck;
+    }
+  }
+
+  /** The sending side after shadow mode: the send state is the clone's, recovery starts over. */
+  private resumeAfterShadow(now: number): void {
+    this.cloning.shadow = false;
     this.snd.nxt = this.snd.max;
     this.cc.dupAcks = 0;
     this.cc.inRecovery = false;
     this.rtt.retries = 0;
     this.rtt.backoff = 0;
-    if (this.flight > 0) this.timers.rtxAt = now + this.rto();
-    if (this.rcv.nxt !== this.rcv.lastAckSent || this.windowUpdateDue()) this.out.ackNow = true;
+    this.timers.rtxAt = this.flight > 0 ? now + this.rto() : Infinity;
   }
 
   /**
@@ -496,16 +549,10 @@ export class TcpConnection {
   /** The delegated FIN was acknowledged: the clone is done, stop being silent. Everything
    *  received before this point was acknowledged by the clone's segments. */
   private leaveShadowAfterFin(now: number): void {
-    this.cloning.shadow = false;
-    this.snd.nxt = this.snd.max;
-    this.cc.dupAcks = 0;
-    this.cc.inRecovery = false;
-    this.rtt.retries = 0;
-    this.rtt.backoff = 0;
+    this.resumeAfterShadow(now);
     this.rcv.lastAckSent = this.rcv.nxt;
     this.out.ackNow = false;
     this.timers.delayedAckAt = Infinity;
-    this.timers.rtxAt = this.flight > 0 ? now + this.rto() : Infinity;
   }
 
   /** True when our FIN is queued and the peer has acknowledged it. */
@@ -1156,6 +1203,8 @@ export class TcpConnection {
   }
 
   private checkWindowUpdate(): void {
+    // (In shadow mode the clone speaks; leaveShadow decides about the update.)
+    if (this.cloning.shadow) return;
     if (this.synchronized && !this.rcv.finReceived && this.windowUpdateDue()) this.out.ackNow = true;
   }
 
