@@ -154,6 +154,8 @@ export interface OutgoingClone<P extends Peer, H> {
   /** From the SC-ACK: the exact response length and head (for a range resume). */
   length: number;
   head: Uint8Array;
+  /** Completed and its node told by a DONE (else the completing ACK has to reach it). */
+  doneSent: boolean;
 }
 
 /** An SC-ACK as the engine needs it. */
@@ -163,6 +165,15 @@ export interface AckEvent {
   responseLength: number;
   head: Uint8Array;
 }
+
+/**
+ * How long completions wait to be sent together in one DONE (a message per clone cost both
+ * nodes a wake-up, a write and two MACs). The completing ACK is not relayed (complete()), so
+ * a clone holds its finished connection up to this long.
+ */
+export const DONE_DELAY_MS = 20;
+/** A clone's tail loss probe waits at least this long: past a batched DONE with margin. */
+export const CLONE_TAIL_PROBE_MIN_MS = DONE_DELAY_MS + 30;
 
 /** What the original side asks of its adapter. */
 export interface OriginalEffects<P extends Peer, H> {
@@ -252,6 +263,7 @@ export class OriginalSide<P extends Peer, H> {
       last,
       length: 0,
       head: EMPTY,
+      doneSent: false,
     };
     this.byEntry.set(entry, c);
     this.byHandle.set(h, c);
@@ -299,11 +311,19 @@ export class OriginalSide<P extends Peer, H> {
       return;
     }
     const { verdict, entry } = this.router.route(pk, now);
+    // Looked up first: the stack may end the clone while it takes the packet (the close of
+    // FIN delegation, onConnectionClosed).
+    const c = entry === undefined ? undefined : this.byEntry.get(entry);
     this.fx.toStack(packet);
     if (verdict === "local" || entry === undefined) return;
-    const c = this.byEntry.get(entry);
     if (verdict === "forward" || c === undefined) this.fx.forward(packet, entry.peer);
-    else this.complete(c, packet);
+    else if (c.phase === "active") this.complete(c, packet);
+    else if (c.doneSent) this.router.countNotRelayed();
+    else {
+      // Ended in the stack with no DONE possible: the ACK itself ends the clone.
+      this.fx.forward(packet, entry.peer);
+      this.router.countForwarded(entry);
+    }
   }
 
   /** The SC link to `peerId` went down: clones waiting for an SC-ACK fail, active ones resume. */
@@ -377,22 +397,27 @@ export class OriginalSide<P extends Peer, H> {
   }
 
   /**
-   * The client acknowledged the whole response: the completing ACK `packet` goes to the clone
-   * (it vanishes on it at once; waiting for a message instead would let its tail loss probe
-   * fire into the client), DONE tells its node on the SC link in case that ACK is lost between
-   * the nodes (instead of relaying ACKs for a while after the end), and the original takes the
-   * connection back.
+   * The client acknowledged the whole response. DONE tells the clone's node on the SC link
+   * (batched with other completions by the adapter); the completing ACK `packet` is not
+   * relayed, one GUE packet and one wake-up of the clone's node fewer per clone: the clone
+   * holds its finished connection until the DONE comes, and its tail loss probe waits longer
+   * than that (CloneBehaviour.tailProbeMinMs). Only when no DONE can be sent (the SC link is
+   * down) does the ACK go to the clone, which then vanishes on it. The original takes the
+   * connection back at once.
    */
   private complete(c: OutgoingClone<P, H>, packet: Uint8Array | null): void {
     if (c.phase !== "active") return;
     c.phase = "over";
     this.router.complete(c.entry);
     this.forget(c);
+    c.doneSent = this.fx.sendDone(c.peer, c.id);
     if (packet !== null) {
-      this.fx.forward(packet, c.peer);
-      this.router.countForwarded(c.entry);
+      if (c.doneSent) this.router.countNotRelayed();
+      else {
+        this.fx.forward(packet, c.peer);
+        this.router.countForwarded(c.entry);
+      }
     }
-    this.fx.sendDone(c.peer, c.id);
     this.fx.shadow(c.handle, false);
     this.fx.settle(c.handle, "done");
   }

@@ -20,7 +20,9 @@ import {
   type ScMessage,
 } from "./message.js";
 import {
+  CLONE_TAIL_PROBE_MIN_MS,
   CloneSide,
+  DONE_DELAY_MS,
   OriginalSide,
   resumePoint,
   type OriginalFailure,
@@ -132,7 +134,8 @@ export class ScSim {
         sendDone: (_peer, id) => {
           if (!this.bAlive || !this.doneLink) return false;
           this.events.push(`done:${id}`);
-          this.toB({ type: ScType.Done, cloneIds: [id] });
+          // Sent after the adapter's batching delay, as the node does.
+          this.later(DONE_DELAY_MS, () => this.toB({ type: ScType.Done, cloneIds: [id] }));
           return true;
         },
         sendCancel: (peer, id) => {
@@ -273,7 +276,7 @@ export class ScSim {
     const resp = this.opts.respond(m.asf);
     if (resp === "refuse") return refuse(CloneStatus.Busy);
     const sock = importState(this.b, { ...snap, seed: m.seed }, undefined, {
-      clone: { finWithLastSegment: m.last === true },
+      clone: { finWithLastSegment: m.last === true, tailProbeMinMs: CLONE_TAIL_PROBE_MIN_MS },
     });
     sock.on("error", () => undefined);
     sock.on("close", () => this.cloneSide.gone(sock));

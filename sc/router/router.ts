@@ -114,8 +114,9 @@ export type RouterVerdict =
   /** Forward to the clone's node and give to the local stack (shadow). */
   | "forward"
   /**
-   * The ACK that completes the response: the local stack takes it, the caller forwards it to
-   * the clone (counted with countForwarded) and ends routing with complete().
+   * The ACK that completes the response: the local stack takes it and the caller ends routing
+   * with complete(); it tells the clone by a message (countNotRelayed) or, when it cannot,
+   * forwards the ACK (countForwarded).
    */
   | "complete";
 
@@ -242,6 +243,11 @@ export class PacketRouter<P> {
   complete(e: RouterEntry<P>): void {
     this.remove(e);
     this.completed++;
+  }
+
+  /** Counts the completing packet when the caller ends the clone by a message instead. */
+  countNotRelayed(): void {
+    this.notRelayed++;
   }
 
   /** Counts the completing packet, which the caller forwards. */

@@ -938,7 +938,7 @@ export class TcpConnection {
       this.timers.tlpAt = Infinity;
       return;
     }
-    let pto = Math.max(2 * this.rtt.srtt, this.cfg.tlpMin);
+    let pto = Math.max(2 * this.rtt.srtt, this.cfg.tlpMin, this.cloning.clone?.tailProbeMinMs ?? 0);
     if (flight <= this.snd.mss) pto += 200;
     const at = now + pto;
     this.timers.tlpAt = at < this.timers.rtxAt ? at : Infinity;

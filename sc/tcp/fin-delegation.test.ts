@@ -71,7 +71,13 @@ function scene(): Scene {
     const h = new Harness({ cfg: CFG });
     const conn = TcpConnection.restore(h.env, snap, orig.now);
     if (clone)
-      conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true, finWithLastSegment: true });
+      conn.setClone({
+        capWindow: true,
+        discardNewData: true,
+        dropWhenAcked: true,
+        finWithLastSegment: true,
+        tailProbeMinMs: 0,
+      });
     return h.attach(conn, orig.now);
   };
   const clone = restored(true);

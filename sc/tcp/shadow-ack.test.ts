@@ -47,7 +47,13 @@ function cloned(): { orig: Harness; clone: Harness } {
   orig.conn.setShadow(true, orig.now);
   const clone = new Harness({ cfg: CFG });
   const conn = TcpConnection.restore(clone.env, snap, orig.now);
-  conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true, finWithLastSegment: false });
+  conn.setClone({
+    capWindow: true,
+    discardNewData: true,
+    dropWhenAcked: true,
+    finWithLastSegment: false,
+    tailProbeMinMs: 0,
+  });
   clone.attach(conn, orig.now);
   clone.conn.send(pattern(3000, 5), clone.now);
   clone.close();

@@ -232,7 +232,7 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
       this.stack.touch(this.conn);
     }
     this.closeReason ??= "aborted";
-    this.failCallbacks(err ?? new Error("socket destroyed"));
+    this.failCallbacks(() => err ?? new Error("socket destroyed"));
     queueMicrotask(() => {
       if (err !== undefined && this.listenerCount("error") > 0) this.emit("error", err);
       this.emitClose(err !== undefined);
@@ -437,18 +437,21 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
       if (reason === "dropped" && this.writableEnded) this.emitFinish();
       // Deliver what is left, then 'end' (if the peer closed), then 'close'.
       this.flushReadable(true);
-      this.failCallbacks(new Error("socket closed"));
+      this.failCallbacks(() => new Error("socket closed"));
       this.emitClose(false);
       return;
     }
-    this.failCallbacks(err ?? new Error(`socket ${reason}`));
+    this.failCallbacks(() => err ?? new Error(`socket ${reason}`));
     if (err !== undefined && this.listenerCount("error") > 0) this.emit("error", err);
     this.emitClose(err !== undefined);
   }
 
-  private failCallbacks(err: Error): void {
+  /** The error is made only when a write callback waits for it (a stack trace costs ~µs). */
+  private failCallbacks(makeErr: () => Error): void {
     const cbs = this.callbacks;
+    if (cbs.length === 0) return;
     this.callbacks = [];
+    const err = makeErr();
     for (const c of cbs) c.cb(err);
   }
 

@@ -328,6 +328,7 @@ export class TcpStack {
         discardNewData: true,
         dropWhenAcked: true,
         finWithLastSegment: false,
+        tailProbeMinMs: 0,
         ...opts.clone,
       });
     }

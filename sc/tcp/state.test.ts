@@ -290,7 +290,13 @@ function cloneOf(h: Harness): Harness {
   const snap = exportState(h.conn, h.now);
   const c = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   const conn = TcpConnection.restore(c.env, snap, h.now);
-  conn.setClone({ capWindow: true, discardNewData: true, dropWhenAcked: true, finWithLastSegment: false });
+  conn.setClone({
+    capWindow: true,
+    discardNewData: true,
+    dropWhenAcked: true,
+    finWithLastSegment: false,
+    tailProbeMinMs: 0,
+  });
   return c.attach(conn, h.now);
 }
 

@@ -88,6 +88,13 @@ export interface CloneBehaviour {
    * Takes precedence over dropWhenAcked's "no FIN".
    */
   finWithLastSegment: boolean;
+  /**
+   * The tail loss probe fires no earlier than this many ms after the last send (0: the
+   * stack's own tlpMin). The original ends a clone with a message on the SC link instead of
+   * relaying the client's last ACK (one packet fewer per clone): a probe sent before that
+   * message can arrive would be a spurious retransmission into the client.
+   */
+  tailProbeMinMs: number;
 }
 
 export type SegmentSink = (seg: TcpRepr) => void;

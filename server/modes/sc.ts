@@ -51,7 +51,9 @@ import {
 import { linkKey } from "../../sc/auth/link.js";
 import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import {
+  CLONE_TAIL_PROBE_MIN_MS,
   CloneSide,
+  DONE_DELAY_MS,
   FAILURE_REASONS,
   OriginalSide,
   resumeOffsets,
@@ -106,8 +108,6 @@ export const SC_DEFAULTS: ScSettings = {
   sendTimeoutMs: 30_000,
 };
 
-/** How long completions wait to be sent together in one DONE. */
-const DONE_DELAY_MS = 20;
 /** Extra time, past the clone's start deadline, before the original serves on its own. */
 const DEADLINE_MARGIN_MS = 250;
 /** The clone stops before its start deadline by this much, so the original's view stays safe. */
@@ -286,9 +286,8 @@ export class SocketCloning implements Mode {
   }
 
   /**
-   * DONEs are batched per peer and sent DONE_DELAY_MS later in one message (a message per
-   * clone cost both nodes a wakeup, a write and two MACs). The delay costs nothing: the
-   * completing ACK itself already went to the clone, the DONE only covers its loss.
+   * DONEs are batched per peer and sent DONE_DELAY_MS later in one message (engine.ts says why
+   * the clone can wait that long).
    */
   private queueDone(peerId: string, cloneId: number): boolean {
     if (!this.transport.isPeerUp(peerId)) return false;
@@ -634,7 +633,7 @@ export class SocketCloning implements Mode {
     let sock: TcpSocket;
     try {
       sock = importState(this.stack, { ...snap, seed: msg.seed }, undefined, {
-        clone: { finWithLastSegment: msg.last === true },
+        clone: { finWithLastSegment: msg.last === true, tailProbeMinMs: CLONE_TAIL_PROBE_MIN_MS },
       });
     } catch {
       return { refused: CloneStatus.BadState };
