@@ -185,6 +185,12 @@ class Channel {
   private lastRx = Date.now();
   private timer: NodeJS.Timeout;
   dropped = false;
+  /** Messages sent in one tick leave in one write (the socket is corked until the next tick). */
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.sock.uncork();
+  };
 
   constructor(
     readonly sock: net.Socket,
@@ -230,7 +236,14 @@ class Channel {
       this.drop("output-overflow");
       return false;
     }
-    this.sock.write(tag.length > 0 ? Buffer.concat([bytes, tag]) : bytes);
+    if (!this.corked) {
+      // Several CLONEs or SC-ACKs come from one batch of packets: one writev for all of them.
+      this.corked = true;
+      this.sock.cork();
+      process.nextTick(this.uncork);
+    }
+    this.sock.write(bytes);
+    if (tag.length > 0) this.sock.write(tag);
     return true;
   }
 
