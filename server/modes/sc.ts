@@ -345,19 +345,40 @@ export class SocketCloning implements Mode {
     return this.cloneTo(peer, req, ctl, ctl.conn);
   }
 
-  private async cloneTo(
+  /**
+   * Clones the connection once nothing it sent is in flight: the clone has none of the bytes the
+   * original may still have to retransmit. The usual case, a request on an idle connection,
+   * starts at once, in the tick the request arrived: shadow mode is on before the stack's flush
+   * of that tick, so the original sends nothing of its own (no ACK or window update a plain
+   * server would have put on its response, which the clone now sends).
+   */
+  private cloneTo(
+    peer: ClusterMember,
+    req: HttpRequest,
+    ctl: ConnectionControl,
+    sock: TcpSocket,
+  ): Decision | Promise<Decision> {
+    if (sock.writableLength === 0 && sock.conn.sndUna === sock.conn.sndMax)
+      return this.startClone(peer, req, sock);
+    return this.cloneWhenFlushed(peer, req, ctl, sock);
+  }
+
+  /** An earlier response is still in flight: wait for it (with the mode's own send timeout). */
+  private async cloneWhenFlushed(
     peer: ClusterMember,
     req: HttpRequest,
     ctl: ConnectionControl,
     sock: TcpSocket,
   ): Promise<Decision> {
-    // Only a connection with nothing in flight can be continued elsewhere: the clone has none
-    // of the bytes the original may still have to retransmit. The HTTP pipeline's send
-    // timeout does not run while the mode decides, so the wait has its own.
     this.watchOwn(sock);
     await ctl.flushed();
     this.ownDeadlines.unwatch(sock);
     if (sock.destroyed) return "done";
+    return this.startClone(peer, req, sock);
+  }
+
+  /** Exports the connection, puts it in shadow mode and sends the CLONE; settles when it ends. */
+  private startClone(peer: ClusterMember, req: HttpRequest, sock: TcpSocket): Decision | Promise<Decision> {
     let state;
     try {
       state = exportState(sock);
