@@ -14,7 +14,7 @@ import { exportState, importState, type TcpExportedState } from "./state.js";
 import { TcpServer, connectTcp, type TcpSocket } from "./socket.js";
 import { VirtualNet, type LinkImpairment } from "./sim.js";
 import { gsoSegment } from "./gso.js";
-import type { TcpStack } from "./stack.js";
+import { CLONE_DEFAULTS, type TcpStack } from "./stack.js";
 import { Harness, L1, R1, TCP_ACK, TCP_FIN, TCP_PSH, pattern, type OutSeg, type Seg } from "./testing.js";
 import { parseIpv4 } from "../wire/ipv4.js";
 import { TCP_RST, parseTcp } from "../wire/tcp.js";
@@ -70,14 +70,7 @@ function scene(): Scene {
   const restored = (clone: boolean): Harness => {
     const h = new Harness({ cfg: CFG });
     const conn = TcpConnection.restore(h.env, snap, orig.now);
-    if (clone)
-      conn.setClone({
-        capWindow: true,
-        discardNewData: true,
-        dropWhenAcked: true,
-        finWithLastSegment: true,
-        tailProbeMinMs: 0,
-      });
+    if (clone) conn.setClone({ ...CLONE_DEFAULTS, finWithLastSegment: true });
     return h.attach(conn, orig.now);
   };
   const clone = restored(true);

@@ -5,6 +5,7 @@
 // Harness, then whole connections on the virtual network with seeded loss.
 
 import { test } from "node:test";
+import { CLONE_DEFAULTS } from "./stack.js";
 import assert from "node:assert/strict";
 import { TcpConnection } from "./connection.js";
 import { exportState, importState } from "./state.js";
@@ -47,13 +48,7 @@ function cloned(): { orig: Harness; clone: Harness } {
   orig.conn.setShadow(true, orig.now);
   const clone = new Harness({ cfg: CFG });
   const conn = TcpConnection.restore(clone.env, snap, orig.now);
-  conn.setClone({
-    capWindow: true,
-    discardNewData: true,
-    dropWhenAcked: true,
-    finWithLastSegment: false,
-    tailProbeMinMs: 0,
-  });
+  conn.setClone({ ...CLONE_DEFAULTS, finWithLastSegment: false });
   clone.attach(conn, orig.now);
   clone.conn.send(pattern(3000, 5), clone.now);
   clone.close();

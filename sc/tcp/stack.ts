@@ -132,6 +132,15 @@ class StackEntry {
 }
 
 const ONE_SECOND = 1000;
+/** A clone's behaviour unless importState's options say otherwise (types.ts CloneBehaviour). */
+export const CLONE_DEFAULTS: Readonly<CloneBehaviour> = {
+  capWindow: true,
+  discardNewData: true,
+  dropWhenAcked: true,
+  finWithLastSegment: false,
+  tailProbeMinMs: 0,
+};
+
 /** Longest IPv4 header (60) plus longest TCP header (60): room for any socket seed. */
 export const SEED_MAX = 120;
 
@@ -323,14 +332,7 @@ export class TcpStack {
     const now = this.clock();
     const conn = TcpConnection.restore(this.env, snap, now);
     if (opts.clone !== undefined) {
-      conn.setClone({
-        capWindow: true,
-        discardNewData: true,
-        dropWhenAcked: true,
-        finWithLastSegment: false,
-        tailProbeMinMs: 0,
-        ...opts.clone,
-      });
+      conn.setClone({ ...CLONE_DEFAULTS, ...opts.clone });
     }
     conn.socket = owner;
     const e = this.insert(conn);

@@ -3,6 +3,7 @@
 // original, the clone behaviours, and the whole clone round trip over a virtual network.
 
 import { test } from "node:test";
+import { CLONE_DEFAULTS } from "./stack.js";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { TcpConnection } from "./connection.js";
@@ -290,13 +291,7 @@ function cloneOf(h: Harness): Harness {
   const snap = exportState(h.conn, h.now);
   const c = new Harness({ cfg: { rcvBufSize: 1 << 20 } });
   const conn = TcpConnection.restore(c.env, snap, h.now);
-  conn.setClone({
-    capWindow: true,
-    discardNewData: true,
-    dropWhenAcked: true,
-    finWithLastSegment: false,
-    tailProbeMinMs: 0,
-  });
+  conn.setClone({ ...CLONE_DEFAULTS, finWithLastSegment: false });
   return c.attach(conn, h.now);
 }
 

@@ -241,6 +241,27 @@ for (const loss of [1, 5]) {
             "20000",
           ]);
           assert.deepEqual([p.verify_failures, p.errors], [0, 0]);
+          // A connection per request: each cloned response is the connection's last, and its
+          // clone sends the FIN (FIN delegation), under the same loss.
+          const close = await replay(c, site.trace, site.manifest, [
+            "--clients",
+            "1",
+            "--conns",
+            "4",
+            "--requests",
+            "120",
+            "--timeout",
+            "20000",
+          ]);
+          assert.deepEqual([close.verify_failures, close.errors], [0, 0]);
+          let delegated = 0;
+          for (const n of c.nodes) {
+            const st = JSON.parse((await c.get(`${c.process(n).admin}/stats`)).body) as {
+              sc: { finsDelegated: number };
+            };
+            delegated += st.sc.finsDelegated;
+          }
+          assert.ok(delegated >= 40, `FINs delegated to clones: ${delegated}`);
           assert.ok((await sumMetric(c, "sc_clones_sent_total")) > 100);
         },
       );
