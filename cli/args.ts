@@ -323,7 +323,18 @@ export async function parseConfigured(
       ? {}
       : optionsFromConfig(await readConfigFile(configFile), spec, configFile);
   const { values, sources } = layerOptions(spec, flags, fromEnv, fromFile);
-  return { values, positionals, help, sources, configFile: configFile || undefined };
+  const parsed = { values, positionals, help, sources, configFile: configFile || undefined };
+  lastConfigured = { parsed, command: spec.name };
+  return parsed;
+}
+
+/** The process's last configured parse (a process runs one command), for explainUsageError. */
+let lastConfigured: { parsed: ConfiguredParse; command: string } | undefined;
+
+/** withValueSource over the last configured parse: what main prints for a UsageError. */
+export function explainUsageError(err: UsageError): UsageError {
+  if (lastConfigured === undefined) return err;
+  return withValueSource(err, lastConfigured.parsed, lastConfigured.command) as UsageError;
 }
 
 /**
