@@ -55,6 +55,9 @@ before(async () => {
     stopGraceMs: 3000,
     startTimeoutMs: 90_000,
     extraArgs: {
+      // Closed connections leave the dispatcher's table after 1 s (not minutes), so a removed
+      // node leaves the membership list soon after its last connection.
+      dispatcher: ["--timeout-fin", "1", "--timeout-close", "1"],
       node: [
         "--members-from",
         `http://${DISPATCHER_IP}:9100`,
@@ -133,6 +136,7 @@ function replay(rate: number, seconds: number): Promise<ReplayJson> {
 }
 
 function assertClean(r: ReplayJson, what: string): void {
+  console.log(`# ${what}: ${r.requests} requests, ${r.ok} verified, ${r.errors} errors`);
   const detail = `${what}: ${JSON.stringify(r)}; exits: ${exits.join(", ") || "none"}`;
   assert.ok(r.requests > 0, detail);
   assert.equal(r.errors, 0, detail);
@@ -173,7 +177,8 @@ test("purge through the VIP: old version while cached, never a mixed body, only 
   const p = await cli("purge", "--url", "/ops/page.html", "--cluster", PREFIX);
   assert.equal(p.code, 0, `purge: ${p.stdout} ${p.stderr}`);
   const answer = JSON.parse(p.stdout) as { peers: Record<string, { ok: boolean }> };
-  assert.deepEqual(Object.keys(answer.peers).sort(), ["node2", "node3", "node4"]);
+  // node4 is no member yet (the membership test adds it): the purge went to the members.
+  assert.deepEqual(Object.keys(answer.peers).sort(), ["node2", "node3"]);
   for (const b of await viaVip("/ops/page.html", 24))
     assert.equal(b, V2, "after the purge: only the new version");
 });
@@ -239,7 +244,7 @@ test("membership under a verified replay: node4 joins, node2 drains and leaves; 
   const s4 = await stats("node4");
   assert.ok((s4.sc?.clonesReceived ?? 0) > 0, "node4 served clones once it joined");
   // node2 had no connections left: it is out of the list, and the others closed their links.
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const members = (await stats("node1")).membership!.members.map((m) => m.id);
     if (!members.includes("node2")) break;

@@ -2,7 +2,7 @@
 // control plane beside it. startNode() is what `sc-cluster node` runs; tests and benchmarks
 // call it in-process too.
 import { hostname } from "node:os";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { createDocCache, type CachePolicy, type DocCache } from "./cache/doc-cache.js";
 import { DocStore } from "./doc-store.js";
 import { FsSource } from "./source/fs-source.js";
@@ -435,6 +435,31 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       () => poll.failures,
     );
   }
+  mirrorCounter(
+    registry,
+    "sc_purges_total",
+    "Purges applied to this node's cache (POST /purge, own or forwarded)",
+    () => store.purges,
+  );
+  mirrorCounter(
+    registry,
+    "sc_purged_entries_total",
+    "Cached documents dropped by purges",
+    () => store.purgedEntries,
+  );
+  new Counter({
+    name: "sc_revalidations_total",
+    help: "Cached documents checked with the source after --revalidate-ttl, by result: unchanged (304), changed (new version or gone), error (kept)",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const r = store.revalidation;
+      this.inc({ result: "unchanged" }, r.unchanged);
+      this.inc({ result: "changed" }, r.changed);
+      this.inc({ result: "error" }, r.errors);
+    },
+  });
   if (membership)
     mirrorCounter(
       registry,
