@@ -267,6 +267,27 @@ test("SIGTERM drain under load: unhealthy first, the dispatcher moves away, zero
     assert.ok(Date.now() < deadline, `node3 did not report draining: ${h.status ?? h.error}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+  // The dispatcher takes it out of scheduling while it still serves: down by its health
+  // checks, not gone (its admin port still answers), and new connections go elsewhere.
+  const moved = Date.now() + 5000;
+  for (;;) {
+    const views = await cluster.json<{ id: string; state: string; eligible: boolean }[]>(
+      `${dispatcherAdmin()}/nodes`,
+    );
+    const n3 = views.find((n) => n.id === "node3");
+    if (n3 !== undefined && !n3.eligible) {
+      assert.equal(n3.state, "down", "taken out while alive, not after it was gone");
+      break;
+    }
+    assert.ok(Date.now() < moved, `the dispatcher still schedules to node3: ${JSON.stringify(n3)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const still = await cluster.get(`${node3.admin!}/healthz`, 1000);
+  assert.equal(
+    still.status,
+    503,
+    `node3 still serving (draining) once out of scheduling: ${still.error ?? ""}`,
+  );
   assertClean(await load, "replay across node3's SIGTERM");
   assert.ok(
     exits.some((e) => e.startsWith("node3")),
