@@ -62,3 +62,13 @@ registerCommand(
   "Reproduce the paper's Figures 8 (micro) and 9 (trace) on the testbed against nginx and haproxy",
   async () => (await import("./bench.js")).command,
 );
+registerCommand(
+  "purge",
+  "Drop cached documents (a URL, a prefix or all) on every node",
+  async () => (await import("./purge.js")).command,
+);
+registerCommand(
+  "members",
+  "List, add, drain or remove nodes of a running cluster (the dispatcher's membership)",
+  async () => (await import("./members.js")).command,
+);

@@ -8,7 +8,8 @@ import {
   bool,
   UsageError,
   type CommandSpec,
-  parseCommand,
+  CONFIG_OPTIONS,
+  parseConfigured,
 } from "./args.js";
 import type { Command } from "./command.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";
@@ -112,6 +113,7 @@ const spec: CommandSpec = {
       default: "60",
       value: "S",
     },
+    ...CONFIG_OPTIONS,
   },
   epilog: [
     "Reads client packets from the TUN device (the VIP must be routed to it), keeps a connection table,",
@@ -122,6 +124,9 @@ const spec: CommandSpec = {
     "`Authorization: Bearer TOKEN` (the cluster secret's token, or --admin-token-file), else 403/401.",
     "Example: sc-cluster dispatcher --scheduler mh --admin 198.18.0.1:9100 \\",
     "  --node node1=198.18.0.11,admin=http://198.18.0.11:9000 --node node2=198.18.0.12,admin=http://198.18.0.12:9000",
+    "Every option is also an SC_<OPTION> environment variable; precedence flag > environment > --config file",
+    "> default (docs/configuration.md). SIGHUP re-reads them and applies --scheduler and the --node list",
+    "(added, changed and removed nodes: weights, admin URLs; removed ones drain) without dropping connections.",
   ].join("\n"),
 };
 
@@ -132,12 +137,12 @@ function log(message: string, fields: Record<string, unknown> = {}): void {
 export const command: Command = {
   spec,
   async run(argv) {
-    const { values } = parseCommand(spec, argv);
+    const { values } = await parseConfigured(spec, argv, process.env);
     // Loaded here so `--help` does not load the native addon.
-    const { parseNodeSpec } = await import("../dispatcher/nodes.js");
+    const { parseNodeSpec, nodeListChanges } = await import("../dispatcher/nodes.js");
     const { isSchedulerName, SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
     const { DispatcherService } = await import("../dispatcher/service.js");
-    const { ipv4FromString, isWireError } = await import("../sc/wire/index.js");
+    const { ipv4FromString, ipv4ToString, isWireError } = await import("../sc/wire/index.js");
 
     const addr = (name: string, text: string): number => {
       const a = ipv4FromString(text);
@@ -231,10 +236,38 @@ export const command: Command = {
     );
     log("dispatcher ready", { admin: svc.adminUrl, nodes: nodes.length });
 
+    // SIGHUP: the scheduler and the --node list, re-read (flags, environment, config file).
+    let nodeList = nodes;
+    const reload = async () => {
+      try {
+        const next = (await parseConfigured(spec, argv, process.env)).values;
+        const sched = str(next, "scheduler");
+        if (!isSchedulerName(sched))
+          throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got '${sched}'`);
+        const nextNodes = list(next, "node").map((t) => parseNodeSpec(t, int(next, "gue-port", 1, 65535)));
+        const { put, remove } = nodeListChanges(nodeList, nextNodes);
+        if (sched !== svc.control.scheduler) svc.control.setScheduler(sched);
+        for (const n of put)
+          svc.control.putNode(n.id, {
+            addr: ipv4ToString(n.addr),
+            port: n.port,
+            weight: n.weight,
+            admin: n.admin ?? null,
+          });
+        for (const id of remove) svc.control.deleteNode(id);
+        nodeList = nextNodes;
+        log("reloaded", { scheduler: sched, put: put.map((n) => n.id), removed: remove });
+      } catch (err) {
+        log("reload refused: nothing changed", { error: (err as Error).message });
+      }
+    };
+    const onHup = () => void reload();
+    process.on("SIGHUP", onHup);
     const stop = () => void svc.stop();
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
     const err = await svc.done;
+    process.off("SIGHUP", onHup);
     process.off("SIGTERM", stop);
     process.off("SIGINT", stop);
     process.stdout.write(JSON.stringify({ stopped: true, stats: svc.control.stats() }) + "\n");

@@ -1,6 +1,6 @@
 // sc-cluster command dispatcher. Only commands that are implemented are registered,
 // so `--help` never lists something that does not work.
-import { formatHelp, parseCommand, UsageError } from "./args.js";
+import { explainUsageError, formatHelp, parseCommand, UsageError } from "./args.js";
 import type { Command } from "./command.js";
 import { readFileSync } from "node:fs";
 
@@ -61,7 +61,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(err.message);
+      console.error(explainUsageError(err).message);
       return 2;
     }
     if (err instanceof Error && (err as { userFacing?: boolean }).userFacing) {

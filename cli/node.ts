@@ -1,6 +1,21 @@
 // `sc-cluster node`: one cluster node serving static documents over HTTP/1.1.
 import type { Command } from "./command.js";
-import { hostPort, int, list, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
+import {
+  CONFIG_OPTIONS,
+  hostPort,
+  int,
+  list,
+  optStr,
+  parseConfigured,
+  str,
+  UsageError,
+  type CommandSpec,
+  type ParsedValues,
+} from "./args.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "../server/log.js";
+import type { RunningNode } from "../server/node.js";
+import { staticView } from "../server/membership.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
 import { defaultNodeId, NODE_DEFAULTS, startNode, STACKS, type Stack } from "../server/node.js";
 import { CACHE_POLICIES, type CachePolicy } from "../server/cache/doc-cache.js";
@@ -11,6 +26,80 @@ import { SC_DEFAULTS } from "../server/modes/sc.js";
 import { CF_DEFAULTS } from "../server/modes/cf.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";
 import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "./admin-access.js";
+
+/** --members-from: the dispatcher's admin base URL (http only: the node sends its token there). */
+function membersUrl(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new UsageError(`--members-from must be a URL like http://198.18.0.1:9100, got '${text}'`);
+  }
+  if (u.protocol !== "http:" || u.search !== "" || u.hash !== "" || u.username !== "")
+    throw new UsageError(
+      `--members-from must be http://HOST:PORT[/PATH] without query or user, got '${text}'`,
+    );
+  return text.replace(/\/+$/, "");
+}
+
+/** The options SIGHUP applies to a running node; any other change is reported as needing a restart. */
+export const RELOADABLE_NODE_OPTIONS = [
+  "cache-bytes",
+  "revalidate-ttl",
+  "log-level",
+  "peer",
+  "members-interval",
+  "drain-grace",
+  "shutdown-timeout",
+];
+
+/**
+ * SIGHUP: parse again (flags as given, the environment and the config file re-read), then
+ * apply what can change at run time. A bad value refuses the whole reload (logged), so a
+ * typo in the file never half-applies.
+ */
+async function reloadNode(
+  spec: CommandSpec,
+  argv: string[],
+  current: ParsedValues,
+  node: RunningNode,
+  logger: Logger,
+  cluster: ClusterConfig | undefined,
+): Promise<void> {
+  try {
+    const next = (await parseConfigured(spec, argv, process.env)).values;
+    const cacheBytes = bytes(next, "cache-bytes");
+    const ttl = int(next, "revalidate-ttl", 0);
+    const level = oneOf(next, "log-level", LOG_LEVELS);
+    int(next, "drain-grace", 0);
+    int(next, "shutdown-timeout", 0);
+    const peers = list(next, "peer").map(parsePeer);
+    if (cluster && node.membership && optStr(next, "members-from") === undefined && peers.length === 0)
+      throw new UsageError("--peer: a cluster node needs its members");
+    const restart = Object.keys(spec.options).filter(
+      (k) => !RELOADABLE_NODE_OPTIONS.includes(k) && JSON.stringify(next[k]) !== JSON.stringify(current[k]),
+    );
+    if (cacheBytes !== node.cache.maxBytes) node.cache.resize(cacheBytes);
+    node.store.ttlMs = ttl;
+    logger.level = level;
+    if (node.membership && cluster) {
+      if (optStr(next, "members-from") !== undefined) await node.pollMembers();
+      else node.membership.apply(staticView({ ...cluster, members: peers }));
+    }
+    for (const k of RELOADABLE_NODE_OPTIONS) current[k] = next[k];
+    logger.info(
+      {
+        cacheBytes,
+        revalidateTtlMs: ttl,
+        logLevel: level,
+        ...(restart.length ? { needRestart: restart } : {}),
+      },
+      restart.length ? "reloaded (some changes need a restart)" : "reloaded",
+    );
+  } catch (err) {
+    logger.error({ error: (err as Error).message }, "reload refused: nothing changed");
+  }
+}
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -220,13 +309,35 @@ export const command: Command = {
         help: `Log level: ${LOG_LEVELS.join("|")}`,
         default: "info",
       },
+      "revalidate-ttl": ms(
+        "Check a cached document with the origin (conditional GET; --root: a stat) once it is this old; 0: never",
+        0,
+      ),
+      "members-from": {
+        type: "string",
+        value: "URL",
+        help:
+          "Learn the membership from the dispatcher's admin API (GET URL/nodes, with the admin token): " +
+          "nodes join, drain and leave without restarts; --peer is the membership until the first answer",
+      },
+      "members-interval": ms("How often to poll --members-from", 1000),
+      "drain-grace": ms(
+        "On SIGTERM, answer /healthz 503 and keep serving this long (the dispatcher moves new connections away), then stop",
+        4000,
+      ),
+      ...CONFIG_OPTIONS,
     },
     epilog:
       "Exactly one of --root and --origin is required. Logs are JSON lines on stdout; the data path logs\n" +
-      "only at debug level. SIGINT/SIGTERM: stop accepting, finish current responses, exit.",
+      "only at debug level. SIGINT: stop accepting, finish current responses, exit. SIGTERM: the same after\n" +
+      "--drain-grace of reporting unhealthy (a second signal cuts it short). SIGHUP: reload --cache-bytes,\n" +
+      "--revalidate-ttl, --log-level and the membership (--peer, or a poll of --members-from) from the\n" +
+      "environment and the config file, without dropping connections; other changes need a restart.\n" +
+      "Every option is also an SC_<OPTION> environment variable (SC_CACHE_BYTES=512M); precedence:\n" +
+      "flag > environment > config file > default (docs/configuration.md).",
   },
   async run(argv) {
-    const { values } = parseCommand(this.spec, argv);
+    const { values } = await parseConfigured(this.spec, argv, process.env);
     const root = optStr(values, "root");
     const origin = optStr(values, "origin");
     if ((root === undefined) === (origin === undefined)) {
@@ -296,6 +407,15 @@ export const command: Command = {
       originConnections: int(values, "origin-connections", 1),
       originTimeoutMs: int(values, "origin-timeout", 1),
       logger,
+      revalidateTtlMs: int(values, "revalidate-ttl", 0),
+      ...(optStr(values, "members-from") !== undefined
+        ? {
+            membersFrom: {
+              url: membersUrl(str(values, "members-from")),
+              intervalMs: int(values, "members-interval", 100),
+            },
+          }
+        : {}),
     });
     const a = node.address;
     const ad = node.adminAddress;
@@ -311,7 +431,16 @@ export const command: Command = {
       },
       "node listening",
     );
+    const onHup = () => void reloadNode(this.spec, argv, values, node, logger, cluster);
+    process.on("SIGHUP", onHup);
     const signal = await untilSignal();
+    const drainMs = int(values, "drain-grace", 0);
+    if (signal === "SIGTERM" && drainMs > 0) {
+      node.beginDrain();
+      logger.info({ signal, drainMs }, "node draining: unhealthy for the dispatcher, still serving");
+      await Promise.race([sleep(drainMs), untilSignal()]);
+    }
+    process.off("SIGHUP", onHup);
     logger.info({ signal }, "node stopping");
     await node.shutdown(int(values, "shutdown-timeout", 0));
     logger.info(node.snapshot().http as object, "node stopped");

@@ -1,6 +1,6 @@
 // `sc-cluster origin`: the origin file server that nodes started with --origin fetch from.
 import type { Command } from "./command.js";
-import { hostPort, parseCommand, str } from "./args.js";
+import { CONFIG_OPTIONS, hostPort, parseConfigured, str } from "./args.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
 import { startOrigin } from "../server/origin-server.js";
 import { untilSignal } from "../server/signals.js";
@@ -19,13 +19,16 @@ export const command: Command = {
         help: `Log level: ${LOG_LEVELS.join("|")}`,
         default: "info",
       },
+      ...CONFIG_OPTIONS,
     },
     epilog:
       'Serves GET/HEAD with a strong ETag "size-mtime", Last-Modified, ranges and 301 for /dir -> /dir/,\n' +
-      "the same validators nodes compute from the same files. Logs are JSON lines on stdout.",
+      "the same validators nodes compute from the same files. Logs are JSON lines on stdout.\n" +
+      "Every option is also an SC_<OPTION> environment variable (SC_ROOT, SC_LISTEN); precedence\n" +
+      "flag > environment > --config file > default (docs/configuration.md).",
   },
   async run(argv) {
-    const { values } = parseCommand(this.spec, argv);
+    const { values } = await parseConfigured(this.spec, argv, process.env);
     const root = str(values, "root");
     const { host, port } = hostPort(str(values, "listen"), "--listen");
     const logger = createLogger(str(values, "log-level"), { role: "origin" });

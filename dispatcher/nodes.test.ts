@@ -170,3 +170,19 @@ test("admin URLs: a long run of slashes is trimmed in linear time (a PUT body is
   );
   assert.equal(checkAdminUrl(`http://198.18.0.11/a${"/".repeat(1000)}`, addr), "http://198.18.0.11/a");
 });
+
+test("nodeListChanges: a reload puts added and changed nodes and removes the ones taken out", async () => {
+  const { nodeListChanges, parseNodeSpec } = await import("./nodes.js");
+  const before = ["a=198.18.0.11", "b=198.18.0.12", "c=198.18.0.13,weight=2"].map((t) => parseNodeSpec(t));
+  const after = ["a=198.18.0.11", "c=198.18.0.13,weight=3", "d=198.18.0.14"].map((t) => parseNodeSpec(t));
+  const r = nodeListChanges(before, after);
+  assert.deepEqual(
+    r.put.map((n) => [n.id, n.weight]),
+    [
+      ["c", 3],
+      ["d", 1],
+    ],
+  );
+  assert.deepEqual(r.remove, ["b"]);
+  assert.deepEqual(nodeListChanges(after, after), { put: [], remove: [] });
+});

@@ -283,3 +283,27 @@ export class NodePool {
       .map((n) => ({ slot: n.slot, id: n.id, weight: n.weight }));
   }
 }
+
+/**
+ * What a reload (SIGHUP) changes in the node set: the --node list `after` compared with the
+ * list it replaces, `before`. Nodes added or changed there are put, nodes taken out are
+ * deleted (they drain); nodes the admin API added are in neither list and stay. Pure.
+ */
+export function nodeListChanges(
+  before: readonly NodeSpec[],
+  after: readonly NodeSpec[],
+): { put: NodeSpec[]; remove: string[] } {
+  const old = new Map(before.map((n) => [n.id, n]));
+  const put = after.filter((n) => {
+    const o = old.get(n.id);
+    return (
+      o === undefined ||
+      o.addr !== n.addr ||
+      o.port !== n.port ||
+      o.weight !== n.weight ||
+      o.admin !== n.admin
+    );
+  });
+  const kept = new Set(after.map((n) => n.id));
+  return { put, remove: before.filter((n) => !kept.has(n.id)).map((n) => n.id) };
+}

@@ -2,13 +2,15 @@
 //   GET /healthz  200 {"status":"ok"} while serving, 503 {"status":"draining"} during shutdown
 //   GET /stats    JSON snapshot: requests by code, bytes, connections, cache and source counters
 //   GET /metrics  Prometheus text (prom-client, the node's own Registry)
+//   POST /purge   {"url"|"prefix": PATH} or {"all": true}: drop cached documents on every member
+//                 (server/purge.ts); the one change, so it needs the bearer token
 // Every request passes the AdminGuard (sc/auth/admin-access.ts): a Host that names this server
-// (421 otherwise), and for any change a bearer token. There are no changes today; the guard
-// stands so that one added later is not open by accident.
+// (421 otherwise), and for any change a bearer token.
 import Fastify, { LogController } from "fastify";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "./log.js";
 import { listenError } from "./errors.js";
+import { PURGE_BODY_SCHEMA } from "./purge.js";
 import { ADMIN_REFUSAL_REASONS, type AdminGuard } from "../sc/auth/admin-access.js";
 
 export interface AdminOptions {
@@ -19,6 +21,8 @@ export interface AdminOptions {
   guard: AdminGuard;
   stats: () => unknown;
   healthy: () => boolean;
+  /** POST /purge: the checked body in, the answer out (server/purge.ts). */
+  purge?: (body: unknown) => Promise<{ status: number; body: unknown }>;
 }
 
 export interface AdminServer {
@@ -30,6 +34,9 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 16 * 1024,
+    // Reject unknown fields instead of silently dropping them (a typo must not pass).
+    ajv: { customOptions: { removeAdditional: false } },
   });
   const guard = opts.guard;
   new Counter({
@@ -56,6 +63,13 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
     const text = await opts.registry.metrics();
     return reply.type(opts.registry.contentType).send(text);
   });
+  const purge = opts.purge;
+  if (purge !== undefined) {
+    app.post("/purge", { schema: { body: PURGE_BODY_SCHEMA } }, async (req, reply) => {
+      const r = await purge(req.body);
+      return reply.code(r.status).send(r.body);
+    });
+  }
   try {
     await app.listen({ host: opts.host, port: opts.port });
   } catch (err) {

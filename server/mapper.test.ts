@@ -101,3 +101,38 @@ test("deterministic across processes (no process-seeded hashing)", () => {
     sample.map((u) => here.lookup(u)),
   );
 });
+
+test("replace() in place: add node4 to 3 nodes, then take node2 out: each step moves only its own share", () => {
+  const mapper = new UrlMapper(nodes(3));
+  const held = mapper; // a mode keeps this one object; replace() must be seen through it
+  const snapshot = () => URLS.map((u) => held.lookup(u));
+  const three = snapshot();
+  mapper.replace(nodes(4));
+  const four = snapshot();
+  let added = 0;
+  for (let i = 0; i < URLS.length; i++) {
+    if (three[i] !== four[i]) {
+      assert.equal(four[i], "node4", `${URLS[i]} moved between old nodes`);
+      added++;
+    }
+  }
+  mapper.replace(nodes(4).filter((n) => n.id !== "node2"));
+  const drained = snapshot();
+  let removed = 0;
+  for (let i = 0; i < URLS.length; i++) {
+    if (four[i] !== drained[i]) {
+      assert.equal(four[i], "node2", `${URLS[i]} moved off ${four[i]}, not off node2`);
+      removed++;
+    }
+    assert.notEqual(drained[i], "node2");
+  }
+  console.log(
+    `mapper replace: add node4 moved ${((100 * added) / URLS.length).toFixed(2)}% (1/4 = 25%), ` +
+      `removing node2 moved ${((100 * removed) / URLS.length).toFixed(2)}% (its share, 1/4 = 25%)`,
+  );
+  assert.ok(Math.abs(added / URLS.length - 1 / 4) < 0.01);
+  assert.ok(Math.abs(removed / URLS.length - 1 / 4) < 0.01);
+  // Same membership, same answers as a mapper built from scratch.
+  const fresh = new UrlMapper(nodes(4).filter((n) => n.id !== "node2"));
+  for (const u of URLS.slice(0, 2000)) assert.equal(held.lookup(u), fresh.lookup(u));
+});

@@ -104,12 +104,25 @@ function score(keyHash: number, nodeHash: number): number {
 }
 
 export class UrlMapper {
-  readonly nodes: readonly MapperNode[];
-  private readonly hashes: Uint32Array;
-  private readonly weights: Float64Array;
-  private readonly weighted: boolean;
+  // Replaced as a whole by replace() (runtime membership); lookups read them in one pass.
+  private current: readonly MapperNode[] = [];
+  private hashes = new Uint32Array(0);
+  private weights = new Float64Array(0);
+  private weighted = false;
 
   constructor(nodes: readonly MapperNode[]) {
+    this.replace(nodes);
+  }
+
+  get nodes(): readonly MapperNode[] {
+    return this.current;
+  }
+
+  /**
+   * Changes the node set in place (every holder of this mapper sees it). Rendezvous hashing
+   * moves only the keys of removed nodes and the keys added nodes now win.
+   */
+  replace(nodes: readonly MapperNode[]): void {
     const ids = new Set<string>();
     for (const n of nodes) {
       if (ids.has(n.id)) throw new Error(`duplicate node id '${n.id}'`);
@@ -118,7 +131,7 @@ export class UrlMapper {
         throw new Error(`node '${n.id}': weight must be a positive number`);
       }
     }
-    this.nodes = [...nodes];
+    this.current = [...nodes];
     this.hashes = Uint32Array.from(nodes, (n) => murmur3(n.id, 0x5c_c1_0e_d0));
     this.weights = Float64Array.from(nodes, (n) => n.weight ?? 1);
     this.weighted = nodes.some((n) => (n.weight ?? 1) !== 1);
@@ -127,6 +140,7 @@ export class UrlMapper {
   /** Index into `nodes` of the node for `key`; -1 when there are no nodes. */
   lookupIndex(key: string): number {
     const n = this.hashes.length;
+    const nodes = this.current;
     if (n === 0) return -1;
     const h = murmur3(key);
     let best = -1;
@@ -135,7 +149,7 @@ export class UrlMapper {
       const s = score(h, this.hashes[i]!);
       // Weighted: w / -ln(u) with u uniform in (0, 1) gives each node a share proportional to w.
       const v = this.weighted ? this.weights[i]! / -Math.log((s + 0.5) / 4294967296) : s;
-      if (v > bestScore || (v === bestScore && this.nodes[i]!.id < this.nodes[best]!.id)) {
+      if (v > bestScore || (v === bestScore && nodes[i]!.id < nodes[best]!.id)) {
         best = i;
         bestScore = v;
       }

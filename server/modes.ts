@@ -26,6 +26,7 @@ import type { UserStack } from "./conn-user.js";
 import type { DateCache } from "./http/date.js";
 import type { CachePolicy } from "./cache/doc-cache.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
+import type { Membership } from "./membership.js";
 
 export type Decision = "serve" | "done" | { doc: Doc };
 
@@ -71,6 +72,8 @@ export interface ModeContext {
   readonly httpPort: number;
   /** Mode-specific settings from the command line (each mode checks its own). */
   readonly modeSettings: Readonly<Record<string, unknown>>;
+  /** Runtime membership: `mapper` follows it in place; "change" carries the new members. */
+  readonly membership?: Membership;
 }
 
 export interface ModeDefinition {

@@ -2,7 +2,7 @@
 // control plane beside it. startNode() is what `sc-cluster node` runs; tests and benchmarks
 // call it in-process too.
 import { hostname } from "node:os";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { createDocCache, type CachePolicy, type DocCache } from "./cache/doc-cache.js";
 import { DocStore } from "./doc-store.js";
 import { FsSource } from "./source/fs-source.js";
@@ -15,7 +15,12 @@ import { DEFAULT_LIMITS, type ParserLimits } from "./http/parser.js";
 import type { Timeouts } from "./connection.js";
 import { MODES, type Mode, type ModeContext } from "./modes.js";
 import "./modes/all.js";
-import { checkCluster, clusterMapper, type ClusterConfig } from "./cluster.js";
+import { checkCluster, clusterMapper, selfMember, type ClusterConfig } from "./cluster.js";
+import { fetchDispatcherView, Membership, startMembershipPoll, type MembershipView } from "./membership.js";
+import { forwardedBody, purgeRequestFrom, sendPurge } from "./purge.js";
+import { mirrorCounter } from "./metrics.js";
+import { ipv4FromString } from "../sc/wire/addr.js";
+import { isWireError } from "../sc/wire/error.js";
 import type { UserStack } from "./conn-user.js";
 import { ServerStats } from "./stats.js";
 import { createMetrics } from "./metrics.js";
@@ -72,6 +77,12 @@ export interface NodeConfig {
   originConnections: number;
   originTimeoutMs: number;
   logger: Logger;
+  /** Revalidate cached documents older than this with the source (ms); 0 or absent: never. */
+  revalidateTtlMs?: number;
+  /** Learn the membership from the dispatcher's GET /nodes (server/membership.ts). */
+  membersFrom?: { url: string; intervalMs: number };
+  /** Timeout of a purge forwarded to a member and of a membership poll (ms). */
+  controlTimeoutMs?: number;
 }
 
 export const NODE_DEFAULTS = {
@@ -101,6 +112,15 @@ export interface RunningNode {
   snapshot(): Record<string, unknown>;
   /** Stops accepting, finishes or closes connections (reset after graceMs), closes the rest. */
   shutdown(graceMs: number): Promise<void>;
+  /** Runtime membership (cluster modes), null for a stand-alone node. */
+  readonly membership: Membership | null;
+  /** Polls the dispatcher now (SIGHUP), when --members-from is set. */
+  pollMembers(): Promise<void>;
+  /**
+   * Drain, first step: /healthz answers 503 so the dispatcher sends no new connections, while
+   * the node keeps serving (and accepting) until shutdown().
+   */
+  beginDrain(): void;
 }
 
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
@@ -129,6 +149,23 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     );
   }
   const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
+  const membership = cluster ? new Membership(cluster, clusterMapper(cluster)) : null;
+  // The bearer token this node sends to other members and to the dispatcher (purge, polls).
+  const controlToken =
+    cfg.admin?.token ?? (cfg.trust?.kind === "secret" ? cfg.trust.secret.adminToken() : undefined);
+  const controlTimeoutMs = cfg.controlTimeoutMs ?? 3000;
+  if (cluster && membership && cfg.membersFrom) {
+    // Start with the dispatcher's view (a joining node then maps like the others from the start).
+    const view = await fetchDispatcherView(
+      cfg.membersFrom.url,
+      controlToken,
+      controlTimeoutMs,
+      selfMember(cluster),
+    );
+    if (view instanceof Error)
+      log.warn({ error: view.message }, "membership: dispatcher not reachable yet, using --peer");
+    else membership.apply(view);
+  }
 
   const cache = createDocCache(modeDef?.cachePolicy ?? cfg.cachePolicy, cfg.cacheBytes);
   let source: DocSource;
@@ -153,7 +190,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       );
     }
   }
-  const store = new DocStore(cache, source);
+  const store = new DocStore(cache, source, { ttlMs: cfg.revalidateTtlMs ?? 0 });
   const stats = new ServerStats();
   const dates = new DateCache();
   const responder = new Responder(store, dates);
@@ -196,6 +233,18 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       undo.push(() => us.close());
       registerTcpMetrics(registry, us.stack);
       if (us.gue) registerGueMetrics(registry, us.gue);
+      // A member that joins may forward client packets to clones here.
+      if (gue.open) {
+        const allow = gue.allow;
+        const admitMembers = (members: readonly { addr: string }[]) => {
+          for (const m of members) {
+            const a = ipv4FromString(m.addr);
+            if (!isWireError(a)) allow.addHost(a);
+          }
+        };
+        membership?.on("change", (v: MembershipView) => admitMembers(v.members));
+        if (membership) admitMembers(membership.current.members);
+      }
     } catch (err) {
       return fail(
         new UserFacingError(
@@ -213,7 +262,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       nodeId: cfg.nodeId,
       cluster,
       trust: cfg.trust,
-      mapper: cluster ? clusterMapper(cluster) : null,
+      mapper: membership?.mapper ?? null,
+      ...(membership ? { membership } : {}),
       store,
       responder,
       stats,
@@ -284,11 +334,54 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       refused: server.refused,
     },
     cache: { policy: cache.policy, ...cache.stats() },
-    store: { loads: store.loads, joined: store.joined },
+    store: {
+      loads: store.loads,
+      joined: store.joined,
+      revalidation: { ttlMs: store.ttlMs, ...store.revalidation },
+      purges: store.purges,
+      purgedEntries: store.purgedEntries,
+    },
+    ...(membership ? { membership: { ...membership.current, changes: membership.changes } } : {}),
     sourceStats: source.stats(),
     ...(tcpStats ? { tcp: tcpStats() } : {}),
     ...(mode.stats ? { [mode.name]: mode.stats() } : {}),
   });
+
+  /** SIGTERM's first step (beginDrain): unhealthy for the dispatcher, still serving. */
+  let leaving = false;
+  /** POST /purge: this node's cache, then every other member's unless it came from one. */
+  const purgeCluster = async (body: unknown): Promise<{ status: number; body: unknown }> => {
+    const req = purgeRequestFrom(body);
+    if (typeof req === "string") return { status: 400, body: { error: req } };
+    const purged = store.purge(req.target);
+    log.info({ target: req.target, purged, forwarded: req.local }, "purge");
+    if (req.local || membership === null || cfg.admin === null)
+      return { status: 200, body: { node: cfg.nodeId, purged } };
+    const adminPort = cfg.admin.port;
+    const view = membership.current;
+    const others = view.members.filter((m) => m.id !== cfg.nodeId);
+    const results = await Promise.all(
+      others.map((m) =>
+        sendPurge(
+          view.admin[m.id] ?? `http://${m.addr}:${adminPort}`,
+          controlToken,
+          forwardedBody(req.target),
+          controlTimeoutMs,
+        ),
+      ),
+    );
+    const peers = Object.fromEntries(others.map((m, i) => [m.id, results[i]!]));
+    const failed = others.filter((_, i) => !results[i]!.ok).map((m) => m.id);
+    return {
+      status: failed.length === 0 ? 200 : 502,
+      body: {
+        node: cfg.nodeId,
+        purged,
+        peers,
+        ...(failed.length ? { error: `not purged on ${failed.join(", ")}` } : {}),
+      },
+    };
+  };
 
   let admin: AdminServer | null = null;
   if (cfg.admin) {
@@ -306,7 +399,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
         registry,
         guard,
         stats: snapshot,
-        healthy: () => !server.draining,
+        healthy: () => !server.draining && !leaving,
+        purge: (body) => purgeCluster(body),
       });
     } catch (err) {
       await listener.close();
@@ -314,6 +408,65 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       return fail(err);
     }
   }
+
+  const poll =
+    cluster && membership && cfg.membersFrom
+      ? startMembershipPoll({
+          url: cfg.membersFrom.url,
+          token: controlToken,
+          intervalMs: cfg.membersFrom.intervalMs,
+          timeoutMs: controlTimeoutMs,
+          membership,
+          selfMember: selfMember(cluster),
+          log,
+        })
+      : null;
+  if (poll) {
+    mirrorCounter(
+      registry,
+      "sc_membership_polls_total",
+      "GET /nodes polls of the dispatcher (--members-from)",
+      () => poll.polls,
+    );
+    mirrorCounter(
+      registry,
+      "sc_membership_poll_failures_total",
+      "Membership polls that failed or gave a refused view",
+      () => poll.failures,
+    );
+  }
+  mirrorCounter(
+    registry,
+    "sc_purges_total",
+    "Purges applied to this node's cache (POST /purge, own or forwarded)",
+    () => store.purges,
+  );
+  mirrorCounter(
+    registry,
+    "sc_purged_entries_total",
+    "Cached documents dropped by purges",
+    () => store.purgedEntries,
+  );
+  new Counter({
+    name: "sc_revalidations_total",
+    help: "Cached documents checked with the source after --revalidate-ttl, by result: unchanged (304), changed (new version or gone), error (kept)",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const r = store.revalidation;
+      this.inc({ result: "unchanged" }, r.unchanged);
+      this.inc({ result: "changed" }, r.changed);
+      this.inc({ result: "error" }, r.errors);
+    },
+  });
+  if (membership)
+    mirrorCounter(
+      registry,
+      "sc_membership_changes_total",
+      "Membership views installed (the first one included)",
+      () => membership.changes,
+    );
 
   return {
     nodeId: cfg.nodeId,
@@ -325,7 +478,13 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     store,
     registry,
     snapshot,
+    membership,
+    pollMembers: () => poll?.pollNow() ?? Promise.resolve(),
+    beginDrain() {
+      leaving = true;
+    },
     async shutdown(graceMs: number) {
+      poll?.stop();
       await server.shutdown(graceMs);
       await mode.close?.();
       await source.close();

@@ -558,3 +558,34 @@ test("a peer that stops reading loses its link once the outbound bound is reache
     await b.close();
   }
 });
+
+test("setPeers: a member added at run time gets links both ways; one taken out loses them for good", async () => {
+  const all = await members();
+  const ab = all.filter((m) => m.id !== "c");
+  const a = node("a", ab, { minBackoffMs: 20, maxBackoffMs: 100 });
+  const b = node("b", ab, { minBackoffMs: 20, maxBackoffMs: 100 });
+  const c = node("c", all, { minBackoffMs: 20, maxBackoffMs: 100 });
+  try {
+    await Promise.all([a.start(), b.start(), c.start()]);
+    await a.waitForPeers(3000);
+    // c is no member of a's and b's yet: their servers refuse it by address.
+    await until(() => a.counters.drops["unknown-address"] > 0);
+    assert.equal(c.isPeerUp("a"), false);
+    a.setPeers(all);
+    b.setPeers(all);
+    await Promise.all([a.waitForPeers(3000), b.waitForPeers(3000), c.waitForPeers(3000)]);
+    assert.deepEqual(a.peersUp().sort(), ["b", "c"]);
+    // c leaves a's membership: a's link to it goes down and stays down, and a refuses c again.
+    const down = once(a, "peer-down");
+    a.setPeers(ab);
+    assert.deepEqual(await down, ["c"]);
+    assert.equal(a.isPeerUp("c"), false);
+    assert.equal(a.sendOnLink("c", { type: ScType.Done, cloneIds: [1] }), false);
+    const refused = a.counters.drops["unknown-address"];
+    await until(() => a.counters.drops["unknown-address"] > refused);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(a.peersUp(), ["b"], "no link to c re-opened");
+  } finally {
+    await Promise.all([a.close(), b.close(), c.close()]);
+  }
+});

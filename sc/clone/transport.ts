@@ -301,6 +301,8 @@ class PeerLink {
   backoff: number;
   retryTimer: NodeJS.Timeout | null = null;
   readonly pending = new Map<number, PendingClone>();
+  /** Taken out of the membership (setPeers): closed for good, never re-opened. */
+  retired = false;
 
   constructor(
     readonly peer: PeerAddress,
@@ -365,7 +367,7 @@ class PeerLink {
   }
 
   private scheduleReconnect(): void {
-    if (this.transport.closed || this.retryTimer) return;
+    if (this.transport.closed || this.retired || this.retryTimer) return;
     const delay = this.backoff * (0.5 + Math.random() * 0.5);
     this.backoff = Math.min(this.backoff * 2, this.transport.maxBackoffMs);
     this.retryTimer = setTimeout(() => {
@@ -416,6 +418,7 @@ export class ScTransport extends EventEmitter {
     drops: Object.fromEntries(LINK_DROP_REASONS.map((r) => [r, 0])) as Record<LinkDropReason, number>,
   };
   closed = false;
+  private started = false;
   readonly ackHandler: ((ack: CloneAckMessage, from: string) => void) | undefined;
   private readonly server: net.Server;
   private readonly links = new Map<string, PeerLink>();
@@ -446,6 +449,31 @@ export class ScTransport extends EventEmitter {
     }
   }
 
+  /**
+   * Runtime membership (server/membership.ts): opens links to new peers and closes the links of
+   * peers no longer listed (their pending clones fail as "unreachable", a "peer-down" lets the
+   * original resume them). A peer whose address changed gets a new link.
+   */
+  setPeers(peers: readonly PeerAddress[]): void {
+    const next = new Map(peers.filter((p) => p.id !== this.nodeId).map((p) => [p.id, p]));
+    for (const [id, link] of this.links) {
+      const p = next.get(id);
+      if (p !== undefined && p.host === link.peer.host && p.port === link.peer.port) continue;
+      link.retired = true;
+      link.close();
+      this.links.delete(id);
+      this.inboundOf.get(id)?.close();
+    }
+    this.memberAt.clear();
+    for (const p of next.values()) {
+      this.memberAt.set(p.host, p.id);
+      if (this.links.has(p.id)) continue;
+      const link = new PeerLink(p, this);
+      this.links.set(p.id, link);
+      if (this.started && !this.closed) link.connect();
+    }
+  }
+
   /** Starts listening and connecting; resolves once the server listens (links come up on their own). */
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
@@ -455,6 +483,7 @@ export class ScTransport extends EventEmitter {
         resolve();
       });
     });
+    this.started = true;
     for (const l of this.links.values()) l.connect();
   }
 

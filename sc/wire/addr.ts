@@ -156,7 +156,18 @@ export class Ipv4CidrSet {
   }
 
   toStrings(): string[] {
-    return this.cidrs.map(ipv4CidrToString);
+    return [...this.cidrs, ...this.added].map(ipv4CidrToString);
+  }
+
+  /** Hosts added at run time (a member that joined the cluster). */
+  private readonly added: Ipv4Cidr[] = [];
+
+  /** Adds one host (runtime membership: a new member may send GUE); true if it was new. */
+  addHost(addr: number): boolean {
+    if (this.has(addr)) return false;
+    this.hosts.add(addr >>> 0);
+    this.added.push({ addr: addr >>> 0, prefix: 32 });
+    return true;
   }
 }
 

@@ -177,3 +177,30 @@ for (const policy of CACHE_POLICIES) {
     assert.equal(cache.stats().bytes, 0);
   });
 }
+
+test("resize at run time (SIGHUP --cache-bytes): a smaller bound evicts at once, LRU keeps its order, a larger one keeps all", () => {
+  for (const policy of CACHE_POLICIES) {
+    const one = docCost(doc("/k0", 1000));
+    const c = createDocCache(policy, one * 10);
+    for (let i = 0; i < 8; i++) c.set(`/k${i}`, doc(`/k${i}`, 1000));
+    // Used most recently (LRU) / most often (LFU): /k0 and /k1.
+    for (let r = 0; r < 3; r++) {
+      c.get("/k0");
+      c.get("/k1");
+    }
+    c.resize(one * 20);
+    assert.equal(c.stats().entries, 8, `${policy}: growing keeps everything`);
+    assert.equal(c.maxBytes, one * 20);
+    c.resize(one * 3);
+    const s = c.stats();
+    assert.equal(s.entries, 3, `${policy}: shrunk to 3 entries`);
+    assert.ok(s.bytes <= one * 3);
+    assert.equal(c.maxBytes, one * 3);
+    assert.ok(c.peek("/k0") && c.peek("/k1"), `${policy}: the hot entries stayed`);
+    assert.ok(s.evictions >= 5, `${policy}: evictions counted`);
+    assert.deepEqual([...c.keys()].length, 3);
+    // The new bound holds for later inserts too.
+    c.set("/new", doc("/new", 1000));
+    assert.ok(c.stats().bytes <= one * 3);
+  }
+});

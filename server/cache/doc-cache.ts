@@ -35,6 +35,10 @@ export interface DocCache {
   delete(key: string): boolean;
   clear(): void;
   stats(): CacheStats;
+  /** The keys held now (purge by prefix walks them). */
+  keys(): IterableIterator<string>;
+  /** Changes the byte bound at run time (SIGHUP); a smaller one evicts at once. */
+  resize(maxBytes: number): void;
 }
 
 /** Whether a document can be cached at all under this byte bound. */
@@ -67,17 +71,36 @@ abstract class CountingCache {
 
 export class LruDocCache extends CountingCache implements DocCache {
   readonly policy = "lru";
-  private readonly lru: LRUCache<string, Doc>;
+  private lru: LRUCache<string, Doc>;
 
-  constructor(readonly maxBytes: number) {
+  constructor(public maxBytes: number) {
     super();
-    this.lru = new LRUCache<string, Doc>({
+    this.lru = this.makeLru(maxBytes);
+  }
+
+  private makeLru(maxBytes: number): LRUCache<string, Doc> {
+    return new LRUCache<string, Doc>({
       maxSize: maxBytes,
       sizeCalculation: docCost,
       dispose: (_doc, _key, reason) => {
         if (reason === "evict") this.evictions++;
       },
     });
+  }
+
+  keys(): IterableIterator<string> {
+    return this.lru.keys();
+  }
+
+  /** lru-cache's bound is fixed: a new one takes the entries, least recent first (so recency stays). */
+  resize(maxBytes: number): void {
+    const old = this.lru;
+    this.lru = this.makeLru(maxBytes);
+    this.maxBytes = maxBytes;
+    for (const k of old.rkeys()) {
+      const doc = old.peek(k);
+      if (doc !== undefined && fitsIn(doc, maxBytes)) this.lru.set(k, doc);
+    }
   }
 
   get(key: string): Doc | undefined {
@@ -115,7 +138,7 @@ export class LfuDocCache extends CountingCache implements DocCache {
   readonly policy = "lfu";
   private readonly lfu: LfuCache<Doc>;
 
-  constructor(readonly maxBytes: number) {
+  constructor(public maxBytes: number) {
     super();
     this.lfu = new LfuCache<Doc>(maxBytes, () => this.evictions++);
   }
@@ -147,6 +170,15 @@ export class LfuDocCache extends CountingCache implements DocCache {
 
   stats(): CacheStats {
     return this.base(this.lfu.bytes, this.lfu.size, this.maxBytes);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.lfu.keys();
+  }
+
+  resize(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+    this.lfu.resize(maxBytes);
   }
 }
 

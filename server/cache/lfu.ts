@@ -23,7 +23,7 @@ export class LfuCache<V> {
   bytes = 0;
 
   constructor(
-    readonly maxBytes: number,
+    public maxBytes: number,
     private readonly onEvict: (key: string, value: V) => void = () => undefined,
   ) {}
 
@@ -85,6 +85,16 @@ export class LfuCache<V> {
     if (e === undefined) return false;
     this.remove(e);
     return true;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.map.keys();
+  }
+
+  /** Changes the byte bound; a smaller one evicts by priority at once. */
+  resize(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+    this.evictUntilFits(null);
   }
 
   clear(): void {

@@ -236,6 +236,19 @@ export class SocketCloning implements Mode {
     edges.setPacketHandler(this.onPacket);
   }
 
+  /**
+   * Runtime membership (server/membership.ts): the peers clones may go to. Addresses are only
+   * added: packets a leaving peer still forwards for its clones here stay peer packets.
+   */
+  setMembers(members: readonly ClusterMember[]): void {
+    this.peers.clear();
+    for (const m of members) {
+      if (m.id === this.self.id) continue;
+      this.peers.set(m.id, m);
+      this.peerAddrs.add(m.addr);
+    }
+  }
+
   /** CLONE-ACKs for this node's clones (the transport hands them over as they come). */
   readonly onCloneAck = (ack: CloneAckMessage, from: string): void => {
     this.original.onAck(from, ack, performance.now());
@@ -950,6 +963,10 @@ registerMode({
       marking: marker.counters,
       forward: (packet, peer) => udp.send([gue, Buffer.from(packet)], cluster.guePort, peer.addr),
       close: () => new Promise<void>((r) => udp.close(() => r())),
+    });
+    ctx.membership?.on("change", (v: { members: ClusterMember[] }) => {
+      transport.setPeers(v.members.map((m) => ({ id: m.id, host: m.addr, port: cluster.scPort })));
+      mode.setMembers(v.members);
     });
     try {
       await transport.start();

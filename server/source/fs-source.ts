@@ -6,7 +6,7 @@
 import { open, realpath, stat } from "node:fs/promises";
 import { constants, type Stats } from "node:fs";
 import { join, sep } from "node:path";
-import { makeDoc } from "../cache/doc.js";
+import { makeDoc, type Doc } from "../cache/doc.js";
 import { contentTypeFor } from "../http/mime.js";
 import { fileEtag } from "../http/validators.js";
 import { Semaphore, type DocSource, type Lookup } from "./source.js";
@@ -42,6 +42,20 @@ export class FsSource implements DocSource {
 
   get describe(): string {
     return `root ${this.root}`;
+  }
+
+  /**
+   * Unchanged while the file keeps its size and mtime (what its ETag is made of), checked with
+   * one stat; else a fresh load (which also re-checks that the path stays under the root).
+   */
+  async revalidate(path: string, doc: Doc): Promise<Lookup | { kind: "unchanged" }> {
+    try {
+      const st = await stat(join(this.root, doc.key));
+      if (st.isFile() && fileEtag(st.size, st.mtimeMs) === doc.etag) return { kind: "unchanged" };
+    } catch {
+      // Gone or unreadable: load() says which.
+    }
+    return this.load(path);
   }
 
   async load(path: string): Promise<Lookup> {

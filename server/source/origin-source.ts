@@ -12,10 +12,10 @@
 // a connect/header/body timeout -> 504.
 import { createHash } from "node:crypto";
 import { Pool, errors } from "undici";
-import { makeDoc } from "../cache/doc.js";
+import { makeDoc, type Doc } from "../cache/doc.js";
 import { contentTypeFor } from "../http/mime.js";
 import { encodePath } from "../http/url-path.js";
-import { parseHttpDate } from "../http/validators.js";
+import { httpDate, parseHttpDate } from "../http/validators.js";
 import type { DocSource, Lookup } from "./source.js";
 
 export interface OriginSourceOptions {
@@ -36,6 +36,10 @@ export class OriginSource implements DocSource {
   private fetchedBytes = 0;
   private failures = 0;
   private timeouts = 0;
+  /** Conditional requests answered 304. */
+  private notModified = 0;
+  /** The validators the origin sent with each document (dropped with the document). */
+  private readonly validators = new WeakMap<Doc, Record<string, string>>();
 
   constructor(private readonly opts: OriginSourceOptions) {
     const u = new URL(opts.url);
@@ -56,18 +60,33 @@ export class OriginSource implements DocSource {
   }
 
   async load(path: string): Promise<Lookup> {
+    const r = await this.get(path, undefined);
+    return r.kind === "unchanged" ? this.fail(502, "origin answered 304 to an unconditional request") : r;
+  }
+
+  /** A conditional GET with the validators the origin gave for `doc` (If-None-Match, else If-Modified-Since). */
+  revalidate(path: string, doc: Doc): Promise<Lookup | { kind: "unchanged" }> {
+    return this.get(path, doc);
+  }
+
+  private async get(path: string, cond: Doc | undefined): Promise<Lookup | { kind: "unchanged" }> {
     const reqPath = this.prefix + encodePath(path);
     this.requests++;
+    const validators = cond === undefined ? undefined : this.validators.get(cond);
     try {
       const res = await this.pool.request({
         method: "GET",
         path: reqPath,
-        headers: { "user-agent": "sc-cluster" },
+        headers: { "user-agent": "sc-cluster", ...validators },
       });
       const status = res.statusCode;
       if (status !== 200) {
         const location = res.headers.location;
         await res.body.dump();
+        if (status === 304 && validators !== undefined) {
+          this.notModified++;
+          return { kind: "unchanged" };
+        }
         if (status === 404 || status === 410)
           return { kind: "error", status: 404, reason: `origin ${status}` };
         if (status === 403) return { kind: "error", status: 403, reason: "origin 403" };
@@ -101,17 +120,19 @@ export class OriginSource implements DocSource {
           : `"${createHash("sha1").update(body).digest("base64url")}"`;
       const lm = parseHttpDate(String(res.headers["last-modified"] ?? ""));
       const key = path.endsWith("/") ? `${path}index.html` : path;
-      return {
-        kind: "doc",
-        doc: makeDoc({
-          key,
-          size,
-          mtimeMs: Number.isNaN(lm) ? (this.opts.now ?? Date.now)() : lm,
-          etag,
-          contentType: contentTypeFor(key),
-          body,
-        }),
-      };
+      const doc = makeDoc({
+        key,
+        size,
+        mtimeMs: Number.isNaN(lm) ? (this.opts.now ?? Date.now)() : lm,
+        etag,
+        contentType: contentTypeFor(key),
+        body,
+      });
+      // The origin's own validators, for revalidation (ours may be a tag we made).
+      if (typeof etagHdr === "string" && etagHdr.length <= 256)
+        this.validators.set(doc, { "if-none-match": etagHdr });
+      else if (!Number.isNaN(lm)) this.validators.set(doc, { "if-modified-since": httpDate(lm) });
+      return { kind: "doc", doc };
     } catch (err) {
       if (
         err instanceof errors.ConnectTimeoutError ||
@@ -136,6 +157,7 @@ export class OriginSource implements DocSource {
       fetchedBytes: this.fetchedBytes,
       failures: this.failures,
       timeouts: this.timeouts,
+      notModified: this.notModified,
     };
   }
 

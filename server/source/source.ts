@@ -14,6 +14,11 @@ export interface DocSource {
    * means the directory's index.html. Never rejects: failures are error lookups.
    */
   load(path: string): Promise<Lookup>;
+  /**
+   * Checks a cached document with the source (a conditional request): "unchanged", or what
+   * load() would give now. Optional: without it a revalidation is a fresh load.
+   */
+  revalidate?(path: string, doc: Doc): Promise<Lookup | { kind: "unchanged" }>;
   /** Where the documents come from, for logs. */
   readonly describe: string;
   stats(): Record<string, number>;
