@@ -142,6 +142,8 @@ interface Held {
   readonly req: HttpRequest;
   /** Resolves the pipeline's decide() (once). */
   readonly settle: (d: Decision) => void;
+  /** The pipeline's side of the connection (told where the request was served, for its log). */
+  readonly ctl: ConnectionControl;
   /** On the connection's "close" until the clone is finished (then removed: a keep-alive
    *  connection cloned many times must not collect one listener per clone). */
   readonly onClose: () => void;
@@ -273,6 +275,7 @@ export class SocketCloning implements Mode {
         // FIN delegation: the clone's FIN at the response end is this connection's; the HTTP
         // side's end() then sends none of its own (docs/tcp.md hook (d)).
         const sock = c.handle.sock;
+        c.handle.ctl.servedBy?.(c.peer.id, c.head, c.length);
         if (c.last && !sock.destroyed) {
           if (sock.delegateFin(seqAdd(c.entry.start, c.length))) this.finsDelegated++;
           else this.finsNotDelegated++;
@@ -380,6 +383,7 @@ export class SocketCloning implements Mode {
       sock,
       req,
       settle: resolve,
+      ctl,
       settled: false,
       onClose: () => {
         this.original.onConnectionClosed(held);
@@ -824,7 +828,8 @@ function sameResponse(head: Buffer, length: number, resp: PreparedResponse): boo
 }
 
 function stripDate(head: Buffer): string {
-  return head.toString("latin1").replace(/\r\nDate: [^\r]*/i, "");
+  // Expires moves with Date (per-path Cache-Control with max-age).
+  return head.toString("latin1").replace(/\r\n(?:Date|Expires): [^\r]*/gi, "");
 }
 
 /**
