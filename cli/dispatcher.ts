@@ -121,7 +121,7 @@ const spec: CommandSpec = {
     "/metrics /nodes, PUT|DELETE /nodes/ID, PUT /scheduler (docs/dispatcher.md); the changes need",
     "`Authorization: Bearer TOKEN` (the cluster secret's token, or --admin-token-file), else 403/401.",
     "Example: sc-cluster dispatcher --scheduler mh --admin 198.18.0.1:9100 \\",
-    "  --node node1=198.18.0.11,admin=http://198.18.0.11:9000 --node node2=198.18.0.12,admin=http://198.18.0.12:9000",
+    "  --node node1=198.18.0.11,admin=http://198.18.0.11:9080 --node node2=198.18.0.12,admin=http://198.18.0.12:9080",
   ].join("\n"),
 };
 

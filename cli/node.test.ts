@@ -11,6 +11,26 @@ import { makeRoot, removeRoot, run } from "../server/test-helpers.js";
 const BIN = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
 const cli = (...args: string[]) => run(process.execPath, [BIN, ...args]);
 
+test("help node and node --help print the node's options (not the general help)", async () => {
+  const viaHelp = await cli("help", "node");
+  const viaFlag = await cli("node", "--help");
+  assert.equal(viaHelp.code, 0);
+  assert.equal(viaHelp.stdout, viaFlag.stdout);
+  assert.match(viaHelp.stdout, /^Usage: sc-cluster node /);
+  for (const opt of [
+    "--access-log PATH|-",
+    "--cache-control PATTERN=VALUE",
+    "--precompressed br,gzip|none",
+    "--not-found-page PATH",
+  ]) {
+    assert.ok(viaHelp.stdout.includes(opt), opt);
+  }
+  assert.match(viaHelp.stdout, /--admin ADDR:PORT +.*\[default: 127\.0\.0\.1:9080\]/);
+  // An unknown command after help still gets the general help.
+  const general = await cli("help", "nosuch");
+  assert.match(general.stdout, /^Usage: sc-cluster <command>/);
+});
+
 test("node --help lists every option with its default", async () => {
   const r = await cli("node", "--help");
   assert.equal(r.code, 0);
