@@ -22,7 +22,6 @@ export interface AcceptedCodings {
 const UNSET = -1;
 const COMMA = 44;
 const SEMI = 59;
-const EQUALS = 61;
 const SP = 32;
 const HTAB = 9;
 
