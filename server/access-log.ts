@@ -202,6 +202,8 @@ export class AccessLog {
   private inflightBytes = 0;
   private writing = false;
   private reopenWanted = false;
+  /** Lines queued before reopen() was asked for: they still go to the old file. */
+  private beforeReopen = 0;
   private closing: (() => void) | null = null;
   private readonly timer: NodeJS.Timeout;
 
@@ -230,9 +232,10 @@ export class AccessLog {
     return this.pendingBytes + this.inflightBytes;
   }
 
-  /** Re-opens the file after the write in flight (SIGUSR1). */
+  /** Re-opens the file once the lines logged so far are written to the old one (SIGUSR1). */
   reopen(): void {
     this.reopenWanted = true;
+    this.beforeReopen = this.pending.length;
     this.kick();
   }
 
@@ -247,7 +250,7 @@ export class AccessLog {
 
   private kick(): void {
     if (this.writing) return;
-    if (this.reopenWanted) {
+    if (this.reopenWanted && this.beforeReopen === 0) {
       this.reopenWanted = false;
       this.writing = true;
       this.sink.reopen((err) => {
@@ -266,11 +269,14 @@ export class AccessLog {
       }
       return;
     }
-    const lines = this.pending;
+    // Before a reopen only the lines logged before it; else everything queued.
+    const n = this.reopenWanted ? this.beforeReopen : this.pending.length;
+    const lines = n === this.pending.length ? this.pending : this.pending.slice(0, n);
+    this.pending = n === this.pending.length ? [] : this.pending.slice(n);
+    this.beforeReopen = 0;
     const data = Buffer.from(lines.join("\n") + "\n", "latin1");
-    this.pending = [];
-    this.inflightBytes = this.pendingBytes;
-    this.pendingBytes = 0;
+    this.inflightBytes = data.length;
+    this.pendingBytes -= data.length;
     this.writing = true;
     this.sink.write(data, (err) => {
       this.writing = false;
