@@ -110,6 +110,9 @@ export const NODE_DEFAULTS = {
   originTimeoutMs: 10_000,
 };
 
+/** At most one warning per this long about access log write failures. */
+const ACCESS_LOG_WARN_MS = 10_000;
+
 export function defaultNodeId(): string {
   return `${hostname()}-${process.pid}`;
 }
@@ -209,23 +212,35 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
   const observeDuration = registerRequestDuration(registry);
   let accessLog: AccessLog | null = null;
+  let accessLogger: AccessLogger | null = null;
   if (cfg.accessLog) {
     const a = cfg.accessLog;
+    // A failing disk is reported once per ACCESS_LOG_WARN_MS, with how many failures it stands for.
+    let warnedAt = -Infinity;
+    let unreported = 0;
+    const warn = (err: Error, during: string) => {
+      unreported++;
+      const now = performance.now();
+      if (now - warnedAt < ACCESS_LOG_WARN_MS) return;
+      log.warn({ err: err.message, path: a.path, failures: unreported }, `access log ${during} failed`);
+      warnedAt = now;
+      unreported = 0;
+    };
     try {
       const sink = a.path === "-" ? stdoutSink() : await fileSink(a.path);
       accessLog = new AccessLog(sink, {
         maxBufferBytes: a.bufferBytes ?? ACCESS_LOG_DEFAULTS.maxBufferBytes,
         flushBytes: Math.min(ACCESS_LOG_DEFAULTS.flushBytes, a.bufferBytes ?? Infinity),
         flushIntervalMs: a.flushMs ?? ACCESS_LOG_DEFAULTS.flushIntervalMs,
-        onError: (err, during) => log.warn({ err: err.message, path: a.path }, `access log ${during} failed`),
+        onError: warn,
       });
     } catch (err) {
       await source.close();
       throw new UserFacingError(`cannot open the access log '${a.path}': ${(err as Error).message}`);
     }
     registerAccessLogMetrics(registry, accessLog.counters);
+    accessLogger = new AccessLogger(accessLog, a.format, cfg.nodeId);
   }
-  const accessLogger = accessLog ? new AccessLogger(accessLog, cfg.accessLog!.format, cfg.nodeId) : null;
   const requests: RequestObserver = {
     completed(r) {
       observeDuration(r.clonedTo !== null, r.durationS);
