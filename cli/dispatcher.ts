@@ -123,7 +123,7 @@ const spec: CommandSpec = {
     "/metrics /nodes, PUT|DELETE /nodes/ID, PUT /scheduler (docs/dispatcher.md); the changes need",
     "`Authorization: Bearer TOKEN` (the cluster secret's token, or --admin-token-file), else 403/401.",
     "Example: sc-cluster dispatcher --scheduler mh --admin 198.18.0.1:9100 \\",
-    "  --node node1=198.18.0.11,admin=http://198.18.0.11:9000 --node node2=198.18.0.12,admin=http://198.18.0.12:9000",
+    "  --node node1=198.18.0.11,admin=http://198.18.0.11:9080 --node node2=198.18.0.12,admin=http://198.18.0.12:9080",
     "Every option is also an SC_<OPTION> environment variable; precedence flag > environment > --config file",
     "> default (docs/configuration.md). SIGHUP re-reads them and applies --scheduler and the --node list",
     "(added, changed and removed nodes: weights, admin URLs; removed ones drain) without dropping connections.",

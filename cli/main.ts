@@ -30,13 +30,15 @@ function topHelp(): string {
     "Commands:",
     ...names.map((n) => `  ${n.padEnd(width)}${commands[n]!.summary}`),
     "",
-    "Run 'sc-cluster <command> --help' for a command's options.",
+    "Run 'sc-cluster <command> --help' or 'sc-cluster help <command>' for a command's options.",
   ].join("\n");
 }
 
 export async function runCli(argv: string[]): Promise<number> {
   await import("./commands.js");
   const [name, ...rest] = argv;
+  // `sc-cluster help node` is `sc-cluster node --help`.
+  if (name === "help" && rest.length > 0 && commands[rest[0]!]) return runCli([rest[0]!, "--help"]);
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(topHelp());
     return name ? 0 : 1;

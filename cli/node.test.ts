@@ -6,10 +6,32 @@ import { spawn } from "node:child_process";
 import net from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
 import { makeRoot, removeRoot, run } from "../server/test-helpers.js";
 
 const BIN = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
 const cli = (...args: string[]) => run(process.execPath, [BIN, ...args]);
+
+test("help node and node --help print the node's options (not the general help)", async () => {
+  const viaHelp = await cli("help", "node");
+  const viaFlag = await cli("node", "--help");
+  assert.equal(viaHelp.code, 0);
+  assert.equal(viaHelp.stdout, viaFlag.stdout);
+  assert.match(viaHelp.stdout, /^Usage: sc-cluster node /);
+  for (const opt of [
+    "--access-log PATH|-",
+    "--cache-control PATTERN=VALUE",
+    "--precompressed br,gzip|none",
+    "--not-found-page PATH",
+  ]) {
+    assert.ok(viaHelp.stdout.includes(opt), opt);
+  }
+  assert.match(viaHelp.stdout, /--admin ADDR:PORT +.*\[default: 127\.0\.0\.1:9080\]/);
+  // An unknown command after help still gets the general help.
+  const general = await cli("help", "nosuch");
+  assert.match(general.stdout, /^Usage: sc-cluster <command>/);
+});
 
 test("node --help lists every option with its default", async () => {
   const r = await cli("node", "--help");
@@ -168,6 +190,117 @@ test("origin starts, serves, and exits cleanly on SIGINT", async () => {
     assert.equal(get.stdout, "origin\n");
     p.child.kill("SIGINT");
     assert.equal(await p.exited, 0);
+  } finally {
+    p.child.kill("SIGKILL");
+    await removeRoot(root);
+  }
+});
+
+test("node --access-log: JSON lines, SIGUSR1 re-opens the file after logrotate moved it", async () => {
+  const root = await makeRoot({ "a.txt": "cli\n" });
+  const logDir = await makeRoot({});
+  const log = join(logDir, "access.log");
+  const p = startUntil(
+    [
+      "node",
+      "--root",
+      root,
+      "--stack",
+      "kernel",
+      "--listen",
+      "127.0.0.1:0",
+      "--admin",
+      "none",
+      "--node-id",
+      "n1",
+      "--access-log",
+      log,
+      "--access-log-format",
+      "json",
+    ],
+    "node listening",
+  );
+  try {
+    const rec = await p.ready;
+    const message = (msg: string) =>
+      new Promise<void>((resolve) =>
+        p.lines.on("line", (l) => {
+          if ((JSON.parse(l) as { msg?: string }).msg === msg) resolve();
+        }),
+      );
+    assert.equal(
+      (await run("curl", ["-s", "--max-time", "5", `http://${rec.listen}/a.txt?before`])).stdout,
+      "cli\n",
+    );
+    await rename(log, `${log}.1`);
+    const reopening = message("SIGUSR1: re-opening the access log");
+    p.child.kill("SIGUSR1");
+    await reopening;
+    assert.equal(
+      (await run("curl", ["-s", "--max-time", "5", `http://${rec.listen}/a.txt?after`])).stdout,
+      "cli\n",
+    );
+    p.child.kill("SIGTERM");
+    assert.equal(await p.exited, 0);
+    const urls = async (f: string) =>
+      (await readFile(f, "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { url: string; node: string; status: number })
+        .map((o) => `${o.node} ${o.status} ${o.url}`);
+    assert.deepEqual(await urls(`${log}.1`), ["n1 200 /a.txt?before"]);
+    assert.deepEqual(await urls(log), ["n1 200 /a.txt?after"]);
+  } finally {
+    p.child.kill("SIGKILL");
+    await removeRoot(root);
+    await removeRoot(logDir);
+  }
+});
+
+test("node --access-log -: the lines go to standard output beside the node's own log", async () => {
+  const root = await makeRoot({ "a.txt": "cli\n" });
+  const p = startUntil(
+    [
+      "node",
+      "--root",
+      root,
+      "--stack",
+      "kernel",
+      "--listen",
+      "127.0.0.1:0",
+      "--admin",
+      "none",
+      "--node-id",
+      "n2",
+      "--access-log",
+      "-",
+      "--access-log-format",
+      "json",
+    ],
+    "node listening",
+  );
+  try {
+    const access: { url: string; status: number; node: string }[] = [];
+    p.lines.on("line", (l) => {
+      const o = JSON.parse(l) as { url?: string; status: number; node: string };
+      if (o.url !== undefined) access.push({ url: o.url, status: o.status, node: o.node });
+    });
+    const rec = await p.ready;
+    await run("curl", [
+      "-s",
+      "--max-time",
+      "5",
+      `http://${rec.listen}/a.txt`,
+      `http://${rec.listen}/missing`,
+    ]);
+    const drained = new Promise((resolve) => p.lines.once("close", resolve));
+    p.child.kill("SIGTERM");
+    assert.equal(await p.exited, 0);
+    await drained; // 'exit' can come before the last of standard output is read
+    assert.deepEqual(access, [
+      { url: "/a.txt", status: 200, node: "n2" },
+      { url: "/missing", status: 404, node: "n2" },
+    ]);
   } finally {
     p.child.kill("SIGKILL");
     await removeRoot(root);

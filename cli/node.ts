@@ -26,6 +26,24 @@ import { SC_DEFAULTS } from "../server/modes/sc.js";
 import { CF_DEFAULTS } from "../server/modes/cf.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";
 import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "./admin-access.js";
+import { ACCESS_LOG_DEFAULTS, ACCESS_LOG_FORMATS, type AccessLogFormat } from "../server/access-log.js";
+import { CODINGS } from "../server/http/encoding.js";
+import type { ContentCoding } from "../server/cache/doc.js";
+
+/** --precompressed: "none", or a comma list of codings. */
+function codings(values: ParsedValues): ContentCoding[] {
+  const raw = str(values, "precompressed").trim();
+  if (raw === "none") return [];
+  const out: ContentCoding[] = [];
+  for (const part of raw.split(",")) {
+    const c = part.trim();
+    if (!(CODINGS as readonly string[]).includes(c)) {
+      throw new UsageError(`--precompressed takes none or a list of ${CODINGS.join(", ")}, got '${raw}'`);
+    }
+    if (!out.includes(c as ContentCoding)) out.push(c as ContentCoding);
+  }
+  return out;
+}
 
 /** --members-from: the dispatcher's admin base URL (http only: the node sends its token there). */
 function membersUrl(text: string): string {
@@ -326,6 +344,42 @@ export const command: Command = {
         4000,
       ),
       ...CONFIG_OPTIONS,
+      "access-log": {
+        type: "string",
+        value: "PATH|-",
+        help: "Write an access log line per request to this file ('-': standard output); SIGUSR1 re-opens the file",
+      },
+      "access-log-format": {
+        type: "string",
+        value: ACCESS_LOG_FORMATS.join("|"),
+        help: "Access log format: combined (Apache/nginx, plus node=, cloned-to=, rt=, sent=) or json (one object a line)",
+        default: "combined",
+      },
+      "access-log-buffer": {
+        type: "string",
+        value: "SIZE",
+        help: "Unwritten access log bytes held at most; beyond, lines are dropped and counted (never blocks requests)",
+        default: "4M",
+      },
+      "cache-control": {
+        type: "string",
+        value: "PATTERN=VALUE",
+        multiple: true,
+        help:
+          "Cache-Control for documents whose path matches PATTERN (* within a segment, ** across, ?; " +
+          "no / in PATTERN: the file name); first match wins; a max-age also sends Expires",
+      },
+      "not-found-page": {
+        type: "string",
+        value: "PATH",
+        help: "Document sent (status 404) for every missing path, e.g. /404.html",
+      },
+      precompressed: {
+        type: "string",
+        value: "br,gzip|none",
+        help: "Serve precompressed siblings (x.br, x.gz) of compressible documents to clients that accept them",
+        default: CODINGS.join(","),
+      },
     },
     epilog:
       "Exactly one of --root and --origin is required. Logs are JSON lines on stdout; the data path logs\n" +
@@ -416,7 +470,28 @@ export const command: Command = {
             },
           }
         : {}),
+      ...(optStr(values, "access-log") !== undefined
+        ? {
+            accessLog: {
+              path: optStr(values, "access-log")!,
+              format: oneOf<AccessLogFormat>(values, "access-log-format", ACCESS_LOG_FORMATS),
+              bufferBytes: bytes(values, "access-log-buffer"),
+              flushMs: ACCESS_LOG_DEFAULTS.flushIntervalMs,
+            },
+          }
+        : {}),
+      cacheControl: list(values, "cache-control"),
+      ...(optStr(values, "not-found-page") !== undefined
+        ? { notFoundPage: optStr(values, "not-found-page")! }
+        : {}),
+      precompressed: codings(values),
     });
+    // logrotate's convention: after moving the file, SIGUSR1 makes the node open a new one.
+    const reopen = () => {
+      logger.info("SIGUSR1: re-opening the access log");
+      node.reopenLogs();
+    };
+    process.on("SIGUSR1", reopen);
     const a = node.address;
     const ad = node.adminAddress;
     logger.info(
@@ -441,6 +516,7 @@ export const command: Command = {
       await Promise.race([sleep(drainMs), untilSignal()]);
     }
     process.off("SIGHUP", onHup);
+    process.off("SIGUSR1", reopen);
     logger.info({ signal }, "node stopping");
     await node.shutdown(int(values, "shutdown-timeout", 0));
     logger.info(node.snapshot().http as object, "node stopped");

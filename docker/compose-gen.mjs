@@ -26,7 +26,7 @@ const CLIENT = "198.18.0.101";
 const MAX_NODES = 60; // .11 .. .70, as in the testbed
 const ORIGIN_PORT = 8000;
 const NODE_HTTP_PORT = 8080; // --stack kernel only; the user stack serves port 80 of the VIP
-const NODE_ADMIN_PORT = 9000;
+const NODE_ADMIN_PORT = 9080; // the node's own default and `sc-cluster up`'s
 const DISPATCHER_ADMIN_PORT = 9100;
 
 const nodeAddress = (k) => `198.18.0.${10 + k}`;

@@ -301,7 +301,7 @@ if [ "$stack" = kernel ]; then
   # Nodes on node:net serve on their own address; each one through the origin.
   for k in $(seq 1 "$nodes"); do
     replay "http://198.18.0.$((10 + k)):8080" 100 >/dev/null
-    n="$(metric "node$k" "http://198.18.0.$((10 + k)):9000/metrics" sc_http_requests_total)"
+    n="$(metric "node$k" "http://198.18.0.$((10 + k)):9080/metrics" sc_http_requests_total)"
     [ "$n" -ge 100 ] || fail "node$k counted $n requests, expected >= 100"
   done
   ok "verified replay against each of the $nodes nodes directly (kernel stack)"
@@ -321,7 +321,7 @@ else
   served=0
   total=0
   for k in $(seq 1 "$nodes"); do
-    n="$(metric "node$k" "http://198.18.0.$((10 + k)):9000/metrics" sc_http_requests_total)"
+    n="$(metric "node$k" "http://198.18.0.$((10 + k)):9080/metrics" sc_http_requests_total)"
     total=$((total + n))
     [ "$n" -gt 0 ] && served=$((served + 1))
   done
@@ -332,8 +332,8 @@ else
     sent=0
     received=0
     for k in $(seq 1 "$nodes"); do
-      s="$(metric "node$k" "http://198.18.0.$((10 + k)):9000/metrics" sc_clones_sent_total)"
-      r="$(metric "node$k" "http://198.18.0.$((10 + k)):9000/metrics" sc_clones_received_total)"
+      s="$(metric "node$k" "http://198.18.0.$((10 + k)):9080/metrics" sc_clones_sent_total)"
+      r="$(metric "node$k" "http://198.18.0.$((10 + k)):9080/metrics" sc_clones_received_total)"
       sent=$((sent + s))
       received=$((received + r))
     done

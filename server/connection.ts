@@ -10,12 +10,18 @@
 //   linger  after our FIN, the client has lingerMs to close its side before a reset.
 import type { Conn } from "./conn.js";
 import { ParseError, RequestParser, type HttpRequest, type ParserLimits } from "./http/parser.js";
-import { errorResponse, type PreparedResponse } from "./http/response.js";
+import { errorResponse, statusOfHead, type PreparedResponse } from "./http/response.js";
 import type { DateCache } from "./http/date.js";
 import type { Responder } from "./responder.js";
 import type { ConnectionControl, Decision, Mode } from "./modes.js";
 import type { ServerStats } from "./stats.js";
 import type { Logger } from "./log.js";
+import type { RequestRecord } from "./access-log.js";
+
+/** Told about every request once it is answered (access log, request-duration histogram). */
+export interface RequestObserver {
+  completed(r: RequestRecord): void;
+}
 
 export interface Timeouts {
   headerMs: number;
@@ -35,6 +41,8 @@ export interface ConnectionEnv {
   readonly log: Logger;
   /** True while the server shuts down: finish the current response, then close. */
   readonly draining: boolean;
+  /** Sees each answered request (null: nobody listens). */
+  readonly requests?: RequestObserver | null;
   connectionClosed(c: HttpConnection): void;
 }
 
@@ -43,6 +51,17 @@ const COALESCE_MAX = 16 * 1024;
 /** Unparsed input kept while the pipeline is busy before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** nginx's status for a request whose client closed the connection before it was answered. */
+const CLIENT_CLOSED = 499;
+
+interface CurrentRequest {
+  readonly req: HttpRequest;
+  /** Wall clock (the log's timestamp) and monotonic clock (the duration) when it was taken up. */
+  readonly startMs: number;
+  readonly startedAt: number;
+  /** Set by servedBy(): the clone's node, status and lengths. */
+  clone: { node: string; status: number; length: number; headLength: number } | null;
+}
 
 const enum Wait {
   None,
@@ -69,6 +88,8 @@ export class HttpConnection implements ConnectionControl {
   /** While lingering: the smallest our send queue has been (0 once drained), and when it shrank. */
   private lingerQueued = 0;
   private lingerProgressAt = 0;
+  /** The request being answered, for its access-log record (null between requests). */
+  private current: CurrentRequest | null = null;
 
   constructor(
     readonly id: number,
@@ -84,6 +105,35 @@ export class HttpConnection implements ConnectionControl {
     conn.on("error", this.onError);
     conn.on("close", this.onClose);
     this.updateDeadline(Date.now());
+  }
+
+  /** The mode had the current request answered by another node (Socket Cloning's clone). */
+  servedBy(node: string, head: Uint8Array, length: number): void {
+    if (this.current !== null)
+      this.current.clone = { node, status: statusOfHead(head), length, headLength: head.length };
+  }
+
+  /** Reports the current request (or, with none, a refused one) to the observer, once. */
+  private completed(status: number, sent: number, headLength: number, clonedTo: string | null = null): void {
+    const obs = this.env.requests;
+    const cur = this.current;
+    this.current = null;
+    if (obs == null) return;
+    obs.completed({
+      req: cur?.req ?? null,
+      remoteAddr: this.conn.remoteAddress,
+      startMs: cur?.startMs ?? Date.now(),
+      durationS: cur === null ? 0 : (performance.now() - cur.startedAt) / 1000,
+      status,
+      bodyBytes: Math.max(0, sent - headLength),
+      sentBytes: sent,
+      clonedTo,
+    });
+  }
+
+  /** The connection went away before the current request was answered (nginx's 499). */
+  private abandoned(): void {
+    if (this.current !== null) this.completed(CLIENT_CLOSED, 0, 0);
   }
 
   /** Part of a request has arrived and the rest has not. */
@@ -206,6 +256,9 @@ export class HttpConnection implements ConnectionControl {
   }
 
   private handle(req: HttpRequest): void {
+    if (this.env.requests != null) {
+      this.current = { req, startMs: Date.now(), startedAt: performance.now(), clone: null };
+    }
     let d: Decision | Promise<Decision>;
     try {
       d = this.env.mode.decide(req, this);
@@ -218,7 +271,12 @@ export class HttpConnection implements ConnectionControl {
       d.then(
         (settled) => {
           this.busy = false;
-          if (this.closing || this.conn.destroyed) return;
+          if (this.closing || this.conn.destroyed) {
+            // A clone may have answered it before the client went away.
+            if (settled === "done") this.modeDone();
+            else this.abandoned();
+            return;
+          }
           this.apply(req, settled);
           this.pump();
         },
@@ -235,11 +293,19 @@ export class HttpConnection implements ConnectionControl {
   private apply(req: HttpRequest, d: Decision): void {
     if (d === "serve") this.serve(req);
     else if (d === "done") {
+      this.modeDone();
       this.env.stats.modeHandled++;
       if (!req.keepAlive || this.env.draining) this.closeGracefully();
     } else {
       this.send(this.env.responder.respondWithDoc(req, d.doc, this.keepAlive(req), Date.now()));
     }
+  }
+
+  /** Logs a request the mode answered: where its clone served it, or 499 if nothing was sent. */
+  private modeDone(): void {
+    const c = this.current?.clone;
+    if (c == null) this.abandoned();
+    else this.completed(c.status, c.length, c.headLength, c.node);
   }
 
   private modeFailed(err: unknown): void {
@@ -271,7 +337,10 @@ export class HttpConnection implements ConnectionControl {
     r.then(
       (resp) => {
         this.busy = false;
-        if (this.closing || this.conn.destroyed) return;
+        if (this.closing || this.conn.destroyed) {
+          this.abandoned();
+          return;
+        }
         this.send(resp);
         this.pump();
       },
@@ -305,7 +374,8 @@ export class HttpConnection implements ConnectionControl {
       conn.uncork?.();
     }
     if (!ok) this.blocked = true;
-    if (resp.stream !== null) {
+    if (resp.stream === null) this.completed(resp.status, resp.length, resp.head.length);
+    else {
       this.busy = true;
       void this.streamBody(resp);
       return;
@@ -316,9 +386,14 @@ export class HttpConnection implements ConnectionControl {
   /** Sends a document that is not in memory, chunk by chunk, honouring backpressure. */
   private async streamBody(resp: PreparedResponse): Promise<void> {
     const { doc, start, end } = resp.stream!;
+    let sent = resp.head.length;
     try {
       for await (const chunk of doc.read!(start, end)) {
-        if (this.conn.destroyed) return;
+        if (this.conn.destroyed) {
+          this.completed(resp.status, sent, resp.head.length);
+          return;
+        }
+        sent += chunk.length;
         if (!this.conn.write(chunk)) {
           this.blocked = true;
           this.updateDeadline(Date.now());
@@ -329,9 +404,11 @@ export class HttpConnection implements ConnectionControl {
       // Headers are gone already: the only honest signal left is to reset the connection.
       this.env.stats.aborted++;
       this.env.log.warn({ conn: this.id, path: doc.key, err: String(err) }, "body stream failed");
+      this.completed(resp.status, sent, resp.head.length);
       this.conn.destroy();
       return;
     }
+    this.completed(resp.status, sent, resp.head.length);
     this.busy = false;
     if (resp.close) this.closeGracefully();
     else this.pump();

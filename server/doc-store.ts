@@ -11,8 +11,12 @@
 //   so a request arriving after the purge starts a fresh load and a load that started before
 //   it does not put its (possibly old) document back in the cache.
 import type { DocCache } from "./cache/doc-cache.js";
-import type { Doc } from "./cache/doc.js";
 import type { DocSource, Lookup } from "./source/source.js";
+import { withVariants, type ContentCoding, type Doc } from "./cache/doc.js";
+import { isCompressible } from "./http/mime.js";
+
+/** The file name suffix of each coding's precompressed sibling (nginx gzip_static, Caddy). */
+export const SIBLING_SUFFIX: Record<ContentCoding, string> = { br: ".br", gzip: ".gz" };
 
 export type PurgeTarget =
   { kind: "url"; path: string } | { kind: "prefix"; prefix: string } | { kind: "all" };
@@ -22,7 +26,15 @@ export interface DocStoreOptions {
   ttlMs?: number;
   /** Clock (ms), for the documents' ages. */
   now?: () => number;
+  /**
+   * Codings whose sibling files (`x.br`, `x.gz`) are looked for when a compressible document
+   * is loaded, and kept with it as variants (one cache entry, one load).
+   */
+  precompressed?: readonly ContentCoding[];
 }
+
+/** What a revalidation (or the load standing in for one) gives. */
+type Revalidated = Lookup | { kind: "unchanged" };
 
 export interface RevalidationStats {
   /** Checks started (expired documents). */
@@ -49,6 +61,8 @@ export class DocStore {
   purges = 0;
   purgedEntries = 0;
 
+  readonly precompressed: readonly ContentCoding[];
+
   constructor(
     readonly cache: DocCache,
     readonly source: DocSource,
@@ -56,6 +70,7 @@ export class DocStore {
   ) {
     this.ttlMs = opts.ttlMs ?? 0;
     this.now = opts.now ?? Date.now;
+    this.precompressed = opts.precompressed ?? [];
   }
 
   /** The document for a normalised path: synchronously when cached (and fresh), else a shared load. */
@@ -81,48 +96,53 @@ export class DocStore {
 
   private load(path: string): Promise<Lookup> {
     this.loads++;
-    const p: Promise<Lookup> = this.source.load(path).then(
-      (r) => {
-        if (this.finish(path, p) && r.kind === "doc" && r.doc.body !== null) this.store(path, r.doc);
-        return r;
-      },
-      (err: unknown): Lookup => {
-        this.finish(path, p);
-        return { kind: "error", status: 500, reason: String(err) };
-      },
-    );
+    const p: Promise<Lookup> = this.source
+      .load(path)
+      .then((r) => (r.kind === "doc" ? this.withSiblings(r.doc) : r))
+      .then(
+        (r) => {
+          if (this.finish(path, p) && r.kind === "doc" && r.doc.body !== null) this.store(path, r.doc);
+          return r;
+        },
+        (err: unknown): Lookup => {
+          this.finish(path, p);
+          return { kind: "error", status: 500, reason: String(err) };
+        },
+      );
     return p;
   }
 
   private revalidate(path: string, doc: Doc): Promise<Lookup> {
     this.revalidation.checks++;
     const check = this.source.revalidate?.(path, doc) ?? this.source.load(path);
-    const p: Promise<Lookup> = check.then(
-      (r): Lookup => {
-        const current = this.finish(path, p);
-        if (r.kind === "unchanged") {
-          this.revalidation.unchanged++;
-          if (current) this.validatedAt.set(doc, this.now());
-          return { kind: "doc", doc };
-        }
-        if (r.kind === "error" && r.status >= 500) {
+    const p: Promise<Lookup> = check
+      .then((r): Promise<Revalidated> | Revalidated => (r.kind === "doc" ? this.withSiblings(r.doc) : r))
+      .then(
+        (r): Lookup => {
+          const current = this.finish(path, p);
+          if (r.kind === "unchanged") {
+            this.revalidation.unchanged++;
+            if (current) this.validatedAt.set(doc, this.now());
+            return { kind: "doc", doc };
+          }
+          if (r.kind === "error" && r.status >= 500) {
+            this.revalidation.errors++;
+            if (current) this.validatedAt.set(doc, this.now());
+            return { kind: "doc", doc };
+          }
+          this.revalidation.changed++;
+          if (current) {
+            if (r.kind === "doc" && r.doc.body !== null) this.store(path, r.doc);
+            else this.cache.delete(path);
+          }
+          return r;
+        },
+        (): Lookup => {
           this.revalidation.errors++;
-          if (current) this.validatedAt.set(doc, this.now());
+          this.finish(path, p);
           return { kind: "doc", doc };
-        }
-        this.revalidation.changed++;
-        if (current) {
-          if (r.kind === "doc" && r.doc.body !== null) this.store(path, r.doc);
-          else this.cache.delete(path);
-        }
-        return r;
-      },
-      (): Lookup => {
-        this.revalidation.errors++;
-        this.finish(path, p);
-        return { kind: "doc", doc };
-      },
-    );
+        },
+      );
     return p;
   }
 
@@ -135,6 +155,28 @@ export class DocStore {
 
   private store(path: string, doc: Doc): void {
     if (this.cache.set(path, doc)) this.validatedAt.set(doc, this.now());
+  }
+
+  /** The document with its precompressed siblings attached, when it is worth compressing. */
+  private async withSiblings(doc: Doc): Promise<Lookup> {
+    if (this.precompressed.length === 0 || doc.encoding !== null || !isCompressible(doc.contentType)) {
+      return { kind: "doc", doc };
+    }
+    const key = doc.key;
+    if (key.endsWith(".br") || key.endsWith(".gz")) return { kind: "doc", doc };
+    const found = await Promise.all(
+      this.precompressed.map((c) =>
+        this.source.load(key + SIBLING_SUFFIX[c]).then(
+          (r) => (r.kind === "doc" ? r.doc : undefined),
+          () => undefined,
+        ),
+      ),
+    );
+    const siblings: Partial<Record<ContentCoding, Doc>> = {};
+    this.precompressed.forEach((c, i) => {
+      if (found[i] !== undefined) siblings[c] = found[i];
+    });
+    return { kind: "doc", doc: withVariants(doc, siblings) };
   }
 
   /** Drops cached documents and detaches their loads in flight; returns the entries dropped. */

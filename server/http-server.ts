@@ -8,6 +8,7 @@ import type { Responder } from "./responder.js";
 import type { Mode } from "./modes.js";
 import type { ServerStats } from "./stats.js";
 import type { Logger } from "./log.js";
+import type { RequestObserver } from "./connection.js";
 
 export interface HttpServerOptions {
   responder: Responder;
@@ -19,6 +20,8 @@ export interface HttpServerOptions {
   log: Logger;
   /** Connections beyond this are refused (closed at once). */
   maxConnections: number;
+  /** Sees every answered request (access log, duration histogram). */
+  requests?: RequestObserver | null;
 }
 
 export class HttpServer implements ConnectionEnv {
@@ -29,6 +32,7 @@ export class HttpServer implements ConnectionEnv {
   readonly timeouts: Timeouts;
   readonly dates: DateCache;
   readonly log: Logger;
+  readonly requests: RequestObserver | null;
   readonly connections = new Set<HttpConnection>();
   draining = false;
   refused = 0;
@@ -47,6 +51,7 @@ export class HttpServer implements ConnectionEnv {
     this.dates = opts.dates;
     this.log = opts.log;
     this.maxConnections = opts.maxConnections;
+    this.requests = opts.requests ?? null;
     const t = opts.timeouts;
     // A quarter of the shortest timeout, between 10 ms and 1 s: deadlines fire at most that late.
     const tick = Math.max(10, Math.min(1000, Math.min(t.headerMs, t.idleMs, t.sendMs, t.lingerMs) / 4));

@@ -1,10 +1,11 @@
 // Prometheus metrics for one node, in a Registry of its own (not prom-client's global one, so
 // several nodes can live in one process, e.g. in tests). Values are read from the data path's
 // plain counters at scrape time.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ServerStats } from "./stats.js";
 import type { DocCache } from "./cache/doc-cache.js";
 import type { DocStore } from "./doc-store.js";
+import type { AccessLogCounters } from "./access-log.js";
 
 export interface MetricSources {
   nodeId: string;
@@ -109,4 +110,49 @@ export function createMetrics(src: MetricSources): Registry {
   );
   collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+/** Buckets of the request-duration histogram: 0.5 ms .. 10 s. */
+export const REQUEST_DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/**
+ * sc_http_request_duration_seconds{served="local"|"cloned"}: from a request being taken up to
+ * its response handed to the transport (cloned: until the client acknowledged the clone's
+ * response). Observed on the node the request arrived at.
+ */
+export function registerRequestDuration(registry: Registry): (cloned: boolean, seconds: number) => void {
+  const h = new Histogram({
+    name: "sc_http_request_duration_seconds",
+    help: "Time to answer a request, by where it was served (local, or cloned to another node)",
+    labelNames: ["served"],
+    buckets: REQUEST_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const local = h.labels("local");
+  const cloned = h.labels("cloned");
+  return (isCloned, seconds) => (isCloned ? cloned : local).observe(seconds);
+}
+
+/** The access log's counters (server/access-log.ts). */
+export function registerAccessLogMetrics(registry: Registry, counters: AccessLogCounters): void {
+  mirrorCounter(registry, "sc_access_log_lines_total", "Access log lines written", () => counters.lines);
+  new Counter({
+    name: "sc_access_log_dropped_total",
+    help: "Access log lines lost, by reason (buffer: the disk or pipe stalled and the buffer was full; write: a write failed)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ reason: "buffer" }, counters.dropped);
+      this.inc({ reason: "write" }, counters.failed);
+    },
+  });
+  mirrorCounter(
+    registry,
+    "sc_access_log_reopens_total",
+    "Access log files re-opened (SIGUSR1)",
+    () => counters.reopens,
+  );
 }

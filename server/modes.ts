@@ -38,6 +38,11 @@ export interface ConnectionControl {
   readonly conn: Conn;
   /** Resolves when everything written so far has left the send buffer (writableLength 0). */
   flushed(): Promise<void>;
+  /**
+   * The mode had this request answered from another node (Socket Cloning: the clone's node,
+   * its response head and length from the SC-ACK), for the access log; before settling "done".
+   */
+  servedBy?(node: string, head: Uint8Array, length: number): void;
 }
 
 export interface Mode {

@@ -29,6 +29,19 @@ import { listenKernel, type ConnListener } from "./conn.js";
 import { checkRootDir, listenError, UserFacingError } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
+import {
+  ACCESS_LOG_DEFAULTS,
+  AccessLog,
+  AccessLogger,
+  fileSink,
+  stdoutSink,
+  type AccessLogFormat,
+} from "./access-log.js";
+import type { RequestObserver } from "./connection.js";
+import { registerAccessLogMetrics, registerRequestDuration } from "./metrics.js";
+import { CachePatternError, CacheRules } from "./http/cache-rules.js";
+import { normalizePath } from "./http/url-path.js";
+import type { ContentCoding } from "./cache/doc.js";
 import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../sc/auth/admin-access.js";
 
 export type Stack = "kernel" | "user";
@@ -83,6 +96,19 @@ export interface NodeConfig {
   membersFrom?: { url: string; intervalMs: number };
   /** Timeout of a purge forwarded to a member and of a membership poll (ms). */
   controlTimeoutMs?: number;
+  /** Access log (none when absent): a file path, or "-" for standard output. */
+  accessLog?: {
+    path: string;
+    format: AccessLogFormat;
+    bufferBytes?: number;
+    flushMs?: number;
+  };
+  /** Cache-Control per path pattern, `PATTERN=VALUE` (http/cache-rules.ts), first match wins. */
+  cacheControl?: readonly string[];
+  /** Request path of the page sent with 404s (e.g. "/404.html"). */
+  notFoundPage?: string;
+  /** Codings served from precompressed siblings (`x.br`, `x.gz`); none when absent. */
+  precompressed?: readonly ContentCoding[];
 }
 
 export const NODE_DEFAULTS = {
@@ -94,6 +120,9 @@ export const NODE_DEFAULTS = {
   originConnections: 32,
   originTimeoutMs: 10_000,
 };
+
+/** At most one warning per this long about access log write failures. */
+const ACCESS_LOG_WARN_MS = 10_000;
 
 export function defaultNodeId(): string {
   return `${hostname()}-${process.pid}`;
@@ -121,6 +150,8 @@ export interface RunningNode {
    * the node keeps serving (and accepting) until shutdown().
    */
   beginDrain(): void;
+  /** Re-opens the access log file (SIGUSR1, after logrotate moved it). */
+  reopenLogs(): void;
 }
 
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
@@ -190,14 +221,79 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       );
     }
   }
-  const store = new DocStore(cache, source, { ttlMs: cfg.revalidateTtlMs ?? 0 });
+  let cacheRules: CacheRules | undefined;
+  let notFoundPage: string | undefined;
+  try {
+    if (cfg.cacheControl && cfg.cacheControl.length > 0) cacheRules = CacheRules.parse(cfg.cacheControl);
+  } catch (err) {
+    await source.close();
+    throw err instanceof CachePatternError ? new UserFacingError(`--cache-control: ${err.message}`) : err;
+  }
+  if (cfg.notFoundPage !== undefined) {
+    const norm = normalizePath(cfg.notFoundPage);
+    if (!norm.ok || norm.path.endsWith("/")) {
+      await source.close();
+      throw new UserFacingError(
+        `--not-found-page must be a file's path like /404.html, got '${cfg.notFoundPage}'`,
+      );
+    }
+    notFoundPage = norm.path;
+  }
+  const store = new DocStore(cache, source, {
+    ttlMs: cfg.revalidateTtlMs ?? 0,
+    precompressed: cfg.precompressed ?? [],
+  });
   const stats = new ServerStats();
   const dates = new DateCache();
-  const responder = new Responder(store, dates);
+  const responder = new Responder(store, dates, {
+    ...(cacheRules ? { cacheRules } : {}),
+    ...(notFoundPage !== undefined ? { notFoundPage } : {}),
+  });
   const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
+  const observeDuration = registerRequestDuration(registry);
+  let accessLog: AccessLog | null = null;
+  let accessLogger: AccessLogger | null = null;
+  if (cfg.accessLog) {
+    const a = cfg.accessLog;
+    // A failing disk is reported once per ACCESS_LOG_WARN_MS, with how many failures it stands for.
+    let warnedAt = -Infinity;
+    let unreported = 0;
+    const warn = (err: Error, during: string) => {
+      unreported++;
+      const now = performance.now();
+      if (now - warnedAt < ACCESS_LOG_WARN_MS) return;
+      log.warn({ err: err.message, path: a.path, failures: unreported }, `access log ${during} failed`);
+      warnedAt = now;
+      unreported = 0;
+    };
+    try {
+      const sink = a.path === "-" ? stdoutSink() : await fileSink(a.path);
+      accessLog = new AccessLog(sink, {
+        maxBufferBytes: a.bufferBytes ?? ACCESS_LOG_DEFAULTS.maxBufferBytes,
+        flushBytes: Math.min(ACCESS_LOG_DEFAULTS.flushBytes, a.bufferBytes ?? Infinity),
+        flushIntervalMs: a.flushMs ?? ACCESS_LOG_DEFAULTS.flushIntervalMs,
+        onError: warn,
+      });
+    } catch (err) {
+      await source.close();
+      throw new UserFacingError(`cannot open the access log '${a.path}': ${(err as Error).message}`);
+    }
+    registerAccessLogMetrics(registry, accessLog.counters);
+    accessLogger = new AccessLogger(accessLog, a.format, cfg.nodeId);
+  }
+  const requests: RequestObserver = {
+    completed(r) {
+      observeDuration(r.clonedTo !== null, r.durationS);
+      accessLogger?.record(r);
+    },
+  };
 
   // Release what was opened so far when a later step fails.
   const undo: (() => Promise<unknown>)[] = [() => source.close()];
+  if (accessLog) {
+    const al = accessLog;
+    undo.push(() => al.close());
+  }
   const fail = async (err: unknown): Promise<never> => {
     for (const u of undo.reverse()) await u().catch(() => undefined);
     throw err;
@@ -291,6 +387,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     dates,
     log,
     maxConnections: cfg.maxConnections,
+    requests,
   });
 
   let listener: ConnListener;
@@ -489,6 +586,10 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       await mode.close?.();
       await source.close();
       await admin?.close();
+      await accessLog?.close();
+    },
+    reopenLogs() {
+      accessLog?.reopen();
     },
   };
 }

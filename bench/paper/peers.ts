@@ -2,7 +2,7 @@
 // configured from a file written to a temp directory, started and stopped by PID. Only the
 // processes started here are ever signalled.
 import type { ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,6 +29,11 @@ export async function ensurePeer(kind: ProxyKind, log: (line: string) => void): 
     }
     if (!findExecutable(kind))
       throw new Error(`${kind}: still not on PATH after installing ${PACKAGE[kind]}`);
+    // Debian starts (and enables) the package's service on the host's port 80; the benchmark
+    // runs its own instance in a testbed host, so the package's must not stay (issue 18).
+    if (existsSync("/run/systemd/system")) {
+      await run(["systemctl", "disable", "--now", PACKAGE[kind]], { check: false });
+    } else await run(["service", PACKAGE[kind], "stop"], { check: false });
   }
   return peerVersion(kind);
 }

@@ -12,6 +12,8 @@ import { etagListMatches, evaluatePreconditions, ifRangeHolds } from "./conditio
 import { DEFAULT_LIMITS, ParseError, RequestParser, type HttpRequest, type ParserLimits } from "./parser.js";
 import { encodePath, normalizePath } from "./url-path.js";
 import { contentTypeFor } from "./mime.js";
+import { chooseEncoding } from "./encoding.js";
+import { PathPattern } from "./cache-rules.js";
 
 const HEADER_LIMIT = DEFAULT_LIMITS.maxHeaderBytes;
 const LINE_LIMIT = DEFAULT_LIMITS.maxRequestLine;
@@ -272,6 +274,47 @@ test("URL path decoding: many %XX, many ../, empty and dot segments are linear",
   );
   linear(
     { name: "MIME type of a path of dots", make: (n) => fill("/.a.", n), run: contentTypeFor },
+    LINE_LIMIT,
+  );
+});
+
+test("Accept-Encoding and the Cache-Control globs are linear in the header and the path", () => {
+  const ae: LinearCase<string>[] = [
+    {
+      name: "many codings with q-values",
+      make: (n) => fill("br;q=0.5, gzip;q=0.25, ", n),
+      run: (v) => chooseEncoding([v], ["br", "gzip"]),
+    },
+    {
+      name: "runs of OWS and semicolons",
+      make: (n) => "br" + fill(" \t;", n) + "q=1",
+      run: (v) => chooseEncoding([v], ["br"]),
+    },
+    { name: "runs of commas", make: (n) => fill(",", n) + "br", run: (v) => chooseEncoding([v], ["br"]) },
+    {
+      name: "one long unknown coding",
+      make: (n) => fill("x", n) + ";q=1",
+      run: (v) => chooseEncoding([v], ["gzip"]),
+    },
+  ];
+  for (const c of ae) linear(c, HEADER_LIMIT);
+  assert.equal(chooseEncoding([fill("br;q=0.5, gzip;q=0.25, ", HEADER_LIMIT)], ["br", "gzip"]), "br");
+  const glob = new PathPattern("/" + "*a".repeat(20) + "?b");
+  linear(
+    {
+      name: "a glob of stars against a path of a's",
+      make: (n) => "/" + fill("a", n),
+      run: (p) => glob.matches(p),
+    },
+    LINE_LIMIT,
+  );
+  const deep = new PathPattern("/**/x/**/y/*.js");
+  linear(
+    {
+      name: "globstars against many segments",
+      make: (n) => fill("/x", n) + "/y/a.css",
+      run: (p) => deep.matches(p),
+    },
     LINE_LIMIT,
   );
 });

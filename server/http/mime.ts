@@ -1,67 +1,40 @@
-// Content-Type by file extension. A fixed table (not the system's mime.types) so every node
-// and the origin's clients see the same type for the same path on any machine.
-const TYPES: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  htm: "text/html; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  mjs: "text/javascript; charset=utf-8",
-  json: "application/json",
-  map: "application/json",
-  txt: "text/plain; charset=utf-8",
-  text: "text/plain; charset=utf-8",
-  log: "text/plain; charset=utf-8",
-  csv: "text/csv; charset=utf-8",
-  md: "text/markdown; charset=utf-8",
-  xml: "application/xml",
-  rss: "application/rss+xml",
-  atom: "application/atom+xml",
-  svg: "image/svg+xml",
-  png: "image/png",
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  gif: "image/gif",
-  webp: "image/webp",
-  avif: "image/avif",
-  ico: "image/x-icon",
-  bmp: "image/bmp",
-  tif: "image/tiff",
-  tiff: "image/tiff",
-  woff: "font/woff",
-  woff2: "font/woff2",
-  ttf: "font/ttf",
-  otf: "font/otf",
-  pdf: "application/pdf",
-  ps: "application/postscript",
-  zip: "application/zip",
-  gz: "application/gzip",
-  tgz: "application/gzip",
-  tar: "application/x-tar",
-  bz2: "application/x-bzip2",
-  xz: "application/x-xz",
-  wasm: "application/wasm",
-  mp3: "audio/mpeg",
-  wav: "audio/wav",
-  ogg: "audio/ogg",
-  mp4: "video/mp4",
-  webm: "video/webm",
-  mpg: "video/mpeg",
-  mpeg: "video/mpeg",
-  mov: "video/quicktime",
-  avi: "video/x-msvideo",
-  doc: "application/msword",
-  ppt: "application/vnd.ms-powerpoint",
-  xls: "application/vnd.ms-excel",
-  class: "application/java-vm",
-  jar: "application/java-archive",
-};
+// Content-Type by file extension, from the `mime-types` package (mime-db's table, pinned by
+// package-lock.json) rather than the system's mime.types, so every node and the origin give the
+// same type for the same path on any machine. Also says which types are worth compressing
+// (mime-db's `compressible`), which decides where precompressed siblings are looked for.
+import { createRequire } from "node:module";
+import mime from "mime-types";
+
+// mime-db is what mime-types reads; resolved from mime-types' own location so it is the same copy.
+const fromMimeTypes = createRequire(createRequire(import.meta.url).resolve("mime-types"));
+const mimeDb = fromMimeTypes("mime-db") as Record<string, { compressible?: boolean } | undefined>;
 
 export const DEFAULT_TYPE = "application/octet-stream";
 
-/** The Content-Type for a path, from its last extension (case-insensitive). */
+/** Extension -> Content-Type, filled on first use (bounded: at most one entry per extension seen). */
+const byExtension = new Map<string, string>();
+const MEMO_MAX = 4096;
+/** Longest extension looked up; a longer one is no known type (and is not memoised). */
+const MAX_EXTENSION = 32;
+
+/** The Content-Type for a path, from its last extension (case-insensitive). Linear in the path. */
 export function contentTypeFor(path: string): string {
   const slash = path.lastIndexOf("/");
   const dot = path.lastIndexOf(".");
-  if (dot <= slash + 1) return DEFAULT_TYPE;
-  return TYPES[path.slice(dot + 1).toLowerCase()] ?? DEFAULT_TYPE;
+  if (dot <= slash + 1 || path.length - dot - 1 > MAX_EXTENSION) return DEFAULT_TYPE;
+  const ext = path.slice(dot + 1).toLowerCase();
+  let type = byExtension.get(ext);
+  if (type === undefined) {
+    type = mime.contentType(ext) || DEFAULT_TYPE;
+    if (byExtension.size < MEMO_MAX) byExtension.set(ext, type);
+  }
+  return type;
+}
+
+/** Whether a response of this Content-Type is worth compressing (mime-db; text/* by default). */
+export function isCompressible(contentType: string): boolean {
+  const semi = contentType.indexOf(";");
+  const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  const entry = mimeDb[type];
+  return entry?.compressible ?? type.startsWith("text/");
 }

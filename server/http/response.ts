@@ -9,6 +9,7 @@ import { reason } from "./status.js";
 
 const KEEP_ALIVE = Buffer.from("Connection: keep-alive\r\n\r\n", "latin1");
 const CLOSE = Buffer.from("Connection: close\r\n\r\n", "latin1");
+const EMPTY = Buffer.alloc(0);
 
 /** A response ready to write: exact bytes of the head, and the body as bytes or a range to read. */
 export interface PreparedResponse {
@@ -28,12 +29,17 @@ function concatHead(parts: (Buffer | string)[]): Buffer {
   return Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "latin1") : p)));
 }
 
-/** A response for a document: 200, 206, 304, 412 or 416, per the request's conditions and range. */
+/**
+ * A response for a document: 200, 206, 304, 412 or 416, per the request's conditions and range.
+ * `doc` is the representation already chosen (http/encoding.ts); `extraLines` are per-path
+ * caching fields (Cache-Control, Expires), sent with 200, 206 and 304 (RFC 9110 15.4.5).
+ */
 export function docResponse(
   req: HttpRequest,
   doc: Doc,
   keepAlive: boolean,
   dateLine: Buffer,
+  extraLines: Buffer | null = null,
 ): PreparedResponse {
   const conn = keepAlive ? KEEP_ALIVE : CLOSE;
   const isHead = req.method === "HEAD";
@@ -43,6 +49,7 @@ export function docResponse(
     const head = concatHead([
       `HTTP/1.1 304 Not Modified\r\n${SERVER_LINE}ETag: ${doc.etag}\r\n`,
       doc.fieldLines.slice(doc.fieldLines.indexOf("Last-Modified:")),
+      extraLines ?? "",
       dateLine,
       conn,
     ]);
@@ -60,16 +67,19 @@ export function docResponse(
       const head = concatHead([
         `HTTP/1.1 206 Partial Content\r\n${SERVER_LINE}${doc.fieldLines}`,
         `Content-Range: bytes ${r.start}-${r.end}/${doc.size}\r\nContent-Length: ${n}\r\n`,
+        extraLines ?? "",
         dateLine,
         conn,
       ]);
       return bodyResponse(206, head, doc, r.start, r.end, keepAlive);
     }
   }
-  const head = Buffer.allocUnsafe(doc.head200.length + dateLine.length + conn.length);
-  doc.head200.copy(head, 0);
-  dateLine.copy(head, doc.head200.length);
-  conn.copy(head, doc.head200.length + dateLine.length);
+  const extra = extraLines ?? EMPTY;
+  const head = Buffer.allocUnsafe(doc.head200.length + extra.length + dateLine.length + conn.length);
+  let at = doc.head200.copy(head, 0);
+  at += extra.copy(head, at);
+  at += dateLine.copy(head, at);
+  conn.copy(head, at);
   if (isHead || doc.size === 0) {
     return { status: 200, head, body: null, stream: null, length: head.length, close: !keepAlive };
   }
@@ -118,6 +128,33 @@ export function errorResponse(
   return { status, head, body, stream: null, length: head.length + (body?.length ?? 0), close: !keepAlive };
 }
 
+/**
+ * A 404 with a custom page's content (`--not-found-page`): its Content-Type and bytes, no
+ * validators or ranges (it is not the resource asked for).
+ */
+export function notFoundPageResponse(
+  page: Doc & { body: Buffer },
+  keepAlive: boolean,
+  dateLine: Buffer,
+  isHead: boolean,
+): PreparedResponse {
+  const head = concatHead([
+    `HTTP/1.1 404 ${reason(404)}\r\n${SERVER_LINE}`,
+    `Content-Type: ${page.contentType}\r\nContent-Length: ${page.body.length}\r\n`,
+    dateLine,
+    keepAlive ? KEEP_ALIVE : CLOSE,
+  ]);
+  const body = isHead ? null : page.body;
+  return {
+    status: 404,
+    head,
+    body,
+    stream: null,
+    length: head.length + (body?.length ?? 0),
+    close: !keepAlive,
+  };
+}
+
 /** 301 (or 308) to `location`, which must already be a valid URI reference. */
 export function redirectResponse(
   status: 301 | 308,
@@ -127,4 +164,16 @@ export function redirectResponse(
   isHead = false,
 ): PreparedResponse {
   return errorResponse(status, keepAlive, dateLine, `Location: ${location}\r\n`, isHead);
+}
+
+/** The status code of a response head ("HTTP/1.1 200 ..."), or 0 if it has none. */
+export function statusOfHead(head: Uint8Array): number {
+  if (head.length < 12) return 0;
+  let n = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = head[i]! - 48;
+    if (d < 0 || d > 9) return 0;
+    n = n * 10 + d;
+  }
+  return n;
 }

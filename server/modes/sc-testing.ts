@@ -115,6 +115,8 @@ export interface ScTestNode {
   readonly stats: ServerStats;
   /** The mode's hook for inbound packets (null: straight to the stack). */
   readonly hook: { handler: PacketHandler | null };
+  /** The node's metrics registry (the mode registers its metrics there). */
+  readonly registry: Registry;
 }
 
 export interface ScClusterOptions {
@@ -193,6 +195,7 @@ export class ScTestCluster {
     const stats = new ServerStats();
     const dates = new DateCache();
     const log = createLogger("silent");
+    const registry = new Registry();
     const store = new DocStore(createDocCache("lru", 64 << 20), new MemorySource(docs));
     const responder = new Responder(store, dates);
     const settings: ScSettings = { ...SC_DEFAULTS, ...o.settings };
@@ -218,7 +221,7 @@ export class ScTestCluster {
       responder,
       stats,
       dates,
-      registry: new Registry(),
+      registry,
       log,
       userStack: null,
       httpPort: HTTP_PORT,
@@ -256,7 +259,7 @@ export class ScTestCluster {
         return Promise.resolve();
       },
     });
-    ref.node = { id: m.id, addr: m.addr, stack: live.stack, mode, transport, http, stats, hook };
+    ref.node = { id: m.id, addr: m.addr, stack: live.stack, mode, transport, http, stats, hook, registry };
     return ref.node;
   }
 

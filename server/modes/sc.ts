@@ -142,6 +142,8 @@ interface Held {
   readonly req: HttpRequest;
   /** Resolves the pipeline's decide() (once). */
   readonly settle: (d: Decision) => void;
+  /** The pipeline's side of the connection (told where the request was served, for its log). */
+  readonly ctl: ConnectionControl;
   /** On the connection's "close" until the clone is finished (then removed: a keep-alive
    *  connection cloned many times must not collect one listener per clone). */
   readonly onClose: () => void;
@@ -286,6 +288,7 @@ export class SocketCloning implements Mode {
         // FIN delegation: the clone's FIN at the response end is this connection's; the HTTP
         // side's end() then sends none of its own (docs/tcp.md hook (d)).
         const sock = c.handle.sock;
+        c.handle.ctl.servedBy?.(c.peer.id, c.head, c.length);
         if (c.last && !sock.destroyed) {
           if (sock.delegateFin(seqAdd(c.entry.start, c.length))) this.finsDelegated++;
           else this.finsNotDelegated++;
@@ -372,7 +375,7 @@ export class SocketCloning implements Mode {
     sock: TcpSocket,
   ): Decision | Promise<Decision> {
     if (sock.writableLength === 0 && sock.conn.sndUna === sock.conn.sndMax)
-      return this.startClone(peer, req, sock);
+      return this.startClone(peer, req, ctl, sock);
     return this.cloneWhenFlushed(peer, req, ctl, sock);
   }
 
@@ -387,11 +390,16 @@ export class SocketCloning implements Mode {
     await ctl.flushed();
     this.ownDeadlines.unwatch(sock);
     if (sock.destroyed) return "done";
-    return this.startClone(peer, req, sock);
+    return this.startClone(peer, req, ctl, sock);
   }
 
   /** Exports the connection, puts it in shadow mode and sends the CLONE; settles when it ends. */
-  private startClone(peer: ClusterMember, req: HttpRequest, sock: TcpSocket): Decision | Promise<Decision> {
+  private startClone(
+    peer: ClusterMember,
+    req: HttpRequest,
+    ctl: ConnectionControl,
+    sock: TcpSocket,
+  ): Decision | Promise<Decision> {
     let state;
     try {
       state = exportState(sock);
@@ -413,6 +421,7 @@ export class SocketCloning implements Mode {
       sock,
       req,
       settle: resolve,
+      ctl,
       settled: false,
       onClose: () => {
         this.original.onConnectionClosed(held);
@@ -857,7 +866,8 @@ function sameResponse(head: Buffer, length: number, resp: PreparedResponse): boo
 }
 
 function stripDate(head: Buffer): string {
-  return head.toString("latin1").replace(/\r\nDate: [^\r]*/i, "");
+  // Expires moves with Date (per-path Cache-Control with max-age).
+  return head.toString("latin1").replace(/\r\n(?:Date|Expires): [^\r]*/gi, "");
 }
 
 /**
