@@ -69,6 +69,7 @@ export const RELOADABLE_NODE_OPTIONS = [
   "members-interval",
   "drain-grace",
   "shutdown-timeout",
+  "cache-control",
 ];
 
 /**
@@ -97,6 +98,8 @@ async function reloadNode(
     const restart = Object.keys(spec.options).filter(
       (k) => !RELOADABLE_NODE_OPTIONS.includes(k) && JSON.stringify(next[k]) !== JSON.stringify(current[k]),
     );
+    const cacheControl = list(next, "cache-control");
+    node.setCacheControl(cacheControl); // validates before anything below changes
     if (cacheBytes !== node.cache.maxBytes) node.cache.resize(cacheBytes);
     node.store.ttlMs = ttl;
     logger.level = level;
@@ -110,6 +113,7 @@ async function reloadNode(
         cacheBytes,
         revalidateTtlMs: ttl,
         logLevel: level,
+        cacheControl,
         ...(restart.length ? { needRestart: restart } : {}),
       },
       restart.length ? "reloaded (some changes need a restart)" : "reloaded",

@@ -152,6 +152,17 @@ export interface RunningNode {
   beginDrain(): void;
   /** Re-opens the access log file (SIGUSR1, after logrotate moved it). */
   reopenLogs(): void;
+  /** Replaces the --cache-control rules (SIGHUP); throws a UserFacingError for a bad pattern. */
+  setCacheControl(patterns: readonly string[]): void;
+}
+
+/** --cache-control PATTERN=VALUE rules, or a UserFacingError naming the bad one. */
+function parseCacheControl(patterns: readonly string[]): CacheRules {
+  try {
+    return CacheRules.parse(patterns);
+  } catch (err) {
+    throw err instanceof CachePatternError ? new UserFacingError(`--cache-control: ${err.message}`) : err;
+  }
 }
 
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
@@ -224,10 +235,10 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   let cacheRules: CacheRules | undefined;
   let notFoundPage: string | undefined;
   try {
-    if (cfg.cacheControl && cfg.cacheControl.length > 0) cacheRules = CacheRules.parse(cfg.cacheControl);
+    if (cfg.cacheControl && cfg.cacheControl.length > 0) cacheRules = parseCacheControl(cfg.cacheControl);
   } catch (err) {
     await source.close();
-    throw err instanceof CachePatternError ? new UserFacingError(`--cache-control: ${err.message}`) : err;
+    throw err;
   }
   if (cfg.notFoundPage !== undefined) {
     const norm = normalizePath(cfg.notFoundPage);
@@ -590,6 +601,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     },
     reopenLogs() {
       accessLog?.reopen();
+    },
+    setCacheControl(patterns) {
+      responder.setCacheRules(patterns.length > 0 ? parseCacheControl(patterns) : undefined);
     },
   };
 }

@@ -34,8 +34,14 @@ export class Responder {
   constructor(
     readonly store: DocStore,
     private readonly dates: DateCache,
-    private readonly policy: ResponsePolicy = {},
+    private policy: ResponsePolicy = {},
   ) {}
+
+  /** New Cache-Control rules (SIGHUP); responses prepared from now on follow them. */
+  setCacheRules(rules: CacheRules | undefined): void {
+    const { cacheRules: _old, ...rest } = this.policy;
+    this.policy = rules === undefined ? rest : { ...rest, cacheRules: rules };
+  }
 
   /** The response for `req`; synchronous when the document is cached (the fast path). */
   respond(req: HttpRequest, keepAlive: boolean, nowMs: number): PreparedResponse | Promise<PreparedResponse> {

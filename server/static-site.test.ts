@@ -193,6 +193,24 @@ test("Cache-Control and Expires per path pattern; custom 404 page; types from mi
   );
 });
 
+test("Cache-Control rules replaced at run time (what SIGHUP applies); a bad pattern changes nothing", async () => {
+  try {
+    node.setCacheControl(["*.js=max-age=60"]);
+    assert.equal((await curl("/app.js")).headers.get("cache-control"), "max-age=60");
+    assert.equal((await curl("/")).headers.get("cache-control"), undefined, "the old *.html rule is gone");
+    assert.throws(() => node.setCacheControl(["no-equals-sign"]), /--cache-control: expected PATTERN=VALUE/);
+    assert.equal(
+      (await curl("/app.js")).headers.get("cache-control"),
+      "max-age=60",
+      "kept after a refused reload",
+    );
+    node.setCacheControl([]);
+    assert.equal((await curl("/app.js")).headers.get("cache-control"), undefined);
+  } finally {
+    node.setCacheControl(["/assets/**=public, max-age=31536000, immutable", "*.html=no-cache"]);
+  }
+});
+
 test("Chromium loads the page: the script it ran came through a compressed representation", async (t) => {
   const CHROMIUM = "/usr/bin/chromium";
   if (!existsSync(CHROMIUM)) {
