@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "sockopt.h"
+#include "udp.h"
 
 // Largest packet a read can return: an IPv4/IPv6 packet is at most 65535 bytes, a GSO
 // packet handed over with a virtio header too. Every read gets this much room, so a
@@ -738,6 +739,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_uint32(env, TUN_F_TSO4, &v);
   napi_set_named_property(env, exports, "TUN_F_TSO4", v);
   if (sc_sockopt_register(env, exports) != napi_ok) return NULL;
+  if (sc_udp_register(env, exports) != napi_ok) return NULL;
   return exports;
 }
 
