@@ -50,7 +50,9 @@ const spec: CommandSpec = {
     },
     output: {
       type: "string",
-      help: "How GUE leaves: tun (outer packets written to the TUN, batched) or udp (a UDP socket)",
+      help:
+        "How GUE leaves: tun (outer packets written to the TUN, batched) or udp (a batched UDP socket: " +
+        "one sendmmsg per read batch, UDP GSO per node)",
       default: "tun",
       value: "MODE",
     },
@@ -68,6 +70,10 @@ const spec: CommandSpec = {
     "udp-checksum": {
       type: "boolean",
       help: "Compute outer UDP checksums (default: 0, like IPVS --tun-nocsum)",
+    },
+    "no-udp-gso": {
+      type: "boolean",
+      help: "--output udp: one datagram per sendmmsg entry, no UDP GSO (for paths that refuse GSO)",
     },
     "max-conns": { type: "string", help: "Connection-table size", default: "1048576", value: "N" },
     "max-half-open": {
@@ -187,6 +193,7 @@ export const command: Command = {
       guePort,
       variant: variant === "0" ? 0 : 1,
       udpChecksum: bool(values, "udp-checksum"),
+      udpGso: !bool(values, "no-udp-gso"),
       maxConnections: maxConns,
       maxHalfOpen: halfOpenText === undefined ? undefined : int(values, "max-half-open", 1, maxConns),
       timeouts: {

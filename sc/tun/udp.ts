@@ -251,13 +251,17 @@ export class UdpBatchSocket extends EventEmitter {
    * dropped at once (closed, too large); send errors found later are counted in stats.
    */
   send(address: number, port: number, payload: Uint8Array): boolean {
-    const len = payload.length;
+    return this.sendRange(address, port, payload, 0, payload.length);
+  }
+
+  /** send() of buf[off, off+len) (for callers that hold a packet as a range of a larger buffer). */
+  sendRange(address: number, port: number, buf: Uint8Array, off: number, len: number): boolean {
     if (this.isClosed) return this.dropNow(US_OTHER, osConstants.errno.EBADF);
     const head = this.sendFlags & SEND_FLAG_ENCAP ? GUE_ENCAP_HEADER_LEN : 0;
     if (len + head > UDP_MAX_PAYLOAD) return this.dropNow(US_INVALID, osConstants.errno.EMSGSIZE);
     if (this.wcount === WRITE_SLOTS || this.wused + len > WRITE_BUFFER_BYTES) this.flush();
     const i = 4 * this.wcount;
-    this.wbytes.set(payload, this.wused);
+    this.wbytes.set(len === buf.length && off === 0 ? buf : buf.subarray(off, off + len), this.wused);
     const m = this.wmeta;
     m[i] = this.wused;
     m[i + 1] = len;
