@@ -1,6 +1,6 @@
 // Dispatcher forwarding rate: client->node packets per second per core, with its CPU use.
 //
-//   node dist/bench/dispatcher-forward.js [--mode all|pure|tun|udp|udp-nogso] [--ingress local|client]
+//   node dist/bench/dispatcher-forward.js [--mode all|pure|tun|udp|udp-nogso|raw] [--ingress local|client]
 //       [--sink drop|nodes] [--seconds S] [--packets N] [--size BYTES] [--conns C]
 //       [--scheduler NAME] [--json]
 //
@@ -9,7 +9,8 @@
 // tun / udp: the real `sc-cluster dispatcher` (as root, in a testbed with prefix scb<pid>f-,
 //       removed at the end, also on failure), forwarding in GUE to 3 node addresses either by
 //       writing outer packets back into its TUN (--output tun) or from the addon's batched UDP
-//       socket (udp: sendmmsg with UDP GSO per node; udp-nogso: sendmmsg, --no-udp-gso).
+//       socket (udp: sendmmsg with UDP GSO per node; udp-nogso: sendmmsg, --no-udp-gso), or
+//       the tun mode's outer packets from a raw IP socket with sendmmsg (raw).
 //       A generator writes client TCP packets (one SYN per connection, then ACKs carrying a
 //       small payload) into a TUN device of its own:
 //         --ingress local (default): that TUN is in the dispatcher's namespace, whose kernel
@@ -26,8 +27,8 @@
 //       to the dispatcher; with --sink nodes that includes the simulated LAN and the nodes'
 //       receive path (veth and bridge run in the sender's context), so that figure is a lower
 //       bound. Figures: packets forwarded in a steady window / the dispatcher's CPU seconds
-//       (user + system, /proc/PID/stat) in it. `all` runs pure, tun, udp and udp-nogso (local,
-//       drop), and tun across the whole testbed (client, nodes).
+//       (user + system, /proc/PID/stat) in it. `all` runs pure, tun, udp, udp-nogso and raw
+//       (local, drop), and tun across the whole testbed (client, nodes).
 // Bounded by --seconds (max 60) and --packets; the generator stops at either.
 import { type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -39,7 +40,7 @@ import { Forwarder } from "../dispatcher/forwarder.js";
 import { createTestbed, destroyTestbed, run, type Testbed } from "../testbed/index.js";
 
 type Ingress = "local" | "client";
-type Output = "tun" | "udp" | "udp-nogso";
+type Output = "tun" | "udp" | "udp-nogso" | "raw";
 type Sink = "drop" | "nodes";
 
 interface Options {
@@ -83,8 +84,8 @@ function parseOptions(argv: string[]): Options {
     };
     if (a === "--mode") {
       const m = argv[++i];
-      if (m !== "all" && m !== "pure" && m !== "tun" && m !== "udp" && m !== "udp-nogso")
-        throw new Error("--mode all|pure|tun|udp|udp-nogso");
+      if (m !== "all" && m !== "pure" && m !== "tun" && m !== "udp" && m !== "udp-nogso" && m !== "raw")
+        throw new Error("--mode all|pure|tun|udp|udp-nogso|raw");
       o.mode = m;
     } else if (a === "--ingress") {
       const v = argv[++i];
@@ -356,7 +357,7 @@ async function benchE2E(o: Options, output: Output, ingress: Ingress, sink: Sink
       "--scheduler",
       o.scheduler,
       "--output",
-      output === "tun" ? "tun" : "udp",
+      output === "udp-nogso" ? "udp" : output,
       ...(output === "udp-nogso" ? ["--no-udp-gso"] : []),
       "--admin",
       "198.18.0.1:9100",
@@ -453,6 +454,7 @@ async function main(): Promise<void> {
           ["tun", "local", "drop"],
           ["udp", "local", "drop"],
           ["udp-nogso", "local", "drop"],
+          ["raw", "local", "drop"],
           ["tun", "client", "nodes"],
         ]
       : o.mode === "pure"

@@ -51,8 +51,9 @@ const spec: CommandSpec = {
     output: {
       type: "string",
       help:
-        "How GUE leaves: tun (outer packets written to the TUN, batched) or udp (a batched UDP socket: " +
-        "one sendmmsg per read batch, UDP GSO per node)",
+        "How GUE leaves: tun (outer packets written to the TUN, batched), udp (a batched UDP socket: " +
+        "one sendmmsg per read batch, UDP GSO per node) or raw (the outer packets from a raw IP socket, " +
+        "one sendmmsg per read batch)",
       default: "tun",
       value: "MODE",
     },
@@ -155,8 +156,8 @@ export const command: Command = {
       throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got '${scheduler}'`);
     }
     const output = str(values, "output");
-    if (output !== "tun" && output !== "udp")
-      throw new UsageError(`--output must be tun or udp, got '${output}'`);
+    if (output !== "tun" && output !== "udp" && output !== "raw")
+      throw new UsageError(`--output must be tun, udp or raw, got '${output}'`);
     const variant = str(values, "gue-variant");
     if (variant !== "0" && variant !== "1")
       throw new UsageError(`--gue-variant must be 0 or 1, got '${variant}'`);

@@ -4,7 +4,9 @@
 //     the kernel routes to the nodes (one batched write per read batch), or
 //   - "udp": client packets handed to the addon's batched UDP socket, which puts the GUE
 //     header on in C and sends a read batch's worth with one sendmmsg, grouped by node with
-//     UDP GSO (sc/tun/udp.ts).
+//     UDP GSO (sc/tun/udp.ts), or
+//   - "raw": the same whole outer packets as "tun", sent from a raw IPv4 socket (IP_HDRINCL)
+//     with one sendmmsg per read batch: the kernel's IP output only, no TUN receive path.
 // docs/dispatcher.md compares the two (bench/dispatcher-forward.ts). RSTs to clients are
 // always written to the TUN device. Plus the control plane: health checks and the admin API.
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
@@ -24,7 +26,7 @@ import { createMetrics } from "./metrics.js";
 import type { Node, NodeSpec } from "./nodes.js";
 import type { SchedulerName } from "./schedulers.js";
 
-export type OutputMode = "tun" | "udp";
+export type OutputMode = "tun" | "udp" | "raw";
 
 const READ_BATCH = 256;
 
@@ -151,19 +153,24 @@ export class DispatcherService {
             toNode: (_node: Node, packet: Uint8Array) => void this.tun.write(packet),
             toClient: (packet: Uint8Array) => void this.tun.write(packet),
           }
-        : {
-            toNode: (node: Node, packet: Uint8Array) => void this.udp?.send(node.addr, node.port, packet),
-            toNodeRange: (node: Node, buf: Uint8Array, off: number, len: number) =>
-              void this.udp?.sendRange(node.addr, node.port, buf, off, len),
-            toClient: (packet: Uint8Array) => void this.tun.write(packet),
-          };
+        : config.output === "raw"
+          ? {
+              toNode: (_node: Node, packet: Uint8Array) => void this.udp?.sendIpv4(packet, 0, packet.length),
+              toClient: (packet: Uint8Array) => void this.tun.write(packet),
+            }
+          : {
+              toNode: (node: Node, packet: Uint8Array) => void this.udp?.send(node.addr, node.port, packet),
+              toNodeRange: (node: Node, buf: Uint8Array, off: number, len: number) =>
+                void this.udp?.sendRange(node.addr, node.port, buf, off, len),
+              toClient: (packet: Uint8Array) => void this.tun.write(packet),
+            };
     this.forwarder = new Forwarder(
       {
         vip: config.vip,
         port: config.port,
         scheduler: config.scheduler,
         // udp: the socket puts on the variant-0 header in C; variant 1 has none to put on.
-        encap: config.output === "tun" ? "ipv4" : "inner",
+        encap: config.output === "udp" ? "inner" : "ipv4",
         localAddr: source,
         localAddrs: localAddresses(),
         ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
@@ -209,7 +216,7 @@ export class DispatcherService {
       });
       new Counter({
         name: "sc_dispatcher_udp_send_errors_total",
-        help: "GUE datagrams the UDP socket did not send (--output udp: send buffer full, unreachable, invalid)",
+        help: "GUE packets the UDP or raw socket did not send (--output udp/raw: send buffer full, unreachable, invalid)",
         registers: [registry],
         collect() {
           this.reset();
@@ -226,7 +233,7 @@ export class DispatcherService {
     if (source === undefined) {
       const first = config.nodes[0];
       source = first ? localAddressFacing(first.addr) : undefined;
-      if (source === undefined && config.output === "tun") {
+      if (source === undefined && config.output !== "udp") {
         throw new DispatcherStartError(
           "no local address on the nodes' subnet to use as the GUE source: give --source ADDR",
         );
@@ -242,7 +249,7 @@ export class DispatcherService {
     const svc = new DispatcherService(config, tun, source ?? 0);
     try {
       if (config.output === "tun" && isLocalAddress(svc.source)) enableAcceptLocal(tun.name);
-      if (config.output === "udp") svc.openUdp();
+      if (config.output !== "tun") svc.openUdp();
       svc.tun.on("error", (err: Error) => {
         log("TUN device failed", { error: err.message });
         void svc.stop(err);
@@ -269,6 +276,7 @@ export class DispatcherService {
     try {
       this.udp = UdpBatchSocket.open({
         address: this.config.source ?? 0,
+        raw: this.config.output === "raw",
         maxBatch: 1,
         gro: false,
         sendBufferSize: 4 << 20,

@@ -73,13 +73,14 @@ export interface NativeAddon {
   VNET_HDR_LEN: number;
   TUN_F_CSUM: number;
   TUN_F_TSO4: number;
-  /** udp.c: new UdpHandle(address uint32, port, rcvbuf, sndbuf, gro). */
+  /** udp.c: new UdpHandle(address uint32, port, rcvbuf, sndbuf, gro, raw). */
   UdpHandle: new (
     address: number,
     port: number,
     rcvbuf: number,
     sndbuf: number,
     gro: boolean,
+    raw: boolean,
   ) => NativeUdpHandle;
   /** udp.c's GUE decapsulation on packed payloads: meta [off, len, _, _] in, [off, len, _, code] out. */
   gueDecapBatch(buffer: ArrayBuffer, meta: Int32Array, count: number): void;

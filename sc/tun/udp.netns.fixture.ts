@@ -3,8 +3,10 @@
 //     then {"done", sha256 of the inner packets in arrival order, counts} after COUNT.
 //   send SRC DST PORT COUNT SIZE GSOMAX: COUNT GUE datagrams (inner packets of SIZE bytes) in
 //     bursts of 64 with encapsulation and GSO; prints {"sent", sha256 of the inner packets}.
+//   sendraw SRC DST PORT COUNT SIZE: the same as whole outer IPv4/UDP/GUE packets built by
+//     sc/wire (emitGueEncap, a source port per packet) from a raw socket.
 import { createHash } from "node:crypto";
-import { TCP_ACK, encodeIpv4Tcp, ipv4FromString, isWireError } from "../wire/index.js";
+import { TCP_ACK, emitGueEncap, encodeIpv4Tcp, ipv4FromString, isWireError } from "../wire/index.js";
 import { UdpBatchSocket } from "./udp.js";
 
 const [role, ...args] = process.argv.slice(2);
@@ -66,6 +68,39 @@ if (role === "recv") {
     if (i % 64 === 63) {
       tx.flush();
       // Let the receiver drain between bursts (its buffer is bounded too).
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  tx.flush();
+  say({ sent: true, sha: hash.digest("hex"), ...tx.stats });
+  tx.close();
+} else if (role === "sendraw") {
+  const [src, dst, port, count, size] = args;
+  const tx = UdpBatchSocket.open({ raw: true });
+  const hash = createHash("sha256");
+  const out = new Uint8Array(65535);
+  const n = Number(count);
+  for (let i = 0; i < n; i++) {
+    const p = inner(i, Number(size));
+    hash.update(p);
+    const len = emitGueEncap(
+      {
+        src: addr(src!),
+        dst: addr(dst!),
+        ttl: 64,
+        tos: 0,
+        id: i & 0xffff,
+        dontFrag: false,
+        srcPort: 0xc000 | (i & 0x3fff),
+        dstPort: Number(port),
+      },
+      p,
+      out,
+    );
+    if (typeof len !== "number") throw new Error(len.detail);
+    tx.sendIpv4(out, 0, len);
+    if (i % 64 === 63) {
+      tx.flush();
       await new Promise((r) => setTimeout(r, 2));
     }
   }

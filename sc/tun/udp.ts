@@ -66,6 +66,13 @@ export interface UdpBatchOptions {
    * one datagram at a time). Default 1472 (MTU 1500).
    */
   gsoMaxSegment?: number;
+  /**
+   * An IPPROTO_RAW socket (IP_HDRINCL; needs CAP_NET_RAW) instead of UDP: sendIpv4() hands
+   * whole IPv4 packets (e.g. outer IPv4/UDP/GUE built by the caller, which then chooses every
+   * header field, such as a per-flow UDP source port) to the kernel's IP output, a batch per
+   * sendmmsg. Not bound, nothing is read; encapsulate and gso do not apply.
+   */
+  raw?: boolean;
 }
 
 export interface UdpBatchStats {
@@ -165,6 +172,7 @@ export class UdpBatchSocket extends EventEmitter {
   private readonly decapsulate: boolean;
   private batchesIn = 0;
 
+  private readonly raw: boolean;
   private readonly sendFlags: number;
   private readonly gsoMaxSegment: number;
   private readonly wbuf = new ArrayBuffer(WRITE_BUFFER_BYTES);
@@ -196,7 +204,8 @@ export class UdpBatchSocket extends EventEmitter {
       o.port ?? 0,
       o.receiveBufferSize ?? 4 << 20,
       o.sendBufferSize ?? 4 << 20,
-      o.gro ?? true,
+      o.raw !== true && (o.gro ?? true),
+      o.raw === true,
     );
     this.port = this.native.port;
     this.fd = this.native.fd;
@@ -206,7 +215,8 @@ export class UdpBatchSocket extends EventEmitter {
     this.rbuf = new ArrayBuffer(maxBatch * addon.UDP_SLOT_BYTES);
     this.rmeta = new Int32Array(4 * maxBatch * (this.gro ? addon.UDP_GRO_MAX_SEGS : 1));
     this.batch = new DatagramBatch(new Uint8Array(this.rbuf), this.rmeta);
-    this.sendFlags = (o.encapsulate ? SEND_FLAG_ENCAP : 0) | (o.gso ? SEND_FLAG_GSO : 0);
+    this.raw = o.raw === true;
+    this.sendFlags = this.raw ? 0 : (o.encapsulate ? SEND_FLAG_ENCAP : 0) | (o.gso ? SEND_FLAG_GSO : 0);
     this.gsoMaxSegment = gsoMax;
   }
 
@@ -258,7 +268,8 @@ export class UdpBatchSocket extends EventEmitter {
   sendRange(address: number, port: number, buf: Uint8Array, off: number, len: number): boolean {
     if (this.isClosed) return this.dropNow(US_OTHER, osConstants.errno.EBADF);
     const head = this.sendFlags & SEND_FLAG_ENCAP ? GUE_ENCAP_HEADER_LEN : 0;
-    if (len + head > UDP_MAX_PAYLOAD) return this.dropNow(US_INVALID, osConstants.errno.EMSGSIZE);
+    if (len + head > (this.raw ? 65535 : UDP_MAX_PAYLOAD))
+      return this.dropNow(US_INVALID, osConstants.errno.EMSGSIZE);
     if (this.wcount === WRITE_SLOTS || this.wused + len > WRITE_BUFFER_BYTES) this.flush();
     const i = 4 * this.wcount;
     this.wbytes.set(len === buf.length && off === 0 ? buf : buf.subarray(off, off + len), this.wused);
@@ -274,6 +285,16 @@ export class UdpBatchSocket extends EventEmitter {
       process.nextTick(this.scheduledFlush);
     }
     return true;
+  }
+
+  /**
+   * Raw sockets: queues a copy of the IPv4 packet buf[off, off+len) for its destination
+   * address (bytes 16-19). Returns false if dropped at once (not raw, closed, too short).
+   */
+  sendIpv4(buf: Uint8Array, off: number, len: number): boolean {
+    if (!this.raw || len < 20) return this.dropNow(US_INVALID, osConstants.errno.EINVAL);
+    const dst = (buf[off + 16]! << 24) | (buf[off + 17]! << 16) | (buf[off + 18]! << 8) | buf[off + 19]!;
+    return this.sendRange(dst, 0, buf, off, len);
   }
 
   /** Sends the queue now; returns how many datagrams went out. */

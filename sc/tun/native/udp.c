@@ -98,6 +98,7 @@ typedef struct {
   int refed;
   int decap;
   int gro;
+  int raw;  // IPPROTO_RAW: payloads are whole IPv4 packets, sent to their destination address
   napi_ref on_batch, rbuf_ref, rmeta_ref, rstat_ref;
   uint8_t* rbuf;
   int32_t* rmeta;
@@ -349,13 +350,14 @@ static void finalize(napi_env env, void* data, void* hint) {
 // ---------------------------------------------------------------------------------------
 // open
 
-// new UdpHandle(address: uint32, port, receiveBuffer, sendBuffer, gro: boolean)
+// new UdpHandle(address: uint32, port, receiveBuffer, sendBuffer, gro: boolean, raw: boolean)
 // Buffer sizes of 0 keep the kernel's default; larger ones are capped by rmem_max/wmem_max.
+// raw: an IPPROTO_RAW socket (IP_HDRINCL) that sends whole IPv4 packets and is not bound.
 static napi_value udp_new(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], this;
+  size_t argc = 6;
+  napi_value argv[6], this;
   CHECK(napi_get_cb_info(env, info, &argc, argv, &this, NULL));
-  if (argc < 5) return throw_type(env, "UdpHandle(address, port, rcvbuf, sndbuf, gro)");
+  if (argc < 6) return throw_type(env, "UdpHandle(address, port, rcvbuf, sndbuf, gro, raw)");
   uint32_t addr, port, rcv, snd;
   bool gro = false;
   if (napi_get_value_uint32(env, argv[0], &addr) != napi_ok ||
@@ -364,8 +366,12 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
       napi_get_value_uint32(env, argv[3], &snd) != napi_ok)
     return throw_type(env, "address, port, rcvbuf, sndbuf must be unsigned integers");
   napi_get_value_bool(env, argv[4], &gro);
+  bool raw = false;
+  napi_get_value_bool(env, argv[5], &raw);
+  if (raw) gro = false;
 
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = raw ? socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW)
+               : socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
   int v;
   if (rcv > 0 && rcv <= INT32_MAX) {
@@ -385,7 +391,7 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(addr);
-  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
+  if (!raw && bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "bind");
@@ -402,6 +408,7 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   u->fd = fd;
   u->refed = 1;
   u->gro = gro;
+  u->raw = raw;
   if (napi_wrap(env, this, u, finalize, NULL, &u->self) != napi_ok) {
     close(fd);
     free(u);
@@ -638,6 +645,7 @@ typedef struct {
   const uint8_t* base;
   const int32_t* meta;
   int encap;
+  int raw;
 } send_src_t;
 
 static size_t payload_len(const send_src_t* s, int32_t i) {
@@ -684,7 +692,7 @@ static void fill_dest(struct sockaddr_in* sa, const send_src_t* s, int32_t i) {
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
   sa->sin_addr.s_addr = htonl((uint32_t)s->meta[4 * i + 2]);
-  sa->sin_port = htons((uint16_t)s->meta[4 * i + 3]);
+  sa->sin_port = s->raw ? 0 : htons((uint16_t)s->meta[4 * i + 3]);
 }
 
 static int add_iov(struct iovec* iov, const send_src_t* s, int32_t i) {
@@ -817,13 +825,16 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     return throw_type(env, "flags and gsoMaxSegment must be integers");
   double* res = typed_data(env, argv[5], napi_float64_array, US_SLOTS, NULL);
   if (!res) return throw_type(env, "result must be a Float64Array of 8 slots");
-  send_src_t s = {buf, meta, flags & 1};
+  // Raw: whole IPv4 packets, no GUE header to add and no GSO (the kernel has none for them).
+  send_src_t s = {buf, meta, u->raw ? 0 : flags & 1, u->raw};
+  if (u->raw) flags &= ~2;
   int32_t idx[SEND_CHUNK];
   int n = 0;
   for (int32_t i = 0; i < count; i++) {
     int32_t off = meta[4 * i], len = meta[4 * i + 1], port = meta[4 * i + 3];
-    if (off < 0 || len < 0 || (size_t)off + (size_t)len > buf_len || port <= 0 || port > 65535 ||
-        payload_len(&s, i) > UDP_MAX_PAYLOAD) {
+    int bad = u->raw ? len < 20 || len > 65535
+                     : port <= 0 || port > 65535 || payload_len(&s, i) > UDP_MAX_PAYLOAD;
+    if (off < 0 || len < 0 || (size_t)off + (size_t)len > buf_len || bad) {
       count_failure(res, EINVAL, 1);
       continue;
     }
