@@ -24,7 +24,11 @@ export interface NativeTunHandle {
     meta: Int32Array,
     maxBatch: number,
     onBatch: (count: number, errno: number) => void,
+    /** Read through io_uring (several reads per system call); only without offloads. */
+    ioUring?: boolean,
   ): void;
+  /** [io_uring reads in use (0/1), reads dropped for filling their MTU-sized slot]. */
+  readStats(): [number, number];
   stopReading(): void;
   ref(): void;
   unref(): void;
