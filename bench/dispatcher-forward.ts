@@ -1,6 +1,6 @@
 // Dispatcher forwarding rate: client->node packets per second per core, with its CPU use.
 //
-//   node dist/bench/dispatcher-forward.js [--mode all|pure|tun|udp] [--ingress local|client]
+//   node dist/bench/dispatcher-forward.js [--mode all|pure|tun|udp|udp-nogso|raw] [--ingress local|client]
 //       [--sink drop|nodes] [--seconds S] [--packets N] [--size BYTES] [--conns C]
 //       [--scheduler NAME] [--json]
 //
@@ -8,7 +8,9 @@
 //       scratch buffer, hand to a no-op output): the JavaScript cost per packet.
 // tun / udp: the real `sc-cluster dispatcher` (as root, in a testbed with prefix scb<pid>f-,
 //       removed at the end, also on failure), forwarding in GUE to 3 node addresses either by
-//       writing outer packets back into its TUN (--output tun) or from a UDP socket (udp).
+//       writing outer packets back into its TUN (--output tun) or from the addon's batched UDP
+//       socket (udp: sendmmsg with UDP GSO per node; udp-nogso: sendmmsg, --no-udp-gso), or
+//       the tun mode's outer packets from a raw IP socket with sendmmsg (raw).
 //       A generator writes client TCP packets (one SYN per connection, then ACKs carrying a
 //       small payload) into a TUN device of its own:
 //         --ingress local (default): that TUN is in the dispatcher's namespace, whose kernel
@@ -18,14 +20,15 @@
 //       Where the GUE packets go:
 //         --sink drop (default): routes send the node addresses to a veth device whose peer
 //           (parked in the unused origin namespace) drops every frame at its nftables
-//           ingress hook: about what a NIC's transmit costs, and nothing more;
+//           ingress hook: about what a NIC's transmit costs, and nothing more (gso_max_segs 1:
+//           UDP GSO messages are segmented in software first, as for a NIC without USO);
 //         --sink nodes: across the testbed LAN to the nodes' namespaces (nothing listens).
 //       Everything the kernel does inside the dispatcher's read/write/send calls is charged
 //       to the dispatcher; with --sink nodes that includes the simulated LAN and the nodes'
 //       receive path (veth and bridge run in the sender's context), so that figure is a lower
 //       bound. Figures: packets forwarded in a steady window / the dispatcher's CPU seconds
-//       (user + system, /proc/PID/stat) in it. `all` runs pure, tun and udp (local, drop),
-//       and tun across the whole testbed (client, nodes).
+//       (user + system, /proc/PID/stat) in it. `all` runs pure, tun, udp, udp-nogso and raw
+//       (local, drop), and tun across the whole testbed (client, nodes).
 // Bounded by --seconds (max 60) and --packets; the generator stops at either.
 import { type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -37,10 +40,11 @@ import { Forwarder } from "../dispatcher/forwarder.js";
 import { createTestbed, destroyTestbed, run, type Testbed } from "../testbed/index.js";
 
 type Ingress = "local" | "client";
+type Output = "tun" | "udp" | "udp-nogso" | "raw";
 type Sink = "drop" | "nodes";
 
 interface Options {
-  mode: "all" | "pure" | "tun" | "udp";
+  mode: "all" | "pure" | Output;
   ingress: Ingress;
   sink: Sink;
   seconds: number;
@@ -80,8 +84,8 @@ function parseOptions(argv: string[]): Options {
     };
     if (a === "--mode") {
       const m = argv[++i];
-      if (m !== "all" && m !== "pure" && m !== "tun" && m !== "udp")
-        throw new Error("--mode all|pure|tun|udp");
+      if (m !== "all" && m !== "pure" && m !== "tun" && m !== "udp" && m !== "udp-nogso" && m !== "raw")
+        throw new Error("--mode all|pure|tun|udp|udp-nogso|raw");
       o.mode = m;
     } else if (a === "--ingress") {
       const v = argv[++i];
@@ -266,7 +270,7 @@ function cpuTicks(pid: number): [number, number] {
 interface Stats {
   packets: { forwarded: number; received: number };
   drops: Record<string, number>;
-  io: { tun: { packetsIn: number; batchesIn: number } };
+  io: { tun: { packetsIn: number; batchesIn: number }; udp?: { packetsOut: number; sendCalls: number } };
 }
 
 async function adminStats(tb: Testbed): Promise<Stats> {
@@ -307,7 +311,9 @@ async function plumb(tb: Testbed, ingress: Ingress, sink: Sink): Promise<void> {
     const peerNs = tb.host("origin").netns;
     const batch = [
       `link add ${SINK_DEV} type veth peer name ${SINK_DEV}p netns ${peerNs}`,
-      `link set dev ${SINK_DEV} up`,
+      // gso_max_segs 1: a UDP GSO message is cut into datagrams in software before the sink
+      // (charged to the dispatcher), as before a NIC without UDP segmentation offload.
+      `link set dev ${SINK_DEV} gso_max_segs 1 up`,
     ];
     for (let k = 1; k <= NODES; k++) {
       batch.push(`route add 198.18.0.${10 + k}/32 dev ${SINK_DEV}`);
@@ -331,13 +337,15 @@ interface E2E {
   systemShare: number;
   ppsPerCore: number;
   meanBatch: number;
+  /** --output udp: datagrams per send system call. */
+  datagramsPerSend?: number;
   offeredPps: number;
   sinkPps: number;
   drops: Record<string, number>;
   windowSeconds: number;
 }
 
-async function benchE2E(o: Options, output: "tun" | "udp", ingress: Ingress, sink: Sink): Promise<E2E> {
+async function benchE2E(o: Options, output: Output, ingress: Ingress, sink: Sink): Promise<E2E> {
   const prefix = `scb${process.pid.toString(36)}f-`;
   const tb = createTestbed({ prefix, nodes: NODES });
   try {
@@ -349,7 +357,8 @@ async function benchE2E(o: Options, output: "tun" | "udp", ingress: Ingress, sin
       "--scheduler",
       o.scheduler,
       "--output",
-      output,
+      output === "udp-nogso" ? "udp" : output,
+      ...(output === "udp-nogso" ? ["--no-udp-gso"] : []),
       "--admin",
       "198.18.0.1:9100",
     ];
@@ -393,6 +402,12 @@ async function benchE2E(o: Options, output: "tun" | "udp", ingress: Ingress, sin
         systemShare: sys / cpu,
         ppsPerCore: fwd / cpu,
         meanBatch: (s1.io.tun.packetsIn - s0.io.tun.packetsIn) / (s1.io.tun.batchesIn - s0.io.tun.batchesIn),
+        ...(s1.io.udp && s0.io.udp
+          ? {
+              datagramsPerSend:
+                (s1.io.udp.packetsOut - s0.io.udp.packetsOut) / (s1.io.udp.sendCalls - s0.io.udp.sendCalls),
+            }
+          : {}),
         offeredPps: (g.written as number) / (g.seconds as number),
         sinkPps: (k1 - k0) / secs,
         drops: Object.fromEntries(Object.entries(s1.drops).filter(([, v]) => v > 0)),
@@ -433,11 +448,13 @@ async function main(): Promise<void> {
           `(${p.packets.toLocaleString("en")} packets, ${p.cpuSeconds.toFixed(2)} s CPU)`,
       );
   }
-  const runs: ["tun" | "udp", Ingress, Sink][] =
+  const runs: [Output, Ingress, Sink][] =
     o.mode === "all"
       ? [
           ["tun", "local", "drop"],
           ["udp", "local", "drop"],
+          ["udp-nogso", "local", "drop"],
+          ["raw", "local", "drop"],
           ["tun", "client", "nodes"],
         ]
       : o.mode === "pure"
@@ -451,7 +468,9 @@ async function main(): Promise<void> {
         `dispatcher --output ${output} (ingress ${ingress}, sink ${sink}): ` +
           `${Math.round(r.forwardedPps).toLocaleString("en")} packets/s forwarded at ` +
           `${r.cpuPercent.toFixed(0)}% CPU (${(100 * r.systemShare).toFixed(0)}% of it in the kernel) = ` +
-          `${Math.round(r.ppsPerCore).toLocaleString("en")} packets/s per core; ${r.meanBatch.toFixed(1)} packets/read, ` +
+          `${Math.round(r.ppsPerCore).toLocaleString("en")} packets/s per core ` +
+          `(${(1e6 / r.ppsPerCore).toFixed(2)} us CPU per packet); ${r.meanBatch.toFixed(1)} packets/read, ` +
+          (r.datagramsPerSend !== undefined ? `${r.datagramsPerSend.toFixed(1)} datagrams/send call, ` : "") +
           `offered ${Math.round(r.offeredPps).toLocaleString("en")}/s, out ${Math.round(r.sinkPps).toLocaleString("en")}/s, ` +
           `drops ${JSON.stringify(r.drops)}`,
       );

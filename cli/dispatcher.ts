@@ -51,7 +51,10 @@ const spec: CommandSpec = {
     },
     output: {
       type: "string",
-      help: "How GUE leaves: tun (outer packets written to the TUN, batched) or udp (a UDP socket)",
+      help:
+        "How GUE leaves: tun (outer packets written to the TUN, batched), udp (a batched UDP socket: " +
+        "one sendmmsg per read batch, UDP GSO per node) or raw (the outer packets from a raw IP socket, " +
+        "one sendmmsg per read batch)",
       default: "tun",
       value: "MODE",
     },
@@ -69,6 +72,10 @@ const spec: CommandSpec = {
     "udp-checksum": {
       type: "boolean",
       help: "Compute outer UDP checksums (default: 0, like IPVS --tun-nocsum)",
+    },
+    "no-udp-gso": {
+      type: "boolean",
+      help: "--output udp: one datagram per sendmmsg entry, no UDP GSO (for paths that refuse GSO)",
     },
     "max-conns": { type: "string", help: "Connection-table size", default: "1048576", value: "N" },
     "max-half-open": {
@@ -154,8 +161,8 @@ export const command: Command = {
       throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got '${scheduler}'`);
     }
     const output = str(values, "output");
-    if (output !== "tun" && output !== "udp")
-      throw new UsageError(`--output must be tun or udp, got '${output}'`);
+    if (output !== "tun" && output !== "udp" && output !== "raw")
+      throw new UsageError(`--output must be tun, udp or raw, got '${output}'`);
     const variant = str(values, "gue-variant");
     if (variant !== "0" && variant !== "1")
       throw new UsageError(`--gue-variant must be 0 or 1, got '${variant}'`);
@@ -192,6 +199,7 @@ export const command: Command = {
       guePort,
       variant: variant === "0" ? 0 : 1,
       udpChecksum: bool(values, "udp-checksum"),
+      udpGso: !bool(values, "no-udp-gso"),
       maxConnections: maxConns,
       maxHalfOpen: halfOpenText === undefined ? undefined : int(values, "max-half-open", 1, maxConns),
       timeouts: {

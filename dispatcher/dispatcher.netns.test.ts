@@ -212,8 +212,10 @@ test("each scheduler spreads new connections (kernel SYNs from the client) as it
   // [scheduler, node specs, check of the per-node connection counts, extra CLI options]
   const cases: [string, string[], (c: number[]) => void, string[]?][] = [
     ["rr", specs, (c) => assert.deepEqual(c, [30, 30, 30])],
-    // The same through a UDP socket instead of the TUN device.
+    // The same through the batched UDP socket instead of the TUN device.
     ["rr", specs, (c) => assert.deepEqual(c, [30, 30, 30]), ["--output", "udp"]],
+    // And from a raw IP socket (the outer packets of --output tun, sent with sendmmsg).
+    ["rr", specs, (c) => assert.deepEqual(c, [30, 30, 30]), ["--output", "raw"]],
     ["wrr", weighted, (c) => assert.deepEqual(c, [54, 18, 18])],
     ["lc", specs, (c) => assert.deepEqual(c, [30, 30, 30])],
     ["wlc", weighted, (c) => assert.deepEqual(c, [54, 18, 18])],

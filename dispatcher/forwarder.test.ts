@@ -106,6 +106,33 @@ test("'gue' mode hands out the UDP payload only; variant 1 is the bare client pa
   );
 });
 
+test("'inner' mode hands the client packet's range to toNodeRange, uncopied; the output must have it", () => {
+  const ranges: { node: string; bytes: Uint8Array; sameBuffer: boolean }[] = [];
+  const pkt = clientPacket({ sport: 5, flags: TCP_SYN });
+  const buf = new Uint8Array(pkt.length + 50);
+  buf.set(pkt, 11);
+  const out = new Recorder();
+  const f = new Forwarder(
+    { vip: VIP, port: 80, scheduler: "rr", encap: "inner", maxConnections: 16 },
+    {
+      toNode: (n, p) => out.toNode(n, p),
+      toClient: (p) => out.toClient(p),
+      toNodeRange: (n, b, off, len) =>
+        ranges.push({ node: n.id, bytes: b.slice(off, off + len), sameBuffer: b === buf }),
+    },
+  );
+  f.upsertNode({ id: "a", addr: nodeAddr(1), port: 7000, weight: 1 });
+  f.input(buf, 11, pkt.length + 20, 0); // trailing junk is not sent
+  assert.deepEqual(ranges, [{ node: "a", bytes: pkt, sameBuffer: true }]);
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(f.packetsOut, 1);
+  assert.equal(f.nodes.get("a")!.packets, 1);
+  assert.throws(
+    () => new Forwarder({ vip: VIP, port: 80, scheduler: "rr", encap: "inner" }, new Recorder()),
+    RangeError,
+  );
+});
+
 test("a packet inside a larger buffer is read at its offset and only its total length is sent", () => {
   const { out, f } = setup("rr", 1);
   const pkt = clientPacket({ sport: 9, flags: TCP_SYN });

@@ -78,9 +78,11 @@ const DROP = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as Record<Dr
  * How packets for nodes are handed out:
  * - "ipv4": whole outer IPv4 + UDP + GUE packets, to write into the TUN device for the
  *   kernel to route (batched writes, no socket call per packet);
- * - "gue": the UDP payload only (GUE header + client packet), for a UDP socket.
+ * - "gue": the UDP payload only (GUE header + client packet), for a UDP socket;
+ * - "inner": the client packet itself, a view into the input buffer (no copy here), for an
+ *   output that puts the GUE header on itself (the addon's batched UDP socket does, in C).
  */
-export type EncapMode = "ipv4" | "gue";
+export type EncapMode = "ipv4" | "gue" | "inner";
 
 export interface ForwarderOptions {
   vip: number;
@@ -119,11 +121,19 @@ export interface ForwarderOutput {
   toNode(node: Node, packet: Uint8Array): void;
   /** An IPv4 packet for a client (a RST), to be written to the TUN device. Valid during the call. */
   toClient(packet: Uint8Array): void;
+  /**
+   * Encap "inner" (required there, unused otherwise): the client packet buf[off, off+len)
+   * for `node`, to be encapsulated by the output. Valid only during the call.
+   */
+  toNodeRange?(node: Node, buf: Uint8Array, off: number, len: number): void;
 }
 
 const NO_CHECKSUM = { verifyChecksum: false } as const;
 
 export const DEFAULT_DEAD_GRACE_MS = 60_000;
+
+/** Largest UDP payload over IPv4 (65535 - 20 - 8): the "inner" output's GUE datagram limit. */
+const UDP_MAX_GUE_PAYLOAD = 65507;
 
 /** Largest client packet we accept: leaves room for the outer headers within 65535. */
 const ARENA_BYTES = 65535;
@@ -152,6 +162,7 @@ export class Forwarder {
   downForwarded = 0;
   readonly deadGraceMs: number;
 
+  private readonly toNodeRange: ForwarderOutput["toNodeRange"];
   private scheduler: Scheduler;
   private readonly schedulerOptions: SchedulerOptions;
   private schedulerVersion = -1;
@@ -188,6 +199,11 @@ export class Forwarder {
     this.deadGraceMs = opts.deadGraceMs ?? DEFAULT_DEAD_GRACE_MS;
     this.ownAddrs = new Set([this.vip, ...(opts.localAddr !== undefined ? [opts.localAddr >>> 0] : [])]);
     for (const a of opts.localAddrs ?? []) this.ownAddrs.add(a >>> 0);
+    if (opts.encap === "inner") {
+      if (out.toNodeRange === undefined)
+        throw new RangeError("encap 'inner' needs an output with toNodeRange");
+      this.toNodeRange = out.toNodeRange.bind(out);
+    }
     if (opts.encap === "ipv4" && opts.localAddr === undefined) {
       throw new RangeError("encap 'ipv4' needs localAddr (the outer source address)");
     }
@@ -366,6 +382,13 @@ export class Forwarder {
     src: number,
     sport: number,
   ): void {
+    if (this.toNodeRange !== undefined) {
+      // "inner": no copy and no view object here; the output copies buf[off, off+len).
+      if (len + gueHeaderLength(this.variant) > UDP_MAX_GUE_PAYLOAD) return this.drop("too_big");
+      this.countForward(node, len);
+      this.toNodeRange(node, buf, off, len);
+      return;
+    }
     const inner = buf.subarray(off, off + len);
     let n: number | WireError;
     if (this.encap === "ipv4") {
@@ -392,11 +415,15 @@ export class Forwarder {
       n = h + len;
     }
     if (typeof n !== "number") return this.drop("too_big");
+    this.countForward(node, len);
+    this.out.toNode(node, this.arena.subarray(0, n));
+  }
+
+  private countForward(node: Node, len: number): void {
     node.packets++;
     node.bytes += len;
     this.packetsOut++;
     this.bytesOut += len;
-    this.out.toNode(node, this.arena.subarray(0, n));
   }
 
   /** Ends a connection the dispatcher cannot carry on: entry removed, RST to the client, counted. */

@@ -2,15 +2,18 @@
 // runs them through the Forwarder, and sends the GUE packets out, either
 //   - "tun": whole outer IPv4/UDP/GUE packets written back into the same TUN device, which
 //     the kernel routes to the nodes (one batched write per read batch), or
-//   - "udp": GUE payloads sent from a UDP socket (one send() per packet).
+//   - "udp": client packets handed to the addon's batched UDP socket, which puts the GUE
+//     header on in C and sends a read batch's worth with one sendmmsg, grouped by node with
+//     UDP GSO (sc/tun/udp.ts), or
+//   - "raw": the same whole outer packets as "tun", sent from a raw IPv4 socket (IP_HDRINCL)
+//     with one sendmmsg per read batch: the kernel's IP output only, no TUN receive path.
 // docs/dispatcher.md compares the two (bench/dispatcher-forward.ts). RSTs to clients are
 // always written to the TUN device. Plus the control plane: health checks and the admin API.
-import { createSocket, type Socket } from "node:dgram";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { FastifyInstance } from "fastify";
 import { Counter, type Registry } from "prom-client";
-import { TunDevice, type PacketBatch } from "../sc/tun/index.js";
+import { TunDevice, UdpBatchSocket, type PacketBatch } from "../sc/tun/index.js";
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError, type GueVariant } from "../sc/wire/index.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
 import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../sc/auth/admin-access.js";
@@ -23,7 +26,7 @@ import { createMetrics } from "./metrics.js";
 import type { Node, NodeSpec } from "./nodes.js";
 import type { SchedulerName } from "./schedulers.js";
 
-export type OutputMode = "tun" | "udp";
+export type OutputMode = "tun" | "udp" | "raw";
 
 const READ_BATCH = 256;
 
@@ -41,6 +44,13 @@ export interface DispatcherConfig {
   guePort?: number;
   variant?: GueVariant;
   udpChecksum?: boolean;
+  /**
+   * --output udp: group each batch's datagrams by node and send runs of equal size as one
+   * UDP GSO message (default true); false sends one datagram per sendmmsg entry.
+   */
+  udpGso?: boolean;
+  /** --output udp: largest GSO segment (UDP payload; + 28 must fit the path MTU). Default 1472. */
+  udpGsoMaxSegment?: number;
   maxConnections?: number;
   maxHalfOpen?: number;
   timeouts?: Partial<ConnTimeouts>;
@@ -119,11 +129,9 @@ export class DispatcherService {
   readonly metrics: Registry;
   readonly tun: TunDevice;
   readonly source: number;
-  private udp: Socket | undefined;
+  private udp: UdpBatchSocket | undefined;
   private admin: FastifyInstance | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
-  private udpSendErrors = 0;
-  private udpSent = 0;
   private closing = false;
   /** Resolves when the service stops (stop() or a fatal TUN error). */
   readonly done: Promise<Error | undefined>;
@@ -145,16 +153,24 @@ export class DispatcherService {
             toNode: (_node: Node, packet: Uint8Array) => void this.tun.write(packet),
             toClient: (packet: Uint8Array) => void this.tun.write(packet),
           }
-        : {
-            toNode: (node: Node, packet: Uint8Array) => this.sendUdp(node, packet),
-            toClient: (packet: Uint8Array) => void this.tun.write(packet),
-          };
+        : config.output === "raw"
+          ? {
+              toNode: (_node: Node, packet: Uint8Array) => void this.udp?.sendIpv4(packet, 0, packet.length),
+              toClient: (packet: Uint8Array) => void this.tun.write(packet),
+            }
+          : {
+              toNode: (node: Node, packet: Uint8Array) => void this.udp?.send(node.addr, node.port, packet),
+              toNodeRange: (node: Node, buf: Uint8Array, off: number, len: number) =>
+                void this.udp?.sendRange(node.addr, node.port, buf, off, len),
+              toClient: (packet: Uint8Array) => void this.tun.write(packet),
+            };
     this.forwarder = new Forwarder(
       {
         vip: config.vip,
         port: config.port,
         scheduler: config.scheduler,
-        encap: config.output === "tun" ? "ipv4" : "gue",
+        // udp: the socket puts on the variant-0 header in C; variant 1 has none to put on.
+        encap: config.output === "udp" ? "inner" : "ipv4",
         localAddr: source,
         localAddrs: localAddresses(),
         ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
@@ -182,12 +198,12 @@ export class DispatcherService {
         output: config.output,
         source: ipv4ToString(this.source),
         tun: { name: this.tun.name, ...this.tun.stats },
-        ...(this.udp ? { udp: { sent: this.udpSent, errors: this.udpSendErrors } } : {}),
+        ...(this.udp ? { udp: this.udp.stats } : {}),
       }),
     });
     for (const n of config.nodes) this.forwarder.upsertNode(n);
     const writeDrops = () => this.tun.stats.writeDrops;
-    const udpErrors = () => this.udpSendErrors;
+    const udpErrors = () => this.udp?.stats.sendDrops ?? 0;
     this.metrics = createMetrics(this.control, (registry) => {
       new Counter({
         name: "sc_dispatcher_tun_write_drops_total",
@@ -200,7 +216,7 @@ export class DispatcherService {
       });
       new Counter({
         name: "sc_dispatcher_udp_send_errors_total",
-        help: "GUE datagrams the UDP socket failed to send (--output udp)",
+        help: "GUE packets the UDP or raw socket did not send (--output udp/raw: send buffer full, unreachable, invalid)",
         registers: [registry],
         collect() {
           this.reset();
@@ -217,7 +233,7 @@ export class DispatcherService {
     if (source === undefined) {
       const first = config.nodes[0];
       source = first ? localAddressFacing(first.addr) : undefined;
-      if (source === undefined && config.output === "tun") {
+      if (source === undefined && config.output !== "udp") {
         throw new DispatcherStartError(
           "no local address on the nodes' subnet to use as the GUE source: give --source ADDR",
         );
@@ -233,7 +249,7 @@ export class DispatcherService {
     const svc = new DispatcherService(config, tun, source ?? 0);
     try {
       if (config.output === "tun" && isLocalAddress(svc.source)) enableAcceptLocal(tun.name);
-      if (config.output === "udp") await svc.openUdp();
+      if (config.output !== "tun") svc.openUdp();
       svc.tun.on("error", (err: Error) => {
         log("TUN device failed", { error: err.message });
         void svc.stop(err);
@@ -256,26 +272,22 @@ export class DispatcherService {
     for (let i = 0; i < batch.count; i++) f.input(buf, batch.offset(i), batch.length(i), now);
   }
 
-  private sendUdp(node: Node, packet: Uint8Array): void {
-    // The packet view is reused after this call, and send() is asynchronous: copy it.
-    this.udp!.send(Buffer.from(packet), node.port, node.addrText, (err) => {
-      if (err) this.udpSendErrors++;
-      else this.udpSent++;
-    });
-  }
-
-  private async openUdp(): Promise<void> {
-    const socket = createSocket({ type: "udp4" });
-    socket.on("error", () => this.udpSendErrors++);
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(0, this.config.source !== undefined ? ipv4ToString(this.config.source) : undefined, () => {
-        socket.off("error", reject);
-        resolve();
+  private openUdp(): void {
+    try {
+      this.udp = UdpBatchSocket.open({
+        address: this.config.source ?? 0,
+        raw: this.config.output === "raw",
+        maxBatch: 1,
+        gro: false,
+        sendBufferSize: 4 << 20,
+        receiveBufferSize: 0,
+        encapsulate: (this.config.variant ?? 0) === 0,
+        gso: this.config.udpGso !== false,
+        gsoMaxSegment: this.config.udpGsoMaxSegment ?? 1472,
       });
-    });
-    socket.setSendBufferSize(4 << 20);
-    this.udp = socket;
+    } catch (err) {
+      throw new DispatcherStartError(`cannot open the GUE UDP socket: ${(err as Error).message}`);
+    }
   }
 
   private async listenAdmin(addr: AdminEndpoint): Promise<void> {
@@ -306,7 +318,7 @@ export class DispatcherService {
     await this.control.stop();
     await this.admin?.close().catch(() => {});
     this.tun.close();
-    if (this.udp) await new Promise<void>((r) => this.udp!.close(() => r()));
+    this.udp?.close();
     this.finish(err);
   }
 }

@@ -193,8 +193,9 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
         onPacket: (packet, from) => {
           if (handler === null) stack.receive(packet);
           else handler(packet, "gue", from);
-          stack.flush();
         },
+        // One flush per received batch (ACKs coalesce, one TUN write call per batch).
+        onBatchEnd: () => stack.flush(),
       });
     } catch (err) {
       runtime.close();

@@ -177,3 +177,46 @@ test("allowFrom on a real socket: a stranger's datagram is dropped, a member's p
     await rx.close();
   }
 });
+
+test("a burst is handed over in batches: onBatchEnd once per batch, after its packets", async () => {
+  const valid = fromHex(cases.find((c) => c.name === "variant 0")!.hex);
+  const N = 200;
+  const events: string[] = [];
+  let packets = 0;
+  let resolve: () => void = () => {};
+  const all = new Promise<void>((r) => (resolve = r));
+  const rx = await GueReceiver.open({
+    port: 0,
+    address: "127.0.0.1",
+    allowFrom: ["127.0.0.1"],
+    onPacket: (_p, from) => {
+      assert.equal(from, "127.0.0.1");
+      events.push("p");
+      packets++;
+    },
+    onBatchEnd: () => {
+      events.push("end");
+      if (packets === N) resolve();
+    },
+  });
+  const tx = createSocket("udp4");
+  try {
+    const { port } = rx.address();
+    // Queue the whole burst in the kernel before the receiver's loop turn comes.
+    await new Promise<void>((r) => {
+      let sent = 0;
+      for (let i = 0; i < N; i++) tx.send(valid, port, "127.0.0.1", () => ++sent === N && r());
+    });
+    await all;
+    const ends = events.filter((e) => e === "end").length;
+    assert.ok(ends < N / 4, `${ends} batch ends for ${N} datagrams: not one per datagram`);
+    assert.equal(events.at(-1), "end", "the last packets are followed by a flush");
+    assert.equal(events[0], "p", "no empty batch");
+    const s = rx.stats();
+    assert.equal(s.packets, N);
+    assert.equal(s.batches, ends);
+  } finally {
+    tx.close();
+    await rx.close();
+  }
+});

@@ -1,6 +1,6 @@
 // Loads the native addon (sc/tun/native, built by `npm install` through
 // scripts/build-addon.mjs) and describes its interface. sc/tun/tun.ts uses the TUN part,
-// sc/net/priority.ts the socket marking (sockopt.c).
+// sc/net/priority.ts the socket marking (sockopt.c), sc/tun/udp.ts the batched UDP (udp.c).
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -24,13 +24,48 @@ export interface NativeTunHandle {
     meta: Int32Array,
     maxBatch: number,
     onBatch: (count: number, errno: number) => void,
+    /** Read through io_uring (several reads per system call); only without offloads. */
+    ioUring?: boolean,
   ): void;
+  /** [io_uring reads in use (0/1), reads dropped for filling their MTU-sized slot]. */
+  readStats(): [number, number];
   stopReading(): void;
   ref(): void;
   unref(): void;
   /** meta holds [offset, length, gsoSize, 0] per packet; adds to result (WR_* slots). */
   writePackets(buffer: ArrayBuffer, meta: Int32Array, count: number, result: Float64Array): void;
   writeList(packets: readonly Uint8Array[], result: Float64Array): void;
+  close(): void;
+}
+
+/** The native batched UDP socket (udp.c): bound at construction; slots documented there. */
+export interface NativeUdpHandle {
+  readonly fd: number;
+  /** The bound port. */
+  readonly port: number;
+  /** UDP_GRO accepted by the kernel. */
+  readonly gro: boolean;
+  /** meta gets [offset, length, address, port | code << 16] per datagram; stats the UR_* slots. */
+  startReading(
+    buffer: ArrayBuffer,
+    meta: Int32Array,
+    stats: Float64Array,
+    maxBatch: number,
+    decapsulate: boolean,
+    onBatch: (count: number, errno: number) => void,
+  ): void;
+  stopReading(): void;
+  ref(): void;
+  unref(): void;
+  /** meta holds [offset, length, address, port] per payload; flags 1 = GUE encap, 2 = GSO. */
+  sendBatch(
+    buffer: ArrayBuffer,
+    meta: Int32Array,
+    count: number,
+    flags: number,
+    gsoMaxSegment: number,
+    result: Float64Array,
+  ): void;
   close(): void;
 }
 
@@ -42,6 +77,22 @@ export interface NativeAddon {
   VNET_HDR_LEN: number;
   TUN_F_CSUM: number;
   TUN_F_TSO4: number;
+  /** udp.c: new UdpHandle(address uint32, port, rcvbuf, sndbuf, gro, raw). */
+  UdpHandle: new (
+    address: number,
+    port: number,
+    rcvbuf: number,
+    sndbuf: number,
+    gro: boolean,
+    raw: boolean,
+  ) => NativeUdpHandle;
+  /** udp.c's GUE decapsulation on packed payloads: meta [off, len, _, _] in, [off, len, _, code] out. */
+  gueDecapBatch(buffer: ArrayBuffer, meta: Int32Array, count: number): void;
+  /** Read slot per datagram (64 KiB). */
+  UDP_SLOT_BYTES: number;
+  UDP_MAX_READ_BATCH: number;
+  /** Most datagrams in one GRO train. */
+  UDP_GRO_MAX_SEGS: number;
   /** sockopt.c: IP_TOS (IPV6_TCLASS) and SO_PRIORITY on a socket fd; 0 or the errno. */
   setSocketPriority(fd: number, tos: number, priority: number): number;
   /** [tos, priority], or [-errno, 0]. */

@@ -11,3 +11,12 @@ export {
   VNET_HDR_LEN,
 } from "./tun.js";
 export { checkInterfaceName, explainTunError, TunError } from "./errors.js";
+export {
+  DatagramBatch,
+  type DatagramHandler,
+  GUE_ENCAP_HEADER_LEN,
+  UDP_MAX_PAYLOAD,
+  UdpBatchSocket,
+  type UdpBatchOptions,
+  type UdpBatchStats,
+} from "./udp.js";

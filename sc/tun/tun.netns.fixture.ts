@@ -133,6 +133,51 @@ function linkJson(name: string): { mtu: number; flags: string[] } | undefined {
   }
 }
 
+/** 100 datagrams read as batches of 64 + 36, byte for byte, in order (io_uring or read(2)). */
+async function readBatches(ioUring: boolean): Promise<void> {
+  const tun = TunDevice.open({ name: DEVICE, maxBatch: 64, ioUring });
+  const sock = createSocket("udp4");
+  const batches: number[] = [];
+  const got: Uint8Array[] = [];
+  const all = new Promise<void>((resolve) => {
+    tun.pause().onPackets((batch) => {
+      batches.push(batch.count);
+      for (let i = 0; i < batch.count; i++) {
+        assert.equal(batch.buffer.subarray(batch.offset(i), batch.offset(i) + batch.length(i)).length, 100);
+        got.push(batch.packet(i).slice()); // copy: the buffer is reused by the next batch
+      }
+      if (got.length >= 100) resolve();
+    });
+  });
+  // 100 datagrams of 100 IP bytes while paused: they wait in the device queue, so the
+  // first wake-up must deliver a full batch of 64 and the next one the other 36.
+  await tun.whenRunning(); // until then the kernel drops what it routes to the device
+  for (let i = 0; i < 100; i++) {
+    await new Promise<void>((res, rej) =>
+      sock.send(payloadOf(i, 72), 7000, PEER, (e) => (e ? rej(e) : res())),
+    );
+  }
+  tun.resume();
+  await all;
+  assert.deepEqual(batches, [64, 36]);
+  got.forEach((p, i) => {
+    assert.equal(p.length, 100);
+    assert.equal(p[0], 0x45);
+    assert.equal(p[9], 17);
+    assert.equal(ipString(p, 12), LOCAL);
+    assert.equal(ipString(p, 16), PEER);
+    assert.equal((p[22]! << 8) | p[23]!, 7000);
+    assert.deepEqual(p.subarray(28), payloadOf(i, 72));
+  });
+  assert.deepEqual(
+    { packetsIn: tun.stats.packetsIn, bytesIn: tun.stats.bytesIn, batchesIn: tun.stats.batchesIn },
+    { packetsIn: 100, bytesIn: 10000, batchesIn: 2 },
+  );
+  assert.equal(tun.stats.ioUring, ioUring);
+  sock.close();
+  tun.close();
+}
+
 // ---- scenarios ----
 
 const scenarios: Record<string, () => Promise<void> | void> = {
@@ -213,44 +258,41 @@ const scenarios: Record<string, () => Promise<void> | void> = {
   },
 
   async read() {
-    const tun = TunDevice.open({ name: DEVICE, maxBatch: 64 });
+    await readBatches(true);
+  },
+
+  async readPlain() {
+    await readBatches(false);
+  },
+
+  async readMtuGrows() {
+    // io_uring reads have MTU-sized slots: a packet that outgrew its slot (the MTU was raised
+    // under a running reader) is dropped and counted, and the next one is read whole.
+    const tun = TunDevice.open({ name: DEVICE, mtu: 1500 });
     const sock = createSocket("udp4");
-    const batches: number[] = [];
-    const got: Uint8Array[] = [];
-    const all = new Promise<void>((resolve) => {
-      tun.pause().onPackets((batch) => {
-        batches.push(batch.count);
-        for (let i = 0; i < batch.count; i++) {
-          assert.equal(batch.buffer.subarray(batch.offset(i), batch.offset(i) + batch.length(i)).length, 100);
-          got.push(batch.packet(i).slice()); // copy: the buffer is reused by the next batch
-        }
-        if (got.length >= 100) resolve();
-      });
-    });
-    // 100 datagrams of 100 IP bytes while paused: they wait in the device queue, so the
-    // first wake-up must deliver a full batch of 64 and the next one the other 36.
-    await tun.whenRunning(); // until then the kernel drops what it routes to the device
-    for (let i = 0; i < 100; i++) {
-      await new Promise<void>((res, rej) =>
-        sock.send(payloadOf(i, 72), 7000, PEER, (e) => (e ? rej(e) : res())),
-      );
-    }
-    tun.resume();
-    await all;
-    assert.deepEqual(batches, [64, 36]);
-    got.forEach((p, i) => {
-      assert.equal(p.length, 100);
-      assert.equal(p[0], 0x45);
-      assert.equal(p[9], 17);
-      assert.equal(ipString(p, 12), LOCAL);
-      assert.equal(ipString(p, 16), PEER);
-      assert.equal((p[22]! << 8) | p[23]!, 7000);
-      assert.deepEqual(p.subarray(28), payloadOf(i, 72));
-    });
-    assert.deepEqual(
-      { packetsIn: tun.stats.packetsIn, bytesIn: tun.stats.bytesIn, batchesIn: tun.stats.batchesIn },
-      { packetsIn: 100, bytesIn: 10000, batchesIn: 2 },
+    const got: number[] = [];
+    const arrived = new Promise<void>((resolve) =>
+      tun.onPackets((batch) => {
+        for (let i = 0; i < batch.count; i++) got.push(batch.length(i));
+        if (got.length > 0) resolve();
+      }),
     );
+    await tun.whenRunning();
+    assert.equal(tun.stats.ioUring, true);
+    tun.setMtu(3000);
+    const send = (i: number) =>
+      new Promise<void>((res, rej) => sock.send(payloadOf(i, 2472), 7000, PEER, (e) => (e ? rej(e) : res())));
+    await send(0);
+    // The first is read (and dropped) before the second is sent: wait for its count.
+    for (let turns = 0; tun.stats.readsTruncated === 0; turns++) {
+      assert.ok(turns < 100_000, "the cut-short read was never counted");
+      await new Promise((r) => setImmediate(r));
+    }
+    await send(1);
+    await arrived;
+    assert.deepEqual(got, [2500]);
+    assert.equal(tun.stats.readsTruncated, 1);
+    tun.setMtu(1500);
     sock.close();
     tun.close();
   },

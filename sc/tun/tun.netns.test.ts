@@ -107,8 +107,16 @@ describe("TunDevice in a network namespace", { concurrency: false }, () => {
     assertPassed(await runScenario("multiQueue"));
   });
 
-  test("reads packets the kernel routes to the device, 64 per batch", async () => {
+  test("reads packets the kernel routes to the device, 64 per batch (io_uring)", async () => {
     assertPassed(await runScenario("read"));
+  });
+
+  test("reads the same with read(2) when io_uring is off", async () => {
+    assertPassed(await runScenario("readPlain"));
+  });
+
+  test("an io_uring read cut short by a grown MTU is dropped and counted; the next is whole", async () => {
+    assertPassed(await runScenario("readMtuGrows"));
   });
 
   test("writes queued and batched packets that the kernel delivers to a UDP socket", async () => {

@@ -6,6 +6,14 @@
 // reports the batch; offsets and lengths go into a JS-owned Int32Array. The views are
 // valid only during that callback: the next wake-up overwrites the buffer.
 //
+// With io_uring (reading): a wake-up submits several reads of the fd in ONE io_uring_enter
+// (they run inline, in order, and a read that finds the queue empty completes with EAGAIN),
+// instead of one read(2) per packet; each read gets a fixed slot of MTU + 1 bytes (or 2048),
+// so it is used only when the reader takes no offloads (every packet fits the MTU). A read
+// that fills its slot may have been cut short (the MTU grew): it is dropped and counted, and
+// the slot size is refreshed. Without io_uring (kernel.io_uring_disabled, old kernel, or
+// SC_TUN_IO_URING=0 in JS) reading falls back to the read(2) loop.
+//
 // Writing: JS stages packets in its own ArrayBuffer and one call writes them all
 // (a loop of write(2); TUN has no multi-packet write). Failures are counted per
 // packet, never thrown, so one bad packet cannot lose the rest of a batch.
@@ -23,13 +31,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "sockopt.h"
+#include "udp.h"
 
 // Largest packet a read can return: an IPv4/IPv6 packet is at most 65535 bytes, a GSO
 // packet handed over with a virtio header too. Every read gets this much room, so a
@@ -47,6 +59,21 @@ enum {
   WR_LAST_ERRNO,   // errno of the last failure, 0 if none
   WR_SLOTS
 };
+
+// A minimal io_uring (no liburing): only what a batch of reads needs.
+typedef struct {
+  int fd;
+  unsigned entries;
+  unsigned *sq_head, *sq_tail, *sq_mask, *sq_array;
+  unsigned *cq_head, *cq_tail, *cq_mask;
+  struct io_uring_sqe* sqes;
+  struct io_uring_cqe* cqes;
+  void* sq_ptr;
+  size_t sq_len;
+  void* cq_ptr;
+  size_t cq_len;
+  size_t sqes_len;
+} uring_t;
 
 typedef struct {
   napi_env env;
@@ -68,7 +95,69 @@ typedef struct {
   int max_batch;
   napi_async_context async_ctx;
   int cleanup_hook;
+  // io_uring reads (use_uring: asked for by JS and the ring works)
+  uring_t* ring;
+  int use_uring;
+  size_t slot;       // bytes per read: MTU + 1 (+ virtio header), at least 2048, 8-aligned
+  int uring_next;    // reads to submit next time (adapts to the last batch)
+  double uring_truncated;  // reads that filled their slot (dropped)
 } tun_t;
+
+static int uring_setup(uring_t* r, unsigned entries) {
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  memset(r, 0, sizeof *r);
+  r->fd = (int)syscall(__NR_io_uring_setup, entries, &p);
+  if (r->fd < 0) return errno;
+  r->entries = p.sq_entries;
+  r->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  r->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+  int single = (p.features & IORING_FEAT_SINGLE_MMAP) != 0;
+  if (single && r->cq_len > r->sq_len) r->sq_len = r->cq_len;
+  r->sq_ptr = mmap(NULL, r->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+                   IORING_OFF_SQ_RING);
+  if (r->sq_ptr == MAP_FAILED) goto fail;
+  if (single) {
+    r->cq_ptr = r->sq_ptr;
+  } else {
+    r->cq_ptr = mmap(NULL, r->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+                     IORING_OFF_CQ_RING);
+    if (r->cq_ptr == MAP_FAILED) goto fail;
+  }
+  r->sqes_len = p.sq_entries * sizeof(struct io_uring_sqe);
+  r->sqes = mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+                 IORING_OFF_SQES);
+  if (r->sqes == MAP_FAILED) goto fail;
+  uint8_t* sq = r->sq_ptr;
+  uint8_t* cq = r->cq_ptr;
+  r->sq_head = (unsigned*)(sq + p.sq_off.head);
+  r->sq_tail = (unsigned*)(sq + p.sq_off.tail);
+  r->sq_mask = (unsigned*)(sq + p.sq_off.ring_mask);
+  r->sq_array = (unsigned*)(sq + p.sq_off.array);
+  r->cq_head = (unsigned*)(cq + p.cq_off.head);
+  r->cq_tail = (unsigned*)(cq + p.cq_off.tail);
+  r->cq_mask = (unsigned*)(cq + p.cq_off.ring_mask);
+  r->cqes = (struct io_uring_cqe*)(cq + p.cq_off.cqes);
+  return 0;
+fail : {
+  int err = errno;
+  if (r->sqes && r->sqes != MAP_FAILED) munmap(r->sqes, r->sqes_len);
+  if (r->cq_ptr && r->cq_ptr != MAP_FAILED && r->cq_ptr != r->sq_ptr) munmap(r->cq_ptr, r->cq_len);
+  if (r->sq_ptr && r->sq_ptr != MAP_FAILED) munmap(r->sq_ptr, r->sq_len);
+  close(r->fd);
+  r->fd = -1;
+  return err;
+}
+}
+
+static void uring_free(uring_t* r) {
+  if (!r) return;
+  munmap(r->sqes, r->sqes_len);
+  if (r->cq_ptr != r->sq_ptr) munmap(r->cq_ptr, r->cq_len);
+  munmap(r->sq_ptr, r->sq_len);
+  close(r->fd);
+  free(r);
+}
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -186,6 +275,9 @@ static void close_tun(tun_t* t, int from_teardown) {
     close(t->fd);
     t->fd = -1;
   }
+  uring_free(t->ring);
+  t->ring = NULL;
+  t->use_uring = 0;
   if (!from_teardown) {
     drop_read_refs(t);
     if (t->async_ctx) {
@@ -416,6 +508,101 @@ static void call_js(tun_t* t, int count, int err) {
   napi_close_handle_scope(env, scope);
 }
 
+// Refreshes the read slot from the device's MTU (io_uring reads have a fixed size).
+static void update_slot(tun_t* t) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, t->name, IFNAMSIZ);
+  int s = ctl_socket();
+  int mtu = 65535;
+  if (s >= 0) {
+    if (ioctl(s, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0) mtu = ifr.ifr_mtu;
+    close(s);
+  }
+  size_t slot = (size_t)mtu + 1 + (t->vnet_hdr ? sizeof(struct virtio_net_hdr) : 0);
+  if (slot < 2048) slot = 2048;
+  t->slot = (slot + 7) & ~(size_t)7;
+}
+
+// One io_uring round: up to `want` reads into consecutive slots from `off`, submitted and
+// completed by one io_uring_enter. Returns how many packets it added at *count (in order);
+// *more is set when every read returned a packet (the queue may hold more).
+static int uring_round(tun_t* t, size_t* off, int* count, int want, int* more) {
+  uring_t* r = t->ring;
+  const size_t base = *off;
+  const size_t slot = t->slot;  // fixed for the round (update_slot may change t->slot)
+  int n = 0;
+  unsigned tail = *r->sq_tail;
+  while (n < want && *count + n < t->max_batch && t->rbuf_len - base >= (size_t)(n + 1) * slot &&
+         (unsigned)n < r->entries) {
+    unsigned idx = tail & *r->sq_mask;
+    struct io_uring_sqe* sqe = &r->sqes[idx];
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_READ;
+    sqe->fd = t->fd;
+    sqe->addr = (uint64_t)(uintptr_t)(t->rbuf + base + (size_t)n * slot);
+    sqe->len = (uint32_t)slot;
+    sqe->off = (uint64_t)-1;  // the file position, as read(2) (a TUN fd has none)
+    // RWF_NOWAIT: an empty queue completes the read with EAGAIN at once; without it io_uring
+    // would park the read until a packet comes (and io_uring_enter would wait for it).
+    sqe->rw_flags = RWF_NOWAIT;
+    sqe->user_data = (uint64_t)n;
+    r->sq_array[idx] = idx;
+    tail++;
+    n++;
+  }
+  *more = 0;
+  if (n == 0) return 0;
+  __atomic_store_n(r->sq_tail, tail, __ATOMIC_RELEASE);
+  int ret;
+  do ret = (int)syscall(__NR_io_uring_enter, r->fd, (unsigned)n, (unsigned)n, IORING_ENTER_GETEVENTS,
+                        NULL, 0);
+  while (ret < 0 && errno == EINTR);
+  if (ret < 0) {
+    // The ring itself failed (not a read): read(2) from now on; the poll fires again.
+    t->use_uring = 0;
+    return 0;
+  }
+  // Completions may come in any order in principle: place them by user_data.
+  int32_t lens[MAX_BATCH];
+  for (int i = 0; i < n; i++) lens[i] = -EAGAIN;
+  unsigned head = *r->cq_head;
+  int got = 0;
+  while (got < n) {
+    unsigned ctail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+    if (head == ctail) break;  // all n were asked to complete: not expected
+    struct io_uring_cqe* cqe = &r->cqes[head & *r->cq_mask];
+    if (cqe->user_data < (uint64_t)n) lens[cqe->user_data] = cqe->res;
+    head++;
+    got++;
+  }
+  __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+  int err = 0, filled = 0, cut = 0;
+  for (int i = 0; i < n; i++) {
+    int32_t len = lens[i];
+    if (len < 0) {
+      if (len != -EAGAIN && !err) err = -len;
+      continue;
+    }
+    filled++;
+    if ((size_t)len >= slot) {  // filled the slot: maybe cut short (the MTU grew)
+      t->uring_truncated++;
+      cut = 1;
+      continue;
+    }
+    // Packed like the read(2) path: move down over the unused room of earlier slots.
+    size_t src = base + (size_t)i * slot;
+    if (*off != src) memmove(t->rbuf + *off, t->rbuf + src, (size_t)len);
+    t->rmeta[2 * *count] = (int32_t)*off;
+    t->rmeta[2 * *count + 1] = len;
+    (*count)++;
+    *off += ((size_t)len + 7) & ~(size_t)7;
+  }
+  if (cut) update_slot(t);
+  *more = filled == n;
+  return err;
+}
+
 static void on_readable(uv_poll_t* h, int status, int events) {
   (void)events;
   tun_t* t = h->data;
@@ -423,6 +610,19 @@ static void on_readable(uv_poll_t* h, int status, int events) {
   int count = 0, err = 0;
   if (status < 0) {
     err = -status;
+  } else if (t->use_uring) {
+    size_t off = 0;
+    int more = 1;
+    int want = t->uring_next;
+    while (more && !err && count < t->max_batch) {
+      err = uring_round(t, &off, &count, want, &more);
+      if (t->rbuf_len - off < t->slot) break;
+      want *= 2;
+    }
+    // Next wake-up: about as many as this one found (at least 4).
+    int next = count < 4 ? 4 : count;
+    t->uring_next = next > t->max_batch ? t->max_batch : next;
+    if (err == EAGAIN) err = 0;
   } else {
     size_t off = 0;
     while (count < t->max_batch && t->rbuf_len - off >= MAX_PACKET) {
@@ -444,10 +644,12 @@ static void on_readable(uv_poll_t* h, int status, int events) {
   if (count > 0 || err) call_js(t, count, err);
 }
 
-// startReading(buf: ArrayBuffer, meta: Int32Array, maxBatch: number, onBatch(count, errno))
+// startReading(buf: ArrayBuffer, meta: Int32Array, maxBatch: number, onBatch(count, errno),
+//              ioUring?: boolean): ioUring asks for batched reads through io_uring (only
+//              valid when no offloads are taken: every packet fits the MTU).
 static napi_value tun_start_reading(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   tun_t* t = unwrap(env, info, &argc, argv, 1);
   if (!t) return NULL;
   if (argc < 4) return throw_type(env, "startReading(buffer, meta, maxBatch, onBatch)");
@@ -499,6 +701,23 @@ static napi_value tun_start_reading(napi_env env, napi_callback_info info) {
   t->rbuf_len = buf_len;
   t->rmeta = meta;
   t->max_batch = max_batch;
+  bool want_uring = false;
+  if (argc >= 5) napi_get_value_bool(env, argv[4], &want_uring);
+  t->use_uring = 0;
+  if (want_uring) {
+    if (!t->ring) {
+      t->ring = calloc(1, sizeof *t->ring);
+      if (t->ring && uring_setup(t->ring, 256) != 0) {
+        free(t->ring);
+        t->ring = NULL;
+      }
+    }
+    if (t->ring) {
+      update_slot(t);
+      t->use_uring = 1;
+      t->uring_next = 4;
+    }
+  }
   int r = uv_poll_start(t->poll, UV_READABLE, on_readable);
   if (r < 0) {
     drop_read_refs(t);
@@ -507,6 +726,20 @@ static napi_value tun_start_reading(napi_env env, napi_callback_info info) {
   t->reading = 1;
   set_self_strong(t, 1);
   return undefined(env);
+}
+
+// readStats(): [io_uring in use (0/1), reads dropped for filling their slot].
+static napi_value tun_read_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_t* t = unwrap(env, info, &argc, NULL, 0);
+  if (!t) return NULL;
+  napi_value arr, v;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_create_int32(env, t->use_uring, &v);
+  napi_set_element(env, arr, 0, v);
+  napi_create_double(env, t->uring_truncated, &v);
+  napi_set_element(env, arr, 1, v);
+  return arr;
 }
 
 static napi_value tun_stop_reading(napi_env env, napi_callback_info info) {
@@ -716,6 +949,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setOffload", NULL, tun_set_offload, NULL, NULL, NULL, napi_default, NULL},
       {"startReading", NULL, tun_start_reading, NULL, NULL, NULL, napi_default, NULL},
       {"stopReading", NULL, tun_stop_reading, NULL, NULL, NULL, napi_default, NULL},
+      {"readStats", NULL, tun_read_stats, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, tun_ref, NULL, NULL, NULL, napi_default, NULL},
       {"unref", NULL, tun_unref, NULL, NULL, NULL, napi_default, NULL},
       {"writePackets", NULL, tun_write_packets, NULL, NULL, NULL, napi_default, NULL},
@@ -738,6 +972,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_uint32(env, TUN_F_TSO4, &v);
   napi_set_named_property(env, exports, "TUN_F_TSO4", v);
   if (sc_sockopt_register(env, exports) != napi_ok) return NULL;
+  if (sc_udp_register(env, exports) != napi_ok) return NULL;
   return exports;
 }
 
