@@ -265,6 +265,8 @@ export interface HandoffClientOptions {
   limits?: Partial<HandoffLinkLimits>;
   onAck(node: string, ack: HandoffAckMessage): void;
   onEnd(node: string, end: HandoffEndMessage): void;
+  /** A link came up (authenticated): the node can take handoffs. */
+  onUp?(node: string): void;
   /** A link went down: every handoff pending on it is lost. */
   onDown(node: string): void;
   nonce?: () => Uint8Array;
@@ -358,6 +360,7 @@ export class HandoffClient {
           l.up = true;
           l.backoff = this.minBackoff;
           this.connects++;
+          this.opts.onUp?.(l.node.id);
         } else if (m.type === HandoffType.HandoffAck) this.opts.onAck(l.node.id, m);
         else if (m.type === HandoffType.End) this.opts.onEnd(l.node.id, m);
         else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
