@@ -14,6 +14,7 @@ import { emitGueHeader, GUE_HEADER_LEN } from "../../sc/wire/gue.js";
 import { linkKey } from "../../sc/auth/link.js";
 import type { ClusterTrust } from "../../sc/auth/secret.js";
 import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
+import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import { mirrorCounter, mirrorGauge } from "../../server/metrics.js";
 import { LardFrontEnd, FRONT_END_DROPS, HANDOFF_FAILURES, type FrontEndOptions } from "./front-end.js";
 import { HANDOFF_PORT, HandoffClient } from "./handoff-link.js";
@@ -67,6 +68,7 @@ export class LardService {
     readonly udp: Socket,
     readonly frontEnd: LardFrontEnd,
     readonly links: HandoffClient,
+    private readonly out: { payloadBytes: number },
   ) {
     this.done = new Promise((resolve) => (this.finish = resolve));
     this.latency = this.registerMetrics();
@@ -77,7 +79,13 @@ export class LardService {
     const { TunDevice } = await import("../../sc/tun/index.js");
     const { TcpTunRuntime } = await import("../../sc/tcp/runtime.js");
     const tun = TunDevice.open({ name: config.tun, up: true, maxBatch: 256 });
-    const runtime = new TcpTunRuntime(tun, { addresses: [config.vip] });
+    // Counts the payload the front-end's own stack sends: its error pages, never a response.
+    const out = { payloadBytes: 0 };
+    const peek = newTcpPeek();
+    const runtime = new TcpTunRuntime(tun, {
+      addresses: [config.vip],
+      tap: (p) => (out.payloadBytes += peekTcp(p, peek)?.payloadLength ?? 0),
+    });
     const stack = runtime.stack;
     const udp = createSocket({ type: "udp4" });
     try {
@@ -134,7 +142,7 @@ export class LardService {
         stack.flush();
       },
     });
-    const svc = new LardService(config, tun, runtime, udp, fe, links);
+    const svc = new LardService(config, tun, runtime, udp, fe, links, out);
     // Replaces the runtime's read path: handed-off connections' packets go on to their nodes.
     tun.onPackets((batch) => {
       const now = stack.now();
@@ -182,6 +190,7 @@ export class LardService {
       counters: c,
       linkDrops: this.links.drops,
       tcp: { connections: this.runtime.stack.connections, counters: this.runtime.stack.counters },
+      payloadBytesOut: this.out.payloadBytes,
       cpuUs,
       cpuUsPerHandoff: c.handoffsSent > 0 ? Math.round(cpuUs / c.handoffsSent) : null,
       pendingLatencySamples: lat.length,
@@ -270,7 +279,14 @@ export class LardService {
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.writeHead(405, { allow: "GET, HEAD" }).end();
       } else if (url === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+        // The L4 dispatcher's shape: `up` waits until every node is eligible (its link is up).
+        const health = {
+          status: "ok",
+          mode: "lard",
+          nodes: this.config.nodes.length,
+          eligible: this.links.nodesUp().length,
+        };
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(health) + "\n");
       } else if (url === "/stats") {
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.stats()) + "\n");
       } else if (url === "/metrics") {
