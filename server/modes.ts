@@ -13,7 +13,7 @@
 //             requests stay queued in the parser, unread input stays in the socket), then
 //             continues with the settled value; a rejection answers 500 and closes.
 import type { Registry } from "prom-client";
-import type { Conn, ConnListener } from "./conn.js";
+import type { Conn } from "./conn.js";
 import type { HttpRequest } from "./http/parser.js";
 import type { Doc } from "./cache/doc.js";
 import type { ClusterConfig } from "./cluster.js";
@@ -45,11 +45,6 @@ export interface Mode {
   decide(req: HttpRequest, ctx: ConnectionControl): Decision | Promise<Decision>;
   /** Extra fields for the node's /stats (the mode's own counters). */
   stats?(): Record<string, unknown>;
-  /**
-   * Connections the mode brings in itself (LARD: handed off by the front-end), which the node's
-   * HTTP server serves like accepted ones.
-   */
-  readonly listener?: ConnListener;
   /** Releases what the mode opened (peer links, listeners); called on node shutdown. */
   close?(): Promise<void>;
 }

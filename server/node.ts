@@ -261,8 +261,6 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     }
   }
   server.attach(listener);
-  // A mode that brings in connections itself (LARD: handed off by the front-end).
-  if (mode.listener !== undefined) server.attach(mode.listener);
 
   const startedAt = Date.now();
   const snapshot = () => ({

@@ -11,14 +11,22 @@
 // a TUN device, a UDP socket and the handoff links; the tests run it on sc/tcp/sim.ts.
 import { TcpServer, type TcpSocket } from "../../sc/tcp/socket.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
-import { encodeState, exportState, importState, type TcpExportedState } from "../../sc/tcp/state.js";
+import {
+  decodeState,
+  encodeState,
+  exportState,
+  importState,
+  type TcpExportedState,
+} from "../../sc/tcp/state.js";
+import { isWireError } from "../../sc/wire/error.js";
 import { ipv4FromString } from "../../sc/wire/index.js";
 import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
-import { DEFAULT_LIMITS, ParseError, RequestParser } from "../../server/http/parser.js";
+import { DEFAULT_LIMITS, ParseError, RequestParser, type HttpRequest } from "../../server/http/parser.js";
 import {
   HandoffType,
   handoffMessageLength,
+  type HandBackMessage,
   type HandoffAckMessage,
   type HandoffMessage,
 } from "./handoff-message.js";
@@ -89,7 +97,16 @@ export type HandoffFailure = (typeof HANDOFF_FAILURES)[number];
 export const FRONT_END_DROPS = ["held-overflow"] as const;
 export type FrontEndDrop = (typeof FRONT_END_DROPS)[number];
 
-interface Pending {
+/** What every entry carries along the connection's life. */
+interface History {
+  /** Handoffs of this connection so far (1 for the first). */
+  handoffs: number;
+}
+
+/** Room for the client's last pure ACK (IPv4 + TCP headers with options). */
+const LAST_PACKET_ROOM = 120;
+
+interface Pending extends History {
   phase: "pending";
   node: string;
   handoffId: number;
@@ -100,11 +117,18 @@ interface Pending {
   lastPacketAt: number;
 }
 
-interface Forwarding {
+interface Forwarding extends History {
   phase: "forwarding";
   node: string;
   handoffId: number;
   lastPacketAt: number;
+  /**
+   * The client's last packet that fits LAST_PACKET_ROOM (its ACKs), lastLength bytes: if the
+   * node dies, this stack, which no longer has the connection, answers it with the RST
+   * RFC 9293 prescribes (seq = its ACK number), which the client accepts.
+   */
+  last: Uint8Array;
+  lastLength: number;
 }
 
 type Entry = Pending | Forwarding;
@@ -112,6 +136,12 @@ type Entry = Pending | Forwarding;
 export interface FrontEndCounters {
   connectionsAccepted: number;
   handoffsSent: number;
+  /** Connections a node gave back for their next request (each is handed off again). */
+  handBacks: number;
+  /** HANDBACKs naming no connection forwarded to their node (late, or a confused node). */
+  handBacksIgnored: number;
+  /** Client connections reset because their node's link went down while forwarding. */
+  nodeLostResets: number;
   handoffsAccepted: number;
   packetsForwarded: number;
   ends: number;
@@ -131,6 +161,9 @@ export class LardFrontEnd {
   readonly counters: FrontEndCounters = {
     connectionsAccepted: 0,
     handoffsSent: 0,
+    handBacks: 0,
+    handBacksIgnored: 0,
+    nodeLostResets: 0,
     handoffsAccepted: 0,
     packetsForwarded: 0,
     ends: 0,
@@ -142,6 +175,8 @@ export class LardFrontEnd {
   };
   /** HANDOFF sent -> HANDOFF-ACK received, ms, each accepted handoff (the caller drains it). */
   readonly latencies: number[] = [];
+  /** Handoffs each finished connection had (1: no re-handoff), as they end (the caller drains it). */
+  readonly handoffsPerConnection: number[] = [];
   private readonly opts: FrontEndOptions;
   private readonly entries = new Map<number, Entry>();
   /** (node, handoff id) -> client key. */
@@ -193,6 +228,10 @@ export class LardFrontEnd {
     e.lastPacketAt = now;
     if (e.phase === "forwarding") {
       this.counters.packetsForwarded++;
+      if (packet.length <= LAST_PACKET_ROOM) {
+        e.last.set(packet);
+        e.lastLength = packet.length;
+      }
       this.io.forward(e.node, packet);
     } else if (e.held.length < this.opts.maxHeldPackets) e.held.push(Uint8Array.from(packet));
     else this.counters.drops["held-overflow"]++;
@@ -213,14 +252,22 @@ export class LardFrontEnd {
     this.counters.handoffsAccepted++;
     this.latencies.push(now - e.sentAt);
     const held = e.held;
-    this.entries.set(key, {
+    const f: Forwarding = {
       phase: "forwarding",
       node,
       handoffId: e.handoffId,
+      handoffs: e.handoffs,
       lastPacketAt: e.lastPacketAt,
-    });
+      last: new Uint8Array(LAST_PACKET_ROOM),
+      lastLength: 0,
+    };
+    this.entries.set(key, f);
     for (const pkt of held) {
       this.counters.packetsForwarded++;
+      if (pkt.length <= LAST_PACKET_ROOM) {
+        f.last.set(pkt);
+        f.lastLength = pkt.length;
+      }
       this.io.forward(node, pkt);
     }
   }
@@ -233,13 +280,53 @@ export class LardFrontEnd {
     this.counters.ends++;
     // (An END for a pending handoff: the node took it and it is already over.)
     this.forget(key, e);
+    this.handoffsPerConnection.push(e.handoffs);
   }
 
-  /** A node's link went down: handoffs waiting on it fail; it takes no new ones. */
+  /**
+   * A node's link went down: handoffs waiting on it fail, the connections it was serving are
+   * reset, and it takes no new ones.
+   */
   onLinkDown(node: string): void {
-    for (const [key, e] of this.entries)
-      if (e.phase === "pending" && e.node === node) this.fail(key, e, "link-down");
+    for (const [key, e] of this.entries) {
+      if (e.node !== node) continue;
+      if (e.phase === "pending") this.fail(key, e, "link-down");
+      else {
+        // The node is gone (or unreachable) mid-connection: no one can finish its response,
+        // so the client gets a clean reset, never bytes from another sender.
+        this.counters.nodeLostResets++;
+        this.forget(key, e);
+        if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
+      }
+    }
     this.policy.removeNode(node);
+  }
+
+  /**
+   * A node gives a connection back: its next request has begun. The connection is imported
+   * here again with the bytes the node had received, and handed off for that request to the
+   * node its target now maps to (Aron et al.'s multiple handoff, through the front-end).
+   */
+  onHandBack(node: string, msg: HandBackMessage): void {
+    const key = this.byHandoff.get(`${node}/${msg.handoffId}`);
+    const e = key === undefined ? undefined : this.entries.get(key);
+    if (key === undefined || e === undefined || e.phase !== "forwarding") {
+      this.counters.handBacksIgnored++;
+      return;
+    }
+    this.forget(key, e);
+    const snap = decodeState(msg.state);
+    let s: TcpSocket;
+    try {
+      if (isWireError(snap)) throw new Error(snap.detail);
+      s = importState(this.stack, { ...snap, seed: msg.seed }, msg.data);
+    } catch {
+      // Nothing can continue the connection: the client's next packet meets no connection (RST).
+      this.counters.failures["not-exportable"]++;
+      return;
+    }
+    this.counters.handBacks++;
+    this.adopt(s, { handoffs: e.handoffs });
   }
 
   onLinkUp(node: string): void {
@@ -283,28 +370,54 @@ export class LardFrontEnd {
 
   private accept(s: TcpSocket): void {
     this.counters.connectionsAccepted++;
+    this.adopt(s, { handoffs: 0 });
+  }
+
+  /**
+   * Reads the connection's next request (accepted here, or given back by a node) and hands
+   * the connection off for it. The decision waits for the socket to hand out everything it
+   * received (a microtask after the request completes): the HANDOFF must carry every byte the
+   * exported state acknowledges.
+   */
+  private adopt(s: TcpSocket, history: History): void {
     const parser = new RequestParser(DEFAULT_LIMITS);
     const received: Buffer[] = [];
     let size = 0;
+    let decided = false;
     // The HANDOFF carries everything received; beyond this it would not fit in one message.
     const room = SC_MAX_MESSAGE - handoffMessageLength(STATE_SIZE, SEED_MAX, 0);
     this.waiting.set(s, this.stack.now() + this.opts.requestTimeoutMs);
     s.on("error", () => undefined);
     s.on("close", () => this.waiting.delete(s));
-    const onData = (chunk: Buffer): void => {
-      received.push(chunk);
-      size += chunk.length;
-      parser.feed(chunk);
-      const req = parser.next();
-      if (req === null) {
-        if (size > room) this.refuse(s, "too-large", 431);
+    const decide = (req: HttpRequest | ParseError): void => {
+      if (s.destroyed) return;
+      if (s.readableLength > 0) {
+        // More arrived than was handed out: take it first (it comes as 'data' events).
+        queueMicrotask(() => decide(req));
         return;
       }
       s.removeListener("data", onData);
       this.waiting.delete(s);
       if (req instanceof ParseError) return this.refuse(s, "bad-request", req.status);
       if (size > room) return this.refuse(s, "too-large", 413);
-      this.handOff(s, req.path, Buffer.concat(received, size));
+      this.handOff(s, req.path, Buffer.concat(received, size), history);
+    };
+    const onData = (chunk: Buffer): void => {
+      received.push(chunk);
+      size += chunk.length;
+      if (decided) return;
+      parser.feed(chunk);
+      const req = parser.next();
+      if (req === null) {
+        if (size > room) {
+          decided = true;
+          s.removeListener("data", onData);
+          this.refuse(s, "too-large", 431);
+        }
+        return;
+      }
+      decided = true;
+      queueMicrotask(() => decide(req));
     };
     s.on("data", onData);
   }
@@ -316,7 +429,7 @@ export class LardFrontEnd {
     s.end(errorResponse(status));
   }
 
-  private handOff(s: TcpSocket, target: string, data: Uint8Array): void {
+  private handOff(s: TcpSocket, target: string, data: Uint8Array, history: History): void {
     const now = this.stack.now();
     if (this.entries.size >= this.opts.maxConnections) return this.refuse(s, "table-full", 503);
     const choice = this.policy.assign(target, now);
@@ -356,6 +469,7 @@ export class LardFrontEnd {
       state,
       held: [],
       lastPacketAt: now,
+      handoffs: history.handoffs + 1,
     });
     this.byHandoff.set(`${choice.node}/${handoffId}`, key);
   }

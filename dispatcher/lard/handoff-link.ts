@@ -23,6 +23,7 @@ import {
   type HandoffEndMessage,
   type HandoffLinkMessage,
   type HandoffMessage,
+  type HandBackMessage,
 } from "./handoff-message.js";
 import type { CloneStatus } from "../../sc/clone/message.js";
 
@@ -56,12 +57,16 @@ function newDrops(): HandoffDrops {
   return Object.fromEntries(LINK_DROP_REASONS.map((r) => [r, 0])) as HandoffDrops;
 }
 
-type Outgoing = ScMessage | HandoffMessage | HandoffAckMessage | HandoffEndMessage;
+type HandoffOnly = HandoffMessage | HandBackMessage | HandoffAckMessage | HandoffEndMessage;
+type Outgoing = ScMessage | HandoffOnly;
+
+function isHandoffOnly(m: Outgoing): m is HandoffOnly {
+  const t = m.type as number;
+  return t >= HandoffType.Handoff && t <= HandoffType.HandBack;
+}
 
 function encode(m: Outgoing): Uint8Array {
-  return m.type === HandoffType.Handoff || m.type === HandoffType.HandoffAck || m.type === HandoffType.End
-    ? encodeHandoffMessage(m)
-    : encodeScMessage(m);
+  return isHandoffOnly(m) ? encodeHandoffMessage(m) : encodeScMessage(m);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -169,6 +174,8 @@ export interface HandoffServerOptions {
 export interface HandoffReplyLink {
   ack(handoffId: number, status: CloneStatus): void;
   end(handoffId: number): void;
+  /** Gives the connection back to the front-end; false if the link is down. */
+  handBack(msg: HandBackMessage): boolean;
 }
 
 /** A node's handoff endpoint: accepts the front-end's authenticated links. */
@@ -218,6 +225,7 @@ export class HandoffServer {
     const link: HandoffReplyLink = {
       ack: (handoffId, status) => void channel.send({ type: HandoffType.HandoffAck, handoffId, status }),
       end: (handoffId) => void channel.send({ type: HandoffType.End, handoffId }),
+      handBack: (msg) => channel.send(msg),
     };
     const channel: Channel = new Channel(
       sock,
@@ -265,6 +273,8 @@ export interface HandoffClientOptions {
   limits?: Partial<HandoffLinkLimits>;
   onAck(node: string, ack: HandoffAckMessage): void;
   onEnd(node: string, end: HandoffEndMessage): void;
+  /** A node gave a connection back (its next request begins). */
+  onHandBack(node: string, msg: HandBackMessage): void;
   /** A link came up (authenticated): the node can take handoffs. */
   onUp?(node: string): void;
   /** A link went down: every handoff pending on it is lost. */
@@ -363,6 +373,7 @@ export class HandoffClient {
           this.opts.onUp?.(l.node.id);
         } else if (m.type === HandoffType.HandoffAck) this.opts.onAck(l.node.id, m);
         else if (m.type === HandoffType.End) this.opts.onEnd(l.node.id, m);
+        else if (m.type === HandoffType.HandBack) this.opts.onHandBack(l.node.id, m);
         else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
       },
     );

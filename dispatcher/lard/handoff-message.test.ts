@@ -125,6 +125,7 @@ async function pair(clientKey: LinkKey, from: string) {
     onHandoff: (m, link) => {
       got.push(m);
       link.ack(m.handoffId, CloneStatus.Accepted);
+      link.handBack({ ...m, type: HandoffType.HandBack, startDeadline: 0 });
       link.end(m.handoffId);
     },
   });
@@ -136,6 +137,7 @@ async function pair(clientKey: LinkKey, from: string) {
     localAddress: from,
     onAck: (node, ack) => events.push(`ack ${node} ${ack.handoffId} ${ack.status}`),
     onEnd: (node, end) => events.push(`end ${node} ${end.handoffId}`),
+    onHandBack: (node, back) => events.push(`back ${node} ${back.handoffId} ${back.data.length}`),
     onDown: (node) => events.push(`down ${node}`),
     minBackoffMs: 50,
     maxBackoffMs: 100,
@@ -152,13 +154,13 @@ async function until(f: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-test("an authenticated link carries HANDOFF one way and HANDOFF-ACK and END back", async () => {
+test("an authenticated link carries HANDOFF one way and HANDOFF-ACK, HANDBACK and END back", async () => {
   const { server, client, got, events } = await pair(KEY, FE);
   try {
     await client.waitUp(3000);
     assert.ok(client.send("node1", handoff({ handoffId: 5 })));
-    await until(() => events.length === 2);
-    assert.deepEqual(events, ["ack node1 5 0", "end node1 5"]);
+    await until(() => events.length === 3);
+    assert.deepEqual(events, ["ack node1 5 0", `back node1 5 ${handoff().data.length}`, "end node1 5"]);
     assert.deepEqual(Buffer.from(got[0]!.data), Buffer.from(handoff().data));
     assert.equal(server.accepted, 1);
   } finally {

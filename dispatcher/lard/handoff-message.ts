@@ -33,6 +33,12 @@ export const enum HandoffType {
   HandoffAck = 10,
   /** Node to front-end: the handed-off connection is gone here (load accounting, forwarding). */
   End = 11,
+  /**
+   * Node to front-end: the connection's next request has begun; the node gives the connection
+   * back (state, seed, the bytes from that request's first byte on) so that the front-end
+   * hands it to the node the request's target maps to (multiple handoff).
+   */
+  HandBack = 12,
 }
 
 /** Statuses of a HANDOFF-ACK: the SC-ACK's codes that apply to a handoff. */
@@ -68,6 +74,11 @@ export interface HandoffMessage {
   data: Uint8Array;
 }
 
+/** Same fields as a HANDOFF (its start deadline is 0: the front-end takes it at any time). */
+export interface HandBackMessage extends Omit<HandoffMessage, "type"> {
+  type: HandoffType.HandBack;
+}
+
 export interface HandoffAckMessage {
   type: HandoffType.HandoffAck;
   handoffId: number;
@@ -81,6 +92,7 @@ export interface HandoffEndMessage {
 
 export type HandoffLinkMessage =
   | HandoffMessage
+  | HandBackMessage
   | HandoffAckMessage
   | HandoffEndMessage
   | ChallengeMessage
@@ -104,10 +116,11 @@ function header(buf: Uint8Array, type: HandoffType, id: number): void {
 
 /** Encodes a handoff-link message of types 9-11; throws RangeError for values no peer could decode. */
 export function encodeHandoffMessage(
-  msg: HandoffMessage | HandoffAckMessage | HandoffEndMessage,
+  msg: HandoffMessage | HandBackMessage | HandoffAckMessage | HandoffEndMessage,
 ): Uint8Array {
   switch (msg.type) {
-    case HandoffType.Handoff: {
+    case HandoffType.Handoff:
+    case HandoffType.HandBack: {
       if (msg.state.length > 0xffff || msg.seed.length > 0xffff) throw new RangeError("state/seed too long");
       if (msg.data.length === 0) throw new RangeError("a handoff carries at least one byte of request");
       if (!Number.isSafeInteger(msg.sentAtUs) || msg.sentAtUs < 0) throw new RangeError("sentAtUs");
@@ -156,7 +169,7 @@ export function peekHandoffLength(buf: Uint8Array): number | ScDecodeError {
     type === ScType.Hello ||
     type === ScType.HelloAck ||
     type === ScType.Keepalive ||
-    (type >= HandoffType.Handoff && type <= HandoffType.End);
+    (type >= HandoffType.Handoff && type <= HandoffType.HandBack);
   if (!known) return new ScDecodeError("bad-type", `type ${type} on a handoff link`);
   const total = readU32(buf, 4);
   if (total < SC_HEADER_LEN) return new ScDecodeError("bad-length", `total length ${total}`);
@@ -173,7 +186,8 @@ export function decodeHandoffMessage(buf: Uint8Array): HandoffLinkMessage | ScDe
   const type = buf[3]!;
   const id = readU32(buf, 8);
   switch (type) {
-    case HandoffType.Handoff: {
+    case HandoffType.Handoff:
+    case HandoffType.HandBack: {
       const fixed = SC_HEADER_LEN + HANDOFF_FIXED;
       if (total < fixed) return new ScDecodeError("bad-length", "handoff too short");
       const stateLen = readU16(buf, 12);

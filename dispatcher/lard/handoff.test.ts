@@ -69,18 +69,77 @@ test("locality: requests for one document go to one node, different documents sp
   );
 });
 
-test("keep-alive and pipelined requests at 1% loss arrive byte-exact (all on the first request's node)", async () => {
+test("multiple handoff: pipelined requests at 1% loss, each served by its document's node, byte-exact and in order", async () => {
   for (const seed of [1, 2, 3]) {
     const sim = new LardSim({ nodes: 4, seed });
-    sim.net.setImpairment({ loss: 0.01, delay: 0.5, jitter: 0.2 });
+    // Each document gets its node first (one connection each), so the pipelined ones spread.
     const sizes = [5000, 120, 70000, 1, 33333, 8000, 0, 20000];
+    const warm = sizes.map((n) => open(sim, get(`/size/${n}`, true)));
+    assert.ok(await sim.run(() => warm.every((c) => c.closed()), 20_000));
+    sim.net.setImpairment({ loss: 0.01, delay: 0.5, jitter: 0.2 });
+    const before = sim.nodes.map((n) => n.served.length);
     const reqs = sizes.map((n, i) => get(`/size/${n}`, i === sizes.length - 1)).join("");
     const c = open(sim, reqs);
     assert.ok(await sim.run(() => c.closed(), 60_000), `seed ${seed} finished`);
     const want = Buffer.concat(sizes.map((n, i) => simResponse(n, i !== sizes.length - 1)));
     assert.equal(c.bytes().length, want.length, `seed ${seed}`);
     assert.ok(c.bytes().equals(want), `seed ${seed} byte-exact`);
+    assert.equal(c.error(), undefined);
     assert.equal(sim.frontEndPayloadBytes, 0);
+    // Every request went to the node holding its document (none served twice anywhere).
+    for (const n of sizes) {
+      const holders = sim.frontEnd.policy.holders(`/size/${n}`);
+      const at = sim.nodes
+        .filter((x, i) => x.served.slice(before[i]).includes(`/size/${n}`))
+        .map((x) => x.id);
+      assert.deepEqual(at, [...holders], `/size/${n}`);
+    }
+    assert.ok(new Set(sizes.map((n) => sim.frontEnd.policy.holders(`/size/${n}`)[0])).size >= 3, "spread");
+    assert.equal(sim.frontEnd.counters.handBacks, 7, "7 hand-backs for 8 requests");
+    assert.ok(await sim.run(() => sim.frontEnd.handedOff === 0, 5_000));
+    assert.deepEqual(sim.frontEnd.handoffsPerConnection.slice(-1), [8]);
+    assert.equal(sim.frontEnd.policy.totalLoad(), 0);
+  }
+});
+
+test("multiple handoff: sequential keep-alive requests on one connection each go to their node", async () => {
+  const sim = new LardSim({ nodes: 4 });
+  const paths = ["/size/100", "/size/200", "/size/300", "/size/400"];
+  const warm = paths.map((p) => open(sim, get(p, true)));
+  assert.ok(await sim.run(() => warm.every((c) => c.closed()), 10_000));
+  const c = open(sim, get(paths[0]!));
+  let expect = simResponse(100, true);
+  assert.ok(await sim.run(() => c.bytes().length === expect.length, 10_000));
+  for (const [i, p] of paths.slice(1).entries()) {
+    const last = i === paths.length - 2;
+    c.sock.write(get(p, last));
+    expect = Buffer.concat([expect, simResponse(Number(p.slice(6)), !last)]);
+    assert.ok(await sim.run(() => c.bytes().length === expect.length, 10_000), p);
+  }
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.ok(c.bytes().equals(expect));
+  for (const n of sim.nodes) assert.equal(n.served.length, 2, `${n.id}: its document twice, nothing else`);
+  assert.equal(sim.frontEnd.counters.handBacks, 3);
+});
+
+test("a node killed mid-response: the client gets a prefix of the right bytes and a reset, never wrong bytes", async () => {
+  for (const seed of [1, 2]) {
+    const sim = new LardSim({ nodes: 2, seed });
+    sim.net.setImpairment({ delay: 1 });
+    const size = 2_000_000;
+    const c = open(sim, get(`/size/${size}`, true));
+    // Until some of the response is there, then the node dies; its link is seen down 5 ms later.
+    assert.ok(await sim.run(() => c.bytes().length > 100_000, 20_000));
+    const node = sim.nodes.find((n) => n.served.length > 0)!;
+    sim.kill(node.id, 5);
+    assert.ok(await sim.run(() => c.closed(), 30_000), "the client's connection ends");
+    const want = simResponse(size, false);
+    const got = c.bytes();
+    assert.ok(got.length < want.length);
+    assert.ok(got.equals(want.subarray(0, got.length)), "a prefix of the response");
+    assert.ok(c.error() !== undefined, "reset");
+    assert.equal(sim.frontEnd.counters.nodeLostResets, 1);
+    assert.equal(sim.frontEnd.handedOff, 0);
   }
 });
 

@@ -58,6 +58,7 @@ export class LardService {
   private closing = false;
   private readonly cpuAtStart = process.cpuUsage();
   private readonly latency: Histogram;
+  private readonly perConnection: Histogram;
   readonly done: Promise<Error | undefined>;
   private finish: (err: Error | undefined) => void = () => {};
 
@@ -71,7 +72,7 @@ export class LardService {
     private readonly out: { payloadBytes: number },
   ) {
     this.done = new Promise((resolve) => (this.finish = resolve));
-    this.latency = this.registerMetrics();
+    [this.latency, this.perConnection] = this.registerMetrics();
   }
 
   static async start(config: LardServiceConfig): Promise<LardService> {
@@ -132,6 +133,10 @@ export class LardService {
         stack.flush();
       },
       onEnd: (node, end) => fe.onEnd(node, end.handoffId),
+      onHandBack: (node, msg) => {
+        fe.onHandBack(node, msg);
+        stack.flush();
+      },
       onUp: (node) => {
         log("handoff link up", { node });
         fe.onLinkUp(node);
@@ -202,9 +207,12 @@ export class LardService {
     const l = this.frontEnd.latencies;
     for (const ms of l) this.latency.observe(ms / 1000);
     l.length = 0;
+    const h = this.frontEnd.handoffsPerConnection;
+    for (const n of h) this.perConnection.observe(n);
+    h.length = 0;
   }
 
-  private registerMetrics(): Histogram {
+  private registerMetrics(): [Histogram, Histogram] {
     const registry = this.registry;
     const fe = this.frontEnd;
     const c = fe.counters;
@@ -264,13 +272,33 @@ export class LardService {
         for (const r of LINK_DROP_REASONS) this.inc({ reason: r }, links.drops[r]);
       },
     });
+    mirrorCounter(
+      registry,
+      "sc_lard_handbacks_total",
+      "Connections a node gave back for their next request (each handed off again)",
+      () => c.handBacks,
+    );
+    mirrorCounter(
+      registry,
+      "sc_lard_node_lost_resets_total",
+      "Client connections reset because their node's handoff link went down",
+      () => c.nodeLostResets,
+    );
     collectDefaultMetrics({ register: registry });
-    return new Histogram({
-      name: "sc_lard_handoff_latency_seconds",
-      help: "HANDOFF sent -> HANDOFF-ACK received on the front-end",
-      buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.25],
-      registers: [registry],
-    });
+    return [
+      new Histogram({
+        name: "sc_lard_handoff_latency_seconds",
+        help: "HANDOFF sent -> HANDOFF-ACK received on the front-end",
+        buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.25],
+        registers: [registry],
+      }),
+      new Histogram({
+        name: "sc_lard_handoffs_per_connection",
+        help: "Handoffs each finished connection had (1: none re-handed; keep-alive adds one per request)",
+        buckets: [1, 2, 3, 4, 6, 8, 16, 32, 64, 128],
+        registers: [registry],
+      }),
+    ];
   }
 
   private async listenAdmin(addr: { host: string; port: number }): Promise<void> {

@@ -3,16 +3,14 @@
 // first) and N nodes (also answering for the VIP, reached only by the front-end's forwarding;
 // their packets go straight to the client). The front-end and the nodes' mode are the real
 // ones (LardFrontEnd, LardNode); HANDOFF / HANDOFF-ACK / END go through the real codec with a
-// delay of their own. Each node serves a tiny HTTP/1.1 server: /size/N answers N
-// deterministic bytes (keep-alive and pipelining as the client asks). Not product code.
+// delay of their own. Each node's mode answers /size/N with N deterministic bytes (keep-alive
+// and pipelining as the client asks). Not product code.
 import { VirtualNet } from "../../sc/tcp/sim.js";
 import { TimerHeap } from "../../sc/tcp/timer-heap.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
-import type { TcpSocket } from "../../sc/tcp/socket.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
 import { ScDecodeError } from "../../sc/clone/message.js";
-import { ParseError, RequestParser } from "../../server/http/parser.js";
-import type { Conn } from "../../server/conn.js";
+import type { PreparedResponse } from "../../server/http/response.js";
 import { LardNode } from "../../server/modes/lard.js";
 import { LardFrontEnd, type FrontEndOptions } from "./front-end.js";
 import { LardPolicy, type LardOptions } from "./policy.js";
@@ -34,10 +32,22 @@ export function simBody(n: number): Buffer {
   return b;
 }
 
+function simHead(n: number, keepAlive: boolean): Buffer {
+  return Buffer.from(
+    `HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n${keepAlive ? "" : "Connection: close\r\n"}\r\n`,
+    "latin1",
+  );
+}
+
 /** The whole response to GET /size/N (keep-alive or not). */
 export function simResponse(n: number, keepAlive: boolean): Buffer {
-  const head = `HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n${keepAlive ? "" : "Connection: close\r\n"}\r\n`;
-  return Buffer.concat([Buffer.from(head, "latin1"), simBody(n)]);
+  return Buffer.concat([simHead(n, keepAlive), simBody(n)]);
+}
+
+function simPrepared(n: number, keepAlive: boolean): PreparedResponse {
+  const head = simHead(n, keepAlive);
+  const body = simBody(n);
+  return { status: 200, head, body, stream: null, length: head.length + n, close: !keepAlive };
 }
 
 export interface LardSimOptions {
@@ -61,6 +71,8 @@ interface SimNode {
   served: string[];
   /** False: its link messages vanish (it never answers a HANDOFF). */
   answers: boolean;
+  /** False once killed: nothing from or to it any more. */
+  alive: boolean;
 }
 
 export class LardSim {
@@ -93,13 +105,50 @@ export class LardSim {
     const vip = ipv4FromString(SIM_VIP) as number;
     for (let i = 1; i <= n; i++) {
       const id = `node${i}`;
-      const stack = net.addStack([SIM_VIP], { config: { gsoMaxBytes: 0 } });
-      const mode = new LardNode(
-        { stack, vip, port: SIM_PORT, maxConnections: o.nodeMaxConnections ?? 1000 },
-        () => net.now,
+      const alive = { node: undefined as SimNode | undefined };
+      const stack = net.addStack([SIM_VIP], {
+        config: { gsoMaxBytes: 0 },
+        output: (p) => {
+          if (alive.node?.alive !== false) net.send(p);
+        },
+      });
+      const node: SimNode = {
+        id,
+        stack,
+        mode: undefined as unknown as LardNode,
+        served: [],
+        answers: true,
+        alive: true,
+      };
+      alive.node = node;
+      node.mode = new LardNode(
+        {
+          stack,
+          vip,
+          port: SIM_PORT,
+          maxConnections: o.nodeMaxConnections ?? 1000,
+          wallClock: () => net.now,
+        },
+        {
+          respond: (req, keepAlive) => {
+            node.served.push(req.path);
+            const m = /^\/size\/(\d+)$/.exec(req.path);
+            return simPrepared(m === null ? 0 : Number(m[1]), keepAlive);
+          },
+          error: (status) => {
+            const head = Buffer.from(
+              `HTTP/1.1 ${status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+            );
+            return { status, head, body: null, stream: null, length: head.length, close: true };
+          },
+          countResponse: () => undefined,
+        },
       );
-      const node: SimNode = { id, stack, mode, served: [], answers: true };
-      mode.listener.onConnection((c) => this.serve(node, c));
+      // Forwarded packets of a connection given back never reach the stack (no RST).
+      const receive = stack.receive.bind(stack);
+      stack.receive = (p: Uint8Array) => {
+        if (!node.mode.dropsPacket(p, net.now)) receive(p);
+      };
       this.nodes.push(node);
     }
     // The addStack calls above routed the VIP to the last node: every client packet goes to
@@ -114,11 +163,12 @@ export class LardSim {
       policy,
       {
         forward: (node, packet) => {
-          const to = this.node(node).stack;
+          const n = this.node(node);
           const copy = Uint8Array.from(packet);
           this.later(this.forwardDelay, () => {
-            to.receive(copy);
-            to.flush();
+            if (!n.alive) return;
+            n.stack.receive(copy);
+            n.stack.flush();
           });
         },
         sendHandoff: (node, msg) => {
@@ -131,6 +181,17 @@ export class LardSim {
       { vip: SIM_VIP, port: SIM_PORT, ...o.frontEnd },
     );
     net.accept = (to, packet) => to !== this.fe || !this.frontEnd.take(packet, net.now);
+  }
+
+  /** The node dies: its packets and messages vanish, and its link goes down after `linkDownMs`. */
+  kill(id: string, linkDownMs: number): void {
+    const n = this.node(id);
+    n.alive = false;
+    n.answers = false;
+    this.later(linkDownMs, () => {
+      this.frontEnd.onLinkDown(id);
+      this.fe.flush();
+    });
   }
 
   node(id: string): SimNode {
@@ -158,29 +219,21 @@ export class LardSim {
           });
         },
         end: (handoffId) => this.later(this.linkDelay, () => this.frontEnd.onEnd(id, handoffId)),
+        handBack: (back) => {
+          if (!node.answers) return false;
+          const b = encodeHandoffMessage(back);
+          this.later(this.linkDelay, () => {
+            const m2 = decodeHandoffMessage(b);
+            if (m2 instanceof ScDecodeError || m2.type !== HandoffType.HandBack)
+              throw new Error("bad HANDBACK");
+            this.frontEnd.onHandBack(id, m2);
+            this.fe.flush();
+          });
+          return true;
+        },
       });
       node.stack.flush();
     });
-  }
-
-  /** The node's tiny HTTP server on a handed-off connection. */
-  private serve(node: SimNode, c: Conn): void {
-    const sock = c as unknown as TcpSocket;
-    const parser = new RequestParser();
-    sock.on("error", () => undefined);
-    sock.on("data", (chunk: Buffer) => {
-      parser.feed(chunk);
-      for (;;) {
-        const req = parser.next();
-        if (req === null) return;
-        if (req instanceof ParseError) return sock.destroy();
-        node.served.push(req.path);
-        const m = /^\/size\/(\d+)$/.exec(req.path);
-        sock.write(simResponse(m === null ? 0 : Number(m[1]), req.keepAlive));
-        if (!req.keepAlive) return sock.end();
-      }
-    });
-    sock.on("end", () => sock.end());
   }
 
   private later(ms: number, f: () => void): void {

@@ -7,20 +7,29 @@
 // GUE, responses go straight to the client. When the connection is gone here, an END tells the
 // front-end (its load count and forwarding entry).
 import { Counter, Histogram } from "prom-client";
-import type { Conn, ConnListener } from "../conn.js";
+import type { Conn } from "../conn.js";
 import { registerMode, type Mode, type ModeContext } from "../modes.js";
 import { selfMember } from "../cluster.js";
 import { UserFacingError } from "../errors.js";
 import { mirrorCounter, mirrorGauge } from "../metrics.js";
-import { CloneStatus, CLONE_STATUS_NAMES } from "../../sc/clone/message.js";
+import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
 import { linkKey } from "../../sc/auth/link.js";
-import { decodeState, importState } from "../../sc/tcp/state.js";
+import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
+import { SEED_MAX } from "../../sc/tcp/stack.js";
+import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
+import { DEFAULT_LIMITS, ParseError, RequestParser, type HttpRequest } from "../http/parser.js";
+import { errorResponse, type PreparedResponse } from "../http/response.js";
+import { sendPrepared } from "../send.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import type { TcpSocket } from "../../sc/tcp/socket.js";
 import { isWireError } from "../../sc/wire/error.js";
-import { ipv4FromString, ipv4ToString } from "../../sc/wire/addr.js";
+import { ipv4FromString } from "../../sc/wire/addr.js";
 import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
-import type { HandoffMessage } from "../../dispatcher/lard/handoff-message.js";
+import {
+  HandoffType,
+  handoffMessageLength,
+  type HandoffMessage,
+} from "../../dispatcher/lard/handoff-message.js";
 import { HANDOFF_PORT, HandoffServer, type HandoffReplyLink } from "../../dispatcher/lard/handoff-link.js";
 
 /** A node stops taking a handoff this long before its start deadline (the front-end's view stays safe). */
@@ -71,71 +80,300 @@ export interface LardNodeCounters {
   accepted: number;
   refused: Record<string, number>;
   ended: number;
+  /** Connections given back to the front-end for their next request. */
+  handedBack: number;
+  /** A hand-back that could not be made (link down, state not exportable): connection reset. */
+  handBackFailures: number;
+  /** Forwarded packets for a connection given back (in flight then): dropped, never a RST. */
+  tombstoneDrops: number;
 }
 
+/** How the node answers a request (the node's responder and stats; tests give their own). */
+export interface LardServing {
+  respond(req: HttpRequest, keepAlive: boolean, nowMs: number): PreparedResponse | Promise<PreparedResponse>;
+  /** A bodiless error response that closes the connection. */
+  error(status: number): PreparedResponse;
+  countResponse(status: number, bytes: number): void;
+}
+
+export interface LardNodeOptions extends Omit<HandoffImportPolicy, "open"> {
+  /** Wall clock (ms) the HANDOFF's start deadline is compared with. */
+  wallClock?: () => number;
+  /** A HANDOFF's one-way latency from its CLOCK_MONOTONIC stamp (us), on one machine. */
+  onOneWay?: (us: number) => void;
+  monotonicUs?: () => number;
+  /** A connection waiting for its next request this long is closed (ms). */
+  idleMs?: number;
+  /** A given-back connection's forwarded packets are dropped this long (ms). */
+  tombstoneMs?: number;
+}
+
+/** Room for the data of a HANDBACK (everything after the fixed fields in SC_MAX_MESSAGE). */
+const HANDBACK_DATA_ROOM = SC_MAX_MESSAGE - handoffMessageLength(STATE_SIZE, SEED_MAX, 0);
+
 /**
- * The node's mode: every request is served here (the front-end already chose this node), and
- * the connections handed off arrive through `listener`, which the node's HTTP server serves.
+ * The node's mode. Every request of a handed-off connection that this node holds is served
+ * here; the connections arrive by HANDOFF, not through the HTTP listener (the front-end owns
+ * the VIP's handshakes). A connection serves exactly one request per handoff: once its
+ * response is acknowledged and the next request has begun, the node gives the connection back
+ * to the front-end (HANDBACK) with the bytes received from that request on, and the front-end
+ * hands it to the node that request's target maps to (which may be this one again).
  */
 export class LardNode implements Mode {
   readonly name = "lard";
-  readonly counters: LardNodeCounters = { received: 0, accepted: 0, refused: {}, ended: 0 };
-  /** Connections handed here that are still open. */
-  open = 0;
-  private handler: ((conn: Conn) => void) | null = null;
-  readonly listener: ConnListener;
+  readonly counters: LardNodeCounters = {
+    received: 0,
+    accepted: 0,
+    refused: {},
+    ended: 0,
+    handedBack: 0,
+    handBackFailures: 0,
+    tombstoneDrops: 0,
+  };
+  private readonly conns = new Set<HandedOff>();
+  /** Given-back connections (remote addr * 65536 + port) -> until when their packets are dropped. */
+  private readonly tombstones = new Map<number, number>();
+  private readonly peek = newTcpPeek();
+  private readonly wallClock: () => number;
+  readonly idleMs: number;
+  private readonly tombstoneMs: number;
 
   constructor(
-    private readonly policy: Omit<HandoffImportPolicy, "open">,
-    private readonly wallClock: () => number = Date.now,
-    private readonly onOneWay?: (us: number) => void,
-    private readonly monotonicUs?: () => number,
+    readonly policy: LardNodeOptions,
+    readonly serving: LardServing,
   ) {
-    this.listener = {
-      address: { host: ipv4ToString(policy.vip), port: policy.port },
-      onConnection: (h) => {
-        this.handler = h;
-      },
-      close: () => Promise.resolve(),
-    };
+    this.wallClock = policy.wallClock ?? Date.now;
+    this.idleMs = policy.idleMs ?? 60_000;
+    this.tombstoneMs = policy.tombstoneMs ?? 10_000;
+  }
+
+  /** Handed-off connections open here now. */
+  get open(): number {
+    return this.conns.size;
   }
 
   decide(): "serve" {
     return "serve";
   }
 
+  /**
+   * A client packet (forwarded by the front-end). False: the node's stack should take it. True:
+   * it belongs to a connection given back, still in flight; it is dropped, since the stack
+   * would answer it with a RST and kill a connection that lives on.
+   */
+  dropsPacket(packet: Uint8Array, now: number): boolean {
+    if (this.tombstones.size === 0) return false;
+    const p = peekTcp(packet, this.peek);
+    if (p === undefined) return false;
+    const key = p.src * 65536 + p.srcPort;
+    const until = this.tombstones.get(key);
+    if (until === undefined) return false;
+    if (now > until || this.policy.stack.lookup(p.dst, p.dstPort, p.src, p.srcPort) !== undefined) {
+      this.tombstones.delete(key);
+      return false;
+    }
+    this.counters.tombstoneDrops++;
+    return true;
+  }
+
   /** A HANDOFF from the front-end (its link authenticated it). */
   onHandoff(msg: HandoffMessage, link: HandoffReplyLink): void {
     this.counters.received++;
-    const handler = this.handler;
-    if (handler === null) return this.refuse(msg, link, CloneStatus.NoListener);
     const made = importHandoff(msg, { ...this.policy, open: this.open }, this.wallClock());
-    if ("refused" in made) return this.refuse(msg, link, made.refused);
-    const { sock } = made;
+    if ("refused" in made) {
+      const name = CLONE_STATUS_NAMES[made.refused] ?? String(made.refused);
+      this.counters.refused[name] = (this.counters.refused[name] ?? 0) + 1;
+      link.ack(msg.handoffId, made.refused);
+      return;
+    }
     this.counters.accepted++;
-    this.open++;
-    sock.once("close", () => {
-      this.open--;
-      this.counters.ended++;
-      link.end(msg.handoffId);
-    });
+    const t = decodeState(msg.state);
+    if (!isWireError(t)) this.tombstones.delete(t.tuple.remoteAddr * 65536 + t.tuple.remotePort);
     // The ACK first: the front-end forwards the client's packets from then on.
     link.ack(msg.handoffId, CloneStatus.Accepted);
-    if (this.onOneWay !== undefined && this.monotonicUs !== undefined && msg.sentAtUs > 0)
-      this.onOneWay(this.monotonicUs() - msg.sentAtUs);
-    handler(sock as unknown as Conn);
+    const { onOneWay, monotonicUs } = this.policy;
+    if (onOneWay !== undefined && monotonicUs !== undefined && msg.sentAtUs > 0)
+      onOneWay(monotonicUs() - msg.sentAtUs);
+    const c = new HandedOff(this, made.sock, msg.handoffId, link);
+    this.conns.add(c);
   }
 
-  private refuse(msg: HandoffMessage, link: HandoffReplyLink, status: CloneStatus): void {
-    const name = CLONE_STATUS_NAMES[status] ?? String(status);
-    this.counters.refused[name] = (this.counters.refused[name] ?? 0) + 1;
-    link.ack(msg.handoffId, status);
+  /** @internal HandedOff's end: it left this node (closed, or given back). */
+  gone(c: HandedOff, givenBack: { key: number } | null, now: number): void {
+    this.conns.delete(c);
+    if (givenBack === null) {
+      this.counters.ended++;
+      return;
+    }
+    this.counters.handedBack++;
+    if (this.tombstones.size >= 65_536) this.tombstones.clear(); // bounded; a stale one costs a RST at most
+    this.tombstones.set(givenBack.key, now + this.tombstoneMs);
+  }
+
+  /** Deadlines: connections idle too long are closed; expired tombstones go. */
+  poll(now: number): void {
+    for (const c of this.conns) c.checkIdle(now);
+    for (const [k, until] of this.tombstones) if (now > until) this.tombstones.delete(k);
   }
 
   stats(): Record<string, unknown> {
-    return { ...this.counters, open: this.open };
+    return { ...this.counters, open: this.open, tombstones: this.tombstones.size };
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.sock.destroy();
   }
 }
+
+/** One handed-off connection on this node: it serves one request, then gives the connection back. */
+class HandedOff {
+  /** Bytes received from the current request's first byte on (not yet consumed). */
+  private pending: Buffer = Buffer.alloc(0);
+  private phase: "request" | "responding" | "next" | "leaving" | "closed" = "request";
+  /** The client sent its FIN: no further request will come. */
+  private clientEnded = false;
+  private idleSince: number;
+
+  constructor(
+    private readonly node: LardNode,
+    readonly sock: TcpSocket,
+    private readonly handoffId: number,
+    private readonly link: HandoffReplyLink,
+  ) {
+    this.idleSince = node.policy.stack.now();
+    sock.on("error", () => undefined);
+    sock.on("data", (chunk: Buffer) => {
+      this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+      this.pump();
+    });
+    sock.on("end", () => {
+      this.clientEnded = true;
+      // The client is done sending: no next request will come; close once our response is out.
+      if (this.phase === "next" || (this.phase === "request" && this.pending.length === 0)) sock.end();
+    });
+    sock.once("close", () => {
+      if (this.phase === "leaving") return;
+      this.phase = "closed";
+      this.node.gone(this, null, this.node.policy.stack.now());
+      this.link.end(this.handoffId);
+    });
+  }
+
+  checkIdle(now: number): void {
+    if ((this.phase === "request" || this.phase === "next") && now - this.idleSince > this.node.idleMs)
+      this.sock.destroy();
+  }
+
+  private pump(): void {
+    if (this.phase === "request") return this.serveFirst();
+    if (this.phase === "next" && this.pending.length > 0) this.handBackWhenAcked();
+  }
+
+  /** The request the front-end handed this connection for. */
+  private serveFirst(): void {
+    const parser = new RequestParser(DEFAULT_LIMITS);
+    parser.feed(this.pending);
+    const req = parser.next();
+    if (req === null) return; // the rest of it comes from the client
+    const serving = this.node.serving;
+    if (req instanceof ParseError) return this.answer(serving.error(req.status), false);
+    // A request with a body is served here and the connection closes after it: its exact end in
+    // the byte stream (chunked framing) is not worth tracking for a hand-back.
+    const hasBody = req.bodyBytes > 0 || req.headers.some((v, i) => i % 2 === 0 && v === "transfer-encoding");
+    const consumed = req.raw.length + req.bodyBytes;
+    this.pending = this.pending.subarray(Math.min(consumed, this.pending.length));
+    const keepAlive = req.keepAlive && !hasBody;
+    this.phase = "responding";
+    let resp: PreparedResponse | Promise<PreparedResponse>;
+    try {
+      resp = serving.respond(req, keepAlive, Date.now());
+    } catch {
+      return this.answer(serving.error(500), false);
+    }
+    if (resp instanceof Promise)
+      resp.then(
+        (r) => this.answer(r, keepAlive),
+        () => this.answer(serving.error(500), false),
+      );
+    else this.answer(resp, keepAlive);
+  }
+
+  private answer(resp: PreparedResponse, keepAlive: boolean): void {
+    if (this.sock.destroyed) return;
+    this.phase = "responding";
+    this.node.serving.countResponse(resp.status, resp.length);
+    const done = () => {
+      if (this.sock.destroyed) return;
+      if (!keepAlive || resp.close) {
+        this.sock.end();
+        return;
+      }
+      this.phase = "next";
+      this.idleSince = this.node.policy.stack.now();
+      if (this.pending.length > 0) this.handBackWhenAcked();
+      else if (this.clientEnded) this.sock.end();
+    };
+    if (resp.stream === null) {
+      this.sock.write(resp.head);
+      if (resp.body !== null) this.sock.write(resp.body);
+      done();
+    } else void sendPrepared(this.sock as unknown as Conn, resp).then(done);
+  }
+
+  /**
+   * The next request has begun. Once the client acknowledged everything sent (the front-end
+   * imports a quiescent connection) and the socket handed out all it received, the connection
+   * goes back to the front-end with those bytes; this node forgets it without a packet.
+   */
+  private handBackWhenAcked(): void {
+    if (this.phase !== "next") return;
+    this.phase = "leaving";
+    // A zero-length write completes once the client acknowledged everything before it.
+    this.sock.write(EMPTY, () => queueMicrotask(() => this.handBack()));
+  }
+
+  private handBack(): void {
+    const sock = this.sock;
+    if (sock.destroyed) return;
+    if (sock.readableLength > 0) {
+      // Bytes received but not handed out yet: take them first (they come as 'data').
+      setImmediate(() => this.handBack());
+      return;
+    }
+    let ok = false;
+    const state = exportState(sock);
+    if (
+      state.seed !== undefined &&
+      state.sndNxt === state.sndUna &&
+      this.pending.length <= HANDBACK_DATA_ROOM
+    ) {
+      ok = this.link.handBack({
+        type: HandoffType.HandBack,
+        handoffId: this.handoffId,
+        startDeadline: 0,
+        sentAtUs: 0,
+        state: encodeState(state),
+        seed: state.seed,
+        data: this.pending,
+      });
+    }
+    if (!ok) {
+      // The front-end cannot take it: close cleanly (the front-end's END resets its view).
+      this.node.counters.handBackFailures++;
+      this.phase = "closed";
+      sock.destroy();
+      return;
+    }
+    this.node.gone(
+      this,
+      { key: state.tuple.remoteAddr * 65536 + state.tuple.remotePort },
+      this.node.policy.stack.now(),
+    );
+    sock.dropSilently();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
 
 function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
@@ -165,11 +403,28 @@ registerMode({
       registers: [ctx.registry],
     });
     const mode = new LardNode(
-      { stack: userStack.stack, vip, port: ctx.httpPort, maxConnections: 100_000 },
-      Date.now,
-      (us) => oneWay.observe(us / 1e6),
-      monotonicUs,
+      {
+        stack: userStack.stack,
+        vip,
+        port: ctx.httpPort,
+        maxConnections: 100_000,
+        onOneWay: (us) => oneWay.observe(us / 1e6),
+        monotonicUs,
+        idleMs: 60_000,
+      },
+      {
+        respond: (req, keepAlive, now) => ctx.responder.respond(req, keepAlive, now),
+        error: (status) => errorResponse(status, false, ctx.dates.dateLine(Date.now())),
+        countResponse: (status, bytes) => ctx.stats.countResponse(status, bytes),
+      },
     );
+    // Forwarded packets of connections given back (still in flight) never reach the stack.
+    const stack = userStack.stack;
+    userStack.setPacketHandler((packet) => {
+      if (!mode.dropsPacket(packet, stack.now())) stack.receive(packet);
+    });
+    const sweep = setInterval(() => mode.poll(stack.now()), 1000);
+    sweep.unref();
     // The front-end connects from an address the node takes GUE from (the dispatcher's).
     const allow = gue.allow;
     const server = new HandoffServer({
@@ -228,7 +483,12 @@ registerMode({
     const stats = mode.stats.bind(mode);
     return Object.assign(mode, {
       stats: () => ({ ...stats(), links: server.linksUp, linkDrops: server.drops }),
-      close: () => server.close(),
+      close: async () => {
+        clearInterval(sweep);
+        userStack.setPacketHandler(null);
+        await mode.close();
+        await server.close();
+      },
     });
   },
 });
