@@ -312,7 +312,10 @@ async function runLard(o: {
     vip: o.vip,
     port: o.port,
     tun: o.tun,
-    nodes: o.nodes.map((n) => ({ id: n.id, addr: ipv4ToString(n.addr), guePort: n.port })),
+    // A weight-0 node takes no new connections in L4; here, no handoffs (not even a link).
+    nodes: o.nodes
+      .filter((n) => n.weight > 0)
+      .map((n) => ({ id: n.id, addr: ipv4ToString(n.addr), guePort: n.port })),
     source,
     trust: o.trust,
     policy: { tLow: o.tLow, tHigh: o.tHigh },
