@@ -103,6 +103,9 @@ interface History {
   handoffs: number;
 }
 
+/** Event-loop turns a handoff waits for its socket to hand out what it received. */
+const MAX_DRAIN_WAITS = 16;
+
 /** Room for the client's last pure ACK (IPv4 + TCP headers with options). */
 const LAST_PACKET_ROOM = 120;
 
@@ -389,11 +392,14 @@ export class LardFrontEnd {
     this.waiting.set(s, this.stack.now() + this.opts.requestTimeoutMs);
     s.on("error", () => undefined);
     s.on("close", () => this.waiting.delete(s));
+    let waits = 0;
     const decide = (req: HttpRequest | ParseError): void => {
       if (s.destroyed) return;
       if (s.readableLength > 0) {
-        // More arrived than was handed out: take it first (it comes as 'data' events).
-        queueMicrotask(() => decide(req));
+        // More arrived than was handed out: take it first (it comes as 'data' events), for a
+        // bounded number of turns.
+        if (++waits > MAX_DRAIN_WAITS) return this.refuse(s, "not-exportable", 503);
+        setImmediate(() => decide(req));
         return;
       }
       s.removeListener("data", onData);

@@ -232,6 +232,7 @@ class HandedOff {
   private phase: "request" | "responding" | "next" | "leaving" | "closed" = "request";
   /** The client sent its FIN: no further request will come. */
   private clientEnded = false;
+  private drainWaits = 0;
   private idleSince: number;
 
   constructor(
@@ -335,8 +336,9 @@ class HandedOff {
   private handBack(): void {
     const sock = this.sock;
     if (sock.destroyed) return;
-    if (sock.readableLength > 0) {
-      // Bytes received but not handed out yet: take them first (they come as 'data').
+    if (sock.readableLength > 0 && ++this.drainWaits <= MAX_DRAIN_WAITS) {
+      // Bytes received but not handed out yet: take them first (they come as 'data'), for a
+      // bounded number of turns (then the export check below fails and the connection closes).
       setImmediate(() => this.handBack());
       return;
     }
@@ -374,6 +376,8 @@ class HandedOff {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Event-loop turns a hand-back waits for the socket to hand out what it received. */
+const MAX_DRAIN_WAITS = 16;
 
 function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
