@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { withCluster, type Cluster } from "../../cluster/index.js";
-import { buildSite, documentSha256 } from "../../loadgen/index.js";
+import { buildSite, documentBytes, documentSha256 } from "../../loadgen/index.js";
 import { testPrefix } from "../../testbed/index.js";
 
 const CLI = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));
@@ -144,6 +144,63 @@ test("lard: curl and keep-alive/pipelined loadgen through the front-end at 1% lo
         assert.ok(responseBytes > 400 * 1024, `nodes sent ${responseBytes} response bytes`);
         const fm = (await c.get(`${fe}/metrics`)).body;
         assert.ok(metric(fm, "sc_lard_handoff_latency_seconds_count") >= stats.counters.handoffsAccepted);
+      },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("lard: the node serving a response is killed: curl gets a clean reset and a prefix of the document, never wrong bytes", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "lard-kill-"));
+  const size = 20_000_000;
+  try {
+    const trace = join(dir, "trace.log");
+    await writeFile(trace, `c - - [01/Jan/2001:00:00:00 +0000] "GET /big.bin HTTP/1.0" 200 ${size}\n`);
+    const root = join(dir, "root");
+    const manifest = join(dir, "manifest.jsonl");
+    await buildSite({ trace, out: root, manifest });
+    const want = documentBytes("/big.bin", size);
+    await withCluster(
+      { prefix: testPrefix("lrk"), nodes: 4, mode: "lard", site: root, rate: "100mbit" },
+      async (c) => {
+        const out = join(c.logDir, "big.out");
+        const curl = c.testbed.spawn(
+          "client",
+          "curl",
+          ["-s", "-m", "60", "-o", out, "-w", "%{http_code} %{size_download}", `${c.vipUrl}big.bin`],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        const exited = new Promise<number | null>((r) => curl.once("exit", (code) => r(code)));
+        let done = false;
+        void exited.then(() => (done = true));
+        // Find the node the connection was handed to while it sends, then kill it.
+        let killed: string | undefined;
+        while (!done && killed === undefined) {
+          for (const n of c.nodes) {
+            const s = JSON.parse((await c.get(`${c.process(n).admin}/stats`)).body) as {
+              lard?: { open: number };
+            };
+            if ((s.lard?.open ?? 0) > 0) {
+              await new Promise((r) => setTimeout(r, 300)); // some MB are on their way
+              process.kill(c.process(n).pid, "SIGKILL");
+              killed = n;
+              break;
+            }
+          }
+          if (killed === undefined) await new Promise((r) => setTimeout(r, 50));
+        }
+        const code = await exited;
+        assert.ok(killed !== undefined, "the serving node was found and killed mid-response");
+        const got = await readFile(out).catch(() => Buffer.alloc(0));
+        // curl 56: the connection was reset (what the front-end does once the node's link is gone).
+        assert.equal(code, 56, `curl ended with ${code} after ${got.length} bytes`);
+        assert.ok(got.length < size, "cut short");
+        assert.ok(got.equals(want.subarray(0, got.length)), "every byte that arrived is the document's");
+        const fe = JSON.parse((await c.get(`${c.process("dispatcher").admin}/stats`)).body) as {
+          counters: { nodeLostResets: number };
+        };
+        assert.equal(fe.counters.nodeLostResets, 1);
       },
     );
   } finally {
