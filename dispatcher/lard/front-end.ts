@@ -132,6 +132,8 @@ interface Forwarding extends History {
    */
   last: Uint8Array;
   lastLength: number;
+  /** The connection as it was handed off: for a RST when the client sent nothing since. */
+  state: TcpExportedState;
 }
 
 type Entry = Pending | Forwarding;
@@ -263,6 +265,7 @@ export class LardFrontEnd {
       lastPacketAt: e.lastPacketAt,
       last: new Uint8Array(LAST_PACKET_ROOM),
       lastLength: 0,
+      state: e.state,
     };
     this.entries.set(key, f);
     for (const pkt of held) {
@@ -300,6 +303,7 @@ export class LardFrontEnd {
         this.counters.nodeLostResets++;
         this.forget(key, e);
         if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
+        else this.resetFrom(e.state);
       }
     }
     this.policy.removeNode(node);
@@ -500,6 +504,21 @@ export class LardFrontEnd {
     else s.destroy();
     for (const p of e.held) this.stack.receive(p);
     this.stack.flush();
+  }
+
+  /**
+   * Resets a connection from its state at handoff (the client sent nothing since): its RST's
+   * sequence number is where the node started, which the client accepts, or answers with a
+   * challenge ACK that this stack then resets exactly (it has no such connection).
+   */
+  private resetFrom(state: TcpExportedState): void {
+    try {
+      importState(this.stack, state)
+        .on("error", () => undefined)
+        .destroy();
+    } catch {
+      // the 4-tuple is taken again (a new connection): nothing to reset
+    }
   }
 
   private forget(key: number, e: Entry): void {

@@ -143,6 +143,18 @@ test("a node killed mid-response: the client gets a prefix of the right bytes an
   }
 });
 
+test("a node killed before its first response byte: the client, which sent nothing since, is reset", async () => {
+  const sim = new LardSim({ nodes: 2 });
+  const c = open(sim, get("/hang"));
+  assert.ok(await sim.run(() => sim.nodes.some((n) => n.served.includes("/hang")), 10_000));
+  const node = sim.nodes.find((n) => n.served.includes("/hang"))!;
+  sim.kill(node.id, 5);
+  assert.ok(await sim.run(() => c.closed(), 30_000), "the client's connection ends (no hang)");
+  assert.equal(c.bytes().length, 0);
+  assert.ok(c.error() !== undefined, "reset");
+  assert.equal(sim.frontEnd.counters.nodeLostResets, 1);
+});
+
 test("many connections at 1% loss: every response byte-exact, loads back to zero", async () => {
   const sim = new LardSim({ nodes: 4, seed: 7 });
   sim.net.setImpairment({ loss: 0.01, delay: 0.3, jitter: 0.3, reorder: 0.01 });

@@ -132,6 +132,8 @@ export class LardSim {
         {
           respond: (req, keepAlive) => {
             node.served.push(req.path);
+            // A response that never comes (a node stuck before its first byte).
+            if (req.path === "/hang") return new Promise<PreparedResponse>(() => undefined);
             const m = /^\/size\/(\d+)$/.exec(req.path);
             return simPrepared(m === null ? 0 : Number(m[1]), keepAlive);
           },

@@ -164,6 +164,14 @@ test("lard: the node serving a response is killed: curl gets a clean reset and a
     await withCluster(
       { prefix: testPrefix("lrk"), nodes: 4, mode: "lard", site: root, rate: "100mbit" },
       async (c) => {
+        // Once whole, so the document is in its node's cache and the next transfer runs at link speed.
+        const warm = await c.testbed.exec(
+          "client",
+          "curl",
+          ["-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}", `${c.vipUrl}big.bin`],
+          { timeoutMs: 70_000, check: false },
+        );
+        assert.equal(warm.stdout, "200");
         const out = join(c.logDir, "big.out");
         const curl = c.testbed.spawn(
           "client",
