@@ -227,8 +227,11 @@ export class LardNode implements Mode {
 
 /** One handed-off connection on this node: it serves one request, then gives the connection back. */
 class HandedOff {
-  /** Bytes received from the current request's first byte on (not yet consumed). */
-  private pending: Buffer = Buffer.alloc(0);
+  /** Bytes received from the current request's first byte on (not yet consumed), in chunks. */
+  private chunks: Buffer[] = [];
+  private size = 0;
+  /** The first request's parser, fed as bytes arrive (linear in the input). */
+  private readonly parser = new RequestParser(DEFAULT_LIMITS);
   private phase: "request" | "responding" | "next" | "leaving" | "closed" = "request";
   /** The client sent its FIN: no further request will come. */
   private clientEnded = false;
@@ -244,13 +247,18 @@ class HandedOff {
     this.idleSince = node.policy.stack.now();
     sock.on("error", () => undefined);
     sock.on("data", (chunk: Buffer) => {
-      this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      // Bounded: beyond what a HANDBACK carries, stop reading (TCP holds the client back); the
+      // hand-back then fails and the connection closes.
+      if (this.size > HANDBACK_DATA_ROOM) sock.pause();
+      if (this.phase === "request") this.parser.feed(chunk);
       this.pump();
     });
     sock.on("end", () => {
       this.clientEnded = true;
       // The client is done sending: no next request will come; close once our response is out.
-      if (this.phase === "next" || (this.phase === "request" && this.pending.length === 0)) sock.end();
+      if (this.phase === "next" || (this.phase === "request" && this.size === 0)) sock.end();
     });
     sock.once("close", () => {
       if (this.phase === "leaving") return;
@@ -267,14 +275,12 @@ class HandedOff {
 
   private pump(): void {
     if (this.phase === "request") return this.serveFirst();
-    if (this.phase === "next" && this.pending.length > 0) this.handBackWhenAcked();
+    if (this.phase === "next" && this.size > 0) this.handBackWhenAcked();
   }
 
   /** The request the front-end handed this connection for. */
   private serveFirst(): void {
-    const parser = new RequestParser(DEFAULT_LIMITS);
-    parser.feed(this.pending);
-    const req = parser.next();
+    const req = this.parser.next();
     if (req === null) return; // the rest of it comes from the client
     const serving = this.node.serving;
     if (req instanceof ParseError) return this.answer(serving.error(req.status), false);
@@ -282,7 +288,9 @@ class HandedOff {
     // the byte stream (chunked framing) is not worth tracking for a hand-back.
     const hasBody = req.bodyBytes > 0 || req.headers.some((v, i) => i % 2 === 0 && v === "transfer-encoding");
     const consumed = req.raw.length + req.bodyBytes;
-    this.pending = this.pending.subarray(Math.min(consumed, this.pending.length));
+    const rest = Buffer.concat(this.chunks, this.size).subarray(Math.min(consumed, this.size));
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.size = rest.length;
     const keepAlive = req.keepAlive && !hasBody;
     this.phase = "responding";
     let resp: PreparedResponse | Promise<PreparedResponse>;
@@ -311,7 +319,7 @@ class HandedOff {
       }
       this.phase = "next";
       this.idleSince = this.node.policy.stack.now();
-      if (this.pending.length > 0) this.handBackWhenAcked();
+      if (this.size > 0) this.handBackWhenAcked();
       else if (this.clientEnded) this.sock.end();
     };
     if (resp.stream === null) {
@@ -344,11 +352,7 @@ class HandedOff {
     }
     let ok = false;
     const state = exportState(sock);
-    if (
-      state.seed !== undefined &&
-      state.sndNxt === state.sndUna &&
-      this.pending.length <= HANDBACK_DATA_ROOM
-    ) {
+    if (state.seed !== undefined && state.sndNxt === state.sndUna && this.size <= HANDBACK_DATA_ROOM) {
       ok = this.link.handBack({
         type: HandoffType.HandBack,
         handoffId: this.handoffId,
@@ -356,7 +360,7 @@ class HandedOff {
         sentAtUs: 0,
         state: encodeState(state),
         seed: state.seed,
-        data: this.pending,
+        data: Buffer.concat(this.chunks, this.size),
       });
     }
     if (!ok) {
