@@ -315,6 +315,15 @@ export class LardService {
           eligible: this.links.nodesUp().length,
         };
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(health) + "\n");
+      } else if (url === "/nodes") {
+        // The L4 dispatcher's shape (`status` reads it): a node is eligible while its link is up.
+        const nodes = this.config.nodes.map((n) => ({
+          id: n.id,
+          addr: n.addr,
+          eligible: this.links.isUp(n.id),
+          load: this.frontEnd.policy.load(n.id),
+        }));
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(nodes) + "\n");
       } else if (url === "/stats") {
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.stats()) + "\n");
       } else if (url === "/metrics") {
