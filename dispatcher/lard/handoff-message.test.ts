@@ -61,7 +61,7 @@ test("decoding is strict: every malformed field is an error value, never a throw
   };
   assert.equal(bad((b) => (b[0] = 0))?.kind, "bad-magic");
   assert.equal(bad((b) => (b[2] = 2))?.kind, "bad-version");
-  assert.equal(bad((b) => (b[3] = 12))?.kind, "bad-type");
+  assert.equal(bad((b) => (b[3] = 13))?.kind, "bad-type");
   assert.equal(bad((b) => (b[3] = ScType.Clone))?.kind, "bad-type");
   assert.equal(bad((b) => (b[13] = 95))?.kind, "bad-length"); // state length off by one
   assert.equal(bad((b) => (b[39] = 1))?.kind, "bad-field"); // reserved
