@@ -80,7 +80,7 @@ const MICRO: CommandSpec = {
     mechanisms: {
       type: "string",
       value: "LIST",
-      help: "Mechanisms besides plain (always run): sc, cf, nginx, haproxy, sc-local (see below)",
+      help: "Mechanisms besides plain (always run): sc, cf, lard, nginx, haproxy, sc-local (see below)",
       default: "sc,cf,nginx,haproxy",
     },
     rate: {
@@ -121,7 +121,8 @@ const MICRO: CommandSpec = {
   epilog:
     "Every contender is a 2-node cluster on the testbed (docs/cluster.md), all up at once so runs interleave.\n" +
     "plain: every connection to node1, mode local. sc, cf: every connection to node1, every URL homed at\n" +
-    "node2 (checked per run on the nodes' metrics). nginx, haproxy: in the dispatcher's host on\n" +
+    "node2 (checked per run on the nodes' metrics). lard: the LARD front-end in the dispatcher's place hands\n" +
+    "every request to node1 (TCP handoff; not in the default list). nginx, haproxy: in the dispatcher's host on\n" +
     "198.18.0.1:80 in front of node2 (which holds every document). sc-local: the sc cluster serving every document\n" +
     "where it arrives (cloned vs local cost side by side, for --clone-local-max-bytes; not in the default list).\n" +
     "Every response is verified (status, length, SHA-256).\n" +
@@ -152,7 +153,7 @@ const TRACE: CommandSpec = {
     modes: {
       type: "string",
       value: "LIST",
-      help: "Modes and peers (rr, cf-lru, cf-lfu, sc, nginx, haproxy)",
+      help: "Modes and peers (rr, cf-lru, cf-lfu, sc, lard, nginx, haproxy)",
       default: "rr,cf-lru,cf-lfu,sc,nginx,haproxy",
     },
     rate: {
@@ -214,7 +215,8 @@ const TRACE: CommandSpec = {
   epilog:
     "Each mode and node count gets a fresh cluster (testbed, origin, dispatcher with round robin, N nodes) and\n" +
     "the same warm-up, then its runs back to back, each replaying another part of the trace; the order of\n" +
-    "the modes rotates with the node count. rr = mode local; cf-lru, cf-lfu, sc = those modes; nginx, haproxy =\n" +
+    "the modes rotates with the node count. rr = mode local; cf-lru, cf-lfu, sc = those modes; lard = the LARD\n" +
+    "front-end (dispatcher --mode lard) handing every request to --mode lard nodes; nginx, haproxy =\n" +
     "mode local behind the proxy in the dispatcher's host (198.18.0.1:80). Node and origin links queue 64\n" +
     "frames; the nodes' and dispatcher's timeouts are raised to --timeout (transfers are ~10x slower than on\n" +
     "Fast Ethernet). Every response is verified against the site's manifest. Needs root.",

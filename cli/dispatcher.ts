@@ -33,6 +33,26 @@ const spec: CommandSpec = {
       value: "SPEC",
       help: "A node: ID=ADDR[:PORT][,weight=W][,admin=URL]; PORT is its GUE port, admin its control API (health checks GET URL/healthz)",
     },
+    mode: {
+      type: "string",
+      help:
+        "l4: layer-4 forwarding of whole connections (default); lard: LARD front-end, which accepts each " +
+        "connection itself, reads the first request and hands the connection off to a --mode lard node (docs/lard.md)",
+      default: "l4",
+      value: "MODE",
+    },
+    "lard-t-low": {
+      type: "string",
+      help: "--mode lard: a node with fewer connections than this is underloaded (LARD's T_low)",
+      default: "25",
+      value: "N",
+    },
+    "lard-t-high": {
+      type: "string",
+      help: "--mode lard: a node above this many connections is loaded, at twice it overloaded (T_high)",
+      default: "65",
+      value: "N",
+    },
     scheduler: { type: "string", help: "rr, wrr, lc, wlc, sh or mh", default: "wlc", value: "NAME" },
     admin: {
       type: "string",
@@ -183,6 +203,24 @@ export const command: Command = {
     const admin = await adminEndpointFrom(values, hostPort(str(values, "admin"), "--admin"));
     const trust = await trustFrom(values, process.env, undefined);
     const sourceText = optStr(values, "source");
+    const mode = str(values, "mode");
+    if (mode !== "l4" && mode !== "lard") throw new UsageError(`--mode must be l4 or lard, got '${mode}'`);
+    if (mode === "lard") {
+      const tLow = int(values, "lard-t-low", 0, 1_000_000);
+      const tHigh = int(values, "lard-t-high", 1, 1_000_000);
+      if (tHigh <= tLow) throw new UsageError("--lard-t-high must be above --lard-t-low");
+      return runLard({
+        vip: str(values, "vip"),
+        port: int(values, "port", 1, 65535),
+        tun: str(values, "tun"),
+        nodes,
+        source: sourceText,
+        trust,
+        tLow,
+        tHigh,
+        admin: { host: admin.host, port: admin.port },
+      });
+    }
     const maxConns = int(values, "max-conns", 1, 1 << 26);
     const halfOpenText = optStr(values, "max-half-open");
     const seconds = (name: string) => int(values, name, 1, 365 * 86400) * 1000;
@@ -286,5 +324,68 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** --mode lard: the LARD front-end (dispatcher/lard/service.ts) instead of the L4 forwarder. */
+async function runLard(o: {
+  vip: string;
+  port: number;
+  tun: string;
+  nodes: import("../dispatcher/nodes.js").NodeSpec[];
+  source: string | undefined;
+  trust: import("../sc/auth/secret.js").ClusterTrust | null;
+  tLow: number;
+  tHigh: number;
+  admin: { host: string; port: number };
+}): Promise<number> {
+  const { LardService } = await import("../dispatcher/lard/service.js");
+  const { ipv4ToString } = await import("../sc/wire/index.js");
+  const { localAddressFacing } = await import("../dispatcher/service.js");
+  if (o.trust === null)
+    throw new UsageError(
+      "--mode lard needs the cluster secret (--secret-file FILE, the nodes' file) or --insecure-dev",
+    );
+  const first = o.nodes[0];
+  if (first === undefined) throw new UsageError("--mode lard needs at least one --node");
+  const facing = localAddressFacing(first.addr);
+  const source = o.source ?? (facing === undefined ? undefined : ipv4ToString(facing));
+  if (source === undefined) throw new UsageError("no local address on the nodes' subnet: give --source ADDR");
+  const svc = await LardService.start({
+    vip: o.vip,
+    port: o.port,
+    tun: o.tun,
+    // A weight-0 node takes no new connections in L4; here, no handoffs (not even a link).
+    nodes: o.nodes
+      .filter((n) => n.weight > 0)
+      .map((n) => ({ id: n.id, addr: ipv4ToString(n.addr), guePort: n.port })),
+    source,
+    trust: o.trust,
+    policy: { tLow: o.tLow, tHigh: o.tHigh },
+    admin: o.admin,
+    log,
+  });
+  process.stdout.write(
+    JSON.stringify({
+      ready: true,
+      pid: process.pid,
+      mode: "lard",
+      vip: o.vip,
+      port: o.port,
+      admin: svc.adminUrl,
+    }) + "\n",
+  );
+  log("LARD front-end ready", { admin: svc.adminUrl, nodes: o.nodes.length });
+  const stop = () => void svc.stop();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  const err = await svc.done;
+  process.off("SIGTERM", stop);
+  process.off("SIGINT", stop);
+  process.stdout.write(JSON.stringify({ stopped: true, stats: svc.stats() }) + "\n");
+  if (err) {
+    log("LARD front-end stopped on error", { error: err.message });
+    return 1;
+  }
+  return 0;
+}
 
 export default command;

@@ -298,6 +298,8 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     role: "dispatcher",
     args: argsFor("dispatcher", "dispatcher", [
       "dispatcher",
+      // LARD's front-end takes the dispatcher's place (the nodes run --mode lard).
+      ...(mode === "lard" ? ["--mode", "lard"] : []),
       "--vip",
       VIP,
       "--port",

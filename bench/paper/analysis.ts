@@ -11,7 +11,7 @@ import { metricSum, type Sample } from "./metrics.js";
 import { spread } from "./stats.js";
 import type { CloneLatencyPhase, LatencySummary } from "./clone-latency.js";
 
-export const MECHANISMS = ["plain", "sc", "sc-local", "cf", "nginx", "haproxy"] as const;
+export const MECHANISMS = ["plain", "sc", "sc-local", "cf", "lard", "nginx", "haproxy"] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
 
 /** Figure 8's x axis: 100 B to 1 MB, about three points per decade. */
@@ -183,6 +183,10 @@ export function microArrangement(
       };
     case "cf":
       return { mode: "cf-lru", weights: [1, 0] };
+    case "lard":
+      // The LARD front-end in the dispatcher's place hands every request to node1 (a weight-0
+      // node takes no handoffs): Figure 7's front-end and one web server.
+      return { mode: "lard", weights: [1, 0] };
     case "nginx":
     case "haproxy":
       return { mode: "local", weights: [1, 1], proxy: mechanism, proxyUpstreams: [2] };
@@ -248,6 +252,10 @@ export function checkArrangement(
     check.joined = d(0, "sc_cf_joined_total");
     if (check.peer_fetches !== responses || check.peer_hits !== responses)
       failure = `cf: ${check.peer_fetches} peer fetches (${check.peer_hits} from memory, ${check.joined} joined) for ${responses} responses`;
+  } else if (mechanism === "lard") {
+    check.handoffs = d(0, "sc_lard_handoffs_accepted_total");
+    if (check.handoffs !== responses || check.node1_requests !== responses || check.node2_requests !== 0)
+      failure = `lard: ${check.handoffs} handoffs to node1, node1 served ${check.node1_requests} and node2 ${check.node2_requests} of ${responses} responses`;
   } else if (check.node2_requests !== responses || check.node1_requests !== 0) {
     failure = `${mechanism}: node2 served ${check.node2_requests} and node1 ${check.node1_requests} of ${responses} responses`;
   }
@@ -333,7 +341,7 @@ function medianRunUsage(rs: readonly { rps: number; usage: RunUsage }[], rateMbp
   };
 }
 
-export const TRACE_MODES = ["rr", "cf-lru", "cf-lfu", "sc", "nginx", "haproxy"] as const;
+export const TRACE_MODES = ["rr", "cf-lru", "cf-lfu", "sc", "lard", "nginx", "haproxy"] as const;
 export type TraceMode = (typeof TRACE_MODES)[number];
 
 export interface TraceRun extends RunFigures {
@@ -398,6 +406,7 @@ export function nodeDeltas(before: Sample[][], after: Sample[][]): Record<string
     cf_peer_fetches: "sc_cf_peer_fetches_total",
     cf_joined: "sc_cf_joined_total",
     cf_origin_fetches: "sc_cf_origin_fetches_total",
+    lard_handoffs: "sc_lard_handoffs_accepted_total",
   };
   const out: Record<string, number> = {};
   for (const [key, name] of Object.entries(names)) {

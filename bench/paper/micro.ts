@@ -8,6 +8,8 @@
 //            local-serving policy, in the same run;
 //   cf       cooperative caching (cf-lru), same arrangement: node1 forwards every document from
 //            node2's memory (checked: peer fetches = responses, none joined);
+//   lard     LARD with TCP handoff: the front-end (dispatcher --mode lard) accepts every connection,
+//            parses each request and hands the connection to node1 (checked: handoffs = responses);
 //   nginx    reverse proxy with `hash $request_uri consistent` in the dispatcher's host, in front
 //            of node2 (the node that holds the documents; checked: node2 served every request);
 //   haproxy  `balance uri` + `hash-type consistent`, likewise;
@@ -74,6 +76,7 @@ const LETTER: Record<Mechanism, string> = {
   sc: "s",
   "sc-local": "l",
   cf: "c",
+  lard: "d",
   nginx: "n",
   haproxy: "h",
 };

@@ -8,6 +8,7 @@ const STYLE: Record<string, { name: string; color: string; marker: Marker; dash?
   sc: { name: "SC", color: "#d62728", marker: "circle" },
   "sc-local": { name: "SC, served locally", color: "#e377c2", marker: "diamond", dash: "4 2" },
   cf: { name: "CF", color: "#2ca02c", marker: "square" },
+  lard: { name: "LARD (TCP handoff)", color: "#8c564b", marker: "triangle", dash: "1 2" },
   "cf-lfu": { name: "CF-LFU", color: "#2ca02c", marker: "square" },
   "cf-lru": { name: "CF-LRU", color: "#1f77b4", marker: "triangle" },
   rr: { name: "RR", color: "#555555", marker: "diamond" },

@@ -72,6 +72,7 @@ const LETTERS: Record<TraceMode, string> = {
   "cf-lru": "l",
   "cf-lfu": "f",
   sc: "s",
+  lard: "d",
   nginx: "n",
   haproxy: "h",
 };

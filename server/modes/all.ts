@@ -1,3 +1,4 @@
 // Loads every cluster mode so it registers itself in MODES (server/modes.ts).
 import "./sc.js";
 import "./cf.js";
+import "./lard.js";

@@ -1,0 +1,214 @@
+// The handoff path under virtual time, without root: real TcpStacks on sc/tcp/sim.ts's
+// network, the real front-end and node mode, the real handoff codec (sim-testing.ts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { connectTcp, type TcpSocket } from "../../sc/tcp/socket.js";
+import { LardSim, SIM_PORT, SIM_VIP, simResponse } from "./sim-testing.js";
+
+interface Client {
+  sock: TcpSocket;
+  bytes(): Buffer;
+  closed(): boolean;
+  error(): string | undefined;
+}
+
+function open(sim: LardSim, requests: string): Client {
+  const sock = connectTcp(sim.client, { host: SIM_VIP, port: SIM_PORT, noDelay: true });
+  const chunks: Buffer[] = [];
+  let isClosed = false;
+  let err: string | undefined;
+  sock.on("data", (d: Buffer) => chunks.push(d));
+  sock.on("error", (e: Error) => (err = e.message));
+  sock.on("close", () => (isClosed = true));
+  sock.on("end", () => sock.end());
+  sock.on("connect", () => sock.write(requests));
+  return { sock, bytes: () => Buffer.concat(chunks), closed: () => isClosed, error: () => err };
+}
+
+const get = (path: string, close = false) =>
+  `GET ${path} HTTP/1.1\r\nHost: x\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
+
+test("a request is handed off and answered by the node directly: byte-exact, the front-end sends no response byte", async () => {
+  const sim = new LardSim({ nodes: 4 });
+  const c = open(sim, get("/size/30000", true));
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.equal(c.error(), undefined);
+  assert.deepEqual(c.bytes(), simResponse(30000, false));
+  assert.equal(sim.frontEndPayloadBytes, 0);
+  const fe = sim.frontEnd.counters;
+  assert.equal(fe.handoffsSent, 1);
+  assert.equal(fe.handoffsAccepted, 1);
+  assert.ok(fe.packetsForwarded > 0, "the client's ACKs went on to the node");
+  assert.equal(
+    sim.nodes.reduce((n, x) => n + x.served.length, 0),
+    1,
+  );
+  // The node's connection closed and its END came back: nothing is left at the front-end.
+  assert.ok(await sim.run(() => sim.frontEnd.handedOff === 0, 5_000));
+  assert.equal(fe.ends, 1);
+  assert.equal(sim.frontEnd.policy.totalLoad(), 0);
+  assert.equal(sim.frontEnd.latencies.length, 1);
+});
+
+test("locality: requests for one document go to one node, different documents spread", async () => {
+  const sim = new LardSim({ nodes: 4 });
+  const paths = ["/size/100", "/size/200", "/size/300", "/size/400"];
+  for (let round = 0; round < 3; round++) {
+    const cs = paths.map((p) => open(sim, get(p, true)));
+    assert.ok(await sim.run(() => cs.every((c) => c.closed()), 10_000));
+    cs.forEach((c, i) => assert.deepEqual(c.bytes(), simResponse(Number(paths[i]!.slice(6)), false)));
+  }
+  for (const p of paths) {
+    const at = sim.nodes.filter((n) => n.served.includes(p));
+    assert.equal(at.length, 1, `${p} served by one node`);
+    assert.equal(at[0]!.served.filter((x) => x === p).length, 3);
+  }
+  assert.ok(
+    sim.nodes.every((n) => n.served.length === 3),
+    "one document per node",
+  );
+});
+
+test("multiple handoff: pipelined requests at 1% loss, each served by its document's node, byte-exact and in order", async () => {
+  for (const seed of [1, 2, 3]) {
+    const sim = new LardSim({ nodes: 4, seed });
+    // Each document gets its node first (one connection each), so the pipelined ones spread.
+    const sizes = [5000, 120, 70000, 1, 33333, 8000, 0, 20000];
+    const warm = sizes.map((n) => open(sim, get(`/size/${n}`, true)));
+    assert.ok(await sim.run(() => warm.every((c) => c.closed()), 20_000));
+    sim.net.setImpairment({ loss: 0.01, delay: 0.5, jitter: 0.2 });
+    const before = sim.nodes.map((n) => n.served.length);
+    const reqs = sizes.map((n, i) => get(`/size/${n}`, i === sizes.length - 1)).join("");
+    const c = open(sim, reqs);
+    assert.ok(await sim.run(() => c.closed(), 60_000), `seed ${seed} finished`);
+    const want = Buffer.concat(sizes.map((n, i) => simResponse(n, i !== sizes.length - 1)));
+    assert.equal(c.bytes().length, want.length, `seed ${seed}`);
+    assert.ok(c.bytes().equals(want), `seed ${seed} byte-exact`);
+    assert.equal(c.error(), undefined);
+    assert.equal(sim.frontEndPayloadBytes, 0);
+    // Every request went to the node holding its document (none served twice anywhere).
+    for (const n of sizes) {
+      const holders = sim.frontEnd.policy.holders(`/size/${n}`);
+      const at = sim.nodes
+        .filter((x, i) => x.served.slice(before[i]).includes(`/size/${n}`))
+        .map((x) => x.id);
+      assert.deepEqual(at, [...holders], `/size/${n}`);
+    }
+    assert.ok(new Set(sizes.map((n) => sim.frontEnd.policy.holders(`/size/${n}`)[0])).size >= 3, "spread");
+    assert.equal(sim.frontEnd.counters.handBacks, 7, "7 hand-backs for 8 requests");
+    assert.ok(await sim.run(() => sim.frontEnd.handedOff === 0, 5_000));
+    assert.deepEqual(sim.frontEnd.handoffsPerConnection.slice(-1), [8]);
+    assert.equal(sim.frontEnd.policy.totalLoad(), 0);
+  }
+});
+
+test("multiple handoff: sequential keep-alive requests on one connection each go to their node", async () => {
+  const sim = new LardSim({ nodes: 4 });
+  const paths = ["/size/100", "/size/200", "/size/300", "/size/400"];
+  const warm = paths.map((p) => open(sim, get(p, true)));
+  assert.ok(await sim.run(() => warm.every((c) => c.closed()), 10_000));
+  const c = open(sim, get(paths[0]!));
+  let expect = simResponse(100, true);
+  assert.ok(await sim.run(() => c.bytes().length === expect.length, 10_000));
+  for (const [i, p] of paths.slice(1).entries()) {
+    const last = i === paths.length - 2;
+    c.sock.write(get(p, last));
+    expect = Buffer.concat([expect, simResponse(Number(p.slice(6)), !last)]);
+    assert.ok(await sim.run(() => c.bytes().length === expect.length, 10_000), p);
+  }
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.ok(c.bytes().equals(expect));
+  for (const n of sim.nodes) assert.equal(n.served.length, 2, `${n.id}: its document twice, nothing else`);
+  assert.equal(sim.frontEnd.counters.handBacks, 3);
+});
+
+test("a node killed mid-response: the client gets a prefix of the right bytes and a reset, never wrong bytes", async () => {
+  for (const seed of [1, 2]) {
+    const sim = new LardSim({ nodes: 2, seed });
+    sim.net.setImpairment({ delay: 1 });
+    const size = 2_000_000;
+    const c = open(sim, get(`/size/${size}`, true));
+    // Until some of the response is there, then the node dies; its link is seen down 5 ms later.
+    assert.ok(await sim.run(() => c.bytes().length > 100_000, 20_000));
+    const node = sim.nodes.find((n) => n.served.length > 0)!;
+    sim.kill(node.id, 5);
+    assert.ok(await sim.run(() => c.closed(), 30_000), "the client's connection ends");
+    const want = simResponse(size, false);
+    const got = c.bytes();
+    assert.ok(got.length < want.length);
+    assert.ok(got.equals(want.subarray(0, got.length)), "a prefix of the response");
+    assert.ok(c.error() !== undefined, "reset");
+    assert.equal(sim.frontEnd.counters.nodeLostResets, 1);
+    assert.equal(sim.frontEnd.handedOff, 0);
+  }
+});
+
+test("a node killed before its first response byte: the client, which sent nothing since, is reset", async () => {
+  const sim = new LardSim({ nodes: 2 });
+  const c = open(sim, get("/hang"));
+  assert.ok(await sim.run(() => sim.nodes.some((n) => n.served.includes("/hang")), 10_000));
+  const node = sim.nodes.find((n) => n.served.includes("/hang"))!;
+  sim.kill(node.id, 5);
+  assert.ok(await sim.run(() => c.closed(), 30_000), "the client's connection ends (no hang)");
+  assert.equal(c.bytes().length, 0);
+  assert.ok(c.error() !== undefined, "reset");
+  assert.equal(sim.frontEnd.counters.nodeLostResets, 1);
+});
+
+test("many connections at 1% loss: every response byte-exact, loads back to zero", async () => {
+  const sim = new LardSim({ nodes: 4, seed: 7 });
+  sim.net.setImpairment({ loss: 0.01, delay: 0.3, jitter: 0.3, reorder: 0.01 });
+  const sizes = Array.from({ length: 24 }, (_, i) => 1000 + ((i * 7919) % 40000));
+  const cs = sizes.map((n) => open(sim, get(`/size/${n}`, true)));
+  assert.ok(await sim.run(() => cs.every((c) => c.closed()), 120_000));
+  cs.forEach((c, i) => assert.ok(c.bytes().equals(simResponse(sizes[i]!, false)), `connection ${i}`));
+  assert.equal(sim.frontEndPayloadBytes, 0);
+  assert.ok(await sim.run(() => sim.frontEnd.handedOff === 0, 10_000));
+  assert.equal(sim.frontEnd.policy.totalLoad(), 0);
+});
+
+test("a node that refuses the handoff: the front-end takes the connection back and answers 503", async () => {
+  const sim = new LardSim({ nodes: 1, nodeMaxConnections: 0 });
+  const c = open(sim, get("/size/10"));
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.match(c.bytes().toString("latin1"), /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  assert.equal(sim.frontEnd.counters.failures.refused, 1);
+  assert.equal(sim.frontEnd.counters.refusals.busy, 1);
+  assert.equal(sim.frontEnd.handedOff, 0);
+});
+
+test("a node that never answers: after the start deadline the client's connection is reset, no bytes", async () => {
+  const sim = new LardSim({ nodes: 1, frontEnd: { handoffTimeoutMs: 500 } });
+  sim.nodes[0]!.answers = false;
+  const c = open(sim, get("/size/10"));
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.equal(c.bytes().length, 0);
+  assert.ok(c.error() !== undefined, "reset");
+  assert.equal(sim.frontEnd.counters.failures.timeout, 1);
+  assert.ok(sim.net.now >= 500 + 250, "not before the deadline and its margin");
+});
+
+test("a HANDOFF that arrives after its start deadline is refused by the node (never two senders)", async () => {
+  const sim = new LardSim({ nodes: 1, linkDelayMs: 600, frontEnd: { handoffTimeoutMs: 500 } });
+  const c = open(sim, get("/size/10"));
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.equal(sim.nodes[0]!.mode.counters.refused.expired, 1);
+  assert.equal(sim.nodes[0]!.served.length, 0);
+  assert.equal(c.bytes().length, 0);
+});
+
+test("bad first requests get a clear error from the front-end and no handoff", async () => {
+  const sim = new LardSim({ nodes: 2 });
+  const c = open(sim, "GARBAGE\r\n\r\n");
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.match(c.bytes().toString("latin1"), /^HTTP\/1\.1 400 /);
+  assert.equal(sim.frontEnd.counters.failures["bad-request"], 1);
+  assert.equal(sim.frontEnd.counters.handoffsSent, 0);
+});
+
+test("a client that never sends its request is reset after the request timeout", async () => {
+  const sim = new LardSim({ nodes: 2, frontEnd: { requestTimeoutMs: 1000 } });
+  const c = open(sim, "");
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.equal(sim.frontEnd.counters.failures["request-timeout"], 1);
+});

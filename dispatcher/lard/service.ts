@@ -1,0 +1,365 @@
+// The running LARD front-end (`sc-cluster dispatcher --mode lard`, docs/lard.md): the I/O
+// edges of LardFrontEnd. Client packets come from the TUN device the VIP is routed to; those of
+// handed-off connections go on to their node in GUE from a UDP socket, the rest go into the
+// front-end's own TCP stack, whose packets (SYN-ACKs, ACKs, its few error pages) are written
+// back into the TUN. HANDOFFs travel on one authenticated link per node (handoff-link.ts). A
+// node takes handoffs while its link is up. A small read-only admin API answers /healthz,
+// /stats and /metrics.
+import { createSocket, type Socket } from "node:dgram";
+import http from "node:http";
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { TunDevice } from "../../sc/tun/index.js";
+import type { TcpTunRuntime } from "../../sc/tcp/runtime.js";
+import { emitGueHeader, GUE_HEADER_LEN } from "../../sc/wire/gue.js";
+import { linkKey } from "../../sc/auth/link.js";
+import type { ClusterTrust } from "../../sc/auth/secret.js";
+import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
+import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
+import { mirrorCounter, mirrorGauge } from "../../server/metrics.js";
+import { LardFrontEnd, FRONT_END_DROPS, HANDOFF_FAILURES, type FrontEndOptions } from "./front-end.js";
+import { HANDOFF_PORT, HandoffClient } from "./handoff-link.js";
+import { LardPolicy, type LardOptions } from "./policy.js";
+
+export interface LardNodeSpec {
+  id: string;
+  /** The node's member address: its GUE port and handoff port are there. */
+  addr: string;
+  guePort: number;
+}
+
+export interface LardServiceConfig {
+  vip: string;
+  port: number;
+  tun: string;
+  nodes: LardNodeSpec[];
+  /** Source of GUE packets and handoff links: the address the nodes take GUE from. */
+  source: string;
+  trust: ClusterTrust;
+  policy?: Partial<LardOptions>;
+  frontEnd?: Partial<FrontEndOptions>;
+  /** Read-only admin API (/healthz, /stats, /metrics); none: no admin API. */
+  admin?: { host: string; port: number };
+  handoffPort?: number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Poll the front-end's deadlines this often (they are seconds long). */
+const POLL_MS = 100;
+
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+export class LardService {
+  readonly registry = new Registry();
+  adminUrl: string | undefined;
+  private admin: http.Server | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private readonly cpuAtStart = process.cpuUsage();
+  private readonly latency: Histogram;
+  private readonly perConnection: Histogram;
+  readonly done: Promise<Error | undefined>;
+  private finish: (err: Error | undefined) => void = () => {};
+
+  private constructor(
+    readonly config: LardServiceConfig,
+    readonly tun: TunDevice,
+    readonly runtime: TcpTunRuntime,
+    readonly udp: Socket,
+    readonly frontEnd: LardFrontEnd,
+    readonly links: HandoffClient,
+    private readonly out: { payloadBytes: number },
+  ) {
+    this.done = new Promise((resolve) => (this.finish = resolve));
+    [this.latency, this.perConnection] = this.registerMetrics();
+  }
+
+  static async start(config: LardServiceConfig): Promise<LardService> {
+    const log = config.log ?? (() => {});
+    const { TunDevice } = await import("../../sc/tun/index.js");
+    const { TcpTunRuntime } = await import("../../sc/tcp/runtime.js");
+    const tun = TunDevice.open({ name: config.tun, up: true, maxBatch: 256 });
+    // Counts the payload the front-end's own stack sends: its error pages, never a response.
+    const out = { payloadBytes: 0 };
+    const peek = newTcpPeek();
+    const runtime = new TcpTunRuntime(tun, {
+      addresses: [config.vip],
+      tap: (p) => (out.payloadBytes += peekTcp(p, peek)?.payloadLength ?? 0),
+    });
+    const stack = runtime.stack;
+    const udp = createSocket({ type: "udp4" });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once("error", reject);
+        udp.bind(0, config.source, () => {
+          udp.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      runtime.close();
+      tun.close();
+      throw err;
+    }
+    udp.on("error", () => undefined);
+    const gue = Buffer.alloc(GUE_HEADER_LEN);
+    emitGueHeader(gue);
+    const byId = new Map(config.nodes.map((n) => [n.id, n]));
+    // Nodes join the policy as their links come up.
+    const policy = new LardPolicy([], config.policy);
+    // Its callbacks reach `links` only once packets flow, after both exist.
+    const fe: LardFrontEnd = new LardFrontEnd(
+      stack,
+      policy,
+      {
+        forward: (node, packet) => {
+          const n = byId.get(node);
+          // The packet is a view into the TUN batch, reused after this call: send() copies.
+          if (n !== undefined) udp.send([gue, Buffer.from(packet)], n.guePort, n.addr);
+        },
+        sendHandoff: (node, msg) => links.send(node, msg),
+        monotonicUs,
+        wallClockMs: () => Date.now(),
+      },
+      { vip: config.vip, port: config.port, ...config.frontEnd },
+    );
+    const links = new HandoffClient({
+      nodes: config.nodes.map((n) => ({ id: n.id, host: n.addr, port: config.handoffPort ?? HANDOFF_PORT })),
+      key: linkKey(config.trust),
+      localAddress: config.source,
+      onAck: (node, ack) => {
+        fe.onAck(node, ack, stack.now());
+        stack.flush();
+      },
+      onEnd: (node, end) => fe.onEnd(node, end.handoffId),
+      onHandBack: (node, msg) => {
+        fe.onHandBack(node, msg);
+        stack.flush();
+      },
+      onUp: (node) => {
+        log("handoff link up", { node });
+        fe.onLinkUp(node);
+      },
+      onDown: (node) => {
+        log("handoff link down", { node });
+        fe.onLinkDown(node);
+        stack.flush();
+      },
+    });
+    const svc = new LardService(config, tun, runtime, udp, fe, links, out);
+    // Replaces the runtime's read path: handed-off connections' packets go on to their nodes.
+    tun.onPackets((batch) => {
+      const now = stack.now();
+      for (let i = 0; i < batch.count; i++) {
+        const p = batch.packet(i);
+        if (!fe.take(p, now)) stack.receive(p);
+      }
+      stack.flush();
+      svc.drainLatencies();
+    });
+    tun.on("error", (err: Error) => {
+      log("TUN device failed", { error: err.message });
+      void svc.stop(err);
+    });
+    svc.pollTimer = setInterval(() => {
+      fe.poll(stack.now());
+      svc.drainLatencies();
+    }, POLL_MS);
+    links.start();
+    if (config.admin !== undefined) {
+      try {
+        await svc.listenAdmin(config.admin);
+      } catch (err) {
+        await svc.stop();
+        throw err;
+      }
+    }
+    return svc;
+  }
+
+  /** What /stats shows: the front-end's counters, links, policy, CPU per handoff. */
+  stats(): Record<string, unknown> {
+    const c = this.frontEnd.counters;
+    const cpu = process.cpuUsage(this.cpuAtStart);
+    const cpuUs = cpu.user + cpu.system;
+    const lat = this.frontEnd.latencies;
+    return {
+      mode: "lard",
+      vip: this.config.vip,
+      port: this.config.port,
+      nodesUp: this.links.nodesUp(),
+      loads: Object.fromEntries(this.frontEnd.policy.nodes().map((n) => [n, this.frontEnd.policy.load(n)])),
+      targets: this.frontEnd.policy.targetCount,
+      handedOff: this.frontEnd.handedOff,
+      counters: c,
+      linkDrops: this.links.drops,
+      tcp: { connections: this.runtime.stack.connections, counters: this.runtime.stack.counters },
+      payloadBytesOut: this.out.payloadBytes,
+      cpuUs,
+      cpuUsPerHandoff: c.handoffsSent > 0 ? Math.round(cpuUs / c.handoffsSent) : null,
+      pendingLatencySamples: lat.length,
+    };
+  }
+
+  /** Moves the latency samples into the histogram (the front-end only collects them). */
+  drainLatencies(): void {
+    const l = this.frontEnd.latencies;
+    for (const ms of l) this.latency.observe(ms / 1000);
+    l.length = 0;
+    const h = this.frontEnd.handoffsPerConnection;
+    for (const n of h) this.perConnection.observe(n);
+    h.length = 0;
+  }
+
+  private registerMetrics(): [Histogram, Histogram] {
+    const registry = this.registry;
+    const fe = this.frontEnd;
+    const c = fe.counters;
+    const links = this.links;
+    mirrorCounter(registry, "sc_lard_handoffs_total", "HANDOFF messages sent to nodes", () => c.handoffsSent);
+    mirrorCounter(
+      registry,
+      "sc_lard_handoffs_accepted_total",
+      "Handoffs the nodes accepted",
+      () => c.handoffsAccepted,
+    );
+    mirrorCounter(
+      registry,
+      "sc_lard_forwarded_packets_total",
+      "Client packets forwarded in GUE to the node of their connection",
+      () => c.packetsForwarded,
+    );
+    mirrorCounter(
+      registry,
+      "sc_lard_connections_accepted_total",
+      "Client handshakes completed on the front-end",
+      () => c.connectionsAccepted,
+    );
+    mirrorGauge(
+      registry,
+      "sc_lard_handed_off_connections",
+      "Connections handed off and still known",
+      () => fe.handedOff,
+    );
+    new Counter({
+      name: "sc_lard_handoff_failures_total",
+      help: "Connections not handed off, or whose handoff failed, by reason (docs/lard.md)",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of HANDOFF_FAILURES) this.inc({ reason: r }, c.failures[r]);
+      },
+    });
+    new Counter({
+      name: "sc_lard_frontend_drops_total",
+      help: "Client packets the front-end dropped, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of FRONT_END_DROPS) this.inc({ reason: r }, c.drops[r]);
+      },
+    });
+    new Counter({
+      name: "sc_lard_link_drops_total",
+      help: "Handoff links the front-end closed or that were refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of LINK_DROP_REASONS) this.inc({ reason: r }, links.drops[r]);
+      },
+    });
+    mirrorCounter(
+      registry,
+      "sc_lard_handbacks_total",
+      "Connections a node gave back for their next request (each handed off again)",
+      () => c.handBacks,
+    );
+    mirrorCounter(
+      registry,
+      "sc_lard_node_lost_resets_total",
+      "Client connections reset because their node's handoff link went down",
+      () => c.nodeLostResets,
+    );
+    collectDefaultMetrics({ register: registry });
+    return [
+      new Histogram({
+        name: "sc_lard_handoff_latency_seconds",
+        help: "HANDOFF sent -> HANDOFF-ACK received on the front-end",
+        buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.25],
+        registers: [registry],
+      }),
+      new Histogram({
+        name: "sc_lard_handoffs_per_connection",
+        help: "Handoffs each finished connection had (1: none re-handed; keep-alive adds one per request)",
+        buckets: [1, 2, 3, 4, 6, 8, 16, 32, 64, 128],
+        registers: [registry],
+      }),
+    ];
+  }
+
+  private async listenAdmin(addr: { host: string; port: number }): Promise<void> {
+    const server = http.createServer((req, res) => {
+      const url = req.url ?? "/";
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD" }).end();
+      } else if (url === "/healthz") {
+        // The L4 dispatcher's shape: `up` waits until every node is eligible (its link is up).
+        const health = {
+          status: "ok",
+          mode: "lard",
+          nodes: this.config.nodes.length,
+          eligible: this.links.nodesUp().length,
+        };
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(health) + "\n");
+      } else if (url === "/nodes") {
+        // The L4 dispatcher's shape (`status` reads it): a node is eligible while its link is up.
+        const nodes = this.config.nodes.map((n) => ({
+          id: n.id,
+          addr: n.addr,
+          eligible: this.links.isUp(n.id),
+          load: this.frontEnd.policy.load(n.id),
+        }));
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(nodes) + "\n");
+      } else if (url === "/stats") {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.stats()) + "\n");
+      } else if (url === "/metrics") {
+        this.drainLatencies();
+        void this.registry.metrics().then(
+          (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+          () => res.writeHead(500).end(),
+        );
+      } else res.writeHead(404).end();
+    });
+    this.admin = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(addr.port, addr.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const a = server.address();
+    this.adminUrl = `http://${addr.host}:${typeof a === "object" && a !== null ? a.port : addr.port}`;
+  }
+
+  async stop(err?: Error): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    this.links.close();
+    this.frontEnd.close();
+    const admin = this.admin;
+    if (admin !== undefined) {
+      admin.closeAllConnections();
+      await new Promise<void>((r) => admin.close(() => r()));
+    }
+    this.runtime.close();
+    this.tun.close();
+    await new Promise<void>((r) => this.udp.close(() => r()));
+    this.finish(err);
+  }
+}

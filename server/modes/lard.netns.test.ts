@@ -1,0 +1,217 @@
+// LARD with TCP handoff end to end (issue 25): `up --nodes 4 --mode lard` in the testbed, real
+// kernel clients (curl, loadgen) in the client namespace, 1% loss on every link, every
+// response byte-verified; the front-end hands connections off and sends no response bytes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { withCluster, type Cluster } from "../../cluster/index.js";
+import { buildSite, documentBytes, documentSha256 } from "../../loadgen/index.js";
+import { testPrefix } from "../../testbed/index.js";
+
+const CLI = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));
+
+interface ReplayJson {
+  requests: number;
+  ok: number;
+  errors: number;
+  verify_failures: number;
+}
+
+async function replay(c: Cluster, trace: string, manifest: string, args: string[]): Promise<ReplayJson> {
+  const out = join(c.logDir, `replay-${Date.now()}.json`);
+  const r = await c.testbed.exec(
+    "client",
+    process.execPath,
+    [CLI, "loadgen", "--trace", trace, "--target", c.vipUrl, "--verify", manifest, "--json", out, ...args],
+    { timeoutMs: 180_000, check: false },
+  );
+  const json = JSON.parse(await readFile(out, "utf8")) as ReplayJson;
+  assert.ok(r.code === 0 || json.verify_failures > 0 || json.errors > 0, `loadgen failed: ${r.stderr}`);
+  return json;
+}
+
+function metric(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split("\n"))
+    if (line.startsWith(name) && (line[name.length] === " " || line[name.length] === "{"))
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  return sum;
+}
+
+test("lard: curl and keep-alive/pipelined loadgen through the front-end at 1% loss, byte-exact; the front-end sends no response bytes", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "lard-site-"));
+  try {
+    const paths: string[] = [];
+    const lines: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const p = `/d/${String(i).padStart(5, "0")}.bin`;
+      paths.push(p);
+      lines.push(`c - - [01/Jan/2001:00:00:00 +0000] "GET ${p} HTTP/1.0" 200 ${1024 + ((i * 7919) % 60000)}`);
+    }
+    const trace = join(dir, "trace.log");
+    await writeFile(trace, lines.join("\n") + "\n");
+    const root = join(dir, "root");
+    const manifest = join(dir, "manifest.jsonl");
+    await buildSite({ trace, out: root, manifest });
+    const pipe = join(dir, "pipe.log");
+    await writeFile(pipe, lines.slice(0, 8).join("\n") + "\n");
+
+    await withCluster(
+      { prefix: testPrefix("lrd"), nodes: 4, mode: "lard", site: root, loss: 1 },
+      async (c) => {
+        // curl (kernel TCP), one connection per document, each byte-checked.
+        for (const i of [0, 1, 2, 3, 57, 101]) {
+          const p = paths[i]!;
+          const out = join(c.logDir, `curl-${i}.out`);
+          const r = await c.testbed.exec(
+            "client",
+            "curl",
+            ["-s", "-m", "30", "-o", out, "-w", "%{http_code}", `${c.vipUrl}${p.slice(1)}`],
+            { timeoutMs: 40_000, check: false },
+          );
+          assert.equal(r.stdout, "200", `curl ${p}: ${r.stdout} ${r.stderr}`);
+          const got = createHash("sha256")
+            .update(await readFile(out))
+            .digest("hex");
+          assert.equal(got, documentSha256(p, 1024 + ((i * 7919) % 60000)), `curl ${p} byte-exact`);
+        }
+        // Keep-alive connections (every request of a connection on its first request's node).
+        const r = await replay(c, trace, manifest, [
+          "--clients",
+          "1",
+          "--conns",
+          "8",
+          "--keepalive",
+          "--requests",
+          "400",
+          "--timeout",
+          "20000",
+        ]);
+        assert.deepEqual([r.ok, r.verify_failures, r.errors], [400, 0, 0]);
+        // Pipelined depth 8 on one connection.
+        for (let round = 0; round < 2; round++) {
+          const p = await replay(c, pipe, manifest, [
+            "--clients",
+            "1",
+            "--conns",
+            "1",
+            "--keepalive",
+            "--pipeline",
+            "8",
+            "--requests",
+            "8",
+            "--timeout",
+            "20000",
+          ]);
+          assert.deepEqual([p.ok, p.verify_failures, p.errors], [8, 0, 0]);
+        }
+
+        const fe = c.process("dispatcher").admin!;
+        const stats = JSON.parse((await c.get(`${fe}/stats`)).body) as {
+          mode: string;
+          counters: {
+            handoffsSent: number;
+            handoffsAccepted: number;
+            packetsForwarded: number;
+            handBacks: number;
+            connectionsAccepted: number;
+          };
+          payloadBytesOut: number;
+          cpuUsPerHandoff: number;
+        };
+        assert.equal(stats.mode, "lard");
+        // One handoff per request: curl's 6, loadgen's 400 and the pipelined 16 (multiple handoff),
+        // plus the start-up probe of `up`; every later request on a connection was handed back.
+        const fc = stats.counters;
+        assert.ok(fc.handoffsAccepted >= 6 + 400 + 16, `handoffs: ${JSON.stringify(fc)}`);
+        assert.ok(fc.handBacks >= 400 - 8 + 16 - 2, `hand-backs: ${JSON.stringify(fc)}`);
+        assert.equal(fc.handoffsAccepted, fc.connectionsAccepted + fc.handBacks);
+        assert.ok(stats.counters.packetsForwarded > 0);
+        // The front-end's own stack sent handshakes and ACKs only, not one response byte.
+        assert.equal(stats.payloadBytesOut, 0, "front-end payload bytes out");
+        let accepted = 0;
+        let responseBytes = 0;
+        for (const n of c.nodes) {
+          const m = await c.metrics(n);
+          accepted += metric(m, "sc_lard_handoffs_accepted_total");
+          responseBytes += metric(m, "sc_http_response_bytes_total");
+        }
+        assert.equal(accepted, stats.counters.handoffsAccepted);
+        assert.ok(responseBytes > 400 * 1024, `nodes sent ${responseBytes} response bytes`);
+        const fm = (await c.get(`${fe}/metrics`)).body;
+        assert.ok(metric(fm, "sc_lard_handoff_latency_seconds_count") >= stats.counters.handoffsAccepted);
+      },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("lard: the node serving a response is killed: curl gets a clean reset and a prefix of the document, never wrong bytes", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "lard-kill-"));
+  const size = 20_000_000;
+  try {
+    const trace = join(dir, "trace.log");
+    await writeFile(trace, `c - - [01/Jan/2001:00:00:00 +0000] "GET /big.bin HTTP/1.0" 200 ${size}\n`);
+    const root = join(dir, "root");
+    const manifest = join(dir, "manifest.jsonl");
+    await buildSite({ trace, out: root, manifest });
+    const want = documentBytes("/big.bin", size);
+    await withCluster(
+      { prefix: testPrefix("lrk"), nodes: 4, mode: "lard", site: root, rate: "100mbit" },
+      async (c) => {
+        // Once whole, so the document is in its node's cache and the next transfer runs at link speed.
+        const warm = await c.testbed.exec(
+          "client",
+          "curl",
+          ["-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}", `${c.vipUrl}big.bin`],
+          { timeoutMs: 70_000, check: false },
+        );
+        assert.equal(warm.stdout, "200");
+        const out = join(c.logDir, "big.out");
+        const curl = c.testbed.spawn(
+          "client",
+          "curl",
+          ["-s", "-m", "60", "-o", out, "-w", "%{http_code} %{size_download}", `${c.vipUrl}big.bin`],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        const exited = new Promise<number | null>((r) => curl.once("exit", (code) => r(code)));
+        let done = false;
+        void exited.then(() => (done = true));
+        // Find the node the connection was handed to while it sends, then kill it.
+        let killed: string | undefined;
+        while (!done && killed === undefined) {
+          for (const n of c.nodes) {
+            const s = JSON.parse((await c.get(`${c.process(n).admin}/stats`)).body) as {
+              lard?: { open: number };
+            };
+            if ((s.lard?.open ?? 0) > 0) {
+              await new Promise((r) => setTimeout(r, 300)); // some MB are on their way
+              process.kill(c.process(n).pid, "SIGKILL");
+              killed = n;
+              break;
+            }
+          }
+          if (killed === undefined) await new Promise((r) => setTimeout(r, 50));
+        }
+        const code = await exited;
+        assert.ok(killed !== undefined, "the serving node was found and killed mid-response");
+        const got = await readFile(out).catch(() => Buffer.alloc(0));
+        // curl 56: the connection was reset (what the front-end does once the node's link is gone).
+        assert.equal(code, 56, `curl ended with ${code} after ${got.length} bytes`);
+        assert.ok(got.length < size, "cut short");
+        assert.ok(got.equals(want.subarray(0, got.length)), "every byte that arrived is the document's");
+        const fe = JSON.parse((await c.get(`${c.process("dispatcher").admin}/stats`)).body) as {
+          counters: { nodeLostResets: number };
+        };
+        assert.equal(fe.counters.nodeLostResets, 1);
+      },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

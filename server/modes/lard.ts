@@ -1,0 +1,502 @@
+// --mode lard, the node's side of LARD with TCP handoff (docs/lard.md): the front-end
+// (dispatcher/lard/) accepts the client's connection, reads the first request and hands the
+// connection here in a HANDOFF on an authenticated link. This node imports it (the same
+// validated import a Socket Cloning clone goes through, but as a plain socket: it owns the
+// connection from now on), answers HANDOFF-ACK, and gives it to its HTTP server as if it had
+// accepted it: the received bytes are the first data, later packets come from the front-end in
+// GUE, responses go straight to the client. When the connection is gone here, an END tells the
+// front-end (its load count and forwarding entry).
+import { Counter, Histogram } from "prom-client";
+import type { Conn } from "../conn.js";
+import { registerMode, type Mode, type ModeContext } from "../modes.js";
+import { selfMember } from "../cluster.js";
+import { UserFacingError } from "../errors.js";
+import { mirrorCounter, mirrorGauge } from "../metrics.js";
+import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
+import { linkKey } from "../../sc/auth/link.js";
+import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
+import { SEED_MAX } from "../../sc/tcp/stack.js";
+import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
+import { DEFAULT_LIMITS, ParseError, RequestParser, type HttpRequest } from "../http/parser.js";
+import { errorResponse, type PreparedResponse } from "../http/response.js";
+import { sendPrepared } from "../send.js";
+import type { TcpStack } from "../../sc/tcp/stack.js";
+import type { TcpSocket } from "../../sc/tcp/socket.js";
+import { isWireError } from "../../sc/wire/error.js";
+import { ipv4FromString } from "../../sc/wire/addr.js";
+import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
+import {
+  HandoffType,
+  handoffMessageLength,
+  type HandoffMessage,
+} from "../../dispatcher/lard/handoff-message.js";
+import { HANDOFF_PORT, HandoffServer, type HandoffReplyLink } from "../../dispatcher/lard/handoff-link.js";
+
+/** A node stops taking a handoff this long before its start deadline (the front-end's view stays safe). */
+export const HANDOFF_SAFETY_MS = 50;
+
+export interface HandoffImportPolicy {
+  stack: TcpStack;
+  /** The VIP and port this node serves: the only local side a handed-off connection may have. */
+  vip: number;
+  port: number;
+  /** Connections taken at most at once (more are refused busy). */
+  maxConnections: number;
+  /** Handed-off connections open here now. */
+  open: number;
+}
+
+/**
+ * Checks a HANDOFF and imports its connection, or says why not (nothing is sent to the client
+ * either way). `wallNow` is the wall clock (ms) the start deadline is compared with.
+ */
+export function importHandoff(
+  msg: HandoffMessage,
+  p: HandoffImportPolicy,
+  wallNow: number,
+): { sock: TcpSocket } | { refused: CloneStatus } {
+  if (wallNow > msg.startDeadline - HANDOFF_SAFETY_MS) return { refused: CloneStatus.Expired };
+  if (p.open >= p.maxConnections) return { refused: CloneStatus.Busy };
+  const snap = decodeState(msg.state);
+  if (isWireError(snap)) return { refused: CloneStatus.BadState };
+  const t = snap.tuple;
+  if (t.localAddr !== p.vip || t.localPort !== p.port) return { refused: CloneStatus.NoListener };
+  const old = p.stack.lookup(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
+  if (old !== undefined && !old.isClosed() && old.state !== "TIME-WAIT")
+    return { refused: CloneStatus.Exists };
+  try {
+    const sock = importState(p.stack, { ...snap, seed: msg.seed }, msg.data, {
+      localEndpoints: [{ addr: p.vip, port: p.port }],
+    });
+    return { sock };
+  } catch {
+    return { refused: CloneStatus.BadState };
+  }
+}
+
+/** What the mode counts (for /stats and the metrics). */
+export interface LardNodeCounters {
+  received: number;
+  accepted: number;
+  refused: Record<string, number>;
+  ended: number;
+  /** Connections given back to the front-end for their next request. */
+  handedBack: number;
+  /** A hand-back that could not be made (link down, state not exportable): connection reset. */
+  handBackFailures: number;
+  /** Forwarded packets for a connection given back (in flight then): dropped, never a RST. */
+  tombstoneDrops: number;
+}
+
+/** How the node answers a request (the node's responder and stats; tests give their own). */
+export interface LardServing {
+  respond(req: HttpRequest, keepAlive: boolean, nowMs: number): PreparedResponse | Promise<PreparedResponse>;
+  /** A bodiless error response that closes the connection. */
+  error(status: number): PreparedResponse;
+  countResponse(status: number, bytes: number): void;
+}
+
+export interface LardNodeOptions extends Omit<HandoffImportPolicy, "open"> {
+  /** Wall clock (ms) the HANDOFF's start deadline is compared with. */
+  wallClock?: () => number;
+  /** A HANDOFF's one-way latency from its CLOCK_MONOTONIC stamp (us), on one machine. */
+  onOneWay?: (us: number) => void;
+  monotonicUs?: () => number;
+  /** A connection waiting for its next request this long is closed (ms). */
+  idleMs?: number;
+  /** A given-back connection's forwarded packets are dropped this long (ms). */
+  tombstoneMs?: number;
+}
+
+/** Room for the data of a HANDBACK (everything after the fixed fields in SC_MAX_MESSAGE). */
+const HANDBACK_DATA_ROOM = SC_MAX_MESSAGE - handoffMessageLength(STATE_SIZE, SEED_MAX, 0);
+
+/**
+ * The node's mode. Every request of a handed-off connection that this node holds is served
+ * here; the connections arrive by HANDOFF, not through the HTTP listener (the front-end owns
+ * the VIP's handshakes). A connection serves exactly one request per handoff: once its
+ * response is acknowledged and the next request has begun, the node gives the connection back
+ * to the front-end (HANDBACK) with the bytes received from that request on, and the front-end
+ * hands it to the node that request's target maps to (which may be this one again).
+ */
+export class LardNode implements Mode {
+  readonly name = "lard";
+  readonly counters: LardNodeCounters = {
+    received: 0,
+    accepted: 0,
+    refused: {},
+    ended: 0,
+    handedBack: 0,
+    handBackFailures: 0,
+    tombstoneDrops: 0,
+  };
+  private readonly conns = new Set<HandedOff>();
+  /** Given-back connections (remote addr * 65536 + port) -> until when their packets are dropped. */
+  private readonly tombstones = new Map<number, number>();
+  private readonly peek = newTcpPeek();
+  private readonly wallClock: () => number;
+  readonly idleMs: number;
+  private readonly tombstoneMs: number;
+
+  constructor(
+    readonly policy: LardNodeOptions,
+    readonly serving: LardServing,
+  ) {
+    this.wallClock = policy.wallClock ?? Date.now;
+    this.idleMs = policy.idleMs ?? 60_000;
+    this.tombstoneMs = policy.tombstoneMs ?? 10_000;
+  }
+
+  /** Handed-off connections open here now. */
+  get open(): number {
+    return this.conns.size;
+  }
+
+  decide(): "serve" {
+    return "serve";
+  }
+
+  /**
+   * A client packet (forwarded by the front-end). False: the node's stack should take it. True:
+   * it belongs to a connection given back, still in flight; it is dropped, since the stack
+   * would answer it with a RST and kill a connection that lives on.
+   */
+  dropsPacket(packet: Uint8Array, now: number): boolean {
+    if (this.tombstones.size === 0) return false;
+    const p = peekTcp(packet, this.peek);
+    if (p === undefined) return false;
+    const key = p.src * 65536 + p.srcPort;
+    const until = this.tombstones.get(key);
+    if (until === undefined) return false;
+    if (now > until || this.policy.stack.lookup(p.dst, p.dstPort, p.src, p.srcPort) !== undefined) {
+      this.tombstones.delete(key);
+      return false;
+    }
+    this.counters.tombstoneDrops++;
+    return true;
+  }
+
+  /** A HANDOFF from the front-end (its link authenticated it). */
+  onHandoff(msg: HandoffMessage, link: HandoffReplyLink): void {
+    this.counters.received++;
+    const made = importHandoff(msg, { ...this.policy, open: this.open }, this.wallClock());
+    if ("refused" in made) {
+      const name = CLONE_STATUS_NAMES[made.refused] ?? String(made.refused);
+      this.counters.refused[name] = (this.counters.refused[name] ?? 0) + 1;
+      link.ack(msg.handoffId, made.refused);
+      return;
+    }
+    this.counters.accepted++;
+    const t = decodeState(msg.state);
+    if (!isWireError(t)) this.tombstones.delete(t.tuple.remoteAddr * 65536 + t.tuple.remotePort);
+    // The ACK first: the front-end forwards the client's packets from then on.
+    link.ack(msg.handoffId, CloneStatus.Accepted);
+    const { onOneWay, monotonicUs } = this.policy;
+    if (onOneWay !== undefined && monotonicUs !== undefined && msg.sentAtUs > 0)
+      onOneWay(monotonicUs() - msg.sentAtUs);
+    const c = new HandedOff(this, made.sock, msg.handoffId, link);
+    this.conns.add(c);
+  }
+
+  /** @internal HandedOff's end: it left this node (closed, or given back). */
+  gone(c: HandedOff, givenBack: { key: number } | null, now: number): void {
+    this.conns.delete(c);
+    if (givenBack === null) {
+      this.counters.ended++;
+      return;
+    }
+    this.counters.handedBack++;
+    if (this.tombstones.size >= 65_536) this.tombstones.clear(); // bounded; a stale one costs a RST at most
+    this.tombstones.set(givenBack.key, now + this.tombstoneMs);
+  }
+
+  /** Deadlines: connections idle too long are closed; expired tombstones go. */
+  poll(now: number): void {
+    for (const c of this.conns) c.checkIdle(now);
+    for (const [k, until] of this.tombstones) if (now > until) this.tombstones.delete(k);
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.counters, open: this.open, tombstones: this.tombstones.size };
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.sock.destroy();
+  }
+}
+
+/** One handed-off connection on this node: it serves one request, then gives the connection back. */
+class HandedOff {
+  /** Bytes received from the current request's first byte on (not yet consumed), in chunks. */
+  private chunks: Buffer[] = [];
+  private size = 0;
+  /** The first request's parser, fed as bytes arrive (linear in the input). */
+  private readonly parser = new RequestParser(DEFAULT_LIMITS);
+  private phase: "request" | "responding" | "next" | "leaving" | "closed" = "request";
+  /** The client sent its FIN: no further request will come. */
+  private clientEnded = false;
+  private drainWaits = 0;
+  private idleSince: number;
+
+  constructor(
+    private readonly node: LardNode,
+    readonly sock: TcpSocket,
+    private readonly handoffId: number,
+    private readonly link: HandoffReplyLink,
+  ) {
+    this.idleSince = node.policy.stack.now();
+    sock.on("error", () => undefined);
+    sock.on("data", (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      // Bounded: beyond what a HANDBACK carries, stop reading (TCP holds the client back); the
+      // hand-back then fails and the connection closes.
+      if (this.size > HANDBACK_DATA_ROOM) sock.pause();
+      if (this.phase === "request") this.parser.feed(chunk);
+      this.pump();
+    });
+    sock.on("end", () => {
+      this.clientEnded = true;
+      // The client is done sending: no next request will come; close once our response is out.
+      if (this.phase === "next" || (this.phase === "request" && this.size === 0)) sock.end();
+    });
+    sock.once("close", () => {
+      if (this.phase === "leaving") return;
+      this.phase = "closed";
+      this.node.gone(this, null, this.node.policy.stack.now());
+      this.link.end(this.handoffId);
+    });
+  }
+
+  checkIdle(now: number): void {
+    if ((this.phase === "request" || this.phase === "next") && now - this.idleSince > this.node.idleMs)
+      this.sock.destroy();
+  }
+
+  private pump(): void {
+    if (this.phase === "request") return this.serveFirst();
+    if (this.phase === "next" && this.size > 0) this.handBackWhenAcked();
+  }
+
+  /** The request the front-end handed this connection for. */
+  private serveFirst(): void {
+    const req = this.parser.next();
+    if (req === null) return; // the rest of it comes from the client
+    const serving = this.node.serving;
+    if (req instanceof ParseError) return this.answer(serving.error(req.status), false);
+    // A request with a body is served here and the connection closes after it: its exact end in
+    // the byte stream (chunked framing) is not worth tracking for a hand-back.
+    const hasBody = req.bodyBytes > 0 || req.headers.some((v, i) => i % 2 === 0 && v === "transfer-encoding");
+    const consumed = req.raw.length + req.bodyBytes;
+    const rest = Buffer.concat(this.chunks, this.size).subarray(Math.min(consumed, this.size));
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.size = rest.length;
+    const keepAlive = req.keepAlive && !hasBody;
+    this.phase = "responding";
+    let resp: PreparedResponse | Promise<PreparedResponse>;
+    try {
+      resp = serving.respond(req, keepAlive, Date.now());
+    } catch {
+      return this.answer(serving.error(500), false);
+    }
+    if (resp instanceof Promise)
+      resp.then(
+        (r) => this.answer(r, keepAlive),
+        () => this.answer(serving.error(500), false),
+      );
+    else this.answer(resp, keepAlive);
+  }
+
+  private answer(resp: PreparedResponse, keepAlive: boolean): void {
+    if (this.sock.destroyed) return;
+    this.phase = "responding";
+    this.node.serving.countResponse(resp.status, resp.length);
+    const done = () => {
+      if (this.sock.destroyed) return;
+      if (!keepAlive || resp.close) {
+        this.sock.end();
+        return;
+      }
+      this.phase = "next";
+      this.idleSince = this.node.policy.stack.now();
+      if (this.size > 0) this.handBackWhenAcked();
+      else if (this.clientEnded) this.sock.end();
+    };
+    if (resp.stream === null) {
+      this.sock.write(resp.head);
+      if (resp.body !== null) this.sock.write(resp.body);
+      done();
+    } else void sendPrepared(this.sock as unknown as Conn, resp).then(done);
+  }
+
+  /**
+   * The next request has begun. Once the client acknowledged everything sent (the front-end
+   * imports a quiescent connection) and the socket handed out all it received, the connection
+   * goes back to the front-end with those bytes; this node forgets it without a packet.
+   */
+  private handBackWhenAcked(): void {
+    if (this.phase !== "next") return;
+    this.phase = "leaving";
+    // A zero-length write completes once the client acknowledged everything before it.
+    this.sock.write(EMPTY, () => queueMicrotask(() => this.handBack()));
+  }
+
+  private handBack(): void {
+    const sock = this.sock;
+    if (sock.destroyed) return;
+    if (sock.readableLength > 0 && ++this.drainWaits <= MAX_DRAIN_WAITS) {
+      // Bytes received but not handed out yet: take them first (they come as 'data'), for a
+      // bounded number of turns (then the export check below fails and the connection closes).
+      setImmediate(() => this.handBack());
+      return;
+    }
+    let ok = false;
+    const state = exportState(sock);
+    if (state.seed !== undefined && state.sndNxt === state.sndUna && this.size <= HANDBACK_DATA_ROOM) {
+      ok = this.link.handBack({
+        type: HandoffType.HandBack,
+        handoffId: this.handoffId,
+        startDeadline: 0,
+        sentAtUs: 0,
+        state: encodeState(state),
+        seed: state.seed,
+        data: Buffer.concat(this.chunks, this.size),
+      });
+    }
+    if (!ok) {
+      // The front-end cannot take it: close cleanly (the front-end's END resets its view).
+      this.node.counters.handBackFailures++;
+      this.phase = "closed";
+      sock.destroy();
+      return;
+    }
+    this.node.gone(
+      this,
+      { key: state.tuple.remoteAddr * 65536 + state.tuple.remotePort },
+      this.node.policy.stack.now(),
+    );
+    sock.dropSilently();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Event-loop turns a hand-back waits for the socket to hand out what it received. */
+const MAX_DRAIN_WAITS = 16;
+
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+registerMode({
+  name: "lard",
+  summary: "LARD back-end: serve connections the LARD front-end hands off (dispatcher --mode lard)",
+  needsCluster: true,
+  needsUserStack: true,
+  async create(ctx: ModeContext): Promise<Mode> {
+    const { cluster, userStack, trust } = ctx;
+    if (cluster === null || userStack === null || trust === null)
+      throw new UserFacingError("--mode lard needs --peer members, --stack user and the cluster secret");
+    const gue = userStack.gue;
+    if (gue === null)
+      throw new UserFacingError(
+        "--mode lard needs GUE input (--gue-port): the front-end forwards the client's packets in GUE",
+      );
+    const self = selfMember(cluster);
+    const vip = ipv4FromString(userStack.address);
+    if (isWireError(vip)) throw new UserFacingError(`--mode lard: bad VIP ${userStack.address}`);
+    const oneWay = new Histogram({
+      name: "sc_lard_handoff_one_way_seconds",
+      help: "HANDOFF sent by the front-end (CLOCK_MONOTONIC stamp) -> imported here; one machine only",
+      buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2],
+      registers: [ctx.registry],
+    });
+    const mode = new LardNode(
+      {
+        stack: userStack.stack,
+        vip,
+        port: ctx.httpPort,
+        maxConnections: 100_000,
+        onOneWay: (us) => oneWay.observe(us / 1e6),
+        monotonicUs,
+        idleMs: 60_000,
+      },
+      {
+        respond: (req, keepAlive, now) => ctx.responder.respond(req, keepAlive, now),
+        error: (status) => errorResponse(status, false, ctx.dates.dateLine(Date.now())),
+        countResponse: (status, bytes) => ctx.stats.countResponse(status, bytes),
+      },
+    );
+    // Forwarded packets of connections given back (still in flight) never reach the stack.
+    const stack = userStack.stack;
+    userStack.setPacketHandler((packet) => {
+      if (!mode.dropsPacket(packet, stack.now())) stack.receive(packet);
+    });
+    const sweep = setInterval(() => mode.poll(stack.now()), 1000);
+    sweep.unref();
+    // The front-end connects from an address the node takes GUE from (the dispatcher's).
+    const allow = gue.allow;
+    const server = new HandoffServer({
+      nodeId: self.id,
+      listenHost: self.addr,
+      listenPort: HANDOFF_PORT,
+      key: linkKey(trust),
+      admit: (addr) => {
+        const a = ipv4FromString(addr);
+        return !isWireError(a) && allow.has(a);
+      },
+      onHandoff: (msg, link) => mode.onHandoff(msg, link),
+    });
+    const registry = ctx.registry;
+    mirrorCounter(
+      registry,
+      "sc_lard_handoffs_received_total",
+      "HANDOFF messages received",
+      () => mode.counters.received,
+    );
+    mirrorCounter(
+      registry,
+      "sc_lard_handoffs_accepted_total",
+      "Connections handed off to this node and imported",
+      () => mode.counters.accepted,
+    );
+    mirrorGauge(registry, "sc_lard_connections", "Handed-off connections open on this node", () => mode.open);
+    const counters = mode.counters;
+    new Counter({
+      name: "sc_lard_handoffs_refused_total",
+      help: "HANDOFF messages refused, by status",
+      labelNames: ["status"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [status, n] of Object.entries(counters.refused)) this.inc({ status }, n);
+      },
+    });
+    new Counter({
+      name: "sc_lard_link_drops_total",
+      help: "Handoff links this node refused or closed, by reason (docs/lard.md)",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const reason of LINK_DROP_REASONS) this.inc({ reason }, server.drops[reason]);
+      },
+    });
+    try {
+      await server.start();
+    } catch (err) {
+      throw new UserFacingError(
+        `LARD handoff server on ${self.addr}:${HANDOFF_PORT}: ${(err as Error).message}`,
+      );
+    }
+    const stats = mode.stats.bind(mode);
+    return Object.assign(mode, {
+      stats: () => ({ ...stats(), links: server.linksUp, linkDrops: server.drops }),
+      close: async () => {
+        clearInterval(sweep);
+        userStack.setPacketHandler(null);
+        await mode.close();
+        await server.close();
+      },
+    });
+  },
+});
