@@ -60,6 +60,10 @@ const spec: CommandSpec = {
       help: "Document cache of each node (K/M/G suffixes)",
       default: "256M",
     },
+    "access-log": {
+      type: "boolean",
+      help: "Every node writes a combined-format access log to <log-dir>/<host>.access.log (loadgen --trace reads it)",
+    },
     scheduler: {
       type: "string",
       value: "NAME",
@@ -311,6 +315,7 @@ async function run(argv: string[]): Promise<number> {
       loss,
       expose: bool(values, "expose") && !bool(values, "no-expose"),
       cacheBytes: cacheRaw,
+      accessLog: bool(values, "access-log"),
       scheduler: optStr(values, "scheduler"),
       weights: weightsOpt(values),
       logDir: optStr(values, "log-dir"),

@@ -146,6 +146,18 @@ test("options reach the processes: nodes, mode, cache, scheduler, weights, site,
   );
 });
 
+test("--access-log: every node logs to <log-dir>/<host>.access.log; none without it", () => {
+  const plan = planCluster({ nodes: 2, logDir: "/tmp/logs", accessLog: true }, CAPS);
+  const nodes = plan.processes.filter((p) => p.args.includes("node"));
+  assert.equal(nodes.length, 2);
+  for (const [k, p] of nodes.entries()) {
+    const i = p.args.indexOf("--access-log");
+    assert.equal(p.args[i + 1], `/tmp/logs/node${k + 1}.access.log`);
+  }
+  const plain = planCluster({ nodes: 2 }, CAPS);
+  assert.ok(plain.processes.every((p) => !p.args.includes("--access-log")));
+});
+
 test("extra arguments go after the launcher's, the role's before the host's", () => {
   const plan = planCluster(
     {

@@ -58,6 +58,8 @@ export interface ClusterOptions {
   stateDir?: string;
   /** Where the processes' logs go; default <stateDir>/<prefix>/ (the cluster directory). */
   logDir?: string;
+  /** Every node writes a combined-format access log to <logDir>/<host>.access.log. */
+  accessLog?: boolean;
   /** How long every process gets to become healthy and the VIP to answer; default 60 s. */
   startTimeoutMs?: number;
   /** SIGTERM -> SIGKILL grace when stopping; default 5 s. */
@@ -283,6 +285,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
         String(cacheBytes),
         "--secret-file",
         secretFile,
+        ...(options.accessLog ? ["--access-log", join(logDir, `${host}.access.log`)] : []),
         ...peers,
       ]),
       log: join(logDir, `${host}.log`),
