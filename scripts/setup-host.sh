@@ -8,7 +8,7 @@
 #                                    already) and packet tools; `sc-cluster bench` installs a
 #                                    missing peer itself too
 #
-# Debian starts nginx and haproxy (on port 80 of the host) when they are installed; this
+# Debian starts nginx and haproxy (on port 80 of the host) and keepalived when they are installed; this
 # script keeps them from starting (policy-rc.d during the install) and stops and disables the
 # services of the packages it installed: the tests and benchmarks run their own instances
 # from config files in temp directories, inside the testbed's namespaces.
@@ -39,17 +39,18 @@ fi
 packages=(iproute2 nftables procps iputils-ping g++ make python3)
 if [ "$level" != runtime ]; then
   # npm test: real clients (curl, ab, wrk), nginx as a replay target (loadgen's open-loop
-  # test), reference packets (python3-scapy), Chromium for the dashboard and static-site
-  # browser tests (and the benchmark plots).
-  packages+=(curl apache2-utils wrk nginx python3-scapy chromium)
+  # test), reference packets (python3-scapy), the client's capture in the FIN-delegation test
+  # (tcpdump), Chromium for the dashboard and static-site browser tests (and the benchmark
+  # plots), keepalived to check deploy/'s configuration (keepalived -t).
+  packages+=(curl apache2-utils wrk nginx python3-scapy tcpdump chromium keepalived)
 fi
 if [ "$level" = bench ]; then
   # sc-cluster bench: the L7 peer; packet tools for looking at a run.
-  packages+=(haproxy tcpdump netcat-openbsd)
+  packages+=(haproxy netcat-openbsd)
 fi
 
 # Services a package would start on the host, which must not stay running.
-services=(nginx haproxy)
+services=(nginx haproxy keepalived)
 
 missing=()
 for p in "${packages[@]}"; do
