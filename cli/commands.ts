@@ -62,3 +62,8 @@ registerCommand(
   "Reproduce the paper's Figures 8 (micro) and 9 (trace) on the testbed against nginx and haproxy",
   async () => (await import("./bench.js")).command,
 );
+registerCommand(
+  "chaos",
+  "Replay the demo trace against a fresh cluster while injecting faults on a seeded schedule",
+  async () => (await import("./chaos.js")).command,
+);

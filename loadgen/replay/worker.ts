@@ -69,6 +69,10 @@ export interface ProgressSnapshot {
   errors: number;
   verifyFailures: number;
   bytes: number;
+  /** Transport errors so far by kind (the replay's; a chaos run attributes them to faults). */
+  errorsByKind?: Record<string, number>;
+  /** Verification failures so far by kind (status, length, sha256). */
+  verifyFailuresByKind?: Record<string, number>;
 }
 
 /** Open-loop state for the progress line and the report. */
@@ -419,6 +423,8 @@ function progress(): void {
     errors: counters.errors,
     verifyFailures: counters.verifyFailures,
     bytes: counters.bytes,
+    errorsByKind: { ...counters.errorsByKind },
+    verifyFailuresByKind: { ...counters.verifyFailuresByKind },
   };
   port.postMessage({ type: "progress", progress: p, open: openSnapshot() } satisfies FromWorker);
 }
