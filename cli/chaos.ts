@@ -37,7 +37,12 @@ const spec: CommandSpec = {
       help: "Open loop: requests per second in total (default: closed loop)",
     },
     conns: { type: "string", value: "M", help: "Keep-alive connections of the replay", default: "16" },
-    timeout: { type: "string", value: "MS", help: "Per-request timeout of the replay", default: "10000" },
+    timeout: {
+      type: "string",
+      value: "MS",
+      help: "Per-request timeout of the replay (above twice a dispatcher outage: see docs/reliability.md)",
+      default: "30000",
+    },
     settle: {
       type: "string",
       value: "A..B",

@@ -189,7 +189,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const clients = o.clients ?? 1;
   const conns = o.conns ?? 16;
   const keepalive = o.keepalive ?? true;
-  const timeoutMs = o.timeoutMs ?? 10_000;
+  const timeoutMs = o.timeoutMs ?? 30_000;
   const nodeNames = Array.from({ length: nodes }, (_, i) => `node${i + 1}`);
   const planned = planFaults({
     seed: o.seed,

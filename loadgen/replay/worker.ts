@@ -63,6 +63,9 @@ export type ToWorker =
     }
   | { type: "stop" };
 
+/** Keep-alive connections idle this long are closed by the client (undici's own default). */
+const CLIENT_IDLE_MS = 4_000;
+
 export interface ProgressSnapshot {
   requests: number;
   ok: number;
@@ -254,7 +257,11 @@ class Slot {
       },
       headersTimeout: init.timeoutMs,
       bodyTimeout: init.timeoutMs,
-      keepAliveTimeout: 60_000,
+      // An idle connection is closed here before a server closes it (our node after 30 s,
+      // Node's http after 5 s): a request sent as the server's FIN is on its way fails
+      // (socket closed / reset), an error of the client's making. A server's `Keep-Alive:
+      // timeout=N` hint still counts (up to keepAliveMaxTimeout).
+      keepAliveTimeout: CLIENT_IDLE_MS,
       keepAliveMaxTimeout: 600_000,
     });
     // Errors are reported per request through the handlers; this keeps stray
