@@ -226,6 +226,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let child: ChildProcess | undefined;
   const rows: TimelineRow[] = [];
   let stats: Record<string, unknown> = {};
+  // Cancels the bounding timers at the end, so none keeps the process alive.
+  const naps = new AbortController();
+  const nap = (ms: number, signal?: AbortSignal) =>
+    sleep(Math.max(0, ms), undefined, {
+      signal: signal ? AbortSignal.any([signal, naps.signal]) : naps.signal,
+    }).catch(() => {});
   try {
     c.onExit((e) =>
       unexpectedExits.push(`${e.host} (pid ${e.pid}) exited: code ${e.code}, signal ${e.signal}`),
@@ -286,7 +292,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Faults run on the replay's clock, once it reports its start.
     const hardStop = AbortSignal.timeout((o.durationS + REPLAY_GRACE_S + 60) * 1000);
     const stop = o.signal ? AbortSignal.any([o.signal, hardStop]) : hardStop;
-    await Promise.race([started, exited, sleep(60_000, undefined, { signal: stop }).catch(() => {})]);
+    await Promise.race([started, exited, nap(60_000, stop)]);
     if (startEpoch === undefined)
       throw new Error(`the replay did not start: ${replayError ?? stderr.trim()}`);
     const now = () => (Date.now() - startEpoch!) / 1000;
@@ -343,19 +349,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       stoppedBy = o.signal?.aborted ? "interrupted" : "time_limit";
     if (stoppedBy !== "duration") proc.kill("SIGTERM");
     // The replay ends by its duration; bounded anyway.
-    const bound = sleep((o.durationS + REPLAY_GRACE_S) * 1000 - (Date.now() - startEpoch), undefined, {
-      signal: hardStop,
-    }).catch(() => {});
+    const bound = nap((o.durationS + REPLAY_GRACE_S) * 1000 - (Date.now() - startEpoch), hardStop);
     await Promise.race([exited, bound]);
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill("SIGTERM");
-      await Promise.race([exited, sleep(15_000)]);
+      await Promise.race([exited, nap(15_000)]);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
       if (stoppedBy === "duration") stoppedBy = "time_limit";
     }
-    await Promise.race([lineDone, sleep(5000)]);
+    await Promise.race([lineDone, nap(5000)]);
     if (!result && !replayError) replayError = `the replay gave no result: ${stderr.trim().slice(-500)}`;
   } finally {
+    naps.abort();
     await active?.undo().catch(() => {});
     if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     stats = await collectStats(c);
