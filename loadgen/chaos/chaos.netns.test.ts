@@ -9,13 +9,16 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { testPrefix } from "../../testbed/index.js";
 import { listNetns } from "../../testbed/netns.js";
-import { destroyCluster } from "../../cluster/index.js";
+import { destroyCluster, withCluster } from "../../cluster/index.js";
 import { FAULT_KINDS } from "./schedule.js";
 import { runChaos } from "./runner.js";
 
 const PREFIX = testPrefix("cha");
+const HELD = fileURLToPath(new URL("../../cluster/held-conns-main.js", import.meta.url));
 
 test("a 90 s replay through one fault of each kind: zero verification failures, every error has an allowed cause", async () => {
   const out = await mkdtemp(join(tmpdir(), "sc-chaos-"));
@@ -82,4 +85,49 @@ test("a 90 s replay through one fault of each kind: zero verification failures, 
     await destroyCluster(PREFIX);
     await rm(out, { recursive: true, force: true });
   }
+});
+
+test("kill -9 and restart of the mh dispatcher: 30 established connections all keep working (issue 22)", async () => {
+  await withCluster(
+    { prefix: testPrefix("chd"), nodes: 3, scheduler: "mh", cacheBytes: "32M", stopGraceMs: 2000 },
+    async (c) => {
+      const held = c.testbed.spawn(
+        "client",
+        process.execPath,
+        [HELD, "--host", c.vip, "--count", "30", "--path", "/index.html", "--timeout", "10000"],
+        { stdio: ["pipe", "pipe", "inherit"] },
+      );
+      const lines = createInterface({ input: held.stdout! })[Symbol.asyncIterator]();
+      try {
+        const connected = JSON.parse((await lines.next()).value as string) as { connected: number[] };
+        assert.equal(connected.connected.length, 30);
+        const before = await c.json<{ connections: { entries: number } }>(
+          `${c.process("dispatcher").admin}/stats`,
+        );
+        assert.equal(before.connections.entries, 30);
+        // The dispatcher dies with its table; the new one knows none of the 30.
+        const old = c.process("dispatcher").pid;
+        await c.restart("dispatcher");
+        assert.notEqual(c.process("dispatcher").pid, old);
+        held.stdin!.write("go\n");
+        const { results } = JSON.parse((await lines.next()).value as string) as {
+          results: { port: number; outcome: string; status?: number }[];
+        };
+        // Each request reaches the node that holds its connection: picked up where mh hashes
+        // it once every node's first health verdict is in (before: the first node to answer
+        // took them all and reset two thirds).
+        assert.deepEqual(
+          results.filter((r) => r.outcome !== "response" || r.status !== 200),
+          [],
+        );
+        const after = await c.json<{ connections: { recovered: number }; rstsSent: number }>(
+          `${c.process("dispatcher").admin}/stats`,
+        );
+        assert.equal(after.connections.recovered, 30);
+        assert.equal(after.rstsSent, 0);
+      } finally {
+        held.kill();
+      }
+    },
+  );
 });
