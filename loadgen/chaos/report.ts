@@ -320,12 +320,12 @@ export function formatTimeline(rows: readonly TimelineRow[], events: readonly Fa
   return lines.join("\n") + "\n";
 }
 
-export const FAULT_COLORS: Record<FaultKind, string> = {
-  node_kill: "#d62728",
-  node_stop: "#ff7f0e",
-  dispatcher_restart: "#9467bd",
-  link_loss: "#8c564b",
-  origin_stop: "#17becf",
+export const FAULT_COLORS: Record<FaultKind, { color: string; name: string }> = {
+  node_kill: { color: "#d62728", name: "red" },
+  node_stop: { color: "#ff7f0e", name: "orange" },
+  dispatcher_restart: { color: "#9467bd", name: "purple" },
+  link_loss: { color: "#8c564b", name: "brown" },
+  origin_stop: { color: "#17becf", name: "cyan" },
 };
 
 /** The timeline plot: responses/s and errors/s over time, a shaded band per fault. */
@@ -333,6 +333,7 @@ export function timelinePlotSpec(
   rows: readonly TimelineRow[],
   events: readonly FaultEvent[],
   caption: string,
+  notes: readonly string[] = [],
 ): PlotSpec {
   const tMax = Math.max(1, ...rows.map((r) => r.t), ...events.map((e) => e.endedS));
   const x = niceAxis(tMax);
@@ -370,12 +371,12 @@ export function timelinePlotSpec(
     bands: events.map((e) => ({
       x0: e.startedS,
       x1: Math.max(e.endedS, e.startedS + 0.2),
-      color: FAULT_COLORS[e.fault.kind],
+      color: FAULT_COLORS[e.fault.kind].color,
       label: e.fault.kind === "dispatcher_restart" ? "dispatcher" : e.fault.target,
     })),
-    legend: "bottom-right",
+    legend: "top-right",
     caption,
-    notes: [`shaded: ${kinds.map((k) => `${k} (${FAULT_COLORS[k]})`).join(", ")}`],
+    notes: [...notes, `faults shaded: ${kinds.map((k) => `${k} ${FAULT_COLORS[k].name}`).join(", ")}`],
     width: 900,
   };
 }
@@ -384,6 +385,7 @@ export function renderTimelineSvg(
   rows: readonly TimelineRow[],
   events: readonly FaultEvent[],
   caption: string,
+  notes: readonly string[] = [],
 ): string {
-  return renderPlot(timelinePlotSpec(rows, events, caption));
+  return renderPlot(timelinePlotSpec(rows, events, caption, notes));
 }

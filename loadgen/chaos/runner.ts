@@ -427,9 +427,14 @@ export async function writeReport(report: ChaosReport, dir: string): Promise<voi
   await writeFile(join(dir, "report.json"), JSON.stringify(report, null, 1) + "\n");
   await writeFile(join(dir, "timeline.txt"), formatTimeline(report.timeline, report.events));
   const p = report.params;
-  const caption =
-    `Chaos run${report.partial ? " (partial)" : ""}: ${p.nodes} nodes, ${p.mode}, ${p.scheduler}, seed ${p.seed}, ` +
-    `${report.summary.requests} requests, ${report.summary.faults} faults, ` +
-    `${report.summary.verifyFailures} verification failures, ${report.summary.errors} errors`;
-  await writeFile(join(dir, "timeline.svg"), renderTimelineSvg(report.timeline, report.events, caption));
+  const t = report.summary;
+  const caption = `Chaos run${report.partial ? " (partial)" : ""}: ${p.nodes} nodes, ${p.mode}, ${p.scheduler}, seed ${p.seed}`;
+  const notes = [
+    `${t.requests} requests, ${t.faults} faults, ${t.verifyFailures} verification failures, ` +
+      `${t.errors} errors ${JSON.stringify(t.errorsByKind)}`,
+  ];
+  await writeFile(
+    join(dir, "timeline.svg"),
+    renderTimelineSvg(report.timeline, report.events, caption, notes),
+  );
 }
