@@ -579,7 +579,8 @@ export class Cluster {
     const old = this.child(host);
     if (!old.exit) {
       const exited = new Promise<void>((res) => old.child.once("exit", () => res()));
-      this.signal(host, "SIGKILL");
+      // Killed already (signal()) but its exit not seen yet: no second signal to a reaped PID.
+      if (!this.killed.has(old.record.pid)) this.signal(host, "SIGKILL");
       await exited;
     }
     const r = await spawnProcess(this.testbed, old.plan);
