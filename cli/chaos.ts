@@ -59,7 +59,7 @@ const spec: CommandSpec = {
     out: {
       type: "string",
       value: "DIR",
-      help: "Write report.json, timeline.txt and timeline.svg here",
+      help: "Write report.json, timeline.txt, timeline.svg and the processes' logs (logs/) here",
       default: "chaos-report",
     },
   },
