@@ -72,3 +72,8 @@ registerCommand(
   "List, add, drain or remove nodes of a running cluster (the dispatcher's membership)",
   async () => (await import("./members.js")).command,
 );
+registerCommand(
+  "chaos",
+  "Replay the demo trace against a fresh cluster while injecting faults on a seeded schedule",
+  async () => (await import("./chaos.js")).command,
+);

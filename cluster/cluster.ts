@@ -186,6 +186,28 @@ interface Running {
   exit?: { code: number | null; signal: NodeJS.Signals | null };
 }
 
+/** Starts one planned process in its host and records it (PID, start time, namespace). */
+async function spawnProcess(tb: Testbed, p: ProcessPlan): Promise<Running> {
+  const child = spawnInHost(tb, p.host, p.args, p.log);
+  if (child.pid === undefined) throw new ClusterStartError(`could not start ${p.host}: no pid`, p.host);
+  const r: Running = {
+    plan: p,
+    child,
+    record: {
+      host: p.host,
+      role: p.role,
+      pid: child.pid,
+      startTime: (await processStartTime(child.pid)) ?? "",
+      netns: tb.host(p.host).netns,
+      log: p.log,
+      ...(p.admin ? { admin: p.admin } : {}),
+      args: p.args,
+    },
+  };
+  child.once("exit", (code, sig) => (r.exit = { code, signal: sig }));
+  return r;
+}
+
 /** Whether an answer means "ready" for a process plan. */
 function readyAnswer(p: ProcessPlan, a: HttpAnswer): boolean {
   if (a.status === undefined) return false;
@@ -337,23 +359,7 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     http = new HostHttp(tb, "client");
 
     const spawn = async (p: ProcessPlan): Promise<Running> => {
-      const child = spawnInHost(tb, p.host, p.args, p.log);
-      if (child.pid === undefined) throw new ClusterStartError(`could not start ${p.host}: no pid`, p.host);
-      const r: Running = {
-        plan: p,
-        child,
-        record: {
-          host: p.host,
-          role: p.role,
-          pid: child.pid,
-          startTime: (await processStartTime(child.pid)) ?? "",
-          netns: tb.host(p.host).netns,
-          log: p.log,
-          ...(p.admin ? { admin: p.admin } : {}),
-          args: p.args,
-        },
-      };
-      child.once("exit", (code, sig) => (r.exit = { code, signal: sig }));
+      const r = await spawnProcess(tb, p);
       running.push(r);
       return r;
     };
@@ -511,6 +517,8 @@ export class Cluster {
   private stopping = false;
   private stopped: Promise<ClusterDownReport> | undefined;
   private readonly exitListeners: ((e: ProcessExit) => void)[] = [];
+  /** PIDs this program killed on purpose (signal SIGKILL, restart): their exit is not reported. */
+  private readonly killed = new Set<number>();
 
   /** @internal use startCluster or openCluster */
   constructor(
@@ -523,22 +531,78 @@ export class Cluster {
     /** The demo site (trace, manifest) when no site was given. */
     readonly demo: DemoSite | undefined,
   ) {
-    for (const r of children) {
-      const report = (code: number | null, signal: NodeJS.Signals | null) => {
-        if (this.stopping) return;
-        const e: ProcessExit = {
-          host: r.plan.host,
-          role: r.plan.role,
-          pid: r.record.pid,
-          code,
-          signal,
-          log: r.plan.log,
-        };
-        for (const l of this.exitListeners) l(e);
+    for (const r of children) this.watch(r);
+  }
+
+  /** Reports the process's end to the onExit listeners, unless it was stopped on purpose. */
+  private watch(r: Running): void {
+    const report = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (this.stopping || this.killed.has(r.record.pid)) return;
+      const e: ProcessExit = {
+        host: r.plan.host,
+        role: r.plan.role,
+        pid: r.record.pid,
+        code,
+        signal,
+        log: r.plan.log,
       };
-      if (r.exit) queueMicrotask(() => report(r.exit!.code, r.exit!.signal));
-      else r.child.once("exit", report);
+      for (const l of this.exitListeners) l(e);
+    };
+    if (r.exit) queueMicrotask(() => report(r.exit!.code, r.exit!.signal));
+    else r.child.once("exit", report);
+  }
+
+  /** The running child of a host, when this program started it (startCluster). */
+  private child(host: string): Running {
+    const r = this.children.find((x) => x.plan.host === host);
+    if (!r) throw new Error(`cluster '${this.prefix}': ${host} was not started by this program`);
+    return r;
+  }
+
+  /**
+   * Sends a signal to a process this program started: SIGSTOP/SIGCONT to freeze and thaw it,
+   * SIGKILL to crash it (an exit caused here is not reported to onExit listeners).
+   */
+  signal(host: string, sig: NodeJS.Signals): void {
+    const r = this.child(host);
+    if (r.exit) throw new Error(`${host} (pid ${r.record.pid}) is not running`);
+    if (sig === "SIGKILL") this.killed.add(r.record.pid);
+    process.kill(r.record.pid, sig);
+  }
+
+  /**
+   * Kills a process this program started (SIGKILL, when it still runs), starts it again with
+   * the same arguments in its host, and resolves once it answers its readiness check (as
+   * startCluster's). Rejects with ClusterStartError when it exits or is not ready in time.
+   */
+  async restart(host: string, timeoutMs = this.plan.startTimeoutMs): Promise<ClusterProcess> {
+    const old = this.child(host);
+    if (!old.exit) {
+      const exited = new Promise<void>((res) => old.child.once("exit", () => res()));
+      // Killed already (signal()) but its exit not seen yet: no second signal to a reaped PID.
+      if (!this.killed.has(old.record.pid)) this.signal(host, "SIGKILL");
+      await exited;
     }
+    const r = await spawnProcess(this.testbed, old.plan);
+    this.children[this.children.indexOf(old)] = r;
+    const i = this.record.processes.findIndex((p) => p.host === host);
+    this.record.processes[i] = r.record;
+    await writeRecord(this.record);
+    await this.testbed.annotate(host, { pid: r.record.pid });
+    this.watch(r);
+    const http = this.http();
+    await waitUntil(
+      [r],
+      async (x) => {
+        const a = await http.get(x.plan.ready.url, PROBE_TIMEOUT_MS);
+        return readyAnswer(x.plan, a) ? true : answerDetail(a);
+      },
+      Date.now() + timeoutMs,
+      undefined,
+      "ready after restart",
+      http,
+    );
+    return this.process(host);
   }
 
   get prefix(): string {

@@ -8,6 +8,7 @@ import {
   TCP_RST,
   TCP_SYN,
   encodeIpv4Udp,
+  ipv4ToString,
   isWireError,
 } from "../sc/wire/index.js";
 import { Prng } from "../sc/wire/testing.js";
@@ -414,6 +415,86 @@ test("no entry: rr refuses a mid-connection packet with RST; mh picks the connec
   again.send({ sport: 51, flags: TCP_RST });
   assert.equal(again.out.toNodes.length, 2);
   assert.equal(again.f.table.lookup(CLIENT, 51, VIP, 80), -1);
+});
+
+test("a restarted mh dispatcher picks no connection up before every node's first health verdict (issue 22)", () => {
+  // The dispatcher before the restart: every node healthy; where does port 50 live?
+  const before = setup("mh");
+  const home = new Map<number, string>();
+  for (let port = 40; port < 100; port++) {
+    before.send({ sport: port, flags: TCP_SYN });
+    home.set(port, before.out.toNodes.at(-1)!.node);
+  }
+  const port = [...home].find(([, n]) => n !== "node1")![0];
+  // After a restart the nodes are health-checked (admin URLs): unknown until their first verdict.
+  const out = new Recorder();
+  const f = new Forwarder(
+    { vip: VIP, port: 80, scheduler: "mh", encap: "ipv4", localAddr: DISPATCHER, maxConnections: 4096 },
+    out,
+  );
+  for (let k = 1; k <= 3; k++)
+    f.upsertNode({
+      id: `node${k}`,
+      addr: nodeAddr(k),
+      port: GUE_PORT,
+      weight: 1,
+      admin: `http://${ipv4ToString(nodeAddr(k))}:9080`,
+    });
+  const send = (p: ClientPacket) => {
+    const pkt = clientPacket(p);
+    f.input(pkt, 0, pkt.length, 0);
+  };
+  // No verdict yet: an established connection's packet waits (dropped unanswered, the client
+  // retransmits) instead of a RST, and so does a SYN: no node is known yet.
+  send({ sport: port, flags: TCP_ACK, seq: 1001, ack: 5 });
+  send({ sport: 7000, flags: TCP_SYN });
+  assert.equal(out.toClients.length, 0);
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(f.dropCount("warming_up"), 2);
+  // node1 answers first: the connection living on another node is still not picked up by node1.
+  f.setHealth("node1", "up", 1);
+  send({ sport: port, flags: TCP_ACK, seq: 1001, ack: 5 });
+  assert.equal(out.toNodes.length, 0);
+  assert.equal(f.table.lookup(CLIENT, port, VIP, 80), -1);
+  // A new connection may go to a node already known healthy.
+  send({ sport: 7001, flags: TCP_SYN });
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node1"],
+  );
+  // A node that fails its first check is a verdict too; then the table is the one from before.
+  f.setHealth("node2", "up", 2);
+  f.setHealth("node3", "up", 3);
+  send({ sport: port, flags: TCP_ACK, seq: 1001, ack: 5 });
+  assert.equal(out.toNodes.at(-1)!.node, home.get(port));
+  assert.equal(f.connectionsRecovered, 1);
+  assert.equal(out.toClients.length, 0);
+  assert.equal(f.dropCount("warming_up"), 3);
+});
+
+test("warm-up ends with a failed first check too: that node's connections are then picked up elsewhere", () => {
+  const out = new Recorder();
+  const f = new Forwarder(
+    { vip: VIP, port: 80, scheduler: "mh", encap: "ipv4", localAddr: DISPATCHER, maxConnections: 4096 },
+    out,
+  );
+  for (let k = 1; k <= 2; k++)
+    f.upsertNode({
+      id: `node${k}`,
+      addr: nodeAddr(k),
+      port: GUE_PORT,
+      weight: 1,
+      admin: `http://${ipv4ToString(nodeAddr(k))}:9080`,
+    });
+  f.setHealth("node1", "up", 1);
+  f.setHealth("node2", "down", 2);
+  const pkt = clientPacket({ sport: 60, flags: TCP_ACK, seq: 1, ack: 1 });
+  f.input(pkt, 0, pkt.length, 3);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node1"],
+  );
+  assert.equal(f.dropCount("warming_up"), 0);
 });
 
 test("membership and weight changes never move established connections; removed nodes drain", () => {

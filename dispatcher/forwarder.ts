@@ -70,6 +70,13 @@ export const DROP_REASONS = [
   "table_full",
   /** The encapsulated packet would exceed 65535 bytes. */
   "too_big",
+  /**
+   * Needed a scheduling decision before every node's first health verdict (just after a
+   * start): a mid-connection packet under mh/sh, or a SYN no node is known for yet. Dropped
+   * unanswered; the client retransmits once the node set is known (no RST for a connection
+   * a restarted dispatcher can still pick up).
+   */
+  "warming_up",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 const DROP = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as Record<DropReason, number>;
@@ -166,6 +173,8 @@ export class Forwarder {
   private scheduler: Scheduler;
   private readonly schedulerOptions: SchedulerOptions;
   private schedulerVersion = -1;
+  /** Some node's first health verdict is not in yet (NodePool.awaitingFirstVerdict). */
+  private warmingUp = false;
   private readonly ip = new Ipv4Packet();
   private readonly tcp = new TcpPacket();
   private readonly arena = new Uint8Array(ARENA_BYTES);
@@ -335,9 +344,13 @@ export class Forwarder {
         this.refuse(flags);
         return this.drop("no_conn");
       }
+      // A partial node set would pick up a connection where it does not live (and pin it
+      // there), or refuse a SYN that a moment later has a node.
+      if (this.warmingUp && !isSyn) return this.drop("warming_up");
       const slot = this.scheduler.pick(src, sport);
       node = slot >= 0 ? this.nodes.bySlot(slot) : undefined;
       if (node === undefined) {
+        if (this.warmingUp) return this.drop("warming_up");
         this.refuse(flags);
         return this.drop("no_node");
       }
@@ -476,6 +489,7 @@ export class Forwarder {
   private syncScheduler(): void {
     if (this.schedulerVersion === this.nodes.version) return;
     this.scheduler.setNodes(this.nodes.eligible());
+    this.warmingUp = this.nodes.awaitingFirstVerdict();
     this.schedulerVersion = this.nodes.version;
   }
 }

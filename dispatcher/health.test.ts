@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { HealthChecker, classifyCheckError, type CheckedNode } from "./health.js";
 import type { NodeHealthState } from "./nodes.js";
 
@@ -206,6 +207,30 @@ test("a node that fails its very first check stays down without waiting for `fal
     hc.start();
     await ev.until(1);
     assert.deepEqual(ev.log, [{ id: "a", state: "down", reason: "HTTP 500" }]);
+    assert.equal(hc.health("a")!.checks, 1);
+  } finally {
+    await hc.stop();
+    a.server.closeAllConnections();
+    a.server.close();
+  }
+});
+
+test("a node not yet up that fails its first check still gets a verdict (down), so warm-up can end (issue 22)", async () => {
+  const a = await fakeNode();
+  a.mode.status = 503;
+  // A freshly added node with checks starts not healthy (NodePool.upsert).
+  const nodes: CheckedNode[] = [{ id: "a", admin: a.url, healthy: false, gone: false }];
+  const ev = events();
+  const hc = new HealthChecker(
+    { intervalMs: 1000, timeoutMs: 200, fall: 5, rise: 5 },
+    () => nodes,
+    ev.record,
+  );
+  try {
+    hc.start();
+    // Bounded: without a verdict the old checker waited forever.
+    await Promise.race([ev.until(1), sleep(3000)]);
+    assert.deepEqual(ev.log, [{ id: "a", state: "down", reason: "HTTP 503" }]);
     assert.equal(hc.health("a")!.checks, 1);
   } finally {
     await hc.stop();

@@ -200,7 +200,12 @@ export class HealthChecker implements HealthMonitor {
       if (!node.healthy && (fresh || t.successes >= this.options.rise)) {
         this.setHealth(id, "up", fresh ? "first check passed" : `${t.successes} checks passed`);
       }
-    } else if (node.healthy ? fresh || t.failures >= this.options.fall : error === "refused" && !node.gone) {
+    } else if (
+      // The first result always counts: a node not yet up gets its "down" verdict too (the
+      // dispatcher waits for every node's first verdict before it picks connections up).
+      fresh ||
+      (node.healthy ? t.failures >= this.options.fall : error === "refused" && !node.gone)
+    ) {
       this.setHealth(id, error === "refused" ? "gone" : "down", error);
     }
   }

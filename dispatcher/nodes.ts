@@ -39,6 +39,8 @@ export interface Node extends NodeSpec {
   addrText: string;
   /** Result of the health checks ("up"); nodes without an admin URL are always healthy. */
   healthy: boolean;
+  /** Its first health verdict (up, down or gone) is in; always true without checks. */
+  checked: boolean;
   /** Down with its admin port refusing connections (see NodeHealthState). */
   gone: boolean;
   /** When it went down (the caller's clock, ms); meaningful while !healthy. */
@@ -208,6 +210,7 @@ export class NodePool {
       slot,
       addrText: ipv4ToString(spec.addr),
       healthy: spec.admin === undefined,
+      checked: spec.admin === undefined,
       gone: false,
       // Never up: it has no connections a grace could apply to.
       downSince: -Infinity,
@@ -240,14 +243,19 @@ export class NodePool {
   setHealth(id: string, state: NodeHealthState, now: number): boolean {
     const node = this.byId.get(id);
     if (!node) return false;
+    const first = !node.checked;
+    if (first) {
+      node.checked = true;
+      this.version++;
+    }
     if (state === "up") {
-      if (node.healthy) return false;
+      if (node.healthy) return first;
       this.markUp(node);
       return true;
     }
     // Gone stays gone until the node is up again: the connections it lost stay lost.
     const gone = state === "gone" || (!node.healthy && node.gone);
-    if (!node.healthy && node.gone === gone) return false;
+    if (!node.healthy && node.gone === gone) return first;
     if (node.healthy) {
       node.healthy = false;
       node.downSince = now;
@@ -260,6 +268,7 @@ export class NodePool {
   private markUp(node: Node): void {
     if (!node.healthy) this.version++;
     node.healthy = true;
+    node.checked = true;
     node.gone = false;
   }
 
@@ -274,6 +283,15 @@ export class NodePool {
       }
     }
     return gone;
+  }
+
+  /**
+   * Some node (not removed) still waits for its first health verdict: right after a start the
+   * eligible set is partial, so a consistent scheduler's pick may differ from the one a
+   * dispatcher with every verdict made (e.g. the one before a restart).
+   */
+  awaitingFirstVerdict(): boolean {
+    return this.list().some((n) => !n.checked && !n.removed);
   }
 
   /** Nodes that may take new connections. */

@@ -34,6 +34,8 @@ export interface PlotSpec {
   yTickLabel?: (v: number) => string;
   /** Horizontal reference lines (e.g. the 100% of a plain node). */
   hlines?: { y: number; label: string }[];
+  /** Shaded spans of x behind the series (e.g. faults on a timeline); labelled when wide enough. */
+  bands?: { x0: number; x1: number; color: string; label?: string }[];
   series: PlotSeries[];
   legend?: "top-right" | "bottom-right" | "top-left" | "bottom-left";
   /** "Figure 8. Normalized Efficiency", under the plot. */
@@ -115,6 +117,17 @@ export function renderPlot(spec: PlotSpec): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}" font-size="13">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
   );
+  for (const b of spec.bands ?? []) {
+    const a = tx(Math.max(x0, b.x0));
+    const w = Math.max(1, tx(Math.min(x1, b.x1)) - a);
+    out.push(
+      `<rect x="${fmt(a)}" y="${top}" width="${fmt(w)}" height="${fmt(bottom - top)}" fill="${b.color}" fill-opacity="0.25"/>`,
+    );
+    if (b.label && w >= 6 * b.label.length)
+      out.push(
+        `<text x="${fmt(a + 2)}" y="${top + 12}" font-size="10" fill="#333">${escapeXml(b.label)}</text>`,
+      );
+  }
   // Ticks inside the frame on all four sides, labels outside (gnuplot's default look).
   const tick = 7;
   for (const v of spec.xTicks) {

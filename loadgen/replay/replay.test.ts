@@ -213,3 +213,29 @@ test("bad options are refused before anything runs", async () => {
     );
   });
 });
+
+test("a keep-alive connection idle for 4 s is closed by the client, not reused into the server's idle close (issue 22)", async () => {
+  await withTempDir(async (dir) => {
+    const server = await rawHttpServer((socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    try {
+      // Two requests 5 s apart on one keep-alive connection slot: the second finds the first
+      // connection closed by the client (idle 4 s) and opens a new one. A client that kept it
+      // would race a server closing idle connections after 5 s (Node's http default).
+      const r = await runReplay({
+        trace: urlTrace(dir, ["/a", "/b"]),
+        target: server.url,
+        clients: 1,
+        conns: 1,
+        keepalive: true,
+        rate: 0.2,
+        requests: 2,
+      });
+      assert.equal(r.ok, 2);
+      assert.equal(server.connections, 2);
+    } finally {
+      await server.close();
+    }
+  });
+});

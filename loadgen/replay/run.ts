@@ -448,8 +448,18 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
                 errors: a.errors + p.errors,
                 verifyFailures: a.verifyFailures + p.verifyFailures,
                 bytes: a.bytes + p.bytes,
+                errorsByKind: addKinds(a.errorsByKind, p.errorsByKind),
+                verifyFailuresByKind: addKinds(a.verifyFailuresByKind, p.verifyFailuresByKind),
               }),
-              { requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 },
+              {
+                requests: 0,
+                ok: 0,
+                errors: 0,
+                verifyFailures: 0,
+                bytes: 0,
+                errorsByKind: {},
+                verifyFailuresByKind: {},
+              },
             );
             const o = sumOpen(latestOpen);
             options.onProgress({
@@ -638,6 +648,15 @@ export function uncorrectedPath(hgrmPath: string): string {
 function latencySummary(h: Histogram): LatencySummaryMs {
   const p = percentilesMs(h);
   return { p50: p.p50, p90: p.p90, p99: p.p99, p999: p.p999, max: p.max, mean: p.mean };
+}
+
+function addKinds(
+  a: Record<string, number> | undefined,
+  b: Record<string, number> | undefined,
+): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b ?? {})) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 function sumOpen(list: (OpenLoopSnapshot | null)[]): OpenLoopSnapshot | null {

@@ -63,12 +63,19 @@ export type ToWorker =
     }
   | { type: "stop" };
 
+/** Keep-alive connections idle this long are closed by the client (undici's own default). */
+const CLIENT_IDLE_MS = 4_000;
+
 export interface ProgressSnapshot {
   requests: number;
   ok: number;
   errors: number;
   verifyFailures: number;
   bytes: number;
+  /** Transport errors so far by kind (the replay's; a chaos run attributes them to faults). */
+  errorsByKind?: Record<string, number>;
+  /** Verification failures so far by kind (status, length, sha256). */
+  verifyFailuresByKind?: Record<string, number>;
 }
 
 /** Open-loop state for the progress line and the report. */
@@ -250,7 +257,11 @@ class Slot {
       },
       headersTimeout: init.timeoutMs,
       bodyTimeout: init.timeoutMs,
-      keepAliveTimeout: 60_000,
+      // An idle connection is closed here before a server closes it (our node after 30 s,
+      // Node's http after 5 s): a request sent as the server's FIN is on its way fails
+      // (socket closed / reset), an error of the client's making. A server's `Keep-Alive:
+      // timeout=N` hint still counts (up to keepAliveMaxTimeout).
+      keepAliveTimeout: CLIENT_IDLE_MS,
       keepAliveMaxTimeout: 600_000,
     });
     // Errors are reported per request through the handlers; this keeps stray
@@ -419,6 +430,8 @@ function progress(): void {
     errors: counters.errors,
     verifyFailures: counters.verifyFailures,
     bytes: counters.bytes,
+    errorsByKind: { ...counters.errorsByKind },
+    verifyFailuresByKind: { ...counters.verifyFailuresByKind },
   };
   port.postMessage({ type: "progress", progress: p, open: openSnapshot() } satisfies FromWorker);
 }
