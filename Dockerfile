@@ -19,7 +19,7 @@ WORKDIR /app
 # (scripts/build-addon.mjs) builds sc/tun/native with node-gyp, hence its sources here.
 COPY package.json package-lock.json ./
 COPY scripts/build-addon.mjs scripts/
-COPY sc/tun/native/binding.gyp sc/tun/native/tun.c sc/tun/native/sockopt.c sc/tun/native/sockopt.h sc/tun/native/
+COPY sc/tun/native/binding.gyp sc/tun/native/*.c sc/tun/native/*.h sc/tun/native/
 # Optional docker/build-ca.pem (never committed): CA certificates of a TLS-intercepting proxy
 # between this build and the npm registry; test-compose.sh writes it from npm's own cafile.
 # Only npm ci in this stage uses it; the runtime image below does not contain it.
