@@ -8,6 +8,7 @@ import net from "node:net";
 import dgram from "node:dgram";
 import { once } from "node:events";
 import { Registry } from "prom-client";
+import { GueSender } from "../gue/sender.js";
 import {
   SC_MARKING,
   TrafficMarker,
@@ -116,6 +117,17 @@ test("failures are counted by reason and logged once per reason, never thrown", 
   assert.equal(noAddon.counters.failed["no-addon"], 1);
   assert.match(logs[2]!, /addon missing/);
   udp2.close();
+});
+
+test("a socket the addon owns (the SC relay's batched UDP socket) is marked through its fd", () => {
+  const marker = new TrafficMarker(() => undefined, { dscp: 40, priority: 6 });
+  const relay = new GueSender("127.0.0.1");
+  try {
+    assert.equal(marker.mark(relay), true);
+    assert.deepEqual(socketMarking(relay), { dscp: 40, priority: 6 });
+  } finally {
+    relay.close();
+  }
 });
 
 test("the counters in Prometheus form: sockets marked, failures by reason", async () => {

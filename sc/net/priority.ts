@@ -42,7 +42,8 @@ export interface MarkCounters {
 }
 
 type SocketOptions = Pick<NativeAddon, "setSocketPriority" | "getSocketPriority">;
-type Markable = net.Socket | dgram.Socket;
+/** A node:net or node:dgram socket, or a socket the addon owns (it knows its fd). */
+type Markable = net.Socket | dgram.Socket | { readonly fd: number };
 
 /**
  * Marks sockets with one marking. A TCP socket that is still connecting (its fd does not
@@ -111,6 +112,7 @@ export class TrafficMarker {
  * DEP0112, and warns).
  */
 export function socketFd(sock: Markable): number {
+  if ("fd" in sock && typeof sock.fd === "number") return sock.fd;
   let handle: unknown;
   if (sock instanceof net.Socket) handle = (sock as unknown as { _handle?: unknown })._handle;
   else {

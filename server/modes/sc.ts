@@ -16,7 +16,6 @@
 // back in the SC-ACK, then the response is sent straight to the client (source: the VIP). The
 // clone never sends FIN or RST: once its response is acknowledged it vanishes.
 import { registerMarkingMetrics, TrafficMarker, type MarkCounters } from "../../sc/net/priority.js";
-import dgram from "node:dgram";
 import { Counter, Histogram } from "prom-client";
 import { mirrorCounter, mirrorGauge } from "../metrics.js";
 import {
@@ -65,7 +64,7 @@ import {
   type OutgoingClone,
   type SendProgress,
 } from "../../sc/clone/engine.js";
-import { emitGueHeader, GUE_HEADER_LEN } from "../../sc/wire/gue.js";
+import { GueSender } from "../../sc/gue/sender.js";
 import { TcpSocket } from "../../sc/tcp/socket.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
@@ -132,6 +131,8 @@ export interface ScEdges {
   readonly transport: ScTransport;
   /** Sends a client packet to a clone on `peer` (GUE). */
   forward(packet: Uint8Array, peer: ClusterMember): void;
+  /** Counters of the relay socket (packets queued, refused, dropped by the kernel), for /stats. */
+  relayStats?(): { queued: number; refused: number; sendCalls: number; sendDrops: number };
   /** Releases what the edges opened (after the transport is closed). */
   close(): Promise<void>;
 }
@@ -809,6 +810,7 @@ export class SocketCloning implements Mode {
       finsDelegated: this.finsDelegated,
       finsNotDelegated: this.finsNotDelegated,
       routerNotRelayed: this.original.router.notRelayed,
+      relay: this.edges.relayStats?.() ?? null,
       transport: {
         ...this.transport.counters,
         drops: { ...this.transport.counters.drops },
@@ -930,18 +932,12 @@ registerMode({
       throw new UserFacingError("--mode sc needs --peer members, --stack user and the cluster secret");
     const self = selfMember(cluster);
     const settings: ScSettings = { ...SC_DEFAULTS, ...(ctx.modeSettings as Partial<ScSettings>) };
-    // The GUE header (variant 0, IPv4) put before packets forwarded to a clone.
-    const gue = Buffer.alloc(GUE_HEADER_LEN);
-    emitGueHeader(gue);
-    const udp = dgram.createSocket("udp4");
-    await new Promise<void>((resolve, reject) => {
-      udp.once("error", reject);
-      udp.bind(0, self.addr, () => {
-        udp.off("error", reject);
-        resolve();
-      });
-    });
-    udp.on("error", () => undefined);
+    let udp: GueSender;
+    try {
+      udp = new GueSender(self.addr);
+    } catch (err) {
+      throw new UserFacingError(`SC relay socket on ${self.addr}: ${(err as Error).message}`);
+    }
     // SC traffic ahead of response data in every queue that honours DSCP or socket priority.
     const marker = new TrafficMarker((m) => ctx.log.warn(m));
     registerMarkingMetrics(marker, [ctx.registry]);
@@ -971,8 +967,12 @@ registerMode({
       mapper,
       transport,
       marking: marker.counters,
-      forward: (packet, peer) => udp.send([gue, Buffer.from(packet)], cluster.guePort, peer.addr),
-      close: () => new Promise<void>((r) => udp.close(() => r())),
+      forward: (packet, peer) => udp.forward(packet, peer.addr, cluster.guePort),
+      relayStats: () => {
+        const { queued, refused, socket } = udp.stats;
+        return { queued, refused, sendCalls: socket.sendCalls, sendDrops: socket.sendDrops };
+      },
+      close: async () => udp.close(),
     });
     ctx.membership?.on("change", (v: { members: ClusterMember[] }) => {
       transport.setPeers(v.members.map((m) => ({ id: m.id, host: m.addr, port: cluster.scPort })));
