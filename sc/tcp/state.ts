@@ -19,7 +19,7 @@
 // once the response is acknowledged); TcpSocket.setShadow() is the original's side.
 
 import type { TcpConnection } from "./connection.js";
-import { STATE_FIELDS, type ConnectionSnapshot } from "./exported.js";
+import { STATE_FIELDS, blankSnapshot, type ConnectionSnapshot } from "./exported.js";
 import type { TcpState } from "./types.js";
 import { SEED_MAX, type ImportOptions, type LocalEndpoint, type TcpStack } from "./stack.js";
 import { TcpSocket, type TcpSocketOptions } from "./socket.js";
@@ -50,7 +50,10 @@ export function exportState(target: TcpSocket | TcpConnection, now?: number): Tc
   if (STATE_CODES[conn.state] === undefined) {
     throw Object.assign(new Error(`cannot export a connection in ${conn.state}`), { code: "ERR_TCP_STATE" });
   }
-  return { ...conn.snapshot(t), seed: conn.seed === undefined ? undefined : copyBytes(conn.seed) };
+  // Stored, not spread: the snapshot's shape has a seed slot already (blankSnapshot).
+  const s = conn.snapshot(t) as TcpExportedState;
+  s.seed = conn.seed === undefined ? undefined : copyBytes(conn.seed);
+  return s;
 }
 
 function micros(ms: number): number {
@@ -103,10 +106,9 @@ export function decodeState(buf: Uint8Array, off = 0): ConnectionSnapshot | Wire
   if (flags & ~FLAG_MASK) return new WireError("bad-field", "tcp state: unknown flags");
   const localPort = v.getUint16(20);
   const remotePort = v.getUint16(22);
-  const out: Record<string, unknown> = {
-    tuple: { localAddr: v.getUint32(12), localPort, remoteAddr: v.getUint32(16), remotePort },
-    state,
-  };
+  const out = blankSnapshot();
+  out.tuple = { localAddr: v.getUint32(12), localPort, remoteAddr: v.getUint32(16), remotePort };
+  out.state = state;
   for (const f of STATE_FIELDS) {
     if (f.kind === "flag") out[f.key] = (flags & f.bit) !== 0;
     else if (f.kind === "u8") out[f.key] = v.getUint8(f.off);
