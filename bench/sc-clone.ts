@@ -93,6 +93,9 @@ interface Stats {
     cloneLatencyUs: Percentiles;
     /** Builds with the one-way measurement (issue 15): on the clone's node. */
     cloneOneWayUs?: Percentiles;
+    /** Its parts: CLONE sent -> handed to onClone, and onClone -> first segment. */
+    cloneTransitUs?: Percentiles;
+    cloneServeUs?: Percentiles;
   };
 }
 
@@ -138,6 +141,8 @@ async function main(): Promise<void> {
     // 1. Latency, every request cloned.
     let latency: Percentiles = null;
     let oneWay: Percentiles | undefined = undefined;
+    let transit: Percentiles | undefined = undefined;
+    let serve: Percentiles | undefined = undefined;
     const policy: { size: number; clone: number; local: number; cloneCpuUs: number; localCpuUs: number }[] =
       [];
     // The nodes' CPU with no load (timers, keepalives) is taken off, so that runs at different
@@ -182,7 +187,10 @@ async function main(): Promise<void> {
         ]);
         const s = await stats(c, entry);
         latency = s.sc.cloneLatencyUs;
-        oneWay = (await stats(c, other)).sc.cloneOneWayUs;
+        const cloneSide = (await stats(c, other)).sc;
+        oneWay = cloneSide.cloneOneWayUs;
+        transit = cloneSide.cloneTransitUs;
+        serve = cloneSide.cloneServeUs;
         console.log(
           `clones: ${s.sc.clonesSent} over ${r.ok} verified requests (${r.verify_failures} failures), ${Math.round(r.rps)} req/s`,
         );
@@ -242,6 +250,8 @@ async function main(): Promise<void> {
       );
     console.log("");
     show("clone latency one-way (CLONE sent -> the clone's first segment to its TUN)", oneWay);
+    show("  of which transit (CLONE sent -> read, verified, decoded on the clone's node)", transit);
+    show("  of which serving (import, response, first segment)", serve);
     show("clone latency round trip (CLONE sent -> SC-ACK received)", latency);
     console.log("(paper: 46 us one-way on a Pentium III 733, in-kernel)");
     console.log("");

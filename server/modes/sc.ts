@@ -198,6 +198,9 @@ export class SocketCloning implements Mode {
   /** CLONE sent -> the clone's first response segment handed to the TUN, on the clone's node. */
   private readonly oneWay: Histogram;
   private readonly oneWaySamples = new SampleRing(16384);
+  /** The one-way latency's two parts: CLONE sent -> handed to this node's onClone (link, wake-up, read, tag), and onClone -> first segment (import, response). */
+  private readonly transitSamples = new SampleRing(16384);
+  private readonly serveSamples = new SampleRing(16384);
 
   constructor(
     private readonly ctx: ModeContext,
@@ -578,6 +581,7 @@ export class SocketCloning implements Mode {
    * with its status and sends nothing to the client.
    */
   readonly onClone = (msg: CloneMessage, from: string, reply: (ack: CloneAckMessage) => void): void => {
+    const arrivedUs = monotonicUs();
     const refuse = (status: CloneStatus) => {
       this.refusals[`sent-${status}`] = (this.refusals[`sent-${status}`] ?? 0) + 1;
       reply({ type: ScType.CloneAck, cloneId: msg.cloneId, status, responseLength: 0, head: EMPTY });
@@ -613,7 +617,8 @@ export class SocketCloning implements Mode {
         if (resp.body !== null) sock.write(resp.body);
         sock.end();
       } else void sendPrepared(asConn(sock), resp).then(() => sock.end());
-      if (msg.sentAtUs !== undefined && msg.sentAtUs > 0) this.timeFirstSegment(sock, sndMax, msg.sentAtUs);
+      if (msg.sentAtUs !== undefined && msg.sentAtUs > 0)
+        this.timeFirstSegment(sock, sndMax, msg.sentAtUs, arrivedUs);
     };
     let prepared: PreparedResponse | Promise<PreparedResponse>;
     try {
@@ -632,12 +637,15 @@ export class SocketCloning implements Mode {
    * moved); a response that could not start at once (closed window, a body still being read)
    * is looked at again in the next turn, then not sampled.
    */
-  private timeFirstSegment(sock: TcpSocket, sndMax: number, sentAtUs: number): void {
+  private timeFirstSegment(sock: TcpSocket, sndMax: number, sentAtUs: number, arrivedUs: number): void {
     const sample = (): boolean => {
       if (sock.conn.sndMax === sndMax) return false;
-      const us = monotonicUs() - sentAtUs;
+      const nowUs = monotonicUs();
+      const us = nowUs - sentAtUs;
       this.oneWay.observe(us / 1e6);
       this.oneWaySamples.add(us);
+      this.transitSamples.add(arrivedUs - sentAtUs);
+      this.serveSamples.add(nowUs - arrivedUs);
       return true;
     };
     queueMicrotask(() => {
@@ -805,6 +813,8 @@ export class SocketCloning implements Mode {
       peersUp: this.transport.peersUp(),
       cloneLatencyUs: this.latencySamples.summary(),
       cloneOneWayUs: this.oneWaySamples.summary(),
+      cloneTransitUs: this.transitSamples.summary(),
+      cloneServeUs: this.serveSamples.summary(),
       marking: this.edges.marking ?? null,
       donesApplied: this.donesApplied,
       finsDelegated: this.finsDelegated,
