@@ -137,6 +137,7 @@ export class LardService {
         fe.onHandBack(node, msg);
         stack.flush();
       },
+      onResponse: (node, msg) => fe.onResponse(node, msg),
       onUp: (node) => {
         log("handoff link up", { node });
         fe.onLinkUp(node);

@@ -19,6 +19,7 @@ import {
   encodeHandoffMessage,
   HandoffType,
   type HandoffMessage,
+  type ResumeMessage,
 } from "./handoff-message.js";
 
 export const SIM_VIP = "198.18.100.1";
@@ -32,20 +33,21 @@ export function simBody(n: number): Buffer {
   return b;
 }
 
-function simHead(n: number, keepAlive: boolean): Buffer {
+/** With `date`, a Date line that differs per node (a resume must send the dead node's head). */
+function simHead(n: number, keepAlive: boolean, date?: string): Buffer {
   return Buffer.from(
-    `HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n${keepAlive ? "" : "Connection: close\r\n"}\r\n`,
+    `HTTP/1.1 200 OK\r\n${date === undefined ? "" : `Date: ${date}\r\n`}Content-Length: ${n}\r\n${keepAlive ? "" : "Connection: close\r\n"}\r\n`,
     "latin1",
   );
 }
 
-/** The whole response to GET /size/N (keep-alive or not). */
-export function simResponse(n: number, keepAlive: boolean): Buffer {
-  return Buffer.concat([simHead(n, keepAlive), simBody(n)]);
+/** The whole response to GET /size/N (keep-alive or not; `date`: the node's, if the sim has dates). */
+export function simResponse(n: number, keepAlive: boolean, date?: string): Buffer {
+  return Buffer.concat([simHead(n, keepAlive, date), simBody(n)]);
 }
 
-function simPrepared(n: number, keepAlive: boolean): PreparedResponse {
-  const head = simHead(n, keepAlive);
+function simPrepared(n: number, keepAlive: boolean, date?: string): PreparedResponse {
+  const head = simHead(n, keepAlive, date);
   const body = simBody(n);
   return { status: 200, head, body, stream: null, length: head.length + n, close: !keepAlive };
 }
@@ -61,6 +63,8 @@ export interface LardSimOptions {
   frontEnd?: Partial<FrontEndOptions>;
   /** Handed-off connections each node takes at once (more are refused busy). */
   nodeMaxConnections?: number;
+  /** Each node's responses carry `Date: <node id>` (so that nodes answer different heads). */
+  dates?: boolean;
 }
 
 interface SimNode {
@@ -84,6 +88,9 @@ export class LardSim {
   /** Payload bytes the front-end's stack sent towards clients (should stay at error pages only). */
   frontEndPayloadBytes = 0;
   private readonly queue = new TimerHeap<() => void>();
+  private readonly stuck = new Set<string>();
+  /** Nodes whose /size/N documents changed (one byte longer). */
+  private readonly changed = new Set<string>();
   private readonly linkDelay: number;
   private readonly forwardDelay: number;
 
@@ -134,8 +141,18 @@ export class LardSim {
             node.served.push(req.path);
             // A response that never comes (a node stuck before its first byte).
             if (req.path === "/hang") return new Promise<PreparedResponse>(() => undefined);
+            // /stuck-once/N: the first node asked never answers, the next ones answer /size/N.
+            const once = /^\/stuck-once\/(\d+)$/.exec(req.path);
+            if (once !== null) {
+              if (!this.stuck.has(req.path)) {
+                this.stuck.add(req.path);
+                return new Promise<PreparedResponse>(() => undefined);
+              }
+              return simPrepared(Number(once[1]), keepAlive, o.dates === true ? id : undefined);
+            }
             const m = /^\/size\/(\d+)$/.exec(req.path);
-            return simPrepared(m === null ? 0 : Number(m[1]), keepAlive);
+            const n = m === null ? 0 : Number(m[1]) + (this.changed.has(id) ? 1 : 0);
+            return simPrepared(n, keepAlive, o.dates === true ? id : undefined);
           },
           error: (status) => {
             const head = Buffer.from(
@@ -196,6 +213,11 @@ export class LardSim {
     });
   }
 
+  /** From now on the node answers /size/N with N+1 bytes (its copy of every document changed). */
+  changeDocuments(id: string): void {
+    this.changed.add(id);
+  }
+
   node(id: string): SimNode {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`no node ${id}`);
@@ -203,13 +225,14 @@ export class LardSim {
   }
 
   /** A HANDOFF crosses the link (through the codec) and the node answers on the way back. */
-  private toNode(id: string, msg: HandoffMessage): void {
+  private toNode(id: string, msg: HandoffMessage | ResumeMessage): void {
     const bytes = encodeHandoffMessage(msg);
     const node = this.node(id);
     this.later(this.linkDelay, () => {
       if (!node.answers) return;
       const m = decodeHandoffMessage(bytes);
-      if (m instanceof ScDecodeError || m.type !== HandoffType.Handoff) throw new Error("bad HANDOFF");
+      if (m instanceof ScDecodeError || (m.type !== HandoffType.Handoff && m.type !== HandoffType.Resume))
+        throw new Error("bad HANDOFF");
       node.mode.onHandoff(m, {
         ack: (handoffId, status) => {
           const b = encodeHandoffMessage({ type: HandoffType.HandoffAck, handoffId, status });
@@ -220,7 +243,20 @@ export class LardSim {
             this.fe.flush();
           });
         },
-        end: (handoffId) => this.later(this.linkDelay, () => this.frontEnd.onEnd(id, handoffId)),
+        end: (handoffId) =>
+          this.later(this.linkDelay, () => {
+            if (node.answers) this.frontEnd.onEnd(id, handoffId);
+          }),
+        response: (handoffId, length, head) => {
+          if (!node.answers) return;
+          const b = encodeHandoffMessage({ type: HandoffType.Response, handoffId, length, head });
+          this.later(this.linkDelay, () => {
+            const r = decodeHandoffMessage(b);
+            if (r instanceof ScDecodeError || r.type !== HandoffType.Response)
+              throw new Error("bad RESPONSE");
+            this.frontEnd.onResponse(id, r);
+          });
+        },
         handBack: (back) => {
           if (!node.answers) return false;
           const b = encodeHandoffMessage(back);

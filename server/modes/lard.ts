@@ -28,8 +28,11 @@ import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
 import {
   HandoffType,
   handoffMessageLength,
+  RESPONSE_HEAD_MAX,
   type HandoffMessage,
+  type ResumeMessage,
 } from "../../dispatcher/lard/handoff-message.js";
+import { resumeOffsets } from "../../sc/clone/engine.js";
 import { HANDOFF_PORT, HandoffServer, type HandoffReplyLink } from "../../dispatcher/lard/handoff-link.js";
 
 /** A node stops taking a handoff this long before its start deadline (the front-end's view stays safe). */
@@ -51,7 +54,7 @@ export interface HandoffImportPolicy {
  * either way). `wallNow` is the wall clock (ms) the start deadline is compared with.
  */
 export function importHandoff(
-  msg: HandoffMessage,
+  msg: HandoffMessage | ResumeMessage,
   p: HandoffImportPolicy,
   wallNow: number,
 ): { sock: TcpSocket } | { refused: CloneStatus } {
@@ -86,6 +89,10 @@ export interface LardNodeCounters {
   handBackFailures: number;
   /** Forwarded packets for a connection given back (in flight then): dropped, never a RST. */
   tombstoneDrops: number;
+  /** RESUMEs taken (a connection whose node died; `accepted` counts them too). */
+  resumes: number;
+  /** Resumed responses that could not be reproduced exactly (another length or head): reset. */
+  resumeMismatches: number;
 }
 
 /** How the node answers a request (the node's responder and stats; tests give their own). */
@@ -129,6 +136,8 @@ export class LardNode implements Mode {
     handedBack: 0,
     handBackFailures: 0,
     tombstoneDrops: 0,
+    resumes: 0,
+    resumeMismatches: 0,
   };
   private readonly conns = new Set<HandedOff>();
   /** Given-back connections (remote addr * 65536 + port) -> until when their packets are dropped. */
@@ -176,8 +185,11 @@ export class LardNode implements Mode {
     return true;
   }
 
-  /** A HANDOFF from the front-end (its link authenticated it). */
-  onHandoff(msg: HandoffMessage, link: HandoffReplyLink): void {
+  /**
+   * A HANDOFF from the front-end (its link authenticated it), or a RESUME: a connection whose
+   * node died, with the response the client has part of.
+   */
+  onHandoff(msg: HandoffMessage | ResumeMessage, link: HandoffReplyLink): void {
     this.counters.received++;
     const made = importHandoff(msg, { ...this.policy, open: this.open }, this.wallClock());
     if ("refused" in made) {
@@ -194,7 +206,13 @@ export class LardNode implements Mode {
     const { onOneWay, monotonicUs } = this.policy;
     if (onOneWay !== undefined && monotonicUs !== undefined && msg.sentAtUs > 0)
       onOneWay(monotonicUs() - msg.sentAtUs);
-    const c = new HandedOff(this, made.sock, msg.handoffId, link);
+    let resume: Resume | null = null;
+    if (msg.type === HandoffType.Resume) {
+      this.counters.resumes++;
+      if (msg.head.length > 0)
+        resume = { offset: msg.offset, length: msg.responseLength, head: Buffer.from(msg.head) };
+    }
+    const c = new HandedOff(this, made.sock, msg.handoffId, link, resume);
     this.conns.add(c);
   }
 
@@ -225,6 +243,39 @@ export class LardNode implements Mode {
   }
 }
 
+/** A response to continue: the client acknowledged `offset` of its `length` bytes; `head` as sent. */
+interface Resume {
+  offset: number;
+  length: number;
+  head: Buffer;
+}
+
+/**
+ * The regenerated response matches what the dead node announced: same length, same head
+ * apart from Date and Expires (as SC's range resume checks, server/modes/sc.ts).
+ */
+export function sameResponse(head: Buffer, length: number, resp: PreparedResponse): boolean {
+  if (resp.length !== length || resp.head.length !== head.length) return false;
+  return stripDate(resp.head) === stripDate(head);
+}
+
+function stripDate(head: Buffer): string {
+  return head.toString("latin1").replace(/\r\n(?:Date|Expires): [^\r]*/gi, "");
+}
+
+/**
+ * What is left of `resp` once `offset` bytes of it reached the client: the announced head from
+ * there (the bytes the client has the start of), then the body from the right offset.
+ */
+export function responseTail(resp: PreparedResponse, head: Buffer, offset: number): PreparedResponse {
+  const at = resumeOffsets(head.length, offset);
+  const tail: PreparedResponse = { ...resp, head: head.subarray(at.headFrom), body: null, stream: null };
+  if (resp.body !== null) tail.body = resp.body.subarray(at.bodyFrom);
+  else if (resp.stream !== null && resp.stream.start + at.bodyFrom <= resp.stream.end)
+    tail.stream = { ...resp.stream, start: resp.stream.start + at.bodyFrom };
+  return tail;
+}
+
 /** One handed-off connection on this node: it serves one request, then gives the connection back. */
 class HandedOff {
   /** Bytes received from the current request's first byte on (not yet consumed), in chunks. */
@@ -243,6 +294,8 @@ class HandedOff {
     readonly sock: TcpSocket,
     private readonly handoffId: number,
     private readonly link: HandoffReplyLink,
+    /** A RESUME's response: the first request's answer continues it (null: answered afresh). */
+    private resume: Resume | null = null,
   ) {
     this.idleSince = node.policy.stack.now();
     sock.on("error", () => undefined);
@@ -310,9 +363,29 @@ class HandedOff {
   private answer(resp: PreparedResponse, keepAlive: boolean): void {
     if (this.sock.destroyed) return;
     this.phase = "responding";
-    this.node.serving.countResponse(resp.status, resp.length);
+    let out = resp;
+    const resume = this.resume;
+    this.resume = null;
+    if (resume !== null) {
+      // A resume: the client holds the first `offset` bytes of the dead node's response. Only
+      // the same response can continue it (its head as the dead node sent it); anything else
+      // (another length, status or validator; an error page) would be wrong bytes: reset.
+      if (!sameResponse(resume.head, resume.length, resp)) {
+        this.node.counters.resumeMismatches++;
+        this.phase = "closed";
+        this.sock.destroy();
+        return;
+      }
+      out = responseTail(resp, resume.head, resume.offset);
+      // The dead node may have sent beyond the client's ACK: ACKs of those bytes (the same as
+      // ours) advance this side rather than being dropped as acknowledging unsent data.
+      this.sock.conn.acceptAcksBeyondSent = true;
+      this.announce(resume.length, resume.head);
+    } else this.announce(resp.length, resp.head);
+    this.node.serving.countResponse(resp.status, out.length);
     const done = () => {
       if (this.sock.destroyed) return;
+      if (resume !== null) this.sock.write(EMPTY, () => (this.sock.conn.acceptAcksBeyondSent = false));
       if (!keepAlive || resp.close) {
         this.sock.end();
         return;
@@ -322,11 +395,20 @@ class HandedOff {
       if (this.size > 0) this.handBackWhenAcked();
       else if (this.clientEnded) this.sock.end();
     };
-    if (resp.stream === null) {
-      this.sock.write(resp.head);
-      if (resp.body !== null) this.sock.write(resp.body);
+    if (out.stream === null) {
+      if (out.head.length > 0) this.sock.write(out.head);
+      if (out.body !== null && out.body.length > 0) this.sock.write(out.body);
       done();
-    } else void sendPrepared(this.sock as unknown as Conn, resp).then(done);
+    } else void sendPrepared(this.sock as unknown as Conn, out).then(done);
+  }
+
+  /**
+   * Tells the front-end the response's length and head before its first byte leaves, so that
+   * another node can resume it if this one dies (a head too large for the message is not
+   * announced: that response cannot be resumed, the connection would be reset).
+   */
+  private announce(length: number, head: Buffer): void {
+    if (head.length > 0 && head.length <= RESPONSE_HEAD_MAX) this.link.response(this.handoffId, length, head);
   }
 
   /**
