@@ -235,6 +235,9 @@ export class LardFrontEnd {
   private nextId = 1;
   /** Sockets still waiting for their first request: their deadline. */
   private readonly waiting = new Map<TcpSocket, number>();
+  /** Nodes whose handoff link is up, and nodes the health checks found down. */
+  private readonly linksUp = new Set<string>();
+  private readonly unhealthy = new Set<string>();
 
   constructor(
     private readonly stack: TcpStack,
@@ -352,6 +355,7 @@ export class LardFrontEnd {
    * acknowledged (range resume), or reset when that cannot be exact.
    */
   onLinkDown(node: string): void {
+    this.linksUp.delete(node);
     this.policy.removeNode(node);
     for (const [key, e] of this.entries) {
       if (e.node !== node) continue;
@@ -388,7 +392,35 @@ export class LardFrontEnd {
   }
 
   onLinkUp(node: string): void {
-    this.policy.addNode(node);
+    this.linksUp.add(node);
+    this.updateEligible(node);
+  }
+
+  /**
+   * A health verdict (dispatcher/health.ts on the node's /healthz). A node found down takes no
+   * new handoffs; the connections it serves stay (it may only be slow, or draining): only its
+   * link going down makes the front-end resume them elsewhere, so a node is never one of two
+   * senders because a check timed out.
+   */
+  onHealth(node: string, healthy: boolean): void {
+    if (healthy) this.unhealthy.delete(node);
+    else this.unhealthy.add(node);
+    this.updateEligible(node);
+  }
+
+  /** Whether the policy may pick the node: its link is up and its health checks pass. */
+  eligible(node: string): boolean {
+    return this.linksUp.has(node) && !this.unhealthy.has(node);
+  }
+
+  private updateEligible(node: string): void {
+    if (!this.eligible(node)) {
+      this.policy.removeNode(node);
+      return;
+    }
+    let load = 0;
+    for (const e of this.entries.values()) if (e.node === node) load++;
+    this.policy.addNode(node, load);
   }
 
   /** The earliest deadline, for the caller's timer. */

@@ -172,6 +172,8 @@ export interface HandoffServerOptions {
    * the connection gone.
    */
   onHandoff(msg: HandoffMessage | ResumeMessage, link: HandoffReplyLink): void;
+  /** An authenticated link closed: the front-end takes the connections handed off on it as lost. */
+  onLinkDown?(link: HandoffReplyLink): void;
   nonce?: () => Uint8Array;
 }
 
@@ -256,7 +258,10 @@ export class HandoffServer {
       },
     );
     this.channels.add(channel);
-    sock.on("close", () => this.channels.delete(channel));
+    sock.on("close", () => {
+      this.channels.delete(channel);
+      if (up) this.opts.onLinkDown?.(link);
+    });
     channel.send(hs.challenge);
   }
 

@@ -324,3 +324,86 @@ test("a client that never sends its request is reset after the request timeout",
   assert.ok(await sim.run(() => c.closed(), 10_000));
   assert.equal(sim.frontEnd.counters.failures["request-timeout"], 1);
 });
+
+test("health: a node found down takes no new handoffs but finishes what it serves; back up, it is chosen again", async () => {
+  const sim = new LardSim({ nodes: 2, dates: true });
+  sim.net.setImpairment({ delay: 1 });
+  const big = open(sim, get("/size/1000000", true));
+  assert.ok(await sim.run(() => big.bytes().length > 50_000, 20_000));
+  const busy = sim.nodes.find((n) => n.served.length > 0)!;
+  const other = sim.nodes.find((n) => n !== busy)!;
+  sim.frontEnd.onHealth(busy.id, false);
+  assert.equal(sim.frontEnd.eligible(busy.id), false);
+  // New documents (that would spread by load) all go to the healthy node meanwhile.
+  const cs = [1, 2, 3].map((i) => open(sim, get(`/size/${100 * i}`, true)));
+  assert.ok(await sim.run(() => cs.every((c) => c.closed()) && big.closed(), 30_000));
+  assert.deepEqual(busy.served, ["/size/1000000"]);
+  assert.deepEqual(other.served, ["/size/100", "/size/200", "/size/300"]);
+  assert.ok(big.bytes().equals(simResponse(1_000_000, false, busy.id)), "its response finished byte-exact");
+  assert.equal(sim.frontEnd.counters.resumesSent, 0, "a failed check is not a death: no resume");
+  // A connection held on the healthy node (load 1 there), then the other comes back at load 0.
+  const held = open(sim, get("/hang"));
+  assert.ok(await sim.run(() => other.served.includes("/hang"), 10_000));
+  sim.frontEnd.onHealth(busy.id, true);
+  assert.equal(sim.frontEnd.eligible(busy.id), true);
+  assert.equal(sim.frontEnd.policy.load(other.id), 1, "its load was kept while the other was out");
+  const again = open(sim, get("/size/400", true));
+  assert.ok(await sim.run(() => again.closed(), 10_000));
+  assert.deepEqual(busy.served.slice(-1), ["/size/400"], "the least loaded node again");
+  held.sock.destroy();
+});
+
+test("a link cut between the front-end and a live node: the node drops its connections silently, another node resumes them (never two senders)", async () => {
+  const sim = new LardSim({ nodes: 2, seed: 6, dates: true });
+  sim.net.setImpairment({ delay: 1 });
+  const size = 1_500_000;
+  const c = open(sim, get(`/size/${size}`, true));
+  assert.ok(await sim.run(() => c.bytes().length > 100_000, 20_000));
+  const node = sim.nodes.find((n) => n.served.length > 0)!;
+  sim.cutLink(node.id);
+  const sentThen = node.packetsOut;
+  assert.ok(await sim.run(() => c.closed(), 60_000));
+  assert.equal(node.packetsOut, sentThen, "the cut-off node sent nothing after its link went down");
+  assert.equal(node.mode.counters.linkLostDrops, 1);
+  assert.equal(node.mode.open, 0);
+  assert.ok(c.bytes().equals(simResponse(size, false, node.id)), "byte-exact, resumed elsewhere");
+  assert.equal(c.error(), undefined);
+});
+
+test("a client that stops reading is reset by the node after its send timeout; the front-end forgets it", async () => {
+  const sim = new LardSim({ nodes: 2, sendTimeoutMs: 3000 });
+  const c = open(sim, get("/size/3000000", true));
+  c.sock.pause();
+  assert.ok(await sim.run(() => sim.nodes.some((n) => n.mode.counters.sendTimeouts === 1), 60_000));
+  const node = sim.nodes.find((n) => n.mode.counters.sendTimeouts === 1)!;
+  assert.equal(node.mode.open, 0);
+  c.sock.resume();
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.ok(c.error() !== undefined, "reset");
+  const want = simResponse(3_000_000, false);
+  assert.ok(c.bytes().length < want.length);
+  assert.ok(c.bytes().equals(want.subarray(0, c.bytes().length)));
+  assert.ok(await sim.run(() => sim.frontEnd.handedOff === 0, 5_000), "its END reached the front-end");
+  assert.ok(sim.net.now >= 3000, "not before the timeout");
+});
+
+test("drain: idle keep-alive connections close with a FIN, a response under way finishes first, new handoffs are refused", async () => {
+  const sim = new LardSim({ nodes: 1 });
+  sim.net.setImpairment({ delay: 1 });
+  const idle = open(sim, get("/size/100"));
+  assert.ok(await sim.run(() => idle.bytes().length === simResponse(100, true).length, 10_000));
+  const busy = open(sim, get("/size/800000"));
+  assert.ok(await sim.run(() => busy.bytes().length > 50_000, 10_000));
+  const node = sim.nodes[0]!;
+  let drained = false;
+  void node.mode.drain(60_000).then(() => (drained = true));
+  const late = open(sim, get("/size/10"));
+  assert.ok(await sim.run(() => idle.closed() && busy.closed() && late.closed() && drained, 30_000));
+  assert.equal(idle.error(), undefined, "a FIN, not a reset");
+  assert.ok(idle.bytes().equals(simResponse(100, true)));
+  assert.equal(busy.error(), undefined);
+  assert.ok(busy.bytes().equals(simResponse(800_000, true)), "the response under way, whole");
+  assert.match(late.bytes().toString("latin1"), /^HTTP\/1\.1 503 /);
+  assert.equal(node.mode.counters.refused.busy, 1);
+  assert.equal(node.mode.counters.drainResets, 0);
+});

@@ -12,6 +12,7 @@ import { ipv4FromString } from "../../sc/wire/addr.js";
 import { ScDecodeError } from "../../sc/clone/message.js";
 import type { PreparedResponse } from "../../server/http/response.js";
 import { LardNode } from "../../server/modes/lard.js";
+import type { HandoffReplyLink } from "./handoff-link.js";
 import { LardFrontEnd, type FrontEndOptions } from "./front-end.js";
 import { LardPolicy, type LardOptions } from "./policy.js";
 import {
@@ -63,6 +64,8 @@ export interface LardSimOptions {
   frontEnd?: Partial<FrontEndOptions>;
   /** Handed-off connections each node takes at once (more are refused busy). */
   nodeMaxConnections?: number;
+  /** The nodes' send timeout (ms). */
+  sendTimeoutMs?: number;
   /** Each node's responses carry `Date: <node id>` (so that nodes answer different heads). */
   dates?: boolean;
 }
@@ -77,6 +80,10 @@ interface SimNode {
   answers: boolean;
   /** False once killed: nothing from or to it any more. */
   alive: boolean;
+  /** Its end of the handoff link. */
+  link: HandoffReplyLink;
+  /** TCP segments it sent (to the client). */
+  packetsOut: number;
 }
 
 export class LardSim {
@@ -116,7 +123,9 @@ export class LardSim {
       const stack = net.addStack([SIM_VIP], {
         config: { gsoMaxBytes: 0 },
         output: (p) => {
-          if (alive.node?.alive !== false) net.send(p);
+          if (alive.node === undefined || !alive.node.alive) return;
+          alive.node.packetsOut++;
+          net.send(p);
         },
       });
       const node: SimNode = {
@@ -126,7 +135,10 @@ export class LardSim {
         served: [],
         answers: true,
         alive: true,
+        link: undefined as unknown as HandoffReplyLink,
+        packetsOut: 0,
       };
+      node.link = this.linkOf(node);
       alive.node = node;
       node.mode = new LardNode(
         {
@@ -134,6 +146,7 @@ export class LardSim {
           vip,
           port: SIM_PORT,
           maxConnections: o.nodeMaxConnections ?? 1000,
+          ...(o.sendTimeoutMs !== undefined ? { sendTimeoutMs: o.sendTimeoutMs } : {}),
           wallClock: () => net.now,
         },
         {
@@ -200,6 +213,7 @@ export class LardSim {
       { vip: SIM_VIP, port: SIM_PORT, ...o.frontEnd },
     );
     net.accept = (to, packet) => to !== this.fe || !this.frontEnd.take(packet, net.now);
+    for (const n of this.nodes) this.frontEnd.onLinkUp(n.id);
   }
 
   /** The node dies: its packets and messages vanish, and its link goes down after `linkDownMs`. */
@@ -233,45 +247,63 @@ export class LardSim {
       const m = decodeHandoffMessage(bytes);
       if (m instanceof ScDecodeError || (m.type !== HandoffType.Handoff && m.type !== HandoffType.Resume))
         throw new Error("bad HANDOFF");
-      node.mode.onHandoff(m, {
-        ack: (handoffId, status) => {
-          const b = encodeHandoffMessage({ type: HandoffType.HandoffAck, handoffId, status });
-          this.later(this.linkDelay, () => {
-            const a = decodeHandoffMessage(b);
-            if (a instanceof ScDecodeError || a.type !== HandoffType.HandoffAck) throw new Error("bad ACK");
-            this.frontEnd.onAck(id, a, this.net.now);
-            this.fe.flush();
-          });
-        },
-        end: (handoffId) =>
-          this.later(this.linkDelay, () => {
-            if (node.answers) this.frontEnd.onEnd(id, handoffId);
-          }),
-        response: (handoffId, length, head) => {
-          if (!node.answers) return;
-          const b = encodeHandoffMessage({ type: HandoffType.Response, handoffId, length, head });
-          this.later(this.linkDelay, () => {
-            const r = decodeHandoffMessage(b);
-            if (r instanceof ScDecodeError || r.type !== HandoffType.Response)
-              throw new Error("bad RESPONSE");
-            this.frontEnd.onResponse(id, r);
-          });
-        },
-        handBack: (back) => {
-          if (!node.answers) return false;
-          const b = encodeHandoffMessage(back);
-          this.later(this.linkDelay, () => {
-            const m2 = decodeHandoffMessage(b);
-            if (m2 instanceof ScDecodeError || m2.type !== HandoffType.HandBack)
-              throw new Error("bad HANDBACK");
-            this.frontEnd.onHandBack(id, m2);
-            this.fe.flush();
-          });
-          return true;
-        },
-      });
+      node.mode.onHandoff(m, node.link);
       node.stack.flush();
     });
+  }
+
+  /** The node's end of its link (one per node, as a node has one link to the front-end). */
+  private linkOf(node: SimNode): HandoffReplyLink {
+    const id = node.id;
+    return {
+      ack: (handoffId, status) => {
+        const b = encodeHandoffMessage({ type: HandoffType.HandoffAck, handoffId, status });
+        this.later(this.linkDelay, () => {
+          const a = decodeHandoffMessage(b);
+          if (a instanceof ScDecodeError || a.type !== HandoffType.HandoffAck) throw new Error("bad ACK");
+          this.frontEnd.onAck(id, a, this.net.now);
+          this.fe.flush();
+        });
+      },
+      end: (handoffId) =>
+        this.later(this.linkDelay, () => {
+          if (node.answers) this.frontEnd.onEnd(id, handoffId);
+        }),
+      response: (handoffId, length, head) => {
+        if (!node.answers) return;
+        const b = encodeHandoffMessage({ type: HandoffType.Response, handoffId, length, head });
+        this.later(this.linkDelay, () => {
+          const r = decodeHandoffMessage(b);
+          if (r instanceof ScDecodeError || r.type !== HandoffType.Response) throw new Error("bad RESPONSE");
+          this.frontEnd.onResponse(id, r);
+        });
+      },
+      handBack: (back) => {
+        if (!node.answers) return false;
+        const b = encodeHandoffMessage(back);
+        this.later(this.linkDelay, () => {
+          const m2 = decodeHandoffMessage(b);
+          if (m2 instanceof ScDecodeError || m2.type !== HandoffType.HandBack)
+            throw new Error("bad HANDBACK");
+          this.frontEnd.onHandBack(id, m2);
+          this.fe.flush();
+        });
+        return true;
+      },
+    };
+  }
+
+  /**
+   * The link between the front-end and a live node breaks (a partition, a stalled process):
+   * both ends see it down; the node stays up, and later messages of it are lost.
+   */
+  cutLink(id: string): void {
+    const n = this.node(id);
+    n.answers = false;
+    this.frontEnd.onLinkDown(id);
+    n.mode.onLinkDown(n.link);
+    n.stack.flush();
+    this.fe.flush();
   }
 
   private later(ms: number, f: () => void): void {
@@ -279,7 +311,9 @@ export class LardSim {
   }
 
   private nextAt(): number {
-    return Math.min(this.queue.peek()?.at ?? Infinity, this.frontEnd.pollAt());
+    let t = Math.min(this.queue.peek()?.at ?? Infinity, this.frontEnd.pollAt());
+    for (const n of this.nodes) if (n.alive) t = Math.min(t, n.mode.sendDeadlines.pollAt());
+    return t;
   }
 
   /** Advances virtual time (packets, stack timers, link messages, the front-end's deadlines). */
@@ -302,6 +336,8 @@ export class LardSim {
         t.item();
       }
       if (this.frontEnd.pollAt() <= net.now) this.frontEnd.poll(net.now);
+      for (const n of this.nodes)
+        if (n.alive && n.mode.sendDeadlines.pollAt() <= net.now) n.mode.poll(net.now);
       for (const s of [this.fe, this.client, ...this.nodes.map((x) => x.stack)]) s.flush();
       if (target === Infinity && this.queue.peek() === undefined) {
         await net.settle();
