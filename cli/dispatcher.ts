@@ -210,6 +210,12 @@ export const command: Command = {
       const tHigh = int(values, "lard-t-high", 1, 1_000_000);
       if (tHigh <= tLow) throw new UsageError("--lard-t-high must be above --lard-t-low");
       return runLard({
+        health: {
+          intervalMs: int(values, "health-interval", 10, 3_600_000),
+          timeoutMs: int(values, "health-timeout", 10, 60_000),
+          fall: int(values, "health-fall", 1, 100),
+          rise: int(values, "health-rise", 1, 100),
+        },
         vip: str(values, "vip"),
         port: int(values, "port", 1, 65535),
         tun: str(values, "tun"),
@@ -336,6 +342,7 @@ async function runLard(o: {
   tLow: number;
   tHigh: number;
   admin: { host: string; port: number };
+  health: import("../dispatcher/health.js").HealthOptions;
 }): Promise<number> {
   const { LardService } = await import("../dispatcher/lard/service.js");
   const { ipv4ToString } = await import("../sc/wire/index.js");
@@ -356,7 +363,13 @@ async function runLard(o: {
     // A weight-0 node takes no new connections in L4; here, no handoffs (not even a link).
     nodes: o.nodes
       .filter((n) => n.weight > 0)
-      .map((n) => ({ id: n.id, addr: ipv4ToString(n.addr), guePort: n.port })),
+      .map((n) => ({
+        id: n.id,
+        addr: ipv4ToString(n.addr),
+        guePort: n.port,
+        ...(n.admin !== undefined ? { admin: n.admin } : {}),
+      })),
+    health: o.health,
     source,
     trust: o.trust,
     policy: { tLow: o.tLow, tHigh: o.tHigh },

@@ -26,11 +26,21 @@ import { DEFAULT_LIMITS, ParseError, RequestParser, type HttpRequest } from "../
 import {
   HandoffType,
   handoffMessageLength,
+  resumeMessageLength,
   type HandBackMessage,
   type HandoffAckMessage,
   type HandoffMessage,
+  type ResponseMessage,
+  type ResumeMessage,
 } from "./handoff-message.js";
 import { LardPolicy, type LardReason } from "./policy.js";
+import {
+  ClientTrack,
+  planResume,
+  UNRESUMABLE_REASONS,
+  type AnnouncedResponse,
+  type UnresumableReason,
+} from "./resume.js";
 
 const TCP_SYN = 0x02;
 const STATE_SIZE = 96;
@@ -39,8 +49,8 @@ const SEED_MAX = 120;
 export interface FrontEndIo {
   /** A client packet for the node a connection was handed to (the service wraps it in GUE). */
   forward(node: string, packet: Uint8Array): void;
-  /** Sends a HANDOFF on the node's link; false when the link is down. */
-  sendHandoff(node: string, msg: HandoffMessage): boolean;
+  /** Sends a HANDOFF (or a RESUME) on the node's link; false when the link is down. */
+  sendHandoff(node: string, msg: HandoffMessage | ResumeMessage): boolean;
   /** CLOCK_MONOTONIC microseconds, for the HANDOFF's send stamp. */
   monotonicUs(): number;
   /** Wall-clock ms (epoch), for the HANDOFF's start deadline (the nodes' clocks agree). */
@@ -99,8 +109,22 @@ export type FrontEndDrop = (typeof FRONT_END_DROPS)[number];
 
 /** What every entry carries along the connection's life. */
 interface History {
-  /** Handoffs of this connection so far (1 for the first). */
+  /** Handoffs of this connection so far (1 for the first; a resume counts as one). */
   handoffs: number;
+}
+
+/** What a resume of the current request needs (docs/lard.md, range resume). */
+interface ResumeBasis {
+  /** The request's target, for the policy's choice of the resuming node. */
+  target: string;
+  /** The exported state at the handoff (its send point is where the response starts). */
+  state: TcpExportedState;
+  /** The HANDOFF's data: the request and what followed it then. */
+  data: Uint8Array;
+  /** The response announced for it (RESPONSE), or null. */
+  response: AnnouncedResponse | null;
+  /** The client's acknowledgements and later bytes, as they pass. */
+  client: ClientTrack;
 }
 
 /** Event-loop turns a handoff waits for its socket to hand out what it received. */
@@ -114,10 +138,13 @@ interface Pending extends History {
   node: string;
   handoffId: number;
   sentAt: number;
-  /** The exported connection, to take it back if the handoff fails. */
+  /** The exported connection as sent, to take it back if the handoff fails. */
   state: TcpExportedState;
   held: Uint8Array[];
   lastPacketAt: number;
+  basis: ResumeBasis;
+  /** A RESUME (mid-response: failing, it is reset, never answered with a 503). */
+  resuming: boolean;
 }
 
 interface Forwarding extends History {
@@ -134,6 +161,7 @@ interface Forwarding extends History {
   lastLength: number;
   /** The connection as it was handed off: for a RST when the client sent nothing since. */
   state: TcpExportedState;
+  basis: ResumeBasis;
 }
 
 type Entry = Pending | Forwarding;
@@ -147,6 +175,14 @@ export interface FrontEndCounters {
   handBacksIgnored: number;
   /** Client connections reset because their node's link went down while forwarding. */
   nodeLostResets: number;
+  /** ... by why they could not be resumed. */
+  unresumable: Record<UnresumableReason, number>;
+  /** RESUMEs sent (a connection whose node died, continued on another node). */
+  resumesSent: number;
+  /** RESUMEs a node accepted. */
+  resumesAccepted: number;
+  /** RESPONSE messages naming no connection forwarded to their node. */
+  responsesIgnored: number;
   handoffsAccepted: number;
   packetsForwarded: number;
   ends: number;
@@ -169,6 +205,13 @@ export class LardFrontEnd {
     handBacks: 0,
     handBacksIgnored: 0,
     nodeLostResets: 0,
+    unresumable: Object.fromEntries(UNRESUMABLE_REASONS.map((r) => [r, 0])) as Record<
+      UnresumableReason,
+      number
+    >,
+    resumesSent: 0,
+    resumesAccepted: 0,
+    responsesIgnored: 0,
     handoffsAccepted: 0,
     packetsForwarded: 0,
     ends: 0,
@@ -192,6 +235,9 @@ export class LardFrontEnd {
   private nextId = 1;
   /** Sockets still waiting for their first request: their deadline. */
   private readonly waiting = new Map<TcpSocket, number>();
+  /** Nodes whose handoff link is up, and nodes the health checks found down. */
+  private readonly linksUp = new Set<string>();
+  private readonly unhealthy = new Set<string>();
 
   constructor(
     private readonly stack: TcpStack,
@@ -231,6 +277,7 @@ export class LardFrontEnd {
       return false;
     }
     e.lastPacketAt = now;
+    e.basis.client.observe(p, tcpPayload(packet, p.payloadLength));
     if (e.phase === "forwarding") {
       this.counters.packetsForwarded++;
       if (packet.length <= LAST_PACKET_ROOM) {
@@ -255,6 +302,7 @@ export class LardFrontEnd {
       return;
     }
     this.counters.handoffsAccepted++;
+    if (e.resuming) this.counters.resumesAccepted++;
     this.latencies.push(now - e.sentAt);
     const held = e.held;
     const f: Forwarding = {
@@ -266,6 +314,7 @@ export class LardFrontEnd {
       last: new Uint8Array(LAST_PACKET_ROOM),
       lastLength: 0,
       state: e.state,
+      basis: e.basis,
     };
     this.entries.set(key, f);
     for (const pkt of held) {
@@ -289,24 +338,30 @@ export class LardFrontEnd {
     this.handoffsPerConnection.push(e.handoffs);
   }
 
+  /** A node announced the response of a connection's current request: kept for a resume. */
+  onResponse(node: string, msg: ResponseMessage): void {
+    const key = this.byHandoff.get(`${node}/${msg.handoffId}`);
+    const e = key === undefined ? undefined : this.entries.get(key);
+    if (e === undefined) {
+      this.counters.responsesIgnored++;
+      return;
+    }
+    e.basis.response = { length: msg.length, head: Uint8Array.from(msg.head) };
+  }
+
   /**
-   * A node's link went down: handoffs waiting on it fail, the connections it was serving are
-   * reset, and it takes no new ones.
+   * A node's link went down: handoffs waiting on it fail, it takes no new ones, and the
+   * connections it was serving are resumed on another node from what their clients
+   * acknowledged (range resume), or reset when that cannot be exact.
    */
   onLinkDown(node: string): void {
+    this.linksUp.delete(node);
+    this.policy.removeNode(node);
     for (const [key, e] of this.entries) {
       if (e.node !== node) continue;
       if (e.phase === "pending") this.fail(key, e, "link-down");
-      else {
-        // The node is gone (or unreachable) mid-connection: no one can finish its response,
-        // so the client gets a clean reset, never bytes from another sender.
-        this.counters.nodeLostResets++;
-        this.forget(key, e);
-        if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
-        else this.resetFrom(e.state);
-      }
+      else this.resume(key, e);
     }
-    this.policy.removeNode(node);
   }
 
   /**
@@ -337,7 +392,35 @@ export class LardFrontEnd {
   }
 
   onLinkUp(node: string): void {
-    this.policy.addNode(node);
+    this.linksUp.add(node);
+    this.updateEligible(node);
+  }
+
+  /**
+   * A health verdict (dispatcher/health.ts on the node's /healthz). A node found down takes no
+   * new handoffs; the connections it serves stay (it may only be slow, or draining): only its
+   * link going down makes the front-end resume them elsewhere, so a node is never one of two
+   * senders because a check timed out.
+   */
+  onHealth(node: string, healthy: boolean): void {
+    if (healthy) this.unhealthy.delete(node);
+    else this.unhealthy.add(node);
+    this.updateEligible(node);
+  }
+
+  /** Whether the policy may pick the node: its link is up and its health checks pass. */
+  eligible(node: string): boolean {
+    return this.linksUp.has(node) && !this.unhealthy.has(node);
+  }
+
+  private updateEligible(node: string): void {
+    if (!this.eligible(node)) {
+      this.policy.removeNode(node);
+      return;
+    }
+    let load = 0;
+    for (const e of this.entries.values()) if (e.node === node) load++;
+    this.policy.addNode(node, load);
   }
 
   /** The earliest deadline, for the caller's timer. */
@@ -439,6 +522,74 @@ export class LardFrontEnd {
     s.end(errorResponse(status));
   }
 
+  /**
+   * The connection's node is gone mid-connection: another node continues the response from
+   * the client's acknowledged point (the same bytes: the dead node's head, the body from the
+   * right offset), or the client gets a clean reset, never bytes from another sender.
+   */
+  private resume(key: number, e: Forwarding): void {
+    this.forget(key, e);
+    const b = e.basis;
+    const room = SC_MAX_MESSAGE - resumeMessageLength(STATE_SIZE, SEED_MAX, 0, 0);
+    const plan = planResume({ state: b.state, data: b.data, response: b.response, client: b.client, room });
+    let why: UnresumableReason | null = plan.kind === "reset" ? plan.reason : null;
+    if (plan.kind === "resume") {
+      const choice = this.policy.assign(b.target, this.stack.now());
+      if (choice === null) why = "no-node";
+      else {
+        const handoffId = this.takeId();
+        const msg: ResumeMessage = {
+          type: HandoffType.Resume,
+          handoffId,
+          startDeadline: Math.ceil(this.io.wallClockMs() + this.opts.handoffTimeoutMs),
+          sentAtUs: this.io.monotonicUs(),
+          state: encodeState(plan.state),
+          seed: b.state.seed ?? new Uint8Array(0),
+          data: plan.data,
+          offset: plan.response === null ? 0 : plan.offset,
+          responseLength: plan.response?.length ?? 0,
+          head: plan.response?.head ?? new Uint8Array(0),
+        };
+        if (this.io.sendHandoff(choice.node, msg)) {
+          this.counters.resumesSent++;
+          this.counters.handoffsSent++;
+          this.counters.reasons[choice.reason]++;
+          const state = { ...plan.state, seed: b.state.seed };
+          this.track(key, {
+            phase: "pending",
+            node: choice.node,
+            handoffId,
+            sentAt: this.stack.now(),
+            state,
+            held: [],
+            lastPacketAt: e.lastPacketAt,
+            handoffs: e.handoffs + 1,
+            basis: b,
+            resuming: true,
+          });
+          return;
+        }
+        this.policy.release(choice.node);
+        why = "no-node";
+      }
+    }
+    this.counters.nodeLostResets++;
+    this.counters.unresumable[why ?? "no-node"]++;
+    if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
+    else this.resetFrom(e.state);
+  }
+
+  private takeId(): number {
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    return id;
+  }
+
+  private track(key: number, e: Entry): void {
+    this.entries.set(key, e);
+    this.byHandoff.set(`${e.node}/${e.handoffId}`, key);
+  }
+
   private handOff(s: TcpSocket, target: string, data: Uint8Array, history: History): void {
     const now = this.stack.now();
     if (this.entries.size >= this.opts.maxConnections) return this.refuse(s, "table-full", 503);
@@ -451,8 +602,7 @@ export class LardFrontEnd {
       this.policy.release(choice.node);
       return this.refuse(s, "not-exportable", 503);
     }
-    const handoffId = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    const handoffId = this.takeId();
     const msg: HandoffMessage = {
       type: HandoffType.Handoff,
       handoffId,
@@ -471,7 +621,8 @@ export class LardFrontEnd {
     // The connection lives on at the node: it leaves this stack without a packet.
     s.dropSilently();
     const key = clientKey(state.tuple.remoteAddr, state.tuple.remotePort);
-    this.entries.set(key, {
+    const wscale = state.wscaleSeen ? state.sndWscale : 0;
+    this.track(key, {
       phase: "pending",
       node: choice.node,
       handoffId,
@@ -480,18 +631,29 @@ export class LardFrontEnd {
       held: [],
       lastPacketAt: now,
       handoffs: history.handoffs + 1,
+      basis: {
+        target,
+        state,
+        data,
+        response: null,
+        client: new ClientTrack(state.rcvNxt, state.sndNxt, state.sndWnd, wscale),
+      },
+      resuming: false,
     });
-    this.byHandoff.set(`${choice.node}/${handoffId}`, key);
   }
 
   /**
    * A handoff that did not happen. The connection comes back to this stack: refused by the
    * node (it never took it), the client gets a 503; lost with a link or timed out (the node may
    * have started answering), it is reset, which can cut a response short but never mix two
-   * senders' bytes.
+   * senders' bytes. A failed RESUME is always reset (the client has part of a response).
    */
   private fail(key: number, e: Pending, why: HandoffFailure): void {
     this.counters.failures[why]++;
+    if (e.resuming) {
+      this.counters.nodeLostResets++;
+      this.counters.unresumable.refused++;
+    }
     this.forget(key, e);
     let s: TcpSocket;
     try {
@@ -500,7 +662,7 @@ export class LardFrontEnd {
       return; // the 4-tuple is taken again (a new connection): nothing to take back
     }
     s.on("error", () => undefined);
-    if (why === "refused") s.end(HTTP_503);
+    if (why === "refused" && !e.resuming) s.end(HTTP_503);
     else s.destroy();
     for (const p of e.held) this.stack.receive(p);
     this.stack.flush();
@@ -534,6 +696,15 @@ const REASONS: Record<number, string> = {
   431: "Request Header Fields Too Large",
   503: "Service Unavailable",
 };
+
+/** The TCP payload of an IPv4 packet whose payload length peekTcp read (at its IP end). */
+function tcpPayload(packet: Uint8Array, length: number): Uint8Array {
+  if (length === 0) return EMPTY;
+  const end = Math.min(packet.length, (packet[2]! << 8) | packet[3]!);
+  return packet.subarray(Math.max(0, end - length), end);
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** The front-end's own answers: a status, no body, and the connection closes. */
 function errorResponse(status: number): string {

@@ -24,6 +24,9 @@ import {
   type HandoffLinkMessage,
   type HandoffMessage,
   type HandBackMessage,
+  type HandoffOnlyMessage,
+  type ResponseMessage,
+  type ResumeMessage,
 } from "./handoff-message.js";
 import type { CloneStatus } from "../../sc/clone/message.js";
 
@@ -57,12 +60,11 @@ function newDrops(): HandoffDrops {
   return Object.fromEntries(LINK_DROP_REASONS.map((r) => [r, 0])) as HandoffDrops;
 }
 
-type HandoffOnly = HandoffMessage | HandBackMessage | HandoffAckMessage | HandoffEndMessage;
-type Outgoing = ScMessage | HandoffOnly;
+type Outgoing = ScMessage | HandoffOnlyMessage;
 
-function isHandoffOnly(m: Outgoing): m is HandoffOnly {
+function isHandoffOnly(m: Outgoing): m is HandoffOnlyMessage {
   const t = m.type as number;
-  return t >= HandoffType.Handoff && t <= HandoffType.HandBack;
+  return t >= HandoffType.Handoff && t <= HandoffType.Resume;
 }
 
 function encode(m: Outgoing): Uint8Array {
@@ -165,8 +167,13 @@ export interface HandoffServerOptions {
   /** Whether the front-end may connect from this address (the node's GUE allow-list). */
   admit(address: string): boolean;
   limits?: Partial<HandoffLinkLimits>;
-  /** A HANDOFF arrived: answer it with `reply` (at once or later); `end` reports the connection gone. */
-  onHandoff(msg: HandoffMessage, link: HandoffReplyLink): void;
+  /**
+   * A HANDOFF or RESUME arrived: answer it with `link.ack` (at once or later); `end` reports
+   * the connection gone.
+   */
+  onHandoff(msg: HandoffMessage | ResumeMessage, link: HandoffReplyLink): void;
+  /** An authenticated link closed: the front-end takes the connections handed off on it as lost. */
+  onLinkDown?(link: HandoffReplyLink): void;
   nonce?: () => Uint8Array;
 }
 
@@ -174,6 +181,8 @@ export interface HandoffServerOptions {
 export interface HandoffReplyLink {
   ack(handoffId: number, status: CloneStatus): void;
   end(handoffId: number): void;
+  /** Announces the response the connection's request gets (before its first byte leaves). */
+  response(handoffId: number, length: number, head: Uint8Array): void;
   /** Gives the connection back to the front-end; false if the link is down. */
   handBack(msg: HandBackMessage): boolean;
 }
@@ -225,6 +234,8 @@ export class HandoffServer {
     const link: HandoffReplyLink = {
       ack: (handoffId, status) => void channel.send({ type: HandoffType.HandoffAck, handoffId, status }),
       end: (handoffId) => void channel.send({ type: HandoffType.End, handoffId }),
+      response: (handoffId, length, head) =>
+        void channel.send({ type: HandoffType.Response, handoffId, length, head }),
       handBack: (msg) => channel.send(msg),
     };
     const channel: Channel = new Channel(
@@ -242,12 +253,15 @@ export class HandoffServer {
           this.accepted++;
           return;
         }
-        if (m.type === HandoffType.Handoff) this.opts.onHandoff(m, link);
+        if (m.type === HandoffType.Handoff || m.type === HandoffType.Resume) this.opts.onHandoff(m, link);
         else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
       },
     );
     this.channels.add(channel);
-    sock.on("close", () => this.channels.delete(channel));
+    sock.on("close", () => {
+      this.channels.delete(channel);
+      if (up) this.opts.onLinkDown?.(link);
+    });
     channel.send(hs.challenge);
   }
 
@@ -275,6 +289,8 @@ export interface HandoffClientOptions {
   onEnd(node: string, end: HandoffEndMessage): void;
   /** A node gave a connection back (its next request begins). */
   onHandBack(node: string, msg: HandBackMessage): void;
+  /** A node announced a response (for a resume if it dies). */
+  onResponse(node: string, msg: ResponseMessage): void;
   /** A link came up (authenticated): the node can take handoffs. */
   onUp?(node: string): void;
   /** A link went down: every handoff pending on it is lost. */
@@ -333,8 +349,8 @@ export class HandoffClient {
     }
   }
 
-  /** Sends a HANDOFF; false if the node's link is not up (or was just closed). */
-  send(node: string, msg: HandoffMessage): boolean {
+  /** Sends a HANDOFF or RESUME; false if the node's link is not up (or was just closed). */
+  send(node: string, msg: HandoffMessage | ResumeMessage): boolean {
     const l = this.links.get(node);
     if (l === undefined || !l.up || l.channel === null) return false;
     return l.channel.send(msg);
@@ -374,6 +390,7 @@ export class HandoffClient {
         } else if (m.type === HandoffType.HandoffAck) this.opts.onAck(l.node.id, m);
         else if (m.type === HandoffType.End) this.opts.onEnd(l.node.id, m);
         else if (m.type === HandoffType.HandBack) this.opts.onHandBack(l.node.id, m);
+        else if (m.type === HandoffType.Response) this.opts.onResponse(l.node.id, m);
         else if (m.type !== ScType.Keepalive) channel.drop("bad-message");
       },
     );

@@ -17,7 +17,9 @@ import {
   HandoffFramer,
   HandoffType,
   handoffMessageLength,
+  resumeMessageLength,
   type HandoffMessage,
+  type ResumeMessage,
 } from "./handoff-message.js";
 import { HandoffClient, HandoffServer } from "./handoff-link.js";
 
@@ -51,6 +53,77 @@ test("HANDOFF, HANDOFF-ACK and END round-trip; the header is the SC one", () => 
   assert.ok(decodeHandoffMessage(done) instanceof ScDecodeError);
 });
 
+function resume(over: Partial<ResumeMessage> = {}): ResumeMessage {
+  const head = new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+  return {
+    ...handoff(),
+    type: HandoffType.Resume,
+    offset: 20,
+    responseLength: head.length + 10,
+    head,
+    ...over,
+  };
+}
+
+test("RESUME and RESPONSE round-trip; their fields are checked", () => {
+  const r = resume();
+  const b = encodeHandoffMessage(r);
+  assert.equal(b.length, resumeMessageLength(96, 52, r.data.length, r.head.length));
+  assert.equal(b[3], 14);
+  assert.deepEqual(decodeHandoffMessage(b), r);
+  const fresh = resume({ offset: 0, responseLength: 0, head: new Uint8Array(0) });
+  assert.deepEqual(decodeHandoffMessage(encodeHandoffMessage(fresh)), fresh);
+  const resp = { type: HandoffType.Response, handoffId: 3, length: 1e10, head: r.head } as const;
+  const rb = encodeHandoffMessage(resp);
+  assert.equal(rb[3], 13);
+  assert.deepEqual(decodeHandoffMessage(rb), resp);
+  // Encoding refuses what no peer may decode.
+  assert.throws(() => encodeHandoffMessage(resume({ offset: r.responseLength + 1 })), RangeError);
+  assert.throws(() => encodeHandoffMessage(resume({ head: new Uint8Array(0) })), RangeError);
+  assert.throws(() => encodeHandoffMessage({ ...resp, length: 3 }), RangeError);
+  assert.throws(() => encodeHandoffMessage({ ...resp, head: new Uint8Array(0) }), RangeError);
+  // Decoding is strict: an offset beyond the response, a length below its head, reserved bytes.
+  const at = 12 + 28; // the RESUME's own fields follow the HANDOFF's
+  const bad = (from: Uint8Array, f: (x: Uint8Array) => void): string | undefined => {
+    const x = Uint8Array.from(from);
+    f(x);
+    const m = decodeHandoffMessage(x);
+    return m instanceof ScDecodeError ? m.kind : undefined;
+  };
+  assert.equal(
+    bad(b, (x) => (x[at + 7] = 200)),
+    "bad-field",
+  ); // offset 200 > length
+  assert.equal(
+    bad(b, (x) => (x[at + 15] = 1)),
+    "bad-field",
+  ); // length below the head
+  assert.equal(
+    bad(b, (x) => (x[at + 19] = 1)),
+    "bad-field",
+  ); // reserved
+  assert.equal(
+    bad(b, (x) => (x[at + 17] += 1)),
+    "bad-length",
+  ); // head length off by one
+  assert.equal(
+    bad(rb, (x) => (x[23] = 1)),
+    "bad-field",
+  ); // reserved
+  assert.equal(
+    bad(rb, (x) => {
+      x.fill(0, 12, 19);
+      x[19] = 1;
+    }),
+    "bad-field",
+  ); // length 1, below the head
+  for (let i = 0; i < 2000; i++) {
+    const x = Uint8Array.from(i % 2 === 0 ? b : rb);
+    x[(i * 31) % x.length] ^= 1 + (i % 255);
+    decodeHandoffMessage(x);
+  }
+});
+
 test("decoding is strict: every malformed field is an error value, never a throw", () => {
   const good = encodeHandoffMessage(handoff());
   const bad = (f: (b: Uint8Array) => void): ScDecodeError | undefined => {
@@ -61,7 +134,7 @@ test("decoding is strict: every malformed field is an error value, never a throw
   };
   assert.equal(bad((b) => (b[0] = 0))?.kind, "bad-magic");
   assert.equal(bad((b) => (b[2] = 2))?.kind, "bad-version");
-  assert.equal(bad((b) => (b[3] = 13))?.kind, "bad-type");
+  assert.equal(bad((b) => (b[3] = 15))?.kind, "bad-type");
   assert.equal(bad((b) => (b[3] = ScType.Clone))?.kind, "bad-type");
   assert.equal(bad((b) => (b[13] = 95))?.kind, "bad-length"); // state length off by one
   assert.equal(bad((b) => (b[39] = 1))?.kind, "bad-field"); // reserved
@@ -115,7 +188,7 @@ const KEY: LinkKey = { kind: "secret", key: Buffer.alloc(32, 7) };
 
 async function pair(clientKey: LinkKey, from: string) {
   const port = await freePort(NODE);
-  const got: HandoffMessage[] = [];
+  const got: (HandoffMessage | ResumeMessage)[] = [];
   const server = new HandoffServer({
     nodeId: "node1",
     listenHost: NODE,
@@ -125,7 +198,16 @@ async function pair(clientKey: LinkKey, from: string) {
     onHandoff: (m, link) => {
       got.push(m);
       link.ack(m.handoffId, CloneStatus.Accepted);
-      link.handBack({ ...m, type: HandoffType.HandBack, startDeadline: 0 });
+      link.response(m.handoffId, 100, Buffer.from("HTTP/1.1 200 OK\r\n\r\n"));
+      link.handBack({
+        type: HandoffType.HandBack,
+        handoffId: m.handoffId,
+        startDeadline: 0,
+        sentAtUs: 0,
+        state: m.state,
+        seed: m.seed,
+        data: m.data,
+      });
       link.end(m.handoffId);
     },
   });
@@ -138,6 +220,7 @@ async function pair(clientKey: LinkKey, from: string) {
     onAck: (node, ack) => events.push(`ack ${node} ${ack.handoffId} ${ack.status}`),
     onEnd: (node, end) => events.push(`end ${node} ${end.handoffId}`),
     onHandBack: (node, back) => events.push(`back ${node} ${back.handoffId} ${back.data.length}`),
+    onResponse: (node, r) => events.push(`response ${node} ${r.handoffId} ${r.length}`),
     onDown: (node) => events.push(`down ${node}`),
     minBackoffMs: 50,
     maxBackoffMs: 100,
@@ -154,14 +237,25 @@ async function until(f: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-test("an authenticated link carries HANDOFF one way and HANDOFF-ACK, HANDBACK and END back", async () => {
+test("an authenticated link carries HANDOFF and RESUME one way and HANDOFF-ACK, RESPONSE, HANDBACK and END back", async () => {
   const { server, client, got, events } = await pair(KEY, FE);
   try {
     await client.waitUp(3000);
     assert.ok(client.send("node1", handoff({ handoffId: 5 })));
-    await until(() => events.length === 3);
-    assert.deepEqual(events, ["ack node1 5 0", `back node1 5 ${handoff().data.length}`, "end node1 5"]);
+    await until(() => events.length === 4);
+    assert.deepEqual(events, [
+      "ack node1 5 0",
+      "response node1 5 100",
+      `back node1 5 ${handoff().data.length}`,
+      "end node1 5",
+    ]);
     assert.deepEqual(Buffer.from(got[0]!.data), Buffer.from(handoff().data));
+    assert.ok(client.send("node1", resume({ handoffId: 6 })));
+    await until(() => events.length === 8);
+    const r = got[1] as ResumeMessage;
+    assert.equal(r.type, HandoffType.Resume);
+    assert.deepEqual([r.handoffId, r.offset, r.responseLength], [6, 20, resume().responseLength]);
+    assert.deepEqual(Buffer.from(r.head), Buffer.from(resume().head));
     assert.equal(server.accepted, 1);
   } finally {
     client.close();

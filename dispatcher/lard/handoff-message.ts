@@ -39,7 +39,21 @@ export const enum HandoffType {
    * hands it to the node the request's target maps to (multiple handoff).
    */
   HandBack = 12,
+  /**
+   * Node to front-end: the response this connection's current request gets (its total length
+   * and head), sent before its first byte leaves, so that another node can resume it.
+   */
+  Response = 13,
+  /**
+   * Front-end to node: a connection whose node died mid-response; as a HANDOFF, plus the
+   * response's length and head as the dead node announced them and how much of it the client
+   * acknowledged: the node sends the rest (range resume, as SC's original does).
+   */
+  Resume = 14,
 }
+
+/** The highest type of a handoff link. */
+const LAST_HANDOFF_TYPE = HandoffType.Resume;
 
 /** Statuses of a HANDOFF-ACK: the SC-ACK's codes that apply to a handoff. */
 export const HANDOFF_STATUSES: readonly CloneStatus[] = [
@@ -79,6 +93,28 @@ export interface HandBackMessage extends Omit<HandoffMessage, "type"> {
   type: HandoffType.HandBack;
 }
 
+export interface ResponseMessage {
+  type: HandoffType.Response;
+  handoffId: number;
+  /** Bytes of the response on the wire: head plus body. */
+  length: number;
+  /** The response head exactly as sent (a resuming node sends these bytes, not its own). */
+  head: Uint8Array;
+}
+
+export interface ResumeMessage extends Omit<HandoffMessage, "type"> {
+  type: HandoffType.Resume;
+  /**
+   * Bytes of the response the client acknowledged; the state's send point is there. Without
+   * a head (no RESPONSE came), 0: the client has nothing of it and the node answers afresh.
+   */
+  offset: number;
+  /** The response's total length (RESPONSE), 0 without a head. */
+  responseLength: number;
+  /** The response head as the dead node sent it; empty: answer afresh. */
+  head: Uint8Array;
+}
+
 export interface HandoffAckMessage {
   type: HandoffType.HandoffAck;
   handoffId: number;
@@ -95,6 +131,8 @@ export type HandoffLinkMessage =
   | HandBackMessage
   | HandoffAckMessage
   | HandoffEndMessage
+  | ResponseMessage
+  | ResumeMessage
   | ChallengeMessage
   | HelloMessage
   | HelloAckMessage
@@ -102,6 +140,10 @@ export type HandoffLinkMessage =
 
 /** HANDOFF: state length, seed length, data length, start deadline, send stamp, reserved. */
 const HANDOFF_FIXED = 2 + 2 + 4 + 8 + 8 + 4;
+/** RESUME beyond a HANDOFF's fields: offset, response length, head length, reserved. */
+const RESUME_EXTRA = 8 + 8 + 2 + 2;
+/** RESPONSE: length, head length, reserved. */
+const RESPONSE_FIXED = 8 + 2 + 2;
 /** HANDOFF-ACK: status, reserved. */
 const HANDOFF_ACK_LEN = SC_HEADER_LEN + 4;
 
@@ -109,15 +151,29 @@ export function handoffMessageLength(stateLen: number, seedLen: number, dataLen:
   return SC_HEADER_LEN + HANDOFF_FIXED + stateLen + seedLen + dataLen;
 }
 
+export function resumeMessageLength(
+  stateLen: number,
+  seedLen: number,
+  dataLen: number,
+  headLen: number,
+): number {
+  return handoffMessageLength(stateLen, seedLen, dataLen) + RESUME_EXTRA + headLen;
+}
+
+/** Room for a RESPONSE's head (a head beyond it is not announced: that response cannot be resumed). */
+export const RESPONSE_HEAD_MAX = SC_MAX_MESSAGE - SC_HEADER_LEN - RESPONSE_FIXED;
+
 function header(buf: Uint8Array, type: HandoffType, id: number): void {
   if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`handoff id ${id}`);
   writeScHeader(buf, type as number as ScType, buf.length, id);
 }
 
-/** Encodes a handoff-link message of types 9-11; throws RangeError for values no peer could decode. */
-export function encodeHandoffMessage(
-  msg: HandoffMessage | HandBackMessage | HandoffAckMessage | HandoffEndMessage,
-): Uint8Array {
+/** The messages only a handoff link carries (types 9-14). */
+export type HandoffOnlyMessage =
+  HandoffMessage | HandBackMessage | HandoffAckMessage | HandoffEndMessage | ResponseMessage | ResumeMessage;
+
+/** Encodes a handoff-link message of types 9-14; throws RangeError for values no peer could decode. */
+export function encodeHandoffMessage(msg: HandoffOnlyMessage): Uint8Array {
   switch (msg.type) {
     case HandoffType.Handoff:
     case HandoffType.HandBack: {
@@ -141,6 +197,46 @@ export function encodeHandoffMessage(
       buf.set(msg.seed, off);
       off += msg.seed.length;
       buf.set(msg.data, off);
+      return buf;
+    }
+    case HandoffType.Resume: {
+      if (msg.state.length > 0xffff || msg.seed.length > 0xffff || msg.head.length > 0xffff)
+        throw new RangeError("state/seed/head too long");
+      if (msg.data.length === 0) throw new RangeError("a resume carries at least one byte of request");
+      if (!Number.isSafeInteger(msg.sentAtUs) || msg.sentAtUs < 0) throw new RangeError("sentAtUs");
+      if (!Number.isSafeInteger(msg.startDeadline) || msg.startDeadline < 0)
+        throw new RangeError("startDeadline");
+      checkResumePoint(msg);
+      const total = resumeMessageLength(msg.state.length, msg.seed.length, msg.data.length, msg.head.length);
+      if (total > SC_MAX_MESSAGE) throw new RangeError(`resume of ${total} bytes exceeds ${SC_MAX_MESSAGE}`);
+      const buf = new Uint8Array(total);
+      header(buf, msg.type, msg.handoffId);
+      writeU16(buf, 12, msg.state.length);
+      writeU16(buf, 14, msg.seed.length);
+      writeU32(buf, 16, msg.data.length);
+      writeU64(buf, 20, msg.startDeadline);
+      writeU64(buf, 28, msg.sentAtUs);
+      let off = SC_HEADER_LEN + HANDOFF_FIXED;
+      writeU64(buf, off, msg.offset);
+      writeU64(buf, off + 8, msg.responseLength);
+      writeU16(buf, off + 16, msg.head.length);
+      off += RESUME_EXTRA;
+      for (const part of [msg.state, msg.seed, msg.data, msg.head]) {
+        buf.set(part, off);
+        off += part.length;
+      }
+      return buf;
+    }
+    case HandoffType.Response: {
+      if (msg.head.length === 0 || msg.head.length > RESPONSE_HEAD_MAX)
+        throw new RangeError("response head length");
+      if (!Number.isSafeInteger(msg.length) || msg.length < msg.head.length)
+        throw new RangeError("response length");
+      const buf = new Uint8Array(SC_HEADER_LEN + RESPONSE_FIXED + msg.head.length);
+      header(buf, msg.type, msg.handoffId);
+      writeU64(buf, 12, msg.length);
+      writeU16(buf, 20, msg.head.length);
+      buf.set(msg.head, SC_HEADER_LEN + RESPONSE_FIXED);
       return buf;
     }
     case HandoffType.HandoffAck: {
@@ -169,7 +265,7 @@ export function peekHandoffLength(buf: Uint8Array): number | ScDecodeError {
     type === ScType.Hello ||
     type === ScType.HelloAck ||
     type === ScType.Keepalive ||
-    (type >= HandoffType.Handoff && type <= HandoffType.HandBack);
+    (type >= HandoffType.Handoff && type <= LAST_HANDOFF_TYPE);
   if (!known) return new ScDecodeError("bad-type", `type ${type} on a handoff link`);
   const total = readU32(buf, 4);
   if (total < SC_HEADER_LEN) return new ScDecodeError("bad-length", `total length ${total}`);
@@ -207,6 +303,64 @@ export function decodeHandoffMessage(buf: Uint8Array): HandoffLinkMessage | ScDe
       const data = buf.subarray(fixed + stateLen + seedLen, total);
       return { type, handoffId: id, startDeadline, sentAtUs, state, seed, data };
     }
+    case HandoffType.Resume: {
+      const fixed = SC_HEADER_LEN + HANDOFF_FIXED + RESUME_EXTRA;
+      if (total < fixed) return new ScDecodeError("bad-length", "resume too short");
+      const stateLen = readU16(buf, 12);
+      const seedLen = readU16(buf, 14);
+      const dataLen = readU32(buf, 16);
+      const startDeadline = readU64(buf, 20);
+      const sentAtUs = readU64(buf, 28);
+      const x = SC_HEADER_LEN + HANDOFF_FIXED;
+      const offset = readU64(buf, x);
+      const responseLength = readU64(buf, x + 8);
+      const headLen = readU16(buf, x + 16);
+      if (![sentAtUs, startDeadline, offset, responseLength].every(Number.isSafeInteger))
+        return new ScDecodeError("bad-field", "value beyond 2^53");
+      if (readU32(buf, 36) !== 0 || readU16(buf, x + 18) !== 0)
+        return new ScDecodeError("bad-field", "reserved bytes");
+      if (fixed + stateLen + seedLen + dataLen + headLen !== total)
+        return new ScDecodeError("bad-length", "resume field lengths do not add up to the total");
+      if (seedLen < 40) return new ScDecodeError("bad-field", `socket seed of ${seedLen} bytes`);
+      if (dataLen === 0) return new ScDecodeError("bad-field", "resume without request bytes");
+      let off = fixed;
+      const take = (n: number): Uint8Array => buf.subarray(off, (off += n));
+      const state = take(stateLen);
+      const seed = take(seedLen);
+      const data = take(dataLen);
+      const head = take(headLen);
+      const m: ResumeMessage = {
+        type,
+        handoffId: id,
+        startDeadline,
+        sentAtUs,
+        state,
+        seed,
+        data,
+        offset,
+        responseLength,
+        head,
+      };
+      try {
+        checkResumePoint(m);
+      } catch (e) {
+        return new ScDecodeError("bad-field", (e as Error).message);
+      }
+      return m;
+    }
+    case HandoffType.Response: {
+      if (total < SC_HEADER_LEN + RESPONSE_FIXED)
+        return new ScDecodeError("bad-length", "response too short");
+      const length = readU64(buf, 12);
+      const headLen = readU16(buf, 20);
+      if (readU16(buf, 22) !== 0) return new ScDecodeError("bad-field", "reserved bytes");
+      if (SC_HEADER_LEN + RESPONSE_FIXED + headLen !== total)
+        return new ScDecodeError("bad-length", "response head length does not add up to the total");
+      if (headLen === 0) return new ScDecodeError("bad-field", "response without a head");
+      if (!Number.isSafeInteger(length) || length < headLen)
+        return new ScDecodeError("bad-field", `response length ${length} below its head's`);
+      return { type, handoffId: id, length, head: buf.subarray(SC_HEADER_LEN + RESPONSE_FIXED, total) };
+    }
     case HandoffType.HandoffAck: {
       if (total !== HANDOFF_ACK_LEN) return new ScDecodeError("bad-length", "handoff-ack length");
       const status = buf[12]!;
@@ -233,6 +387,17 @@ export function decodeHandoffMessage(buf: Uint8Array): HandoffLinkMessage | ScDe
       return new ScDecodeError("bad-type", `type ${m.type} on a handoff link`);
     }
   }
+}
+
+/** A RESUME's point lies within its response (at most its end), and only a known response has one. */
+function checkResumePoint(m: Pick<ResumeMessage, "offset" | "responseLength" | "head">): void {
+  if (m.head.length === 0) {
+    if (m.offset !== 0 || m.responseLength !== 0)
+      throw new RangeError("a fresh resume has no offset or length");
+    return;
+  }
+  if (m.responseLength < m.head.length) throw new RangeError("resume length below its head's");
+  if (m.offset < 0 || m.offset > m.responseLength) throw new RangeError("resume offset beyond the response");
 }
 
 /**

@@ -79,9 +79,12 @@ export class LardPolicy {
     return this.opts;
   }
 
-  /** A node may take requests (joined, or healthy again). Its load starts at 0. */
-  addNode(id: string): void {
-    if (!this.loads.has(id)) this.loads.set(id, 0);
+  /**
+   * A node may take requests (joined, or healthy again). Its load starts at `load`: the
+   * connections it still serves from before it left (0 for a node that joins).
+   */
+  addNode(id: string, load = 0): void {
+    if (!this.loads.has(id)) this.loads.set(id, load);
   }
 
   /** A node takes no more requests: it leaves every target's set (its connections are gone). */

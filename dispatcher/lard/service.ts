@@ -3,8 +3,9 @@
 // handed-off connections go on to their node in GUE from a UDP socket, the rest go into the
 // front-end's own TCP stack, whose packets (SYN-ACKs, ACKs, its few error pages) are written
 // back into the TUN. HANDOFFs travel on one authenticated link per node (handoff-link.ts). A
-// node takes handoffs while its link is up. A small read-only admin API answers /healthz,
-// /stats and /metrics.
+// node takes handoffs while its link is up and its health checks pass (dispatcher/health.ts,
+// on a thread of its own as in the L4 dispatcher). A small read-only admin API answers
+// /healthz, /nodes, /stats and /metrics.
 import { createSocket, type Socket } from "node:dgram";
 import http from "node:http";
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
@@ -18,6 +19,10 @@ import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import { mirrorCounter, mirrorGauge } from "../../server/metrics.js";
 import { LardFrontEnd, FRONT_END_DROPS, HANDOFF_FAILURES, type FrontEndOptions } from "./front-end.js";
 import { HANDOFF_PORT, HandoffClient } from "./handoff-link.js";
+import { UNRESUMABLE_REASONS } from "./resume.js";
+import { DEFAULT_HEALTH, type HealthMonitor, type HealthOptions, type NodeHealth } from "../health.js";
+import { HealthWorker } from "../health-worker.js";
+import type { NodeHealthState } from "../nodes.js";
 import { LardPolicy, type LardOptions } from "./policy.js";
 
 export interface LardNodeSpec {
@@ -25,6 +30,8 @@ export interface LardNodeSpec {
   /** The node's member address: its GUE port and handoff port are there. */
   addr: string;
   guePort: number;
+  /** The node's admin API: health checks GET `${admin}/healthz`. None: no checks (its link decides). */
+  admin?: string;
 }
 
 export interface LardServiceConfig {
@@ -39,6 +46,8 @@ export interface LardServiceConfig {
   frontEnd?: Partial<FrontEndOptions>;
   /** Read-only admin API (/healthz, /stats, /metrics); none: no admin API. */
   admin?: { host: string; port: number };
+  /** Health checks of the nodes with an admin URL (the L4 dispatcher's flags and defaults). */
+  health?: HealthOptions;
   handoffPort?: number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -55,6 +64,9 @@ export class LardService {
   adminUrl: string | undefined;
   private admin: http.Server | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private healthMonitor: HealthMonitor | undefined;
+  /** The health checks' verdict per node (none yet: not checked, or no admin URL). */
+  private readonly healthState = new Map<string, NodeHealthState>();
   private closing = false;
   private readonly cpuAtStart = process.cpuUsage();
   private readonly latency: Histogram;
@@ -137,6 +149,7 @@ export class LardService {
         fe.onHandBack(node, msg);
         stack.flush();
       },
+      onResponse: (node, msg) => fe.onResponse(node, msg),
       onUp: (node) => {
         log("handoff link up", { node });
         fe.onLinkUp(node);
@@ -162,6 +175,7 @@ export class LardService {
       log("TUN device failed", { error: err.message });
       void svc.stop(err);
     });
+    svc.startHealth();
     svc.pollTimer = setInterval(() => {
       fe.poll(stack.now());
       svc.drainLatencies();
@@ -178,6 +192,42 @@ export class LardService {
     return svc;
   }
 
+  /**
+   * Health checks of the nodes with an admin URL; a verdict makes the node eligible or not
+   * (LardFrontEnd.onHealth: a node found down keeps its connections, its link decides those).
+   */
+  private startHealth(): void {
+    const checked = this.config.nodes.filter((n) => n.admin !== undefined);
+    if (checked.length === 0) return;
+    const log = this.config.log ?? (() => {});
+    const monitor = new HealthWorker(
+      this.config.health ?? DEFAULT_HEALTH,
+      () =>
+        checked.map((n) => {
+          const state = this.healthState.get(n.id);
+          return { id: n.id, admin: n.admin, healthy: state === "up", gone: state === "gone" };
+        }),
+      (id, state, reason) => {
+        const was = this.healthState.get(id);
+        this.healthState.set(id, state);
+        if (was !== state) log("node health", { node: id, state, reason });
+        this.frontEnd.onHealth(id, state === "up");
+        this.runtime.stack.flush();
+      },
+      (err) => log("health checker failed", { error: err.message }),
+    );
+    this.healthMonitor = monitor;
+    monitor.start();
+  }
+
+  /** A node's last health check (none without an admin URL). */
+  health(id: string): (NodeHealth & { state: NodeHealthState | "unchecked" }) | undefined {
+    const n = this.config.nodes.find((x) => x.id === id);
+    if (n?.admin === undefined) return undefined;
+    const h = this.healthMonitor?.health(id) ?? { successes: 0, failures: 0, checks: 0 };
+    return { ...h, state: this.healthState.get(id) ?? "unchecked" };
+  }
+
   /** What /stats shows: the front-end's counters, links, policy, CPU per handoff. */
   stats(): Record<string, unknown> {
     const c = this.frontEnd.counters;
@@ -189,6 +239,7 @@ export class LardService {
       vip: this.config.vip,
       port: this.config.port,
       nodesUp: this.links.nodesUp(),
+      eligible: this.config.nodes.filter((n) => this.frontEnd.eligible(n.id)).map((n) => n.id),
       loads: Object.fromEntries(this.frontEnd.policy.nodes().map((n) => [n, this.frontEnd.policy.load(n)])),
       targets: this.frontEnd.policy.targetCount,
       handedOff: this.frontEnd.handedOff,
@@ -280,9 +331,35 @@ export class LardService {
     );
     mirrorCounter(
       registry,
-      "sc_lard_node_lost_resets_total",
-      "Client connections reset because their node's handoff link went down",
-      () => c.nodeLostResets,
+      "sc_lard_resumes_total",
+      "RESUMEs sent: connections whose node died, continued on another node from the client's ACK",
+      () => c.resumesSent,
+    );
+    mirrorCounter(
+      registry,
+      "sc_lard_resumes_accepted_total",
+      "RESUMEs a node accepted",
+      () => c.resumesAccepted,
+    );
+    new Counter({
+      name: "sc_lard_node_lost_resets_total",
+      help: "Client connections reset because their node's link went down and no exact resume was possible, by reason (docs/lard.md)",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of UNRESUMABLE_REASONS) this.inc({ reason: r }, c.unresumable[r]);
+      },
+    });
+    const cpuAtStart = this.cpuAtStart;
+    mirrorGauge(
+      registry,
+      "sc_lard_frontend_cpu_seconds_per_request",
+      "Front-end CPU (user + system) since start per handoff sent (every request is one); over a window: rate(process_cpu_seconds_total) / rate(sc_lard_handoffs_total)",
+      () => {
+        const cpu = process.cpuUsage(cpuAtStart);
+        return c.handoffsSent > 0 ? (cpu.user + cpu.system) / 1e6 / c.handoffsSent : 0;
+      },
     );
     collectDefaultMetrics({ register: registry });
     return [
@@ -312,15 +389,18 @@ export class LardService {
           status: "ok",
           mode: "lard",
           nodes: this.config.nodes.length,
-          eligible: this.links.nodesUp().length,
+          eligible: this.config.nodes.filter((n) => this.frontEnd.eligible(n.id)).length,
         };
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(health) + "\n");
       } else if (url === "/nodes") {
-        // The L4 dispatcher's shape (`status` reads it): a node is eligible while its link is up.
+        // The L4 dispatcher's shape (`status` reads it): a node is eligible while its link is up
+        // and its health checks pass.
         const nodes = this.config.nodes.map((n) => ({
           id: n.id,
           addr: n.addr,
-          eligible: this.links.isUp(n.id),
+          eligible: this.frontEnd.eligible(n.id),
+          link: this.links.isUp(n.id),
+          health: this.health(n.id),
           load: this.frontEnd.policy.load(n.id),
         }));
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(nodes) + "\n");
@@ -350,6 +430,7 @@ export class LardService {
     if (this.closing) return;
     this.closing = true;
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    await this.healthMonitor?.stop();
     this.links.close();
     this.frontEnd.close();
     const admin = this.admin;

@@ -12,6 +12,7 @@ import { ipv4FromString } from "../../sc/wire/addr.js";
 import { ScDecodeError } from "../../sc/clone/message.js";
 import type { PreparedResponse } from "../../server/http/response.js";
 import { LardNode } from "../../server/modes/lard.js";
+import type { HandoffReplyLink } from "./handoff-link.js";
 import { LardFrontEnd, type FrontEndOptions } from "./front-end.js";
 import { LardPolicy, type LardOptions } from "./policy.js";
 import {
@@ -19,6 +20,7 @@ import {
   encodeHandoffMessage,
   HandoffType,
   type HandoffMessage,
+  type ResumeMessage,
 } from "./handoff-message.js";
 
 export const SIM_VIP = "198.18.100.1";
@@ -32,20 +34,21 @@ export function simBody(n: number): Buffer {
   return b;
 }
 
-function simHead(n: number, keepAlive: boolean): Buffer {
+/** With `date`, a Date line that differs per node (a resume must send the dead node's head). */
+function simHead(n: number, keepAlive: boolean, date?: string): Buffer {
   return Buffer.from(
-    `HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n${keepAlive ? "" : "Connection: close\r\n"}\r\n`,
+    `HTTP/1.1 200 OK\r\n${date === undefined ? "" : `Date: ${date}\r\n`}Content-Length: ${n}\r\n${keepAlive ? "" : "Connection: close\r\n"}\r\n`,
     "latin1",
   );
 }
 
-/** The whole response to GET /size/N (keep-alive or not). */
-export function simResponse(n: number, keepAlive: boolean): Buffer {
-  return Buffer.concat([simHead(n, keepAlive), simBody(n)]);
+/** The whole response to GET /size/N (keep-alive or not; `date`: the node's, if the sim has dates). */
+export function simResponse(n: number, keepAlive: boolean, date?: string): Buffer {
+  return Buffer.concat([simHead(n, keepAlive, date), simBody(n)]);
 }
 
-function simPrepared(n: number, keepAlive: boolean): PreparedResponse {
-  const head = simHead(n, keepAlive);
+function simPrepared(n: number, keepAlive: boolean, date?: string): PreparedResponse {
+  const head = simHead(n, keepAlive, date);
   const body = simBody(n);
   return { status: 200, head, body, stream: null, length: head.length + n, close: !keepAlive };
 }
@@ -61,6 +64,10 @@ export interface LardSimOptions {
   frontEnd?: Partial<FrontEndOptions>;
   /** Handed-off connections each node takes at once (more are refused busy). */
   nodeMaxConnections?: number;
+  /** The nodes' send timeout (ms). */
+  sendTimeoutMs?: number;
+  /** Each node's responses carry `Date: <node id>` (so that nodes answer different heads). */
+  dates?: boolean;
 }
 
 interface SimNode {
@@ -73,6 +80,10 @@ interface SimNode {
   answers: boolean;
   /** False once killed: nothing from or to it any more. */
   alive: boolean;
+  /** Its end of the handoff link. */
+  link: HandoffReplyLink;
+  /** TCP segments it sent (to the client). */
+  packetsOut: number;
 }
 
 export class LardSim {
@@ -84,6 +95,9 @@ export class LardSim {
   /** Payload bytes the front-end's stack sent towards clients (should stay at error pages only). */
   frontEndPayloadBytes = 0;
   private readonly queue = new TimerHeap<() => void>();
+  private readonly stuck = new Set<string>();
+  /** Nodes whose /size/N documents changed (one byte longer). */
+  private readonly changed = new Set<string>();
   private readonly linkDelay: number;
   private readonly forwardDelay: number;
 
@@ -109,7 +123,9 @@ export class LardSim {
       const stack = net.addStack([SIM_VIP], {
         config: { gsoMaxBytes: 0 },
         output: (p) => {
-          if (alive.node?.alive !== false) net.send(p);
+          if (alive.node === undefined || !alive.node.alive) return;
+          alive.node.packetsOut++;
+          net.send(p);
         },
       });
       const node: SimNode = {
@@ -119,7 +135,10 @@ export class LardSim {
         served: [],
         answers: true,
         alive: true,
+        link: undefined as unknown as HandoffReplyLink,
+        packetsOut: 0,
       };
+      node.link = this.linkOf(node);
       alive.node = node;
       node.mode = new LardNode(
         {
@@ -127,6 +146,7 @@ export class LardSim {
           vip,
           port: SIM_PORT,
           maxConnections: o.nodeMaxConnections ?? 1000,
+          ...(o.sendTimeoutMs !== undefined ? { sendTimeoutMs: o.sendTimeoutMs } : {}),
           wallClock: () => net.now,
         },
         {
@@ -134,8 +154,18 @@ export class LardSim {
             node.served.push(req.path);
             // A response that never comes (a node stuck before its first byte).
             if (req.path === "/hang") return new Promise<PreparedResponse>(() => undefined);
+            // /stuck-once/N: the first node asked never answers, the next ones answer /size/N.
+            const once = /^\/stuck-once\/(\d+)$/.exec(req.path);
+            if (once !== null) {
+              if (!this.stuck.has(req.path)) {
+                this.stuck.add(req.path);
+                return new Promise<PreparedResponse>(() => undefined);
+              }
+              return simPrepared(Number(once[1]), keepAlive, o.dates === true ? id : undefined);
+            }
             const m = /^\/size\/(\d+)$/.exec(req.path);
-            return simPrepared(m === null ? 0 : Number(m[1]), keepAlive);
+            const n = m === null ? 0 : Number(m[1]) + (this.changed.has(id) ? 1 : 0);
+            return simPrepared(n, keepAlive, o.dates === true ? id : undefined);
           },
           error: (status) => {
             const head = Buffer.from(
@@ -183,6 +213,7 @@ export class LardSim {
       { vip: SIM_VIP, port: SIM_PORT, ...o.frontEnd },
     );
     net.accept = (to, packet) => to !== this.fe || !this.frontEnd.take(packet, net.now);
+    for (const n of this.nodes) this.frontEnd.onLinkUp(n.id);
   }
 
   /** The node dies: its packets and messages vanish, and its link goes down after `linkDownMs`. */
@@ -196,6 +227,11 @@ export class LardSim {
     });
   }
 
+  /** From now on the node answers /size/N with N+1 bytes (its copy of every document changed). */
+  changeDocuments(id: string): void {
+    this.changed.add(id);
+  }
+
   node(id: string): SimNode {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`no node ${id}`);
@@ -203,39 +239,71 @@ export class LardSim {
   }
 
   /** A HANDOFF crosses the link (through the codec) and the node answers on the way back. */
-  private toNode(id: string, msg: HandoffMessage): void {
+  private toNode(id: string, msg: HandoffMessage | ResumeMessage): void {
     const bytes = encodeHandoffMessage(msg);
     const node = this.node(id);
     this.later(this.linkDelay, () => {
       if (!node.answers) return;
       const m = decodeHandoffMessage(bytes);
-      if (m instanceof ScDecodeError || m.type !== HandoffType.Handoff) throw new Error("bad HANDOFF");
-      node.mode.onHandoff(m, {
-        ack: (handoffId, status) => {
-          const b = encodeHandoffMessage({ type: HandoffType.HandoffAck, handoffId, status });
-          this.later(this.linkDelay, () => {
-            const a = decodeHandoffMessage(b);
-            if (a instanceof ScDecodeError || a.type !== HandoffType.HandoffAck) throw new Error("bad ACK");
-            this.frontEnd.onAck(id, a, this.net.now);
-            this.fe.flush();
-          });
-        },
-        end: (handoffId) => this.later(this.linkDelay, () => this.frontEnd.onEnd(id, handoffId)),
-        handBack: (back) => {
-          if (!node.answers) return false;
-          const b = encodeHandoffMessage(back);
-          this.later(this.linkDelay, () => {
-            const m2 = decodeHandoffMessage(b);
-            if (m2 instanceof ScDecodeError || m2.type !== HandoffType.HandBack)
-              throw new Error("bad HANDBACK");
-            this.frontEnd.onHandBack(id, m2);
-            this.fe.flush();
-          });
-          return true;
-        },
-      });
+      if (m instanceof ScDecodeError || (m.type !== HandoffType.Handoff && m.type !== HandoffType.Resume))
+        throw new Error("bad HANDOFF");
+      node.mode.onHandoff(m, node.link);
       node.stack.flush();
     });
+  }
+
+  /** The node's end of its link (one per node, as a node has one link to the front-end). */
+  private linkOf(node: SimNode): HandoffReplyLink {
+    const id = node.id;
+    return {
+      ack: (handoffId, status) => {
+        const b = encodeHandoffMessage({ type: HandoffType.HandoffAck, handoffId, status });
+        this.later(this.linkDelay, () => {
+          const a = decodeHandoffMessage(b);
+          if (a instanceof ScDecodeError || a.type !== HandoffType.HandoffAck) throw new Error("bad ACK");
+          this.frontEnd.onAck(id, a, this.net.now);
+          this.fe.flush();
+        });
+      },
+      end: (handoffId) =>
+        this.later(this.linkDelay, () => {
+          if (node.answers) this.frontEnd.onEnd(id, handoffId);
+        }),
+      response: (handoffId, length, head) => {
+        if (!node.answers) return;
+        const b = encodeHandoffMessage({ type: HandoffType.Response, handoffId, length, head });
+        this.later(this.linkDelay, () => {
+          const r = decodeHandoffMessage(b);
+          if (r instanceof ScDecodeError || r.type !== HandoffType.Response) throw new Error("bad RESPONSE");
+          this.frontEnd.onResponse(id, r);
+        });
+      },
+      handBack: (back) => {
+        if (!node.answers) return false;
+        const b = encodeHandoffMessage(back);
+        this.later(this.linkDelay, () => {
+          const m2 = decodeHandoffMessage(b);
+          if (m2 instanceof ScDecodeError || m2.type !== HandoffType.HandBack)
+            throw new Error("bad HANDBACK");
+          this.frontEnd.onHandBack(id, m2);
+          this.fe.flush();
+        });
+        return true;
+      },
+    };
+  }
+
+  /**
+   * The link between the front-end and a live node breaks (a partition, a stalled process):
+   * both ends see it down; the node stays up, and later messages of it are lost.
+   */
+  cutLink(id: string): void {
+    const n = this.node(id);
+    n.answers = false;
+    this.frontEnd.onLinkDown(id);
+    n.mode.onLinkDown(n.link);
+    n.stack.flush();
+    this.fe.flush();
   }
 
   private later(ms: number, f: () => void): void {
@@ -243,7 +311,9 @@ export class LardSim {
   }
 
   private nextAt(): number {
-    return Math.min(this.queue.peek()?.at ?? Infinity, this.frontEnd.pollAt());
+    let t = Math.min(this.queue.peek()?.at ?? Infinity, this.frontEnd.pollAt());
+    for (const n of this.nodes) if (n.alive) t = Math.min(t, n.mode.sendDeadlines.pollAt());
+    return t;
   }
 
   /** Advances virtual time (packets, stack timers, link messages, the front-end's deadlines). */
@@ -266,6 +336,8 @@ export class LardSim {
         t.item();
       }
       if (this.frontEnd.pollAt() <= net.now) this.frontEnd.poll(net.now);
+      for (const n of this.nodes)
+        if (n.alive && n.mode.sendDeadlines.pollAt() <= net.now) n.mode.poll(net.now);
       for (const s of [this.fe, this.client, ...this.nodes.map((x) => x.stack)]) s.flush();
       if (target === Infinity && this.queue.peek() === undefined) {
         await net.settle();

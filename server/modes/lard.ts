@@ -28,8 +28,11 @@ import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
 import {
   HandoffType,
   handoffMessageLength,
+  RESPONSE_HEAD_MAX,
   type HandoffMessage,
+  type ResumeMessage,
 } from "../../dispatcher/lard/handoff-message.js";
+import { resumeOffsets, SendDeadlines } from "../../sc/clone/engine.js";
 import { HANDOFF_PORT, HandoffServer, type HandoffReplyLink } from "../../dispatcher/lard/handoff-link.js";
 
 /** A node stops taking a handoff this long before its start deadline (the front-end's view stays safe). */
@@ -51,7 +54,7 @@ export interface HandoffImportPolicy {
  * either way). `wallNow` is the wall clock (ms) the start deadline is compared with.
  */
 export function importHandoff(
-  msg: HandoffMessage,
+  msg: HandoffMessage | ResumeMessage,
   p: HandoffImportPolicy,
   wallNow: number,
 ): { sock: TcpSocket } | { refused: CloneStatus } {
@@ -86,6 +89,16 @@ export interface LardNodeCounters {
   handBackFailures: number;
   /** Forwarded packets for a connection given back (in flight then): dropped, never a RST. */
   tombstoneDrops: number;
+  /** RESUMEs taken (a connection whose node died; `accepted` counts them too). */
+  resumes: number;
+  /** Resumed responses that could not be reproduced exactly (another length or head): reset. */
+  resumeMismatches: number;
+  /** Clients that acknowledged nothing for the send timeout while a response was out: reset. */
+  sendTimeouts: number;
+  /** Connections dropped without a packet because their front-end link went down. */
+  linkLostDrops: number;
+  /** Connections still open when a drain's time ran out: reset. */
+  drainResets: number;
 }
 
 /** How the node answers a request (the node's responder and stats; tests give their own). */
@@ -106,7 +119,12 @@ export interface LardNodeOptions extends Omit<HandoffImportPolicy, "open"> {
   idleMs?: number;
   /** A given-back connection's forwarded packets are dropped this long (ms). */
   tombstoneMs?: number;
+  /** A client that acknowledges nothing of a response for this long is reset (--send-timeout, ms). */
+  sendTimeoutMs?: number;
 }
+
+/** A drain (shutdown) waits at most this long for handed-off connections to finish. */
+export const LARD_DRAIN_MS = 10_000;
 
 /** Room for the data of a HANDBACK (everything after the fixed fields in SC_MAX_MESSAGE). */
 const HANDBACK_DATA_ROOM = SC_MAX_MESSAGE - handoffMessageLength(STATE_SIZE, SEED_MAX, 0);
@@ -129,7 +147,16 @@ export class LardNode implements Mode {
     handedBack: 0,
     handBackFailures: 0,
     tombstoneDrops: 0,
+    resumes: 0,
+    resumeMismatches: 0,
+    sendTimeouts: 0,
+    linkLostDrops: 0,
+    drainResets: 0,
   };
+  /** Shutting down: no new handoffs, idle connections close, the rest finish their response. */
+  draining = false;
+  /** Responses out whose client must keep acknowledging (outside the HTTP pipeline's own timeout). */
+  readonly sendDeadlines: SendDeadlines<HandedOff>;
   private readonly conns = new Set<HandedOff>();
   /** Given-back connections (remote addr * 65536 + port) -> until when their packets are dropped. */
   private readonly tombstones = new Map<number, number>();
@@ -145,6 +172,7 @@ export class LardNode implements Mode {
     this.wallClock = policy.wallClock ?? Date.now;
     this.idleMs = policy.idleMs ?? 60_000;
     this.tombstoneMs = policy.tombstoneMs ?? 10_000;
+    this.sendDeadlines = new SendDeadlines(policy.sendTimeoutMs ?? 30_000);
   }
 
   /** Handed-off connections open here now. */
@@ -176,10 +204,15 @@ export class LardNode implements Mode {
     return true;
   }
 
-  /** A HANDOFF from the front-end (its link authenticated it). */
-  onHandoff(msg: HandoffMessage, link: HandoffReplyLink): void {
+  /**
+   * A HANDOFF from the front-end (its link authenticated it), or a RESUME: a connection whose
+   * node died, with the response the client has part of.
+   */
+  onHandoff(msg: HandoffMessage | ResumeMessage, link: HandoffReplyLink): void {
     this.counters.received++;
-    const made = importHandoff(msg, { ...this.policy, open: this.open }, this.wallClock());
+    // A draining node takes nothing new (its health check says so too: the front-end stops asking).
+    const open = this.draining ? this.policy.maxConnections : this.open;
+    const made = importHandoff(msg, { ...this.policy, open }, this.wallClock());
     if ("refused" in made) {
       const name = CLONE_STATUS_NAMES[made.refused] ?? String(made.refused);
       this.counters.refused[name] = (this.counters.refused[name] ?? 0) + 1;
@@ -194,13 +227,33 @@ export class LardNode implements Mode {
     const { onOneWay, monotonicUs } = this.policy;
     if (onOneWay !== undefined && monotonicUs !== undefined && msg.sentAtUs > 0)
       onOneWay(monotonicUs() - msg.sentAtUs);
-    const c = new HandedOff(this, made.sock, msg.handoffId, link);
+    let resume: Resume | null = null;
+    if (msg.type === HandoffType.Resume) {
+      this.counters.resumes++;
+      if (msg.head.length > 0)
+        resume = { offset: msg.offset, length: msg.responseLength, head: Buffer.from(msg.head) };
+    }
+    const c = new HandedOff(this, made.sock, msg.handoffId, link, resume);
     this.conns.add(c);
+  }
+
+  /**
+   * The front-end's link went down: the front-end resumes these connections on other nodes (or
+   * resets them), so they leave this node at once and without a packet: never two senders.
+   */
+  onLinkDown(link: HandoffReplyLink): void {
+    for (const c of this.conns)
+      if (c.link === link) {
+        this.counters.linkLostDrops++;
+        c.abandon();
+      }
   }
 
   /** @internal HandedOff's end: it left this node (closed, or given back). */
   gone(c: HandedOff, givenBack: { key: number } | null, now: number): void {
     this.conns.delete(c);
+    this.sendDeadlines.unwatch(c);
+    this.drained?.();
     if (givenBack === null) {
       this.counters.ended++;
       return;
@@ -210,19 +263,95 @@ export class LardNode implements Mode {
     this.tombstones.set(givenBack.key, now + this.tombstoneMs);
   }
 
-  /** Deadlines: connections idle too long are closed; expired tombstones go. */
+  /**
+   * Deadlines: connections idle too long are closed, clients that stopped acknowledging a
+   * response are reset; expired tombstones go.
+   */
   poll(now: number): void {
     for (const c of this.conns) c.checkIdle(now);
+    const probe = (c: HandedOff) => {
+      const conn = c.sock.conn;
+      return {
+        una: conn.sndUna,
+        idle: conn.sndUna === conn.sndMax && c.sock.writableLength === 0,
+        gone: c.sock.destroyed,
+      };
+    };
+    for (const c of this.sendDeadlines.expire(now, probe)) {
+      this.counters.sendTimeouts++;
+      c.sock.destroy();
+    }
     for (const [k, until] of this.tombstones) if (now > until) this.tombstones.delete(k);
   }
 
   stats(): Record<string, unknown> {
-    return { ...this.counters, open: this.open, tombstones: this.tombstones.size };
+    return { ...this.counters, open: this.open, tombstones: this.tombstones.size, draining: this.draining };
+  }
+
+  private drained: (() => void) | undefined;
+
+  /**
+   * Shutdown: no new handoffs; a connection waiting for its next request closes (FIN, as a
+   * plain server closes idle keep-alive connections), one with a response out finishes it and
+   * closes, one whose next request has begun is given back (another node serves it). Resolves
+   * when none is left, or after `ms`, when the rest are reset.
+   */
+  async drain(ms: number): Promise<void> {
+    this.draining = true;
+    for (const c of this.conns) c.drain();
+    if (this.conns.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.drained = () => {
+          if (this.conns.size === 0) resolve();
+        };
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      this.drained = undefined;
+    }
+    for (const c of this.conns) {
+      this.counters.drainResets++;
+      c.sock.destroy();
+    }
   }
 
   async close(): Promise<void> {
     for (const c of this.conns) c.sock.destroy();
   }
+}
+
+/** A response to continue: the client acknowledged `offset` of its `length` bytes; `head` as sent. */
+interface Resume {
+  offset: number;
+  length: number;
+  head: Buffer;
+}
+
+/**
+ * The regenerated response matches what the dead node announced: same length, same head
+ * apart from Date and Expires (as SC's range resume checks, server/modes/sc.ts).
+ */
+export function sameResponse(head: Buffer, length: number, resp: PreparedResponse): boolean {
+  if (resp.length !== length || resp.head.length !== head.length) return false;
+  return stripDate(resp.head) === stripDate(head);
+}
+
+function stripDate(head: Buffer): string {
+  return head.toString("latin1").replace(/\r\n(?:Date|Expires): [^\r]*/gi, "");
+}
+
+/**
+ * What is left of `resp` once `offset` bytes of it reached the client: the announced head from
+ * there (the bytes the client has the start of), then the body from the right offset.
+ */
+export function responseTail(resp: PreparedResponse, head: Buffer, offset: number): PreparedResponse {
+  const at = resumeOffsets(head.length, offset);
+  const tail: PreparedResponse = { ...resp, head: head.subarray(at.headFrom), body: null, stream: null };
+  if (resp.body !== null) tail.body = resp.body.subarray(at.bodyFrom);
+  else if (resp.stream !== null && resp.stream.start + at.bodyFrom <= resp.stream.end)
+    tail.stream = { ...resp.stream, start: resp.stream.start + at.bodyFrom };
+  return tail;
 }
 
 /** One handed-off connection on this node: it serves one request, then gives the connection back. */
@@ -232,7 +361,7 @@ class HandedOff {
   private size = 0;
   /** The first request's parser, fed as bytes arrive (linear in the input). */
   private readonly parser = new RequestParser(DEFAULT_LIMITS);
-  private phase: "request" | "responding" | "next" | "leaving" | "closed" = "request";
+  private phase: "request" | "responding" | "next" | "leaving" | "ending" | "closed" = "request";
   /** The client sent its FIN: no further request will come. */
   private clientEnded = false;
   private drainWaits = 0;
@@ -242,7 +371,9 @@ class HandedOff {
     private readonly node: LardNode,
     readonly sock: TcpSocket,
     private readonly handoffId: number,
-    private readonly link: HandoffReplyLink,
+    readonly link: HandoffReplyLink,
+    /** A RESUME's response: the first request's answer continues it (null: answered afresh). */
+    private resume: Resume | null = null,
   ) {
     this.idleSince = node.policy.stack.now();
     sock.on("error", () => undefined);
@@ -266,6 +397,24 @@ class HandedOff {
       this.node.gone(this, null, this.node.policy.stack.now());
       this.link.end(this.handoffId);
     });
+  }
+
+  /** Drain: closes at once if nothing is under way, else after the current response. */
+  drain(): void {
+    if (this.phase === "next" && this.size === 0) this.end();
+  }
+
+  /** Leaves without a packet (the front-end lost this node: the connection lives on elsewhere). */
+  abandon(): void {
+    this.phase = "leaving";
+    this.node.gone(this, null, this.node.policy.stack.now());
+    this.sock.dropSilently();
+  }
+
+  /** Our FIN: no hand-back after it (a request racing it is the client's to retry). */
+  private end(): void {
+    this.phase = "ending";
+    this.sock.end();
   }
 
   checkIdle(now: number): void {
@@ -310,23 +459,50 @@ class HandedOff {
   private answer(resp: PreparedResponse, keepAlive: boolean): void {
     if (this.sock.destroyed) return;
     this.phase = "responding";
-    this.node.serving.countResponse(resp.status, resp.length);
-    const done = () => {
-      if (this.sock.destroyed) return;
-      if (!keepAlive || resp.close) {
-        this.sock.end();
+    let out = resp;
+    const resume = this.resume;
+    this.resume = null;
+    if (resume !== null) {
+      // A resume: the client holds the first `offset` bytes of the dead node's response. Only
+      // the same response can continue it (its head as the dead node sent it); anything else
+      // (another length, status or validator; an error page) would be wrong bytes: reset.
+      if (!sameResponse(resume.head, resume.length, resp)) {
+        this.node.counters.resumeMismatches++;
+        this.phase = "closed";
+        this.sock.destroy();
         return;
       }
+      out = responseTail(resp, resume.head, resume.offset);
+      // The dead node may have sent beyond the client's ACK: ACKs of those bytes (the same as
+      // ours) advance this side rather than being dropped as acknowledging unsent data.
+      this.sock.conn.acceptAcksBeyondSent = true;
+      this.announce(resume.length, resume.head);
+    } else this.announce(resp.length, resp.head);
+    this.node.serving.countResponse(resp.status, out.length);
+    this.node.sendDeadlines.watch(this, this.sock.conn.sndUna, this.node.policy.stack.now());
+    const done = () => {
+      if (this.sock.destroyed || this.phase !== "responding") return;
+      if (resume !== null) this.sock.write(EMPTY, () => (this.sock.conn.acceptAcksBeyondSent = false));
+      if (!keepAlive || resp.close) return this.end();
       this.phase = "next";
       this.idleSince = this.node.policy.stack.now();
       if (this.size > 0) this.handBackWhenAcked();
-      else if (this.clientEnded) this.sock.end();
+      else if (this.clientEnded || this.node.draining) this.end();
     };
-    if (resp.stream === null) {
-      this.sock.write(resp.head);
-      if (resp.body !== null) this.sock.write(resp.body);
+    if (out.stream === null) {
+      if (out.head.length > 0) this.sock.write(out.head);
+      if (out.body !== null && out.body.length > 0) this.sock.write(out.body);
       done();
-    } else void sendPrepared(this.sock as unknown as Conn, resp).then(done);
+    } else void sendPrepared(this.sock as unknown as Conn, out).then(done);
+  }
+
+  /**
+   * Tells the front-end the response's length and head before its first byte leaves, so that
+   * another node can resume it if this one dies (a head too large for the message is not
+   * announced: that response cannot be resumed, the connection would be reset).
+   */
+  private announce(length: number, head: Buffer): void {
+    if (head.length > 0 && head.length <= RESPONSE_HEAD_MAX) this.link.response(this.handoffId, length, head);
   }
 
   /**
@@ -383,6 +559,12 @@ const EMPTY = new Uint8Array(0);
 /** Event-loop turns a hand-back waits for the socket to hand out what it received. */
 const MAX_DRAIN_WAITS = 16;
 
+/** --send-timeout as the node passes it to every mode (cli/node.ts), else the node's default. */
+function sendTimeoutFrom(settings: Readonly<Record<string, unknown>>): number {
+  const v = settings.sendTimeoutMs;
+  return typeof v === "number" && v > 0 ? v : 30_000;
+}
+
 function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
@@ -419,6 +601,7 @@ registerMode({
         onOneWay: (us) => oneWay.observe(us / 1e6),
         monotonicUs,
         idleMs: 60_000,
+        sendTimeoutMs: sendTimeoutFrom(ctx.modeSettings),
       },
       {
         respond: (req, keepAlive, now) => ctx.responder.respond(req, keepAlive, now),
@@ -445,6 +628,10 @@ registerMode({
         return !isWireError(a) && allow.has(a);
       },
       onHandoff: (msg, link) => mode.onHandoff(msg, link),
+      onLinkDown: (link) => {
+        mode.onLinkDown(link);
+        stack.flush();
+      },
     });
     const registry = ctx.registry;
     mirrorCounter(
@@ -460,6 +647,12 @@ registerMode({
       () => mode.counters.accepted,
     );
     mirrorGauge(registry, "sc_lard_connections", "Handed-off connections open on this node", () => mode.open);
+    mirrorCounter(
+      registry,
+      "sc_lard_resumes_received_total",
+      "RESUMEs taken: connections whose node died, continued here from the client's ACK",
+      () => mode.counters.resumes,
+    );
     const counters = mode.counters;
     new Counter({
       name: "sc_lard_handoffs_refused_total",
@@ -469,6 +662,20 @@ registerMode({
       collect() {
         this.reset();
         for (const [status, n] of Object.entries(counters.refused)) this.inc({ status }, n);
+      },
+    });
+    new Counter({
+      name: "sc_lard_connection_drops_total",
+      help: "Handed-off connections this node ended early, by reason (docs/lard.md)",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ reason: "resume-mismatch" }, counters.resumeMismatches);
+        this.inc({ reason: "send-timeout" }, counters.sendTimeouts);
+        this.inc({ reason: "link-lost" }, counters.linkLostDrops);
+        this.inc({ reason: "drain" }, counters.drainResets);
+        this.inc({ reason: "hand-back-failed" }, counters.handBackFailures);
       },
     });
     new Counter({
@@ -494,6 +701,8 @@ registerMode({
       close: async () => {
         clearInterval(sweep);
         userStack.setPacketHandler(null);
+        // The link stays up while the connections finish (their ENDs, the client's packets).
+        await mode.drain(LARD_DRAIN_MS);
         await mode.close();
         await server.close();
       },
