@@ -139,3 +139,65 @@ test("kill -9 and restart of the mh dispatcher: 30 established connections all k
     },
   );
 });
+
+test("kill -9 and restart of the mh dispatcher after a node kill: the connections opened while the node was out all keep working (issue 22)", async () => {
+  await withCluster(
+    { prefix: testPrefix("chk"), nodes: 3, scheduler: "mh", cacheBytes: "32M", stopGraceMs: 2000 },
+    async (c) => {
+      const admin = c.process("dispatcher").admin;
+      type Stats = {
+        connections: { byState: { established: number }; adopted: number; displaced: number };
+        nodes: { id: string; state: string }[];
+        rstsSent: number;
+      };
+      const stats = () => c.json<Stats>(`${admin}/stats`);
+      // No event to wait on across processes: poll the dispatcher's view, bounded.
+      const until = async (what: string, ok: (s: Stats) => boolean) => {
+        const deadline = Date.now() + 15_000;
+        let s = await stats();
+        while (!ok(s) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          s = await stats();
+        }
+        assert.ok(ok(s), `${what}: ${JSON.stringify(s.connections)} ${JSON.stringify(s.nodes)}`);
+        return s;
+      };
+      const state = (s: Stats, id: string) => s.nodes.find((n) => n.id === id)?.state;
+      // node2 dies; while it is out, 30 connections are opened (on node1 and node3).
+      c.signal("node2", "SIGKILL");
+      await until("node2 gone", (s) => state(s, "node2") !== "up");
+      const held = c.testbed.spawn(
+        "client",
+        process.execPath,
+        [HELD, "--host", c.vip, "--count", "30", "--path", "/index.html", "--timeout", "10000"],
+        { stdio: ["pipe", "pipe", "inherit"] },
+      );
+      const lines = createInterface({ input: held.stdout! })[Symbol.asyncIterator]();
+      try {
+        const connected = JSON.parse((await lines.next()).value as string) as { connected: number[] };
+        assert.equal(connected.connected.length, 30);
+        const placed = await until("30 established", (s) => s.connections.byState.established >= 30);
+        // About a third hash to node2 once it is back: those are the displaced ones.
+        assert.ok(placed.connections.displaced >= 3, `displaced ${placed.connections.displaced}`);
+        await c.restart("node2");
+        await until("node2 up", (s) => state(s, "node2") === "up");
+        // The dispatcher dies with its table and restarts with every node up.
+        await c.restart("dispatcher");
+        held.stdin!.write("go\n");
+        const { results } = JSON.parse((await lines.next()).value as string) as {
+          results: { port: number; outcome: string; status?: number }[];
+        };
+        // Before the state file the displaced ones went to node2, which reset them.
+        assert.deepEqual(
+          results.filter((r) => r.outcome !== "response" || r.status !== 200),
+          [],
+        );
+        const after = await stats();
+        assert.equal(after.connections.adopted, placed.connections.displaced);
+        assert.equal(after.rstsSent, 0);
+      } finally {
+        held.kill();
+      }
+    },
+  );
+});
