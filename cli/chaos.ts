@@ -70,9 +70,10 @@ const spec: CommandSpec = {
     "  dispatcher_restart  kill -9 of the dispatcher, restarted after 0.5-2 s",
     "  link_loss           5-20% of the packets on one node's link dropped for 3-8 s (nftables, switch namespace)",
     "  origin_stop         SIGSTOP of the origin, SIGCONT after 2-5 s",
+    '  purge               every cached document dropped on every node (POST /purge {"all":true} to a node)',
     "Every response is verified against the demo site's manifest. Each error is laid at the fault in",
-    "whose window it fell; only node_kill may cost errors (docs/reliability.md). Cache purges are not",
-    "injected yet. Needs root; the cluster is removed at the end.",
+    "whose window it fell; only node_kill may cost errors (docs/reliability.md). Needs root; the",
+    "cluster is removed at the end.",
   ].join("\n"),
 };
 

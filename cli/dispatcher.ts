@@ -54,6 +54,13 @@ const spec: CommandSpec = {
       value: "N",
     },
     scheduler: { type: "string", help: "rr, wrr, lc, wlc, sh or mh", default: "wlc", value: "NAME" },
+    "state-file": {
+      type: "string",
+      help:
+        "sh/mh: file that keeps the connections opened while a node was out of scheduling (the ones a " +
+        "restart cannot rebuild from the hash); read at start, rewritten as they change (docs/dispatcher.md)",
+      value: "PATH",
+    },
     admin: {
       type: "string",
       help: "Admin API listen address",
@@ -255,6 +262,7 @@ export const command: Command = {
         close: seconds("timeout-close"),
       },
       deadGraceMs: int(values, "dead-grace", 0, 365 * 86400) * 1000,
+      stateFile: optStr(values, "state-file"),
       health: {
         intervalMs: int(values, "health-interval", 10, 3_600_000),
         timeoutMs: int(values, "health-timeout", 10, 60_000),

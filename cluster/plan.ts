@@ -311,6 +311,9 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
       TUN_DEV,
       "--scheduler",
       scheduler,
+      // A restart (kill -9 included) takes over the connections the hash cannot place.
+      "--state-file",
+      join(dir, "dispatcher.state"),
       "--admin",
       `${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`,
       // The outer source the nodes' --gue-allow names (also its default: its LAN address).

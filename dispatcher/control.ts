@@ -84,6 +84,10 @@ export interface DispatcherStats {
     byState: Record<(typeof CONN_STATE_NAMES)[number], number>;
     scheduled: number;
     recovered: number;
+    /** Taken over from the previous dispatcher's state file (--state-file). */
+    adopted: number;
+    /** Opened while a node was out, placed off the hash: kept in the state file. */
+    displaced: number;
     expired: number;
     evicted: { halfOpen: number; tableFull: number };
     /** New connections refused: the table was full of confirmed ones. */
@@ -281,6 +285,8 @@ export class DispatcherControl {
         byState,
         scheduled: f.connectionsScheduled,
         recovered: f.connectionsRecovered,
+        adopted: f.connectionsAdopted,
+        displaced: f.displaced.size,
         expired: t.expired,
         evicted: { halfOpen: t.evictedHalfOpen, tableFull: t.evictedFull },
         refusedFull: t.refusedFull,

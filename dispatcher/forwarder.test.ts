@@ -26,6 +26,7 @@ import {
   parseRst,
   type ClientPacket,
 } from "./testing.js";
+import { decodeHandover, encodeHandover } from "./handover.js";
 
 function setup(
   scheduler: SchedulerName = "rr",
@@ -472,7 +473,16 @@ test("a restarted mh dispatcher picks no connection up before every node's first
   assert.equal(f.dropCount("warming_up"), 3);
 });
 
-test("warm-up ends with a failed first check too: that node's connections are then picked up elsewhere", () => {
+test("warm-up ends with a failed first check too; a down node's connections still go to it, a gone node's are reset", () => {
+  // Where ports 60.. live with both nodes up (the dispatcher before the restart).
+  const before = setup("mh", 2);
+  const home = new Map<number, string>();
+  for (let port = 60; port < 90; port++) {
+    before.send({ sport: port, flags: TCP_SYN });
+    home.set(port, before.out.toNodes.at(-1)!.node);
+  }
+  const onNode2 = [...home].filter(([, n]) => n === "node2").map(([p]) => p);
+  const onNode1 = [...home].filter(([, n]) => n === "node1").map(([p]) => p);
   const out = new Recorder();
   const f = new Forwarder(
     { vip: VIP, port: 80, scheduler: "mh", encap: "ipv4", localAddr: DISPATCHER, maxConnections: 4096 },
@@ -488,13 +498,119 @@ test("warm-up ends with a failed first check too: that node's connections are th
     });
   f.setHealth("node1", "up", 1);
   f.setHealth("node2", "down", 2);
-  const pkt = clientPacket({ sport: 60, flags: TCP_ACK, seq: 1, ack: 1 });
-  f.input(pkt, 0, pkt.length, 3);
+  const send = (sport: number, now: number) => {
+    const pkt = clientPacket({ sport, flags: TCP_ACK, seq: 1, ack: 1 });
+    f.input(pkt, 0, pkt.length, now);
+  };
+  // node2 only fails its checks (stopped, slow): its connection goes on to it within the grace.
+  send(onNode2[0]!, 3);
+  send(onNode1[0]!, 3);
   assert.deepEqual(
     out.toNodes.map((s) => s.node),
-    ["node1"],
+    ["node2", "node1"],
   );
   assert.equal(f.dropCount("warming_up"), 0);
+  // Its process gone: its connections are lost, the client gets a RST at once.
+  f.setHealth("node2", "gone", 4);
+  send(onNode2[1]!, 5);
+  assert.equal(out.toNodes.length, 2);
+  assert.equal(f.dropCount("node_gone"), 1);
+  assert.equal(out.toClients.length, 1);
+  // Past the grace the same holds for a node that stays down from the start.
+  const g = setup("mh", 2, { deadGraceMs: 1000 });
+  g.f.upsertNode({
+    id: "node2",
+    addr: nodeAddr(2),
+    port: GUE_PORT,
+    weight: 1,
+    admin: "http://" + ipv4ToString(nodeAddr(2)) + ":9080",
+  });
+  g.f.setHealth("node2", "down", 10);
+  g.send({ sport: onNode2[0]!, flags: TCP_ACK, seq: 1, ack: 1 }, 500);
+  g.send({ sport: onNode2[1]!, flags: TCP_ACK, seq: 1, ack: 1 }, 1010);
+  assert.deepEqual(
+    g.out.toNodes.map((s) => s.node),
+    ["node2"],
+  );
+  assert.equal(g.f.dropCount("node_dead"), 1);
+});
+
+test("a restarted mh dispatcher keeps the connections opened while a node was out (state file, issue 22)", () => {
+  // Before: 3 nodes; node2 killed (gone), 60 connections opened on node1/node3, node2 back.
+  const before = setup("mh", 3);
+  before.f.setHealth("node2", "gone", 0);
+  const placed = new Map<number, string>();
+  for (let port = 3000; port < 3060; port++) {
+    before.send({ sport: port, flags: TCP_SYN });
+    before.send({ sport: port, flags: TCP_ACK, seq: 1, ack: 1 });
+    placed.set(port, before.out.toNodes.at(-1)!.node);
+  }
+  assert.ok(![...placed.values()].includes("node2"));
+  before.f.setHealth("node2", "up", 1);
+  // The ones the full hash would send to node2 are recorded, and only those.
+  const displaced = before.f.displaced.list();
+  const fresh = setup("mh", 3);
+  const homeOf = (port: number) => {
+    fresh.send({ sport: port, flags: TCP_SYN });
+    return fresh.out.toNodes.at(-1)!.node;
+  };
+  const expected = [...placed.keys()].filter((p) => homeOf(p) === "node2");
+  assert.ok(expected.length >= 10, `${expected.length} displaced`);
+  assert.deepEqual(displaced.map((c) => c.srcPort).sort(), expected.sort());
+  assert.ok(displaced.every((c) => c.node === placed.get(c.srcPort) && c.src === CLIENT));
+  // An entry that ended is forgotten at the next tick.
+  before.send({ sport: expected[0]!, flags: TCP_RST, seq: 1 }, 2);
+  before.f.tick(5_000);
+  assert.equal(before.f.displaced.size, expected.length);
+  before.f.tick(12_003);
+  assert.equal(before.f.displaced.size, expected.length - 1);
+
+  // The restart: a new dispatcher, every node up, the state file written by the old one.
+  const file = encodeHandover(before.f.displaced.list());
+  const after = setup("mh", 3);
+  const { connections, skipped } = decodeHandover(file);
+  assert.equal(skipped, 0);
+  assert.equal(after.f.adopt(connections, 10), expected.length - 1);
+  for (const port of placed.keys()) {
+    if (port === expected[0]) continue;
+    after.send({ sport: port, flags: TCP_ACK | TCP_PSH, seq: 1, ack: 1, payload: new Uint8Array(3) }, 11);
+    assert.equal(after.out.toNodes.at(-1)!.node, placed.get(port), `port ${port}`);
+  }
+  assert.equal(after.out.toClients.length, 0);
+  assert.equal(after.f.connectionsAdopted, expected.length - 1);
+  // Still displaced for the next restart.
+  assert.equal(after.f.displaced.size, expected.length - 1);
+
+  // With health checks the first packets come before the first verdicts: an adopted
+  // connection goes on to its node (not reset as if the node were long dead).
+  const out = new Recorder();
+  const checked = new Forwarder(
+    { vip: VIP, port: 80, scheduler: "mh", encap: "ipv4", localAddr: DISPATCHER, maxConnections: 4096 },
+    out,
+  );
+  for (let k = 1; k <= 3; k++)
+    checked.upsertNode({
+      id: `node${k}`,
+      addr: nodeAddr(k),
+      port: GUE_PORT,
+      weight: 1,
+      admin: `http://${ipv4ToString(nodeAddr(k))}:9080`,
+    });
+  checked.adopt(connections, 0);
+  const port = expected[1]!;
+  const pkt = clientPacket({
+    sport: port,
+    flags: TCP_ACK | TCP_PSH,
+    seq: 1,
+    ack: 1,
+    payload: new Uint8Array(3),
+  });
+  checked.input(pkt, 0, pkt.length, 1);
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    [placed.get(port)],
+  );
+  assert.equal(out.toClients.length, 0);
 });
 
 test("membership and weight changes never move established connections; removed nodes drain", () => {

@@ -31,6 +31,7 @@ import {
   type TcpRepr,
 } from "../sc/wire/index.js";
 import { ConnState, ConnTable, isReusable, nextState, type ConnTimeouts } from "./conn-table.js";
+import { DisplacedSet, type DisplacedConnection } from "./handover.js";
 import { hashEndpoint } from "./hash.js";
 import { NodePool, type Node, type NodeHealthState, type NodeSpec } from "./nodes.js";
 import { createScheduler, type Scheduler, type SchedulerName, type SchedulerOptions } from "./schedulers.js";
@@ -121,6 +122,8 @@ export interface ForwarderOptions {
   maxNodes?: number;
   /** Most entries one tick() expires (bounds the pause a mass expiry can cause). */
   expireBatch?: number;
+  /** Most displaced connections recorded for a restart (handover.ts; default 65536). */
+  maxDisplaced?: number;
 }
 
 export interface ForwarderOutput {
@@ -161,6 +164,13 @@ export class Forwarder {
   /** New connections scheduled (SYN), and connections picked up mid-stream (no entry, consistent scheduler). */
   connectionsScheduled = 0;
   connectionsRecovered = 0;
+  /** Connections taken over from the previous dispatcher's state file (adopt()). */
+  connectionsAdopted = 0;
+  /**
+   * sh/mh: connections placed elsewhere than the home placement (a node was out when they
+   * were opened); what a restart must be told (handover.ts).
+   */
+  readonly displaced: DisplacedSet;
   /** Drops by reason, indexed like DROP_REASONS. */
   readonly drops = new Float64Array(DROP_REASONS.length);
   /** RSTs sent to clients. */
@@ -171,6 +181,14 @@ export class Forwarder {
 
   private readonly toNodeRange: ForwarderOutput["toNodeRange"];
   private scheduler: Scheduler;
+  /**
+   * sh/mh: the same scheduler over every configured node, health ignored (NodePool.home):
+   * where a connection opened with every node up lives, so where a packet without an entry
+   * goes (its node may be down for a moment; a new dispatcher knows nothing of the past).
+   */
+  private home: Scheduler | undefined;
+  /** The eligible nodes are fewer than the home ones: new connections may be displaced. */
+  private partial = false;
   private readonly schedulerOptions: SchedulerOptions;
   private schedulerVersion = -1;
   /** Some node's first health verdict is not in yet (NodePool.awaitingFirstVerdict). */
@@ -226,6 +244,8 @@ export class Forwarder {
     });
     this.schedulerOptions = opts.schedulerOptions ?? {};
     this.scheduler = createScheduler(opts.scheduler, this.table, this.schedulerOptions);
+    this.home = this.homeScheduler();
+    this.displaced = new DisplacedSet(opts.maxDisplaced);
     this.outer = {
       src: (opts.localAddr ?? 0) >>> 0,
       dst: 0,
@@ -250,6 +270,7 @@ export class Forwarder {
   /** Switches the scheduler; existing connections stay where they are. */
   setScheduler(name: SchedulerName): void {
     this.scheduler = createScheduler(name, this.table, this.schedulerOptions);
+    this.home = this.homeScheduler();
     this.schedulerVersion = -1;
     this.syncScheduler();
   }
@@ -279,10 +300,38 @@ export class Forwarder {
     return r;
   }
 
-  /** Periodic housekeeping: expire idle connections, forget drained nodes. */
+  /** Periodic housekeeping: expire idle connections, forget drained nodes and displaced entries. */
   tick(now: number): void {
     this.table.expire(now, this.expireBatch);
     this.reap();
+    this.displaced.prune((c) => {
+      const e = this.table.lookup(c.src, c.srcPort, this.vip, this.port);
+      return e >= 0 && this.nodes.bySlot(this.table.node(e))?.id === c.node;
+    });
+  }
+
+  /**
+   * Takes over the previous dispatcher's displaced connections (its state file): each gets an
+   * entry on its node, so its packets do not follow the home placement. Call before the
+   * first input(); connections of unknown nodes are skipped. Returns how many were taken.
+   */
+  adopt(list: readonly DisplacedConnection[], now: number): number {
+    let n = 0;
+    for (const c of list) {
+      const node = this.nodes.get(c.node);
+      if (node === undefined || node.removed) continue;
+      if (this.table.lookup(c.src, c.srcPort, this.vip, this.port) >= 0) continue;
+      if (
+        this.table.insert(c.src, c.srcPort, this.vip, this.port, node.slot, ConnState.Established, now) < 0
+      ) {
+        break;
+      }
+      // Still displaced here: the next restart needs it too.
+      this.displaced.record(c.src, c.srcPort, c.node);
+      n++;
+    }
+    this.connectionsAdopted += n;
+    return n;
   }
 
   /**
@@ -347,7 +396,7 @@ export class Forwarder {
       // A partial node set would pick up a connection where it does not live (and pin it
       // there), or refuse a SYN that a moment later has a node.
       if (this.warmingUp && !isSyn) return this.drop("warming_up");
-      const slot = this.scheduler.pick(src, sport);
+      const slot = (isSyn ? this.scheduler : (this.home ?? this.scheduler)).pick(src, sport);
       node = slot >= 0 ? this.nodes.bySlot(slot) : undefined;
       if (node === undefined) {
         if (this.warmingUp) return this.drop("warming_up");
@@ -361,7 +410,21 @@ export class Forwarder {
         }
         this.connectionsScheduled++;
         node.scheduled++;
+        if (this.partial && this.home !== undefined && this.home.pick(src, sport) !== slot) {
+          this.displaced.record(src, sport, node.id);
+        }
       } else if ((flags & TCP_RST) === 0) {
+        // The home node of a connection may be down (within the grace: forward) or gone.
+        const reset = this.resetReason(node, now);
+        if (reset !== null) {
+          node.rsts++;
+          this.refuse(flags);
+          return this.drop(reset);
+        }
+        if (!node.healthy) {
+          node.downForwarded++;
+          this.downForwarded++;
+        }
         // Sloppy pick-up: sh/mh send the packet where the connection most likely lives. Its
         // entry starts unconfirmed like any other; without room it goes on untracked (the
         // next packet hashes to the same node).
@@ -379,7 +442,8 @@ export class Forwarder {
    * forwarding (it may be only slow).
    */
   private resetReason(node: Node, now: number): DropReason | null {
-    if (node.healthy) return null;
+    // No verdict yet (just started, its connections adopted from the state file): not down.
+    if (node.healthy || !node.checked) return null;
     if (node.removed) return "node_removed";
     if (node.gone) return "node_gone";
     if (now - node.downSince >= this.deadGraceMs) return "node_dead";
@@ -486,9 +550,20 @@ export class Forwarder {
     if (this.nodes.reap((slot) => this.table.connections(slot)).length > 0) this.syncScheduler();
   }
 
+  private homeScheduler(): Scheduler | undefined {
+    if (!this.scheduler.consistent) return undefined;
+    return createScheduler(this.scheduler.name, this.table, this.schedulerOptions);
+  }
+
   private syncScheduler(): void {
     if (this.schedulerVersion === this.nodes.version) return;
-    this.scheduler.setNodes(this.nodes.eligible());
+    const eligible = this.nodes.eligible();
+    this.scheduler.setNodes(eligible);
+    if (this.home !== undefined) {
+      const home = this.nodes.home();
+      this.home.setNodes(home);
+      this.partial = eligible.length < home.length;
+    }
     this.warmingUp = this.nodes.awaitingFirstVerdict();
     this.schedulerVersion = this.nodes.version;
   }

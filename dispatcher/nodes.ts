@@ -246,6 +246,9 @@ export class NodePool {
     const first = !node.checked;
     if (first) {
       node.checked = true;
+      // A first verdict of down starts the grace too: after a dispatcher restart the node may
+      // hold connections (stopped for a moment) that its home placement sends to it.
+      if (state !== "up") node.downSince = now;
       this.version++;
     }
     if (state === "up") {
@@ -292,6 +295,16 @@ export class NodePool {
    */
   awaitingFirstVerdict(): boolean {
     return this.list().some((n) => !n.checked && !n.removed);
+  }
+
+  /**
+   * The nodes a consistent scheduler's home placement is built from: every node not removed
+   * with a positive weight, up or not (handover.ts).
+   */
+  home(): { slot: number; id: string; weight: number }[] {
+    return this.list()
+      .filter((n) => !n.removed && n.weight > 0)
+      .map((n) => ({ slot: n.slot, id: n.id, weight: n.weight }));
   }
 
   /** Nodes that may take new connections. */

@@ -21,6 +21,7 @@ import { buildAdmin } from "./admin.js";
 import type { ConnTimeouts } from "./conn-table.js";
 import { DispatcherControl } from "./control.js";
 import { Forwarder, type ForwarderOutput } from "./forwarder.js";
+import { HandoverFile } from "./handover-file.js";
 import { DEFAULT_HEALTH, type HealthOptions } from "./health.js";
 import { createMetrics } from "./metrics.js";
 import type { Node, NodeSpec } from "./nodes.js";
@@ -61,6 +62,11 @@ export interface DispatcherConfig {
   admin?: AdminEndpoint;
   /** The cluster secret (admin bearer token) or --insecure-dev; null: neither given. */
   trust?: ClusterTrust | null;
+  /**
+   * sh/mh: the state file for the connections a restart cannot rebuild from the hash
+   * (handover.ts); read at start, kept up to date. None: a restart rebuilds from the hash only.
+   */
+  stateFile?: string;
   /** Structured log lines (one JSON object per line is what the CLI prints). */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -132,6 +138,7 @@ export class DispatcherService {
   private udp: UdpBatchSocket | undefined;
   private admin: FastifyInstance | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private handover: HandoverFile | undefined;
   private closing = false;
   /** Resolves when the service stops (stop() or a fatal TUN error). */
   readonly done: Promise<Error | undefined>;
@@ -254,6 +261,10 @@ export class DispatcherService {
         log("TUN device failed", { error: err.message });
         void svc.stop(err);
       });
+      if (config.stateFile !== undefined) {
+        svc.handover = new HandoverFile(config.stateFile, svc.forwarder, log);
+        svc.handover.start(performance.now());
+      }
       svc.tun.onPackets((batch) => svc.onBatch(batch));
       svc.tickTimer = setInterval(() => svc.forwarder.tick(performance.now()), 1000);
       svc.control.start();
@@ -315,6 +326,7 @@ export class DispatcherService {
     if (this.closing) return;
     this.closing = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    await this.handover?.stop();
     await this.control.stop();
     await this.admin?.close().catch(() => {});
     this.tun.close();

@@ -159,3 +159,22 @@ test("the text timeline marks faults in the rows they begin and end in; the SVG 
   assert.match(svg, /test run/);
   assert.match(svg, /responses\/s/);
 });
+
+test("a purge (instant) owns the errors of its window, none allowed; a purge not every member did is a violation", () => {
+  const samples = [sample(1, 40), sample(2, 80), sample(3, 120, { reset: 1 }), sample(30, 1000)];
+  const purge = event(0, "purge", 1.8, 1.8);
+  const failed: FaultEvent = { ...event(1, "purge", 20, 20.1, "node1"), failure: "502 node3 did not purge" };
+  const rows = buildTimeline(samples, [purge, failed], 12);
+  const s = summarize(rows, [purge, failed], totals(samples.at(-1)!));
+  assert.deepEqual(
+    s.perFault.map((p) => [p.kind, p.errors]),
+    [
+      ["purge", 1],
+      ["purge", 0],
+    ],
+  );
+  assert.deepEqual(s.violations, [
+    `1 errors during purge faults, which may cost none: {"reset":1}`,
+    "#1 purge node1: 502 node3 did not purge",
+  ]);
+});

@@ -42,6 +42,7 @@ export const ERRORS_ALLOWED: Record<FaultKind, boolean> = {
   dispatcher_restart: false,
   link_loss: false,
   origin_stop: false,
+  purge: false,
 };
 
 /** An error arriving this long after its fault ended is still that fault's (> request timeout). */
@@ -326,6 +327,7 @@ export const FAULT_COLORS: Record<FaultKind, { color: string; name: string }> = 
   dispatcher_restart: { color: "#9467bd", name: "purple" },
   link_loss: { color: "#8c564b", name: "brown" },
   origin_stop: { color: "#17becf", name: "cyan" },
+  purge: { color: "#2ca02c", name: "green" },
 };
 
 /** The timeline plot: responses/s and errors/s over time, a shaded band per fault. */

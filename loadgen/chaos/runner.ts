@@ -160,6 +160,23 @@ async function inflict(c: Cluster, f: Fault): Promise<{ undo: () => Promise<stri
         },
       };
     }
+    case "purge": {
+      // The target node purges its cache and every other member's (server/purge.ts).
+      const admin = c.process(f.target).admin;
+      if (!admin) throw new Error(`${f.target} has no control API to purge through`);
+      const a = await c.request({
+        url: `${admin}/purge`,
+        method: "POST",
+        json: { all: true },
+        timeoutMs: 10_000,
+      });
+      const answer = `POST /purge {"all":true} to ${f.target}: ${a.status ?? a.error ?? "no answer"} ${a.body.trim().slice(0, 200)}`;
+      return {
+        detail: answer,
+        // A purge that not every member carried out is the fault's failure (the report's verdict).
+        undo: () => (a.status === 200 ? Promise.resolve("purged") : Promise.reject(new Error(answer))),
+      };
+    }
     case "link_loss": {
       const pct = f.lossPercent ?? 10;
       await nft(c, lossBurstRules(f.target, pct));

@@ -57,6 +57,8 @@ test("bounded in count; every kind comes once per round; targets fit the kind", 
     if (f.kind === "dispatcher_restart") assert.equal(f.target, "dispatcher");
     else if (f.kind === "origin_stop") assert.equal(f.target, "origin");
     else assert.ok(NODES.includes(f.target));
+    // A purge is instant: it has no duration to undo.
+    if (f.kind === "purge") assert.equal(f.durationS, 0);
     if (f.kind === "link_loss") assert.ok(f.lossPercent! >= 5 && f.lossPercent! <= 20);
     else assert.equal(f.lossPercent, undefined);
   }
@@ -82,6 +84,7 @@ test("bad options are refused", () => {
   assert.throws(() => planFaults({ ...base, durationS: 0 }), FaultScheduleError);
   assert.throws(() => planFaults({ ...base, maxFaults: -1 }), FaultScheduleError);
   assert.throws(() => planFaults({ ...base, nodes: [] }), FaultScheduleError);
+  assert.throws(() => planFaults({ ...base, nodes: [], kinds: ["purge"] }), FaultScheduleError);
   assert.throws(() => planFaults({ ...base, settleS: [5, 2] }), FaultScheduleError);
   assert.throws(() => planFaults({ ...base, lossPercent: [5, 120] }), FaultScheduleError);
   // Without node faults no node is needed.

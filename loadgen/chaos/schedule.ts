@@ -15,6 +15,12 @@ export const FAULT_KINDS = [
   "link_loss",
   /** SIGSTOP of the origin for `durationS` (shorter than the nodes' origin timeout). */
   "origin_stop",
+  /**
+   * Every cached document dropped on every node (POST /purge {"all": true} to the target
+   * node, which passes it on to the members); the next request for each is a miss the
+   * origin answers again. Instant: `durationS` is 0 unless given a range.
+   */
+  "purge",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -67,6 +73,7 @@ export const DEFAULT_DURATIONS: Record<FaultKind, SecondsRange> = {
   link_loss: [3, 8],
   // Below the node's 10 s origin timeout and the replay's 10 s request timeout.
   origin_stop: [2, 5],
+  purge: [0, 0],
 };
 // At least the report's attribution window (request timeout + 2 s): an error belongs to one fault.
 export const DEFAULT_SETTLE_S: SecondsRange = [12, 20];
@@ -89,7 +96,10 @@ export function planFaults(o: FaultScheduleOptions): Fault[] {
   if (!(o.durationS > 0)) throw new FaultScheduleError(`duration must be > 0 s, got ${o.durationS}`);
   if (!Number.isSafeInteger(o.maxFaults) || o.maxFaults < 0)
     throw new FaultScheduleError(`the fault count must be a whole number >= 0, got ${o.maxFaults}`);
-  if (o.nodes.length === 0 && kinds.some((k) => k === "node_kill" || k === "node_stop" || k === "link_loss"))
+  if (
+    o.nodes.length === 0 &&
+    kinds.some((k) => k === "node_kill" || k === "node_stop" || k === "link_loss" || k === "purge")
+  )
     throw new FaultScheduleError("node faults need at least one node");
   const settle = o.settleS ?? DEFAULT_SETTLE_S;
   checkRange(settle, "settle time");
