@@ -185,7 +185,7 @@ const TRACE: CommandSpec = {
     rate: {
       type: "string",
       value: "R",
-      help: "Rate of each node's link (tc syntax), or 'none'",
+      help: "Rate of each server-side host's link (the nodes; the front-end and origin unless given; tc syntax), or 'none'",
       default: "10mbit",
     },
     "origin-rate": {
