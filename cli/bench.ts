@@ -16,7 +16,7 @@ import {
   type ParsedValues,
 } from "./args.js";
 import type { Mechanism } from "../bench/paper/micro.js";
-import type { TraceMode } from "../bench/paper/trace.js";
+import type { FrontendRatio, TraceMode, TraceOptions } from "../bench/paper/trace.js";
 
 const COMMON: CommandSpec["options"] = {
   runs: {
@@ -57,6 +57,13 @@ const COMMON: CommandSpec["options"] = {
     help: "Longest wait for a quiet machine before a run",
     default: "300",
   },
+  "host-cpu": {
+    type: "string",
+    value: "SHARE",
+    help:
+      "Give each server-side host (every node, the dispatcher/proxy host, the origin) its own CPU: a cgroup " +
+      "CPU quota of SHARE cores for its processes (0.25 = a quarter of a core; cgroup v1 or v2); default: none, all share the cores",
+  },
   quick: {
     type: "boolean",
     help: "A few points and seconds (CI): the values in [--quick: ...] unless given",
@@ -69,7 +76,7 @@ const MICRO: CommandSpec = {
     "Figure 8: normalized efficiency vs file size: one plain node vs the same request with Socket Cloning,\n" +
     "cooperative caching, nginx or haproxy (URI hash) applied to every request",
   usage:
-    "sc-cluster bench micro [--sizes LIST] [--mechanisms LIST] [--rate R|none] [--runs N] [--duration S] [--out DIR] [--quick]",
+    "sc-cluster bench micro [--sizes LIST] [--mechanisms LIST] [--rate R|none] [--host-cpu SHARE] [--runs N] [--duration S] [--out DIR] [--quick]",
   options: {
     sizes: {
       type: "string",
@@ -86,8 +93,24 @@ const MICRO: CommandSpec = {
     rate: {
       type: "string",
       value: "R",
-      help: "Rate of every link (tc syntax), or 'none' for unshaped",
+      help: "Rate of each server-side host's link (nodes, front-end, origin; tc syntax), or 'none' for unshaped",
       default: "100mbit",
+    },
+    "frontend-rate": {
+      type: "string",
+      value: "R",
+      help: "Rate of the dispatcher/proxy host's link, or 'none'; default: --rate",
+    },
+    "origin-rate": {
+      type: "string",
+      value: "R",
+      help: "Rate of the origin's link, or 'none'; default: --rate",
+    },
+    "client-rate": {
+      type: "string",
+      value: "R",
+      help: "Rate of the client's link, or 'none'",
+      default: "none",
     },
     ...COMMON,
     duration: { ...COMMON.duration!, default: "10", help: "Seconds per measured run [--quick: 2]" },
@@ -126,6 +149,7 @@ const MICRO: CommandSpec = {
     "198.18.0.1:80 in front of node2 (which holds every document). sc-local: the sc cluster serving every document\n" +
     "where it arrives (cloned vs local cost side by side, for --clone-local-max-bytes; not in the default list).\n" +
     "Every response is verified (status, length, SHA-256).\n" +
+    "Equal hosts by default: every server-side host's link at --rate, the client's unshaped (the paper's testbed).\n" +
     "Needs root. Exit code 1 when a run failed (such points are reported, not plotted).",
 };
 
@@ -134,12 +158,14 @@ const TRACE: CommandSpec = {
   summary:
     "Figure 9: throughput vs number of nodes replaying a trace, for RR, CF-LRU, CF-LFU, SC, nginx and haproxy",
   usage:
-    "sc-cluster bench trace [--trace FILE] [--nodes LIST] [--modes LIST] [--rate R] [--cache-bytes SIZE] [--out DIR] [--quick]",
+    "sc-cluster bench trace [--trace FILE] [--nodes LIST] [--modes LIST] [--rate R] [--frontend-rate R] [--host-cpu SHARE] [--cache-bytes SIZE] [--out DIR] [--quick]",
   options: {
     trace: {
       type: "string",
       value: "FILE",
-      help: "A real trace (CLF, NASA, ...; its site is built with `sc-cluster site`); default: synthetic, see --scale",
+      help:
+        "A real trace (Common Log Format, e.g. ../shared/traces/nasa.log; its site is built from it as `sc-cluster site` does, " +
+        "each document as large as its largest logged 200 GET); default: synthetic, see --scale",
     },
     scale: {
       type: "string",
@@ -159,7 +185,7 @@ const TRACE: CommandSpec = {
     rate: {
       type: "string",
       value: "R",
-      help: "Rate of each node's link (tc syntax), or 'none'",
+      help: "Rate of each server-side host's link (the nodes; the front-end and origin unless given; tc syntax), or 'none'",
       default: "10mbit",
     },
     "origin-rate": {
@@ -176,8 +202,7 @@ const TRACE: CommandSpec = {
     "frontend-rate": {
       type: "string",
       value: "R",
-      help: "Rate of the dispatcher/proxy host's link, or 'none'",
-      default: "none",
+      help: "Rate of the dispatcher/proxy host's link, or 'none'; default: --rate (equal hosts)",
     },
     "cache-bytes": { type: "string", value: "SIZE", help: "Document cache of each node", default: "3M" },
     clients: { type: "string", value: "N", help: "Load generator worker threads", default: "2" },
@@ -219,7 +244,37 @@ const TRACE: CommandSpec = {
     "front-end (dispatcher --mode lard) handing every request to --mode lard nodes; nginx, haproxy =\n" +
     "mode local behind the proxy in the dispatcher's host (198.18.0.1:80). Node and origin links queue 64\n" +
     "frames; the nodes' and dispatcher's timeouts are raised to --timeout (transfers are ~10x slower than on\n" +
-    "Fast Ethernet). Every response is verified against the site's manifest. Needs root.",
+    "Fast Ethernet). Equal hosts by default: the nodes, the dispatcher/proxy host and the origin all at --rate\n" +
+    "(the paper: one Fast Ethernet interface per machine), the client unshaped. Every response is verified\n" +
+    "against the site's manifest. Needs root.",
+};
+
+const SWEEP: CommandSpec = {
+  name: "bench sweep",
+  summary:
+    "Front-end sensitivity: Figure 9's benchmark at one node count with the front-end's link (the dispatcher's\n" +
+    "host, where nginx and haproxy run) at multiples of a node's link rate, and unshaped",
+  usage:
+    "sc-cluster bench sweep [--ratios LIST] [--nodes N] [--modes LIST] [--rate R] [--trace FILE] [--host-cpu SHARE] [--out DIR] [--quick]",
+  options: {
+    ratios: {
+      type: "string",
+      value: "LIST",
+      help: "Front-end link rates as multiples of --rate, and/or 'unshaped' [--quick: 1,unshaped]",
+      default: "1,2,4,10,unshaped",
+    },
+    ...Object.fromEntries(Object.entries(TRACE.options).filter(([k]) => k !== "frontend-rate")),
+    nodes: { type: "string", value: "N", help: "Node count [--quick: 2]", default: "12" },
+    modes: {
+      type: "string",
+      value: "LIST",
+      help: "Modes and peers (rr, cf-lru, cf-lfu, sc, lard, nginx, haproxy)",
+      default: "sc,nginx,haproxy,cf-lfu",
+    },
+  },
+  epilog:
+    "Everything else as `bench trace` (each mode and step a fresh cluster, the same warm-up, every response\n" +
+    "verified). Results: DIR/sweep.json, sweep.md, sweep.svg/png (req/s vs front-end : node ratio). Needs root.",
 };
 
 function optionTable(spec: CommandSpec): string {
@@ -233,11 +288,15 @@ function optionTable(spec: CommandSpec): string {
 const OVERVIEW: CommandSpec = {
   name: "bench",
   summary:
-    "Reproduce the paper's benchmarks on the testbed against real peers: micro (Figure 8), trace (Figure 9)",
-  usage: "sc-cluster bench micro [options]\n       sc-cluster bench trace [options]",
+    "Reproduce the paper's benchmarks on the testbed against real peers: micro (Figure 8), trace (Figure 9),\n" +
+    "sweep (Figure 9 at one node count vs the front-end's link)",
+  usage:
+    "sc-cluster bench micro [options]\n       sc-cluster bench trace [options]\n       sc-cluster bench sweep [options]",
   allowPositionals: true,
   options: {},
-  epilog: `micro options:\n${optionTable(MICRO)}\n\ntrace options:\n${optionTable(TRACE)}\n\nResults: DIR/micro.json, micro.md, micro*.svg/png; DIR/trace.json, trace.md, trace*.svg/png.`,
+  epilog:
+    `micro options:\n${optionTable(MICRO)}\n\ntrace options:\n${optionTable(TRACE)}\n\nsweep options:\n${optionTable(SWEEP)}\n\n` +
+    "Results: DIR/micro.json, micro.md, micro*.svg/png; DIR/trace.json, trace.md, trace*.svg/png; DIR/sweep.json, sweep.md, sweep.svg/png.",
 };
 
 /**
@@ -248,7 +307,7 @@ function helpSpec(): CommandSpec {
   const argv = process.argv;
   const i = argv.indexOf("bench");
   const sub = i >= 0 ? argv[i + 1] : undefined;
-  return sub === "micro" ? MICRO : sub === "trace" ? TRACE : OVERVIEW;
+  return sub === "micro" ? MICRO : sub === "trace" ? TRACE : sub === "sweep" ? SWEEP : OVERVIEW;
 }
 
 /** Options named on the command line (so --quick does not override them). */
@@ -286,6 +345,32 @@ function rateOption(values: ParsedValues, name: string): string | null {
   if (!/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(v))
     throw new UsageError(`--${name} must look like 100mbit or 'none', got '${v}'`);
   return v;
+}
+
+/** A rate option that defaults to another one (undefined: not given). */
+function optionalRate(values: ParsedValues, name: string): string | null | undefined {
+  return typeof values[name] === "string" ? rateOption(values, name) : undefined;
+}
+
+/** --host-cpu: cores per host, or null when not given. */
+function hostCpuOption(values: ParsedValues): number | null {
+  return typeof values["host-cpu"] === "string" ? num(values, "host-cpu", 0.01, 64) : null;
+}
+
+/** --ratios: positive multiples and/or 'unshaped', in order, without repeats. */
+export function ratioList(raw: string): FrontendRatio[] {
+  const out: FrontendRatio[] = [];
+  for (const w of raw.split(",").map((x) => x.trim())) {
+    if (w === "") continue;
+    const r: FrontendRatio = w === "unshaped" || w === "none" ? "unshaped" : Number(w);
+    if (r !== "unshaped" && (!/^\d+(\.\d+)?$/.test(w) || !(r > 0) || r > 1000))
+      throw new UsageError(
+        `--ratios: '${w}' is not a multiple of the node rate (0 < x <= 1000) or 'unshaped'`,
+      );
+    if (!out.includes(r)) out.push(r);
+  }
+  if (out.length === 0) throw new UsageError("--ratios: no ratio given");
+  return out;
 }
 
 function prefixOption(values: ParsedValues): string {
@@ -350,6 +435,12 @@ async function micro(argv: string[]): Promise<number> {
       sizes: numberList(values, "sizes", 1, 64_000_000),
       mechanisms,
       rate: rateOption(values, "rate"),
+      ...definedRates({
+        frontendRate: optionalRate(values, "frontend-rate"),
+        originRate: optionalRate(values, "origin-rate"),
+      }),
+      clientRate: rateOption(values, "client-rate"),
+      hostCpu: hostCpuOption(values),
       runs: int(values, "runs", 1, 99),
       durationS: num(values, "duration", 0.5, 3600),
       warmupS: num(values, "warmup", 0.5, 3600),
@@ -379,9 +470,68 @@ async function micro(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function trace(argv: string[]): Promise<number> {
-  const { values } = parseCommand(TRACE, argv);
-  const quick = bool(values, "quick");
+/** The options given (undefined ones left out, so the runner's defaults apply). */
+function definedRates<T extends Record<string, string | null | undefined>>(
+  o: T,
+): Partial<Record<keyof T, string | null>> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<
+    Record<keyof T, string | null>
+  >;
+}
+
+/** The trace runner's options from `bench trace` or `bench sweep` arguments (after --quick's values). */
+async function traceOptions(
+  values: ParsedValues,
+  quick: boolean,
+  out: string,
+  workDir: string,
+  signal: AbortSignal,
+): Promise<TraceOptions> {
+  const { TRACE_MODES } = await import("../bench/paper/trace.js");
+  const { parseByteSize } = await import("../cluster/index.js");
+  const rate = rateOption(values, "rate");
+  // Equal hosts: the front-end and the origin get the nodes' rate unless given.
+  const orNodeRate = (name: string) => {
+    const r = optionalRate(values, name);
+    return r === undefined ? rate : r;
+  };
+  return {
+    trace: typeof values.trace === "string" ? values.trace : null,
+    scale: num(values, "scale", 1e-6, 1),
+    maxFileBytes: parseByteSize(str(values, "max-file-bytes"), "--max-file-bytes"),
+    seed: int(values, "seed", 0, 0xffffffff),
+    nodes: numberList(values, "nodes", 1, 60),
+    modes: wordList<TraceMode>(values, "modes", TRACE_MODES),
+    rate,
+    originRate: orNodeRate("origin-rate"),
+    clientRate: rateOption(values, "client-rate"),
+    frontendRate: orNodeRate("frontend-rate"),
+    hostCpu: hostCpuOption(values),
+    cacheBytes: parseByteSize(str(values, "cache-bytes"), "--cache-bytes"),
+    clients: int(values, "clients", 1, 16),
+    conns: int(values, "conns", 1, 1000),
+    keepalive: bool(values, "keepalive"),
+    runs: int(values, "runs", 1, 99),
+    durationS: num(values, "duration", 0.5, 3600),
+    warmupRequestsPerNode: int(values, "warmup-requests", 0, 10_000_000),
+    timeoutMs: int(values, "timeout", 100, 600_000),
+    ...(values["sc-local-max-bytes"] !== undefined
+      ? { scLocalMaxBytes: int(values, "sc-local-max-bytes", 0, 1 << 30) }
+      : {}),
+    quietPct: num(values, "quiet", 0, 100),
+    quietWaitS: num(values, "quiet-wait", 0, 86400),
+    proxyWorkers: int(values, "proxy-workers", 1, 64),
+    prefix: prefixOption(values),
+    workDir,
+    failedLogsDir: join(out, "failed-logs"),
+    quick,
+    log,
+    signal,
+  };
+}
+
+/** --quick's values for the trace-driven benchmarks (options named on the command line win). */
+function traceQuick(values: ParsedValues, argv: string[], quick: boolean): void {
   const q = (name: string, quickValue: string) => {
     if (quick && !given(argv, name)) values[name] = quickValue;
   };
@@ -391,51 +541,49 @@ async function trace(argv: string[]): Promise<number> {
   q("duration", "2");
   q("warmup-requests", "50");
   q("quiet", "0");
-  const { runTraceBench, TRACE_MODES } = await import("../bench/paper/trace.js");
+}
+
+async function trace(argv: string[]): Promise<number> {
+  const { values } = parseCommand(TRACE, argv);
+  const quick = bool(values, "quick");
+  traceQuick(values, argv, quick);
+  const { runTraceBench } = await import("../bench/paper/trace.js");
   const { writeTrace } = await import("../bench/paper/output.js");
-  const { parseByteSize } = await import("../cluster/index.js");
-  const rate = rateOption(values, "rate");
   const out = str(values, "out");
-  const traceFile = typeof values.trace === "string" ? values.trace : null;
-  const result = await withRun((workDir, signal) =>
-    runTraceBench({
-      trace: traceFile,
-      scale: num(values, "scale", 1e-6, 1),
-      maxFileBytes: parseByteSize(str(values, "max-file-bytes"), "--max-file-bytes"),
-      seed: int(values, "seed", 0, 0xffffffff),
-      nodes: numberList(values, "nodes", 1, 60),
-      modes: wordList<TraceMode>(values, "modes", TRACE_MODES),
-      rate,
-      originRate: typeof values["origin-rate"] === "string" ? rateOption(values, "origin-rate") : rate,
-      clientRate: rateOption(values, "client-rate"),
-      frontendRate: rateOption(values, "frontend-rate"),
-      cacheBytes: parseByteSize(str(values, "cache-bytes"), "--cache-bytes"),
-      clients: int(values, "clients", 1, 16),
-      conns: int(values, "conns", 1, 1000),
-      keepalive: bool(values, "keepalive"),
-      runs: int(values, "runs", 1, 99),
-      durationS: num(values, "duration", 0.5, 3600),
-      warmupRequestsPerNode: int(values, "warmup-requests", 0, 10_000_000),
-      timeoutMs: int(values, "timeout", 100, 600_000),
-      ...(values["sc-local-max-bytes"] !== undefined
-        ? { scLocalMaxBytes: int(values, "sc-local-max-bytes", 0, 1 << 30) }
-        : {}),
-      quietPct: num(values, "quiet", 0, 100),
-      quietWaitS: num(values, "quiet-wait", 0, 86400),
-      proxyWorkers: int(values, "proxy-workers", 1, 64),
-      prefix: prefixOption(values),
-      workDir,
-      failedLogsDir: join(out, "failed-logs"),
-      quick,
-      log,
-      signal,
-    }),
+  const result = await withRun(async (workDir, signal) =>
+    runTraceBench(await traceOptions(values, quick, out, workDir, signal)),
   );
   const files = await writeTrace(result, out, { png: !bool(values, "no-png"), log });
   console.log(files.markdown);
   log(`wrote ${files.paths.join(", ")}`);
   if (result.failed_runs > 0) {
     console.error(`sc-cluster bench trace: ${result.failed_runs} runs failed (reported, not plotted)`);
+    return 1;
+  }
+  return 0;
+}
+
+async function sweep(argv: string[]): Promise<number> {
+  const { values } = parseCommand(SWEEP, argv);
+  const quick = bool(values, "quick");
+  traceQuick(values, argv, quick);
+  if (quick && !given(argv, "ratios")) values.ratios = "1,unshaped";
+  const ratios = ratioList(str(values, "ratios"));
+  if (numberList(values, "nodes", 1, 60).length !== 1)
+    throw new UsageError("--nodes: the sweep runs at one node count (its x axis is the front-end's link)");
+  if (rateOption(values, "rate") === null)
+    throw new UsageError("--rate: the sweep needs a node rate (its ratios multiply it), not 'none'");
+  const { runFrontendSweep } = await import("../bench/paper/trace.js");
+  const { writeSweep } = await import("../bench/paper/output.js");
+  const out = str(values, "out");
+  const result = await withRun(async (workDir, signal) =>
+    runFrontendSweep(await traceOptions(values, quick, out, workDir, signal), ratios),
+  );
+  const files = await writeSweep(result, out, { png: !bool(values, "no-png"), log });
+  console.log(files.markdown);
+  log(`wrote ${files.paths.join(", ")}`);
+  if (result.failed_runs > 0) {
+    console.error(`sc-cluster bench sweep: ${result.failed_runs} runs failed (reported, not plotted)`);
     return 1;
   }
   return 0;
@@ -449,8 +597,9 @@ export const command: Command = {
     const [sub, ...rest] = argv;
     if (sub === "micro") return micro(rest);
     if (sub === "trace") return trace(rest);
+    if (sub === "sweep") return sweep(rest);
     throw new UsageError(
-      `bench: expected 'micro' or 'trace'${sub ? `, got '${sub}'` : ""}\nTry 'sc-cluster bench --help'.`,
+      `bench: expected 'micro', 'trace' or 'sweep'${sub ? `, got '${sub}'` : ""}\nTry 'sc-cluster bench --help'.`,
     );
   },
 };

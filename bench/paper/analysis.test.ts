@@ -265,3 +265,58 @@ test("runFigures and loadFailure: wrong bytes first, then transport errors, then
   assert.equal(loadFailure({ ...f, verify_failures: 0, errors: 0 }), null);
   assert.equal(loadFailure(NO_FIGURES), "no responses");
 });
+
+test("microPoints: each link is held against its own host's rate; a host throttled at its budget is named", () => {
+  const links = [
+    { label: "dispatcher", txMbps: 95, rxMbps: 1 },
+    { label: "node2", txMbps: 95, rxMbps: 1 },
+    { label: "client", txMbps: 1, rxMbps: 300 },
+  ];
+  const run = (r: number): MicroRun => ({
+    ...microRun("nginx", 1000, r, 100),
+    usage: usage({ node2: 40, nginx: 20 }, 50, links),
+    host_cpu_throttled: { node2: 0.2, dispatcher: 0.8 },
+  });
+  const rate = (host: string) => (host === "client" ? null : host === "dispatcher" ? 100 : 1000);
+  const [p] = microPoints([run(1), run(2), run(3)], [1000], ["nginx"], rate);
+  // The front-end at 95 of 100 Mbit/s is a limit; node2's 95 of 1000 is not; the unshaped client never.
+  assert.deepEqual(p!.limits, [
+    "CPU budget: dispatcher throttled in 80% of periods",
+    "link: dispatcher out 95.0 of 100 Mbit/s",
+  ]);
+});
+
+test("sweepSteps: one set of points per front-end step, each at its own front-end rate", async () => {
+  const { sweepSteps } = await import("./analysis.js");
+  const withFe = (r: TraceRun, ratio: 1 | 10 | "unshaped", feMbps: number): TraceRun => ({
+    ...r,
+    frontend_ratio: ratio,
+    usage: { ...r.usage, links: [...r.usage.links, { label: "dispatcher", txMbps: feMbps, rxMbps: 1 }] },
+  });
+  const runs = [
+    withFe(traceRun("nginx", 12, 1, 30, 5), 1, 9.6),
+    withFe(traceRun("nginx", 12, 1, 150, 5), 10, 40),
+    withFe(traceRun("nginx", 12, 1, 160, 5), "unshaped", 42),
+  ];
+  const steps = sweepSteps(
+    runs,
+    [
+      { ratio: 1, frontendRate: "10mbit" },
+      { ratio: 10, frontendRate: "100mbit" },
+      { ratio: "unshaped", frontendRate: null },
+    ],
+    [12],
+    ["nginx"],
+    { node: 10, origin: 10 },
+  );
+  assert.deepEqual(
+    steps.map((s) => [s.ratio, s.frontend_rate, s.points.map((p) => p.rps)]),
+    [
+      [1, "10mbit", [30]],
+      [10, "100mbit", [150]],
+      ["unshaped", "unshaped", [160]],
+    ],
+  );
+  assert.deepEqual(steps[0]!.points[0]!.limits, ["link: front-end 9.6 of 10 Mbit/s"]);
+  assert.deepEqual(steps[1]!.points[0]!.limits, []);
+});

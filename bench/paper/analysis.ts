@@ -9,7 +9,8 @@ import type { RunUsage } from "./meter.js";
 import type { QuietWait } from "./procstat.js";
 import { metricSum, type Sample } from "./metrics.js";
 import { spread } from "./stats.js";
-import type { CloneLatencyPhase, LatencySummary } from "./clone-latency.js";
+import { parseRate as rateBpsOf } from "../../testbed/topology.js";
+import type { CloneLatencyPhase, LatencySummary, OneWayRow } from "./clone-latency.js";
 
 export const MECHANISMS = ["plain", "sc", "sc-local", "cf", "lard", "nginx", "haproxy"] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
@@ -102,6 +103,8 @@ export interface MicroRun extends RunFigures {
   /** Why the run does not count (verification failures, errors, a broken arrangement). */
   failure: string | null;
   usage: RunUsage;
+  /** With --host-cpu: per host, the share of the run's CFS periods in which it used up its budget. */
+  host_cpu_throttled?: Record<string, number>;
 }
 
 export interface MicroPoint {
@@ -149,6 +152,9 @@ export interface MicroResult {
     probe: LatencySummary | null;
     /** Every clone latency the nodes report, per size, idle and loaded (clone-latency.ts). */
     phases: CloneLatencyPhase[];
+    /** The one-way clone latency (the paper's measure) per size and load, beside the paper's. */
+    one_way?: OneWayRow[];
+    paper_one_way_us?: number;
   };
   failed_runs: number;
   started_at: string;
@@ -283,7 +289,7 @@ export function microPoints(
   runs: readonly MicroRun[],
   sizes: readonly number[],
   mechanisms: readonly Mechanism[],
-  rateMbps: number | null = null,
+  rateMbps: number | null | ((host: string) => number | null) = null,
 ): MicroPoint[] {
   const points: MicroPoint[] = [];
   for (const size of sizes) {
@@ -327,18 +333,30 @@ export function microPoints(
   return points;
 }
 
-/** limitsOf's input from the run with the median rate: its CPU and every link at `rateMbps`. */
-function medianRunUsage(rs: readonly { rps: number; usage: RunUsage }[], rateMbps: number | null) {
+/**
+ * limitsOf's input from the run with the median rate: its CPU, its hosts' CPU budgets, and every
+ * link at its host's rate (`rateMbps`: one for all, or per host).
+ */
+function medianRunUsage(
+  rs: readonly { rps: number; usage: RunUsage; host_cpu_throttled?: Record<string, number> }[],
+  rateMbps: number | null | ((host: string) => number | null),
+) {
   const mid = [...rs].sort((a, b) => a.rps - b.rps)[rs.length >> 1]!;
+  const rate = typeof rateMbps === "function" ? rateMbps : () => rateMbps;
   return {
     machine_busy: mid.usage.machineBusy,
     cpus: mid.usage.cpus,
     processes: mid.usage.processes,
     links: mid.usage.links.flatMap((l) => [
-      { label: `${l.label} out`, mbps: l.txMbps, rateMbps },
-      { label: `${l.label} in`, mbps: l.rxMbps, rateMbps },
+      { label: `${l.label} out`, mbps: l.txMbps, rateMbps: rate(l.label) },
+      { label: `${l.label} in`, mbps: l.rxMbps, rateMbps: rate(l.label) },
     ]),
+    budgets: budgetsOf(mid.host_cpu_throttled),
   };
+}
+
+function budgetsOf(t: Record<string, number> | undefined): { host: string; throttled: number }[] {
+  return Object.entries(t ?? {}).map(([host, throttled]) => ({ host, throttled }));
 }
 
 export const TRACE_MODES = ["rr", "cf-lru", "cf-lfu", "sc", "lard", "nginx", "haproxy"] as const;
@@ -354,6 +372,10 @@ export interface TraceRun extends RunFigures {
   failure: string | null;
   usage: RunUsage;
   start_s: number;
+  /** With --host-cpu: per host, the share of the run's CFS periods in which it used up its budget. */
+  host_cpu_throttled?: Record<string, number>;
+  /** In the front-end sweep: the front-end link's multiple of a node's rate. */
+  frontend_ratio?: FrontendRatio;
 }
 
 export interface TracePoint {
@@ -418,20 +440,28 @@ export function nodeDeltas(before: Sample[][], after: Sample[][]): Record<string
   return out;
 }
 
+/** A host that used up its CPU budget in at least this share of a run's CFS periods is at its budget. */
+export const BUDGET_LIMIT = 0.5;
+
 /**
  * What limited a point, read from its measurements: the machine's CPU, one process at a full
- * core, or a link near its rate. Thresholds: 90% of the CPUs, 90% of a core, 85% of a link.
+ * core, a host at its CPU budget (--host-cpu), or a link near its rate. Thresholds: 90% of the
+ * CPUs, 90% of a core, throttled in half the CFS periods, 85% of a link.
  */
 export function limitsOf(p: {
   machine_busy: number;
   cpus: number;
   processes: { label: string; cpu: number }[];
   links: { label: string; mbps: number; rateMbps: number | null }[];
+  budgets?: { host: string; throttled: number }[];
 }): string[] {
   const out: string[] = [];
   if (p.machine_busy >= 90) out.push(`CPU: machine ${p.machine_busy.toFixed(0)}% busy (${p.cpus} cores)`);
   for (const pr of p.processes)
     if (pr.cpu >= 90) out.push(`CPU: ${pr.label} ${pr.cpu.toFixed(0)}% of a core`);
+  for (const b of p.budgets ?? [])
+    if (b.throttled >= BUDGET_LIMIT)
+      out.push(`CPU budget: ${b.host} throttled in ${(100 * b.throttled).toFixed(0)}% of periods`);
   for (const l of p.links)
     if (l.rateMbps !== null && l.mbps >= 0.85 * l.rateMbps)
       out.push(`link: ${l.label} ${l.mbps.toFixed(1)} of ${l.rateMbps.toFixed(0)} Mbit/s`);
@@ -499,8 +529,61 @@ export function tracePoints(
             { label: "nodes (mean)", mbps: nodeTxMean, rateMbps: rates.node },
             { label: "front-end", mbps: frontendMbps, rateMbps: rates.frontend },
           ],
+          budgets: budgetsOf(mid.host_cpu_throttled),
         }),
       });
     }
   return points;
+}
+
+/** The front-end sweep's x axis: the front-end link's rate as a multiple of a node's, or unshaped. */
+export type FrontendRatio = number | "unshaped";
+
+export function ratioLabel(r: FrontendRatio): string {
+  return r === "unshaped" ? "unshaped" : `${r}x`;
+}
+
+export interface SweepStep {
+  ratio: FrontendRatio;
+  /** tc syntax, or "unshaped". */
+  frontend_rate: string;
+  points: TracePoint[];
+}
+
+export interface SweepResult {
+  kind: "sweep";
+  params: Record<string, unknown>;
+  machine: MachineInfo;
+  steps: SweepStep[];
+  runs: TraceRun[];
+  failed_runs: number;
+  started_at: string;
+  finished_at: string;
+}
+
+/** The sweep's points, per front-end step (tracePoints over that step's runs, at its link rate). */
+export function sweepSteps(
+  runs: readonly TraceRun[],
+  steps: readonly { ratio?: FrontendRatio; frontendRate: string | null }[],
+  nodes: readonly number[],
+  modes: readonly TraceMode[],
+  rates: { node: number | null; origin: number | null },
+): SweepStep[] {
+  return steps.flatMap((s) => {
+    if (s.ratio === undefined) return [];
+    const ratio = s.ratio;
+    const frontend = s.frontendRate === null ? null : Number(rateBpsOf(s.frontendRate)) / 1e6;
+    return [
+      {
+        ratio,
+        frontend_rate: s.frontendRate ?? "unshaped",
+        points: tracePoints(
+          runs.filter((r) => r.frontend_ratio === ratio),
+          nodes,
+          modes,
+          { ...rates, frontend },
+        ),
+      },
+    ];
+  });
 }

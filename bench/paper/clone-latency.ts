@@ -116,3 +116,47 @@ export function clonePhase(
   });
   return { ...phase, histograms, stats: statsOut };
 }
+
+/** The paper's one-way clone latency: in-kernel SC on a Pentium III 733 MHz (section 4.1). */
+export const PAPER_ONE_WAY_US = 46;
+
+/** The nodes' one-way clone latency histogram: CLONE sent by the original -> the clone's first response segment. */
+export const ONE_WAY_HISTOGRAM = "sc_clone_one_way_seconds";
+
+/** One-way clone latency of one phase, from the clone's node (the node that observed the most). */
+export interface OneWayRow {
+  size: number;
+  load: CloneLatencyPhase["load"];
+  node: string;
+  samples: number;
+  p50_us: number;
+  p90_us: number;
+  p99_us: number;
+}
+
+/**
+ * The one-way clone latency per phase (size and load), as the paper measured it, from the
+ * node that observed it (clones land on one node in Figure 8's arrangement; if several did,
+ * the one with the most samples). Phases whose nodes export no one-way histogram are left out.
+ */
+export function oneWayLatency(phases: readonly CloneLatencyPhase[]): OneWayRow[] {
+  const out: OneWayRow[] = [];
+  for (const p of phases) {
+    let best: { node: string; l: LatencySummary } | null = null;
+    for (const [node, byName] of Object.entries(p.histograms)) {
+      const l = byName[ONE_WAY_HISTOGRAM];
+      if (l && l.samples > 0 && (best === null || l.samples > best.l.samples)) best = { node, l };
+    }
+    if (best)
+      out.push({
+        size: p.size,
+        load: p.load,
+        node: best.node,
+        samples: best.l.samples,
+        p50_us: best.l.p50_us,
+        p90_us: best.l.p90_us,
+        p99_us: best.l.p99_us,
+      });
+  }
+  return out;
+}

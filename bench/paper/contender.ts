@@ -9,6 +9,9 @@ import type { ReplayResult } from "../../loadgen/index.js";
 import { runLoadgen, type LoadOptions } from "./loadgen-run.js";
 import { RunMeter, type RunUsage, type Watched } from "./meter.js";
 import { parseMetrics, type Sample } from "./metrics.js";
+import { throttledShare, type CpuCgroupRoot, type HostProcess } from "./cgroup-plan.js";
+import { HostCpuBudget } from "./host-cpu.js";
+import { childPids } from "./procstat.js";
 import type { ProxyKind } from "./peers-config.js";
 import { routeProxyToNodes, serviceIp, startProxy, type RunningProxy } from "./peers.js";
 
@@ -36,6 +39,8 @@ export interface ContenderSpec {
   cacheBytes: number | string;
   site: string;
   extraArgs?: Partial<Record<string, string[]>>;
+  /** A CPU budget per server-side host (`--host-cpu`): `share` cores each, in `root`'s groups. */
+  hostCpu?: { root: CpuCgroupRoot; share: number };
   /** Directory for the proxy's config and log. */
   workDir: string;
   /** Where the cluster's processes log (kept after it stops); default: the cluster directory. */
@@ -71,6 +76,15 @@ export interface Measured {
   /** Each node's metrics before and after the run (index 0 = node1). */
   before: Sample[][];
   after: Sample[][];
+  /** With --host-cpu: each host's share of the run's CFS periods in which it used up its budget. */
+  throttled?: Record<string, number>;
+}
+
+/** A process and every descendant of it (nginx's workers under its master). */
+function withDescendants(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length && out.length < 1000; i++) out.push(...childPids(out[i]!));
+  return out;
 }
 
 export class Contender {
@@ -78,6 +92,7 @@ export class Contender {
     readonly spec: ContenderSpec,
     readonly cluster: Cluster,
     readonly proxy: RunningProxy | undefined,
+    readonly budget: HostCpuBudget | undefined,
   ) {}
 
   static async start(spec: ContenderSpec): Promise<Contender> {
@@ -95,6 +110,7 @@ export class Contender {
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
     let proxy: RunningProxy | undefined;
+    let budget: HostCpuBudget | undefined;
     try {
       await Promise.all(
         (spec.linkRates ?? []).map((l) => setLinkRate(cluster.testbed, l.host, l.rate, l.queueBytes)),
@@ -119,11 +135,25 @@ export class Contender {
           async (url) => (await cluster.get(`${url}/`, 1000)).status !== undefined,
         );
       }
+      if (spec.hostCpu) {
+        // The proxy runs in the dispatcher's host: it shares that host's budget.
+        const processes: HostProcess[] = cluster.processes.map((p) => ({
+          host: p.host,
+          role: p.role,
+          pid: p.pid,
+        }));
+        if (proxy)
+          for (const pid of withDescendants(proxy.pid))
+            processes.push({ host: proxy.host, role: "proxy", pid });
+        budget = await HostCpuBudget.apply(spec.hostCpu.root, spec.prefix, spec.hostCpu.share, processes);
+      }
     } catch (err) {
+      await proxy?.stop().catch(() => {});
       await cluster.stop().catch(() => {});
+      await budget?.remove().catch(() => {});
       throw err;
     }
-    return new Contender(spec, cluster, proxy);
+    return new Contender(spec, cluster, proxy, budget);
   }
 
   /** The URL the load generator targets: the VIP, or the proxy. */
@@ -167,6 +197,7 @@ export class Contender {
    */
   async measure(load: Omit<LoadOptions, "target">): Promise<Measured> {
     const before = await this.nodeMetrics();
+    const cpuBefore = await this.budget?.cpuStats();
     const meter = new RunMeter(this.watched());
     meter.start();
     let result: ReplayResult;
@@ -183,14 +214,23 @@ export class Contender {
     }
     const usage = meter.usage(performance.now() - result.elapsed_s * 1000);
     const after = await this.nodeMetrics();
-    return { result, usage, before, after };
+    const cpuAfter = await this.budget?.cpuStats();
+    if (!cpuBefore || !cpuAfter) return { result, usage, before, after };
+    const throttled: Record<string, number> = {};
+    for (const [host, a] of cpuAfter) throttled[host] = throttledShare(cpuBefore.get(host) ?? a, a);
+    return { result, usage, before, after, throttled };
   }
 
+  /** Stops the proxy and the cluster, then removes the CPU budgets (always, whatever failed). */
   async stop(): Promise<void> {
     try {
       await this.proxy?.stop();
     } finally {
-      await this.cluster.stop();
+      try {
+        await this.cluster.stop();
+      } finally {
+        await this.budget?.remove();
+      }
     }
   }
 }

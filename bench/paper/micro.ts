@@ -31,21 +31,34 @@ import {
   type MicroResult,
   type MicroRun,
 } from "./analysis.js";
-import { clonePhase, type CloneLatencyPhase, type LatencySummary } from "./clone-latency.js";
+import {
+  clonePhase,
+  oneWayLatency,
+  PAPER_ONE_WAY_US,
+  type CloneLatencyPhase,
+  type LatencySummary,
+} from "./clone-latency.js";
 import { Contender, type Measured } from "./contender.js";
 import { machineInfo } from "./machine.js";
 import { PROXIES, type ProxyKind } from "./peers-config.js";
 import { ensurePeer } from "./peers.js";
 import { waitForQuiet, type QuietWait } from "./procstat.js";
-import { parseRate } from "../../testbed/index.js";
+import { detectCpuCgroup, hostCpuParams, hostCpuReadBack } from "./host-cpu.js";
+import { hostLinks, linkRates, rateBps, rateParam, type Rate } from "./links.js";
 
 export { MECHANISMS, DEFAULT_SIZES, QUICK_SIZES, type Mechanism, type MicroResult } from "./analysis.js";
 
 export interface MicroOptions {
   sizes: number[];
   mechanisms: Mechanism[];
-  /** tc rate of every link, null for unshaped. */
-  rate: string | null;
+  /** tc rate of the nodes' links, null for unshaped; the front-end and origin get it too unless given. */
+  rate: Rate;
+  frontendRate?: Rate;
+  originRate?: Rate;
+  /** The client's link: unshaped unless given. */
+  clientRate?: Rate;
+  /** --host-cpu: each server-side host's processes get this many cores (a cgroup CPU quota); null: none. */
+  hostCpu: number | null;
   runs: number;
   durationS: number;
   warmupS: number;
@@ -97,6 +110,7 @@ function toRun(mechanism: Mechanism, size: number, run: number, m: Measured, qui
     check: arrangement.check,
     failure: loadFailure(figures) ?? arrangement.failure,
     usage: m.usage,
+    ...(m.throttled ? { host_cpu_throttled: m.throttled } : {}),
   };
 }
 
@@ -167,6 +181,12 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
     ).toFixed(1)} MB), every URL homed at node2`,
   );
 
+  // Equal hosts unless told otherwise: the testbed shapes every link at the nodes' rate, then
+  // the links that differ (the client, unshaped by default) get theirs.
+  const rates = linkRates(o);
+  const links = hostLinks(2, rates).filter((l) => l.rate !== o.rate);
+  const cgroup = o.hostCpu === null ? null : detectCpuCgroup();
+  const hostCpuGroups: Record<string, unknown>[] = [];
   const contenders = new Map<Mechanism, Contender>();
   const runs: MicroRun[] = [];
   const latencyBySize: (LatencySummary & { size: number })[] = [];
@@ -184,12 +204,15 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
         ...microArrangement(mechanism),
         proxyWorkers: o.proxyWorkers,
         rate: o.rate,
+        linkRates: links,
+        ...(cgroup && o.hostCpu !== null ? { hostCpu: { root: cgroup, share: o.hostCpu } } : {}),
         cacheBytes: o.cacheBytes,
         site: join(siteDir, "root"),
         workDir: o.workDir,
         ...(o.signal ? { signal: o.signal } : {}),
       });
       contenders.set(mechanism, c);
+      if (c.budget) hostCpuGroups.push(await hostCpuReadBack(mechanism, c.budget));
       log(`${mechanism}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s, clients -> ${c.target}`);
     }
     const load = { manifest, clients: o.clients, conns: o.conns, keepalive: o.keepalive };
@@ -254,8 +277,11 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
           phases.push(idle);
           probe ??= roundTripOnNode1(idle);
           const rt = roundTripOnNode1(idle);
+          const ow = oneWayLatency([idle, loaded]);
+          const owAt = (load: string) => ow.find((x) => x.load === load)?.p50_us ?? NaN;
           log(
-            `size ${size}: clone latency (CLONE -> SC-ACK, node1) idle p50 ${rt.p50_us} us, under load p50 ${roundTripOnNode1(loaded).p50_us} us`,
+            `size ${size}: clone latency (CLONE -> SC-ACK, node1) idle p50 ${rt.p50_us} us, under load p50 ${roundTripOnNode1(loaded).p50_us} us; ` +
+              `one-way (CLONE -> first segment) idle p50 ${owAt("idle")} us, under load ${owAt("figure8")} us (paper: ${PAPER_ONE_WAY_US} us)`,
           );
         }
       }
@@ -265,13 +291,33 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
       await c.stop().catch((e: Error) => log(`stopping ${c.spec.name}: ${e.message}`));
   }
 
-  const points = microPoints(runs, o.sizes, o.mechanisms, o.rate === null ? null : parseRate(o.rate) / 1e6);
+  const mbps = (r: Rate) => (r === null ? null : rateBps(r)! / 1e6);
+  const rateOf = (host: string) =>
+    mbps(
+      host === "dispatcher"
+        ? rates.frontend
+        : host === "origin"
+          ? rates.origin
+          : host === "client"
+            ? rates.client
+            : rates.node,
+    );
+  const points = microPoints(runs, o.sizes, o.mechanisms, rateOf);
   return {
     kind: "micro",
     params: {
       sizes: o.sizes,
       mechanisms: o.mechanisms,
-      rate: o.rate ?? "unshaped",
+      rate: rateParam(rates.node),
+      frontend_rate: rateParam(rates.frontend),
+      origin_rate: rateParam(rates.origin),
+      client_rate: rateParam(rates.client),
+      links:
+        "rate: each node's link; frontend_rate: the dispatcher's host (and the proxy in it); origin_rate; client_rate (both directions of each)",
+      host_cpu:
+        o.hostCpu === null || !cgroup
+          ? "none (every host's processes share the machine's cores)"
+          : { ...hostCpuParams(cgroup, o.hostCpu), contenders: hostCpuGroups },
       runs: o.runs,
       duration_s: o.durationS,
       warmup_s: o.warmupS,
@@ -296,7 +342,13 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
     machine: await machineInfo(),
     points,
     runs,
-    clone_latency: { by_size: latencyBySize, probe, phases },
+    clone_latency: {
+      by_size: latencyBySize,
+      probe,
+      phases,
+      one_way: oneWayLatency(phases),
+      paper_one_way_us: PAPER_ONE_WAY_US,
+    },
     failed_runs: runs.filter((r) => r.failure !== null).length,
     started_at: startedAt,
     finished_at: new Date().toISOString(),

@@ -2,10 +2,18 @@
 // plots as SVG (and PNG through chromium).
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { MicroResult, TraceResult } from "./analysis.js";
+import type { MicroResult, SweepResult, TraceResult } from "./analysis.js";
 import { renderPlot, type PlotSpec } from "./plot.js";
 import { renderPng, svgSize } from "./render.js";
-import { microMarkdown, microPlot, microRpsPlot, traceMarkdown, tracePlot } from "./report.js";
+import {
+  microMarkdown,
+  microPlot,
+  microRpsPlot,
+  sweepMarkdown,
+  sweepPlot,
+  traceMarkdown,
+  tracePlot,
+} from "./report.js";
 
 export interface Written {
   markdown: string;
@@ -58,5 +66,15 @@ export async function writeTrace(r: TraceResult, dir: string, o: WriteOptions): 
   await writeFile(paths[0]!, json(r));
   await writeFile(paths[1]!, markdown);
   paths.push(...(await writePlots(dir, { trace: tracePlot(r) }, o)));
+  return { markdown, paths };
+}
+
+export async function writeSweep(r: SweepResult, dir: string, o: WriteOptions): Promise<Written> {
+  await mkdir(dir, { recursive: true });
+  const markdown = sweepMarkdown(r);
+  const paths = [join(dir, "sweep.json"), join(dir, "sweep.md")];
+  await writeFile(paths[0]!, json(r));
+  await writeFile(paths[1]!, markdown);
+  paths.push(...(await writePlots(dir, { sweep: sweepPlot(r) }, o)));
   return { markdown, paths };
 }

@@ -1,6 +1,22 @@
 // Markdown tables and plot specifications of the benchmark results (pure).
-import type { Mechanism, MicroPoint, MicroResult, TraceMode, TracePoint, TraceResult } from "./analysis.js";
-import type { CloneLatencyPhase } from "./clone-latency.js";
+import {
+  ratioLabel,
+  type FrontendRatio,
+  type Mechanism,
+  type MicroPoint,
+  type MicroResult,
+  type SweepResult,
+  type TraceMode,
+  type TracePoint,
+  type TraceResult,
+} from "./analysis.js";
+import {
+  ONE_WAY_HISTOGRAM,
+  oneWayLatency,
+  PAPER_ONE_WAY_US,
+  type CloneLatencyPhase,
+} from "./clone-latency.js";
+import { linkSentence, paramsLinkRates } from "./links.js";
 import type { Marker, PlotSpec } from "./plot.js";
 import { niceAxis } from "./plot.js";
 
@@ -40,10 +56,37 @@ function table(head: string[], rows: string[][], align?: ("l" | "r")[]): string 
   ].join("\n");
 }
 
+/** What --host-cpu did, from a result's params, as one sentence. */
+export function hostCpuSentence(p: Record<string, unknown>, cpus: number): string {
+  const h = p.host_cpu;
+  if (typeof h !== "object" || h === null)
+    return `CPU: every host's processes share the machine's ${cpus} cores (no per-host budget).`;
+  const x = h as Record<string, unknown>;
+  return (
+    `CPU: each server-side host's processes limited to ${String(x.share_of_a_core)} of a core ` +
+    `(cgroup v${String(x.cgroup_version)} CPU quota ${String(x.quota_us)} us per ${String(x.period_us)} us), ` +
+    `the client's unconstrained.`
+  );
+}
+
+/**
+ * The set-up sentence that stands beside every table: the links (equal hosts or not) and the
+ * CPU budgets. `frontendPerRow` for the sweep, whose rows vary the front-end's link.
+ */
+export function setupSentence(
+  p: Record<string, unknown>,
+  cpus: number,
+  nodes: string,
+  frontendPerRow = false,
+): string {
+  const links = linkSentence(paramsLinkRates(p), nodes, frontendPerRow ? "per row" : undefined);
+  return `_${links} ${hostCpuSentence(p, cpus)}_`;
+}
+
 function microScale(r: MicroResult): string {
   const p = r.params;
   return (
-    `2-node clusters, links ${String(p.rate)}, ${String(p.clients)} x ${String(p.conns)} connections ` +
+    `2-node clusters, node links ${String(p.rate)}, ${String(p.clients)} x ${String(p.conns)} connections ` +
     `(${p.keepalive ? "keep-alive" : "new connection per request"}), ${String(p.documents_per_size)} documents per size, ` +
     `median of ${String(p.runs)} runs x ${String(p.duration_s)} s`
   );
@@ -57,9 +100,13 @@ export function microMarkdown(r: MicroResult): string {
   const cell = (p: MicroPoint | undefined, v: (p: MicroPoint) => string) =>
     p ? (p.failed ? `FAILED` : v(p)) : "-";
   const out: string[] = [];
+  const setup = setupSentence(r.params, r.machine.cpus, "both nodes");
   out.push(`Scale: ${microScale(r)}.`, "");
+  out.push(...fewRunsNote(r.params));
   out.push(
     "Normalized efficiency (mechanism req/s / plain node req/s, medians; range from the runs' min and max):",
+    "",
+    setup,
     "",
   );
   out.push(
@@ -73,7 +120,13 @@ export function microMarkdown(r: MicroResult): string {
       ]),
     ),
   );
-  out.push("", "Requests per second (median, min-max) and Mbit/s of response bodies (median):", "");
+  out.push(
+    "",
+    "Requests per second (median, min-max) and Mbit/s of response bodies (median):",
+    "",
+    setup,
+    "",
+  );
   out.push(
     table(
       ["size", ...mechs.map(displayName)],
@@ -90,7 +143,10 @@ export function microMarkdown(r: MicroResult): string {
     "What each point used (medians): CPU in percent of one core per process (machine = share of both cores busy; " +
       "other = busy time outside these processes: kernel network work and everything else on the machine), " +
       "server CPU per response (every process but the load generator, us), CPU efficiency (plain's server CPU per " +
-      "response / this one's), and what limited the point (machine >= 90% busy, a process >= 90% of a core, a link >= 85% of its rate):",
+      "response / this one's), and what limited the point (machine >= 90% busy, a process >= 90% of a core, a host " +
+      "throttled at its CPU budget in >= 50% of periods, a link >= 85% of its rate):",
+    "",
+    setup,
     "",
   );
   const pc = (p: MicroPoint, label: string) =>
@@ -129,8 +185,9 @@ export function microMarkdown(r: MicroResult): string {
       ]),
     ),
   );
-  out.push(...localServingSection(r));
-  out.push(...cloneLatencySection(r));
+  out.push(...localServingSection(r, setup));
+  out.push(...oneWaySection(r, setup));
+  out.push(...cloneLatencySection(r, setup));
   const failed = r.runs.filter((x) => x.failure !== null);
   if (failed.length > 0) {
     out.push("", `Failed runs (${failed.length}; their points are not plotted):`, "");
@@ -143,7 +200,7 @@ export function microMarkdown(r: MicroResult): string {
  * `--clone-local-max-bytes`, both sides in one run: every request cloned (sc) against every
  * request served where it arrives (sc-local), per size.
  */
-function localServingSection(r: MicroResult): string[] {
+function localServingSection(r: MicroResult, setup: string): string[] {
   const at = (m: Mechanism, s: number) => r.points.find((p) => p.mechanism === m && p.size === s);
   const sizes = (r.params.sizes as number[]).filter((s) => at("sc", s) && at("sc-local", s));
   if (sizes.length === 0) return [];
@@ -170,6 +227,8 @@ function localServingSection(r: MicroResult): string[] {
       "served where it arrives (SC, served locally: the same cluster with a limit above every size), medians of " +
       "the same runs; server CPU per response counts every process but the load generator:",
     "",
+    setup,
+    "",
     table(
       [
         "size",
@@ -189,9 +248,51 @@ function localServingSection(r: MicroResult): string[] {
 /** A histogram's meaning where it is known; other names (added later by the nodes) as they are. */
 const LATENCY_NAMES: Record<string, string> = {
   sc_clone_latency_seconds: "CLONE sent -> SC-ACK received (original)",
+  [ONE_WAY_HISTOGRAM]: "one-way: CLONE sent -> clone's first response segment (clone's node)",
 };
 
-function cloneLatencySection(r: MicroResult): string[] {
+const us = (n: number) => (Number.isFinite(n) ? `${n >= 100 ? n.toFixed(0) : n.toFixed(1)} us` : "-");
+
+/**
+ * The paper's measure beside the paper's figure: the one-way clone latency per size, idle (one
+ * connection, one request at a time) and under the Figure 8 load.
+ */
+function oneWaySection(r: MicroResult, setup: string): string[] {
+  const rows = r.clone_latency.one_way ?? oneWayLatency(r.clone_latency.phases ?? []);
+  if (rows.length === 0) return [];
+  const paper = r.clone_latency.paper_one_way_us ?? PAPER_ONE_WAY_US;
+  const sizes = [...new Set(rows.map((x) => x.size))];
+  const at = (size: number, load: string) => rows.find((x) => x.size === size && x.load === load);
+  const cell = (size: number, load: string) => {
+    const x = at(size, load);
+    return x ? `${us(x.p50_us)} (${us(x.p90_us)}), ${x.samples}` : "-";
+  };
+  const ratio = (size: number, load: string) => {
+    const x = at(size, load);
+    return x && Number.isFinite(x.p50_us) ? `${(x.p50_us / paper).toFixed(1)}x` : "-";
+  };
+  return [
+    "",
+    `One-way clone latency, the paper's measure (CLONE sent by the original -> the clone's first response ` +
+      `segment, on the clone's node; p50 (p90), clones), beside the paper's ${paper} us (in-kernel SC, Pentium III 733 MHz):`,
+    "",
+    setup,
+    "",
+    table(
+      ["size", "idle", "under the Figure 8 load", "paper", "idle p50 / paper", "loaded p50 / paper"],
+      sizes.map((s) => [
+        sizeLabel(s),
+        cell(s, "idle"),
+        cell(s, "figure8"),
+        `${paper} us`,
+        ratio(s, "idle"),
+        ratio(s, "figure8"),
+      ]),
+    ),
+  ];
+}
+
+function cloneLatencySection(r: MicroResult, setup: string): string[] {
   const phases = r.clone_latency.phases ?? [];
   if (phases.length === 0) return [];
   const load = (p: CloneLatencyPhase) => (p.load === "idle" ? `idle (${p.what})` : "Figure 8 load");
@@ -237,6 +338,8 @@ function cloneLatencySection(r: MicroResult): string[] {
       "time, after the size's runs), from every `sc_clone_*_seconds` histogram of every node over the phase " +
       "(interpolated inside its buckets):",
     "",
+    setup,
+    "",
     table(["size", "load", "node", "measure", "clones", "p50 us", "p90 us", "p99 us"], hist),
   ];
   if (stats.length > 0)
@@ -244,6 +347,8 @@ function cloneLatencySection(r: MicroResult): string[] {
       "",
       "The same from the nodes' `/stats` (exact percentiles over each node's most recent samples at the end of the " +
         "phase), where those samples all come from the phase:",
+      "",
+      setup,
       "",
       table(["size", "load", "node", "/stats key", "samples", "p50 us", "p90 us", "p99 us", "max us"], stats),
     );
@@ -312,14 +417,20 @@ export function microRpsPlot(r: MicroResult): PlotSpec {
   };
 }
 
-function traceScale(r: TraceResult): string[] {
+/** "synthetic, scale 0.01", or the real trace's file name. */
+function workloadName(w: Record<string, unknown>): string {
+  if (String(w.trace).startsWith("synthetic")) return `synthetic, scale ${String(w.scale)}`;
+  return typeof w.trace_name === "string" ? w.trace_name : String(w.trace);
+}
+
+function traceScale(r: { params: Record<string, unknown> }): string[] {
   const p = r.params;
   const w = p.workload as Record<string, unknown>;
   const mb = (b: unknown) => `${(Number(b) / 1e6).toFixed(1)} MB`;
   return [
     `links: nodes ${String(p.rate)}, origin ${String(p.origin_rate)}, client ${String(p.client_rate)}, front-end ${String(p.frontend_rate)}; ` +
       `cache ${mb(p.cache_bytes_per_node)} per node`,
-    `documents: ${String(w.files)} files, ${mb(w.document_bytes)} (${String(w.trace).startsWith("synthetic") ? `synthetic, scale ${String(w.scale)}` : String(w.trace)}); ` +
+    `documents: ${String(w.files)} files, ${mb(w.document_bytes)} (${workloadName(w)}); ` +
       `clients: ${String(p.clients)} x ${String(p.conns)} connections (${p.keepalive ? "keep-alive" : "new connection per request"}); ` +
       `median of ${String(p.runs)} runs x ${String(p.duration_s)} s`,
   ];
@@ -332,8 +443,10 @@ export function traceMarkdown(r: TraceResult): string {
   const cell = (p: TracePoint | undefined, v: (p: TracePoint) => string) =>
     p ? (p.failed ? "FAILED" : v(p)) : "-";
   const out: string[] = [];
+  const setup = setupSentence(r.params, r.machine.cpus, "the nodes");
   out.push(`Scale: ${traceScale(r).join("; ")}.`, "");
-  out.push("Throughput, requests/s (median, min-max of the runs):", "");
+  out.push(...fewRunsNote(r.params));
+  out.push("Throughput, requests/s (median, min-max of the runs):", "", setup, "");
   out.push(
     table(
       ["nodes", ...modes.map(displayName)],
@@ -345,7 +458,7 @@ export function traceMarkdown(r: TraceResult): string {
   );
   if (modes.includes("sc")) {
     const others = modes.filter((m) => m !== "sc");
-    out.push("", "SC's throughput relative to each other mode (SC median / mode median - 1):", "");
+    out.push("", "SC's throughput relative to each other mode (SC median / mode median - 1):", "", setup, "");
     out.push(
       table(
         ["nodes", ...others.map((m) => `vs ${displayName(m)}`)],
@@ -368,6 +481,8 @@ export function traceMarkdown(r: TraceResult): string {
     "",
     "What each point used (medians): machine CPU busy (all cores), CPU per role in percent of one core (nodes summed, and the busiest node), " +
       "link traffic in Mbit/s, node cache hit ratio, origin fetches/s, and what limited it:",
+    "",
+    setup,
     "",
   );
   out.push(
@@ -412,16 +527,39 @@ export function traceMarkdown(r: TraceResult): string {
       ]),
     ),
   );
-  const failed = r.runs.filter((x) => x.failure !== null);
-  if (failed.length > 0) {
-    out.push("", `Failed runs (${failed.length}; their points are not plotted):`, "");
-    for (const x of failed) out.push(`- ${x.mode} ${x.nodes} nodes run ${x.run}: ${x.failure}`);
-  }
+  out.push(...failedTraceRuns(r.runs));
   return out.join("\n") + "\n";
 }
 
+/** The runs that failed, each with its reason (their points are reported, not plotted). */
+function failedTraceRuns(runs: TraceResult["runs"]): string[] {
+  const failed = runs.filter((x) => x.failure !== null);
+  if (failed.length === 0) return [];
+  return [
+    "",
+    `Failed runs (${failed.length}; their points are not plotted):`,
+    "",
+    ...failed.map(
+      (x) =>
+        `- ${x.mode} ${x.nodes} nodes${x.frontend_ratio !== undefined ? ` front-end ${ratioLabel(x.frontend_ratio)}` : ""} run ${x.run}: ${x.failure}`,
+    ),
+  ];
+}
+
+/** Fewer than 3 runs per point is a check that the code runs, not a figure: said above the tables. */
+function fewRunsNote(p: Record<string, unknown>): string[] {
+  const runs = Number(p.runs);
+  return runs >= 3
+    ? []
+    : [
+        `Only ${runs} run${runs === 1 ? "" : "s"} per point${p.quick ? " (--quick)" : ""}: the ranges say nothing; ` +
+          "figures to compare need at least 3 runs per point.",
+        "",
+      ];
+}
+
 export function tracePlot(r: TraceResult): PlotSpec {
-  const order: TraceMode[] = ["sc", "cf-lfu", "cf-lru", "rr", "nginx", "haproxy"];
+  const order: TraceMode[] = ["sc", "cf-lfu", "cf-lru", "rr", "lard", "nginx", "haproxy"];
   const modes = order.filter((m) => (r.params.modes as TraceMode[]).includes(m));
   const nodes = r.params.nodes as number[];
   const ok = r.points.filter((p) => !p.failed);
@@ -442,7 +580,140 @@ export function tracePlot(r: TraceResult): PlotSpec {
         .map((p) => ({ x: p.nodes, y: p.rps, lo: p.rps_min, hi: p.rps_max })),
     })),
     legend: "top-left",
-    caption: "Figure 9 (reproduced). Throughput of the trace-driven benchmark",
+    caption: String((r.params.workload as Record<string, unknown>).trace).startsWith("synthetic")
+      ? "Figure 9 (reproduced). Throughput of the trace-driven benchmark"
+      : `Figure 9 with a real trace (${workloadName(r.params.workload as Record<string, unknown>)}). Throughput`,
     notes: [...traceScale(r), `${r.machine.cpus} x ${r.machine.cpu}; ${r.started_at.slice(0, 10)}`],
   };
 }
+
+/**
+ * Where a proxy catches up with SC in the sweep: the smallest front-end step at which its median
+ * reaches SC's, or null if it does not at any step (failed points never count).
+ */
+export function catchUpStep(r: SweepResult, mode: TraceMode): FrontendRatio | null {
+  for (const step of r.steps) {
+    const sc = step.points.find((p) => p.mode === "sc");
+    const x = step.points.find((p) => p.mode === mode);
+    if (sc && x && !sc.failed && !x.failed && x.rps >= sc.rps) return step.ratio;
+  }
+  return null;
+}
+
+export function sweepMarkdown(r: SweepResult): string {
+  const modes = r.params.modes as TraceMode[];
+  const nodes = (r.params.nodes as number[]).join(", ");
+  const setup = setupSentence(r.params, r.machine.cpus, "the nodes", true);
+  const at = (i: number, m: TraceMode) => r.steps[i]!.points.find((p) => p.mode === m);
+  const cell = (p: TracePoint | undefined, v: (p: TracePoint) => string) =>
+    p ? (p.failed ? "FAILED" : v(p)) : "-";
+  const out: string[] = [];
+  out.push(`Scale: ${nodes} nodes; ${traceScale(r).join("; ")}.`, "");
+  out.push(...fewRunsNote(r.params));
+  out.push(
+    "Front-end sensitivity: throughput, requests/s (median, min-max of the runs), with the front-end's link " +
+      "(the dispatcher's host, where nginx and haproxy run) at a multiple of a node's link rate:",
+    "",
+    setup,
+    "",
+    table(
+      ["front-end : node", ...modes.map(displayName)],
+      r.steps.map((s, i) => [
+        `${ratioLabel(s.ratio)}${s.ratio === "unshaped" ? "" : ` (${s.frontend_rate})`}`,
+        ...modes.map((m) => cell(at(i, m), (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)})`)),
+      ]),
+    ),
+  );
+  if (modes.includes("sc")) {
+    const others = modes.filter((m) => m !== "sc");
+    out.push(
+      "",
+      "Where each catches up with SC (the first step at which its median reaches SC's):",
+      "",
+      setup,
+      "",
+      table(
+        ["mode", "catches up with SC at"],
+        others.map((m) => {
+          const c = catchUpStep(r, m);
+          return [displayName(m), c === null ? "not at any step" : ratioLabel(c)];
+        }),
+      ),
+    );
+  }
+  out.push(
+    "",
+    "What each point used (medians): the front-end's link (sent, Mbit/s), the origin's, the nodes' mean, " +
+      "machine CPU busy, proxy and dispatcher CPU (percent of one core), and what limited it:",
+    "",
+    setup,
+    "",
+    table(
+      [
+        "front-end : node",
+        "mode",
+        "req/s",
+        "front-end link",
+        "origin link",
+        "node link (mean)",
+        "machine",
+        "proxy",
+        "disp.",
+        "limited by",
+      ],
+      r.steps.flatMap((s) =>
+        s.points.map((p) => [
+          ratioLabel(s.ratio),
+          displayName(p.mode),
+          p.failed ? "FAILED" : f0(p.rps),
+          f1(p.frontend_mbps),
+          f1(p.origin_mbps),
+          f1(p.node_tx_mbps_mean),
+          `${f0(p.machine_busy)}%`,
+          p.cpu.proxy !== undefined ? `${f0(p.cpu.proxy)}%` : "-",
+          `${f0(p.cpu.dispatcher ?? 0)}%`,
+          p.limits.length ? p.limits.join("; ") : "none reached",
+        ]),
+      ),
+    ),
+  );
+  out.push(...failedTraceRuns(r.runs));
+  return out.join("\n") + "\n";
+}
+
+/** Where "unshaped" sits on the sweep plot's log axis: a step past the largest ratio. */
+export function unshapedX(r: SweepResult): number {
+  const numeric = r.steps.map((s) => s.ratio).filter((x): x is number => x !== "unshaped");
+  return 2.5 * Math.max(1, ...numeric);
+}
+
+export function sweepPlot(r: SweepResult): PlotSpec {
+  const order: TraceMode[] = ["sc", "cf-lfu", "cf-lru", "rr", "lard", "nginx", "haproxy"];
+  const modes = order.filter((m) => (r.params.modes as TraceMode[]).includes(m));
+  const ux = unshapedX(r);
+  const xOf = (ratio: FrontendRatio) => (ratio === "unshaped" ? ux : ratio);
+  const ok = r.steps.flatMap((s) => s.points.filter((p) => !p.failed).map((p) => ({ p, x: xOf(s.ratio) })));
+  const { top, ticks } = niceAxis(Math.max(1, ...ok.map(({ p }) => p.rps_max)));
+  const xs = r.steps.map((s) => xOf(s.ratio));
+  return {
+    xLabel: "Front-end link : node link",
+    yLabel: "Throughput (requests/s)",
+    xScale: "log",
+    x: [Math.min(...xs) / 1.4, Math.max(...xs) * 1.4],
+    y: [0, top],
+    xTicks: xs,
+    xTickLabel: (v) => (v === ux ? "unshaped" : `${gnuplotRatio(v)}x`),
+    yTicks: ticks,
+    series: modes.map((m) => ({
+      ...STYLE[m]!,
+      points: ok
+        .filter(({ p }) => p.mode === m)
+        .map(({ p, x }) => ({ x, y: p.rps, lo: p.rps_min, hi: p.rps_max })),
+    })),
+    legend: "bottom-right",
+    caption: `Front-end sensitivity at ${(r.params.nodes as number[]).join(", ")} nodes: throughput vs the front-end's link`,
+    notes: [...traceScale(r), `${r.machine.cpus} x ${r.machine.cpu}; ${r.started_at.slice(0, 10)}`],
+  };
+}
+
+const gnuplotRatio = (v: number) => String(Number(v.toPrecision(3)));

@@ -6,29 +6,40 @@
 // over the modes; every response is verified against the site's manifest.
 import { createReadStream } from "node:fs";
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { buildSite, synthesize } from "../../loadgen/index.js";
-import { parseRate } from "../../testbed/index.js";
 import {
   cpuByRole,
   loadFailure,
   NO_FIGURES,
   nodeDeltas,
+  ratioLabel,
   runFigures,
+  sweepSteps,
   traceArrangement,
   tracePoints,
   type TraceMode,
   type TraceResult,
   type TraceRun,
+  type FrontendRatio,
+  type SweepResult,
 } from "./analysis.js";
+import { detectCpuCgroup, hostCpuParams, hostCpuReadBack } from "./host-cpu.js";
+import { hostLinks, linkRates, rateBps, rateParam, scaleRate, type LinkRates, type Rate } from "./links.js";
 import { Contender } from "./contender.js";
 import { machineInfo } from "./machine.js";
 import type { ProxyKind } from "./peers-config.js";
 import { ensurePeer } from "./peers.js";
 import { quietMachine } from "./micro.js";
 
-export { TRACE_MODES, type TraceMode, type TraceResult } from "./analysis.js";
+export {
+  TRACE_MODES,
+  type FrontendRatio,
+  type SweepResult,
+  type TraceMode,
+  type TraceResult,
+} from "./analysis.js";
 
 export interface TraceOptions {
   /** A real trace; null: the synthetic Berkeley-shaped one. */
@@ -38,11 +49,16 @@ export interface TraceOptions {
   seed: number;
   nodes: number[];
   modes: TraceMode[];
-  /** Node links; origin, client and front-end (dispatcher / proxy host) links; null = unshaped. */
-  rate: string | null;
-  originRate: string | null;
-  clientRate: string | null;
-  frontendRate: string | null;
+  /**
+   * Node links; origin, client and front-end (dispatcher / proxy host) links; null = unshaped.
+   * The front-end's is ignored by the sweep, which sets it per step.
+   */
+  rate: Rate;
+  originRate: Rate;
+  clientRate: Rate;
+  frontendRate: Rate;
+  /** --host-cpu: each server-side host's processes get this many cores (a cgroup CPU quota); null: none. */
+  hostCpu: number | null;
   cacheBytes: number;
   clients: number;
   conns: number;
@@ -82,8 +98,6 @@ const LINK_QUEUE_BYTES = 64 * 1514;
 /** A warm-up stops after this long even if it has not made all its requests. */
 const WARMUP_CAP_S = 60;
 
-const mbit = (rate: string | null) => (rate === null ? null : parseRate(rate) / 1e6);
-
 async function lineCount(path: string): Promise<number> {
   let n = 0;
   const rl = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
@@ -98,8 +112,16 @@ async function rotatedTrace(trace: string, offset: number, out: string): Promise
   await writeFile(out, lines.slice(k).concat(lines.slice(0, k)).join("\n") + "\n");
 }
 
-export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
-  const startedAt = new Date().toISOString();
+/** The workload, ready to replay: the site and one rotated trace per run (index 0: the warm-up). */
+interface Prepared {
+  manifest: string;
+  root: string;
+  traces: string[];
+  workload: Record<string, unknown>;
+  versions: Record<string, string>;
+}
+
+async function prepare(o: TraceOptions): Promise<Prepared> {
   const log = o.log;
   const versions: Record<string, string> = {};
   for (const m of o.modes)
@@ -133,6 +155,7 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
       zipf_alpha: s.params.zipfAlpha,
     };
   } else {
+    // A real trace: every document with the largest size a 200 GET logged for it (`sc-cluster site`).
     await mkdir(join(o.workDir, "site"), { recursive: true });
     manifest = join(o.workDir, "site", "manifest.jsonl");
     root = join(o.workDir, "site", "root");
@@ -140,10 +163,16 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
     trace = o.trace;
     workload = {
       trace: o.trace,
+      trace_name: basename(o.trace),
       files: s.documents,
+      trace_format: s.trace.format,
+      trace_lines: s.trace.lines,
+      bad_lines: s.trace.bad,
       requests: s.replayable,
       document_bytes: s.bytes,
       skipped_lines: s.skipped,
+      skipped_by_reason: s.skippedByReason,
+      sizes: "from the log: each document's largest logged 200 GET body",
     };
   }
   log(
@@ -158,19 +187,26 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
     await rotatedTrace(trace, Math.floor((r * lines) / (o.runs + 1)), t);
     traces.push(t);
   }
+  return { manifest, root, traces, workload, versions };
+}
 
-  // Node and origin links queue up to 64 full frames (a switch port's buffer; the testbed's own
-  // queue is ~20 ms, a handful of frames at these rates); client and front-end links as asked.
-  const nodeLinks = (n: number) => [
-    ...Array.from({ length: n }, (_, i) => ({
-      host: `node${i + 1}`,
-      rate: o.rate,
-      queueBytes: LINK_QUEUE_BYTES,
-    })),
-    { host: "origin", rate: o.originRate, queueBytes: LINK_QUEUE_BYTES },
-    { host: "client", rate: o.clientRate },
-    { host: "dispatcher", rate: o.frontendRate },
-  ];
+/** One front-end set-up to measure: its rate and, in the sweep, its multiple of a node's rate. */
+interface Variant {
+  frontendRate: Rate;
+  ratio?: FrontendRatio;
+}
+
+/**
+ * Every (node count, front-end variant, mode) point: a fresh cluster each, the same warm-up,
+ * then the runs. A point that fails is reported and the others still run.
+ */
+async function measureAll(
+  o: TraceOptions,
+  prep: Prepared,
+  variants: readonly Variant[],
+): Promise<{ runs: TraceRun[]; hostCpuGroups: Record<string, unknown>[] }> {
+  const log = o.log;
+  const { traces } = prep;
   // The links run ~10x slower than the paper's Fast Ethernet, so every transfer takes ~10x
   // longer: the timeouts that would cut such transfers (the node's origin, send, linger, clone
   // and peer timeouts, the dispatcher's health checks) get the load generator's timeout.
@@ -190,155 +226,249 @@ export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
     ],
     dispatcher: ["--health-timeout", String(Math.min(o.timeoutMs, 5000)), "--health-fall", "3"],
   };
+  const cgroup = o.hostCpu === null ? null : detectCpuCgroup();
+  const hostCpuGroups: Record<string, unknown>[] = [];
   const runs: TraceRun[] = [];
   const load = {
-    manifest,
+    manifest: prep.manifest,
     clients: o.clients,
     conns: o.conns,
     keepalive: o.keepalive,
     timeoutMs: o.timeoutMs,
   };
   const benchStart = performance.now();
-  for (const [ni, n] of o.nodes.entries()) {
-    // Each node count starts with another mode, so no mode always runs first.
-    const order = o.modes.map((_, i) => o.modes[(i + ni) % o.modes.length]!);
-    for (const mode of order) {
-      o.signal?.throwIfAborted();
-      const logDir = join(o.workDir, "logs", `${mode}-${n}`);
-      // A cluster that does not start, or a run that throws, fails this point only: the
-      // other points of a long benchmark still get measured and reported.
-      const failPoint = (fromRun: number, why: string) => {
-        log(`${String(n).padStart(2)} nodes ${mode}: FAILED: ${why}`);
-        for (let run = fromRun; run <= o.runs; run++) runs.push(failedTraceRun(mode, n, run, why));
-      };
-      let c: Contender;
-      try {
-        c = await Contender.start({
-          name: mode,
-          prefix: `${o.prefix}${LETTERS[mode]}-`,
-          nodes: n,
-          scheduler: "rr",
-          ...traceArrangement(mode),
-          proxyWorkers: o.proxyWorkers,
-          rate: null,
-          linkRates: nodeLinks(n),
-          cacheBytes: o.cacheBytes,
-          extraArgs:
-            mode === "sc" && o.scLocalMaxBytes !== undefined
-              ? {
-                  ...extraArgs,
-                  node: [...extraArgs.node, "--clone-local-max-bytes", String(o.scLocalMaxBytes)],
-                }
-              : extraArgs,
-          site: root,
-          workDir: o.workDir,
-          logDir,
-          ...(o.signal ? { signal: o.signal } : {}),
-        });
-      } catch (e) {
+  let turn = 0;
+  for (const n of o.nodes)
+    for (const variant of variants) {
+      // Each node count and variant starts with another mode, so no mode always runs first.
+      const order = o.modes.map((_, i) => o.modes[(i + turn) % o.modes.length]!);
+      turn++;
+      const tag = variant.ratio === undefined ? "" : ` front-end ${ratioLabel(variant.ratio)}`;
+      // Node and origin links queue up to 64 full frames (a switch port's buffer; the testbed's own
+      // queue is ~20 ms, a handful of frames at these rates), the front-end likewise; the client as asked.
+      const links = hostLinks(
+        n,
+        linkRates({
+          rate: o.rate,
+          frontendRate: variant.frontendRate,
+          originRate: o.originRate,
+          clientRate: o.clientRate,
+        }),
+        LINK_QUEUE_BYTES,
+      );
+      for (const mode of order) {
         o.signal?.throwIfAborted();
-        failPoint(1, `cluster did not start: ${(e as Error).message}`);
-        await keepLogs(o.failedLogsDir, logDir, mode, n, log);
-        continue;
-      }
-      let failedRun = false;
-      let run = 1;
-      try {
-        // The same warm-up for every mode: the trace's first requests, a fixed count per node
-        // (capped in time; the result records how many were made).
-        const warmRequests = o.warmupRequestsPerNode * n;
-        let warmup = { requests: 0, seconds: 0, stopped_by: "none" };
-        if (warmRequests > 0) {
-          const w = await c.measure({
-            ...load,
-            trace: traces[0]!,
-            requests: warmRequests,
-            durationS: WARMUP_CAP_S,
-          });
-          warmup = {
-            requests: w.result.requests,
-            seconds: w.result.elapsed_s,
-            stopped_by: w.result.stopped_by,
-          };
-        }
-        for (; run <= o.runs; run++) {
-          const quiet = await quietMachine(o);
-          const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
-          const figures = runFigures(m.result, quiet);
-          const failure = loadFailure(figures);
-          failedRun ||= failure !== null;
-          const tr: TraceRun = {
-            mode,
+        const name = `${mode}-${n}${variant.ratio === undefined ? "" : `-fe${ratioLabel(variant.ratio)}`}`;
+        const logDir = join(o.workDir, "logs", name);
+        const mark = (r: TraceRun): TraceRun =>
+          variant.ratio === undefined ? r : { ...r, frontend_ratio: variant.ratio };
+        // A cluster that does not start, or a run that throws, fails this point only: the
+        // other points of a long benchmark still get measured and reported.
+        const failPoint = (fromRun: number, why: string) => {
+          log(`${String(n).padStart(2)} nodes ${mode}${tag}: FAILED: ${why}`);
+          for (let run = fromRun; run <= o.runs; run++) runs.push(mark(failedTraceRun(mode, n, run, why)));
+        };
+        let c: Contender;
+        try {
+          c = await Contender.start({
+            name: mode,
+            prefix: `${o.prefix}${LETTERS[mode]}-`,
             nodes: n,
-            run,
-            ...figures,
-            warmup,
-            nodes_stats: nodeDeltas(m.before, m.after),
-            failure,
-            usage: m.usage,
-            start_s: Math.round((performance.now() - benchStart) / 100) / 10,
-          };
-          runs.push(tr);
-          const cpu = cpuByRole(tr.usage);
-          const origin = tr.usage.links.find((l) => l.label === "origin");
-          log(
-            `${String(n).padStart(2)} nodes run ${run} ${mode.padEnd(7)} ${tr.rps.toFixed(1).padStart(6)} req/s ` +
-              `${tr.mbps.toFixed(1).padStart(5)} Mbit/s  machine ${tr.usage.machineBusy.toFixed(0)}%  ` +
-              `nodes ${(cpu.node ?? 0).toFixed(0)}% disp ${(cpu.dispatcher ?? 0).toFixed(0)}% ` +
-              `loadgen ${(cpu.loadgen ?? 0).toFixed(0)}%${cpu.proxy !== undefined ? ` proxy ${cpu.proxy.toFixed(0)}%` : ""} ` +
-              `other ${(cpu.other ?? 0).toFixed(0)}%  origin ${origin ? origin.txMbps.toFixed(1) : "?"} Mbit/s` +
-              (run === 1 ? `  (warm-up ${warmup.requests} requests in ${warmup.seconds.toFixed(0)} s)` : "") +
-              (failure ? `  FAILED: ${failure}` : ""),
-          );
+            scheduler: "rr",
+            ...traceArrangement(mode),
+            proxyWorkers: o.proxyWorkers,
+            rate: null,
+            linkRates: links,
+            ...(cgroup && o.hostCpu !== null ? { hostCpu: { root: cgroup, share: o.hostCpu } } : {}),
+            cacheBytes: o.cacheBytes,
+            extraArgs:
+              mode === "sc" && o.scLocalMaxBytes !== undefined
+                ? {
+                    ...extraArgs,
+                    node: [...extraArgs.node, "--clone-local-max-bytes", String(o.scLocalMaxBytes)],
+                  }
+                : extraArgs,
+            site: prep.root,
+            workDir: o.workDir,
+            logDir,
+            ...(o.signal ? { signal: o.signal } : {}),
+          });
+        } catch (e) {
+          o.signal?.throwIfAborted();
+          failPoint(1, `cluster did not start: ${(e as Error).message}`);
+          await keepLogs(o.failedLogsDir, logDir, name, log);
+          continue;
         }
-      } catch (e) {
-        o.signal?.throwIfAborted();
-        failedRun = true;
-        failPoint(run, `run ${run} threw: ${(e as Error).message}`);
-      } finally {
-        await c.stop().catch((e: Error) => log(`stopping ${mode}: ${e.message}`));
+        let failedRun = false;
+        let run = 1;
+        try {
+          if (c.budget) hostCpuGroups.push(await hostCpuReadBack(name, c.budget));
+          // The same warm-up for every mode: the trace's first requests, a fixed count per node
+          // (capped in time; the result records how many were made).
+          const warmRequests = o.warmupRequestsPerNode * n;
+          let warmup = { requests: 0, seconds: 0, stopped_by: "none" };
+          if (warmRequests > 0) {
+            const w = await c.measure({
+              ...load,
+              trace: traces[0]!,
+              requests: warmRequests,
+              durationS: WARMUP_CAP_S,
+            });
+            warmup = {
+              requests: w.result.requests,
+              seconds: w.result.elapsed_s,
+              stopped_by: w.result.stopped_by,
+            };
+          }
+          for (; run <= o.runs; run++) {
+            const quiet = await quietMachine(o);
+            const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
+            const figures = runFigures(m.result, quiet);
+            const failure = loadFailure(figures);
+            failedRun ||= failure !== null;
+            const tr: TraceRun = mark({
+              mode,
+              nodes: n,
+              run,
+              ...figures,
+              warmup,
+              nodes_stats: nodeDeltas(m.before, m.after),
+              failure,
+              usage: m.usage,
+              start_s: Math.round((performance.now() - benchStart) / 100) / 10,
+              ...(m.throttled ? { host_cpu_throttled: m.throttled } : {}),
+            });
+            runs.push(tr);
+            const cpu = cpuByRole(tr.usage);
+            const origin = tr.usage.links.find((l) => l.label === "origin");
+            const fe = tr.usage.links.find((l) => l.label === "dispatcher");
+            log(
+              `${String(n).padStart(2)} nodes run ${run} ${mode.padEnd(7)}${tag} ${tr.rps.toFixed(1).padStart(6)} req/s ` +
+                `${tr.mbps.toFixed(1).padStart(5)} Mbit/s  machine ${tr.usage.machineBusy.toFixed(0)}%  ` +
+                `nodes ${(cpu.node ?? 0).toFixed(0)}% disp ${(cpu.dispatcher ?? 0).toFixed(0)}% ` +
+                `loadgen ${(cpu.loadgen ?? 0).toFixed(0)}%${cpu.proxy !== undefined ? ` proxy ${cpu.proxy.toFixed(0)}%` : ""} ` +
+                `other ${(cpu.other ?? 0).toFixed(0)}%  origin ${origin ? origin.txMbps.toFixed(1) : "?"} Mbit/s` +
+                `  front-end ${fe ? fe.txMbps.toFixed(1) : "?"} Mbit/s` +
+                (run === 1
+                  ? `  (warm-up ${warmup.requests} requests in ${warmup.seconds.toFixed(0)} s)`
+                  : "") +
+                (failure ? `  FAILED: ${failure}` : ""),
+            );
+          }
+        } catch (e) {
+          o.signal?.throwIfAborted();
+          failedRun = true;
+          failPoint(run, `run ${run} threw: ${(e as Error).message}`);
+        } finally {
+          await c.stop().catch((e: Error) => log(`stopping ${mode}: ${e.message}`));
+        }
+        if (failedRun) await keepLogs(o.failedLogsDir, logDir, name, log);
       }
-      if (failedRun) await keepLogs(o.failedLogsDir, logDir, mode, n, log);
     }
-  }
+  return { runs, hostCpuGroups };
+}
 
-  const rates = { node: mbit(o.rate), origin: mbit(o.originRate), frontend: mbit(o.frontendRate) };
-  const points = tracePoints(runs, o.nodes, o.modes, rates);
+/** The parameters every trace-driven result records. */
+function traceParams(
+  o: TraceOptions,
+  prep: Prepared,
+  rates: LinkRates,
+  hostCpuGroups: Record<string, unknown>[],
+): Record<string, unknown> {
+  return {
+    workload: prep.workload,
+    nodes: o.nodes,
+    modes: o.modes,
+    rate: rateParam(rates.node),
+    origin_rate: rateParam(rates.origin),
+    client_rate: rateParam(rates.client),
+    frontend_rate: rateParam(rates.frontend),
+    links:
+      "rate: each node's link; frontend_rate: the dispatcher's host (and the proxy or LARD front-end in it); origin_rate; client_rate (both directions of each)",
+    host_cpu:
+      o.hostCpu === null
+        ? "none (every host's processes share the machine's cores)"
+        : { ...hostCpuParams(detectCpuCgroup(), o.hostCpu), contenders: hostCpuGroups },
+    cache_bytes_per_node: o.cacheBytes,
+    clients: o.clients,
+    conns: o.conns,
+    keepalive: o.keepalive,
+    runs: o.runs,
+    duration_s: o.durationS,
+    warmup_requests_per_node: o.warmupRequestsPerNode,
+    timeout_ms: o.timeoutMs,
+    sc_local_max_bytes: o.scLocalMaxBytes ?? "node default (4096)",
+    quiet_pct: o.quietPct,
+    quiet_wait_s: o.quietWaitS,
+    warmup_cap_s: WARMUP_CAP_S,
+    link_queue_bytes: LINK_QUEUE_BYTES,
+    scaled_timeouts:
+      "node --origin-timeout, --send-timeout, --linger-timeout, --clone-timeout, --peer-timeout = timeout_ms; dispatcher --health-timeout 5000 --health-fall 3",
+    scheduler: "rr",
+    proxy_workers: o.proxyWorkers,
+    proxy_host:
+      "dispatcher host, 198.18.0.1:80; nodes reached at 198.18.1.(10+K) (DNAT to the VIP in node K)",
+    quick: o.quick,
+    peers: prep.versions,
+    verification: "every response: status, length and SHA-256 of the body against the site's manifest",
+  };
+}
+
+const mbpsOf = (r: Rate) => (r === null ? null : rateBps(r)! / 1e6);
+
+export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
+  const startedAt = new Date().toISOString();
+  const prep = await prepare(o);
+  const { runs, hostCpuGroups } = await measureAll(o, prep, [{ frontendRate: o.frontendRate }]);
+  const rates = linkRates(o);
+  const points = tracePoints(runs, o.nodes, o.modes, {
+    node: mbpsOf(rates.node),
+    origin: mbpsOf(rates.origin),
+    frontend: mbpsOf(rates.frontend),
+  });
   return {
     kind: "trace",
-    params: {
-      workload,
-      nodes: o.nodes,
-      modes: o.modes,
-      rate: o.rate ?? "unshaped",
-      origin_rate: o.originRate ?? "unshaped",
-      client_rate: o.clientRate ?? "unshaped",
-      frontend_rate: o.frontendRate ?? "unshaped",
-      cache_bytes_per_node: o.cacheBytes,
-      clients: o.clients,
-      conns: o.conns,
-      keepalive: o.keepalive,
-      runs: o.runs,
-      duration_s: o.durationS,
-      warmup_requests_per_node: o.warmupRequestsPerNode,
-      timeout_ms: o.timeoutMs,
-      sc_local_max_bytes: o.scLocalMaxBytes ?? "node default (4096)",
-      quiet_pct: o.quietPct,
-      quiet_wait_s: o.quietWaitS,
-      warmup_cap_s: WARMUP_CAP_S,
-      link_queue_bytes: LINK_QUEUE_BYTES,
-      scaled_timeouts:
-        "node --origin-timeout, --send-timeout, --linger-timeout, --clone-timeout, --peer-timeout = timeout_ms; dispatcher --health-timeout 5000 --health-fall 3",
-      scheduler: "rr",
-      proxy_workers: o.proxyWorkers,
-      proxy_host:
-        "dispatcher host, 198.18.0.1:80; nodes reached at 198.18.1.(10+K) (DNAT to the VIP in node K)",
-      quick: o.quick,
-      peers: versions,
-      verification: "every response: status, length and SHA-256 of the body against the site's manifest",
-    },
+    params: traceParams(o, prep, rates, hostCpuGroups),
     machine: await machineInfo(),
     points,
+    runs,
+    failed_runs: runs.filter((r) => r.failure !== null).length,
+    started_at: startedAt,
+    finished_at: new Date().toISOString(),
+  };
+}
+
+/**
+ * The front-end sensitivity sweep: the trace benchmark at one node count with the front-end's
+ * link (the dispatcher's host, where the proxies run) at each multiple of a node's rate, and
+ * unshaped. Every other link as in `runTraceBench`.
+ */
+export async function runFrontendSweep(
+  o: TraceOptions,
+  ratios: readonly FrontendRatio[],
+): Promise<SweepResult> {
+  if (o.rate === null) throw new Error("the front-end sweep needs a node rate (its ratios multiply it)");
+  const nodeRate = o.rate;
+  const startedAt = new Date().toISOString();
+  const prep = await prepare(o);
+  const variants = ratios.map((ratio) => ({
+    ratio,
+    frontendRate: ratio === "unshaped" ? null : scaleRate(nodeRate, ratio),
+  }));
+  const { runs, hostCpuGroups } = await measureAll(o, prep, variants);
+  const rates = linkRates({ ...o, frontendRate: null });
+  return {
+    kind: "sweep",
+    params: {
+      ...traceParams(o, prep, rates, hostCpuGroups),
+      frontend_rate: "per step (frontend_ratios x rate)",
+      frontend_ratios: ratios,
+    },
+    machine: await machineInfo(),
+    steps: sweepSteps(runs, variants, o.nodes, o.modes, {
+      node: mbpsOf(rates.node),
+      origin: mbpsOf(rates.origin),
+    }),
     runs,
     failed_runs: runs.filter((r) => r.failure !== null).length,
     started_at: startedAt,
@@ -364,12 +494,11 @@ export function failedTraceRun(mode: TraceMode, nodes: number, run: number, why:
 async function keepLogs(
   dir: string | undefined,
   logDir: string,
-  mode: TraceMode,
-  n: number,
+  name: string,
   log: (line: string) => void,
 ): Promise<void> {
   if (!dir) return;
-  const keep = join(dir, `${mode}-${n}nodes`);
+  const keep = join(dir, name);
   await cp(logDir, keep, { recursive: true }).catch(() => {});
-  log(`logs of ${mode} at ${n} nodes (a run failed): ${keep}`);
+  log(`logs of ${name} (a run failed): ${keep}`);
 }
