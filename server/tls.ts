@@ -197,13 +197,15 @@ export class TlsTermination {
     timer.unref();
   }
 
-  /** A listener that hands out connections once their handshake is done. */
+  /**
+   * A listener that hands out connections once their handshake is done. It does not release the
+   * transport (no dispose): on the user-space stack the plain HTTP listener beside it does.
+   */
   listener(inner: ConnListener): ConnListener {
     return {
       address: inner.address,
       onConnection: (handler) => inner.onConnection((conn) => this.accept(conn, handler)),
       close: () => inner.close(),
-      ...(inner.dispose ? { dispose: () => inner.dispose!() } : {}),
     };
   }
 
