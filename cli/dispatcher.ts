@@ -26,7 +26,12 @@ const spec: CommandSpec = {
       default: "198.18.100.1",
       value: "ADDR",
     },
-    port: { type: "string", help: "TCP port of the service", default: "80", value: "PORT" },
+    port: {
+      type: "string",
+      help: "TCP port(s) of the service, e.g. 80,443 for HTTP and HTTPS (lard: one port)",
+      default: "80",
+      value: "PORT[,PORT...]",
+    },
     node: {
       type: "string",
       multiple: true,
@@ -168,6 +173,20 @@ function log(message: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg: message, ...fields }) + "\n");
 }
 
+/** --port: one port or a comma list (80,443), each 1..65535, none twice. */
+export function servicePorts(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.split(",")) {
+    const t = part.trim();
+    const n = Number(t);
+    if (!/^\d+$/.test(t) || n < 1 || n > 65535)
+      throw new UsageError(`--port takes ports 1..65535 separated by commas, got '${text}'`);
+    if (out.includes(n)) throw new UsageError(`--port: ${n} given twice`);
+    out.push(n);
+  }
+  return out;
+}
+
 export const command: Command = {
   spec,
   async run(argv) {
@@ -212,7 +231,12 @@ export const command: Command = {
     const sourceText = optStr(values, "source");
     const mode = str(values, "mode");
     if (mode !== "l4" && mode !== "lard") throw new UsageError(`--mode must be l4 or lard, got '${mode}'`);
+    const ports = servicePorts(str(values, "port"));
     if (mode === "lard") {
+      if (ports.length !== 1)
+        throw new UsageError(
+          "--mode lard serves one port (its front-end parses HTTP; HTTPS is not supported)",
+        );
       const tLow = int(values, "lard-t-low", 0, 1_000_000);
       const tHigh = int(values, "lard-t-high", 1, 1_000_000);
       if (tHigh <= tLow) throw new UsageError("--lard-t-high must be above --lard-t-low");
@@ -224,7 +248,7 @@ export const command: Command = {
           rise: int(values, "health-rise", 1, 100),
         },
         vip: str(values, "vip"),
-        port: int(values, "port", 1, 65535),
+        port: ports[0]!,
         tun: str(values, "tun"),
         nodes,
         source: sourceText,
@@ -239,9 +263,11 @@ export const command: Command = {
     const seconds = (name: string) => int(values, name, 1, 365 * 86400) * 1000;
     const fin = seconds("timeout-fin");
 
+    const [port, ...extraPorts] = ports;
     const svc = await DispatcherService.start({
       vip: addr("vip", str(values, "vip")),
-      port: int(values, "port", 1, 65535),
+      port: port!,
+      ...(extraPorts.length > 0 ? { extraPorts } : {}),
       scheduler,
       nodes,
       tun: str(values, "tun"),

@@ -70,7 +70,18 @@ export const RELOADABLE_NODE_OPTIONS = [
   "drain-grace",
   "shutdown-timeout",
   "cache-control",
+  "tls-cert",
+  "tls-key",
 ];
+
+/** --tls-cert and --tls-key: both (HTTPS on --tls-port) or neither. */
+function tlsFiles(values: ParsedValues): { certFile: string; keyFile: string } | undefined {
+  const certFile = optStr(values, "tls-cert");
+  const keyFile = optStr(values, "tls-key");
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new UsageError("give both --tls-cert FILE and --tls-key FILE (or neither: no HTTPS)");
+  return certFile !== undefined ? { certFile, keyFile: keyFile! } : undefined;
+}
 
 /**
  * SIGHUP: parse again (flags as given, the environment and the config file re-read), then
@@ -99,7 +110,12 @@ async function reloadNode(
       (k) => !RELOADABLE_NODE_OPTIONS.includes(k) && JSON.stringify(next[k]) !== JSON.stringify(current[k]),
     );
     const cacheControl = list(next, "cache-control");
+    const tls = tlsFiles(next);
+    if ((tls === undefined) !== (node.tlsAddress === null))
+      throw new UsageError("turning HTTPS on or off needs a restart (--tls-cert, --tls-key)");
     node.setCacheControl(cacheControl); // validates before anything below changes
+    // The certificate is read and checked before anything else changes; a bad one refuses the reload.
+    if (tls) await node.reloadTls(tls);
     if (cacheBytes !== node.cache.maxBytes) node.cache.resize(cacheBytes);
     node.store.ttlMs = ttl;
     logger.level = level;
@@ -114,6 +130,7 @@ async function reloadNode(
         revalidateTtlMs: ttl,
         logLevel: level,
         cacheControl,
+        ...(tls ? { tlsCertificate: tls.certFile } : {}),
         ...(restart.length ? { needRestart: restart } : {}),
       },
       restart.length ? "reloaded (some changes need a restart)" : "reloaded",
@@ -176,6 +193,18 @@ export const command: Command = {
         default: "198.18.100.1",
       },
       port: { type: "string", value: "N", help: "HTTP port on the VIP (--stack user)", default: "80" },
+      "tls-cert": {
+        type: "string",
+        value: "FILE",
+        help: "Serve HTTPS (TLS 1.3, and 1.2 counted apart; ALPN http/1.1) with this PEM certificate chain, leaf first; needs --tls-key; SIGHUP re-reads both",
+      },
+      "tls-key": { type: "string", value: "FILE", help: "PEM private key of --tls-cert" },
+      "tls-port": {
+        type: "string",
+        value: "N",
+        help: "HTTPS port (on the VIP with --stack user, on --listen's address with --stack kernel)",
+        default: "443",
+      },
       tun: {
         type: "string",
         value: "NAME",
@@ -389,8 +418,9 @@ export const command: Command = {
       "Exactly one of --root and --origin is required. Logs are JSON lines on stdout; the data path logs\n" +
       "only at debug level. SIGINT: stop accepting, finish current responses, exit. SIGTERM: the same after\n" +
       "--drain-grace of reporting unhealthy (a second signal cuts it short). SIGHUP: reload --cache-bytes,\n" +
-      "--revalidate-ttl, --log-level and the membership (--peer, or a poll of --members-from) from the\n" +
-      "environment and the config file, without dropping connections; other changes need a restart.\n" +
+      "--revalidate-ttl, --log-level, the TLS certificate and key (docs/tls.md) and the membership\n" +
+      "(--peer, or a poll of --members-from) from the environment and the config file, without\n" +
+      "dropping connections; other changes need a restart.\n" +
       "Every option is also an SC_<OPTION> environment variable (SC_CACHE_BYTES=512M); precedence:\n" +
       "flag > environment > config file > default (docs/configuration.md).",
   },
@@ -489,6 +519,7 @@ export const command: Command = {
         ? { notFoundPage: optStr(values, "not-found-page")! }
         : {}),
       precompressed: codings(values),
+      ...(tlsFiles(values) ? { tls: { port: int(values, "tls-port", 1, 65535), ...tlsFiles(values)! } } : {}),
     });
     // logrotate's convention: after moving the file, SIGUSR1 makes the node open a new one.
     const reopen = () => {
@@ -498,9 +529,11 @@ export const command: Command = {
     process.on("SIGUSR1", reopen);
     const a = node.address;
     const ad = node.adminAddress;
+    const ta = node.tlsAddress;
     logger.info(
       {
         listen: `${a.host}:${a.port}`,
+        ...(ta ? { https: `${ta.host}:${ta.port}` } : {}),
         admin: ad ? `${ad.host}:${ad.port}` : null,
         stack: str(values, "stack"),
         mode: str(values, "mode"),

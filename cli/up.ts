@@ -114,11 +114,15 @@ const spec: CommandSpec = {
       default: "60",
     },
     json: { type: "boolean", help: "Once healthy, print the status document (as `status --json`) on stdout" },
+    "no-tls": {
+      type: "boolean",
+      help: "HTTP only: no demo CA and certificate, no HTTPS on port 443 of the VIP (lard never has HTTPS)",
+    },
   },
   epilog: [
     "Makes the testbed (sc-cluster testbed), starts the origin in host 'origin' (198.18.0.2:8000), nodes",
     "node1..N (our TCP stack on their TUN, GUE from the dispatcher, control API on 198.18.0.(10+K):9080), then",
-    "the dispatcher (VIP 198.18.100.1:80, admin 198.18.0.1:9100); waits until every health check passes and",
+    "the dispatcher (VIP 198.18.100.1:80 and :443, admin 198.18.0.1:9100); waits until every health check passes and",
     "the VIP answers a request from the client host. Ctrl-C or SIGTERM stops everything and removes the",
     "testbed. A process that fails to start is named with the last lines of its log, and everything is",
     "removed again. Progress goes to stderr. See docs/cluster.md.",
@@ -126,6 +130,8 @@ const spec: CommandSpec = {
     "While it runs, the dashboard (docs/dashboard.md) shows the topology and, live, each node's requests/s,",
     "clones, cache hit ratio and bytes out, and replays the demo trace on request. `npm start` is",
     "`up --nodes 4 --mode sc --expose`: the demo site at http://198.18.100.1/ from this machine too.",
+    "HTTPS: a CA and a certificate for the VIP are made per run (<cluster dir>/tls/ca.crt is what clients",
+    "trust); nodes serve TLS 1.3 (and 1.2) on 443 beside HTTP (docs/tls.md); --no-tls leaves it out.",
   ].join("\n"),
 };
 
@@ -239,6 +245,13 @@ function howToReach(c: Cluster, prefix: string, dashboard: Dashboard | undefined
     `  ip netns exec ${ns} curl ${d.admin}/nodes          # dispatcher admin (stats, metrics, nodes)`,
     `  ip netns exec ${ns} curl ${n1.admin}/stats        # node1 control API (healthz, stats, metrics)`,
   ];
+  if (c.tls)
+    lines.push(
+      `  ip netns exec ${ns} curl --cacert ${c.tls.caCert} ${c.tls.url}   # HTTPS, TLS 1.3`,
+      `HTTPS uses a demo CA made for this run: trust ${c.tls.caCert} (curl --cacert, or a browser's`,
+      "  authorities; on Debian: cp it to /usr/local/share/ca-certificates/sc-cluster.crt && update-ca-certificates).",
+      "  Its key stays in the cluster directory; `down` removes both.",
+    );
   if (c.demo)
     lines.push(
       `  ip netns exec ${ns} npx sc-cluster loadgen --trace ${c.demo.trace} --target ${c.vipUrl.replace(/\/$/, "")} \\`,
@@ -318,6 +331,7 @@ async function run(argv: string[]): Promise<number> {
       accessLog: bool(values, "access-log"),
       scheduler: optStr(values, "scheduler"),
       weights: weightsOpt(values),
+      ...(bool(values, "no-tls") ? { tls: false } : {}),
       logDir: optStr(values, "log-dir"),
       startTimeoutMs: timeoutS * 1000,
       signal: abort.signal,

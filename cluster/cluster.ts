@@ -21,6 +21,7 @@ import {
 import type { TestbedStatus } from "../testbed/status.js";
 import { alive } from "../testbed/netns.js";
 import { makeDemoSite, type DemoSite } from "./demo-site.js";
+import { makeDemoCertificates } from "../server/tls-certs.js";
 import { HostHttp, type HttpAnswer, type HttpRequestSpec } from "./http-agent.js";
 import {
   ClusterOptionError,
@@ -40,7 +41,7 @@ import {
   type ProcessRecord,
 } from "./processes.js";
 import { readRecord, writeRecord, type ClusterRecord } from "./state.js";
-import { DEFAULT_PREFIX, validatePrefix } from "../testbed/topology.js";
+import { DEFAULT_PREFIX, VIP, validatePrefix } from "../testbed/topology.js";
 
 export interface StartOptions extends ClusterOptions {
   /** Aborting stops the start-up and removes everything started so far. */
@@ -335,6 +336,8 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     await mkdir(plan.logDir, { recursive: true });
     await writeFile(plan.secretFile, `${generateSecretText()}\n`, { mode: 0o600 });
     await chmod(plan.secretFile, 0o600);
+    // HTTPS: a fresh CA and VIP certificate per start (like the secret); clients trust tls/ca.crt.
+    if (plan.tls) await makeDemoCertificates(plan.tls.dir, { ips: [VIP], names: ["localhost"] });
     for (const p of plan.processes) await rm(p.log, { force: true });
     await writeRecord(record);
 
@@ -614,6 +617,10 @@ export class Cluster {
   /** http://198.18.100.1/ */
   get vipUrl(): string {
     return this.plan.vipUrl;
+  }
+  /** HTTPS on the VIP: its URL and the CA certificate clients trust; null for HTTP only. */
+  get tls(): { url: string; caCert: string } | null {
+    return this.plan.tls ? { url: this.plan.tls.url, caCert: this.plan.tls.caCert } : null;
   }
   get originUrl(): string {
     return this.plan.originUrl;

@@ -230,3 +230,41 @@ test("the cluster directory sits beside the testbed's state file", () => {
     else process.env.SC_CLUSTER_STATE_DIR = saved;
   }
 });
+
+test("HTTPS: nodes get the demo certificate and port 443, the dispatcher balances 80 and 443; lard and old nodes stay HTTP", () => {
+  const caps = { ...CAPS, modes: [...CAPS.modes, "lard"], nodeOptions: [...CAPS.nodeOptions, "tls-cert"] };
+  const plan = planCluster({ nodes: 2, stateDir: "/tmp/st" }, caps);
+  assert.deepEqual(plan.tls, {
+    dir: "/tmp/st/sc-/tls",
+    caCert: "/tmp/st/sc-/tls/ca.crt",
+    cert: "/tmp/st/sc-/tls/server.crt",
+    key: "/tmp/st/sc-/tls/server.key",
+    url: "https://198.18.100.1/",
+  });
+  const node1 = plan.processes.find((p) => p.host === "node1")!;
+  assert.equal(arg(node1, "--tls-cert"), "/tmp/st/sc-/tls/server.crt");
+  assert.equal(arg(node1, "--tls-key"), "/tmp/st/sc-/tls/server.key");
+  assert.equal(arg(node1, "--tls-port"), "443");
+  assert.equal(arg(node1, "--port"), "80");
+  const dispatcher = plan.processes.find((p) => p.host === "dispatcher")!;
+  assert.equal(arg(dispatcher, "--port"), "80,443");
+
+  const off = planCluster({ nodes: 2, stateDir: "/tmp/st", tls: false }, caps);
+  assert.equal(off.tls, null);
+  assert.equal(
+    arg(
+      off.processes.find((p) => p.host === "dispatcher")!,
+      "--port",
+    ),
+    "80",
+  );
+  assert.ok(!off.processes.some((p) => p.args.includes("--tls-cert")));
+  assert.equal(planCluster({ nodes: 2, stateDir: "/tmp/st", mode: "lard" }, caps).tls, null);
+  assert.throws(
+    () => planCluster({ nodes: 2, mode: "lard", tls: true }, caps),
+    /not supported with mode lard/,
+  );
+  // A node without --tls-cert: HTTP only by default, an error when HTTPS is asked for.
+  assert.equal(planCluster({ nodes: 2 }, CAPS).tls, null);
+  assert.throws(() => planCluster({ nodes: 2, tls: true }, CAPS), /no --tls-cert/);
+});

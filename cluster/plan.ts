@@ -17,6 +17,7 @@ import type { HostRole } from "../testbed/status.js";
 
 /** Ports of the cluster's services inside their hosts (see docs/cluster.md). */
 export const HTTP_PORT = 80;
+export const HTTPS_PORT = 443;
 export const GUE_PORT = 6080;
 export const ORIGIN_PORT = 8000;
 export const NODE_ADMIN_PORT = 9080;
@@ -70,6 +71,11 @@ export interface ClusterOptions {
    * process, and for tests that break one.
    */
   extraArgs?: Partial<Record<string, string[]>>;
+  /**
+   * HTTPS on port 443 of the VIP beside HTTP (default on when the node supports it, off for
+   * lard, whose front-end parses HTTP): the launcher makes a CA and a certificate for the VIP.
+   */
+  tls?: boolean;
 }
 
 /** A mistake in the options: the CLI prints it without a stack trace. */
@@ -145,6 +151,11 @@ export interface ClusterPlan {
   originUrl: string;
   /** Origin first, then the nodes, then the dispatcher (the order they are started in). */
   processes: ProcessPlan[];
+  /**
+   * HTTPS: the launcher makes the demo CA and the VIP's certificate in `dir` (server/tls-certs.ts);
+   * clients trust `caCert`. null: HTTP only.
+   */
+  tls: { dir: string; caCert: string; cert: string; key: string; url: string } | null;
 }
 
 export const DEFAULT_STATE_DIR = "/run/sc-cluster";
@@ -229,6 +240,21 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
   const demoDir = join(dir, "demo-site");
   // loadgen's synthesizer puts the documents in root/ beside the trace and the manifest.
   const site = resolve(options.site ?? join(demoDir, "root"));
+  if (options.tls === true && mode === "lard")
+    throw new ClusterOptionError("HTTPS is not supported with mode lard (its front-end parses HTTP)");
+  if (options.tls === true && !caps.nodeOptions.includes("tls-cert"))
+    throw new ClusterOptionError("this build's `sc-cluster node` has no --tls-cert: it cannot serve HTTPS");
+  const tlsDir = join(dir, "tls");
+  const tls =
+    (options.tls ?? true) && mode !== "lard" && caps.nodeOptions.includes("tls-cert")
+      ? {
+          dir: tlsDir,
+          caCert: join(tlsDir, "ca.crt"),
+          cert: join(tlsDir, "server.crt"),
+          key: join(tlsDir, "server.key"),
+          url: `https://${VIP}${HTTPS_PORT === 443 ? "" : `:${HTTPS_PORT}`}/`,
+        }
+      : null;
 
   const processes: ProcessPlan[] = [
     {
@@ -286,6 +312,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
         "--secret-file",
         secretFile,
         ...(options.accessLog ? ["--access-log", join(logDir, `${host}.access.log`)] : []),
+        ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-port", String(HTTPS_PORT)] : []),
         ...peers,
       ]),
       log: join(logDir, `${host}.log`),
@@ -306,7 +333,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
       "--vip",
       VIP,
       "--port",
-      String(HTTP_PORT),
+      tls ? `${HTTP_PORT},${HTTPS_PORT}` : String(HTTP_PORT),
       "--tun",
       TUN_DEV,
       "--scheduler",
@@ -346,5 +373,6 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     vipUrl: `http://${VIP}${HTTP_PORT === 80 ? "" : `:${HTTP_PORT}`}/`,
     originUrl,
     processes,
+    tls,
   };
 }

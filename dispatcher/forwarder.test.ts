@@ -697,3 +697,26 @@ test("lc balances open connections, and the table's counts drive it", () => {
   send({ sport: 11, flags: TCP_SYN });
   assert.deepEqual(out.toNodes.map((s) => s.node).sort(), ["node1", "node2"]);
 });
+
+test("extra service ports (443 beside 80) are balanced; each connection keeps its own port's entry", () => {
+  const { f, out, send } = setup("rr", 3, { extraPorts: [443] });
+  // The same client port to 80 and to 443: two connections, scheduled one after the other.
+  send({ sport: 5000, dport: 80, flags: TCP_SYN });
+  send({ sport: 5000, dport: 443, flags: TCP_SYN });
+  send({ sport: 5001, dport: 443, flags: TCP_SYN });
+  assert.deepEqual(
+    out.toNodes.map((s) => s.node),
+    ["node1", "node2", "node3"],
+  );
+  assert.equal(f.table.size, 3);
+  // Later packets of the 443 connection follow it, not the 80 one with the same client port.
+  send({ sport: 5000, dport: 443, flags: TCP_ACK });
+  send({ sport: 5000, dport: 80, flags: TCP_ACK });
+  assert.deepEqual(
+    out.toNodes.slice(3).map((s) => s.node),
+    ["node2", "node1"],
+  );
+  // A port that is not a service port is still dropped.
+  send({ sport: 5002, dport: 8443, flags: TCP_SYN });
+  assert.deepEqual(drops(f), { wrong_port: 1 });
+});

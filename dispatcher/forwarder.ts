@@ -96,6 +96,8 @@ export interface ForwarderOptions {
   vip: number;
   /** Service port (80). */
   port: number;
+  /** Further service ports balanced like `port` (443 for HTTPS); a connection is keyed by its port. */
+  extraPorts?: readonly number[];
   scheduler: SchedulerName;
   schedulerOptions?: SchedulerOptions;
   encap: EncapMode;
@@ -153,6 +155,7 @@ export class Forwarder {
   readonly nodes: NodePool;
   readonly vip: number;
   readonly port: number;
+  readonly extraPorts: readonly number[];
   readonly encap: EncapMode;
 
   /** Client packets read and their bytes. */
@@ -220,6 +223,7 @@ export class Forwarder {
   ) {
     this.vip = opts.vip >>> 0;
     this.port = opts.port;
+    this.extraPorts = [...(opts.extraPorts ?? [])];
     this.encap = opts.encap;
     this.variant = opts.variant ?? 0;
     this.expireBatch = opts.expireBatch ?? 100_000;
@@ -354,7 +358,8 @@ export class Forwarder {
     // Port first, checksum after: traffic for other ports is dropped without summing it.
     const terr = tcp.wrap(buf, segOff, segLen, src, this.vip, NO_CHECKSUM);
     if (terr !== null) return this.drop("malformed");
-    if (tcp.dstPort !== this.port) return this.drop("wrong_port");
+    const dport = tcp.dstPort;
+    if (dport !== this.port && !this.extraPorts.includes(dport)) return this.drop("wrong_port");
     if (checksumAdd(buf, segOff, segLen, pseudoHeaderSum(src, this.vip, IP_PROTO_TCP, segLen)) !== 0xffff) {
       return this.drop("bad_checksum");
     }
@@ -362,7 +367,7 @@ export class Forwarder {
     const flags = tcp.flags;
     const table = this.table;
 
-    let e = table.lookup(src, sport, this.vip, this.port);
+    let e = table.lookup(src, sport, this.vip, dport);
     let node: Node | undefined;
     const isSyn = (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
     if (e >= 0) {
@@ -404,7 +409,7 @@ export class Forwarder {
         return this.drop("no_node");
       }
       if (isSyn) {
-        if (table.insert(src, sport, this.vip, this.port, slot, ConnState.SynRecv, now) < 0) {
+        if (table.insert(src, sport, this.vip, dport, slot, ConnState.SynRecv, now) < 0) {
           this.refuse(flags);
           return this.drop("table_full");
         }
@@ -428,7 +433,7 @@ export class Forwarder {
         // Sloppy pick-up: sh/mh send the packet where the connection most likely lives. Its
         // entry starts unconfirmed like any other; without room it goes on untracked (the
         // next packet hashes to the same node).
-        if (table.insert(src, sport, this.vip, this.port, slot, nextState(-1, flags), now) >= 0) {
+        if (table.insert(src, sport, this.vip, dport, slot, nextState(-1, flags), now) >= 0) {
           this.connectionsRecovered++;
         }
       }

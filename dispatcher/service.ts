@@ -35,6 +35,8 @@ export interface DispatcherConfig {
   /** uint32 */
   vip: number;
   port: number;
+  /** Further service ports balanced like `port` (443 beside 80). */
+  extraPorts?: readonly number[];
   scheduler: SchedulerName;
   nodes: NodeSpec[];
   /** TUN device the VIP is routed to (attached to if it exists, else created). */
@@ -175,6 +177,7 @@ export class DispatcherService {
       {
         vip: config.vip,
         port: config.port,
+        ...(config.extraPorts ? { extraPorts: config.extraPorts } : {}),
         scheduler: config.scheduler,
         // udp: the socket puts on the variant-0 header in C; variant 1 has none to put on.
         encap: config.output === "udp" ? "inner" : "ipv4",

@@ -43,6 +43,7 @@ import { CachePatternError, CacheRules } from "./http/cache-rules.js";
 import { normalizePath } from "./http/url-path.js";
 import type { ContentCoding } from "./cache/doc.js";
 import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../sc/auth/admin-access.js";
+import { registerTlsMetrics, TlsTermination } from "./tls.js";
 
 export type Stack = "kernel" | "user";
 export const STACKS: readonly Stack[] = ["kernel", "user"];
@@ -109,6 +110,11 @@ export interface NodeConfig {
   notFoundPage?: string;
   /** Codings served from precompressed siblings (`x.br`, `x.gz`); none when absent. */
   precompressed?: readonly ContentCoding[];
+  /**
+   * HTTPS beside HTTP (server/tls.ts): on `port` of the same address (the VIP on --stack user),
+   * with this certificate chain and key. TLS connections are served on this node.
+   */
+  tls?: { port: number; certFile: string; keyFile: string };
 }
 
 export const NODE_DEFAULTS = {
@@ -154,6 +160,13 @@ export interface RunningNode {
   reopenLogs(): void;
   /** Replaces the --cache-control rules (SIGHUP); throws a UserFacingError for a bad pattern. */
   setCacheControl(patterns: readonly string[]): void;
+  /** The HTTPS address, when --tls-cert is given. */
+  readonly tlsAddress: { host: string; port: number } | null;
+  /**
+   * Reads the TLS certificate and key again (SIGHUP), from `files` if given; new handshakes
+   * use them. Throws a UserFacingError (the old certificate stays) for a bad file.
+   */
+  reloadTls(files?: { certFile: string; keyFile: string }): Promise<void>;
 }
 
 /** --cache-control PATTERN=VALUE rules, or a UserFacingError naming the bad one. */
@@ -420,6 +433,31 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   }
   server.attach(listener);
 
+  let tls: TlsTermination | null = null;
+  let tlsListener: ConnListener | null = null;
+  if (cfg.tls) {
+    const t = cfg.tls;
+    try {
+      tls = await TlsTermination.create({
+        certFile: t.certFile,
+        keyFile: t.keyFile,
+        handshakeTimeoutMs: cfg.timeouts.headerMs,
+        maxHandshakes: cfg.maxConnections,
+      });
+      const inner =
+        userStack !== null ? userStack.listen(t.port) : await listenKernel(cfg.listen.host, t.port);
+      tlsListener = tls.listener(inner);
+    } catch (err) {
+      await listener.close();
+      await server.shutdown(0);
+      return fail(
+        userStack === null && tls !== null ? listenError(err, "HTTPS", cfg.listen.host, t.port) : err,
+      );
+    }
+    server.attach(tlsListener);
+    registerTlsMetrics(registry, tls);
+  }
+
   const startedAt = Date.now();
   const snapshot = () => ({
     node: cfg.nodeId,
@@ -452,6 +490,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     ...(membership ? { membership: { ...membership.current, changes: membership.changes } } : {}),
     sourceStats: source.stats(),
     ...(tcpStats ? { tcp: tcpStats() } : {}),
+    ...(tls ? { tls: tls.stats() } : {}),
     ...(mode.stats ? { [mode.name]: mode.stats() } : {}),
   });
 
@@ -604,6 +643,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     },
     setCacheControl(patterns) {
       responder.setCacheRules(patterns.length > 0 ? parseCacheControl(patterns) : undefined);
+    },
+    tlsAddress: tlsListener?.address ?? null,
+    async reloadTls(files) {
+      if (tls === null)
+        throw new UserFacingError("this node serves no HTTPS (start it with --tls-cert and --tls-key)");
+      await tls.reload(files);
     },
   };
 }
