@@ -1,0 +1,123 @@
+// CPU per cloned request against a locally served one, in one process (issue 15; not a test).
+// Two real SocketCloning nodes, a client stack and authenticated SC links over loopback TCP
+// (server/modes/sc-testing.ts: packets between the stacks are carried in process, the SC
+// link is a kernel socket). Requests go one at a time on keep-alive connections to node 1,
+// in alternating blocks of 100 for documents homed on node 2 (cloned) and on node 1 (local),
+// so a noisy machine slows both alike. The CPU is the whole process's (client, both nodes, the
+// links' syscalls), so the difference per request is what a clone adds; the wall time per
+// request includes two event-loop wake-ups on the SC link per clone.
+//
+//   npm run build && node dist/bench/sc-clone-cpu.js [--requests N] [--size BYTES] [--connections C]
+// Run it under `node --cpu-prof` to see where a clone's CPU goes.
+import { ScTestCluster } from "../server/modes/sc-testing.js";
+import type { TcpSocket } from "../sc/tcp/socket.js";
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+const REQUESTS = arg("--requests", 4000);
+const SIZE = arg("--size", 1024);
+const CONNECTIONS = arg("--connections", 4);
+
+const docs: Record<string, Buffer> = {};
+for (let i = 0; i < 32; i++) docs[`/d/${i}.bin`] = Buffer.alloc(SIZE, 0x41 + (i % 26));
+
+/** Resolves when one Content-Length-framed response of `expect` body bytes has arrived. */
+function response(s: TcpSocket, expect: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let have = 0;
+    let want = -1;
+    let head = "";
+    const onData = (chunk: Buffer) => {
+      have += chunk.length;
+      if (want < 0) {
+        head += chunk.toString("latin1");
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        if (!head.startsWith("HTTP/1.1 200"))
+          return fail(new Error(`unexpected response: ${head.slice(0, 40)}`));
+        want = end + 4 + expect;
+      }
+      if (have < want) return;
+      if (have > want) return fail(new Error(`${have - want} bytes more than one response`));
+      s.off("data", onData);
+      s.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => fail(new Error(`connection closed after ${have} bytes`));
+    const fail = (e: Error) => {
+      s.off("data", onData);
+      s.off("close", onClose);
+      reject(e);
+    };
+    s.on("data", onData);
+    s.on("close", onClose);
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const c = await ScTestCluster.start({ nodes: 2, docs, settings: { localMaxBytes: 0 } });
+try {
+  const paths = Object.keys(docs);
+  const remote = paths.filter((p) => c.mapper.lookup(p) === "n2");
+  const local = paths.filter((p) => c.mapper.lookup(p) === "n1");
+  const client = c.client("n1");
+  const socks: TcpSocket[] = [];
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const s = client.connect();
+    await new Promise<void>((r) => s.once("connect", () => r()));
+    socks.push(s);
+  }
+  const cpu = { cloned: 0, local: 0 };
+  const wall: Record<"cloned" | "local", number[]> = { cloned: [], local: [] };
+  // Blocks of BLOCK requests of one kind, alternating (getrusage per request would cost more
+  // than what is measured); the first two blocks warm up (JIT, caches) and are not counted.
+  const BLOCK = 100;
+  const blocks = Math.max(2, Math.round(REQUESTS / BLOCK));
+  let i = 0;
+  for (let b = -2; b < blocks; b++) {
+    const kind = b % 2 === 0 ? "cloned" : "local";
+    const list = kind === "cloned" ? remote : local;
+    const c0 = process.cpuUsage();
+    for (let k = 0; k < BLOCK; k++, i++) {
+      const path = list[i % list.length]!;
+      const s = socks[i % socks.length]!;
+      const t0 = process.hrtime.bigint();
+      const done = response(s, SIZE);
+      s.write(`GET ${path} HTTP/1.1\r\nHost: sc\r\n\r\n`);
+      await done;
+      if (b >= 0) wall[kind].push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    const used = process.cpuUsage(c0);
+    if (b >= 0) cpu[kind] += used.user + used.system;
+  }
+  const n1 = c.node("n1").mode;
+  const n2 = c.node("n2").mode;
+  if (n1.clonesSent < wall.cloned.length)
+    throw new Error(`only ${n1.clonesSent} clones for ${REQUESTS / 2} requests`);
+  const per = (k: "cloned" | "local") => cpu[k] / wall[k].length;
+  const p50 = (k: "cloned" | "local") =>
+    percentile(
+      wall[k].sort((a, b) => a - b),
+      50,
+    );
+  console.log(
+    `${SIZE}-byte documents, ${REQUESTS} requests one at a time over ${CONNECTIONS} keep-alive connections, ` +
+      `${n1.clonesSent} clones sent, ${n2.clonesReceived} received`,
+  );
+  const mean = (k: "cloned" | "local") => wall[k].reduce((a, b) => a + b, 0) / wall[k].length;
+  console.log(`| request | CPU us (process) | wall p50 us | wall mean us |`);
+  console.log(`| --- | ---: | ---: | ---: |`);
+  for (const k of ["cloned", "local"] as const)
+    console.log(`| ${k} | ${per(k).toFixed(1)} | ${p50(k).toFixed(0)} | ${mean(k).toFixed(0)} |`);
+  console.log(
+    `cloned / local CPU: ${(per("cloned") / per("local")).toFixed(2)}x; a clone adds ${(per("cloned") - per("local")).toFixed(1)} us`,
+  );
+  for (const s of socks) s.destroy();
+} finally {
+  await c.close();
+}
