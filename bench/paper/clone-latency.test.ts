@@ -161,7 +161,10 @@ test("microMarkdown: cloned vs served locally side by side, and every clone late
     md,
     /\| 1 KB \| idle \(1 connection, 600 req\/s\) \| node1 \| CLONE sent -> SC-ACK received \(original\) \| 10 \|/,
   );
-  assert.match(md, /\| node2 \| `sc_clone_one_way_seconds` \| 10 \| 25\.0 \|/);
+  assert.match(
+    md,
+    /\| node2 \| one-way: CLONE sent -> clone's first response segment \(clone's node\) \| 10 \| 25\.0 \|/,
+  );
   // node1 counted no clones in this phase: its /stats summary reaches back before it.
   assert.doesNotMatch(md, /`cloneLatencyUs` \|/);
   assert.match(md, /1 `\/stats` latency summaries reach back before their phase/);

@@ -59,11 +59,19 @@ test("linkSentence: says equal hosts only when nodes, front-end and origin share
   assert.equal(equalHosts(fe), false);
   assert.equal(
     linkSentence(fe, "the nodes"),
-    "Links: not equal hosts: each of the nodes at 10 Mbit/s, the dispatcher/proxy host at unshaped, " +
+    "Links: not equal hosts: each of the nodes at 10 Mbit/s, the dispatcher/proxy host unshaped, " +
       "the origin at 100 Mbit/s (10x a node's), the client unshaped.",
   );
   assert.match(
     linkSentence(eq, "the nodes", "per row"),
     /dispatcher\/proxy host at the row's multiple of a node's rate/,
+  );
+});
+
+test("linkSentence: unshaped links read as such", () => {
+  assert.equal(
+    linkSentence(linkRates({ rate: null }), "both nodes"),
+    "Links: equal hosts as in the paper's testbed: every server-side host (both nodes, the dispatcher/proxy host, " +
+      "the origin) unshaped, the client unshaped.",
   );
 });

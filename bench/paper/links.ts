@@ -91,6 +91,11 @@ export function equalHosts(r: LinkRates): boolean {
   return same(r.node, r.frontend) && same(r.node, r.origin);
 }
 
+/** "at 10 Mbit/s", or "unshaped". */
+function atRate(rate: Rate): string {
+  return rate === null ? "unshaped" : `at ${rateLabel(rate)}`;
+}
+
 /** "10x a node's", "0.5x a node's"; "" when either side is unshaped. */
 function ratioTo(rate: Rate, node: Rate): string {
   if (rate === null || node === null) return "";
@@ -103,21 +108,21 @@ function ratioTo(rate: Rate, node: Rate): string {
  * equal hosts. `frontend` may be "per row" for the sensitivity sweep, whose rows vary it.
  */
 export function linkSentence(r: LinkRates, nodes: string, frontend?: "per row"): string {
-  const client = r.client === null ? "the client unshaped" : `the client at ${rateLabel(r.client)}`;
+  const client = `the client ${atRate(r.client)}`;
   if (frontend === "per row")
     return (
-      `Links: each of ${nodes} at ${rateLabel(r.node)}, the origin at ${rateLabel(r.origin)}` +
+      `Links: each of ${nodes} ${atRate(r.node)}, the origin ${atRate(r.origin)}` +
       `${ratioTo(r.origin, r.node)}, the dispatcher/proxy host at the row's multiple of a node's rate ` +
       `(unshaped: no limit), ${client}.`
     );
   if (equalHosts(r))
     return (
       `Links: equal hosts as in the paper's testbed: every server-side host (${nodes}, the dispatcher/proxy host, ` +
-      `the origin) at ${rateLabel(r.node)}, ${client}.`
+      `the origin) ${atRate(r.node)}, ${client}.`
     );
   return (
-    `Links: not equal hosts: each of ${nodes} at ${rateLabel(r.node)}, the dispatcher/proxy host at ` +
-    `${rateLabel(r.frontend)}${ratioTo(r.frontend, r.node)}, the origin at ${rateLabel(r.origin)}` +
+    `Links: not equal hosts: each of ${nodes} ${atRate(r.node)}, the dispatcher/proxy host ` +
+    `${atRate(r.frontend)}${ratioTo(r.frontend, r.node)}, the origin ${atRate(r.origin)}` +
     `${ratioTo(r.origin, r.node)}, ${client}.`
   );
 }

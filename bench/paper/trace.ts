@@ -269,6 +269,7 @@ async function measureAll(
           for (let run = fromRun; run <= o.runs; run++) runs.push(mark(failedTraceRun(mode, n, run, why)));
         };
         let c: Contender;
+        const t0 = performance.now();
         try {
           c = await Contender.start({
             name: mode,
@@ -299,6 +300,9 @@ async function measureAll(
           await keepLogs(o.failedLogsDir, logDir, name, log);
           continue;
         }
+        log(
+          `${name}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s${c.budget ? `, host CPU budgets set (${o.hostCpu} of a core each)` : ""}`,
+        );
         let failedRun = false;
         let run = 1;
         try {
