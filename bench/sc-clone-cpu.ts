@@ -8,6 +8,7 @@
 // request includes two event-loop wake-ups on the SC link per clone.
 //
 //   npm run build && node dist/bench/sc-clone-cpu.js [--requests N] [--size BYTES] [--connections C]
+//       [--insecure-dev]
 // Run it under `node --cpu-prof` to see where a clone's CPU goes.
 import { ScTestCluster } from "../server/modes/sc-testing.js";
 import type { TcpSocket } from "../sc/tcp/socket.js";
@@ -19,6 +20,8 @@ function arg(name: string, def: number): number {
 const REQUESTS = arg("--requests", 4000);
 const SIZE = arg("--size", 1024);
 const CONNECTIONS = arg("--connections", 4);
+/** Unauthenticated SC links (--insecure-dev): the cost of the per-message MACs, by difference. */
+const INSECURE = process.argv.includes("--insecure-dev");
 
 const docs: Record<string, Buffer> = {};
 for (let i = 0; i < 32; i++) docs[`/d/${i}.bin`] = Buffer.alloc(SIZE, 0x41 + (i % 26));
@@ -60,7 +63,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const c = await ScTestCluster.start({ nodes: 2, docs, settings: { localMaxBytes: 0 } });
+const c = await ScTestCluster.start({
+  nodes: 2,
+  docs,
+  settings: { localMaxBytes: 0 },
+  ...(INSECURE ? { key: { kind: "insecure-dev" } as const } : {}),
+});
 try {
   const paths = Object.keys(docs);
   const remote = paths.filter((p) => c.mapper.lookup(p) === "n2");
@@ -107,7 +115,7 @@ try {
     );
   console.log(
     `${SIZE}-byte documents, ${REQUESTS} requests one at a time over ${CONNECTIONS} keep-alive connections, ` +
-      `${n1.clonesSent} clones sent, ${n2.clonesReceived} received`,
+      `${n1.clonesSent} clones sent, ${n2.clonesReceived} received, SC links ${INSECURE ? "unauthenticated" : "authenticated"}`,
   );
   const mean = (k: "cloned" | "local") => wall[k].reduce((a, b) => a + b, 0) / wall[k].length;
   console.log(`| request | CPU us (process) | wall p50 us | wall mean us |`);
