@@ -36,6 +36,8 @@ before(async () => {
     cacheBytes: "32M",
     stopGraceMs: 2000,
     startTimeoutMs: 60_000,
+    // node1's TLS 1.3 sessions are taken over by our record layer; node2's stay with OpenSSL.
+    extraArgs: { node1: ["--tls-record-layer", "own"] },
   });
 });
 
@@ -54,6 +56,14 @@ async function curl(args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** One node's value of a metric (the sum over its label sets). */
+async function metric(host: string, name: string): Promise<number> {
+  const text = await curl([`${cluster.process(host).admin}/metrics`]);
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, "gm"))) sum += Number(m[1]);
+  return sum;
+}
+
 /** Every node's sc_tls_handshakes_total by version, summed. */
 async function handshakes(): Promise<Record<string, number>> {
   const sum: Record<string, number> = {};
@@ -65,7 +75,7 @@ async function handshakes(): Promise<Record<string, number>> {
   return sum;
 }
 
-test("curl --tlsv1.3 through the VIP: documents byte-exact, all on one keep-alive connection", async () => {
+test("curl --tlsv1.3 through the VIP: documents byte-exact, six on one keep-alive connection, on each node", async () => {
   const tls = cluster.tls;
   assert.ok(tls, "the cluster serves HTTPS");
   const out = await mkdtemp(join(tmpdir(), "sc-tls-out-"));
@@ -81,18 +91,22 @@ test("curl --tlsv1.3 through the VIP: documents byte-exact, all on one keep-aliv
     // Each twice: the second round comes from the node's cache.
     const order = [...names, ...names];
     order.forEach((n, i) => args.push("-o", join(out, `${i}`), `https://${VIP}/${n}`));
-    const lines = (await curl(args)).trim().split("\n");
-    assert.equal(lines.length, order.length);
-    lines.forEach((line, i) => {
-      const [code, connects, verify, version] = line.split(" ");
-      assert.equal(code, "200", `${order[i]}: ${line}`);
-      assert.equal(verify, "0", "the certificate verifies against the demo CA");
-      assert.equal(version, "1.1");
-      // One TCP + TLS connection for all of them: keep-alive works over TLS.
-      assert.equal(connects, i === 0 ? "1" : "0", `${order[i]}: ${line}`);
-    });
-    for (let i = 0; i < order.length; i++)
-      assert.equal(sha(await readFile(join(out, `${i}`))), sha(DOCS[order[i]!]!), order[i]);
+    // Twice (rr: once on each node, so through both record layers), each a new connection.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < order.length; i++) await rm(join(out, `${i}`), { force: true });
+      const lines = (await curl(args)).trim().split("\n");
+      assert.equal(lines.length, order.length);
+      lines.forEach((line, i) => {
+        const [code, connects, verify, version] = line.split(" ");
+        assert.equal(code, "200", `${order[i]}: ${line}`);
+        assert.equal(verify, "0", "the certificate verifies against the demo CA");
+        assert.equal(version, "1.1");
+        // One TCP + TLS connection for all of them: keep-alive works over TLS.
+        assert.equal(connects, i === 0 ? "1" : "0", `${order[i]}: ${line}`);
+      });
+      for (let i = 0; i < order.length; i++)
+        assert.equal(sha(await readFile(join(out, `${i}`))), sha(DOCS[order[i]!]!), order[i]);
+    }
     // The protocol really is 1.3 and the ALPN http/1.1 (curl -v says what it negotiated).
     const v = await cluster.testbed.exec("client", "curl", [
       "-sS",
@@ -112,6 +126,28 @@ test("curl --tlsv1.3 through the VIP: documents byte-exact, all on one keep-aliv
   } finally {
     await rm(out, { recursive: true, force: true });
   }
+});
+
+test("our record layer (node1) and OpenSSL's (node2) both serve byte-exact; node1 took its sessions over", async () => {
+  const tls = cluster.tls!;
+  const before = {
+    n1: await metric("node1", "sc_tls_takeovers_total"),
+    n2: await metric("node2", "sc_tls_takeovers_total"),
+  };
+  // rr: four new connections, two on each node.
+  const out = await mkdtemp(join(tmpdir(), "sc-tls-out-"));
+  try {
+    for (let i = 0; i < 4; i++) {
+      const file = join(out, `big${i}`);
+      await curl(["--tlsv1.3", "--cacert", tls.caCert, "-o", file, `https://${VIP}/big.bin`]);
+      assert.equal(sha(await readFile(file)), sha(DOCS["big.bin"]!), `fetch ${i}`);
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+  assert.equal((await metric("node1", "sc_tls_takeovers_total")) - before.n1, 2);
+  assert.equal((await metric("node2", "sc_tls_takeovers_total")) - before.n2, 0);
+  assert.equal(await metric("node1", "sc_tls_takeover_failures_total"), 0);
 });
 
 test("TLS 1.2 clients are served and counted apart from 1.3", async () => {

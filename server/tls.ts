@@ -10,7 +10,7 @@ import tls from "node:tls";
 import { Counter, type Registry } from "prom-client";
 import type { Conn, ConnListener } from "./conn.js";
 import { UserFacingError } from "./errors.js";
-import { TlsRecordConn, TlsTakeover, type TakeoverFailure } from "./tls-takeover.js";
+import { TAKEOVER_FAILURES, TlsRecordConn, TlsTakeover, type TakeoverFailure } from "./tls-takeover.js";
 
 export interface TlsFiles {
   /** PEM certificate chain (leaf first). */
@@ -336,6 +336,25 @@ export function registerTlsMetrics(registry: Registry, term: TlsTermination): vo
     collect() {
       this.reset();
       for (const r of TLS_FAILURE_REASONS) this.inc({ reason: r }, term.counters.failures[r]);
+    },
+  });
+  new Counter({
+    name: "sc_tls_takeovers_total",
+    help: "TLS 1.3 connections our own record layer carries after OpenSSL's handshake (--tls-record-layer own)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(term.counters.takenOver);
+    },
+  });
+  new Counter({
+    name: "sc_tls_takeover_failures_total",
+    help: "Take-overs refused (connection reset), by reason (docs/tls.md)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of TAKEOVER_FAILURES) this.inc({ reason: r }, term.counters.takeoverFailures[r]);
     },
   });
 }
