@@ -2,6 +2,7 @@
 // node:tls (OpenSSL) as the client. Over loopback (node:net) and over our TCP stack.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -182,5 +183,79 @@ test("a forged record after the take-over gets an alert and a reset, not data", 
     );
   } finally {
     s.close();
+  }
+});
+
+test("KeyUpdate from OpenSSL's s_client, requested and not: our record layer follows both ways", async () => {
+  const term = await termination();
+  const conns: TlsRecordConn[] = [];
+  const open = new Set<net.Socket>();
+  const srv = net.createServer({ allowHalfOpen: true }, (sock) => {
+    open.add(sock);
+    sock.on("close", () => open.delete(sock));
+    term.accept(sock, (c) => {
+      conns.push(c as unknown as TlsRecordConn);
+      c.on("data", (d) => c.write(Buffer.from(`echo:${d.toString()}`)));
+      c.on("end", () => c.end());
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as net.AddressInfo).port;
+  // Interactive s_client: a line "K" sends KeyUpdate(update_requested), "k" KeyUpdate(update_not_requested).
+  const p = spawn(
+    "openssl",
+    [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${port}`,
+      "-CAfile",
+      certs.caCert,
+      "-servername",
+      "localhost",
+      "-tls1_3",
+    ],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
+  let out = "";
+  const waiters: (() => void)[] = [];
+  const onOut = (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters.splice(0)) w();
+  };
+  p.stdout.on("data", onOut);
+  p.stderr.on("data", onOut);
+  const waitFor = async (re: RegExp, count = 1) => {
+    while ((out.match(new RegExp(re, "g")) ?? []).length < count)
+      await new Promise<void>((r) => waiters.push(r));
+  };
+  try {
+    await waitFor(/Verify return code: 0/);
+    p.stdin.write("hello\n");
+    await waitFor(/echo:hello/);
+    const session = () => conns[0]!.session;
+    const seqBefore = session().writeSeq;
+    assert.ok(seqBefore >= 3, "after the tickets and one record"); // 2 tickets + "echo:hello"
+    p.stdin.write("K\n");
+    await waitFor(/KEYUPDATE/);
+    p.stdin.write("after\n");
+    await waitFor(/echo:after/);
+    // Our owed KeyUpdate went first under the old key, then "echo:after" as record 0 of the new key.
+    assert.equal(session().writeSeq, 1);
+    assert.equal(
+      session().readSeq,
+      1,
+      "the client's line after its KeyUpdate: record 0 of its new key, now 1",
+    );
+    p.stdin.write("k\n");
+    await waitFor(/KEYUPDATE/, 2);
+    p.stdin.write("again\n");
+    await waitFor(/echo:again/);
+    assert.equal(session().writeSeq, 2, "no update owed: our key stays");
+    assert.equal(session().readSeq, 1);
+    assert.equal(term.counters.takenOver, 1);
+  } finally {
+    p.kill();
+    srv.close();
+    for (const s of open) s.destroy();
   }
 });
