@@ -13,7 +13,7 @@ import tls from "node:tls";
 import type { Conn } from "./conn.js";
 import { makeDemoCertificates, type DemoCertificates } from "./tls-certs.js";
 import { TlsTermination } from "./tls.js";
-import { TlsRecordConn } from "./tls-takeover.js";
+import { TlsRecordConn, TlsTakeover } from "./tls-takeover.js";
 
 let dir = "";
 let certs: DemoCertificates;
@@ -258,4 +258,15 @@ test("KeyUpdate from OpenSSL's s_client, requested and not: our record layer fol
     srv.close();
     for (const s of open) s.destroy();
   }
+});
+
+test("a tap that never learns its secrets holds a bounded amount, then gives up", () => {
+  const tap = new TlsTakeover();
+  const record = Buffer.concat([Buffer.from([23, 3, 3, 0x03, 0xe8]), Buffer.alloc(1000, 9)]);
+  for (let i = 0; i < 1000; i++) tap.outbound(record); // 1 MB of records, no keylog line
+  assert.notEqual(tap.fromServer.failed, null);
+  assert.equal(tap.fromServer.waitingRecords, 0, "nothing kept once it gave up");
+  assert.equal(tap.session(), "unsupported_suite");
+  tap.setSuite("TLS_AES_128_GCM_SHA256");
+  assert.equal(tap.session(), "bad_record");
 });

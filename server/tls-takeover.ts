@@ -29,6 +29,8 @@ export const TAKEOVER_FAILURES = [
 ] as const;
 export type TakeoverFailure = (typeof TAKEOVER_FAILURES)[number];
 
+/** Encrypted bytes a tap holds while it waits for a secret; a handshake never needs more. */
+const MAX_WAITING_BYTES = 64 * 1024;
 const RECORD_CCS = 20;
 const RECORD_HANDSHAKE = 22;
 const RECORD_APPLICATION = 23;
@@ -63,6 +65,7 @@ class DirectionTap {
   failed: string | null = null;
   /** Encrypted records waiting for a secret (the keylog line comes after some bytes are written). */
   private waiting: Buffer[] = [];
+  private waitingBytes = 0;
   private draining = false;
   /** The handshake key's records are over. */
   private inApp = false;
@@ -76,6 +79,7 @@ class DirectionTap {
     if (app !== undefined && this.app === null) this.app = direction(suite, app);
     const w = this.waiting;
     this.waiting = [];
+    this.waitingBytes = 0;
     this.draining = true;
     for (let i = 0; i < w.length; i++) {
       this.record(w[i]!);
@@ -122,12 +126,8 @@ class DirectionTap {
       return;
     }
     // In order: while one record waits for a secret, the ones after it wait too.
-    if (this.waiting.length > 0 && !this.draining) {
-      this.waiting.push(r);
-      return;
-    }
-    if (this.hs === null) {
-      this.waiting.push(r);
+    if ((this.waiting.length > 0 && !this.draining) || this.hs === null) {
+      this.wait(r);
       return;
     }
     if (!this.inApp) {
@@ -136,7 +136,7 @@ class DirectionTap {
       if (!isTlsError(openRecord(this.hs, r))) return;
       this.hs.seq = before;
       if (this.app === null) {
-        this.waiting.push(r);
+        this.wait(r);
         return;
       }
       this.inApp = true;
@@ -150,6 +150,17 @@ class DirectionTap {
     this.appRecords.push(o.type);
     if (o.type === ContentType.ApplicationData && o.content.length > 0)
       this.data.push(Buffer.from(o.content));
+  }
+
+  /** Queues a record until its secret is known, within a bound (else the tap gives up). */
+  private wait(r: Buffer): void {
+    this.waitingBytes += r.length;
+    if (this.waitingBytes > MAX_WAITING_BYTES) {
+      this.failed = "no secret for the records seen";
+      this.waiting = [];
+      return;
+    }
+    this.waiting.push(r);
   }
 }
 

@@ -92,7 +92,7 @@ export class ConnDuplex extends Duplex {
   constructor(
     private readonly conn: Conn,
     /** Sees every raw byte both ways (the take-over's record tap). */
-    private readonly tap: { inbound(b: Buffer): void; outbound(b: Buffer): void } | null = null,
+    private tap: { inbound(b: Buffer): void; outbound(b: Buffer): void } | null = null,
   ) {
     super({ allowHalfOpen: true });
     conn.on("data", this.onData);
@@ -114,6 +114,11 @@ export class ConnDuplex extends Duplex {
     this.conn.removeListener("drain", this.onDrain);
     this.conn.removeListener("error", this.onError);
     this.conn.removeListener("close", this.onClose);
+  }
+
+  /** No more tapping (the connection stays with OpenSSL: TLS 1.2). */
+  stopTap(): void {
+    this.tap = null;
   }
 
   override _read(): void {
@@ -248,8 +253,13 @@ export class TlsTermination {
       }
       finish(null);
       c.handshakes[version]++;
-      if (tap === null || version !== "TLSv1.3") onSecure(secure);
-      else this.takeOver(conn, duplex, secure, tap, onSecure);
+      if (tap === null) onSecure(secure);
+      else if (version !== "TLSv1.3") {
+        // OpenSSL keeps TLS 1.2: stop decrypting its records on the side.
+        duplex.stopTap();
+        tap.wipe();
+        onSecure(secure);
+      } else this.takeOver(conn, duplex, secure, tap, onSecure);
     };
     const onClose = () => finish("closed");
     // After the handshake the HTTP connection listens for errors; before it, they end it here.
