@@ -241,6 +241,7 @@ export class TlsTermination {
       secure.off("close", onClose);
       if (failure !== null) {
         c.failures[failure]++;
+        tap?.wipe();
         secure.destroy();
         conn.destroy();
       }
