@@ -199,6 +199,12 @@ export const command: Command = {
         help: "Serve HTTPS (TLS 1.3, and 1.2 counted apart; ALPN http/1.1) with this PEM certificate chain, leaf first; needs --tls-key; SIGHUP re-reads both",
       },
       "tls-key": { type: "string", value: "FILE", help: "PEM private key of --tls-cert" },
+      "tls-record-layer": {
+        type: "string",
+        value: "openssl|own",
+        help: "Who carries TLS 1.3 records after the handshake: OpenSSL, or our own record layer taking the session over (sc/tls, docs/tls.md); TLS 1.2 always stays with OpenSSL",
+        default: "openssl",
+      },
       "tls-port": {
         type: "string",
         value: "N",
@@ -519,7 +525,15 @@ export const command: Command = {
         ? { notFoundPage: optStr(values, "not-found-page")! }
         : {}),
       precompressed: codings(values),
-      ...(tlsFiles(values) ? { tls: { port: int(values, "tls-port", 1, 65535), ...tlsFiles(values)! } } : {}),
+      ...(tlsFiles(values)
+        ? {
+            tls: {
+              port: int(values, "tls-port", 1, 65535),
+              ...tlsFiles(values)!,
+              recordLayer: oneOf(values, "tls-record-layer", ["openssl", "own"] as const),
+            },
+          }
+        : {}),
     });
     // logrotate's convention: after moving the file, SIGUSR1 makes the node open a new one.
     const reopen = () => {

@@ -35,8 +35,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# npm start: the testbed (iproute2, nftables, ping), the native addon build (g++, make, python3).
-packages=(iproute2 nftables procps iputils-ping g++ make python3)
+# npm start: the testbed (iproute2, nftables, ping), the native addon build (g++, make, python3),
+# the demo CA and certificate for HTTPS (openssl).
+packages=(iproute2 nftables procps iputils-ping g++ make python3 openssl)
 if [ "$level" != runtime ]; then
   # npm test: real clients (curl, ab, wrk), nginx as a replay target (loadgen's open-loop
   # test), reference packets (python3-scapy), the client's capture in the FIN-delegation test

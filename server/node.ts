@@ -114,7 +114,13 @@ export interface NodeConfig {
    * HTTPS beside HTTP (server/tls.ts): on `port` of the same address (the VIP on --stack user),
    * with this certificate chain and key. TLS connections are served on this node.
    */
-  tls?: { port: number; certFile: string; keyFile: string };
+  tls?: {
+    port: number;
+    certFile: string;
+    keyFile: string;
+    /** TLS 1.3 records after the handshake by our record layer ("own") or OpenSSL's (default). */
+    recordLayer?: "openssl" | "own";
+  };
 }
 
 export const NODE_DEFAULTS = {
@@ -443,6 +449,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
         keyFile: t.keyFile,
         handshakeTimeoutMs: cfg.timeouts.headerMs,
         maxHandshakes: cfg.maxConnections,
+        takeOver: t.recordLayer === "own",
       });
       const inner =
         userStack !== null ? userStack.listen(t.port) : await listenKernel(cfg.listen.host, t.port);

@@ -10,6 +10,7 @@ import tls from "node:tls";
 import { Counter, type Registry } from "prom-client";
 import type { Conn, ConnListener } from "./conn.js";
 import { UserFacingError } from "./errors.js";
+import { TAKEOVER_FAILURES, TlsRecordConn, TlsTakeover, type TakeoverFailure } from "./tls-takeover.js";
 
 export interface TlsFiles {
   /** PEM certificate chain (leaf first). */
@@ -23,6 +24,11 @@ export interface TlsOptions extends TlsFiles {
   handshakeTimeoutMs: number;
   /** Handshakes in progress at most; beyond, new connections are reset (counted as busy). */
   maxHandshakes: number;
+  /**
+   * TLS 1.3 connections are carried by our own record layer after the handshake
+   * (server/tls-takeover.ts) instead of OpenSSL's; TLS 1.2 stays with OpenSSL.
+   */
+  takeOver?: boolean;
 }
 
 export const TLS_VERSIONS = ["TLSv1.3", "TLSv1.2"] as const;
@@ -37,6 +43,12 @@ export interface TlsCounters {
   pending: number;
   /** Certificates installed (the first one included). */
   certificateLoads: number;
+  /** TLS 1.3 connections our record layer carries after the handshake. */
+  takenOver: number;
+  /** NewSessionTickets OpenSSL sent before those take-overs (found by decrypting them). */
+  ticketsAccounted: number;
+  /** Take-overs that failed, by reason (the connection was reset). */
+  takeoverFailures: Record<TakeoverFailure, number>;
 }
 
 /** Reads the certificate and key and builds the context, or a UserFacingError that says why not. */
@@ -72,41 +84,85 @@ export async function loadSecureContext(files: TlsFiles): Promise<tls.SecureCont
  */
 export class ConnDuplex extends Duplex {
   private waitingWrite: ((err?: Error | null) => void) | null = null;
+  /** The connection was taken away from the TLS layer (take-over): nothing passes any more. */
+  private detached = false;
+  /** Writes attempted after detach() (OpenSSL wrote something we did not account for). */
+  lateWrites = 0;
 
-  constructor(private readonly conn: Conn) {
+  constructor(
+    private readonly conn: Conn,
+    /** Sees every raw byte both ways (the take-over's record tap). */
+    private tap: { inbound(b: Buffer): void; outbound(b: Buffer): void } | null = null,
+  ) {
     super({ allowHalfOpen: true });
-    conn.on("data", (chunk) => {
-      if (!this.push(chunk)) conn.pause();
-    });
-    conn.on("end", () => this.push(null));
-    conn.on("drain", () => this.releaseWrite(null));
-    conn.on("error", (err) => this.destroy(err));
-    conn.on("close", () => {
-      this.releaseWrite(new Error("connection closed"));
-      this.destroy();
-    });
+    conn.on("data", this.onData);
+    conn.on("end", this.onEnd);
+    conn.on("drain", this.onDrain);
+    conn.on("error", this.onError);
+    conn.on("close", this.onClose);
+  }
+
+  /**
+   * Takes the connection away from the TLS layer: its listeners are removed, what the TLS
+   * layer writes from now on is dropped and counted, and destroying this Duplex leaves the
+   * connection open.
+   */
+  detach(): void {
+    this.detached = true;
+    this.conn.removeListener("data", this.onData);
+    this.conn.removeListener("end", this.onEnd);
+    this.conn.removeListener("drain", this.onDrain);
+    this.conn.removeListener("error", this.onError);
+    this.conn.removeListener("close", this.onClose);
+  }
+
+  /** No more tapping (the connection stays with OpenSSL: TLS 1.2). */
+  stopTap(): void {
+    this.tap = null;
   }
 
   override _read(): void {
-    this.conn.resume();
+    if (!this.detached) this.conn.resume();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.detached) {
+      this.lateWrites++;
+      cb(new Error("taken over"));
+      return;
+    }
+    this.tap?.outbound(chunk);
     if (this.conn.destroyed) cb(new Error("connection closed"));
     else if (this.conn.write(chunk)) cb();
     else this.waitingWrite = cb;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.conn.end();
+    if (!this.detached) this.conn.end();
     cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.releaseWrite(err ?? new Error("destroyed"));
-    if (!this.conn.destroyed) this.conn.destroy();
+    if (!this.detached && !this.conn.destroyed) this.conn.destroy();
     cb(err);
   }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.tap?.inbound(chunk);
+    if (!this.push(chunk)) this.conn.pause();
+  };
+  private readonly onEnd = (): void => {
+    this.push(null);
+  };
+  private readonly onDrain = (): void => this.releaseWrite(null);
+  private readonly onError = (err: Error): void => {
+    this.destroy(err);
+  };
+  private readonly onClose = (): void => {
+    this.releaseWrite(new Error("connection closed"));
+    this.destroy();
+  };
 
   private releaseWrite(err: Error | null): void {
     const cb = this.waitingWrite;
@@ -122,6 +178,9 @@ export class TlsTermination {
     failures: { timeout: 0, closed: 0, protocol: 0, busy: 0 },
     pending: 0,
     certificateLoads: 1,
+    takenOver: 0,
+    ticketsAccounted: 0,
+    takeoverFailures: { no_secrets: 0, unsupported_suite: 0, bad_record: 0, late_write: 0, closed: 0 },
   };
 
   private constructor(
@@ -154,7 +213,8 @@ export class TlsTermination {
       return;
     }
     c.pending++;
-    const duplex = new ConnDuplex(conn);
+    const tap = this.opts.takeOver ? new TlsTakeover() : null;
+    const duplex = new ConnDuplex(conn, tap);
     const secure = new tls.TLSSocket(duplex, {
       isServer: true,
       secureContext: this.context,
@@ -164,6 +224,13 @@ export class TlsTermination {
     // The TLS socket sits on a JS stream, so it does not know the peer: the access log does.
     Object.defineProperty(secure, "remoteAddress", { value: conn.remoteAddress });
     Object.defineProperty(secure, "remotePort", { value: conn.remotePort });
+    if (tap !== null)
+      secure.on("keylog", (line: Buffer) => {
+        // The suite is known from the ServerHello on, before the first secret is reported.
+        const suite = secure.getCipher()?.standardName;
+        if (suite !== undefined) tap.setSuite(suite);
+        tap.keylog(line);
+      });
     let done = false;
     const finish = (failure: TlsFailureReason | null) => {
       if (done) return;
@@ -174,6 +241,7 @@ export class TlsTermination {
       secure.off("close", onClose);
       if (failure !== null) {
         c.failures[failure]++;
+        tap?.wipe();
         secure.destroy();
         conn.destroy();
       }
@@ -186,7 +254,13 @@ export class TlsTermination {
       }
       finish(null);
       c.handshakes[version]++;
-      onSecure(secure);
+      if (tap === null) onSecure(secure);
+      else if (version !== "TLSv1.3") {
+        // OpenSSL keeps TLS 1.2: stop decrypting its records on the side.
+        duplex.stopTap();
+        tap.wipe();
+        onSecure(secure);
+      } else this.takeOver(conn, duplex, secure, tap, onSecure);
     };
     const onClose = () => finish("closed");
     // After the handshake the HTTP connection listens for errors; before it, they end it here.
@@ -195,6 +269,41 @@ export class TlsTermination {
     secure.once("close", onClose);
     const timer = setTimeout(() => finish("timeout"), this.opts.handshakeTimeoutMs);
     timer.unref();
+  }
+
+  /**
+   * After 'secure', OpenSSL still writes its NewSessionTickets (same tick); one turn of the
+   * event loop later the tap has seen them, and our record layer takes over from there.
+   */
+  private takeOver(
+    conn: Conn,
+    duplex: ConnDuplex,
+    secure: tls.TLSSocket,
+    tap: TlsTakeover,
+    onSecure: (c: Conn) => void,
+  ): void {
+    setImmediate(() => {
+      const fail = (reason: TakeoverFailure) => {
+        this.counters.takeoverFailures[reason]++;
+        tap.wipe();
+        secure.destroy();
+        conn.destroy();
+      };
+      if (conn.destroyed) return fail("closed");
+      const s = tap.session();
+      if (typeof s === "string") return fail(s);
+      duplex.detach();
+      secure.destroy(); // no close_notify: the session goes on in our record layer
+      tap.wipe();
+      if (duplex.lateWrites > 0) {
+        s.session.wipe();
+        return fail("late_write");
+      }
+      this.counters.takenOver++;
+      this.counters.ticketsAccounted += s.ticketsSeen;
+      // TlsRecordConn follows net.Socket's shape: a Conn (its EventEmitter typings are wider).
+      onSecure(new TlsRecordConn(conn, s.session, s.early) as unknown as Conn);
+    });
   }
 
   /**
@@ -238,6 +347,25 @@ export function registerTlsMetrics(registry: Registry, term: TlsTermination): vo
     collect() {
       this.reset();
       for (const r of TLS_FAILURE_REASONS) this.inc({ reason: r }, term.counters.failures[r]);
+    },
+  });
+  new Counter({
+    name: "sc_tls_takeovers_total",
+    help: "TLS 1.3 connections our own record layer carries after OpenSSL's handshake (--tls-record-layer own)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(term.counters.takenOver);
+    },
+  });
+  new Counter({
+    name: "sc_tls_takeover_failures_total",
+    help: "Take-overs refused (connection reset), by reason (docs/tls.md)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of TAKEOVER_FAILURES) this.inc({ reason: r }, term.counters.takeoverFailures[r]);
     },
   });
 }

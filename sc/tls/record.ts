@@ -192,6 +192,13 @@ export class RecordFramer {
     return this.buf.length;
   }
 
+  /** Hands over the bytes of the incomplete record held (another framer continues from them). */
+  takeBuffered(): Buffer {
+    const b = this.buf;
+    this.buf = Buffer.alloc(0);
+    return b;
+  }
+
   /**
    * Adds `bytes` and returns every whole record now available (views into one buffer), or a
    * TlsError for a header announcing more than a record may hold.

@@ -1,0 +1,198 @@
+// HTTPS through the VIP of a small cluster (startCluster: origin, dispatcher balancing 80 and
+// 443, 2 nodes in mode sc on our TCP stack): curl --tlsv1.3 with the demo CA fetches documents
+// byte-exact over one keep-alive connection, TLS 1.2 is served and counted, HTTP still works,
+// and SIGHUP makes the nodes take a new certificate. Needs root, /dev/net/tun and namespaces.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { testPrefix } from "../testbed/index.js";
+import { VIP } from "../testbed/topology.js";
+import { makeDemoCertificates } from "../server/tls-certs.js";
+import { destroyCluster, startCluster, type Cluster } from "./cluster.js";
+
+const PREFIX = testPrefix("tl");
+let cluster: Cluster;
+let site = "";
+/** Documents of the test site: name -> bytes (sizes around a record, a window, a megabyte). */
+const DOCS: Record<string, Buffer> = {
+  "small.txt": Buffer.from("hello over TLS\n"),
+  "record.bin": randomBytes(16384 + 7),
+  "big.bin": randomBytes(1_000_003),
+};
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+before(async () => {
+  site = await mkdtemp(join(tmpdir(), "sc-tls-site-"));
+  for (const [name, body] of Object.entries(DOCS)) await writeFile(join(site, name), body);
+  cluster = await startCluster({
+    prefix: PREFIX,
+    nodes: 2,
+    mode: "sc",
+    scheduler: "rr",
+    site,
+    cacheBytes: "32M",
+    stopGraceMs: 2000,
+    startTimeoutMs: 60_000,
+    // node1's TLS 1.3 sessions are taken over by our record layer; node2's stay with OpenSSL.
+    extraArgs: { node1: ["--tls-record-layer", "own"] },
+  });
+});
+
+after(async () => {
+  if (cluster) await cluster.stop();
+  else await destroyCluster(PREFIX);
+  await rm(site, { recursive: true, force: true });
+});
+
+/** curl in the client host; `-w` lines come back in stdout. */
+async function curl(args: string[]): Promise<string> {
+  const r = await cluster.testbed.exec("client", "curl", ["-sS", "--max-time", "30", ...args], {
+    check: false,
+  });
+  assert.equal(r.code, 0, `curl ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** One node's value of a metric (the sum over its label sets). */
+async function metric(host: string, name: string): Promise<number> {
+  const text = await curl([`${cluster.process(host).admin}/metrics`]);
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, "gm"))) sum += Number(m[1]);
+  return sum;
+}
+
+/** Every node's sc_tls_handshakes_total by version, summed. */
+async function handshakes(): Promise<Record<string, number>> {
+  const sum: Record<string, number> = {};
+  for (const host of cluster.nodes) {
+    const text = await curl([`${cluster.process(host).admin}/metrics`]);
+    for (const m of text.matchAll(/^sc_tls_handshakes_total\{version="([^"]+)"[^}]*\} (\d+)$/gm))
+      sum[m[1]!] = (sum[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return sum;
+}
+
+test("curl --tlsv1.3 through the VIP: documents byte-exact, six on one keep-alive connection, on each node", async () => {
+  const tls = cluster.tls;
+  assert.ok(tls, "the cluster serves HTTPS");
+  const out = await mkdtemp(join(tmpdir(), "sc-tls-out-"));
+  try {
+    const names = Object.keys(DOCS);
+    const args = [
+      "--tlsv1.3",
+      "--cacert",
+      tls.caCert,
+      "-w",
+      "%{http_code} %{num_connects} %{ssl_verify_result} %{http_version}\\n",
+    ];
+    // Each twice: the second round comes from the node's cache.
+    const order = [...names, ...names];
+    order.forEach((n, i) => args.push("-o", join(out, `${i}`), `https://${VIP}/${n}`));
+    // Twice (rr: once on each node, so through both record layers), each a new connection.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < order.length; i++) await rm(join(out, `${i}`), { force: true });
+      const lines = (await curl(args)).trim().split("\n");
+      assert.equal(lines.length, order.length);
+      lines.forEach((line, i) => {
+        const [code, connects, verify, version] = line.split(" ");
+        assert.equal(code, "200", `${order[i]}: ${line}`);
+        assert.equal(verify, "0", "the certificate verifies against the demo CA");
+        assert.equal(version, "1.1");
+        // One TCP + TLS connection for all of them: keep-alive works over TLS.
+        assert.equal(connects, i === 0 ? "1" : "0", `${order[i]}: ${line}`);
+      });
+      for (let i = 0; i < order.length; i++)
+        assert.equal(sha(await readFile(join(out, `${i}`))), sha(DOCS[order[i]!]!), order[i]);
+    }
+    // The protocol really is 1.3 and the ALPN http/1.1 (curl -v says what it negotiated).
+    const v = await cluster.testbed.exec("client", "curl", [
+      "-sS",
+      "-v",
+      "-o",
+      "/dev/null",
+      "--tlsv1.3",
+      "--cacert",
+      tls.caCert,
+      `https://${VIP}/small.txt`,
+    ]);
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stderr, /SSL connection using TLSv1\.3/);
+    assert.match(v.stderr, /ALPN: server accepted http\/1\.1/);
+    // Plain HTTP on port 80 beside it.
+    assert.equal(sha(Buffer.from(await curl([`http://${VIP}/small.txt`]))), sha(DOCS["small.txt"]!));
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test("our record layer (node1) and OpenSSL's (node2) both serve byte-exact; node1 took its sessions over", async () => {
+  const tls = cluster.tls!;
+  const before = {
+    n1: await metric("node1", "sc_tls_takeovers_total"),
+    n2: await metric("node2", "sc_tls_takeovers_total"),
+  };
+  // rr: four new connections, two on each node.
+  const out = await mkdtemp(join(tmpdir(), "sc-tls-out-"));
+  try {
+    for (let i = 0; i < 4; i++) {
+      const file = join(out, `big${i}`);
+      await curl(["--tlsv1.3", "--cacert", tls.caCert, "-o", file, `https://${VIP}/big.bin`]);
+      assert.equal(sha(await readFile(file)), sha(DOCS["big.bin"]!), `fetch ${i}`);
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+  assert.equal((await metric("node1", "sc_tls_takeovers_total")) - before.n1, 2);
+  assert.equal((await metric("node2", "sc_tls_takeovers_total")) - before.n2, 0);
+  assert.equal(await metric("node1", "sc_tls_takeover_failures_total"), 0);
+});
+
+test("TLS 1.2 clients are served and counted apart from 1.3", async () => {
+  const tls = cluster.tls!;
+  const before = await handshakes();
+  const body = await curl(["--tls-max", "1.2", "--cacert", tls.caCert, `https://${VIP}/small.txt`]);
+  assert.equal(body, DOCS["small.txt"]!.toString());
+  await curl(["--tlsv1.3", "--cacert", tls.caCert, "-o", "/dev/null", `https://${VIP}/small.txt`]);
+  const after = await handshakes();
+  assert.equal((after["TLSv1.2"] ?? 0) - (before["TLSv1.2"] ?? 0), 1);
+  assert.equal((after["TLSv1.3"] ?? 0) - (before["TLSv1.3"] ?? 0), 1);
+});
+
+test("SIGHUP: the nodes take a new certificate for new connections", async () => {
+  const tls = cluster.tls!;
+  const dir = await mkdtemp(join(tmpdir(), "sc-tls-new-"));
+  try {
+    const fresh = await makeDemoCertificates(dir, { ips: [VIP], names: ["localhost"], caName: "second CA" });
+    // The nodes read the files they were started with: replace them in place.
+    const nodeArgs = cluster.plan.processes.find((p) => p.role === "node")!.args;
+    await copyFile(fresh.cert, nodeArgs[nodeArgs.indexOf("--tls-cert") + 1]!);
+    await copyFile(fresh.key, nodeArgs[nodeArgs.indexOf("--tls-key") + 1]!);
+    for (const host of cluster.nodes) process.kill(cluster.process(host).pid, "SIGHUP");
+    // Each node logs the reload; poll both (rr) until the new CA verifies twice in a row.
+    const url = `https://${VIP}/small.txt`;
+    let ok = 0;
+    for (let i = 0; i < 100 && ok < 4; i++) {
+      const r = await cluster.testbed.exec(
+        "client",
+        "curl",
+        ["-sS", "--max-time", "5", "--cacert", fresh.caCert, url],
+        { check: false },
+      );
+      ok = r.code === 0 ? ok + 1 : 0;
+      if (r.code !== 0) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(ok, 4, "both nodes serve the new certificate");
+    const old = await cluster.testbed.exec(
+      "client",
+      "curl",
+      ["-sS", "--max-time", "5", "--cacert", tls.caCert, url],
+      { check: false },
+    );
+    assert.notEqual(old.code, 0, "the old CA no longer verifies");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
