@@ -185,6 +185,8 @@ export interface FrontEndCounters {
   responsesIgnored: number;
   handoffsAccepted: number;
   packetsForwarded: number;
+  /** TCP payload bytes of the forwarded client packets (requests: the responses never pass here). */
+  bytesForwarded: number;
   ends: number;
   idleExpired: number;
   failures: Record<HandoffFailure, number>;
@@ -214,6 +216,7 @@ export class LardFrontEnd {
     responsesIgnored: 0,
     handoffsAccepted: 0,
     packetsForwarded: 0,
+    bytesForwarded: 0,
     ends: 0,
     idleExpired: 0,
     failures: Object.fromEntries(HANDOFF_FAILURES.map((r) => [r, 0])) as Record<HandoffFailure, number>,
@@ -280,6 +283,7 @@ export class LardFrontEnd {
     e.basis.client.observe(p, tcpPayload(packet, p.payloadLength));
     if (e.phase === "forwarding") {
       this.counters.packetsForwarded++;
+      this.counters.bytesForwarded += p.payloadLength;
       if (packet.length <= LAST_PACKET_ROOM) {
         e.last.set(packet);
         e.lastLength = packet.length;
@@ -319,6 +323,7 @@ export class LardFrontEnd {
     this.entries.set(key, f);
     for (const pkt of held) {
       this.counters.packetsForwarded++;
+      this.counters.bytesForwarded += peekTcp(pkt, this.peek)?.payloadLength ?? 0;
       if (pkt.length <= LAST_PACKET_ROOM) {
         f.last.set(pkt);
         f.lastLength = pkt.length;

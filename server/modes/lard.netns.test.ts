@@ -79,6 +79,42 @@ test("lard: curl and keep-alive/pipelined loadgen through the front-end at 1% lo
             .digest("hex");
           assert.equal(got, documentSha256(p, 1024 + ((i * 7919) % 60000)), `curl ${p} byte-exact`);
         }
+        // curl keep-alive: four documents on one kernel TCP connection, each handed to its own
+        // document's node (hand-back and handoff between them), each byte-checked.
+        const statsOf = async () =>
+          JSON.parse((await c.get(`${c.process("dispatcher").admin}/stats`)).body) as {
+            counters: { handBacks: number; connectionsAccepted: number };
+          };
+        const before = (await statsOf()).counters;
+        const many = [4, 5, 6, 7];
+        const outs = many.map((i) => join(c.logDir, `curl-ka-${i}.out`));
+        const ka = await c.testbed.exec(
+          "client",
+          "curl",
+          [
+            "-s",
+            "-m",
+            "60",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+            ...many.flatMap((i, k) => [`${c.vipUrl}${paths[i]!.slice(1)}`, "-o", outs[k]!]),
+          ],
+          { timeoutMs: 70_000, check: false },
+        );
+        assert.deepEqual(
+          ka.stdout.trim().split("\n"),
+          ["200 1", "200 0", "200 0", "200 0"],
+          `curl keep-alive: one connection, four 200s (${ka.stderr})`,
+        );
+        for (const [k, i] of many.entries()) {
+          const got = createHash("sha256")
+            .update(await readFile(outs[k]!))
+            .digest("hex");
+          assert.equal(got, documentSha256(paths[i]!, 1024 + ((i * 7919) % 60000)), `curl keep-alive ${i}`);
+        }
+        const after = (await statsOf()).counters;
+        assert.equal(after.connectionsAccepted - before.connectionsAccepted, 1);
+        assert.equal(after.handBacks - before.handBacks, 3, "each later request was handed off again");
         // Keep-alive connections (every request of a connection on its first request's node).
         const r = await replay(c, trace, manifest, [
           "--clients",
@@ -123,6 +159,7 @@ test("lard: curl and keep-alive/pipelined loadgen through the front-end at 1% lo
           payloadBytesOut: number;
           cpuUsPerHandoff: number;
         };
+        const forwarded = (stats.counters as unknown as { bytesForwarded: number }).bytesForwarded;
         assert.equal(stats.mode, "lard");
         // One handoff per request: curl's 6, loadgen's 400 and the pipelined 16 (multiple handoff),
         // plus the start-up probe of `up`; every later request on a connection was handed back.
@@ -137,13 +174,24 @@ test("lard: curl and keep-alive/pipelined loadgen through the front-end at 1% lo
         let responseBytes = 0;
         for (const n of c.nodes) {
           const m = await c.metrics(n);
-          accepted += metric(m, "sc_lard_handoffs_accepted_total");
+          const mine = metric(m, "sc_lard_handoffs_accepted_total");
+          assert.ok(mine > 0, `${n} served some of the documents (the requests spread across nodes)`);
+          accepted += mine;
           responseBytes += metric(m, "sc_http_response_bytes_total");
         }
         assert.equal(accepted, stats.counters.handoffsAccepted);
         assert.ok(responseBytes > 400 * 1024, `nodes sent ${responseBytes} response bytes`);
+        // What the front-end forwarded is the clients' side (requests and ACKs): a GET is well
+        // under 1 KB, the responses are 1 KB to 60 KB each; none of their bytes went through it.
+        assert.ok(
+          forwarded < accepted * 1024,
+          `forwarded ${forwarded} payload bytes for ${accepted} requests (nodes sent ${responseBytes})`,
+        );
         const fm = (await c.get(`${fe}/metrics`)).body;
         assert.ok(metric(fm, "sc_lard_handoff_latency_seconds_count") >= stats.counters.handoffsAccepted);
+        assert.ok(metric(fm, "sc_lard_handoffs_per_connection_count") > 0);
+        assert.ok(metric(fm, "sc_lard_frontend_cpu_seconds_per_request") > 0);
+        assert.ok(metric(fm, "sc_lard_forwarded_bytes_total") >= forwarded);
       },
     );
   } finally {
@@ -223,6 +271,9 @@ test("lard: the node serving a response is killed mid-transfer: another node res
           resumed += s.lard?.resumes ?? 0;
         }
         assert.equal(resumed, 1, "one surviving node took the RESUME");
+        const fm = (await c.get(`${c.process("dispatcher").admin}/metrics`)).body;
+        assert.equal(metric(fm, "sc_lard_resumes_accepted_total"), 1);
+        assert.equal(metric(fm, "sc_lard_node_lost_resets_total"), 0);
       },
     );
   } finally {
