@@ -549,7 +549,7 @@ export class LardFrontEnd {
           startDeadline: Math.ceil(this.io.wallClockMs() + this.opts.handoffTimeoutMs),
           sentAtUs: this.io.monotonicUs(),
           state: encodeState(plan.state),
-          seed: b.state.seed ?? new Uint8Array(0),
+          seed: plan.seed,
           data: plan.data,
           offset: plan.response === null ? 0 : plan.offset,
           responseLength: plan.response?.length ?? 0,

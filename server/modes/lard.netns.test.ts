@@ -271,6 +271,18 @@ test("lard: the node serving a response is killed mid-transfer: another node res
           resumed += s.lard?.resumes ?? 0;
         }
         assert.equal(resumed, 1, "one surviving node took the RESUME");
+        // The health checks found the killed node (its admin port refuses): not eligible. Checks
+        // run every second; this waits for that verdict, bounded.
+        const nodesUrl = `${c.process("dispatcher").admin}/nodes`;
+        type NodeView = { id: string; eligible: boolean; link: boolean; health?: { state: string } };
+        let view: NodeView | undefined;
+        for (const until = Date.now() + 10_000; Date.now() < until;) {
+          view = (JSON.parse((await c.get(nodesUrl)).body) as NodeView[]).find((n) => n.id === killed);
+          if (view?.health?.state === "gone") break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.equal(view?.health?.state, "gone", `health of ${killed}: ${JSON.stringify(view)}`);
+        assert.deepEqual([view?.eligible, view?.link], [false, false]);
         const fm = (await c.get(`${c.process("dispatcher").admin}/metrics`)).body;
         assert.equal(metric(fm, "sc_lard_resumes_accepted_total"), 1);
         assert.equal(metric(fm, "sc_lard_node_lost_resets_total"), 0);
