@@ -362,11 +362,9 @@ export class LardFrontEnd {
   onLinkDown(node: string): void {
     this.linksUp.delete(node);
     this.policy.removeNode(node);
-    for (const [key, e] of this.entries) {
-      if (e.node !== node) continue;
-      if (e.phase === "pending") this.fail(key, e, "link-down");
-      else this.resume(key, e);
-    }
+    // A pending handoff too: the node may have begun (it announces its response first), so it
+    // is resumed from what the client acknowledged, or answered afresh elsewhere.
+    for (const [key, e] of this.entries) if (e.node === node) this.resume(key, e);
   }
 
   /**
@@ -532,8 +530,9 @@ export class LardFrontEnd {
    * the client's acknowledged point (the same bytes: the dead node's head, the body from the
    * right offset), or the client gets a clean reset, never bytes from another sender.
    */
-  private resume(key: number, e: Forwarding): void {
+  private resume(key: number, e: Entry): void {
     this.forget(key, e);
+    if (e.phase === "pending") this.counters.failures["link-down"]++;
     const b = e.basis;
     const room = SC_MAX_MESSAGE - resumeMessageLength(STATE_SIZE, SEED_MAX, 0, 0);
     const plan = planResume({ state: b.state, data: b.data, response: b.response, client: b.client, room });
@@ -566,7 +565,8 @@ export class LardFrontEnd {
             handoffId,
             sentAt: this.stack.now(),
             state,
-            held: [],
+            // (Client packets held for a pending handoff go to the new node once it accepts.)
+            held: e.phase === "pending" ? e.held : [],
             lastPacketAt: e.lastPacketAt,
             handoffs: e.handoffs + 1,
             basis: b,
@@ -580,7 +580,8 @@ export class LardFrontEnd {
     }
     this.counters.nodeLostResets++;
     this.counters.unresumable[why ?? "no-node"]++;
-    if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
+    if (e.phase === "pending") this.takeBack(e, false);
+    else if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
     else this.resetFrom(e.state);
   }
 
@@ -660,6 +661,15 @@ export class LardFrontEnd {
       this.counters.unresumable.refused++;
     }
     this.forget(key, e);
+    this.takeBack(e, why === "refused" && !e.resuming);
+  }
+
+  /**
+   * A pending handoff's connection comes back to this stack: answered 503 (the node never had
+   * it and the client has nothing of a response) or reset (state as sent: its send point is
+   * what the client acknowledged); the client's held packets then meet it.
+   */
+  private takeBack(e: Pending, with503: boolean): void {
     let s: TcpSocket;
     try {
       s = importState(this.stack, e.state);
@@ -667,7 +677,7 @@ export class LardFrontEnd {
       return; // the 4-tuple is taken again (a new connection): nothing to take back
     }
     s.on("error", () => undefined);
-    if (why === "refused" && !e.resuming) s.end(HTTP_503);
+    if (with503) s.end(HTTP_503);
     else s.destroy();
     for (const p of e.held) this.stack.receive(p);
     this.stack.flush();

@@ -292,3 +292,92 @@ test("lard: the node serving a response is killed mid-transfer: another node res
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("lard: a node killed under keep-alive and pipelined load at 1% loss: its connections are resumed, no response has a wrong byte", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "lard-load-kill-"));
+  try {
+    const lines: string[] = [];
+    for (let i = 0; i < 64; i++)
+      lines.push(
+        `c - - [01/Jan/2001:00:00:00 +0000] "GET /k/${String(i).padStart(3, "0")}.bin HTTP/1.0" 200 ${20_000 + ((i * 7919) % 200_000)}`,
+      );
+    const trace = join(dir, "trace.log");
+    await writeFile(trace, lines.join("\n") + "\n");
+    const root = join(dir, "root");
+    const manifest = join(dir, "manifest.jsonl");
+    await buildSite({ trace, out: root, manifest });
+    await withCluster(
+      { prefix: testPrefix("lrl"), nodes: 4, mode: "lard", site: root, loss: 1 },
+      async (c) => {
+        const fe = c.process("dispatcher").admin!;
+        const requests = 1200;
+        const run = replay(c, trace, manifest, [
+          "--clients",
+          "1",
+          "--conns",
+          "8",
+          "--keepalive",
+          "--pipeline",
+          "4",
+          "--requests",
+          String(requests),
+          "--timeout",
+          "20000",
+        ]);
+        let finished = false;
+        void run.then(
+          () => (finished = true),
+          () => (finished = true),
+        );
+        // Once the load is well under way, kill the node serving the most connections.
+        let killed: string | undefined;
+        while (!finished && killed === undefined) {
+          const s = JSON.parse((await c.get(`${fe}/stats`)).body) as {
+            counters: { handoffsAccepted: number };
+          };
+          if (s.counters.handoffsAccepted >= 300) {
+            let best: { id: string; open: number } | undefined;
+            for (const n of c.nodes) {
+              const ns = JSON.parse((await c.get(`${c.process(n).admin}/stats`)).body) as {
+                lard?: { open: number };
+              };
+              const open = ns.lard?.open ?? 0;
+              if (best === undefined || open > best.open) best = { id: n, open };
+            }
+            if (best !== undefined && best.open > 0) {
+              process.kill(c.process(best.id).pid, "SIGKILL");
+              killed = best.id;
+            }
+          }
+          if (killed === undefined) await new Promise((r) => setTimeout(r, 100));
+        }
+        const r = await run;
+        assert.ok(killed !== undefined, "a serving node was killed during the load");
+        // Never a wrong byte: every response that completed is the document.
+        assert.equal(r.verify_failures, 0, JSON.stringify(r));
+        assert.equal(r.requests, requests);
+        const stats = JSON.parse((await c.get(`${fe}/stats`)).body) as {
+          counters: { resumesSent: number; resumesAccepted: number; nodeLostResets: number };
+          payloadBytesOut: number;
+        };
+        const fc = stats.counters;
+        assert.ok(
+          fc.resumesAccepted >= 1,
+          `the killed node's connections were resumed: ${JSON.stringify(fc)}`,
+        );
+        // A connection is resumed or reset, and each reset costs at most its requests in flight.
+        assert.ok(
+          r.errors <= 4 * fc.nodeLostResets,
+          `errors ${r.errors}: ${JSON.stringify(r)} ${JSON.stringify(fc)}`,
+        );
+        assert.equal(r.ok + r.errors, requests);
+        t.diagnostic(
+          `killed ${killed}: ${fc.resumesAccepted} resumed, ${fc.nodeLostResets} reset; loadgen ok ${r.ok}, errors ${r.errors}`,
+        );
+        assert.equal(stats.payloadBytesOut, 0, "the front-end sent no response byte");
+      },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
