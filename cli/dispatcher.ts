@@ -42,7 +42,8 @@ const spec: CommandSpec = {
       type: "string",
       help:
         "l4: layer-4 forwarding of whole connections (default); lard: LARD front-end, which accepts each " +
-        "connection itself, reads the first request and hands the connection off to a --mode lard node (docs/lard.md)",
+        "connection itself, reads the first request and hands the connection off to a --mode lard node, resuming " +
+        "it on another node if that one dies; the --health-* checks apply, --dead-grace does not (docs/lard.md)",
       default: "l4",
       value: "MODE",
     },

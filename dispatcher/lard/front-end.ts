@@ -185,6 +185,8 @@ export interface FrontEndCounters {
   responsesIgnored: number;
   handoffsAccepted: number;
   packetsForwarded: number;
+  /** TCP payload bytes of the forwarded client packets (requests: the responses never pass here). */
+  bytesForwarded: number;
   ends: number;
   idleExpired: number;
   failures: Record<HandoffFailure, number>;
@@ -214,6 +216,7 @@ export class LardFrontEnd {
     responsesIgnored: 0,
     handoffsAccepted: 0,
     packetsForwarded: 0,
+    bytesForwarded: 0,
     ends: 0,
     idleExpired: 0,
     failures: Object.fromEntries(HANDOFF_FAILURES.map((r) => [r, 0])) as Record<HandoffFailure, number>,
@@ -280,6 +283,7 @@ export class LardFrontEnd {
     e.basis.client.observe(p, tcpPayload(packet, p.payloadLength));
     if (e.phase === "forwarding") {
       this.counters.packetsForwarded++;
+      this.counters.bytesForwarded += p.payloadLength;
       if (packet.length <= LAST_PACKET_ROOM) {
         e.last.set(packet);
         e.lastLength = packet.length;
@@ -319,6 +323,7 @@ export class LardFrontEnd {
     this.entries.set(key, f);
     for (const pkt of held) {
       this.counters.packetsForwarded++;
+      this.counters.bytesForwarded += peekTcp(pkt, this.peek)?.payloadLength ?? 0;
       if (pkt.length <= LAST_PACKET_ROOM) {
         f.last.set(pkt);
         f.lastLength = pkt.length;
@@ -357,11 +362,9 @@ export class LardFrontEnd {
   onLinkDown(node: string): void {
     this.linksUp.delete(node);
     this.policy.removeNode(node);
-    for (const [key, e] of this.entries) {
-      if (e.node !== node) continue;
-      if (e.phase === "pending") this.fail(key, e, "link-down");
-      else this.resume(key, e);
-    }
+    // A pending handoff too: the node may have begun (it announces its response first), so it
+    // is resumed from what the client acknowledged, or answered afresh elsewhere.
+    for (const [key, e] of this.entries) if (e.node === node) this.resume(key, e);
   }
 
   /**
@@ -527,8 +530,9 @@ export class LardFrontEnd {
    * the client's acknowledged point (the same bytes: the dead node's head, the body from the
    * right offset), or the client gets a clean reset, never bytes from another sender.
    */
-  private resume(key: number, e: Forwarding): void {
+  private resume(key: number, e: Entry): void {
     this.forget(key, e);
+    if (e.phase === "pending") this.counters.failures["link-down"]++;
     const b = e.basis;
     const room = SC_MAX_MESSAGE - resumeMessageLength(STATE_SIZE, SEED_MAX, 0, 0);
     const plan = planResume({ state: b.state, data: b.data, response: b.response, client: b.client, room });
@@ -544,7 +548,7 @@ export class LardFrontEnd {
           startDeadline: Math.ceil(this.io.wallClockMs() + this.opts.handoffTimeoutMs),
           sentAtUs: this.io.monotonicUs(),
           state: encodeState(plan.state),
-          seed: b.state.seed ?? new Uint8Array(0),
+          seed: plan.seed,
           data: plan.data,
           offset: plan.response === null ? 0 : plan.offset,
           responseLength: plan.response?.length ?? 0,
@@ -561,7 +565,8 @@ export class LardFrontEnd {
             handoffId,
             sentAt: this.stack.now(),
             state,
-            held: [],
+            // (Client packets held for a pending handoff go to the new node once it accepts.)
+            held: e.phase === "pending" ? e.held : [],
             lastPacketAt: e.lastPacketAt,
             handoffs: e.handoffs + 1,
             basis: b,
@@ -575,7 +580,8 @@ export class LardFrontEnd {
     }
     this.counters.nodeLostResets++;
     this.counters.unresumable[why ?? "no-node"]++;
-    if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
+    if (e.phase === "pending") this.takeBack(e, false);
+    else if (e.lastLength > 0) this.stack.receive(e.last.subarray(0, e.lastLength));
     else this.resetFrom(e.state);
   }
 
@@ -655,6 +661,15 @@ export class LardFrontEnd {
       this.counters.unresumable.refused++;
     }
     this.forget(key, e);
+    this.takeBack(e, why === "refused" && !e.resuming);
+  }
+
+  /**
+   * A pending handoff's connection comes back to this stack: answered 503 (the node never had
+   * it and the client has nothing of a response) or reset (state as sent: its send point is
+   * what the client acknowledged); the client's held packets then meet it.
+   */
+  private takeBack(e: Pending, with503: boolean): void {
     let s: TcpSocket;
     try {
       s = importState(this.stack, e.state);
@@ -662,7 +677,7 @@ export class LardFrontEnd {
       return; // the 4-tuple is taken again (a new connection): nothing to take back
     }
     s.on("error", () => undefined);
-    if (why === "refused" && !e.resuming) s.end(HTTP_503);
+    if (with503) s.end(HTTP_503);
     else s.destroy();
     for (const p of e.held) this.stack.receive(p);
     this.stack.flush();

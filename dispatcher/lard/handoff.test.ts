@@ -407,3 +407,18 @@ test("drain: idle keep-alive connections close with a FIN, a response under way 
   assert.equal(node.mode.counters.refused.busy, 1);
   assert.equal(node.mode.counters.drainResets, 0);
 });
+
+test("a node killed while its HANDOFF is in flight: the handoff is resumed afresh on another node, with the client's held packets", async () => {
+  const sim = new LardSim({ nodes: 2, linkDelayMs: 20, dates: true });
+  const c = open(sim, get("/size/5000", true));
+  assert.ok(await sim.run(() => sim.frontEnd.counters.handoffsSent === 1, 10_000));
+  const chosen = sim.frontEnd.policy.holders("/size/5000")[0]!;
+  const other = sim.nodes.find((n) => n.id !== chosen)!;
+  sim.kill(chosen, 5);
+  assert.ok(await sim.run(() => c.closed(), 30_000));
+  assert.equal(c.error(), undefined);
+  assert.ok(c.bytes().equals(simResponse(5000, false, other.id)));
+  const fe = sim.frontEnd.counters;
+  assert.deepEqual([fe.failures["link-down"], fe.resumesAccepted, fe.nodeLostResets], [1, 1, 0]);
+  assert.equal(sim.node(chosen).served.length, 0);
+});

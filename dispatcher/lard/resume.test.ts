@@ -45,7 +45,7 @@ function state(): TcpExportedState {
     srtt: 1,
     rttvar: 1,
     rto: 200,
-    seed: undefined,
+    seed: new Uint8Array(40),
   };
 }
 
@@ -144,6 +144,10 @@ test("a client FIN, too many bytes after the handoff, or a resume too large for 
   assert.deepEqual(planResume(input(track(), { room: REQUEST.length + HEAD.length - 1 })), {
     kind: "reset",
     reason: "too-large",
+  });
+  assert.deepEqual(planResume(input(track(), { state: { ...state(), seed: undefined } })), {
+    kind: "reset",
+    reason: "no-seed",
   });
   // A RST passing through changes nothing (the node or the client ends the connection).
   const rst = track();

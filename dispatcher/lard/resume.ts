@@ -122,6 +122,8 @@ export type ResumePlan =
       kind: "resume";
       /** The state for the new node: send point at the client's ACK, receive point past its data. */
       state: TcpExportedState;
+      /** The client's last header as of the handoff (the socket seed). */
+      seed: Uint8Array;
       data: Uint8Array;
       /** Response bytes the client acknowledged (0 and no head: answered afresh). */
       offset: number;
@@ -146,11 +148,14 @@ export const UNRESUMABLE_REASONS = [
   "no-node",
   /** The new node refused the RESUME, or did not answer it in time. */
   "refused",
+  /** The handoff's state has no socket seed (the client's last header): nothing to import. */
+  "no-seed",
 ] as const;
 export type UnresumableReason = (typeof UNRESUMABLE_REASONS)[number];
 
 /** Decides how a connection whose node died goes on. */
 export function planResume(r: ResumeInput): ResumePlan {
+  if (r.state.seed === undefined) return { kind: "reset", reason: "no-seed" };
   const start = r.state.sndNxt;
   const acked = seqDiff(r.client.acked, start);
   if (acked < 0) return { kind: "reset", reason: "bad-ack" };
@@ -177,5 +182,5 @@ export function planResume(r: ResumeInput): ResumePlan {
     sndWl2: r.client.acked,
     rcvNxt: seqAdd(r.state.rcvNxt, more.length),
   };
-  return { kind: "resume", state, data, offset: acked, response: r.response };
+  return { kind: "resume", state, seed: r.state.seed, data, offset: acked, response: r.response };
 }

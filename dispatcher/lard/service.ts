@@ -283,6 +283,12 @@ export class LardService {
     );
     mirrorCounter(
       registry,
+      "sc_lard_forwarded_bytes_total",
+      "TCP payload bytes of the forwarded client packets (requests; responses never pass the front-end)",
+      () => c.bytesForwarded,
+    );
+    mirrorCounter(
+      registry,
       "sc_lard_connections_accepted_total",
       "Client handshakes completed on the front-end",
       () => c.connectionsAccepted,
