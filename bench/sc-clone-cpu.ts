@@ -8,7 +8,7 @@
 // request includes two event-loop wake-ups on the SC link per clone.
 //
 //   npm run build && node dist/bench/sc-clone-cpu.js [--requests N] [--size BYTES] [--connections C]
-//       [--insecure-dev]
+//       [--insecure-dev] [--only cloned|local]
 // Run it under `node --cpu-prof` to see where a clone's CPU goes.
 import { ScTestCluster } from "../server/modes/sc-testing.js";
 import type { TcpSocket } from "../sc/tcp/socket.js";
@@ -22,6 +22,9 @@ const SIZE = arg("--size", 1024);
 const CONNECTIONS = arg("--connections", 4);
 /** Unauthenticated SC links (--insecure-dev): the cost of the per-message MACs, by difference. */
 const INSECURE = process.argv.includes("--insecure-dev");
+/** Only one kind of request (e.g. under `strace -c -f`, to count the system calls of each). */
+const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+if (ONLY !== undefined && ONLY !== "cloned" && ONLY !== "local") throw new Error("--only cloned|local");
 
 const docs: Record<string, Buffer> = {};
 for (let i = 0; i < 32; i++) docs[`/d/${i}.bin`] = Buffer.alloc(SIZE, 0x41 + (i % 26));
@@ -88,7 +91,7 @@ try {
   const blocks = Math.max(2, Math.round(REQUESTS / BLOCK));
   let i = 0;
   for (let b = -2; b < blocks; b++) {
-    const kind = b % 2 === 0 ? "cloned" : "local";
+    const kind = ONLY ?? (b % 2 === 0 ? "cloned" : "local");
     const list = kind === "cloned" ? remote : local;
     const c0 = process.cpuUsage();
     for (let k = 0; k < BLOCK; k++, i++) {
@@ -121,10 +124,12 @@ try {
   console.log(`| request | CPU us (process) | wall p50 us | wall mean us |`);
   console.log(`| --- | ---: | ---: | ---: |`);
   for (const k of ["cloned", "local"] as const)
-    console.log(`| ${k} | ${per(k).toFixed(1)} | ${p50(k).toFixed(0)} | ${mean(k).toFixed(0)} |`);
-  console.log(
-    `cloned / local CPU: ${(per("cloned") / per("local")).toFixed(2)}x; a clone adds ${(per("cloned") - per("local")).toFixed(1)} us`,
-  );
+    if (wall[k].length > 0)
+      console.log(`| ${k} | ${per(k).toFixed(1)} | ${p50(k).toFixed(0)} | ${mean(k).toFixed(0)} |`);
+  if (ONLY === undefined)
+    console.log(
+      `cloned / local CPU: ${(per("cloned") / per("local")).toFixed(2)}x; a clone adds ${(per("cloned") - per("local")).toFixed(1)} us`,
+    );
   for (const s of socks) s.destroy();
 } finally {
   await c.close();
