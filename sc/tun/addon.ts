@@ -18,6 +18,8 @@ export interface NativeTunHandle {
   setUp(up: boolean): void;
   getIfindex(): number;
   setOffload(flags: number): void;
+  /** TUNSETQUEUE (multi-queue devices): a detached queue receives nothing but keeps the device. */
+  setQueueAttached(attached: boolean): void;
   /** meta gets [offset, length] per packet; onBatch(count, errno) runs once per wake-up. */
   startReading(
     buffer: ArrayBuffer,

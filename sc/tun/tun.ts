@@ -266,6 +266,19 @@ export class TunDevice extends EventEmitter {
   }
 
   /**
+   * Multi-queue devices: a detached queue (false) receives no packets, the kernel spreads them
+   * over the attached queues only, but it keeps a device this process created alive.
+   */
+  setQueueAttached(attached: boolean): void {
+    if (!this.multiQueue) {
+      throw new TunError(`${this.name}: only a multiQueue queue can be detached`, {
+        code: "ERR_TUN_BAD_OPTION",
+      });
+    }
+    this.call(() => this.native.setQueueAttached(attached));
+  }
+
+  /**
    * Sets the handler that receives every batch of packets read (null: stop reading). Reading
    * starts when a handler is set; the handler runs once per wake-up.
    */
