@@ -44,12 +44,13 @@ function main(): void {
     if (n.removed) f.removeNode(n.spec.id);
   }
   const tick = setInterval(() => f.tick(performance.now()), TICK_MS);
-  const stats = setInterval(() => post({ type: "stats", snapshot: snapshotOf(dp) }), STATS_INTERVAL_MS);
+  const snapshot = () => snapshotOf(f, dp.ioStats());
+  const stats = setInterval(() => post({ type: "stats", snapshot: snapshot() }), STATS_INTERVAL_MS);
   const stop = () => {
     clearInterval(tick);
     clearInterval(stats);
     dp.close();
-    post({ type: "stats", snapshot: snapshotOf(dp) });
+    post({ type: "stats", snapshot: snapshot() });
     port.close();
   };
   port.on("message", (cmd: WorkerCommand) => {
@@ -75,7 +76,7 @@ function main(): void {
     post({ type: "error", message: `TUN queue failed: ${err.message}` });
     stop();
   });
-  post({ type: "stats", snapshot: snapshotOf(dp) });
+  post({ type: "stats", snapshot: snapshot() });
   post({ type: "ready" });
 }
 

@@ -27,6 +27,7 @@ import {
   type DropReason,
   type ForwarderModel,
   type EncapMode,
+  type Forwarder,
 } from "./forwarder.js";
 import { NodePool, type Node, type NodeHealthState, type NodeSpec } from "./nodes.js";
 import type { SchedulerName } from "./schedulers.js";
@@ -113,9 +114,8 @@ export interface WorkerSnapshot {
 export type WorkerMessage =
   { type: "ready" } | { type: "stats"; snapshot: WorkerSnapshot } | { type: "error"; message: string };
 
-/** A data path's counters as a snapshot (runs on the worker). */
-export function snapshotOf(dp: DataPath): WorkerSnapshot {
-  const f = dp.forwarder;
+/** A forwarder's counters (and its data path's I/O counters) as a snapshot (runs on the worker). */
+export function snapshotOf(f: Forwarder, io: WorkerSnapshot["io"]): WorkerSnapshot {
   const t = f.table;
   return {
     packetsIn: f.packetsIn,
@@ -150,7 +150,7 @@ export function snapshotOf(dp: DataPath): WorkerSnapshot {
       active: t.active(n.slot),
       inactive: t.inactive(n.slot),
     })),
-    io: dp.ioStats(),
+    io,
   };
 }
 
@@ -183,7 +183,7 @@ const EMPTY_TABLE: WorkerSnapshot["table"] = {
 };
 
 /** Sums of the workers' latest snapshots, per node id. */
-class Aggregate {
+export class Aggregate {
   packetsIn = 0;
   bytesIn = 0;
   packetsOut = 0;
