@@ -39,7 +39,7 @@
 //       makes one system call per K packets and can offer more than one dispatcher core takes.
 // Bounded by --seconds (max 60) and --packets; the generator stops at either.
 import { type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { TunDevice } from "../sc/tun/index.js";
@@ -313,6 +313,40 @@ function cpuTicks(pid: number): [number, number] {
   return [Number(f[11]), Number(f[12])];
 }
 
+/** CPU ticks (user + system) per thread of a process, with the thread's name. */
+function threadTicks(pid: number): Map<string, { name: string; ticks: number }> {
+  const out = new Map<string, { name: string; ticks: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, { name, ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** The threads that used CPU in the window, busiest first: "name tid: share of all". */
+function threadShares(
+  before: Map<string, { name: string; ticks: number }>,
+  after: Map<string, { name: string; ticks: number }>,
+): string[] {
+  const used = [...after].map(([tid, t]) => ({
+    tid,
+    name: t.name,
+    ticks: t.ticks - (before.get(tid)?.ticks ?? 0),
+  }));
+  const total = used.reduce((s, t) => s + t.ticks, 0) || 1;
+  return used
+    .filter((t) => t.ticks > 0)
+    .sort((a, b) => b.ticks - a.ticks)
+    .slice(0, 6)
+    .map((t) => `${t.name} ${t.tid}: ${((100 * t.ticks) / total).toFixed(0)}%`);
+}
+
 interface Stats {
   packets: { forwarded: number; received: number };
   drops: Record<string, number>;
@@ -413,6 +447,8 @@ interface E2E {
   offeredPps: number;
   sinkPps: number;
   drops: Record<string, number>;
+  /** The dispatcher's busiest threads in the window and their share of its CPU. */
+  threads: string[];
   /** Packets each worker read in the window (its TUN queue's share). */
   perWorkerPackets?: number[];
   windowSeconds: number;
@@ -469,11 +505,13 @@ async function benchE2E(
       await new Promise((r) => setTimeout(r, warm * 1000));
       const s0 = await adminStats(tb);
       const c0 = cpuTicks(d.pid!);
+      const th0 = threadTicks(d.pid!);
       const k0 = await sinkPackets(tb, sink);
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, window * 1000));
       const s1 = await adminStats(tb);
       const c1 = cpuTicks(d.pid!);
+      const th1 = threadTicks(d.pid!);
       const k1 = await sinkPackets(tb, sink);
       const secs = (performance.now() - t0) / 1000;
       const done = await gensDone;
@@ -508,6 +546,7 @@ async function benchE2E(
               ),
             }
           : {}),
+        threads: threadShares(th0, th1),
         windowSeconds: secs,
       };
     } finally {
@@ -577,7 +616,7 @@ async function main(): Promise<void> {
             (r.perWorkerPackets
               ? `per worker ${r.perWorkerPackets.map((n) => Math.round(n / r.windowSeconds).toLocaleString("en")).join(" / ")}/s, `
               : "") +
-            `drops ${JSON.stringify(r.drops)}`,
+            `drops ${JSON.stringify(r.drops)}; threads ${r.threads.join(", ")}`,
         );
     }
     const first = byWorkers[0]!;
