@@ -96,7 +96,13 @@ export class DataPath {
    * --output udp/raw, the socket. Throws the TunError or socket error as it is.
    */
   static open(config: DataPathConfig, tunName: string, multiQueue: boolean): DataPath {
-    const tun = TunDevice.open({ name: tunName, up: true, maxBatch: READ_BATCH, multiQueue });
+    // One thread: the device's only queue, or one queue of a multi-queue device (--workers 1).
+    const tun = TunDevice.open({
+      name: tunName,
+      up: true,
+      maxBatch: READ_BATCH,
+      multiQueue: multiQueue || "auto",
+    });
     let udp: UdpBatchSocket | undefined;
     try {
       if (config.output !== "tun") udp = openGueSocket(config);

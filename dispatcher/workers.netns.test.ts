@@ -132,6 +132,14 @@ async function statsWhen(cond: (s: Stats) => boolean, what: string): Promise<Sta
 }
 
 /** The dispatcher's TUN device, recreated with multi_queue (the testbed makes a single-queue one). */
+let multiQueue = false;
+
+/** makeMultiQueue() once for the file (the tests may run alone with --test-name-pattern). */
+async function makeMultiQueueOnce(): Promise<void> {
+  if (!multiQueue) await makeMultiQueue();
+  multiQueue = true;
+}
+
 async function makeMultiQueue(): Promise<void> {
   const ns = tb.host("dispatcher").netns;
   const batch = [
@@ -149,6 +157,18 @@ function dispatcherArgs(workers: string, extra: string[] = []): string[] {
   args.push("--admin-token-file", TOKEN_FILE);
   for (let k = 1; k <= NODES; k++) args.push("--node", `node${k}=${nodeIp(k)}`);
   return args;
+}
+
+let fakeNodes: Proc[] | undefined;
+
+/** Stand-in nodes that complete handshakes (started once, shared by the tests below). */
+async function answeringNodes(): Promise<Proc[]> {
+  if (fakeNodes) return fakeNodes;
+  const nodes: Proc[] = [];
+  for (let k = 1; k <= NODES; k++) nodes.push(start(`node${k}`, [FAKE_NODE, "--ip", nodeIp(k), "--answer"]));
+  for (const n of nodes) await n.waitFor((e) => e.ready === true, "ready");
+  fakeNodes = nodes;
+  return nodes;
 }
 
 before(async () => {
@@ -172,10 +192,8 @@ test("--workers 2 on a single-queue TUN device refuses to start and says how to 
 });
 
 test("--workers 2: every packet of a connection reaches the worker that holds it (rr, 200 connections)", async () => {
-  await makeMultiQueue();
-  const nodes: Proc[] = [];
-  for (let k = 1; k <= NODES; k++) nodes.push(start(`node${k}`, [FAKE_NODE, "--ip", nodeIp(k), "--answer"]));
-  for (const n of nodes) await n.waitFor((e) => e.ready === true, "ready");
+  await makeMultiQueueOnce();
+  const nodes = await answeringNodes();
   const d = start("dispatcher", dispatcherArgs("2", ["--output", "udp", "--max-conns", "4096"]));
   const ready = await d.waitFor((e) => e.ready === true, "ready");
   assert.equal(ready.workers, 2);
@@ -268,6 +286,24 @@ test("--workers 2: every packet of a connection reaches the worker that holds it
   const metrics = (await tb.exec("client", "curl", ["-s", `http://${ADMIN}/metrics`])).stdout;
   assert.match(metrics, /sc_dispatcher_worker_packets_received_total\{worker="0"\} [1-9]/);
   assert.match(metrics, /sc_dispatcher_worker_packets_received_total\{worker="1"\} [1-9]/);
+  client.send("close");
+  client.child.stdin!.end();
+  await client.exited;
+  assert.equal(await d.stop(), 0);
+});
+
+test("--workers 1 forwards on one queue of a multi-queue device too", async () => {
+  await makeMultiQueueOnce();
+  await answeringNodes();
+  const d = start("dispatcher", dispatcherArgs("1"), "dispatcher(workers 1)");
+  const ready = await d.waitFor((e) => e.ready === true, "ready");
+  assert.equal(ready.workers, 1);
+  const client = start("client", [FAKE_CLIENT], "client(workers 1)");
+  client.send("open 20");
+  for (let id = 0; id < 20; id++)
+    await client.waitFor((e) => e.event === "connected" && e.id === id, `connected ${id}`);
+  const s = await statsWhen((x) => x.connections.scheduled === 20, "20 connections");
+  assert.equal(s.io.workers, 1);
   client.send("close");
   client.child.stdin!.end();
   await client.exited;

@@ -186,7 +186,8 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
     up: true,
     maxBatch: 256,
     vnetHdr: opts.gso ?? true,
-    multiQueue: opts.worker !== undefined,
+    // One worker: attach to the device whichever kind it is (a multi-queue one works too).
+    multiQueue: opts.worker !== undefined ? true : "auto",
   });
   let runtime: TcpTunRuntime;
   try {
