@@ -2,7 +2,7 @@
 //
 //   node dist/bench/dispatcher-forward.js [--mode all|pure|tun|udp|udp-nogso|raw] [--ingress local|client]
 //       [--sink drop|nodes] [--seconds S] [--packets N] [--size BYTES] [--conns C]
-//       [--scheduler NAME] [--json]
+//       [--scheduler NAME] [--workers 1,2] [--generators G] [--gen-segments K] [--json]
 //
 // pure: the Forwarder alone in this process (validate, look up, GUE-encapsulate into a
 //       scratch buffer, hand to a no-op output): the JavaScript cost per packet.
@@ -29,13 +29,30 @@
 //       bound. Figures: packets forwarded in a steady window / the dispatcher's CPU seconds
 //       (user + system, /proc/PID/stat) in it. `all` runs pure, tun, udp, udp-nogso and raw
 //       (local, drop), and tun across the whole testbed (client, nodes).
+// --workers LIST: run each end-to-end setup once per worker count (the dispatcher's
+//       --workers; for N > 1 its TUN device is recreated multi_queue), side by side in one run,
+//       with packets/s per core and the ratio to the first count.
+// --generators G: G generator processes, each on its own queue of a multi-queue generator TUN
+//       and its own share of the connections (one generator may not offer enough for 2 workers).
+// --gen-segments K: each generator write is one GSO packet of K client packets of one
+//       connection (the kernel cuts it up before the dispatcher's TUN), so the generator
+//       makes one system call per K packets and can offer more than one dispatcher core takes.
 // Bounded by --seconds (max 60) and --packets; the generator stops at either.
 import { type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { TunDevice } from "../sc/tun/index.js";
-import { TCP_ACK, TCP_SYN, encodeIpv4Tcp, ipv4FromString, isWireError } from "../sc/wire/index.js";
+import {
+  IP_PROTO_TCP,
+  TCP_ACK,
+  TCP_SYN,
+  checksumFold,
+  encodeIpv4Tcp,
+  ipv4FromString,
+  isWireError,
+  pseudoHeaderSum,
+} from "../sc/wire/index.js";
 import { Forwarder } from "../dispatcher/forwarder.js";
 import { createTestbed, destroyTestbed, run, type Testbed } from "../testbed/index.js";
 
@@ -52,6 +69,12 @@ interface Options {
   size: number;
   conns: number;
   scheduler: string;
+  workers: number[];
+  generators: number;
+  /** Client packets per generator write (a GSO packet the kernel cuts up; 1: plain writes). */
+  genSegments: number;
+  /** Generator role: which share of the connections this process sends. */
+  genIndex: number;
   json: boolean;
 }
 
@@ -73,6 +96,10 @@ function parseOptions(argv: string[]): Options {
     size: 100,
     conns: 4096,
     scheduler: "mh",
+    workers: [1],
+    generators: 1,
+    genSegments: 1,
+    genIndex: 0,
     json: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -100,6 +127,14 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--size") o.size = num();
     else if (a === "--conns") o.conns = Math.min(num(), 60_000);
     else if (a === "--scheduler") o.scheduler = argv[++i]!;
+    else if (a === "--workers") {
+      const list = (argv[++i] ?? "").split(",").map(Number);
+      if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 16))
+        throw new Error("--workers needs a list of worker counts 1..16, e.g. 1,2");
+      o.workers = list;
+    } else if (a === "--generators") o.generators = Math.min(Math.round(num()), 8);
+    else if (a === "--gen-segments") o.genSegments = Math.min(Math.round(num()), 64);
+    else if (a === "--gen-index") o.genIndex = Math.round(Number(argv[++i]));
     else if (a === "--json") o.json = true;
     else if (a === "--role") i++;
     else throw new Error(`unknown option ${a}`);
@@ -109,7 +144,7 @@ function parseOptions(argv: string[]): Options {
 }
 
 /** Client packets: SYNs for every connection, and ACKs of `size` bytes in total. */
-function clientPackets(o: Options): { syns: Uint8Array[]; acks: Uint8Array[] } {
+function clientPackets(o: Options, segments = 1): { syns: Uint8Array[]; acks: Uint8Array[] } {
   const src = ipv4FromString(CLIENT) as number;
   const dst = ipv4FromString(VIP) as number;
   const mk = (port: number, flags: number, payload: number) => {
@@ -132,9 +167,17 @@ function clientPackets(o: Options): { syns: Uint8Array[]; acks: Uint8Array[] } {
   };
   const syns: Uint8Array[] = [];
   const acks: Uint8Array[] = [];
-  for (let c = 0; c < o.conns; c++) {
+  // Generator k of G sends every G-th connection (the pure benchmark: all of them).
+  for (let c = o.genIndex; c < o.conns; c += o.generators) {
     syns.push(mk(10_000 + c, TCP_SYN, 0));
-    acks.push(mk(10_000 + c, TCP_ACK, o.size - 40));
+    const ack = mk(10_000 + c, TCP_ACK, (o.size - 40) * segments);
+    if (segments > 1) {
+      // A GSO write (CHECKSUM_PARTIAL): the TCP checksum field holds the pseudo-header sum.
+      const partial = checksumFold(pseudoHeaderSum(src, dst, IP_PROTO_TCP, ack.length - 20));
+      ack[36] = partial >>> 8;
+      ack[37] = partial & 0xff;
+    }
+    acks.push(ack);
   }
   return { syns, acks };
 }
@@ -197,8 +240,10 @@ function benchPure(o: Options): { pps: number; packets: number; cpuSeconds: numb
 // ---- generator role (client namespace) ----
 
 async function generator(o: Options): Promise<void> {
-  const tun = TunDevice.open({ name: GEN_DEV, up: true });
-  const { syns, acks } = clientPackets(o);
+  const k = o.genSegments;
+  const tun = TunDevice.open({ name: GEN_DEV, up: true, multiQueue: o.generators > 1, vnetHdr: k > 1 });
+  const { syns, acks } = clientPackets(o, k);
+  const gso = k > 1 ? o.size - 40 : 0;
   for (const s of syns) tun.write(s);
   tun.flush();
   say({ ready: true });
@@ -209,8 +254,9 @@ async function generator(o: Options): Promise<void> {
   let n = 0;
   outer: while (n < o.packets) {
     for (let i = 0; i < acks.length; i++) {
-      tun.write(acks[i]!);
-      if ((++n & 1023) === 0) {
+      tun.write(acks[i]!, gso);
+      n += k;
+      if ((n & 1023) < k) {
         tun.flush();
         if (performance.now() >= deadline || n >= o.packets) break outer;
       }
@@ -220,7 +266,7 @@ async function generator(o: Options): Promise<void> {
   const s = tun.stats;
   say({
     done: true,
-    written: s.packetsOut,
+    written: s.packetsOut * k,
     writeDrops: s.writeDrops,
     seconds: (performance.now() - t0) / 1000,
   });
@@ -267,10 +313,48 @@ function cpuTicks(pid: number): [number, number] {
   return [Number(f[11]), Number(f[12])];
 }
 
+/** CPU ticks (user + system) per thread of a process, with the thread's name. */
+function threadTicks(pid: number): Map<string, { name: string; ticks: number }> {
+  const out = new Map<string, { name: string; ticks: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, { name, ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** The threads that used CPU in the window, busiest first: "name tid: share of all". */
+function threadShares(
+  before: Map<string, { name: string; ticks: number }>,
+  after: Map<string, { name: string; ticks: number }>,
+): string[] {
+  const used = [...after].map(([tid, t]) => ({
+    tid,
+    name: t.name,
+    ticks: t.ticks - (before.get(tid)?.ticks ?? 0),
+  }));
+  const total = used.reduce((s, t) => s + t.ticks, 0) || 1;
+  return used
+    .filter((t) => t.ticks > 0)
+    .sort((a, b) => b.ticks - a.ticks)
+    .slice(0, 6)
+    .map((t) => `${t.name} ${t.tid}: ${((100 * t.ticks) / total).toFixed(0)}%`);
+}
+
 interface Stats {
   packets: { forwarded: number; received: number };
   drops: Record<string, number>;
-  io: { tun: { packetsIn: number; batchesIn: number }; udp?: { packetsOut: number; sendCalls: number } };
+  io: {
+    tun: { packetsIn: number; batchesIn: number };
+    udp?: { packetsOut: number; sendCalls: number };
+    perWorker?: { packetsIn: number }[];
+  };
 }
 
 async function adminStats(tb: Testbed): Promise<Stats> {
@@ -292,10 +376,30 @@ async function sinkPackets(tb: Testbed, sink: Sink): Promise<number> {
 }
 
 /** Generator TUN device (and its sysctls), and the drop sink, per the run's options. */
-async function plumb(tb: Testbed, ingress: Ingress, sink: Sink): Promise<void> {
+async function plumb(
+  tb: Testbed,
+  ingress: Ingress,
+  sink: Sink,
+  workers: number,
+  generators: number,
+): Promise<void> {
   const genHost = ingress === "local" ? "dispatcher" : "client";
   const genNs = tb.host(genHost).netns;
-  await run(["ip", "-n", genNs, "tuntap", "add", "dev", GEN_DEV, "mode", "tun"]);
+  if (workers > 1) {
+    // The testbed's sctun is single-queue; --workers N needs one queue per worker.
+    const batch = [
+      "link del sctun",
+      "tuntap add dev sctun mode tun multi_queue",
+      "link set dev sctun mtu 1500 up",
+      `route add ${VIP}/32 dev sctun`,
+    ];
+    await run(["ip", "-n", tb.host("dispatcher").netns, "-batch", "-"], { input: batch.join("\n") + "\n" });
+    await tb.exec("dispatcher", "sh", ["-c", "echo 0 > /proc/sys/net/ipv4/conf/sctun/rp_filter"]);
+  }
+  await run([
+    ...["ip", "-n", genNs, "tuntap", "add", "dev", GEN_DEV, "mode", "tun"],
+    ...(generators > 1 ? ["multi_queue"] : []),
+  ]);
   await run(["ip", "-n", genNs, "link", "set", "dev", GEN_DEV, "up"]);
   // Packets written into it are forwarded (ip_forward); in the client namespace their
   // source is a local address (accept_local).
@@ -329,6 +433,7 @@ async function plumb(tb: Testbed, ingress: Ingress, sink: Sink): Promise<void> {
 
 interface E2E {
   output: string;
+  workers: number;
   ingress: Ingress;
   sink: Sink;
   forwardedPps: number;
@@ -342,15 +447,25 @@ interface E2E {
   offeredPps: number;
   sinkPps: number;
   drops: Record<string, number>;
+  /** The dispatcher's busiest threads in the window and their share of its CPU. */
+  threads: string[];
+  /** Packets each worker read in the window (its TUN queue's share). */
+  perWorkerPackets?: number[];
   windowSeconds: number;
 }
 
-async function benchE2E(o: Options, output: Output, ingress: Ingress, sink: Sink): Promise<E2E> {
+async function benchE2E(
+  o: Options,
+  output: Output,
+  ingress: Ingress,
+  sink: Sink,
+  workers: number,
+): Promise<E2E> {
   const prefix = `scb${process.pid.toString(36)}f-`;
   const tb = createTestbed({ prefix, nodes: NODES });
   try {
     await tb.up();
-    await plumb(tb, ingress, sink);
+    await plumb(tb, ingress, sink, workers, o.generators);
     const args = [
       CLI,
       "dispatcher",
@@ -363,38 +478,51 @@ async function benchE2E(o: Options, output: Output, ingress: Ingress, sink: Sink
       "198.18.0.1:9100",
     ];
     for (let k = 1; k <= NODES; k++) args.push("--node", `node${k}=198.18.0.${10 + k}`);
-    args.push("--max-conns", "262144", "--source", "198.18.0.1");
+    args.push("--max-conns", "262144", "--source", "198.18.0.1", "--workers", String(workers));
     const d = tb.spawn("dispatcher", process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    const genArgs = [SELF, "--role", "gen", "--seconds", String(o.seconds), "--packets", String(o.packets)];
-    genArgs.push("--size", String(o.size), "--conns", String(o.conns));
-    const gen = tb.spawn(ingress === "local" ? "dispatcher" : "client", process.execPath, genArgs, {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const gens: ChildProcess[] = [];
+    for (let k = 0; k < o.generators; k++) {
+      const genArgs = [SELF, "--role", "gen", "--seconds", String(o.seconds), "--packets", String(o.packets)];
+      genArgs.push("--size", String(o.size), "--conns", String(o.conns));
+      genArgs.push("--generators", String(o.generators), "--gen-index", String(k));
+      genArgs.push("--gen-segments", String(o.genSegments));
+      gens.push(
+        tb.spawn(ingress === "local" ? "dispatcher" : "client", process.execPath, genArgs, {
+          stdio: ["pipe", "pipe", "pipe"],
+        }),
+      );
+    }
     try {
       await waitLine(d, (x) => x.ready === true, "dispatcher ready");
-      await waitLine(gen, (x) => x.ready === true, "generator ready");
-      const genDone = waitLine(gen, (x) => x.done === true, "generator done");
-      gen.stdin!.write("go\n");
+      for (const gen of gens) await waitLine(gen, (x) => x.ready === true, "generator ready");
+      const gensDone = Promise.all(
+        gens.map((gen) => waitLine(gen, (x) => x.done === true, "generator done")),
+      );
+      for (const gen of gens) gen.stdin!.write("go\n");
       // Warm-up, then a steady window well inside the generator's run.
       const warm = Math.min(1, o.seconds * 0.2);
       const window = Math.max(0.5, o.seconds - 2 * warm);
       await new Promise((r) => setTimeout(r, warm * 1000));
       const s0 = await adminStats(tb);
       const c0 = cpuTicks(d.pid!);
+      const th0 = threadTicks(d.pid!);
       const k0 = await sinkPackets(tb, sink);
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, window * 1000));
       const s1 = await adminStats(tb);
       const c1 = cpuTicks(d.pid!);
+      const th1 = threadTicks(d.pid!);
       const k1 = await sinkPackets(tb, sink);
       const secs = (performance.now() - t0) / 1000;
-      const g = await genDone;
+      const done = await gensDone;
+      const offeredPps = done.reduce((sum, g) => sum + (g.written as number) / (g.seconds as number), 0);
       const user = (c1[0] - c0[0]) / CLK_TCK;
       const sys = (c1[1] - c0[1]) / CLK_TCK;
       const cpu = user + sys;
       const fwd = s1.packets.forwarded - s0.packets.forwarded;
       return {
         output,
+        workers,
         ingress,
         sink,
         forwardedPps: fwd / secs,
@@ -408,13 +536,21 @@ async function benchE2E(o: Options, output: Output, ingress: Ingress, sink: Sink
                 (s1.io.udp.packetsOut - s0.io.udp.packetsOut) / (s1.io.udp.sendCalls - s0.io.udp.sendCalls),
             }
           : {}),
-        offeredPps: (g.written as number) / (g.seconds as number),
+        offeredPps,
         sinkPps: (k1 - k0) / secs,
         drops: Object.fromEntries(Object.entries(s1.drops).filter(([, v]) => v > 0)),
+        ...(s1.io.perWorker && s0.io.perWorker
+          ? {
+              perWorkerPackets: s1.io.perWorker.map(
+                (w, i) => w.packetsIn - (s0.io.perWorker?.[i]?.packetsIn ?? 0),
+              ),
+            }
+          : {}),
+        threads: threadShares(th0, th1),
         windowSeconds: secs,
       };
     } finally {
-      gen.kill("SIGKILL");
+      for (const gen of gens) gen.kill("SIGKILL");
       d.kill("SIGTERM");
       await new Promise((r) => (d.exitCode !== null ? r(null) : d.once("close", r)));
     }
@@ -461,19 +597,41 @@ async function main(): Promise<void> {
         ? []
         : [[o.mode, o.ingress, o.sink]];
   for (const [output, ingress, sink] of runs) {
-    const r = await benchE2E(o, output, ingress, sink);
-    results[`${output}-${ingress}-${sink}`] = r;
-    if (!o.json)
-      console.log(
-        `dispatcher --output ${output} (ingress ${ingress}, sink ${sink}): ` +
-          `${Math.round(r.forwardedPps).toLocaleString("en")} packets/s forwarded at ` +
-          `${r.cpuPercent.toFixed(0)}% CPU (${(100 * r.systemShare).toFixed(0)}% of it in the kernel) = ` +
-          `${Math.round(r.ppsPerCore).toLocaleString("en")} packets/s per core ` +
-          `(${(1e6 / r.ppsPerCore).toFixed(2)} us CPU per packet); ${r.meanBatch.toFixed(1)} packets/read, ` +
-          (r.datagramsPerSend !== undefined ? `${r.datagramsPerSend.toFixed(1)} datagrams/send call, ` : "") +
-          `offered ${Math.round(r.offeredPps).toLocaleString("en")}/s, out ${Math.round(r.sinkPps).toLocaleString("en")}/s, ` +
-          `drops ${JSON.stringify(r.drops)}`,
-      );
+    const byWorkers: E2E[] = [];
+    for (const workers of o.workers) {
+      const r = await benchE2E(o, output, ingress, sink, workers);
+      byWorkers.push(r);
+      results[`${output}-${ingress}-${sink}${o.workers.length > 1 ? `-w${workers}` : ""}`] = r;
+      if (!o.json)
+        console.log(
+          `dispatcher --output ${output} --workers ${workers} (ingress ${ingress}, sink ${sink}): ` +
+            `${Math.round(r.forwardedPps).toLocaleString("en")} packets/s forwarded at ` +
+            `${r.cpuPercent.toFixed(0)}% CPU (${(100 * r.systemShare).toFixed(0)}% of it in the kernel) = ` +
+            `${Math.round(r.ppsPerCore).toLocaleString("en")} packets/s per core ` +
+            `(${(1e6 / r.ppsPerCore).toFixed(2)} us CPU per packet); ${r.meanBatch.toFixed(1)} packets/read, ` +
+            (r.datagramsPerSend !== undefined
+              ? `${r.datagramsPerSend.toFixed(1)} datagrams/send call, `
+              : "") +
+            `offered ${Math.round(r.offeredPps).toLocaleString("en")}/s, out ${Math.round(r.sinkPps).toLocaleString("en")}/s, ` +
+            (r.perWorkerPackets
+              ? `per worker ${r.perWorkerPackets.map((n) => Math.round(n / r.windowSeconds).toLocaleString("en")).join(" / ")}/s, `
+              : "") +
+            `drops ${JSON.stringify(r.drops)}; threads ${r.threads.join(", ")}`,
+        );
+    }
+    const first = byWorkers[0]!;
+    for (const r of byWorkers.slice(1)) {
+      const ratio = {
+        forwarded: r.forwardedPps / first.forwardedPps,
+        perCore: r.ppsPerCore / first.ppsPerCore,
+      };
+      results[`${output}-${ingress}-${sink}-ratio-w${r.workers}-w${first.workers}`] = ratio;
+      if (!o.json)
+        console.log(
+          `  --workers ${r.workers} vs ${first.workers}: ${ratio.forwarded.toFixed(2)}x packets/s forwarded, ` +
+            `${ratio.perCore.toFixed(2)}x packets/s per core`,
+        );
+    }
   }
   if (o.json) say(results);
 }

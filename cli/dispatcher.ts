@@ -110,7 +110,20 @@ const spec: CommandSpec = {
       type: "boolean",
       help: "--output udp: one datagram per sendmmsg entry, no UDP GSO (for paths that refuse GSO)",
     },
-    "max-conns": { type: "string", help: "Connection-table size", default: "1048576", value: "N" },
+    workers: {
+      type: "string",
+      help:
+        "Data-path worker threads, one per queue of a multi-queue TUN device (1: forward on the main " +
+        "thread; > 1 needs the device made with multi_queue or created here). Default: one per core, " +
+        "or 1 if the device exists without multi_queue",
+      value: "N",
+    },
+    "max-conns": {
+      type: "string",
+      help: "Connection-table size (with workers: shared out evenly between them)",
+      default: "1048576",
+      value: "N",
+    },
     "max-half-open": {
       type: "string",
       help: "Half-open (SYN_RECV) entries allowed (default max-conns/8)",
@@ -195,7 +208,7 @@ export const command: Command = {
     // Loaded here so `--help` does not load the native addon.
     const { parseNodeSpec, nodeListChanges } = await import("../dispatcher/nodes.js");
     const { isSchedulerName, SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
-    const { DispatcherService } = await import("../dispatcher/service.js");
+    const { DispatcherService, MAX_WORKERS } = await import("../dispatcher/service.js");
     const { ipv4FromString, ipv4ToString, isWireError } = await import("../sc/wire/index.js");
 
     const addr = (name: string, text: string): number => {
@@ -238,6 +251,7 @@ export const command: Command = {
         throw new UsageError(
           "--mode lard serves one port (its front-end parses HTTP; HTTPS is not supported)",
         );
+      if (optStr(values, "workers") !== undefined) throw new UsageError("--workers is for --mode l4 only");
       const tLow = int(values, "lard-t-low", 0, 1_000_000);
       const tHigh = int(values, "lard-t-high", 1, 1_000_000);
       if (tHigh <= tLow) throw new UsageError("--lard-t-high must be above --lard-t-low");
@@ -273,6 +287,7 @@ export const command: Command = {
       nodes,
       tun: str(values, "tun"),
       output,
+      ...(optStr(values, "workers") !== undefined ? { workers: int(values, "workers", 1, MAX_WORKERS) } : {}),
       source: sourceText === undefined ? undefined : addr("source", sourceText),
       guePort,
       variant: variant === "0" ? 0 : 1,
@@ -309,6 +324,7 @@ export const command: Command = {
         port: stats.port,
         scheduler: stats.scheduler,
         output,
+        workers: svc.workers,
         tun: svc.tun.name,
         source: (stats.io as { source: string }).source,
         admin: svc.adminUrl,

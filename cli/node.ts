@@ -17,7 +17,15 @@ import type { Logger } from "../server/log.js";
 import type { RunningNode } from "../server/node.js";
 import { staticView } from "../server/membership.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
-import { defaultNodeId, NODE_DEFAULTS, startNode, STACKS, type Stack } from "../server/node.js";
+import {
+  defaultNodeId,
+  NODE_DEFAULTS,
+  startNode,
+  STACKS,
+  type NodeConfig,
+  type Stack,
+} from "../server/node.js";
+import { MAX_NODE_WORKERS, startNodeWorkers } from "../server/node-workers.js";
 import { CACHE_POLICIES, type CachePolicy } from "../server/cache/doc-cache.js";
 import { MODES } from "../server/modes.js";
 import { untilSignal } from "../server/signals.js";
@@ -216,6 +224,14 @@ export const command: Command = {
         value: "NAME",
         help: "TUN device our stack runs on (--stack user)",
         default: "sctun",
+      },
+      workers: {
+        type: "string",
+        value: "N",
+        help:
+          "Data-path worker threads (--stack user --mode local, GUE input): each has its own queue of the " +
+          "multi-queue TUN device, TCP stack, cache and GUE socket, steered by the client's address and port",
+        default: "1",
       },
       root: { type: "string", value: "DIR", help: "Serve documents from this directory" },
       origin: {
@@ -463,7 +479,7 @@ export const command: Command = {
       process.env,
       MODES[mode]?.needsCluster ? `--mode ${mode}` : undefined,
     );
-    const node = await startNode({
+    const nodeConfig: NodeConfig = {
       nodeId,
       trust,
       stack,
@@ -534,7 +550,17 @@ export const command: Command = {
             },
           }
         : {}),
-    });
+    };
+    const workers = int(values, "workers", 1, MAX_NODE_WORKERS);
+    if (workers > 1)
+      return runWorkers(
+        nodeConfig,
+        workers,
+        str(values, "log-level"),
+        int(values, "drain-grace", 0),
+        int(values, "shutdown-timeout", 0),
+      );
+    const node = await startNode(nodeConfig);
     // logrotate's convention: after moving the file, SIGUSR1 makes the node open a new one.
     const reopen = () => {
       logger.info("SIGUSR1: re-opening the access log");
@@ -574,5 +600,43 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** --workers N > 1: the node on worker threads (server/node-workers.ts) until a signal. */
+async function runWorkers(
+  cfg: NodeConfig,
+  workers: number,
+  logLevel: string,
+  drainMs: number,
+  shutdownMs: number,
+): Promise<number> {
+  const logger = cfg.logger;
+  const node = await startNodeWorkers(cfg, workers, logLevel);
+  const a = node.address;
+  const ad = node.adminAddress;
+  logger.info(
+    {
+      listen: `${a.host}:${a.port}`,
+      admin: ad ? `${ad.host}:${ad.port}` : null,
+      stack: cfg.stack,
+      mode: cfg.mode,
+      workers,
+    },
+    "node listening",
+  );
+  const ended = await Promise.race([untilSignal(), node.failed]);
+  if (ended instanceof Error) {
+    await node.shutdown(0);
+    throw ended;
+  }
+  if (ended === "SIGTERM" && drainMs > 0) {
+    node.beginDrain();
+    logger.info({ signal: ended, drainMs }, "node draining: unhealthy for the dispatcher, still serving");
+    await Promise.race([sleep(drainMs), untilSignal()]);
+  }
+  logger.info({ signal: ended }, "node stopping");
+  await node.shutdown(shutdownMs);
+  logger.info(node.snapshot().http as object, "node stopped");
+  return 0;
+}
 
 export default command;

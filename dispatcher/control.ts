@@ -1,10 +1,11 @@
 // The dispatcher's control plane: membership, weights, scheduler, health results, and the
 // JSON views the admin API serves. Transport-agnostic: it drives a Forwarder whatever its
-// packets are read from and written to (service.ts wires the TUN device and sockets), so
-// the admin API is tested without devices.
+// packets are read from and written to (service.ts wires the TUN device and sockets), or the
+// forwarders of the data-path worker threads (workers.ts, --workers N), so the admin API is
+// tested without devices.
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError } from "../sc/wire/index.js";
 import { CONN_STATE_NAMES, type ConnState } from "./conn-table.js";
-import { DROP_REASONS, type DropReason, type Forwarder } from "./forwarder.js";
+import { DROP_REASONS, type DropReason, type ForwarderModel } from "./forwarder.js";
 import { HealthChecker, type HealthMonitor, type HealthOptions, type NodeHealth } from "./health.js";
 import { HealthWorker } from "./health-worker.js";
 import {
@@ -126,14 +127,14 @@ export interface ControlOptions {
   clock?: () => number;
 }
 
-export class DispatcherControl {
+export class DispatcherControl<F extends ForwarderModel = ForwarderModel> {
   readonly health: HealthMonitor | undefined;
   private readonly startedAt = performance.now();
   private readonly log: (message: string, fields?: Record<string, unknown>) => void;
   private readonly clock: () => number;
 
   constructor(
-    readonly forwarder: Forwarder,
+    readonly forwarder: F,
     private readonly opts: ControlOptions = {},
   ) {
     this.log = opts.log ?? (() => {});

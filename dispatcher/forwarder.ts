@@ -140,6 +140,55 @@ export interface ForwarderOutput {
   toNodeRange?(node: Node, buf: Uint8Array, off: number, len: number): void;
 }
 
+/** The connection table as the control plane reads it (counts only, no entries). */
+export type ConnTableCounts = Pick<
+  ConnTable,
+  | "size"
+  | "capacity"
+  | "halfOpen"
+  | "maxHalfOpen"
+  | "underSynLoad"
+  | "confirmed"
+  | "countInState"
+  | "expired"
+  | "evictedHalfOpen"
+  | "evictedFull"
+  | "refusedFull"
+  | "active"
+  | "inactive"
+>;
+
+/**
+ * What the control plane (control.ts, metrics.ts) drives and reads: a Forwarder on this
+ * thread, or the aggregate of the forwarders of several worker threads (workers.ts).
+ */
+export interface ForwarderModel {
+  readonly nodes: NodePool;
+  readonly table: ConnTableCounts;
+  readonly vip: number;
+  readonly port: number;
+  readonly encap: EncapMode;
+  readonly deadGraceMs: number;
+  readonly schedulerName: SchedulerName;
+  readonly packetsIn: number;
+  readonly bytesIn: number;
+  readonly packetsOut: number;
+  readonly bytesOut: number;
+  readonly connectionsScheduled: number;
+  readonly connectionsRecovered: number;
+  /** Connections taken over from a previous dispatcher's state file (handover.ts). */
+  readonly connectionsAdopted: number;
+  /** Displaced connections recorded for the next restart. */
+  readonly displaced: { readonly size: number };
+  readonly rstsSent: number;
+  readonly downForwarded: number;
+  dropCount(reason: DropReason): number;
+  setScheduler(name: SchedulerName): void;
+  upsertNode(spec: NodeSpec): { node: Node; created: boolean };
+  removeNode(id: string): boolean;
+  setHealth(id: string, state: NodeHealthState, now: number): boolean;
+}
+
 const NO_CHECKSUM = { verifyChecksum: false } as const;
 
 export const DEFAULT_DEAD_GRACE_MS = 60_000;
@@ -150,7 +199,7 @@ const UDP_MAX_GUE_PAYLOAD = 65507;
 /** Largest client packet we accept: leaves room for the outer headers within 65535. */
 const ARENA_BYTES = 65535;
 
-export class Forwarder {
+export class Forwarder implements ForwarderModel {
   readonly table: ConnTable;
   readonly nodes: NodePool;
   readonly vip: number;

@@ -1,35 +1,38 @@
 // The running dispatcher: reads client packets from the TUN device the VIP is routed to,
-// runs them through the Forwarder, and sends the GUE packets out, either
-//   - "tun": whole outer IPv4/UDP/GUE packets written back into the same TUN device, which
-//     the kernel routes to the nodes (one batched write per read batch), or
-//   - "udp": client packets handed to the addon's batched UDP socket, which puts the GUE
-//     header on in C and sends a read batch's worth with one sendmmsg, grouped by node with
-//     UDP GSO (sc/tun/udp.ts), or
-//   - "raw": the same whole outer packets as "tun", sent from a raw IPv4 socket (IP_HDRINCL)
-//     with one sendmmsg per read batch: the kernel's IP output only, no TUN receive path.
-// docs/dispatcher.md compares the two (bench/dispatcher-forward.ts). RSTs to clients are
-// always written to the TUN device. Plus the control plane: health checks and the admin API.
+// runs them through a Forwarder and sends the GUE packets out (datapath.ts: --output tun, udp
+// or raw; docs/dispatcher.md compares them with bench/dispatcher-forward.ts), plus the
+// control plane: health checks and the admin API.
+//
+// --workers 1: one data path on this thread (the TUN device's only queue).
+// --workers N > 1: N worker threads (workers.ts, worker-main.ts), one per queue of a
+// multi-queue TUN device, each with its own forwarder, connection table and socket; this
+// thread keeps the control plane (admin API, health checks, membership), sends it changes to
+// the workers and adds their counters up for /stats and /metrics. It holds one more queue,
+// detached (it receives nothing), so a device it created lives as long as the service.
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
-import { networkInterfaces } from "node:os";
+import { availableParallelism, networkInterfaces } from "node:os";
 import type { FastifyInstance } from "fastify";
 import { Counter, type Registry } from "prom-client";
-import { TunDevice, UdpBatchSocket, type PacketBatch } from "../sc/tun/index.js";
+import { TunDevice, TunError } from "../sc/tun/index.js";
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError, type GueVariant } from "../sc/wire/index.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
 import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../sc/auth/admin-access.js";
 import { buildAdmin } from "./admin.js";
 import type { ConnTimeouts } from "./conn-table.js";
 import { DispatcherControl } from "./control.js";
-import { Forwarder, type ForwarderOutput } from "./forwarder.js";
+import { DataPath, type DataPathConfig, type OutputMode } from "./datapath.js";
+import type { ForwarderModel } from "./forwarder.js";
 import { HandoverFile } from "./handover-file.js";
 import { DEFAULT_HEALTH, type HealthOptions } from "./health.js";
 import { createMetrics } from "./metrics.js";
-import type { Node, NodeSpec } from "./nodes.js";
+import type { NodeSpec } from "./nodes.js";
 import type { SchedulerName } from "./schedulers.js";
+import { ForwarderWorkers, perWorkerShare, sumCounters } from "./workers.js";
 
-export type OutputMode = "tun" | "udp" | "raw";
+export type { OutputMode } from "./datapath.js";
 
-const READ_BATCH = 256;
+/** Most data-path workers (threads); one TUN queue each. */
+export const MAX_WORKERS = 64;
 
 export interface DispatcherConfig {
   /** uint32 */
@@ -42,6 +45,11 @@ export interface DispatcherConfig {
   /** TUN device the VIP is routed to (attached to if it exists, else created). */
   tun: string;
   output: OutputMode;
+  /**
+   * Data-path worker threads, one per TUN queue (the device must be multi-queue when > 1).
+   * Undefined: one per core if the device is multi-queue or is created here, else 1.
+   */
+  workers?: number;
   /** Outer source address; default: this host's address on the nodes' subnet. */
   source?: number;
   guePort?: number;
@@ -54,6 +62,7 @@ export interface DispatcherConfig {
   udpGso?: boolean;
   /** --output udp: largest GSO segment (UDP payload; + 28 must fit the path MTU). Default 1472. */
   udpGsoMaxSegment?: number;
+  /** Connection-table size of the whole dispatcher (with workers: shared out evenly). */
   maxConnections?: number;
   maxHalfOpen?: number;
   timeouts?: Partial<ConnTimeouts>;
@@ -131,13 +140,18 @@ function enableAcceptLocal(dev: string): void {
   }
 }
 
+/** How the data path runs: on this thread, or on worker threads. */
+type Engine = { kind: "single"; path: DataPath } | { kind: "workers"; pool: ForwarderWorkers };
+
 export class DispatcherService {
-  readonly forwarder: Forwarder;
   readonly control: DispatcherControl;
   readonly metrics: Registry;
+  /** The data path's TUN queue (--workers 1), or the detached queue this thread holds. */
   readonly tun: TunDevice;
   readonly source: number;
-  private udp: UdpBatchSocket | undefined;
+  /** Data-path threads (1: this one). */
+  readonly workers: number;
+  private readonly engine: Engine;
   private admin: FastifyInstance | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private handover: HandoverFile | undefined;
@@ -151,48 +165,16 @@ export class DispatcherService {
     private readonly config: DispatcherConfig,
     tun: TunDevice,
     source: number,
+    engine: Engine,
   ) {
     this.tun = tun;
     this.source = source;
+    this.engine = engine;
+    this.workers = engine.kind === "single" ? 1 : engine.pool.size;
     this.done = new Promise((resolve) => (this.finish = resolve));
     const log = config.log ?? (() => {});
-    const output: ForwarderOutput =
-      config.output === "tun"
-        ? {
-            toNode: (_node: Node, packet: Uint8Array) => void this.tun.write(packet),
-            toClient: (packet: Uint8Array) => void this.tun.write(packet),
-          }
-        : config.output === "raw"
-          ? {
-              toNode: (_node: Node, packet: Uint8Array) => void this.udp?.sendIpv4(packet, 0, packet.length),
-              toClient: (packet: Uint8Array) => void this.tun.write(packet),
-            }
-          : {
-              toNode: (node: Node, packet: Uint8Array) => void this.udp?.send(node.addr, node.port, packet),
-              toNodeRange: (node: Node, buf: Uint8Array, off: number, len: number) =>
-                void this.udp?.sendRange(node.addr, node.port, buf, off, len),
-              toClient: (packet: Uint8Array) => void this.tun.write(packet),
-            };
-    this.forwarder = new Forwarder(
-      {
-        vip: config.vip,
-        port: config.port,
-        ...(config.extraPorts ? { extraPorts: config.extraPorts } : {}),
-        scheduler: config.scheduler,
-        // udp: the socket puts on the variant-0 header in C; variant 1 has none to put on.
-        encap: config.output === "udp" ? "inner" : "ipv4",
-        localAddr: source,
-        localAddrs: localAddresses(),
-        ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
-        variant: config.variant,
-        udpChecksum: config.udpChecksum,
-        maxConnections: config.maxConnections,
-        maxHalfOpen: config.maxHalfOpen,
-        timeouts: config.timeouts,
-      },
-      output,
-    );
-    this.control = new DispatcherControl(this.forwarder, {
+    const model: ForwarderModel = engine.kind === "single" ? engine.path.forwarder : engine.pool;
+    this.control = new DispatcherControl(model, {
       health: config.health ?? DEFAULT_HEALTH,
       // Off the data path's thread: a busy event loop here made healthy nodes fail checks.
       healthWorker: {
@@ -204,16 +186,11 @@ export class DispatcherService {
       clock: () => performance.now(),
       log,
       guePort: config.guePort ?? GUE_PORT,
-      ioStats: () => ({
-        output: config.output,
-        source: ipv4ToString(this.source),
-        tun: { name: this.tun.name, ...this.tun.stats },
-        ...(this.udp ? { udp: this.udp.stats } : {}),
-      }),
+      ioStats: () => this.ioStats(),
     });
-    for (const n of config.nodes) this.forwarder.upsertNode(n);
-    const writeDrops = () => this.tun.stats.writeDrops;
-    const udpErrors = () => this.udp?.stats.sendDrops ?? 0;
+    const writeDrops = () => this.ioTotals().tunWriteDrops;
+    const udpErrors = () => this.ioTotals().udpSendDrops;
+    const perWorker = () => this.perWorkerPackets();
     this.metrics = createMetrics(this.control, (registry) => {
       new Counter({
         name: "sc_dispatcher_tun_write_drops_total",
@@ -233,6 +210,16 @@ export class DispatcherService {
           this.inc(udpErrors());
         },
       });
+      new Counter({
+        name: "sc_dispatcher_worker_packets_received_total",
+        help: "Packets read from the TUN device, per data-path worker (its TUN queue); one worker with --workers 1",
+        labelNames: ["worker"],
+        registers: [registry],
+        collect() {
+          this.reset();
+          perWorker().forEach((n, i) => this.inc({ worker: String(i) }, n));
+        },
+      });
     });
   }
 
@@ -249,59 +236,143 @@ export class DispatcherService {
         );
       }
     }
-    let tun: TunDevice;
-    try {
-      // Larger read batches than the default 64 amortise each wake-up under load.
-      tun = TunDevice.open({ name: config.tun, up: true, maxBatch: READ_BATCH });
-    } catch (err) {
-      throw new DispatcherStartError((err as Error).message);
+    if (
+      config.workers !== undefined &&
+      (!Number.isInteger(config.workers) || config.workers < 1 || config.workers > MAX_WORKERS)
+    ) {
+      throw new DispatcherStartError(`workers must be an integer 1..${MAX_WORKERS}, got ${config.workers}`);
     }
-    const svc = new DispatcherService(config, tun, source ?? 0);
-    try {
-      if (config.output === "tun" && isLocalAddress(svc.source)) enableAcceptLocal(tun.name);
-      if (config.output !== "tun") svc.openUdp();
-      svc.tun.on("error", (err: Error) => {
-        log("TUN device failed", { error: err.message });
-        void svc.stop(err);
+    const dp: DataPathConfig = {
+      vip: config.vip,
+      port: config.port,
+      ...(config.extraPorts ? { extraPorts: config.extraPorts } : {}),
+      scheduler: config.scheduler,
+      output: config.output,
+      source: source ?? 0,
+      bind: config.source ?? 0,
+      localAddrs: localAddresses(),
+      ...(config.variant !== undefined ? { variant: config.variant } : {}),
+      ...(config.udpChecksum !== undefined ? { udpChecksum: config.udpChecksum } : {}),
+      ...(config.udpGso !== undefined ? { udpGso: config.udpGso } : {}),
+      ...(config.udpGsoMaxSegment !== undefined ? { udpGsoMaxSegment: config.udpGsoMaxSegment } : {}),
+      ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
+      ...(config.maxHalfOpen !== undefined ? { maxHalfOpen: config.maxHalfOpen } : {}),
+      ...(config.timeouts !== undefined ? { timeouts: config.timeouts } : {}),
+      ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
+    };
+    // The handover file holds one data path's table: a state file means one data-path thread.
+    if (config.stateFile !== undefined && config.workers !== undefined && config.workers > 1)
+      throw new DispatcherStartError("--state-file needs --workers 1 (the handover file holds one data path's table)");
+    const workers = config.workers ?? (config.stateFile !== undefined ? 1 : availableParallelism());
+    const keeper = workers > 1 ? openKeeperQueue(config.tun, config.workers !== undefined, log) : undefined;
+    let svc: DispatcherService;
+    if (keeper === undefined) {
+      let path: DataPath;
+      try {
+        path = DataPath.open(dp, config.tun, false);
+      } catch (err) {
+        throw new DispatcherStartError((err as Error).message);
+      }
+      svc = new DispatcherService(config, path.tun, source ?? 0, { kind: "single", path });
+    } else {
+      let failed: (err: Error) => void = () => {};
+      const pool = new ForwarderWorkers({
+        config: {
+          ...dp,
+          maxConnections: perWorkerShare(config.maxConnections ?? 1 << 20, workers),
+          ...(config.maxHalfOpen !== undefined
+            ? { maxHalfOpen: perWorkerShare(config.maxHalfOpen, workers) }
+            : {}),
+        },
+        workers,
+        tun: keeper.name,
+        onFatal: (err) => failed(err),
       });
-      if (config.stateFile !== undefined) {
-        svc.handover = new HandoverFile(config.stateFile, svc.forwarder, log);
+      svc = new DispatcherService(config, keeper, source ?? 0, { kind: "workers", pool });
+      failed = (err) => {
+        log("data-path worker failed", { error: err.message });
+        void svc.stop(err);
+      };
+    }
+    try {
+      for (const n of config.nodes) svc.control.forwarder.upsertNode(n);
+      if (config.output === "tun" && isLocalAddress(svc.source)) enableAcceptLocal(svc.tun.name);
+      // Adopt the previous dispatcher's displaced connections before the first packet.
+      if (config.stateFile !== undefined && svc.engine.kind === "single") {
+        svc.handover = new HandoverFile(config.stateFile, svc.engine.path.forwarder, log);
         svc.handover.start(performance.now());
       }
-      svc.tun.onPackets((batch) => svc.onBatch(batch));
-      svc.tickTimer = setInterval(() => svc.forwarder.tick(performance.now()), 1000);
+      await svc.startDataPath();
       svc.control.start();
       if (config.admin) await svc.listenAdmin(config.admin);
     } catch (err) {
       await svc.stop();
-      throw err;
+      throw err instanceof DispatcherStartError ? err : new DispatcherStartError((err as Error).message);
     }
     return svc;
   }
 
-  private onBatch(batch: PacketBatch): void {
-    const now = performance.now();
-    const f = this.forwarder;
-    const buf = batch.buffer;
-    for (let i = 0; i < batch.count; i++) f.input(buf, batch.offset(i), batch.length(i), now);
+  private async startDataPath(): Promise<void> {
+    const log = this.config.log ?? (() => {});
+    const e = this.engine;
+    if (e.kind === "single") {
+      e.path.start((err) => {
+        log("TUN device failed", { error: err.message });
+        void this.stop(err);
+      });
+      this.tickTimer = setInterval(() => e.path.forwarder.tick(performance.now()), 1000);
+    } else {
+      await e.pool.start();
+      this.tickTimer = setInterval(() => e.pool.tick(), 1000);
+    }
   }
 
-  private openUdp(): void {
-    try {
-      this.udp = UdpBatchSocket.open({
-        address: this.config.source ?? 0,
-        raw: this.config.output === "raw",
-        maxBatch: 1,
-        gro: false,
-        sendBufferSize: 4 << 20,
-        receiveBufferSize: 0,
-        encapsulate: (this.config.variant ?? 0) === 0,
-        gso: this.config.udpGso !== false,
-        gsoMaxSegment: this.config.udpGsoMaxSegment ?? 1472,
-      });
-    } catch (err) {
-      throw new DispatcherStartError(`cannot open the GUE UDP socket: ${(err as Error).message}`);
+  private ioStats(): Record<string, unknown> {
+    const base = { output: this.config.output, source: ipv4ToString(this.source), workers: this.workers };
+    const e = this.engine;
+    if (e.kind === "single") {
+      const io = e.path.ioStats();
+      return { ...base, tun: { name: this.tun.name, ...io.tun }, ...(io.udp ? { udp: io.udp } : {}) };
     }
+    const snaps = e.pool.snapshots();
+    const tuns = snaps.flatMap((s) => (s ? [s.io.tun] : []));
+    const udps = snaps.flatMap((s) => (s?.io.udp ? [s.io.udp] : []));
+    return {
+      ...base,
+      tun: { name: this.tun.name, multiQueue: true, ...sumCounters(tuns) },
+      ...(udps.length > 0 ? { udp: sumCounters(udps) } : {}),
+      // Per worker: its share of the traffic and its own table (affinity shows here).
+      perWorker: snaps.map((s, i) => ({
+        worker: i,
+        packetsIn: s?.packetsIn ?? 0,
+        packetsForwarded: s?.packetsOut ?? 0,
+        batchesIn: s?.io.tun.batchesIn ?? 0,
+        connections: s?.table.size ?? 0,
+        scheduled: s?.connectionsScheduled ?? 0,
+        recovered: s?.connectionsRecovered ?? 0,
+      })),
+    };
+  }
+
+  private ioTotals(): { tunWriteDrops: number; udpSendDrops: number } {
+    const e = this.engine;
+    if (e.kind === "single") {
+      const io = e.path.ioStats();
+      return { tunWriteDrops: io.tun.writeDrops, udpSendDrops: io.udp?.sendDrops ?? 0 };
+    }
+    let tunWriteDrops = 0;
+    let udpSendDrops = 0;
+    for (const s of e.pool.snapshots()) {
+      tunWriteDrops += s?.io.tun.writeDrops ?? 0;
+      udpSendDrops += s?.io.udp?.sendDrops ?? 0;
+    }
+    return { tunWriteDrops, udpSendDrops };
+  }
+
+  private perWorkerPackets(): number[] {
+    const e = this.engine;
+    if (e.kind === "single") return [e.path.forwarder.packetsIn];
+    return e.pool.snapshots().map((s) => s?.packetsIn ?? 0);
   }
 
   private async listenAdmin(addr: AdminEndpoint): Promise<void> {
@@ -332,8 +403,45 @@ export class DispatcherService {
     await this.handover?.stop();
     await this.control.stop();
     await this.admin?.close().catch(() => {});
+    if (this.engine.kind === "single") this.engine.path.close();
+    else await this.engine.pool.stop();
     this.tun.close();
-    this.udp?.close();
     this.finish(err);
   }
+}
+
+/**
+ * --workers > 1: opens the device as a multi-queue one and detaches this thread's queue (it
+ * receives nothing; the workers attach theirs). A persistent single-queue device cannot take
+ * more queues: with --workers given that is an error, by default the service runs on one
+ * thread (undefined is returned).
+ */
+function openKeeperQueue(
+  name: string,
+  explicit: boolean,
+  log: (message: string, fields?: Record<string, unknown>) => void,
+): TunDevice | undefined {
+  let tun: TunDevice;
+  try {
+    tun = TunDevice.open({ name, up: true, multiQueue: true });
+  } catch (err) {
+    if (err instanceof TunError && err.code === "EINVAL") {
+      if (!explicit) {
+        log("TUN device is single-queue: forwarding on one thread", { tun: name, workers: 1 });
+        return undefined;
+      }
+      throw new DispatcherStartError(
+        `--workers needs a multi-queue TUN device, and ${name} is not one: recreate it with ` +
+          `ip tuntap add dev ${name} mode tun multi_queue (then its routes), or use --workers 1`,
+      );
+    }
+    throw new DispatcherStartError((err as Error).message);
+  }
+  try {
+    tun.setQueueAttached(false);
+  } catch (err) {
+    tun.close();
+    throw new DispatcherStartError((err as Error).message);
+  }
+  return tun;
 }

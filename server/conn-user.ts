@@ -27,6 +27,12 @@ export interface UserStackOptions {
    * dispatcher or another front, and the cluster's members). Undefined: no GUE input.
    */
   gue?: { port: number; allowFrom: Ipv4CidrSet };
+  /**
+   * Node --workers N: this stack is worker `index` of `count`. It opens its own queue of the
+   * (multi-queue) TUN device and its GUE socket joins a SO_REUSEPORT group steered by the
+   * inner packet's source (sc/gue/steering.ts), so a connection's packets all reach it.
+   */
+  worker?: { index: number; count: number };
   /** Write GSO packets through the TUN's virtio header (default true). */
   gso?: boolean;
 }
@@ -85,6 +91,15 @@ export function registerGueMetrics(registry: Registry, gue: GueReceiver): void {
     collect() {
       this.reset();
       for (const r of GUE_DROP_REASONS) this.inc({ reason: r }, gue.drops[r]);
+    },
+  });
+  new Counter({
+    name: "sc_gue_wrong_worker_total",
+    help: "GUE packets that reached a worker other than the one the steering gives them to (--workers N; must stay 0)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gue.wrongWorker);
     },
   });
 }
@@ -166,7 +181,14 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
         `(ip tuntap add dev ${opts.tun} mode tun; ip link set ${opts.tun} up)`,
     );
   }
-  const tun = TunDevice.open({ name: opts.tun, up: true, maxBatch: 256, vnetHdr: opts.gso ?? true });
+  const tun = TunDevice.open({
+    name: opts.tun,
+    up: true,
+    maxBatch: 256,
+    vnetHdr: opts.gso ?? true,
+    // One worker: attach to the device whichever kind it is (a multi-queue one works too).
+    multiQueue: opts.worker !== undefined ? true : "auto",
+  });
   let runtime: TcpTunRuntime;
   try {
     runtime = new TcpTunRuntime(tun, { addresses: [opts.address], config: opts.tcpConfig ?? {} });
@@ -196,6 +218,7 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
         },
         // One flush per received batch (ACKs coalesce, one TUN write call per batch).
         onBatchEnd: () => stack.flush(),
+        ...(opts.worker ? { steering: { workers: opts.worker.count, index: opts.worker.index } } : {}),
       });
     } catch (err) {
       runtime.close();

@@ -106,6 +106,11 @@ export interface NodeConfig {
   };
   /** Cache-Control per path pattern, `PATTERN=VALUE` (http/cache-rules.ts), first match wins. */
   cacheControl?: readonly string[];
+  /**
+   * --workers N (node-workers.ts): this is data-path worker `index` of `count`, on its own
+   * TUN queue and its own steered GUE socket (conn-user.ts).
+   */
+  worker?: { index: number; count: number };
   /** Request path of the page sent with 404s (e.g. "/404.html"). */
   notFoundPage?: string;
   /** Codings served from precompressed siblings (`x.br`, `x.gz`); none when absent. */
@@ -354,6 +359,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
         address: cfg.listen.host,
         ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
         ...(gue.open ? { gue: { port: gue.port, allowFrom: gue.allow } } : {}),
+        ...(cfg.worker ? { worker: cfg.worker } : {}),
       });
       const us = userStack;
       undo.push(() => us.close());

@@ -19,6 +19,7 @@ import {
   ipv4ToString,
   isWireError,
 } from "../wire/index.js";
+import { steerWorker } from "./steering.js";
 
 /** Why a datagram was not passed on. */
 export const GUE_DROP_REASONS = [
@@ -97,6 +98,13 @@ export interface GueReceiverOptions {
   maxBatch?: number;
   /** UDP_GRO: the kernel may pass trains of same-flow datagrams whole (default true). */
   gro?: boolean;
+  /**
+   * Node --workers N: this is worker `index`'s socket of a SO_REUSEPORT group of `workers`,
+   * which the kernel steers by the inner packet's source (steering.ts); bound in worker
+   * order. GRO is then off (a train of one outer flow may carry several inner flows), and
+   * packets that reach this socket but belong to another worker are counted (wrongWorker).
+   */
+  steering?: { workers: number; index: number };
 }
 
 export interface GueReceiverStats {
@@ -107,6 +115,8 @@ export interface GueReceiverStats {
   batches: number;
   /** GRO trains the kernel handed over whole (split in C). */
   groTrains: number;
+  /** With steering: valid packets that belong to another worker (must stay 0). */
+  wrongWorker: number;
   drops: Record<GueDropReason, number>;
 }
 
@@ -117,6 +127,8 @@ export class GueReceiver {
   datagrams = 0;
   packets = 0;
   bytes = 0;
+  /** With steering: valid packets the steering function gives to another worker. */
+  wrongWorker = 0;
   readonly drops: Record<GueDropReason, number> = Object.fromEntries(
     GUE_DROP_REASONS.map((r) => [r, 0]),
   ) as Record<GueDropReason, number>;
@@ -129,6 +141,7 @@ export class GueReceiver {
     private readonly onBatchEnd: (() => void) | undefined,
     /** Who may send (checked on every datagram before anything else). */
     readonly allow: Ipv4CidrSet,
+    private readonly steering: { workers: number; index: number } | undefined,
   ) {
     socket.onDatagrams(this.onBatch);
   }
@@ -140,16 +153,28 @@ export class GueReceiver {
       const bound = opts.address ?? "0.0.0.0";
       const addr = ipv4FromString(bound);
       if (isWireError(addr)) throw new RangeError(`address '${bound}': ${addr.detail}`);
+      const st = opts.steering;
+      if (
+        st &&
+        (!Number.isInteger(st.workers) ||
+          st.workers < 1 ||
+          !Number.isInteger(st.index) ||
+          st.index < 0 ||
+          st.index >= st.workers)
+      ) {
+        throw new RangeError(`steering: index ${st.index} of ${st.workers} workers`);
+      }
       const socket = UdpBatchSocket.open({
         address: addr,
         port: opts.port ?? GUE_PORT,
         maxBatch: opts.maxBatch ?? 64,
         receiveBufferSize: opts.receiveBufferSize ?? 4 << 20,
         sendBufferSize: 0,
-        gro: opts.gro ?? true,
+        gro: st ? false : (opts.gro ?? true),
         decapsulate: true,
+        ...(st ? { steerWorkers: st.workers } : {}),
       });
-      return Promise.resolve(new GueReceiver(socket, bound, opts.onPacket, opts.onBatchEnd, allow));
+      return Promise.resolve(new GueReceiver(socket, bound, opts.onPacket, opts.onBatchEnd, allow, st));
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -168,6 +193,7 @@ export class GueReceiver {
       bytes: this.bytes,
       batches: s.batchesIn,
       groTrains: s.groTrains,
+      wrongWorker: this.wrongWorker,
       drops: { ...this.drops },
     };
   }
@@ -190,6 +216,8 @@ export class GueReceiver {
       }
       const off = b.offset(i);
       const len = b.length(i);
+      const st = this.steering;
+      if (st && steerWorker(buf, off, st.workers) !== st.index) this.wrongWorker++;
       this.packets++;
       this.bytes += len;
       this.onPacket(buf.subarray(off, off + len), this.senderName(addr));
@@ -220,6 +248,8 @@ export class GueReceiver {
       this.drops[d]++;
       return;
     }
+    const st = this.steering;
+    if (st && steerWorker(datagram, d.offset, st.workers) !== st.index) this.wrongWorker++;
     this.packets++;
     this.bytes += d.length;
     this.onPacket(datagram.subarray(d.offset, d.offset + d.length), from);

@@ -18,6 +18,8 @@ export interface NativeTunHandle {
   setUp(up: boolean): void;
   getIfindex(): number;
   setOffload(flags: number): void;
+  /** TUNSETQUEUE (multi-queue devices): a detached queue receives nothing but keeps the device. */
+  setQueueAttached(attached: boolean): void;
   /** meta gets [offset, length] per packet; onBatch(count, errno) runs once per wake-up. */
   startReading(
     buffer: ArrayBuffer,
@@ -77,7 +79,10 @@ export interface NativeAddon {
   VNET_HDR_LEN: number;
   TUN_F_CSUM: number;
   TUN_F_TSO4: number;
-  /** udp.c: new UdpHandle(address uint32, port, rcvbuf, sndbuf, gro, raw). */
+  /**
+   * udp.c: new UdpHandle(address uint32, port, rcvbuf, sndbuf, gro, raw, steerWorkers):
+   * steerWorkers > 0 sets SO_REUSEPORT, > 1 also attaches the steering program (udp.c).
+   */
   UdpHandle: new (
     address: number,
     port: number,
@@ -85,6 +90,7 @@ export interface NativeAddon {
     sndbuf: number,
     gro: boolean,
     raw: boolean,
+    steerWorkers?: number,
   ) => NativeUdpHandle;
   /** udp.c's GUE decapsulation on packed payloads: meta [off, len, _, _] in, [off, len, _, code] out. */
   gueDecapBatch(buffer: ArrayBuffer, meta: Int32Array, count: number): void;

@@ -43,8 +43,12 @@ export interface TunOpenOptions {
   mtu?: number;
   /** Bring the link up (only if it is down). */
   up?: boolean;
-  /** IFF_MULTI_QUEUE: several fds (TunDevices) on one device; must match how it was created. */
-  multiQueue?: boolean;
+  /**
+   * IFF_MULTI_QUEUE: several fds (TunDevices) on one device; must match how it was created.
+   * "auto": one queue of an existing device whichever kind it is (a plain open, and on
+   * EINVAL a multi-queue one), for a single reader that does not care.
+   */
+  multiQueue?: boolean | "auto";
   /** IFF_TUN_EXCL: fail with EBUSY if a device with this name exists. */
   exclusive?: boolean;
   /**
@@ -163,10 +167,16 @@ export class TunDevice extends EventEmitter {
 
   /** Opens (attaches to or creates) a TUN device; throws a TunError that says what to do. */
   static open(options: TunOpenOptions = {}): TunDevice {
-    return new TunDevice(options);
+    if (options.multiQueue !== "auto") return new TunDevice({ ...options, multiQueue: options.multiQueue });
+    try {
+      return new TunDevice({ ...options, multiQueue: false });
+    } catch (err) {
+      if (!(err instanceof TunError && err.code === "EINVAL")) throw err;
+      return new TunDevice({ ...options, multiQueue: true });
+    }
   }
 
-  private constructor(options: TunOpenOptions) {
+  private constructor(options: TunOpenOptions & { multiQueue?: boolean }) {
     super();
     const name = options.name ?? "";
     if (options.name !== undefined) {
@@ -263,6 +273,19 @@ export class TunDevice extends EventEmitter {
 
   setUp(up = true): void {
     this.call(() => this.native.setUp(up));
+  }
+
+  /**
+   * Multi-queue devices: a detached queue (false) receives no packets, the kernel spreads them
+   * over the attached queues only, but it keeps a device this process created alive.
+   */
+  setQueueAttached(attached: boolean): void {
+    if (!this.multiQueue) {
+      throw new TunError(`${this.name}: only a multiQueue queue can be detached`, {
+        code: "ERR_TUN_BAD_OPTION",
+      });
+    }
+    this.call(() => this.native.setQueueAttached(attached));
   }
 
   /**

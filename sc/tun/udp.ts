@@ -73,6 +73,13 @@ export interface UdpBatchOptions {
    * sendmmsg. Not bound, nothing is read; encapsulate and gso do not apply.
    */
   raw?: boolean;
+  /**
+   * One socket of a SO_REUSEPORT group of this many (node --workers N), steered by a BPF
+   * program on the inner packet's source address and port (udp.c attach_steering,
+   * sc/gue/steering.ts): socket i of the group is the i-th bound. 0 (default): no reuseport.
+   * Use gro: false with it (a GRO train of one outer flow may mix inner flows).
+   */
+  steerWorkers?: number;
 }
 
 export interface UdpBatchStats {
@@ -206,6 +213,7 @@ export class UdpBatchSocket extends EventEmitter {
       o.sendBufferSize ?? 4 << 20,
       o.raw !== true && (o.gro ?? true),
       o.raw === true,
+      o.steerWorkers ?? 0,
     );
     this.port = this.native.port;
     this.fd = this.native.fd;

@@ -485,6 +485,24 @@ static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// setQueueAttached(attached: boolean): TUNSETQUEUE on a multi-queue device's fd. A detached
+// queue receives nothing (the kernel spreads packets over the attached ones only) but keeps
+// the device alive: the dispatcher's control thread holds one while its workers read.
+static napi_value tun_set_queue_attached(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  tun_t* t = unwrap(env, info, &argc, argv, 1);
+  if (!t) return NULL;
+  bool attached = true;
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &attached) != napi_ok)
+    return throw_type(env, "attached must be a boolean");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = attached ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+  if (ioctl(t->fd, TUNSETQUEUE, &ifr) < 0) return throw_errno(env, errno, "ioctl TUNSETQUEUE");
+  return undefined(env);
+}
+
 // ---------------------------------------------------------------------------------------
 // reading
 
@@ -947,6 +965,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setUp", NULL, tun_set_up, NULL, NULL, NULL, napi_default, NULL},
       {"getIfindex", NULL, tun_get_ifindex, NULL, NULL, NULL, napi_default, NULL},
       {"setOffload", NULL, tun_set_offload, NULL, NULL, NULL, napi_default, NULL},
+      {"setQueueAttached", NULL, tun_set_queue_attached, NULL, NULL, NULL, napi_default, NULL},
       {"startReading", NULL, tun_start_reading, NULL, NULL, NULL, napi_default, NULL},
       {"stopReading", NULL, tun_stop_reading, NULL, NULL, NULL, napi_default, NULL},
       {"readStats", NULL, tun_read_stats, NULL, NULL, NULL, napi_default, NULL},

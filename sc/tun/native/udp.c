@@ -19,6 +19,7 @@
 // Failures are counted per packet in a Float64Array, never thrown.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <node_api.h>
@@ -353,9 +354,50 @@ static void finalize(napi_env env, void* data, void* hint) {
 // new UdpHandle(address: uint32, port, receiveBuffer, sendBuffer, gro: boolean, raw: boolean)
 // Buffer sizes of 0 keep the kernel's default; larger ones are capped by rmem_max/wmem_max.
 // raw: an IPPROTO_RAW socket (IP_HDRINCL) that sends whole IPv4 packets and is not bound.
+// Reuseport steering (node --workers N): a classic BPF program run on every datagram for
+// the socket group (data starts at the UDP payload) returns the index of the socket that
+// gets it: a hash of the INNER packet's source address and port, mod N. So every packet of
+// a client connection reaches the same socket (the worker that owns the connection) whatever
+// the outer header says (the dispatcher's --output udp sends all flows from one port). The
+// sockets' indexes are their bind order: worker i binds i-th. JS computes the same function
+// (sc/gue/steering.ts steerWorker) to count packets that reach another worker.
+// Inner IPv4 header: at 0 for GUE variant 1 (bare IPv4, first nibble 4), else after the
+// 4-byte GUE header and its 4*hlen bytes of extensions. Loads past the end return 0 (worker 0).
+static int attach_steering(int fd, uint32_t workers) {
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),         // 0: A = payload[0]
+      BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),        // 1: A >>= 4
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 4, 6, 0),  // 2: variant 1 (IPv4 version)? -> 9
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),         // 3: A = payload[0]
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x1f),     // 4: hlen (4-byte words)
+      BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),        // 5
+      BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, 4),        // 6: + the GUE header itself
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),               // 7: X = inner offset
+      BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0),           // 8: -> 10
+      BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0),        // 9: X = 0 (variant 1)
+      BPF_STMT(BPF_LD | BPF_W | BPF_IND, 12),        // 10: A = inner source address
+      BPF_STMT(BPF_ST, 0),                           // 11: M[0] = A
+      BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0),         // 12: A = version/IHL byte
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x0f),     // 13
+      BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),        // 14: IHL in bytes
+      BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),        // 15: + inner offset
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),               // 16: X = TCP/UDP header offset
+      BPF_STMT(BPF_LD | BPF_H | BPF_IND, 0),         // 17: A = source port
+      BPF_STMT(BPF_LDX | BPF_MEM, 0),                // 18: X = source address
+      BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),        // 19: A = address ^ port
+      BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1u),  // 20: mix (ports of one client
+      BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),       // 21:   often share their low bit)
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers),  // 22
+      BPF_STMT(BPF_RET | BPF_A, 0),                  // 23
+  };
+  struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) return errno;
+  return 0;
+}
+
 static napi_value udp_new(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], this;
+  size_t argc = 7;
+  napi_value argv[7], this;
   CHECK(napi_get_cb_info(env, info, &argc, argv, &this, NULL));
   if (argc < 6) return throw_type(env, "UdpHandle(address, port, rcvbuf, sndbuf, gro, raw)");
   uint32_t addr, port, rcv, snd;
@@ -369,6 +411,10 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   bool raw = false;
   napi_get_value_bool(env, argv[5], &raw);
   if (raw) gro = false;
+  // 7th (optional): steer over a SO_REUSEPORT group of this many sockets (0: no reuseport).
+  uint32_t steer = 0;
+  if (argc >= 7 && napi_get_value_uint32(env, argv[6], &steer) != napi_ok) steer = 0;
+  if (raw) steer = 0;
 
   int fd = raw ? socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW)
                : socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -386,6 +432,14 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
     v = 1;
     if (setsockopt(fd, IPPROTO_UDP, UDP_GRO, &v, sizeof v) < 0) gro = false;
   }
+  if (steer > 0) {
+    v = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, sizeof v) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_errno(env, err, "setsockopt SO_REUSEPORT");
+    }
+  }
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -395,6 +449,14 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "bind");
+  }
+  // After bind: the program belongs to the group (the last one attached serves all).
+  if (steer > 1) {
+    int err = attach_steering(fd, steer);
+    if (err) {
+      close(fd);
+      return throw_errno(env, err, "setsockopt SO_ATTACH_REUSEPORT_CBPF");
+    }
   }
   socklen_t sl = sizeof sa;
   getsockname(fd, (struct sockaddr*)&sa, &sl);
