@@ -20,7 +20,7 @@ import { seqAdd, seqGt } from "./seq.js";
 import { endpointKey, ipv4FromString, ipv4ToString } from "../wire/addr.js";
 import { checksumFold, pseudoHeaderSum } from "../wire/checksum.js";
 import { isWireError, type WireError } from "../wire/error.js";
-import { IP_PROTO_TCP, checkIpv4 } from "../wire/ipv4.js";
+import { IP_PROTO_TCP, checkIpv4, type Ipv4SendParams } from "../wire/ipv4.js";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -29,7 +29,8 @@ import {
   emitIpv4Tcp,
   emitIpv4TcpHeaders,
   ipv4TcpLength,
-  parseTcp,
+  parseTcpInto,
+  pooledTcpRepr,
   type TcpRepr,
 } from "../wire/tcp.js";
 
@@ -172,6 +173,12 @@ export class TcpStack {
   private nextEphemeral = 49152;
   private readonly env: ConnectionEnv;
   private currentConn: TcpConnection | undefined = undefined;
+  // Per-packet objects reused instead of allocated (docs/tcp.md "Per-packet costs"): the
+  // parsed segment of the packet being received (a nested receive gets its own) and the IP
+  // fields of the packet being emitted (read only inside emitIpv4Tcp).
+  private readonly rxSeg: TcpRepr = pooledTcpRepr();
+  private receiving = false;
+  private readonly txIp: Ipv4SendParams = { src: 0, dst: 0, ttl: 64, tos: 0, id: 0, dontFrag: true };
   private readonly emitSegment = (seg: TcpRepr): void => this.sendSegment(this.currentConn!, seg);
 
   constructor(opts: TcpStackOptions) {
@@ -395,14 +402,22 @@ export class TcpStack {
     if (this.local.has(src) || implausibleRemote(src) !== undefined) return this.countDrop("bad-source");
     const ihl = (packet[0] & 0x0f) * 4;
     const total = (packet[2] << 8) | packet[3];
-    const seg = parseTcp(packet.subarray(ihl, total), src, dst);
-    if (isWireError(seg)) return this.countDrop(`tcp-${seg.kind}`);
+    // Nothing keeps the parsed segment past this call (payload bytes are copied where kept).
+    const nested = this.receiving;
+    const seg = nested ? pooledTcpRepr() : this.rxSeg;
+    const err = parseTcpInto(packet, ihl, total - ihl, src, dst, seg);
+    if (err !== null) return this.countDrop(`tcp-${err.kind}`);
     // A SYN with FIN or RST is no valid segment in any state (scanners, stack fingerprinting,
     // evasion); taken as a SYN it would open a connection. Dropped, never answered.
     if (seg.flags & TCP_SYN && seg.flags & (TCP_FIN | TCP_RST))
       return this.countDrop(seg.flags & TCP_RST ? "syn-rst" : "syn-fin");
     const now = this.clock();
-    this.segmentArrives(packet, ihl, src, dst, seg, now);
+    this.receiving = true;
+    try {
+      this.segmentArrives(packet, ihl, src, dst, seg, now);
+    } finally {
+      this.receiving = nested;
+    }
   }
 
   private segmentArrives(
@@ -726,7 +741,11 @@ export class TcpStack {
     const len = ipv4TcpLength(seg);
     const buf =
       this.scratch !== undefined && len <= 65536 ? this.scratch.subarray(0, len) : new Uint8Array(len);
-    const ip = { src, dst, ttl: this.ttl, tos: 0, id: this.ipId, dontFrag: true };
+    const ip = this.txIp;
+    ip.src = src;
+    ip.dst = dst;
+    ip.ttl = this.ttl;
+    ip.id = this.ipId;
     let n: number | WireError;
     if (gsoSize === 0) {
       this.ipId = (this.ipId + 1) & 0xffff;
