@@ -129,7 +129,10 @@ class StackEntry {
   countedTimeWait = false;
   /** The listener of a half-open (SYN-RECEIVED) connection, until it is accepted. */
   listener: TcpListener | undefined = undefined;
-  constructor(readonly conn: TcpConnection) {}
+  constructor(
+    readonly conn: TcpConnection,
+    readonly stack: TcpStack,
+  ) {}
 }
 
 const ONE_SECOND = 1000;
@@ -369,10 +372,8 @@ export class TcpStack {
 
   /** The entry of a connection in the table (the last one hit first: the usual case). */
   private entryOf(conn: TcpConnection): StackEntry | undefined {
-    const hit = this.lastHit;
-    if (hit !== undefined && hit.conn === conn) return hit;
-    const e = this.entry(conn.localAddr, conn.localPort, conn.remoteAddr, conn.remotePort);
-    return e !== undefined && e.conn === conn ? e : undefined;
+    const e = conn.stackEntry;
+    return e instanceof StackEntry && e.stack === this && e.inTable && e.conn === conn ? e : undefined;
   }
 
   // ------------------------------------------------------------------ input
@@ -779,12 +780,13 @@ export class TcpStack {
   // ------------------------------------------------------------------ table
 
   private insert(conn: TcpConnection): StackEntry {
-    const e = new StackEntry(conn);
+    const e = new StackEntry(conn, this);
     const lk = endpointKey(conn.localAddr, conn.localPort);
     let inner = this.table.get(lk);
     if (inner === undefined) this.table.set(lk, (inner = new Map()));
     inner.set(endpointKey(conn.remoteAddr, conn.remotePort), e);
     e.inTable = true;
+    conn.stackEntry = e;
     this.connectionCount++;
     return e;
   }
@@ -799,6 +801,7 @@ export class TcpStack {
       if (inner.size === 0) this.table.delete(lk);
     }
     e.inTable = false;
+    conn.stackEntry = undefined;
     this.connectionCount--;
     this.counters.connectionsClosed++;
     if (e.countedTimeWait) {
