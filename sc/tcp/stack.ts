@@ -482,7 +482,8 @@ export class TcpStack {
     } else if (s.length !== len) {
       conn.seed = s = new Uint8Array(s.buffer, 0, len);
     }
-    s.set(packet.subarray(0, len));
+    // A byte loop: at most 120 bytes, and no subarray object per packet (set() needs one).
+    for (let i = 0; i < len; i++) s[i] = packet[i];
   }
 
   private toListener(
