@@ -5,7 +5,16 @@
 import { checksumAdd, internetChecksum } from "../sc/wire/checksum.js";
 import { emitGueEncap, gueInnerOffset } from "../sc/wire/gue.js";
 import { Ipv4Packet, parseIpv4 } from "../sc/wire/ipv4.js";
-import { TCP_ACK, TcpPacket, emitIpv4Tcp, encodeIpv4Tcp, parseTcp, type TcpRepr } from "../sc/wire/tcp.js";
+import {
+  TCP_ACK,
+  TcpPacket,
+  emitIpv4Tcp,
+  encodeIpv4Tcp,
+  parseTcp,
+  parseTcpInto,
+  pooledTcpRepr,
+  type TcpRepr,
+} from "../sc/wire/tcp.js";
 
 const argIndex = process.argv.indexOf("--iterations");
 const ITERATIONS = argIndex > 0 ? Number(process.argv[argIndex + 1]) : 200_000;
@@ -83,6 +92,30 @@ measure("Ipv4Packet+TcpPacket views 1500 B (no L4 checksum)", () => {
   const noVerify = { verifyChecksum: false };
   if (tcpView.wrap(packet, ipView.payloadOffset, ipView.payloadLength, 0, 0, noVerify) !== null) return 0;
   return tcpView.dstPort;
+});
+// What the node's stack receives per keep-alive request: a 100-byte request segment (no
+// options after the handshake, as our SYN-ACK offers no timestamps) and a pure ACK.
+const small = [100, 0].map((n) => {
+  const p = encodeIpv4Tcp(ip, { ...tcp, options: {}, payload: buf.subarray(0, n) });
+  if (!(p instanceof Uint8Array)) throw new Error("bench setup");
+  return p;
+});
+const pooled = pooledTcpRepr();
+measure("parseTcp 140 B / 40 B segments (a new TcpRepr each)", (i) => {
+  const p = small[i & 1]!;
+  const t = parseTcp(p.subarray(20), ip.src, ip.dst);
+  return "seq" in t ? t.payload.length : 0;
+});
+measure("parseTcpInto 140 B / 40 B segments (one pooled TcpRepr)", (i) => {
+  const p = small[i & 1]!;
+  return parseTcpInto(p, 20, p.length - 20, ip.src, ip.dst, pooled) === null ? pooled.payload.length : 0;
+});
+measure("parseTcpInto 140 B / 40 B, checksum not verified", (i) => {
+  const p = small[i & 1]!;
+  const noVerify = { verifyChecksum: false };
+  return parseTcpInto(p, 20, p.length - 20, ip.src, ip.dst, pooled, noVerify) === null
+    ? pooled.payload.length
+    : 0;
 });
 const outer = { ...ip, srcPort: 50000, dstPort: 6080 };
 measure(

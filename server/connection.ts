@@ -48,6 +48,10 @@ export interface ConnectionEnv {
 
 /** Head and body are sent as one buffer (one write, one segment train) up to this size. */
 const COALESCE_MAX = 16 * 1024;
+/** True when body starts where head ends in the same memory (one response buffer). */
+function adjacent(head: Buffer, body: Buffer): boolean {
+  return head.buffer === body.buffer && head.byteOffset + head.length === body.byteOffset;
+}
 /** Unparsed input kept while the pipeline is busy before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -362,7 +366,10 @@ export class HttpConnection implements ConnectionControl {
     let ok: boolean;
     const body = resp.body;
     if (body === null) ok = conn.write(resp.head);
-    else if (body.length <= COALESCE_MAX) {
+    else if (adjacent(resp.head, body)) {
+      // One buffer already (http/response.ts WHOLE_MAX): written as it is, nothing copied.
+      ok = conn.write(Buffer.from(body.buffer, resp.head.byteOffset, resp.head.length + body.length));
+    } else if (body.length <= COALESCE_MAX) {
       const buf = Buffer.allocUnsafe(resp.head.length + body.length);
       resp.head.copy(buf, 0);
       body.copy(buf, resp.head.length);

@@ -9,6 +9,7 @@ import {
   errorResponse,
   notFoundPageResponse,
   redirectResponse,
+  WholeResponses,
   type PreparedResponse,
 } from "./http/response.js";
 import { KNOWN_METHODS } from "./http/status.js";
@@ -31,6 +32,8 @@ export interface ResponsePolicy {
 }
 
 export class Responder {
+  private readonly whole = new WholeResponses();
+
   constructor(
     readonly store: DocStore,
     private readonly dates: DateCache,
@@ -65,7 +68,7 @@ export class Responder {
   respondWithDoc(req: HttpRequest, doc: Doc, keepAlive: boolean, nowMs: number): PreparedResponse {
     const rep = selectRepresentation(req, doc);
     const extra = this.policy.cacheRules?.linesFor(doc.key, nowMs) ?? null;
-    return docResponse(req, rep, keepAlive, this.dates.dateLine(nowMs), extra);
+    return docResponse(req, rep, keepAlive, this.dates.dateLine(nowMs), extra, this.whole);
   }
 
   private fromLookup(

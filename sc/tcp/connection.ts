@@ -90,6 +90,8 @@ export class TcpConnection {
   seed: Uint8Array | undefined = undefined;
   /** The owner of this connection's events (the socket layer's TcpSocket). */
   socket: unknown = undefined;
+  /** Set by the owning stack: its table entry for this connection (saves a lookup per app call). */
+  stackEntry: unknown = undefined;
   private readonly seg: TcpRepr = {
     srcPort: 0,
     dstPort: 0,

@@ -356,6 +356,35 @@ test("one timer heap: pollAt is the earliest deadline of all connections, poll r
   assert.ok(stack.pollAt()! > rtxAt);
 });
 
+test("touch dispatches only a live connection of this stack, even one with the same 4-tuple elsewhere", () => {
+  const a = makeStack();
+  const b = makeStack();
+  const onA = listen(a.stack);
+  const onB = listen(b.stack);
+  establish(a.stack, a.out);
+  establish(b.stack, b.out); // the same 4-tuple, another stack
+  const connA = onA[0].conn;
+  connA.send(Buffer.from("hello"), 0); // queued below the socket layer: only a touch sends it
+  const [outA, outB] = [a.out.length, b.out.length];
+  b.stack.touch(connA);
+  b.stack.flush();
+  a.stack.flush();
+  assert.equal(b.out.length, outB, "another stack never dispatches this connection");
+  assert.equal(a.out.length, outA, "nothing was marked on its own stack");
+  a.stack.touch(connA);
+  a.stack.flush();
+  assert.equal(a.out.length, outA + 1);
+  assert.equal(Buffer.from(a.out[outA].seg.payload).toString(), "hello");
+  // Gone from the table (aborted): a touch is a no-op, not a dispatch of a dead entry.
+  onB[0].destroy();
+  b.stack.flush();
+  const n = b.out.length;
+  b.stack.touch(onB[0].conn);
+  b.stack.flush();
+  assert.equal(b.out.length, n);
+  assert.equal(b.stack.connections, 0);
+});
+
 test("the socket seed is a copy of the last IPv4+TCP header from the peer", () => {
   const { stack, out } = makeStack();
   const accepted = listen(stack);

@@ -20,7 +20,7 @@ import { seqAdd, seqGt } from "./seq.js";
 import { endpointKey, ipv4FromString, ipv4ToString } from "../wire/addr.js";
 import { checksumFold, pseudoHeaderSum } from "../wire/checksum.js";
 import { isWireError, type WireError } from "../wire/error.js";
-import { IP_PROTO_TCP, checkIpv4 } from "../wire/ipv4.js";
+import { IP_PROTO_TCP, checkIpv4, type Ipv4SendParams } from "../wire/ipv4.js";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -29,7 +29,8 @@ import {
   emitIpv4Tcp,
   emitIpv4TcpHeaders,
   ipv4TcpLength,
-  parseTcp,
+  parseTcpInto,
+  pooledTcpRepr,
   type TcpRepr,
 } from "../wire/tcp.js";
 
@@ -128,7 +129,10 @@ class StackEntry {
   countedTimeWait = false;
   /** The listener of a half-open (SYN-RECEIVED) connection, until it is accepted. */
   listener: TcpListener | undefined = undefined;
-  constructor(readonly conn: TcpConnection) {}
+  constructor(
+    readonly conn: TcpConnection,
+    readonly stack: TcpStack,
+  ) {}
 }
 
 const ONE_SECOND = 1000;
@@ -172,6 +176,12 @@ export class TcpStack {
   private nextEphemeral = 49152;
   private readonly env: ConnectionEnv;
   private currentConn: TcpConnection | undefined = undefined;
+  // Per-packet objects reused instead of allocated (docs/tcp.md "Per-packet costs"): the
+  // parsed segment of the packet being received (a nested receive gets its own) and the IP
+  // fields of the packet being emitted (read only inside emitIpv4Tcp).
+  private readonly rxSeg: TcpRepr = pooledTcpRepr();
+  private receiving = false;
+  private readonly txIp: Ipv4SendParams = { src: 0, dst: 0, ttl: 64, tos: 0, id: 0, dontFrag: true };
   private readonly emitSegment = (seg: TcpRepr): void => this.sendSegment(this.currentConn!, seg);
 
   constructor(opts: TcpStackOptions) {
@@ -362,10 +372,8 @@ export class TcpStack {
 
   /** The entry of a connection in the table (the last one hit first: the usual case). */
   private entryOf(conn: TcpConnection): StackEntry | undefined {
-    const hit = this.lastHit;
-    if (hit !== undefined && hit.conn === conn) return hit;
-    const e = this.entry(conn.localAddr, conn.localPort, conn.remoteAddr, conn.remotePort);
-    return e !== undefined && e.conn === conn ? e : undefined;
+    const e = conn.stackEntry;
+    return e instanceof StackEntry && e.stack === this && e.inTable && e.conn === conn ? e : undefined;
   }
 
   // ------------------------------------------------------------------ input
@@ -395,14 +403,22 @@ export class TcpStack {
     if (this.local.has(src) || implausibleRemote(src) !== undefined) return this.countDrop("bad-source");
     const ihl = (packet[0] & 0x0f) * 4;
     const total = (packet[2] << 8) | packet[3];
-    const seg = parseTcp(packet.subarray(ihl, total), src, dst);
-    if (isWireError(seg)) return this.countDrop(`tcp-${seg.kind}`);
+    // Nothing keeps the parsed segment past this call (payload bytes are copied where kept).
+    const nested = this.receiving;
+    const seg = nested ? pooledTcpRepr() : this.rxSeg;
+    const err = parseTcpInto(packet, ihl, total - ihl, src, dst, seg);
+    if (err !== null) return this.countDrop(`tcp-${err.kind}`);
     // A SYN with FIN or RST is no valid segment in any state (scanners, stack fingerprinting,
     // evasion); taken as a SYN it would open a connection. Dropped, never answered.
     if (seg.flags & TCP_SYN && seg.flags & (TCP_FIN | TCP_RST))
       return this.countDrop(seg.flags & TCP_RST ? "syn-rst" : "syn-fin");
     const now = this.clock();
-    this.segmentArrives(packet, ihl, src, dst, seg, now);
+    this.receiving = true;
+    try {
+      this.segmentArrives(packet, ihl, src, dst, seg, now);
+    } finally {
+      this.receiving = nested;
+    }
   }
 
   private segmentArrives(
@@ -466,7 +482,8 @@ export class TcpStack {
     } else if (s.length !== len) {
       conn.seed = s = new Uint8Array(s.buffer, 0, len);
     }
-    s.set(packet.subarray(0, len));
+    // A byte loop: at most 120 bytes, and no subarray object per packet (set() needs one).
+    for (let i = 0; i < len; i++) s[i] = packet[i];
   }
 
   private toListener(
@@ -726,7 +743,11 @@ export class TcpStack {
     const len = ipv4TcpLength(seg);
     const buf =
       this.scratch !== undefined && len <= 65536 ? this.scratch.subarray(0, len) : new Uint8Array(len);
-    const ip = { src, dst, ttl: this.ttl, tos: 0, id: this.ipId, dontFrag: true };
+    const ip = this.txIp;
+    ip.src = src;
+    ip.dst = dst;
+    ip.ttl = this.ttl;
+    ip.id = this.ipId;
     let n: number | WireError;
     if (gsoSize === 0) {
       this.ipId = (this.ipId + 1) & 0xffff;
@@ -760,12 +781,13 @@ export class TcpStack {
   // ------------------------------------------------------------------ table
 
   private insert(conn: TcpConnection): StackEntry {
-    const e = new StackEntry(conn);
+    const e = new StackEntry(conn, this);
     const lk = endpointKey(conn.localAddr, conn.localPort);
     let inner = this.table.get(lk);
     if (inner === undefined) this.table.set(lk, (inner = new Map()));
     inner.set(endpointKey(conn.remoteAddr, conn.remotePort), e);
     e.inTable = true;
+    conn.stackEntry = e;
     this.connectionCount++;
     return e;
   }
@@ -780,6 +802,7 @@ export class TcpStack {
       if (inner.size === 0) this.table.delete(lk);
     }
     e.inTable = false;
+    conn.stackEntry = undefined;
     this.connectionCount--;
     this.counters.connectionsClosed++;
     if (e.countedTimeWait) {

@@ -24,6 +24,9 @@ import {
   fillIpv4TcpChecksum,
   ipv4TcpLength,
   parseTcp,
+  parseTcpInto,
+  pooledTcpRepr,
+  type TcpRepr,
 } from "./tcp.js";
 import {
   Prng,
@@ -52,6 +55,39 @@ function ok<T>(result: T | WireError): T {
   if (result instanceof WireError) assert.fail(`unexpected ${result.kind}: ${result.detail}`);
   return result;
 }
+
+/** A parsed segment with absent options dropped, as parseTcp returns it. */
+function plainTcp(t: TcpRepr): TcpRepr {
+  const options = Object.fromEntries(Object.entries(t.options).filter(([, v]) => v !== undefined));
+  return { ...t, options, payload: Uint8Array.from(t.payload) };
+}
+
+test("TCP: parseTcpInto reusing one object == parseTcp, also after a corrupted segment", () => {
+  withSeed("tcp-into", (r) => {
+    const out = pooledTcpRepr();
+    for (let i = 0; i < N; i++) {
+      const ip = randomSendParams(r);
+      const packet = ok(encodeIpv4Tcp(ip, randomTcp(r)));
+      // Sometimes a byte flipped in the header or options (bad checksum, or with the checksum
+      // unverified a different header), sometimes a segment in the middle of a larger buffer.
+      const verify = r.below(2) === 0;
+      if (r.below(4) === 0) packet[20 + r.below(Math.min(60, packet.length - 20))] ^= 1 << r.below(8);
+      const pad = r.below(3);
+      const buf = new Uint8Array(packet.length + pad * 2);
+      buf.set(packet, pad);
+      const want = parseTcp(packet.subarray(20), ip.src, ip.dst, { verifyChecksum: verify });
+      const err = parseTcpInto(buf, pad + 20, packet.length - 20, ip.src, ip.dst, out, {
+        verifyChecksum: verify,
+      });
+      if (want instanceof WireError) {
+        assert.equal(err?.kind, want.kind);
+        continue;
+      }
+      assert.equal(err, null);
+      assert.deepEqual(plainTcp(out), { ...want, payload: Uint8Array.from(want.payload) });
+    }
+  });
+});
 
 test("IPv4: parse(emit(x)) == x", () => {
   withSeed("ipv4", (r) => {

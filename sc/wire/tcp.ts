@@ -29,6 +29,8 @@ export interface TcpTimestamp {
 }
 
 /** Options the stack understands; unknown options are skipped by the parser. */
+const EMPTY = new Uint8Array(0);
+
 export interface TcpOptions {
   mss?: number;
   /** Window scale shift count as sent (0..14; larger values are clamped to 14 per RFC 7323). */
@@ -108,6 +110,11 @@ function writeU32(buf: Uint8Array, off: number, v: number): void {
  */
 export function parseTcpOptions(buf: Uint8Array, off: number, end: number): TcpOptions | WireError {
   const options: TcpOptions = {};
+  return fillTcpOptions(buf, off, end, options) ?? options;
+}
+
+/** parseTcpOptions into `options`, which holds no option yet (fields absent or undefined). */
+function fillTcpOptions(buf: Uint8Array, off: number, end: number, options: TcpOptions): WireError | null {
   if (end > buf.length) end = buf.length;
   let i = off;
   while (i < end) {
@@ -149,7 +156,7 @@ export function parseTcpOptions(buf: Uint8Array, off: number, end: number): TcpO
     }
     i += len;
   }
-  return options;
+  return null;
 }
 
 /** Checks the fixed TCP header of buf[off, off+len) and, if asked, the checksum. */
@@ -202,7 +209,67 @@ export function parseTcp(
   };
 }
 
-const EMPTY = new Uint8Array(0);
+/**
+ * A TcpRepr for parseTcpInto to overwrite, its options object with every field present
+ * (undefined when absent) so that its shape never changes.
+ */
+export function pooledTcpRepr(): TcpRepr {
+  return {
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    urgent: 0,
+    options: {
+      mss: undefined,
+      wscale: undefined,
+      sackPermitted: undefined,
+      sack: undefined,
+      timestamp: undefined,
+    },
+    payload: EMPTY,
+  };
+}
+
+/**
+ * parseTcp of the segment buf[off, off+len) into `out` (from pooledTcpRepr), allocating
+ * nothing but the payload view (none for an empty payload) and a SACK or timestamp option's
+ * values: for a receive path that is done with the result when the next packet arrives.
+ * On error `out` holds garbage.
+ */
+export function parseTcpInto(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  src: number,
+  dst: number,
+  out: TcpRepr,
+  opts?: TcpParseOptions,
+): WireError | null {
+  const err = checkTcp(buf, off, len, src, dst, opts?.verifyChecksum !== false);
+  if (err !== null) return err;
+  const headerLength = (buf[off + 12] >>> 4) * 4;
+  const o = out.options;
+  o.mss = o.wscale = undefined;
+  o.sackPermitted = undefined;
+  o.sack = undefined;
+  o.timestamp = undefined;
+  if (headerLength > TCP_HEADER_LEN) {
+    const optErr = fillTcpOptions(buf, off + TCP_HEADER_LEN, off + headerLength, o);
+    if (optErr !== null) return optErr;
+  }
+  out.srcPort = (buf[off] << 8) | buf[off + 1];
+  out.dstPort = (buf[off + 2] << 8) | buf[off + 3];
+  out.seq = readU32(buf, off + 4);
+  out.ack = readU32(buf, off + 8);
+  out.flags = buf[off + 13];
+  out.window = (buf[off + 14] << 8) | buf[off + 15];
+  out.urgent = (buf[off + 18] << 8) | buf[off + 19];
+  out.payload = len > headerLength ? buf.subarray(off + headerLength, off + len) : EMPTY;
+  return null;
+}
 
 /**
  * A checked, reusable zero-copy view of a TCP segment inside a larger buffer (the dispatcher

@@ -4,7 +4,7 @@ import { normalizePath, encodePath } from "./url-path.js";
 import { parseRange, type RangeResult } from "./range.js";
 import { Prng } from "../../sc/wire/testing.js";
 import { etagListMatches, evaluatePreconditions, ifRangeHolds } from "./conditional.js";
-import { docResponse, errorResponse, redirectResponse } from "./response.js";
+import { docResponse, errorResponse, redirectResponse, WholeResponses, WHOLE_MAX } from "./response.js";
 import { RequestParser, type HttpRequest } from "./parser.js";
 import { DateCache } from "./date.js";
 import { makeDoc } from "../cache/doc.js";
@@ -239,14 +239,15 @@ test("If-Range: strong ETag or exact date", () => {
 
 const DATE = new DateCache().dateLine(Date.UTC(2024, 5, 1, 0, 0, 0));
 const body = Buffer.from("0123456789");
-const doc = makeDoc({
+const docFields = {
   key: "/f.txt",
   size: 10,
   mtimeMs: MTIME,
   etag: ETAG,
   contentType: contentTypeFor("/f.txt"),
   body,
-});
+};
+const doc = makeDoc(docFields);
 
 function text(r: { head: Buffer; body: Buffer | null }): string {
   return r.head.toString("latin1") + (r.body?.toString("latin1") ?? "");
@@ -266,6 +267,50 @@ test("200 response: exact bytes, HEAD without body, Connection per keep-alive", 
   assert.equal(h.body, null);
   assert.match(h.head.toString(), /Content-Length: 10\r\n.*Connection: close\r\n\r\n$/s);
   assert.equal(h.close, true);
+});
+
+test("whole responses: the same bytes from the cache, one buffer, rebuilt per Date line, capped", () => {
+  const get = req("GET /f.txt HTTP/1.1\r\nHost: h");
+  const plain = text(docResponse(get, doc, true, DATE));
+  const whole = new WholeResponses(1024);
+  const a = docResponse(get, doc, true, DATE, null, whole);
+  const b = docResponse(get, doc, true, DATE, null, whole);
+  assert.equal(text(a), plain);
+  assert.equal(a.length, Buffer.byteLength(plain, "latin1"));
+  // head and body are adjacent views of one buffer, and the second request reuses it
+  assert.equal(a.head.buffer, a.body!.buffer);
+  assert.equal(a.head.byteOffset + a.head.length, a.body!.byteOffset);
+  assert.equal(b.head.buffer, a.head.buffer);
+  assert.equal(whole.size, a.length);
+  // Connection: close and extra lines are their own bytes, never the keep-alive entry's
+  const c = docResponse(req("GET /f.txt HTTP/1.0"), doc, false, DATE, null, whole);
+  assert.equal(text(c), text(docResponse(req("GET /f.txt HTTP/1.0"), doc, false, DATE)));
+  const extra = Buffer.from("Cache-Control: max-age=60\r\n", "latin1");
+  const e = docResponse(get, doc, true, DATE, extra, whole);
+  assert.equal(text(e), text(docResponse(get, doc, true, DATE, extra)));
+  // a new second's Date line drops what was built for the old one
+  const date2 = new DateCache().dateLine(Date.UTC(2024, 5, 1, 0, 0, 1));
+  const d = docResponse(get, doc, true, date2, null, whole);
+  assert.match(text(d), /Date: Sat, 01 Jun 2024 00:00:01 GMT\r\n/);
+  assert.notEqual(d.head.buffer, a.head.buffer);
+  assert.equal(whole.size, d.length);
+  // past the byte cap, responses are still right but not kept
+  const tiny = new WholeResponses(10);
+  const t = docResponse(get, doc, true, DATE, null, tiny);
+  assert.equal(text(t), plain);
+  assert.equal(tiny.size, 0);
+  // HEAD and documents above WHOLE_MAX keep a separate head
+  const h = docResponse(req("HEAD /f.txt HTTP/1.1\r\nHost: h"), doc, true, DATE, null, whole);
+  assert.equal(h.body, null);
+  const big = makeDoc({
+    ...docFields,
+    key: "/big.txt",
+    size: WHOLE_MAX + 1,
+    body: Buffer.alloc(WHOLE_MAX + 1, 0x61),
+  });
+  const g = docResponse(req("GET /big.txt HTTP/1.1\r\nHost: h"), big, true, DATE, null, whole);
+  assert.notEqual(g.head.buffer, g.body!.buffer);
+  assert.equal(g.body!.length, WHOLE_MAX + 1);
 });
 
 test("206 for a satisfiable range, 416 with Content-Range */len, full 200 when If-Range fails", () => {

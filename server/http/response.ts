@@ -40,6 +40,7 @@ export function docResponse(
   keepAlive: boolean,
   dateLine: Buffer,
   extraLines: Buffer | null = null,
+  whole: WholeResponses | null = null,
 ): PreparedResponse {
   const conn = keepAlive ? KEEP_ALIVE : CLOSE;
   const isHead = req.method === "HEAD";
@@ -75,6 +76,20 @@ export function docResponse(
     }
   }
   const extra = extraLines ?? EMPTY;
+  const body = doc.body;
+  if (!isHead && body !== null && body.length > 0 && body.length <= WHOLE_MAX) {
+    const wire =
+      whole?.get(doc, extra, dateLine, conn) ?? joinWhole(doc.head200, extra, dateLine, conn, body);
+    const h = wire.length - body.length;
+    return {
+      status: 200,
+      head: wire.subarray(0, h),
+      body: wire.subarray(h),
+      stream: null,
+      length: wire.length,
+      close: !keepAlive,
+    };
+  }
   const head = Buffer.allocUnsafe(doc.head200.length + extra.length + dateLine.length + conn.length);
   let at = doc.head200.copy(head, 0);
   at += extra.copy(head, at);
@@ -84,6 +99,72 @@ export function docResponse(
     return { status: 200, head, body: null, stream: null, length: head.length, close: !keepAlive };
   }
   return bodyResponse(200, head, doc, 0, doc.size - 1, keepAlive);
+}
+
+/**
+ * In-memory documents up to this size get their 200 response as one buffer (head and body
+ * adjacent: PreparedResponse.head and .body are views of it), so the connection writes it
+ * with one call and copies nothing (server/connection.ts).
+ */
+export const WHOLE_MAX = 16 * 1024;
+
+function joinWhole(head200: Buffer, extra: Buffer, dateLine: Buffer, conn: Buffer, body: Buffer): Buffer {
+  const wire = Buffer.allocUnsafeSlow(
+    head200.length + extra.length + dateLine.length + conn.length + body.length,
+  );
+  let at = head200.copy(wire, 0);
+  at += extra.copy(wire, at);
+  at += dateLine.copy(wire, at);
+  at += conn.copy(wire, at);
+  body.copy(wire, at);
+  return wire;
+}
+
+interface WholeEntry {
+  extra: Buffer;
+  conn: Buffer;
+  wire: Buffer;
+}
+
+/**
+ * Whole 200 responses (head and body) of small in-memory documents for the current Date
+ * line, so a hot document costs no allocation or copy per request. Entries are keyed by the
+ * Doc object (a new version is a new object) and dropped when the Date line changes (once a
+ * second), and their bytes are capped: past the cap a response is built per request.
+ * Buffers handed out are never written again (a socket may still hold them unacknowledged).
+ */
+export class WholeResponses {
+  private dateLine: Buffer | null = null;
+  private readonly byDoc = new Map<Doc, WholeEntry>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 4 * 1024 * 1024) {}
+
+  /** The whole response for doc with these lines (doc.body must be set, <= WHOLE_MAX). */
+  get(doc: Doc, extra: Buffer, dateLine: Buffer, conn: Buffer): Buffer {
+    if (dateLine !== this.dateLine) {
+      this.byDoc.clear();
+      this.bytes = 0;
+      this.dateLine = dateLine;
+    }
+    const e = this.byDoc.get(doc);
+    if (e !== undefined && e.extra === extra && e.conn === conn) return e.wire;
+    const wire = joinWhole(doc.head200, extra, dateLine, conn, doc.body!);
+    if (e !== undefined) {
+      this.bytes -= e.wire.length;
+      this.byDoc.delete(doc);
+    }
+    if (this.bytes + wire.length <= this.maxBytes) {
+      this.byDoc.set(doc, { extra, conn, wire });
+      this.bytes += wire.length;
+    }
+    return wire;
+  }
+
+  /** Bytes held (for tests). */
+  get size(): number {
+    return this.bytes;
+  }
 }
 
 function bodyResponse(
