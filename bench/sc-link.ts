@@ -3,7 +3,7 @@
 // per-message figures compare, on the same messages in the same run: version 4's AES-256-GCM
 // (LinkSession, the real code), version 3's truncated HMAC-SHA-256 tag (integrity only; its
 // former code, kept here) and ChaCha20-Poly1305 in the same shape as the link's AES-GCM.
-//   npm run build && node dist/bench/sc-link.js [--iterations N] [--round-trips N]
+//   npm run build && node dist/bench/sc-link.js [--iterations N] [--rounds N] [--round-trips N]
 // Prints one line per figure. Figures are recorded in docs/sc-protocol.md.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { sameBytes } from "../sc/auth/secret.js";
@@ -17,7 +17,7 @@ function arg(name: string, def: number): number {
 }
 const ITERATIONS = arg("--iterations", 50_000);
 const ROUND_TRIPS = arg("--round-trips", 5_000);
-const ROUNDS = 5;
+const ROUNDS = arg("--rounds", 5);
 const KEY: LinkKey = { kind: "secret", key: randomBytes(32) };
 
 let sink = 0;
