@@ -218,7 +218,7 @@ class Channel {
     return !this.dropped && !this.sock.destroyed;
   }
 
-  /** The handshake is done: tags from the next message on, keepalives, idle timeout. */
+  /** The handshake is done: sealing from the next message on, keepalives, idle timeout. */
   authenticate(session: LinkSession, peer: string): void {
     this.session = session;
     this.framer.tagLength = session.tagLength;
