@@ -93,10 +93,12 @@ function checkNonce(nonce: Uint8Array): void {
 export class ServerHandshake {
   readonly challenge: ChallengeMessage;
 
+  /** `maxMessages`: per direction under the session's keys (ScLinkLimits.maxMessagesPerKey). */
   constructor(
     private readonly key: LinkKey,
     private readonly selfId: string,
     nonce: Uint8Array,
+    private readonly maxMessages = SC_LINK_MAX_MESSAGES,
   ) {
     checkNonce(nonce);
     this.challenge = { type: ScType.Challenge, auth: authOf(key), nonce, nodeId: selfId };
@@ -134,7 +136,7 @@ export class ServerHandshake {
     return {
       peerId: hello.nodeId,
       reply: { type: ScType.HelloAck, mac: transcriptMac(k.key, "hello-ack", t) },
-      session: LinkSession.secure(k.key, t, "server"),
+      session: LinkSession.secure(k.key, t, "server", this.maxMessages),
     };
   }
 }
@@ -148,6 +150,7 @@ export class ClientHandshake {
     private readonly selfId: string,
     private readonly serverId: string,
     private readonly nonce: Uint8Array,
+    private readonly maxMessages = SC_LINK_MAX_MESSAGES,
   ) {
     checkNonce(nonce);
   }
@@ -183,7 +186,7 @@ export class ClientHandshake {
     const k = this.key;
     if (k.kind === "insecure-dev") return { session: LinkSession.insecure() };
     if (!sameBytes(ack.mac, transcriptMac(k.key, "hello-ack", t))) return { refused: "bad-mac" };
-    return { session: LinkSession.secure(k.key, t, "client") };
+    return { session: LinkSession.secure(k.key, t, "client", this.maxMessages) };
   }
 }
 
@@ -215,7 +218,7 @@ export class LinkSession {
     private readonly maxMessages: number,
   ) {}
 
-  /** The session after a secure handshake; `maxMessages` is lowered only by tests. */
+  /** The session after a secure handshake. */
   static secure(
     key: Uint8Array,
     t: Transcript,

@@ -727,3 +727,46 @@ test("a version 3 peer (HMAC-tagged links) is refused with reason 'version', as 
     await new Promise((r) => old.close(r));
   }
 });
+
+test("a link whose key carried maxMessagesPerKey messages closes (key-exhausted) and comes back with fresh keys", async () => {
+  const peers = (await members()).slice(0, 2);
+  const limits = { maxMessagesPerKey: 3, keepaliveMs: 60_000 };
+  const ids: number[] = [];
+  const ack = (cloneId: number) => ({
+    type: ScType.CloneAck as const,
+    cloneId,
+    status: CloneStatus.Accepted,
+    responseLength: 1,
+    head: new Uint8Array(0),
+  });
+  const b = node("b", peers, {
+    limits,
+    onClone: (m, _from, reply) => {
+      ids.push(m.cloneId);
+      reply(ack(m.cloneId));
+    },
+  });
+  const a = node("a", peers, { limits, minBackoffMs: 10 });
+  try {
+    await b.start();
+    await a.start();
+    await a.waitForPeers(3000);
+    // a -> b carried the HELLO unsealed; then three sealed CLONEs, the key's limit.
+    for (const id of [1, 2, 3])
+      assert.equal((await a.requestClone("b", cloneMsg(id), 2000)).kind, "accepted");
+    const dropped = nextDrop(a);
+    const down = once(a, "peer-down");
+    assert.equal((await a.requestClone("b", cloneMsg(4), 2000)).kind, "unreachable");
+    assert.equal(await dropped, "key-exhausted");
+    await down;
+    assert.deepEqual(ids, [1, 2, 3], "nothing was sealed past the limit");
+    await a.waitForPeers(3000);
+    assert.equal((await a.requestClone("b", cloneMsg(5), 2000)).kind, "accepted");
+    assert.equal(a.counters.drops["key-exhausted"], 1);
+    assert.equal(a.counters.connects, 2);
+    assert.equal(b.counters.drops["bad-tag"], 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

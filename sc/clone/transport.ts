@@ -34,6 +34,7 @@ import {
 import {
   ClientHandshake,
   ServerHandshake,
+  SC_LINK_MAX_MESSAGES,
   type HandshakeRefusal,
   type LinkKey,
   type LinkSession,
@@ -120,6 +121,8 @@ export interface ScLinkLimits {
   maxInboundPerPeer: number;
   /** Bytes queued for sending on one link beyond which the link is closed. */
   maxOutboundBytes: number;
+  /** Messages one direction of a link may carry under its session key; then it closes and re-opens. */
+  maxMessagesPerKey: number;
 }
 
 export const SC_LINK_DEFAULTS: Omit<ScLinkLimits, "maxInbound"> = {
@@ -131,6 +134,7 @@ export const SC_LINK_DEFAULTS: Omit<ScLinkLimits, "maxInbound"> = {
   // CLONE-ACKs are a few hundred bytes; this is thousands of them unread on top of the
   // kernel's own socket buffer.
   maxOutboundBytes: 1 << 20,
+  maxMessagesPerKey: SC_LINK_MAX_MESSAGES,
 };
 
 export interface ScTransportOptions {
@@ -331,7 +335,13 @@ class PeerLink {
       ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}),
     });
     t.onSocket?.(sock);
-    const handshake = new ClientHandshake(t.key, t.nodeId, this.peer.id, t.nonce());
+    const handshake = new ClientHandshake(
+      t.key,
+      t.nodeId,
+      this.peer.id,
+      t.nonce(),
+      t.limits.maxMessagesPerKey,
+    );
     let stage: "challenge" | "hello-ack" | "up" = "challenge";
     const channel = new Channel(sock, t, { peer: this.peer.id, address: this.peer.host }, (m) => {
       if (stage === "challenge") {
@@ -590,7 +600,7 @@ export class ScTransport extends EventEmitter {
     if (fromHere >= this.limits.maxInboundPerPeer) return refuse("connection-cap");
     this.inboundFrom.set(address, fromHere + 1);
 
-    const handshake = new ServerHandshake(this.key, this.nodeId, this.nonce());
+    const handshake = new ServerHandshake(this.key, this.nodeId, this.nonce(), this.limits.maxMessagesPerKey);
     let peer: string | null = null;
     const reply = (ack: CloneAckMessage) => {
       channel.send(ack);
