@@ -264,6 +264,9 @@ test("a direction that has carried its message limit is exhausted: sealing throw
   assert.deepEqual(opened(server, w0), cloneMsg(0));
   assert.deepEqual(opened(server, w1), cloneMsg(1));
   assert.ok(!server.open(w2.bytes, w2.tag));
+  // The limit can only be lowered.
+  assert.throws(() => LinkSession.secure(KEY_BYTES, t, "client", 2 ** 33), RangeError);
+  assert.throws(() => LinkSession.secure(KEY_BYTES, t, "client", 0), RangeError);
 });
 
 test("session keys depend on the nonces only, so the server's fresh nonce is what defeats a replay", () => {

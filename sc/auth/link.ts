@@ -225,7 +225,10 @@ export class LinkSession {
     side: "client" | "server",
     maxMessages = SC_LINK_MAX_MESSAGES,
   ): LinkSession {
-    // Distinct labels from the handshake MACs and from version 2's tag keys.
+    // Lower only: above the default, GCM's margins shrink (and past 2^53 nonces would repeat).
+    if (!Number.isInteger(maxMessages) || maxMessages < 1 || maxMessages > SC_LINK_MAX_MESSAGES)
+      throw new RangeError(`maxMessages must be 1..${SC_LINK_MAX_MESSAGES}`);
+    // Distinct labels from the handshake MACs and from versions 2-3's tag keys.
     const c2s = transcriptMac(key, "client-to-server aes-256-gcm key", t);
     const s2c = transcriptMac(key, "server-to-client aes-256-gcm key", t);
     return side === "client"
