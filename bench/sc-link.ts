@@ -1,10 +1,14 @@
-// The cost of authenticating SC links (docs/sc-protocol.md): the per-message tag, the
-// handshake, and a CLONE -> CLONE-ACK round trip on loopback, authenticated vs --insecure-dev.
-//   npm run build && node dist/bench/sc-link.js [--iterations N] [--round-trips N]
+// The cost of securing SC links (docs/sc-protocol.md): the per-message protection, the
+// handshake, and a CLONE -> CLONE-ACK round trip on loopback, secure vs --insecure-dev. The
+// per-message figures compare, on the same messages in the same run: version 4's AES-256-GCM
+// (LinkSession, the real code), version 3's truncated HMAC-SHA-256 tag (integrity only; its
+// former code, kept here) and ChaCha20-Poly1305 in the same shape as the link's AES-GCM.
+//   npm run build && node dist/bench/sc-link.js [--iterations N] [--rounds N] [--round-trips N]
 // Prints one line per figure. Figures are recorded in docs/sc-protocol.md.
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { sameBytes } from "../sc/auth/secret.js";
 import { ClientHandshake, LinkSession, ServerHandshake, type LinkKey } from "../sc/auth/link.js";
-import { encodeScMessage, ScType, type CloneMessage } from "../sc/clone/message.js";
+import { encodeScMessage, ScType, SC_TAG_LEN, type CloneMessage } from "../sc/clone/message.js";
 import { ScTransport } from "../sc/clone/transport.js";
 
 function arg(name: string, def: number): number {
@@ -13,7 +17,7 @@ function arg(name: string, def: number): number {
 }
 const ITERATIONS = arg("--iterations", 50_000);
 const ROUND_TRIPS = arg("--round-trips", 5_000);
-const ROUNDS = 5;
+const ROUNDS = arg("--rounds", 5);
 const KEY: LinkKey = { kind: "secret", key: randomBytes(32) };
 
 let sink = 0;
@@ -52,16 +56,51 @@ function clone(asfBytes: number): CloneMessage {
   };
 }
 
-console.log(`SC link authentication (node ${process.version}, best of ${ROUNDS})`);
+/** Version 3's tag (sc/auth/link.ts before encryption): HMAC-SHA-256(key, seq || message)[0..16]. */
+function hmacTag(key: Uint8Array, seq: number, message: Uint8Array): Uint8Array {
+  const seqBuf = Buffer.alloc(8);
+  seqBuf.writeUInt32BE(Math.floor(seq / 0x100000000), 0);
+  seqBuf.writeUInt32BE(seq >>> 0, 4);
+  return createHmac("sha256", key).update(seqBuf).update(message).digest().subarray(0, SC_TAG_LEN);
+}
+
+/** ChaCha20-Poly1305 sealed and opened in place exactly as LinkSession does with AES-256-GCM. */
+function chachaRoundTrip(key: Uint8Array, seq: number, message: Uint8Array): number {
+  const nonce = Buffer.alloc(12);
+  nonce.writeUInt32BE(seq >>> 0, 8);
+  const body = message.subarray(8);
+  const c = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
+  c.setAAD(message.subarray(0, 8), { plaintextLength: body.length });
+  c.update(body).copy(body);
+  c.final();
+  const tag = c.getAuthTag();
+  const d = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
+  d.setAAD(message.subarray(0, 8), { plaintextLength: body.length });
+  d.setAuthTag(tag);
+  const plain = d.update(body);
+  d.final();
+  body.set(plain);
+  return plain.length;
+}
+
+console.log(`SC link protection (node ${process.version}, best of ${ROUNDS})`);
 const sizes: [string, Uint8Array][] = [
   ["KEEPALIVE / CANCEL (12 B)", encodeScMessage({ type: ScType.Keepalive })],
   ["CLONE, 100-byte request (264 B)", encodeScMessage(clone(100))],
   ["CLONE, 1 KiB request (1188 B)", encodeScMessage(clone(1024))],
   ["CLONE, 24 KiB request (24.7 KB, the largest)", encodeScMessage(clone(24 * 1024))],
 ];
+const macKey = randomBytes(32);
 for (const [name, bytes] of sizes) {
+  measure(`v3 HMAC tag + verify: ${name}`, ITERATIONS, (i) =>
+    sameBytes(hmacTag(macKey, i, bytes), hmacTag(macKey, i, bytes)) ? 1 : 0,
+  );
   const { client, server } = sessions();
-  measure(`tag + verify: ${name}`, ITERATIONS, () => (server.open(bytes, client.seal(bytes)) ? 1 : 0));
+  // Sealing encrypts in place and opening decrypts in place: `bytes` is the plaintext again.
+  measure(`v4 AES-256-GCM seal + open: ${name}`, ITERATIONS, () =>
+    server.open(bytes, client.seal(bytes)) ? 1 : 0,
+  );
+  measure(`ChaCha20-Poly1305 seal + open: ${name}`, ITERATIONS, (i) => chachaRoundTrip(macKey, i, bytes));
 }
 measure("handshake, both ends (4 HMACs each side + key derivation)", ITERATIONS / 10, () => {
   const s = sessions();

@@ -1,9 +1,9 @@
 // The handoff links (docs/lard.md): one persistent kernel TCP connection from the LARD
-// front-end to each node's handoff port, authenticated exactly like an SC link
-// (sc/auth/link.ts: CHALLENGE / HELLO / HELLO-ACK from the cluster secret, then a tag on every
-// message). The front-end's id on these links is FRONT_END_ID; a node admits it only from the
-// addresses it was told (the dispatcher's, the same it takes GUE from). HANDOFF goes
-// front-end -> node; HANDOFF-ACK and END come back on the same connection.
+// front-end to each node's handoff port, secured exactly like an SC link (sc/auth/link.ts:
+// CHALLENGE / HELLO / HELLO-ACK from the cluster secret, then every message encrypted and
+// tagged, AES-256-GCM). The front-end's id on these links is FRONT_END_ID; a node admits it
+// only from the addresses it was told (the dispatcher's, the same it takes GUE from). HANDOFF
+// goes front-end -> node; HANDOFF-ACK and END come back on the same connection.
 //
 // Bounds as on SC links: handshake 3 s, KEEPALIVE every 2 s and 7 s of silence closes, one
 // partial message buffered, 1 MiB queued for a peer that stops reading; each refusal is
@@ -117,6 +117,10 @@ class Channel {
 
   send(m: Outgoing): boolean {
     if (!this.open) return false;
+    if (this.session?.exhausted === true) {
+      this.drop("key-exhausted"); // the link's key carried its message limit; reconnect
+      return false;
+    }
     const bytes = encode(m);
     const tag = this.session?.seal(bytes) ?? EMPTY;
     if (this.sock.writableLength + bytes.length + tag.length > this.limits.maxOutboundBytes) {

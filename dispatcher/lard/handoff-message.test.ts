@@ -40,7 +40,7 @@ test("HANDOFF, HANDOFF-ACK and END round-trip; the header is the SC one", () => 
   const m = handoff();
   const b = encodeHandoffMessage(m);
   assert.equal(b.length, handoffMessageLength(96, 52, m.data.length));
-  assert.deepEqual([b[0], b[1], b[2], b[3]], [0x53, 0x43, 3, 9]);
+  assert.deepEqual([b[0], b[1], b[2], b[3]], [0x53, 0x43, 4, 9]);
   assert.deepEqual(decodeHandoffMessage(b), m);
   const ack = { type: HandoffType.HandoffAck, handoffId: 7, status: CloneStatus.Busy } as const;
   assert.deepEqual(decodeHandoffMessage(encodeHandoffMessage(ack)), ack);

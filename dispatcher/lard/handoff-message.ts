@@ -1,8 +1,8 @@
 // The LARD handoff messages (docs/lard.md): the front-end hands a client connection it
 // accepted to a back-end node. Same family as the SC messages (sc/clone/message.ts): the same
-// 12-byte header (magic "SC", version 3, type, total length, an id), big-endian fields,
-// strict decoding that never throws, and on an authenticated link a 16-byte tag after each
-// message (sc/auth/link.ts). The handshake messages (CHALLENGE, HELLO, HELLO-ACK) and
+// 12-byte header (magic "SC", version 4, type, total length, an id), big-endian fields,
+// strict decoding that never throws, and on a secure link each message encrypted from byte 8
+// on and followed by a 16-byte tag (sc/auth/link.ts). The handshake messages (CHALLENGE, HELLO, HELLO-ACK) and
 // KEEPALIVE are the SC ones; the types below are only valid on a handoff link.
 import {
   decodeScMessage,

@@ -4,12 +4,22 @@ import {
   ClientHandshake,
   LinkSession,
   ServerHandshake,
+  SC_CLEAR_LEN,
   linkKey,
   type Admission,
   type LinkKey,
 } from "./link.js";
 import { ClusterSecret } from "./secret.js";
-import { ScAuth, ScType, type HelloMessage } from "../clone/message.js";
+import {
+  decodeScMessage,
+  encodeScMessage,
+  ScAuth,
+  ScType,
+  type CloneMessage,
+  type HelloMessage,
+  type ScDecodeError,
+  type ScMessage,
+} from "../clone/message.js";
 
 const KEY: LinkKey = { kind: "secret", key: Buffer.alloc(32, 1) };
 const OTHER: LinkKey = { kind: "secret", key: Buffer.alloc(32, 2) };
@@ -41,16 +51,43 @@ function sessions(ns = 1, nc = 2): { client: LinkSession; server: LinkSession } 
   return r;
 }
 
-const msg = (s: string) => new TextEncoder().encode(s);
+const REQUEST = "GET /secret/path?token=hunter2 HTTP/1.1\r\nHost: example\r\n\r\n";
+const STATE = new Uint8Array(96).map((_, i) => (i * 7 + 3) & 0xff);
+const KEY_BYTES = Buffer.alloc(32, 1);
 
-test("a handshake with the same key gives sessions whose tags verify both ways, in order", () => {
+function cloneMsg(cloneId: number): CloneMessage {
+  return {
+    type: ScType.Clone,
+    cloneId: cloneId + 1,
+    startDeadline: 1_700_000_000_000,
+    state: STATE,
+    seed: new Uint8Array(40).fill(0x45),
+    asf: new TextEncoder().encode(REQUEST),
+  };
+}
+
+/** A message as it leaves a session: encrypted in place, and its tag (copies). */
+function sealed(s: LinkSession, m: ScMessage): { bytes: Uint8Array; tag: Uint8Array } {
+  const bytes = encodeScMessage(m);
+  const tag = s.seal(bytes);
+  return { bytes: Uint8Array.from(bytes), tag: Uint8Array.from(tag) };
+}
+
+/** Opens a sealed message (on a copy) and decodes it. */
+function opened(s: LinkSession, w: { bytes: Uint8Array; tag: Uint8Array }): ScMessage | ScDecodeError {
+  const bytes = Uint8Array.from(w.bytes);
+  assert.ok(s.open(bytes, w.tag), "the sealed message opens");
+  return decodeScMessage(bytes);
+}
+
+test("a handshake with the same key gives sessions whose messages open both ways, in order", () => {
   const { client, server } = sessions();
   assert.equal(client.tagLength, 16);
   for (let i = 0; i < 3; i++) {
-    const m = msg(`clone ${i}`);
-    assert.ok(server.open(m, client.seal(m)));
-    const a = msg(`ack ${i}`);
-    assert.ok(client.open(a, server.seal(a)));
+    const c = sealed(client, cloneMsg(i));
+    assert.deepEqual(opened(server, c), cloneMsg(i));
+    const a = sealed(server, { type: ScType.Cancel, cloneId: i });
+    assert.deepEqual(opened(client, a), { type: ScType.Cancel, cloneId: i });
   }
 });
 
@@ -143,42 +180,98 @@ test("secure and insecure ends refuse each other, each with its own reason", () 
   });
 });
 
-test("two insecure ends link without MACs or tags", () => {
+test("two insecure ends link without MACs, tags or encryption", () => {
   const r = shake(INSECURE, INSECURE);
   assert.ok("client" in r);
   assert.equal(r.client.tagLength, 0);
-  const m = msg("x");
+  const plain = encodeScMessage(cloneMsg(1));
+  const m = Uint8Array.from(plain);
   assert.equal(r.client.seal(m).length, 0);
+  assert.deepEqual(m, plain, "--insecure-dev sends the message as it is");
   assert.ok(r.server.open(m, new Uint8Array(0)));
   assert.ok(!r.server.open(m, new Uint8Array(16)));
 });
 
-test("tags: a replayed, reordered, altered, reflected or other-session message fails", () => {
+test("a sealed CLONE carries neither its request nor its clone id in clear; magic, version, type and length stay clear", () => {
   const { client, server } = sessions();
-  const m0 = msg("zero");
-  const m1 = msg("one");
-  const t0 = client.seal(m0);
-  const t1 = client.seal(m1);
-  // Reordered: m1 first fails, and a failure does not advance the receive sequence.
-  assert.ok(!server.open(m1, t1));
-  assert.ok(server.open(m0, t0));
+  const plain = encodeScMessage(cloneMsg(7));
+  const w = sealed(client, cloneMsg(7));
+  assert.equal(w.bytes.length, plain.length, "encryption in place: no bytes added besides the tag");
+  assert.equal(w.tag.length, 16);
+  assert.deepEqual(w.bytes.subarray(0, SC_CLEAR_LEN), plain.subarray(0, SC_CLEAR_LEN));
+  assert.notDeepEqual(w.bytes.subarray(8, 12), plain.subarray(8, 12));
+  const onWire = Buffer.concat([w.bytes, w.tag]);
+  assert.equal(onWire.indexOf(REQUEST), -1);
+  assert.equal(onWire.indexOf("GET "), -1);
+  assert.equal(onWire.indexOf(Buffer.from(STATE)), -1);
+  assert.deepEqual(opened(server, w), cloneMsg(7));
+});
+
+test("sealing: tampered ciphertext, length, type or tag, replayed, reordered, dropped, reflected or other-session messages fail", () => {
+  const { client, server } = sessions();
+  const w0 = sealed(client, cloneMsg(0));
+  const w1 = sealed(client, cloneMsg(1));
+  const w2 = sealed(client, cloneMsg(2));
+  // Reordered (or w0 dropped): w1 first fails; a failure does not advance the receive
+  // sequence, nor touch the bytes it was given.
+  const before = Uint8Array.from(w1.bytes);
+  assert.ok(!server.open(w1.bytes, w1.tag));
+  assert.deepEqual(w1.bytes, before);
+  // Tampered, one bit at a time: ciphertext (request bytes), clone id, length, type, tag.
+  for (const [at, what] of [
+    [w0.bytes.length - 5, "ciphertext"],
+    [9, "clone id"],
+    [7, "length"],
+    [3, "type"],
+  ] as [number, string][]) {
+    const bad = Uint8Array.from(w0.bytes);
+    bad[at]! ^= 1;
+    assert.ok(!server.open(bad, w0.tag), what);
+  }
+  const badTag = Uint8Array.from(w0.tag);
+  badTag[15]! ^= 0x80;
+  assert.ok(!server.open(Uint8Array.from(w0.bytes), badTag), "tag");
+  assert.ok(!server.open(Uint8Array.from(w0.bytes), w0.tag.subarray(0, 12)), "short tag");
+  // The genuine one still opens (nothing above advanced the sequence).
+  assert.deepEqual(opened(server, w0), cloneMsg(0));
   // Replayed.
-  assert.ok(!server.open(m0, t0));
-  // Altered by one bit.
-  const bad = Uint8Array.from(m1);
-  bad[0]! ^= 1;
-  assert.ok(!server.open(bad, t1));
-  assert.ok(server.open(m1, t1));
+  assert.ok(!server.open(Uint8Array.from(w0.bytes), w0.tag));
+  // Dropped: w2 where w1 is due.
+  assert.ok(!server.open(Uint8Array.from(w2.bytes), w2.tag));
+  assert.deepEqual(opened(server, w1), cloneMsg(1));
   // Reflected: the server's own direction key differs from the client's.
-  const s = server.seal(m0);
-  assert.ok(!server.open(m0, s));
+  const s = sealed(server, cloneMsg(3));
+  assert.ok(!server.open(s.bytes, s.tag));
   // Another session (same ids, new nonces) cannot open this session's messages.
   const other = sessions(5, 6);
-  assert.ok(!other.server.open(m0, t0));
+  assert.ok(!other.server.open(Uint8Array.from(w0.bytes), w0.tag));
+});
+
+test("a direction that has carried its message limit is exhausted: sealing throws, the receiver refuses more", () => {
+  const t = { clientId: "a", serverId: "b", serverNonce: nonce(1), clientNonce: nonce(2) };
+  const client = LinkSession.secure(KEY_BYTES, t, "client", 2);
+  const server = LinkSession.secure(KEY_BYTES, t, "server", 2);
+  const limitless = LinkSession.secure(KEY_BYTES, t, "client");
+  const w0 = sealed(client, cloneMsg(0));
+  assert.ok(!client.exhausted);
+  sealed(client, cloneMsg(1));
+  assert.ok(client.exhausted);
+  assert.throws(() => client.seal(encodeScMessage(cloneMsg(2))), /exhausted/);
+  // The same key without the limit seals a third message; the limited receiver refuses it.
+  sealed(limitless, cloneMsg(0));
+  const w1 = sealed(limitless, cloneMsg(1));
+  const w2 = sealed(limitless, cloneMsg(2));
+  assert.deepEqual(opened(server, w0), cloneMsg(0));
+  assert.deepEqual(opened(server, w1), cloneMsg(1));
+  assert.ok(!server.open(w2.bytes, w2.tag));
+  // The limit can only be lowered.
+  assert.throws(() => LinkSession.secure(KEY_BYTES, t, "client", 2 ** 33), RangeError);
+  assert.throws(() => LinkSession.secure(KEY_BYTES, t, "client", 0), RangeError);
 });
 
 test("session keys depend on the nonces only, so the server's fresh nonce is what defeats a replay", () => {
-  const m = msg("m");
-  assert.deepEqual(sessions(1, 2).client.seal(m), sessions(1, 2).client.seal(m));
-  assert.notDeepEqual(sessions(1, 2).client.seal(m), sessions(3, 2).client.seal(m));
+  const seal = (ns: number) => sealed(sessions(ns, 2).client, cloneMsg(1));
+  assert.deepEqual(seal(1), seal(1));
+  assert.notDeepEqual(seal(1).tag, seal(3).tag);
+  assert.notDeepEqual(seal(1).bytes, seal(3).bytes);
 });

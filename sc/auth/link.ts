@@ -1,4 +1,4 @@
-// The SC link handshake and per-message integrity (protocol version 2; byte layouts in
+// The SC link handshake and per-message protection (protocol version 4; byte layouts in
 // docs/sc-protocol.md). Pure: no I/O; nonces are passed in, so tests can replay a session.
 //
 //   server -> client  CHALLENGE(auth, Ns, server id)
@@ -8,16 +8,21 @@
 // K is the cluster secret's "sc-link" key. Both MACs bind both node ids and both fresh
 // nonces, so a HELLO recorded from one session is useless in the next (the server's nonce
 // changed) and a server that does not hold K cannot answer (mutual authentication: a fake
-// server collects no clones). Each direction then gets its own session key derived from K
-// and the transcript; every later message is followed by a 16-byte tag, HMAC-SHA-256 under
-// that key over (sequence number, message bytes), truncated. Sequence numbers are implicit
-// (0, 1, 2, ... per direction), so a message replayed, dropped or reordered within the
-// session fails its tag, and one from another session fails under the other session's key.
+// server collects no clones). Each direction then gets its own AES-256-GCM key derived from K
+// and the transcript. Every later message is encrypted in place from byte 8 on (clone id and
+// body: the request bytes and TCP state of a CLONE) and followed by the 16-byte GCM tag; the
+// first 8 bytes (magic, version, type, length) stay in clear for the framer and are the
+// associated data. The nonce is the implicit sequence number (0, 1, 2, ... per direction), so
+// a message replayed, dropped or reordered within the session fails its tag, and one from
+// another session fails under the other session's key. A direction stops at
+// SC_LINK_MAX_MESSAGES (the transport closes the link, the next one has fresh keys), far below
+// where the 64-bit counter in the nonce could wrap.
 //
-// With --insecure-dev both ends say so explicitly (auth byte 1) and use no MACs or tags; a
-// node with a secret refuses such a peer and an insecure node refuses a secure one, so a
-// misconfigured member is a clear, counted refusal instead of a silently unprotected link.
-import { createHmac } from "node:crypto";
+// With --insecure-dev both ends say so explicitly (auth byte 1) and use no MACs, no
+// encryption and no tags; a node with a secret refuses such a peer and an insecure node
+// refuses a secure one, so a misconfigured member is a clear, counted refusal instead of a
+// silently unprotected link.
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { mac, sameBytes, type ClusterTrust } from "./secret.js";
 import {
   ScAuth,
@@ -88,10 +93,12 @@ function checkNonce(nonce: Uint8Array): void {
 export class ServerHandshake {
   readonly challenge: ChallengeMessage;
 
+  /** `maxMessages`: per direction under the session's keys (ScLinkLimits.maxMessagesPerKey). */
   constructor(
     private readonly key: LinkKey,
     private readonly selfId: string,
     nonce: Uint8Array,
+    private readonly maxMessages = SC_LINK_MAX_MESSAGES,
   ) {
     checkNonce(nonce);
     this.challenge = { type: ScType.Challenge, auth: authOf(key), nonce, nodeId: selfId };
@@ -129,7 +136,7 @@ export class ServerHandshake {
     return {
       peerId: hello.nodeId,
       reply: { type: ScType.HelloAck, mac: transcriptMac(k.key, "hello-ack", t) },
-      session: LinkSession.secure(k.key, t, "server"),
+      session: LinkSession.secure(k.key, t, "server", this.maxMessages),
     };
   }
 }
@@ -143,6 +150,7 @@ export class ClientHandshake {
     private readonly selfId: string,
     private readonly serverId: string,
     private readonly nonce: Uint8Array,
+    private readonly maxMessages = SC_LINK_MAX_MESSAGES,
   ) {
     checkNonce(nonce);
   }
@@ -178,29 +186,58 @@ export class ClientHandshake {
     const k = this.key;
     if (k.kind === "insecure-dev") return { session: LinkSession.insecure() };
     if (!sameBytes(ack.mac, transcriptMac(k.key, "hello-ack", t))) return { refused: "bad-mac" };
-    return { session: LinkSession.secure(k.key, t, "client") };
+    return { session: LinkSession.secure(k.key, t, "client", this.maxMessages) };
   }
 }
 
-/** Per-direction keys and sequence numbers of an authenticated link (nothing when insecure). */
+/**
+ * Bytes at the start of every message that stay in clear on a secure link, authenticated as
+ * the AEAD's associated data: magic, version, type (the framers check them before buffering a
+ * frame) and the total length (framing needs it). The clone id and the body are encrypted.
+ */
+export const SC_CLEAR_LEN = 8;
+
+/**
+ * Messages one direction of a session may carry. AES-GCM with unique nonces stays well inside
+ * its usage bounds here (2^32 messages of at most 32 KiB: under 2^43 blocks); a busy link
+ * (100 000 clones/s) reaches it after about 12 hours, closes and comes back with fresh keys.
+ */
+export const SC_LINK_MAX_MESSAGES = 2 ** 32;
+
+const AEAD = "aes-256-gcm";
+const NONCE_LEN = 12;
+
+/** Per-direction AEAD keys and sequence numbers of a secure link (nothing when insecure). */
 export class LinkSession {
   private sendSeq = 0;
   private recvSeq = 0;
-  private readonly seqBuf = Buffer.alloc(8);
 
   private constructor(
     private readonly sendKey: Uint8Array | null,
     private readonly recvKey: Uint8Array | null,
+    private readonly maxMessages: number,
   ) {}
 
-  static secure(key: Uint8Array, t: Transcript, side: "client" | "server"): LinkSession {
-    const c2s = transcriptMac(key, "client-to-server", t);
-    const s2c = transcriptMac(key, "server-to-client", t);
-    return side === "client" ? new LinkSession(c2s, s2c) : new LinkSession(s2c, c2s);
+  /** The session after a secure handshake. */
+  static secure(
+    key: Uint8Array,
+    t: Transcript,
+    side: "client" | "server",
+    maxMessages = SC_LINK_MAX_MESSAGES,
+  ): LinkSession {
+    // Lower only: above the default, GCM's margins shrink (and past 2^53 nonces would repeat).
+    if (!Number.isInteger(maxMessages) || maxMessages < 1 || maxMessages > SC_LINK_MAX_MESSAGES)
+      throw new RangeError(`maxMessages must be 1..${SC_LINK_MAX_MESSAGES}`);
+    // Distinct labels from the handshake MACs and from versions 2-3's tag keys.
+    const c2s = transcriptMac(key, "client-to-server aes-256-gcm key", t);
+    const s2c = transcriptMac(key, "server-to-client aes-256-gcm key", t);
+    return side === "client"
+      ? new LinkSession(c2s, s2c, maxMessages)
+      : new LinkSession(s2c, c2s, maxMessages);
   }
 
   static insecure(): LinkSession {
-    return new LinkSession(null, null);
+    return new LinkSession(null, null, Infinity);
   }
 
   /** Bytes of tag after each message (0 on an insecure link). */
@@ -208,26 +245,60 @@ export class LinkSession {
     return this.sendKey === null ? 0 : SC_TAG_LEN;
   }
 
-  /** The tag for the next message sent (empty when insecure). */
-  seal(message: Uint8Array): Uint8Array {
-    if (this.sendKey === null) return EMPTY;
-    return this.tag(this.sendKey, this.sendSeq++, message);
+  /** True once this side has sent all the messages its key may carry: close the link. */
+  get exhausted(): boolean {
+    return this.sendSeq >= this.maxMessages;
   }
 
-  /** True if `tag` is right for the next message received; the sequence moves on only then. */
+  /**
+   * Encrypts `message` in place from byte SC_CLEAR_LEN on and returns its tag (empty when
+   * insecure). Throws once exhausted (the transport checks `exhausted` first).
+   */
+  seal(message: Uint8Array): Uint8Array {
+    if (this.sendKey === null) return EMPTY;
+    if (this.exhausted) throw new RangeError("SC link key exhausted: close the link");
+    checkLength(message);
+    const c = createCipheriv(AEAD, this.sendKey, nonceOf(this.sendSeq++), { authTagLength: SC_TAG_LEN });
+    c.setAAD(message.subarray(0, SC_CLEAR_LEN));
+    const body = message.subarray(SC_CLEAR_LEN);
+    const n = c.update(body).copy(body);
+    c.final().copy(body, n);
+    return c.getAuthTag();
+  }
+
+  /**
+   * Decrypts `message` in place if `tag` is right for the next message received under this
+   * direction's key; the sequence moves on only then. False leaves `message` as it was.
+   */
   open(message: Uint8Array, tag: Uint8Array): boolean {
     if (this.recvKey === null) return tag.length === 0;
-    if (!sameBytes(tag, this.tag(this.recvKey, this.recvSeq, message))) return false;
+    if (this.recvSeq >= this.maxMessages || tag.length !== SC_TAG_LEN || message.length < SC_CLEAR_LEN)
+      return false;
+    const d = createDecipheriv(AEAD, this.recvKey, nonceOf(this.recvSeq), { authTagLength: SC_TAG_LEN });
+    d.setAAD(message.subarray(0, SC_CLEAR_LEN));
+    d.setAuthTag(tag);
+    const plain = d.update(message.subarray(SC_CLEAR_LEN));
+    try {
+      d.final();
+    } catch {
+      return false; // the plaintext is discarded unseen
+    }
+    message.set(plain, SC_CLEAR_LEN);
     this.recvSeq++;
     return true;
   }
+}
 
-  private tag(key: Uint8Array, seq: number, message: Uint8Array): Uint8Array {
-    // 64-bit big-endian; a link never sends 2^53 messages.
-    this.seqBuf.writeUInt32BE(Math.floor(seq / 0x100000000), 0);
-    this.seqBuf.writeUInt32BE(seq >>> 0, 4);
-    return createHmac("sha256", key).update(this.seqBuf).update(message).digest().subarray(0, SC_TAG_LEN);
-  }
+function checkLength(message: Uint8Array): void {
+  if (message.length < SC_CLEAR_LEN) throw new RangeError(`an SC message has at least ${SC_CLEAR_LEN} bytes`);
+}
+
+/** 4 zero bytes and the 64-bit big-endian sequence number (safe integers: below 2^53). */
+function nonceOf(seq: number): Buffer {
+  const n = Buffer.alloc(NONCE_LEN);
+  n.writeUInt32BE(Math.floor(seq / 0x100000000), 4);
+  n.writeUInt32BE(seq >>> 0, 8);
+  return n;
 }
 
 const EMPTY = new Uint8Array(0);

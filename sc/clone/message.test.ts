@@ -100,7 +100,7 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
   });
   assert.deepEqual(
     [...enc.subarray(0, 28)],
-    [0x53, 0x43, 3, 2, 0, 0, 0, 85, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+    [0x53, 0x43, 4, 2, 0, 0, 0, 85, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
   );
   assert.equal(enc.length, 85);
   assert.deepEqual([...enc.subarray(28, 40)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "not stamped, no flags");
@@ -110,7 +110,7 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
 
 test("version 3: DONE, the CLONE's send stamp and its last-response flag round-trip; unknown flags are refused", () => {
   const done = encodeScMessage({ type: ScType.Done, cloneIds: [42, 0xffffffff] });
-  assert.deepEqual([...done], [0x53, 0x43, 3, 8, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 42, 255, 255, 255, 255]);
+  assert.deepEqual([...done], [0x53, 0x43, 4, 8, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 42, 255, 255, 255, 255]);
   assert.deepEqual(decodeScMessage(done), { type: ScType.Done, cloneIds: [42, 0xffffffff] });
   for (const [bad, kind] of [
     [Uint8Array.from([...done.subarray(0, 7), 21, ...done.subarray(8), 0]), "bad-length"], // not whole ids
@@ -160,7 +160,7 @@ test("clone-ack layout carries status, head length and a 64-bit response length"
   });
   assert.deepEqual(
     [...enc],
-    [0x53, 0x43, 3, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
+    [0x53, 0x43, 4, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
   );
 });
 

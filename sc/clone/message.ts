@@ -1,16 +1,17 @@
 // SC protocol messages (paper section 2.2; DESIGN.md section 4; byte layout in
 // docs/sc-protocol.md). They travel on persistent kernel TCP connections between nodes,
 // so every message is self-delimiting: a fixed 12-byte header carries the total length.
-// On an authenticated link each message after the handshake is followed by a 16-byte tag
-// (sc/auth/link.ts); the framer splits frames, the tag is checked before the message is
-// decoded. Decoding is strict and never throws: bad input yields a typed ScDecodeError.
+// On a secure link each message after the handshake is encrypted from byte 8 on and followed
+// by a 16-byte AES-GCM tag (sc/auth/link.ts); the framer splits frames on the clear 8 bytes,
+// the tag is checked (and the message decrypted) before the message is decoded. Decoding is strict and never throws: bad input yields a typed ScDecodeError.
 
 export const SC_MAGIC = 0x5343; // "SC"
 /**
  * 2: authenticated links (CHALLENGE, HELLO with a MAC, HELLO-ACK, tags, KEEPALIVE).
  * 3: DONE (completion as a message) and the CLONE's monotonic send stamp.
+ * 4: encrypted links (AES-256-GCM after the handshake instead of an HMAC tag).
  */
-export const SC_VERSION = 3;
+export const SC_VERSION = 4;
 export const SC_HEADER_LEN = 12;
 /**
  * Upper bound on one message. The largest is a CLONE: 36 bytes of fields, the socket state
@@ -22,7 +23,7 @@ export const SC_MAX_MESSAGE = 32 * 1024;
 export const SC_NONCE_LEN = 32;
 /** Handshake MACs (HELLO, HELLO-ACK): a whole HMAC-SHA-256. */
 export const SC_HANDSHAKE_MAC_LEN = 32;
-/** The tag after every message of an authenticated link once the handshake is done. */
+/** The AES-GCM tag after every message of a secure link once the handshake is done. */
 export const SC_TAG_LEN = 16;
 
 export const enum ScType {

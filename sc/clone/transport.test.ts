@@ -589,3 +589,184 @@ test("setPeers: a member added at run time gets links both ways; one taken out l
     await Promise.all([a.close(), b.close(), c.close()]);
   }
 });
+
+test("a CLONE crosses the wire encrypted: a tap between two nodes never sees its request or clone id", async () => {
+  const peers = await members();
+  const two = peers.slice(0, 2);
+  // a dials b through a tap on b's address (another port) that records a -> b's bytes.
+  const tapPort = await freePort(ADDR.b);
+  const seen: Buffer[] = [];
+  const tap = net.createServer((inSock) => {
+    const out = net.connect({ host: ADDR.b, port: two[1]!.port, localAddress: ADDR.a });
+    inSock.on("data", (d: Buffer) => {
+      seen.push(Buffer.from(d));
+      out.write(d);
+    });
+    out.on("data", (d: Buffer) => inSock.write(d));
+    inSock.on("error", () => undefined);
+    out.on("error", () => undefined);
+    inSock.on("close", () => out.destroy());
+    out.on("close", () => inSock.destroy());
+  });
+  tap.listen(tapPort, ADDR.b);
+  await once(tap, "listening");
+  const secretRequest = "GET /account?token=do-not-leak HTTP/1.1\r\nHost: x\r\n\r\n";
+  const got: string[] = [];
+  const b = node("b", two, {
+    onClone: (m, _from, reply) => {
+      got.push(new TextDecoder().decode(m.asf));
+      reply({
+        type: ScType.CloneAck,
+        cloneId: m.cloneId,
+        status: CloneStatus.Accepted,
+        responseLength: 5,
+        head: new Uint8Array(0),
+      });
+    },
+  });
+  const a = node("a", [two[0]!, { ...two[1]!, port: tapPort }]);
+  try {
+    await b.start();
+    await a.start();
+    await a.waitForPeers(3000);
+    const msg = { ...cloneMsg(0x5ec2e7), asf: new TextEncoder().encode(secretRequest) };
+    const out = await a.requestClone("b", msg, 2000);
+    assert.equal(out.kind, "accepted");
+    assert.deepEqual(got, [secretRequest], "b got the request intact");
+    const wire = Buffer.concat(seen);
+    assert.ok(wire.length > secretRequest.length, "the tap saw the CLONE");
+    assert.equal(wire.indexOf("do-not-leak"), -1);
+    assert.equal(wire.indexOf("GET /"), -1);
+    assert.equal(wire.indexOf(Buffer.from([0x00, 0x5e, 0xc2, 0xe7])), -1, "the clone id is encrypted too");
+  } finally {
+    await a.close();
+    await b.close();
+    await new Promise((r) => tap.close(r));
+  }
+});
+
+test("a sealed message whose ciphertext or length was altered on the way closes the link (bad-tag)", async () => {
+  const peers = await members();
+  const ids: number[] = [];
+  const b = node("b", peers, { onClone: (m) => ids.push(m.cloneId) });
+  try {
+    await b.start();
+    // One ciphertext bit flipped (in the request bytes).
+    const r1 = await RawPeer.connect(ADDR.c, peers[1]!);
+    await r1.handshake("c", KEY);
+    const m1 = encodeScMessage(cloneMsg(1));
+    const t1 = r1.session!.seal(m1);
+    m1[m1.length - 3]! ^= 0x20;
+    let dropped = nextDrop(b);
+    r1.sock.write(Buffer.concat([m1, t1]));
+    assert.equal(await dropped, "bad-tag");
+    await r1.closed;
+    // The length shortened by one (and the frame with it): the clear length is authenticated.
+    const r2 = await RawPeer.connect(ADDR.c, peers[1]!);
+    await r2.handshake("c", KEY);
+    const m2 = encodeScMessage(cloneMsg(2));
+    const t2 = r2.session!.seal(m2);
+    const short = m2.slice(0, m2.length - 1);
+    new DataView(short.buffer).setUint32(4, short.length);
+    dropped = nextDrop(b);
+    r2.sock.write(Buffer.concat([short, t2]));
+    assert.equal(await dropped, "bad-tag");
+    await r2.closed;
+    assert.deepEqual(ids, []);
+    assert.equal(b.counters.drops["bad-tag"], 2);
+  } finally {
+    await b.close();
+  }
+});
+
+test("a version 3 peer (HMAC-tagged links) is refused with reason 'version', as server and as client", async () => {
+  const peers = await members();
+  const b = node("b", peers, { onClone: () => assert.fail("no clone expected") });
+  try {
+    await b.start();
+    const v3 = await RawPeer.connect(ADDR.c, peers[1]!);
+    await v3.message(1); // b's CHALLENGE
+    const hello = encodeScMessage({
+      type: ScType.Hello,
+      auth: 0,
+      nonce: randomBytes(32),
+      mac: new Uint8Array(32),
+      nodeId: "c",
+    });
+    hello[2] = 3;
+    const dropped = nextDrop(b);
+    v3.sock.write(hello);
+    assert.equal(await dropped, "version");
+    await v3.closed;
+    assert.equal(b.counters.drops.version, 1);
+    assert.equal(b.counters.accepted, 0);
+  } finally {
+    await b.close();
+  }
+  // A version 3 server's CHALLENGE: the client refuses it before answering.
+  const challenge = encodeScMessage(new ServerHandshake(KEY, "b", randomBytes(32)).challenge);
+  challenge[2] = 3;
+  const helloSent: Buffer[] = [];
+  const old = net.createServer((s) => {
+    s.on("error", () => undefined);
+    s.on("data", (d: Buffer) => helloSent.push(d));
+    s.write(challenge);
+  });
+  old.listen(peers[1]!.port, ADDR.b);
+  await once(old, "listening");
+  const a = node("a", peers.slice(0, 2), { minBackoffMs: 5000 });
+  try {
+    const dropped = nextDrop(a);
+    await a.start();
+    assert.equal(await dropped, "version");
+    assert.equal(a.isPeerUp("b"), false);
+    assert.equal(a.counters.drops.version, 1);
+    assert.deepEqual(helloSent, [], "no HELLO for a version 3 server");
+  } finally {
+    await a.close();
+    await new Promise((r) => old.close(r));
+  }
+});
+
+test("a link whose key carried maxMessagesPerKey messages closes (key-exhausted) and comes back with fresh keys", async () => {
+  const peers = (await members()).slice(0, 2);
+  const limits = { maxMessagesPerKey: 3, keepaliveMs: 60_000 };
+  const ids: number[] = [];
+  const ack = (cloneId: number) => ({
+    type: ScType.CloneAck as const,
+    cloneId,
+    status: CloneStatus.Accepted,
+    responseLength: 1,
+    head: new Uint8Array(0),
+  });
+  const b = node("b", peers, {
+    limits,
+    onClone: (m, _from, reply) => {
+      ids.push(m.cloneId);
+      reply(ack(m.cloneId));
+    },
+  });
+  const a = node("a", peers, { limits, minBackoffMs: 10 });
+  try {
+    await b.start();
+    await a.start();
+    await a.waitForPeers(3000);
+    // a -> b carried the HELLO unsealed; then three sealed CLONEs, the key's limit.
+    for (const id of [1, 2, 3])
+      assert.equal((await a.requestClone("b", cloneMsg(id), 2000)).kind, "accepted");
+    const dropped = nextDrop(a);
+    const down = once(a, "peer-down");
+    assert.equal((await a.requestClone("b", cloneMsg(4), 2000)).kind, "unreachable");
+    assert.equal(await dropped, "key-exhausted");
+    await down;
+    assert.deepEqual(ids, [1, 2, 3], "nothing was sealed past the limit");
+    await a.waitForPeers(3000);
+    assert.equal((await a.requestClone("b", cloneMsg(5), 2000)).kind, "accepted");
+    assert.equal(a.counters.drops["key-exhausted"], 1);
+    assert.equal(a.counters.connects, 2);
+    assert.equal(b.counters.drops["bad-tag"], 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -4,7 +4,9 @@
 // connection. Links are re-opened with exponential backoff.
 //
 // Every connection is hostile until its handshake (sc/auth/link.ts) proves a configured peer
-// at its configured address holding the cluster secret; after it every message carries a tag.
+// at its configured address holding the cluster secret; after it every message is encrypted
+// and carries a tag (AES-256-GCM, sc/auth/link.ts), so CLONEs (request bytes, TCP state) never
+// cross the network in clear. --insecure-dev links are neither encrypted nor authenticated.
 // The server bounds what an unauthenticated or misbehaving connection can hold: connections
 // from non-member addresses are closed at once, at most `maxInbound` (and
 // `maxInboundPerPeer` per member address) are open, a handshake has `handshakeMs`, a link
@@ -32,6 +34,7 @@ import {
 import {
   ClientHandshake,
   ServerHandshake,
+  SC_LINK_MAX_MESSAGES,
   type HandshakeRefusal,
   type LinkKey,
   type LinkSession,
@@ -62,8 +65,10 @@ export type LinkDropReason =
   | "version"
   /** A message that does not decode, or one that has no place at this point. */
   | "bad-message"
-  /** A message whose tag does not verify: altered, replayed, reordered or dropped on the way. */
+  /** A message whose tag does not verify: altered, replayed, reordered, dropped on the way, or from another session. */
   | "bad-tag"
+  /** The link's session key carried SC_LINK_MAX_MESSAGES in one direction; the next link has fresh keys. */
+  | "key-exhausted"
   /** Nothing received for idleMs on an authenticated link. */
   | "idle-timeout"
   /** The peer stopped reading and maxOutboundBytes are queued for it. */
@@ -84,6 +89,7 @@ export const LINK_DROP_REASONS: readonly LinkDropReason[] = [
   "wrong-server",
   "bad-message",
   "bad-tag",
+  "key-exhausted",
   "idle-timeout",
   "output-overflow",
   "replaced",
@@ -115,6 +121,8 @@ export interface ScLinkLimits {
   maxInboundPerPeer: number;
   /** Bytes queued for sending on one link beyond which the link is closed. */
   maxOutboundBytes: number;
+  /** Messages one direction of a link may carry under its session key; then it closes and re-opens. */
+  maxMessagesPerKey: number;
 }
 
 export const SC_LINK_DEFAULTS: Omit<ScLinkLimits, "maxInbound"> = {
@@ -126,6 +134,7 @@ export const SC_LINK_DEFAULTS: Omit<ScLinkLimits, "maxInbound"> = {
   // CLONE-ACKs are a few hundred bytes; this is thousands of them unread on top of the
   // kernel's own socket buffer.
   maxOutboundBytes: 1 << 20,
+  maxMessagesPerKey: SC_LINK_MAX_MESSAGES,
 };
 
 export interface ScTransportOptions {
@@ -175,9 +184,10 @@ function plainIpv4(addr: string | undefined): string {
 }
 
 /**
- * One SC connection, either direction: framing, tags once authenticated, the output bound,
- * and the timers (handshake deadline, then keepalive and idle timeout). `onMessage` gets each
- * verified message; it may authenticate the channel (then tags start with the next message).
+ * One SC connection, either direction: framing, encryption and tags once authenticated, the
+ * output bound, and the timers (handshake deadline, then keepalive and idle timeout).
+ * `onMessage` gets each verified, decrypted message; it may authenticate the channel (then
+ * sealing starts with the next message).
  */
 class Channel {
   readonly framer = new ScFramer();
@@ -212,7 +222,7 @@ class Channel {
     return !this.dropped && !this.sock.destroyed;
   }
 
-  /** The handshake is done: tags from the next message on, keepalives, idle timeout. */
+  /** The handshake is done: sealing from the next message on, keepalives, idle timeout. */
   authenticate(session: LinkSession, peer: string): void {
     this.session = session;
     this.framer.tagLength = session.tagLength;
@@ -227,11 +237,15 @@ class Channel {
     this.timer.unref();
   }
 
-  /** Sends one message (tagged once authenticated); false if the channel is closed or was closed now. */
+  /** Sends one message (sealed once authenticated); false if the channel is closed or was closed now. */
   send(msg: ScMessage): boolean {
     if (!this.open) return false;
+    if (this.session?.exhausted === true) {
+      this.drop("key-exhausted");
+      return false;
+    }
     const bytes = encodeScMessage(msg);
-    const tag = this.session?.seal(bytes) ?? EMPTY;
+    const tag = this.session?.seal(bytes) ?? EMPTY; // encrypts `bytes` in place
     if (this.sock.writableLength + bytes.length + tag.length > this.transport.limits.maxOutboundBytes) {
       this.drop("output-overflow");
       return false;
@@ -279,7 +293,7 @@ class Channel {
     }
   }
 
-  /** Checks the frame's tag (verify before parsing), then decodes it; null if the link was dropped. */
+  /** Checks the frame's tag and decrypts it (verify before parsing), then decodes it; null if the link was dropped. */
   private verify(f: ScFrame): ScMessage | null {
     if (this.session !== null && !this.session.open(f.bytes, f.tag)) {
       this.drop("bad-tag");
@@ -321,7 +335,13 @@ class PeerLink {
       ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}),
     });
     t.onSocket?.(sock);
-    const handshake = new ClientHandshake(t.key, t.nodeId, this.peer.id, t.nonce());
+    const handshake = new ClientHandshake(
+      t.key,
+      t.nodeId,
+      this.peer.id,
+      t.nonce(),
+      t.limits.maxMessagesPerKey,
+    );
     let stage: "challenge" | "hello-ack" | "up" = "challenge";
     const channel = new Channel(sock, t, { peer: this.peer.id, address: this.peer.host }, (m) => {
       if (stage === "challenge") {
@@ -580,7 +600,7 @@ export class ScTransport extends EventEmitter {
     if (fromHere >= this.limits.maxInboundPerPeer) return refuse("connection-cap");
     this.inboundFrom.set(address, fromHere + 1);
 
-    const handshake = new ServerHandshake(this.key, this.nodeId, this.nonce());
+    const handshake = new ServerHandshake(this.key, this.nodeId, this.nonce(), this.limits.maxMessagesPerKey);
     let peer: string | null = null;
     const reply = (ack: CloneAckMessage) => {
       channel.send(ack);

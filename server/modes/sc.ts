@@ -925,6 +925,7 @@ const DROP_EXPLAINED: Record<LinkDropReason, string> = {
   "wrong-server": "the node at a peer's address is another node",
   "bad-message": "a message that does not decode or is out of place",
   "bad-tag": "a message whose tag does not verify (altered, replayed or reordered)",
+  "key-exhausted": "the link's session key carried its message limit; the link reconnects with fresh keys",
   "idle-timeout": "nothing heard from the peer within the idle timeout",
   "output-overflow": "the peer stopped reading",
   replaced: "the peer opened a newer link",
