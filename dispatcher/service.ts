@@ -262,7 +262,9 @@ export class DispatcherService {
     };
     // The handover file holds one data path's table: a state file means one data-path thread.
     if (config.stateFile !== undefined && config.workers !== undefined && config.workers > 1)
-      throw new DispatcherStartError("--state-file needs --workers 1 (the handover file holds one data path's table)");
+      throw new DispatcherStartError(
+        "--state-file needs --workers 1 (the handover file holds one data path's table)",
+      );
     const workers = config.workers ?? (config.stateFile !== undefined ? 1 : availableParallelism());
     const keeper = workers > 1 ? openKeeperQueue(config.tun, config.workers !== undefined, log) : undefined;
     let svc: DispatcherService;
