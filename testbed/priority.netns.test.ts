@@ -19,6 +19,9 @@ const ECHO_PORT = 7007;
 const BULK_PORT = 5202;
 // 25,000 B per band at 10 Mbit/s (testbed/scripts.ts): a full bulk band is 20 ms of queue.
 const RATE = "10mbit";
+// Parallel bulk flows: one TCP flow halves its window on each tail drop and lets the queue
+// drain for a while (the probes then see a short queue too); of four, the others keep it full.
+const BULK_FLOWS = 4;
 
 after(async () => {
   await destroyTestbed(P);
@@ -77,11 +80,12 @@ async function probeUnderBulk(
     return c;
   };
   try {
-    const sink = spawn(o.bulk.to, [PEER, "sink", String(BULK_PORT)]);
+    const sink = spawn(o.bulk.to, [PEER, "sink", String(BULK_PORT), String(BULK_FLOWS)]);
     const echo = spawn(o.echoHost, [PROBE, "echo", String(ECHO_PORT)]);
     await Promise.all([ready(sink, "bulk sink"), ready(echo, "echo")]);
-    // 20 MB: ~16 s at 10 Mbit/s, far longer than the probe; killed once the probe is done.
-    spawn(o.bulk.from, [PEER, "source", tb.host(o.bulk.to).ip, String(BULK_PORT), "20000000"]);
+    // 4 x 5 MB: ~16 s at 10 Mbit/s, far longer than the probe; killed once the probe is done.
+    for (let i = 0; i < BULK_FLOWS; i++)
+      spawn(o.bulk.from, [PEER, "source", tb.host(o.bulk.to).ip, String(BULK_PORT), "5000000"]);
     // The bulk band fills within a few round trips; bounded wait (10 s) for it.
     const deadline = Date.now() + 10_000;
     for (;;) {

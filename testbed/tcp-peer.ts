@@ -1,19 +1,23 @@
-// A bounded one-connection TCP sink/source, run inside a testbed host by measure.ts to
-// check link shaping (no iperf on these machines).
-//   node tcp-peer.js sink <port>                  prints "ready", then {"bytes":N,"seconds":S}
+// A bounded TCP sink/source, run inside a testbed host by measure.ts to check link shaping
+// (no iperf on these machines) and by the priority test to keep a queue full.
+//   node tcp-peer.js sink <port> [connections]   prints "ready", then {"bytes":N,"seconds":S}
+//     once <connections> (default 1) connections have ended
 //   node tcp-peer.js source <addr> <port> <bytes>
 import { createServer, connect } from "node:net";
 
-function sink(port: number): void {
+function sink(port: number, connections: number): void {
+  let accepted = 0;
+  let ended = 0;
+  let bytes = 0;
+  let first = 0n;
   const server = createServer((sock) => {
-    server.close();
-    let bytes = 0;
-    let first = 0n;
+    if (++accepted === connections) server.close();
     sock.on("data", (b: Buffer) => {
       if (bytes === 0) first = process.hrtime.bigint();
       bytes += b.length;
     });
     sock.on("end", () => {
+      if (++ended < connections) return;
       const seconds = Number(process.hrtime.bigint() - first) / 1e9;
       process.stdout.write(JSON.stringify({ bytes, seconds }) + "\n", () => process.exit(0));
     });
@@ -49,9 +53,17 @@ function source(addr: string, port: number, total: number): void {
 }
 
 const [mode, ...args] = process.argv.slice(2);
-if (mode === "sink" && args.length === 1) sink(Number(args[0]));
+const connections = Number(args[1] ?? 1);
+if (
+  mode === "sink" &&
+  args.length >= 1 &&
+  args.length <= 2 &&
+  Number.isInteger(connections) &&
+  connections >= 1
+)
+  sink(Number(args[0]), connections);
 else if (mode === "source" && args.length === 3) source(args[0]!, Number(args[1]), Number(args[2]));
 else {
-  console.error("usage: tcp-peer.js sink <port> | source <addr> <port> <bytes>");
+  console.error("usage: tcp-peer.js sink <port> [connections] | source <addr> <port> <bytes>");
   process.exit(2);
 }
