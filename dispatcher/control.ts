@@ -73,6 +73,8 @@ export interface DispatcherStats {
   deadGraceMs: number;
   drops: Record<DropReason, number>;
   rstsSent: number;
+  /** Connections of lost nodes prompted to answer, so that the answer gets a RST (forwarder.ts). */
+  ticklesSent: number;
   connections: {
     entries: number;
     capacity: number;
@@ -276,6 +278,7 @@ export class DispatcherControl<F extends ForwarderModel = ForwarderModel> {
       deadGraceMs: f.deadGraceMs,
       drops,
       rstsSent: f.rstsSent,
+      ticklesSent: f.ticklesSent,
       connections: {
         entries: t.size,
         capacity: t.capacity,

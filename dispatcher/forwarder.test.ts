@@ -375,6 +375,83 @@ test("RSTs only when the down node stays down past the grace, is gone, or was re
   assert.equal(f.rstsSent, 3);
 });
 
+test("a lost node's silent clients are tickled: two bare ACKs each, and the answer gets an exact RST (issue 22)", () => {
+  // The one-hour chaos run's 30 s hang: a client whose request its node had acknowledged
+  // waits for the answer and sends nothing, so no packet ever met the RST of a gone node.
+  const { f, out, send } = setup("rr", 2, { deadGraceMs: 60_000 });
+  openConn(send, 100, 0); // node1
+  openConn(send, 101, 0); // node2
+  openConn(send, 102, 0); // node1
+  openConn(send, 103, 0); // node2
+  send({ sport: 103, flags: TCP_FIN | TCP_ACK, seq: 5021, ack: 777 }, 0); // fin_wait: still waiting
+  send({ sport: 104, flags: TCP_SYN, seq: 9000 }, 0); // node1, half-open: its SYN is retried anyway
+  out.clear();
+  // Down within the grace: nothing (it may be only slow).
+  f.setHealth("node1", "down", 1_000);
+  f.tick(30_000);
+  assert.equal(out.toClients.length, 0);
+  // Gone: node2's two connections, at once.
+  f.setHealth("node2", "gone", 31_000);
+  const tickles = out.toClients.map(parseRst);
+  assert.deepEqual(
+    tickles.map((t) => [
+      t.src,
+      t.dst,
+      t.tcp.srcPort,
+      t.tcp.dstPort,
+      t.tcp.flags,
+      t.tcp.seq,
+      t.tcp.payload.length,
+    ]),
+    [
+      [VIP, CLIENT, 80, 101, TCP_ACK, 0, 0],
+      [VIP, CLIENT, 80, 101, TCP_ACK, 0x80000000, 0],
+      [VIP, CLIENT, 80, 103, TCP_ACK, 0, 0],
+      [VIP, CLIENT, 80, 103, TCP_ACK, 0x80000000, 0],
+    ],
+  );
+  assert.equal(f.ticklesSent, 2);
+  // The client answers with an ACK of where it stands; that gets the RST it accepts.
+  out.clear();
+  send({ sport: 101, flags: TCP_ACK, seq: 5021, ack: 12_345 }, 31_001);
+  const rst = parseRst(out.toClients[0]!);
+  assert.equal(rst.tcp.flags, TCP_RST);
+  assert.equal(rst.tcp.seq, 12_345);
+  // Once per outage: later verdicts and ticks send nothing more for node2.
+  out.clear();
+  f.setHealth("node2", "gone", 32_000);
+  f.tick(33_000);
+  assert.equal(out.toClients.length, 0);
+  // node1 down past the grace: its established connection at the next tick (not the half-open one).
+  f.tick(61_000);
+  assert.deepEqual(
+    out.toClients.map((p) => parseRst(p).tcp.dstPort),
+    [100, 100, 102, 102],
+  );
+  assert.equal(f.ticklesSent, 4);
+  // Back up, then lost again: a new outage is tickled again.
+  out.clear();
+  f.setHealth("node2", "up", 70_000);
+  openConn(send, 105, 70_000);
+  const node105 = f.nodes.bySlot(f.table.node(f.table.lookup(CLIENT, 105, VIP, 80)))!.id;
+  f.setHealth(node105, "gone", 71_000);
+  assert.ok(out.toClients.map((p) => parseRst(p).tcp.dstPort).includes(105));
+});
+
+test("tickles go out at most tickleBatch per call, and skip connections whose node came back", () => {
+  const { f, out, send } = setup("rr", 1, { deadGraceMs: 60_000, tickleBatch: 2 });
+  for (let p = 0; p < 5; p++) openConn(send, 200 + p, 0);
+  out.clear();
+  f.setHealth("node1", "gone", 1_000);
+  assert.equal(f.ticklesSent, 2);
+  f.tick(1_500);
+  assert.equal(f.ticklesSent, 4);
+  f.setHealth("node1", "up", 1_600);
+  f.tick(2_000);
+  assert.equal(f.ticklesSent, 4);
+  assert.equal(out.toClients.length, 8);
+});
+
 test("--dead-grace 0: a node's connections are reset as soon as it is down (IPVS expire_nodest_conn=1)", () => {
   const { f, out, send } = setup("rr", 1, { deadGraceMs: 0 });
   openConn(send, 1, 0);
@@ -515,7 +592,9 @@ test("warm-up ends with a failed first check too; a down node's connections stil
   send(onNode2[1]!, 5);
   assert.equal(out.toNodes.length, 2);
   assert.equal(f.dropCount("node_gone"), 1);
-  assert.equal(out.toClients.length, 1);
+  // Two tickles for the connection node2 held (forwarder.ts), then the RST.
+  assert.equal(out.toClients.length, 3);
+  assert.equal(parseRst(out.toClients[2]!).tcp.flags, TCP_RST);
   // Past the grace the same holds for a node that stays down from the start.
   const g = setup("mh", 2, { deadGraceMs: 1000 });
   g.f.upsertNode({

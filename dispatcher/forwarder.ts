@@ -11,6 +11,13 @@
 // scheduler that cannot recover it) so that it retries at once instead of retransmitting
 // into a void. A node that merely fails its health checks keeps its established
 // connections (IPVS's expire_nodest_conn=0): a GC pause or a slow moment must not reset them.
+//
+// When a node is lost (gone, removed while down, down past the grace), a client that sends
+// nothing would never learn it: one waiting for the answer to a request its node had
+// acknowledged hangs until its own timeout. So each of the node's connections gets a "tickle"
+// (as CTDB does on IP take-over): two bare ACKs with sequence numbers 2^31 apart, at least one
+// outside any receive window, which the client's TCP answers with an ACK of where it stands
+// (RFC 9293 3.10.7.4); that ACK meets the lost node's entry and gets an exact RST.
 import {
   Ipv4Packet,
   TcpPacket,
@@ -126,6 +133,8 @@ export interface ForwarderOptions {
   expireBatch?: number;
   /** Most displaced connections recorded for a restart (handover.ts; default 65536). */
   maxDisplaced?: number;
+  /** Most tickles (connections of lost nodes prompted to answer) sent per setHealth()/tick(); default 20,000. */
+  tickleBatch?: number;
 }
 
 export interface ForwarderOutput {
@@ -181,6 +190,8 @@ export interface ForwarderModel {
   /** Displaced connections recorded for the next restart. */
   readonly displaced: { readonly size: number };
   readonly rstsSent: number;
+  /** Connections of lost nodes prompted to answer (so that their answer can be reset). */
+  readonly ticklesSent: number;
   readonly downForwarded: number;
   dropCount(reason: DropReason): number;
   setScheduler(name: SchedulerName): void;
@@ -227,6 +238,8 @@ export class Forwarder implements ForwarderModel {
   readonly drops = new Float64Array(DROP_REASONS.length);
   /** RSTs sent to clients. */
   rstsSent = 0;
+  /** Connections of lost nodes tickled (two bare ACKs each). */
+  ticklesSent = 0;
   /** Client packets of existing connections forwarded to nodes that were down (within the grace). */
   downForwarded = 0;
   readonly deadGraceMs: number;
@@ -251,6 +264,23 @@ export class Forwarder implements ForwarderModel {
   private readonly outer: GueEncapParams;
   private readonly variant: GueVariant;
   private readonly expireBatch: number;
+  private readonly tickleBatch: number;
+  /** Lost nodes whose connections are (being) tickled, with the downSince of that outage. */
+  private readonly tickled = new Map<Node, number>();
+  /** Entries still to tickle, as (client address, client port, VIP port, node slot) quads. */
+  private tickleQueue: number[] = [];
+  private tickleHead = 0;
+  private readonly tickle: TcpRepr = {
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: TCP_ACK,
+    window: 0,
+    urgent: 0,
+    options: {},
+    payload: new Uint8Array(0),
+  };
   /** Addresses of this host (and the VIP): never a client's. */
   private readonly ownAddrs: Set<number>;
   private ipId = 0;
@@ -276,6 +306,7 @@ export class Forwarder implements ForwarderModel {
     this.encap = opts.encap;
     this.variant = opts.variant ?? 0;
     this.expireBatch = opts.expireBatch ?? 100_000;
+    this.tickleBatch = opts.tickleBatch ?? 20_000;
     this.deadGraceMs = opts.deadGraceMs ?? DEFAULT_DEAD_GRACE_MS;
     this.ownAddrs = new Set([this.vip, ...(opts.localAddr !== undefined ? [opts.localAddr >>> 0] : [])]);
     for (const a of opts.localAddrs ?? []) this.ownAddrs.add(a >>> 0);
@@ -350,11 +381,13 @@ export class Forwarder implements ForwarderModel {
   setHealth(id: string, state: NodeHealthState, now: number): boolean {
     const r = this.nodes.setHealth(id, state, now);
     this.syncScheduler();
+    this.tickleLost(now);
     return r;
   }
 
   /** Periodic housekeeping: expire idle connections, forget drained nodes and displaced entries. */
   tick(now: number): void {
+    this.tickleLost(now);
     this.table.expire(now, this.expireBatch);
     this.reap();
     this.displaced.prune((c) => {
@@ -594,6 +627,63 @@ export class Forwarder implements ForwarderModel {
     if (typeof n !== "number") return;
     this.rstsSent++;
     this.out.toClient(this.arena.subarray(0, n));
+  }
+
+  /**
+   * Queues the connections of nodes lost since the last call (once per outage) and sends up to
+   * tickleBatch tickles from the queue. An entry is tickled only if it still belongs to a
+   * lost node when its turn comes (the node may be back).
+   */
+  private tickleLost(now: number): void {
+    for (const node of this.nodes.list()) {
+      if (this.resetReason(node, now) === null) {
+        this.tickled.delete(node);
+        continue;
+      }
+      if (this.tickled.get(node) === node.downSince) continue;
+      this.tickled.set(node, node.downSince);
+      const q = this.tickleQueue;
+      this.table.forEachOfNode(node.slot, (e) => {
+        const st = this.table.state(e);
+        if (st !== ConnState.Established && st !== ConnState.FinWait) return;
+        const t = this.table.tuple(e);
+        q.push(t.srcAddr, t.srcPort, t.dstPort, node.slot);
+      });
+    }
+    let budget = this.tickleBatch;
+    const q = this.tickleQueue;
+    while (this.tickleHead < q.length && budget > 0) {
+      const i = this.tickleHead;
+      this.tickleHead += 4;
+      const e = this.table.lookup(q[i]!, q[i + 1]!, this.vip, q[i + 2]!);
+      if (e < 0 || this.table.node(e) !== q[i + 3]) continue;
+      const node = this.nodes.bySlot(q[i + 3]!);
+      if (node !== undefined && this.resetReason(node, now) === null) continue;
+      this.sendTickle(q[i]!, q[i + 1]!, q[i + 2]!);
+      budget--;
+    }
+    if (this.tickleHead >= q.length && q.length > 0) {
+      this.tickleQueue = [];
+      this.tickleHead = 0;
+    }
+  }
+
+  private sendTickle(client: number, clientPort: number, port: number): void {
+    const t = this.tickle;
+    t.srcPort = port;
+    t.dstPort = clientPort;
+    for (const seq of [0, 0x80000000]) {
+      t.seq = seq;
+      const n = emitIpv4Tcp(
+        { src: this.vip, dst: client, ttl: 64, tos: 0, id: 0, dontFrag: true },
+        t,
+        this.arena,
+        0,
+      );
+      if (typeof n !== "number") return;
+      this.out.toClient(this.arena.subarray(0, n));
+    }
+    this.ticklesSent++;
   }
 
   private drop(reason: DropReason): void {

@@ -198,6 +198,15 @@ export function createMetrics(control: DispatcherControl, extra?: (registry: Reg
       this.inc(f.rstsSent);
     },
   });
+  new Counter({
+    name: "sc_dispatcher_tickles_sent_total",
+    help: "Connections of lost nodes prompted to answer (two bare ACKs each), so that the answer gets a RST instead of the client waiting",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(f.ticklesSent);
+    },
+  });
   extra?.(registry);
   collectDefaultMetrics({ register: registry });
   return registry;

@@ -90,6 +90,7 @@ export interface WorkerSnapshot {
   connectionsScheduled: number;
   connectionsRecovered: number;
   rstsSent: number;
+  ticklesSent: number;
   downForwarded: number;
   /** Indexed like DROP_REASONS. */
   drops: number[];
@@ -125,6 +126,7 @@ export function snapshotOf(f: Forwarder, io: WorkerSnapshot["io"]): WorkerSnapsh
     connectionsScheduled: f.connectionsScheduled,
     connectionsRecovered: f.connectionsRecovered,
     rstsSent: f.rstsSent,
+    ticklesSent: f.ticklesSent,
     downForwarded: f.downForwarded,
     drops: Array.from(f.drops),
     table: {
@@ -191,6 +193,7 @@ export class Aggregate {
   connectionsScheduled = 0;
   connectionsRecovered = 0;
   rstsSent = 0;
+  ticklesSent = 0;
   downForwarded = 0;
   drops = DROP_REASONS.map(() => 0);
   table: WorkerSnapshot["table"] = { ...EMPTY_TABLE, byState: [...EMPTY_TABLE.byState] };
@@ -207,6 +210,7 @@ export class Aggregate {
       a.connectionsScheduled += s.connectionsScheduled;
       a.connectionsRecovered += s.connectionsRecovered;
       a.rstsSent += s.rstsSent;
+      a.ticklesSent += s.ticklesSent;
       a.downForwarded += s.downForwarded;
       s.drops.forEach((v, i) => (a.drops[i] = (a.drops[i] ?? 0) + v));
       t.size += s.table.size;
@@ -426,6 +430,9 @@ export class ForwarderWorkers implements ForwarderModel {
   readonly displaced = { size: 0 };
   get rstsSent(): number {
     return this.sum.rstsSent;
+  }
+  get ticklesSent(): number {
+    return this.sum.ticklesSent;
   }
   get downForwarded(): number {
     return this.sum.downForwarded;

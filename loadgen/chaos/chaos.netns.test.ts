@@ -161,3 +161,90 @@ test("kill -9 and restart of the mh dispatcher after a node kill: the connection
     },
   );
 });
+
+test("a node killed while it holds acknowledged requests: their clients get a RST within seconds, not a hang (issue 22)", async () => {
+  // The one-hour run's 30 s timeout: a client whose request its node had acknowledged waits
+  // for the answer and sends nothing, so no packet of it ever met the dispatcher's RST for
+  // the dead node. The origin is stopped so that every request waits on its node (a miss).
+  await withCluster(
+    { prefix: testPrefix("chq"), nodes: 2, scheduler: "mh", cacheBytes: "32M", stopGraceMs: 2000 },
+    async (c) => {
+      const manifest = (await readFile(c.demo!.manifest, "utf8"))
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { url?: string; size?: number });
+      const path = manifest.find(
+        (d) => d.url !== undefined && d.url !== "/" && d.url !== "/index.html",
+      )!.url!;
+      type NodeStats = { store: { loads: number; joined: number } };
+      type DispatcherStats = {
+        ticklesSent: number;
+        rstsSent: number;
+        nodes: { id: string; state: string; connections: { active: number; inactive: number } }[];
+      };
+      const dispatcher = () => c.json<DispatcherStats>(`${c.process("dispatcher").admin}/stats`);
+      const waiting = async (node: string) => {
+        const s = (await c.json<NodeStats>(`${c.process(node).admin}/stats`)).store;
+        return s.loads + s.joined;
+      };
+      // No event to wait on across processes: poll, bounded.
+      const until = async <T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => {
+        const deadline = Date.now() + 15_000;
+        let v = await get();
+        while (!ok(v) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          v = await get();
+        }
+        assert.ok(ok(v), `${what}: ${JSON.stringify(v)}`);
+        return v;
+      };
+      const COUNT = 20;
+      const held = c.testbed.spawn(
+        "client",
+        process.execPath,
+        [HELD, "--host", c.vip, "--count", String(COUNT), "--path", path, "--timeout", "20000"],
+        { stdio: ["pipe", "pipe", "inherit"] },
+      );
+      const lines = createInterface({ input: held.stdout! })[Symbol.asyncIterator]();
+      let stopped = false;
+      try {
+        const connected = JSON.parse((await lines.next()).value as string) as { connected: number[] };
+        assert.equal(connected.connected.length, COUNT);
+        // Loads before ours (the cluster's own start-up checks): counted from here on.
+        const base = [await waiting("node1"), await waiting("node2")] as const;
+        c.signal("origin", "SIGSTOP");
+        stopped = true;
+        held.stdin!.write("go\n");
+        // Every request is in: acknowledged by its node's TCP, waiting for the origin.
+        const both = async () =>
+          [(await waiting("node1")) - base[0], (await waiting("node2")) - base[1]] as const;
+        const [, onNode2] = await until(
+          "all requests waiting on their nodes",
+          both,
+          ([a, b]) => a + b === COUNT,
+        );
+        assert.ok(onNode2 > 0, "the dispatcher should have put some connections on node2");
+        const killedAt = Date.now();
+        c.signal("node2", "SIGKILL");
+        c.signal("origin", "SIGCONT");
+        stopped = false;
+        const { results } = JSON.parse((await lines.next()).value as string) as {
+          results: { port: number; outcome: string; status?: number; ms: number }[];
+        };
+        const doneAfterKill = Date.now() - killedAt;
+        const outcomes = results.map((r) => (r.outcome === "response" ? `response ${r.status}` : r.outcome));
+        const count = (o: string) => outcomes.filter((x) => x === o).length;
+        // node1's clients get their answers; node2's a RST soon after the health checks find
+        // its process gone (one interval, 1 s), never a hang until their 20 s timeout.
+        assert.equal(count("response 200"), COUNT - onNode2, JSON.stringify(results));
+        assert.equal(count("reset"), onNode2, JSON.stringify(results));
+        assert.ok(doneAfterKill < 10_000, `the last client finished ${doneAfterKill} ms after the kill`);
+        const d = await dispatcher();
+        assert.ok(d.ticklesSent >= onNode2, `tickles ${d.ticklesSent}, node2 held ${onNode2}`);
+      } finally {
+        if (stopped) c.signal("origin", "SIGCONT");
+        held.kill();
+      }
+    },
+  );
+});

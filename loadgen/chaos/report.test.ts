@@ -81,7 +81,10 @@ test("rows are the deltas of the running totals; errors go to the fault whose wi
   assert.deepEqual(rows[4]!.errorsByKind, { timeout: 1 });
   assert.equal(rows[1]!.rps, 40);
   const s = summarize(rows, events, totals(samples.at(-1)!));
-  assert.deepEqual(s.violations, []);
+  // A node's death may cost resets, never a hang: the timeout is a violation whatever its cause.
+  assert.deepEqual(s.violations, [
+    "1 requests timed out (a request may end in an error only by a clean reset or close, never by hanging)",
+  ]);
   assert.deepEqual(s.byCause, [
     {
       cause: "node_kill",
@@ -94,6 +97,42 @@ test("rows are the deltas of the running totals; errors go to the fault whose wi
   ]);
   assert.deepEqual(s.faultsByKind, { node_kill: 1 });
   assert.deepEqual(s.faultsWithoutErrorsByKind, {});
+});
+
+test("a timeout is laid where its request was sent, not where it expired (the hour run's case)", () => {
+  // node2 killed at 3278.4 and back at 3286.4; a loss burst on node3 3299.7..3305.9; a 30 s
+  // timeout expired at 3309.1: its request left at 3279.1, 0.7 s after the kill.
+  const samples = [
+    sample(3278, 1000),
+    sample(3309.1, 1900, { timeout: 1 }),
+    sample(3310, 1930, { timeout: 1 }),
+  ];
+  const kill = event(173, "node_kill", 3278.4, 3286.4, "node2");
+  const loss = event(174, "link_loss", 3299.7, 3305.9, "node3");
+  const rows = buildTimeline(samples, [kill, loss], 32, 30);
+  assert.equal(rows[1]!.cause, 173);
+  // Without the request timeout the row is laid at the latest fault in reach: the loss burst.
+  assert.equal(buildTimeline(samples, [kill, loss], 32)[1]!.cause, 174);
+  const s = summarize(
+    rows,
+    [kill, loss],
+    totals(samples.at(-1)!),
+    [{ kind: "timeout", sentS: 3279.1, failedS: 3309.1 }],
+    32,
+  );
+  assert.deepEqual(
+    s.perFault.map((p) => [p.index, p.errors]),
+    [
+      [173, 1],
+      [174, 0],
+    ],
+  );
+  assert.deepEqual(
+    s.errorSamples.map((x) => [x.sentS, x.cause, x.causeKind]),
+    [[3279.1, 173, "node_kill"]],
+  );
+  assert.equal(s.violations.length, 1);
+  assert.match(s.violations[0]!, /1 requests timed out/);
 });
 
 test("errors during faults that may cost none, outside every window, and any wrong byte are violations", () => {

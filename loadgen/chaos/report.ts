@@ -77,6 +77,13 @@ export interface CauseTotals {
   allowed: boolean;
 }
 
+/** What the summary needs of a replay error sample (loadgen/replay/stats.ts ErrorSample). */
+export interface ErrorSampleLike {
+  kind: string;
+  sentS: number;
+  failedS: number;
+}
+
 export interface ChaosSummary {
   requests: number;
   ok: number;
@@ -92,6 +99,8 @@ export interface ChaosSummary {
   byCause: CauseTotals[];
   /** Errors and failures per fault. */
   perFault: { index: number; kind: FaultKind; target: string; errors: number; verifyFailures: number }[];
+  /** The replay's first errors with their details, each laid at the fault in reach when it was sent. */
+  errorSamples: (ErrorSampleLike & { cause: number | null; causeKind: FaultKind | "none" })[];
   /** Faults that could not be carried out or undone. */
   faultFailures: string[];
   /** Everything that breaks docs/reliability.md; empty when the run passed. */
@@ -131,12 +140,16 @@ export function causeAt(
 /**
  * One row per sample (deltas of the running totals). A row's errors are laid at the fault
  * whose window holds the row's *start* or end: a row spans about a second, and an error
- * counted in it happened somewhere inside.
+ * counted in it happened somewhere inside. A row whose errors are all timeouts is laid where
+ * those requests were sent, `timeoutS` earlier: a timeout says when the request went out, not
+ * what happened at the moment it expired (the hour run's one timeout was first laid at a loss
+ * burst that began 20 s after its request, sent 0.7 s after a node kill).
  */
 export function buildTimeline(
   samples: readonly ReplaySample[],
   events: readonly FaultEvent[],
   attributionS = DEFAULT_ATTRIBUTION_S,
+  timeoutS?: number,
 ): TimelineRow[] {
   const rows: TimelineRow[] = [];
   let prev: ReplaySample = {
@@ -155,8 +168,12 @@ export function buildTimeline(
     const verifyFailures = s.verifyFailures - prev.verifyFailures;
     const active = events.find((e) => e.startedS <= s.elapsedS && s.elapsedS < e.endedS);
     let cause: number | null = null;
+    const errorsByKind = diffKinds(s.errorsByKind, prev.errorsByKind);
     if (errors > 0 || verifyFailures > 0) {
-      const e = causeAt(events, s.elapsedS, attributionS) ?? causeAt(events, prev.elapsedS, attributionS);
+      const onlyTimeouts = verifyFailures === 0 && errorsByKind.timeout === errors && timeoutS !== undefined;
+      const at = onlyTimeouts ? timeoutS : 0;
+      const e =
+        causeAt(events, s.elapsedS - at, attributionS) ?? causeAt(events, prev.elapsedS - at, attributionS);
       cause = e ? e.fault.index : null;
     }
     rows.push({
@@ -167,7 +184,7 @@ export function buildTimeline(
       verifyFailures,
       mbps: round(((s.bytes - prev.bytes) * 8) / dt / 1e6, 2),
       rps: round((s.ok + s.verifyFailures - prev.ok - prev.verifyFailures) / dt, 1),
-      errorsByKind: diffKinds(s.errorsByKind, prev.errorsByKind),
+      errorsByKind,
       verifyFailuresByKind: diffKinds(s.verifyFailuresByKind, prev.verifyFailuresByKind),
       activeFault: active ? active.fault.index : null,
       cause,
@@ -189,6 +206,8 @@ export function summarize(
     verifyFailures: number;
     verifyFailuresByKind: Record<string, number>;
   },
+  errorSamples: readonly ErrorSampleLike[] = [],
+  attributionS = DEFAULT_ATTRIBUTION_S,
 ): ChaosSummary {
   const byIndex = new Map(events.map((e) => [e.fault.index, e]));
   const causes = new Map<FaultKind | "none", CauseTotals>();
@@ -256,6 +275,12 @@ export function summarize(
           ? `${c.errors} errors with no fault in reach: ${JSON.stringify(c.errorsByKind)}`
           : `${c.errors} errors during ${c.cause} faults, which may cost none: ${JSON.stringify(c.errorsByKind)}`,
       );
+  // A hang is never what a client may see, whatever the fault (docs/reliability.md point 1).
+  const timeouts = final.errorsByKind.timeout ?? 0;
+  if (timeouts > 0)
+    violations.push(
+      `${timeouts} requests timed out (a request may end in an error only by a clean reset or close, never by hanging)`,
+    );
   const faultFailures = events
     .filter((e) => e.failure)
     .map((e) => `#${e.fault.index} ${e.fault.kind} ${e.fault.target}: ${e.failure}`);
@@ -277,6 +302,10 @@ export function summarize(
       target: e.fault.target,
       ...(perFault.get(e.fault.index) ?? { errors: 0, verifyFailures: 0 }),
     })),
+    errorSamples: errorSamples.map((x) => {
+      const e = causeAt(events, x.sentS, attributionS);
+      return { ...x, cause: e ? e.fault.index : null, causeKind: e ? e.fault.kind : "none" };
+    }),
     faultFailures,
     violations,
   };

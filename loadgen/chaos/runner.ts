@@ -404,7 +404,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     stats = await collectStats(c);
     await c.stop();
   }
-  rows.push(...buildTimeline(samples, events, timeoutMs / 1000 + 2));
+  const attributionS = timeoutMs / 1000 + 2;
+  rows.push(...buildTimeline(samples, events, attributionS, timeoutMs / 1000));
   const finalResult = result as ReplayResult | null;
   const last = samples.at(-1);
   const totals = finalResult
@@ -424,7 +425,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         verifyFailures: last?.verifyFailures ?? 0,
         verifyFailuresByKind: last?.verifyFailuresByKind ?? {},
       };
-  const summary = summarize(rows, events, totals);
+  const summary = summarize(rows, events, totals, finalResult?.error_samples ?? [], attributionS);
   for (const u of unexpectedExits) summary.violations.push(`unexpected exit: ${u}`);
   if (replayError) summary.violations.push(`replay: ${replayError}`);
   const report: ChaosReport = {

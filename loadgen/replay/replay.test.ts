@@ -108,7 +108,9 @@ test("a server that closes mid-response is an error, reported at once, not a han
 test("a server that stalls (before or during the body) times out per --timeout", async () => {
   await withTempDir(async (dir) => {
     let n = 0;
+    const clientPorts: number[] = [];
     const server = await rawHttpServer((socket) => {
+      clientPorts.push(socket.remotePort!);
       // First request: headers and part of the body, then silence; others: nothing at all.
       if (n++ === 0) socket.write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial");
     });
@@ -123,6 +125,18 @@ test("a server that stalls (before or during the body) times out per --timeout",
       assert.equal(r.requests, 3);
       assert.equal(r.errors, 3);
       assert.deepEqual(r.errors_by_kind, { timeout: 3 });
+      // Each error with what it takes to find its connection: when it was sent, the client's port.
+      const samples = [...r.error_samples].sort((a, b) => b.bodyBytes - a.bodyBytes);
+      assert.deepEqual(
+        samples.map((e) => [e.kind, e.code, e.bodyBytes, e.responseStarted]),
+        [
+          ["timeout", "UND_ERR_BODY_TIMEOUT", 7, true],
+          ["timeout", "UND_ERR_HEADERS_TIMEOUT", 0, false],
+          ["timeout", "UND_ERR_HEADERS_TIMEOUT", 0, false],
+        ],
+      );
+      assert.deepEqual(samples.map((e) => e.localPort).sort(), [...clientPorts].sort());
+      for (const e of samples) assert.ok(e.failedS - e.sentS >= 0.29 && e.sentS >= 0, JSON.stringify(e));
     } finally {
       await server.close();
     }

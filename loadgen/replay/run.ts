@@ -13,6 +13,7 @@ import {
   mergeCounters,
   newCounters,
   type Counters,
+  type ErrorSample,
   type FailureSample,
   type LatencySummaryMs,
 } from "./stats.js";
@@ -148,6 +149,8 @@ export interface ReplayResult {
   verify_failures: number;
   verify_failures_by_kind: Record<string, number>;
   verify_failure_samples: FailureSample[];
+  /** The first transport errors with their details (when sent, the client's port). */
+  error_samples: ErrorSample[];
   /** Trace records not replayed (one pass), in total and by reason. */
   skipped: number;
   skipped_by_reason: Record<string, number>;
@@ -598,6 +601,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
     verify_failures: counters.verifyFailures,
     verify_failures_by_kind: counters.verifyFailuresByKind,
     verify_failure_samples: counters.failureSamples,
+    error_samples: counters.errorSamples,
     skipped: plan.skipped,
     skipped_by_reason: { ...plan.skippedByReason },
     status_counts: counters.statusCounts,

@@ -15,6 +15,24 @@ export interface FailureSample {
   got: string;
 }
 
+/** A transport error or timeout, with what it takes to find its connection in a node's logs. */
+export interface ErrorSample {
+  path: string;
+  method: string;
+  kind: string;
+  /** undici's error code (e.g. UND_ERR_HEADERS_TIMEOUT). */
+  code: string;
+  /** When the request was sent and when it failed (s since the run's start). */
+  sentS: number;
+  failedS: number;
+  /** Bytes of the response body received before the error. */
+  bodyBytes: number;
+  /** The client's port of the connection (null: it never connected). */
+  localPort: number | null;
+  /** The response had begun (status line received). */
+  responseStarted: boolean;
+}
+
 export interface Counters {
   /** Requests finished: responses plus transport errors. */
   requests: number;
@@ -24,6 +42,7 @@ export interface Counters {
   verifyFailures: number;
   verifyFailuresByKind: Partial<Record<VerifyFailure, number>>;
   failureSamples: FailureSample[];
+  errorSamples: ErrorSample[];
   /** Responses by status code. */
   statusCounts: Record<string, number>;
   /** Response body bytes received. */
@@ -33,6 +52,8 @@ export interface Counters {
 }
 
 export const MAX_FAILURE_SAMPLES = 10;
+/** Errors kept with their details (the first ones; a chaos run attributes them to faults). */
+export const MAX_ERROR_SAMPLES = 100;
 
 export function newCounters(): Counters {
   return {
@@ -43,6 +64,7 @@ export function newCounters(): Counters {
     verifyFailures: 0,
     verifyFailuresByKind: {},
     failureSamples: [],
+    errorSamples: [],
     statusCounts: {},
     bytes: 0,
     maxLatencyUs: 0,
@@ -68,6 +90,9 @@ export function mergeCounters(into: Counters, from: Counters): void {
   addCounts(into.statusCounts, from.statusCounts);
   for (const s of from.failureSamples) {
     if (into.failureSamples.length < MAX_FAILURE_SAMPLES) into.failureSamples.push(s);
+  }
+  for (const s of from.errorSamples) {
+    if (into.errorSamples.length < MAX_ERROR_SAMPLES) into.errorSamples.push(s);
   }
 }
 

@@ -12,7 +12,7 @@ import { createHash, type Hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { buildConnector, Client, type Dispatcher } from "undici";
 import type { RequestClass } from "./plan.js";
-import { MAX_FAILURE_SAMPLES, newCounters } from "./stats.js";
+import { MAX_ERROR_SAMPLES, MAX_FAILURE_SAMPLES, newCounters } from "./stats.js";
 import { checkResponse, errorKind, type Expectation } from "./verify.js";
 import { OpenLoopQueue, Pacer, type QueueStats, type ScheduleSpec } from "../schedule.js";
 import { Timings, type EncodedTimings, type Outcome } from "./timings.js";
@@ -214,7 +214,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     counters.errors++;
     const kind = errorKind(err);
     counters.errorsByKind[kind] = (counters.errorsByKind[kind] ?? 0) + 1;
-    this.finish(sinceStart(), "error");
+    const end = sinceStart();
+    if (counters.errorSamples.length < MAX_ERROR_SAMPLES) {
+      const code = (err as { code?: unknown }).code;
+      counters.errorSamples.push({
+        path: this.cls.path,
+        method: this.cls.method,
+        kind,
+        code: typeof code === "string" ? code : err.name,
+        sentS: Math.round(this.sentMs) / 1000,
+        failedS: Math.round(end) / 1000,
+        bodyBytes: this.bodyBytes,
+        localPort: this.slot.localPort,
+        responseStarted: this.firstByteMs !== null,
+      });
+    }
+    this.finish(end, "error");
   }
 
   private finish(end: number, outcome: Outcome): void {
@@ -241,6 +256,8 @@ class Slot {
   private inflight = 0;
   /** Duration of the last connect, until a response on that connection claims it. */
   private connectMs: number | null = null;
+  /** The client's port of the current (or last) connection, for error samples. */
+  localPort: number | null = null;
   readonly depth = init.keepalive ? init.pipeline : 1;
 
   constructor(slotNumber: number) {
@@ -251,7 +268,10 @@ class Slot {
       connect: (options, callback) => {
         const t0 = performance.now();
         connector(options, (...args) => {
-          if (args[0] === null) this.connectMs = performance.now() - t0;
+          if (args[0] === null) {
+            this.connectMs = performance.now() - t0;
+            this.localPort = args[1].localPort ?? null;
+          }
           callback(...args);
         });
       },
