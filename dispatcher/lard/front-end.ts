@@ -127,6 +127,9 @@ interface ResumeBasis {
   client: ClientTrack;
 }
 
+/** Nodes a new connection's handoff is offered to before the client gets a 503 (busy refusals). */
+const MAX_HANDOFF_TRIES = 3;
+
 /** Event-loop turns a handoff waits for its socket to hand out what it received. */
 const MAX_DRAIN_WAITS = 16;
 
@@ -145,6 +148,8 @@ interface Pending extends History {
   basis: ResumeBasis;
   /** A RESUME (mid-response: failing, it is reset, never answered with a 503). */
   resuming: boolean;
+  /** Nodes that refused this handoff as busy (it is tried elsewhere, at most MAX_HANDOFF_TRIES in all). */
+  refusedBy: string[];
 }
 
 interface Forwarding extends History {
@@ -221,7 +226,7 @@ export class LardFrontEnd {
     idleExpired: 0,
     failures: Object.fromEntries(HANDOFF_FAILURES.map((r) => [r, 0])) as Record<HandoffFailure, number>,
     drops: Object.fromEntries(FRONT_END_DROPS.map((r) => [r, 0])) as Record<FrontEndDrop, number>,
-    reasons: { first: 0, local: 0, moved: 0, replicated: 0 },
+    reasons: { first: 0, local: 0, moved: 0, replicated: 0, elsewhere: 0 },
     refusals: {},
   };
   /** HANDOFF sent -> HANDOFF-ACK received, ms, each accepted handoff (the caller drains it). */
@@ -302,6 +307,9 @@ export class LardFrontEnd {
     if (ack.status !== CloneStatus.Accepted) {
       const name = CLONE_STATUS_NAMES[ack.status] ?? String(ack.status);
       this.counters.refusals[name] = (this.counters.refusals[name] ?? 0) + 1;
+      // A busy node (at its connection limit, or draining) never had the connection: another
+      // may take it. Anything else (expired, bad state, ...) would fail there too.
+      if (ack.status === CloneStatus.Busy && !e.resuming && this.offerElsewhere(e, now)) return;
       this.fail(key, e, "refused");
       return;
     }
@@ -571,6 +579,7 @@ export class LardFrontEnd {
             handoffs: e.handoffs + 1,
             basis: b,
             resuming: true,
+            refusedBy: [],
           });
           return;
         }
@@ -596,6 +605,55 @@ export class LardFrontEnd {
     this.byHandoff.set(`${e.node}/${e.handoffId}`, key);
   }
 
+  /**
+   * Offers a refused new connection's handoff to the least loaded node that has not refused it
+   * (the same state and request; client packets stay held meanwhile). False when none is left,
+   * the tries are used up or the link is down: the caller answers the 503.
+   */
+  private offerElsewhere(e: Pending, now: number): boolean {
+    const refusedBy = [...e.refusedBy, e.node];
+    if (refusedBy.length >= MAX_HANDOFF_TRIES) return false;
+    const seed = e.state.seed;
+    if (seed === undefined) return false;
+    const choice = this.policy.assignElsewhere(e.basis.target, refusedBy, now);
+    if (choice === null) return false;
+    const handoffId = this.takeId();
+    if (!this.io.sendHandoff(choice.node, this.handoffMessage(handoffId, e.state, seed, e.basis.data))) {
+      this.policy.release(choice.node);
+      return false;
+    }
+    this.byHandoff.delete(`${e.node}/${e.handoffId}`);
+    this.policy.release(e.node);
+    e.refusedBy = refusedBy;
+    e.node = choice.node;
+    e.handoffId = handoffId;
+    e.sentAt = now;
+    this.byHandoff.set(
+      `${e.node}/${e.handoffId}`,
+      clientKey(e.state.tuple.remoteAddr, e.state.tuple.remotePort),
+    );
+    this.counters.handoffsSent++;
+    this.counters.reasons[choice.reason]++;
+    return true;
+  }
+
+  private handoffMessage(
+    handoffId: number,
+    state: TcpExportedState,
+    seed: Uint8Array,
+    data: Uint8Array,
+  ): HandoffMessage {
+    return {
+      type: HandoffType.Handoff,
+      handoffId,
+      startDeadline: Math.ceil(this.io.wallClockMs() + this.opts.handoffTimeoutMs),
+      sentAtUs: this.io.monotonicUs(),
+      state: encodeState(state),
+      seed,
+      data,
+    };
+  }
+
   private handOff(s: TcpSocket, target: string, data: Uint8Array, history: History): void {
     const now = this.stack.now();
     if (this.entries.size >= this.opts.maxConnections) return this.refuse(s, "table-full", 503);
@@ -609,16 +667,7 @@ export class LardFrontEnd {
       return this.refuse(s, "not-exportable", 503);
     }
     const handoffId = this.takeId();
-    const msg: HandoffMessage = {
-      type: HandoffType.Handoff,
-      handoffId,
-      startDeadline: Math.ceil(this.io.wallClockMs() + this.opts.handoffTimeoutMs),
-      sentAtUs: this.io.monotonicUs(),
-      state: encodeState(state),
-      seed: state.seed,
-      data,
-    };
-    if (!this.io.sendHandoff(choice.node, msg)) {
+    if (!this.io.sendHandoff(choice.node, this.handoffMessage(handoffId, state, state.seed, data))) {
       this.policy.release(choice.node);
       return this.refuse(s, "link-down", 503);
     }
@@ -645,6 +694,7 @@ export class LardFrontEnd {
         client: new ClientTrack(state.rcvNxt, state.sndNxt, state.sndWnd, wscale),
       },
       resuming: false,
+      refusedBy: [],
     });
   }
 

@@ -289,6 +289,39 @@ test("a node that refuses the handoff: the front-end takes the connection back a
   assert.equal(sim.frontEnd.handedOff, 0);
 });
 
+test("a busy node's refusal is offered to another node: the client gets its answer, not a 503", async () => {
+  const sim = new LardSim({ nodes: 2 });
+  const [first, second] = sim.nodes as [(typeof sim.nodes)[0], (typeof sim.nodes)[0]];
+  // The first node drains (it refuses new handoffs as busy) while the front-end still picks it.
+  await first.mode.drain(1_000);
+  const c = open(sim, get("/size/1000", true));
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.equal(c.error(), undefined);
+  assert.ok(c.bytes().equals(simResponse(1000, false)), c.bytes().subarray(0, 80).toString("latin1"));
+  assert.deepEqual(first.served, []);
+  assert.deepEqual(second.served, ["/size/1000"]);
+  assert.equal(sim.frontEnd.counters.refusals.busy, 1);
+  assert.equal(sim.frontEnd.counters.reasons.elsewhere, 1);
+  assert.equal(sim.frontEnd.counters.failures.refused, 0);
+  // The target moved with it: the next request for it goes straight to the second node.
+  const again = open(sim, get("/size/1000", true));
+  assert.ok(await sim.run(() => again.closed(), 10_000));
+  assert.deepEqual(second.served, ["/size/1000", "/size/1000"]);
+  assert.equal(sim.frontEnd.counters.refusals.busy, 1);
+});
+
+test("every node busy: each is offered the handoff once, then the client gets a 503", async () => {
+  const sim = new LardSim({ nodes: 3, nodeMaxConnections: 0 });
+  const c = open(sim, get("/size/10"));
+  assert.ok(await sim.run(() => c.closed(), 10_000));
+  assert.match(c.bytes().toString("latin1"), /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  assert.equal(sim.frontEnd.counters.refusals.busy, 3);
+  assert.equal(sim.frontEnd.counters.reasons.elsewhere, 2);
+  assert.equal(sim.frontEnd.counters.failures.refused, 1);
+  assert.equal(sim.frontEnd.handedOff, 0);
+  assert.equal(sim.frontEnd.policy.totalLoad(), 0, "every node's load released");
+});
+
 test("a node that never answers: after the start deadline the client's connection is reset, no bytes", async () => {
   const sim = new LardSim({ nodes: 1, frontEnd: { handoffTimeoutMs: 500 } });
   sim.nodes[0]!.answers = false;

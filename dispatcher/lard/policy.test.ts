@@ -128,3 +128,21 @@ test("bad thresholds are refused", () => {
   assert.throws(() => new LardPolicy(NODES, { tLow: -1, tHigh: 5 }), RangeError);
   assert.throws(() => new LardPolicy(NODES, { maxTargets: 0 }), RangeError);
 });
+
+test("a busy node's request goes to the least loaded other node, which takes the target from the busy one", () => {
+  const basic = new LardPolicy(["a", "b", "c"], { tLow: 2, tHigh: 4, replication: false });
+  assert.equal(basic.assign("/x", 0)!.node, "a");
+  basic.assign("/y", 0); // b
+  assert.deepEqual(basic.assignElsewhere("/x", ["a"], 1), { node: "c", reason: "elsewhere" });
+  assert.deepEqual(basic.holders("/x"), ["c"]);
+  assert.equal(basic.load("c"), 1);
+  assert.equal(basic.assignElsewhere("/x", ["a", "b", "c"], 2), null);
+  assert.equal(basic.load("c"), 1);
+  const r = new LardPolicy(["a", "b"], { tLow: 2, tHigh: 4, replication: true });
+  r.assign("/x", 0);
+  assert.deepEqual(r.assignElsewhere("/x", ["a"], 1), { node: "b", reason: "elsewhere" });
+  assert.deepEqual(r.holders("/x"), ["b"]);
+  // A target it never saw is remembered on the node that took it.
+  assert.deepEqual(r.assignElsewhere("/new", ["a"], 2), { node: "b", reason: "elsewhere" });
+  assert.deepEqual(r.holders("/new"), ["b"]);
+});

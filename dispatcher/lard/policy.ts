@@ -44,7 +44,9 @@ export type LardReason =
   /** Its node was overloaded: the target moved to the least loaded node (basic LARD). */
   | "moved"
   /** Its set's members were overloaded: the least loaded node joined the set (LARD/R). */
-  | "replicated";
+  | "replicated"
+  /** Its node refused the handoff (busy): the least loaded other node took it (and the target). */
+  | "elsewhere";
 
 export interface LardChoice {
   node: string;
@@ -136,6 +138,25 @@ export class LardPolicy {
     const choice = this.choose(target, now);
     if (choice !== null) this.loads.set(choice.node, this.load(choice.node) + 1);
     return choice;
+  }
+
+  /**
+   * The node chosen for `target` refused it (busy): the least loaded node not in `exclude`
+   * takes it and the target with it (the refusing nodes leave the target's set, the new one
+   * joins it), counted one more connection. Null when every node is excluded.
+   */
+  assignElsewhere(target: string, exclude: readonly string[], now: number): LardChoice | null {
+    const n = this.leastLoaded([...this.loads.keys()].filter((id) => !exclude.includes(id)));
+    if (n === undefined) return null;
+    const e = this.targets.get(target);
+    if (e === undefined) this.remember(target, { nodes: [n], changedAt: now });
+    else {
+      e.nodes = e.nodes.filter((id) => !exclude.includes(id) && id !== n);
+      e.nodes.push(n);
+      e.changedAt = now;
+    }
+    this.loads.set(n, this.load(n) + 1);
+    return { node: n, reason: "elsewhere" };
   }
 
   /** A connection `assign` counted on `node` ended or moved on. */
