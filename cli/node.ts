@@ -501,6 +501,7 @@ export const command: Command = {
         localMaxBytes: values["clone-local-max-bytes"] === "0" ? 0 : bytes(values, "clone-local-max-bytes"),
         stallMs: int(values, "clone-stall-timeout", 1),
         sendTimeoutMs: int(values, "send-timeout", 1),
+        idleTimeoutMs: int(values, "idle-timeout", 1),
         peerConnections: int(values, "peer-connections", 1),
         peerTimeoutMs: int(values, "peer-timeout", 1),
       },

@@ -420,6 +420,17 @@ test("a client that stops reading is reset by the node after its send timeout; t
   assert.ok(sim.net.now >= 3000, "not before the timeout");
 });
 
+test("a keep-alive connection idle past the node's idle timeout is closed with a FIN, not reset", async () => {
+  const sim = new LardSim({ nodes: 1, nodeIdleMs: 5_000 });
+  const c = open(sim, get("/size/100"));
+  assert.ok(await sim.run(() => c.bytes().length === simResponse(100, true).length, 10_000));
+  const answeredAt = sim.net.now;
+  assert.ok(await sim.run(() => c.closed(), 20_000));
+  assert.equal(c.error(), undefined, "a FIN, not a reset");
+  assert.ok(sim.net.now - answeredAt >= 5_000, `closed ${sim.net.now - answeredAt} ms after the answer`);
+  assert.ok(await sim.run(() => sim.frontEnd.handedOff === 0, 5_000), "the front-end forgot it");
+});
+
 test("drain: idle keep-alive connections close with a FIN, a response under way finishes first, new handoffs are refused", async () => {
   const sim = new LardSim({ nodes: 1 });
   sim.net.setImpairment({ delay: 1 });

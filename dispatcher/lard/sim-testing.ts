@@ -66,6 +66,8 @@ export interface LardSimOptions {
   nodeMaxConnections?: number;
   /** The nodes' send timeout (ms). */
   sendTimeoutMs?: number;
+  /** The nodes' idle timeout between requests (default: the mode's). */
+  nodeIdleMs?: number;
   /** Each node's responses carry `Date: <node id>` (so that nodes answer different heads). */
   dates?: boolean;
 }
@@ -147,6 +149,7 @@ export class LardSim {
           port: SIM_PORT,
           maxConnections: o.nodeMaxConnections ?? 1000,
           ...(o.sendTimeoutMs !== undefined ? { sendTimeoutMs: o.sendTimeoutMs } : {}),
+          ...(o.nodeIdleMs !== undefined ? { idleMs: o.nodeIdleMs } : {}),
           wallClock: () => net.now,
         },
         {
@@ -312,7 +315,7 @@ export class LardSim {
 
   private nextAt(): number {
     let t = Math.min(this.queue.peek()?.at ?? Infinity, this.frontEnd.pollAt());
-    for (const n of this.nodes) if (n.alive) t = Math.min(t, n.mode.sendDeadlines.pollAt());
+    for (const n of this.nodes) if (n.alive) t = Math.min(t, n.mode.pollAt());
     return t;
   }
 
@@ -336,8 +339,7 @@ export class LardSim {
         t.item();
       }
       if (this.frontEnd.pollAt() <= net.now) this.frontEnd.poll(net.now);
-      for (const n of this.nodes)
-        if (n.alive && n.mode.sendDeadlines.pollAt() <= net.now) n.mode.poll(net.now);
+      for (const n of this.nodes) if (n.alive && n.mode.pollAt() <= net.now) n.mode.poll(net.now);
       for (const s of [this.fe, this.client, ...this.nodes.map((x) => x.stack)]) s.flush();
       if (target === Infinity && this.queue.peek() === undefined) {
         await net.settle();

@@ -267,6 +267,13 @@ export class LardNode implements Mode {
    * Deadlines: connections idle too long are closed, clients that stopped acknowledging a
    * response are reset; expired tombstones go.
    */
+  /** When poll() next has something to do (a send deadline, an idle connection's), for tests. */
+  pollAt(): number {
+    let t = this.sendDeadlines.pollAt();
+    for (const c of this.conns) t = Math.min(t, c.idleDeadline());
+    return t;
+  }
+
   poll(now: number): void {
     for (const c of this.conns) c.checkIdle(now);
     const probe = (c: HandedOff) => {
@@ -417,9 +424,18 @@ class HandedOff {
     this.sock.end();
   }
 
+  idleDeadline(): number {
+    return this.phase === "request" || this.phase === "next"
+      ? this.idleSince + this.node.idleMs + 1
+      : Infinity;
+  }
+
   checkIdle(now: number): void {
-    if ((this.phase === "request" || this.phase === "next") && now - this.idleSince > this.node.idleMs)
-      this.sock.destroy();
+    if (now < this.idleDeadline()) return;
+    // Between requests: a FIN, as a plain server closes an idle keep-alive connection; a
+    // request that never completed: a reset.
+    if (this.phase === "next" && this.size === 0) this.end();
+    else this.sock.destroy();
   }
 
   private pump(): void {
@@ -559,10 +575,10 @@ const EMPTY = new Uint8Array(0);
 /** Event-loop turns a hand-back waits for the socket to hand out what it received. */
 const MAX_DRAIN_WAITS = 16;
 
-/** --send-timeout as the node passes it to every mode (cli/node.ts), else the node's default. */
-function sendTimeoutFrom(settings: Readonly<Record<string, unknown>>): number {
-  const v = settings.sendTimeoutMs;
-  return typeof v === "number" && v > 0 ? v : 30_000;
+/** --send-timeout / --idle-timeout as the node passes them to every mode (cli/node.ts), else the node's default. */
+function positiveSetting(settings: Readonly<Record<string, unknown>>, key: string, fallback: number): number {
+  const v = settings[key];
+  return typeof v === "number" && v > 0 ? v : fallback;
 }
 
 function monotonicUs(): number {
@@ -600,8 +616,8 @@ registerMode({
         maxConnections: 100_000,
         onOneWay: (us) => oneWay.observe(us / 1e6),
         monotonicUs,
-        idleMs: 60_000,
-        sendTimeoutMs: sendTimeoutFrom(ctx.modeSettings),
+        idleMs: positiveSetting(ctx.modeSettings, "idleTimeoutMs", 30_000),
+        sendTimeoutMs: positiveSetting(ctx.modeSettings, "sendTimeoutMs", 30_000),
       },
       {
         respond: (req, keepAlive, now) => ctx.responder.respond(req, keepAlive, now),
