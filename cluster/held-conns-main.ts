@@ -2,7 +2,7 @@
 // to the VIP and holds them idle; prints {"connected":[local ports]} once all are established;
 // on a line on stdin sends one GET on each and prints {"results":[...]} with what each got:
 // a response (its status), a reset, a close without an answer, or nothing within --timeout
-// (a hang). Bounded: every connection ends within the timeout, then the process exits.
+// (a hang); a connection reset or closed while it was held idle reports that at once. Bounded: every connection ends within the timeout, then the process exits.
 //
 //   node held-conns-main.js --host 198.18.100.1 --port 80 --count 30 --path / --timeout 5000
 import { connect, type Socket } from "node:net";
@@ -43,9 +43,14 @@ function open(): Promise<Socket> {
   });
 }
 
+/** How a held connection ended before it was asked (a RST or FIN while idle), by socket. */
+const endedIdle = new Map<Socket, Outcome>();
+
 function ask(s: Socket): Promise<Outcome> {
   const port = s.localPort!;
   const start = Date.now();
+  const early = endedIdle.get(s);
+  if (early !== undefined) return Promise.resolve(early);
   return new Promise((resolve) => {
     let done = false;
     let head = "";
@@ -77,7 +82,23 @@ function ask(s: Socket): Promise<Outcome> {
 
 const sockets: Socket[] = [];
 for (let i = 0; i < count; i++) sockets.push(await open());
-for (const s of sockets) s.on("error", () => {}); // until asked
+// Until asked: a connection reset or closed while idle is reported as such (its node died and
+// the dispatcher reset it, say), not asked and left to time out.
+for (const s of sockets) {
+  const port = s.localPort!;
+  s.on("error", (e: NodeJS.ErrnoException) => {
+    if (!endedIdle.has(s))
+      endedIdle.set(s, {
+        port,
+        outcome: e.code === "ECONNRESET" ? "reset" : "error",
+        detail: `while idle: ${e.code ?? e.message}`,
+        ms: 0,
+      });
+  });
+  s.on("close", () => {
+    if (!endedIdle.has(s)) endedIdle.set(s, { port, outcome: "closed", detail: "while idle", ms: 0 });
+  });
+}
 process.stdout.write(JSON.stringify({ connected: sockets.map((s) => s.localPort) }) + "\n");
 const rl = createInterface({ input: process.stdin });
 await new Promise<void>((resolve) => rl.once("line", () => resolve()));
