@@ -270,31 +270,11 @@ export class Forwarder implements ForwarderModel {
   /** Entries still to tickle, as (client address, client port, VIP port, node slot) quads. */
   private tickleQueue: number[] = [];
   private tickleHead = 0;
-  private readonly tickle: TcpRepr = {
-    srcPort: 0,
-    dstPort: 0,
-    seq: 0,
-    ack: 0,
-    flags: TCP_ACK,
-    window: 0,
-    urgent: 0,
-    options: {},
-    payload: new Uint8Array(0),
-  };
+  private readonly tickle = bareSegment(TCP_ACK);
   /** Addresses of this host (and the VIP): never a client's. */
   private readonly ownAddrs: Set<number>;
   private ipId = 0;
-  private readonly rst: TcpRepr = {
-    srcPort: 0,
-    dstPort: 0,
-    seq: 0,
-    ack: 0,
-    flags: TCP_RST,
-    window: 0,
-    urgent: 0,
-    options: {},
-    payload: new Uint8Array(0),
-  };
+  private readonly rst = bareSegment(TCP_RST);
 
   constructor(
     opts: ForwarderOptions,
@@ -711,6 +691,21 @@ export class Forwarder implements ForwarderModel {
     this.warmingUp = this.nodes.awaitingFirstVerdict();
     this.schedulerVersion = this.nodes.version;
   }
+}
+
+/** A segment without options or payload, reused for every packet the dispatcher writes itself. */
+function bareSegment(flags: number): TcpRepr {
+  return {
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags,
+    window: 0,
+    urgent: 0,
+    options: {},
+    payload: new Uint8Array(0),
+  };
 }
 
 function ipDropReason(err: WireError): DropReason {
