@@ -615,7 +615,10 @@ export class Forwarder implements ForwarderModel {
    * lost node when its turn comes (the node may be back).
    */
   private tickleLost(now: number): void {
-    for (const node of this.nodes.list()) {
+    const nodes = this.nodes.list();
+    // Forget the outages of nodes that are gone from the pool (removed and reaped).
+    for (const n of this.tickled.keys()) if (!nodes.includes(n)) this.tickled.delete(n);
+    for (const node of nodes) {
       if (this.resetReason(node, now) === null) {
         this.tickled.delete(node);
         continue;
