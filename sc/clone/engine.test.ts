@@ -38,7 +38,9 @@ function packet(ack: number, flags = TCP_ACK, payload = new Uint8Array(0), srcPo
 type H = { name: string };
 
 /** An original side whose effects are recorded as strings. */
-function original(opts: { ackTimeoutMs?: number; stallMs?: number; finLingerMs?: number } = {}) {
+function original(
+  opts: { ackTimeoutMs?: number; cancelWaitMs?: number; stallMs?: number; finLingerMs?: number } = {},
+) {
   const log: string[] = [];
   const link = { up: true };
   const forwarded: Uint8Array[] = [];
@@ -50,7 +52,10 @@ function original(opts: { ackTimeoutMs?: number; stallMs?: number; finLingerMs?:
       forwarded.push(p);
       log.push(`forward:${peer.id}`);
     },
-    sendCancel: (peer, id) => log.push(`cancel:${peer.id}:${id}`),
+    sendCancel: (peer, id) => {
+      if (link.up) log.push(`cancel:${peer.id}:${id}`);
+      return link.up;
+    },
     sendDone: (peer, id) => {
       if (link.up) log.push(`done:${peer.id}:${id}`);
       return link.up;
@@ -64,6 +69,7 @@ function original(opts: { ackTimeoutMs?: number; stallMs?: number; finLingerMs?:
   const o = new OriginalSide<{ id: string }, H>(
     {
       ackTimeoutMs: opts.ackTimeoutMs ?? 2250,
+      ...(opts.cancelWaitMs === undefined ? {} : { cancelWaitMs: opts.cancelWaitMs }),
       router: { stallMs: opts.stallMs ?? 5000, finLingerMs: opts.finLingerMs ?? 10_000 },
     },
     fx,
@@ -123,17 +129,68 @@ test("original: the client's ACK for the whole response may overtake the SC-ACK"
   assert.deepEqual(log.slice(-3), [`done:B:${c.id}`, "shadow:c:false", "settle:c:done"]);
 });
 
-test("original: no SC-ACK by the deadline: CANCEL, served here; the late SC-ACK is unexpected", () => {
-  const { o, log } = original({ ackTimeoutMs: 100 });
+test("original: no SC-ACK by the deadline: CANCEL; its answer (not started) has the request served here", () => {
+  const { o, log } = original({ ackTimeoutMs: 100, cancelWaitMs: 50 });
   const c = o.begin({ name: "c" }, B, TUPLE, 0, 10);
   assert.equal(o.pollAt(), 110);
   o.poll(109);
   assert.ok(!log.some((l) => l.startsWith("cancel")));
   o.poll(110);
-  assert.deepEqual(log.slice(1), ["cancel:B:1", "count:timeout", "shadow:c:false", "settle:c:serve"]);
-  o.onAck("B", accepted(c.id, 10), 120);
+  assert.deepEqual(log.slice(1), ["cancel:B:1"], "nothing served before the answer");
+  assert.equal(c.phase, "cancelling");
+  assert.equal(o.pollAt(), 160);
+  o.onAck(
+    "B",
+    { cloneId: c.id, status: CloneStatus.Cancelled, responseLength: 0, head: new Uint8Array(0) },
+    120,
+  );
+  assert.deepEqual(log.slice(2), ["count:timeout", "shadow:c:false", "settle:c:serve"]);
+  o.onAck("B", accepted(c.id, 10), 130);
   assert.equal(o.unexpectedAcks, 1);
   assert.equal(log.length, 5, "nothing more happens");
+  assert.equal(o.pollAt(), Infinity);
+});
+
+test("original: an SC-ACK accepting the clone after its deadline, before the CANCEL's answer, is taken: one sender", () => {
+  const { o, log } = original({ ackTimeoutMs: 100 });
+  const c = o.begin({ name: "c" }, B, TUPLE, 0, 0);
+  o.onClientPacket(packet(20), 50); // the clone is sending; its SC-ACK is held on a lossy link
+  o.poll(100);
+  assert.deepEqual(log.slice(-1), ["cancel:B:1"]);
+  o.onAck("B", accepted(c.id, 30), 400);
+  assert.equal(c.phase, "active");
+  assert.equal(o.lateAccepts, 1);
+  assert.ok(!log.some((l) => l.startsWith("count:") || l.startsWith("settle") || l.startsWith("reset")));
+  o.onClientPacket(packet(30), 410);
+  assert.deepEqual(log.slice(-3), [`done:B:${c.id}`, "shadow:c:false", "settle:c:done"]);
+  o.poll(10_000);
+  assert.equal(o.cancelsUnanswered, 0);
+});
+
+test("original: a CANCEL with no answer in cancelWaitMs: timed out (served here); a CANCEL that cannot be sent: at once", () => {
+  const { o, log, link } = original({ ackTimeoutMs: 100, cancelWaitMs: 300 });
+  const c = o.begin({ name: "c" }, B, TUPLE, 0, 0);
+  o.poll(100);
+  o.poll(399);
+  assert.equal(c.phase, "cancelling");
+  o.poll(400);
+  assert.deepEqual(log.slice(1), ["cancel:B:1", "count:timeout", "shadow:c:false", "settle:c:serve"]);
+  assert.equal(o.cancelsUnanswered, 1);
+  link.up = false;
+  const d = o.begin({ name: "d" }, B, { ...TUPLE, remotePort: 2 }, 0, 500);
+  o.poll(600);
+  assert.equal(d.phase, "over");
+  assert.deepEqual(log.slice(-3), ["count:timeout", "shadow:d:false", "settle:d:serve"]);
+});
+
+test("original: the link goes down while a CANCEL is out: served here (peer-down)", () => {
+  const { o, log } = original({ ackTimeoutMs: 100 });
+  const c = o.begin({ name: "c" }, B, TUPLE, 0, 0);
+  o.poll(100);
+  o.onPeerDown("B");
+  assert.equal(c.phase, "over");
+  assert.deepEqual(log.slice(-3), ["count:peer-down", "shadow:c:false", "settle:c:serve"]);
+  assert.equal(o.pollAt(), Infinity);
 });
 
 test("original: refused clone is served here, the refusal counted by status", () => {
@@ -144,10 +201,11 @@ test("original: refused clone is served here, the refusal counted by status", ()
 });
 
 test("original: refused or lost after the client acknowledged bytes of it: reset, never wrong bytes", () => {
-  const { o, log } = original({ ackTimeoutMs: 100 });
+  const { o, log } = original({ ackTimeoutMs: 100, cancelWaitMs: 100 });
   o.begin({ name: "c" }, B, TUPLE, 0, 0);
-  o.onClientPacket(packet(20), 1); // a clone answered before its SC-ACK was lost
+  o.onClientPacket(packet(20), 1); // a clone answered; its SC-ACK and the CANCEL's answer are lost
   o.poll(100);
+  o.poll(200);
   assert.deepEqual(log.slice(-6), [
     "cancel:B:1",
     "count:timeout",
@@ -518,6 +576,43 @@ test("sim: no SC-ACK in time (the clone's node is slow): CANCEL, the request ser
   await sim.run(() => false, 2000);
   assert.equal(cl.received().length, 0);
   assert.equal(sim.cloneSide.size, 0);
+});
+
+test("sim: the SC-ACK held past its deadline on a lossy SC link while the clone sends: CANCEL, then the late SC-ACK is taken; byte-exact, no reset", async () => {
+  const resp = response(50_000);
+  const sim = new ScSim({ respond: () => resp, cloneTimeoutMs: 200 });
+  const cl = sim.connect();
+  await sim.run(() => cl.sock.readyState === "open", 5000);
+  sim.backStallUntil = sim.net.now + 700; // past the SC-ACK deadline (450 ms), within the CANCEL's wait (+450 ms)
+  cl.sock.write(REQUEST);
+  assert.ok(await sim.run(() => sim.events.includes("cancel:1"), 5000));
+  assert.ok(
+    sim.original.cloneOf(sim.originals[0]!)!.entry.ackedBytes > 0,
+    "the client acknowledged bytes of the clone",
+  );
+  const want = whole(resp);
+  assert.ok(await sim.run(() => sim.settled.size === 1 && cl.received().length >= want.length, 10_000));
+  assert.ok(cl.received().equals(want));
+  assert.equal(sim.settled.get(sim.originals[0]!), "done", sim.events.join());
+  assert.equal(sim.original.lateAccepts, 1, sim.events.join());
+  assert.deepEqual(
+    sim.events.filter((e) => e === "timeout" || e === "abandoned" || e === "reset"),
+    [],
+    "the original neither served it nor reset the client",
+  );
+  assert.equal(cl.closed(), false, sim.events.join());
+});
+
+test("sim: the SC link stuck (no answer to the CANCEL) after the client acknowledged bytes: reset, never a second sender", async () => {
+  const resp = response(50_000);
+  const sim = new ScSim({ respond: () => resp, cloneTimeoutMs: 200 });
+  const cl = sim.connect();
+  await sim.run(() => cl.sock.readyState === "open", 5000);
+  sim.backStallUntil = Infinity;
+  cl.sock.write(REQUEST);
+  assert.ok(await sim.run(() => sim.events.includes("reset"), 10_000));
+  assert.deepEqual(sim.events.slice(0, 3), ["cancel:1", "timeout", "abandoned"]);
+  assert.equal(sim.original.cancelsUnanswered, 1);
 });
 
 test("sim: a refused clone is served by the original", async () => {

@@ -128,6 +128,13 @@ export class SendDeadlines<H> {
 export type ClonePhase =
   /** CLONE sent, waiting for the SC-ACK (the clone may already be sending). */
   | "sent"
+  /**
+   * No SC-ACK by its deadline: CANCEL sent, waiting for the answer. The SC link is ordered, so
+   * whatever the clone's node said about the CLONE (accepted, refused) arrives before the
+   * answer to the CANCEL: an SC-ACK accepting it is taken late (the clone is sending), anything
+   * else means the clone never started and the request is served here.
+   */
+  | "cancelling"
   /** SC-ACK received: the response length is known; waiting for the client's acknowledgement. */
   | "active"
   /** Taken back by the original to continue the byte stream (range resume). */
@@ -146,6 +153,8 @@ export interface OutgoingClone<P extends Peer, H> {
   readonly sentAt: number;
   /** The SC-ACK must arrive by then (the clone's start deadline plus a margin). */
   readonly ackBy: number;
+  /** Cancelling: the answer to the CANCEL must arrive by then (0 before). */
+  cancelBy: number;
   /**
    * The last response on the connection: the clone sends FIN with its last segment, so the
    * client's acknowledgement of the response covers length + 1 (FIN delegation).
@@ -183,8 +192,11 @@ export interface OriginalEffects<P extends Peer, H> {
   toStack(packet: Uint8Array): void;
   /** Sends a client packet to the clone's node (GUE). */
   forward(packet: Uint8Array, peer: P): void;
-  /** Tells a slow clone node to give up (no SC-ACK in time). */
-  sendCancel(peer: P, cloneId: number): void;
+  /**
+   * Tells a slow clone node to give up (no SC-ACK in time); the node answers every CANCEL (see
+   * CloneSide.onCancel). False if it could not be sent (the link is down).
+   */
+  sendCancel(peer: P, cloneId: number): boolean;
   /**
    * Tells the clone's node that the client acknowledged the whole response (the clone may
    * vanish): the completion as a message, instead of relaying ACKs after the end. False if
@@ -212,6 +224,12 @@ export interface OriginalEffects<P extends Peer, H> {
 export interface OriginalOptions {
   /** How long after sending the CLONE the SC-ACK may still arrive (start deadline + margin). */
   ackTimeoutMs: number;
+  /**
+   * How long after a CANCEL its answer may still arrive (a lossy SC link delays both). With
+   * none by then the link is stuck: the clone counts as timed out (served here, or reset if
+   * the client acknowledged bytes of it). Default: ackTimeoutMs.
+   */
+  cancelWaitMs?: number;
   router: Partial<RouterOptions>;
 }
 
@@ -221,16 +239,24 @@ export class OriginalSide<P extends Peer, H> {
   private readonly byHandle = new Map<H, OutgoingClone<P, H>>();
   /** Clones waiting for their SC-ACK, by id, in the order sent (= the order of their deadlines). */
   private readonly awaiting = new Map<number, OutgoingClone<P, H>>();
+  /** Clones waiting for the answer to their CANCEL, by id, in the order cancelled (= deadline order). */
+  private readonly cancelling = new Map<number, OutgoingClone<P, H>>();
+  private readonly cancelWaitMs: number;
   private readonly scratch = newTcpPeek();
   private nextId = 1;
   /** SC-ACKs naming no clone waiting for one (late, after a timeout, or from another peer). */
   unexpectedAcks = 0;
+  /** Clones accepted after their SC-ACK deadline, while their CANCEL was out (the clone was sending). */
+  lateAccepts = 0;
+  /** CANCELs with no answer by cancelWaitMs (the SC link stuck). */
+  cancelsUnanswered = 0;
 
   constructor(
     private readonly opts: OriginalOptions,
     private readonly fx: OriginalEffects<P, H>,
   ) {
     this.router = new PacketRouter(opts.router);
+    this.cancelWaitMs = opts.cancelWaitMs ?? opts.ackTimeoutMs;
   }
 
   /** Clones in flight (sent, active or resuming). */
@@ -260,6 +286,7 @@ export class OriginalSide<P extends Peer, H> {
       phase: "sent",
       sentAt: now,
       ackBy: now + this.opts.ackTimeoutMs,
+      cancelBy: 0,
       last,
       length: 0,
       head: EMPTY,
@@ -281,16 +308,21 @@ export class OriginalSide<P extends Peer, H> {
 
   /** An SC-ACK from peer `from`. */
   onAck(from: string, ack: AckEvent, now: number): void {
-    const c = this.awaiting.get(ack.cloneId);
+    const c = this.awaiting.get(ack.cloneId) ?? this.cancelling.get(ack.cloneId);
     if (c === undefined || c.peer.id !== from) {
       this.unexpectedAcks++;
       return;
     }
     this.awaiting.delete(c.id);
+    this.cancelling.delete(c.id);
     if (ack.status !== CloneStatus.Accepted) {
-      this.fail(c, "refused", CLONE_STATUS_NAMES[ack.status] ?? String(ack.status));
+      // After a CANCEL any refusal (its answer "cancelled" included) says the clone never
+      // started: the deadline passed, which is what is counted.
+      if (c.phase === "cancelling") this.fail(c, "timeout");
+      else this.fail(c, "refused", CLONE_STATUS_NAMES[ack.status] ?? String(ack.status));
       return;
     }
+    if (c.phase === "cancelling") this.lateAccepts++;
     c.phase = "active";
     c.length = ack.responseLength;
     c.head = ack.head;
@@ -330,8 +362,9 @@ export class OriginalSide<P extends Peer, H> {
   onPeerDown(peerId: string): void {
     for (const c of [...this.byHandle.values()]) {
       if (c.peer.id !== peerId) continue;
-      if (c.phase === "sent") {
+      if (c.phase === "sent" || c.phase === "cancelling") {
         this.awaiting.delete(c.id);
+        this.cancelling.delete(c.id);
         this.fail(c, "peer-down");
       } else if (c.phase === "active") this.startResume(c);
     }
@@ -373,6 +406,10 @@ export class OriginalSide<P extends Peer, H> {
       at = Math.min(at, c.ackBy);
       break; // in deadline order
     }
+    for (const c of this.cancelling.values()) {
+      at = Math.min(at, c.cancelBy);
+      break; // in deadline order
+    }
     return at;
   }
 
@@ -380,7 +417,18 @@ export class OriginalSide<P extends Peer, H> {
     for (const c of this.awaiting.values()) {
       if (c.ackBy > now) break;
       this.awaiting.delete(c.id);
-      this.fx.sendCancel(c.peer, c.id);
+      // The SC-ACK may only be late (a lossy link): the clone could be sending. Ask, and act on
+      // the answer; serving here at once could make two senders of one byte stream.
+      if (this.fx.sendCancel(c.peer, c.id)) {
+        c.phase = "cancelling";
+        c.cancelBy = now + this.cancelWaitMs;
+        this.cancelling.set(c.id, c);
+      } else this.fail(c, "timeout");
+    }
+    for (const c of this.cancelling.values()) {
+      if (c.cancelBy > now) break;
+      this.cancelling.delete(c.id);
+      this.cancelsUnanswered++;
       this.fail(c, "timeout");
     }
     for (const { entry, why } of this.router.expire(now)) {
@@ -445,6 +493,7 @@ export class OriginalSide<P extends Peer, H> {
   private finish(c: OutgoingClone<P, H>): void {
     c.phase = "over";
     this.awaiting.delete(c.id);
+    this.cancelling.delete(c.id);
     this.router.remove(c.entry);
     this.forget(c);
     this.fx.shadow(c.handle, false);
@@ -562,7 +611,12 @@ export class CloneSide<H> {
     return null;
   }
 
-  /** A CANCEL from `from`: only its own clone, and only before it started. */
+  /**
+   * A CANCEL from `from`: only its own clone, and only before it started. Every CANCEL must be
+   * answered on the link it came on except "started" (the SC-ACK accepting the clone went
+   * before it on that link): "cancelled" and "ignored" (no such clone: refused, or gone) with a
+   * Cancelled SC-ACK, which the original, waiting for it, takes as "never started".
+   */
   onCancel(from: string, id: number): CancelOutcome {
     const c = this.byKey.get(`${from}/${id}`);
     if (c === undefined) {

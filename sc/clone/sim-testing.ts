@@ -10,6 +10,7 @@ import type { TcpStack } from "../tcp/stack.js";
 import { TcpServer, connectTcp, type TcpSocket } from "../tcp/socket.js";
 import { decodeState, encodeState, exportState, importState } from "../tcp/state.js";
 import { isWireError } from "../wire/error.js";
+import { newTcpPeek, peekTcp } from "../router/router.js";
 import { seqAdd } from "../tcp/seq.js";
 import {
   CloneStatus,
@@ -82,6 +83,12 @@ export class ScSim {
   doneLink = true;
   /** B handles a CLONE after this long (its response being prepared). */
   cloneWorkMs = 0;
+  /**
+   * SC messages from B to A arrive no earlier than this (virtual ms), in order: a lossy SC link
+   * whose kernel TCP holds them behind a retransmission. Infinity: they never arrive.
+   */
+  backStallUntil = 0;
+  private lastToA = 0;
   private readonly rawReceiveA: (p: Uint8Array) => void;
   private readonly queue = new TimerHeap<() => void>();
   private readonly served = new Map<TcpSocket, Served>();
@@ -127,6 +134,10 @@ export class ScSim {
           if (this.forwardFilter !== undefined && !this.forwardFilter(p)) return;
           this.later(this.opts.forwardDelayMs, () => {
             if (!this.bAlive) return;
+            // As the adapter: a forwarded packet for no clone here is dropped, never answered.
+            const pk = peekTcp(p, newTcpPeek());
+            if (pk !== undefined && !this.cloneSide.acceptsPeerPacket(pk.src, pk.srcPort, pk.dst, pk.dstPort))
+              return;
             this.b.receive(p);
             this.b.flush();
           });
@@ -141,6 +152,7 @@ export class ScSim {
         sendCancel: (peer, id) => {
           this.events.push(`cancel:${id}`);
           this.toB({ type: ScType.Cancel, cloneId: id });
+          return true;
         },
         settle: (s, d) => {
           this.events.push(`settle:${d}`);
@@ -233,7 +245,7 @@ export class ScSim {
       if (got instanceof ScDecodeError) throw new Error(got.detail);
       if (got.type === ScType.Clone) this.later(this.cloneWork(), () => this.onCloneAtB(got));
       else if (got.type === ScType.Done) for (const id of got.cloneIds) this.cloneSide.onDone("A", id);
-      else if (got.type === ScType.Cancel && this.cloneSide.onCancel("A", got.cloneId) === "cancelled")
+      else if (got.type === ScType.Cancel && this.cloneSide.onCancel("A", got.cloneId) !== "started")
         this.toA({
           type: ScType.CloneAck,
           cloneId: got.cloneId,
@@ -250,7 +262,11 @@ export class ScSim {
 
   private toA(m: ScMessage): void {
     const bytes = encodeScMessage(m);
-    this.later(this.opts.scDelayMs, () => {
+    if (this.backStallUntil === Infinity) return;
+    // In order, as on the TCP link: never before an earlier message.
+    const at = Math.max(this.net.now + this.opts.scDelayMs, this.backStallUntil, this.lastToA + 1e-3);
+    this.lastToA = at;
+    this.later(at - this.net.now, () => {
       if (!this.bAlive) return;
       const got = decodeScMessage(bytes);
       if (got instanceof ScDecodeError || got.type !== ScType.CloneAck) throw new Error("bad ack");

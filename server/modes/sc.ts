@@ -277,9 +277,7 @@ export class SocketCloning implements Mode {
       },
       toStack: (packet) => stack.receive(packet),
       forward: (packet, peer) => this.edges.forward(packet, peer),
-      sendCancel: (peer, cloneId) => {
-        this.transport.sendOnLink(peer.id, { type: ScType.Cancel, cloneId });
-      },
+      sendCancel: (peer, cloneId) => this.transport.sendOnLink(peer.id, { type: ScType.Cancel, cloneId }),
       sendDone: (peer, cloneId) => this.queueDone(peer.id, cloneId),
       settle: (h, d) => this.settle(h, d),
       reset: (h) => h.sock.destroy(),
@@ -707,9 +705,12 @@ export class SocketCloning implements Mode {
     if (this.clones.onDone(from, cloneId)) this.donesApplied++;
   };
 
-  /** A CANCEL names the sender's own clone: another peer's clone ids are not in its namespace. */
+  /**
+   * A CANCEL names the sender's own clone: another peer's clone ids are not in its namespace.
+   * Answered unless the clone started (its accepting SC-ACK went ahead on the same link).
+   */
   readonly onCancel = (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void): void => {
-    if (this.clones.onCancel(from, cloneId) !== "cancelled") return;
+    if (this.clones.onCancel(from, cloneId) === "started") return;
     reply({ type: ScType.CloneAck, cloneId, status: CloneStatus.Cancelled, responseLength: 0, head: EMPTY });
   };
 
@@ -809,6 +810,9 @@ export class SocketCloning implements Mode {
       peerPacketsDropped: this.peerPacketsDropped,
       clonesActive: this.clones.size,
       cancelsIgnored: this.cancelsIgnored,
+      lateAccepts: this.original.lateAccepts,
+      cancelsUnanswered: this.original.cancelsUnanswered,
+      unexpectedAcks: this.original.unexpectedAcks,
       sendDeadlines: this.ownDeadlines.size + this.cloneDeadlines.size,
       peersUp: this.transport.peersUp(),
       cloneLatencyUs: this.latencySamples.summary(),
