@@ -45,6 +45,7 @@ function original(
   const link = { up: true };
   const forwarded: Uint8Array[] = [];
   const local: Uint8Array[] = [];
+  const resetCauses: string[] = [];
   const fx: OriginalEffects<{ id: string }, H> = {
     shadow: (h, on) => log.push(`shadow:${h.name}:${on}`),
     toStack: (p) => local.push(p),
@@ -61,7 +62,10 @@ function original(
       return link.up;
     },
     settle: (h, d) => log.push(`settle:${h.name}:${d}`),
-    reset: (h) => log.push(`reset:${h.name}`),
+    reset: (c, cause) => {
+      log.push(`reset:${c.handle.name}`);
+      resetCauses.push(cause);
+    },
     resume: (c) => log.push(`resume:${c.handle.name}:${c.phase}`),
     accepted: (c, ms) => log.push(`accepted:${c.length}:${ms}`),
     count: (r, d) => log.push(d === undefined ? `count:${r}` : `count:${r}:${d}`),
@@ -74,7 +78,7 @@ function original(
     },
     fx,
   );
-  return { o, log, forwarded, local, link };
+  return { o, log, forwarded, local, link, resetCauses };
 }
 
 const accepted = (cloneId: number, length: number, head = new Uint8Array(10)) => ({
@@ -201,7 +205,7 @@ test("original: refused clone is served here, the refusal counted by status", ()
 });
 
 test("original: refused or lost after the client acknowledged bytes of it: reset, never wrong bytes", () => {
-  const { o, log } = original({ ackTimeoutMs: 100, cancelWaitMs: 100 });
+  const { o, log, resetCauses } = original({ ackTimeoutMs: 100, cancelWaitMs: 100 });
   o.begin({ name: "c" }, B, TUPLE, 0, 0);
   o.onClientPacket(packet(20), 1); // a clone answered; its SC-ACK and the CANCEL's answer are lost
   o.poll(100);
@@ -214,6 +218,7 @@ test("original: refused or lost after the client acknowledged bytes of it: reset
     "settle:c:done",
     "reset:c",
   ]);
+  assert.deepEqual(resetCauses, ["timeout after the client acknowledged 20 bytes of the clone"]);
 });
 
 test("original: an SC-ACK from another peer than the clone's is not taken", () => {

@@ -205,8 +205,11 @@ export interface OriginalEffects<P extends Peer, H> {
   sendDone(peer: P, cloneId: number): boolean;
   /** The clone is over; the HTTP pipeline continues with the request served here or done. */
   settle(h: H, decision: "serve" | "done"): void;
-  /** Resets the client's connection (nothing can be delivered exactly). */
-  reset(h: H): void;
+  /**
+   * Resets the client's connection (nothing can be delivered exactly); `cause` is why the clone
+   * failed (for the node's log: a reset is what a client notices).
+   */
+  reset(c: OutgoingClone<P, H>, cause: string): void;
   /**
    * The clone failed mid-response (its node died or stalled): continue the byte stream from
    * what the client acknowledged. The adapter regenerates the response and calls
@@ -386,12 +389,12 @@ export class OriginalSide<P extends Peer, H> {
   }
 
   /** The adapter could not reproduce the response for a resume (or the origin failed). */
-  abandon(c: OutgoingClone<P, H>): void {
+  abandon(c: OutgoingClone<P, H>, cause = "resume impossible"): void {
     if (c.phase === "over") return;
     this.fx.count("abandoned");
     this.finish(c);
     this.fx.settle(c.handle, "done");
-    this.fx.reset(c.handle);
+    this.fx.reset(c, cause);
   }
 
   /** The adapter took the connection back for a resume (it now sends the rest itself). */
@@ -476,7 +479,7 @@ export class OriginalSide<P extends Peer, H> {
     if (c.entry.ackedBytes > 0) {
       // The client acknowledged bytes whose layout we never learnt: nothing can be resumed
       // exactly. Reset rather than risk wrong bytes.
-      this.abandon(c);
+      this.abandon(c, `${reason} after the client acknowledged ${c.entry.ackedBytes} bytes of the clone`);
       return;
     }
     this.finish(c);

@@ -160,9 +160,9 @@ export class ScSim {
           // The HTTP side closes after the last response (no second FIN when it was delegated).
           if (d === "done" && this.lastOf.has(s) && !s.destroyed) s.end();
         },
-        reset: (s) => {
+        reset: (c) => {
           this.events.push("reset");
-          s.destroy();
+          c.handle.destroy();
         },
         resume: (c) => this.later(this.resumeDelayMs, () => this.resume(c)),
         accepted: (c, ms) => {

@@ -14,7 +14,7 @@ import { DocStore } from "../doc-store.js";
 import { createDocCache } from "../cache/doc-cache.js";
 import { makeDoc } from "../cache/doc.js";
 import { ServerStats } from "../stats.js";
-import { createLogger } from "../log.js";
+import { pino } from "pino";
 import { UrlMapper } from "../mapper.js";
 import type { ClusterConfig, ClusterMember } from "../cluster.js";
 import type { Timeouts } from "../connection.js";
@@ -117,6 +117,8 @@ export interface ScTestNode {
   readonly hook: { handler: PacketHandler | null };
   /** The node's metrics registry (the mode registers its metrics there). */
   readonly registry: Registry;
+  /** The node's log lines at warn level and above, parsed. */
+  readonly logged: { msg: string; [field: string]: unknown }[];
 }
 
 export interface ScClusterOptions {
@@ -194,7 +196,8 @@ export class ScTestCluster {
     this.live.push(live);
     const stats = new ServerStats();
     const dates = new DateCache();
-    const log = createLogger("silent");
+    const logged: ScTestNode["logged"] = [];
+    const log = pino({ level: "warn" }, { write: (line: string) => void logged.push(JSON.parse(line)) });
     const registry = new Registry();
     const store = new DocStore(createDocCache("lru", 64 << 20), new MemorySource(docs));
     const responder = new Responder(store, dates);
@@ -259,7 +262,18 @@ export class ScTestCluster {
         return Promise.resolve();
       },
     });
-    ref.node = { id: m.id, addr: m.addr, stack: live.stack, mode, transport, http, stats, hook, registry };
+    ref.node = {
+      id: m.id,
+      addr: m.addr,
+      stack: live.stack,
+      mode,
+      transport,
+      http,
+      stats,
+      hook,
+      registry,
+      logged,
+    };
     return ref.node;
   }
 

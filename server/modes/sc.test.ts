@@ -191,6 +191,9 @@ test(
       assert.equal(original.closeReason, "aborted");
       assert.equal(sentWith(c, "n1", TCP_RST), 1, "the original's reset");
       assert.ok(took < stallMs + sendTimeoutMs + 5000, `dropped after ${took} ms`);
+      // A reset is what the client notices: the node logs it with the client's address and port.
+      const line = c.node("n1").logged.find((l) => l.msg === "client connection reset: send timeout");
+      assert.equal(line?.["client"], `${s.localAddress}:${s.localPort}`);
       // The clone on n2 no longer hears the client (the original stopped forwarding): it
       // vanishes at its own send deadline, without a RST or FIN of its own.
       const n2 = c.node("n2").mode;

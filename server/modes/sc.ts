@@ -201,6 +201,7 @@ export class SocketCloning implements Mode {
   /** The one-way latency's two parts: CLONE sent -> handed to this node's onClone (link, wake-up, read, tag), and onClone -> first segment (import, response). */
   private readonly transitSamples = new SampleRing(16384);
   private readonly serveSamples = new SampleRing(16384);
+  private readonly resetLog = new ThrottledLog<string>();
 
   constructor(
     private readonly ctx: ModeContext,
@@ -280,7 +281,11 @@ export class SocketCloning implements Mode {
       sendCancel: (peer, cloneId) => this.transport.sendOnLink(peer.id, { type: ScType.Cancel, cloneId }),
       sendDone: (peer, cloneId) => this.queueDone(peer.id, cloneId),
       settle: (h, d) => this.settle(h, d),
-      reset: (h) => h.sock.destroy(),
+      reset: (c, cause) => {
+        const { sock, req } = c.handle;
+        this.logReset(sock, "clone abandoned", { cause, path: req.path, peer: c.peer.id, cloneId: c.id });
+        sock.destroy();
+      },
       resume: (c) => void this.resume(c),
       accepted: (c, ms) => {
         this.latency.observe(ms / 1000);
@@ -473,8 +478,12 @@ export class SocketCloning implements Mode {
     if (c.phase !== "resuming") return; // the connection went away meanwhile
     const head = Buffer.from(c.head);
     if (resp === null || !sameResponse(head, c.length, resp)) {
-      this.ctx.log.warn({ path: req.path }, "clone failed and the response cannot be resumed: reset");
-      this.original.abandon(c);
+      this.original.abandon(
+        c,
+        resp === null
+          ? "resume: no response (origin failed)"
+          : "resume: the response changed (length or validator)",
+      );
       return;
     }
     this.resumes++;
@@ -551,9 +560,23 @@ export class SocketCloning implements Mode {
       // The original's client acknowledged nothing for sendTimeoutMs: reset, as the pipeline would.
       this.failures["send-timeout"]++;
       this.ctx.stats.sendTimeouts++;
+      this.logReset(sock, "send timeout", { timeoutMs: this.settings.sendTimeoutMs });
       sock.destroy();
     }
     for (const sock of this.cloneDeadlines.expire(now, probe)) this.clones.sendTimedOut(sock);
+  }
+
+  /**
+   * A reset is what a client notices: one line per kind (throttled) with the connection's
+   * 4-tuple, so a client-side error can be matched to its cause.
+   */
+  private logReset(sock: TcpSocket, kind: string, fields: Record<string, unknown>): void {
+    this.resetLog.report(kind, performance.now(), (suppressed) =>
+      this.ctx.log.warn(
+        { client: `${sock.remoteAddress}:${sock.remotePort}`, ...fields, ...suppressed },
+        `client connection reset: ${kind}`,
+      ),
+    );
   }
 
   // ------------------------------------------------------------------ packet path
@@ -887,30 +910,38 @@ function stripDate(head: Buffer): string {
 }
 
 /**
- * Logs refused or closed SC connections: at most one line per reason every LOG_EVERY_MS with
- * how many were left out (a LAN host can open connections faster than anyone reads logs).
+ * At most one log line per key every LOG_EVERY_MS, with how many were left out (a LAN host can
+ * open connections, and a lossy link cost resets, faster than anyone reads logs).
  */
-class DropLog {
+class ThrottledLog<K> {
   private static readonly LOG_EVERY_MS = 10_000;
-  private readonly last = new Map<LinkDropReason, { at: number; suppressed: number }>();
+  private readonly last = new Map<K, { at: number; suppressed: number }>();
+
+  /** Calls `emit` with the number of lines left out since the last one, unless throttled. */
+  report(key: K, now: number, emit: (suppressed: Record<string, number>) => void): void {
+    const l = this.last.get(key);
+    if (l !== undefined && now - l.at < ThrottledLog.LOG_EVERY_MS) {
+      l.suppressed++;
+      return;
+    }
+    this.last.set(key, { at: now, suppressed: 0 });
+    emit(l !== undefined && l.suppressed > 0 ? { suppressed: l.suppressed } : {});
+  }
+}
+
+/** Logs refused or closed SC connections. */
+class DropLog {
+  private readonly throttle = new ThrottledLog<LinkDropReason>();
 
   constructor(private readonly log: Logger) {}
 
   report(reason: LinkDropReason, who: { peer?: string; address?: string }, now: number): void {
-    const l = this.last.get(reason);
-    if (l !== undefined && now - l.at < DropLog.LOG_EVERY_MS) {
-      l.suppressed++;
-      return;
-    }
-    this.last.set(reason, { at: now, suppressed: 0 });
-    const fields = {
-      reason,
-      ...who,
-      ...(l !== undefined && l.suppressed > 0 ? { suppressed: l.suppressed } : {}),
-    };
-    const why = DROP_EXPLAINED[reason];
-    if (reason === "replaced" || reason === "idle-timeout") this.log.info(fields, `SC link closed: ${why}`);
-    else this.log.warn(fields, `SC link refused: ${why}`);
+    this.throttle.report(reason, now, (suppressed) => {
+      const fields = { reason, ...who, ...suppressed };
+      const why = DROP_EXPLAINED[reason];
+      if (reason === "replaced" || reason === "idle-timeout") this.log.info(fields, `SC link closed: ${why}`);
+      else this.log.warn(fields, `SC link refused: ${why}`);
+    });
   }
 }
 
