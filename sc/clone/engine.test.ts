@@ -429,6 +429,24 @@ test("clone side: CANCEL before the start stops it; after the start it is too la
   assert.equal(s.onCancel("A", 3), "started");
 });
 
+test("clone side: the link from a peer is lost: that peer's clones vanish, counted; another peer's stay", () => {
+  const { s, log } = cloneSide();
+  const a1 = s.admit("A", 1, TUPLE, 1000, 0);
+  const a2 = s.admit("A", 2, { ...TUPLE, remotePort: 2 }, 1000, 0);
+  const c1 = s.admit("C", 1, { ...TUPLE, remotePort: 3 }, 1000, 0);
+  if (typeof a1 === "number" || typeof a2 === "number" || typeof c1 === "number")
+    return assert.fail("admitted");
+  s.attach(a1, "a1");
+  s.attach(a2, "a2");
+  s.attach(c1, "c1");
+  assert.equal(s.start(a1, 10), null);
+  assert.equal(s.linkLost("A"), 2);
+  assert.deepEqual(log, ["count:clone-link-lost", "drop:a1", "count:clone-link-lost", "drop:a2"]);
+  assert.equal(s.size, 1);
+  assert.equal(s.ownerOf({ ...TUPLE, remotePort: 3 }), "C");
+  assert.equal(s.onDone("A", 1), false, "gone");
+});
+
 test("clone side: DONE makes the sender's clone vanish; another peer's DONE or a late one does nothing", () => {
   const { s, log } = cloneSide();
   const r = s.admit("A", 1, TUPLE, 1000, 0);

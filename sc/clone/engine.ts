@@ -42,7 +42,9 @@ export type OriginalFailure =
 
 export type CloneSideFailure =
   /** This node dropped a clone whose client acknowledged nothing for sendTimeoutMs. */
-  "clone-send-timeout";
+  | "clone-send-timeout"
+  /** This node dropped a clone whose original's SC link closed (the original takes it back). */
+  | "clone-link-lost";
 
 export type FailureReason = OriginalFailure | CloneSideFailure;
 
@@ -56,6 +58,7 @@ export const FAILURE_REASONS: readonly FailureReason[] = [
   "abandoned",
   "send-timeout",
   "clone-send-timeout",
+  "clone-link-lost",
 ];
 
 // ------------------------------------------------------------------ send deadlines
@@ -674,6 +677,23 @@ export class CloneSide<H> {
     if (c === undefined) return;
     this.fx.count("clone-send-timeout");
     this.vanish(c);
+  }
+
+  /**
+   * The link from `from` closed (and no newer one replaced it): its clones vanish. Their
+   * original saw the same link go down and takes each one back (serves the request, or resumes
+   * an answering clone from what the client acknowledged); a clone that kept sending would be a
+   * second sender of the same byte stream.
+   */
+  linkLost(from: string): number {
+    let n = 0;
+    for (const c of [...this.byKey.values()]) {
+      if (c.from !== from) continue;
+      this.fx.count("clone-link-lost");
+      this.vanish(c);
+      n++;
+    }
+    return n;
   }
 
   /** Drops the clone silently (refused after import, replaced, or timed out). */

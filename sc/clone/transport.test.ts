@@ -446,7 +446,8 @@ test("inbound connections are capped in total and per member address", async () 
 test("a peer's newer link replaces its older one (a reconnect before the old one was noticed dead)", async () => {
   const peers = await members();
   const ids: number[] = [];
-  const b = node("b", peers, { onClone: (m) => ids.push(m.cloneId) });
+  const lost: string[] = [];
+  const b = node("b", peers, { onClone: (m) => ids.push(m.cloneId), onInboundLost: (p) => lost.push(p) });
   try {
     await b.start();
     const old = await RawPeer.connect(ADDR.c, peers[1]!);
@@ -460,7 +461,11 @@ test("a peer's newer link replaces its older one (a reconnect before the old one
     await until(() => ids.length === 1);
     assert.deepEqual(ids, [3]);
     assert.equal(b.counters.accepted, 2);
+    assert.deepEqual(lost, [], "a replaced link is not a lost one: the newer link carries on");
     fresh.sock.destroy();
+    await fresh.closed;
+    await until(() => lost.length === 1);
+    assert.deepEqual(lost, ["c"], "the last link from c closed: c's requests here are void");
   } finally {
     await b.close();
   }

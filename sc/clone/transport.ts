@@ -160,6 +160,11 @@ export interface ScTransportOptions {
   onDone?: (cloneId: number, from: string) => void;
   /** Called for each CANCEL received from a peer. */
   onCancel?: (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void) => void;
+  /**
+   * The authenticated inbound link from `peer` closed and no newer one from it replaced it:
+   * whatever that peer asked of this node over it is void (its side saw the link go down).
+   */
+  onInboundLost?: (peer: string) => void;
   /** Told of every refused or closed connection (the node logs them). */
   onDrop?: (reason: LinkDropReason, who: { peer?: string; address?: string }) => void;
   /** Called with every SC link's socket, outbound (as it connects) and accepted: the node marks them (sc/net/priority.ts). */
@@ -631,7 +636,10 @@ export class ScTransport extends EventEmitter {
       const n = (this.inboundFrom.get(address) ?? 1) - 1;
       if (n > 0) this.inboundFrom.set(address, n);
       else this.inboundFrom.delete(address);
-      if (peer !== null && this.inboundOf.get(peer) === channel) this.inboundOf.delete(peer);
+      if (peer !== null && this.inboundOf.get(peer) === channel) {
+        this.inboundOf.delete(peer);
+        if (!this.closed) this.opts.onInboundLost?.(peer);
+      }
     });
     channel.send(handshake.challenge);
   }

@@ -214,6 +214,7 @@ export class ScTestCluster {
       onCancel: (id, from, reply) => mode.onCancel(id, from, reply),
       onCloneAck: (ack, from) => mode.onCloneAck(ack, from),
       onDone: (id, from) => mode.onDone(id, from),
+      onInboundLost: (peer) => mode.onInboundLost(peer),
     });
     const ctx: ModeContext = {
       nodeId: m.id,

@@ -305,6 +305,37 @@ function cloneOf(snap: ConnectionSnapshot, cloneId: number, asf: string, seed = 
 }
 
 test(
+  "the SC link between original and clone is lost mid-response: the clone vanishes, the original resumes, byte-exact",
+  { timeout: 30_000 },
+  async () => {
+    const c = await ScTestCluster.start({ nodes: 2, docs: DOCS, settings: { localMaxBytes: 0 } });
+    try {
+      const s = await connected(c.client("n1", { rcvBufSize: 16 * 1024 }));
+      s.pause(); // the clone on n2 stays mid-response while the client does not read
+      const path = large("n2", c);
+      const response = readResponse(s);
+      get(s, path);
+      const [n1, n2] = [c.node("n1"), c.node("n2")];
+      await until(() => n2.mode.stats().clonesActive === 1, 5000, "n1's clone on n2");
+      await until(() => n1.mode.stats().cloneLatencyUs !== null, 5000, "the SC-ACK on n1");
+      // n1 takes n2 out of its membership: both SC links between them close.
+      n1.transport.setPeers([{ id: "n1", host: n1.addr, port: n1.transport.address.port }]);
+      await until(() => n2.mode.failures["clone-link-lost"] === 1, 5000, "the clone to vanish on n2");
+      assert.equal(n2.mode.stats().clonesActive, 0);
+      assert.equal(n1.mode.failures.resumed, 1, "the original took the stream back");
+      s.resume();
+      const r = await response;
+      assert.equal(r.status, 200);
+      assert.ok(r.body.equals(DOCS[path]!), "byte-exact across the take-back");
+      assert.equal(sentWith(c, "n2", TCP_RST | TCP_FIN), 0, "the vanished clone sent nothing of its own");
+      s.destroy();
+    } finally {
+      await c.close();
+    }
+  },
+);
+
+test(
   "a clone belongs to the peer that sent it: another peer's CLONE for its 4-tuple is refused, its CANCEL answered 'no such clone' and ignored",
   { timeout: 30_000 },
   async () => {

@@ -723,6 +723,11 @@ export class SocketCloning implements Mode {
     return { clone, req, sock };
   }
 
+  /** The SC link from `peer` closed: its clones here vanish (it takes them back). */
+  readonly onInboundLost = (peer: string): void => {
+    this.clones.linkLost(peer);
+  };
+
   /** A DONE: the client acknowledged the clone's whole response; the clone vanishes silently. */
   readonly onDone = (cloneId: number, from: string): void => {
     if (this.clones.onDone(from, cloneId)) this.donesApplied++;
@@ -1002,6 +1007,7 @@ registerMode({
       onCancel: (id, from, reply) => mode.onCancel(id, from, reply),
       onCloneAck: (ack, from) => mode.onCloneAck(ack, from),
       onDone: (id, from) => mode.onDone(id, from),
+      onInboundLost: (peer) => mode.onInboundLost(peer),
       onDrop: (reason, who) => drops.report(reason, who, Date.now()),
       onSocket: (sock) => marker.mark(sock),
     });
