@@ -680,7 +680,7 @@ export class CloneSide<H> {
   }
 
   /**
-   * The link from `from` closed (and no newer one replaced it): its clones vanish. Their
+   * The link from `from` closed or was replaced by a newer one: its clones vanish. Their
    * original saw the same link go down and takes each one back (serves the request, or resumes
    * an answering clone from what the client acknowledged); a clone that kept sending would be a
    * second sender of the same byte stream.

@@ -447,7 +447,10 @@ test("a peer's newer link replaces its older one (a reconnect before the old one
   const peers = await members();
   const ids: number[] = [];
   const lost: string[] = [];
-  const b = node("b", peers, { onClone: (m) => ids.push(m.cloneId), onInboundLost: (p) => lost.push(p) });
+  const b = node("b", peers, {
+    onClone: (m) => ids.push(m.cloneId),
+    onInboundLost: (p) => lost.push(`${p} after ${ids.length} clones`),
+  });
   try {
     await b.start();
     const old = await RawPeer.connect(ADDR.c, peers[1]!);
@@ -461,11 +464,15 @@ test("a peer's newer link replaces its older one (a reconnect before the old one
     await until(() => ids.length === 1);
     assert.deepEqual(ids, [3]);
     assert.equal(b.counters.accepted, 2);
-    assert.deepEqual(lost, [], "a replaced link is not a lost one: the newer link carries on");
+    assert.deepEqual(
+      lost,
+      ["c after 0 clones"],
+      "replaced: the older link's requests void before the newer one's first",
+    );
     fresh.sock.destroy();
     await fresh.closed;
-    await until(() => lost.length === 1);
-    assert.deepEqual(lost, ["c"], "the last link from c closed: c's requests here are void");
+    await until(() => lost.length === 2);
+    assert.deepEqual(lost, ["c after 0 clones", "c after 1 clones"], "the newer link from c closed too");
   } finally {
     await b.close();
   }

@@ -161,8 +161,10 @@ export interface ScTransportOptions {
   /** Called for each CANCEL received from a peer. */
   onCancel?: (cloneId: number, from: string, reply: (ack: CloneAckMessage) => void) => void;
   /**
-   * The authenticated inbound link from `peer` closed and no newer one from it replaced it:
-   * whatever that peer asked of this node over it is void (its side saw the link go down).
+   * The authenticated inbound link from `peer` closed, or a newer one from it replaced it (the
+   * peer reconnects only after its end of the older one went down): whatever that peer asked of
+   * this node over the older link is void (its side took it back). Called before anything
+   * arrives over the newer link.
    */
   onInboundLost?: (peer: string) => void;
   /** Told of every refused or closed connection (the node logs them). */
@@ -621,8 +623,14 @@ export class ScTransport extends EventEmitter {
         channel.authenticate(r.session, r.peerId);
         peer = r.peerId;
         this.counters.accepted++;
-        this.inboundOf.get(peer)?.drop("replaced");
+        const older = this.inboundOf.get(peer);
         this.inboundOf.set(peer, channel);
+        if (older !== undefined) {
+          older.drop("replaced");
+          // The peer only dials again once its own end of the older link is gone, and it took
+          // back whatever it had asked over it; nothing has come over the new link yet.
+          this.opts.onInboundLost?.(peer);
+        }
         return;
       }
       if (m.type === ScType.Clone) this.opts.onClone(m, peer, reply);
