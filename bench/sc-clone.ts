@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { withCluster, type Cluster } from "../cluster/index.js";
 import { buildSite } from "../loadgen/index.js";
-import { UrlMapper } from "../server/mapper.js";
+import { UrlMapper } from "../server/membership/mapper.js";
 
 /** CPU seconds (user + system) a process used so far, from /proc/PID/stat. */
 async function cpuSeconds(pid: number): Promise<number> {

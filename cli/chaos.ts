@@ -1,11 +1,11 @@
 // `sc-cluster chaos`: a cluster as `up` starts it, a verified trace replay against it, and
-// faults injected on a seeded schedule (loadgen/chaos/). Prints the timeline as it goes,
+// faults injected on a seeded schedule (cluster/chaos/). Prints the timeline as it goes,
 // writes report.json, timeline.txt and timeline.svg; exit 1 when the client saw something
 // docs/reliability.md does not allow.
 import { UsageError, int, list, num, optStr, parseCommand, type CommandSpec } from "./args.js";
 import type { Command } from "./command.js";
-import { DEFAULT_CHAOS_PREFIX, runChaos } from "../loadgen/chaos/runner.js";
-import { FAULT_KINDS, isFaultKind, type FaultKind } from "../loadgen/chaos/schedule.js";
+import { DEFAULT_CHAOS_PREFIX, runChaos } from "../cluster/chaos/runner.js";
+import { FAULT_KINDS, isFaultKind, type FaultKind } from "../cluster/chaos/schedule.js";
 import { MAX_NODES } from "../testbed/topology.js";
 
 const spec: CommandSpec = {

@@ -11,7 +11,7 @@ import { formatProgress, formatResult, type LoadResultView, type ProgressView } 
 import { describeBadLines } from "../loadgen/trace/reader.js";
 import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 import { parseRateRange, runSweep, sweepPlotSpec, sweepRates } from "../loadgen/replay/sweep.js";
-import { renderPlot } from "../bench/paper/plot.js";
+import { renderPlot } from "../loadgen/plot.js";
 import { chromiumPath, renderPng, svgSize } from "../bench/paper/render.js";
 
 // Open loop and its outputs (replay mode only): --rate, --speed and what they report.

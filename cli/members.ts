@@ -1,5 +1,5 @@
 // `sc-cluster members`: the cluster's membership at run time, through the dispatcher's admin
-// API (the source of truth nodes started with --members-from follow: server/membership.ts).
+// API (the source of truth nodes started with --members-from follow: server/membership/runtime.ts).
 //   members                 list (GET /nodes)
 //   members add SPEC        add or change a node (PUT /nodes/ID): new connections go to it and
 //                           every node maps URLs to it on its next poll

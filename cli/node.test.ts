@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { makeRoot, removeRoot, run } from "../server/test-helpers.js";
+import { makeRoot, removeRoot, run } from "../server/node/testing.js";
 
 const BIN = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
 const cli = (...args: string[]) => run(process.execPath, [BIN, ...args]);

@@ -14,8 +14,8 @@ import {
 } from "./args.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../server/log.js";
-import type { RunningNode } from "../server/node.js";
-import { staticView } from "../server/membership.js";
+import type { RunningNode } from "../server/node/node.js";
+import { staticView } from "../server/membership/runtime.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
 import {
   defaultNodeId,
@@ -24,19 +24,19 @@ import {
   STACKS,
   type NodeConfig,
   type Stack,
-} from "../server/node.js";
-import { MAX_NODE_WORKERS, startNodeWorkers } from "../server/node-workers.js";
+} from "../server/node/node.js";
+import { MAX_NODE_WORKERS, startNodeWorkers } from "../server/node/workers.js";
 import { CACHE_POLICIES, type CachePolicy } from "../server/cache/doc-cache.js";
-import { MODES } from "../server/modes.js";
-import { untilSignal } from "../server/signals.js";
-import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/cluster.js";
+import { MODES } from "../server/modes/mode.js";
+import { untilSignal } from "../server/node/signals.js";
+import { CLUSTER_DEFAULTS, parsePeer, type ClusterConfig } from "../server/membership/config.js";
 import { SC_DEFAULTS } from "../server/modes/sc.js";
 import { CF_DEFAULTS } from "../server/modes/cf.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";
 import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "./admin-access.js";
-import { ACCESS_LOG_DEFAULTS, ACCESS_LOG_FORMATS, type AccessLogFormat } from "../server/access-log.js";
+import { ACCESS_LOG_DEFAULTS, ACCESS_LOG_FORMATS, type AccessLogFormat } from "../server/http/access-log.js";
 import { CODINGS } from "../server/http/encoding.js";
-import type { ContentCoding } from "../server/cache/doc.js";
+import type { ContentCoding } from "../server/http/doc.js";
 
 /** --precompressed: "none", or a comma list of codings. */
 function codings(values: ParsedValues): ContentCoding[] {
@@ -602,7 +602,7 @@ export const command: Command = {
   },
 };
 
-/** --workers N > 1: the node on worker threads (server/node-workers.ts) until a signal. */
+/** --workers N > 1: the node on worker threads (server/node/workers.ts) until a signal. */
 async function runWorkers(
   cfg: NodeConfig,
   workers: number,

@@ -2,8 +2,8 @@
 import type { Command } from "./command.js";
 import { CONFIG_OPTIONS, hostPort, parseConfigured, str } from "./args.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
-import { startOrigin } from "../server/origin-server.js";
-import { untilSignal } from "../server/signals.js";
+import { startOrigin } from "../origin/server.js";
+import { untilSignal } from "../server/node/signals.js";
 
 export const command: Command = {
   spec: {

@@ -1,5 +1,5 @@
 // `sc-cluster purge`: drop cached documents on every node (POST /purge on one node's admin
-// API, which passes it on to the other members: server/purge.ts).
+// API, which passes it on to the other members: server/node/purge.ts).
 import type { Command } from "./command.js";
 import { bool, optStr, parseCommand, str, UsageError, type CommandSpec } from "./args.js";
 import { TRUST_OPTIONS, trustFrom } from "./trust.js";

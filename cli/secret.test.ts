@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run } from "../server/test-helpers.js";
+import { run } from "../server/node/testing.js";
 import { ClusterSecret } from "../sc/auth/secret.js";
 
 const BIN = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));

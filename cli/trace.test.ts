@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run } from "../server/test-helpers.js";
+import { run } from "../server/node/testing.js";
 import { fixture } from "../loadgen/test-support.js";
 
 const BIN = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));

@@ -21,7 +21,7 @@ import {
 import type { TestbedStatus } from "../testbed/status.js";
 import { alive } from "../testbed/netns.js";
 import { makeDemoSite, type DemoSite } from "./demo-site.js";
-import { makeDemoCertificates } from "../server/tls-certs.js";
+import { makeDemoCertificates } from "../server/transport/tls-certs.js";
 import { HostHttp, type HttpAnswer, type HttpRequestSpec } from "./http-agent.js";
 import {
   ClusterOptionError,
@@ -142,7 +142,7 @@ const PROBE_TIMEOUT_MS = 1000;
 
 /** Modes, schedulers and node options as the programs themselves define them. */
 export async function readCapabilities(): Promise<Capabilities> {
-  const { MODES } = await import("../server/modes.js");
+  const { MODES } = await import("../server/modes/mode.js");
   const { SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
   const { command } = await import("../cli/node.js");
   return {

@@ -18,7 +18,7 @@ import { testPrefix } from "../testbed/index.js";
 import { DISPATCHER_IP, nodeIp } from "../testbed/topology.js";
 import { CLI_BIN } from "./processes.js";
 import { destroyCluster, startCluster, type Cluster } from "./cluster.js";
-import { run, type RunResult } from "../server/test-helpers.js";
+import { run, type RunResult } from "../server/node/testing.js";
 
 const PREFIX = testPrefix("ops");
 let cluster: Cluster;

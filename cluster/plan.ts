@@ -39,7 +39,7 @@ export interface ClusterOptions {
   nodes?: number;
   /** Client hosts (client, client2, ...), default 1. */
   clients?: number;
-  /** Cluster mode of every node (one the node accepts: server/modes.ts), default "local". */
+  /** Cluster mode of every node (one the node accepts: server/modes/mode.ts), default "local". */
   mode?: string;
   /** Document root the origin serves. Default: a small demo site made in the cluster directory. */
   site?: string;
@@ -106,7 +106,7 @@ export function parseByteSize(value: number | string, what = "cache size"): numb
 
 /** What the launcher needs to know about the programs it starts (read from them, not assumed). */
 export interface Capabilities {
-  /** Modes the node accepts (server/modes.ts). */
+  /** Modes the node accepts (server/modes/mode.ts). */
   modes: readonly string[];
   /** Schedulers the dispatcher accepts (dispatcher/schedulers.ts). */
   schedulers: readonly string[];
@@ -152,7 +152,7 @@ export interface ClusterPlan {
   /** Origin first, then the nodes, then the dispatcher (the order they are started in). */
   processes: ProcessPlan[];
   /**
-   * HTTPS: the launcher makes the demo CA and the VIP's certificate in `dir` (server/tls-certs.ts);
+   * HTTPS: the launcher makes the demo CA and the VIP's certificate in `dir` (server/transport/tls-certs.ts);
    * clients trust `caCert`. null: HTTP only.
    */
   tls: { dir: string; caCert: string; cert: string; key: string; url: string } | null;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testPrefix } from "../testbed/index.js";
 import { VIP } from "../testbed/topology.js";
-import { makeDemoCertificates } from "../server/tls-certs.js";
+import { makeDemoCertificates } from "../server/transport/tls-certs.js";
 import { destroyCluster, startCluster, type Cluster } from "./cluster.js";
 
 const PREFIX = testPrefix("tl");

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Registry } from "prom-client";
-import { makeRoot, removeRoot, run, testNode } from "../server/test-helpers.js";
+import { makeRoot, removeRoot, run, testNode } from "../server/node/testing.js";
 import { ScTestCluster } from "../server/modes/sc-testing.js";
 import { Forwarder } from "../dispatcher/forwarder.js";
 import { DispatcherControl } from "../dispatcher/control.js";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { UrlMapper } from "../../server/mapper.js";
+import { UrlMapper } from "../../server/membership/mapper.js";
 import {
   checkArrangement,
   cpuByRole,

@@ -1,7 +1,7 @@
 // The benchmarks' figures from their raw measurements, and the arrangements they measure (pure):
 // which cluster stands for which mechanism, the checks that a mechanism really ran on every
 // request, medians and ranges per point, efficiency, and what limited a point.
-import { UrlMapper } from "../../server/mapper.js";
+import { UrlMapper } from "../../server/membership/mapper.js";
 import type { ReplayResult } from "../../loadgen/index.js";
 import type { ContenderSpec } from "./contender.js";
 import type { MachineInfo } from "./machine.js";

@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { MicroResult, SweepResult, TraceResult } from "./analysis.js";
-import { renderPlot, type PlotSpec } from "./plot.js";
+import { renderPlot, type PlotSpec } from "../../loadgen/plot.js";
 import { renderPng, svgSize } from "./render.js";
 import {
   microMarkdown,

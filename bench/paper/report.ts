@@ -17,8 +17,8 @@ import {
   type CloneLatencyPhase,
 } from "./clone-latency.js";
 import { linkSentence, paramsLinkRates } from "./links.js";
-import type { Marker, PlotSpec } from "./plot.js";
-import { niceAxis } from "./plot.js";
+import type { Marker, PlotSpec } from "../../loadgen/plot.js";
+import { niceAxis } from "../../loadgen/plot.js";
 
 const STYLE: Record<string, { name: string; color: string; marker: Marker; dash?: string }> = {
   sc: { name: "SC", color: "#d62728", marker: "circle" },

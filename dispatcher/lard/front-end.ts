@@ -32,7 +32,7 @@ import {
   type HandoffMessage,
   type ResponseMessage,
   type ResumeMessage,
-} from "./handoff-message.js";
+} from "../../sc/handoff/message.js";
 import { LardPolicy, type LardReason } from "./policy.js";
 import {
   ClientTrack,

@@ -12,7 +12,7 @@ import { ipv4FromString } from "../../sc/wire/addr.js";
 import { ScDecodeError } from "../../sc/clone/message.js";
 import type { PreparedResponse } from "../../server/http/response.js";
 import { LardNode } from "../../server/modes/lard.js";
-import type { HandoffReplyLink } from "./handoff-link.js";
+import type { HandoffReplyLink } from "../../sc/handoff/link.js";
 import { LardFrontEnd, type FrontEndOptions } from "./front-end.js";
 import { LardPolicy, type LardOptions } from "./policy.js";
 import {
@@ -21,7 +21,7 @@ import {
   HandoffType,
   type HandoffMessage,
   type ResumeMessage,
-} from "./handoff-message.js";
+} from "../../sc/handoff/message.js";
 
 export const SIM_VIP = "198.18.100.1";
 export const SIM_CLIENT = "198.18.0.2";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { runSingleUrl } from "./run.js";
 import { buildSite } from "../site.js";
 import { rawHttpServer } from "../test-support.js";
-import { startOrigin, type OriginServer } from "../../server/origin-server.js";
+import { startOrigin, type OriginServer } from "../../origin/server.js";
 import { createLogger } from "../../server/log.js";
 
 describe("single-URL mode (autocannon) against the origin", () => {

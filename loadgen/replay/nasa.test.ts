@@ -20,9 +20,9 @@ import { buildSite, type SiteResult } from "../site.js";
 import { SITE_MTIME, readManifest, type DocumentEntry } from "../manifest.js";
 import { loadReplayPlan, runReplay } from "./run.js";
 import { NASA_TRACE, REPO_ROOT } from "../test-support.js";
-import { startOrigin, type OriginServer } from "../../server/origin-server.js";
+import { startOrigin, type OriginServer } from "../../origin/server.js";
 import { createLogger } from "../../server/log.js";
-import { NODE_DEFAULTS, startNode } from "../../server/node.js";
+import { NODE_DEFAULTS, startNode } from "../../server/node/node.js";
 
 describe("NASA trace end to end (site + origin + replay)", () => {
   let dir = "";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseRateRange, runSweep, sweepPlotSpec, sweepRates } from "./sweep.js";
-import { renderPlot } from "../../bench/paper/plot.js";
+import { renderPlot } from "../plot.js";
 import { rawHttpServer, withTempDir } from "../test-support.js";
 
 test("rate ranges: A..B parsed, N rates evenly spaced with both ends, nonsense refused", () => {

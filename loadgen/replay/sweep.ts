@@ -2,8 +2,8 @@
 // same duration, and the latency percentiles (from the intended send time) against the
 // achieved throughput: where they turn up is the knee, the server's usable capacity.
 // The sweep works against any HTTP server; the plot uses the benchmarks' SVG renderer.
-import type { PlotSpec } from "../../bench/paper/plot.js";
-import { niceAxis } from "../../bench/paper/plot.js";
+import type { PlotSpec } from "../plot.js";
+import { niceAxis } from "../plot.js";
 import { loadReplayPlan, ReplayError, runReplay, type ReplayOptions, type ReplayResult } from "./run.js";
 
 /** Most steps a sweep may take (each is a full run). */

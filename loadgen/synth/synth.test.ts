@@ -8,7 +8,7 @@ import { readManifest, type DocumentEntry } from "../manifest.js";
 import { documentSha256 } from "../content.js";
 import { withTempDir } from "../test-support.js";
 import { runReplay } from "../replay/run.js";
-import { startOrigin } from "../../server/origin-server.js";
+import { startOrigin } from "../../origin/server.js";
 import { createLogger } from "../../server/log.js";
 
 test("synth output is byte-identical for the same seed and differs for another", async () => {

@@ -12,7 +12,7 @@ import { FIRST, VARIANT_FIXTURES } from "./variant-fixtures.js";
 import { buildSite } from "../site.js";
 import { runReplay } from "../replay/run.js";
 import { fixture } from "../test-support.js";
-import { startOrigin, type OriginServer } from "../../server/origin-server.js";
+import { startOrigin, type OriginServer } from "../../origin/server.js";
 import { createLogger } from "../../server/log.js";
 
 for (const v of VARIANT_FIXTURES) {

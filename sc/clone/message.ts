@@ -594,5 +594,5 @@ export class ScFramer {
 const EMPTY = new Uint8Array(0);
 
 // The byte primitives and the header writer, for codecs of the same message family that live
-// in their own modules (the LARD handoff messages: dispatcher/lard/handoff-message.ts).
+// in their own modules (the LARD handoff messages: sc/handoff/message.ts).
 export { writeHeader as writeScHeader, readU16, readU32, readU64, writeU16, writeU32, writeU64 };

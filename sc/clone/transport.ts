@@ -477,7 +477,7 @@ export class ScTransport extends EventEmitter {
   }
 
   /**
-   * Runtime membership (server/membership.ts): opens links to new peers and closes the links of
+   * Runtime membership (server/membership/runtime.ts): opens links to new peers and closes the links of
    * peers no longer listed (their pending clones fail as "unreachable", a "peer-down" lets the
    * original resume them). A peer whose address changed gets a new link.
    */

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LfuCache } from "./lfu.js";
 import { createDocCache, CACHE_POLICIES } from "./doc-cache.js";
-import { docCost, makeDoc, type Doc } from "./doc.js";
+import { docCost, makeDoc, type Doc } from "../http/doc.js";
 
 function doc(key: string, size: number): Doc {
   return makeDoc({ key, size, mtimeMs: 0, etag: '"e"', contentType: "text/plain", body: Buffer.alloc(size) });

@@ -2,7 +2,7 @@
 // interface: LRU (lru-cache with maxSize + sizeCalculation) and LFU with dynamic ageing
 // (lfu.ts); the cooperative-caching baseline (CF-LRU / CF-LFU) needs both.
 import { LRUCache } from "lru-cache";
-import { docCost, type Doc } from "./doc.js";
+import { docCost, type Doc } from "../http/doc.js";
 import { LfuCache } from "./lfu.js";
 
 export type CachePolicy = "lru" | "lfu";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chooseEncoding, parseAcceptEncoding, selectRepresentation } from "./encoding.js";
-import { makeDoc, withVariants } from "../cache/doc.js";
+import { makeDoc, withVariants } from "./doc.js";
 
 test("Accept-Encoding q-values: parsed per RFC 9110 12.4.2, malformed elements skipped", () => {
   assert.deepEqual(parseAcceptEncoding(["gzip, deflate, br, zstd"]), {

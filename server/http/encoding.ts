@@ -5,7 +5,7 @@
 // original resuming a failed clone all call it with the same request head and the same
 // document, so they pick the same representation, with the same ETag and length.
 import type { HttpRequest } from "./parser.js";
-import type { ContentCoding, Doc } from "../cache/doc.js";
+import type { ContentCoding, Doc } from "./doc.js";
 
 /** The codings served from precompressed siblings, in the server's order of preference. */
 export const CODINGS: readonly ContentCoding[] = ["br", "gzip"];

@@ -7,7 +7,7 @@ import { etagListMatches, evaluatePreconditions, ifRangeHolds } from "./conditio
 import { docResponse, errorResponse, redirectResponse, WholeResponses, WHOLE_MAX } from "./response.js";
 import { RequestParser, type HttpRequest } from "./parser.js";
 import { DateCache } from "./date.js";
-import { makeDoc } from "../cache/doc.js";
+import { makeDoc } from "./doc.js";
 import { contentTypeFor } from "./mime.js";
 import { fileEtag, httpDate } from "./validators.js";
 

@@ -1,8 +1,8 @@
 // Response heads and the choice of status for a document request. Pure: the Date line is
 // passed in (DateCache), bytes are assembled into Buffers, nothing is written here.
 import type { HttpRequest } from "./parser.js";
-import type { Doc } from "../cache/doc.js";
-import { SERVER_LINE } from "../cache/doc.js";
+import type { Doc } from "./doc.js";
+import { SERVER_LINE } from "./doc.js";
 import { evaluatePreconditions, ifRangeHolds } from "./conditional.js";
 import { parseRange } from "./range.js";
 import { reason } from "./status.js";
@@ -104,7 +104,7 @@ export function docResponse(
 /**
  * In-memory documents up to this size get their 200 response as one buffer (head and body
  * adjacent: PreparedResponse.head and .body are views of it), so the connection writes it
- * with one call and copies nothing (server/connection.ts).
+ * with one call and copies nothing (server/http/connection.ts).
  */
 export const WHOLE_MAX = 16 * 1024;
 

@@ -1,4 +1,4 @@
-// Loads every cluster mode so it registers itself in MODES (server/modes.ts).
+// Loads every cluster mode so it registers itself in MODES (server/modes/mode.ts).
 import "./sc.js";
 import "./cf.js";
 import "./lard.js";

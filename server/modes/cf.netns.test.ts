@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { withCluster, type Cluster } from "../../cluster/index.js";
 import { buildSite, documentSha256 } from "../../loadgen/index.js";
 import { testPrefix } from "../../testbed/index.js";
-import { UrlMapper } from "../mapper.js";
+import { UrlMapper } from "../membership/mapper.js";
 import type { CfStats } from "./cf.js";
 
 const CLI = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));

@@ -21,28 +21,22 @@
 // mid-body: the rest of the body comes from the origin, checked to be the same document
 // (ETag and size), so clients always get exact bytes; if the origin's copy differs, the
 // connections that already started are reset rather than sent a mix.
-import { mirrorCounter } from "../metrics.js";
+import { mirrorCounter } from "../node/metrics.js";
 import { performance } from "node:perf_hooks";
 import { Counter, Histogram, type Registry } from "prom-client";
-import {
-  registerMode,
-  type ConnectionControl,
-  type Decision,
-  type Mode,
-  type ModeContext,
-} from "../modes.js";
-import { selfMember, type ClusterConfig } from "../cluster.js";
+import { registerMode, type ConnectionControl, type Decision, type Mode, type ModeContext } from "./mode.js";
+import { selfMember, type ClusterConfig } from "../membership/config.js";
 import type { CachePolicy } from "../cache/doc-cache.js";
-import { makeDoc, type Doc, type RangeReader } from "../cache/doc.js";
-import type { DocStore } from "../doc-store.js";
+import { makeDoc, type Doc, type RangeReader } from "../http/doc.js";
+import type { DocStore } from "../store/doc-store.js";
 import type { HttpRequest } from "../http/parser.js";
 import { encodePath, normalizePath } from "../http/url-path.js";
 import { errorResponse, redirectResponse, type PreparedResponse } from "../http/response.js";
-import { sendPrepared } from "../send.js";
-import type { ServerStats } from "../stats.js";
+import { sendPrepared } from "../http/send.js";
+import type { ServerStats } from "../http/stats.js";
 import type { DateCache } from "../http/date.js";
 import type { Logger } from "../log.js";
-import type { UrlMapper } from "../mapper.js";
+import type { UrlMapper } from "../membership/mapper.js";
 import { listenError } from "../errors.js";
 import { PeerServer } from "../peer/peer-server.js";
 import { PEER_FAILURES, PeerLink, type PeerError, type PeerFailure } from "../peer/peer-client.js";

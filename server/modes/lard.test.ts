@@ -6,7 +6,7 @@ import { TcpServer, connectTcp, type TcpSocket } from "../../sc/tcp/socket.js";
 import { encodeState, exportState } from "../../sc/tcp/state.js";
 import { CloneStatus } from "../../sc/clone/message.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
-import { HandoffType, type HandoffMessage } from "../../dispatcher/lard/handoff-message.js";
+import { HandoffType, type HandoffMessage } from "../../sc/handoff/message.js";
 import { importHandoff } from "./lard.js";
 
 const VIP = "198.18.100.1";

@@ -7,11 +7,11 @@
 // GUE, responses go straight to the client. When the connection is gone here, an END tells the
 // front-end (its load count and forwarding entry).
 import { Counter, Histogram } from "prom-client";
-import type { Conn } from "../conn.js";
-import { registerMode, type Mode, type ModeContext } from "../modes.js";
-import { selfMember } from "../cluster.js";
+import type { Conn } from "../transport/conn.js";
+import { registerMode, type Mode, type ModeContext } from "./mode.js";
+import { selfMember } from "../membership/config.js";
 import { UserFacingError } from "../errors.js";
-import { mirrorCounter, mirrorGauge } from "../metrics.js";
+import { mirrorCounter, mirrorGauge } from "../node/metrics.js";
 import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
 import { linkKey } from "../../sc/auth/link.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
@@ -19,7 +19,7 @@ import { SEED_MAX } from "../../sc/tcp/stack.js";
 import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import { DEFAULT_LIMITS, ParseError, RequestParser, type HttpRequest } from "../http/parser.js";
 import { errorResponse, type PreparedResponse } from "../http/response.js";
-import { sendPrepared } from "../send.js";
+import { sendPrepared } from "../http/send.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import type { TcpSocket } from "../../sc/tcp/socket.js";
 import { isWireError } from "../../sc/wire/error.js";
@@ -31,9 +31,9 @@ import {
   RESPONSE_HEAD_MAX,
   type HandoffMessage,
   type ResumeMessage,
-} from "../../dispatcher/lard/handoff-message.js";
+} from "../../sc/handoff/message.js";
 import { resumeOffsets, SendDeadlines } from "../../sc/clone/engine.js";
-import { HANDOFF_PORT, HandoffServer, type HandoffReplyLink } from "../../dispatcher/lard/handoff-link.js";
+import { HANDOFF_PORT, HandoffServer, type HandoffReplyLink } from "../../sc/handoff/link.js";
 
 /** A node stops taking a handoff this long before its start deadline (the front-end's view stays safe). */
 export const HANDOFF_SAFETY_MS = 50;

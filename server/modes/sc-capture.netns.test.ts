@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { withCluster, type Cluster } from "../../cluster/index.js";
 import { buildSite } from "../../loadgen/index.js";
 import { testPrefix } from "../../testbed/index.js";
-import { UrlMapper } from "../mapper.js";
+import { UrlMapper } from "../membership/mapper.js";
 
 const mapper = new UrlMapper([{ id: "node1" }, { id: "node2" }]);
 const SIZES = [1000, 5000, 40_000];

@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { withCluster, type Cluster } from "../../cluster/index.js";
 import { buildSite, documentSha256 } from "../../loadgen/index.js";
 import { testPrefix } from "../../testbed/index.js";
-import { UrlMapper } from "../mapper.js";
-import { CLUSTER_DEFAULTS } from "../cluster.js";
+import { UrlMapper } from "../membership/mapper.js";
+import { CLUSTER_DEFAULTS } from "../membership/config.js";
 
 const CLI = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));
 const NODES = ["node1", "node2", "node3", "node4"];

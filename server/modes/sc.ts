@@ -17,23 +17,17 @@
 // clone never sends FIN or RST: once its response is acknowledged it vanishes.
 import { registerMarkingMetrics, TrafficMarker, type MarkCounters } from "../../sc/net/priority.js";
 import { Counter, Histogram } from "prom-client";
-import { mirrorCounter, mirrorGauge } from "../metrics.js";
-import {
-  registerMode,
-  type ConnectionControl,
-  type Decision,
-  type Mode,
-  type ModeContext,
-} from "../modes.js";
-import { selfMember, type ClusterConfig, type ClusterMember } from "../cluster.js";
-import type { UrlMapper } from "../mapper.js";
+import { mirrorCounter, mirrorGauge } from "../node/metrics.js";
+import { registerMode, type ConnectionControl, type Decision, type Mode, type ModeContext } from "./mode.js";
+import { selfMember, type ClusterConfig, type ClusterMember } from "../membership/config.js";
+import type { UrlMapper } from "../membership/mapper.js";
 import type { HttpRequest } from "../http/parser.js";
 import { RequestParser, ParseError, DEFAULT_LIMITS } from "../http/parser.js";
 import { normalizePath } from "../http/url-path.js";
 import type { PreparedResponse } from "../http/response.js";
-import { sendPrepared } from "../send.js";
-import type { PacketHandler, PacketSource } from "../conn-user.js";
-import type { Conn } from "../conn.js";
+import { sendPrepared } from "../http/send.js";
+import type { PacketHandler, PacketSource } from "../transport/user-stack.js";
+import type { Conn } from "../transport/conn.js";
 import type { Logger } from "../log.js";
 import { UserFacingError } from "../errors.js";
 import { LINK_DROP_REASONS, ScTransport, type LinkDropReason } from "../../sc/clone/transport.js";
@@ -244,7 +238,7 @@ export class SocketCloning implements Mode {
   }
 
   /**
-   * Runtime membership (server/membership.ts): the peers clones may go to. Addresses are only
+   * Runtime membership (server/membership/runtime.ts): the peers clones may go to. Addresses are only
    * added: packets a leaving peer still forwards for its clones here stay peer packets.
    */
   setMembers(members: readonly ClusterMember[]): void {

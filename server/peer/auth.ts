@@ -11,7 +11,7 @@
 // (GET/HEAD change nothing but cache ranking); answers are not authenticated (docs/security.md).
 import type { IncomingHttpHeaders } from "node:http";
 import { mac, sameBytes } from "../../sc/auth/secret.js";
-import type { ClusterMember } from "../cluster.js";
+import type { ClusterMember } from "../membership/config.js";
 import { H_AUTH, H_NODE, H_TIME } from "./protocol.js";
 
 /**

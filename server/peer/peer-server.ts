@@ -11,7 +11,7 @@
 // authenticator (auth.ts) from that member's address, else 403 + x-sc-auth-error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { DocStore } from "../doc-store.js";
+import type { DocStore } from "../store/doc-store.js";
 import { encodePath, normalizePath } from "../http/url-path.js";
 import type { Lookup } from "../source/source.js";
 import type { Logger } from "../log.js";

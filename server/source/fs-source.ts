@@ -6,7 +6,7 @@
 import { open, realpath, stat } from "node:fs/promises";
 import { constants, type Stats } from "node:fs";
 import { join, sep } from "node:path";
-import { makeDoc, type Doc } from "../cache/doc.js";
+import { makeDoc, type Doc } from "../http/doc.js";
 import { contentTypeFor } from "../http/mime.js";
 import { fileEtag } from "../http/validators.js";
 import { Semaphore, type DocSource, type Lookup } from "./source.js";

@@ -12,7 +12,7 @@
 // a connect/header/body timeout -> 504.
 import { createHash } from "node:crypto";
 import { Pool, errors } from "undici";
-import { makeDoc, type Doc } from "../cache/doc.js";
+import { makeDoc, type Doc } from "../http/doc.js";
 import { contentTypeFor } from "../http/mime.js";
 import { encodePath } from "../http/url-path.js";
 import { httpDate, parseHttpDate } from "../http/validators.js";

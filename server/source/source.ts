@@ -1,6 +1,6 @@
 // Where documents come from on a cache miss: a local directory (fs-source.ts) or an origin
 // server over HTTP (origin-source.ts).
-import type { Doc } from "../cache/doc.js";
+import type { Doc } from "../http/doc.js";
 
 export type Lookup =
   | { kind: "doc"; doc: Doc }
