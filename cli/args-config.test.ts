@@ -15,7 +15,7 @@ import {
   UsageError,
   withValueSource,
   type CommandSpec,
-} from "./args.js";
+} from "../common/args.js";
 import { command as nodeCommand } from "./node.js";
 import { command as originCommand } from "./origin.js";
 import { command as dispatcherCommand } from "./dispatcher.js";

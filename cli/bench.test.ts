@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ratioList } from "./bench.js";
-import { UsageError } from "./args.js";
+import { UsageError } from "../common/args.js";
 
 test("bench sweep --ratios: multiples of the node rate and 'unshaped', in order, without repeats", () => {
   assert.deepEqual(ratioList("1,2,4,10,unshaped"), [1, 2, 4, 10, "unshaped"]);

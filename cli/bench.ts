@@ -14,7 +14,7 @@ import {
   UsageError,
   type CommandSpec,
   type ParsedValues,
-} from "./args.js";
+} from "../common/args.js";
 import type { Mechanism } from "../bench/paper/micro.js";
 import type { FrontendRatio, TraceMode, TraceOptions } from "../bench/paper/trace.js";
 

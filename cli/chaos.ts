@@ -2,7 +2,7 @@
 // faults injected on a seeded schedule (cluster/chaos/). Prints the timeline as it goes,
 // writes report.json, timeline.txt and timeline.svg; exit 1 when the client saw something
 // docs/reliability.md does not allow.
-import { UsageError, int, list, num, optStr, parseCommand, type CommandSpec } from "./args.js";
+import { UsageError, int, list, num, optStr, parseCommand, type CommandSpec } from "../common/args.js";
 import type { Command } from "./command.js";
 import { DEFAULT_CHAOS_PREFIX, runChaos } from "../cluster/chaos/runner.js";
 import { FAULT_KINDS, isFaultKind, type FaultKind } from "../cluster/chaos/schedule.js";

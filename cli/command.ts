@@ -1,5 +1,5 @@
 // The shape every subcommand module exports; cli/main.ts lists the implemented ones.
-import type { CommandSpec } from "./args.js";
+import type { CommandSpec } from "../common/args.js";
 
 export interface Command {
   spec: CommandSpec;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { servicePorts } from "./dispatcher.js";
-import { UsageError } from "./args.js";
+import { UsageError } from "../common/args.js";
 
 test("dispatcher --port takes one port or a comma list, each once", () => {
   assert.deepEqual(servicePorts("80"), [80]);

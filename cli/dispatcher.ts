@@ -10,10 +10,10 @@ import {
   type CommandSpec,
   CONFIG_OPTIONS,
   parseConfigured,
-} from "./args.js";
+} from "../common/args.js";
 import type { Command } from "./command.js";
-import { TRUST_OPTIONS, trustFrom } from "./trust.js";
-import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "./admin-access.js";
+import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
+import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "../sc/auth/admin-access-options.js";
 
 const spec: CommandSpec = {
   name: "dispatcher",

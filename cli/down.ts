@@ -1,6 +1,6 @@
 // `sc-cluster down`: stop a cluster started by `up` (running, detached or crashed) and remove
 // its testbed. Idempotent.
-import { UsageError, optStr, parseCommand, type CommandSpec } from "./args.js";
+import { UsageError, optStr, parseCommand, type CommandSpec } from "../common/args.js";
 import type { Command } from "./command.js";
 import { destroyCluster } from "../cluster/index.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "./command.js";
-import { bool, int, num, optStr, parseCommand, str, UsageError, type ParsedValues } from "./args.js";
+import { bool, int, num, optStr, parseCommand, str, UsageError, type ParsedValues } from "../common/args.js";
 import { runReplay, type ReplayOptions } from "../loadgen/replay/run.js";
 import { runSingleUrl } from "../loadgen/ab/run.js";
 import { formatProgress, formatResult, type LoadResultView, type ProgressView } from "../loadgen/report.js";

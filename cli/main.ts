@@ -1,16 +1,8 @@
 // sc-cluster command dispatcher. Only commands that are implemented are registered,
 // so `--help` never lists something that does not work.
-import { explainUsageError, formatHelp, parseCommand, UsageError } from "./args.js";
-import type { Command } from "./command.js";
+import { explainUsageError, formatHelp, parseCommand, UsageError } from "../common/args.js";
+import { COMMANDS } from "./commands.js";
 import { readFileSync } from "node:fs";
-
-type Loader = () => Promise<Command>;
-
-const commands: Record<string, { summary: string; load: Loader }> = {};
-
-export function registerCommand(name: string, summary: string, load: Loader): void {
-  commands[name] = { summary, load };
-}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -20,7 +12,7 @@ function version(): string {
 }
 
 function topHelp(): string {
-  const names = Object.keys(commands);
+  const names = Object.keys(COMMANDS);
   const width = Math.max(...names.map((n) => n.length)) + 2;
   return [
     "Usage: sc-cluster <command> [options]",
@@ -28,17 +20,16 @@ function topHelp(): string {
     "A cluster web server with Socket Cloning (user-space TCP on Linux TUN devices).",
     "",
     "Commands:",
-    ...names.map((n) => `  ${n.padEnd(width)}${commands[n]!.summary}`),
+    ...names.map((n) => `  ${n.padEnd(width)}${COMMANDS[n]!.summary}`),
     "",
     "Run 'sc-cluster <command> --help' or 'sc-cluster help <command>' for a command's options.",
   ].join("\n");
 }
 
 export async function runCli(argv: string[]): Promise<number> {
-  await import("./commands.js");
   const [name, ...rest] = argv;
   // `sc-cluster help node` is `sc-cluster node --help`.
-  if (name === "help" && rest.length > 0 && commands[rest[0]!]) return runCli([rest[0]!, "--help"]);
+  if (name === "help" && rest.length > 0 && COMMANDS[rest[0]!]) return runCli([rest[0]!, "--help"]);
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(topHelp());
     return name ? 0 : 1;
@@ -47,7 +38,7 @@ export async function runCli(argv: string[]): Promise<number> {
     console.log(version());
     return 0;
   }
-  const entry = commands[name];
+  const entry = COMMANDS[name];
   if (!entry) {
     console.error(`sc-cluster: unknown command '${name}'\n\n${topHelp()}`);
     return 2;

@@ -8,9 +8,9 @@
 //   members remove ID       DELETE: it drains, then leaves the list (nodes close their links)
 import { request } from "undici";
 import type { Command } from "./command.js";
-import { optStr, parseCommand, str, UsageError, type CommandSpec } from "./args.js";
-import { TRUST_OPTIONS, trustFrom } from "./trust.js";
-import { ADMIN_ACCESS_OPTIONS, readAdminToken } from "./admin-access.js";
+import { optStr, parseCommand, str, UsageError, type CommandSpec } from "../common/args.js";
+import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
+import { ADMIN_ACCESS_OPTIONS, readAdminToken } from "../sc/auth/admin-access-options.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";
 
 const spec: CommandSpec = {

@@ -1,6 +1,6 @@
 // `sc-cluster origin`: the origin file server that nodes started with --origin fetch from.
 import type { Command } from "./command.js";
-import { CONFIG_OPTIONS, hostPort, parseConfigured, str } from "./args.js";
+import { CONFIG_OPTIONS, hostPort, parseConfigured, str } from "../common/args.js";
 import { createLogger, LOG_LEVELS } from "../server/log.js";
 import { startOrigin } from "../origin/server.js";
 import { untilSignal } from "../server/node/signals.js";

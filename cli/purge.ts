@@ -1,9 +1,9 @@
 // `sc-cluster purge`: drop cached documents on every node (POST /purge on one node's admin
 // API, which passes it on to the other members: server/node/purge.ts).
 import type { Command } from "./command.js";
-import { bool, optStr, parseCommand, str, UsageError, type CommandSpec } from "./args.js";
-import { TRUST_OPTIONS, trustFrom } from "./trust.js";
-import { ADMIN_ACCESS_OPTIONS, readAdminToken } from "./admin-access.js";
+import { bool, optStr, parseCommand, str, UsageError, type CommandSpec } from "../common/args.js";
+import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
+import { ADMIN_ACCESS_OPTIONS, readAdminToken } from "../sc/auth/admin-access-options.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";
 import { sendAdmin } from "./members.js";
 

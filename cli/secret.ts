@@ -2,7 +2,7 @@
 // prints the admin token an existing secret gives (for curl against the admin APIs).
 import { open } from "node:fs/promises";
 import type { Command } from "./command.js";
-import { bool, optStr, parseCommand, UsageError } from "./args.js";
+import { bool, optStr, parseCommand, UsageError } from "../common/args.js";
 import {
   generateSecretText,
   loadSecret,

@@ -1,6 +1,6 @@
 // `sc-cluster site`: a document root and a manifest from a trace (loadgen/site.ts).
 import type { Command } from "./command.js";
-import { optStr, parseCommand, str, UsageError } from "./args.js";
+import { optStr, parseCommand, str, UsageError } from "../common/args.js";
 import { buildSite } from "../loadgen/site.js";
 import { describeBadLines } from "../loadgen/trace/reader.js";
 import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";

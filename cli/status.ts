@@ -1,5 +1,5 @@
 // `sc-cluster status`: the cluster's hosts, processes and their health.
-import { UsageError, bool, optStr, parseCommand, type CommandSpec } from "./args.js";
+import { UsageError, bool, optStr, parseCommand, type CommandSpec } from "../common/args.js";
 import type { Command } from "./command.js";
 import { formatClusterStatus, readClusterStatus } from "../cluster/index.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";

@@ -1,5 +1,12 @@
 // `sc-cluster testbed up|down|status`: the network-namespace testbed from the command line.
-import { UsageError, bool, optStr, parseCommand, type CommandSpec, type ParsedValues } from "./args.js";
+import {
+  UsageError,
+  bool,
+  optStr,
+  parseCommand,
+  type CommandSpec,
+  type ParsedValues,
+} from "../common/args.js";
 import type { Command } from "./command.js";
 import {
   DEFAULT_PREFIX,

@@ -1,6 +1,6 @@
 // `--format` and `--json-fields`, the same for every command that reads a trace (site,
 // loadgen, trace stats).
-import { optStr, str, UsageError, type OptionSpec, type ParsedValues } from "./args.js";
+import { optStr, str, UsageError, type OptionSpec, type ParsedValues } from "../common/args.js";
 import { TRACE_FORMATS } from "../loadgen/trace/formats.js";
 import { JSON_FIELDS, parseJsonFields } from "../loadgen/trace/json.js";
 import { isFormatOption, type FormatOption } from "../loadgen/trace/reader.js";

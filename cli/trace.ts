@@ -1,6 +1,6 @@
 // `sc-cluster trace`: synthetic traces (`trace synth`) and a trace summary (`trace stats`).
 import type { Command } from "./command.js";
-import { bool, num, optStr, parseCommand, UsageError, type ParsedValues } from "./args.js";
+import { bool, num, optStr, parseCommand, UsageError, type ParsedValues } from "../common/args.js";
 import { PAPER_TRACE } from "../loadgen/synth/model.js";
 import { synthesize } from "../loadgen/synth/synth.js";
 import {

@@ -4,7 +4,15 @@
 // with the first-run settings (package.json).
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
-import { UsageError, bool, list, optStr, parseCommand, type CommandSpec, type ParsedValues } from "./args.js";
+import {
+  UsageError,
+  bool,
+  list,
+  optStr,
+  parseCommand,
+  type CommandSpec,
+  type ParsedValues,
+} from "../common/args.js";
 import { checkHostName } from "../sc/auth/admin-access.js";
 import type { Command } from "./command.js";
 import {

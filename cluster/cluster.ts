@@ -142,13 +142,13 @@ const PROBE_TIMEOUT_MS = 1000;
 
 /** Modes, schedulers and node options as the programs themselves define them. */
 export async function readCapabilities(): Promise<Capabilities> {
-  const { MODES } = await import("../server/modes/mode.js");
+  const { MODE_NAMES } = await import("../server/modes/table.js");
   const { SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
-  const { command } = await import("../cli/node.js");
+  const { NODE_SPEC } = await import("../server/node/options.js");
   return {
-    modes: Object.keys(MODES),
+    modes: [...MODE_NAMES],
     schedulers: SCHEDULER_NAMES,
-    nodeOptions: Object.keys(command.spec.options),
+    nodeOptions: Object.keys(NODE_SPEC.options),
   };
 }
 

@@ -19,7 +19,7 @@ import { DispatcherControl } from "../dispatcher/control.js";
 import { createMetrics as dispatcherMetrics } from "../dispatcher/metrics.js";
 import { DISPATCHER, Recorder, VIP } from "../dispatcher/testing.js";
 import { DISPATCHER_ADMIN_PORT, GUE_PORT, HTTP_PORT, NODE_ADMIN_PORT } from "../cluster/plan.js";
-import { parseCommand } from "../cli/args.js";
+import { parseCommand } from "../common/args.js";
 import type { Command } from "../cli/command.js";
 
 const DEPLOY = fileURLToPath(new URL("../../deploy/", import.meta.url));

@@ -16,7 +16,7 @@ import { linkKey } from "../../sc/auth/link.js";
 import type { ClusterTrust } from "../../sc/auth/secret.js";
 import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
 import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
-import { mirrorCounter, mirrorGauge } from "../../server/node/metrics.js";
+import { mirrorCounter, mirrorGauge } from "../../server/metrics-mirror.js";
 import { LardFrontEnd, FRONT_END_DROPS, HANDOFF_FAILURES, type FrontEndOptions } from "./front-end.js";
 import { HANDOFF_PORT, HandoffClient } from "../../sc/handoff/link.js";
 import { UNRESUMABLE_REASONS } from "./resume.js";

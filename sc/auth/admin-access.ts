@@ -1,5 +1,5 @@
 // Who may use an admin API (the node's, the dispatcher's) and which names it answers to. Pure:
-// the token file is read at the edge (cli/admin-access.ts); the HTTP servers ask check() for
+// the token file is read at the edge (sc/auth/admin-access-options.ts); the HTTP servers ask check() for
 // every request and send the refusal it returns.
 //
 // - Changes (any method but GET and HEAD) need `Authorization: Bearer <token>`; the token is

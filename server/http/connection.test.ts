@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
-import { HttpConnection, type ConnectionEnv } from "./connection.js";
+import { HttpConnection, type HttpConnectionHost } from "./connection.js";
 import { ServerStats } from "./stats.js";
 import { DateCache } from "./date.js";
 import { DEFAULT_LIMITS } from "./parser.js";
@@ -40,7 +40,7 @@ function setup() {
     log: { warn() {}, info() {}, debug() {}, error() {} },
     draining: true,
     connectionClosed() {},
-  } as unknown as ConnectionEnv;
+  } as unknown as HttpConnectionHost;
   const c = new HttpConnection(1, conn as unknown as Conn, env);
   return { conn, stats, c };
 }

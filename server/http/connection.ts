@@ -12,8 +12,7 @@ import type { Conn } from "../transport/conn.js";
 import { ParseError, RequestParser, type HttpRequest, type ParserLimits } from "./parser.js";
 import { errorResponse, statusOfHead, type PreparedResponse } from "./response.js";
 import type { DateCache } from "./date.js";
-import type { Responder } from "../store/responder.js";
-import type { ConnectionControl, Decision, Mode } from "../modes/mode.js";
+import type { ConnectionControl, Decision, LocalResponder, RequestHook } from "./hook.js";
 import type { ServerStats } from "./stats.js";
 import type { Logger } from "../log.js";
 import type { RequestRecord } from "./access-log.js";
@@ -30,10 +29,10 @@ export interface Timeouts {
   lingerMs: number;
 }
 
-/** What a connection needs from its server. */
-export interface ConnectionEnv {
-  readonly responder: Responder;
-  readonly mode: Mode;
+/** What a connection needs from the server that owns it. */
+export interface HttpConnectionHost {
+  readonly responder: LocalResponder;
+  readonly mode: RequestHook;
   readonly stats: ServerStats;
   readonly limits: ParserLimits;
   readonly timeouts: Timeouts;
@@ -98,7 +97,7 @@ export class HttpConnection implements ConnectionControl {
   constructor(
     readonly id: number,
     readonly conn: Conn,
-    private readonly env: ConnectionEnv,
+    private readonly env: HttpConnectionHost,
   ) {
     this.parser = new RequestParser(env.limits);
     env.stats.connectionsAccepted++;

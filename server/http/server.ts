@@ -1,18 +1,17 @@
 // The HTTP server proper: adopts connections from any transport (ConnListener), owns the
 // per-connection state, sweeps deadlines, and shuts down gracefully.
 import type { Conn, ConnListener } from "../transport/conn.js";
-import { HttpConnection, type ConnectionEnv, type Timeouts } from "./connection.js";
+import { HttpConnection, type HttpConnectionHost, type Timeouts } from "./connection.js";
 import type { ParserLimits } from "./parser.js";
 import { DateCache } from "./date.js";
-import type { Responder } from "../store/responder.js";
-import type { Mode } from "../modes/mode.js";
+import type { LocalResponder, RequestHook } from "./hook.js";
 import type { ServerStats } from "./stats.js";
 import type { Logger } from "../log.js";
 import type { RequestObserver } from "./connection.js";
 
 export interface HttpServerOptions {
-  responder: Responder;
-  mode: Mode;
+  responder: LocalResponder;
+  mode: RequestHook;
   stats: ServerStats;
   limits: ParserLimits;
   timeouts: Timeouts;
@@ -24,9 +23,9 @@ export interface HttpServerOptions {
   requests?: RequestObserver | null;
 }
 
-export class HttpServer implements ConnectionEnv {
-  readonly responder: Responder;
-  readonly mode: Mode;
+export class HttpServer implements HttpConnectionHost {
+  readonly responder: LocalResponder;
+  readonly mode: RequestHook;
   readonly stats: ServerStats;
   readonly limits: ParserLimits;
   readonly timeouts: Timeouts;

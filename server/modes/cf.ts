@@ -21,11 +21,11 @@
 // mid-body: the rest of the body comes from the origin, checked to be the same document
 // (ETag and size), so clients always get exact bytes; if the origin's copy differs, the
 // connections that already started are reset rather than sent a mix.
-import { mirrorCounter } from "../node/metrics.js";
+import { mirrorCounter } from "../metrics-mirror.js";
 import { performance } from "node:perf_hooks";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { registerMode, type ConnectionControl, type Decision, type Mode, type ModeContext } from "./mode.js";
-import { selfMember, type ClusterConfig } from "../membership/config.js";
+import type { ClusterContext, ConnectionControl, Decision, Mode, ModeDefinition } from "./mode.js";
+import { selfMember } from "../membership/config.js";
 import type { CachePolicy } from "../cache/doc-cache.js";
 import { makeDoc, type Doc, type RangeReader } from "../http/doc.js";
 import type { DocStore } from "../store/doc-store.js";
@@ -43,7 +43,6 @@ import { PEER_FAILURES, PeerLink, type PeerError, type PeerFailure } from "../pe
 import type { FillingBody } from "../peer/filling-body.js";
 import type { PeerDocMeta } from "../peer/protocol.js";
 import { PEER_AUTH_FAILURES, PeerAuth, type PeerAuthFailure } from "../peer/auth.js";
-import { UserFacingError } from "../errors.js";
 
 export interface CfSettings {
   /** Keep-alive connections from this node to each peer's endpoint. */
@@ -168,13 +167,13 @@ export class CfMode implements Mode {
     private readonly settings: CfSettings,
     private readonly server: PeerServer,
     auth: PeerAuth | null,
-    ctx: ModeContext,
+    ctx: ClusterContext,
   ) {
     this.store = ctx.store;
     this.serverStats = ctx.stats;
     this.dates = ctx.dates;
     this.log = ctx.log;
-    const cluster = ctx.cluster!;
+    const cluster = ctx.cluster;
     const self = selfMember(cluster);
     for (const m of cluster.members) {
       if (m.id === self.id) continue;
@@ -194,13 +193,11 @@ export class CfMode implements Mode {
     this.fetchSeconds = this.registerMetrics(ctx.registry);
   }
 
-  static async create(name: string, ctx: ModeContext): Promise<CfMode> {
-    const cluster: ClusterConfig = ctx.cluster!;
+  static async create(name: string, ctx: ClusterContext): Promise<CfMode> {
+    const cluster = ctx.cluster;
     const self = selfMember(cluster);
     const settings = readSettings(ctx.modeSettings);
     // Requests between nodes are signed with the secret's own key for this plane.
-    if (ctx.trust === null)
-      throw new UserFacingError(`--mode ${name} needs the cluster secret (or --insecure-dev)`);
     const auth =
       ctx.trust.kind === "secret" ? new PeerAuth(ctx.trust.secret.key("peer-cache"), cluster.members) : null;
     if (auth === null) ctx.log.warn("cf: peer cache requests are not authenticated (--insecure-dev)");
@@ -217,7 +214,7 @@ export class CfMode implements Mode {
     } catch (err) {
       throw listenError(err, "the peer cache endpoint", self.addr, cluster.peerPort);
     }
-    return new CfMode(name, self.id, ctx.mapper!, settings, server, auth, ctx);
+    return new CfMode(name, self.id, ctx.mapper, settings, server, auth, ctx);
   }
 
   /** Where the peer endpoint listens. */
@@ -542,13 +539,13 @@ export function readSettings(s: Readonly<Record<string, unknown>>): CfSettings {
   };
 }
 
-for (const policy of ["lru", "lfu"] as const satisfies readonly CachePolicy[]) {
-  registerMode({
-    name: `cf-${policy}`,
-    summary: `cooperative caching: fetch from the home node's memory, reply here; ${policy.toUpperCase()} cache`,
-    needsCluster: true,
-    needsUserStack: false,
-    cachePolicy: policy,
-    create: (ctx) => CfMode.create(`cf-${policy}`, ctx),
-  });
-}
+/** cf-lru and cf-lfu: the same mode over the two cache policies. */
+export const CF_MODES: readonly ModeDefinition[] = (
+  ["lru", "lfu"] as const satisfies readonly CachePolicy[]
+).map((policy) => ({
+  name: `cf-${policy}`,
+  summary: `cooperative caching: fetch from the home node's memory, reply here; ${policy.toUpperCase()} cache`,
+  needs: "cluster",
+  cachePolicy: policy,
+  create: (ctx: ClusterContext) => CfMode.create(`cf-${policy}`, ctx),
+}));

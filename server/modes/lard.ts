@@ -8,10 +8,10 @@
 // front-end (its load count and forwarding entry).
 import { Counter, Histogram } from "prom-client";
 import type { Conn } from "../transport/conn.js";
-import { registerMode, type Mode, type ModeContext } from "./mode.js";
+import type { Mode, ModeDefinition, UserStackContext } from "./mode.js";
 import { selfMember } from "../membership/config.js";
 import { UserFacingError } from "../errors.js";
-import { mirrorCounter, mirrorGauge } from "../node/metrics.js";
+import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
 import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
 import { linkKey } from "../../sc/auth/link.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
@@ -585,15 +585,12 @@ function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
-registerMode({
+export const LARD_MODE: ModeDefinition = {
   name: "lard",
   summary: "LARD back-end: serve connections the LARD front-end hands off (dispatcher --mode lard)",
-  needsCluster: true,
-  needsUserStack: true,
-  async create(ctx: ModeContext): Promise<Mode> {
+  needs: "user-stack",
+  async create(ctx: UserStackContext): Promise<Mode> {
     const { cluster, userStack, trust } = ctx;
-    if (cluster === null || userStack === null || trust === null)
-      throw new UserFacingError("--mode lard needs --peer members, --stack user and the cluster secret");
     const gue = userStack.gue;
     if (gue === null)
       throw new UserFacingError(
@@ -724,4 +721,4 @@ registerMode({
       },
     });
   },
-});
+};

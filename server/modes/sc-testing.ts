@@ -18,7 +18,7 @@ import { pino } from "pino";
 import { UrlMapper } from "../membership/mapper.js";
 import type { ClusterConfig, ClusterMember } from "../membership/config.js";
 import type { Timeouts } from "../http/connection.js";
-import type { ModeContext } from "./mode.js";
+import type { NodeContext } from "./mode.js";
 import type { PacketHandler } from "../transport/user-stack.js";
 import type { DocSource, Lookup } from "../source/source.js";
 import { TcpStack } from "../../sc/tcp/stack.js";
@@ -216,18 +216,14 @@ export class ScTestCluster {
       onDone: (id, from) => mode.onDone(id, from),
       onInboundLost: (peer) => mode.onInboundLost(peer),
     });
-    const ctx: ModeContext = {
+    const ctx: NodeContext = {
       nodeId: m.id,
-      cluster,
-      trust: { kind: "insecure-dev" }, // unused: the transport above has its key
-      mapper: this.mapper,
       store,
       responder,
       stats,
       dates,
       registry,
       log,
-      userStack: null,
       httpPort: HTTP_PORT,
       modeSettings: {},
     };

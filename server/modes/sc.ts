@@ -17,8 +17,15 @@
 // clone never sends FIN or RST: once its response is acknowledged it vanishes.
 import { registerMarkingMetrics, TrafficMarker, type MarkCounters } from "../../sc/net/priority.js";
 import { Counter, Histogram } from "prom-client";
-import { mirrorCounter, mirrorGauge } from "../node/metrics.js";
-import { registerMode, type ConnectionControl, type Decision, type Mode, type ModeContext } from "./mode.js";
+import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
+import type {
+  ConnectionControl,
+  Decision,
+  Mode,
+  ModeDefinition,
+  NodeContext,
+  UserStackContext,
+} from "./mode.js";
 import { selfMember, type ClusterConfig, type ClusterMember } from "../membership/config.js";
 import type { UrlMapper } from "../membership/mapper.js";
 import type { HttpRequest } from "../http/parser.js";
@@ -109,7 +116,7 @@ const SIZE_HINTS_MAX = 65536;
 const EMPTY = new Uint8Array(0);
 
 /**
- * What the mode works with besides its ModeContext: the node's user-space stack, the cluster,
+ * What the mode works with besides its NodeContext: the node's user-space stack, the cluster,
  * and the two planes to the peers. create() builds them on the node; tests build them in process.
  */
 export interface ScEdges {
@@ -198,7 +205,7 @@ export class SocketCloning implements Mode {
   private readonly resetLog = new ThrottledLog<string>();
 
   constructor(
-    private readonly ctx: ModeContext,
+    private readonly ctx: NodeContext,
     private readonly settings: ScSettings,
     private readonly edges: ScEdges,
   ) {
@@ -965,16 +972,12 @@ const DROP_EXPLAINED: Record<LinkDropReason, string> = {
   replaced: "the peer opened a newer link",
 };
 
-registerMode({
+export const SC_MODE: ModeDefinition = {
   name: "sc",
   summary: "Socket Cloning: clone the connection to the node the URL maps to",
-  needsCluster: true,
-  needsUserStack: true,
-  async create(ctx: ModeContext): Promise<Mode> {
+  needs: "user-stack",
+  async create(ctx: UserStackContext): Promise<Mode> {
     const { cluster, mapper, userStack, trust } = ctx;
-    // startNode checks all three for a mode that needs a cluster and the user stack.
-    if (cluster === null || mapper === null || userStack === null || trust === null)
-      throw new UserFacingError("--mode sc needs --peer members, --stack user and the cluster secret");
     const self = selfMember(cluster);
     const settings: ScSettings = { ...SC_DEFAULTS, ...(ctx.modeSettings as Partial<ScSettings>) };
     let udp: GueSender;
@@ -1020,7 +1023,7 @@ registerMode({
       },
       close: async () => udp.close(),
     });
-    ctx.membership?.on("change", (v: { members: ClusterMember[] }) => {
+    ctx.membership.on("change", (v: { members: ClusterMember[] }) => {
       transport.setPeers(v.members.map((m) => ({ id: m.id, host: m.addr, port: cluster.scPort })));
       mode.setMembers(v.members);
     });
@@ -1032,4 +1035,4 @@ registerMode({
     }
     return mode;
   },
-});
+};

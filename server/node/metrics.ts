@@ -1,42 +1,18 @@
 // Prometheus metrics for one node, in a Registry of its own (not prom-client's global one, so
 // several nodes can live in one process, e.g. in tests). Values are read from the data path's
 // plain counters at scrape time.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ServerStats } from "../http/stats.js";
 import type { DocCache } from "../cache/doc-cache.js";
 import type { DocStore } from "../store/doc-store.js";
 import type { AccessLogCounters } from "../http/access-log.js";
+import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
 
 export interface MetricSources {
   nodeId: string;
   stats: ServerStats;
   cache: DocCache;
   store: DocStore;
-}
-
-/** A counter whose value is copied from `read()` at each scrape. */
-export function mirrorCounter(registry: Registry, name: string, help: string, read: () => number): void {
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(read());
-    },
-  });
-}
-
-/** A gauge whose value is read at each scrape. */
-export function mirrorGauge(registry: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.set(read());
-    },
-  });
 }
 
 export function createMetrics(src: MetricSources): Registry {

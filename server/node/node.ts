@@ -13,8 +13,8 @@ import { HttpServer } from "../http/server.js";
 import { DateCache } from "../http/date.js";
 import { DEFAULT_LIMITS, type ParserLimits } from "../http/parser.js";
 import type { Timeouts } from "../http/connection.js";
-import { MODES, type Mode, type ModeContext } from "../modes/mode.js";
-import "../modes/all.js";
+import { createMode, missingForMode, type Mode, type ModeDefinition } from "../modes/mode.js";
+import { modeByName } from "../modes/table.js";
 import { checkCluster, clusterMapper, selfMember, type ClusterConfig } from "../membership/config.js";
 import {
   fetchDispatcherView,
@@ -23,7 +23,7 @@ import {
   type MembershipView,
 } from "../membership/runtime.js";
 import { forwardedBody, purgeRequestFrom, sendPurge } from "./purge.js";
-import { mirrorCounter } from "./metrics.js";
+import { mirrorCounter } from "../metrics-mirror.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
 import { isWireError } from "../../sc/wire/error.js";
 import type { UserStack } from "../transport/user-stack.js";
@@ -199,26 +199,17 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   if ((cfg.root === undefined) === (cfg.origin === undefined)) {
     throw new UserFacingError("give exactly one of --root DIR and --origin URL");
   }
-  const modeDef = typeof cfg.mode === "string" ? MODES[cfg.mode] : undefined;
-  if (typeof cfg.mode === "string" && modeDef === undefined) {
-    throw new UserFacingError(`unknown mode '${cfg.mode}' (known: ${Object.keys(MODES).join(", ")})`);
-  }
-  if (modeDef?.needsCluster && !cfg.cluster) {
-    throw new UserFacingError(
-      `--mode ${modeDef.name} needs the cluster's members (--peer ID=ADDR, one per node)`,
-    );
-  }
-  if (modeDef?.needsUserStack && cfg.stack !== "user") {
-    throw new UserFacingError(
-      `--mode ${modeDef.name} needs --stack user (it owns the TCP state of connections)`,
-    );
-  }
-  if (modeDef?.needsCluster && cfg.trust === null) {
-    throw new UserFacingError(
-      `--mode ${modeDef.name} needs the cluster secret (--secret-file FILE, same file on every member; ` +
-        "`sc-cluster secret --out FILE` makes one), or --insecure-dev to run unauthenticated",
-    );
-  }
+  // A mode by name (from the table) or a Mode object given in-process (tests).
+  const modeChoice: { def: ModeDefinition } | { mode: Mode } =
+    typeof cfg.mode === "string" ? { def: modeByName(cfg.mode) } : { mode: cfg.mode };
+  const missing =
+    "def" in modeChoice &&
+    missingForMode(modeChoice.def, {
+      cluster: !!cfg.cluster,
+      trust: cfg.trust !== null,
+      userStack: cfg.stack === "user",
+    });
+  if (missing) throw new UserFacingError(missing);
   const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
   const membership = cluster ? new Membership(cluster, clusterMapper(cluster)) : null;
   // The bearer token this node sends to other members and to the dispatcher (purge, polls).
@@ -238,7 +229,10 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     else membership.apply(view);
   }
 
-  const cache = createDocCache(modeDef?.cachePolicy ?? cfg.cachePolicy, cfg.cacheBytes);
+  const cache = createDocCache(
+    ("def" in modeChoice ? modeChoice.def.cachePolicy : undefined) ?? cfg.cachePolicy,
+    cfg.cacheBytes,
+  );
   let source: DocSource;
   if (cfg.root !== undefined) {
     const root = await checkRootDir(cfg.root);
@@ -394,29 +388,27 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   }
 
   let mode: Mode;
-  if (typeof cfg.mode === "string") {
-    const ctx: ModeContext = {
-      nodeId: cfg.nodeId,
-      cluster,
-      trust: cfg.trust,
-      mapper: membership?.mapper ?? null,
-      ...(membership ? { membership } : {}),
-      store,
-      responder,
-      stats,
-      dates,
-      registry,
-      log,
-      userStack,
-      httpPort: cfg.listen.port,
-      modeSettings: cfg.modeSettings ?? {},
-    };
+  if ("def" in modeChoice) {
     try {
-      mode = await modeDef!.create(ctx);
+      mode = await createMode(modeChoice.def, {
+        nodeId: cfg.nodeId,
+        cluster,
+        trust: cfg.trust,
+        membership,
+        store,
+        responder,
+        stats,
+        dates,
+        registry,
+        log,
+        userStack,
+        httpPort: cfg.listen.port,
+        modeSettings: cfg.modeSettings ?? {},
+      });
     } catch (err) {
       return fail(err);
     }
-  } else mode = cfg.mode;
+  } else mode = modeChoice.mode;
   if (mode.close) undo.push(() => mode.close!());
 
   const server = new HttpServer({

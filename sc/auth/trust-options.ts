@@ -1,7 +1,7 @@
 // The options every process that joins a cluster shares: where its cluster secret comes
 // from, and the explicit opt-out for a single-machine experiment.
-import type { OptionSpec, ParsedValues } from "./args.js";
-import { bool, optStr, UsageError } from "./args.js";
+import type { OptionSpec, ParsedValues } from "../../common/args.js";
+import { bool, optStr, UsageError } from "../../common/args.js";
 import {
   loadSecret,
   resolveSecretSource,
@@ -9,7 +9,7 @@ import {
   SECRET_VALUE_ENV,
   SecretError,
   type ClusterTrust,
-} from "../sc/auth/secret.js";
+} from "./secret.js";
 
 export const TRUST_OPTIONS: Record<string, OptionSpec> = {
   "secret-file": {

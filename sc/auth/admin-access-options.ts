@@ -1,8 +1,8 @@
 // The options of the admin APIs of `node` and `dispatcher` beside their listen address: an
 // own bearer token file (else the cluster secret's token) and the Host names they answer to.
 import { readFile, stat } from "node:fs/promises";
-import type { OptionSpec, ParsedValues } from "./args.js";
-import { list, optStr, UsageError } from "./args.js";
+import type { OptionSpec, ParsedValues } from "../../common/args.js";
+import { list, optStr, UsageError } from "../../common/args.js";
 import {
   AdminTokenError,
   checkHostName,
@@ -10,7 +10,7 @@ import {
   MIN_ADMIN_TOKEN_CHARS,
   parseAdminToken,
   type AdminEndpoint,
-} from "../sc/auth/admin-access.js";
+} from "./admin-access.js";
 
 export const ADMIN_ACCESS_OPTIONS: Record<string, OptionSpec> = {
   "admin-token-file": {
