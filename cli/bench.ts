@@ -17,6 +17,7 @@ import {
 } from "../common/args.js";
 import type { Mechanism } from "../bench/paper/micro.js";
 import type { FrontendRatio, TraceMode, TraceOptions } from "../bench/paper/trace.js";
+import { EXIT, UserError } from "../common/errors.js";
 
 const COMMON: CommandSpec["options"] = {
   runs: {
@@ -380,10 +381,9 @@ function prefixOption(values: ParsedValues): string {
   return p;
 }
 
-class Interrupted extends Error {
-  readonly userFacing = true;
+class Interrupted extends UserError {
   constructor() {
-    super("interrupted; everything it started was stopped and removed");
+    super("interrupted; everything it started was stopped and removed", "ERR_INTERRUPTED");
   }
 }
 
@@ -465,9 +465,9 @@ async function micro(argv: string[]): Promise<number> {
   log(`wrote ${files.paths.join(", ")}`);
   if (result.failed_runs > 0) {
     console.error(`sc-cluster bench micro: ${result.failed_runs} runs failed (reported, not plotted)`);
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
+  return EXIT.ok;
 }
 
 /** The options given (undefined ones left out, so the runner's defaults apply). */
@@ -558,9 +558,9 @@ async function trace(argv: string[]): Promise<number> {
   log(`wrote ${files.paths.join(", ")}`);
   if (result.failed_runs > 0) {
     console.error(`sc-cluster bench trace: ${result.failed_runs} runs failed (reported, not plotted)`);
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
+  return EXIT.ok;
 }
 
 async function sweep(argv: string[]): Promise<number> {
@@ -584,9 +584,9 @@ async function sweep(argv: string[]): Promise<number> {
   log(`wrote ${files.paths.join(", ")}`);
   if (result.failed_runs > 0) {
     console.error(`sc-cluster bench sweep: ${result.failed_runs} runs failed (reported, not plotted)`);
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
+  return EXIT.ok;
 }
 
 export const command: Command = {

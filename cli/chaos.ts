@@ -7,6 +7,7 @@ import type { Command } from "./command.js";
 import { DEFAULT_CHAOS_PREFIX, runChaos } from "../cluster/chaos/runner.js";
 import { FAULT_KINDS, isFaultKind, type FaultKind } from "../cluster/chaos/schedule.js";
 import { MAX_NODES } from "../testbed/topology.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "chaos",
@@ -133,9 +134,9 @@ async function run(argv: string[]): Promise<number> {
     if (s.violations.length) {
       console.log("violations of docs/reliability.md:");
       for (const v of s.violations) console.log(`  - ${v}`);
-      return 1;
+      return EXIT.failed;
     }
-    return 0;
+    return EXIT.ok;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

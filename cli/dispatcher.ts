@@ -14,6 +14,7 @@ import {
 import type { Command } from "./command.js";
 import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
 import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "../sc/auth/admin-access-options.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "dispatcher",
@@ -376,9 +377,9 @@ export const command: Command = {
     process.stdout.write(JSON.stringify({ stopped: true, stats: svc.control.stats() }) + "\n");
     if (err) {
       log("dispatcher stopped on error", { error: err.message });
-      return 1;
+      return EXIT.failed;
     }
-    return 0;
+    return EXIT.ok;
   },
 };
 
@@ -447,9 +448,9 @@ async function runLard(o: {
   process.stdout.write(JSON.stringify({ stopped: true, stats: svc.stats() }) + "\n");
   if (err) {
     log("LARD front-end stopped on error", { error: err.message });
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
+  return EXIT.ok;
 }
 
 export default command;

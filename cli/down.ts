@@ -4,6 +4,7 @@ import { UsageError, optStr, parseCommand, type CommandSpec } from "../common/ar
 import type { Command } from "./command.js";
 import { destroyCluster } from "../cluster/index.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "down",
@@ -51,7 +52,7 @@ async function run(argv: string[]): Promise<number> {
         (r.exposeLink ? ", the expose link" : "") +
         (r.dir ? ", its state and logs" : ""),
     );
-  return 0;
+  return EXIT.ok;
 }
 
 export const command: Command = { spec, run };

@@ -13,6 +13,7 @@ import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 import { parseRateRange, runSweep, sweepPlotSpec, sweepRates } from "../loadgen/replay/sweep.js";
 import { renderPlot } from "../loadgen/plot.js";
 import { chromiumPath, renderPng, svgSize } from "../bench/paper/render.js";
+import { EXIT } from "../common/errors.js";
 
 // Open loop and its outputs (replay mode only): --rate, --speed and what they report.
 const OPEN_LOOP_OPTIONS = [
@@ -89,9 +90,9 @@ async function sweepCommand(
   }
   if (jsonOut === "-") console.log(JSON.stringify(result, null, 2));
   else if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + "\n");
-  if (result.steps.some((s) => s.verify_failures > 0)) return 1;
-  if (result.steps.some((s) => s.errors > 0)) return 3;
-  return 0;
+  if (result.steps.some((s) => s.verify_failures > 0)) return EXIT.failed;
+  if (result.steps.some((s) => s.errors > 0)) return EXIT.requestErrors;
+  return EXIT.ok;
 }
 
 /** The replay options of the open loop and its outputs, from the parsed command line. */
@@ -293,9 +294,9 @@ export const command: Command = {
     tableOut(formatResult(result));
     if (jsonOut === "-") console.log(JSON.stringify(result, null, 2));
     else if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + "\n");
-    if (result.verify_failures > 0) return 1;
-    if (result.errors > 0) return 3;
-    return 0;
+    if (result.verify_failures > 0) return EXIT.failed;
+    if (result.errors > 0) return EXIT.requestErrors;
+    return EXIT.ok;
   },
 };
 

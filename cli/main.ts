@@ -2,6 +2,7 @@
 // so `--help` never lists something that does not work.
 import { explainUsageError, formatHelp, parseCommand, UsageError } from "../common/args.js";
 import { COMMANDS } from "./commands.js";
+import { EXIT, UserError } from "../common/errors.js";
 import { readFileSync } from "node:fs";
 
 function version(): string {
@@ -32,16 +33,16 @@ export async function runCli(argv: string[]): Promise<number> {
   if (name === "help" && rest.length > 0 && COMMANDS[rest[0]!]) return runCli([rest[0]!, "--help"]);
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(topHelp());
-    return name ? 0 : 1;
+    return name ? EXIT.ok : EXIT.failed;
   }
   if (name === "--version" || name === "-V") {
     console.log(version());
-    return 0;
+    return EXIT.ok;
   }
   const entry = COMMANDS[name];
   if (!entry) {
     console.error(`sc-cluster: unknown command '${name}'\n\n${topHelp()}`);
-    return 2;
+    return EXIT.usage;
   }
   try {
     const cmd = await entry.load();
@@ -49,17 +50,17 @@ export async function runCli(argv: string[]): Promise<number> {
     if (parsedHelp) {
       parseCommand(cmd.spec, ["--help"]);
       console.log(formatHelp(cmd.spec));
-      return 0;
+      return EXIT.ok;
     }
     return await cmd.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(explainUsageError(err).message);
-      return 2;
+      return err.exitCode;
     }
-    if (err instanceof Error && (err as { userFacing?: boolean }).userFacing) {
+    if (err instanceof UserError) {
       console.error(`sc-cluster ${name}: ${err.message}`);
-      return 1;
+      return err.exitCode;
     }
     throw err;
   }

@@ -12,6 +12,7 @@ import { optStr, parseCommand, str, UsageError, type CommandSpec } from "../comm
 import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
 import { ADMIN_ACCESS_OPTIONS, readAdminToken } from "../sc/auth/admin-access-options.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "members",
@@ -137,9 +138,9 @@ export const command: Command = {
     if (answer.body !== "") console.log(answer.body);
     if (answer.status >= 300) {
       console.error(`sc-cluster members ${verb}: HTTP ${answer.status}`);
-      return 1;
+      return EXIT.failed;
     }
-    return 0;
+    return EXIT.ok;
   },
 };
 

@@ -29,6 +29,7 @@ import { adminEndpointFrom } from "../sc/auth/admin-access-options.js";
 import { ACCESS_LOG_DEFAULTS, ACCESS_LOG_FORMATS, type AccessLogFormat } from "../server/http/access-log.js";
 import { CODINGS } from "../server/http/encoding.js";
 import type { ContentCoding } from "../server/http/doc.js";
+import { EXIT } from "../common/errors.js";
 
 /** --precompressed: "none", or a comma list of codings. */
 function codings(values: ParsedValues): ContentCoding[] {
@@ -300,7 +301,7 @@ export const command: Command = {
     logger.info({ signal }, "node stopping");
     await node.shutdown(int(values, "shutdown-timeout", 0));
     logger.info(node.snapshot().http as object, "node stopped");
-    return 0;
+    return EXIT.ok;
   },
 };
 
@@ -339,7 +340,7 @@ async function runWorkers(
   logger.info({ signal: ended }, "node stopping");
   await node.shutdown(shutdownMs);
   logger.info(node.snapshot().http as object, "node stopped");
-  return 0;
+  return EXIT.ok;
 }
 
 export default command;

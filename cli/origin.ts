@@ -4,6 +4,7 @@ import { CONFIG_OPTIONS, hostPort, parseConfigured, str } from "../common/args.j
 import { createLogger, LOG_LEVELS } from "../server/log.js";
 import { startOrigin } from "../origin/server.js";
 import { untilSignal } from "../server/node/signals.js";
+import { EXIT } from "../common/errors.js";
 
 export const command: Command = {
   spec: {
@@ -37,7 +38,7 @@ export const command: Command = {
     const signal = await untilSignal();
     logger.info({ signal }, "origin stopping");
     await origin.close();
-    return 0;
+    return EXIT.ok;
   },
 };
 

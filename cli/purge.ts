@@ -6,6 +6,7 @@ import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
 import { ADMIN_ACCESS_OPTIONS, readAdminToken } from "../sc/auth/admin-access-options.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";
 import { sendAdmin } from "./members.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "purge",
@@ -67,7 +68,7 @@ export const command: Command = {
       token,
     });
     console.log(answer.body);
-    return answer.status === 200 ? 0 : 1;
+    return answer.status === 200 ? EXIT.ok : EXIT.failed;
   },
 };
 

@@ -11,6 +11,7 @@ import {
   SECRET_VALUE_ENV,
   SecretError,
 } from "../sc/auth/secret.js";
+import { EXIT } from "../common/errors.js";
 
 async function printAdminToken(secretFile: string | undefined): Promise<number> {
   const secret = await loadSecret(resolveSecretSource(secretFile, process.env));
@@ -20,7 +21,7 @@ async function printAdminToken(secretFile: string | undefined): Promise<number> 
     );
   if (secret instanceof SecretError) throw new UsageError(`secret: ${secret.message}`);
   process.stdout.write(`${secret.adminToken()}\n`);
-  return 0;
+  return EXIT.ok;
 }
 
 export const command: Command = {
@@ -65,7 +66,7 @@ export const command: Command = {
     const text = `${generateSecretText()}\n`;
     if (out === undefined) {
       process.stdout.write(text);
-      return 0;
+      return EXIT.ok;
     }
     let fh;
     try {
@@ -83,7 +84,7 @@ export const command: Command = {
     } finally {
       await fh.close();
     }
-    return 0;
+    return EXIT.ok;
   },
 };
 

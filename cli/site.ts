@@ -4,6 +4,7 @@ import { optStr, parseCommand, str, UsageError } from "../common/args.js";
 import { buildSite } from "../loadgen/site.js";
 import { describeBadLines } from "../loadgen/trace/reader.js";
 import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
+import { EXIT } from "../common/errors.js";
 
 export const command: Command = {
   spec: {
@@ -62,7 +63,7 @@ export const command: Command = {
         `took        ${s.toFixed(2)} s`,
       ].join("\n"),
     );
-    return 0;
+    return EXIT.ok;
   },
 };
 

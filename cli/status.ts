@@ -3,6 +3,7 @@ import { UsageError, bool, optStr, parseCommand, type CommandSpec } from "../com
 import type { Command } from "./command.js";
 import { formatClusterStatus, readClusterStatus } from "../cluster/index.js";
 import { DEFAULT_PREFIX } from "../testbed/topology.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "status",
@@ -32,10 +33,10 @@ async function run(argv: string[]): Promise<number> {
   if (!s) {
     const hint = prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`;
     console.error(`sc-cluster status: no cluster '${prefix}' is up (start one: sc-cluster up${hint})`);
-    return 1;
+    return EXIT.failed;
   }
   console.log(bool(values, "json") ? JSON.stringify(s, null, 2) : formatClusterStatus(s));
-  return 0;
+  return EXIT.ok;
 }
 
 export const command: Command = { spec, run };

@@ -16,6 +16,7 @@ import {
   formatStatus,
   readTestbedStatus,
 } from "../testbed/index.js";
+import { EXIT } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "testbed",
@@ -116,7 +117,7 @@ async function run(argv: string[]): Promise<number> {
           `Run a command in a host: ip netns exec ${tb.host("client").netns} ping -c 3 ${tb.host("node1").ip}\n` +
           `Remove it: sc-cluster testbed down${prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`}`,
       );
-      return 0;
+      return EXIT.ok;
     }
     case "down": {
       const r = await destroyTestbed(prefix);
@@ -126,7 +127,7 @@ async function run(argv: string[]): Promise<number> {
           `removed testbed '${prefix}': ${plural(r.netns.length, "namespace")}, ${plural(r.pids.length, "process")}` +
             (r.exposeLink ? ", the expose link" : ""),
         );
-      return 0;
+      return EXIT.ok;
     }
     case "status": {
       const s = await readTestbedStatus(prefix);
@@ -135,10 +136,10 @@ async function run(argv: string[]): Promise<number> {
         console.error(
           `sc-cluster testbed: no testbed '${prefix}' is up (start one: sc-cluster testbed up${hint})`,
         );
-        return 1;
+        return EXIT.failed;
       }
       console.log(bool(values, "json") ? JSON.stringify(s, null, 2) : formatStatus(s));
-      return 0;
+      return EXIT.ok;
     }
     default:
       throw new UsageError(`testbed: unknown subcommand '${sub}' (up, down or status)`);

@@ -13,6 +13,7 @@ import {
 import { guessFormats, type FormatGuess } from "../loadgen/trace/formats.js";
 import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 import { classify } from "../loadgen/classify.js";
+import { EXIT } from "../common/errors.js";
 
 const P = PAPER_TRACE;
 
@@ -117,7 +118,7 @@ async function synth(values: ParsedValues): Promise<number> {
       )}, trace ${r.timings.trace.toFixed(2)})`,
     ].join("\n"),
   );
-  return 0;
+  return EXIT.ok;
 }
 
 /** "  nasa-tsv  49 records, 1 ignored, 0 bad" per format, with the first line each could not read. */
@@ -188,9 +189,9 @@ async function stats(values: ParsedValues): Promise<number> {
   );
   if (replayable === 0) {
     console.error(`sc-cluster trace: ${nothingToReplay(path, s, skipped)}`);
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
+  return EXIT.ok;
 }
 
 export default command;

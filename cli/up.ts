@@ -39,6 +39,7 @@ import { addonPath } from "../sc/tun/addon.js";
 import { pidsInNetns } from "../testbed/netns.js";
 import { TestbedEnvironmentError, checkEnvironment } from "../testbed/testbed.js";
 import { DEFAULT_PREFIX, MAX_NODES } from "../testbed/topology.js";
+import { EXIT, UserError } from "../common/errors.js";
 
 const spec: CommandSpec = {
   name: "up",
@@ -174,8 +175,10 @@ function signals(onSignal: (s: NodeJS.Signals) => void): () => void {
 }
 
 /** What to do when this machine cannot run the cluster (the README's Troubleshooting has more). */
-class FirstRunError extends Error {
-  readonly userFacing = true;
+class FirstRunError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_FIRST_RUN");
+  }
 }
 
 const DOCKER_HINT = "or run the cluster in containers with docker compose (docs/docker.md)";
@@ -373,7 +376,7 @@ async function run(argv: string[]): Promise<number> {
       console.error(
         `sc-cluster up: detached; the cluster keeps running (sc-cluster down${prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`} stops it)`,
       );
-      return 0;
+      return EXIT.ok;
     }
     if (dashboard) console.error(`sc-cluster up: dashboard at ${dashboard.url}`);
     console.error("sc-cluster up: running; Ctrl-C stops the cluster and removes the testbed");
@@ -418,7 +421,7 @@ async function run(argv: string[]): Promise<number> {
       console.error(
         `sc-cluster up: stopped ${r.processes.length} processes, removed ${r.netns.length} namespaces`,
       );
-    return 0;
+    return EXIT.ok;
   } finally {
     removeHandlers();
   }

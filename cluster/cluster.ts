@@ -42,6 +42,7 @@ import {
 } from "./processes.js";
 import { readRecord, writeRecord, type ClusterRecord } from "./state.js";
 import { DEFAULT_PREFIX, VIP, validatePrefix } from "../testbed/topology.js";
+import { UserError } from "../common/errors.js";
 
 export interface StartOptions extends ClusterOptions {
   /** Aborting stops the start-up and removes everything started so far. */
@@ -51,15 +52,13 @@ export interface StartOptions extends ClusterOptions {
 }
 
 /** `up` failed: a process died or never became healthy. Names the host and its log's last lines. */
-export class ClusterStartError extends Error {
-  readonly userFacing = true;
+export class ClusterStartError extends UserError {
   constructor(
     message: string,
     readonly host?: string,
     readonly log?: string,
   ) {
-    super(message);
-    this.name = "ClusterStartError";
+    super(message, "ERR_CLUSTER_START");
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type TestbedPlan,
 } from "../testbed/topology.js";
 import type { HostRole } from "../testbed/status.js";
+import { UserError } from "../common/errors.js";
 
 /** Ports of the cluster's services inside their hosts (see docs/cluster.md). */
 export const HTTP_PORT = 80;
@@ -79,11 +80,9 @@ export interface ClusterOptions {
 }
 
 /** A mistake in the options: the CLI prints it without a stack trace. */
-export class ClusterOptionError extends Error {
-  readonly userFacing = true;
+export class ClusterOptionError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "ClusterOptionError";
+    super(message, "ERR_CLUSTER_OPTION");
   }
 }
 

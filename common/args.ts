@@ -1,6 +1,7 @@
 // Small declarative option parser on top of node:util parseArgs, so every command
 // gets the same --help layout (each option with its default) and the same errors.
 import { parseArgs } from "node:util";
+import { EXIT, UserError } from "./errors.js";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -24,10 +25,10 @@ export interface CommandSpec {
   allowPositionals?: boolean;
 }
 
-export class UsageError extends Error {
+/** A bad command line (exit code 2). */
+export class UsageError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
+    super(message, "ERR_USAGE", { exitCode: EXIT.usage });
   }
 }
 

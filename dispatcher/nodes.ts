@@ -9,6 +9,7 @@
 // its health checks fail, for a grace period (the forwarder decides, from `downSince` and
 // `gone`, when they are reset instead).
 import { GUE_PORT, ipv4FromString, ipv4ToString, isWireError } from "../sc/wire/index.js";
+import { UserError } from "../common/errors.js";
 
 export const MAX_WEIGHT = 65535;
 
@@ -58,11 +59,9 @@ export interface Node extends NodeSpec {
   rsts: number;
 }
 
-export class NodeSpecError extends Error {
-  readonly userFacing = true;
+export class NodeSpecError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "NodeSpecError";
+    super(message, "ERR_NODE_SPEC");
   }
 }
 

@@ -28,6 +28,7 @@ import { createMetrics } from "./metrics.js";
 import type { NodeSpec } from "./nodes.js";
 import type { SchedulerName } from "./schedulers.js";
 import { ForwarderWorkers, perWorkerShare, sumCounters } from "./workers.js";
+import { UserError } from "../common/errors.js";
 
 export type { OutputMode } from "./datapath.js";
 
@@ -82,11 +83,9 @@ export interface DispatcherConfig {
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
-export class DispatcherStartError extends Error {
-  readonly userFacing = true;
+export class DispatcherStartError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "DispatcherStartError";
+    super(message, "ERR_DISPATCHER_START");
   }
 }
 

@@ -5,6 +5,7 @@ import { createReadStream, openSync, writeSync, closeSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { RequestKind } from "./classify.js";
 import { canonicalizeTarget } from "./url.js";
+import { UserError } from "../common/errors.js";
 
 export const MANIFEST_FORMAT = "sc-cluster-manifest";
 export const MANIFEST_VERSION = 1;
@@ -50,8 +51,10 @@ export interface Manifest {
   entries: Map<string, ManifestEntry>;
 }
 
-export class ManifestError extends Error {
-  readonly userFacing = true;
+export class ManifestError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_MANIFEST");
+  }
 }
 
 /** Streams a manifest to disk: header first, then entries as they are produced. */

@@ -24,9 +24,12 @@ import { dirname, resolve, sep } from "node:path";
 import { documentChunks } from "./content.js";
 import { ancestorDirs, MAX_SEGMENT_BYTES } from "./url.js";
 import { encodePath, normalizePath, type PathResult } from "../server/http/url-path.js";
+import { UserError } from "../common/errors.js";
 
-export class SiteWriteError extends Error {
-  readonly userFacing = true;
+export class SiteWriteError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_SITE_WRITE");
+  }
 }
 
 /**

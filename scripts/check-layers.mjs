@@ -11,7 +11,7 @@ import { posix } from "node:path";
 
 /** Lowest first. A file belongs to the longest prefix that matches it. */
 export const LAYERS = [
-  ["common/", "what every program shares: command-line options and configuration files"],
+  ["common/", "what every program shares: options and config files, user-facing errors and exit codes"],
   ["sc/", "the stack: wire formats, TCP, TUN, GUE, SC and handoff protocols, link auth, TLS records"],
   ["server/log.ts", "the server processes' logger"],
   ["server/errors.ts", "user-facing errors"],

@@ -1,10 +1,7 @@
-// Errors a user can act on (bad root, address in use): the CLI prints their message, no stack.
+// The server's user-facing checks (a bad document root, an address in use), as UserErrors.
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
-
-export class UserFacingError extends Error {
-  readonly userFacing = true;
-}
+import { UserError } from "../common/errors.js";
 
 export async function checkRootDir(root: string): Promise<string> {
   const abs = resolve(root);
@@ -12,9 +9,10 @@ export async function checkRootDir(root: string): Promise<string> {
   try {
     st = await stat(abs);
   } catch {
-    throw new UserFacingError(`document root '${root}' does not exist`);
+    throw new UserError(`document root '${root}' does not exist`, "ERR_DOCUMENT_ROOT");
   }
-  if (!st.isDirectory()) throw new UserFacingError(`document root '${root}' is not a directory`);
+  if (!st.isDirectory())
+    throw new UserError(`document root '${root}' is not a directory`, "ERR_DOCUMENT_ROOT");
   return abs;
 }
 
@@ -28,5 +26,7 @@ export function listenError(err: unknown, what: string, host: string, port: numb
         : code === "EACCES"
           ? "permission denied"
           : (err as Error).message;
-  return new UserFacingError(`cannot listen for ${what} on ${host}:${port}: ${why}`);
+  return new UserError(`cannot listen for ${what} on ${host}:${port}: ${why}`, code ?? "ERR_LISTEN", {
+    cause: err,
+  });
 }

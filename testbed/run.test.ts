@@ -2,10 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CommandError, run } from "./run.js";
+import { UserError } from "../common/errors.js";
 
 test("a failing line of an `sh -exc` script is named, with its error", async () => {
   await assert.rejects(run(["sh", "-exc", "true\nls /nonexistent-dir-sct\necho after"]), (e: unknown) => {
-    assert.ok(e instanceof CommandError && e.userFacing);
+    assert.ok(e instanceof CommandError && e instanceof UserError);
     assert.match(
       e.message,
       /^sh -exc "<script>" failed \(exit \d+\): 'ls \/nonexistent-dir-sct' failed: .*No such file/,

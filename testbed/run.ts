@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import { UserError } from "../common/errors.js";
 
 export interface RunOptions {
   /** Written to the command's stdin (then closed). */
@@ -23,15 +24,13 @@ export interface RunResult {
 }
 
 /** A command exited non-zero, was killed, or could not start. */
-export class CommandError extends Error {
-  readonly userFacing = true;
+export class CommandError extends UserError {
   constructor(
     message: string,
     readonly command: string[],
     readonly result?: RunResult,
   ) {
-    super(message);
-    this.name = "CommandError";
+    super(message, "ERR_COMMAND");
   }
 }
 

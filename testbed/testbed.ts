@@ -35,6 +35,7 @@ import {
 } from "./scripts.js";
 import { readState, removeState, writeState } from "./state.js";
 import type { HostStatus, TestbedStatus } from "./status.js";
+import { UserError } from "../common/errors.js";
 
 export interface CreateOptions extends TestbedOptions {
   /** Directory of the state file; default /run/sc-cluster (or $SC_CLUSTER_STATE_DIR). */
@@ -42,11 +43,9 @@ export interface CreateOptions extends TestbedOptions {
 }
 
 /** The environment cannot run a testbed (not root, a tool missing, no /dev/net/tun). */
-export class TestbedEnvironmentError extends Error {
-  readonly userFacing = true;
+export class TestbedEnvironmentError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "TestbedEnvironmentError";
+    super(message, "ERR_TESTBED_ENVIRONMENT");
   }
 }
 

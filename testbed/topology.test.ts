@@ -16,6 +16,7 @@ import {
 import { formatStatus } from "./status.js";
 import { parsePingSummary } from "./measure.js";
 import { overlapsTestbed } from "./testbed.js";
+import { UserError } from "../common/errors.js";
 
 test("default plan: client, dispatcher, origin, three nodes on the fixed addresses", () => {
   const plan = planTestbed();
@@ -98,7 +99,7 @@ test("bad options are refused with a user-facing error", () => {
   for (const options of bad) {
     assert.throws(
       () => planTestbed(options),
-      (e: unknown) => e instanceof TestbedOptionError && e.userFacing === true,
+      (e: unknown) => e instanceof TestbedOptionError && e instanceof UserError,
       JSON.stringify(options),
     );
   }

@@ -1,6 +1,7 @@
 // The testbed's plan as pure data: which hosts exist, their namespaces, addresses and
 // devices, and the status shape that tools read. No I/O here, so it is unit-tested.
 import type { TestbedStatus, HostStatus, HostRole } from "./status.js";
+import { UserError } from "../common/errors.js";
 
 /** RFC 2544 benchmarking block; see docs/testbed.md for the address plan. */
 export const SUBNET = "198.18.0.0/24";
@@ -59,11 +60,9 @@ export interface TestbedPlan {
 }
 
 /** A mistake in the options: the CLI prints it without a stack trace. */
-export class TestbedOptionError extends Error {
-  readonly userFacing = true;
+export class TestbedOptionError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "TestbedOptionError";
+    super(message, "ERR_TESTBED_OPTION");
   }
 }
 

@@ -20,9 +20,12 @@ import {
   type HostCpuPlan,
   type HostProcess,
 } from "./cgroup-plan.js";
+import { UserError } from "../../common/errors.js";
 
-export class HostCpuError extends Error {
-  readonly userFacing = true;
+export class HostCpuError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_HOST_CPU");
+  }
 }
 
 /** The cpu controller's hierarchy on this machine, or a clear error why there is none to use. */

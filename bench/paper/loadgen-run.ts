@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import type { Testbed } from "../../testbed/index.js";
 import type { ReplayResult } from "../../loadgen/index.js";
+import { UserError } from "../../common/errors.js";
 
 const BIN = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));
 
@@ -48,8 +49,10 @@ export function loadgenArgs(o: LoadOptions): string[] {
   return args;
 }
 
-export class LoadgenError extends Error {
-  readonly userFacing = true;
+export class LoadgenError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_LOADGEN");
+  }
 }
 
 /**

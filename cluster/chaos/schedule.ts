@@ -3,6 +3,7 @@
 // overlap: each one is followed by a settle time, so every error of the replay can be laid at
 // the door of exactly one fault (report.ts).
 import { seededRandom } from "../../loadgen/schedule.js";
+import { UserError } from "../../common/errors.js";
 
 export const FAULT_KINDS = [
   /** kill -9 of a node, restarted after `durationS`. */
@@ -80,8 +81,10 @@ export const DEFAULT_SETTLE_S: SecondsRange = [12, 20];
 export const DEFAULT_WARMUP_S = 10;
 export const DEFAULT_LOSS_PERCENT: SecondsRange = [5, 20];
 
-export class FaultScheduleError extends Error {
-  readonly userFacing = true;
+export class FaultScheduleError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_FAULT_SCHEDULE");
+  }
 }
 
 function checkRange(r: SecondsRange, what: string): void {

@@ -19,11 +19,14 @@ import {
 import type { ProgressSnapshot } from "../replay/worker.js";
 import type { ReplayProgress } from "../replay/run.js";
 import type { AbFromWorker, AbToWorker, AbWorkerInit } from "./worker.js";
+import { UserError } from "../../common/errors.js";
 
 export const DEFAULT_SINGLE_URL_DURATION_S = 10;
 
-export class SingleUrlError extends Error {
-  readonly userFacing = true;
+export class SingleUrlError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_LOADGEN_URL");
+  }
 }
 
 export interface SingleUrlOptions {

@@ -28,6 +28,7 @@ import type {
 import type { ScheduleSpec } from "../schedule.js";
 import { percentilesMs, Timings, type Group, type PercentilesMs } from "./timings.js";
 import type { Histogram } from "../histogram.js";
+import { UserError } from "../../common/errors.js";
 
 /** Due requests that may wait for a free connection, in all workers, unless told otherwise. */
 export const DEFAULT_MAX_BACKLOG = 10_000;
@@ -41,8 +42,10 @@ const KEPT_UP_SHARE = 0.99;
 /** Used when neither a request count nor a duration is given: one pass, at most this long. */
 export const DEFAULT_TIME_CAP_S = 600;
 
-export class ReplayError extends Error {
-  readonly userFacing = true;
+export class ReplayError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_REPLAY");
+  }
 }
 
 export interface ReplayOptions {

@@ -20,9 +20,12 @@ import {
   type SynthModel,
   type SynthParams,
 } from "./model.js";
+import { UserError } from "../../common/errors.js";
 
-export class SynthError extends Error {
-  readonly userFacing = true;
+export class SynthError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_SYNTH_OPTION");
+  }
 }
 
 export interface SynthOptions extends Partial<SynthParams> {

@@ -18,6 +18,7 @@ import {
   type LineResult,
 } from "./record.js";
 import { epochSeconds, parseLoggedTime } from "./time.js";
+import { UserError } from "../../common/errors.js";
 
 export const JSON_FIELDS = [
   "time",
@@ -54,8 +55,10 @@ export const DEFAULT_JSON_FIELDS: JsonFieldMap = {
   bytes: paths("size", "body_bytes_sent", "DownstreamContentSize", "httpRequest.responseSize", "bytes"),
 };
 
-export class JsonFieldsError extends Error {
-  readonly userFacing = true;
+export class JsonFieldsError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_TRACE_FIELDS");
+  }
 }
 
 const MAX_PATH_KEYS = 8;

@@ -20,6 +20,7 @@ import {
 } from "./formats.js";
 import type { JsonFieldMap } from "./json.js";
 import { LineSplitter } from "./lines.js";
+import { UserError } from "../../common/errors.js";
 
 /** A format name, "auto", or either with the JSON field names to use (`--json-fields`). */
 export type FormatOption = TraceFormat | "auto" | FormatChoice;
@@ -61,8 +62,10 @@ export interface TraceReadOptions {
   detectLines?: number;
 }
 
-export class TraceFormatError extends Error {
-  readonly userFacing = true;
+export class TraceFormatError extends UserError {
+  constructor(message: string) {
+    super(message, "ERR_TRACE_FORMAT");
+  }
 }
 
 /** No format parses the first lines; `guesses` says how each fared. */

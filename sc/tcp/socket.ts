@@ -30,6 +30,7 @@ import {
 } from "./types.js";
 import type { ConnectionOwner, TcpListener, TcpStack } from "./stack.js";
 import { ipv4ToString } from "../wire/addr.js";
+import { TcpError } from "./errors.js";
 
 export interface TcpSocketOptions {
   allowHalfOpen?: boolean;
@@ -55,9 +56,7 @@ const ERRORS: Partial<Record<CloseReason, [string, string]>> = {
 function netError(reason: CloseReason, conn: TcpConnection): Error | undefined {
   const e = ERRORS[reason];
   if (e === undefined) return undefined;
-  return Object.assign(new Error(`${e[1]} ${ipv4ToString(conn.remoteAddr)}:${conn.remotePort}`), {
-    code: e[0],
-    errno: e[0],
+  return new TcpError(`${e[1]} ${ipv4ToString(conn.remoteAddr)}:${conn.remotePort}`, e[0], {
     syscall: reason === "refused" ? "connect" : "read",
   });
 }
@@ -576,7 +575,7 @@ export class TcpServer extends EventEmitter {
   /** Stops accepting; 'close' is emitted once every accepted connection has closed. */
   close(cb?: (err?: Error) => void): this {
     if (this.listener === undefined) {
-      const err = Object.assign(new Error("Server is not running."), { code: "ERR_SERVER_NOT_RUNNING" });
+      const err = new TcpError("Server is not running.", "ERR_SERVER_NOT_RUNNING");
       if (cb !== undefined) queueMicrotask(() => cb(err));
       return this;
     }

@@ -33,6 +33,7 @@ import {
   pooledTcpRepr,
   type TcpRepr,
 } from "../wire/tcp.js";
+import { TcpError } from "./errors.js";
 
 /** Receives a connection's events (conn.events bits). Implemented by TcpSocket. */
 export interface ConnectionOwner {
@@ -256,14 +257,14 @@ export class TcpStack {
     if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new RangeError(`bad port ${port}`);
     const a = addr === undefined ? 0 : toAddr(addr);
     if (a !== 0 && !this.local.has(a)) {
-      throw Object.assign(new Error(`listen EADDRNOTAVAIL ${ipv4ToString(a)}:${port}`), {
-        code: "EADDRNOTAVAIL",
+      throw new TcpError(`listen EADDRNOTAVAIL ${ipv4ToString(a)}:${port}`, "EADDRNOTAVAIL", {
+        syscall: "listen",
       });
     }
     let byAddr = this.listeners.get(port);
     if (byAddr === undefined) this.listeners.set(port, (byAddr = new Map()));
     if (byAddr.has(a)) {
-      throw Object.assign(new Error(`listen EADDRINUSE ${ipv4ToString(a)}:${port}`), { code: "EADDRINUSE" });
+      throw new TcpError(`listen EADDRINUSE ${ipv4ToString(a)}:${port}`, "EADDRINUSE", { syscall: "listen" });
     }
     const l: TcpListener = { addr: a, port, halfOpen: 0, lastCookieAt: -Infinity, hooks, closed: false };
     byAddr.set(a, l);
@@ -305,7 +306,7 @@ export class TcpStack {
     const lp = localPort ?? this.ephemeralPort(la, ra, remotePort);
     const tuple: FourTuple = { localAddr: la, localPort: lp, remoteAddr: ra, remotePort };
     if (this.lookup(la, lp, ra, remotePort) !== undefined) {
-      throw Object.assign(new Error("connect EADDRINUSE"), { code: "EADDRINUSE" });
+      throw new TcpError("connect EADDRINUSE", "EADDRINUSE", { syscall: "connect" });
     }
     const now = this.clock();
     const conn = TcpConnection.connect(this.env, tuple, initialSequenceNumber(this.secret, tuple, now), now);
@@ -326,16 +327,12 @@ export class TcpStack {
   ): TcpConnection {
     const t = snap.tuple;
     if (!this.local.has(t.localAddr)) {
-      throw Object.assign(new Error(`import EADDRNOTAVAIL ${ipv4ToString(t.localAddr)}`), {
-        code: "EADDRNOTAVAIL",
-      });
+      throw new TcpError(`import EADDRNOTAVAIL ${ipv4ToString(t.localAddr)}`, "EADDRNOTAVAIL");
     }
     const old = this.entry(t.localAddr, t.localPort, t.remoteAddr, t.remotePort);
     if (old !== undefined) {
       if (old.conn.state !== "TIME-WAIT" && !old.conn.isClosed()) {
-        throw Object.assign(new Error("import EADDRINUSE: the 4-tuple has a live connection"), {
-          code: "EADDRINUSE",
-        });
+        throw new TcpError("import EADDRINUSE: the 4-tuple has a live connection", "EADDRINUSE");
       }
       this.remove(old);
     }
@@ -828,7 +825,7 @@ export class TcpStack {
       this.nextEphemeral = p >= 65535 ? 49152 : p + 1;
       if (this.lookup(la, p, ra, rp) === undefined) return p;
     }
-    throw Object.assign(new Error("connect EADDRNOTAVAIL: no free port"), { code: "EADDRNOTAVAIL" });
+    throw new TcpError("connect EADDRNOTAVAIL: no free port", "EADDRNOTAVAIL", { syscall: "connect" });
   }
 
   /** Marks a connection for dispatch (after an app call) — used by the socket layer. A

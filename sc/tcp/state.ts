@@ -28,6 +28,7 @@ import { implausibleRemote } from "../wire/addr.js";
 import { initialWindowBytes, type TcpConfig } from "./config.js";
 import { WireError, isWireError } from "../wire/error.js";
 import { ipv4ToString, readIpv4 } from "../wire/addr.js";
+import { TcpError } from "./errors.js";
 
 export interface TcpExportedState extends ConnectionSnapshot {
   /** The last IPv4+TCP header received from the peer (a copy), if any. */
@@ -48,7 +49,7 @@ export function exportState(target: TcpSocket | TcpConnection, now?: number): Tc
   const conn = target instanceof TcpSocket ? target.conn : target;
   const t = now ?? (target instanceof TcpSocket ? target.stack.now() : conn.timers.lastActivity);
   if (STATE_CODES[conn.state] === undefined) {
-    throw Object.assign(new Error(`cannot export a connection in ${conn.state}`), { code: "ERR_TCP_STATE" });
+    throw new TcpError(`cannot export a connection in ${conn.state}`, "ERR_TCP_STATE");
   }
   // Stored, not spread: the snapshot's shape has a seed slot already (blankSnapshot).
   const s = conn.snapshot(t) as TcpExportedState;
@@ -311,9 +312,7 @@ export function importState(
     localEndpoints: options.localEndpoints ?? stack.listeningEndpoints(),
   });
   if (isWireError(checked)) {
-    throw Object.assign(new Error(`importState: ${checked.detail}`, { cause: checked }), {
-      code: "ERR_TCP_IMPORT",
-    });
+    throw new TcpError(`importState: ${checked.detail}`, "ERR_TCP_IMPORT", { cause: checked });
   }
   const snap = checked.state;
   const placeholder = { onConnectionEvents: (): void => undefined };

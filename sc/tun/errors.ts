@@ -1,5 +1,6 @@
 // Errors of sc/tun that a user can act on. Each says what happened and what to do; the CLI
-// prints errors with `userFacing = true` as a single line instead of a stack trace.
+// prints a UserError as a single line instead of a stack trace.
+import { UserError } from "../../common/errors.js";
 
 export interface TunErrorInfo {
   /** errno name ("EPERM") or an ERR_TUN_* code. */
@@ -9,16 +10,12 @@ export interface TunErrorInfo {
   cause?: unknown;
 }
 
-export class TunError extends Error {
-  readonly userFacing = true;
-  readonly code: string;
+export class TunError extends UserError {
   readonly errno: number | undefined;
   readonly syscall: string | undefined;
 
   constructor(message: string, info: TunErrorInfo) {
-    super(message, info.cause === undefined ? undefined : { cause: info.cause });
-    this.name = "TunError";
-    this.code = info.code;
+    super(message, info.code, { cause: info.cause });
     this.errno = info.errno;
     this.syscall = info.syscall;
   }

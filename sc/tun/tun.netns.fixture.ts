@@ -10,6 +10,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { parentPort, Worker } from "node:worker_threads";
 import { once } from "node:events";
 import { TunDevice, TunError } from "./index.js";
+import { UserError } from "../../common/errors.js";
 
 const DEVICE = "sctun0";
 const LOCAL = "198.18.7.1";
@@ -117,7 +118,7 @@ function expectTunError(fn: () => unknown, code: string, text: RegExp): TunError
   } catch (err) {
     assert.ok(err instanceof TunError, `expected a TunError, got ${String(err)}`);
     assert.equal(err.code, code, err.message);
-    assert.equal(err.userFacing, true);
+    assert.ok(err instanceof UserError);
     assert.match(err.message, text);
     return err;
   }

@@ -8,6 +8,7 @@ import { addonPath, loadAddonFrom, packageRoot } from "./addon.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { UserError } from "../../common/errors.js";
 
 const openErr = (code: string) => ({ code, syscall: "open /dev/net/tun", message: `open: ${code}` });
 const setiff = (code: string) => ({ code, syscall: "ioctl TUNSETIFF", message: `ioctl: ${code}` });
@@ -16,7 +17,7 @@ test("a missing /dev/net/tun or tun module says how to get it, also for containe
   for (const code of ["ENOENT", "ENODEV", "ENXIO"]) {
     const err = explainTunError(openErr(code), "tun0");
     assert.ok(err instanceof TunError);
-    assert.equal(err.userFacing, true);
+    assert.ok(err instanceof UserError);
     assert.equal(err.code, code);
     assert.match(err.message, /modprobe tun/);
     assert.match(err.message, /--device \/dev\/net\/tun/);
@@ -58,7 +59,7 @@ test("interface names follow the kernel's rules", () => {
     const err = checkInterfaceName(bad);
     assert.ok(err, `'${bad}' accepted`);
     assert.equal(err.code, "ERR_TUN_BAD_NAME");
-    assert.equal(err.userFacing, true);
+    assert.ok(err instanceof UserError);
   }
 });
 
@@ -88,7 +89,7 @@ test("a missing addon says how to build it; a broken one how to rebuild it", () 
       () => loadAddonFrom(missing),
       (err: unknown) =>
         err instanceof TunError &&
-        err.userFacing &&
+        err instanceof UserError &&
         err.code === "ERR_TUN_ADDON_MISSING" &&
         err.message.includes("npm run install") &&
         err.message.includes("g++, make and python3"),

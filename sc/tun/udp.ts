@@ -12,6 +12,7 @@
 import { EventEmitter } from "node:events";
 import { constants as osConstants } from "node:os";
 import { loadAddon, type NativeUdpHandle } from "./addon.js";
+import { TunError } from "./errors.js";
 
 /** Read counter slots (udp.c, enum UR_*). */
 const UR_DATAGRAMS = 0;
@@ -372,7 +373,11 @@ export class UdpBatchSocket extends EventEmitter {
     }
     if (errno !== 0 && !this.isClosed) {
       this.reading = false;
-      const err = Object.assign(new Error(`reading the UDP socket failed: errno ${errno}`), { errno });
+      const err = new TunError(`reading the UDP socket failed: errno ${errno}`, {
+        code: "ERR_UDP_READ",
+        errno,
+        syscall: "recvmmsg",
+      });
       this.emit("error", err);
     }
   };

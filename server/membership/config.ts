@@ -2,7 +2,7 @@
 // and which one is this node. The URL mapper is built from it; cluster modes (sc, cf-*) reach
 // their peers on the internal addresses. Pure.
 import { UrlMapper } from "./mapper.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 
 export interface ClusterMember {
   id: string;
@@ -32,17 +32,15 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export function parsePeer(spec: string): ClusterMember {
   const m = /^([^=]+)=([^,]+)((?:,[a-z]+=[^,]*)*)$/.exec(spec.trim());
   if (!m || !ID.test(m[1]!) || !IPV4.test(m[2]!)) {
-    throw new UserFacingError(
-      `--peer must be ID=IPV4[,weight=W] (id: letters, digits, . _ -), got '${spec}'`,
-    );
+    throw new UserError(`--peer must be ID=IPV4[,weight=W] (id: letters, digits, . _ -), got '${spec}'`);
   }
   let weight = 1;
   for (const kv of m[3]!.split(",").filter(Boolean)) {
     const [k, v] = kv.split("=") as [string, string];
-    if (k !== "weight") throw new UserFacingError(`--peer ${spec}: unknown attribute '${k}'`);
+    if (k !== "weight") throw new UserError(`--peer ${spec}: unknown attribute '${k}'`);
     weight = Number(v);
     if (!Number.isInteger(weight) || weight < 1 || weight > 1000) {
-      throw new UserFacingError(`--peer ${spec}: weight must be a whole number 1..1000`);
+      throw new UserError(`--peer ${spec}: weight must be a whole number 1..1000`);
     }
   }
   return { id: m[1]!, addr: m[2]!, weight };
@@ -53,13 +51,13 @@ export function checkCluster(c: ClusterConfig): ClusterConfig {
   const ids = new Set<string>();
   const addrs = new Set<string>();
   for (const m of c.members) {
-    if (ids.has(m.id)) throw new UserFacingError(`node id '${m.id}' appears twice in --peer`);
-    if (addrs.has(m.addr)) throw new UserFacingError(`address ${m.addr} appears twice in --peer`);
+    if (ids.has(m.id)) throw new UserError(`node id '${m.id}' appears twice in --peer`);
+    if (addrs.has(m.addr)) throw new UserError(`address ${m.addr} appears twice in --peer`);
     ids.add(m.id);
     addrs.add(m.addr);
   }
   if (!ids.has(c.self)) {
-    throw new UserFacingError(`this node's id '${c.self}' (--node-id) is not among the --peer entries`);
+    throw new UserError(`this node's id '${c.self}' (--node-id) is not among the --peer entries`);
   }
   return c;
 }

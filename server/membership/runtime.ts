@@ -99,7 +99,7 @@ export class Membership extends EventEmitter {
     return this.cluster.self;
   }
 
-  /** Installs `view`; false when nothing changed. Throws UserFacingError for a bad view. */
+  /** Installs `view`; false when nothing changed. Throws UserError for a bad view. */
   apply(view: MembershipView): boolean {
     if (sameView(view, this.view)) return false;
     checkCluster({ ...this.cluster, members: view.members });

@@ -334,7 +334,8 @@ export class CfMode implements Mode {
       if (found.kind === "doc" && found.doc.etag === meta.etag && found.doc.size === meta.size) {
         const doc = found.doc;
         if (doc.body !== null) body.append(doc.body.subarray(body.received));
-        else for await (const chunk of doc.read!(body.received, meta.size - 1)) body.append(chunk);
+        else if (doc.read !== null)
+          for await (const chunk of doc.read(body.received, meta.size - 1)) body.append(chunk);
         if (body.complete) {
           this.counters.resumed++;
           return;

@@ -7,10 +7,9 @@
 // GUE, responses go straight to the client. When the connection is gone here, an END tells the
 // front-end (its load count and forwarding entry).
 import { Counter, Histogram } from "prom-client";
-import type { Conn } from "../transport/conn.js";
 import type { Mode, ModeDefinition, UserStackContext } from "./mode.js";
 import { selfMember } from "../membership/config.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
 import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
 import { linkKey } from "../../sc/auth/link.js";
@@ -509,7 +508,7 @@ class HandedOff {
       if (out.head.length > 0) this.sock.write(out.head);
       if (out.body !== null && out.body.length > 0) this.sock.write(out.body);
       done();
-    } else void sendPrepared(this.sock as unknown as Conn, out).then(done);
+    } else void sendPrepared(this.sock, out).then(done);
   }
 
   /**
@@ -593,12 +592,12 @@ export const LARD_MODE: ModeDefinition = {
     const { cluster, userStack, trust } = ctx;
     const gue = userStack.gue;
     if (gue === null)
-      throw new UserFacingError(
+      throw new UserError(
         "--mode lard needs GUE input (--gue-port): the front-end forwards the client's packets in GUE",
       );
     const self = selfMember(cluster);
     const vip = ipv4FromString(userStack.address);
-    if (isWireError(vip)) throw new UserFacingError(`--mode lard: bad VIP ${userStack.address}`);
+    if (isWireError(vip)) throw new UserError(`--mode lard: bad VIP ${userStack.address}`);
     const oneWay = new Histogram({
       name: "sc_lard_handoff_one_way_seconds",
       help: "HANDOFF sent by the front-end (CLOCK_MONOTONIC stamp) -> imported here; one machine only",
@@ -704,9 +703,7 @@ export const LARD_MODE: ModeDefinition = {
     try {
       await server.start();
     } catch (err) {
-      throw new UserFacingError(
-        `LARD handoff server on ${self.addr}:${HANDOFF_PORT}: ${(err as Error).message}`,
-      );
+      throw new UserError(`LARD handoff server on ${self.addr}:${HANDOFF_PORT}: ${(err as Error).message}`);
     }
     const stats = mode.stats.bind(mode);
     return Object.assign(mode, {

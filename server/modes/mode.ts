@@ -18,7 +18,7 @@ import type { CachePolicy } from "../cache/doc-cache.js";
 import type { UserStack } from "../transport/user-stack.js";
 import type { ClusterTrust } from "../../sc/auth/secret.js";
 import type { Logger } from "../log.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 
 export type { ConnectionControl, Decision } from "../http/hook.js";
 
@@ -119,7 +119,7 @@ export function createMode(def: ModeDefinition, parts: ModeParts): Mode | Promis
     trust: trust !== null,
     userStack: userStack !== null,
   };
-  throw new UserFacingError(missingForMode(def, has) ?? `--mode ${def.name}: cannot start`);
+  throw new UserError(missingForMode(def, has) ?? `--mode ${def.name}: cannot start`);
 }
 
 /** --mode local: every request is served by the node it arrived at (RR with an L4 dispatcher). */

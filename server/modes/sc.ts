@@ -34,9 +34,8 @@ import { normalizePath } from "../http/url-path.js";
 import type { PreparedResponse } from "../http/response.js";
 import { sendPrepared } from "../http/send.js";
 import type { PacketHandler, PacketSource } from "../transport/user-stack.js";
-import type { Conn } from "../transport/conn.js";
 import type { Logger } from "../log.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import { LINK_DROP_REASONS, ScTransport, type LinkDropReason } from "../../sc/clone/transport.js";
 import {
   cloneAckLength,
@@ -511,7 +510,7 @@ export class SocketCloning implements Mode {
     // reading (the likely reason the clone stalled) is reset, not served forever.
     this.watchOwn(sock);
     try {
-      await sendPrepared(asConn(sock), tail);
+      await sendPrepared(sock, tail);
       await new Promise<void>((r) => (sock.destroyed ? r() : sock.write(Buffer.alloc(0), () => r())));
     } finally {
       this.ownDeadlines.unwatch(sock);
@@ -638,7 +637,7 @@ export class SocketCloning implements Mode {
         sock.write(resp.head);
         if (resp.body !== null) sock.write(resp.body);
         sock.end();
-      } else void sendPrepared(asConn(sock), resp).then(() => sock.end());
+      } else void sendPrepared(sock, resp).then(() => sock.end());
       if (msg.sentAtUs !== undefined && msg.sentAtUs > 0)
         this.timeFirstSegment(sock, sndMax, msg.sentAtUs, arrivedUs);
     };
@@ -897,11 +896,6 @@ function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
-/** TcpSocket follows node:net's Socket, the shape the server's Conn describes. */
-function asConn(sock: TcpSocket): Conn {
-  return sock as unknown as Conn;
-}
-
 /** The regenerated response matches what the clone announced: same head, same length. */
 function sameResponse(head: Buffer, length: number, resp: PreparedResponse): boolean {
   if (resp.length !== length) return false;
@@ -984,7 +978,7 @@ export const SC_MODE: ModeDefinition = {
     try {
       udp = new GueSender(self.addr);
     } catch (err) {
-      throw new UserFacingError(`SC relay socket on ${self.addr}: ${(err as Error).message}`);
+      throw new UserError(`SC relay socket on ${self.addr}: ${(err as Error).message}`);
     }
     // SC traffic ahead of response data in every queue that honours DSCP or socket priority.
     const marker = new TrafficMarker((m) => ctx.log.warn(m));
@@ -1031,7 +1025,7 @@ export const SC_MODE: ModeDefinition = {
       await transport.start();
     } catch (err) {
       udp.close();
-      throw new UserFacingError(`SC server on ${self.addr}:${cluster.scPort}: ${(err as Error).message}`);
+      throw new UserError(`SC server on ${self.addr}:${cluster.scPort}: ${(err as Error).message}`);
     }
     return mode;
   },

@@ -1,6 +1,6 @@
 // The modes `sc-cluster node --mode` accepts, by name: one static table, read by the node, the
 // CLI's --help and the cluster launcher.
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import { LOCAL_MODE, type ModeDefinition } from "./mode.js";
 import { SC_MODE } from "./sc.js";
 import { CF_MODES } from "./cf.js";
@@ -14,7 +14,6 @@ export const MODE_NAMES: readonly string[] = Object.keys(MODES);
 
 export function modeByName(name: string): ModeDefinition {
   const def = MODES[name];
-  if (def === undefined)
-    throw new UserFacingError(`unknown mode '${name}' (known: ${MODE_NAMES.join(", ")})`);
+  if (def === undefined) throw new UserError(`unknown mode '${name}' (known: ${MODE_NAMES.join(", ")})`);
   return def;
 }

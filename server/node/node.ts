@@ -31,7 +31,8 @@ import { ServerStats } from "../http/stats.js";
 import { createMetrics } from "./metrics.js";
 import { startAdmin, type AdminServer } from "./admin.js";
 import { listenKernel, type ConnListener } from "../transport/conn.js";
-import { checkRootDir, listenError, UserFacingError } from "../errors.js";
+import { checkRootDir, listenError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import type { Logger } from "../log.js";
 import type { ClusterTrust } from "../../sc/auth/secret.js";
 import {
@@ -174,30 +175,30 @@ export interface RunningNode {
   beginDrain(): void;
   /** Re-opens the access log file (SIGUSR1, after logrotate moved it). */
   reopenLogs(): void;
-  /** Replaces the --cache-control rules (SIGHUP); throws a UserFacingError for a bad pattern. */
+  /** Replaces the --cache-control rules (SIGHUP); throws a UserError for a bad pattern. */
   setCacheControl(patterns: readonly string[]): void;
   /** The HTTPS address, when --tls-cert is given. */
   readonly tlsAddress: { host: string; port: number } | null;
   /**
    * Reads the TLS certificate and key again (SIGHUP), from `files` if given; new handshakes
-   * use them. Throws a UserFacingError (the old certificate stays) for a bad file.
+   * use them. Throws a UserError (the old certificate stays) for a bad file.
    */
   reloadTls(files?: { certFile: string; keyFile: string }): Promise<void>;
 }
 
-/** --cache-control PATTERN=VALUE rules, or a UserFacingError naming the bad one. */
+/** --cache-control PATTERN=VALUE rules, or a UserError naming the bad one. */
 function parseCacheControl(patterns: readonly string[]): CacheRules {
   try {
     return CacheRules.parse(patterns);
   } catch (err) {
-    throw err instanceof CachePatternError ? new UserFacingError(`--cache-control: ${err.message}`) : err;
+    throw err instanceof CachePatternError ? new UserError(`--cache-control: ${err.message}`) : err;
   }
 }
 
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const log = cfg.logger;
   if ((cfg.root === undefined) === (cfg.origin === undefined)) {
-    throw new UserFacingError("give exactly one of --root DIR and --origin URL");
+    throw new UserError("give exactly one of --root DIR and --origin URL");
   }
   // A mode by name (from the table) or a Mode object given in-process (tests).
   const modeChoice: { def: ModeDefinition } | { mode: Mode } =
@@ -209,7 +210,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       trust: cfg.trust !== null,
       userStack: cfg.stack === "user",
     });
-  if (missing) throw new UserFacingError(missing);
+  if (missing) throw new UserError(missing);
   const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
   const membership = cluster ? new Membership(cluster, clusterMapper(cluster)) : null;
   // The bearer token this node sends to other members and to the dispatcher (purge, polls).
@@ -250,7 +251,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
         maxObjectBytes: cfg.maxInMemoryBytes,
       });
     } catch (err) {
-      throw new UserFacingError(
+      throw new UserError(
         err instanceof TypeError ? `invalid --origin URL '${cfg.origin}'` : (err as Error).message,
       );
     }
@@ -267,9 +268,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const norm = normalizePath(cfg.notFoundPage);
     if (!norm.ok || norm.path.endsWith("/")) {
       await source.close();
-      throw new UserFacingError(
-        `--not-found-page must be a file's path like /404.html, got '${cfg.notFoundPage}'`,
-      );
+      throw new UserError(`--not-found-page must be a file's path like /404.html, got '${cfg.notFoundPage}'`);
     }
     notFoundPage = norm.path;
   }
@@ -310,7 +309,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       });
     } catch (err) {
       await source.close();
-      throw new UserFacingError(`cannot open the access log '${a.path}': ${(err as Error).message}`);
+      throw new UserError(`cannot open the access log '${a.path}': ${(err as Error).message}`);
     }
     registerAccessLogMetrics(registry, accessLog.counters);
     accessLogger = new AccessLogger(accessLog, a.format, cfg.nodeId);
@@ -378,7 +377,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       }
     } catch (err) {
       return fail(
-        new UserFacingError(
+        new UserError(
           `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}\n` +
             "(run it as root inside a testbed host, e.g. via `sc-cluster up`, or use --stack kernel " +
             "to serve on the kernel's TCP with --listen ADDR:PORT)",
@@ -409,7 +408,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       return fail(err);
     }
   } else mode = modeChoice.mode;
-  if (mode.close) undo.push(() => mode.close!());
+  const closeMode = mode.close?.bind(mode);
+  if (closeMode) undo.push(closeMode);
 
   const server = new HttpServer({
     responder,
@@ -657,7 +657,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     tlsAddress: tlsListener?.address ?? null,
     async reloadTls(files) {
       if (tls === null)
-        throw new UserFacingError("this node serves no HTTPS (start it with --tls-cert and --tls-key)");
+        throw new UserError("this node serves no HTTPS (start it with --tls-cert and --tls-key)");
       await tls.reload(files);
     },
   };

@@ -23,7 +23,7 @@ import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricV
 import type { PurgeTarget } from "../store/doc-store.js";
 import { AdminGuard, adminAuthFrom } from "../../sc/auth/admin-access.js";
 import { startAdmin, type AdminServer } from "./admin.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import type { NodeConfig } from "./node.js";
 import { purgeRequestFrom } from "./purge.js";
 
@@ -82,20 +82,20 @@ export function sumSnapshots(list: readonly Record<string, unknown>[]): Record<s
   return out;
 }
 
-/** Checks what `--workers N > 1` supports; throws a UserFacingError that says what is not. */
+/** Checks what `--workers N > 1` supports; throws a UserError that says what is not. */
 export function checkWorkerConfig(cfg: NodeConfig, workers: number): void {
   if (!Number.isInteger(workers) || workers < 2 || workers > MAX_NODE_WORKERS) {
-    throw new UserFacingError(`--workers must be 1..${MAX_NODE_WORKERS}, got ${workers}`);
+    throw new UserError(`--workers must be 1..${MAX_NODE_WORKERS}, got ${workers}`);
   }
-  if (cfg.stack !== "user") throw new UserFacingError("--workers N > 1 needs --stack user");
+  if (cfg.stack !== "user") throw new UserError("--workers N > 1 needs --stack user");
   if (typeof cfg.mode !== "string" || cfg.mode !== "local" || cfg.cluster) {
-    throw new UserFacingError(
+    throw new UserError(
       "--workers N > 1 runs --mode local only (in the cluster modes clones and relays would have to " +
         "address the worker that owns a connection; not done yet)",
     );
   }
-  if (cfg.accessLog) throw new UserFacingError("--workers N > 1 does not write an access log yet");
-  if (!cfg.guePort) throw new UserFacingError("--workers N > 1 takes client packets in GUE: give --gue-port");
+  if (cfg.accessLog) throw new UserError("--workers N > 1 does not write an access log yet");
+  if (!cfg.guePort) throw new UserError("--workers N > 1 takes client packets in GUE: give --gue-port");
 }
 
 interface Slot {
@@ -204,7 +204,7 @@ export async function startNodeWorkers(
       await ready;
     } catch (err) {
       await stopAll(0);
-      throw new UserFacingError((err as Error).message);
+      throw new UserError((err as Error).message);
     }
   }
 

@@ -31,7 +31,9 @@ export interface Conn {
   on(event: "data", listener: (chunk: Buffer) => void): unknown;
   on(event: "end" | "close" | "drain", listener: () => void): unknown;
   on(event: "error", listener: (err: Error) => void): unknown;
-  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(event: "data", listener: (chunk: Buffer) => void): unknown;
+  removeListener(event: "end" | "close" | "drain", listener: () => void): unknown;
+  removeListener(event: "error", listener: (err: Error) => void): unknown;
 }
 
 /** Hands accepted connections to the server. */

@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 
 const run = promisify(execFile);
 
@@ -34,10 +34,10 @@ async function openssl(args: string[]): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     if (e.code === "ENOENT")
-      throw new UserFacingError(
+      throw new UserError(
         "the openssl command is needed to make the demo certificates (apt-get install openssl)",
       );
-    throw new UserFacingError(`openssl ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`);
+    throw new UserError(`openssl ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`);
   }
 }
 
@@ -53,7 +53,7 @@ export async function makeDemoCertificates(
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const f = (n: string) => join(dir, n);
   const san = [...o.ips.map((ip) => `IP:${ip}`), ...o.names.map((n) => `DNS:${n}`)].join(",");
-  if (san === "") throw new UserFacingError("a demo certificate needs at least one address or name");
+  if (san === "") throw new UserError("a demo certificate needs at least one address or name");
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
   await openssl([
     "req",

@@ -13,7 +13,7 @@ import { Registry } from "prom-client";
 import { VirtualNet } from "../../sc/tcp/sim.js";
 import { TcpServer, connectTcp, type TcpSocket } from "../../sc/tcp/socket.js";
 import type { Conn } from "./conn.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import { makeDemoCertificates, type DemoCertificates } from "./tls-certs.js";
 import { ConnDuplex, registerTlsMetrics, TlsTermination } from "./tls.js";
 
@@ -210,11 +210,11 @@ test("reload swaps the certificate for new handshakes; a bad file is refused and
     const second = fingerprint(afterReload);
     afterReload.destroy();
     // A key that does not match the certificate, and a file that is not there.
-    await assert.rejects(term.reload({ certFile: certs.cert, keyFile: certs2.key }), UserFacingError);
+    await assert.rejects(term.reload({ certFile: certs.cert, keyFile: certs2.key }), UserError);
     await assert.rejects(term.reload({ certFile: join(dir, "none.crt"), keyFile: certs.key }), /cannot read/);
     const bad = join(dir, "bad.pem");
     await writeFile(bad, "not a certificate");
-    await assert.rejects(term.reload({ certFile: bad, keyFile: certs.key }), UserFacingError);
+    await assert.rejects(term.reload({ certFile: bad, keyFile: certs.key }), UserError);
     const still = await connect(s.port, { ca: [ca2], servername: "localhost" });
     assert.equal(fingerprint(still), second);
     still.destroy();

@@ -9,7 +9,7 @@ import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Counter, type Registry } from "prom-client";
 import type { Conn, ConnListener } from "./conn.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 import { TAKEOVER_FAILURES, TlsRecordConn, TlsTakeover, type TakeoverFailure } from "./tls-takeover.js";
 
 export interface TlsFiles {
@@ -51,14 +51,14 @@ export interface TlsCounters {
   takeoverFailures: Record<TakeoverFailure, number>;
 }
 
-/** Reads the certificate and key and builds the context, or a UserFacingError that says why not. */
+/** Reads the certificate and key and builds the context, or a UserError that says why not. */
 export async function loadSecureContext(files: TlsFiles): Promise<tls.SecureContext> {
   let cert: Buffer;
   let key: Buffer;
   try {
     [cert, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
   } catch (err) {
-    throw new UserFacingError(`cannot read the TLS certificate or key: ${(err as Error).message}`);
+    throw new UserError(`cannot read the TLS certificate or key: ${(err as Error).message}`);
   }
   try {
     return tls.createSecureContext({
@@ -71,7 +71,7 @@ export async function loadSecureContext(files: TlsFiles): Promise<tls.SecureCont
     });
   } catch (err) {
     // OpenSSL's message names the problem (bad PEM, key does not match the certificate).
-    throw new UserFacingError(
+    throw new UserError(
       `TLS certificate ${files.certFile} / key ${files.keyFile}: ${(err as Error).message}`,
     );
   }
@@ -194,7 +194,7 @@ export class TlsTermination {
 
   /**
    * Reads the certificate and key again (SIGHUP). New handshakes use them; open connections
-   * keep theirs. A bad file throws a UserFacingError and the old certificate stays.
+   * keep theirs. A bad file throws a UserError and the old certificate stays.
    */
   async reload(files: TlsFiles = this.opts): Promise<void> {
     this.context = await loadSecureContext(files);
@@ -302,7 +302,7 @@ export class TlsTermination {
       this.counters.takenOver++;
       this.counters.ticketsAccounted += s.ticketsSeen;
       // TlsRecordConn follows net.Socket's shape: a Conn (its EventEmitter typings are wider).
-      onSecure(new TlsRecordConn(conn, s.session, s.early) as unknown as Conn);
+      onSecure(new TlsRecordConn(conn, s.session, s.early));
     });
   }
 

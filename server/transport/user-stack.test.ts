@@ -6,7 +6,7 @@ import { synPacket } from "../../sc/wire/testing.js";
 import { TcpStack } from "../../sc/tcp/stack.js";
 import { Registry } from "prom-client";
 import { planGueInput, registerTcpMetrics } from "./user-stack.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 
 const ip = (s: string): number => {
   const a = ipv4FromString(s);
@@ -42,7 +42,7 @@ test("with no members and no --gue-allow the input stays closed; 0.0.0.0/0 opens
   assert.deepEqual(planGueInput(0, ["198.18.0.11"], ["198.18.0.1"]), { open: false, why: "--gue-port 0" });
   const any = planGueInput(6080, [], ["0.0.0.0/0"]);
   assert.ok(any.open && any.allow.matchesAll && any.allow.has(ip("203.0.113.9")));
-  assert.throws(() => planGueInput(6080, [], ["198.18.0.1/24"]), UserFacingError);
+  assert.throws(() => planGueInput(6080, [], ["198.18.0.1/24"]), UserError);
   assert.throws(() => planGueInput(6080, [], ["dispatcher"]), /--gue-allow 'dispatcher'/);
 });
 

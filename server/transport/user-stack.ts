@@ -13,7 +13,7 @@ import type { TunDevice } from "../../sc/tun/index.js";
 import { Counter, type Registry } from "prom-client";
 import { GUE_DROP_REASONS, GueReceiver } from "../../sc/gue/receiver.js";
 import { Ipv4CidrSet, ipv4CidrFromString, isWireError, type Ipv4Cidr } from "../../sc/wire/index.js";
-import { UserFacingError } from "../errors.js";
+import { UserError } from "../../common/errors.js";
 
 export interface UserStackOptions {
   /** TUN device to attach to (the testbed makes a persistent "sctun" in each host). */
@@ -47,7 +47,7 @@ export type GueInputPlan = { open: true; port: number; allow: Ipv4CidrSet } | { 
  * between nodes) plus `--gue-allow` prefixes (the dispatcher's address, or an IPVS/Katran
  * front). With neither, the input stays closed: an open one lets any host that reaches the
  * port inject client packets with any source; `--gue-allow 0.0.0.0/0` asks for that
- * explicitly. Pure; throws UserFacingError for a bad prefix.
+ * explicitly. Pure; throws UserError for a bad prefix.
  */
 export function planGueInput(
   port: number,
@@ -58,7 +58,7 @@ export function planGueInput(
   const cidrs: Ipv4Cidr[] = [];
   for (const text of [...members, ...gueAllow]) {
     const c = ipv4CidrFromString(text);
-    if (isWireError(c)) throw new UserFacingError(`--gue-allow '${text}': ${c.detail}`);
+    if (isWireError(c)) throw new UserError(`--gue-allow '${text}': ${c.detail}`);
     cidrs.push(c);
   }
   if (cidrs.length === 0) {
