@@ -12,6 +12,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { TcpSocket } from "../sc/tcp/socket.js";
+import { readResponse } from "./support.js";
 
 type Testing = typeof import("../server/modes/sc-testing.js");
 
@@ -32,30 +33,6 @@ const CONNECTIONS = 4;
 const docs: Record<string, Buffer> = {};
 for (let i = 0; i < 32; i++) docs[`/d/${i}.bin`] = Buffer.alloc(SIZE, 0x41 + (i % 26));
 const paths = Object.keys(docs);
-
-/** Resolves when one response with `expect` body bytes has arrived (one request at a time). */
-function response(s: TcpSocket, expect: number): Promise<void> {
-  return new Promise((done, fail) => {
-    let have = 0;
-    let want = -1;
-    let head = "";
-    const onData = (chunk: Buffer) => {
-      have += chunk.length;
-      if (want < 0) {
-        head += chunk.toString("latin1");
-        const end = head.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        if (!head.startsWith("HTTP/1.1 200")) return fail(new Error(`unexpected: ${head.slice(0, 40)}`));
-        want = end + 4 + expect;
-      }
-      if (have < want) return;
-      s.off("data", onData);
-      if (have > want) return fail(new Error(`${have - want} bytes more than one response`));
-      done();
-    };
-    s.on("data", onData);
-  });
-}
 
 interface Side {
   cluster: { close(): Promise<void> };
@@ -81,7 +58,7 @@ async function block(side: Side, keep: boolean): Promise<void> {
   const c0 = process.cpuUsage();
   for (let i = 0; i < PER; i++) {
     const s = side.socks[i % CONNECTIONS]!;
-    const done = response(s, SIZE);
+    const done = readResponse(s, SIZE);
     s.write(`GET ${paths[i % paths.length]} HTTP/1.1\r\nHost: sc\r\n\r\n`);
     await done;
   }

@@ -12,9 +12,8 @@
 //
 // Bounded: every wrk run lasts --duration seconds; the script starts its own node processes and
 // an in-process origin on loopback, and stops exactly those.
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -33,6 +32,7 @@ import { PeerLink } from "../server/peer/peer-client.js";
 import { H_FROM, H_KEY, H_MTIME } from "../server/peer/protocol.js";
 import { encodePath } from "../server/http/url-path.js";
 import { generateSecretText } from "../sc/auth/secret.js";
+import { exec, freePort } from "./support.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -56,24 +56,6 @@ const SIZES = opts.sizes.split(",").map((s) => {
   return { label: s.trim(), bytes: Number(m[1]) * UNITS[m[2]!.toLowerCase()]! };
 });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function exec(file: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(file, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${file}: ${stderr || err.message}`)) : resolve(stdout + stderr),
-    ),
-  );
-}
 
 async function wrk(url: string): Promise<{ rps: number; mbps: number; errors: number }> {
   const out = await exec("wrk", ["-t1", `-c${CONNS}`, `-d${DURATION}s`, "--latency", url]);

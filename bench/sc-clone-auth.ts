@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { ScTestCluster } from "../server/modes/sc-testing.js";
 import type { LinkKey } from "../sc/auth/link.js";
-import type { TcpSocket } from "../sc/tcp/socket.js";
+import { readResponse } from "./support.js";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(name);
@@ -26,31 +26,6 @@ const KEYS: Record<string, LinkKey> = {
   "insecure-dev": { kind: "insecure-dev" },
 };
 
-/** Resolves after one Content-Length-framed response of `bodyBytes` arrived. */
-function response(s: TcpSocket, bodyBytes: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let have = 0;
-    let want = -1;
-    let head = "";
-    const onData = (chunk: Buffer) => {
-      have += chunk.length;
-      if (want < 0) {
-        head += chunk.toString("latin1");
-        const end = head.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        want = end + 4 + bodyBytes;
-      }
-      if (have < want) return;
-      s.off("data", onData);
-      s.off("close", onClose);
-      resolve();
-    };
-    const onClose = () => reject(new Error("connection closed"));
-    s.on("data", onData);
-    s.on("close", onClose);
-  });
-}
-
 interface Figures {
   p50: number;
   p90: number;
@@ -65,7 +40,7 @@ async function run(key: LinkKey): Promise<Figures> {
     await new Promise<void>((r) => s.once("connect", () => r()));
     const start = process.hrtime.bigint();
     for (let i = 0; i < REQUESTS; i++) {
-      const r = response(s, SIZE);
+      const r = readResponse(s, SIZE);
       s.write(`GET ${path} HTTP/1.1\r\nHost: sc\r\n\r\n`);
       await r;
     }

@@ -12,6 +12,7 @@
 // Run it under `node --cpu-prof` to see where a clone's CPU goes.
 import { ScTestCluster } from "../server/modes/sc-testing.js";
 import type { TcpSocket } from "../sc/tcp/socket.js";
+import { readResponse } from "./support.js";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(name);
@@ -28,39 +29,6 @@ if (ONLY !== undefined && ONLY !== "cloned" && ONLY !== "local") throw new Error
 
 const docs: Record<string, Buffer> = {};
 for (let i = 0; i < 32; i++) docs[`/d/${i}.bin`] = Buffer.alloc(SIZE, 0x41 + (i % 26));
-
-/** Resolves when one Content-Length-framed response of `expect` body bytes has arrived. */
-function response(s: TcpSocket, expect: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let have = 0;
-    let want = -1;
-    let head = "";
-    const onData = (chunk: Buffer) => {
-      have += chunk.length;
-      if (want < 0) {
-        head += chunk.toString("latin1");
-        const end = head.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        if (!head.startsWith("HTTP/1.1 200"))
-          return fail(new Error(`unexpected response: ${head.slice(0, 40)}`));
-        want = end + 4 + expect;
-      }
-      if (have < want) return;
-      if (have > want) return fail(new Error(`${have - want} bytes more than one response`));
-      s.off("data", onData);
-      s.off("close", onClose);
-      resolve();
-    };
-    const onClose = () => fail(new Error(`connection closed after ${have} bytes`));
-    const fail = (e: Error) => {
-      s.off("data", onData);
-      s.off("close", onClose);
-      reject(e);
-    };
-    s.on("data", onData);
-    s.on("close", onClose);
-  });
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -98,7 +66,7 @@ try {
       const path = list[i % list.length]!;
       const s = socks[i % socks.length]!;
       const t0 = process.hrtime.bigint();
-      const done = response(s, SIZE);
+      const done = readResponse(s, SIZE);
       s.write(`GET ${path} HTTP/1.1\r\nHost: sc\r\n\r\n`);
       await done;
       if (b >= 0) wall[kind].push(Number(process.hrtime.bigint() - t0) / 1000);

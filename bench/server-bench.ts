@@ -11,7 +11,7 @@
 // node:net and nginx (both on node1's LAN address); wrk runs in the client namespace.
 // Bounded: each run lasts --duration seconds. Starts only its own processes (our nodes, an nginx
 // master with a config written to a temp dir, the testbed) and stops exactly those.
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createTestbed, testPrefix, type Testbed } from "../testbed/index.js";
 import { nodeIp, VIP } from "../testbed/topology.js";
+import { exec, freePort } from "./support.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -50,24 +51,6 @@ interface Result {
   rps: number;
   mbps: number;
   errors: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function exec(file: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(file, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${file}: ${stderr || err.message}`)) : resolve(stdout + stderr),
-    ),
-  );
 }
 
 async function waitForPort(port: number, ms = 5000): Promise<void> {

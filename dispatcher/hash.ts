@@ -1,15 +1,7 @@
 // 32-bit hashes for the dispatcher: connection-table buckets, source hashing and the
 // Maglev permutations. Pure integer arithmetic (Math.imul), no allocation.
 
-/** MurmurHash3's finaliser: a cheap full-avalanche mix of one 32-bit word. */
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { fmix32 } from "../common/hash.js";
 
 /** Hash of a client endpoint (uint32 address, port); `seed` selects an independent function. */
 export function hashEndpoint(addr: number, port: number, seed = 0): number {

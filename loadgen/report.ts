@@ -1,5 +1,5 @@
 // Human-readable output for the load generators: the live progress line and the final table.
-import type { LatencySummaryMs } from "./replay/stats.js";
+import type { LoadOutcome } from "./replay/stats.js";
 
 /** Open-loop state on the progress line. */
 export interface OpenProgressView {
@@ -33,25 +33,16 @@ interface Percentiles {
   mean: number;
 }
 
-/** The shape both load generator modes report (replay and single-URL). */
-export interface LoadResultView {
+/** The shape both load generator modes report (replay and single-URL), as the table reads it. */
+export interface LoadResultView extends Omit<
+  LoadOutcome,
+  "tool" | "verify_failure_samples" | "status_counts" | "notes"
+> {
   mode: string;
   stopped_by?: string;
-  requests: number;
-  ok: number;
-  errors: number;
-  errors_by_kind: Record<string, number>;
-  verify_failures: number;
-  verify_failures_by_kind: Record<string, number>;
-  verify_failure_samples?: { path: string; method: string; failure: string; expected: string; got: string }[];
-  skipped: number;
+  verify_failure_samples?: LoadOutcome["verify_failure_samples"];
   skipped_by_reason?: Record<string, number>;
   status_counts?: Record<string, number>;
-  bytes: number;
-  elapsed_s: number;
-  rps: number;
-  mbps: number;
-  latency_ms: LatencySummaryMs;
   latency_from_intended_ms?: Percentiles | null;
   phases_ms?: { connect: Percentiles; ttfb: Percentiles; total: Percentiles };
   open_loop?: {

@@ -13,8 +13,7 @@ import {
   mergeCounters,
   newCounters,
   newLatencyHistogram,
-  type FailureSample,
-  type LatencySummaryMs,
+  type LoadOutcome,
 } from "../replay/stats.js";
 import type { ProgressSnapshot } from "../replay/worker.js";
 import type { ReplayProgress } from "../replay/run.js";
@@ -50,8 +49,7 @@ export interface SingleUrlOptions {
   signal?: AbortSignal;
 }
 
-export interface SingleUrlResult {
-  tool: "sc-cluster loadgen";
+export interface SingleUrlResult extends LoadOutcome {
   mode: "single-url";
   params: {
     url: string;
@@ -68,21 +66,6 @@ export interface SingleUrlResult {
   /** The one full-body check, made before the run. */
   preflight: { status: number; length: number; sha256: string; verified: "ok" | "mismatch" | "unchecked" };
   stopped_by: "requests" | "duration" | "interrupted";
-  requests: number;
-  ok: number;
-  errors: number;
-  errors_by_kind: Record<string, number>;
-  verify_failures: number;
-  verify_failures_by_kind: Record<string, number>;
-  verify_failure_samples: FailureSample[];
-  skipped: number;
-  status_counts: Record<string, number>;
-  bytes: number;
-  elapsed_s: number;
-  rps: number;
-  mbps: number;
-  latency_ms: LatencySummaryMs;
-  notes: string[];
 }
 
 async function preflight(url: string, timeoutMs: number) {

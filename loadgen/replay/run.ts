@@ -14,8 +14,8 @@ import {
   newCounters,
   type Counters,
   type ErrorSample,
-  type FailureSample,
   type LatencySummaryMs,
+  type LoadOutcome,
 } from "./stats.js";
 import type {
   FromWorker,
@@ -101,8 +101,7 @@ export interface ReplayProgress extends ProgressSnapshot {
 
 export type StoppedBy = "requests" | "duration" | "time_cap" | "interrupted";
 
-export interface ReplayResult {
-  tool: "sc-cluster loadgen";
+export interface ReplayResult extends LoadOutcome {
   mode: "replay";
   params: {
     trace: string | null;
@@ -141,32 +140,10 @@ export interface ReplayResult {
     out_of_order: number;
   } | null;
   stopped_by: StoppedBy;
-  /** Requests replayed (responses + transport errors). */
-  requests: number;
-  /** Responses that passed verification. */
-  ok: number;
-  /** Transport errors and timeouts (no complete response). */
-  errors: number;
-  errors_by_kind: Record<string, number>;
-  /** Complete responses with the wrong status, length or bytes. */
-  verify_failures: number;
-  verify_failures_by_kind: Record<string, number>;
-  verify_failure_samples: FailureSample[];
   /** The first transport errors with their details (when sent, the client's port). */
   error_samples: ErrorSample[];
-  /** Trace records not replayed (one pass), in total and by reason. */
-  skipped: number;
+  /** Trace records not replayed (one pass), by reason. */
   skipped_by_reason: Record<string, number>;
-  status_counts: Record<string, number>;
-  /** Response body bytes. */
-  bytes: number;
-  elapsed_s: number;
-  /** Responses (ok + verify failures) per second. */
-  rps: number;
-  /** Response body megabits (10^6) per second. */
-  mbps: number;
-  /** Latency from the moment each request was sent to the end of its response. */
-  latency_ms: LatencySummaryMs;
   /** Open loop: latency from the intended send time (coordinated-omission corrected). */
   latency_from_intended_ms: PercentilesMs | null;
   /** Per phase: TCP connect (requests that opened a connection), time to first byte, total. */
@@ -178,7 +155,6 @@ export interface ReplayResult {
   by_url: (GroupResult & { method: string; path: string; kind: string })[];
   /** One row per second of the run (by completion time; sends by send time). */
   per_second: PerSecondRow[];
-  notes: string[];
 }
 
 export interface OpenLoopResult {

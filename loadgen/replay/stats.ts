@@ -131,3 +131,32 @@ export function latencySummary(h: Histogram, exactMaxUs: number): LatencySummary
     mean: ms(h.mean),
   };
 }
+
+/** What every load run reports, single-URL or replay: the counts its verdict is made from. */
+export interface LoadOutcome {
+  tool: "sc-cluster loadgen";
+  /** Requests sent (responses + transport errors). */
+  requests: number;
+  /** Responses that passed verification. */
+  ok: number;
+  /** Transport errors and timeouts (no complete response). */
+  errors: number;
+  errors_by_kind: Record<string, number>;
+  /** Complete responses with the wrong status, length or bytes. */
+  verify_failures: number;
+  verify_failures_by_kind: Record<string, number>;
+  verify_failure_samples: FailureSample[];
+  /** Requests not sent (trace records not replayable, or none for a single URL). */
+  skipped: number;
+  status_counts: Record<string, number>;
+  /** Response body bytes. */
+  bytes: number;
+  elapsed_s: number;
+  /** Responses (ok + verify failures) per second. */
+  rps: number;
+  /** Response body megabits (10^6) per second. */
+  mbps: number;
+  /** Latency from the moment each request was sent to the end of its response. */
+  latency_ms: LatencySummaryMs;
+  notes: string[];
+}

@@ -310,9 +310,7 @@ export class TcpStack {
     }
     const now = this.clock();
     const conn = TcpConnection.connect(this.env, tuple, initialSequenceNumber(this.secret, tuple, now), now);
-    conn.socket = owner;
-    this.markDirty(this.insert(conn));
-    this.counters.connectionsOpened++;
+    this.markDirty(this.adopt(conn, owner));
     return conn;
   }
 
@@ -341,11 +339,16 @@ export class TcpStack {
     if (opts.clone !== undefined) {
       conn.setClone({ ...CLONE_DEFAULTS, ...opts.clone });
     }
+    this.schedule(this.adopt(conn, owner));
+    return conn;
+  }
+
+  /** Enters a connection opened here (connect) or imported (a clone) into the tables, owned. */
+  private adopt(conn: TcpConnection, owner: ConnectionOwner): StackEntry {
     conn.socket = owner;
     const e = this.insert(conn);
     this.counters.connectionsOpened++;
-    this.schedule(e);
-    return conn;
+    return e;
   }
 
   /** Looks up a connection by 4-tuple. */

@@ -3,21 +3,13 @@
 // exactly that node's keys and adding one moves only the keys it now wins (about 1/N).
 // Deterministic everywhere: MurmurHash3 (x86, 32-bit) of the key's UTF-8 bytes, combined with a
 // per-node hash of its id; no process seed, no Math.random. Pure.
+import { fmix32 } from "../../common/hash.js";
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
 function rotl(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
-}
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** One MurmurHash3 body round: mixes the 32-bit block k into h. */

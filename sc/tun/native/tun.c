@@ -389,38 +389,34 @@ static napi_value ifreq_get(napi_env env, tun_t* t, unsigned long req, const cha
   return undefined(env);
 }
 
-static napi_value tun_get_mtu(napi_env env, napi_callback_info info) {
+// The interface's MTU, index and flags (IFF_UP, IFF_RUNNING, ...): one SIOCGIF* query each.
+typedef int (*ifreq_field)(const struct ifreq* ifr);
+static int field_mtu(const struct ifreq* ifr) { return ifr->ifr_mtu; }
+static int field_ifindex(const struct ifreq* ifr) { return ifr->ifr_ifindex; }
+static int field_flags(const struct ifreq* ifr) { return (uint16_t)ifr->ifr_flags; }
+
+static napi_value ifreq_query(napi_env env, napi_callback_info info, unsigned long req, const char* what,
+                              ifreq_field field) {
   size_t argc = 0;
   tun_t* t = unwrap(env, info, &argc, NULL, 1);
   if (!t) return NULL;
   struct ifreq ifr;
-  if (!ifreq_get(env, t, SIOCGIFMTU, "ioctl SIOCGIFMTU", &ifr)) return NULL;
+  if (!ifreq_get(env, t, req, what, &ifr)) return NULL;
   napi_value v;
-  napi_create_int32(env, ifr.ifr_mtu, &v);
+  napi_create_int32(env, field(&ifr), &v);
   return v;
+}
+
+static napi_value tun_get_mtu(napi_env env, napi_callback_info info) {
+  return ifreq_query(env, info, SIOCGIFMTU, "ioctl SIOCGIFMTU", field_mtu);
 }
 
 static napi_value tun_get_ifindex(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_t* t = unwrap(env, info, &argc, NULL, 1);
-  if (!t) return NULL;
-  struct ifreq ifr;
-  if (!ifreq_get(env, t, SIOCGIFINDEX, "ioctl SIOCGIFINDEX", &ifr)) return NULL;
-  napi_value v;
-  napi_create_int32(env, ifr.ifr_ifindex, &v);
-  return v;
+  return ifreq_query(env, info, SIOCGIFINDEX, "ioctl SIOCGIFINDEX", field_ifindex);
 }
 
-// getFlags(): the interface flags (IFF_UP, IFF_RUNNING, ...) as SIOCGIFFLAGS reports them.
 static napi_value tun_get_flags(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_t* t = unwrap(env, info, &argc, NULL, 1);
-  if (!t) return NULL;
-  struct ifreq ifr;
-  if (!ifreq_get(env, t, SIOCGIFFLAGS, "ioctl SIOCGIFFLAGS", &ifr)) return NULL;
-  napi_value v;
-  napi_create_int32(env, (uint16_t)ifr.ifr_flags, &v);
-  return v;
+  return ifreq_query(env, info, SIOCGIFFLAGS, "ioctl SIOCGIFFLAGS", field_flags);
 }
 
 // setMtu(mtu): a no-op when the MTU already matches, so attaching to a persistent device
