@@ -11,7 +11,13 @@ import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../log.js";
 import { listenError } from "../errors.js";
 import { PURGE_BODY_SCHEMA } from "./purge.js";
-import { ADMIN_REFUSAL_REASONS, type AdminGuard } from "../../sc/auth/admin-access.js";
+import {
+  ADMIN_REFUSAL_REASONS,
+  AdminGuard,
+  adminAuthFrom,
+  type AdminEndpoint,
+} from "../../sc/auth/admin-access.js";
+import type { ClusterTrust } from "../../sc/auth/secret.js";
 
 export interface AdminOptions {
   host: string;
@@ -81,4 +87,27 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
     address: { host: opts.host, port: typeof addr === "object" && addr ? addr.port : opts.port },
     close: () => app.close(),
   };
+}
+
+/** What a node's admin API answers with (the guard and the server are made from the endpoint). */
+export type AdminHandlers = Pick<AdminOptions, "stats" | "healthy" | "purge">;
+
+/**
+ * The admin API on `endpoint`, guarded by the endpoint's token or the cluster secret's admin
+ * token (an open API is logged as a warning).
+ */
+export function startGuardedAdmin(
+  endpoint: AdminEndpoint,
+  trust: ClusterTrust | null,
+  log: Logger,
+  registry: Registry,
+  handlers: AdminHandlers,
+): Promise<AdminServer> {
+  const guard = new AdminGuard(adminAuthFrom(trust, endpoint.token), [
+    endpoint.host,
+    ...(endpoint.names ?? []),
+  ]);
+  if (guard.auth.kind === "open") log.warn(guard.describe());
+  else log.info(guard.describe());
+  return startAdmin({ host: endpoint.host, port: endpoint.port, logger: log, registry, guard, ...handlers });
 }

@@ -5,6 +5,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client
 import type { ServerStats } from "../http/stats.js";
 import type { DocCache } from "../cache/doc-cache.js";
 import type { DocStore } from "../store/doc-store.js";
+import type { Membership } from "../membership/runtime.js";
 import type { AccessLogCounters } from "../http/access-log.js";
 import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
 
@@ -131,4 +132,59 @@ export function registerAccessLogMetrics(registry: Registry, counters: AccessLog
     "Access log files re-opened (SIGUSR1)",
     () => counters.reopens,
   );
+}
+
+/** The node's own counters beside the data path's: purges, revalidations, membership. */
+export function registerNodeMetrics(
+  registry: Registry,
+  store: DocStore,
+  membership: Membership | null,
+  poll: { readonly polls: number; readonly failures: number } | null,
+): void {
+  if (poll) {
+    mirrorCounter(
+      registry,
+      "sc_membership_polls_total",
+      "GET /nodes polls of the dispatcher (--members-from)",
+      () => poll.polls,
+    );
+    mirrorCounter(
+      registry,
+      "sc_membership_poll_failures_total",
+      "Membership polls that failed or gave a refused view",
+      () => poll.failures,
+    );
+  }
+  mirrorCounter(
+    registry,
+    "sc_purges_total",
+    "Purges applied to this node's cache (POST /purge, own or forwarded)",
+    () => store.purges,
+  );
+  mirrorCounter(
+    registry,
+    "sc_purged_entries_total",
+    "Cached documents dropped by purges",
+    () => store.purgedEntries,
+  );
+  new Counter({
+    name: "sc_revalidations_total",
+    help: "Cached documents checked with the source after --revalidate-ttl, by result: unchanged (304), changed (new version or gone), error (kept)",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const r = store.revalidation;
+      this.inc({ result: "unchanged" }, r.unchanged);
+      this.inc({ result: "changed" }, r.changed);
+      this.inc({ result: "error" }, r.errors);
+    },
+  });
+  if (membership)
+    mirrorCounter(
+      registry,
+      "sc_membership_changes_total",
+      "Membership views installed (the first one included)",
+      () => membership.changes,
+    );
 }

@@ -2,18 +2,18 @@
 // control plane beside it. startNode() is what `sc-cluster node` runs; tests and benchmarks
 // call it in-process too.
 import { hostname } from "node:os";
-import { Counter, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import { createDocCache, type CachePolicy, type DocCache } from "../cache/doc-cache.js";
 import { DocStore } from "../store/doc-store.js";
 import { FsSource } from "../source/fs-source.js";
 import { OriginSource } from "../source/origin-source.js";
 import type { DocSource } from "../source/source.js";
-import { Responder } from "../store/responder.js";
+import { Responder, type ResponsePolicy } from "../store/responder.js";
 import { HttpServer } from "../http/server.js";
 import { DateCache } from "../http/date.js";
 import { DEFAULT_LIMITS, type ParserLimits } from "../http/parser.js";
 import type { Timeouts } from "../http/connection.js";
-import { createMode, missingForMode, type Mode, type ModeDefinition } from "../modes/mode.js";
+import { createMode, missingForMode, type Mode, type ModeDefinition, type ModeParts } from "../modes/mode.js";
 import { modeByName } from "../modes/table.js";
 import { checkCluster, clusterMapper, selfMember, type ClusterConfig } from "../membership/config.js";
 import {
@@ -22,14 +22,13 @@ import {
   startMembershipPoll,
   type MembershipView,
 } from "../membership/runtime.js";
-import { forwardedBody, purgeRequestFrom, sendPurge } from "./purge.js";
-import { mirrorCounter } from "../metrics-mirror.js";
+import { clusterPurge } from "./purge.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
 import { isWireError } from "../../sc/wire/error.js";
 import type { UserStack } from "../transport/user-stack.js";
 import { ServerStats } from "../http/stats.js";
 import { createMetrics } from "./metrics.js";
-import { startAdmin, type AdminServer } from "./admin.js";
+import { startGuardedAdmin } from "./admin.js";
 import { listenKernel, type ConnListener } from "../transport/conn.js";
 import { checkRootDir, listenError } from "../errors.js";
 import { UserError } from "../../common/errors.js";
@@ -44,11 +43,11 @@ import {
   type AccessLogFormat,
 } from "../http/access-log.js";
 import type { RequestObserver } from "../http/connection.js";
-import { registerAccessLogMetrics, registerRequestDuration } from "./metrics.js";
+import { registerAccessLogMetrics, registerNodeMetrics, registerRequestDuration } from "./metrics.js";
 import { CachePatternError, CacheRules } from "../http/cache-rules.js";
 import { normalizePath } from "../http/url-path.js";
 import type { ContentCoding } from "../http/doc.js";
-import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../../sc/auth/admin-access.js";
+import type { AdminEndpoint } from "../../sc/auth/admin-access.js";
 import { registerTlsMetrics, TlsTermination } from "../transport/tls.js";
 
 export type Stack = "kernel" | "user";
@@ -195,25 +194,109 @@ function parseCacheControl(patterns: readonly string[]): CacheRules {
   }
 }
 
+/** Releases what start-up opened so far, newest first, when a later phase fails. */
+class Undo {
+  private readonly steps: (() => Promise<unknown>)[] = [];
+  push(step: () => Promise<unknown>): void {
+    this.steps.push(step);
+  }
+  async run(): Promise<void> {
+    for (const step of this.steps.reverse()) await step().catch(() => undefined);
+  }
+}
+
+type ModeChoice = { def: ModeDefinition } | { mode: Mode };
+
+/** The cluster as this node starts with it, and how it talks to the other members' control planes. */
+interface Members {
+  cluster: ClusterConfig | null;
+  membership: Membership | null;
+  /** The bearer token this node sends to other members and to the dispatcher (purge, polls). */
+  controlToken: string | undefined;
+  controlTimeoutMs: number;
+}
+
+/** The documents and how requests for them are answered and accounted. */
+interface Documents {
+  cache: DocCache;
+  source: DocSource;
+  store: DocStore;
+  responder: Responder;
+  stats: ServerStats;
+  dates: DateCache;
+  registry: Registry;
+  requests: RequestObserver;
+  accessLog: AccessLog | null;
+}
+
+/** The HTTP server on its listeners. */
+interface Serving {
+  server: HttpServer;
+  listener: ConnListener;
+  tcpStats: (() => Record<string, unknown>) | undefined;
+  tls: TlsTermination | null;
+  tlsListener: ConnListener | null;
+}
+
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
-  const log = cfg.logger;
+  const modeChoice = checkNodeConfig(cfg);
+  const policy = responsePolicyFrom(cfg);
+  const members = await joinCluster(cfg);
+  const undo = new Undo();
+  try {
+    const docs = await openDocuments(cfg, modeChoice, policy, undo);
+    const userStack = cfg.stack === "user" ? await openStack(cfg, members, docs.registry, undo) : null;
+    const mode =
+      "def" in modeChoice
+        ? await createMode(modeChoice.def, modeParts(cfg, members, docs, userStack))
+        : modeChoice.mode;
+    const closeMode = mode.close?.bind(mode);
+    if (closeMode) undo.push(closeMode);
+    const serving = await openServing(cfg, docs, mode, userStack, undo);
+    return await openControl(cfg, members, docs, mode, serving);
+  } catch (err) {
+    await undo.run();
+    throw err;
+  }
+}
+
+/** The checks that need nothing opened: which mode, and whether this node has what it needs. */
+function checkNodeConfig(cfg: NodeConfig): ModeChoice {
   if ((cfg.root === undefined) === (cfg.origin === undefined)) {
     throw new UserError("give exactly one of --root DIR and --origin URL");
   }
   // A mode by name (from the table) or a Mode object given in-process (tests).
-  const modeChoice: { def: ModeDefinition } | { mode: Mode } =
+  const choice: ModeChoice =
     typeof cfg.mode === "string" ? { def: modeByName(cfg.mode) } : { mode: cfg.mode };
   const missing =
-    "def" in modeChoice &&
-    missingForMode(modeChoice.def, {
+    "def" in choice &&
+    missingForMode(choice.def, {
       cluster: !!cfg.cluster,
       trust: cfg.trust !== null,
       userStack: cfg.stack === "user",
     });
   if (missing) throw new UserError(missing);
+  return choice;
+}
+
+/** --cache-control and --not-found-page, checked. */
+function responsePolicyFrom(cfg: NodeConfig): ResponsePolicy {
+  const policy: ResponsePolicy = {};
+  if (cfg.cacheControl && cfg.cacheControl.length > 0)
+    policy.cacheRules = parseCacheControl(cfg.cacheControl);
+  if (cfg.notFoundPage !== undefined) {
+    const norm = normalizePath(cfg.notFoundPage);
+    if (!norm.ok || norm.path.endsWith("/"))
+      throw new UserError(`--not-found-page must be a file's path like /404.html, got '${cfg.notFoundPage}'`);
+    policy.notFoundPage = norm.path;
+  }
+  return policy;
+}
+
+/** Membership from --peer, and from the dispatcher's view first when --members-from is given. */
+async function joinCluster(cfg: NodeConfig): Promise<Members> {
   const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
   const membership = cluster ? new Membership(cluster, clusterMapper(cluster)) : null;
-  // The bearer token this node sends to other members and to the dispatcher (purge, polls).
   const controlToken =
     cfg.admin?.token ?? (cfg.trust?.kind === "secret" ? cfg.trust.secret.adminToken() : undefined);
   const controlTimeoutMs = cfg.controlTimeoutMs ?? 3000;
@@ -226,93 +309,62 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       selfMember(cluster),
     );
     if (view instanceof Error)
-      log.warn({ error: view.message }, "membership: dispatcher not reachable yet, using --peer");
+      cfg.logger.warn({ error: view.message }, "membership: dispatcher not reachable yet, using --peer");
     else membership.apply(view);
   }
+  return { cluster, membership, controlToken, controlTimeoutMs };
+}
 
-  const cache = createDocCache(
-    ("def" in modeChoice ? modeChoice.def.cachePolicy : undefined) ?? cfg.cachePolicy,
-    cfg.cacheBytes,
-  );
-  let source: DocSource;
-  if (cfg.root !== undefined) {
-    const root = await checkRootDir(cfg.root);
-    source = await FsSource.create({
-      root,
+async function openSource(cfg: NodeConfig): Promise<DocSource> {
+  if (cfg.origin === undefined) {
+    return FsSource.create({
+      root: await checkRootDir(cfg.root ?? ""),
       maxInMemory: Math.min(cfg.maxInMemoryBytes, cfg.cacheBytes),
       concurrency: cfg.fsConcurrency,
     });
-  } else {
-    try {
-      source = new OriginSource({
-        url: cfg.origin!,
-        connections: cfg.originConnections,
-        timeoutMs: cfg.originTimeoutMs,
-        maxObjectBytes: cfg.maxInMemoryBytes,
-      });
-    } catch (err) {
-      throw new UserError(
-        err instanceof TypeError ? `invalid --origin URL '${cfg.origin}'` : (err as Error).message,
-      );
-    }
   }
-  let cacheRules: CacheRules | undefined;
-  let notFoundPage: string | undefined;
   try {
-    if (cfg.cacheControl && cfg.cacheControl.length > 0) cacheRules = parseCacheControl(cfg.cacheControl);
+    return new OriginSource({
+      url: cfg.origin,
+      connections: cfg.originConnections,
+      timeoutMs: cfg.originTimeoutMs,
+      maxObjectBytes: cfg.maxInMemoryBytes,
+    });
   } catch (err) {
-    await source.close();
-    throw err;
+    throw new UserError(
+      err instanceof TypeError ? `invalid --origin URL '${cfg.origin}'` : (err as Error).message,
+    );
   }
-  if (cfg.notFoundPage !== undefined) {
-    const norm = normalizePath(cfg.notFoundPage);
-    if (!norm.ok || norm.path.endsWith("/")) {
-      await source.close();
-      throw new UserError(`--not-found-page must be a file's path like /404.html, got '${cfg.notFoundPage}'`);
-    }
-    notFoundPage = norm.path;
-  }
+}
+
+/** Source, cache, store and responder; the metrics registry; the access log. */
+async function openDocuments(
+  cfg: NodeConfig,
+  choice: ModeChoice,
+  policy: ResponsePolicy,
+  undo: Undo,
+): Promise<Documents> {
+  const cache = createDocCache(
+    ("def" in choice ? choice.def.cachePolicy : undefined) ?? cfg.cachePolicy,
+    cfg.cacheBytes,
+  );
+  const source = await openSource(cfg);
+  undo.push(() => source.close());
   const store = new DocStore(cache, source, {
     ttlMs: cfg.revalidateTtlMs ?? 0,
     precompressed: cfg.precompressed ?? [],
   });
   const stats = new ServerStats();
   const dates = new DateCache();
-  const responder = new Responder(store, dates, {
-    ...(cacheRules ? { cacheRules } : {}),
-    ...(notFoundPage !== undefined ? { notFoundPage } : {}),
-  });
+  const responder = new Responder(store, dates, policy);
   const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
   const observeDuration = registerRequestDuration(registry);
-  let accessLog: AccessLog | null = null;
+  const accessLog = cfg.accessLog ? await openAccessLog(cfg.accessLog, cfg.logger) : null;
   let accessLogger: AccessLogger | null = null;
-  if (cfg.accessLog) {
-    const a = cfg.accessLog;
-    // A failing disk is reported once per ACCESS_LOG_WARN_MS, with how many failures it stands for.
-    let warnedAt = -Infinity;
-    let unreported = 0;
-    const warn = (err: Error, during: string) => {
-      unreported++;
-      const now = performance.now();
-      if (now - warnedAt < ACCESS_LOG_WARN_MS) return;
-      log.warn({ err: err.message, path: a.path, failures: unreported }, `access log ${during} failed`);
-      warnedAt = now;
-      unreported = 0;
-    };
-    try {
-      const sink = a.path === "-" ? stdoutSink() : await fileSink(a.path);
-      accessLog = new AccessLog(sink, {
-        maxBufferBytes: a.bufferBytes ?? ACCESS_LOG_DEFAULTS.maxBufferBytes,
-        flushBytes: Math.min(ACCESS_LOG_DEFAULTS.flushBytes, a.bufferBytes ?? Infinity),
-        flushIntervalMs: a.flushMs ?? ACCESS_LOG_DEFAULTS.flushIntervalMs,
-        onError: warn,
-      });
-    } catch (err) {
-      await source.close();
-      throw new UserError(`cannot open the access log '${a.path}': ${(err as Error).message}`);
-    }
+  if (accessLog !== null && cfg.accessLog) {
+    undo.push(() => accessLog.close());
     registerAccessLogMetrics(registry, accessLog.counters);
-    accessLogger = new AccessLogger(accessLog, a.format, cfg.nodeId);
+    accessLogger = new AccessLogger(accessLog, cfg.accessLog.format, cfg.nodeId);
   }
   const requests: RequestObserver = {
     completed(r) {
@@ -320,97 +372,122 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       accessLogger?.record(r);
     },
   };
+  return { cache, source, store, responder, stats, dates, registry, requests, accessLog };
+}
 
-  // Release what was opened so far when a later step fails.
-  const undo: (() => Promise<unknown>)[] = [() => source.close()];
-  if (accessLog) {
-    const al = accessLog;
-    undo.push(() => al.close());
-  }
-  const fail = async (err: unknown): Promise<never> => {
-    for (const u of undo.reverse()) await u().catch(() => undefined);
-    throw err;
+async function openAccessLog(a: NonNullable<NodeConfig["accessLog"]>, log: Logger): Promise<AccessLog> {
+  // A failing disk is reported once per ACCESS_LOG_WARN_MS, with how many failures it stands for.
+  let warnedAt = -Infinity;
+  let unreported = 0;
+  const warn = (err: Error, during: string) => {
+    unreported++;
+    const now = performance.now();
+    if (now - warnedAt < ACCESS_LOG_WARN_MS) return;
+    log.warn({ err: err.message, path: a.path, failures: unreported }, `access log ${during} failed`);
+    warnedAt = now;
+    unreported = 0;
   };
-
-  let userStack: UserStack | null = null;
-  if (cfg.stack === "user") {
-    const { openUserStack, planGueInput, registerGueMetrics, registerTcpMetrics } =
-      await import("../transport/user-stack.js");
-    let gue;
-    try {
-      gue = planGueInput(cfg.guePort ?? 0, cluster?.members.map((m) => m.addr) ?? [], cfg.gueAllow ?? []);
-    } catch (err) {
-      return fail(err);
-    }
-    if (gue.open) {
-      const allow = gue.allow.toStrings();
-      if (gue.allow.matchesAll) {
-        log.warn(
-          { port: gue.port, allow },
-          "GUE input takes packets from any sender (--gue-allow 0.0.0.0/0)",
-        );
-      } else log.info({ port: gue.port, allow }, "GUE input");
-    } else if (cfg.guePort) log.warn({ port: cfg.guePort }, `GUE input not opened: ${gue.why}`);
-    try {
-      userStack = await openUserStack({
-        tun: cfg.tun ?? "sctun",
-        address: cfg.listen.host,
-        ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
-        ...(gue.open ? { gue: { port: gue.port, allowFrom: gue.allow } } : {}),
-        ...(cfg.worker ? { worker: cfg.worker } : {}),
-      });
-      const us = userStack;
-      undo.push(() => us.close());
-      registerTcpMetrics(registry, us.stack);
-      if (us.gue) registerGueMetrics(registry, us.gue);
-      // A member that joins may forward client packets to clones here.
-      if (gue.open) {
-        const allow = gue.allow;
-        const admitMembers = (members: readonly { addr: string }[]) => {
-          for (const m of members) {
-            const a = ipv4FromString(m.addr);
-            if (!isWireError(a)) allow.addHost(a);
-          }
-        };
-        membership?.on("change", (v: MembershipView) => admitMembers(v.members));
-        if (membership) admitMembers(membership.current.members);
-      }
-    } catch (err) {
-      return fail(
-        new UserError(
-          `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}\n` +
-            "(run it as root inside a testbed host, e.g. via `sc-cluster up`, or use --stack kernel " +
-            "to serve on the kernel's TCP with --listen ADDR:PORT)",
-        ),
-      );
-    }
+  try {
+    const sink = a.path === "-" ? stdoutSink() : await fileSink(a.path);
+    return new AccessLog(sink, {
+      maxBufferBytes: a.bufferBytes ?? ACCESS_LOG_DEFAULTS.maxBufferBytes,
+      flushBytes: Math.min(ACCESS_LOG_DEFAULTS.flushBytes, a.bufferBytes ?? Infinity),
+      flushIntervalMs: a.flushMs ?? ACCESS_LOG_DEFAULTS.flushIntervalMs,
+      onError: warn,
+    });
+  } catch (err) {
+    throw new UserError(`cannot open the access log '${a.path}': ${(err as Error).message}`);
   }
+}
 
-  let mode: Mode;
-  if ("def" in modeChoice) {
-    try {
-      mode = await createMode(modeChoice.def, {
-        nodeId: cfg.nodeId,
-        cluster,
-        trust: cfg.trust,
-        membership,
-        store,
-        responder,
-        stats,
-        dates,
-        registry,
-        log,
-        userStack,
-        httpPort: cfg.listen.port,
-        modeSettings: cfg.modeSettings ?? {},
-      });
-    } catch (err) {
-      return fail(err);
-    }
-  } else mode = modeChoice.mode;
-  const closeMode = mode.close?.bind(mode);
-  if (closeMode) undo.push(closeMode);
+/** --stack user: our TCP on the TUN device, with GUE input from the members and --gue-allow. */
+async function openStack(
+  cfg: NodeConfig,
+  members: Members,
+  registry: Registry,
+  undo: Undo,
+): Promise<UserStack> {
+  const { openUserStack, planGueInput, registerGueMetrics, registerTcpMetrics } =
+    await import("../transport/user-stack.js");
+  const log = cfg.logger;
+  const gue = planGueInput(
+    cfg.guePort ?? 0,
+    members.cluster?.members.map((m) => m.addr) ?? [],
+    cfg.gueAllow ?? [],
+  );
+  if (gue.open) {
+    const allow = gue.allow.toStrings();
+    if (gue.allow.matchesAll)
+      log.warn({ port: gue.port, allow }, "GUE input takes packets from any sender (--gue-allow 0.0.0.0/0)");
+    else log.info({ port: gue.port, allow }, "GUE input");
+  } else if (cfg.guePort) log.warn({ port: cfg.guePort }, `GUE input not opened: ${gue.why}`);
+  let us: UserStack;
+  try {
+    us = await openUserStack({
+      tun: cfg.tun ?? "sctun",
+      address: cfg.listen.host,
+      ...(cfg.tcpConfig ? { tcpConfig: cfg.tcpConfig } : {}),
+      ...(gue.open ? { gue: { port: gue.port, allowFrom: gue.allow } } : {}),
+      ...(cfg.worker ? { worker: cfg.worker } : {}),
+    });
+  } catch (err) {
+    throw new UserError(
+      `cannot start the user-space stack on TUN '${cfg.tun ?? "sctun"}': ${(err as Error).message}\n` +
+        "(run it as root inside a testbed host, e.g. via `sc-cluster up`, or use --stack kernel " +
+        "to serve on the kernel's TCP with --listen ADDR:PORT)",
+    );
+  }
+  undo.push(() => us.close());
+  registerTcpMetrics(registry, us.stack);
+  if (us.gue) registerGueMetrics(registry, us.gue);
+  if (gue.open && members.membership) {
+    // A member that joins may forward client packets to clones here.
+    const allow = gue.allow;
+    const admitMembers = (list: readonly { addr: string }[]) => {
+      for (const m of list) {
+        const a = ipv4FromString(m.addr);
+        if (!isWireError(a)) allow.addHost(a);
+      }
+    };
+    members.membership.on("change", (v: MembershipView) => admitMembers(v.members));
+    admitMembers(members.membership.current.members);
+  }
+  return us;
+}
 
+function modeParts(
+  cfg: NodeConfig,
+  members: Members,
+  docs: Documents,
+  userStack: UserStack | null,
+): ModeParts {
+  const { store, responder, stats, dates, registry } = docs;
+  return {
+    nodeId: cfg.nodeId,
+    cluster: members.cluster,
+    trust: cfg.trust,
+    membership: members.membership,
+    store,
+    responder,
+    stats,
+    dates,
+    registry,
+    log: cfg.logger,
+    userStack,
+    httpPort: cfg.listen.port,
+    modeSettings: cfg.modeSettings ?? {},
+  };
+}
+
+/** The HTTP server on its listener, and HTTPS beside it when --tls-cert is given. */
+async function openServing(
+  cfg: NodeConfig,
+  docs: Documents,
+  mode: Mode,
+  userStack: UserStack | null,
+  undo: Undo,
+): Promise<Serving> {
+  const { responder, stats, dates, requests } = docs;
   const server = new HttpServer({
     responder,
     mode,
@@ -418,213 +495,91 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     limits: { ...DEFAULT_LIMITS, ...cfg.limits },
     timeouts: cfg.timeouts,
     dates,
-    log,
+    log: cfg.logger,
     maxConnections: cfg.maxConnections,
     requests,
   });
-
   let listener: ConnListener;
   let tcpStats: (() => Record<string, unknown>) | undefined;
   if (userStack !== null) {
-    try {
-      const user = userStack.listen(cfg.listen.port);
-      tcpStats = () => user.tcpStats();
-      listener = user;
-    } catch (err) {
-      return fail(err);
-    }
+    const user = userStack.listen(cfg.listen.port);
+    tcpStats = () => user.tcpStats();
+    listener = user;
   } else {
     try {
       listener = await listenKernel(cfg.listen.host, cfg.listen.port);
     } catch (err) {
-      return fail(listenError(err, "HTTP", cfg.listen.host, cfg.listen.port));
+      throw listenError(err, "HTTP", cfg.listen.host, cfg.listen.port);
     }
   }
   server.attach(listener);
-
-  let tls: TlsTermination | null = null;
-  let tlsListener: ConnListener | null = null;
-  if (cfg.tls) {
-    const t = cfg.tls;
-    try {
-      tls = await TlsTermination.create({
-        certFile: t.certFile,
-        keyFile: t.keyFile,
-        handshakeTimeoutMs: cfg.timeouts.headerMs,
-        maxHandshakes: cfg.maxConnections,
-        takeOver: t.recordLayer === "own",
-      });
-      const inner =
-        userStack !== null ? userStack.listen(t.port) : await listenKernel(cfg.listen.host, t.port);
-      tlsListener = tls.listener(inner);
-    } catch (err) {
-      await listener.close();
-      await server.shutdown(0);
-      return fail(
-        userStack === null && tls !== null ? listenError(err, "HTTPS", cfg.listen.host, t.port) : err,
-      );
-    }
-    server.attach(tlsListener);
-    registerTlsMetrics(registry, tls);
-  }
-
-  const startedAt = Date.now();
-  const snapshot = () => ({
-    node: cfg.nodeId,
-    mode: mode.name,
-    stack: cfg.stack,
-    source: source.describe,
-    uptimeSeconds: (Date.now() - startedAt) / 1000,
-    draining: server.draining,
-    http: {
-      requests: stats.requests(),
-      responses: stats.totalResponses(),
-      responseBytes: stats.responseBytes,
-      modeHandled: stats.modeHandled,
-      timeouts: { header: stats.headerTimeouts, idle: stats.idleTimeouts, send: stats.sendTimeouts },
-      aborted: stats.aborted,
-    },
-    connections: {
-      open: stats.connectionsOpen,
-      accepted: stats.connectionsAccepted,
-      refused: server.refused,
-    },
-    cache: { policy: cache.policy, ...cache.stats() },
-    store: {
-      loads: store.loads,
-      joined: store.joined,
-      revalidation: { ttlMs: store.ttlMs, ...store.revalidation },
-      purges: store.purges,
-      purgedEntries: store.purgedEntries,
-    },
-    ...(membership ? { membership: { ...membership.current, changes: membership.changes } } : {}),
-    sourceStats: source.stats(),
-    ...(tcpStats ? { tcp: tcpStats() } : {}),
-    ...(tls ? { tls: tls.stats() } : {}),
-    ...(mode.stats ? { [mode.name]: mode.stats() } : {}),
+  undo.push(async () => {
+    await listener.close();
+    await server.shutdown(0);
   });
+  const tls = cfg.tls ? await openHttps(cfg, cfg.tls, userStack) : null;
+  if (tls !== null) {
+    server.attach(tls.listener);
+    registerTlsMetrics(docs.registry, tls.termination);
+  }
+  return { server, listener, tcpStats, tls: tls?.termination ?? null, tlsListener: tls?.listener ?? null };
+}
 
+async function openHttps(
+  cfg: NodeConfig,
+  t: NonNullable<NodeConfig["tls"]>,
+  userStack: UserStack | null,
+): Promise<{ termination: TlsTermination; listener: ConnListener }> {
+  const termination = await TlsTermination.create({
+    certFile: t.certFile,
+    keyFile: t.keyFile,
+    handshakeTimeoutMs: cfg.timeouts.headerMs,
+    maxHandshakes: cfg.maxConnections,
+    takeOver: t.recordLayer === "own",
+  });
+  if (userStack !== null) return { termination, listener: termination.listener(userStack.listen(t.port)) };
+  try {
+    return { termination, listener: termination.listener(await listenKernel(cfg.listen.host, t.port)) };
+  } catch (err) {
+    throw listenError(err, "HTTPS", cfg.listen.host, t.port);
+  }
+}
+
+/** The control plane (admin API, membership poll, node metrics) and the running node's handle. */
+async function openControl(
+  cfg: NodeConfig,
+  members: Members,
+  docs: Documents,
+  mode: Mode,
+  serving: Serving,
+): Promise<RunningNode> {
+  const { cache, source, store, responder, stats, registry, accessLog } = docs;
+  const { server, listener, tls, tlsListener } = serving;
+  const { cluster, membership } = members;
+  const log = cfg.logger;
+  const snapshot = nodeSnapshot(cfg, members, docs, mode, serving);
   /** SIGTERM's first step (beginDrain): unhealthy for the dispatcher, still serving. */
   let leaving = false;
-  /** POST /purge: this node's cache, then every other member's unless it came from one. */
-  const purgeCluster = async (body: unknown): Promise<{ status: number; body: unknown }> => {
-    const req = purgeRequestFrom(body);
-    if (typeof req === "string") return { status: 400, body: { error: req } };
-    const purged = store.purge(req.target);
-    log.info({ target: req.target, purged, forwarded: req.local }, "purge");
-    if (req.local || membership === null || cfg.admin === null)
-      return { status: 200, body: { node: cfg.nodeId, purged } };
-    const adminPort = cfg.admin.port;
-    const view = membership.current;
-    const others = view.members.filter((m) => m.id !== cfg.nodeId);
-    const results = await Promise.all(
-      others.map((m) =>
-        sendPurge(
-          view.admin[m.id] ?? `http://${m.addr}:${adminPort}`,
-          controlToken,
-          forwardedBody(req.target),
-          controlTimeoutMs,
-        ),
-      ),
-    );
-    const peers = Object.fromEntries(others.map((m, i) => [m.id, results[i]!]));
-    const failed = others.filter((_, i) => !results[i]!.ok).map((m) => m.id);
-    return {
-      status: failed.length === 0 ? 200 : 502,
-      body: {
-        node: cfg.nodeId,
-        purged,
-        peers,
-        ...(failed.length ? { error: `not purged on ${failed.join(", ")}` } : {}),
-      },
-    };
-  };
-
-  let admin: AdminServer | null = null;
-  if (cfg.admin) {
-    const guard = new AdminGuard(adminAuthFrom(cfg.trust, cfg.admin.token), [
-      cfg.admin.host,
-      ...(cfg.admin.names ?? []),
-    ]);
-    if (guard.auth.kind === "open") log.warn(guard.describe());
-    else log.info(guard.describe());
-    try {
-      admin = await startAdmin({
-        host: cfg.admin.host,
-        port: cfg.admin.port,
-        logger: log,
-        registry,
-        guard,
+  const admin = cfg.admin
+    ? await startGuardedAdmin(cfg.admin, cfg.trust, log, registry, {
         stats: snapshot,
         healthy: () => !server.draining && !leaving,
-        purge: (body) => purgeCluster(body),
-      });
-    } catch (err) {
-      await listener.close();
-      await server.shutdown(0);
-      return fail(err);
-    }
-  }
-
+        purge: clusterPurge({ ...members, nodeId: cfg.nodeId, store, admin: cfg.admin, log }),
+      })
+    : null;
   const poll =
     cluster && membership && cfg.membersFrom
       ? startMembershipPoll({
           url: cfg.membersFrom.url,
-          token: controlToken,
+          token: members.controlToken,
           intervalMs: cfg.membersFrom.intervalMs,
-          timeoutMs: controlTimeoutMs,
+          timeoutMs: members.controlTimeoutMs,
           membership,
           selfMember: selfMember(cluster),
           log,
         })
       : null;
-  if (poll) {
-    mirrorCounter(
-      registry,
-      "sc_membership_polls_total",
-      "GET /nodes polls of the dispatcher (--members-from)",
-      () => poll.polls,
-    );
-    mirrorCounter(
-      registry,
-      "sc_membership_poll_failures_total",
-      "Membership polls that failed or gave a refused view",
-      () => poll.failures,
-    );
-  }
-  mirrorCounter(
-    registry,
-    "sc_purges_total",
-    "Purges applied to this node's cache (POST /purge, own or forwarded)",
-    () => store.purges,
-  );
-  mirrorCounter(
-    registry,
-    "sc_purged_entries_total",
-    "Cached documents dropped by purges",
-    () => store.purgedEntries,
-  );
-  new Counter({
-    name: "sc_revalidations_total",
-    help: "Cached documents checked with the source after --revalidate-ttl, by result: unchanged (304), changed (new version or gone), error (kept)",
-    labelNames: ["result"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const r = store.revalidation;
-      this.inc({ result: "unchanged" }, r.unchanged);
-      this.inc({ result: "changed" }, r.changed);
-      this.inc({ result: "error" }, r.errors);
-    },
-  });
-  if (membership)
-    mirrorCounter(
-      registry,
-      "sc_membership_changes_total",
-      "Membership views installed (the first one included)",
-      () => membership.changes,
-    );
-
+  registerNodeMetrics(registry, store, membership, poll);
   return {
     nodeId: cfg.nodeId,
     address: listener.address,
@@ -661,4 +616,52 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       await tls.reload(files);
     },
   };
+}
+
+/** The JSON served at /stats. */
+function nodeSnapshot(
+  cfg: NodeConfig,
+  members: Members,
+  docs: Documents,
+  mode: Mode,
+  serving: Serving,
+): () => Record<string, unknown> {
+  const { cache, source, store, stats } = docs;
+  const { server, tcpStats, tls } = serving;
+  const { membership } = members;
+  const startedAt = Date.now();
+  return () => ({
+    node: cfg.nodeId,
+    mode: mode.name,
+    stack: cfg.stack,
+    source: source.describe,
+    uptimeSeconds: (Date.now() - startedAt) / 1000,
+    draining: server.draining,
+    http: {
+      requests: stats.requests(),
+      responses: stats.totalResponses(),
+      responseBytes: stats.responseBytes,
+      modeHandled: stats.modeHandled,
+      timeouts: { header: stats.headerTimeouts, idle: stats.idleTimeouts, send: stats.sendTimeouts },
+      aborted: stats.aborted,
+    },
+    connections: {
+      open: stats.connectionsOpen,
+      accepted: stats.connectionsAccepted,
+      refused: server.refused,
+    },
+    cache: { policy: cache.policy, ...cache.stats() },
+    store: {
+      loads: store.loads,
+      joined: store.joined,
+      revalidation: { ttlMs: store.ttlMs, ...store.revalidation },
+      purges: store.purges,
+      purgedEntries: store.purgedEntries,
+    },
+    ...(membership ? { membership: { ...membership.current, changes: membership.changes } } : {}),
+    sourceStats: source.stats(),
+    ...(tcpStats ? { tcp: tcpStats() } : {}),
+    ...(tls ? { tls: tls.stats() } : {}),
+    ...(mode.stats ? { [mode.name]: mode.stats() } : {}),
+  });
 }

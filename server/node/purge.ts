@@ -8,7 +8,9 @@
 // that did not. A request arriving anywhere after a 200 gets the new version.
 import { request } from "undici";
 import { normalizePath } from "../http/url-path.js";
-import type { PurgeTarget } from "../store/doc-store.js";
+import type { DocStore, PurgeTarget } from "../store/doc-store.js";
+import type { Membership } from "../membership/runtime.js";
+import type { Logger } from "../log.js";
 
 export interface PurgeRequest {
   target: PurgeTarget;
@@ -95,4 +97,54 @@ export async function sendPurge(
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
+}
+
+export interface ClusterPurgeOptions {
+  nodeId: string;
+  store: DocStore;
+  /** The members to pass the purge on to; null for a stand-alone node. */
+  membership: Membership | null;
+  /** This node's admin endpoint: the port other members' admin APIs are assumed to use too. */
+  admin: { port: number } | null;
+  controlToken: string | undefined;
+  controlTimeoutMs: number;
+  log: Logger;
+}
+
+/** POST /purge: this node's cache, then every other member's unless it came from one. */
+export function clusterPurge(
+  o: ClusterPurgeOptions,
+): (body: unknown) => Promise<{ status: number; body: unknown }> {
+  return async (body) => {
+    const req = purgeRequestFrom(body);
+    if (typeof req === "string") return { status: 400, body: { error: req } };
+    const purged = o.store.purge(req.target);
+    o.log.info({ target: req.target, purged, forwarded: req.local }, "purge");
+    if (req.local || o.membership === null || o.admin === null)
+      return { status: 200, body: { node: o.nodeId, purged } };
+    const adminPort = o.admin.port;
+    const view = o.membership.current;
+    const others = view.members.filter((m) => m.id !== o.nodeId);
+    const results = await Promise.all(
+      others.map((m) =>
+        sendPurge(
+          view.admin[m.id] ?? `http://${m.addr}:${adminPort}`,
+          o.controlToken,
+          forwardedBody(req.target),
+          o.controlTimeoutMs,
+        ),
+      ),
+    );
+    const peers = Object.fromEntries(others.map((m, i) => [m.id, results[i]!]));
+    const failed = others.filter((_, i) => !results[i]!.ok).map((m) => m.id);
+    return {
+      status: failed.length === 0 ? 200 : 502,
+      body: {
+        node: o.nodeId,
+        purged,
+        peers,
+        ...(failed.length ? { error: `not purged on ${failed.join(", ")}` } : {}),
+      },
+    };
+  };
 }

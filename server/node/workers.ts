@@ -21,8 +21,8 @@ import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { PurgeTarget } from "../store/doc-store.js";
-import { AdminGuard, adminAuthFrom } from "../../sc/auth/admin-access.js";
-import { startAdmin, type AdminServer } from "./admin.js";
+import { startGuardedAdmin, type AdminServer } from "./admin.js";
+import type { Logger } from "../log.js";
 import { UserError } from "../../common/errors.js";
 import type { NodeConfig } from "./node.js";
 import { purgeRequestFrom } from "./purge.js";
@@ -122,121 +122,174 @@ export async function startNodeWorkers(
   logLevel: string,
 ): Promise<RunningNodeWorkers> {
   checkWorkerConfig(cfg, workers);
-  const log = cfg.logger;
   const { logger: _l, trust: _t, admin: _a, mode, worker: _w, ...rest } = cfg;
-  const config: WorkerNodeConfig = { ...rest, mode: mode as string };
-  const slots: Slot[] = [];
-  let stopping = false;
-  let fail: (err: Error) => void = () => {};
-  const failed = new Promise<Error>((resolve) => (fail = resolve));
-  const onFatal = (err: Error) => {
-    if (stopping) return;
-    log.error({ err: err.message }, "node worker failed");
-    fail(err);
-  };
-  let nextId = 1;
-  const pending = new Map<number, (m: NodeWorkerMessage) => void>();
+  const pool = new WorkerPool({ ...rest, mode: mode as string }, workers, logLevel, cfg.logger);
   let address = { host: cfg.listen.host, port: cfg.listen.port };
-
-  const stopAll = async (graceMs: number) => {
-    stopping = true;
-    for (const s of slots) s.worker.postMessage({ op: "stop", graceMs } satisfies NodeWorkerCommand);
-    await Promise.all(
-      slots.map(async (s) => {
-        const timer = setTimeout(() => void s.worker.terminate(), graceMs + 5000);
-        await s.exited;
-        clearTimeout(timer);
-      }),
-    );
+  let leaving = false;
+  let admin: AdminServer | null = null;
+  try {
+    // One after the other: worker i's GUE socket must be the i-th of the reuseport group.
+    for (let index = 0; index < workers; index++) address = await pool.spawn(index);
+    admin = cfg.admin
+      ? await startGuardedAdmin(cfg.admin, cfg.trust, cfg.logger, pool.registry(), {
+          stats: () => pool.snapshot(cfg.nodeId),
+          healthy: () => !leaving && !pool.stopping,
+          purge: (body) => pool.purge(cfg.nodeId, body),
+        })
+      : null;
+  } catch (err) {
+    await pool.stopAll(0);
+    throw err instanceof UserError ? err : new UserError((err as Error).message);
+  }
+  return {
+    nodeId: cfg.nodeId,
+    workers,
+    address,
+    adminAddress: admin?.address ?? null,
+    failed: pool.failed,
+    snapshot: () => pool.snapshot(cfg.nodeId),
+    beginDrain() {
+      leaving = true;
+      pool.tell({ op: "drain" });
+    },
+    async shutdown(graceMs: number) {
+      await pool.stopAll(graceMs);
+      await admin?.close();
+    },
   };
+}
 
-  // One after the other: worker i's GUE socket must be the i-th of the reuseport group.
-  for (let index = 0; index < workers; index++) {
-    const init: NodeWorkerInit = { config, index, count: workers, logLevel };
+/** The worker threads of one node, and the questions this thread asks them. */
+class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, (m: NodeWorkerMessage) => void>();
+  private nextId = 1;
+  stopping = false;
+  /** Resolves with the first worker failure after start-up. */
+  readonly failed: Promise<Error>;
+  private fail: (err: Error) => void = () => {};
+
+  constructor(
+    private readonly config: WorkerNodeConfig,
+    private readonly count: number,
+    private readonly logLevel: string,
+    private readonly log: Logger,
+  ) {
+    this.failed = new Promise<Error>((resolve) => (this.fail = resolve));
+  }
+
+  private onFatal(err: Error): void {
+    if (this.stopping) return;
+    this.log.error({ err: err.message }, "node worker failed");
+    this.fail(err);
+  }
+
+  /** Starts worker `index`; resolves with the address it serves once it is ready. */
+  spawn(index: number): Promise<{ host: string; port: number }> {
+    const init: NodeWorkerInit = { config: this.config, index, count: this.count, logLevel: this.logLevel };
     const worker = new Worker(WORKER_MAIN, { workerData: init });
     const slot: Slot = {
       worker,
       snapshot: undefined,
       exited: new Promise((resolve) => worker.once("exit", () => resolve())),
     };
-    slots.push(slot);
-    const ready = new Promise<void>((resolve, reject) => {
+    this.slots.push(slot);
+    return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`node worker ${index} not ready within ${READY_TIMEOUT_MS} ms`)),
         READY_TIMEOUT_MS,
       );
+      const failWith = (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+        this.onFatal(err);
+      };
       worker.on("message", (m: NodeWorkerMessage) => {
-        switch (m.type) {
-          case "ready":
-            clearTimeout(timer);
-            address = m.address;
-            resolve();
-            break;
-          case "stats":
-            slot.snapshot = m.snapshot;
-            break;
-          case "metrics":
-          case "purged":
-            pending.get(m.id)?.(m);
-            break;
-          case "error": {
-            clearTimeout(timer);
-            const err = new Error(`node worker ${index}: ${m.message}`);
-            reject(err);
-            onFatal(err);
-          }
-        }
+        if (m.type === "ready") {
+          clearTimeout(timer);
+          resolve(m.address);
+        } else if (m.type === "stats") slot.snapshot = m.snapshot;
+        else if (m.type === "error") failWith(new Error(`node worker ${index}: ${m.message}`));
+        else this.pending.get(m.id)?.(m);
       });
-      worker.on("error", (e: Error) => {
-        clearTimeout(timer);
-        const err = new Error(`node worker ${index} failed: ${e.message}`, { cause: e });
-        reject(err);
-        onFatal(err);
-      });
-      worker.on("exit", (code) => {
-        clearTimeout(timer);
-        const err = new Error(`node worker ${index} exited (${code})`);
-        reject(err);
-        onFatal(err);
-      });
+      worker.on("error", (e: Error) =>
+        failWith(new Error(`node worker ${index} failed: ${e.message}`, { cause: e })),
+      );
+      worker.on("exit", (code) => failWith(new Error(`node worker ${index} exited (${code})`)));
     });
-    try {
-      await ready;
-    } catch (err) {
-      await stopAll(0);
-      throw new UserError((err as Error).message);
-    }
+  }
+
+  tell(cmd: NodeWorkerCommand): void {
+    for (const s of this.slots) s.worker.postMessage(cmd);
+  }
+
+  async stopAll(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.tell({ op: "stop", graceMs });
+    await Promise.all(
+      this.slots.map(async (s) => {
+        const timer = setTimeout(() => void s.worker.terminate(), graceMs + 5000);
+        await s.exited;
+        clearTimeout(timer);
+      }),
+    );
   }
 
   /** Asks every worker; a worker that does not answer in time is left out. */
-  const ask = <T extends NodeWorkerMessage>(make: (id: number) => NodeWorkerCommand): Promise<T[]> =>
-    Promise.all(
-      slots.map(
-        (s) =>
-          new Promise<T | undefined>((resolve) => {
-            const id = nextId++;
-            const timer = setTimeout(() => {
-              pending.delete(id);
-              resolve(undefined);
-            }, REQUEST_TIMEOUT_MS);
-            pending.set(id, (m) => {
-              clearTimeout(timer);
-              pending.delete(id);
-              resolve(m as T);
-            });
-            s.worker.postMessage(make(id));
-          }),
-      ),
-    ).then((list) => list.filter((m): m is Awaited<T> => m !== undefined) as T[]);
+  private ask<T extends NodeWorkerMessage>(make: (id: number) => NodeWorkerCommand): Promise<T[]> {
+    const one = (s: Slot) =>
+      new Promise<T | undefined>((resolve) => {
+        const id = this.nextId++;
+        const timer = setTimeout(() => {
+          this.pending.delete(id);
+          resolve(undefined);
+        }, REQUEST_TIMEOUT_MS);
+        this.pending.set(id, (m) => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          resolve(m as T);
+        });
+        s.worker.postMessage(make(id));
+      });
+    return Promise.all(this.slots.map(one)).then((list) =>
+      list.filter((m): m is Awaited<T> => m !== undefined),
+    );
+  }
 
-  const snapshot = (): Record<string, unknown> => {
-    const snaps = slots.flatMap((s) => (s.snapshot ? [s.snapshot] : []));
+  /** /metrics added up over the workers. */
+  registry(): Registry {
+    return new WorkersRegistry(() =>
+      this.ask<Extract<NodeWorkerMessage, { type: "metrics" }>>((id) => ({ op: "metrics", id })).then((l) =>
+        l.map((m) => m.json),
+      ),
+    );
+  }
+
+  /** POST /purge: sent to every worker; 502 when one did not answer. */
+  async purge(nodeId: string, body: unknown): Promise<{ status: number; body: unknown }> {
+    const req = purgeRequestFrom(body);
+    if (typeof req === "string") return { status: 400, body: { error: req } };
+    const answers = await this.ask<Extract<NodeWorkerMessage, { type: "purged" }>>((id) => ({
+      op: "purge",
+      id,
+      target: req.target,
+    }));
+    const purged = answers.reduce((sum, a) => sum + a.purged, 0);
+    this.log.info({ target: req.target, purged }, "purge");
+    return answers.length === this.slots.length
+      ? { status: 200, body: { node: nodeId, purged } }
+      : { status: 502, body: { node: nodeId, purged, error: "a worker did not answer" } };
+  }
+
+  /** /stats: the workers' snapshots added up, with each worker's share beside. */
+  snapshot(nodeId: string): Record<string, unknown> {
+    const snaps = this.slots.flatMap((s) => (s.snapshot ? [s.snapshot] : []));
     return {
       ...sumSnapshots(snaps),
-      node: cfg.nodeId,
-      workers,
+      node: nodeId,
+      workers: this.count,
       // Per worker: its share of the traffic, and the steering check.
-      perWorker: slots.map((s, i) => {
+      perWorker: this.slots.map((s, i) => {
         const snap = s.snapshot as
           | {
               http?: { requests?: unknown };
@@ -253,68 +306,7 @@ export async function startNodeWorkers(
         };
       }),
     };
-  };
-
-  let leaving = false;
-  let admin: AdminServer | null = null;
-  if (cfg.admin) {
-    const guard = new AdminGuard(adminAuthFrom(cfg.trust, cfg.admin.token), [
-      cfg.admin.host,
-      ...(cfg.admin.names ?? []),
-    ]);
-    if (guard.auth.kind === "open") log.warn(guard.describe());
-    else log.info(guard.describe());
-    const registry = new WorkersRegistry(() =>
-      ask<Extract<NodeWorkerMessage, { type: "metrics" }>>((id) => ({ op: "metrics", id })).then((l) =>
-        l.map((m) => m.json),
-      ),
-    );
-    try {
-      admin = await startAdmin({
-        host: cfg.admin.host,
-        port: cfg.admin.port,
-        logger: log,
-        registry,
-        guard,
-        stats: snapshot,
-        healthy: () => !leaving && !stopping,
-        purge: async (body) => {
-          const req = purgeRequestFrom(body);
-          if (typeof req === "string") return { status: 400, body: { error: req } };
-          const answers = await ask<Extract<NodeWorkerMessage, { type: "purged" }>>((id) => ({
-            op: "purge",
-            id,
-            target: req.target,
-          }));
-          const purged = answers.reduce((sum, a) => sum + a.purged, 0);
-          log.info({ target: req.target, purged }, "purge");
-          return answers.length === slots.length
-            ? { status: 200, body: { node: cfg.nodeId, purged } }
-            : { status: 502, body: { node: cfg.nodeId, purged, error: "a worker did not answer" } };
-        },
-      });
-    } catch (err) {
-      await stopAll(0);
-      throw err;
-    }
   }
-
-  return {
-    nodeId: cfg.nodeId,
-    workers,
-    address,
-    adminAddress: admin?.address ?? null,
-    failed,
-    snapshot,
-    beginDrain() {
-      leaving = true;
-      for (const s of slots) s.worker.postMessage({ op: "drain" } satisfies NodeWorkerCommand);
-    },
-    async shutdown(graceMs: number) {
-      await stopAll(graceMs);
-      await admin?.close();
-    },
-  };
 }
 
 /** /metrics of the workers added up (prom-client's cluster aggregation), plus this thread's. */
