@@ -32,6 +32,8 @@ interface Segment {
   client: number;
   flags: string;
   length: number;
+  /** End of the sequence range the segment carries (relative, as tcpdump prints it), if any. */
+  seqEnd: number | null;
 }
 
 /** Parses `tcpdump -n -l` lines (test data, not network input). */
@@ -44,30 +46,38 @@ function parseTcpdump(out: string, serverPort: number): Segment[] {
     if (m === null) continue;
     const sport = Number(m[2]);
     const dport = Number(m[4]);
+    const seq = /seq (\d+):(\d+)/.exec(line);
     segs.push({
       from: sport,
       client: sport === serverPort ? dport : sport,
       flags: m[5]!,
       length: Number(m[6]),
+      seqEnd: seq === null ? null : Number(seq[2]),
     });
   }
   return segs;
 }
 
 /** What the server side sent on each connection, in the order the connections opened (a
- *  SYN-ACK starts a connection, so a client port used twice is two connections). */
+ *  SYN-ACK starts a connection, so a client port used twice is two connections). A segment
+ *  that carries nothing beyond what the connection already sent is a retransmission (a timer
+ *  that fired on a busy machine, local or cloned alike) and is left out of the comparison. */
 function serverSequences(segs: Segment[], serverPort: number): string[][] {
   const all: string[][] = [];
-  const current = new Map<number, string[]>();
+  const current = new Map<number, { list: string[]; sentTo: number }>();
   for (const s of segs) {
     if (s.from !== serverPort) continue;
-    let list = current.get(s.client);
-    if (list === undefined || s.flags.includes("S")) {
-      list = [];
-      all.push(list);
-      current.set(s.client, list);
+    let conn = current.get(s.client);
+    if (conn === undefined || s.flags.includes("S")) {
+      conn = { list: [], sentTo: 0 };
+      all.push(conn.list);
+      current.set(s.client, conn);
     }
-    list.push(`${s.flags}/${s.length}`);
+    if (s.seqEnd !== null) {
+      if (s.seqEnd <= conn.sentTo) continue;
+      conn.sentTo = s.seqEnd;
+    }
+    conn.list.push(`${s.flags}/${s.length}`);
   }
   return all;
 }
