@@ -23,11 +23,6 @@ export interface Options {
   json: boolean;
 }
 
-/** How many nodes the dispatcher forwards to (198.18.0.11 and up). */
-export const NODES = 3;
-/** Linux's USER_HZ: /proc's CPU ticks per second. */
-export const CLK_TCK = 100;
-
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
     mode: "all",
@@ -84,6 +79,9 @@ export function parseOptions(argv: string[]): Options {
   if (o.size < 40 || o.size > 1500) throw new Error("--size must be 40..1500 (IPv4 + TCP headers at least)");
   return o;
 }
+
+/** How many nodes the dispatcher forwards to (198.18.0.11 and up). */
+export const NODES = 3;
 
 /** The `sc-cluster dispatcher` arguments: the output, its admin address, the nodes, the workers. */
 export function dispatcherArgs(o: Pick<Options, "scheduler">, output: Output, workers: number): string[] {
@@ -158,6 +156,9 @@ export interface E2E extends E2ESetup {
   perWorkerPackets?: number[];
   windowSeconds: number;
 }
+
+/** Linux's USER_HZ: /proc's CPU ticks per second. */
+export const CLK_TCK = 100;
 
 /** The figures of a window of `secs` seconds between two samples. */
 export function e2eFigures(
