@@ -55,93 +55,29 @@ import {
 } from "../sc/wire/index.js";
 import { Forwarder } from "../dispatcher/forwarder.js";
 import { createTestbed, destroyTestbed, run, type Testbed } from "../testbed/index.js";
-
-type Ingress = "local" | "client";
-type Output = "tun" | "udp" | "udp-nogso" | "raw";
-type Sink = "drop" | "nodes";
-
-interface Options {
-  mode: "all" | "pure" | Output;
-  ingress: Ingress;
-  sink: Sink;
-  seconds: number;
-  packets: number;
-  size: number;
-  conns: number;
-  scheduler: string;
-  workers: number[];
-  generators: number;
-  /** Client packets per generator write (a GSO packet the kernel cuts up; 1: plain writes). */
-  genSegments: number;
-  /** Generator role: which share of the connections this process sends. */
-  genIndex: number;
-  json: boolean;
-}
+import {
+  dispatcherArgs,
+  e2eFigures,
+  generatorArgs,
+  NODES,
+  parseOptions,
+  type E2E,
+  type E2ESetup,
+  type Ingress,
+  type Options,
+  type Output,
+  type Sink,
+  type Stats,
+  type ThreadTicks,
+  type WindowSample,
+} from "./dispatcher-forward-setup.js";
 
 const VIP = "198.18.100.1";
 const CLIENT = "198.18.0.101";
-const NODES = 3;
 const GEN_DEV = "scgen";
 const SINK_DEV = "scsink";
 const CLI = fileURLToPath(new URL("../../bin/sc-cluster.js", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-
-function parseOptions(argv: string[]): Options {
-  const o: Options = {
-    mode: "all",
-    ingress: "local",
-    sink: "drop",
-    seconds: 5,
-    packets: 20_000_000,
-    size: 100,
-    conns: 4096,
-    scheduler: "mh",
-    workers: [1],
-    generators: 1,
-    genSegments: 1,
-    genIndex: 0,
-    json: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const num = () => {
-      const v = Number(argv[++i]);
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
-      return v;
-    };
-    if (a === "--mode") {
-      const m = argv[++i];
-      if (m !== "all" && m !== "pure" && m !== "tun" && m !== "udp" && m !== "udp-nogso" && m !== "raw")
-        throw new Error("--mode all|pure|tun|udp|udp-nogso|raw");
-      o.mode = m;
-    } else if (a === "--ingress") {
-      const v = argv[++i];
-      if (v !== "local" && v !== "client") throw new Error("--ingress local|client");
-      o.ingress = v;
-    } else if (a === "--sink") {
-      const v = argv[++i];
-      if (v !== "drop" && v !== "nodes") throw new Error("--sink drop|nodes");
-      o.sink = v;
-    } else if (a === "--seconds") o.seconds = Math.min(num(), 60);
-    else if (a === "--packets") o.packets = Math.min(num(), 100_000_000);
-    else if (a === "--size") o.size = num();
-    else if (a === "--conns") o.conns = Math.min(num(), 60_000);
-    else if (a === "--scheduler") o.scheduler = argv[++i]!;
-    else if (a === "--workers") {
-      const list = (argv[++i] ?? "").split(",").map(Number);
-      if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 16))
-        throw new Error("--workers needs a list of worker counts 1..16, e.g. 1,2");
-      o.workers = list;
-    } else if (a === "--generators") o.generators = Math.min(Math.round(num()), 8);
-    else if (a === "--gen-segments") o.genSegments = Math.min(Math.round(num()), 64);
-    else if (a === "--gen-index") o.genIndex = Math.round(Number(argv[++i]));
-    else if (a === "--json") o.json = true;
-    else if (a === "--role") i++;
-    else throw new Error(`unknown option ${a}`);
-  }
-  if (o.size < 40 || o.size > 1500) throw new Error("--size must be 40..1500 (IPv4 + TCP headers at least)");
-  return o;
-}
 
 /** Client packets: SYNs for every connection, and ACKs of `size` bytes in total. */
 function clientPackets(o: Options, segments = 1): { syns: Uint8Array[]; acks: Uint8Array[] } {
@@ -304,8 +240,6 @@ function waitLine(
   });
 }
 
-const CLK_TCK = 100;
-
 /** [user, system] CPU ticks of a process (fields 14 and 15 of /proc/PID/stat). */
 function cpuTicks(pid: number): [number, number] {
   const s = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -314,8 +248,8 @@ function cpuTicks(pid: number): [number, number] {
 }
 
 /** CPU ticks (user + system) per thread of a process, with the thread's name. */
-function threadTicks(pid: number): Map<string, { name: string; ticks: number }> {
-  const out = new Map<string, { name: string; ticks: number }>();
+function threadTicks(pid: number): ThreadTicks {
+  const out: ThreadTicks = new Map();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
@@ -327,34 +261,6 @@ function threadTicks(pid: number): Map<string, { name: string; ticks: number }> 
     }
   }
   return out;
-}
-
-/** The threads that used CPU in the window, busiest first: "name tid: share of all". */
-function threadShares(
-  before: Map<string, { name: string; ticks: number }>,
-  after: Map<string, { name: string; ticks: number }>,
-): string[] {
-  const used = [...after].map(([tid, t]) => ({
-    tid,
-    name: t.name,
-    ticks: t.ticks - (before.get(tid)?.ticks ?? 0),
-  }));
-  const total = used.reduce((s, t) => s + t.ticks, 0) || 1;
-  return used
-    .filter((t) => t.ticks > 0)
-    .sort((a, b) => b.ticks - a.ticks)
-    .slice(0, 6)
-    .map((t) => `${t.name} ${t.tid}: ${((100 * t.ticks) / total).toFixed(0)}%`);
-}
-
-interface Stats {
-  packets: { forwarded: number; received: number };
-  drops: Record<string, number>;
-  io: {
-    tun: { packetsIn: number; batchesIn: number };
-    udp?: { packetsOut: number; sendCalls: number };
-    perWorker?: { packetsIn: number }[];
-  };
 }
 
 async function adminStats(tb: Testbed): Promise<Stats> {
@@ -431,29 +337,6 @@ async function plumb(
   }
 }
 
-interface E2E {
-  output: string;
-  workers: number;
-  ingress: Ingress;
-  sink: Sink;
-  forwardedPps: number;
-  cpuPercent: number;
-  /** Share of the CPU time spent in the kernel (read/write/send calls, routing). */
-  systemShare: number;
-  ppsPerCore: number;
-  meanBatch: number;
-  /** --output udp: datagrams per send system call. */
-  datagramsPerSend?: number;
-  offeredPps: number;
-  sinkPps: number;
-  drops: Record<string, number>;
-  /** The dispatcher's busiest threads in the window and their share of its CPU. */
-  threads: string[];
-  /** Packets each worker read in the window (its TUN queue's share). */
-  perWorkerPackets?: number[];
-  windowSeconds: number;
-}
-
 async function benchE2E(
   o: Options,
   output: Output,
@@ -466,89 +349,23 @@ async function benchE2E(
   try {
     await tb.up();
     await plumb(tb, ingress, sink, workers, o.generators);
-    const args = [
-      CLI,
-      "dispatcher",
-      "--scheduler",
-      o.scheduler,
-      "--output",
-      output === "udp-nogso" ? "udp" : output,
-      ...(output === "udp-nogso" ? ["--no-udp-gso"] : []),
-      "--admin",
-      "198.18.0.1:9100",
-    ];
-    for (let k = 1; k <= NODES; k++) args.push("--node", `node${k}=198.18.0.${10 + k}`);
-    args.push("--max-conns", "262144", "--source", "198.18.0.1", "--workers", String(workers));
-    const d = tb.spawn("dispatcher", process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const d = tb.spawn("dispatcher", process.execPath, [CLI, ...dispatcherArgs(o, output, workers)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const gens: ChildProcess[] = [];
-    for (let k = 0; k < o.generators; k++) {
-      const genArgs = [SELF, "--role", "gen", "--seconds", String(o.seconds), "--packets", String(o.packets)];
-      genArgs.push("--size", String(o.size), "--conns", String(o.conns));
-      genArgs.push("--generators", String(o.generators), "--gen-index", String(k));
-      genArgs.push("--gen-segments", String(o.genSegments));
+    for (let k = 0; k < o.generators; k++)
       gens.push(
-        tb.spawn(ingress === "local" ? "dispatcher" : "client", process.execPath, genArgs, {
-          stdio: ["pipe", "pipe", "pipe"],
-        }),
+        tb.spawn(
+          ingress === "local" ? "dispatcher" : "client",
+          process.execPath,
+          [SELF, ...generatorArgs(o, k)],
+          {
+            stdio: ["pipe", "pipe", "pipe"],
+          },
+        ),
       );
-    }
     try {
-      await waitLine(d, (x) => x.ready === true, "dispatcher ready");
-      for (const gen of gens) await waitLine(gen, (x) => x.ready === true, "generator ready");
-      const gensDone = Promise.all(
-        gens.map((gen) => waitLine(gen, (x) => x.done === true, "generator done")),
-      );
-      for (const gen of gens) gen.stdin!.write("go\n");
-      // Warm-up, then a steady window well inside the generator's run.
-      const warm = Math.min(1, o.seconds * 0.2);
-      const window = Math.max(0.5, o.seconds - 2 * warm);
-      await new Promise((r) => setTimeout(r, warm * 1000));
-      const s0 = await adminStats(tb);
-      const c0 = cpuTicks(d.pid!);
-      const th0 = threadTicks(d.pid!);
-      const k0 = await sinkPackets(tb, sink);
-      const t0 = performance.now();
-      await new Promise((r) => setTimeout(r, window * 1000));
-      const s1 = await adminStats(tb);
-      const c1 = cpuTicks(d.pid!);
-      const th1 = threadTicks(d.pid!);
-      const k1 = await sinkPackets(tb, sink);
-      const secs = (performance.now() - t0) / 1000;
-      const done = await gensDone;
-      const offeredPps = done.reduce((sum, g) => sum + (g.written as number) / (g.seconds as number), 0);
-      const user = (c1[0] - c0[0]) / CLK_TCK;
-      const sys = (c1[1] - c0[1]) / CLK_TCK;
-      const cpu = user + sys;
-      const fwd = s1.packets.forwarded - s0.packets.forwarded;
-      return {
-        output,
-        workers,
-        ingress,
-        sink,
-        forwardedPps: fwd / secs,
-        cpuPercent: (100 * cpu) / secs,
-        systemShare: sys / cpu,
-        ppsPerCore: fwd / cpu,
-        meanBatch: (s1.io.tun.packetsIn - s0.io.tun.packetsIn) / (s1.io.tun.batchesIn - s0.io.tun.batchesIn),
-        ...(s1.io.udp && s0.io.udp
-          ? {
-              datagramsPerSend:
-                (s1.io.udp.packetsOut - s0.io.udp.packetsOut) / (s1.io.udp.sendCalls - s0.io.udp.sendCalls),
-            }
-          : {}),
-        offeredPps,
-        sinkPps: (k1 - k0) / secs,
-        drops: Object.fromEntries(Object.entries(s1.drops).filter(([, v]) => v > 0)),
-        ...(s1.io.perWorker && s0.io.perWorker
-          ? {
-              perWorkerPackets: s1.io.perWorker.map(
-                (w, i) => w.packetsIn - (s0.io.perWorker?.[i]?.packetsIn ?? 0),
-              ),
-            }
-          : {}),
-        threads: threadShares(th0, th1),
-        windowSeconds: secs,
-      };
+      return await measureWindow(tb, o, d, gens, { output, workers, ingress, sink });
     } finally {
       for (const gen of gens) gen.kill("SIGKILL");
       d.kill("SIGTERM");
@@ -557,6 +374,40 @@ async function benchE2E(
   } finally {
     await destroyTestbed(prefix);
   }
+}
+
+/** Once the dispatcher and the generators are ready: go, a warm-up, then the measured window. */
+async function measureWindow(
+  tb: Testbed,
+  o: Options,
+  d: ChildProcess,
+  gens: ChildProcess[],
+  setup: E2ESetup,
+): Promise<E2E> {
+  await waitLine(d, (x) => x.ready === true, "dispatcher ready");
+  for (const gen of gens) await waitLine(gen, (x) => x.ready === true, "generator ready");
+  const gensDone = Promise.all(gens.map((gen) => waitLine(gen, (x) => x.done === true, "generator done")));
+  for (const gen of gens) gen.stdin!.write("go\n");
+  // Warm-up, then a steady window well inside the generator's run.
+  const warm = Math.min(1, o.seconds * 0.2);
+  const window = Math.max(0.5, o.seconds - 2 * warm);
+  await new Promise((r) => setTimeout(r, warm * 1000));
+  const before = await windowSample(tb, d.pid!, setup.sink);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, window * 1000));
+  const after = await windowSample(tb, d.pid!, setup.sink);
+  const secs = (performance.now() - t0) / 1000;
+  const done = await gensDone;
+  const offeredPps = done.reduce((sum, g) => sum + (g.written as number) / (g.seconds as number), 0);
+  return e2eFigures(setup, before, after, secs, offeredPps);
+}
+
+/** The dispatcher's counters and CPU, and the packets that left toward the nodes, at one moment. */
+async function windowSample(tb: Testbed, pid: number, sink: Sink): Promise<WindowSample> {
+  const stats = await adminStats(tb);
+  const cpu = cpuTicks(pid);
+  const threads = threadTicks(pid);
+  return { stats, cpu, threads, sinkPackets: await sinkPackets(tb, sink) };
 }
 
 async function main(): Promise<void> {

@@ -21,6 +21,14 @@ import { fileURLToPath } from "node:url";
 import { withCluster, type Cluster } from "../cluster/index.js";
 import { buildSite } from "../loadgen/index.js";
 import { UrlMapper } from "../server/membership/mapper.js";
+import {
+  cloneReport,
+  latencyArgs,
+  pointArgs,
+  type CloneLatencies,
+  type Percentiles,
+  type PolicyRow,
+} from "./sc-clone-figures.js";
 
 /** CPU seconds (user + system) a process used so far, from /proc/PID/stat. */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -84,8 +92,6 @@ async function makeSite(dir: string): Promise<Map<string, { path: string; size: 
   return byHome;
 }
 
-type Percentiles = { samples: number; p50: number; p90: number; p99: number; max: number } | null;
-
 interface Stats {
   sc: {
     clonesSent: number;
@@ -138,141 +144,122 @@ async function main(): Promise<void> {
       scheduler: "sh",
       ...(values.rate ? { rate: values.rate } : {}),
     };
-    // 1. Latency, every request cloned.
-    let latency: Percentiles = null;
-    let oneWay: Percentiles | undefined = undefined;
-    let transit: Percentiles | undefined = undefined;
-    let serve: Percentiles | undefined = undefined;
-    const policy: { size: number; clone: number; local: number; cloneCpuUs: number; localCpuUs: number }[] =
-      [];
-    // The nodes' CPU with no load (timers, keepalives) is taken off, so that runs at different
-    // request rates compare per response.
-    const idleRate = async (c: Cluster): Promise<number> => {
-      const cpu0 = await nodesCpu(c);
-      const t0 = performance.now();
-      await new Promise((r) => setTimeout(r, 3000));
-      return ((await nodesCpu(c)) - cpu0) / ((performance.now() - t0) / 1000);
-    };
-    const measure = async (c: Cluster, idle: number, args: string[]) => {
-      const cpu0 = await nodesCpu(c);
-      const t0 = performance.now();
-      const r = await loadgen(c, args);
-      const seconds = (performance.now() - t0) / 1000;
-      const cpu = Math.max(0, (await nodesCpu(c)) - cpu0 - idle * seconds);
-      return { rps: r.rps, cpuUs: r.ok > 0 ? (cpu * 1e6) / r.ok : NaN };
-    };
-    await withCluster(
-      { ...base, prefix: "scbc-", extraArgs: { node: ["--clone-local-max-bytes", "0"] } },
-      async (c) => {
-        await c.get(`${c.vipUrl}s100/0.bin`);
-        const entry = await entryNode(c);
-        const other = c.nodes.find((n) => n !== entry)!;
-        const docs = byHome.get(other)!.filter((d) => d.size <= 4096);
-        const trace = join(dir, "latency.log");
-        await writeFile(trace, docs.map((d) => d.path).join("\n") + "\n");
-        const r = await loadgen(c, [
-          "--trace",
-          trace,
-          "--format",
-          "urls",
-          "--target",
-          c.vipUrl,
-          "--conns",
-          "4",
-          "--keepalive",
-          "--requests",
-          String(CLONES),
-          "--verify",
-          join(dir, "manifest.jsonl"),
-        ]);
-        const s = await stats(c, entry);
-        latency = s.sc.cloneLatencyUs;
-        const cloneSide = (await stats(c, other)).sc;
-        oneWay = cloneSide.cloneOneWayUs;
-        transit = cloneSide.cloneTransitUs;
-        serve = cloneSide.cloneServeUs;
-        console.log(
-          `clones: ${s.sc.clonesSent} over ${r.ok} verified requests (${r.verify_failures} failures), ${Math.round(r.rps)} req/s`,
-        );
-        // 2a. Every request cloned.
-        const idle = await idleRate(c);
-        for (const size of SIZES) {
-          const doc = byHome.get(other)!.find((d) => d.size === size)!;
-          const a = await measure(c, idle, [
-            "--url",
-            `${c.vipUrl}${doc.path.slice(1)}`,
-            "--connections",
-            String(CONNECTIONS),
-            "--duration",
-            String(DURATION),
-            "--expect-length",
-            String(size),
-          ]);
-          policy.push({ size, clone: a.rps, local: 0, cloneCpuUs: a.cpuUs, localCpuUs: NaN });
-        }
-      },
-    );
-    // 2b. Served where they arrive.
-    await withCluster(
-      { ...base, prefix: "scbl-", extraArgs: { node: ["--clone-local-max-bytes", "1G"] } },
-      async (c) => {
-        await c.get(`${c.vipUrl}s100/0.bin`);
-        const entry = await entryNode(c);
-        const other = c.nodes.find((n) => n !== entry)!;
-        const idle = await idleRate(c);
-        for (const p of policy) {
-          const doc = byHome.get(other)!.find((d) => d.size === p.size)!;
-          const url = `${c.vipUrl}${doc.path.slice(1)}`;
-          await c.get(url); // first request clones and learns the size; the rest are local
-          const a = await measure(c, idle, [
-            "--url",
-            url,
-            "--connections",
-            String(CONNECTIONS),
-            "--duration",
-            String(DURATION),
-            "--expect-length",
-            String(p.size),
-          ]);
-          p.local = a.rps;
-          p.localCpuUs = a.cpuUs;
-        }
-        const s = await stats(c, entry);
-        console.log(`served locally after learning sizes: ${s.sc.servedLocally}`);
-      },
-    );
-    const show = (what: string, l: Percentiles | undefined) =>
-      console.log(
-        `${what}, ${l?.samples ?? 0} samples: ` +
-          (l
-            ? `p50 ${l.p50} us, p90 ${l.p90} us, p99 ${l.p99} us, max ${l.max} us`
-            : "not measured by this build"),
-      );
-    console.log("");
-    show("clone latency one-way (CLONE sent -> the clone's first segment to its TUN)", oneWay);
-    show("  of which transit (CLONE sent -> read, verified, decoded on the clone's node)", transit);
-    show("  of which serving (import, response, first segment)", serve);
-    show("clone latency round trip (CLONE sent -> SC-ACK received)", latency);
-    console.log("(paper: 46 us one-way on a Pentium III 733, in-kernel)");
-    console.log("");
-    console.log(
-      `| size | cloned req/s | served locally req/s | local / cloned | CPU us/resp cloned | CPU us/resp local | CPU cloned / local |`,
-    );
-    console.log(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
-    for (const p of policy) {
-      console.log(
-        `| ${p.size} | ${Math.round(p.clone)} | ${Math.round(p.local)} | ${(p.local / p.clone).toFixed(2)} | ` +
-          `${Math.round(p.cloneCpuUs)} | ${Math.round(p.localCpuUs)} | ${(p.cloneCpuUs / p.localCpuUs).toFixed(2)} |`,
-      );
-    }
-    console.log(
-      `\n${CONNECTIONS} connections, ${DURATION} s per point, 2 nodes, links ${values.rate ?? "unshaped"}; ` +
-        "every connection lands on one node and every document's home is the other; CPU is both nodes' " +
-        "user + system time over the run, less their idle rate, divided by the responses.",
-    );
+    const cloned = await measureCloned(dir, byHome, base);
+    const policy = await measureLocal(byHome, base, cloned.policy);
+    for (const line of cloneReport(cloned.latency, policy, {
+      connections: CONNECTIONS,
+      durationS: DURATION,
+      rate: values.rate,
+    }))
+      console.log(line);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+type Docs = Map<string, { path: string; size: number }[]>;
+type ClusterBase = { nodes: number; mode: string; site: string; scheduler: string; rate?: string };
+
+/** The node the client's connections land on, and the other one (every test document's home). */
+async function sides(c: Cluster): Promise<{ entry: string; other: string }> {
+  await c.get(`${c.vipUrl}s100/0.bin`);
+  const entry = await entryNode(c);
+  return { entry, other: c.nodes.find((n) => n !== entry)! };
+}
+
+/** The other node's document of `size` bytes. */
+function docOf(byHome: Docs, home: string, size: number): { path: string; size: number } {
+  return byHome.get(home)!.find((d) => d.size === size)!;
+}
+
+/**
+ * The nodes' CPU with no load (timers, keepalives), taken off each point's, so that runs at
+ * different request rates compare per response.
+ */
+async function idleRate(c: Cluster): Promise<number> {
+  const cpu0 = await nodesCpu(c);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 3000));
+  return ((await nodesCpu(c)) - cpu0) / ((performance.now() - t0) / 1000);
+}
+
+/** One load point: requests/s and the nodes' CPU per response (less their idle rate), us. */
+async function measurePoint(
+  c: Cluster,
+  idle: number,
+  args: string[],
+): Promise<{ rps: number; cpuUs: number }> {
+  const cpu0 = await nodesCpu(c);
+  const t0 = performance.now();
+  const r = await loadgen(c, args);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = Math.max(0, (await nodesCpu(c)) - cpu0 - idle * seconds);
+  return { rps: r.rps, cpuUs: r.ok > 0 ? (cpu * 1e6) / r.ok : NaN };
+}
+
+/** 1. Latency, every request cloned; 2a. each size's point with every request cloned. */
+async function measureCloned(
+  dir: string,
+  byHome: Docs,
+  base: ClusterBase,
+): Promise<{ latency: CloneLatencies; policy: PolicyRow[] }> {
+  const policy: PolicyRow[] = [];
+  let latency: CloneLatencies = { roundTrip: null };
+  await withCluster(
+    { ...base, prefix: "scbc-", extraArgs: { node: ["--clone-local-max-bytes", "0"] } },
+    async (c) => {
+      const { entry, other } = await sides(c);
+      const docs = byHome.get(other)!.filter((d) => d.size <= 4096);
+      const trace = join(dir, "latency.log");
+      await writeFile(trace, docs.map((d) => d.path).join("\n") + "\n");
+      const r = await loadgen(c, latencyArgs(trace, c.vipUrl, CLONES, join(dir, "manifest.jsonl")));
+      const s = await stats(c, entry);
+      const cloneSide = (await stats(c, other)).sc;
+      latency = {
+        roundTrip: s.sc.cloneLatencyUs,
+        oneWay: cloneSide.cloneOneWayUs,
+        transit: cloneSide.cloneTransitUs,
+        serve: cloneSide.cloneServeUs,
+      };
+      console.log(
+        `clones: ${s.sc.clonesSent} over ${r.ok} verified requests (${r.verify_failures} failures), ${Math.round(r.rps)} req/s`,
+      );
+      // 2a. Every request cloned.
+      const idle = await idleRate(c);
+      for (const size of SIZES) {
+        const doc = docOf(byHome, other, size);
+        const a = await measurePoint(
+          c,
+          idle,
+          pointArgs(`${c.vipUrl}${doc.path.slice(1)}`, size, CONNECTIONS, DURATION),
+        );
+        policy.push({ size, clone: a.rps, local: 0, cloneCpuUs: a.cpuUs, localCpuUs: NaN });
+      }
+    },
+  );
+  return { latency, policy };
+}
+
+/** 2b. Served where they arrive: each size's point once the entry node knows the document's size. */
+async function measureLocal(byHome: Docs, base: ClusterBase, cloned: PolicyRow[]): Promise<PolicyRow[]> {
+  const policy = cloned.map((p) => ({ ...p }));
+  await withCluster(
+    { ...base, prefix: "scbl-", extraArgs: { node: ["--clone-local-max-bytes", "1G"] } },
+    async (c) => {
+      const { entry, other } = await sides(c);
+      const idle = await idleRate(c);
+      for (const p of policy) {
+        const url = `${c.vipUrl}${docOf(byHome, other, p.size).path.slice(1)}`;
+        await c.get(url); // first request clones and learns the size; the rest are local
+        const a = await measurePoint(c, idle, pointArgs(url, p.size, CONNECTIONS, DURATION));
+        p.local = a.rps;
+        p.localCpuUs = a.cpuUs;
+      }
+      const s = await stats(c, entry);
+      console.log(`served locally after learning sizes: ${s.sc.servedLocally}`);
+    },
+  );
+  return policy;
 }
 
 await main();

@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createTestbed, testPrefix, type Testbed } from "../testbed/index.js";
 import { nodeIp, VIP } from "../testbed/topology.js";
+import { comparisonTable, medianRun, parseWrk, type Measured, type Result } from "./server-bench-figures.js";
 import { exec, freePort } from "./support.js";
 
 const { values: opts } = parseArgs({
@@ -44,14 +45,6 @@ const FILES = [
   { name: "1k.bin", size: 1024 },
   { name: "100k.bin", size: 100 * 1024 },
 ];
-
-interface Result {
-  server: string;
-  file: string;
-  rps: number;
-  mbps: number;
-  errors: number;
-}
 
 async function waitForPort(port: number, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
@@ -162,11 +155,7 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> 
   clearTimeout(timer);
 }
 
-async function load(
-  tb: Testbed | null,
-  url: string,
-  seconds: number,
-): Promise<{ rps: number; mbps: number; errors: number }> {
+async function load(tb: Testbed | null, url: string, seconds: number): Promise<Measured> {
   if (opts.tool === "autocannon" && !tb) {
     const { default: autocannon } = await import("autocannon");
     // Without a callback autocannon returns a promise of its result (the typings miss that overload).
@@ -186,78 +175,110 @@ async function load(
   }
   const wrk = ["wrk", `-t${THREADS}`, `-c${CONNS}`, `-d${seconds}s`, url];
   const argv = tb ? tb.command("client", wrk[0]!, wrk.slice(1)) : wrk;
-  const out = await exec(argv[0]!, argv.slice(1));
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  const t = /Transfer\/sec:\s+([\d.]+)(KB|MB|GB)/.exec(out);
-  const mbps = t
-    ? Number(t[1]) * { KB: 1 / 1024, MB: 1, GB: 1024 }[t[2] as "KB" | "MB" | "GB"] * 1.048576
-    : NaN;
-  const errLine = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  const errors = (errLine ? errLine.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
-  return { rps, mbps, errors };
+  return parseWrk(await exec(argv[0]!, argv.slice(1)));
 }
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "sc-server-bench-"));
+  const root = await writeFiles(dir);
+  const procs = new Processes();
+  let results: Result[];
+  try {
+    const servers = opts.testbed
+      ? await startOnTestbed(procs, dir, root)
+      : await startOnLoopback(procs, dir, root);
+    results = await measureAll(procs.tb, servers);
+  } finally {
+    await procs.stopAll();
+    await rm(dir, { recursive: true, force: true });
+  }
+  await report(results);
+}
+
+/** The served files, in `dir`/www. */
+async function writeFiles(dir: string): Promise<string> {
   const root = join(dir, "www");
   await mkdir(root);
   await chmod(dir, 0o755); // nginx workers run as an unprivileged user
   for (const f of FILES) await writeFile(join(root, f.name), Buffer.alloc(f.size, "x"));
-  const results: Result[] = [];
-  const started: { child: ChildProcess; signal: NodeJS.Signals }[] = [];
-  let tb: Testbed | null = null;
-  try {
-    const servers: { name: string; base: string }[] = [];
-    if (opts.testbed) {
-      tb = createTestbed({ prefix: testPrefix("b"), nodes: 1, vipHost: "node1" });
-      await tb.up();
-      const ip = nodeIp(1);
-      const user = await startOurs(tb, root, ["--stack", "user", "--vip", VIP, "--port", "80"]);
-      started.push({ child: user.child, signal: "SIGTERM" });
-      const kernel = await startOurs(tb, root, ["--stack", "kernel", "--listen", `${ip}:8080`]);
-      started.push({ child: kernel.child, signal: "SIGTERM" });
-      const nginx = await startNginx(tb, dir, root, ip, 8081);
-      started.push({ child: nginx.child, signal: "SIGQUIT" });
-      servers.push(
-        { name: "sc-cluster (user stack)", base: `http://${VIP}` },
-        { name: "sc-cluster (kernel stack)", base: `http://${ip}:8080` },
-        { name: "nginx", base: `http://${ip}:8081` },
-      );
-    } else {
-      const ours = await startOurs(null, root, ["--stack", "kernel", "--listen", "127.0.0.1:0"]);
-      started.push({ child: ours.child, signal: "SIGTERM" });
-      const nginx = await startNginx(null, dir, root, "127.0.0.1");
-      started.push({ child: nginx.child, signal: "SIGQUIT" });
-      servers.push(
-        { name: "sc-cluster (kernel stack)", base: `http://127.0.0.1:${ours.port}` },
-        { name: "nginx", base: `http://127.0.0.1:${nginx.port}` },
-      );
-    }
-    for (const f of FILES) {
-      for (const s of servers) await load(tb, `${s.base}/${f.name}`, 1); // warm-up
-      // Alternate the servers run by run so drift in machine load hits both alike; keep the median.
-      const runs = new Map<string, { rps: number; mbps: number; errors: number }[]>();
-      for (let i = 0; i < REPEAT; i++) {
-        for (const s of servers) {
-          const r = await load(tb, `${s.base}/${f.name}`, DURATION);
-          runs.set(s.name, [...(runs.get(s.name) ?? []), r]);
-          console.error(
-            `${s.name.padEnd(26)} ${f.name.padEnd(9)} run ${i + 1}: ${r.rps.toFixed(0).padStart(8)} req/s ${r.mbps.toFixed(1).padStart(8)} MB/s  errors ${r.errors}`,
-          );
-        }
-      }
-      for (const s of servers) {
-        const rs = runs.get(s.name)!.sort((a, b) => a.rps - b.rps);
-        const med = rs[Math.floor(rs.length / 2)]!;
-        results.push({ server: s.name, file: f.name, ...med, errors: rs.reduce((n, r) => n + r.errors, 0) });
-      }
-    }
-  } finally {
-    for (const p of started.reverse()) await stop(p.child, p.signal);
-    await tb?.down();
-    await rm(dir, { recursive: true, force: true });
+  return root;
+}
+
+/** A server to measure: its name in the report and its base URL. */
+interface Server {
+  name: string;
+  base: string;
+}
+
+/** What the benchmark started (its servers and the testbed), stopped in reverse order at the end. */
+class Processes {
+  private readonly started: { child: ChildProcess; signal: NodeJS.Signals }[] = [];
+  tb: Testbed | null = null;
+
+  add(child: ChildProcess, signal: NodeJS.Signals): void {
+    this.started.push({ child, signal });
   }
+
+  async stopAll(): Promise<void> {
+    for (const p of this.started.reverse()) await stop(p.child, p.signal);
+    await this.tb?.down();
+  }
+}
+
+/** A one-node testbed: in node1, our node on our own stack and on node:net, and nginx. */
+async function startOnTestbed(procs: Processes, dir: string, root: string): Promise<Server[]> {
+  const tb = createTestbed({ prefix: testPrefix("b"), nodes: 1, vipHost: "node1" });
+  procs.tb = tb;
+  await tb.up();
+  const ip = nodeIp(1);
+  const user = await startOurs(tb, root, ["--stack", "user", "--vip", VIP, "--port", "80"]);
+  procs.add(user.child, "SIGTERM");
+  const kernel = await startOurs(tb, root, ["--stack", "kernel", "--listen", `${ip}:8080`]);
+  procs.add(kernel.child, "SIGTERM");
+  const nginx = await startNginx(tb, dir, root, ip, 8081);
+  procs.add(nginx.child, "SIGQUIT");
+  return [
+    { name: "sc-cluster (user stack)", base: `http://${VIP}` },
+    { name: "sc-cluster (kernel stack)", base: `http://${ip}:8080` },
+    { name: "nginx", base: `http://${ip}:8081` },
+  ];
+}
+
+/** On loopback: our node on node:net and nginx. */
+async function startOnLoopback(procs: Processes, dir: string, root: string): Promise<Server[]> {
+  const ours = await startOurs(null, root, ["--stack", "kernel", "--listen", "127.0.0.1:0"]);
+  procs.add(ours.child, "SIGTERM");
+  const nginx = await startNginx(null, dir, root, "127.0.0.1");
+  procs.add(nginx.child, "SIGQUIT");
+  return [
+    { name: "sc-cluster (kernel stack)", base: `http://127.0.0.1:${ours.port}` },
+    { name: "nginx", base: `http://127.0.0.1:${nginx.port}` },
+  ];
+}
+
+/** Every file from every server: a warm-up, then REPEAT runs each; the median run per server and file. */
+async function measureAll(tb: Testbed | null, servers: Server[]): Promise<Result[]> {
+  const results: Result[] = [];
+  for (const f of FILES) {
+    for (const s of servers) await load(tb, `${s.base}/${f.name}`, 1); // warm-up
+    // Alternate the servers run by run so drift in machine load hits both alike; keep the median.
+    const runs = new Map<string, Measured[]>();
+    for (let i = 0; i < REPEAT; i++) {
+      for (const s of servers) {
+        const r = await load(tb, `${s.base}/${f.name}`, DURATION);
+        runs.set(s.name, [...(runs.get(s.name) ?? []), r]);
+        console.error(
+          `${s.name.padEnd(26)} ${f.name.padEnd(9)} run ${i + 1}: ${r.rps.toFixed(0).padStart(8)} req/s ${r.mbps.toFixed(1).padStart(8)} MB/s  errors ${r.errors}`,
+        );
+      }
+    }
+    for (const s of servers) results.push(medianRun(s.name, f.name, runs.get(s.name) ?? []));
+  }
+  return results;
+}
+
+/** The table against nginx, the JSON if asked, and exit code 1 if any run had errors. */
+async function report(results: Result[]): Promise<void> {
   const nginxVersion = (await exec("nginx", ["-v"]).catch((e: Error) => e.message))
     .trim()
     .replace("nginx version: ", "");
@@ -266,29 +287,11 @@ async function main(): Promise<void> {
     `\nserver-bench: ${where}, ${opts.tool === "autocannon" && !opts.testbed ? "autocannon" : `wrk -t${THREADS}`} -c${CONNS}, ` +
       `median of ${REPEAT} runs of ${DURATION}s, keep-alive; ${nginxVersion}, worker_processes ${opts["nginx-workers"]}\n`,
   );
-  const names = [...new Set(results.map((r) => r.server))];
-  console.log(
-    `| file | ${names.map((n) => `${n} req/s`).join(" | ")} | ${names
-      .filter((n) => n !== "nginx")
-      .map((n) => `${n} / nginx`)
-      .join(" | ")} |`,
-  );
-  console.log(
-    `| --- |${names.map(() => " ---: |").join("")}${names
-      .filter((n) => n !== "nginx")
-      .map(() => " ---: |")
-      .join("")}`,
-  );
-  for (const f of FILES) {
-    const row = (n: string) => results.find((r) => r.file === f.name && r.server === n)!;
-    const ng = row("nginx").rps;
-    console.log(
-      `| ${f.name} | ${names.map((n) => row(n).rps.toFixed(0)).join(" | ")} | ${names
-        .filter((n) => n !== "nginx")
-        .map((n) => (row(n).rps / ng).toFixed(2))
-        .join(" | ")} |`,
-    );
-  }
+  for (const line of comparisonTable(
+    results,
+    FILES.map((f) => f.name),
+  ))
+    console.log(line);
   if (opts.json) {
     await writeFile(
       opts.json,

@@ -20,53 +20,24 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { TunDevice } from "../sc/tun/index.js";
 import { checksumFold, internetChecksum, pseudoHeaderSum } from "../sc/wire/checksum.js";
+import {
+  DEV_IN,
+  DEV_OUT,
+  MSS,
+  MTU,
+  parseOptions,
+  total,
+  tunReport,
+  tunRounds,
+  wrongSize,
+  type Options,
+  type Reply,
+  type TunFigures,
+  type TunRounds,
+} from "./tun-bench-plan.js";
 
-interface Options {
-  /** Packets the reader gets in all (split between the two phases). */
-  packets: number;
-  seconds: number;
-  size: number;
-  gso: number;
-  batch: number;
-  json: boolean;
-}
-
-const DEV_IN = "sctA"; // written by the writer
-const DEV_OUT = "sctB"; // read by the reader
 const SRC = 0xc6120801; // 198.18.8.1
 const DST = 0xc6120901; // 198.18.9.1
-const MTU = 1500;
-const MSS = MTU - 40;
-/** Bytes the reader's device may hold in its queue during a saturated round. */
-const QUEUE_BYTES = 64 * 1024 * 1024;
-
-function parseOptions(argv: string[]): Options {
-  const opts: Options = { packets: 4_000_000, seconds: 10, size: 100, gso: 0, batch: 64, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const num = () => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v <= 0) throw new Error(`${a} needs a positive integer`);
-      return v;
-    };
-    if (a === "--packets") opts.packets = Math.min(num(), 50_000_000);
-    else if (a === "--seconds") opts.seconds = Math.min(num(), 60);
-    else if (a === "--size") opts.size = num();
-    else if (a === "--gso") opts.gso = num();
-    else if (a === "--batch") opts.batch = Math.min(num(), 1024);
-    else if (a === "--json") opts.json = true;
-    else if (a === "--role") i++;
-    else throw new Error(`unknown option ${a}`);
-  }
-  if (opts.size < 28 || opts.size > MTU) throw new Error(`--size must be 28..${MTU}`);
-  if (opts.gso && (opts.gso <= MTU || opts.gso > 65535)) throw new Error(`--gso must be ${MTU + 1}..65535`);
-  return opts;
-}
-
-/** Segments the reader sees per write. */
-function segmentsPerWrite(opts: Options): number {
-  return opts.gso ? Math.ceil((opts.gso - 40) / MSS) : 1;
-}
 
 function cpuTimes(since: NodeJS.CpuUsage): { cpuSeconds: number; sysSeconds: number } {
   const d = process.cpuUsage(since);
@@ -223,8 +194,6 @@ function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
-type Reply = Record<string, number>;
-
 /** A role process inside the namespace, driven one command (stdin line) at a time. */
 class Role {
   private readonly child: ChildProcess;
@@ -264,119 +233,40 @@ function kernelDrops(ns: string, dev: string): number {
   return link?.stats64?.tx?.dropped ?? 0;
 }
 
-function total(replies: Reply[]): Reply {
-  const t: Reply = {};
-  for (const r of replies) for (const [k, v] of Object.entries(r)) t[k] = (t[k] ?? 0) + v;
-  return t;
-}
-
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-
-function report(what: string, r: Reply, extra: string): string {
-  const cpu = r.cpuSeconds!;
-  const gbit = (r.bytes! * 8) / cpu / 1e9;
-  return (
-    `  ${what.padEnd(19)} ${fmt(r.packets! / cpu).padStart(9)} packets/s per core, ${gbit.toFixed(2)} Gbit/s per core  ` +
-    `(${fmt(r.packets!)} in ${cpu.toFixed(2)} s CPU, ${Math.round((100 * r.sysSeconds!) / cpu)}% in the kernel, ` +
-    `${fmt(r.packets! / r.wallSeconds!)}/s wall${extra})`
-  );
-}
-
 async function orchestrate(argv: string[], opts: Options): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("tun-bench needs root (network namespace, TUN devices)");
   const ns = `scb${process.pid}-tun`;
-  const segs = segmentsPerWrite(opts);
-  const readSize = opts.gso ? MTU : opts.size;
-  // Reader-side packets per saturated round: they all wait in sctB's queue until read.
-  const round = Math.min(100_000, Math.floor(QUEUE_BYTES / (readSize + 600)));
-  const writesPerRound = Math.max(1, Math.floor(round / segs));
+  const plan = tunRounds(opts);
   const roles: Role[] = [];
   try {
-    sh("ip", ["netns", "add", ns]);
-    sh("ip", [
-      "netns",
-      "exec",
-      ns,
-      "sysctl",
-      "-qw",
-      "net.ipv4.ip_forward=1",
-      "net.ipv4.conf.all.rp_filter=0",
-      "net.ipv4.conf.default.rp_filter=0",
-      "net.ipv6.conf.all.disable_ipv6=1",
-      "net.ipv6.conf.default.disable_ipv6=1",
-    ]);
-    sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
-    for (const [dev, addr] of [
-      [DEV_IN, "198.18.8.254/24"],
-      [DEV_OUT, "198.18.9.254/24"],
-    ] as const) {
-      sh("ip", ["-n", ns, "tuntap", "add", "mode", "tun", "name", dev]);
-      sh("ip", ["-n", ns, "addr", "add", addr, "dev", dev]);
-      sh("ip", ["-n", ns, "link", "set", dev, "up"]);
-    }
-    sh("ip", ["-n", ns, "link", "set", DEV_OUT, "txqueuelen", String(round + 1000)]);
-
+    createNamespace(ns, plan.round);
     const rd = new Role(ns, "reader", argv);
     const wr = new Role(ns, "writer", argv);
     roles.push(rd, wr);
     const idle = await rd.ask("idle");
     // Warm-up (JIT, first touch of the buffers), not counted.
-    await rd.ask(`read ${(await wr.ask(`write ${Math.ceil(writesPerRound / 2)}`)).packets! * segs}`);
+    await rd.ask(
+      `read ${(await wr.ask(`write ${Math.ceil(plan.writesPerRound / 2)}`)).packets! * plan.segs}`,
+    );
     const drops0 = kernelDrops(ns, DEV_OUT);
-
-    // 1. Saturated.
-    const writes = Math.max(1, Math.floor(opts.packets / 2 / segs));
-    const satW: Reply[] = [];
-    const satR: Reply[] = [];
-    const t0 = Date.now();
-    for (let done = 0; done < writes && Date.now() - t0 < (opts.seconds * 1000) / 2; done += writesPerRound) {
-      const w = await wr.ask(`write ${Math.min(writesPerRound, writes - done)}`);
-      satW.push(w);
-      satR.push(await rd.ask(`read ${w.packets! * segs}`));
-    }
+    const sat = await saturated(rd, wr, plan, opts.seconds);
     const dropsSat = kernelDrops(ns, DEV_OUT) - drops0;
 
     // 2. Concurrent: both at once, the reader woken as packets arrive.
-    const [conR, conW] = await Promise.all([rd.ask(`read ${writes * segs}`), wr.ask(`write ${writes}`)]);
+    const [conR, conW] = await Promise.all([
+      rd.ask(`read ${plan.writes * plan.segs}`),
+      wr.ask(`write ${plan.writes}`),
+    ]);
     const dropsCon = kernelDrops(ns, DEV_OUT) - drops0 - dropsSat;
 
-    const sw = total(satW);
-    const sr = total(satR);
-    const batch = (r: Reply) => (r.packets! / Math.max(1, r.batches!)).toFixed(1);
-    const lost = (w: Reply, r: Reply) => fmt(w.packets! * segs - r.packets!);
-    console.log(
-      opts.gso
-        ? `tun-bench: ${opts.gso}-byte IPv4/TCP GSO writes (vnetHdr, gsoSize ${MSS}) into ${DEV_IN} in batches of ` +
-            `${opts.batch}; the kernel forwards them into ${DEV_OUT} as ${segs} segments each, read there with maxBatch 64`
-        : `tun-bench: ${opts.size}-byte IPv4/UDP packets written into ${DEV_IN} in batches of ${opts.batch}, ` +
-            `forwarded by the kernel into ${DEV_OUT}, read there with maxBatch 64`,
-    );
-    console.log(report("write (saturated)", sw, `, ${fmt(sw.drops!)} write drops`));
-    console.log(
-      report(
-        "read (saturated)",
-        sr,
-        `, mean batch ${batch(sr)}, ${lost(sw, sr)} lost, ${fmt(dropsSat)} kernel drops`,
-      ),
-    );
-    console.log(report("write (concurrent)", conW, `, ${fmt(conW.drops!)} write drops`));
-    console.log(
-      report(
-        "read (concurrent)",
-        conR,
-        `, mean batch ${batch(conR)}, ${lost(conW, conR)} lost, ${fmt(dropsCon)} kernel drops`,
-      ),
-    );
-    console.log(
-      `  idle: ${idle.idleCpuMs!.toFixed(1)} ms CPU used by a reading process in 1 s without traffic`,
-    );
-    const wrong = sr.wrongSize! + conR.wrongSize!;
-    if (wrong > 0) {
-      console.log(`  ERROR: ${wrong} packets read with an unexpected size`);
-      process.exitCode = 1;
-    }
-    if (opts.json)
-      say({ opts, idle, saturated: { write: sw, read: sr }, concurrent: { write: conW, read: conR } });
+    const figures: TunFigures = {
+      idle,
+      saturated: { ...sat, kernelDrops: dropsSat },
+      concurrent: { write: conW, read: conR, kernelDrops: dropsCon },
+    };
+    for (const line of tunReport(opts, plan.segs, figures)) console.log(line);
+    if (wrongSize(figures) > 0) process.exitCode = 1;
+    if (opts.json) say({ opts, idle, saturated: sat, concurrent: { write: conW, read: conR } });
   } finally {
     for (const r of roles) r.stop();
     try {
@@ -385,6 +275,58 @@ async function orchestrate(argv: string[], opts: Options): Promise<void> {
       // already gone
     }
   }
+}
+
+/** The namespace with forwarding on and the two TUN devices, sctB's queue long enough for a round. */
+function createNamespace(ns: string, round: number): void {
+  sh("ip", ["netns", "add", ns]);
+  sh("ip", [
+    "netns",
+    "exec",
+    ns,
+    "sysctl",
+    "-qw",
+    "net.ipv4.ip_forward=1",
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+    "net.ipv6.conf.all.disable_ipv6=1",
+    "net.ipv6.conf.default.disable_ipv6=1",
+  ]);
+  sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  for (const [dev, addr] of [
+    [DEV_IN, "198.18.8.254/24"],
+    [DEV_OUT, "198.18.9.254/24"],
+  ] as const) {
+    sh("ip", ["-n", ns, "tuntap", "add", "mode", "tun", "name", dev]);
+    sh("ip", ["-n", ns, "addr", "add", addr, "dev", dev]);
+    sh("ip", ["-n", ns, "link", "set", dev, "up"]);
+  }
+  sh("ip", ["-n", ns, "link", "set", DEV_OUT, "txqueuelen", String(round + 1000)]);
+}
+
+/**
+ * 1. Saturated: round by round, the writer fills sctB's queue, then the reader drains it (each
+ * process alone), until half the packets or half the time; the rounds' totals.
+ */
+async function saturated(
+  rd: Role,
+  wr: Role,
+  plan: TunRounds,
+  seconds: number,
+): Promise<{ write: Reply; read: Reply }> {
+  const satW: Reply[] = [];
+  const satR: Reply[] = [];
+  const t0 = Date.now();
+  for (
+    let done = 0;
+    done < plan.writes && Date.now() - t0 < (seconds * 1000) / 2;
+    done += plan.writesPerRound
+  ) {
+    const w = await wr.ask(`write ${Math.min(plan.writesPerRound, plan.writes - done)}`);
+    satW.push(w);
+    satR.push(await rd.ask(`read ${w.packets! * plan.segs}`));
+  }
+  return { write: total(satW), read: total(satR) };
 }
 
 const argv = process.argv.slice(2);

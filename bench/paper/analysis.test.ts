@@ -10,6 +10,7 @@ import {
   microPoints,
   microUrls,
   NO_FIGURES,
+  rotated,
   runFigures,
   tracePoints,
   type MicroRun,
@@ -319,4 +320,11 @@ test("sweepSteps: one set of points per front-end step, each at its own front-en
   );
   assert.deepEqual(steps[0]!.points[0]!.limits, ["link: front-end 9.6 of 10 Mbit/s"]);
   assert.deepEqual(steps[1]!.points[0]!.limits, []);
+});
+
+test("rotated: the list started at its k-th entry, wrapping, every entry once", () => {
+  assert.deepEqual(rotated(["a", "b", "c"], 0), ["a", "b", "c"]);
+  assert.deepEqual(rotated(["a", "b", "c"], 1), ["b", "c", "a"]);
+  assert.deepEqual(rotated(["a", "b", "c"], 5), ["c", "a", "b"]);
+  assert.deepEqual(rotated([], 3), []);
 });

@@ -199,6 +199,11 @@ export function microArrangement(
   }
 }
 
+/** `list` started at its k-th entry (wrapping): run by run, no entry always goes first. */
+export function rotated<T>(list: readonly T[], k: number): T[] {
+  return list.map((_, i) => list[(i + k) % list.length]!);
+}
+
 /**
  * `count` distinct paths of documents of `size` bytes whose home (URL hash over node1, node2)
  * is node2, so a request that arrives at node1 in sc or cf mode always leaves it.

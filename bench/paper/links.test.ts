@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { equalHosts, hostLinks, linkRates, linkSentence, rateLabel, scaleRate } from "./links.js";
+import { equalHosts, hostLinks, linkRates, linkSentence, rateLabel, rateMbps, scaleRate } from "./links.js";
 
 test("linkRates: equal hosts by default (front-end and origin at the nodes' rate), the client unshaped", () => {
   assert.deepEqual(linkRates({ rate: "10mbit" }), {
@@ -74,4 +74,11 @@ test("linkSentence: unshaped links read as such", () => {
     "Links: equal hosts as in the paper's testbed: every server-side host (both nodes, the dispatcher/proxy host, " +
       "the origin) unshaped, the client unshaped.",
   );
+});
+
+test("rateMbps: a tc rate in Mbit/s, null for unshaped", () => {
+  assert.equal(rateMbps("10mbit"), 10);
+  assert.equal(rateMbps("1gbit"), 1000);
+  assert.equal(rateMbps("512kbit"), 0.512);
+  assert.equal(rateMbps(null), null);
 });

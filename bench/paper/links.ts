@@ -61,6 +61,12 @@ export function rateBps(rate: Rate): number | null {
   return rate === null ? null : parseRate(rate);
 }
 
+/** A link's rate in Mbit/s, null for unshaped. */
+export function rateMbps(rate: Rate): number | null {
+  const bps = rateBps(rate);
+  return bps === null ? null : bps / 1e6;
+}
+
 /** "10 Mbit/s", "1.5 Mbit/s", "512 kbit/s", "unshaped". */
 export function rateLabel(rate: Rate | "unshaped"): string {
   if (rate === null || rate === "unshaped") return "unshaped";

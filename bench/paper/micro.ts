@@ -26,6 +26,7 @@ import {
   microArrangement,
   microPoints,
   microUrls,
+  rotated,
   runFigures,
   type Mechanism,
   type MicroResult,
@@ -43,8 +44,18 @@ import { machineInfo } from "./machine.js";
 import { PROXIES, type ProxyKind } from "./peers-config.js";
 import { ensurePeer } from "./peers.js";
 import { waitForQuiet, type QuietWait } from "./procstat.js";
+import type { CpuCgroupRoot } from "./cgroup-plan.js";
 import { detectCpuCgroup, hostCpuParams, hostCpuReadBack } from "./host-cpu.js";
-import { hostLinks, linkRates, rateBps, rateParam, type Rate } from "./links.js";
+import {
+  hostLinks,
+  linkRates,
+  rateMbps,
+  rateParam,
+  type HostLink,
+  type LinkRates,
+  type Rate,
+} from "./links.js";
+import type { Sample } from "./metrics.js";
 
 export { MECHANISMS, DEFAULT_SIZES, QUICK_SIZES, type Mechanism, type MicroResult } from "./analysis.js";
 
@@ -149,50 +160,140 @@ export async function quietMachine(o: {
 
 export async function runMicro(o: MicroOptions): Promise<MicroResult> {
   const startedAt = new Date().toISOString();
-  const log = o.log;
-  const totalConns = o.clients * o.conns;
-  // A multiple of the connection count: the load generator deals trace lines round robin to its
-  // connections, so connection s only ever asks for URLs s, s+C, ...: no two requests for one
-  // document are in flight together (cooperative caching would join them into one fetch).
-  const urlCount = Math.max(totalConns, Math.ceil(o.urls / totalConns) * totalConns);
-  const versions: Record<string, string> = {};
-  for (const m of o.mechanisms)
-    if ((PROXIES as readonly string[]).includes(m)) versions[m] = await ensurePeer(m as ProxyKind, log);
+  const urlCount = microUrlCount(o.urls, o.clients * o.conns);
+  const versions = await proxyVersions(o.mechanisms, o.log);
+  const site = await writeMicroSite(o, urlCount);
+  // Equal hosts unless told otherwise: the testbed shapes every link at the nodes' rate, then
+  // the links that differ (the client, unshaped by default) get theirs.
+  const rates = linkRates(o);
+  const cgroup = o.hostCpu === null ? null : detectCpuCgroup();
+  const bench = new MicroBench(o, site, urlCount);
+  try {
+    await bench.startContenders(
+      hostLinks(2, rates).filter((l) => l.rate !== o.rate),
+      cgroup,
+    );
+    for (const { size, path } of site.traces) await bench.measureSize(size, path);
+  } finally {
+    await bench.stopAll();
+  }
+  const { runs, latency } = bench;
+  return {
+    kind: "micro",
+    params: microParams(o, { rates, cgroup, hostCpuGroups: bench.hostCpuGroups, urlCount, versions }),
+    machine: await machineInfo(),
+    points: microPoints(runs, o.sizes, o.mechanisms, hostRateMbps(rates)),
+    runs,
+    clone_latency: {
+      by_size: latency.bySize,
+      probe: latency.probe,
+      phases: latency.phases,
+      one_way: oneWayLatency(latency.phases),
+      paper_one_way_us: PAPER_ONE_WAY_US,
+    },
+    failed_runs: runs.filter((r) => r.failure !== null).length,
+    started_at: startedAt,
+    finished_at: new Date().toISOString(),
+  };
+}
 
-  // The site: urlCount documents per size, all homed at node2; one trace per size.
+/**
+ * Documents per size: a multiple of the connection count. The load generator deals trace lines
+ * round robin to its connections, so connection s only ever asks for URLs s, s+C, ...: no two
+ * requests for one document are in flight together (cooperative caching would join them into one
+ * fetch).
+ */
+export function microUrlCount(urls: number, totalConns: number): number {
+  return Math.max(totalConns, Math.ceil(urls / totalConns) * totalConns);
+}
+
+/** Each proxy's version (the proxies among the mechanisms, installed if need be). */
+async function proxyVersions(
+  mechanisms: readonly Mechanism[],
+  log: (line: string) => void,
+): Promise<Record<string, string>> {
+  const versions: Record<string, string> = {};
+  for (const m of mechanisms)
+    if ((PROXIES as readonly string[]).includes(m)) versions[m] = await ensurePeer(m as ProxyKind, log);
+  return versions;
+}
+
+/** The site's traces in Common Log Format: per size, every one of its `urlCount` documents once. */
+export function microTraces(sizes: readonly number[], urlCount: number): { size: number; text: string }[] {
+  return sizes.map((size) => ({
+    size,
+    text: microUrls(size, urlCount)
+      .map((u) => clfLine(u, size))
+      .join(""),
+  }));
+}
+
+/** The site on disk and one trace per size. */
+interface MicroSite {
+  root: string;
+  manifest: string;
+  traces: { size: number; path: string }[];
+}
+
+/** The site: urlCount documents per size, all homed at node2; one trace per size. */
+async function writeMicroSite(o: MicroOptions, urlCount: number): Promise<MicroSite> {
   const siteDir = join(o.workDir, "site");
   await mkdir(siteDir, { recursive: true });
-  const traces = new Map<number, string>();
-  let all = "";
-  for (const size of o.sizes) {
-    const lines = microUrls(size, urlCount).map((u) => clfLine(u, size));
-    all += lines.join("");
-    const t = join(siteDir, `size-${size}.log`);
-    await writeFile(t, lines.join(""));
-    traces.set(size, t);
+  const texts = microTraces(o.sizes, urlCount);
+  const traces: MicroSite["traces"] = [];
+  for (const { size, text } of texts) {
+    const path = join(siteDir, `size-${size}.log`);
+    await writeFile(path, text);
+    traces.push({ size, path });
   }
-  await writeFile(join(siteDir, "all.log"), all);
+  await writeFile(join(siteDir, "all.log"), texts.map((t) => t.text).join(""));
   const manifest = join(siteDir, "manifest.jsonl");
-  await buildSite({ trace: join(siteDir, "all.log"), out: join(siteDir, "root"), manifest });
-  log(
+  const root = join(siteDir, "root");
+  await buildSite({ trace: join(siteDir, "all.log"), out: root, manifest });
+  o.log(
     `site: ${o.sizes.length} sizes x ${urlCount} documents (${(
       (urlCount * o.sizes.reduce((a, b) => a + b, 0)) /
       1e6
     ).toFixed(1)} MB), every URL homed at node2`,
   );
+  return { root, manifest, traces };
+}
 
-  // Equal hosts unless told otherwise: the testbed shapes every link at the nodes' rate, then
-  // the links that differ (the client, unshaped by default) get theirs.
-  const rates = linkRates(o);
-  const links = hostLinks(2, rates).filter((l) => l.rate !== o.rate);
-  const cgroup = o.hostCpu === null ? null : detectCpuCgroup();
-  const hostCpuGroups: Record<string, unknown>[] = [];
-  const contenders = new Map<Mechanism, Contender>();
-  const runs: MicroRun[] = [];
-  const latencyBySize: (LatencySummary & { size: number })[] = [];
-  let probe: LatencySummary | null = null;
-  const phases: CloneLatencyPhase[] = [];
-  try {
+/** What the clone latency measurements of the sc contender collect, size by size. */
+interface CloneLatencyLog {
+  bySize: (LatencySummary & { size: number })[];
+  /** The first size's idle round trip (the figures reported before `phases`). */
+  probe: LatencySummary | null;
+  phases: CloneLatencyPhase[];
+}
+
+/** The contenders, all up at once, and what their runs collect. */
+class MicroBench {
+  private readonly contenders = new Map<Mechanism, Contender>();
+  readonly runs: MicroRun[] = [];
+  readonly hostCpuGroups: Record<string, unknown>[] = [];
+  readonly latency: CloneLatencyLog = { bySize: [], probe: null, phases: [] };
+
+  constructor(
+    private readonly o: MicroOptions,
+    private readonly site: MicroSite,
+    private readonly urlCount: number,
+  ) {}
+
+  private get load() {
+    const o = this.o;
+    return { manifest: this.site.manifest, clients: o.clients, conns: o.conns, keepalive: o.keepalive };
+  }
+
+  private contender(mechanism: Mechanism): Contender {
+    const c = this.contenders.get(mechanism);
+    if (!c) throw new Error(`${mechanism} is not up`);
+    return c;
+  }
+
+  /** One 2-node cluster per mechanism, started one after the other. */
+  async startContenders(links: HostLink[], cgroup: CpuCgroupRoot | null): Promise<void> {
+    const o = this.o;
     for (const mechanism of o.mechanisms) {
       o.signal?.throwIfAborted();
       const t0 = performance.now();
@@ -207,93 +308,123 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
         linkRates: links,
         ...(cgroup && o.hostCpu !== null ? { hostCpu: { root: cgroup, share: o.hostCpu } } : {}),
         cacheBytes: o.cacheBytes,
-        site: join(siteDir, "root"),
+        site: this.site.root,
         workDir: o.workDir,
         ...(o.signal ? { signal: o.signal } : {}),
       });
-      contenders.set(mechanism, c);
-      if (c.budget) hostCpuGroups.push(await hostCpuReadBack(mechanism, c.budget));
-      log(`${mechanism}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s, clients -> ${c.target}`);
+      this.contenders.set(mechanism, c);
+      if (c.budget) this.hostCpuGroups.push(await hostCpuReadBack(mechanism, c.budget));
+      o.log(`${mechanism}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s, clients -> ${c.target}`);
     }
-    const load = { manifest, clients: o.clients, conns: o.conns, keepalive: o.keepalive };
-    for (const size of o.sizes) {
-      const trace = traces.get(size)!;
-      for (const mechanism of o.mechanisms) {
-        o.signal?.throwIfAborted();
-        const c = contenders.get(mechanism)!;
-        // Every document once (so each is in its home's cache), then the timed warm-up.
-        await c.measure({ ...load, trace, requests: urlCount, durationS: 60 });
-        const w = await c.measure({ ...load, trace, durationS: o.warmupS });
-        const bad = w.result.verify_failures + w.result.errors;
-        log(
-          `size ${size}: ${mechanism} warm-up ${w.result.rps.toFixed(0)} req/s${bad ? `, ${bad} failures` : ""}`,
-        );
-      }
-      const sc = contenders.get("sc");
-      const scBefore = sc ? await sc.nodeMetrics() : [];
-      for (let run = 1; run <= o.runs; run++) {
-        // Rotate the order run by run so no mechanism always goes first.
-        const order = o.mechanisms.map((_, i) => o.mechanisms[(i + run - 1) % o.mechanisms.length]!);
-        for (const mechanism of order) {
-          const quiet = await quietMachine(o);
-          const m = await contenders.get(mechanism)!.measure({ ...load, trace, durationS: o.durationS });
-          const r = toRun(mechanism, size, run, m, quiet);
-          runs.push(r);
-          const cpu = cpuByRole(r.usage);
-          log(
-            `size ${String(size).padStart(7)} run ${run} ${mechanism.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s ` +
-              `${r.mbps.toFixed(1).padStart(6)} Mbit/s  cpu ${Object.entries(cpu)
-                .map(([k, v]) => `${k} ${v.toFixed(0)}%`)
-                .join(", ")}; machine ${r.usage.machineBusy.toFixed(0)}%` +
-              (r.failure ? `  FAILED: ${r.failure}` : ""),
-          );
-        }
-      }
-      if (sc) {
-        const nodes = sc.cluster.nodes;
-        const loaded = clonePhase(
-          {
-            size,
-            load: "figure8",
-            what: `${o.runs} runs x ${o.durationS} s, ${o.clients} x ${o.conns} connections`,
-          },
-          nodes,
-          scBefore,
-          await sc.nodeMetrics(),
-          await sc.nodeStats(),
-        );
-        phases.push(loaded);
-        latencyBySize.push({ size, ...roundTripOnNode1(loaded) });
-        if (o.latencyProbeS > 0) {
-          // One connection, one request at a time: the clone's cost without queueing behind others.
-          const m = await sc.measure({ ...load, clients: 1, conns: 1, trace, durationS: o.latencyProbeS });
-          const idle = clonePhase(
-            { size, load: "idle", what: `1 connection, ${m.result.rps.toFixed(0)} req/s` },
-            nodes,
-            m.before,
-            m.after,
-            await sc.nodeStats(),
-          );
-          phases.push(idle);
-          probe ??= roundTripOnNode1(idle);
-          const rt = roundTripOnNode1(idle);
-          const ow = oneWayLatency([idle, loaded]);
-          const owAt = (load: string) => ow.find((x) => x.load === load)?.p50_us ?? NaN;
-          log(
-            `size ${size}: clone latency (CLONE -> SC-ACK, node1) idle p50 ${rt.p50_us} us, under load p50 ${roundTripOnNode1(loaded).p50_us} us; ` +
-              `one-way (CLONE -> first segment) idle p50 ${owAt("idle")} us, under load ${owAt("figure8")} us (paper: ${PAPER_ONE_WAY_US} us)`,
-          );
-        }
-      }
-    }
-  } finally {
-    for (const c of contenders.values())
-      await c.stop().catch((e: Error) => log(`stopping ${c.spec.name}: ${e.message}`));
   }
 
-  const mbps = (r: Rate) => (r === null ? null : rateBps(r)! / 1e6);
-  const rateOf = (host: string) =>
-    mbps(
+  /** One size: every contender warmed up, the measured runs, then SC's clone latency. */
+  async measureSize(size: number, trace: string): Promise<void> {
+    await this.warmUp(size, trace);
+    const sc = this.contenders.get("sc");
+    const scBefore = sc ? await sc.nodeMetrics() : [];
+    for (let run = 1; run <= this.o.runs; run++) await this.measureRound(size, trace, run);
+    if (sc) await this.cloneLatency(sc, size, trace, scBefore);
+  }
+
+  private async warmUp(size: number, trace: string): Promise<void> {
+    const o = this.o;
+    for (const mechanism of o.mechanisms) {
+      o.signal?.throwIfAborted();
+      const c = this.contender(mechanism);
+      // Every document once (so each is in its home's cache), then the timed warm-up.
+      await c.measure({ ...this.load, trace, requests: this.urlCount, durationS: 60 });
+      const w = await c.measure({ ...this.load, trace, durationS: o.warmupS });
+      const bad = w.result.verify_failures + w.result.errors;
+      o.log(
+        `size ${size}: ${mechanism} warm-up ${w.result.rps.toFixed(0)} req/s${bad ? `, ${bad} failures` : ""}`,
+      );
+    }
+  }
+
+  /** One measured run of every contender, the order rotated run by run so no mechanism always goes first. */
+  private async measureRound(size: number, trace: string, run: number): Promise<void> {
+    const o = this.o;
+    for (const mechanism of rotated(o.mechanisms, run - 1)) {
+      const quiet = await quietMachine(o);
+      const m = await this.contender(mechanism).measure({ ...this.load, trace, durationS: o.durationS });
+      const r = toRun(mechanism, size, run, m, quiet);
+      this.runs.push(r);
+      o.log(microRunLine(r));
+    }
+  }
+
+  /** SC's clone latency over the size's runs and, if asked, with one connection (idle). */
+  private async cloneLatency(
+    sc: Contender,
+    size: number,
+    trace: string,
+    scBefore: Sample[][],
+  ): Promise<void> {
+    const o = this.o;
+    const nodes = sc.cluster.nodes;
+    const loaded = clonePhase(
+      {
+        size,
+        load: "figure8",
+        what: `${o.runs} runs x ${o.durationS} s, ${o.clients} x ${o.conns} connections`,
+      },
+      nodes,
+      scBefore,
+      await sc.nodeMetrics(),
+      await sc.nodeStats(),
+    );
+    this.latency.phases.push(loaded);
+    this.latency.bySize.push({ size, ...roundTripOnNode1(loaded) });
+    if (o.latencyProbeS <= 0) return;
+    // One connection, one request at a time: the clone's cost without queueing behind others.
+    const m = await sc.measure({ ...this.load, clients: 1, conns: 1, trace, durationS: o.latencyProbeS });
+    const idle = clonePhase(
+      { size, load: "idle", what: `1 connection, ${m.result.rps.toFixed(0)} req/s` },
+      nodes,
+      m.before,
+      m.after,
+      await sc.nodeStats(),
+    );
+    this.latency.phases.push(idle);
+    this.latency.probe ??= roundTripOnNode1(idle);
+    o.log(cloneLatencyLine(size, idle, loaded));
+  }
+
+  /** Stops every contender that started; a failure to stop one is logged, the others still stop. */
+  async stopAll(): Promise<void> {
+    for (const c of this.contenders.values())
+      await c.stop().catch((e: Error) => this.o.log(`stopping ${c.spec.name}: ${e.message}`));
+  }
+}
+
+/** A measured run's log line: its throughput, the CPU per role, and the failure if any. */
+export function microRunLine(r: MicroRun): string {
+  const cpu = cpuByRole(r.usage);
+  return (
+    `size ${String(r.size).padStart(7)} run ${r.run} ${r.mechanism.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s ` +
+    `${r.mbps.toFixed(1).padStart(6)} Mbit/s  cpu ${Object.entries(cpu)
+      .map(([k, v]) => `${k} ${v.toFixed(0)}%`)
+      .join(", ")}; machine ${r.usage.machineBusy.toFixed(0)}%` +
+    (r.failure ? `  FAILED: ${r.failure}` : "")
+  );
+}
+
+/** A size's clone latency line: the round trip on node1 and the one-way figure, idle and under load. */
+function cloneLatencyLine(size: number, idle: CloneLatencyPhase, loaded: CloneLatencyPhase): string {
+  const rt = roundTripOnNode1(idle);
+  const ow = oneWayLatency([idle, loaded]);
+  const owAt = (load: string) => ow.find((x) => x.load === load)?.p50_us ?? NaN;
+  return (
+    `size ${size}: clone latency (CLONE -> SC-ACK, node1) idle p50 ${rt.p50_us} us, under load p50 ${roundTripOnNode1(loaded).p50_us} us; ` +
+    `one-way (CLONE -> first segment) idle p50 ${owAt("idle")} us, under load ${owAt("figure8")} us (paper: ${PAPER_ONE_WAY_US} us)`
+  );
+}
+
+/** Each host's link rate in Mbit/s (null: unshaped), by the host's name. */
+export function hostRateMbps(rates: LinkRates): (host: string) => number | null {
+  return (host) =>
+    rateMbps(
       host === "dispatcher"
         ? rates.frontend
         : host === "origin"
@@ -302,55 +433,52 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
             ? rates.client
             : rates.node,
     );
-  const points = microPoints(runs, o.sizes, o.mechanisms, rateOf);
+}
+
+/** The parameters a micro result records. */
+export function microParams(
+  o: MicroOptions,
+  run: {
+    rates: LinkRates;
+    cgroup: CpuCgroupRoot | null;
+    hostCpuGroups: Record<string, unknown>[];
+    urlCount: number;
+    versions: Record<string, string>;
+  },
+): Record<string, unknown> {
+  const { rates, cgroup } = run;
   return {
-    kind: "micro",
-    params: {
-      sizes: o.sizes,
-      mechanisms: o.mechanisms,
-      rate: rateParam(rates.node),
-      frontend_rate: rateParam(rates.frontend),
-      origin_rate: rateParam(rates.origin),
-      client_rate: rateParam(rates.client),
-      links:
-        "rate: each node's link; frontend_rate: the dispatcher's host (and the proxy in it); origin_rate; client_rate (both directions of each)",
-      host_cpu:
-        o.hostCpu === null || !cgroup
-          ? "none (every host's processes share the machine's cores)"
-          : { ...hostCpuParams(cgroup, o.hostCpu), contenders: hostCpuGroups },
-      runs: o.runs,
-      duration_s: o.durationS,
-      warmup_s: o.warmupS,
-      clients: o.clients,
-      conns: o.conns,
-      keepalive: o.keepalive,
-      documents_per_size: urlCount,
-      cache_bytes: o.cacheBytes,
-      nodes: 2,
-      scheduler: "rr (weights 1,0 for plain, sc, cf: every connection to node1)",
-      proxy_workers: o.proxyWorkers,
-      proxy_host:
-        "dispatcher host, 198.18.0.1:80, forwarding to node2 only (the node holding every document), reached at 198.18.1.12 (DNAT to the VIP inside node2)",
-      latency_probe_s: o.latencyProbeS,
-      latency_probe: "per size, after its measured runs: 1 connection, 1 x 1 requests at a time (idle)",
-      quiet_pct: o.quietPct,
-      quiet_wait_s: o.quietWaitS,
-      quick: o.quick,
-      peers: versions,
-      verification: "every response: status, length and SHA-256 of the body against the manifest",
-    },
-    machine: await machineInfo(),
-    points,
-    runs,
-    clone_latency: {
-      by_size: latencyBySize,
-      probe,
-      phases,
-      one_way: oneWayLatency(phases),
-      paper_one_way_us: PAPER_ONE_WAY_US,
-    },
-    failed_runs: runs.filter((r) => r.failure !== null).length,
-    started_at: startedAt,
-    finished_at: new Date().toISOString(),
+    sizes: o.sizes,
+    mechanisms: o.mechanisms,
+    rate: rateParam(rates.node),
+    frontend_rate: rateParam(rates.frontend),
+    origin_rate: rateParam(rates.origin),
+    client_rate: rateParam(rates.client),
+    links:
+      "rate: each node's link; frontend_rate: the dispatcher's host (and the proxy in it); origin_rate; client_rate (both directions of each)",
+    host_cpu:
+      o.hostCpu === null || !cgroup
+        ? "none (every host's processes share the machine's cores)"
+        : { ...hostCpuParams(cgroup, o.hostCpu), contenders: run.hostCpuGroups },
+    runs: o.runs,
+    duration_s: o.durationS,
+    warmup_s: o.warmupS,
+    clients: o.clients,
+    conns: o.conns,
+    keepalive: o.keepalive,
+    documents_per_size: run.urlCount,
+    cache_bytes: o.cacheBytes,
+    nodes: 2,
+    scheduler: "rr (weights 1,0 for plain, sc, cf: every connection to node1)",
+    proxy_workers: o.proxyWorkers,
+    proxy_host:
+      "dispatcher host, 198.18.0.1:80, forwarding to node2 only (the node holding every document), reached at 198.18.1.12 (DNAT to the VIP inside node2)",
+    latency_probe_s: o.latencyProbeS,
+    latency_probe: "per size, after its measured runs: 1 connection, 1 x 1 requests at a time (idle)",
+    quiet_pct: o.quietPct,
+    quiet_wait_s: o.quietWaitS,
+    quick: o.quick,
+    peers: run.versions,
+    verification: "every response: status, length and SHA-256 of the body against the manifest",
   };
 }

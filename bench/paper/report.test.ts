@@ -11,7 +11,18 @@ test("every bench micro mechanism and bench trace mode has a plot style (a missi
 import type { MicroPoint, MicroResult, SweepResult, TracePoint, TraceResult } from "./analysis.js";
 import { clonePhase } from "./clone-latency.js";
 import type { Sample } from "./metrics.js";
-import { catchUpStep, microMarkdown, sweepMarkdown, sweepPlot, traceMarkdown, tracePlot } from "./report.js";
+import {
+  catchUpStep,
+  failedMicroRuns,
+  microEfficiencySection,
+  microMarkdown,
+  microUsageSection,
+  scRelativeSection,
+  sweepMarkdown,
+  sweepPlot,
+  traceMarkdown,
+  tracePlot,
+} from "./report.js";
 
 const MACHINE = { cpus: 2, cpu: "x", memory_gb: 1, kernel: "k", node: "v20", load_average: [] };
 
@@ -243,4 +254,67 @@ test("sweep: where a proxy catches up with SC, the set-up beside every table, 'u
   );
   // The failed point is not plotted.
   assert.equal(plot.series.find((s) => s.name === "CF-LFU")!.points.length, 4);
+});
+
+const SETUP = "_set-up_";
+
+test("microEfficiencySection: each mechanism's efficiency with its range per size, FAILED and missing points marked", () => {
+  const half = { ...microPoint("sc", 1000), efficiency: 0.5, efficiency_min: 0.42, efficiency_max: 0.61 };
+  const r = {
+    params: { sizes: [1000, 2000], mechanisms: ["plain", "sc", "cf"] },
+    points: [half, { ...microPoint("cf", 1000), failed: true }, microPoint("sc", 2000)],
+  } as Pick<MicroResult, "params" | "points"> as MicroResult;
+  const lines = microEfficiencySection(r, SETUP);
+  assert.equal(lines[2], SETUP);
+  assert.deepEqual(lines[4]!.split("\n"), [
+    "| size | SC | CF |",
+    "| --- | ---: | ---: |",
+    "| 1 KB | 50% (42%-61%) | FAILED |",
+    "| 2 KB | 100% (100%-100%) | - |",
+  ]);
+});
+
+test("microUsageSection: per-process CPU where the process ran, '-' where not, the limits or latency-bound", () => {
+  const p = { ...microPoint("sc", 1000), cpu_by_process: { node1: 71.6 }, limits: ["node1 CPU", "link"] };
+  const q = { ...microPoint("plain", 1000), cpu: { proxy: 12, loadgen: 30 } };
+  const rows = microUsageSection({ points: [p, q] } as Pick<MicroResult, "points"> as MicroResult, SETUP)[4]!
+    .split("\n")
+    .slice(2);
+  assert.deepEqual(rows, [
+    "| 1 KB | SC | 100 | 50% | 72% | - | - | - | 0% | 0% | 100 | 100% | node1 CPU; link |",
+    "| 1 KB | plain node | 100 | 50% | - | - | - | 12% | 30% | 0% | 100 | 100% | none reached (latency-bound) |",
+  ]);
+});
+
+test("failedMicroRuns: only the failed runs, each with its size and reason; nothing when none failed", () => {
+  const run = (mechanism: MicroPoint["mechanism"], failure: string | null) =>
+    ({ mechanism, size: 4000, run: 2, failure }) as MicroResult["runs"][number];
+  assert.deepEqual(failedMicroRuns([run("sc", null)]), []);
+  assert.deepEqual(failedMicroRuns([run("sc", null), run("cf", "3 verify failures")]), [
+    "",
+    "Failed runs (1; their points are not plotted):",
+    "",
+    "- cf 4 KB run 2: 3 verify failures",
+  ]);
+});
+
+test("scRelativeSection: SC over each other mode per node count, '-' for a failed or missing point, none without SC", () => {
+  const r = {
+    params: { nodes: [2, 4], modes: ["sc", "rr", "nginx"] },
+    points: [
+      tracePoint("sc", 2, 150),
+      tracePoint("rr", 2, 100),
+      tracePoint("nginx", 2, 200),
+      tracePoint("sc", 4, 300),
+      tracePoint("rr", 4, 100, true),
+    ],
+  } as Pick<TraceResult, "params" | "points"> as TraceResult;
+  const lines = scRelativeSection(r, SETUP);
+  assert.deepEqual(lines[5]!.split("\n"), [
+    "| nodes | vs RR | vs nginx (URI hash) |",
+    "| --- | ---: | ---: |",
+    "| 2 | +50% | -25% |",
+    "| 4 | - | - |",
+  ]);
+  assert.deepEqual(scRelativeSection({ ...r, params: { ...r.params, modes: ["rr", "nginx"] } }, SETUP), []);
 });

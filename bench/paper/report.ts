@@ -93,65 +93,107 @@ function microScale(r: MicroResult): string {
 }
 
 export function microMarkdown(r: MicroResult): string {
-  const mechs = r.params.mechanisms as Mechanism[];
-  const sizes = r.params.sizes as number[];
-  const others = mechs.filter((m) => m !== "plain");
-  const at = (m: Mechanism, s: number) => r.points.find((p) => p.mechanism === m && p.size === s);
-  const cell = (p: MicroPoint | undefined, v: (p: MicroPoint) => string) =>
-    p ? (p.failed ? `FAILED` : v(p)) : "-";
-  const out: string[] = [];
   const setup = setupSentence(r.params, r.machine.cpus, "both nodes");
-  out.push(`Scale: ${microScale(r)}.`, "");
-  out.push(...fewRunsNote(r.params));
-  out.push(
+  return (
+    [
+      `Scale: ${microScale(r)}.`,
+      "",
+      ...fewRunsNote(r.params),
+      ...microEfficiencySection(r, setup),
+      "",
+      ...microRpsSection(r, setup),
+      "",
+      ...microUsageSection(r, setup),
+      ...localServingSection(r, setup),
+      ...oneWaySection(r, setup),
+      ...cloneLatencySection(r, setup),
+      ...failedMicroRuns(r.runs),
+    ].join("\n") + "\n"
+  );
+}
+
+/** A table under its caption and the set-up sentence. */
+function captioned(caption: string, setup: string, body: string): string[] {
+  return [caption, "", setup, "", body];
+}
+
+/** A point's cell: "-" where there is no point, FAILED where it failed, else its figures. */
+function pointCell<P extends { failed: boolean }>(p: P | undefined, v: (p: P) => string): string {
+  return p ? (p.failed ? "FAILED" : v(p)) : "-";
+}
+
+/** A row of points: its label and its point per column (mechanism or mode). */
+interface GridRow<P> {
+  label: string;
+  at: (column: string) => P | undefined;
+}
+
+/** One point's figures per row and column, each column a mechanism or mode under its display name. */
+function pointGrid<P extends { failed: boolean }>(
+  corner: string,
+  columns: readonly string[],
+  rows: GridRow<P>[],
+  figures: (p: P) => string,
+): string {
+  return table(
+    [corner, ...columns.map(displayName)],
+    rows.map((r) => [r.label, ...columns.map((c) => pointCell(r.at(c), figures))]),
+  );
+}
+
+/** Per size (rows) and mechanism (columns), one point's figures. */
+function microGrid(r: MicroResult, mechs: readonly Mechanism[], figures: (p: MicroPoint) => string): string {
+  const at = microPointAt(r);
+  const rows = (r.params.sizes as number[]).map((s) => ({
+    label: sizeLabel(s),
+    at: (m: string) => at(m, s),
+  }));
+  return pointGrid("size", mechs, rows, figures);
+}
+
+/** One process's CPU (percent of a core) at a point, "-" where it did not run. */
+function processCpu(p: MicroPoint, label: string): string {
+  const v = p.cpu_by_process[label];
+  return v !== undefined ? `${f0(v)}%` : "-";
+}
+
+const microPointAt = (r: MicroResult) => (m: string, s: number) =>
+  r.points.find((p) => p.mechanism === m && p.size === s);
+
+/** Each mechanism's req/s over the plain node's, per size (the paper's Figure 8 as a table). */
+export function microEfficiencySection(r: MicroResult, setup: string): string[] {
+  return captioned(
     "Normalized efficiency (mechanism req/s / plain node req/s, medians; range from the runs' min and max):",
-    "",
     setup,
-    "",
-  );
-  out.push(
-    table(
-      ["size", ...others.map(displayName)],
-      sizes.map((s) => [
-        sizeLabel(s),
-        ...others.map((m) =>
-          cell(at(m, s), (p) => `${pct(p.efficiency)} (${pct(p.efficiency_min)}-${pct(p.efficiency_max)})`),
-        ),
-      ]),
+    microGrid(
+      r,
+      (r.params.mechanisms as Mechanism[]).filter((m) => m !== "plain"),
+      (p) => `${pct(p.efficiency)} (${pct(p.efficiency_min)}-${pct(p.efficiency_max)})`,
     ),
   );
-  out.push(
-    "",
+}
+
+function microRpsSection(r: MicroResult, setup: string): string[] {
+  return captioned(
     "Requests per second (median, min-max) and Mbit/s of response bodies (median):",
-    "",
     setup,
-    "",
-  );
-  out.push(
-    table(
-      ["size", ...mechs.map(displayName)],
-      sizes.map((s) => [
-        sizeLabel(s),
-        ...mechs.map((m) =>
-          cell(at(m, s), (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)}), ${f1(p.mbps)} Mbit/s`),
-        ),
-      ]),
+    microGrid(
+      r,
+      r.params.mechanisms as Mechanism[],
+      (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)}), ${f1(p.mbps)} Mbit/s`,
     ),
   );
-  out.push(
-    "",
+}
+
+/** What each point used: CPU per process, server CPU per response, and what limited it. */
+export function microUsageSection(r: MicroResult, setup: string): string[] {
+  return captioned(
     "What each point used (medians): CPU in percent of one core per process (machine = share of both cores busy; " +
       "other = busy time outside these processes: kernel network work and everything else on the machine), " +
       "server CPU per response (every process but the load generator, us), CPU efficiency (plain's server CPU per " +
       "response / this one's), and what limited the point (machine >= 90% busy, a process >= 90% of a core, a host " +
       "throttled at its CPU budget in >= 50% of periods, a link >= 85% of its rate):",
-    "",
     setup,
-    "",
-  );
-  const pc = (p: MicroPoint, label: string) =>
-    p.cpu_by_process[label] !== undefined ? `${f0(p.cpu_by_process[label]!)}%` : "-";
-  out.push(
     table(
       [
         "size",
@@ -173,9 +215,9 @@ export function microMarkdown(r: MicroResult): string {
         displayName(p.mechanism),
         p.failed ? "FAILED" : f0(p.rps),
         `${f0(p.machine_busy)}%`,
-        pc(p, "node1"),
-        pc(p, "node2"),
-        pc(p, "dispatcher"),
+        processCpu(p, "node1"),
+        processCpu(p, "node2"),
+        processCpu(p, "dispatcher"),
         p.cpu.proxy !== undefined ? `${f0(p.cpu.proxy)}%` : "-",
         `${f0(p.cpu.loadgen ?? 0)}%`,
         `${f0(p.cpu.other ?? 0)}%`,
@@ -185,15 +227,26 @@ export function microMarkdown(r: MicroResult): string {
       ]),
     ),
   );
-  out.push(...localServingSection(r, setup));
-  out.push(...oneWaySection(r, setup));
-  out.push(...cloneLatencySection(r, setup));
-  const failed = r.runs.filter((x) => x.failure !== null);
-  if (failed.length > 0) {
-    out.push("", `Failed runs (${failed.length}; their points are not plotted):`, "");
-    for (const x of failed) out.push(`- ${x.mechanism} ${sizeLabel(x.size)} run ${x.run}: ${x.failure}`);
-  }
-  return out.join("\n") + "\n";
+}
+
+/** The runs that failed, each with its reason (their points are not plotted). */
+export function failedMicroRuns(runs: MicroResult["runs"]): string[] {
+  return failedRunList(runs, (x) => `${x.mechanism} ${sizeLabel(x.size)} run ${x.run}`);
+}
+
+/** The failed runs' list under its heading: each as `describe` names it, with its reason; none: nothing. */
+function failedRunList<R extends { failure: string | null }>(
+  runs: R[],
+  describe: (x: R) => string,
+): string[] {
+  const failed = runs.filter((x) => x.failure !== null);
+  if (failed.length === 0) return [];
+  return [
+    "",
+    `Failed runs (${failed.length}; their points are not plotted):`,
+    "",
+    ...failed.map((x) => `- ${describe(x)}: ${x.failure}`),
+  ];
 }
 
 /**
@@ -201,11 +254,9 @@ export function microMarkdown(r: MicroResult): string {
  * request served where it arrives (sc-local), per size.
  */
 function localServingSection(r: MicroResult, setup: string): string[] {
-  const at = (m: Mechanism, s: number) => r.points.find((p) => p.mechanism === m && p.size === s);
+  const at = microPointAt(r);
   const sizes = (r.params.sizes as number[]).filter((s) => at("sc", s) && at("sc-local", s));
   if (sizes.length === 0) return [];
-  const cpu = (p: MicroPoint, label: string) =>
-    p.cpu_by_process[label] !== undefined ? `${f0(p.cpu_by_process[label]!)}%` : "-";
   const rows = sizes.map((s) => {
     const c = at("sc", s)!;
     const l = at("sc-local", s)!;
@@ -217,8 +268,8 @@ function localServingSection(r: MicroResult, setup: string): string[] {
       ok ? f0(c.server_cpu_us) : "-",
       ok ? f0(l.server_cpu_us) : "-",
       ok && l.server_cpu_us > 0 ? `${(c.server_cpu_us / l.server_cpu_us).toFixed(2)}x` : "-",
-      `${cpu(c, "node1")} / ${cpu(c, "node2")}`,
-      `${cpu(l, "node1")} / ${cpu(l, "node2")}`,
+      `${processCpu(c, "node1")} / ${processCpu(c, "node2")}`,
+      `${processCpu(l, "node1")} / ${processCpu(l, "node2")}`,
     ];
   });
   return [
@@ -437,55 +488,69 @@ function traceScale(r: { params: Record<string, unknown> }): string[] {
 }
 
 export function traceMarkdown(r: TraceResult): string {
-  const modes = r.params.modes as TraceMode[];
-  const nodes = r.params.nodes as number[];
-  const at = (m: TraceMode, n: number) => r.points.find((p) => p.mode === m && p.nodes === n);
-  const cell = (p: TracePoint | undefined, v: (p: TracePoint) => string) =>
-    p ? (p.failed ? "FAILED" : v(p)) : "-";
-  const out: string[] = [];
   const setup = setupSentence(r.params, r.machine.cpus, "the nodes");
-  out.push(`Scale: ${traceScale(r).join("; ")}.`, "");
-  out.push(...fewRunsNote(r.params));
-  out.push("Throughput, requests/s (median, min-max of the runs):", "", setup, "");
-  out.push(
-    table(
-      ["nodes", ...modes.map(displayName)],
-      nodes.map((n) => [
-        String(n),
-        ...modes.map((m) => cell(at(m, n), (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)})`)),
-      ]),
-    ),
+  return (
+    [
+      `Scale: ${traceScale(r).join("; ")}.`,
+      "",
+      ...fewRunsNote(r.params),
+      ...traceThroughputSection(r, setup),
+      ...scRelativeSection(r, setup),
+      "",
+      ...traceUsageSection(r, setup),
+      ...failedTraceRuns(r.runs),
+    ].join("\n") + "\n"
   );
-  if (modes.includes("sc")) {
-    const others = modes.filter((m) => m !== "sc");
-    out.push("", "SC's throughput relative to each other mode (SC median / mode median - 1):", "", setup, "");
-    out.push(
+}
+
+/** A trace point's throughput: median (min-max of the runs). */
+const rpsRange = (p: TracePoint) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)})`;
+
+const tracePointAt = (r: TraceResult) => (m: string, n: number) =>
+  r.points.find((p) => p.mode === m && p.nodes === n);
+
+function traceThroughputSection(r: TraceResult, setup: string): string[] {
+  const at = tracePointAt(r);
+  const rows = (r.params.nodes as number[]).map((n) => ({ label: String(n), at: (m: string) => at(m, n) }));
+  return captioned(
+    "Throughput, requests/s (median, min-max of the runs):",
+    setup,
+    pointGrid("nodes", r.params.modes as TraceMode[], rows, rpsRange),
+  );
+}
+
+/** SC against every other mode, per node count ("-" where either point is missing or failed); none without SC. */
+export function scRelativeSection(r: TraceResult, setup: string): string[] {
+  const modes = r.params.modes as TraceMode[];
+  if (!modes.includes("sc")) return [];
+  const others = modes.filter((m) => m !== "sc");
+  const at = tracePointAt(r);
+  const relative = (sc: TracePoint | undefined, o: TracePoint | undefined) => {
+    if (!sc || !o || sc.failed || o.failed || !(o.rps > 0)) return "-";
+    const d = sc.rps / o.rps - 1;
+    return `${d >= 0 ? "+" : ""}${(100 * d).toFixed(0)}%`;
+  };
+  return [
+    "",
+    ...captioned(
+      "SC's throughput relative to each other mode (SC median / mode median - 1):",
+      setup,
       table(
         ["nodes", ...others.map((m) => `vs ${displayName(m)}`)],
-        nodes.map((n) => {
-          const sc = at("sc", n);
-          return [
-            String(n),
-            ...others.map((m) => {
-              const o = at(m, n);
-              if (!sc || !o || sc.failed || o.failed || !(o.rps > 0)) return "-";
-              const d = sc.rps / o.rps - 1;
-              return `${d >= 0 ? "+" : ""}${(100 * d).toFixed(0)}%`;
-            }),
-          ];
-        }),
+        (r.params.nodes as number[]).map((n) => [
+          String(n),
+          ...others.map((m) => relative(at("sc", n), at(m, n))),
+        ]),
       ),
-    );
-  }
-  out.push(
-    "",
+    ),
+  ];
+}
+
+function traceUsageSection(r: TraceResult, setup: string): string[] {
+  return captioned(
     "What each point used (medians): machine CPU busy (all cores), CPU per role in percent of one core (nodes summed, and the busiest node), " +
       "link traffic in Mbit/s, node cache hit ratio, origin fetches/s, and what limited it:",
-    "",
     setup,
-    "",
-  );
-  out.push(
     table(
       [
         "nodes",
@@ -527,23 +592,15 @@ export function traceMarkdown(r: TraceResult): string {
       ]),
     ),
   );
-  out.push(...failedTraceRuns(r.runs));
-  return out.join("\n") + "\n";
 }
 
 /** The runs that failed, each with its reason (their points are reported, not plotted). */
 function failedTraceRuns(runs: TraceResult["runs"]): string[] {
-  const failed = runs.filter((x) => x.failure !== null);
-  if (failed.length === 0) return [];
-  return [
-    "",
-    `Failed runs (${failed.length}; their points are not plotted):`,
-    "",
-    ...failed.map(
-      (x) =>
-        `- ${x.mode} ${x.nodes} nodes${x.frontend_ratio !== undefined ? ` front-end ${ratioLabel(x.frontend_ratio)}` : ""} run ${x.run}: ${x.failure}`,
-    ),
-  ];
+  return failedRunList(
+    runs,
+    (x) =>
+      `${x.mode} ${x.nodes} nodes${x.frontend_ratio !== undefined ? ` front-end ${ratioLabel(x.frontend_ratio)}` : ""} run ${x.run}`,
+  );
 }
 
 /** Fewer than 3 runs per point is a check that the code runs, not a figure: said above the tables. */
@@ -604,9 +661,6 @@ export function sweepMarkdown(r: SweepResult): string {
   const modes = r.params.modes as TraceMode[];
   const nodes = (r.params.nodes as number[]).join(", ");
   const setup = setupSentence(r.params, r.machine.cpus, "the nodes", true);
-  const at = (i: number, m: TraceMode) => r.steps[i]!.points.find((p) => p.mode === m);
-  const cell = (p: TracePoint | undefined, v: (p: TracePoint) => string) =>
-    p ? (p.failed ? "FAILED" : v(p)) : "-";
   const out: string[] = [];
   out.push(`Scale: ${nodes} nodes; ${traceScale(r).join("; ")}.`, "");
   out.push(...fewRunsNote(r.params));
@@ -616,12 +670,14 @@ export function sweepMarkdown(r: SweepResult): string {
     "",
     setup,
     "",
-    table(
-      ["front-end : node", ...modes.map(displayName)],
-      r.steps.map((s, i) => [
-        `${ratioLabel(s.ratio)}${s.ratio === "unshaped" ? "" : ` (${s.frontend_rate})`}`,
-        ...modes.map((m) => cell(at(i, m), (p) => `${f0(p.rps)} (${f0(p.rps_min)}-${f0(p.rps_max)})`)),
-      ]),
+    pointGrid(
+      "front-end : node",
+      modes,
+      r.steps.map((s) => ({
+        label: `${ratioLabel(s.ratio)}${s.ratio === "unshaped" ? "" : ` (${s.frontend_rate})`}`,
+        at: (m: string) => s.points.find((p) => p.mode === m),
+      })),
+      rpsRange,
     ),
   );
   if (modes.includes("sc")) {

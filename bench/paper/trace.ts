@@ -15,6 +15,7 @@ import {
   NO_FIGURES,
   nodeDeltas,
   ratioLabel,
+  rotated,
   runFigures,
   sweepSteps,
   traceArrangement,
@@ -26,7 +27,17 @@ import {
   type SweepResult,
 } from "./analysis.js";
 import { detectCpuCgroup, hostCpuParams, hostCpuReadBack } from "./host-cpu.js";
-import { hostLinks, linkRates, rateBps, rateParam, scaleRate, type LinkRates, type Rate } from "./links.js";
+import type { CpuCgroupRoot } from "./cgroup-plan.js";
+import {
+  hostLinks,
+  linkRates,
+  rateMbps,
+  rateParam,
+  scaleRate,
+  type HostLink,
+  type LinkRates,
+  type Rate,
+} from "./links.js";
 import { Contender } from "./contender.js";
 import { machineInfo } from "./machine.js";
 import type { ProxyKind } from "./peers-config.js";
@@ -205,45 +216,36 @@ async function measureAll(
   prep: Prepared,
   variants: readonly Variant[],
 ): Promise<{ runs: TraceRun[]; hostCpuGroups: Record<string, unknown>[] }> {
-  const log = o.log;
-  const { traces } = prep;
-  // The links run ~10x slower than the paper's Fast Ethernet, so every transfer takes ~10x
-  // longer: the timeouts that would cut such transfers (the node's origin, send, linger, clone
-  // and peer timeouts, the dispatcher's health checks) get the load generator's timeout.
-  const t = String(o.timeoutMs);
-  const extraArgs = {
-    node: [
-      "--origin-timeout",
-      t,
-      "--send-timeout",
-      t,
-      "--linger-timeout",
-      t,
-      "--clone-timeout",
-      t,
-      "--peer-timeout",
-      t,
-    ],
-    dispatcher: ["--health-timeout", String(Math.min(o.timeoutMs, 5000)), "--health-fall", "3"],
-  };
-  const cgroup = o.hostCpu === null ? null : detectCpuCgroup();
-  const hostCpuGroups: Record<string, unknown>[] = [];
-  const runs: TraceRun[] = [];
-  const load = {
-    manifest: prep.manifest,
-    clients: o.clients,
-    conns: o.conns,
-    keepalive: o.keepalive,
-    timeoutMs: o.timeoutMs,
-  };
-  const benchStart = performance.now();
+  const bench = new TraceBench(o, prep);
+  for (const point of planTracePoints(o, variants)) {
+    o.signal?.throwIfAborted();
+    await bench.measurePoint(point);
+  }
+  return { runs: bench.runs, hostCpuGroups: bench.hostCpuGroups };
+}
+
+/** One point to measure: a mode at a node count with one front-end variant, and its links. */
+export interface TracePointPlan {
+  mode: TraceMode;
+  nodes: number;
+  /** In the sweep: the front-end's multiple of a node's rate. */
+  ratio?: FrontendRatio;
+  /** The point's name (its log directory), e.g. "sc-4" or "nginx-4-fe2x". */
+  name: string;
+  /** What its log lines add after the mode: the front-end's ratio in the sweep. */
+  tag: string;
+  links: HostLink[];
+}
+
+/** The points in the order they run. */
+export function planTracePoints(
+  o: Pick<TraceOptions, "nodes" | "modes" | "rate" | "originRate" | "clientRate">,
+  variants: readonly Variant[],
+): TracePointPlan[] {
+  const points: TracePointPlan[] = [];
   let turn = 0;
   for (const n of o.nodes)
     for (const variant of variants) {
-      // Each node count and variant starts with another mode, so no mode always runs first.
-      const order = o.modes.map((_, i) => o.modes[(i + turn) % o.modes.length]!);
-      turn++;
-      const tag = variant.ratio === undefined ? "" : ` front-end ${ratioLabel(variant.ratio)}`;
       // Node and origin links queue up to 64 full frames (a switch port's buffer; the testbed's own
       // queue is ~20 ms, a handful of frames at these rates), the front-end likewise; the client as asked.
       const links = hostLinks(
@@ -256,120 +258,208 @@ async function measureAll(
         }),
         LINK_QUEUE_BYTES,
       );
-      for (const mode of order) {
-        o.signal?.throwIfAborted();
-        const name = `${mode}-${n}${variant.ratio === undefined ? "" : `-fe${ratioLabel(variant.ratio)}`}`;
-        const logDir = join(o.workDir, "logs", name);
-        const mark = (r: TraceRun): TraceRun =>
-          variant.ratio === undefined ? r : { ...r, frontend_ratio: variant.ratio };
-        // A cluster that does not start, or a run that throws, fails this point only: the
-        // other points of a long benchmark still get measured and reported.
-        const failPoint = (fromRun: number, why: string) => {
-          log(`${String(n).padStart(2)} nodes ${mode}${tag}: FAILED: ${why}`);
-          for (let run = fromRun; run <= o.runs; run++) runs.push(mark(failedTraceRun(mode, n, run, why)));
-        };
-        let c: Contender;
-        const t0 = performance.now();
-        try {
-          c = await Contender.start({
-            name: mode,
-            prefix: `${o.prefix}${LETTERS[mode]}-`,
-            nodes: n,
-            scheduler: "rr",
-            ...traceArrangement(mode),
-            proxyWorkers: o.proxyWorkers,
-            rate: null,
-            linkRates: links,
-            ...(cgroup && o.hostCpu !== null ? { hostCpu: { root: cgroup, share: o.hostCpu } } : {}),
-            cacheBytes: o.cacheBytes,
-            extraArgs:
-              mode === "sc" && o.scLocalMaxBytes !== undefined
-                ? {
-                    ...extraArgs,
-                    node: [...extraArgs.node, "--clone-local-max-bytes", String(o.scLocalMaxBytes)],
-                  }
-                : extraArgs,
-            site: prep.root,
-            workDir: o.workDir,
-            logDir,
-            ...(o.signal ? { signal: o.signal } : {}),
-          });
-        } catch (e) {
-          o.signal?.throwIfAborted();
-          failPoint(1, `cluster did not start: ${(e as Error).message}`);
-          await keepLogs(o.failedLogsDir, logDir, name, log);
-          continue;
-        }
-        log(
-          `${name}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s${c.budget ? `, host CPU budgets set (${o.hostCpu} of a core each)` : ""}`,
-        );
-        let failedRun = false;
-        let run = 1;
-        try {
-          if (c.budget) hostCpuGroups.push(await hostCpuReadBack(name, c.budget));
-          // The same warm-up for every mode: the trace's first requests, a fixed count per node
-          // (capped in time; the result records how many were made).
-          const warmRequests = o.warmupRequestsPerNode * n;
-          let warmup = { requests: 0, seconds: 0, stopped_by: "none" };
-          if (warmRequests > 0) {
-            const w = await c.measure({
-              ...load,
-              trace: traces[0]!,
-              requests: warmRequests,
-              durationS: WARMUP_CAP_S,
-            });
-            warmup = {
-              requests: w.result.requests,
-              seconds: w.result.elapsed_s,
-              stopped_by: w.result.stopped_by,
-            };
-          }
-          for (; run <= o.runs; run++) {
-            const quiet = await quietMachine(o);
-            const m = await c.measure({ ...load, trace: traces[run]!, durationS: o.durationS });
-            const figures = runFigures(m.result, quiet);
-            const failure = loadFailure(figures);
-            failedRun ||= failure !== null;
-            const tr: TraceRun = mark({
-              mode,
-              nodes: n,
-              run,
-              ...figures,
-              warmup,
-              nodes_stats: nodeDeltas(m.before, m.after),
-              failure,
-              usage: m.usage,
-              start_s: Math.round((performance.now() - benchStart) / 100) / 10,
-              ...(m.throttled ? { host_cpu_throttled: m.throttled } : {}),
-            });
-            runs.push(tr);
-            const cpu = cpuByRole(tr.usage);
-            const origin = tr.usage.links.find((l) => l.label === "origin");
-            const fe = tr.usage.links.find((l) => l.label === "dispatcher");
-            log(
-              `${String(n).padStart(2)} nodes run ${run} ${mode.padEnd(7)}${tag} ${tr.rps.toFixed(1).padStart(6)} req/s ` +
-                `${tr.mbps.toFixed(1).padStart(5)} Mbit/s  machine ${tr.usage.machineBusy.toFixed(0)}%  ` +
-                `nodes ${(cpu.node ?? 0).toFixed(0)}% disp ${(cpu.dispatcher ?? 0).toFixed(0)}% ` +
-                `loadgen ${(cpu.loadgen ?? 0).toFixed(0)}%${cpu.proxy !== undefined ? ` proxy ${cpu.proxy.toFixed(0)}%` : ""} ` +
-                `other ${(cpu.other ?? 0).toFixed(0)}%  origin ${origin ? origin.txMbps.toFixed(1) : "?"} Mbit/s` +
-                `  front-end ${fe ? fe.txMbps.toFixed(1) : "?"} Mbit/s` +
-                (run === 1
-                  ? `  (warm-up ${warmup.requests} requests in ${warmup.seconds.toFixed(0)} s)`
-                  : "") +
-                (failure ? `  FAILED: ${failure}` : ""),
-            );
-          }
-        } catch (e) {
-          o.signal?.throwIfAborted();
-          failedRun = true;
-          failPoint(run, `run ${run} threw: ${(e as Error).message}`);
-        } finally {
-          await c.stop().catch((e: Error) => log(`stopping ${mode}: ${e.message}`));
-        }
-        if (failedRun) await keepLogs(o.failedLogsDir, logDir, name, log);
-      }
+      const ratio = variant.ratio;
+      // Each node count and variant starts with another mode, so no mode always runs first.
+      for (const mode of rotated(o.modes, turn++))
+        points.push({
+          mode,
+          nodes: n,
+          ...(ratio === undefined ? {} : { ratio }),
+          name: `${mode}-${n}${ratio === undefined ? "" : `-fe${ratioLabel(ratio)}`}`,
+          tag: ratio === undefined ? "" : ` front-end ${ratioLabel(ratio)}`,
+          links,
+        });
     }
-  return { runs, hostCpuGroups };
+  return points;
+}
+
+/**
+ * The links run ~10x slower than the paper's Fast Ethernet, so every transfer takes ~10x
+ * longer: the timeouts that would cut such transfers (the node's origin, send, linger, clone
+ * and peer timeouts, the dispatcher's health checks) get the load generator's timeout. SC nodes
+ * also get --clone-local-max-bytes if asked.
+ */
+export function traceExtraArgs(
+  o: Pick<TraceOptions, "timeoutMs" | "scLocalMaxBytes">,
+  mode: TraceMode,
+): { node: string[]; dispatcher: string[] } {
+  const t = String(o.timeoutMs);
+  const node = [
+    "--origin-timeout",
+    "--send-timeout",
+    "--linger-timeout",
+    "--clone-timeout",
+    "--peer-timeout",
+  ].flatMap((flag) => [flag, t]);
+  if (mode === "sc" && o.scLocalMaxBytes !== undefined)
+    node.push("--clone-local-max-bytes", String(o.scLocalMaxBytes));
+  return {
+    node,
+    dispatcher: ["--health-timeout", String(Math.min(o.timeoutMs, 5000)), "--health-fall", "3"],
+  };
+}
+
+/** The points' state: what their runs collect, and what every run shares. */
+class TraceBench {
+  readonly runs: TraceRun[] = [];
+  readonly hostCpuGroups: Record<string, unknown>[] = [];
+  private readonly cgroup: CpuCgroupRoot | null;
+  private readonly benchStart: number;
+
+  constructor(
+    private readonly o: TraceOptions,
+    private readonly prep: Prepared,
+  ) {
+    this.cgroup = o.hostCpu === null ? null : detectCpuCgroup();
+    this.benchStart = performance.now();
+  }
+
+  private get load() {
+    const o = this.o;
+    return {
+      manifest: this.prep.manifest,
+      clients: o.clients,
+      conns: o.conns,
+      keepalive: o.keepalive,
+      timeoutMs: o.timeoutMs,
+    };
+  }
+
+  /** One point: its cluster, the warm-up and the runs; its processes' logs kept if a run failed. */
+  async measurePoint(p: TracePointPlan): Promise<void> {
+    const o = this.o;
+    const logDir = join(o.workDir, "logs", p.name);
+    const t0 = performance.now();
+    let c: Contender;
+    try {
+      c = await this.start(p, logDir);
+    } catch (e) {
+      // A cluster that does not start, or a run that throws, fails this point only: the
+      // other points of a long benchmark still get measured and reported.
+      o.signal?.throwIfAborted();
+      this.failPoint(p, 1, `cluster did not start: ${(e as Error).message}`);
+      await keepLogs(o.failedLogsDir, logDir, p.name, o.log);
+      return;
+    }
+    o.log(
+      `${p.name}: up in ${((performance.now() - t0) / 1000).toFixed(1)} s${c.budget ? `, host CPU budgets set (${o.hostCpu} of a core each)` : ""}`,
+    );
+    if (await this.measureRuns(c, p)) await keepLogs(o.failedLogsDir, logDir, p.name, o.log);
+  }
+
+  private start(p: TracePointPlan, logDir: string): Promise<Contender> {
+    const o = this.o;
+    return Contender.start({
+      name: p.mode,
+      prefix: `${o.prefix}${LETTERS[p.mode]}-`,
+      nodes: p.nodes,
+      scheduler: "rr",
+      ...traceArrangement(p.mode),
+      proxyWorkers: o.proxyWorkers,
+      rate: null,
+      linkRates: p.links,
+      ...(this.cgroup && o.hostCpu !== null ? { hostCpu: { root: this.cgroup, share: o.hostCpu } } : {}),
+      cacheBytes: o.cacheBytes,
+      extraArgs: traceExtraArgs(o, p.mode),
+      site: this.prep.root,
+      workDir: o.workDir,
+      logDir,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+  }
+
+  /** The warm-up and the runs on a started cluster, which is stopped at the end; true if a run failed. */
+  private async measureRuns(c: Contender, p: TracePointPlan): Promise<boolean> {
+    const o = this.o;
+    let failedRun = false;
+    let run = 1;
+    try {
+      if (c.budget) this.hostCpuGroups.push(await hostCpuReadBack(p.name, c.budget));
+      const warmup = await this.warmUp(c, p.nodes);
+      for (; run <= o.runs; run++) failedRun = (await this.measureRun(c, p, run, warmup)) || failedRun;
+    } catch (e) {
+      o.signal?.throwIfAborted();
+      failedRun = true;
+      this.failPoint(p, run, `run ${run} threw: ${(e as Error).message}`);
+    } finally {
+      await c.stop().catch((e: Error) => o.log(`stopping ${p.mode}: ${e.message}`));
+    }
+    return failedRun;
+  }
+
+  /**
+   * The same warm-up for every mode: the trace's first requests, a fixed count per node
+   * (capped in time; the result records how many were made).
+   */
+  private async warmUp(c: Contender, nodes: number): Promise<TraceRun["warmup"]> {
+    const warmRequests = this.o.warmupRequestsPerNode * nodes;
+    if (warmRequests <= 0) return { requests: 0, seconds: 0, stopped_by: "none" };
+    const w = await c.measure({
+      ...this.load,
+      trace: this.prep.traces[0]!,
+      requests: warmRequests,
+      durationS: WARMUP_CAP_S,
+    });
+    return { requests: w.result.requests, seconds: w.result.elapsed_s, stopped_by: w.result.stopped_by };
+  }
+
+  /** One measured run, recorded and logged; true if it failed. */
+  private async measureRun(
+    c: Contender,
+    p: TracePointPlan,
+    run: number,
+    warmup: TraceRun["warmup"],
+  ): Promise<boolean> {
+    const o = this.o;
+    const quiet = await quietMachine(o);
+    const m = await c.measure({ ...this.load, trace: this.prep.traces[run]!, durationS: o.durationS });
+    const figures = runFigures(m.result, quiet);
+    const failure = loadFailure(figures);
+    const tr: TraceRun = withRatio(p, {
+      mode: p.mode,
+      nodes: p.nodes,
+      run,
+      ...figures,
+      warmup,
+      nodes_stats: nodeDeltas(m.before, m.after),
+      failure,
+      usage: m.usage,
+      start_s: Math.round((performance.now() - this.benchStart) / 100) / 10,
+      ...(m.throttled ? { host_cpu_throttled: m.throttled } : {}),
+    });
+    this.runs.push(tr);
+    o.log(traceRunLine(tr, p.tag));
+    return failure !== null;
+  }
+
+  /** The point's runs from `fromRun` on, recorded as failed with the reason. */
+  private failPoint(p: TracePointPlan, fromRun: number, why: string): void {
+    this.o.log(`${String(p.nodes).padStart(2)} nodes ${p.mode}${p.tag}: FAILED: ${why}`);
+    for (let run = fromRun; run <= this.o.runs; run++)
+      this.runs.push(withRatio(p, failedTraceRun(p.mode, p.nodes, run, why)));
+  }
+}
+
+/** A run of a sweep's point carries the front-end ratio. */
+function withRatio(p: TracePointPlan, r: TraceRun): TraceRun {
+  return p.ratio === undefined ? r : { ...r, frontend_ratio: p.ratio };
+}
+
+/** A measured run's log line: throughput, CPU per role, the origin's and front-end's links, the failure. */
+export function traceRunLine(tr: TraceRun, tag: string): string {
+  const cpu = cpuByRole(tr.usage);
+  const origin = tr.usage.links.find((l) => l.label === "origin");
+  const fe = tr.usage.links.find((l) => l.label === "dispatcher");
+  return (
+    `${String(tr.nodes).padStart(2)} nodes run ${tr.run} ${tr.mode.padEnd(7)}${tag} ${tr.rps.toFixed(1).padStart(6)} req/s ` +
+    `${tr.mbps.toFixed(1).padStart(5)} Mbit/s  machine ${tr.usage.machineBusy.toFixed(0)}%  ` +
+    `nodes ${(cpu.node ?? 0).toFixed(0)}% disp ${(cpu.dispatcher ?? 0).toFixed(0)}% ` +
+    `loadgen ${(cpu.loadgen ?? 0).toFixed(0)}%${cpu.proxy !== undefined ? ` proxy ${cpu.proxy.toFixed(0)}%` : ""} ` +
+    `other ${(cpu.other ?? 0).toFixed(0)}%  origin ${origin ? origin.txMbps.toFixed(1) : "?"} Mbit/s` +
+    `  front-end ${fe ? fe.txMbps.toFixed(1) : "?"} Mbit/s` +
+    (tr.run === 1 ? `  (warm-up ${tr.warmup.requests} requests in ${tr.warmup.seconds.toFixed(0)} s)` : "") +
+    (tr.failure ? `  FAILED: ${tr.failure}` : "")
+  );
 }
 
 /** The parameters every trace-driven result records. */
@@ -418,17 +508,15 @@ function traceParams(
   };
 }
 
-const mbpsOf = (r: Rate) => (r === null ? null : rateBps(r)! / 1e6);
-
 export async function runTraceBench(o: TraceOptions): Promise<TraceResult> {
   const startedAt = new Date().toISOString();
   const prep = await prepare(o);
   const { runs, hostCpuGroups } = await measureAll(o, prep, [{ frontendRate: o.frontendRate }]);
   const rates = linkRates(o);
   const points = tracePoints(runs, o.nodes, o.modes, {
-    node: mbpsOf(rates.node),
-    origin: mbpsOf(rates.origin),
-    frontend: mbpsOf(rates.frontend),
+    node: rateMbps(rates.node),
+    origin: rateMbps(rates.origin),
+    frontend: rateMbps(rates.frontend),
   });
   return {
     kind: "trace",
@@ -470,8 +558,8 @@ export async function runFrontendSweep(
     },
     machine: await machineInfo(),
     steps: sweepSteps(runs, variants, o.nodes, o.modes, {
-      node: mbpsOf(rates.node),
-      origin: mbpsOf(rates.origin),
+      node: rateMbps(rates.node),
+      origin: rateMbps(rates.origin),
     }),
     runs,
     failed_runs: runs.filter((r) => r.failure !== null).length,
