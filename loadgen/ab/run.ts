@@ -14,9 +14,10 @@ import {
   newLatencyHistogram,
   type FailureSample,
   type LoadOutcome,
+  verifyParam,
 } from "../replay/stats.js";
 import type { ProgressSnapshot } from "../replay/worker.js";
-import type { ReplayProgress } from "../replay/run.js";
+import { noProgress, sumProgress, type ReplayProgress } from "../replay/run.js";
 import type { AbFromWorker, AbToWorker, AbWorkerInit } from "./worker.js";
 import { UserError } from "../../common/errors.js";
 import { runLoadWorkers } from "../worker-pool.js";
@@ -212,28 +213,15 @@ export function abWorkerInits(
 
 /** The workers' progress counts summed (no kinds: autocannon reports them only at the end). */
 export function sumProgressCounts(list: ProgressSnapshot[]): ProgressSnapshot {
-  const sum = { requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 };
-  for (const p of list) {
-    sum.requests += p.requests;
-    sum.ok += p.ok;
-    sum.errors += p.errors;
-    sum.verifyFailures += p.verifyFailures;
-    sum.bytes += p.bytes;
-  }
-  return sum;
+  const { errorsByKind: _e, verifyFailuresByKind: _v, ...counts } = sumProgress(list);
+  return counts;
 }
 
 type AbReport = Extract<AbFromWorker, { type: "done" }>;
 
 /** Runs the autocannon workers to the end (or the abort): their reports, and whether it was aborted. */
 async function runAbWorkers(options: SingleUrlOptions, settings: SingleUrlSettings, inits: AbWorkerInit[]) {
-  const latest: ProgressSnapshot[] = inits.map(() => ({
-    requests: 0,
-    ok: 0,
-    errors: 0,
-    verifyFailures: 0,
-    bytes: 0,
-  }));
+  const latest: ProgressSnapshot[] = inits.map(noProgress);
   let startEpoch = 0;
   return runLoadWorkers<AbWorkerInit, AbFromWorker>({
     script: new URL("./worker.js", import.meta.url),
@@ -314,7 +302,7 @@ function singleUrlResult(
       requests: options.requests ?? null,
       duration_s: settings.durationS,
       timeout_ms: settings.timeoutMs,
-      verify: typeof options.verify === "string" ? options.verify : options.verify ? "(in memory)" : null,
+      verify: verifyParam(options.verify),
       expect_status: expect.expectStatus,
       expect_length: expect.expectLength,
     },

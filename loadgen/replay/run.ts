@@ -15,6 +15,7 @@ import {
   type ErrorSample,
   type LatencySummaryMs,
   type LoadOutcome,
+  verifyParam,
 } from "./stats.js";
 import type {
   FromWorker,
@@ -437,6 +438,11 @@ export function replayWorkerInits(
   });
 }
 
+/** A worker's progress before its first report. */
+export function noProgress(): ProgressSnapshot {
+  return { requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 };
+}
+
 /** Running totals over the workers' latest progress snapshots (kinds summed too). */
 export function sumProgress(list: ProgressSnapshot[]): Required<ProgressSnapshot> {
   return list.reduce<Required<ProgressSnapshot>>(
@@ -449,15 +455,7 @@ export function sumProgress(list: ProgressSnapshot[]): Required<ProgressSnapshot
       errorsByKind: addKinds(a.errorsByKind, p.errorsByKind),
       verifyFailuresByKind: addKinds(a.verifyFailuresByKind, p.verifyFailuresByKind),
     }),
-    {
-      requests: 0,
-      ok: 0,
-      errors: 0,
-      verifyFailures: 0,
-      bytes: 0,
-      errorsByKind: {},
-      verifyFailuresByKind: {},
-    },
+    { ...noProgress(), errorsByKind: {}, verifyFailuresByKind: {} },
   );
 }
 
@@ -472,13 +470,7 @@ class ReplayProgressBoard {
     workers: number,
     private readonly fixed: { intendedRps: number | null; limit: number | null; durationS: number | null },
   ) {
-    this.latest = Array.from({ length: workers }, () => ({
-      requests: 0,
-      ok: 0,
-      errors: 0,
-      verifyFailures: 0,
-      bytes: 0,
-    }));
+    this.latest = Array.from({ length: workers }, noProgress);
     this.latestOpen = Array.from({ length: workers }, () => null);
   }
 
@@ -663,7 +655,7 @@ function replayParams(
     requests: options.requests ?? null,
     duration_s: run.durationS,
     time_cap_s: run.timeCapS,
-    verify: typeof options.verify === "string" ? options.verify : options.verify ? "(in memory)" : null,
+    verify: verifyParam(options.verify),
     timeout_ms: settings.timeoutMs,
     query: settings.query,
     pacing: p.kind,
