@@ -1,6 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { escapeXml, gnuplotNumber, niceAxis, renderPlot, wrapText, type PlotSpec } from "./plot.js";
+import {
+  escapeXml,
+  gnuplotNumber,
+  niceAxis,
+  PlotFrame,
+  renderPlot,
+  wrapText,
+  type PlotSpec,
+} from "./plot.js";
 
 test("gnuplotNumber formats ticks as gnuplot does (1e+06 from a million on)", () => {
   assert.deepEqual([1, 10, 100, 1000, 1e4, 1e5, 1e6, 2.5e7].map(gnuplotNumber), [
@@ -79,4 +87,34 @@ test("renderPlot maps log and linear axes to the frame's edges", () => {
   const frame = /<rect x="(\d+)" y="\d+" width="([\d.]+)"/.exec(svg)!;
   assert.equal(Number(x100[1]), Number(frame[1])); // x = 100 sits on the left edge
   assert.equal(escapeXml(`a<b>&"'`), "a&lt;b&gt;&amp;&quot;&#39;");
+});
+
+test("PlotFrame: the data ranges map onto the frame's edges, on log and linear axes", () => {
+  for (const xScale of ["log", "linear"] as const) {
+    const f = new PlotFrame({ ...SPEC, xScale, x: [10, 1000] });
+    assert.equal(f.x(10), f.left);
+    assert.equal(f.x(1000), f.right);
+    assert.equal(f.y(0), f.bottom);
+    assert.equal(f.y(120), f.top);
+    assert.equal(f.clampY(-5), 0);
+    assert.equal(f.clampY(500), 120);
+  }
+  // On the log axis 100 lies halfway between 10 and 1000; on the linear one it does not.
+  const log = new PlotFrame({ ...SPEC, xScale: "log", x: [10, 1000] });
+  assert.equal(log.x(100), (log.left + log.right) / 2);
+  const linear = new PlotFrame({ ...SPEC, xScale: "linear", x: [0, 1000] });
+  assert.equal(linear.x(100), linear.left + (linear.right - linear.left) / 10);
+});
+
+test("PlotFrame: the caption and each wrapped note line make the page taller, not the frame", () => {
+  const bare = new PlotFrame({ ...SPEC, caption: undefined, notes: undefined });
+  assert.deepEqual([bare.width, bare.height, bare.bottom], [640, 420, 362]);
+  const long = "word ".repeat(40).trim(); // 199 characters: two lines at 103 per line
+  const f = new PlotFrame({ ...SPEC, caption: "c", notes: [long, "short"] });
+  assert.equal(f.notes.length, 3);
+  assert.equal(f.height, 420 + 26 + 3 * 15);
+  assert.equal(f.bottom, bare.bottom);
+  // A fixed height keeps the room under the frame: the frame shrinks instead.
+  const fixed = new PlotFrame({ ...SPEC, caption: "c", notes: ["n"], height: 300 });
+  assert.deepEqual([fixed.height, fixed.bottom], [300, 300 - 58 - 26 - 15]);
 });

@@ -91,85 +91,126 @@ function marker(kind: Marker, x: number, y: number, color: string): string {
   }
 }
 
-export function renderPlot(spec: PlotSpec): string {
-  const width = spec.width ?? 640;
-  // ~6 px per character at 11 px.
-  const notes = (spec.notes ?? []).flatMap((n) => wrapText(n, Math.floor((width - 20) / 6)));
-  const plotBottomPad = 58 + (spec.caption ? 26 : 0) + notes.length * 15;
-  const height = spec.height ?? 420 + (spec.caption ? 26 : 0) + notes.length * 15;
-  const left = 78;
-  const right = width - 22;
-  const top = 18;
-  const bottom = height - plotBottomPad;
-  const [x0, x1] = spec.x;
-  const [y0, y1] = spec.y;
-  const log = spec.xScale === "log";
-  const tx = (v: number) =>
-    left +
-    ((log ? Math.log10(v) - Math.log10(x0) : v - x0) / (log ? Math.log10(x1) - Math.log10(x0) : x1 - x0)) *
-      (right - left);
-  const ty = (v: number) => bottom - ((v - y0) / (y1 - y0)) * (bottom - top);
-  const clampY = (v: number) => Math.min(Math.max(v, y0), y1);
-  const xl = spec.xTickLabel ?? gnuplotNumber;
-  const yl = spec.yTickLabel ?? gnuplotNumber;
+/** The plot's geometry: the page, the frame inside it, and the mapping of data to the page. */
+export class PlotFrame {
+  readonly width: number;
+  readonly height: number;
+  readonly left = 78;
+  readonly right: number;
+  readonly top = 18;
+  readonly bottom: number;
+  /** The notes under the caption, wrapped to the width. */
+  readonly notes: string[];
+
+  constructor(private readonly spec: PlotSpec) {
+    this.width = spec.width ?? 640;
+    // ~6 px per character at 11 px.
+    this.notes = (spec.notes ?? []).flatMap((n) => wrapText(n, Math.floor((this.width - 20) / 6)));
+    const plotBottomPad = 58 + (spec.caption ? 26 : 0) + this.notes.length * 15;
+    this.height = spec.height ?? 420 + (spec.caption ? 26 : 0) + this.notes.length * 15;
+    this.right = this.width - 22;
+    this.bottom = this.height - plotBottomPad;
+  }
+
+  /** x of a data value (on a log axis when the spec says so). */
+  x(v: number): number {
+    const [x0, x1] = this.spec.x;
+    const log = this.spec.xScale === "log";
+    return (
+      this.left +
+      ((log ? Math.log10(v) - Math.log10(x0) : v - x0) / (log ? Math.log10(x1) - Math.log10(x0) : x1 - x0)) *
+        (this.right - this.left)
+    );
+  }
+
+  /** y of a data value. */
+  y(v: number): number {
+    const [y0, y1] = this.spec.y;
+    return this.bottom - ((v - y0) / (y1 - y0)) * (this.bottom - this.top);
+  }
+
+  /** A data value held inside the y range. */
+  clampY(v: number): number {
+    const [y0, y1] = this.spec.y;
+    return Math.min(Math.max(v, y0), y1);
+  }
+}
+
+/** Shaded spans of x behind everything, labelled where wide enough. */
+function drawBands(spec: PlotSpec, f: PlotFrame): string[] {
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}" font-size="13">`,
-    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-  );
+  const [x0, x1] = spec.x;
   for (const b of spec.bands ?? []) {
-    const a = tx(Math.max(x0, b.x0));
-    const w = Math.max(1, tx(Math.min(x1, b.x1)) - a);
+    const a = f.x(Math.max(x0, b.x0));
+    const w = Math.max(1, f.x(Math.min(x1, b.x1)) - a);
     out.push(
-      `<rect x="${fmt(a)}" y="${top}" width="${fmt(w)}" height="${fmt(bottom - top)}" fill="${b.color}" fill-opacity="0.25"/>`,
+      `<rect x="${fmt(a)}" y="${f.top}" width="${fmt(w)}" height="${fmt(f.bottom - f.top)}" fill="${b.color}" fill-opacity="0.25"/>`,
     );
     if (b.label && w >= 6 * b.label.length)
       out.push(
-        `<text x="${fmt(a + 2)}" y="${top + 12}" font-size="10" fill="#333">${escapeXml(b.label)}</text>`,
+        `<text x="${fmt(a + 2)}" y="${f.top + 12}" font-size="10" fill="#333">${escapeXml(b.label)}</text>`,
       );
   }
-  // Ticks inside the frame on all four sides, labels outside (gnuplot's default look).
+  return out;
+}
+
+/** Ticks inside the frame on all four sides, labels outside (gnuplot's default look). */
+function drawTicks(spec: PlotSpec, f: PlotFrame): string[] {
+  const out: string[] = [];
   const tick = 7;
+  const xl = spec.xTickLabel ?? gnuplotNumber;
+  const yl = spec.yTickLabel ?? gnuplotNumber;
   for (const v of spec.xTicks) {
-    const x = fmt(tx(v));
+    const x = fmt(f.x(v));
     out.push(
-      `<path d="M${x},${fmt(bottom)}v${-tick}M${x},${fmt(top)}v${tick}" stroke="#000" stroke-width="1"/>`,
-      `<text x="${x}" y="${fmt(bottom + 19)}" text-anchor="middle">${escapeXml(xl(v))}</text>`,
+      `<path d="M${x},${fmt(f.bottom)}v${-tick}M${x},${fmt(f.top)}v${tick}" stroke="#000" stroke-width="1"/>`,
+      `<text x="${x}" y="${fmt(f.bottom + 19)}" text-anchor="middle">${escapeXml(xl(v))}</text>`,
     );
   }
-  if (log) {
+  if (spec.xScale === "log") {
     // Minor ticks at 2..9 of every decade.
+    const [x0, x1] = spec.x;
     for (let d = Math.floor(Math.log10(x0)); d < Math.ceil(Math.log10(x1)); d++)
       for (let k = 2; k <= 9; k++) {
         const v = k * 10 ** d;
         if (v <= x0 || v >= x1) continue;
-        const x = fmt(tx(v));
+        const x = fmt(f.x(v));
         out.push(
-          `<path d="M${x},${fmt(bottom)}v${-tick / 2}M${x},${fmt(top)}v${tick / 2}" stroke="#000" stroke-width="0.8"/>`,
+          `<path d="M${x},${fmt(f.bottom)}v${-tick / 2}M${x},${fmt(f.top)}v${tick / 2}" stroke="#000" stroke-width="0.8"/>`,
         );
       }
   }
   for (const v of spec.yTicks) {
-    const y = fmt(ty(v));
+    const y = fmt(f.y(v));
     out.push(
-      `<path d="M${left},${y}h${tick}M${right},${y}h${-tick}" stroke="#000" stroke-width="1"/>`,
-      `<text x="${left - 8}" y="${fmt(ty(v) + 4.5)}" text-anchor="end">${escapeXml(yl(v))}</text>`,
+      `<path d="M${f.left},${y}h${tick}M${f.right},${y}h${-tick}" stroke="#000" stroke-width="1"/>`,
+      `<text x="${f.left - 8}" y="${fmt(f.y(v) + 4.5)}" text-anchor="end">${escapeXml(yl(v))}</text>`,
     );
   }
-  for (const h of spec.hlines ?? []) {
-    const y = fmt(ty(h.y));
-    out.push(
-      `<path d="M${left},${y}H${right}" stroke="#777" stroke-width="1" stroke-dasharray="2 3"/>`,
-      `<text x="${left + 10}" y="${fmt(ty(h.y) - 5)}" font-size="11" fill="#555">${escapeXml(h.label)}</text>`,
-    );
-  }
-  // Series: line, error bars, markers.
+  return out;
+}
+
+/** Horizontal reference lines, dashed, with their labels. */
+function drawHlines(spec: PlotSpec, f: PlotFrame): string[] {
+  return (spec.hlines ?? []).flatMap((h) => {
+    const y = fmt(f.y(h.y));
+    return [
+      `<path d="M${f.left},${y}H${f.right}" stroke="#777" stroke-width="1" stroke-dasharray="2 3"/>`,
+      `<text x="${f.left + 10}" y="${fmt(f.y(h.y) - 5)}" font-size="11" fill="#555">${escapeXml(h.label)}</text>`,
+    ];
+  });
+}
+
+/** Series: line, error bars, markers (points outside the x range or not finite are left out). */
+function drawSeries(spec: PlotSpec, f: PlotFrame): string[] {
+  const out: string[] = [];
+  const [x0, x1] = spec.x;
   for (const s of spec.series) {
     const pts = s.points
       .filter((p) => Number.isFinite(p.y) && p.x >= x0 && p.x <= x1)
       .sort((a, b) => a.x - b.x);
     if (pts.length === 0) continue;
-    const d = pts.map((p, i) => `${i === 0 ? "M" : "L"}${fmt(tx(p.x))},${fmt(ty(clampY(p.y)))}`).join("");
+    const d = pts.map((p, i) => `${i === 0 ? "M" : "L"}${fmt(f.x(p.x))},${fmt(f.y(f.clampY(p.y)))}`).join("");
     out.push(
       `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
     );
@@ -181,59 +222,81 @@ export function renderPlot(spec: PlotSpec): string {
         Number.isFinite(p.hi) &&
         p.hi > p.lo
       ) {
-        const x = tx(p.x);
-        const a = fmt(ty(clampY(p.lo)));
-        const b = fmt(ty(clampY(p.hi)));
+        const x = f.x(p.x);
+        const a = fmt(f.y(f.clampY(p.lo)));
+        const b = fmt(f.y(f.clampY(p.hi)));
         out.push(
           `<path d="M${fmt(x)},${a}V${b}M${fmt(x - 3)},${a}h6M${fmt(x - 3)},${b}h6" stroke="${s.color}" stroke-width="1"/>`,
         );
       }
-      out.push(marker(s.marker, tx(p.x), ty(clampY(p.y)), s.color));
+      out.push(marker(s.marker, f.x(p.x), f.y(f.clampY(p.y)), s.color));
     }
   }
-  // Frame over everything.
-  out.push(
-    `<rect x="${left}" y="${top}" width="${fmt(right - left)}" height="${fmt(bottom - top)}" fill="none" stroke="#000" stroke-width="1"/>`,
-  );
-  // Legend: right-aligned label, then a line sample with its marker.
+  return out;
+}
+
+/** Legend: right-aligned label, then a line sample with its marker; series with no finite point get none. */
+function drawLegend(spec: PlotSpec, f: PlotFrame): string[] {
   const shown = spec.series.filter((s) => s.points.some((p) => Number.isFinite(p.y)));
   const legend = spec.legend ?? "top-right";
   const rowH = 18;
   const sample = 36;
   // Labels are right-aligned before the line sample; ~7 px per character at 13 px.
   const labelWidth = Math.max(0, ...shown.map((s) => s.name.length)) * 7;
-  const lx = legend.endsWith("right") ? right - 14 - sample : left + 22 + labelWidth;
-  const ly0 = legend.startsWith("top") ? top + 18 : bottom - 10 - (shown.length - 1) * rowH;
-  shown.forEach((s, i) => {
+  const lx = legend.endsWith("right") ? f.right - 14 - sample : f.left + 22 + labelWidth;
+  const ly0 = legend.startsWith("top") ? f.top + 18 : f.bottom - 10 - (shown.length - 1) * rowH;
+  return shown.flatMap((s, i) => {
     const y = ly0 + i * rowH;
-    out.push(
+    return [
       `<text x="${lx - 8}" y="${y + 4.5}" text-anchor="end">${escapeXml(s.name)}</text>`,
       `<path d="M${lx},${y}h${sample}" stroke="${s.color}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
       marker(s.marker, lx + sample / 2, y, s.color),
-    );
+    ];
   });
-  // Axis labels and caption.
-  const midX = (left + right) / 2;
-  const midY = (top + bottom) / 2;
-  out.push(
-    `<text x="${fmt(midX)}" y="${fmt(bottom + 42)}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`,
+}
+
+/** Axis labels, then the caption and its notes under the plot. */
+function drawLabels(spec: PlotSpec, f: PlotFrame): string[] {
+  const midX = (f.left + f.right) / 2;
+  const midY = (f.top + f.bottom) / 2;
+  const out = [
+    `<text x="${fmt(midX)}" y="${fmt(f.bottom + 42)}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`,
     `<text x="20" y="${fmt(midY)}" text-anchor="middle" transform="rotate(-90 20 ${fmt(midY)})">${escapeXml(spec.yLabel)}</text>`,
-  );
-  let y = bottom + 42;
+  ];
+  let y = f.bottom + 42;
   if (spec.caption) {
     y += 28;
     out.push(
       `<text x="${fmt(midX)}" y="${y}" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(spec.caption)}</text>`,
     );
   }
-  for (const n of notes) {
+  for (const n of f.notes) {
     y += 15;
     out.push(
       `<text x="${fmt(midX)}" y="${y}" text-anchor="middle" font-size="11" fill="#444">${escapeXml(n)}</text>`,
     );
   }
-  out.push("</svg>");
-  return out.join("\n") + "\n";
+  return out;
+}
+
+export function renderPlot(spec: PlotSpec): string {
+  const f = new PlotFrame(spec);
+  const { width, height } = f;
+  return (
+    [
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}" font-size="13">`,
+      `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+      ...drawBands(spec, f),
+      ...drawTicks(spec, f),
+      ...drawHlines(spec, f),
+      ...drawSeries(spec, f),
+      // Frame over everything.
+      `<rect x="${f.left}" y="${f.top}" width="${fmt(f.right - f.left)}" height="${fmt(f.bottom - f.top)}" fill="none" stroke="#000" stroke-width="1"/>`,
+      ...drawLegend(spec, f),
+      ...drawLabels(spec, f),
+      "</svg>",
+    ].join("\n") + "\n"
+  );
 }
 
 /** Round "nice" upper bound and ticks for a linear axis from 0 to at least `max`. */

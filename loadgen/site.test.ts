@@ -10,7 +10,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, relative } from "node:path";
-import { buildSite } from "./site.js";
+import { buildSite, chooseDocuments, judgeUrls, manifestEntries, UrlCensus } from "./site.js";
+import type { Classified, RequestKind } from "./classify.js";
 import { SiteWriter } from "./site-writer.js";
 import { documentBytes } from "./content.js";
 import { readManifest, SITE_MTIME, type DocumentEntry } from "./manifest.js";
@@ -274,4 +275,99 @@ test("a manifest whose URL is not canonical, or names another document, is refus
       await assert.rejects(readManifest(p), /not a canonical URL/, url);
     }
   });
+});
+
+/** A classified GET (or other kind) of a document path, as the Classifier gives it. */
+function seen(
+  url: string,
+  status: 200 | 304 | 404 | null,
+  bytes: number | null = 10,
+  kind: RequestKind = "get",
+): Classified {
+  const isDirectory = url.endsWith("/");
+  return { ok: true, kind, url, docPath: isDirectory ? `${url}index.html` : url, isDirectory, status, bytes };
+}
+
+function census(lines: Classified[]): UrlCensus {
+  const c = new UrlCensus();
+  for (const l of lines) c.add(l);
+  return c;
+}
+
+test("UrlCensus: lines per URL, the largest 200 GET body per document, skips by reason", () => {
+  const c = census([
+    seen("/a", 200, 50),
+    seen("/a", 200, 80),
+    seen("/a", 200, 900, "head"),
+    seen("/a", 304, 0, "conditional"),
+    { ok: false, reason: "cgi" },
+    { ok: false, reason: "cgi" },
+    seen("/gone", 404, 0),
+  ]);
+  assert.deepEqual([...c.docSize], [["/a", 80]]);
+  assert.equal(c.urls.get("/a")?.lines, 4);
+  assert.deepEqual([...(c.urls.get("/a")?.kinds ?? [])].sort(), ["conditional", "get", "head"]);
+  assert.equal(c.urls.get("/gone")?.saw404, true);
+  assert.deepEqual(c.skippedByReason, { cgi: 2 });
+  assert.equal(c.skipped, 2);
+});
+
+test("chooseDocuments: of a file and a directory at one path, the more requested wins (ties: the shorter)", () => {
+  const popularFile = census([seen("/a", 200), seen("/a", 200), seen("/a/b", 200)]);
+  const l1 = chooseDocuments(popularFile);
+  assert.deepEqual([...l1.docs.keys()], ["/a"]);
+  const popularDir = census([seen("/a", 200), seen("/a/b", 200), seen("/a/b", 200)]);
+  const l2 = chooseDocuments(popularDir);
+  assert.deepEqual([...l2.docs], [["/a/b", 10]]);
+  assert.deepEqual([...l2.dirs], ["/a"]);
+  const tie = chooseDocuments(census([seen("/a/b", 200), seen("/a", 200)]));
+  assert.deepEqual([...tie.docs.keys()], ["/a"]);
+});
+
+test("judgeUrls: documents and plain 404s kept in URL order, the rest skipped by reason", () => {
+  const c = census([
+    seen("/z", 200),
+    seen("/a", 200),
+    seen("/a/b", 200), // loses to /a: a collision
+    seen("/gone", 404),
+    seen("/gone", 404),
+    seen("/a/x", 404), // under the document /a: whether it is 404 depends on the server
+    seen("/head-only", 200, 5, "head"), // no 200 GET: no size
+    seen("/cond", 404),
+    seen("/cond", 304, 0, "conditional"), // a 404 also asked conditionally: the answer is unknown
+    seen("/list", null),
+  ]);
+  c.add(seen("/a", 200));
+  const { kept, replayable } = judgeUrls(c, chooseDocuments(c));
+  assert.deepEqual(
+    kept.map((k) => [k.url, k.kind]),
+    [
+      ["/a", "doc"],
+      ["/gone", "404"],
+      ["/z", "doc"],
+    ],
+  );
+  assert.equal(replayable, 5);
+  assert.deepEqual(c.skippedByReason, {
+    file_dir_collision: 1,
+    ambiguous_404: 1,
+    unknown_size: 3,
+    no_status: 1,
+  });
+  const entries = manifestEntries(
+    kept,
+    new Map([
+      ["/a", 10],
+      ["/z", 10],
+    ]),
+    new Map([
+      ["/a", "s1"],
+      ["/z", "s2"],
+    ]),
+  );
+  assert.deepEqual(entries, [
+    { url: "/a", status: 200, doc: "/a", size: 10, sha256: "s1", kinds: ["get"] },
+    { url: "/gone", status: 404, kinds: ["get"] },
+    { url: "/z", status: 200, doc: "/z", size: 10, sha256: "s2", kinds: ["get"] },
+  ]);
 });

@@ -1,7 +1,13 @@
 // `site`: turns a trace into a document root plus a manifest of what a correct static
 // server answers. One streaming pass over the trace collects the distinct URLs (small next
 // to the trace); then the documents are written, then the manifest.
-import { Classifier, type QueryPolicy, type RequestKind, type SkipReason } from "./classify.js";
+import {
+  Classifier,
+  type Classified,
+  type QueryPolicy,
+  type RequestKind,
+  type SkipReason,
+} from "./classify.js";
 import { CONTENT_SCHEME } from "./content.js";
 import {
   httpDate,
@@ -65,119 +71,163 @@ interface UrlInfo {
   sawNoStatus: boolean;
 }
 
-export async function buildSite(options: SiteOptions): Promise<SiteResult> {
-  const reader = await TraceReader.open(options.trace, { format: options.format ?? "auto" });
-  const mtime = options.mtime ?? SITE_MTIME;
-  // Created first so a non-empty root is refused before the trace is read.
-  const writer = new SiteWriter(options.out, mtime);
-  const skippedByReason: Partial<Record<SiteSkipReason, number>> = {};
-  const skip = (reason: SiteSkipReason, n = 1) => {
-    skippedByReason[reason] = (skippedByReason[reason] ?? 0) + n;
-  };
-  const urls = new Map<string, UrlInfo>();
-  // Largest logged body of a 200 GET, per document: a transfer cut short logs fewer bytes.
-  const docSize = new Map<string, number>();
-  const classifier = new Classifier({ query: options.query ?? "skip" });
+/** What the trace says about its distinct URLs (small next to the trace), and the lines skipped. */
+export class UrlCensus {
+  readonly urls = new Map<string, UrlInfo>();
+  /** Largest logged body of a 200 GET, per document: a transfer cut short logs fewer bytes. */
+  readonly docSize = new Map<string, number>();
+  readonly skippedByReason: Partial<Record<SiteSkipReason, number>> = {};
 
-  for await (const batch of reader.batches())
-    for (const rec of batch) {
-      const c = classifier.classify(rec);
-      if (!c.ok) {
-        skip(c.reason);
-        continue;
-      }
-      let info = urls.get(c.url);
-      if (!info) {
-        info = {
-          docPath: c.docPath,
-          isDirectory: c.isDirectory,
-          lines: 0,
-          kinds: new Set(),
-          saw404: false,
-          sawNoStatus: false,
-        };
-        urls.set(c.url, info);
-      }
-      info.lines++;
-      info.kinds.add(c.kind);
-      if (c.status === 404) info.saw404 = true;
-      if (c.status === null) info.sawNoStatus = true;
-      if (c.kind === "get" && c.status === 200) {
-        docSize.set(c.docPath, Math.max(docSize.get(c.docPath) ?? 0, c.bytes ?? 0));
-      }
+  skip(reason: SiteSkipReason, n = 1): void {
+    this.skippedByReason[reason] = (this.skippedByReason[reason] ?? 0) + n;
+  }
+
+  /** Counts one classified trace line. */
+  add(c: Classified): void {
+    if (!c.ok) {
+      this.skip(c.reason);
+      return;
     }
+    let info = this.urls.get(c.url);
+    if (!info) {
+      info = {
+        docPath: c.docPath,
+        isDirectory: c.isDirectory,
+        lines: 0,
+        kinds: new Set(),
+        saw404: false,
+        sawNoStatus: false,
+      };
+      this.urls.set(c.url, info);
+    }
+    info.lines++;
+    info.kinds.add(c.kind);
+    if (c.status === 404) info.saw404 = true;
+    if (c.status === null) info.sawNoStatus = true;
+    if (c.kind === "get" && c.status === 200) {
+      this.docSize.set(c.docPath, Math.max(this.docSize.get(c.docPath) ?? 0, c.bytes ?? 0));
+    }
+  }
 
-  // "/a" and "/a/b" cannot both be documents: "/a" would have to be a file and a directory.
-  // The more requested document wins (ties: the shorter path), so a stray "/ksc.html/" in a
-  // log cannot evict the popular "/ksc.html".
+  /** Lines skipped, all reasons together. */
+  get skipped(): number {
+    return Object.values(this.skippedByReason).reduce((a, b) => a + b, 0);
+  }
+}
+
+/** One streaming pass over the trace. */
+async function takeCensus(reader: TraceReader, query: QueryPolicy): Promise<UrlCensus> {
+  const census = new UrlCensus();
+  const classifier = new Classifier({ query });
+  for await (const batch of reader.batches()) for (const rec of batch) census.add(classifier.classify(rec));
+  return census;
+}
+
+/** The documents to write (path -> size) and the directories they need. */
+export interface SiteLayout {
+  docs: Map<string, number>;
+  dirs: Set<string>;
+}
+
+/**
+ * "/a" and "/a/b" cannot both be documents: "/a" would have to be a file and a directory.
+ * The more requested document wins (ties: the shorter path), so a stray "/ksc.html/" in a
+ * log cannot evict the popular "/ksc.html".
+ */
+export function chooseDocuments(census: UrlCensus): SiteLayout {
+  const { urls, docSize } = census;
   const docLines = new Map<string, number>();
   for (const info of urls.values()) {
     if (docSize.has(info.docPath)) docLines.set(info.docPath, (docLines.get(info.docPath) ?? 0) + info.lines);
   }
+  const lines = (doc: string) => docLines.get(doc) ?? 0;
   const byPopularity = [...docSize.keys()].sort(
-    (a, b) => docLines.get(b)! - docLines.get(a)! || a.length - b.length || (a < b ? -1 : a > b ? 1 : 0),
+    (a, b) => lines(b) - lines(a) || a.length - b.length || (a < b ? -1 : a > b ? 1 : 0),
   );
   const docs = new Map<string, number>();
   const dirs = new Set<string>();
   for (const doc of byPopularity) {
     const ancestors = ancestorDirs(doc);
     if (dirs.has(doc) || ancestors.some((d) => docs.has(d))) continue;
-    docs.set(doc, docSize.get(doc)!);
+    docs.set(doc, docSize.get(doc) ?? 0);
     for (const d of ancestors) dirs.add(d);
   }
+  return { docs, dirs };
+}
 
-  const isAmbiguous404 = (info: UrlInfo): boolean => {
-    if (dirs.has(info.docPath) || docs.has(info.docPath)) return true;
-    if (ancestorDirs(info.docPath).some((d) => docs.has(d))) return true;
-    // "/d/" with no /d/index.html: whether /d exists decides between 404, 403 and a listing.
-    const dir = info.docPath.slice(0, -(INDEX_FILE.length + 1));
-    return info.isDirectory && dir !== "" && dirs.has(dir);
-  };
+function isAmbiguous404(info: UrlInfo, { docs, dirs }: SiteLayout): boolean {
+  if (dirs.has(info.docPath) || docs.has(info.docPath)) return true;
+  if (ancestorDirs(info.docPath).some((d) => docs.has(d))) return true;
+  // "/d/" with no /d/index.html: whether /d exists decides between 404, 403 and a listing.
+  const dir = info.docPath.slice(0, -(INDEX_FILE.length + 1));
+  return info.isDirectory && dir !== "" && dirs.has(dir);
+}
 
-  type Pending = { url: string; info: UrlInfo; kind: "doc" | "404" };
-  const pending: Pending[] = [];
+/** A URL the manifest will list: a document, or a 404. */
+export interface SiteUrl {
+  url: string;
+  info: UrlInfo;
+  kind: "doc" | "404";
+}
+
+/**
+ * What each URL becomes: a document, a 404, or skipped (counted in the census by reason).
+ * Returns the URLs kept, sorted, and the trace lines they cover.
+ */
+export function judgeUrls(census: UrlCensus, layout: SiteLayout): { kept: SiteUrl[]; replayable: number } {
+  const kept: SiteUrl[] = [];
   let replayable = 0;
-  for (const [url, info] of urls) {
-    let verdict: Pending["kind"] | SiteSkipReason;
+  for (const [url, info] of census.urls) {
+    let verdict: SiteUrl["kind"] | SiteSkipReason;
     if (info.sawNoStatus) verdict = "no_status";
-    else if (docs.has(info.docPath)) verdict = "doc";
-    else if (docSize.has(info.docPath)) verdict = "file_dir_collision";
+    else if (layout.docs.has(info.docPath)) verdict = "doc";
+    else if (census.docSize.has(info.docPath)) verdict = "file_dir_collision";
     else if (!info.saw404) verdict = "unknown_size";
-    else if (isAmbiguous404(info)) verdict = "ambiguous_404";
+    else if (isAmbiguous404(info, layout)) verdict = "ambiguous_404";
     else if (info.kinds.has("conditional") || info.kinds.has("head")) verdict = "unknown_size";
     else verdict = "404";
     if (verdict === "doc" || verdict === "404") {
-      pending.push({ url, info, kind: verdict });
+      kept.push({ url, info, kind: verdict });
       replayable += info.lines;
     } else {
-      skip(verdict, info.lines);
+      census.skip(verdict, info.lines);
     }
   }
-  // A root and manifest that replay nothing are a failure to report, not a result.
-  if (replayable === 0) {
-    writer.discardEmpty(); // leave no empty root behind a failed build
-    throw new NothingToReplayError(nothingToReplay(options.trace, reader.stats, skippedByReason));
-  }
-  pending.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
+  kept.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
+  return { kept, replayable };
+}
 
+/** Writes the documents in path order; returns each one's SHA-256. */
+function writeDocuments(writer: SiteWriter, docs: Map<string, number>): Map<string, string> {
   const shaByDoc = new Map<string, string>();
-  for (const doc of [...docs.keys()].sort()) shaByDoc.set(doc, writer.write(doc, docs.get(doc)!));
+  for (const [doc, size] of [...docs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    shaByDoc.set(doc, writer.write(doc, size));
+  return shaByDoc;
+}
 
-  const entries: ManifestEntry[] = pending.map(({ url, info, kind }) => {
+/** The manifest's entries, in URL order. */
+export function manifestEntries(
+  kept: SiteUrl[],
+  docs: Map<string, number>,
+  shaByDoc: Map<string, string>,
+): ManifestEntry[] {
+  return kept.map(({ url, info, kind }) => {
     const kinds = [...info.kinds].sort();
-    return kind === "doc"
-      ? {
-          url,
-          status: 200,
-          doc: info.docPath,
-          size: docs.get(info.docPath)!,
-          sha256: shaByDoc.get(info.docPath)!,
-          kinds,
-        }
+    const size = docs.get(info.docPath);
+    const sha256 = shaByDoc.get(info.docPath);
+    return kind === "doc" && size !== undefined && sha256 !== undefined
+      ? { url, status: 200, doc: info.docPath, size, sha256, kinds }
       : { url, status: 404, kinds };
   });
-  const notFoundUrls = entries.filter((e) => e.status === 404).length;
-  const skipped = Object.values(skippedByReason).reduce((a, b) => a + b, 0);
+}
+
+function writeSiteManifest(
+  options: SiteOptions,
+  source: { reader: TraceReader; replayable: number; skipped: number },
+  writer: SiteWriter,
+  entries: ManifestEntry[],
+  mtime: number,
+): void {
   const manifest = new ManifestWriter(options.manifest, {
     format: MANIFEST_FORMAT,
     version: MANIFEST_VERSION,
@@ -190,22 +240,40 @@ export async function buildSite(options: SiteOptions): Promise<SiteResult> {
     source: {
       generator: "sc-cluster site",
       trace: options.trace,
-      format: reader.format,
-      records: reader.stats.records,
-      replayable,
-      skipped,
+      format: source.reader.format,
+      records: source.reader.stats.records,
+      replayable: source.replayable,
+      skipped: source.skipped,
       query: options.query ?? "skip",
     },
   });
   for (const e of entries) manifest.add(e);
   manifest.close();
+}
 
+export async function buildSite(options: SiteOptions): Promise<SiteResult> {
+  const reader = await TraceReader.open(options.trace, { format: options.format ?? "auto" });
+  const mtime = options.mtime ?? SITE_MTIME;
+  // Created first so a non-empty root is refused before the trace is read.
+  const writer = new SiteWriter(options.out, mtime);
+  const census = await takeCensus(reader, options.query ?? "skip");
+  const layout = chooseDocuments(census);
+  const { kept, replayable } = judgeUrls(census, layout);
+  // A root and manifest that replay nothing are a failure to report, not a result.
+  if (replayable === 0) {
+    writer.discardEmpty(); // leave no empty root behind a failed build
+    throw new NothingToReplayError(nothingToReplay(options.trace, reader.stats, census.skippedByReason));
+  }
+  const entries = manifestEntries(kept, layout.docs, writeDocuments(writer, layout.docs));
+  const skipped = census.skipped;
+  writeSiteManifest(options, { reader, replayable, skipped }, writer, entries, mtime);
+  const notFoundUrls = entries.filter((e) => e.status === 404).length;
   return {
     trace: reader.stats,
     replayable,
     skipped,
-    skippedByReason,
-    urls: urls.size,
+    skippedByReason: census.skippedByReason,
+    urls: census.urls.size,
     documentUrls: entries.length - notFoundUrls,
     notFoundUrls,
     documents: writer.documents,

@@ -2,10 +2,9 @@
 // N worker threads, for the micro-benchmark. Every response's status and Content-Length are
 // checked; the full body (SHA-256 when a manifest knows it) is checked once before the run
 // with undici. Result in the same JSON shape as the trace replay.
-import { Worker } from "node:worker_threads";
 import { createHash } from "node:crypto";
 import { request } from "undici";
-import { readManifest, type Manifest } from "../manifest.js";
+import { readManifest, type Manifest, type ManifestEntry } from "../manifest.js";
 import { canonicalizeTarget } from "../url.js";
 import {
   decodeHistogram,
@@ -13,12 +12,15 @@ import {
   mergeCounters,
   newCounters,
   newLatencyHistogram,
+  type FailureSample,
   type LoadOutcome,
+  verifyParam,
 } from "../replay/stats.js";
 import type { ProgressSnapshot } from "../replay/worker.js";
-import type { ReplayProgress } from "../replay/run.js";
+import { noProgress, sumProgress, type ReplayProgress } from "../replay/run.js";
 import type { AbFromWorker, AbToWorker, AbWorkerInit } from "./worker.js";
 import { UserError } from "../../common/errors.js";
+import { runLoadWorkers } from "../worker-pool.js";
 
 export const DEFAULT_SINGLE_URL_DURATION_S = 10;
 
@@ -87,7 +89,20 @@ function split(total: number, parts: number, i: number): number {
   return Math.floor(total / parts) + (i < total % parts ? 1 : 0);
 }
 
-export async function runSingleUrl(options: SingleUrlOptions): Promise<SingleUrlResult> {
+/** The options of a single-URL run, checked, with the notes their defaults call for. */
+export interface SingleUrlSettings {
+  path: string;
+  workers: number;
+  /** Total connections (no more than the requests asked for). */
+  connections: number;
+  pipelining: number;
+  timeoutMs: number;
+  /** null: bounded by the request count alone. */
+  durationS: number | null;
+  notes: string[];
+}
+
+export function singleUrlSettings(options: SingleUrlOptions): SingleUrlSettings {
   let u: URL;
   try {
     u = new URL(options.url);
@@ -110,24 +125,47 @@ export async function runSingleUrl(options: SingleUrlOptions): Promise<SingleUrl
     durationS = DEFAULT_SINGLE_URL_DURATION_S;
     notes.push(`no --requests or --duration: ran for ${DEFAULT_SINGLE_URL_DURATION_S} s`);
   }
+  return { path: u.pathname, workers, connections, pipelining, timeoutMs, durationS, notes };
+}
 
+/** The manifest's entry for the URL (null: no manifest, or the URL is not in it: then a note says so). */
+async function manifestEntry(options: SingleUrlOptions, settings: SingleUrlSettings) {
   const manifest =
     options.verify === undefined
       ? null
       : typeof options.verify === "string"
         ? await readManifest(options.verify)
         : options.verify;
-  const canon = canonicalizeTarget(u.pathname);
+  const canon = canonicalizeTarget(settings.path);
   const entry = manifest && canon.ok ? manifest.entries.get(canon.url) : undefined;
-  if (manifest && !entry) notes.push(`${u.pathname} is not in the manifest: checking status and length only`);
+  if (manifest && !entry)
+    settings.notes.push(`${settings.path} is not in the manifest: checking status and length only`);
+  return entry ?? null;
+}
 
-  const pre = await preflight(options.url, timeoutMs);
+type Preflight = Awaited<ReturnType<typeof preflight>>;
+
+/** What every response is checked against, and the verdict on the preflight's full body. */
+export interface Expectations {
+  expectStatus: number;
+  expectLength: number | null;
+  verified: SingleUrlResult["preflight"]["verified"];
+  /** The preflight's failure (null: it passed or was not checked). */
+  failure: FailureSample | null;
+}
+
+/** The expectations (given, else the manifest's, else status 200 and the size the preflight saw), and the preflight judged by them. */
+export function expectations(
+  options: Pick<SingleUrlOptions, "expectStatus" | "expectLength">,
+  path: string,
+  entry: ManifestEntry | null,
+  pre: Preflight,
+): Expectations {
   const expectStatus = options.expectStatus ?? entry?.status ?? 200;
   const expectLength =
     options.expectLength ??
     (entry?.status === 200 ? entry.size : expectStatus === pre.status ? pre.length : null);
-  const counters = newCounters();
-  let verified: SingleUrlResult["preflight"]["verified"] = "unchecked";
+  let verified: Expectations["verified"] = "unchecked";
   if (entry?.status === 200) {
     verified =
       pre.status === 200 && pre.length === entry.size && pre.sha256 === entry.sha256 ? "ok" : "mismatch";
@@ -137,91 +175,84 @@ export async function runSingleUrl(options: SingleUrlOptions): Promise<SingleUrl
         ? "ok"
         : "mismatch";
   }
-  if (verified === "mismatch") {
-    counters.verifyFailures++;
-    const failure =
-      pre.status !== expectStatus ? "status" : pre.length !== expectLength ? "length" : "sha256";
-    counters.verifyFailuresByKind[failure] = 1;
-    counters.failureSamples.push({
-      path: u.pathname,
+  if (verified !== "mismatch") return { expectStatus, expectLength, verified, failure: null };
+  const failure = pre.status !== expectStatus ? "status" : pre.length !== expectLength ? "length" : "sha256";
+  return {
+    expectStatus,
+    expectLength,
+    verified,
+    failure: {
+      path,
       method: "GET",
       failure,
       expected: `status ${expectStatus}, ${expectLength ?? "?"} bytes${entry?.status === 200 ? `, sha256 ${entry.sha256}` : ""}`,
       got: `status ${pre.status}, ${pre.length} bytes, sha256 ${pre.sha256} (preflight)`,
-    });
-  }
-
-  const progressIntervalMs = options.progressIntervalMs ?? 250;
-  const threads: Worker[] = [];
-  const latest: ProgressSnapshot[] = [];
-  const done: Extract<AbFromWorker, { type: "done" }>[] = [];
-  let startEpoch = 0;
-  const finished = new Promise<void>((resolve, reject) => {
-    let ready = 0;
-    for (let w = 0; w < workers; w++) {
-      const init: AbWorkerInit = {
-        url: options.url,
-        connections: split(connections, workers, w),
-        pipelining,
-        amount: options.requests === undefined ? undefined : split(options.requests, workers, w),
-        durationS: durationS ?? 86_400,
-        timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)),
-        expectStatus,
-        expectLength,
-        progressIntervalMs,
-      };
-      const t = new Worker(new URL("./worker.js", import.meta.url), { workerData: init });
-      threads.push(t);
-      latest.push({ requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 });
-      t.on("message", (msg: AbFromWorker) => {
-        if (msg.type === "ready") {
-          if (++ready === workers) {
-            startEpoch = performance.timeOrigin + performance.now();
-            for (const x of threads) x.postMessage({ type: "start" } satisfies AbToWorker);
-          }
-        } else if (msg.type === "progress") {
-          latest[w] = msg.progress;
-          if (options.onProgress) {
-            const sum = { requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 };
-            for (const p of latest) {
-              sum.requests += p.requests;
-              sum.ok += p.ok;
-              sum.errors += p.errors;
-              sum.verifyFailures += p.verifyFailures;
-              sum.bytes += p.bytes;
-            }
-            options.onProgress({
-              ...sum,
-              elapsedS: (performance.timeOrigin + performance.now() - startEpoch) / 1000,
-              limit: options.requests ?? null,
-              durationS,
-            });
-          }
-        } else if (msg.type === "done") {
-          done.push(msg);
-          if (done.length === workers) resolve();
-        }
-      });
-      t.on("error", (err) => {
-        for (const x of threads) void x.terminate();
-        reject(err);
-      });
-    }
-  });
-  let interrupted = false;
-  const onAbort = () => {
-    interrupted = true;
-    for (const t of threads) t.postMessage({ type: "stop" } satisfies AbToWorker);
+    },
   };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  if (options.signal?.aborted) onAbort();
-  try {
-    await finished;
-  } finally {
-    options.signal?.removeEventListener("abort", onAbort);
-    await Promise.all(threads.map((t) => t.terminate()));
-  }
+}
 
+/** Each worker's share of the connections (and of the requests, if counted), and what it checks. */
+export function abWorkerInits(
+  options: Pick<SingleUrlOptions, "url" | "requests" | "progressIntervalMs">,
+  settings: SingleUrlSettings,
+  expect: Pick<Expectations, "expectStatus" | "expectLength">,
+): AbWorkerInit[] {
+  const { workers, connections } = settings;
+  return Array.from({ length: workers }, (_, w) => ({
+    url: options.url,
+    connections: split(connections, workers, w),
+    pipelining: settings.pipelining,
+    amount: options.requests === undefined ? undefined : split(options.requests, workers, w),
+    durationS: settings.durationS ?? 86_400,
+    timeoutS: Math.max(1, Math.ceil(settings.timeoutMs / 1000)),
+    expectStatus: expect.expectStatus,
+    expectLength: expect.expectLength,
+    progressIntervalMs: options.progressIntervalMs ?? 250,
+  }));
+}
+
+/** The workers' progress counts summed (no kinds: autocannon reports them only at the end). */
+export function sumProgressCounts(list: ProgressSnapshot[]): ProgressSnapshot {
+  const { errorsByKind: _e, verifyFailuresByKind: _v, ...counts } = sumProgress(list);
+  return counts;
+}
+
+type AbReport = Extract<AbFromWorker, { type: "done" }>;
+
+/** Runs the autocannon workers to the end (or the abort): their reports, and whether it was aborted. */
+async function runAbWorkers(options: SingleUrlOptions, settings: SingleUrlSettings, inits: AbWorkerInit[]) {
+  const latest: ProgressSnapshot[] = inits.map(noProgress);
+  let startEpoch = 0;
+  return runLoadWorkers<AbWorkerInit, AbFromWorker>({
+    script: new URL("./worker.js", import.meta.url),
+    inits,
+    start: () => {
+      startEpoch = performance.timeOrigin + performance.now();
+      return { type: "start" } satisfies AbToWorker;
+    },
+    onProgress: (w, msg) => {
+      latest[w] = msg.progress;
+      if (options.onProgress) {
+        options.onProgress({
+          ...sumProgressCounts(latest),
+          elapsedS: (performance.timeOrigin + performance.now() - startEpoch) / 1000,
+          limit: options.requests ?? null,
+          durationS: settings.durationS,
+        });
+      }
+    },
+    signal: options.signal,
+  });
+}
+
+/** The reports merged, after the preflight's failure (if any); a worker's autocannon error fails the run. */
+function mergeAbReports(done: AbReport[], preflightFailure: FailureSample | null) {
+  const counters = newCounters();
+  if (preflightFailure) {
+    counters.verifyFailures++;
+    counters.verifyFailuresByKind[preflightFailure.failure] = 1;
+    counters.failureSamples.push(preflightFailure);
+  }
   const histogram = newLatencyHistogram();
   let first = Infinity;
   let last = -Infinity;
@@ -232,32 +263,51 @@ export async function runSingleUrl(options: SingleUrlOptions): Promise<SingleUrl
     first = Math.min(first, d.startEpochMs);
     last = Math.max(last, d.endEpochMs);
   }
-  const elapsedS = last > first ? (last - first) / 1000 : 0;
-  const responses = counters.ok + counters.verifyFailures;
-  const stoppedBy = interrupted
+  return { counters, histogram, elapsedS: last > first ? (last - first) / 1000 : 0 };
+}
+
+/** What ended the run: the abort, else the request count if reached, else the duration. */
+export function singleUrlStoppedBy(
+  aborted: boolean,
+  requestsAsked: number | undefined,
+  requestsDone: number,
+  durationS: number | null,
+): SingleUrlResult["stopped_by"] {
+  return aborted
     ? "interrupted"
-    : options.requests !== undefined && counters.requests >= options.requests
+    : requestsAsked !== undefined && requestsDone >= requestsAsked
       ? "requests"
       : durationS !== null
         ? "duration"
         : "requests";
+}
+
+function singleUrlResult(
+  options: SingleUrlOptions,
+  settings: SingleUrlSettings,
+  pre: Preflight,
+  expect: Expectations,
+  outcome: { aborted: boolean; merged: ReturnType<typeof mergeAbReports> },
+): SingleUrlResult {
+  const { counters, histogram, elapsedS } = outcome.merged;
+  const responses = counters.ok + counters.verifyFailures;
   return {
     tool: "sc-cluster loadgen",
     mode: "single-url",
     params: {
       url: options.url,
-      connections,
-      pipelining,
-      workers,
+      connections: settings.connections,
+      pipelining: settings.pipelining,
+      workers: settings.workers,
       requests: options.requests ?? null,
-      duration_s: durationS,
-      timeout_ms: timeoutMs,
-      verify: typeof options.verify === "string" ? options.verify : options.verify ? "(in memory)" : null,
-      expect_status: expectStatus,
-      expect_length: expectLength,
+      duration_s: settings.durationS,
+      timeout_ms: settings.timeoutMs,
+      verify: verifyParam(options.verify),
+      expect_status: expect.expectStatus,
+      expect_length: expect.expectLength,
     },
-    preflight: { ...pre, verified },
-    stopped_by: stoppedBy,
+    preflight: { ...pre, verified: expect.verified },
+    stopped_by: singleUrlStoppedBy(outcome.aborted, options.requests, counters.requests, settings.durationS),
     requests: counters.requests,
     ok: counters.ok,
     errors: counters.errors,
@@ -272,6 +322,16 @@ export async function runSingleUrl(options: SingleUrlOptions): Promise<SingleUrl
     rps: elapsedS > 0 ? Math.round((responses / elapsedS) * 10) / 10 : 0,
     mbps: elapsedS > 0 ? Math.round(((counters.bytes * 8) / elapsedS / 1e6) * 100) / 100 : 0,
     latency_ms: latencySummary(histogram, counters.maxLatencyUs),
-    notes,
+    notes: settings.notes,
   };
+}
+
+export async function runSingleUrl(options: SingleUrlOptions): Promise<SingleUrlResult> {
+  const settings = singleUrlSettings(options);
+  const entry = await manifestEntry(options, settings);
+  const pre = await preflight(options.url, settings.timeoutMs);
+  const expect = expectations(options, settings.path, entry, pre);
+  const { done, aborted } = await runAbWorkers(options, settings, abWorkerInits(options, settings, expect));
+  const merged = mergeAbReports(done, expect.failure);
+  return singleUrlResult(options, settings, pre, expect, { aborted, merged });
 }

@@ -2,7 +2,6 @@
 // starts N worker threads with M connections each (worker.ts), and merges their counters
 // and timings into one result (the `--json` shape, docs/loadgen.md). Closed loop by
 // default; open loop with a rate (--rate) or the trace's own timestamps (--speed).
-import { Worker } from "node:worker_threads";
 import { writeFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { QueryPolicy } from "../classify.js";
@@ -16,6 +15,7 @@ import {
   type ErrorSample,
   type LatencySummaryMs,
   type LoadOutcome,
+  verifyParam,
 } from "./stats.js";
 import type {
   FromWorker,
@@ -29,6 +29,7 @@ import type { ScheduleSpec } from "../schedule.js";
 import { percentilesMs, Timings, type Group, type PercentilesMs } from "./timings.js";
 import type { Histogram } from "../histogram.js";
 import { UserError } from "../../common/errors.js";
+import { runLoadWorkers } from "../worker-pool.js";
 
 /** Due requests that may wait for a free connection, in all workers, unless told otherwise. */
 export const DEFAULT_MAX_BACKLOG = 10_000;
@@ -237,13 +238,18 @@ function parseTarget(target: string): { origin: string; pathPrefix: string } {
   return { origin: u.origin, pathPrefix: u.pathname.replace(/\/+$/, "") };
 }
 
-function parsePacing(options: ReplayOptions): {
-  kind: "closed" | "rate" | "trace";
-  rate: number | null;
-  schedule: "constant" | "poisson" | null;
-  seed: number | null;
-  speed: number | null;
-} {
+/** How requests are paced: closed loop, a rate (--rate), or the trace's timestamps (--speed). */
+export type PacingSpec =
+  | { kind: "closed" }
+  | {
+      kind: "rate";
+      schedule: Extract<ScheduleSpec, { kind: "constant" | "poisson" }>;
+      /** Due requests that may wait for a free connection, in all workers. */
+      maxBacklog: number;
+    }
+  | { kind: "trace"; speed: number; maxBacklog: number };
+
+function parsePacing(options: ReplayOptions): PacingSpec {
   const speed = options.speed ?? 0;
   if (!(speed >= 0) || !Number.isFinite(speed))
     throw new ReplayError(`speed must be >= 0, got ${options.speed}`);
@@ -256,23 +262,61 @@ function parsePacing(options: ReplayOptions): {
     throw new ReplayError("a schedule or seed needs a rate");
   if (options.seed !== undefined && !(Number.isSafeInteger(options.seed) && options.seed >= 0))
     throw new ReplayError(`seed must be a whole number >= 0, got ${options.seed}`);
+  const maxBacklog = () => positiveInt("max backlog", options.maxBacklog, DEFAULT_MAX_BACKLOG);
   if (options.rate !== undefined) {
-    const schedule = options.schedule ?? "constant";
-    return {
-      kind: "rate",
-      rate: options.rate,
-      schedule,
-      seed: schedule === "poisson" ? (options.seed ?? 1) : null,
-      speed: null,
-    };
+    const rate = options.rate;
+    const schedule: Extract<PacingSpec, { kind: "rate" }>["schedule"] =
+      options.schedule === "poisson"
+        ? { kind: "poisson", rate, seed: options.seed ?? 1 }
+        : { kind: "constant", rate };
+    return { kind: "rate", schedule, maxBacklog: maxBacklog() };
   }
-  if (speed > 0) return { kind: "trace", rate: null, schedule: null, seed: null, speed };
+  if (speed > 0) return { kind: "trace", speed, maxBacklog: maxBacklog() };
   if (options.maxBacklog !== undefined) throw new ReplayError("a backlog bound needs a rate or a speed");
-  return { kind: "closed", rate: null, schedule: null, seed: null, speed: null };
+  return { kind: "closed" };
+}
+
+/** The options of a replay, checked: what the later phases work from. */
+export interface ReplaySettings {
+  clients: number;
+  conns: number;
+  pipeline: number;
+  keepalive: boolean;
+  timeoutMs: number;
+  query: QueryPolicy;
+  pacing: PacingSpec;
+  origin: string;
+  pathPrefix: string;
+}
+
+/** Checks the options (before any file is read) and fills in the defaults. */
+export function replaySettings(options: ReplayOptions): ReplaySettings {
+  const clients = positiveInt("clients", options.clients, 1);
+  const conns = positiveInt("conns", options.conns, 1);
+  const pipeline = positiveInt("pipeline", options.pipeline, 1);
+  const keepalive = options.keepalive ?? false;
+  const timeoutMs = positiveInt("timeout", options.timeoutMs, 10_000);
+  if (pipeline > 1 && !keepalive)
+    throw new ReplayError("pipelining needs keep-alive connections (--keepalive)");
+  if (options.requests !== undefined) positiveInt("requests", options.requests, 1);
+  if (options.durationS !== undefined && !(options.durationS > 0)) {
+    throw new ReplayError(`duration must be > 0 seconds, got ${options.durationS}`);
+  }
+  const pacing = parsePacing(options);
+  const { origin, pathPrefix } = parseTarget(options.target);
+  const query = options.query ?? "skip";
+  return { clients, conns, pipeline, keepalive, timeoutMs, query, pacing, origin, pathPrefix };
+}
+
+/** The plan given, or the trace read into one. */
+async function obtainPlan(options: ReplayOptions, query: QueryPolicy): Promise<ReplayPlan> {
+  if (options.plan) return options.plan;
+  if (!options.trace) throw new ReplayError("a trace (or a plan) is required");
+  return loadReplayPlan({ trace: options.trace, format: options.format, query, verify: options.verify });
 }
 
 /** Plan classes in order of frequency in the trace, the first `n`. */
-function topClasses(plan: ReplayPlan, n: number): number[] {
+export function topClasses(plan: ReplayPlan, n: number): number[] {
   const counts = new Uint32Array(plan.classes.length);
   for (const c of plan.entries) counts[c]!++;
   return [...counts.keys()]
@@ -281,35 +325,40 @@ function topClasses(plan: ReplayPlan, n: number): number[] {
     .slice(0, n);
 }
 
-export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
-  const clients = positiveInt("clients", options.clients, 1);
-  const conns = positiveInt("conns", options.conns, 1);
-  const pipeline = positiveInt("pipeline", options.pipeline, 1);
-  const keepalive = options.keepalive ?? false;
-  const timeoutMs = positiveInt("timeout", options.timeoutMs, 10_000);
-  const query = options.query ?? "skip";
-  if (pipeline > 1 && !keepalive)
-    throw new ReplayError("pipelining needs keep-alive connections (--keepalive)");
-  if (options.requests !== undefined) positiveInt("requests", options.requests, 1);
-  if (options.durationS !== undefined && !(options.durationS > 0)) {
-    throw new ReplayError(`duration must be > 0 seconds, got ${options.durationS}`);
-  }
-  const pacingSpec = parsePacing(options);
-  const open = pacingSpec.kind !== "closed";
-  const maxBacklog = open ? positiveInt("max backlog", options.maxBacklog, DEFAULT_MAX_BACKLOG) : null;
-  const { origin, pathPrefix } = parseTarget(options.target);
-  const notes: string[] = [];
+/** How one replay runs: its open-loop schedule, its bounds, the URLs it keeps figures for. */
+export interface ReplayRunPlan {
+  /** The open loop's schedule and backlog bound (in all workers); null: the closed loop. */
+  open: { schedule: ScheduleSpec; maxBacklog: number } | null;
+  /** Requests in all workers (Infinity: no count bounds the run). */
+  limit: number;
+  /** --duration, and the time cap used when there is none (null: not capped). */
+  durationS: number | null;
+  timeCapS: number | null;
+  /** When the workers stop issuing requests: the duration, else the time cap (s after the start). */
+  deadlineS: number | null;
+  trackedUrls: number[];
+  /** Notes for the result, in the order they were found. */
+  notes: string[];
+}
 
-  let plan = options.plan;
-  if (!plan) {
-    if (!options.trace) throw new ReplayError("a trace (or a plan) is required");
-    plan = await loadReplayPlan({
-      trace: options.trace,
-      format: options.format,
-      query,
-      verify: options.verify,
-    });
-  }
+/** The schedule of the open loop, or null for the closed loop. */
+function openLoopSchedule(pacing: PacingSpec, plan: ReplayPlan, notes: string[]): ReplayRunPlan["open"] {
+  if (pacing.kind === "closed") return null;
+  if (pacing.kind === "rate") return { schedule: pacing.schedule, maxBacklog: pacing.maxBacklog };
+  if (!plan.offsetsS)
+    throw new ReplayError("--speed needs timestamps, and this trace has none (a URL list?)");
+  if (plan.outOfOrder > 0)
+    notes.push(`${plan.outOfOrder} records were logged earlier than the one before them; sent with it`);
+  const schedule: ScheduleSpec = { kind: "trace", offsetsS: plan.offsetsS, speed: pacing.speed };
+  return { schedule, maxBacklog: pacing.maxBacklog };
+}
+
+/** Plans the run from the checked options and the plan; refuses a plan with nothing to replay. */
+export function planReplayRun(
+  settings: ReplaySettings,
+  plan: ReplayPlan,
+  options: Pick<ReplayOptions, "trace" | "requests" | "durationS">,
+): ReplayRunPlan {
   const entryCount = plan.entries.length;
   if (entryCount === 0) {
     throw plan.trace
@@ -320,19 +369,8 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
           `nothing to replay: no trace line is replayable (${plan.skipped} skipped: ${JSON.stringify(plan.skippedByReason)})`,
         );
   }
-  let schedule: ScheduleSpec | null = null;
-  if (pacingSpec.kind === "rate") {
-    schedule =
-      pacingSpec.schedule === "poisson"
-        ? { kind: "poisson", rate: pacingSpec.rate!, seed: pacingSpec.seed! }
-        : { kind: "constant", rate: pacingSpec.rate! };
-  } else if (pacingSpec.kind === "trace") {
-    if (!plan.offsetsS)
-      throw new ReplayError("--speed needs timestamps, and this trace has none (a URL list?)");
-    schedule = { kind: "trace", offsetsS: plan.offsetsS, speed: pacingSpec.speed! };
-    if (plan.outOfOrder > 0)
-      notes.push(`${plan.outOfOrder} records were logged earlier than the one before them; sent with it`);
-  }
+  const notes: string[] = [];
+  const open = openLoopSchedule(settings.pacing, plan, notes);
 
   // Bounds: always a count, a duration, or both; the open loop always has a time bound too
   // (a schedule can run for days: a month-long trace at --speed 1).
@@ -352,131 +390,159 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
     // Bounded by the duration; the schedule is cut there.
     limit = Number.MAX_SAFE_INTEGER;
   }
-  const effectiveDurationS = durationS ?? timeCapS;
+  const deadlineS = durationS ?? timeCapS;
+  return { open, limit, durationS, timeCapS, deadlineS, trackedUrls: topClasses(plan, TOP_URLS), notes };
+}
 
-  const totalSlots = clients * conns;
+/** What each worker is given: its connection slots, the shared plan entries and the pacing. */
+export function replayWorkerInits(
+  settings: ReplaySettings,
+  plan: ReplayPlan,
+  run: ReplayRunPlan,
+  progressIntervalMs: number,
+): WorkerInit[] {
+  const { clients, conns } = settings;
+  const entryCount = plan.entries.length;
   const shared = new SharedArrayBuffer(entryCount * 4);
   new Uint32Array(shared).set(plan.entries);
   const ifModifiedSince = httpDate(plan.manifest?.mtime ?? SITE_MTIME);
-  const progressIntervalMs = options.progressIntervalMs ?? 250;
-  const trackedUrls = topClasses(plan, TOP_URLS);
-
-  const workers: Worker[] = [];
-  const latest: ProgressSnapshot[] = [];
-  const latestOpen: (OpenLoopSnapshot | null)[] = [];
-  const done: Extract<FromWorker, { type: "done" }>[] = [];
-  let startEpoch = 0;
-
-  const finished = new Promise<void>((resolve, reject) => {
-    let ready = 0;
-    const fail = (err: Error) => {
-      for (const w of workers) void w.terminate();
-      reject(err);
-    };
-    for (let w = 0; w < clients; w++) {
-      const slots: number[] = [];
-      for (let j = 0; j < conns; j++) slots.push(w + clients * j);
-      const pacing: Pacing = schedule
-        ? {
-            kind: "open",
-            schedule,
-            worker: w,
-            workers: clients,
-            queueCapacity: Math.max(1, Math.ceil(maxBacklog! / clients)),
-          }
-        : { kind: "closed" };
-      const init: WorkerInit = {
-        origin,
-        pathPrefix,
-        slots,
-        totalSlots,
-        entries: shared,
-        entryCount,
-        classes: plan.classes,
-        limit,
-        keepalive,
-        pipeline,
-        timeoutMs,
-        ifModifiedSince,
-        progressIntervalMs,
-        pacing,
-        trackedUrls,
-      };
-      const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: init });
-      workers.push(worker);
-      latest.push({ requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 });
-      latestOpen.push(null);
-      worker.on("message", (msg: FromWorker) => {
-        if (msg.type === "ready") {
-          if (++ready === clients) {
-            // The open loop starts a little later, so that every worker holds the start
-            // message when its first request comes due.
-            startEpoch = performance.timeOrigin + performance.now() + (open ? 20 : 0);
-            const start: ToWorker = {
-              type: "start",
-              startEpochMs: startEpoch,
-              deadlineEpochMs: effectiveDurationS === null ? null : startEpoch + effectiveDurationS * 1000,
-            };
-            for (const x of workers) x.postMessage(start);
-          }
-        } else if (msg.type === "progress") {
-          latest[w] = msg.progress;
-          latestOpen[w] = msg.open;
-          if (options.onProgress) {
-            const sum = latest.reduce(
-              (a, p) => ({
-                requests: a.requests + p.requests,
-                ok: a.ok + p.ok,
-                errors: a.errors + p.errors,
-                verifyFailures: a.verifyFailures + p.verifyFailures,
-                bytes: a.bytes + p.bytes,
-                errorsByKind: addKinds(a.errorsByKind, p.errorsByKind),
-                verifyFailuresByKind: addKinds(a.verifyFailuresByKind, p.verifyFailuresByKind),
-              }),
-              {
-                requests: 0,
-                ok: 0,
-                errors: 0,
-                verifyFailures: 0,
-                bytes: 0,
-                errorsByKind: {},
-                verifyFailuresByKind: {},
-              },
-            );
-            const o = sumOpen(latestOpen);
-            options.onProgress({
-              ...sum,
-              open: o ? { ...o, intendedRps: pacingSpec.rate } : null,
-              elapsedS: (performance.timeOrigin + performance.now() - startEpoch) / 1000,
-              limit: Number.isFinite(limit) && limit < Number.MAX_SAFE_INTEGER ? limit : null,
-              durationS: effectiveDurationS,
-            });
-          }
-        } else if (msg.type === "done") {
-          done.push(msg);
-          if (done.length === clients) resolve();
+  return Array.from({ length: clients }, (_, w): WorkerInit => {
+    const slots: number[] = [];
+    for (let j = 0; j < conns; j++) slots.push(w + clients * j);
+    const pacing: Pacing = run.open
+      ? {
+          kind: "open",
+          schedule: run.open.schedule,
+          worker: w,
+          workers: clients,
+          queueCapacity: Math.max(1, Math.ceil(run.open.maxBacklog / clients)),
         }
-      });
-      worker.on("error", (err) => fail(err));
-      worker.on("exit", (code) => {
-        if (done.length < clients && code !== 0)
-          fail(new ReplayError(`replay worker ${w} exited with code ${code}`));
-      });
-    }
+      : { kind: "closed" };
+    return {
+      origin: settings.origin,
+      pathPrefix: settings.pathPrefix,
+      slots,
+      totalSlots: clients * conns,
+      entries: shared,
+      entryCount,
+      classes: plan.classes,
+      limit: run.limit,
+      keepalive: settings.keepalive,
+      pipeline: settings.pipeline,
+      timeoutMs: settings.timeoutMs,
+      ifModifiedSince,
+      progressIntervalMs,
+      pacing,
+      trackedUrls: run.trackedUrls,
+    };
   });
+}
 
-  const onAbort = () => {
-    for (const w of workers) w.postMessage({ type: "stop" } satisfies ToWorker);
-  };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  if (options.signal?.aborted) onAbort();
-  try {
-    await finished;
-  } finally {
-    options.signal?.removeEventListener("abort", onAbort);
-    await Promise.all(workers.map((w) => w.terminate()));
+/** A worker's progress before its first report. */
+export function noProgress(): ProgressSnapshot {
+  return { requests: 0, ok: 0, errors: 0, verifyFailures: 0, bytes: 0 };
+}
+
+/** Running totals over the workers' latest progress snapshots (kinds summed too). */
+export function sumProgress(list: ProgressSnapshot[]): Required<ProgressSnapshot> {
+  return list.reduce<Required<ProgressSnapshot>>(
+    (a, p) => ({
+      requests: a.requests + p.requests,
+      ok: a.ok + p.ok,
+      errors: a.errors + p.errors,
+      verifyFailures: a.verifyFailures + p.verifyFailures,
+      bytes: a.bytes + p.bytes,
+      errorsByKind: addKinds(a.errorsByKind, p.errorsByKind),
+      verifyFailuresByKind: addKinds(a.verifyFailuresByKind, p.verifyFailuresByKind),
+    }),
+    { ...noProgress(), errorsByKind: {}, verifyFailuresByKind: {} },
+  );
+}
+
+/** Each worker's latest progress, and what onProgress is told: their sum so far. */
+class ReplayProgressBoard {
+  private readonly latest: ProgressSnapshot[];
+  private readonly latestOpen: (OpenLoopSnapshot | null)[];
+  /** The run's time zero (epoch ms), set when the workers start. */
+  startEpoch = 0;
+
+  constructor(
+    workers: number,
+    private readonly fixed: { intendedRps: number | null; limit: number | null; durationS: number | null },
+  ) {
+    this.latest = Array.from({ length: workers }, noProgress);
+    this.latestOpen = Array.from({ length: workers }, () => null);
   }
 
+  record(worker: number, progress: ProgressSnapshot, open: OpenLoopSnapshot | null): void {
+    this.latest[worker] = progress;
+    this.latestOpen[worker] = open;
+  }
+
+  totals(): ReplayProgress {
+    const o = sumOpen(this.latestOpen);
+    return {
+      ...sumProgress(this.latest),
+      open: o ? { ...o, intendedRps: this.fixed.intendedRps } : null,
+      elapsedS: (performance.timeOrigin + performance.now() - this.startEpoch) / 1000,
+      limit: this.fixed.limit,
+      durationS: this.fixed.durationS,
+    };
+  }
+}
+
+type WorkerReport = Extract<FromWorker, { type: "done" }>;
+
+/** Runs the workers to the end of the run (or the abort) and returns their reports. */
+async function runReplayWorkers(
+  options: ReplayOptions,
+  settings: ReplaySettings,
+  run: ReplayRunPlan,
+  inits: WorkerInit[],
+): Promise<WorkerReport[]> {
+  const board = new ReplayProgressBoard(settings.clients, {
+    intendedRps: intendedRate(settings.pacing),
+    limit: Number.isFinite(run.limit) && run.limit < Number.MAX_SAFE_INTEGER ? run.limit : null,
+    durationS: run.deadlineS,
+  });
+  const { done } = await runLoadWorkers<WorkerInit, FromWorker>({
+    script: new URL("./worker.js", import.meta.url),
+    inits,
+    start: () => {
+      // The open loop starts a little later, so that every worker holds the start
+      // message when its first request comes due.
+      const startEpoch = performance.timeOrigin + performance.now() + (run.open ? 20 : 0);
+      board.startEpoch = startEpoch;
+      return {
+        type: "start",
+        startEpochMs: startEpoch,
+        deadlineEpochMs: run.deadlineS === null ? null : startEpoch + run.deadlineS * 1000,
+      } satisfies ToWorker;
+    },
+    onProgress: (w, msg) => {
+      board.record(w, msg.progress, msg.open);
+      if (options.onProgress) options.onProgress(board.totals());
+    },
+    exitError: (w, code) => new ReplayError(`replay worker ${w} exited with code ${code}`),
+    signal: options.signal,
+  });
+  return done;
+}
+
+/** The workers' reports merged into one. */
+export interface MergedReports {
+  counters: Counters;
+  timings: Timings;
+  /** From the first request sent to the last response ended (0: none). */
+  elapsedS: number;
+  /** Some worker was stopped (the abort), or stopped at the deadline. */
+  stopped: boolean;
+  hitDeadline: boolean;
+  /** The open loop's sends, drops and backlog (null: the closed loop). */
+  open: OpenLoopSnapshot | null;
+}
+
+export function mergeWorkerReports(done: WorkerReport[]): MergedReports {
   const counters: Counters = newCounters();
   const timings = new Timings();
   let first = Infinity;
@@ -487,91 +553,177 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
     if (d.firstStartEpochMs !== null) first = Math.min(first, d.firstStartEpochMs);
     if (d.lastEndEpochMs !== null) last = Math.max(last, d.lastEndEpochMs);
   }
-  const elapsedS = Number.isFinite(first) && last > first ? (last - first) / 1000 : 0;
-  const responses = counters.ok + counters.verifyFailures;
-  let stoppedBy: StoppedBy = "requests";
-  if (done.some((d) => d.stopped)) stoppedBy = "interrupted";
-  else if (done.some((d) => d.hitDeadline)) stoppedBy = durationS !== null ? "duration" : "time_cap";
+  return {
+    counters,
+    timings,
+    elapsedS: Number.isFinite(first) && last > first ? (last - first) / 1000 : 0,
+    stopped: done.some((d) => d.stopped),
+    hitDeadline: done.some((d) => d.hitDeadline),
+    open: sumOpen(done.map((d) => d.open)),
+  };
+}
+
+/** What ended the run: the abort, else the deadline (a duration or the time cap), else the count. */
+export function replayStoppedBy(
+  merged: Pick<MergedReports, "stopped" | "hitDeadline">,
+  run: ReplayRunPlan,
+): StoppedBy {
+  if (merged.stopped) return "interrupted";
+  if (merged.hitDeadline) return run.durationS !== null ? "duration" : "time_cap";
+  return "requests";
+}
+
+/** The rate the open loop was asked for (null: the trace's own, or the closed loop). */
+function intendedRate(pacing: PacingSpec): number | null {
+  return pacing.kind === "rate" ? pacing.schedule.rate : null;
+}
+
+/** The open loop's figures, and the note when the target did not keep up. */
+export function openLoopResult(
+  o: OpenLoopSnapshot,
+  pacing: PacingSpec,
+  timings: Timings,
+): { result: OpenLoopResult; note: string | null } {
+  const rate = intendedRate(pacing);
+  // Windows: a constant schedule's n requests span n gaps of 1/R (the last one included).
+  const gapS = rate ? 1 / rate : 0;
+  const intendedWindowS = Math.max(0.001, o.lastIntendedMs / 1000 + gapS);
+  const sendWindowS = Math.max(intendedWindowS, o.lastSentMs / 1000 + gapS);
+  const intendedRps = rate ?? o.due / intendedWindowS;
+  const achievedRps = o.sent / sendWindowS;
+  const keptUp = o.dropped === 0 && o.sent >= KEPT_UP_SHARE * o.due;
+  const result: OpenLoopResult = {
+    intended_rps: round(intendedRps, 1),
+    achieved_rps: round(achievedRps, 1),
+    due: o.due,
+    sent: o.sent,
+    dropped: o.dropped,
+    backlog_at_end: o.backlog,
+    max_backlog: o.maxBacklog,
+    send_delay_ms: percentilesMs(timings.wait),
+    client_lag_ms: percentilesMs(timings.lag),
+    kept_up: keptUp,
+  };
+  const backlogBound = pacing.kind === "closed" ? null : pacing.maxBacklog;
+  const note = keptUp
+    ? null
+    : `the target did not keep up: sent ${o.sent} of ${o.due} due requests ` +
+      `(${round(achievedRps, 1)} of ${round(intendedRps, 1)} req/s intended), ${o.dropped} dropped ` +
+      `(backlog bound ${backlogBound}), ${o.backlog} still waiting at the end; ` +
+      `latency_from_intended_ms counts the waiting, latency_ms does not`;
+  return { result, note };
+}
+
+/** The notes the run's outcome adds to the plan's: the time cap, the open loop's shortfall, client lag. */
+function outcomeNotes(
+  run: ReplayRunPlan,
+  stoppedBy: StoppedBy,
+  openLoopNote: string | null,
+  timings: Timings,
+): string[] {
+  const notes: string[] = [];
   if (stoppedBy === "time_cap")
-    notes.push(`stopped by the ${timeCapS} s time cap before the end of the ${open ? "schedule" : "trace"}`);
-
-  let openLoop: OpenLoopResult | null = null;
-  const o = sumOpen(done.map((d) => d.open));
-  if (o) {
-    // Windows: a constant schedule's n requests span n gaps of 1/R (the last one included).
-    const gapS = pacingSpec.rate ? 1 / pacingSpec.rate : 0;
-    const intendedWindowS = Math.max(0.001, o.lastIntendedMs / 1000 + gapS);
-    const sendWindowS = Math.max(intendedWindowS, o.lastSentMs / 1000 + gapS);
-    const intendedRps = pacingSpec.rate ?? o.due / intendedWindowS;
-    const achievedRps = o.sent / sendWindowS;
-    const keptUp = o.dropped === 0 && o.sent >= KEPT_UP_SHARE * o.due;
-    openLoop = {
-      intended_rps: round(intendedRps, 1),
-      achieved_rps: round(achievedRps, 1),
-      due: o.due,
-      sent: o.sent,
-      dropped: o.dropped,
-      backlog_at_end: o.backlog,
-      max_backlog: o.maxBacklog,
-      send_delay_ms: percentilesMs(timings.wait),
-      client_lag_ms: percentilesMs(timings.lag),
-      kept_up: keptUp,
-    };
-    if (!keptUp) {
-      notes.push(
-        `the target did not keep up: sent ${o.sent} of ${o.due} due requests ` +
-          `(${round(achievedRps, 1)} of ${round(intendedRps, 1)} req/s intended), ${o.dropped} dropped ` +
-          `(backlog bound ${maxBacklog}), ${o.backlog} still waiting at the end; ` +
-          `latency_from_intended_ms counts the waiting, latency_ms does not`,
-      );
-    }
-  }
-
-  if (open && timings.lag.max >= CLIENT_LAG_NOTE_US) {
+    notes.push(
+      `stopped by the ${run.timeCapS} s time cap before the end of the ${run.open ? "schedule" : "trace"}`,
+    );
+  if (openLoopNote !== null) notes.push(openLoopNote);
+  if (run.open && timings.lag.max >= CLIENT_LAG_NOTE_US) {
     notes.push(
       `the client itself ran late (send timers up to ${Math.round(timings.lag.max / 1000)} ms behind: a busy CPU); ` +
         `latency_from_intended_ms counts that too: see open_loop.client_lag_ms and --log`,
     );
   }
+  return notes;
+}
+
+/** The `params` of the result: the options as the run used them. */
+function replayParams(
+  options: ReplayOptions,
+  settings: ReplaySettings,
+  plan: ReplayPlan,
+  run: ReplayRunPlan,
+) {
+  const p = settings.pacing;
+  return {
+    trace: options.trace ?? null,
+    format: plan.trace?.format ?? null,
+    target: options.target,
+    clients: settings.clients,
+    conns: settings.conns,
+    keepalive: settings.keepalive,
+    pipeline: settings.pipeline,
+    requests: options.requests ?? null,
+    duration_s: run.durationS,
+    time_cap_s: run.timeCapS,
+    verify: verifyParam(options.verify),
+    timeout_ms: settings.timeoutMs,
+    query: settings.query,
+    pacing: p.kind,
+    rate: intendedRate(p),
+    schedule: p.kind === "rate" ? p.schedule.kind : null,
+    seed: p.kind === "rate" && p.schedule.kind === "poisson" ? p.schedule.seed : null,
+    speed: p.kind === "trace" ? p.speed : null,
+    max_backlog: p.kind === "closed" ? null : p.maxBacklog,
+  } satisfies ReplayResult["params"];
+}
+
+/** The `trace` of the result: what was read and what of it replays (null: a plan built in memory). */
+function traceSummary(plan: ReplayPlan): ReplayResult["trace"] {
   const t = plan.trace;
+  if (!t) return null;
+  const entryCount = plan.entries.length;
+  return {
+    lines: t.lines,
+    records: t.records,
+    bad_lines: t.bad,
+    bad_by_reason: { ...t.badByReason },
+    bad_samples: t.badSamples,
+    replayable: entryCount,
+    distinct_requests: plan.classes.length,
+    span_s: plan.offsetsS ? plan.offsetsS[entryCount - 1]! : null,
+    out_of_order: plan.outOfOrder,
+  };
+}
+
+/** Figures per response class (sorted by key) and for the tracked URLs (most frequent first). */
+function groupResults(plan: ReplayPlan, run: ReplayRunPlan, timings: Timings) {
+  return {
+    by_class: [...timings.byClass]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, g]) => groupResult(key, g)),
+    by_url: run.trackedUrls
+      .filter((c) => timings.byUrl.has(c))
+      .map((c) => {
+        const cls = plan.classes[c]!;
+        return {
+          ...groupResult(`${cls.method} ${cls.path}`, timings.byUrl.get(c)!),
+          method: cls.method,
+          path: cls.path,
+          kind: cls.kind,
+        };
+      }),
+  } satisfies Pick<ReplayResult, "by_class" | "by_url">;
+}
+
+/** The result (the `--json` shape) from the run's plan and the merged reports. */
+export function replayResult(
+  options: ReplayOptions,
+  settings: ReplaySettings,
+  plan: ReplayPlan,
+  run: ReplayRunPlan,
+  merged: MergedReports,
+): ReplayResult {
+  const { counters, timings, elapsedS } = merged;
+  const open = run.open !== null;
+  const stoppedBy = replayStoppedBy(merged, run);
+  const openLoop = merged.open ? openLoopResult(merged.open, settings.pacing, timings) : null;
+  const responses = counters.ok + counters.verifyFailures;
   const all = timings.all;
-  const result: ReplayResult = {
+  return {
     tool: "sc-cluster loadgen",
     mode: "replay",
-    params: {
-      trace: options.trace ?? null,
-      format: t?.format ?? null,
-      target: options.target,
-      clients,
-      conns,
-      keepalive,
-      pipeline,
-      requests: options.requests ?? null,
-      duration_s: durationS,
-      time_cap_s: timeCapS,
-      verify: typeof options.verify === "string" ? options.verify : options.verify ? "(in memory)" : null,
-      timeout_ms: timeoutMs,
-      query,
-      pacing: pacingSpec.kind,
-      rate: pacingSpec.rate,
-      schedule: pacingSpec.schedule,
-      seed: pacingSpec.seed,
-      speed: pacingSpec.speed,
-      max_backlog: maxBacklog,
-    },
-    trace: t
-      ? {
-          lines: t.lines,
-          records: t.records,
-          bad_lines: t.bad,
-          bad_by_reason: { ...t.badByReason },
-          bad_samples: t.badSamples,
-          replayable: entryCount,
-          distinct_requests: plan.classes.length,
-          span_s: plan.offsetsS ? plan.offsetsS[entryCount - 1]! : null,
-          out_of_order: plan.outOfOrder,
-        }
-      : null,
+    params: replayParams(options, settings, plan, run),
+    trace: traceSummary(plan),
     stopped_by: stoppedBy,
     requests: counters.requests,
     ok: counters.ok,
@@ -595,30 +747,38 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
       ttfb: percentilesMs(all.ttfb),
       total: percentilesMs(all.total),
     },
-    open_loop: openLoop,
-    by_class: [...timings.byClass]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, g]) => groupResult(key, g)),
-    by_url: trackedUrls
-      .filter((c) => timings.byUrl.has(c))
-      .map((c) => {
-        const cls = plan.classes[c]!;
-        return {
-          ...groupResult(`${cls.method} ${cls.path}`, timings.byUrl.get(c)!),
-          method: cls.method,
-          path: cls.path,
-          kind: cls.kind,
-        };
-      }),
+    open_loop: openLoop?.result ?? null,
+    ...groupResults(plan, run, timings),
     per_second: perSecondRows(timings, open),
-    notes,
+    notes: [...run.notes, ...outcomeNotes(run, stoppedBy, openLoop?.note ?? null, timings)],
   };
+}
+
+/** The files asked for: the latency distribution (.hgrm; both, in the open loop) and the per-second log. */
+async function writeReplayFiles(
+  options: ReplayOptions,
+  open: boolean,
+  timings: Timings,
+  perSecond: PerSecondRow[],
+): Promise<void> {
+  const all = timings.all;
   const main = open ? all.corrected : all.total;
   if (options.hgrmOut) {
     await writeFile(options.hgrmOut, main.percentileDistribution(1000));
     if (open) await writeFile(uncorrectedPath(options.hgrmOut), all.total.percentileDistribution(1000));
   }
-  if (options.logOut) await writeFile(options.logOut, formatPerSecond(result.per_second));
+  if (options.logOut) await writeFile(options.logOut, formatPerSecond(perSecond));
+}
+
+export async function runReplay(options: ReplayOptions): Promise<ReplayResult> {
+  const settings = replaySettings(options);
+  const plan = await obtainPlan(options, settings.query);
+  const run = planReplayRun(settings, plan, options);
+  const inits = replayWorkerInits(settings, plan, run, options.progressIntervalMs ?? 250);
+  const reports = await runReplayWorkers(options, settings, run, inits);
+  const merged = mergeWorkerReports(reports);
+  const result = replayResult(options, settings, plan, run, merged);
+  await writeReplayFiles(options, run.open !== null, merged.timings, result.per_second);
   return result;
 }
 
@@ -642,7 +802,8 @@ function addKinds(
   return out;
 }
 
-function sumOpen(list: (OpenLoopSnapshot | null)[]): OpenLoopSnapshot | null {
+/** The open-loop snapshots of the workers summed (latest times: the latest of any); null: none. */
+export function sumOpen(list: (OpenLoopSnapshot | null)[]): OpenLoopSnapshot | null {
   const present = list.filter((x): x is OpenLoopSnapshot => x !== null);
   if (present.length === 0) return null;
   return present.reduce((a, b) => ({

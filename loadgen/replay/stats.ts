@@ -6,6 +6,7 @@ import {
   type Histogram,
 } from "hdr-histogram-js";
 import type { VerifyFailure } from "./verify.js";
+import type { Manifest } from "../manifest.js";
 
 export interface FailureSample {
   path: string;
@@ -130,6 +131,11 @@ export function latencySummary(h: Histogram, exactMaxUs: number): LatencySummary
     max: ms(exactMaxUs),
     mean: ms(h.mean),
   };
+}
+
+/** The manifest a run verified against, as its params name it (null: none). */
+export function verifyParam(verify: string | Manifest | undefined): string | null {
+  return typeof verify === "string" ? verify : verify ? "(in memory)" : null;
 }
 
 /** What every load run reports, single-URL or replay: the counts its verdict is made from. */

@@ -2,7 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { synthesize } from "./synth.js";
+import { synthesize, synthParamsJson, synthTraceLine } from "./synth.js";
+import { buildModel, PAPER_TRACE } from "./model.js";
+import { formatClfDate } from "../trace/formats.js";
 import { readTrace } from "../trace/reader.js";
 import { readManifest, type DocumentEntry } from "../manifest.js";
 import { documentSha256 } from "../content.js";
@@ -95,4 +97,45 @@ test("a synthetic trace replays against a static server with 0 verification fail
       await origin.close();
     }
   });
+});
+
+test("synthTraceLine: a CLF GET, timestamps spread evenly over the span, hosts from (seed, line)", () => {
+  const params = { ...PAPER_TRACE, startTime: 1_000_000_000, spanSeconds: 100, hosts: 4, seed: 9 };
+  const lines = Array.from({ length: 10 }, (_, j) => synthTraceLine(params, j, 10, `/d${j}.html`, j * 10));
+  const parsed = lines.map((l) =>
+    /^h(\d+)\.synth\.invalid - - \[([^\]]+)\] "GET (\S+) HTTP\/1\.0" 200 (\d+)\n$/.exec(l),
+  );
+  assert.ok(
+    parsed.every((m) => m !== null),
+    lines.join(""),
+  );
+  assert.deepEqual(
+    parsed.map((m) => [m![3], Number(m![4])]),
+    lines.map((_, j) => [`/d${j}.html`, j * 10]),
+  );
+  assert.ok(parsed.every((m) => Number(m![1]) < 4));
+  assert.ok(new Set(parsed.map((m) => m![1])).size > 1, "more than one host");
+  assert.equal(parsed[0]![2], formatClfDate(1_000_000_000));
+  assert.equal(parsed[9]![2], formatClfDate(1_000_000_090));
+  // The same line of another seed may come from another host, never at another time.
+  const other = synthTraceLine({ ...params, seed: 10 }, 9, 10, "/d9.html", 90);
+  assert.equal(other.slice(other.indexOf(" - - ")), lines[9]!.slice(lines[9]!.indexOf(" - - ")));
+});
+
+test("synthParamsJson: the parameters, the scaled targets and what was achieved, rounded; no root: null", () => {
+  const params = { ...PAPER_TRACE, scale: 0.002, seed: 3 };
+  const model = buildModel(params);
+  const text = synthParamsJson(params, model, { zipfSlope: 0.81234, requestedFiles: 17, root: false });
+  assert.ok(text.endsWith("}\n"));
+  const json = JSON.parse(text);
+  assert.deepEqual(json.params, params);
+  assert.equal(json.scaled.total_bytes_target, params.totalBytes * 0.002);
+  assert.equal(json.achieved.zipf_slope, 0.812);
+  assert.equal(json.achieved.requested_files, 17);
+  assert.equal(json.achieved.mean_file_bytes, Math.round(model.achieved.meanFileBytes));
+  assert.deepEqual(json.files, { trace: "trace.log", root: null, manifest: "manifest.jsonl" });
+  assert.equal(
+    JSON.parse(synthParamsJson(params, model, { zipfSlope: 1, requestedFiles: 1, root: true })).files.root,
+    "root",
+  );
 });

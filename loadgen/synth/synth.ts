@@ -70,27 +70,28 @@ function checkParams(p: SynthParams): void {
   if (files > 50_000_000) throw new SynthError(`${files} files is more than this generator is meant for`);
 }
 
-export async function synthesize(options: SynthOptions): Promise<SynthResult> {
-  const { out, writeRoot = true, ...overrides } = options;
-  const params: SynthParams = { ...PAPER_TRACE, ...overrides };
-  checkParams(params);
+type SynthPaths = SynthResult["paths"];
+
+/** Creates the output directory, which must be new or empty; returns where each file goes. */
+function prepareOutput(out: string, writeRoot: boolean): SynthPaths {
   const dir = resolve(out);
   mkdirSync(dir, { recursive: true });
   if (readdirSync(dir).length > 0) throw new SynthError(`output directory '${out}' is not empty`);
-  const t0 = performance.now();
-
-  const model = buildModel(params);
-  const t1 = performance.now();
-
-  // Documents and manifest, in file-id order.
-  const paths = {
+  return {
     trace: join(dir, "trace.log"),
     root: writeRoot ? join(dir, "root") : null,
     manifest: join(dir, "manifest.jsonl"),
     params: join(dir, "params.json"),
   };
-  const docPaths: string[] = [];
-  for (let id = 0; id < model.files; id++) docPaths.push(documentPath(id, model.sizes[id]!));
+}
+
+/** Documents (if a root is written) and manifest, in file-id order; returns how many files are requested. */
+function writeDocuments(
+  model: SynthModel,
+  params: SynthParams,
+  paths: SynthPaths,
+  docPaths: string[],
+): number {
   const writer = paths.root ? new SiteWriter(paths.root, SITE_MTIME) : null;
   const manifest = new ManifestWriter(paths.manifest, {
     format: MANIFEST_FORMAT,
@@ -113,21 +114,30 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
     manifest.add({ url: doc, status: 200, doc, size, sha256, kinds: requested ? ["get"] : [] });
   }
   manifest.close();
-  const t2 = performance.now();
+  return requestedFiles;
+}
 
-  // The trace: timestamps spread evenly over the span, hosts drawn per request.
+/**
+ * Line j of n of the trace: its timestamp spread evenly over the span, its host drawn from
+ * (seed, j), a GET of the document with its size.
+ */
+export function synthTraceLine(params: SynthParams, j: number, n: number, doc: string, size: number): string {
+  const t = params.startTime + Math.floor((j * params.spanSeconds) / n);
+  // A cheap integer hash of (seed, j): hosts need no statistical quality.
+  const h = (Math.imul(j + 1, 0x9e3779b1) ^ (params.seed >>> 0)) >>> 0;
+  const host = `h${h % params.hosts}.synth.invalid`;
+  return `${host} - - [${formatClfDate(t)}] "GET ${doc} HTTP/1.0" 200 ${size}\n`;
+}
+
+/** The trace, in replay order, written in 1 MiB blocks. */
+function writeTrace(model: SynthModel, params: SynthParams, path: string, docPaths: string[]): void {
   const seq = requestSequence(model);
-  const fd = openSync(paths.trace, "w");
+  const fd = openSync(path, "w");
   try {
     let buf = "";
-    const hostSeed = params.seed >>> 0;
     for (let j = 0; j < seq.length; j++) {
       const id = seq[j]!;
-      const t = params.startTime + Math.floor((j * params.spanSeconds) / seq.length);
-      // A cheap integer hash of (seed, j): hosts need no statistical quality.
-      const h = (Math.imul(j + 1, 0x9e3779b1) ^ hostSeed) >>> 0;
-      const host = `h${h % params.hosts}.synth.invalid`;
-      buf += `${host} - - [${formatClfDate(t)}] "GET ${docPaths[id]} HTTP/1.0" 200 ${model.sizes[id]}\n`;
+      buf += synthTraceLine(params, j, seq.length, docPaths[id]!, model.sizes[id]!);
       if (buf.length >= 1 << 20) {
         writeSync(fd, buf);
         buf = "";
@@ -137,13 +147,15 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
   } finally {
     closeSync(fd);
   }
-  const t3 = performance.now();
+}
 
-  const byRank = Array.from(model.requestCounts).sort((a, b) => b - a);
-  const slope = zipfSlope(byRank);
-  const { sizes: _s, requestCounts: _c, params: _p, ...summary } = model;
-  writeFileSync(
-    paths.params,
+/** params.json: every parameter, the calibrated values and what was achieved (deterministic: no timings). */
+export function synthParamsJson(
+  params: SynthParams,
+  model: SynthModel,
+  achieved: { zipfSlope: number; requestedFiles: number; root: boolean },
+): string {
+  return (
     JSON.stringify(
       {
         generator: "sc-cluster trace synth",
@@ -160,15 +172,37 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
           request_mean_bytes: Math.round(model.achieved.requestMeanBytes),
           median_file_bytes: model.achieved.medianFileBytes,
           max_file_bytes: model.achieved.maxFileBytes,
-          zipf_slope: Math.round(slope * 1000) / 1000,
-          requested_files: requestedFiles,
+          zipf_slope: Math.round(achieved.zipfSlope * 1000) / 1000,
+          requested_files: achieved.requestedFiles,
         },
-        files: { trace: "trace.log", root: paths.root ? "root" : null, manifest: "manifest.jsonl" },
+        files: { trace: "trace.log", root: achieved.root ? "root" : null, manifest: "manifest.jsonl" },
       },
       null,
       2,
-    ) + "\n",
+    ) + "\n"
   );
+}
+
+export async function synthesize(options: SynthOptions): Promise<SynthResult> {
+  const { out, writeRoot = true, ...overrides } = options;
+  const params: SynthParams = { ...PAPER_TRACE, ...overrides };
+  checkParams(params);
+  const paths = prepareOutput(out, writeRoot);
+  const t0 = performance.now();
+  const model = buildModel(params);
+  const t1 = performance.now();
+  const docPaths: string[] = [];
+  for (let id = 0; id < model.files; id++) docPaths.push(documentPath(id, model.sizes[id]!));
+  const requestedFiles = writeDocuments(model, params, paths, docPaths);
+  const t2 = performance.now();
+  writeTrace(model, params, paths.trace, docPaths);
+  const t3 = performance.now();
+  const slope = zipfSlope(Array.from(model.requestCounts).sort((a, b) => b - a));
+  writeFileSync(
+    paths.params,
+    synthParamsJson(params, model, { zipfSlope: slope, requestedFiles, root: paths.root !== null }),
+  );
+  const { sizes: _s, requestCounts: _c, params: _p, ...summary } = model;
   const s = (a: number, b: number) => Math.round(b - a) / 1000;
   return {
     params,
