@@ -242,6 +242,8 @@ async function runAbWorkers(options: SingleUrlOptions, settings: SingleUrlSettin
       }
     },
     signal: options.signal,
+    // A worker that dies without an error message must fail the run, not leave it waiting.
+    exitError: (w, code) => new SingleUrlError(`load worker ${w} exited with code ${code}`),
   });
 }
 
