@@ -84,13 +84,17 @@ export interface ErrorSampleLike {
   failedS: number;
 }
 
-export interface ChaosSummary {
+/** The replay's totals at its end (its result, or the last sample when none came). */
+export interface ReplayTotals {
   requests: number;
   ok: number;
   errors: number;
   errorsByKind: Record<string, number>;
   verifyFailures: number;
   verifyFailuresByKind: Record<string, number>;
+}
+
+export interface ChaosSummary extends ReplayTotals {
   faults: number;
   faultsByKind: Partial<Record<FaultKind, number>>;
   /** Faults of each kind that cost no error and no verification failure at all. */
@@ -192,16 +196,6 @@ export function buildTimeline(
     prev = s;
   }
   return rows;
-}
-
-/** The replay's totals at its end (its result, or the last sample when none came). */
-export interface ReplayTotals {
-  requests: number;
-  ok: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  verifyFailures: number;
-  verifyFailuresByKind: Record<string, number>;
 }
 
 /** Errors and verification failures laid at one fault. */
