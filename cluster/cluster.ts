@@ -167,10 +167,15 @@ function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new ClusterStartError("start-up interrupted");
 }
 
+/** How a process ended. */
+interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 /** The error for a process that ended during start-up, with its log's last lines. */
-async function exitError(r: Running): Promise<ClusterStartError> {
-  const how =
-    r.exit!.signal !== null ? `was killed by ${r.exit!.signal}` : `exited with code ${r.exit!.code}`;
+async function exitError(r: Running, exit: ExitStatus): Promise<ClusterStartError> {
+  const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   return new ClusterStartError(
     `${r.plan.host} (${r.plan.role}, pid ${r.record.pid}, namespace ${r.record.netns}) ${how} during start-up.\n` +
       (await describeLog(r.plan.log)),
@@ -179,11 +184,17 @@ async function exitError(r: Running): Promise<ClusterStartError> {
   );
 }
 
+/** The error for the first of these processes that ended, if one did. */
+async function firstExitError(procs: readonly Running[]): Promise<ClusterStartError | undefined> {
+  for (const r of procs) if (r.exit) return exitError(r, r.exit);
+  return undefined;
+}
+
 interface Running {
   plan: ProcessPlan;
   child: ChildProcess;
   record: ProcessRecord;
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  exit?: ExitStatus;
 }
 
 /** Starts one planned process in its host and records it (PID, start time, namespace). */
@@ -218,13 +229,35 @@ function answerDetail(a: HttpAnswer): string {
   return a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? "no answer");
 }
 
+/** A process's readiness from its answer: true, or why not yet. */
+export function readiness(p: ProcessPlan, a: HttpAnswer): true | string {
+  return readyAnswer(p, a) ? true : answerDetail(a);
+}
+
+/**
+ * The dispatcher's readiness from its /healthz answer: true once it finds every node with a
+ * weight above 0 eligible, or why not yet.
+ */
+export function dispatcherReadiness(a: HttpAnswer, eligible: number): true | string {
+  if (a.status !== 200) return answerDetail(a);
+  const h = JSON.parse(a.body) as { eligible?: number };
+  return h.eligible === eligible ? true : `${h.eligible ?? 0} of ${eligible} nodes eligible`;
+}
+
+type ReadyCheck = (r: Running) => Promise<true | string>;
+
+/** A process is ready once its plan's readiness URL answers as the plan expects. */
+function readyCheck(http: HostHttp): ReadyCheck {
+  return async (r) => readiness(r.plan, await http.get(r.plan.ready.url, PROBE_TIMEOUT_MS));
+}
+
 /**
  * Polls until `check` passes for every process, failing fast (with the log's last lines) when
  * one exits, and after the deadline naming the ones that never became ready.
  */
 async function waitUntil(
   procs: Running[],
-  check: (r: Running) => Promise<true | string>,
+  check: ReadyCheck,
   deadline: number,
   signal: AbortSignal | undefined,
   what: string,
@@ -235,8 +268,8 @@ async function waitUntil(
   for (;;) {
     checkAborted(signal);
     if (http.failure) throw new ClusterStartError(http.failure);
-    const dead = pending.find((r) => r.exit);
-    if (dead) throw await exitError(dead);
+    const died = await firstExitError(pending);
+    if (died) throw died;
     const results = await Promise.all(pending.map(async (r) => [r, await check(r)] as const));
     pending = [];
     for (const [r, res] of results) {
@@ -244,9 +277,9 @@ async function waitUntil(
       lastDetail.set(r.plan.host, res);
       pending.push(r);
     }
-    if (pending.length === 0) return;
+    const first = pending[0];
+    if (first === undefined) return;
     if (Date.now() > deadline) {
-      const first = pending[0]!;
       throw new ClusterStartError(
         `not ${what} in time: ${pending.map((r) => `${r.plan.host} (${lastDetail.get(r.plan.host)})`).join(", ")}.\n` +
           (await describeLog(first.plan.log)),
@@ -280,41 +313,63 @@ export async function destroyCluster(
 
 /** Brings a cluster up and returns once every process is healthy and the VIP answers. */
 export async function startCluster(options: StartOptions = {}): Promise<Cluster> {
-  const started = Date.now();
-  const report = options.onProgress ?? (() => {});
-  const progress = (m: string) => report(`${m} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  const plan = planCluster(options, await readCapabilities());
-  if (!plan.demoSite) {
-    let isDir = false;
-    try {
-      isDir = (await stat(plan.site)).isDirectory();
-    } catch {
-      // reported below
-    }
-    if (!isDir) throw new ClusterOptionError(`site '${plan.site}' is not a directory`);
+  const clock = new StartClock(options.onProgress);
+  const plan = await planStart(options);
+  const launch = new Launch(plan, options, clock);
+  try {
+    const demo = await launch.raiseTestbed();
+    const http = launch.openAgent();
+    // The origin and the nodes start together; the dispatcher once the nodes answer, so its
+    // first health check already passes (a failed first check costs health-rise intervals).
+    await launch.startServers(http);
+    await launch.startDispatcher(http);
+    await launch.probeVip(http);
+    await launch.reportReady();
+    return new Cluster(plan, launch.record, options.stateDir, launch.testbed, http, launch.running, demo);
+  } catch (err) {
+    await launch.abandon(err);
+    throw err;
   }
+}
+
+/** Start-up's clock: progress lines carry the seconds since startCluster was called. */
+class StartClock {
+  readonly started = Date.now();
+  constructor(private readonly onProgress: ((message: string) => void) | undefined) {}
+
+  progress(message: string): void {
+    this.onProgress?.(`${message} (${((Date.now() - this.started) / 1000).toFixed(1)} s)`);
+  }
+}
+
+/** The plan, checked against the site and the machine; what an earlier run left removed. */
+async function planStart(options: StartOptions): Promise<ClusterPlan> {
+  const plan = planCluster(options, await readCapabilities());
+  if (!plan.demoSite && !(await isDirectory(plan.site)))
+    throw new ClusterOptionError(`site '${plan.site}' is not a directory`);
   await checkEnvironment(plan.testbed);
   // Leftovers of an earlier run with this prefix (also a crashed one) go first.
   await destroyCluster(plan.prefix, { stateDir: options.stateDir, graceMs: plan.stopGraceMs });
   checkAborted(options.signal);
+  return plan;
+}
 
-  const tb = createTestbed({
-    prefix: plan.prefix,
-    nodes: plan.testbed.nodes,
-    clients: plan.testbed.clients,
-    rate: plan.testbed.rate ?? undefined,
-    loss: plan.testbed.loss,
-    expose: plan.testbed.expose,
-    stateDir: options.stateDir,
-  });
-  const running: Running[] = [];
-  let http: HostHttp | undefined;
-  const record: ClusterRecord = {
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The cluster's state file as start-up begins: settings from the plan, no process yet. */
+export function initialRecord(plan: ClusterPlan, startedMs: number, launcherPid: number): ClusterRecord {
+  return {
     version: 1,
     prefix: plan.prefix,
-    launcherPid: process.pid,
+    launcherPid,
     detached: false,
-    startedAt: new Date(started).toISOString(),
+    startedAt: new Date(startedMs).toISOString(),
     readyAt: null,
     startSeconds: null,
     nodes: plan.testbed.nodes,
@@ -330,7 +385,72 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     originUrl: plan.originUrl,
     processes: [],
   };
-  try {
+}
+
+/** The dispatcher's plan (every cluster plan has one). */
+function dispatcherPlan(plan: ClusterPlan): ProcessPlan {
+  const d = plan.processes.find((p) => p.role === "dispatcher");
+  if (!d) throw new Error(`cluster '${plan.prefix}': the plan has no dispatcher`);
+  return d;
+}
+
+/**
+ * One start-up carried out phase by phase. What it made is known here, so a failure in any
+ * phase is undone in one place (abandon).
+ */
+class Launch {
+  readonly testbed: Testbed;
+  readonly record: ClusterRecord;
+  /** Every process started so far, in start order. */
+  readonly running: Running[] = [];
+  /** The HTTP helper in the client host, once the testbed is up. */
+  private agent: HostHttp | undefined;
+  private readonly deadline: number;
+
+  constructor(
+    private readonly plan: ClusterPlan,
+    private readonly options: StartOptions,
+    private readonly clock: StartClock,
+  ) {
+    this.testbed = createTestbed({
+      prefix: plan.prefix,
+      nodes: plan.testbed.nodes,
+      clients: plan.testbed.clients,
+      rate: plan.testbed.rate ?? undefined,
+      loss: plan.testbed.loss,
+      expose: plan.testbed.expose,
+      stateDir: options.stateDir,
+    });
+    this.record = initialRecord(plan, clock.started, process.pid);
+    this.deadline = clock.started + plan.startTimeoutMs;
+  }
+
+  /** The cluster directory's files, then the testbed and the demo site (made side by side). */
+  async raiseTestbed(): Promise<DemoSite | undefined> {
+    await this.prepareFiles();
+    const { plan } = this;
+    // Both finish before a failure is handled: the cleanup must not race the demo site's
+    // writes (a failed testbed would otherwise leave a half-written site behind).
+    const [up, site] = await Promise.allSettled([
+      this.testbed.up(),
+      plan.demoSite
+        ? makeDemoSite(plan.demoDir, { clientNetns: `${plan.prefix}client` })
+        : Promise.resolve(undefined),
+    ]);
+    if (up.status === "rejected") throw up.reason;
+    if (site.status === "rejected") throw site.reason;
+    const demo = site.value;
+    if (demo) this.record.demo = { trace: demo.trace, manifest: demo.manifest };
+    this.clock.progress(
+      `testbed '${plan.prefix}' up: ${plan.testbed.nodes} nodes` +
+        (demo ? `; demo site: ${demo.documents} documents, ${demo.bytes} bytes` : ""),
+    );
+    return demo;
+  }
+
+  /** The directories, a fresh secret (and certificates), no old logs, the record. */
+  private async prepareFiles(): Promise<void> {
+    const { plan } = this;
     await mkdir(plan.dir, { recursive: true });
     await mkdir(plan.logDir, { recursive: true });
     await writeFile(plan.secretFile, `${generateSecretText()}\n`, { mode: 0o600 });
@@ -338,116 +458,109 @@ export async function startCluster(options: StartOptions = {}): Promise<Cluster>
     // HTTPS: a fresh CA and VIP certificate per start (like the secret); clients trust tls/ca.crt.
     if (plan.tls) await makeDemoCertificates(plan.tls.dir, { ips: [VIP], names: ["localhost"] });
     for (const p of plan.processes) await rm(p.log, { force: true });
-    await writeRecord(record);
+    await writeRecord(this.record);
+  }
 
-    let demo: DemoSite | undefined;
-    // Both finish before a failure is handled: the cleanup below must not race the demo site's
-    // writes (a failed testbed would otherwise leave a half-written site behind).
-    const made = await Promise.allSettled([
-      tb.up(),
-      plan.demoSite
-        ? makeDemoSite(plan.demoDir, { clientNetns: `${plan.prefix}client` }).then((d) => {
-            demo = d;
-            record.demo = { trace: d.trace, manifest: d.manifest };
-          })
-        : Promise.resolve(),
-    ]);
-    for (const r of made) if (r.status === "rejected") throw r.reason;
-    progress(
-      `testbed '${plan.prefix}' up: ${plan.testbed.nodes} nodes` +
-        (demo ? `; demo site: ${demo.documents} documents, ${demo.bytes} bytes` : ""),
-    );
-    checkAborted(options.signal);
-    http = new HostHttp(tb, "client");
+  /** The HTTP helper in the client host: every probe from here on goes through it. */
+  openAgent(): HostHttp {
+    checkAborted(this.options.signal);
+    this.agent = new HostHttp(this.testbed, "client");
+    return this.agent;
+  }
 
-    const spawn = async (p: ProcessPlan): Promise<Running> => {
-      const r = await spawnProcess(tb, p);
-      running.push(r);
-      return r;
-    };
-    const recordAll = async () => {
-      record.processes = running.map((r) => r.record);
-      await writeRecord(record);
-      for (const r of running) {
-        const h = tb.host(r.plan.host);
-        if (h.pid !== r.record.pid)
-          await tb.annotate(r.plan.host, {
-            pid: r.record.pid,
-            ...(r.plan.admin ? { admin: r.plan.admin } : {}),
-          });
-      }
-    };
-    const deadline = started + plan.startTimeoutMs;
-    const probe = async (r: Running): Promise<true | string> => {
-      const a = await http!.get(r.plan.ready.url, PROBE_TIMEOUT_MS);
-      return readyAnswer(r.plan, a) ? true : answerDetail(a);
-    };
+  /** The origin and the nodes, started together; returns once each answers its readiness check. */
+  async startServers(http: HostHttp): Promise<void> {
+    const servers = this.plan.processes.filter((p) => p.role !== "dispatcher");
+    const started: Running[] = [];
+    for (const p of servers) started.push(await this.spawn(p));
+    await this.recordProcesses();
+    await waitUntil(started, readyCheck(http), this.deadline, this.options.signal, "healthy", http);
+    this.clock.progress(`origin and ${started.length - 1} nodes healthy`);
+  }
 
-    // The origin and the nodes start together; the dispatcher once the nodes answer, so its
-    // first health check already passes (a failed first check costs health-rise intervals).
-    const servers = plan.processes.filter((p) => p.role !== "dispatcher");
-    const first = [];
-    for (const p of servers) first.push(await spawn(p));
-    await recordAll();
-    await waitUntil(first, probe, deadline, options.signal, "healthy", http);
-    progress(`origin and ${first.length - 1} nodes healthy`);
-
-    const dplan = plan.processes.find((p) => p.role === "dispatcher")!;
-    const dispatcher = await spawn(dplan);
-    await recordAll();
-    const eligible = plan.weights.filter((w) => w > 0).length;
+  /** The dispatcher; returns once it finds every weighted node eligible. */
+  async startDispatcher(http: HostHttp): Promise<void> {
+    const dispatcher = await this.spawn(dispatcherPlan(this.plan));
+    await this.recordProcesses();
+    const eligible = this.plan.weights.filter((w) => w > 0).length;
     await waitUntil(
       [dispatcher],
-      async (r) => {
-        const a = await http!.get(r.plan.ready.url, PROBE_TIMEOUT_MS);
-        if (a.status !== 200) return answerDetail(a);
-        const h = JSON.parse(a.body) as { eligible?: number };
-        return h.eligible === eligible ? true : `${h.eligible ?? 0} of ${eligible} nodes eligible`;
-      },
-      deadline,
-      options.signal,
+      async (r) => dispatcherReadiness(await http.get(r.plan.ready.url, PROBE_TIMEOUT_MS), eligible),
+      this.deadline,
+      this.options.signal,
       "healthy",
       http,
     );
-    progress(`dispatcher forwarding to ${eligible} nodes`);
+    this.clock.progress(`dispatcher forwarding to ${eligible} nodes`);
+  }
 
-    // End to end: a request from the client host through the VIP gets an HTTP answer.
-    let vipDetail = "";
+  /** End to end: a request from the client host through the VIP gets an HTTP answer. */
+  async probeVip(http: HostHttp): Promise<void> {
+    const { plan } = this;
     for (;;) {
-      checkAborted(options.signal);
-      const dead = running.find((r) => r.exit);
-      if (dead) throw await exitError(dead);
+      checkAborted(this.options.signal);
+      const died = await firstExitError(this.running);
+      if (died) throw died;
       if (http.failure) throw new ClusterStartError(http.failure);
       const a = await http.get(plan.vipUrl, PROBE_TIMEOUT_MS);
-      if (a.status !== undefined) break;
-      vipDetail = answerDetail(a);
-      if (Date.now() > deadline)
+      if (a.status !== undefined) return;
+      if (Date.now() > this.deadline) {
+        const log = dispatcherPlan(plan).log;
         throw new ClusterStartError(
-          `every process is healthy but ${plan.vipUrl} does not answer from the client host (${vipDetail}).\n` +
-            (await describeLog(dplan.log)),
+          `every process is healthy but ${plan.vipUrl} does not answer from the client host (${answerDetail(a)}).\n` +
+            (await describeLog(log)),
           "dispatcher",
-          dplan.log,
+          log,
         );
+      }
       await sleep(POLL_MS);
     }
-    record.readyAt = new Date().toISOString();
-    record.startSeconds = (Date.now() - started) / 1000;
-    await writeRecord(record);
-    progress(`VIP ${plan.vipUrl} answers from the client host`);
-    return new Cluster(plan, record, options.stateDir, tb, http, running, demo);
-  } catch (err) {
-    await http?.close().catch(() => {});
+  }
+
+  /** Marks the cluster ready in its record. */
+  async reportReady(): Promise<void> {
+    this.record.readyAt = new Date().toISOString();
+    this.record.startSeconds = (Date.now() - this.clock.started) / 1000;
+    await writeRecord(this.record);
+    this.clock.progress(`VIP ${this.plan.vipUrl} answers from the client host`);
+  }
+
+  /**
+   * After a failure in any phase: the helper, every process started, the testbed and the
+   * cluster directory go (its logs stay); a start error says so.
+   */
+  async abandon(err: unknown): Promise<void> {
+    const { plan } = this;
+    await this.agent?.close().catch(() => {});
     await stopProcesses(
-      running.map((r) => r.record),
+      this.running.map((r) => r.record),
       1000,
     ).catch(() => {});
-    await destroyTestbed(plan.prefix, options.stateDir).catch(() => {});
+    await destroyTestbed(plan.prefix, this.options.stateDir).catch(() => {});
     await removeAllButLogs(plan.dir, plan.logDir);
-    if (err instanceof ClusterStartError && running.length > 0)
+    if (err instanceof ClusterStartError && this.running.length > 0)
       err.message +=
         `\nEverything up started was removed` +
         (plan.logDir === plan.dir ? `; the logs stay in ${plan.logDir} until \`sc-cluster down\`.` : ".");
-    throw err;
+  }
+
+  private async spawn(p: ProcessPlan): Promise<Running> {
+    const r = await spawnProcess(this.testbed, p);
+    this.running.push(r);
+    return r;
+  }
+
+  /** Writes the processes started so far to the record and to the testbed's hosts. */
+  private async recordProcesses(): Promise<void> {
+    this.record.processes = this.running.map((r) => r.record);
+    await writeRecord(this.record);
+    for (const r of this.running) {
+      if (this.testbed.host(r.plan.host).pid === r.record.pid) continue;
+      await this.testbed.annotate(r.plan.host, {
+        pid: r.record.pid,
+        ...(r.plan.admin ? { admin: r.plan.admin } : {}),
+      });
+    }
   }
 }
 
@@ -550,7 +663,8 @@ export class Cluster {
       };
       for (const l of this.exitListeners) l(e);
     };
-    if (r.exit) queueMicrotask(() => report(r.exit!.code, r.exit!.signal));
+    const exit = r.exit;
+    if (exit) queueMicrotask(() => report(exit.code, exit.signal));
     else r.child.once("exit", report);
   }
 
@@ -593,17 +707,7 @@ export class Cluster {
     await this.testbed.annotate(host, { pid: r.record.pid });
     this.watch(r);
     const http = this.http();
-    await waitUntil(
-      [r],
-      async (x) => {
-        const a = await http.get(x.plan.ready.url, PROBE_TIMEOUT_MS);
-        return readyAnswer(x.plan, a) ? true : answerDetail(a);
-      },
-      Date.now() + timeoutMs,
-      undefined,
-      "ready after restart",
-      http,
-    );
+    await waitUntil([r], readyCheck(http), Date.now() + timeoutMs, undefined, "ready after restart", http);
     return this.process(host);
   }
 
@@ -775,83 +879,117 @@ export async function readClusterStatus(
   // Without root, a process's namespace cannot be read, nor a probe run in the client host:
   // liveness then rests on PID + start time, and health is not checked.
   const root = process.getuid?.() === 0;
-  let http = options.http;
-  let own: HostHttp | undefined;
-  if (!http && options.probe && root) {
-    const tb = await openTestbed(prefix, options.stateDir);
-    if (tb) http = own = new HostHttp(tb, "client");
-  }
+  const own = !options.http && options.probe && root ? await openProbe(prefix, options.stateDir) : undefined;
+  const http = options.http ?? own;
   try {
-    const running = await Promise.all(
-      record.processes.map(async (p) =>
-        root ? isRunning(p) : (await alive(p.pid)) && (await processStartTime(p.pid)) === p.startTime,
-      ),
-    );
-    let scheduled: Map<string, boolean> | undefined;
-    let vip: { answers: boolean; detail: string } | undefined;
-    const health: ProcessHealth[] = record.processes.map((p, i) => ({
-      host: p.host,
-      role: p.role,
-      pid: p.pid,
-      running: running[i]!,
-      healthy: false,
-      detail: !running[i] ? "exited" : root ? "not checked" : "not checked (needs root)",
-      ...(p.admin ? { admin: p.admin } : {}),
-      log: p.log,
-    }));
-    if (http) {
-      const h = http;
-      await Promise.all(
-        record.processes.map(async (p, i) => {
-          if (!running[i]) return;
-          const url = p.admin ? `${p.admin}/healthz` : `${record.originUrl}/`;
-          const a = await h.get(url, PROBE_TIMEOUT_MS);
-          const ok = p.admin ? a.status === 200 : a.status !== undefined;
-          health[i]!.healthy = ok;
-          health[i]!.detail = ok ? "ok" : answerDetail(a);
-          if (p.role === "dispatcher" && ok) {
-            try {
-              const nodes = await h.json<{ id: string; eligible: boolean }[]>(
-                `${p.admin}/nodes`,
-                PROBE_TIMEOUT_MS,
-              );
-              scheduled = new Map(nodes.map((n) => [n.id, n.eligible]));
-            } catch {
-              // the dispatcher's view stays unknown
-            }
-          }
-        }),
-      );
-      for (const ph of health)
-        if (ph.role === "node" && scheduled) ph.scheduled = scheduled.get(ph.host) ?? false;
-      const a = await h.get(record.vipUrl, PROBE_TIMEOUT_MS);
-      vip = { answers: a.status !== undefined, detail: answerDetail(a) };
-    }
+    const running = await Promise.all(record.processes.map((p) => stillRunning(p, root)));
+    const health = unprobedHealth(record.processes, running, root);
+    const vip = http ? await probeHealth(http, health, record) : undefined;
     const launcherRunning = !record.detached && (await alive(record.launcherPid));
-    return {
-      ...tbStatus,
-      dashboard: launcherRunning ? (record.dashboard ?? null) : null,
-      cluster: {
-        mode: record.mode,
-        scheduler: record.scheduler,
-        nodes: record.nodes,
-        cacheBytes: record.cacheBytes,
-        site: record.site,
-        demo: record.demo,
-        logDir: record.logDir,
-        vipUrl: record.vipUrl,
-        originUrl: record.originUrl,
-        launcherPid: record.launcherPid,
-        launcherRunning,
-        detached: record.detached,
-        startedAt: record.startedAt,
-        readyAt: record.readyAt,
-        startSeconds: record.startSeconds,
-        ...(vip ? { vip } : {}),
-        processes: health,
-      },
-    };
+    return clusterStatusOf(tbStatus, record, health, vip, launcherRunning);
   } finally {
     await own?.close();
   }
+}
+
+/** An HTTP helper of our own in the client host, when the testbed is there. */
+async function openProbe(prefix: string, stateDir: string | undefined): Promise<HostHttp | undefined> {
+  const tb = await openTestbed(prefix, stateDir);
+  return tb ? new HostHttp(tb, "client") : undefined;
+}
+
+/** Whether a recorded process still runs: by namespace as root, else by PID and start time. */
+async function stillRunning(p: ProcessRecord, root: boolean): Promise<boolean> {
+  return root ? isRunning(p) : (await alive(p.pid)) && (await processStartTime(p.pid)) === p.startTime;
+}
+
+/** Each process's health before (or without) a probe: running or not, healthy unknown. */
+export function unprobedHealth(
+  processes: readonly ProcessRecord[],
+  running: readonly boolean[],
+  root: boolean,
+): ProcessHealth[] {
+  return processes.map((p, i) => ({
+    host: p.host,
+    role: p.role,
+    pid: p.pid,
+    running: running[i] === true,
+    healthy: false,
+    detail: !running[i] ? "exited" : root ? "not checked" : "not checked (needs root)",
+    ...(p.admin ? { admin: p.admin } : {}),
+    log: p.log,
+  }));
+}
+
+/**
+ * Probes every running process from the client host (filling in `health`), the dispatcher's
+ * view of which nodes it schedules, and the VIP, whose answer it returns.
+ */
+async function probeHealth(
+  http: HostHttp,
+  health: ProcessHealth[],
+  record: Pick<ClusterRecord, "originUrl" | "vipUrl">,
+): Promise<{ answers: boolean; detail: string }> {
+  let scheduled: Map<string, boolean> | undefined;
+  await Promise.all(
+    health.map(async (ph) => {
+      if (!ph.running) return;
+      const url = ph.admin ? `${ph.admin}/healthz` : `${record.originUrl}/`;
+      const a = await http.get(url, PROBE_TIMEOUT_MS);
+      const ok = ph.admin ? a.status === 200 : a.status !== undefined;
+      ph.healthy = ok;
+      ph.detail = ok ? "ok" : answerDetail(a);
+      if (ph.role === "dispatcher" && ok) scheduled = (await schedulingOf(http, ph.admin)) ?? scheduled;
+    }),
+  );
+  for (const ph of health)
+    if (ph.role === "node" && scheduled) ph.scheduled = scheduled.get(ph.host) ?? false;
+  const a = await http.get(record.vipUrl, PROBE_TIMEOUT_MS);
+  return { answers: a.status !== undefined, detail: answerDetail(a) };
+}
+
+/** Which nodes the dispatcher schedules new connections to; undefined when it does not say. */
+async function schedulingOf(
+  http: HostHttp,
+  admin: string | undefined,
+): Promise<Map<string, boolean> | undefined> {
+  try {
+    const nodes = await http.json<{ id: string; eligible: boolean }[]>(`${admin}/nodes`, PROBE_TIMEOUT_MS);
+    return new Map(nodes.map((n) => [n.id, n.eligible]));
+  } catch {
+    return undefined; // the dispatcher's view stays unknown
+  }
+}
+
+/** `status`'s document: the testbed's, plus the cluster as recorded and as found. */
+export function clusterStatusOf(
+  tbStatus: TestbedStatus,
+  record: ClusterRecord,
+  health: ProcessHealth[],
+  vip: { answers: boolean; detail: string } | undefined,
+  launcherRunning: boolean,
+): ClusterStatus {
+  return {
+    ...tbStatus,
+    dashboard: launcherRunning ? (record.dashboard ?? null) : null,
+    cluster: {
+      mode: record.mode,
+      scheduler: record.scheduler,
+      nodes: record.nodes,
+      cacheBytes: record.cacheBytes,
+      site: record.site,
+      demo: record.demo,
+      logDir: record.logDir,
+      vipUrl: record.vipUrl,
+      originUrl: record.originUrl,
+      launcherPid: record.launcherPid,
+      launcherRunning,
+      detached: record.detached,
+      startedAt: record.startedAt,
+      readyAt: record.readyAt,
+      startSeconds: record.startSeconds,
+      ...(vip ? { vip } : {}),
+      processes: health,
+    },
+  };
 }

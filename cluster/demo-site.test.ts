@@ -5,7 +5,16 @@ import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { readManifest, type DocumentEntry } from "../loadgen/index.js";
-import { fillTemplate, makeDemoSite, mixTrace } from "./demo-site.js";
+import {
+  fillTemplate,
+  makeDemoSite,
+  mixTrace,
+  pageValues,
+  requestCounts,
+  siteManifestEntries,
+  siteTotals,
+  topDocumentRows,
+} from "./demo-site.js";
 
 const tmp = await mkdtemp(join(tmpdir(), "sc-demo-site-test-"));
 after(() => rm(tmp, { recursive: true, force: true }));
@@ -126,4 +135,86 @@ test("the demo trace names only manifest documents, mixes pages in, and the site
   const entries = async (m: string) =>
     (await readFile(m, "utf8")).split("\n").filter((l) => !l.includes('"/workload.html"'));
   assert.deepEqual(await entries(b.manifest), await entries(a.manifest));
+});
+
+const doc = (url: string, size: number): DocumentEntry => ({
+  url,
+  status: 200,
+  doc: url,
+  size,
+  sha256: "0".repeat(64),
+  kinds: ["get"],
+});
+const get = (url: string) => `h - - [01/Jan/2001:00:00:01 +0000] "GET ${url} HTTP/1.0" 200 1`;
+
+test("requestCounts counts the GETs of each URL; other lines count nothing", () => {
+  const counts = requestCounts([
+    get("/a"),
+    get("/b"),
+    get("/a"),
+    "garbage",
+    'h - - [x] "HEAD /a HTTP/1.0" 200 1',
+  ]);
+  assert.deepEqual(
+    [...counts],
+    [
+      ["/a", 2],
+      ["/b", 1],
+    ],
+  );
+});
+
+test("topDocumentRows: most requested first (ties in manifest order), at most n, URLs escaped", () => {
+  const docs = [doc("/x", 1), doc("/y<", 2), doc("/z", 3), doc("/w", 4)];
+  const counts = new Map([
+    ["/z", 5],
+    ["/y<", 9],
+    ["/w", 5],
+  ]);
+  const rows = topDocumentRows(docs, counts, 3).split("\n        ");
+  assert.deepEqual(rows, [
+    '<tr><td><a href="/y&#60;">/y&#60;</a></td><td>2</td><td>9</td></tr>',
+    '<tr><td><a href="/z">/z</a></td><td>3</td><td>5</td></tr>',
+    '<tr><td><a href="/w">/w</a></td><td>4</td><td>5</td></tr>',
+  ]);
+});
+
+test("pageValues: counts, sizes as the pages show them, paths and the namespace escaped", () => {
+  const workload = { docs: [doc("/a", 1500), doc("/b", 500)], trace: Array(17).fill(get("/a")), bytes: 2000 };
+  const large = { url: "/files/big.bin", size: 20 * 1024 * 1024, sha256: "ab" };
+  const v = pageValues(workload, large, "/d&d", "c<-client");
+  assert.equal(v.documents, "2");
+  assert.equal(v.bytes_text, "2.0 kB");
+  assert.equal(v.big_text, "20 MiB");
+  assert.equal(v.big_size, String(20 * 1024 * 1024));
+  assert.equal(v.trace, "/d&#38;d/trace.log");
+  assert.equal(v.manifest, "/d&#38;d/manifest.jsonl");
+  // 17 workload requests and one site request after every 8th.
+  assert.equal(v.requests, "19");
+  assert.equal(v.client_netns, "c&#60;-client");
+  assert.match(v.top_documents!, /^<tr><td><a href="\/a">\/a<\/a><\/td><td>1500<\/td><td>17<\/td><\/tr>/);
+});
+
+test("siteManifestEntries: one entry per document with its size and SHA-256, and / for index.html", () => {
+  const added = new Map([
+    ["/index.html", Buffer.from("<p>hi</p>")],
+    ["/img/a.png", Buffer.from([1, 2, 3])],
+  ]);
+  const entries = siteManifestEntries(added);
+  assert.deepEqual(
+    entries.map((e) => [e.url, e.doc, e.size, e.sha256]),
+    [
+      ["/index.html", "/index.html", 9, sha256(Buffer.from("<p>hi</p>"))],
+      ["/img/a.png", "/img/a.png", 3, sha256(Buffer.from([1, 2, 3]))],
+      ["/", "/index.html", 9, sha256(Buffer.from("<p>hi</p>"))],
+    ],
+  );
+  assert.throws(() => siteManifestEntries(new Map([["/a.html", Buffer.from("")]])), /no index.html/);
+  assert.deepEqual(
+    siteTotals({ docs: [doc("/w", 10)], bytes: 10 }, added, { url: "/l", size: 100, sha256: "" }),
+    {
+      documents: 4,
+      bytes: 10 + 12 + 100,
+    },
+  );
 });

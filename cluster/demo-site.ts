@@ -14,7 +14,7 @@ import { dirname, join, relative } from "node:path";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { documentChunks, documentSha256, readManifest, synthesize } from "../loadgen/index.js";
-import { ManifestWriter, type DocumentEntry } from "../loadgen/manifest.js";
+import { ManifestWriter, type DocumentEntry, type ManifestHeader } from "../loadgen/manifest.js";
 import { demoImages } from "./demo-images.js";
 
 export interface DemoSite {
@@ -97,95 +97,184 @@ async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-async function writeLargeFile(path: string, docPath: string, size: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const out = createWriteStream(path);
-  for (const chunk of documentChunks(docPath, size)) if (!out.write(chunk)) await once(out, "drain");
-  out.end();
-  await once(out, "finish");
+/** The synthetic workload `trace synth` writes in dir: root/, its trace and its manifest. */
+export interface Workload {
+  root: string;
+  header: ManifestHeader;
+  /** Its documents (status 200 entries of its manifest). */
+  docs: DocumentEntry[];
+  /** Its trace's lines. */
+  trace: string[];
+  bytes: number;
 }
+
+/** The large file: its URL, size and SHA-256 (DemoSite.large). */
+type LargeFile = DemoSite["large"];
 
 /** Makes the demo site in `dir` (new or empty): dir/root, dir/trace.log, dir/manifest.jsonl. */
 export async function makeDemoSite(dir: string, options: DemoSiteOptions = {}): Promise<DemoSite> {
-  const synth = await synthesize({ out: dir, scale: WORKLOAD_SCALE, seed: WORKLOAD_SEED });
-  const root = synth.paths.root!;
-  const workload = await readManifest(synth.paths.manifest);
-  const workloadDocs = [...workload.entries.values()].filter((e): e is DocumentEntry => e.status === 200);
-  const workloadTrace = (await readFile(synth.paths.trace, "utf8")).split("\n").filter((l) => l !== "");
-  const workloadBytes = workloadDocs.reduce((n, e) => n + e.size, 0);
-
+  const workload = await synthesizeWorkload(dir);
   // Documents the site adds to the workload's: path -> bytes (the large file is streamed).
   const added = new Map<string, Buffer>(demoImages());
-  await writeLargeFile(join(root, LARGE_FILE_URL), LARGE_FILE_URL, LARGE_FILE_SIZE);
-  const large = {
+  const large = await writeLargeFile(workload.root);
+  const values = pageValues(workload, large, dir, options.clientNetns ?? "sc-client");
+  for (const [path, bytes] of await fillPages(values)) added.set(path, bytes);
+  await writeDocuments(workload.root, added);
+  const siteEntries = siteManifestEntries(added);
+  const totals = siteTotals(workload, added, large);
+  const manifest = writeSiteManifest(dir, workload, siteEntries, large, totals);
+  const trace = await writeSiteTrace(dir, workload.trace, siteEntries);
+  return { root: workload.root, trace, manifest, ...totals, large };
+}
+
+async function synthesizeWorkload(dir: string): Promise<Workload> {
+  // writeRoot is on (synthesize's default): the documents are written, root is set.
+  const synth = await synthesize({ out: dir, scale: WORKLOAD_SCALE, seed: WORKLOAD_SEED });
+  const root = synth.paths.root;
+  if (root === null) throw new Error("demo site: the workload was synthesized without its documents");
+  const manifest = await readManifest(synth.paths.manifest);
+  const docs = [...manifest.entries.values()].filter((e): e is DocumentEntry => e.status === 200);
+  return {
+    root,
+    header: manifest.header,
+    docs,
+    trace: (await readFile(synth.paths.trace, "utf8")).split("\n").filter((l) => l !== ""),
+    bytes: docs.reduce((n, e) => n + e.size, 0),
+  };
+}
+
+/** The large file of reproducible bytes (content.ts), streamed to disk. */
+async function writeLargeFile(root: string): Promise<LargeFile> {
+  const path = join(root, LARGE_FILE_URL);
+  await mkdir(dirname(path), { recursive: true });
+  const out = createWriteStream(path);
+  for (const chunk of documentChunks(LARGE_FILE_URL, LARGE_FILE_SIZE))
+    if (!out.write(chunk)) await once(out, "drain");
+  out.end();
+  await once(out, "finish");
+  return {
     url: LARGE_FILE_URL,
     size: LARGE_FILE_SIZE,
     sha256: documentSha256(LARGE_FILE_URL, LARGE_FILE_SIZE),
   };
+}
 
-  const siteRequests = Math.floor(workloadTrace.length / SITE_REQUEST_EVERY);
+/** How often each URL is requested in a CLF trace. */
+export function requestCounts(trace: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const line of workloadTrace) {
+  for (const line of trace) {
     const url = /"GET (\S+) /.exec(line)?.[1];
     if (url) counts.set(url, (counts.get(url) ?? 0) + 1);
   }
-  const top = [...workloadDocs]
+  return counts;
+}
+
+/** The pages' table of the most requested documents: a row per document, most requested first. */
+export function topDocumentRows(
+  docs: readonly DocumentEntry[],
+  counts: ReadonlyMap<string, number>,
+  n = 15,
+): string {
+  return [...docs]
     .sort((a, b) => (counts.get(b.url) ?? 0) - (counts.get(a.url) ?? 0))
-    .slice(0, 15);
-  const values: Record<string, string> = {
-    documents: String(workloadDocs.length),
-    bytes_text: sizeText(workloadBytes),
+    .slice(0, n)
+    .map(
+      (e) =>
+        `<tr><td><a href="${escapeHtml(e.url)}">${escapeHtml(e.url)}</a></td><td>${e.size}</td>` +
+        `<td>${counts.get(e.url) ?? 0}</td></tr>`,
+    )
+    .join("\n        ");
+}
+
+/** The values of the pages' {{placeholders}}. */
+export function pageValues(
+  workload: Pick<Workload, "docs" | "trace" | "bytes">,
+  large: LargeFile,
+  dir: string,
+  clientNetns: string,
+): Record<string, string> {
+  const siteRequests = Math.floor(workload.trace.length / SITE_REQUEST_EVERY);
+  return {
+    documents: String(workload.docs.length),
+    bytes_text: sizeText(workload.bytes),
     big_url: large.url,
     big_size: String(large.size),
     big_text: sizeText(large.size),
     big_sha256: large.sha256,
     trace: escapeHtml(join(dir, "trace.log")),
     manifest: escapeHtml(join(dir, "manifest.jsonl")),
-    requests: String(workloadTrace.length + siteRequests),
-    client_netns: escapeHtml(options.clientNetns ?? "sc-client"),
-    top_documents: top
-      .map(
-        (e) =>
-          `<tr><td><a href="${escapeHtml(e.url)}">${escapeHtml(e.url)}</a></td><td>${e.size}</td>` +
-          `<td>${counts.get(e.url) ?? 0}</td></tr>`,
-      )
-      .join("\n        "),
+    requests: String(workload.trace.length + siteRequests),
+    client_netns: escapeHtml(clientNetns),
+    top_documents: topDocumentRows(workload.docs, requestCounts(workload.trace)),
   };
+}
+
+/** The bundled pages by URL path, the HTML ones with their placeholders filled. */
+async function fillPages(values: Record<string, string>): Promise<Map<string, Buffer>> {
+  const pages = new Map<string, Buffer>();
   for (const file of await listFiles(DEMO_PAGES_DIR)) {
     const path = "/" + relative(DEMO_PAGES_DIR, file);
     const text = await readFile(file);
-    added.set(
+    pages.set(
       path,
       path.endsWith(".html") ? Buffer.from(fillTemplate(text.toString("utf8"), values, path)) : text,
     );
   }
-  for (const [path, bytes] of added) {
+  return pages;
+}
+
+async function writeDocuments(root: string, docs: ReadonlyMap<string, Buffer>): Promise<void> {
+  for (const [path, bytes] of docs) {
     await mkdir(dirname(join(root, path)), { recursive: true });
     await writeFile(join(root, path), bytes);
   }
+}
 
-  // The manifest: the workload's documents, the site's, the large file; "/" is index.html.
-  const entry = (url: string, doc: string, size: number, sha256: string): DocumentEntry => ({
-    url,
-    status: 200,
-    doc,
-    size,
-    sha256,
-    kinds: ["get"],
-  });
+function manifestEntry(url: string, doc: string, size: number, sha256: string): DocumentEntry {
+  return { url, status: 200, doc, size, sha256, kinds: ["get"] };
+}
+
+/** The manifest entries of the site's own documents, and "/" (which is index.html). */
+export function siteManifestEntries(added: ReadonlyMap<string, Buffer>): DocumentEntry[] {
   const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-  const siteEntries = [...added].map(([path, bytes]) => entry(path, path, bytes.length, sha(bytes)));
-  const index = added.get("/index.html")!;
-  siteEntries.push(entry("/", "/index.html", index.length, sha(index)));
-  const entries = [...workloadDocs, ...siteEntries, entry(large.url, large.url, large.size, large.sha256)];
-  const documents = workloadDocs.length + added.size + 1;
-  const bytes = workloadBytes + [...added.values()].reduce((n, b) => n + b.length, 0) + large.size;
-  const manifestPath = join(dir, "manifest.jsonl");
-  const w = new ManifestWriter(manifestPath, {
+  const entries = [...added].map(([path, bytes]) => manifestEntry(path, path, bytes.length, sha(bytes)));
+  const index = added.get("/index.html");
+  if (!index) throw new Error("demo site: the bundled pages have no index.html");
+  entries.push(manifestEntry("/", "/index.html", index.length, sha(index)));
+  return entries;
+}
+
+/** Documents in the root and their bytes: the workload's, the site's, the large file. */
+export function siteTotals(
+  workload: Pick<Workload, "docs" | "bytes">,
+  added: ReadonlyMap<string, Buffer>,
+  large: LargeFile,
+): { documents: number; bytes: number } {
+  return {
+    documents: workload.docs.length + added.size + 1,
+    bytes: workload.bytes + [...added.values()].reduce((n, b) => n + b.length, 0) + large.size,
+  };
+}
+
+/** The manifest: the workload's documents, the site's, the large file; returns its path. */
+function writeSiteManifest(
+  dir: string,
+  workload: Workload,
+  siteEntries: readonly DocumentEntry[],
+  large: LargeFile,
+  totals: { documents: number; bytes: number },
+): string {
+  const entries = [
+    ...workload.docs,
+    ...siteEntries,
+    manifestEntry(large.url, large.url, large.size, large.sha256),
+  ];
+  const path = join(dir, "manifest.jsonl");
+  const w = new ManifestWriter(path, {
     ...workload.header,
     entries: entries.length,
-    documents,
-    bytes,
+    documents: totals.documents,
+    bytes: totals.bytes,
     source: {
       generator: "sc-cluster demo site (cluster/demo-site.ts)",
       workload: workload.header.source,
@@ -194,13 +283,22 @@ export async function makeDemoSite(dir: string, options: DemoSiteOptions = {}): 
   });
   for (const e of entries) w.add(e);
   w.close();
+  return path;
+}
 
-  // The trace: the workload with the site's pages and images in between (not the large file:
-  // 20 MiB per replay would drown the rest; fetch it with curl).
+/**
+ * The trace: the workload with the site's pages and images in between (not the large file:
+ * 20 MiB per replay would drown the rest; fetch it with curl). Returns its path.
+ */
+async function writeSiteTrace(
+  dir: string,
+  workloadTrace: string[],
+  siteEntries: readonly DocumentEntry[],
+): Promise<string> {
   const siteUrls = siteEntries
     .filter((e) => e.url !== "/index.html")
     .map((e): [string, number] => [e.url, e.size]);
-  const tracePath = join(dir, "trace.log");
-  await writeFile(tracePath, mixTrace(workloadTrace, siteUrls, SITE_REQUEST_EVERY).join("\n") + "\n");
-  return { root, trace: tracePath, manifest: manifestPath, documents, bytes, large };
+  const path = join(dir, "trace.log");
+  await writeFile(path, mixTrace(workloadTrace, siteUrls, SITE_REQUEST_EVERY).join("\n") + "\n");
+  return path;
 }

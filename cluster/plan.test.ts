@@ -2,12 +2,23 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
+import { planTestbed } from "../testbed/topology.js";
 import {
   ClusterOptionError,
   DEFAULT_CACHE_BYTES,
+  checkClusterOptions,
+  checkExtraArgs,
+  checkGueSupport,
+  checkNodeCount,
+  checkWeights,
   clusterDir,
+  dispatcherNodeSpec,
   parseByteSize,
+  peerArgs,
   planCluster,
+  planLayout,
+  planTls,
+  withExtraArgs,
   type Capabilities,
   type ProcessPlan,
 } from "./plan.js";
@@ -267,4 +278,98 @@ test("HTTPS: nodes get the demo certificate and port 443, the dispatcher balance
   // A node without --tls-cert: HTTP only by default, an error when HTTPS is asked for.
   assert.equal(planCluster({ nodes: 2 }, CAPS).tls, null);
   assert.throws(() => planCluster({ nodes: 2, tls: true }, CAPS), /no --tls-cert/);
+});
+
+test("checkClusterOptions: defaults resolved; the first mistake in the options' order is the one reported", () => {
+  const s = checkClusterOptions({}, CAPS);
+  assert.deepEqual(
+    [s.prefix, s.nodes, s.mode, s.scheduler, s.cacheBytes, s.weights, s.extraArgs],
+    ["sc-", 3, "local", "wlc", DEFAULT_CACHE_BYTES, [1, 1, 1], {}],
+  );
+  assert.equal(s.testbed.nodes, 3);
+  // Several mistakes at once: nodes before mode, mode before scheduler, scheduler before weights.
+  assert.throws(() => checkClusterOptions({ nodes: 0, mode: "x" }, CAPS), /nodes must be/);
+  assert.throws(() => checkClusterOptions({ mode: "x", scheduler: "y" }, CAPS), /mode must be/);
+  assert.throws(() => checkClusterOptions({ scheduler: "y", weights: [1] }, CAPS), /scheduler must be/);
+  assert.throws(
+    () => checkClusterOptions({ weights: [1], site: "", extraArgs: { client: [] } }, CAPS),
+    /one weight per node/,
+  );
+  assert.throws(() => checkClusterOptions({ site: "", extraArgs: { client: [] } }, CAPS), /site must name/);
+});
+
+test("checkNodeCount: whole numbers from 1 to 60", () => {
+  assert.equal(checkNodeCount(1), 1);
+  assert.equal(checkNodeCount(60), 60);
+  for (const bad of [0, 61, 2.5, NaN])
+    assert.throws(() => checkNodeCount(bad), ClusterOptionError, String(bad));
+});
+
+test("checkGueSupport: both GUE options are needed", () => {
+  assert.doesNotThrow(() => checkGueSupport(CAPS));
+  assert.throws(() => checkGueSupport({ ...CAPS, nodeOptions: ["gue-allow"] }), /--gue-port/);
+  assert.throws(() => checkGueSupport({ ...CAPS, nodeOptions: ["gue-port"] }), /--gue-allow/);
+});
+
+test("checkWeights: one per node, 0..65535, at least one above 0; the count is checked first", () => {
+  assert.deepEqual(checkWeights([0, 65535], 2), [0, 65535]);
+  assert.throws(() => checkWeights([70000], 2), /2 nodes, 1 weights/);
+  assert.throws(() => checkWeights([1, -1], 2), /got -1/);
+  assert.throws(() => checkWeights([1, 1.5], 2), /got 1.5/);
+  assert.throws(() => checkWeights([0, 0], 2), /at least one node/);
+});
+
+test("checkExtraArgs: roles and server hosts of this testbed only", () => {
+  const tb = planTestbed({ nodes: 2, clients: 2 });
+  const ok = { node: ["a"], origin: [], dispatcher: [], node2: ["b"] };
+  assert.equal(checkExtraArgs(ok, tb), ok);
+  for (const key of ["node3", "client", "client2", "switch"])
+    assert.throws(() => checkExtraArgs({ [key]: [] }, tb), new RegExp(`'${key}' is neither`));
+});
+
+test("planLayout: the cluster directory holds the secret and the demo site; logs and site resolved", () => {
+  assert.deepEqual(planLayout("p-", { stateDir: "/st" }), {
+    dir: "/st/p-",
+    secretFile: "/st/p-/cluster.secret",
+    logDir: "/st/p-",
+    site: "/st/p-/demo-site/root",
+    demoDir: "/st/p-/demo-site",
+    originUrl: "http://198.18.0.2:8000",
+  });
+  const given = planLayout("p-", { stateDir: "/st", logDir: "logs", site: "/srv/www" });
+  assert.equal(given.logDir, resolve("logs"));
+  assert.equal(given.site, "/srv/www");
+  assert.equal(given.demoDir, "/st/p-/demo-site");
+});
+
+test("planTls: on by default where it can be, off when asked or impossible, an error when asked for and impossible", () => {
+  const tlsCaps = { ...CAPS, nodeOptions: [...CAPS.nodeOptions, "tls-cert"] };
+  const on = planTls(undefined, "sc", tlsCaps, "/d");
+  assert.deepEqual(on, {
+    dir: "/d/tls",
+    caCert: "/d/tls/ca.crt",
+    cert: "/d/tls/server.crt",
+    key: "/d/tls/server.key",
+    url: "https://198.18.100.1/",
+  });
+  assert.deepEqual(planTls(true, "sc", tlsCaps, "/d"), on);
+  assert.equal(planTls(false, "sc", tlsCaps, "/d"), null);
+  assert.equal(planTls(undefined, "lard", tlsCaps, "/d"), null);
+  assert.equal(planTls(undefined, "sc", CAPS, "/d"), null);
+  assert.throws(() => planTls(true, "lard", tlsCaps, "/d"), /mode lard/);
+  assert.throws(() => planTls(true, "sc", CAPS, "/d"), /no --tls-cert/);
+});
+
+test("withExtraArgs: the role's after the launcher's, the host's last, a role's own host not twice", () => {
+  const extra = { node: ["-r"], node2: ["-h"], origin: ["-o"] };
+  assert.deepEqual(withExtraArgs(extra, "node", "node2", ["node"]), ["node", "-r", "-h"]);
+  assert.deepEqual(withExtraArgs(extra, "node", "node1", ["node"]), ["node", "-r"]);
+  assert.deepEqual(withExtraArgs(extra, "origin", "origin", ["origin"]), ["origin", "-o"]);
+  assert.deepEqual(withExtraArgs({}, "dispatcher", "dispatcher", ["d"]), ["d"]);
+});
+
+test("the dispatcher's node specs name the weight only when it is not 1; peers name every node", () => {
+  assert.equal(dispatcherNodeSpec(2, 1), "node2=198.18.0.12:6080,admin=http://198.18.0.12:9080");
+  assert.equal(dispatcherNodeSpec(1, 0), "node1=198.18.0.11:6080,weight=0,admin=http://198.18.0.11:9080");
+  assert.deepEqual(peerArgs(2), ["--peer", "node1=198.18.0.11", "--peer", "node2=198.18.0.12"]);
 });

@@ -150,11 +150,20 @@ export interface ClusterPlan {
   originUrl: string;
   /** Origin first, then the nodes, then the dispatcher (the order they are started in). */
   processes: ProcessPlan[];
-  /**
-   * HTTPS: the launcher makes the demo CA and the VIP's certificate in `dir` (server/transport/tls-certs.ts);
-   * clients trust `caCert`. null: HTTP only.
-   */
-  tls: { dir: string; caCert: string; cert: string; key: string; url: string } | null;
+  /** HTTPS on the VIP; null: HTTP only. */
+  tls: TlsPlan | null;
+}
+
+/**
+ * HTTPS: the launcher makes the demo CA and the VIP's certificate in `dir` (server/transport/tls-certs.ts);
+ * clients trust `caCert`.
+ */
+export interface TlsPlan {
+  dir: string;
+  caCert: string;
+  cert: string;
+  key: string;
+  url: string;
 }
 
 export const DEFAULT_STATE_DIR = "/run/sc-cluster";
@@ -175,12 +184,67 @@ function positiveMs(v: number | undefined, def: number, what: string): number {
   return v;
 }
 
+/** The options checked and resolved to their defaults: what the processes are planned from. */
+export interface ClusterSettings {
+  prefix: string;
+  nodes: number;
+  testbed: TestbedPlan;
+  mode: string;
+  scheduler: string;
+  cacheBytes: number;
+  weights: number[];
+  /** Extra arguments by role or server host (checked: every key names one). */
+  extraArgs: Partial<Record<string, string[]>>;
+}
+
+/** Where the cluster's files go, and where the origin is reached. */
+export interface ClusterLayout {
+  dir: string;
+  secretFile: string;
+  logDir: string;
+  site: string;
+  demoDir: string;
+  originUrl: string;
+}
+
 /** Resolves and checks the options, and lays out every process. */
 export function planCluster(options: ClusterOptions, caps: Capabilities): ClusterPlan {
+  const settings = checkClusterOptions(options, caps);
+  const layout = planLayout(settings.prefix, options);
+  const tls = planTls(options.tls, settings.mode, caps, layout.dir);
+  const processes = planProcesses({
+    settings,
+    layout,
+    tls,
+    accessLog: options.accessLog ?? false,
+    peers: caps.nodeOptions.includes("peer") ? peerArgs(settings.nodes) : [],
+  });
+  return {
+    prefix: settings.prefix,
+    testbed: settings.testbed,
+    dir: layout.dir,
+    secretFile: layout.secretFile,
+    logDir: layout.logDir,
+    mode: settings.mode,
+    scheduler: settings.scheduler,
+    cacheBytes: settings.cacheBytes,
+    weights: settings.weights,
+    site: layout.site,
+    demoSite: options.site === undefined,
+    demoDir: layout.demoDir,
+    startTimeoutMs: positiveMs(options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, "startTimeoutMs"),
+    stopGraceMs: positiveMs(options.stopGraceMs, DEFAULT_STOP_GRACE_MS, "stopGraceMs"),
+    vipUrl: `http://${VIP}${HTTP_PORT === 80 ? "" : `:${HTTP_PORT}`}/`,
+    originUrl: layout.originUrl,
+    processes,
+    tls,
+  };
+}
+
+/** Every option but tls and the timeouts checked, in the order a user meets the mistakes. */
+export function checkClusterOptions(options: ClusterOptions, caps: Capabilities): ClusterSettings {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
-  const nodes = options.nodes ?? DEFAULT_NODES;
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
-    throw new ClusterOptionError(`nodes must be a whole number from 1 to ${MAX_NODES}, got ${nodes}`);
+  const nodes = checkNodeCount(options.nodes ?? DEFAULT_NODES);
   const testbed = planTestbed({
     prefix,
     nodes,
@@ -189,11 +253,33 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     loss: options.loss,
     expose: options.expose,
   });
-  const mode = options.mode ?? DEFAULT_MODE;
+  const mode = checkMode(options.mode ?? DEFAULT_MODE, caps);
+  checkGueSupport(caps);
+  const scheduler = checkScheduler(options.scheduler ?? DEFAULT_SCHEDULER, caps);
+  const cacheBytes = parseByteSize(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+  const weights = checkWeights(options.weights ?? Array<number>(nodes).fill(1), nodes);
+  if (options.site !== undefined && options.site.trim() === "")
+    throw new ClusterOptionError("site must name a directory");
+  const extraArgs = checkExtraArgs(options.extraArgs ?? {}, testbed);
+  return { prefix, nodes, testbed, mode, scheduler, cacheBytes, weights, extraArgs };
+}
+
+export function checkNodeCount(nodes: number): number {
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
+    throw new ClusterOptionError(`nodes must be a whole number from 1 to ${MAX_NODES}, got ${nodes}`);
+  return nodes;
+}
+
+export function checkMode(mode: string, caps: Capabilities): string {
   if (!caps.modes.includes(mode))
     throw new ClusterOptionError(
       `mode must be one the node supports (${caps.modes.join(", ")}), got '${mode}'`,
     );
+  return mode;
+}
+
+/** The node must take GUE, and only from the addresses it is told: else no packet reaches it. */
+export function checkGueSupport(caps: Capabilities): void {
   if (!caps.nodeOptions.includes("gue-port"))
     throw new ClusterOptionError(
       "this build's `sc-cluster node` has no GUE input (--gue-port): the dispatcher could not reach the nodes",
@@ -202,22 +288,32 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     throw new ClusterOptionError(
       "this build's `sc-cluster node` has no GUE allow-list (--gue-allow): it could not be told to take the dispatcher's packets",
     );
-  const scheduler = options.scheduler ?? DEFAULT_SCHEDULER;
+}
+
+export function checkScheduler(scheduler: string, caps: Capabilities): string {
   if (!caps.schedulers.includes(scheduler))
     throw new ClusterOptionError(
       `scheduler must be one of ${caps.schedulers.join(", ")}, got '${scheduler}'`,
     );
-  const cacheBytes = parseByteSize(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
-  const weights = options.weights ?? Array<number>(nodes).fill(1);
+  return scheduler;
+}
+
+/** One dispatcher weight per node, each 0..65535 (ipvsadm's range), not all 0. */
+export function checkWeights(weights: number[], nodes: number): number[] {
   if (weights.length !== nodes)
     throw new ClusterOptionError(`give one weight per node: ${nodes} nodes, ${weights.length} weights`);
   for (const w of weights)
     if (!Number.isInteger(w) || w < 0 || w > 65535)
       throw new ClusterOptionError(`weights must be whole numbers from 0 to 65535, got ${w}`);
   if (!weights.some((w) => w > 0)) throw new ClusterOptionError("at least one node needs a weight above 0");
-  if (options.site !== undefined && options.site.trim() === "")
-    throw new ClusterOptionError("site must name a directory");
-  const extra = options.extraArgs ?? {};
+  return weights;
+}
+
+/** Every key of extraArgs names a role or a server host of the testbed. */
+export function checkExtraArgs(
+  extra: Partial<Record<string, string[]>>,
+  testbed: TestbedPlan,
+): Partial<Record<string, string[]>> {
   for (const key of Object.keys(extra))
     if (
       !["node", "dispatcher", "origin"].includes(key) &&
@@ -226,109 +322,163 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
       throw new ClusterOptionError(
         `extraArgs: '${key}' is neither a role (node, dispatcher, origin) nor a server host`,
       );
+  return extra;
+}
 
+/** The cluster directory and what goes in it, the logs, the site, the origin's URL. */
+export function planLayout(
+  prefix: string,
+  options: Pick<ClusterOptions, "stateDir" | "logDir" | "site">,
+): ClusterLayout {
   const dir = clusterDir(prefix, options.stateDir);
-  const logDir = resolve(options.logDir ?? dir);
-  const argsFor = (role: string, host: string, base: string[]) => [
-    ...base,
-    ...(extra[role] ?? []),
-    ...(host !== role ? (extra[host] ?? []) : []),
-  ];
-  const originUrl = `http://${ORIGIN_IP}:${ORIGIN_PORT}`;
-  const secretFile = join(dir, "cluster.secret");
   const demoDir = join(dir, "demo-site");
-  // loadgen's synthesizer puts the documents in root/ beside the trace and the manifest.
-  const site = resolve(options.site ?? join(demoDir, "root"));
-  if (options.tls === true && mode === "lard")
-    throw new ClusterOptionError("HTTPS is not supported with mode lard (its front-end parses HTTP)");
-  if (options.tls === true && !caps.nodeOptions.includes("tls-cert"))
-    throw new ClusterOptionError("this build's `sc-cluster node` has no --tls-cert: it cannot serve HTTPS");
-  const tlsDir = join(dir, "tls");
-  const tls =
-    (options.tls ?? true) && mode !== "lard" && caps.nodeOptions.includes("tls-cert")
-      ? {
-          dir: tlsDir,
-          caCert: join(tlsDir, "ca.crt"),
-          cert: join(tlsDir, "server.crt"),
-          key: join(tlsDir, "server.key"),
-          url: `https://${VIP}${HTTPS_PORT === 443 ? "" : `:${HTTPS_PORT}`}/`,
-        }
-      : null;
+  return {
+    dir,
+    secretFile: join(dir, "cluster.secret"),
+    logDir: resolve(options.logDir ?? dir),
+    // loadgen's synthesizer puts the documents in root/ beside the trace and the manifest.
+    site: resolve(options.site ?? join(demoDir, "root")),
+    demoDir,
+    originUrl: `http://${ORIGIN_IP}:${ORIGIN_PORT}`,
+  };
+}
 
-  const processes: ProcessPlan[] = [
-    {
-      host: "origin",
-      role: "origin",
-      args: argsFor("origin", "origin", [
-        "origin",
-        "--root",
-        site,
-        "--listen",
-        `${ORIGIN_IP}:${ORIGIN_PORT}`,
-      ]),
-      log: join(logDir, "origin.log"),
-      // Any HTTP answer (a site need not have an index page) means it serves.
-      ready: { url: `${originUrl}/`, expect: "any" },
-    },
-  ];
-  const nodeSpecs: string[] = [];
-  // Every node knows every member (cluster modes map URLs to them and reach them directly).
-  const peers = caps.nodeOptions.includes("peer")
-    ? Array.from({ length: nodes }, (_, i) => ["--peer", `node${i + 1}=${nodeIp(i + 1)}`]).flat()
-    : [];
-  for (let k = 1; k <= nodes; k++) {
-    const host = `node${k}`;
-    const ip = nodeIp(k);
-    const admin = `http://${ip}:${NODE_ADMIN_PORT}`;
-    processes.push({
+/**
+ * HTTPS unless turned off, lard (its front-end parses HTTP) or a node without --tls-cert; asking
+ * for it where it cannot be is an error.
+ */
+export function planTls(
+  wanted: boolean | undefined,
+  mode: string,
+  caps: Capabilities,
+  dir: string,
+): TlsPlan | null {
+  if (wanted === true && mode === "lard")
+    throw new ClusterOptionError("HTTPS is not supported with mode lard (its front-end parses HTTP)");
+  if (wanted === true && !caps.nodeOptions.includes("tls-cert"))
+    throw new ClusterOptionError("this build's `sc-cluster node` has no --tls-cert: it cannot serve HTTPS");
+  if (!(wanted ?? true) || mode === "lard" || !caps.nodeOptions.includes("tls-cert")) return null;
+  const tlsDir = join(dir, "tls");
+  return {
+    dir: tlsDir,
+    caCert: join(tlsDir, "ca.crt"),
+    cert: join(tlsDir, "server.crt"),
+    key: join(tlsDir, "server.key"),
+    url: `https://${VIP}${HTTPS_PORT === 443 ? "" : `:${HTTPS_PORT}`}/`,
+  };
+}
+
+/** What every process's plan is made from. */
+interface ProcessContext {
+  settings: ClusterSettings;
+  layout: ClusterLayout;
+  tls: TlsPlan | null;
+  accessLog: boolean;
+  /** --peer arguments (empty when the node takes none). */
+  peers: string[];
+}
+
+/** Origin first, then the nodes, then the dispatcher: the order they are started in. */
+function planProcesses(ctx: ProcessContext): ProcessPlan[] {
+  const nodes = Array.from({ length: ctx.settings.nodes }, (_, i) => planNode(ctx, i + 1));
+  return [planOrigin(ctx), ...nodes, planDispatcher(ctx)];
+}
+
+/** A process's arguments: the launcher's, then its role's extra ones, then its host's. */
+export function withExtraArgs(
+  extra: Partial<Record<string, string[]>>,
+  role: string,
+  host: string,
+  base: string[],
+): string[] {
+  return [...base, ...(extra[role] ?? []), ...(host !== role ? (extra[host] ?? []) : [])];
+}
+
+/** Every node knows every member (cluster modes map URLs to them and reach them directly). */
+export function peerArgs(nodes: number): string[] {
+  return Array.from({ length: nodes }, (_, i) => ["--peer", `node${i + 1}=${nodeIp(i + 1)}`]).flat();
+}
+
+function nodeAdmin(k: number): string {
+  return `http://${nodeIp(k)}:${NODE_ADMIN_PORT}`;
+}
+
+/** The dispatcher's --node value for node k: its GUE address, its weight unless 1, its admin. */
+export function dispatcherNodeSpec(k: number, weight: number): string {
+  return `node${k}=${nodeIp(k)}:${GUE_PORT}${weight !== 1 ? `,weight=${weight}` : ""},admin=${nodeAdmin(k)}`;
+}
+
+function planOrigin({ settings, layout }: ProcessContext): ProcessPlan {
+  return {
+    host: "origin",
+    role: "origin",
+    args: withExtraArgs(settings.extraArgs, "origin", "origin", [
+      "origin",
+      "--root",
+      layout.site,
+      "--listen",
+      `${ORIGIN_IP}:${ORIGIN_PORT}`,
+    ]),
+    log: join(layout.logDir, "origin.log"),
+    // Any HTTP answer (a site need not have an index page) means it serves.
+    ready: { url: `${layout.originUrl}/`, expect: "any" },
+  };
+}
+
+function planNode({ settings, layout, tls, accessLog, peers }: ProcessContext, k: number): ProcessPlan {
+  const host = `node${k}`;
+  const ip = nodeIp(k);
+  const admin = nodeAdmin(k);
+  return {
+    host,
+    role: "node",
+    args: withExtraArgs(settings.extraArgs, "node", host, [
+      "node",
+      "--stack",
+      "user",
+      "--tun",
+      TUN_DEV,
+      "--vip",
+      VIP,
+      "--port",
+      String(HTTP_PORT),
+      "--gue-port",
+      String(GUE_PORT),
+      // GUE only from the dispatcher (its outer source, below) and the members (--peer).
+      "--gue-allow",
+      DISPATCHER_IP,
+      "--origin",
+      layout.originUrl,
+      "--admin",
+      `${ip}:${NODE_ADMIN_PORT}`,
+      "--node-id",
       host,
-      role: "node",
-      args: argsFor("node", host, [
-        "node",
-        "--stack",
-        "user",
-        "--tun",
-        TUN_DEV,
-        "--vip",
-        VIP,
-        "--port",
-        String(HTTP_PORT),
-        "--gue-port",
-        String(GUE_PORT),
-        // GUE only from the dispatcher (its outer source, below) and the members (--peer).
-        "--gue-allow",
-        DISPATCHER_IP,
-        "--origin",
-        originUrl,
-        "--admin",
-        `${ip}:${NODE_ADMIN_PORT}`,
-        "--node-id",
-        host,
-        "--mode",
-        mode,
-        "--cache-bytes",
-        String(cacheBytes),
-        "--secret-file",
-        secretFile,
-        ...(options.accessLog ? ["--access-log", join(logDir, `${host}.access.log`)] : []),
-        ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-port", String(HTTPS_PORT)] : []),
-        ...peers,
-      ]),
-      log: join(logDir, `${host}.log`),
-      admin,
-      ready: { url: `${admin}/healthz`, expect: 200 },
-    });
-    const w = weights[k - 1]!;
-    nodeSpecs.push(`${host}=${ip}:${GUE_PORT}${w !== 1 ? `,weight=${w}` : ""},admin=${admin}`);
-  }
-  const dispatcherAdmin = `http://${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`;
-  processes.push({
+      "--mode",
+      settings.mode,
+      "--cache-bytes",
+      String(settings.cacheBytes),
+      "--secret-file",
+      layout.secretFile,
+      ...(accessLog ? ["--access-log", join(layout.logDir, `${host}.access.log`)] : []),
+      ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-port", String(HTTPS_PORT)] : []),
+      ...peers,
+    ]),
+    log: join(layout.logDir, `${host}.log`),
+    admin,
+    ready: { url: `${admin}/healthz`, expect: 200 },
+  };
+}
+
+function planDispatcher({ settings, layout, tls }: ProcessContext): ProcessPlan {
+  const admin = `http://${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`;
+  const nodeSpecs = settings.weights.map((w, i) => dispatcherNodeSpec(i + 1, w));
+  return {
     host: "dispatcher",
     role: "dispatcher",
-    args: argsFor("dispatcher", "dispatcher", [
+    args: withExtraArgs(settings.extraArgs, "dispatcher", "dispatcher", [
       "dispatcher",
       // LARD's front-end takes the dispatcher's place (the nodes run --mode lard).
-      ...(mode === "lard" ? ["--mode", "lard"] : []),
+      ...(settings.mode === "lard" ? ["--mode", "lard"] : []),
       "--vip",
       VIP,
       "--port",
@@ -336,42 +486,21 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
       "--tun",
       TUN_DEV,
       "--scheduler",
-      scheduler,
+      settings.scheduler,
       // A restart (kill -9 included) takes over the connections the hash cannot place.
       "--state-file",
-      join(dir, "dispatcher.state"),
+      join(layout.dir, "dispatcher.state"),
       "--admin",
       `${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`,
       // The outer source the nodes' --gue-allow names (also its default: its LAN address).
       "--source",
       DISPATCHER_IP,
       "--secret-file",
-      secretFile,
+      layout.secretFile,
       ...nodeSpecs.flatMap((s) => ["--node", s]),
     ]),
-    log: join(logDir, "dispatcher.log"),
-    admin: dispatcherAdmin,
-    ready: { url: `${dispatcherAdmin}/healthz`, expect: 200 },
-  });
-
-  return {
-    prefix,
-    testbed,
-    dir,
-    secretFile,
-    logDir,
-    mode,
-    scheduler,
-    cacheBytes,
-    weights,
-    site,
-    demoSite: options.site === undefined,
-    demoDir,
-    startTimeoutMs: positiveMs(options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, "startTimeoutMs"),
-    stopGraceMs: positiveMs(options.stopGraceMs, DEFAULT_STOP_GRACE_MS, "stopGraceMs"),
-    vipUrl: `http://${VIP}${HTTP_PORT === 80 ? "" : `:${HTTP_PORT}`}/`,
-    originUrl,
-    processes,
-    tls,
+    log: join(layout.logDir, "dispatcher.log"),
+    admin,
+    ready: { url: `${admin}/healthz`, expect: 200 },
   };
 }

@@ -1,12 +1,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  addUntimedErrors,
+  attributeErrorSamples,
   buildTimeline,
+  countFaults,
+  faultFailuresOf,
+  findViolations,
   formatTimeline,
   renderTimelineSvg,
   summarize,
+  tallyByCause,
+  type CauseTotals,
   type FaultEvent,
   type ReplaySample,
+  type TimelineRow,
 } from "./report.js";
 import type { Fault, FaultKind } from "./schedule.js";
 
@@ -216,4 +224,146 @@ test("a purge (instant) owns the errors of its window, none allowed; a purge not
     `1 errors during purge faults, which may cost none: {"reset":1}`,
     "#1 purge node1: 502 node3 did not purge",
   ]);
+});
+
+function row(
+  t: number,
+  cause: number | null,
+  errors: Record<string, number>,
+  verify: Record<string, number> = {},
+): TimelineRow {
+  const e = Object.values(errors).reduce((a, b) => a + b, 0);
+  const v = Object.values(verify).reduce((a, b) => a + b, 0);
+  return {
+    t,
+    completed: 10,
+    ok: 10 - e - v,
+    errors: e,
+    verifyFailures: v,
+    mbps: 1,
+    rps: 10,
+    errorsByKind: errors,
+    verifyFailuresByKind: verify,
+    activeFault: null,
+    cause,
+  };
+}
+
+test("tallyByCause: rows add up by the kind of their fault (none when unplaced) and per fault; clean rows count nowhere", () => {
+  const events = [
+    event(0, "node_kill", 1, 2),
+    event(1, "node_kill", 5, 6, "node3"),
+    event(2, "link_loss", 9, 10),
+  ];
+  const rows = [
+    row(1, 0, { reset: 2 }),
+    row(2, null, {}),
+    row(5, 1, { reset: 1, closed: 1 }, { sha256: 1 }),
+    row(9, 2, { timeout: 1 }),
+    row(20, null, { reset: 3 }),
+    row(21, 7, { reset: 1 }), // a cause no event has: none
+  ];
+  const { causes, perFault } = tallyByCause(rows, events);
+  assert.deepEqual([...causes.keys()], ["node_kill", "link_loss", "none"]);
+  assert.deepEqual(causes.get("node_kill"), {
+    cause: "node_kill",
+    errors: 4,
+    errorsByKind: { reset: 3, closed: 1 },
+    verifyFailures: 1,
+    verifyFailuresByKind: { sha256: 1 },
+    allowed: true,
+  });
+  assert.equal(causes.get("link_loss")!.allowed, false);
+  assert.equal(causes.get("none")!.errors, 4);
+  assert.equal(causes.get("none")!.allowed, false);
+  assert.deepEqual(
+    [...perFault],
+    [
+      [0, { errors: 2, verifyFailures: 0 }],
+      [1, { errors: 2, verifyFailures: 1 }],
+      [2, { errors: 1, verifyFailures: 0 }],
+    ],
+  );
+});
+
+test("addUntimedErrors: only what the rows did not see goes to none, which is created when missing", () => {
+  const rows = [row(1, null, { reset: 2 })];
+  const none = new Map<CauseTotals["cause"], CauseTotals>();
+  addUntimedErrors(none, rows, { errors: 2, verifyFailures: 0 });
+  assert.equal(none.size, 0, "everything was seen");
+  addUntimedErrors(none, rows, { errors: 5, verifyFailures: 1 });
+  assert.deepEqual(
+    [none.get("none")!.errors, none.get("none")!.verifyFailures, none.get("none")!.allowed],
+    [3, 1, false],
+  );
+  addUntimedErrors(none, rows, { errors: 3, verifyFailures: 0 });
+  assert.equal(none.get("none")!.errors, 4, "added to the existing entry");
+});
+
+test("countFaults: every event by kind; clean ones are those without errors or failures", () => {
+  const events = [event(0, "node_kill", 1, 2), event(1, "node_kill", 5, 6), event(2, "purge", 9, 9)];
+  const perFault = new Map([
+    [0, { errors: 1, verifyFailures: 0 }],
+    [2, { errors: 0, verifyFailures: 0 }],
+  ]);
+  assert.deepEqual(countFaults(events, perFault), {
+    byKind: { node_kill: 2, purge: 1 },
+    withoutErrorsByKind: { node_kill: 1, purge: 1 },
+  });
+  assert.deepEqual(countFaults([], perFault), { byKind: {}, withoutErrorsByKind: {} });
+});
+
+test("findViolations: wrong bytes, errors not allowed, timeouts, then failed faults, in that order", () => {
+  const cause = (c: CauseTotals["cause"], errors: number, allowed: boolean): CauseTotals => ({
+    cause: c,
+    errors,
+    errorsByKind: { reset: errors },
+    verifyFailures: 0,
+    verifyFailuresByKind: {},
+    allowed,
+  });
+  const v = findViolations(
+    { errorsByKind: { reset: 9, timeout: 2 }, verifyFailures: 1, verifyFailuresByKind: { length: 1 } },
+    [
+      cause("node_kill", 5, true),
+      cause("node_stop", 3, false),
+      cause("none", 1, false),
+      cause("purge", 0, false),
+    ],
+    ["#4 purge node1: not every member purged"],
+  );
+  assert.deepEqual(v, [
+    '1 verification failures (wrong status, length or bytes): {"length":1}',
+    '3 errors during node_stop faults, which may cost none: {"reset":3}',
+    '1 errors with no fault in reach: {"reset":1}',
+    "2 requests timed out (a request may end in an error only by a clean reset or close, never by hanging)",
+    "#4 purge node1: not every member purged",
+  ]);
+  assert.deepEqual(
+    findViolations({ errorsByKind: {}, verifyFailures: 0, verifyFailuresByKind: {} }, [], []),
+    [],
+  );
+});
+
+test("faultFailuresOf and attributeErrorSamples: failures named by fault; samples laid where they were sent", () => {
+  const events: FaultEvent[] = [
+    { ...event(0, "node_kill", 10, 12), failure: "never ready" },
+    event(1, "node_stop", 40, 45, "node1"),
+  ];
+  assert.deepEqual(faultFailuresOf(events), ["#0 node_kill node2: never ready"]);
+  const samples = [
+    { kind: "reset", sentS: 11, failedS: 11.2 },
+    { kind: "timeout", sentS: 23, failedS: 53 }, // 11 s after node_kill ended: still its
+    { kind: "reset", sentS: 30, failedS: 30.1 },
+    { kind: "closed", sentS: 41, failedS: 41 },
+  ];
+  assert.deepEqual(
+    attributeErrorSamples(samples, events, 12).map((x) => [x.kind, x.cause, x.causeKind]),
+    [
+      ["reset", 0, "node_kill"],
+      ["timeout", 0, "node_kill"],
+      ["reset", null, "none"],
+      ["closed", 1, "node_stop"],
+    ],
+  );
 });

@@ -84,13 +84,17 @@ export interface ErrorSampleLike {
   failedS: number;
 }
 
-export interface ChaosSummary {
+/** The replay's totals at its end (its result, or the last sample when none came). */
+export interface ReplayTotals {
   requests: number;
   ok: number;
   errors: number;
   errorsByKind: Record<string, number>;
   verifyFailures: number;
   verifyFailuresByKind: Record<string, number>;
+}
+
+export interface ChaosSummary extends ReplayTotals {
   faults: number;
   faultsByKind: Partial<Record<FaultKind, number>>;
   /** Faults of each kind that cost no error and no verification failure at all. */
@@ -194,38 +198,76 @@ export function buildTimeline(
   return rows;
 }
 
+/** Errors and verification failures laid at one fault. */
+export interface FaultTotals {
+  errors: number;
+  verifyFailures: number;
+}
+
+/** The rows' errors and failures by the kind of fault they were laid at, and per fault. */
+export interface CauseTally {
+  causes: Map<FaultKind | "none", CauseTotals>;
+  perFault: Map<number, FaultTotals>;
+}
+
 /** Totals, errors by cause, and the verdict against docs/reliability.md. */
 export function summarize(
   rows: readonly TimelineRow[],
   events: readonly FaultEvent[],
-  final: {
-    requests: number;
-    ok: number;
-    errors: number;
-    errorsByKind: Record<string, number>;
-    verifyFailures: number;
-    verifyFailuresByKind: Record<string, number>;
-  },
+  final: ReplayTotals,
   errorSamples: readonly ErrorSampleLike[] = [],
   attributionS = DEFAULT_ATTRIBUTION_S,
 ): ChaosSummary {
+  const tally = tallyByCause(rows, events);
+  addUntimedErrors(tally.causes, rows, final);
+  const counts = countFaults(events, tally.perFault);
+  const faultFailures = faultFailuresOf(events);
+  return {
+    requests: final.requests,
+    ok: final.ok,
+    errors: final.errors,
+    errorsByKind: final.errorsByKind,
+    verifyFailures: final.verifyFailures,
+    verifyFailuresByKind: final.verifyFailuresByKind,
+    faults: events.length,
+    faultsByKind: counts.byKind,
+    faultsWithoutErrorsByKind: counts.withoutErrorsByKind,
+    byCause: [...tally.causes.values()],
+    perFault: events.map((e) => ({
+      index: e.fault.index,
+      kind: e.fault.kind,
+      target: e.fault.target,
+      ...(tally.perFault.get(e.fault.index) ?? { errors: 0, verifyFailures: 0 }),
+    })),
+    errorSamples: attributeErrorSamples(errorSamples, events, attributionS),
+    faultFailures,
+    violations: findViolations(final, tally.causes.values(), faultFailures),
+  };
+}
+
+function emptyCause(cause: FaultKind | "none"): CauseTotals {
+  return {
+    cause,
+    errors: 0,
+    errorsByKind: {},
+    verifyFailures: 0,
+    verifyFailuresByKind: {},
+    allowed: cause !== "none" && ERRORS_ALLOWED[cause],
+  };
+}
+
+/** Adds up the rows' errors and failures by the kind of fault each row was laid at, and per fault. */
+export function tallyByCause(rows: readonly TimelineRow[], events: readonly FaultEvent[]): CauseTally {
   const byIndex = new Map(events.map((e) => [e.fault.index, e]));
   const causes = new Map<FaultKind | "none", CauseTotals>();
-  const perFault = new Map<number, { errors: number; verifyFailures: number }>();
+  const perFault = new Map<number, FaultTotals>();
   for (const r of rows) {
     if (r.errors === 0 && r.verifyFailures === 0) continue;
     const e = r.cause === null ? undefined : byIndex.get(r.cause);
     const cause: FaultKind | "none" = e ? e.fault.kind : "none";
     let c = causes.get(cause);
     if (!c) {
-      c = {
-        cause,
-        errors: 0,
-        errorsByKind: {},
-        verifyFailures: 0,
-        verifyFailuresByKind: {},
-        allowed: cause !== "none" && ERRORS_ALLOWED[cause],
-      };
+      c = emptyCause(cause);
       causes.set(cause, c);
     }
     c.errors += r.errors;
@@ -239,36 +281,59 @@ export function summarize(
       perFault.set(e.fault.index, p);
     }
   }
-  // Errors the samples did not see (finished after the last sample) have no time: no cause.
+  return { causes, perFault };
+}
+
+/** Errors the samples did not see (finished after the last sample) have no time: no cause. */
+export function addUntimedErrors(
+  causes: Map<FaultKind | "none", CauseTotals>,
+  rows: readonly TimelineRow[],
+  final: Pick<ReplayTotals, "errors" | "verifyFailures">,
+): void {
   const seenErrors = rows.reduce((a, r) => a + r.errors, 0);
   const seenFailures = rows.reduce((a, r) => a + r.verifyFailures, 0);
-  if (final.errors > seenErrors || final.verifyFailures > seenFailures) {
-    const c = causes.get("none") ?? {
-      cause: "none" as const,
-      errors: 0,
-      errorsByKind: {},
-      verifyFailures: 0,
-      verifyFailuresByKind: {},
-      allowed: false,
-    };
-    c.errors += Math.max(0, final.errors - seenErrors);
-    c.verifyFailures += Math.max(0, final.verifyFailures - seenFailures);
-    causes.set("none", c);
-  }
-  const faultsByKind: Partial<Record<FaultKind, number>> = {};
+  if (final.errors <= seenErrors && final.verifyFailures <= seenFailures) return;
+  const c = causes.get("none") ?? emptyCause("none");
+  c.errors += Math.max(0, final.errors - seenErrors);
+  c.verifyFailures += Math.max(0, final.verifyFailures - seenFailures);
+  causes.set("none", c);
+}
+
+/** Faults carried out by kind, and of those the ones that cost no error and no failure at all. */
+export function countFaults(
+  events: readonly FaultEvent[],
+  perFault: ReadonlyMap<number, FaultTotals>,
+): { byKind: Partial<Record<FaultKind, number>>; withoutErrorsByKind: Partial<Record<FaultKind, number>> } {
+  const byKind: Partial<Record<FaultKind, number>> = {};
   const clean: Partial<Record<FaultKind, number>> = {};
   for (const e of events) {
     const k = e.fault.kind;
-    faultsByKind[k] = (faultsByKind[k] ?? 0) + 1;
+    byKind[k] = (byKind[k] ?? 0) + 1;
     const p = perFault.get(e.fault.index);
     if (!p || (p.errors === 0 && p.verifyFailures === 0)) clean[k] = (clean[k] ?? 0) + 1;
   }
+  return { byKind, withoutErrorsByKind: clean };
+}
+
+/** "#3 node_kill node2: <why>" for every fault that could not be carried out or undone. */
+export function faultFailuresOf(events: readonly FaultEvent[]): string[] {
+  return events
+    .filter((e) => e.failure)
+    .map((e) => `#${e.fault.index} ${e.fault.kind} ${e.fault.target}: ${e.failure}`);
+}
+
+/** Everything in the run that breaks docs/reliability.md. */
+export function findViolations(
+  final: Pick<ReplayTotals, "errorsByKind" | "verifyFailures" | "verifyFailuresByKind">,
+  causes: Iterable<CauseTotals>,
+  faultFailures: readonly string[],
+): string[] {
   const violations: string[] = [];
   if (final.verifyFailures > 0)
     violations.push(
       `${final.verifyFailures} verification failures (wrong status, length or bytes): ${JSON.stringify(final.verifyFailuresByKind)}`,
     );
-  for (const c of causes.values())
+  for (const c of causes)
     if (c.errors > 0 && !c.allowed)
       violations.push(
         c.cause === "none"
@@ -281,34 +346,20 @@ export function summarize(
     violations.push(
       `${timeouts} requests timed out (a request may end in an error only by a clean reset or close, never by hanging)`,
     );
-  const faultFailures = events
-    .filter((e) => e.failure)
-    .map((e) => `#${e.fault.index} ${e.fault.kind} ${e.fault.target}: ${e.failure}`);
   violations.push(...faultFailures);
-  return {
-    requests: final.requests,
-    ok: final.ok,
-    errors: final.errors,
-    errorsByKind: final.errorsByKind,
-    verifyFailures: final.verifyFailures,
-    verifyFailuresByKind: final.verifyFailuresByKind,
-    faults: events.length,
-    faultsByKind,
-    faultsWithoutErrorsByKind: clean,
-    byCause: [...causes.values()],
-    perFault: events.map((e) => ({
-      index: e.fault.index,
-      kind: e.fault.kind,
-      target: e.fault.target,
-      ...(perFault.get(e.fault.index) ?? { errors: 0, verifyFailures: 0 }),
-    })),
-    errorSamples: errorSamples.map((x) => {
-      const e = causeAt(events, x.sentS, attributionS);
-      return { ...x, cause: e ? e.fault.index : null, causeKind: e ? e.fault.kind : "none" };
-    }),
-    faultFailures,
-    violations,
-  };
+  return violations;
+}
+
+/** Each error sample laid at the fault in reach when its request was sent. */
+export function attributeErrorSamples(
+  samples: readonly ErrorSampleLike[],
+  events: readonly FaultEvent[],
+  attributionS: number,
+): ChaosSummary["errorSamples"] {
+  return samples.map((x) => {
+    const e = causeAt(events, x.sentS, attributionS);
+    return { ...x, cause: e ? e.fault.index : null, causeKind: e ? e.fault.kind : "none" };
+  });
 }
 
 /** "node_kill node2 4.1 s (10% loss)" */

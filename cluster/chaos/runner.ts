@@ -1,19 +1,16 @@
 // The chaos run: a cluster started as `up` starts it (cluster/), a verified trace replay
-// against its VIP from the client host (replay-main.ts), and the faults of a seeded schedule
-// (schedule.ts) carried out on their time: kill -9 and restart of a node or the dispatcher,
-// SIGSTOP/SIGCONT of a node or the origin, a burst of packet loss on one node's link (an
-// nftables rule in the testbed's switch namespace). Every fault is undone however the run
-// ends. report.ts turns what happened into the timeline, the verdict and the plot.
-import type { ChildProcess } from "node:child_process";
+// against its VIP from the client host (replay-main.ts, seen through replay-child.ts), and the
+// faults of a seeded schedule (schedule.ts) carried out on their time (faults.ts): kill -9 and
+// restart of a node or the dispatcher, SIGSTOP/SIGCONT of a node or the origin, a burst of
+// packet loss on one node's link. Every fault is undone however the run ends. report.ts turns
+// what happened into the timeline, the verdict and the plot.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startCluster, type Cluster } from "../index.js";
-import { run } from "../../testbed/run.js";
+import { startCluster, type Cluster, type StartOptions } from "../index.js";
 import type { ReplayResult } from "../../loadgen/replay/run.js";
-import type { ReplayChildLine, ReplayChildOptions } from "./replay-main.js";
+import type { ReplayChildOptions } from "./replay-main.js";
 import {
   buildTimeline,
   describeFault,
@@ -25,13 +22,14 @@ import {
   type ChaosSummary,
   type FaultEvent,
   type ReplaySample,
+  type ReplayTotals,
   type TimelineRow,
 } from "./report.js";
 import { planFaults, type Fault, type FaultKind, type FaultScheduleOptions } from "./schedule.js";
+import { FaultRunner, ReplayClock } from "./faults.js";
+import { ReplayChild } from "./replay-child.js";
 
 const REPLAY_MAIN = fileURLToPath(new URL("./replay-main.js", import.meta.url));
-/** nftables table (bridge family, in the switch namespace) of the loss bursts. */
-export const CHAOS_NFT_TABLE = "sc_chaos";
 export const DEFAULT_CHAOS_PREFIX = "scchaos-";
 /** After the replay's duration: its in-flight requests end (timeout), the result comes. */
 const REPLAY_GRACE_S = 60;
@@ -110,87 +108,6 @@ async function collectStats(c: Cluster): Promise<Record<string, unknown>> {
   return out;
 }
 
-/** Runs `ip netns exec <switch> nft <cmd>`: the loss bursts live in the testbed's switch. */
-async function nft(c: Cluster, cmd: string): Promise<void> {
-  await run(["ip", "netns", "exec", c.testbed.plan.switchNetns, "nft", cmd], { timeoutMs: 10_000 });
-}
-
-/** Drops `percent` of the IPv4 frames to and from one host's bridge port. */
-export function lossBurstRules(port: string, percent: number): string {
-  const threshold = Math.round(percent * 100);
-  const rule = (dir: "iifname" | "oifname") =>
-    `add rule bridge ${CHAOS_NFT_TABLE} forward ${dir} "${port}" ether type ip numgen random mod 10000 < ${threshold} drop`;
-  return [
-    `add table bridge ${CHAOS_NFT_TABLE}`,
-    `add chain bridge ${CHAOS_NFT_TABLE} forward { type filter hook forward priority -10; policy accept; }`,
-    rule("iifname"),
-    rule("oifname"),
-  ].join("; ");
-}
-
-interface ActiveFault {
-  undo: () => Promise<void>;
-}
-
-/** Carries one fault out; returns how to undo it and what was done. */
-async function inflict(c: Cluster, f: Fault): Promise<{ undo: () => Promise<string>; detail: string }> {
-  const pid = () => c.process(f.target).pid;
-  switch (f.kind) {
-    case "node_kill":
-    case "dispatcher_restart": {
-      const old = pid();
-      c.signal(f.target, "SIGKILL");
-      return {
-        detail: `kill -9 ${f.target} (pid ${old})`,
-        undo: async () => {
-          const t0 = Date.now();
-          const p = await c.restart(f.target);
-          return `${f.target} restarted as pid ${p.pid}, ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
-        },
-      };
-    }
-    case "node_stop":
-    case "origin_stop": {
-      c.signal(f.target, "SIGSTOP");
-      return {
-        detail: `SIGSTOP ${f.target} (pid ${pid()})`,
-        undo: async () => {
-          c.signal(f.target, "SIGCONT");
-          return `SIGCONT ${f.target} after ${f.durationS} s`;
-        },
-      };
-    }
-    case "purge": {
-      // The target node purges its cache and every other member's (server/node/purge.ts).
-      const admin = c.process(f.target).admin;
-      if (!admin) throw new Error(`${f.target} has no control API to purge through`);
-      const a = await c.request({
-        url: `${admin}/purge`,
-        method: "POST",
-        json: { all: true },
-        timeoutMs: 10_000,
-      });
-      const answer = `POST /purge {"all":true} to ${f.target}: ${a.status ?? a.error ?? "no answer"} ${a.body.trim().slice(0, 200)}`;
-      return {
-        detail: answer,
-        // A purge that not every member carried out is the fault's failure (the report's verdict).
-        undo: () => (a.status === 200 ? Promise.resolve("purged") : Promise.reject(new Error(answer))),
-      };
-    }
-    case "link_loss": {
-      const pct = f.lossPercent ?? 10;
-      await nft(c, lossBurstRules(f.target, pct));
-      return {
-        detail: `${pct}% loss on ${f.target}'s link`,
-        undo: async () => {
-          await nft(c, `delete table bridge ${CHAOS_NFT_TABLE}`);
-          return `loss on ${f.target}'s link removed after ${f.durationS} s`;
-        },
-      };
-    }
-  }
-}
-
 /**
  * Strips the per-class and per-URL tables (long, and not what a chaos report is about) and the
  * per-second table (the timeline is made from the same samples).
@@ -220,202 +137,240 @@ export function reportJson(report: ChaosReport): string {
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const say = o.onLine ?? (() => {});
-  const prefix = o.prefix ?? DEFAULT_CHAOS_PREFIX;
-  const nodes = o.nodes ?? 3;
-  const scheduler = o.scheduler ?? "mh";
-  const mode = o.mode ?? "local";
-  const clients = o.clients ?? 1;
-  const conns = o.conns ?? 16;
-  const keepalive = o.keepalive ?? true;
-  const timeoutMs = o.timeoutMs ?? 30_000;
-  const nodeNames = Array.from({ length: nodes }, (_, i) => `node${i + 1}`);
+  const plan = planChaos(o);
+  for (const line of describeChaosPlan(plan, o)) say(line);
+  const startedAt = new Date().toISOString();
+  const c = await startCluster(chaosClusterOptions(o, plan.settings, say));
+  const run = new ChaosRun(c, o, plan, say);
+  try {
+    await run.replayUnderFaults();
+  } finally {
+    await run.cleanUp();
+  }
+  const report = buildChaosReport(o, plan, { startedAt, ...run.outcome() });
+  if (o.outDir) await writeReport(report, o.outDir);
+  return report;
+}
+
+/** The options with their defaults. */
+export interface ChaosSettings {
+  prefix: string;
+  nodes: number;
+  scheduler: string;
+  mode: string;
+  clients: number;
+  conns: number;
+  keepalive: boolean;
+  timeoutMs: number;
+}
+
+export interface ChaosPlan {
+  settings: ChaosSettings;
+  planned: Fault[];
+  /** The kinds asked for, else those planned. */
+  kinds: readonly FaultKind[];
+}
+
+/** The settings and the seeded schedule of faults. */
+export function planChaos(o: ChaosOptions): ChaosPlan {
+  const settings: ChaosSettings = {
+    prefix: o.prefix ?? DEFAULT_CHAOS_PREFIX,
+    nodes: o.nodes ?? 3,
+    scheduler: o.scheduler ?? "mh",
+    mode: o.mode ?? "local",
+    clients: o.clients ?? 1,
+    conns: o.conns ?? 16,
+    keepalive: o.keepalive ?? true,
+    timeoutMs: o.timeoutMs ?? 30_000,
+  };
   const planned = planFaults({
     seed: o.seed,
     durationS: o.durationS,
-    nodes: nodeNames,
+    nodes: Array.from({ length: settings.nodes }, (_, i) => `node${i + 1}`),
     kinds: o.kinds,
     maxFaults: o.maxFaults,
     ...o.schedule,
   });
-  const kinds = o.kinds ?? [...new Set(planned.map((f) => f.kind))];
-  say(`chaos: ${planned.length} faults planned over ${o.durationS} s (seed ${o.seed}):`);
-  for (const f of planned) say(`  #${f.index} at ${f.atS} s: ${describeFault(f)}`);
+  return { settings, planned, kinds: o.kinds ?? [...new Set(planned.map((f) => f.kind))] };
+}
 
-  const startedAt = new Date().toISOString();
-  const c = await startCluster({
-    prefix,
-    nodes,
-    mode,
-    scheduler,
+/** The lines that announce the plan. */
+export function describeChaosPlan(plan: ChaosPlan, o: Pick<ChaosOptions, "durationS" | "seed">): string[] {
+  return [
+    `chaos: ${plan.planned.length} faults planned over ${o.durationS} s (seed ${o.seed}):`,
+    ...plan.planned.map((f) => `  #${f.index} at ${f.atS} s: ${describeFault(f)}`),
+  ];
+}
+
+/** The cluster as `up` would start it, with the run's settings. */
+export function chaosClusterOptions(
+  o: ChaosOptions,
+  s: ChaosSettings,
+  say: (line: string) => void,
+): StartOptions {
+  return {
+    prefix: s.prefix,
+    nodes: s.nodes,
+    mode: s.mode,
+    scheduler: s.scheduler,
     cacheBytes: o.cacheBytes ?? "256M",
     extraArgs: o.extraArgs,
     // Beside the report, and kept when the cluster is removed: what the processes said.
     ...(o.outDir ? { logDir: join(o.outDir, "logs") } : {}),
     signal: o.signal,
     onProgress: (m) => say(`chaos: ${m}`),
-  });
-  const samples: ReplaySample[] = [];
-  const events: FaultEvent[] = [];
-  const unexpectedExits: string[] = [];
-  let result: ReplayResult | null = null;
-  let replayError: string | null = null;
-  let stoppedBy = "duration";
-  let active: ActiveFault | undefined;
-  let child: ChildProcess | undefined;
-  const rows: TimelineRow[] = [];
-  let stats: Record<string, unknown> = {};
-  // Cancels the bounding timers at the end, so none keeps the process alive.
-  const naps = new AbortController();
-  const nap = (ms: number, signal?: AbortSignal) =>
-    sleep(Math.max(0, ms), undefined, {
-      signal: signal ? AbortSignal.any([signal, naps.signal]) : naps.signal,
+  };
+}
+
+/** Sleeps that end early when asked, and all of them at the end (so none keeps the process alive). */
+class Naps {
+  private readonly all = new AbortController();
+
+  nap(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleep(Math.max(0, ms), undefined, {
+      signal: signal ? AbortSignal.any([signal, this.all.signal]) : this.all.signal,
     }).catch(() => {});
-  try {
+  }
+
+  cancel(): void {
+    this.all.abort();
+  }
+}
+
+/** Why the run ended: its duration, an interrupt, or its time limit. */
+type StoppedBy = "duration" | "interrupted" | "time_limit";
+
+/** What a run leaves for its report. */
+export interface ChaosOutcome {
+  startedAt: string;
+  stoppedBy: string;
+  samples: readonly ReplaySample[];
+  events: FaultEvent[];
+  result: ReplayResult | null;
+  replayError: string | null;
+  unexpectedExits: string[];
+  stats: Record<string, unknown>;
+}
+
+/** One chaos run on a started cluster: the replay, the faults on its clock, the clean-up. */
+class ChaosRun {
+  private readonly faults: FaultRunner;
+  private readonly naps = new Naps();
+  private readonly unexpectedExits: string[] = [];
+  private replay: ReplayChild | undefined;
+  private stoppedBy: StoppedBy = "duration";
+  private stats: Record<string, unknown> = {};
+
+  constructor(
+    private readonly c: Cluster,
+    private readonly o: ChaosOptions,
+    private readonly plan: ChaosPlan,
+    private readonly say: (line: string) => void,
+  ) {
+    this.faults = new FaultRunner(c, say);
+  }
+
+  /** The replay from start to end, the planned faults carried out while it runs. */
+  async replayUnderFaults(): Promise<void> {
+    const { c, o } = this;
     c.onExit((e) =>
-      unexpectedExits.push(`${e.host} (pid ${e.pid}) exited: code ${e.code}, signal ${e.signal}`),
+      this.unexpectedExits.push(`${e.host} (pid ${e.pid}) exited: code ${e.code}, signal ${e.signal}`),
     );
     const demo = c.demo;
     if (!demo) throw new Error("the chaos run replays the demo site's trace (no --site)");
+    const replay = this.spawnReplay(demo);
+    // Faults run on the replay's clock, once it reports its start.
+    const hardStop = AbortSignal.timeout((o.durationS + REPLAY_GRACE_S + 60) * 1000);
+    const stop = o.signal ? AbortSignal.any([o.signal, hardStop]) : hardStop;
+    await Promise.race([replay.started, replay.exited, this.naps.nap(60_000, stop)]);
+    if (replay.startEpoch === undefined)
+      throw new Error(`the replay did not start: ${replay.error ?? replay.stderrText}`);
+    const clock = new ReplayClock(replay.startEpoch, stop);
+    try {
+      await this.faults.runAll(this.plan.planned, clock, () => replay.ended);
+    } catch (err) {
+      if (!stop.aborted) throw err;
+    }
+    if (stop.aborted) this.stoppedBy = o.signal?.aborted ? "interrupted" : "time_limit";
+    await this.endReplay(replay, clock, hardStop);
+  }
+
+  /** The replay child in the client host, each of its samples printed as a live timeline row. */
+  private spawnReplay(demo: { trace: string; manifest: string }): ReplayChild {
+    const { c, o, plan } = this;
     const childOpts: ReplayChildOptions = {
       target: c.vipUrl,
       trace: demo.trace,
       verify: demo.manifest,
-      clients,
-      conns,
-      keepalive,
-      timeoutMs,
+      clients: plan.settings.clients,
+      conns: plan.settings.conns,
+      keepalive: plan.settings.keepalive,
+      timeoutMs: plan.settings.timeoutMs,
       durationS: o.durationS,
       ...(o.rate !== undefined ? { rate: o.rate } : {}),
     };
     const proc = c.testbed.spawn("client", process.execPath, [REPLAY_MAIN, JSON.stringify(childOpts)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
-    child = proc;
-    let stderr = "";
-    proc.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const exited = new Promise<void>((res) => proc.once("exit", () => res()));
-    let startEpoch: number | undefined;
-    let resolveStarted!: () => void;
-    const started = new Promise<void>((res) => (resolveStarted = res));
-    const lines = createInterface({ input: proc.stdout! });
-    say(TIMELINE_HEADER);
-    lines.on("line", (text) => {
-      let msg: ReplayChildLine;
-      try {
-        msg = JSON.parse(text) as ReplayChildLine;
-      } catch {
-        return;
-      }
-      if (msg.type === "progress") {
-        startEpoch ??= msg.epochMs - msg.elapsedS * 1000;
-        resolveStarted();
-        const s: ReplaySample = {
-          elapsedS: msg.elapsedS,
-          requests: msg.requests,
-          ok: msg.ok,
-          errors: msg.errors,
-          verifyFailures: msg.verifyFailures,
-          bytes: msg.bytes,
-          errorsByKind: msg.errorsByKind,
-          verifyFailuresByKind: msg.verifyFailuresByKind,
-        };
-        samples.push(s);
-        // Live row: deltas against the previous sample.
-        say(formatRow(buildTimeline(samples.slice(-2), events).at(-1)!, []));
-      } else if (msg.type === "result") result = msg.result;
-      else replayError = msg.message;
+    // Live row: deltas against the previous sample.
+    this.replay = new ReplayChild(proc, (samples) => {
+      const row = buildTimeline(samples.slice(-2), this.faults.events).at(-1);
+      if (row) this.say(formatRow(row, []));
     });
-    const lineDone = new Promise<void>((res) => lines.once("close", () => res()));
-
-    // Faults run on the replay's clock, once it reports its start.
-    const hardStop = AbortSignal.timeout((o.durationS + REPLAY_GRACE_S + 60) * 1000);
-    const stop = o.signal ? AbortSignal.any([o.signal, hardStop]) : hardStop;
-    await Promise.race([started, exited, nap(60_000, stop)]);
-    if (startEpoch === undefined)
-      throw new Error(`the replay did not start: ${replayError ?? stderr.trim()}`);
-    const now = () => (Date.now() - startEpoch!) / 1000;
-    const until = async (s: number) => {
-      const ms = startEpoch! + s * 1000 - Date.now();
-      if (ms > 0) await sleep(ms, undefined, { signal: stop });
-    };
-    let replayEnded = false;
-    void exited.then(() => (replayEnded = true));
-    try {
-      for (const f of planned) {
-        await until(f.atS);
-        if (replayEnded) break;
-        const startedS = now();
-        const done = await inflict(c, f);
-        say(`  [${startedS.toFixed(1)} s] #${f.index} ${describeFault(f)}: ${done.detail}`);
-        let detail = done.detail;
-        let failure: string | undefined;
-        let undone = false;
-        active = {
-          undo: async () => {
-            if (undone) return;
-            undone = true;
-            try {
-              detail = `${done.detail}; ${await done.undo()}`;
-            } catch (err) {
-              failure = (err as Error).message.split("\n")[0];
-            }
-          },
-        };
-        try {
-          await until(f.atS + f.durationS);
-        } finally {
-          await active.undo();
-          active = undefined;
-          const ev: FaultEvent = {
-            fault: f,
-            startedS,
-            endedS: now(),
-            detail,
-            ...(failure ? { failure } : {}),
-          };
-          events.push(ev);
-          say(
-            `  [${ev.endedS.toFixed(1)} s] #${f.index} ends: ${detail}${failure ? ` (FAILED: ${failure})` : ""}`,
-          );
-        }
-      }
-    } catch (err) {
-      if (!stop.aborted) throw err;
-      stoppedBy = o.signal?.aborted ? "interrupted" : "time_limit";
-    }
-    if (stop.aborted && stoppedBy === "duration")
-      stoppedBy = o.signal?.aborted ? "interrupted" : "time_limit";
-    if (stoppedBy !== "duration") proc.kill("SIGTERM");
-    // The replay ends by its duration; bounded anyway.
-    const bound = nap((o.durationS + REPLAY_GRACE_S) * 1000 - (Date.now() - startEpoch), hardStop);
-    await Promise.race([exited, bound]);
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill("SIGTERM");
-      await Promise.race([exited, nap(15_000)]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-      if (stoppedBy === "duration") stoppedBy = "time_limit";
-    }
-    await Promise.race([lineDone, nap(5000)]);
-    if (!result && !replayError) replayError = `the replay gave no result: ${stderr.trim().slice(-500)}`;
-  } finally {
-    naps.abort();
-    await active?.undo().catch(() => {});
-    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    stats = await collectStats(c);
-    await c.stop();
+    this.say(TIMELINE_HEADER);
+    return this.replay;
   }
-  const attributionS = timeoutMs / 1000 + 2;
-  rows.push(...buildTimeline(samples, events, attributionS, timeoutMs / 1000));
-  const finalResult = result as ReplayResult | null;
-  const last = samples.at(-1);
-  const totals = finalResult
+
+  /** The replay ends by its duration (bounded anyway) or is stopped; then its output is read. */
+  private async endReplay(replay: ReplayChild, clock: ReplayClock, hardStop: AbortSignal): Promise<void> {
+    const { o, naps } = this;
+    if (this.stoppedBy !== "duration") replay.proc.kill("SIGTERM");
+    // The replay ends by its duration; bounded anyway.
+    const bound = naps.nap((o.durationS + REPLAY_GRACE_S) * 1000 - (Date.now() - clock.startEpoch), hardStop);
+    await Promise.race([replay.exited, bound]);
+    if (replay.running) {
+      replay.proc.kill("SIGTERM");
+      await Promise.race([replay.exited, naps.nap(15_000)]);
+      if (replay.running) replay.proc.kill("SIGKILL");
+      if (this.stoppedBy === "duration") this.stoppedBy = "time_limit";
+    }
+    await Promise.race([replay.linesDone, naps.nap(5000)]);
+    if (!replay.result && !replay.error)
+      replay.error = `the replay gave no result: ${replay.stderrText.slice(-500)}`;
+  }
+
+  /** However the run ended: the fault undone, the replay gone, the counters read, the cluster stopped. */
+  async cleanUp(): Promise<void> {
+    this.naps.cancel();
+    await this.faults.undoActive();
+    if (this.replay?.running) this.replay.proc.kill("SIGKILL");
+    this.stats = await collectStats(this.c);
+    await this.c.stop();
+  }
+
+  outcome(): Omit<ChaosOutcome, "startedAt"> {
+    return {
+      stoppedBy: this.stoppedBy,
+      samples: this.replay?.samples ?? [],
+      events: this.faults.events,
+      result: this.replay?.result ?? null,
+      replayError: this.replay?.error ?? null,
+      unexpectedExits: this.unexpectedExits,
+      stats: this.stats,
+    };
+  }
+}
+
+/** The replay's totals at the end: its result's, or the last sample's when no result came. */
+export function replayTotals(result: ReplayResult | null, last: ReplaySample | undefined): ReplayTotals {
+  return result
     ? {
-        requests: finalResult.requests,
-        ok: finalResult.ok,
-        errors: finalResult.errors,
-        errorsByKind: finalResult.errors_by_kind,
-        verifyFailures: finalResult.verify_failures,
-        verifyFailuresByKind: finalResult.verify_failures_by_kind as Record<string, number>,
+        requests: result.requests,
+        ok: result.ok,
+        errors: result.errors,
+        errorsByKind: result.errors_by_kind,
+        verifyFailures: result.verify_failures,
+        verifyFailuresByKind: result.verify_failures_by_kind as Record<string, number>,
       }
     : {
         requests: last?.requests ?? 0,
@@ -425,39 +380,46 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         verifyFailures: last?.verifyFailures ?? 0,
         verifyFailuresByKind: last?.verifyFailuresByKind ?? {},
       };
-  const summary = summarize(rows, events, totals, finalResult?.error_samples ?? [], attributionS);
-  for (const u of unexpectedExits) summary.violations.push(`unexpected exit: ${u}`);
-  if (replayError) summary.violations.push(`replay: ${replayError}`);
-  const report: ChaosReport = {
+}
+
+/** The report: the timeline, the verdict (with unexpected exits and a failed replay), the parameters. */
+export function buildChaosReport(o: ChaosOptions, plan: ChaosPlan, run: ChaosOutcome): ChaosReport {
+  const s = plan.settings;
+  const attributionS = s.timeoutMs / 1000 + 2;
+  const rows = buildTimeline(run.samples, run.events, attributionS, s.timeoutMs / 1000);
+  const result = run.result;
+  const totals = replayTotals(result, run.samples.at(-1));
+  const summary = summarize(rows, run.events, totals, result?.error_samples ?? [], attributionS);
+  for (const u of run.unexpectedExits) summary.violations.push(`unexpected exit: ${u}`);
+  if (run.replayError) summary.violations.push(`replay: ${run.replayError}`);
+  return {
     tool: "sc-cluster chaos",
     params: {
-      prefix,
-      nodes,
-      mode,
-      scheduler,
+      prefix: s.prefix,
+      nodes: s.nodes,
+      mode: s.mode,
+      scheduler: s.scheduler,
       seed: o.seed,
       duration_s: o.durationS,
       max_faults: o.maxFaults,
-      kinds,
+      kinds: plan.kinds,
       rate: o.rate ?? null,
-      clients,
-      conns,
-      keepalive,
-      timeout_ms: timeoutMs,
+      clients: s.clients,
+      conns: s.conns,
+      keepalive: s.keepalive,
+      timeout_ms: s.timeoutMs,
     },
-    startedAt,
-    partial: stoppedBy !== "duration" || finalResult === null,
-    stoppedBy,
-    planned,
-    events,
-    unexpectedExits,
+    startedAt: run.startedAt,
+    partial: run.stoppedBy !== "duration" || result === null,
+    stoppedBy: run.stoppedBy,
+    planned: plan.planned,
+    events: run.events,
+    unexpectedExits: run.unexpectedExits,
     summary,
     timeline: rows,
-    replay: finalResult ? slimResult(finalResult) : null,
-    stats,
+    replay: result ? slimResult(result) : null,
+    stats: run.stats,
   };
-  if (o.outDir) await writeReport(report, o.outDir);
-  return report;
 }
 
 /** report.json, timeline.txt and timeline.svg in `dir`. */

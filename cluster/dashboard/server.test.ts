@@ -9,7 +9,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { parseListen, startDashboard, type DashboardCluster, type ReplayState } from "./server.js";
+import {
+  allowedHostNames,
+  DEFAULT_REPLAY,
+  initialReplayState,
+  parseListen,
+  startDashboard,
+  type DashboardCluster,
+  type ReplayState,
+} from "./server.js";
 import type { Snapshot } from "./snapshot.js";
 
 function standIn(
@@ -369,4 +377,28 @@ test("the replay starts only from the dashboard's own page; Host names listen on
   } finally {
     await d.close();
   }
+});
+
+test("initialReplayState: on with the demo site's trace, off and why without; nothing run yet", () => {
+  const on = initialReplayState({ trace: "/t", manifest: "/m" }, DEFAULT_REPLAY);
+  assert.deepEqual(on, {
+    running: false,
+    available: true,
+    unavailableReason: null,
+    bounds: DEFAULT_REPLAY,
+    startedAt: null,
+    last: null,
+  });
+  const off = initialReplayState(undefined, { requests: 1, durationS: 1, conns: 1 });
+  assert.equal(off.available, false);
+  assert.match(off.unavailableReason ?? "", /needs the demo site's trace and manifest/);
+  assert.deepEqual(off.bounds, { requests: 1, durationS: 1, conns: 1 });
+});
+
+test("allowedHostNames: the listen host and the --dashboard-host names, lower-cased; not-names left out", () => {
+  assert.deepEqual(
+    [...allowedHostNames("127.0.0.1", ["Dash.Example", " lab-1 "])],
+    ["127.0.0.1", "dash.example", "lab-1"],
+  );
+  assert.deepEqual([...allowedHostNames("::1", ["", "a_b"])], []);
 });

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import Fastify, { type FastifyInstance } from "fastify";
 import fastifyStatic from "@fastify/static";
-import { StatsCollector } from "./collector.js";
+import { StatsCollector, type StatsSource } from "./collector.js";
 import { runReplayFrom, type ReplayOutcome, type ReplaySettings, type Spawner } from "./replay.js";
 import type { Snapshot } from "./snapshot.js";
 import { SSE_LIMITS, SseStats, SseSubscriber, type SseLimits } from "./events.js";
@@ -143,73 +143,140 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const c = options.cluster;
   const host = options.host ?? DEFAULT_DASHBOARD_HOST;
   if (!existsSync(PUBLIC_DIR)) throw new Error(`dashboard: its page is missing (${PUBLIC_DIR})`);
-  const collector = new StatsCollector(
-    {
-      nodes: c.nodes.map((h) => ({ host: h, admin: c.process(h).admin! })),
-      dispatcherAdmin: c.process("dispatcher").admin!,
-      json: (url, timeoutMs) => c.json(url, timeoutMs),
-    },
-    options.intervalMs ?? 1000,
-  );
-  const bounds = { ...DEFAULT_REPLAY, ...options.replay };
-  const replay: ReplayState = {
+  const collector = new StatsCollector(statsSourceOf(c), options.intervalMs ?? 1000);
+  const replay = new ReplayControl(c, collector, { ...DEFAULT_REPLAY, ...options.replay });
+  const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
+  const limits: SseLimits = { ...SSE_LIMITS, ...options.streams };
+  const stats: DashboardStats = { streams: new SseStats(), refused: { host: 0, crossSite: 0 } };
+  guardHostNames(app, allowedHostNames(host, options.hostNames ?? []), stats);
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, index: "index.html", cacheControl: false });
+  addApiRoutes(app, c, collector, replay, stats);
+  addEventsRoute(app, collector, replay, stats, limits);
+  try {
+    await app.listen({ host, port: options.port ?? DEFAULT_DASHBOARD_PORT });
+  } catch (err) {
+    collector.close();
+    await app.close().catch(() => {});
+    throw err;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : (options.port ?? DEFAULT_DASHBOARD_PORT);
+  return new RunningDashboard(`http://${hostForUrl(host)}:${port}/`, app, collector, replay, stats);
+}
+
+/** A control API of the cluster's (nodes and the dispatcher have one). */
+function adminOf(c: DashboardCluster, host: string): string {
+  const admin = c.process(host).admin;
+  if (admin === undefined) throw new Error(`dashboard: ${host} has no control API`);
+  return admin;
+}
+
+/** Where the collector polls: every node's control API and the dispatcher's. */
+function statsSourceOf(c: DashboardCluster): StatsSource {
+  return {
+    nodes: c.nodes.map((h) => ({ host: h, admin: adminOf(c, h) })),
+    dispatcherAdmin: adminOf(c, "dispatcher"),
+    json: (url, timeoutMs) => c.json(url, timeoutMs),
+  };
+}
+
+/** The replay button's state before the first replay: off (and why) without the demo site. */
+export function initialReplayState(
+  demo: DashboardCluster["demo"],
+  bounds: typeof DEFAULT_REPLAY,
+): ReplayState {
+  return {
     running: false,
-    available: c.demo !== undefined,
-    unavailableReason: c.demo
+    available: demo !== undefined,
+    unavailableReason: demo
       ? null
       : "the replay needs the demo site's trace and manifest; this cluster serves its own --site",
     bounds,
     startedAt: null,
     last: null,
   };
-  const replayListeners = new Set<(s: ReplayState) => void>();
-  const announce = () => {
-    for (const l of replayListeners) l(replay);
-  };
-  const stopReplay = new AbortController();
-  let replayDone: Promise<void> = Promise.resolve();
+}
 
-  const startReplay = () => {
-    const demo = c.demo!;
+/** The replay button: its state as the page sees it, who hears of changes, the replay running. */
+class ReplayControl {
+  readonly state: ReplayState;
+  private readonly listeners = new Set<(s: ReplayState) => void>();
+  private readonly stopReplay = new AbortController();
+  private done: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly c: DashboardCluster,
+    private readonly collector: StatsCollector,
+    private readonly bounds: typeof DEFAULT_REPLAY,
+  ) {
+    this.state = initialReplayState(c.demo, bounds);
+  }
+
+  /** Calls `listener` on every change of the state until the returned function is called. */
+  listen(listener: (s: ReplayState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private announce(): void {
+    for (const l of this.listeners) l(this.state);
+  }
+
+  /** Starts a replay (the route checked it is available and none runs). */
+  start(): void {
+    const demo = this.c.demo;
+    if (demo === undefined) return; // not available: the route answered 409
     const settings: ReplaySettings = {
       trace: demo.trace,
       manifest: demo.manifest,
-      target: c.vipUrl.replace(/\/$/, ""),
-      ...bounds,
+      target: this.c.vipUrl.replace(/\/$/, ""),
+      ...this.bounds,
     };
-    replay.running = true;
-    replay.startedAt = new Date().toISOString();
-    announce();
-    const release = collector.hold();
-    replayDone = (async () => {
-      const clones = (s: Snapshot | undefined) =>
-        s && s.nodes.every((n) => n.up) ? s.totals.clonesSent : undefined;
-      const before = clones(await collector.poll().catch(() => undefined));
-      const outcome = await runReplayFrom(c.testbed, "client", settings, stopReplay.signal);
-      const after = clones(await collector.poll().catch(() => undefined));
-      replay.last = {
-        ...outcome,
-        clonesDuring: before !== undefined && after !== undefined ? after - before : null,
-        finishedAt: new Date().toISOString(),
-      };
-      replay.running = false;
-      release();
-      announce();
-    })();
-  };
+    this.state.running = true;
+    this.state.startedAt = new Date().toISOString();
+    this.announce();
+    this.done = this.run(settings);
+  }
 
-  const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
-  const limits: SseLimits = { ...SSE_LIMITS, ...options.streams };
-  const stats: DashboardStats = { streams: new SseStats(), refused: { host: 0, crossSite: 0 } };
-  const subscribers = new Set<SseSubscriber>();
-  // A page elsewhere must not drive the dashboard through the user's browser: requests must
-  // name this server (no DNS rebinding), and the replay must come from the dashboard's own
-  // page (same origin) with a JSON body (cross-site, that needs a CORS preflight we refuse).
+  /** The replay, with the clones the nodes sent meanwhile (polled before and after). */
+  private async run(settings: ReplaySettings): Promise<void> {
+    const release = this.collector.hold();
+    const clones = (s: Snapshot | undefined) =>
+      s && s.nodes.every((n) => n.up) ? s.totals.clonesSent : undefined;
+    const before = clones(await this.collector.poll().catch(() => undefined));
+    const outcome = await runReplayFrom(this.c.testbed, "client", settings, this.stopReplay.signal);
+    const after = clones(await this.collector.poll().catch(() => undefined));
+    this.state.last = {
+      ...outcome,
+      clonesDuring: before !== undefined && after !== undefined ? after - before : null,
+      finishedAt: new Date().toISOString(),
+    };
+    this.state.running = false;
+    release();
+    this.announce();
+  }
+
+  /** Stops a running replay and waits for its end. */
+  async close(): Promise<void> {
+    this.stopReplay.abort();
+    await this.done;
+  }
+}
+
+/** The names a request may give in its Host header: this server's and the --dashboard-host ones. */
+export function allowedHostNames(host: string, hostNames: readonly string[]): Set<string> {
   const names = new Set<string>();
-  for (const n of [host, ...(options.hostNames ?? [])]) {
+  for (const n of [host, ...hostNames]) {
     const c = checkHostName(n);
     if (c !== undefined) names.add(c);
   }
+  return names;
+}
+
+// A page elsewhere must not drive the dashboard through the user's browser: requests must
+// name this server (no DNS rebinding), and the replay must come from the dashboard's own
+// page (same origin) with a JSON body (cross-site, that needs a CORS preflight we refuse).
+function guardHostNames(app: FastifyInstance, names: ReadonlySet<string>, stats: DashboardStats): void {
   app.addHook("onRequest", async (req, reply) => {
     if (!hostAllowed(req.headers.host, names)) {
       stats.refused.host++;
@@ -219,10 +286,19 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       });
     }
   });
-  await app.register(fastifyStatic, { root: PUBLIC_DIR, index: "index.html", cacheControl: false });
-  app.get("/api/cluster", async () => topology(c, replay));
+}
+
+/** The JSON API but the event stream. */
+function addApiRoutes(
+  app: FastifyInstance,
+  c: DashboardCluster,
+  collector: StatsCollector,
+  replay: ReplayControl,
+  stats: DashboardStats,
+): void {
+  app.get("/api/cluster", async () => topology(c, replay.state));
   app.get("/api/snapshot", async () => collector.latest ?? (await collector.poll()));
-  app.get("/api/replay", async () => replay);
+  app.get("/api/replay", async () => replay.state);
   app.get("/api/stats", async () => stats);
   app.post("/api/replay", async (req, reply) => {
     if (!sameOrigin(req.headers)) {
@@ -231,11 +307,22 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
     if (!req.headers["content-type"]?.startsWith("application/json"))
       return reply.code(415).send({ error: "send a JSON body ({})" });
-    if (!replay.available) return reply.code(409).send({ error: replay.unavailableReason });
-    if (replay.running) return reply.code(409).send({ error: "a replay is running" });
-    startReplay();
-    return reply.code(202).send(replay);
+    if (!replay.state.available) return reply.code(409).send({ error: replay.state.unavailableReason });
+    if (replay.state.running) return reply.code(409).send({ error: "a replay is running" });
+    replay.start();
+    return reply.code(202).send(replay.state);
   });
+}
+
+/** GET /api/events: server-sent snapshots and replay states, at most limits.maxSubscribers streams. */
+function addEventsRoute(
+  app: FastifyInstance,
+  collector: StatsCollector,
+  replay: ReplayControl,
+  stats: DashboardStats,
+  limits: SseLimits,
+): void {
+  const subscribers = new Set<SseSubscriber>();
   app.get("/api/events", (req, reply) => {
     if (subscribers.size >= limits.maxSubscribers) {
       stats.streams.refusedFull++;
@@ -254,43 +341,37 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const sub = new SseSubscriber(res, limits, stats.streams);
     subscribers.add(sub);
     stats.streams.subscribers = subscribers.size;
-    sub.state("replay", replay);
+    sub.state("replay", replay.state);
     if (collector.latest) sub.snapshot(collector.latest);
-    const onReplay = (s: ReplayState) => sub.state("replay", s);
-    replayListeners.add(onReplay);
+    const unlisten = replay.listen((s) => sub.state("replay", s));
     const unsubscribe = collector.subscribe((s) => sub.snapshot(s));
     res.on("close", () => {
       sub.close();
       unsubscribe();
-      replayListeners.delete(onReplay);
+      unlisten();
       subscribers.delete(sub);
       stats.streams.subscribers = subscribers.size;
     });
   });
+}
 
-  try {
-    await app.listen({ host, port: options.port ?? DEFAULT_DASHBOARD_PORT });
-  } catch (err) {
-    collector.close();
-    await app.close().catch(() => {});
-    throw err;
+class RunningDashboard implements Dashboard {
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly url: string,
+    private readonly app: FastifyInstance,
+    readonly collector: StatsCollector,
+    private readonly replay: ReplayControl,
+    readonly stats: DashboardStats,
+  ) {}
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.replay.close();
+      this.collector.close();
+      await this.app.close();
+    })();
+    return this.closing;
   }
-  const addr = app.server.address();
-  const port = typeof addr === "object" && addr ? addr.port : (options.port ?? DEFAULT_DASHBOARD_PORT);
-  const url = `http://${hostForUrl(host)}:${port}/`;
-  let closing: Promise<void> | undefined;
-  return {
-    url,
-    collector,
-    stats,
-    close() {
-      closing ??= (async () => {
-        stopReplay.abort();
-        await replayDone;
-        collector.close();
-        await app.close();
-      })();
-      return closing;
-    },
-  };
 }
