@@ -2,7 +2,8 @@
 // conversion, and the errors for bad values (nodeConfigFrom, no I/O).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseCommand, UsageError } from "../common/args.js";
+import { parseCommand } from "../common/args.js";
+import { throwsUsage } from "./testing.js";
 import { UserError } from "../common/errors.js";
 import { NODE_SPEC } from "../server/node/options.js";
 import { NODE_DEFAULTS } from "../server/node/node.js";
@@ -19,16 +20,7 @@ const MiB = 1024 * 1024;
 /** The settings of `sc-cluster node ARGS` on host "h-1". */
 const settings = (...args: string[]) => nodeConfigFrom(parseCommand(NODE_SPEC, args).values, "h-1");
 const config = (...args: string[]) => settings("--root", "/srv", ...args).config;
-const usage = (message: string | RegExp, ...args: string[]) =>
-  assert.throws(
-    () => settings(...args),
-    (err: unknown) => {
-      assert.ok(err instanceof UsageError, String(err));
-      if (typeof message === "string") assert.equal(err.message, message);
-      else assert.match(err.message, message);
-      return true;
-    },
-  );
+const usage = (message: string | RegExp, ...args: string[]) => throwsUsage(() => settings(...args), message);
 
 test("defaults: a user-stack node on the VIP, the cache and limits of the option table", () => {
   assert.deepEqual(settings("--root", "/srv"), {
