@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { servicePorts } from "./dispatcher.js";
+import { servicePorts } from "./dispatcher-config.js";
 import { UsageError } from "../common/args.js";
 
 test("dispatcher --port takes one port or a comma list, each once", () => {

@@ -1,20 +1,13 @@
 // `sc-cluster dispatcher`: the LVS-style layer-4 dispatcher (dispatcher/service.ts).
-import {
-  hostPort,
-  int,
-  list,
-  optStr,
-  str,
-  bool,
-  UsageError,
-  type CommandSpec,
-  CONFIG_OPTIONS,
-  parseConfigured,
-} from "../common/args.js";
+import { UsageError, type CommandSpec, CONFIG_OPTIONS, parseConfigured } from "../common/args.js";
 import type { Command } from "./command.js";
 import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
 import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "../sc/auth/admin-access-options.js";
 import { EXIT } from "../common/errors.js";
+import type { ClusterTrust } from "../sc/auth/secret.js";
+import type { NodeSpec } from "../dispatcher/nodes.js";
+import type { DispatcherConfig, DispatcherService } from "../dispatcher/service.js";
+import type { L4Config, LardOptions } from "./dispatcher-config.js";
 
 const spec: CommandSpec = {
   name: "dispatcher",
@@ -188,214 +181,101 @@ function log(message: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg: message, ...fields }) + "\n");
 }
 
-/** --port: one port or a comma list (80,443), each 1..65535, none twice. */
-export function servicePorts(text: string): number[] {
-  const out: number[] = [];
-  for (const part of text.split(",")) {
-    const t = part.trim();
-    const n = Number(t);
-    if (!/^\d+$/.test(t) || n < 1 || n > 65535)
-      throw new UsageError(`--port takes ports 1..65535 separated by commas, got '${text}'`);
-    if (out.includes(n)) throw new UsageError(`--port: ${n} given twice`);
-    out.push(n);
-  }
-  return out;
-}
-
 export const command: Command = {
   spec,
   async run(argv) {
     const { values } = await parseConfigured(spec, argv, process.env);
     // Loaded here so `--help` does not load the native addon.
-    const { parseNodeSpec, nodeListChanges } = await import("../dispatcher/nodes.js");
-    const { isSchedulerName, SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
-    const { DispatcherService, MAX_WORKERS } = await import("../dispatcher/service.js");
-    const { ipv4FromString, ipv4ToString, isWireError } = await import("../sc/wire/index.js");
-
-    const addr = (name: string, text: string): number => {
-      const a = ipv4FromString(text);
-      if (isWireError(a)) throw new UsageError(`--${name} must be an IPv4 address, got '${text}'`);
-      return a;
-    };
-    const scheduler = str(values, "scheduler");
-    if (!isSchedulerName(scheduler)) {
-      throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got '${scheduler}'`);
-    }
-    const output = str(values, "output");
-    if (output !== "tun" && output !== "udp" && output !== "raw")
-      throw new UsageError(`--output must be tun, udp or raw, got '${output}'`);
-    const variant = str(values, "gue-variant");
-    if (variant !== "0" && variant !== "1")
-      throw new UsageError(`--gue-variant must be 0 or 1, got '${variant}'`);
-    const guePort = int(values, "gue-port", 1, 65535);
-    const nodeTexts = list(values, "node");
-    const nodes = nodeTexts.map((t) => {
-      try {
-        return parseNodeSpec(t, guePort);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-    });
-    const ids = new Set<string>();
-    for (const n of nodes) {
-      if (ids.has(n.id)) throw new UsageError(`--node: id '${n.id}' given twice`);
-      ids.add(n.id);
-    }
-    const admin = await adminEndpointFrom(values, hostPort(str(values, "admin"), "--admin"));
+    const { dispatcherOptionsFrom } = await import("./dispatcher-config.js");
+    const options = dispatcherOptionsFrom(values);
+    const admin = await adminEndpointFrom(values, options.adminListen);
     const trust = await trustFrom(values, process.env, undefined);
-    const sourceText = optStr(values, "source");
-    const mode = str(values, "mode");
-    if (mode !== "l4" && mode !== "lard") throw new UsageError(`--mode must be l4 or lard, got '${mode}'`);
-    const ports = servicePorts(str(values, "port"));
-    if (mode === "lard") {
-      if (ports.length !== 1)
-        throw new UsageError(
-          "--mode lard serves one port (its front-end parses HTTP; HTTPS is not supported)",
-        );
-      if (optStr(values, "workers") !== undefined) throw new UsageError("--workers is for --mode l4 only");
-      const tLow = int(values, "lard-t-low", 0, 1_000_000);
-      const tHigh = int(values, "lard-t-high", 1, 1_000_000);
-      if (tHigh <= tLow) throw new UsageError("--lard-t-high must be above --lard-t-low");
-      return runLard({
-        health: {
-          intervalMs: int(values, "health-interval", 10, 3_600_000),
-          timeoutMs: int(values, "health-timeout", 10, 60_000),
-          fall: int(values, "health-fall", 1, 100),
-          rise: int(values, "health-rise", 1, 100),
-        },
-        vip: str(values, "vip"),
-        port: ports[0]!,
-        tun: str(values, "tun"),
-        nodes,
-        source: sourceText,
-        trust,
-        tLow,
-        tHigh,
-        admin: { host: admin.host, port: admin.port },
-      });
-    }
-    const maxConns = int(values, "max-conns", 1, 1 << 26);
-    const halfOpenText = optStr(values, "max-half-open");
-    const seconds = (name: string) => int(values, name, 1, 365 * 86400) * 1000;
-    const fin = seconds("timeout-fin");
-
-    const [port, ...extraPorts] = ports;
-    const svc = await DispatcherService.start({
-      vip: addr("vip", str(values, "vip")),
-      port: port!,
-      ...(extraPorts.length > 0 ? { extraPorts } : {}),
-      scheduler,
-      nodes,
-      tun: str(values, "tun"),
-      output,
-      ...(optStr(values, "workers") !== undefined ? { workers: int(values, "workers", 1, MAX_WORKERS) } : {}),
-      source: sourceText === undefined ? undefined : addr("source", sourceText),
-      guePort,
-      variant: variant === "0" ? 0 : 1,
-      udpChecksum: bool(values, "udp-checksum"),
-      udpGso: !bool(values, "no-udp-gso"),
-      maxConnections: maxConns,
-      maxHalfOpen: halfOpenText === undefined ? undefined : int(values, "max-half-open", 1, maxConns),
-      timeouts: {
-        established: seconds("timeout-established"),
-        synRecv: seconds("timeout-syn"),
-        synRecvUnderLoad: seconds("timeout-syn-flood"),
-        finWait: fin,
-        timeWait: fin,
-        close: seconds("timeout-close"),
-      },
-      deadGraceMs: int(values, "dead-grace", 0, 365 * 86400) * 1000,
-      stateFile: optStr(values, "state-file"),
-      health: {
-        intervalMs: int(values, "health-interval", 10, 3_600_000),
-        timeoutMs: int(values, "health-timeout", 10, 60_000),
-        fall: int(values, "health-fall", 1, 100),
-        rise: int(values, "health-rise", 1, 100),
-      },
-      admin,
-      trust,
-      log,
-    });
-    const stats = svc.control.stats();
-    process.stdout.write(
-      JSON.stringify({
-        ready: true,
-        pid: process.pid,
-        vip: stats.vip,
-        port: stats.port,
-        scheduler: stats.scheduler,
-        output,
-        workers: svc.workers,
-        tun: svc.tun.name,
-        source: (stats.io as { source: string }).source,
-        admin: svc.adminUrl,
-        nodes: stats.nodes.map((n) => ({
-          id: n.id,
-          addr: n.addr,
-          port: n.port,
-          weight: n.weight,
-          admin: n.admin,
-        })),
-      }) + "\n",
-    );
-    log("dispatcher ready", { admin: svc.adminUrl, nodes: nodes.length });
-
-    // SIGHUP: the scheduler and the --node list, re-read (flags, environment, config file).
-    let nodeList = nodes;
-    const reload = async () => {
-      try {
-        const next = (await parseConfigured(spec, argv, process.env)).values;
-        const sched = str(next, "scheduler");
-        if (!isSchedulerName(sched))
-          throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got '${sched}'`);
-        const nextNodes = list(next, "node").map((t) => parseNodeSpec(t, int(next, "gue-port", 1, 65535)));
-        const { put, remove } = nodeListChanges(nodeList, nextNodes);
-        if (sched !== svc.control.scheduler) svc.control.setScheduler(sched);
-        for (const n of put)
-          svc.control.putNode(n.id, {
-            addr: ipv4ToString(n.addr),
-            port: n.port,
-            weight: n.weight,
-            admin: n.admin ?? null,
-          });
-        for (const id of remove) svc.control.deleteNode(id);
-        nodeList = nextNodes;
-        log("reloaded", { scheduler: sched, put: put.map((n) => n.id), removed: remove });
-      } catch (err) {
-        log("reload refused: nothing changed", { error: (err as Error).message });
-      }
-    };
-    const onHup = () => void reload();
-    process.on("SIGHUP", onHup);
-    const stop = () => void svc.stop();
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
-    const err = await svc.done;
-    process.off("SIGHUP", onHup);
-    process.off("SIGTERM", stop);
-    process.off("SIGINT", stop);
-    process.stdout.write(JSON.stringify({ stopped: true, stats: svc.control.stats() }) + "\n");
-    if (err) {
-      log("dispatcher stopped on error", { error: err.message });
-      return EXIT.failed;
-    }
-    return EXIT.ok;
+    if (options.mode === "lard")
+      return runLard({ ...options.lard, trust, admin: { host: admin.host, port: admin.port } });
+    return runL4({ ...options.config, admin, trust, log }, argv);
   },
 };
 
+/** --mode l4: the forwarder (dispatcher/service.ts) until SIGTERM/SIGINT; SIGHUP reloads. */
+async function runL4(config: L4Config & DispatcherConfig, argv: string[]): Promise<number> {
+  const { DispatcherService } = await import("../dispatcher/service.js");
+  const { readyRecord } = await import("./dispatcher-config.js");
+  const svc = await DispatcherService.start(config);
+  const ready = readyRecord(svc.control.stats(), {
+    output: config.output,
+    workers: svc.workers,
+    tun: svc.tun.name,
+    admin: svc.adminUrl,
+    pid: process.pid,
+  });
+  process.stdout.write(JSON.stringify(ready) + "\n");
+  log("dispatcher ready", { admin: svc.adminUrl, nodes: config.nodes.length });
+  const reload = new NodeListReload(svc, argv, config.nodes);
+  const onHup = () => void reload.run();
+  process.on("SIGHUP", onHup);
+  const err = await untilStopped(svc);
+  process.off("SIGHUP", onHup);
+  return stopped(svc.control.stats(), err, "dispatcher");
+}
+
+/** SIGHUP: the scheduler and the --node list, re-read (flags, environment, config file). */
+class NodeListReload {
+  constructor(
+    private readonly svc: DispatcherService,
+    private readonly argv: string[],
+    /** The --node list in force: what the next reload compares with. */
+    private nodes: NodeSpec[],
+  ) {}
+
+  async run(): Promise<void> {
+    const control = this.svc.control;
+    try {
+      const { reloadFrom } = await import("./dispatcher-config.js");
+      const { ipv4ToString } = await import("../sc/wire/index.js");
+      const next = (await parseConfigured(spec, this.argv, process.env)).values;
+      const { scheduler, nodes, put, remove } = reloadFrom(next, this.nodes);
+      if (scheduler !== control.scheduler) control.setScheduler(scheduler);
+      for (const n of put)
+        control.putNode(n.id, {
+          addr: ipv4ToString(n.addr),
+          port: n.port,
+          weight: n.weight,
+          admin: n.admin ?? null,
+        });
+      for (const id of remove) control.deleteNode(id);
+      this.nodes = nodes;
+      log("reloaded", { scheduler, put: put.map((n) => n.id), removed: remove });
+    } catch (err) {
+      log("reload refused: nothing changed", { error: (err as Error).message });
+    }
+  }
+}
+
+/** Until SIGTERM or SIGINT stops the service, or it fails: the failure, if any. */
+async function untilStopped(svc: { stop(): Promise<void>; done: Promise<Error | undefined> }) {
+  const stop = () => void svc.stop();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  const err = await svc.done;
+  process.off("SIGTERM", stop);
+  process.off("SIGINT", stop);
+  return err;
+}
+
+/** The {"stopped":true,...} line; a service that stopped on an error failed. */
+function stopped(stats: unknown, err: Error | undefined, what: string): number {
+  process.stdout.write(JSON.stringify({ stopped: true, stats }) + "\n");
+  if (err) {
+    log(`${what} stopped on error`, { error: err.message });
+    return EXIT.failed;
+  }
+  return EXIT.ok;
+}
+
 /** --mode lard: the LARD front-end (dispatcher/lard/service.ts) instead of the L4 forwarder. */
-async function runLard(o: {
-  vip: string;
-  port: number;
-  tun: string;
-  nodes: import("../dispatcher/nodes.js").NodeSpec[];
-  source: string | undefined;
-  trust: import("../sc/auth/secret.js").ClusterTrust | null;
-  tLow: number;
-  tHigh: number;
-  admin: { host: string; port: number };
-  health: import("../dispatcher/health.js").HealthOptions;
-}): Promise<number> {
+async function runLard(
+  o: LardOptions & { trust: ClusterTrust | null; admin: { host: string; port: number } },
+): Promise<number> {
   const { LardService } = await import("../dispatcher/lard/service.js");
   const { ipv4ToString } = await import("../sc/wire/index.js");
   const { localAddressFacing } = await import("../dispatcher/service.js");
@@ -439,18 +319,8 @@ async function runLard(o: {
     }) + "\n",
   );
   log("LARD front-end ready", { admin: svc.adminUrl, nodes: o.nodes.length });
-  const stop = () => void svc.stop();
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  const err = await svc.done;
-  process.off("SIGTERM", stop);
-  process.off("SIGINT", stop);
-  process.stdout.write(JSON.stringify({ stopped: true, stats: svc.stats() }) + "\n");
-  if (err) {
-    log("LARD front-end stopped on error", { error: err.message });
-    return EXIT.failed;
-  }
-  return EXIT.ok;
+  const err = await untilStopped(svc);
+  return stopped(svc.stats(), err, "LARD front-end");
 }
 
 export default command;

@@ -4,16 +4,7 @@
 // with the first-run settings (package.json).
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
-import {
-  UsageError,
-  bool,
-  list,
-  optStr,
-  parseCommand,
-  type CommandSpec,
-  type ParsedValues,
-} from "../common/args.js";
-import { checkHostName } from "../sc/auth/admin-access.js";
+import { UsageError, optStr, parseCommand, type CommandSpec, type ParsedValues } from "../common/args.js";
 import type { Command } from "./command.js";
 import {
   DEFAULT_MODE,
@@ -21,10 +12,10 @@ import {
   DEFAULT_SCHEDULER,
   clusterDir,
   formatClusterStatus,
-  parseByteSize,
   readClusterStatus,
   startCluster,
   type Cluster,
+  type ProcessExit,
 } from "../cluster/index.js";
 import {
   DEFAULT_DASHBOARD_HOST,
@@ -40,6 +31,13 @@ import { pidsInNetns } from "../testbed/netns.js";
 import { TestbedEnvironmentError, checkEnvironment } from "../testbed/testbed.js";
 import { DEFAULT_PREFIX, MAX_NODES } from "../testbed/topology.js";
 import { EXIT, UserError } from "../common/errors.js";
+import {
+  clusterOptionsFrom,
+  dashboardHostNames,
+  downCommand,
+  upOptionsFrom,
+  type UpOptions,
+} from "./up-options.js";
 
 const spec: CommandSpec = {
   name: "up",
@@ -143,25 +141,6 @@ const spec: CommandSpec = {
     "trust); nodes serve TLS 1.3 (and 1.2) on 443 beside HTTP (docs/tls.md); --no-tls leaves it out.",
   ].join("\n"),
 };
-
-function numberOpt(v: ParsedValues, name: string, whole: boolean): number | undefined {
-  const raw = optStr(v, name);
-  if (raw === undefined) return undefined;
-  const n = Number(raw.replace(/%$/, ""));
-  if (raw.trim() === "" || !Number.isFinite(n) || (whole && !Number.isInteger(n)))
-    throw new UsageError(`--${name} must be a ${whole ? "whole number" : "number"}, got '${raw}'`);
-  return n;
-}
-
-function weightsOpt(v: ParsedValues): number[] | undefined {
-  const raw = optStr(v, "weights");
-  if (raw === undefined) return undefined;
-  return raw.split(",").map((w) => {
-    if (!/^\d+$/.test(w.trim()))
-      throw new UsageError(`--weights must be whole numbers separated by commas, got '${raw}'`);
-    return Number(w);
-  });
-}
 
 /** Resolves on the first SIGINT/SIGTERM (the handlers stay, so later ones do not kill us mid-stop). */
 function signals(onSignal: (s: NodeJS.Signals) => void): () => void {
@@ -277,31 +256,37 @@ function howToReach(c: Cluster, prefix: string, dashboard: Dashboard | undefined
 
 async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(spec, argv);
-  if (positionals.length > 0) throw new UsageError(`up: unexpected argument '${positionals[0]}'`);
-  const prefix = optStr(values, "prefix") ?? DEFAULT_PREFIX;
-  const detach = bool(values, "detach");
-  const json = bool(values, "json");
-  const cacheRaw = optStr(values, "cache-bytes")!;
+  const up = upOptionsFrom(values, positionals);
+  await checkMachine(up.rate, up.loss);
+  const dashboardAt = await chooseDashboard(values, up.detach);
+  const hostNames = dashboardHostNames(values);
+  await refuseRunning(up.prefix);
+  const stop = new StopRequest();
   try {
-    parseByteSize(cacheRaw);
-  } catch (err) {
-    throw new UsageError(`--cache-bytes: ${(err as Error).message}`);
+    const started = Date.now();
+    const cluster = await startCluster({
+      ...clusterOptionsFrom(values, up),
+      signal: stop.abort.signal,
+      onProgress: (m) => console.error(`sc-cluster up: ${m}`),
+    });
+    const dashboard = dashboardAt ? await openDashboard(cluster, dashboardAt, hostNames) : undefined;
+    await announce(cluster, up, dashboard, started);
+    if (up.detach) {
+      console.error(
+        `sc-cluster up: detached; the cluster keeps running (${downCommand(up.prefix)} stops it)`,
+      );
+      return EXIT.ok;
+    }
+    return await runUntilStopped(cluster, up.prefix, dashboard, stop.requested);
+  } finally {
+    stop.close();
   }
-  const timeoutS = numberOpt(values, "timeout", false)!;
-  if (!(timeoutS > 0)) throw new UsageError("--timeout must be a positive number of seconds");
-  const loss = numberOpt(values, "loss", false);
-  await checkMachine(optStr(values, "rate"), loss);
-  const dashboardAt = await chooseDashboard(values, detach);
-  const dashboardHosts = list(values, "dashboard-host").map((n) => {
-    const c = checkHostName(n);
-    if (c === undefined) throw new UsageError(`--dashboard-host must be a host name, got '${n}'`);
-    return c;
-  });
+}
 
-  // Leftovers of a crashed cluster are cleaned by startCluster; a running one is not replaced
-  // behind its user's back.
+/** Leftovers of a crashed cluster are cleaned by startCluster; a running one is not replaced behind its user's back. */
+async function refuseRunning(prefix: string): Promise<void> {
   const existing = await readClusterStatus(prefix);
-  const hint = `stop it with 'sc-cluster down${prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`}' or pick another --prefix`;
+  const hint = `stop it with '${downCommand(prefix)}' or pick another --prefix`;
   const live = existing?.cluster?.processes.filter((p) => p.running) ?? [];
   if (live.length > 0)
     throw new UsageError(
@@ -315,116 +300,126 @@ async function run(argv: string[]): Promise<number> {
         `up: testbed '${prefix}' is up with ${inside.length} process(es) in it (pids ${inside.join(", ")}); ${hint}`,
       );
   }
+}
 
-  const abort = new AbortController();
-  let stopRequested: (s: NodeJS.Signals) => void = () => {};
-  const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopRequested = resolve));
-  let signalled = 0;
-  const removeHandlers = signals((s) => {
-    signalled++;
-    if (signalled === 1) {
-      abort.abort();
-      stopRequested(s);
-    } else console.error("sc-cluster up: stopping, please wait (processes get SIGKILL after a grace period)");
-  });
-  try {
-    const started = Date.now();
-    const cluster = await startCluster({
-      prefix,
-      nodes: numberOpt(values, "nodes", true),
-      clients: numberOpt(values, "clients", true),
-      mode: optStr(values, "mode"),
-      site: optStr(values, "site"),
-      rate: optStr(values, "rate"),
-      loss,
-      expose: bool(values, "expose") && !bool(values, "no-expose"),
-      cacheBytes: cacheRaw,
-      accessLog: bool(values, "access-log"),
-      scheduler: optStr(values, "scheduler"),
-      weights: weightsOpt(values),
-      ...(bool(values, "no-tls") ? { tls: false } : {}),
-      logDir: optStr(values, "log-dir"),
-      startTimeoutMs: timeoutS * 1000,
-      signal: abort.signal,
-      onProgress: (m) => console.error(`sc-cluster up: ${m}`),
-    });
-    let dashboard: Dashboard | undefined;
-    if (dashboardAt) {
-      try {
-        dashboard = await startDashboard({ cluster, ...dashboardAt, hostNames: dashboardHosts });
-      } catch (err) {
-        await cluster.stop();
-        throw new FirstRunError(
-          `the dashboard cannot listen on ${dashboardAt.host}:${dashboardAt.port} (${(err as Error).message}); ` +
-            "the cluster was stopped again. Pick another --dashboard ADDR:PORT, or none",
-        );
-      }
-      await cluster.setDashboard(dashboard.url);
-    }
-    if (detach) await cluster.detach();
-    const status = await cluster.status();
-    if (detach) await cluster.close();
-    if (json) console.log(JSON.stringify(status, null, 2));
-    else {
-      console.log(formatClusterStatus(status));
-      console.log(howToReach(cluster, prefix, dashboard));
-    }
-    console.error(
-      `sc-cluster up: cluster '${prefix}' healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-    );
-    if (detach) {
-      console.error(
-        `sc-cluster up: detached; the cluster keeps running (sc-cluster down${prefix === DEFAULT_PREFIX ? "" : ` --prefix ${prefix}`} stops it)`,
-      );
-      return EXIT.ok;
-    }
-    if (dashboard) console.error(`sc-cluster up: dashboard at ${dashboard.url}`);
-    console.error("sc-cluster up: running; Ctrl-C stops the cluster and removes the testbed");
+/** The first SIGINT/SIGTERM aborts the start-up and stops the running cluster; later ones only say to wait. */
+class StopRequest {
+  readonly abort = new AbortController();
+  /** The first signal. */
+  readonly requested: Promise<NodeJS.Signals>;
+  private resolve: (s: NodeJS.Signals) => void = () => {};
+  private count = 0;
+  private readonly removeHandlers: () => void;
 
-    // Someone ran `sc-cluster down` for this prefix: its state file goes, and so do we.
-    const record = recordPath(clusterDir(prefix));
-    let stopping = false;
-    cluster.onExit((e) => {
-      // A moment later: if `down` ran elsewhere, the state is gone and there is nothing to report.
-      setTimeout(() => {
-        if (stopping || !existsSync(record)) return;
-        const how = e.signal ?? `code ${e.code}`;
-        if (e.code === 0) {
-          console.error(`sc-cluster up: ${e.host} (pid ${e.pid}) was stopped from outside (${how})`);
-          return;
-        }
-        void logTail(e.log, 10).then((tail) =>
-          console.error(
-            `sc-cluster up: ${e.host} (pid ${e.pid}) ended (${how}) while running` +
-              (e.role === "node" ? "; the dispatcher takes it out of scheduling" : "") +
-              (tail ? `. Last lines of ${e.log}:\n${tail.replace(/^/gm, "  | ")}` : ""),
-          ),
-        );
-      }, 1000).unref();
-    });
-    const removedElsewhere = new Promise<"down">((resolve) => {
-      const t = setInterval(() => {
-        if (!existsSync(record)) {
-          clearInterval(t);
-          resolve("down");
-        }
-      }, 1000);
-      void stopSignal.then(() => clearInterval(t));
-    });
-    const why = await Promise.race([stopSignal, removedElsewhere]);
-    stopping = true;
-    await dashboard?.close();
-    if (why === "down") console.error(`sc-cluster up: cluster '${prefix}' was taken down by another command`);
-    else console.error(`sc-cluster up: ${why}: stopping the cluster`);
-    const r = await cluster.stop();
-    if (why !== "down")
-      console.error(
-        `sc-cluster up: stopped ${r.processes.length} processes, removed ${r.netns.length} namespaces`,
-      );
-    return EXIT.ok;
-  } finally {
-    removeHandlers();
+  constructor() {
+    this.requested = new Promise<NodeJS.Signals>((resolve) => (this.resolve = resolve));
+    this.removeHandlers = signals((s) => this.onSignal(s));
   }
+
+  private onSignal(s: NodeJS.Signals): void {
+    this.count++;
+    if (this.count === 1) {
+      this.abort.abort();
+      this.resolve(s);
+    } else console.error("sc-cluster up: stopping, please wait (processes get SIGKILL after a grace period)");
+  }
+
+  close(): void {
+    this.removeHandlers();
+  }
+}
+
+/** The dashboard, its URL in the cluster's record; if it cannot listen, the cluster is stopped again. */
+async function openDashboard(cluster: Cluster, at: DashboardChoice, hostNames: string[]): Promise<Dashboard> {
+  let dashboard: Dashboard;
+  try {
+    dashboard = await startDashboard({ cluster, ...at, hostNames });
+  } catch (err) {
+    await cluster.stop();
+    throw new FirstRunError(
+      `the dashboard cannot listen on ${at.host}:${at.port} (${(err as Error).message}); ` +
+        "the cluster was stopped again. Pick another --dashboard ADDR:PORT, or none",
+    );
+  }
+  await cluster.setDashboard(dashboard.url);
+  return dashboard;
+}
+
+/** Healthy: the status (or its JSON) and how to reach the cluster on stdout; a detached cluster is left to run. */
+async function announce(cluster: Cluster, up: UpOptions, dashboard: Dashboard | undefined, started: number) {
+  if (up.detach) await cluster.detach();
+  const status = await cluster.status();
+  if (up.detach) await cluster.close();
+  if (up.json) console.log(JSON.stringify(status, null, 2));
+  else {
+    console.log(formatClusterStatus(status));
+    console.log(howToReach(cluster, up.prefix, dashboard));
+  }
+  console.error(
+    `sc-cluster up: cluster '${up.prefix}' healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+}
+
+/** Foreground: until a signal, or until `sc-cluster down` for this prefix removed its state; then stop. */
+async function runUntilStopped(
+  cluster: Cluster,
+  prefix: string,
+  dashboard: Dashboard | undefined,
+  stopSignal: Promise<NodeJS.Signals>,
+): Promise<number> {
+  if (dashboard) console.error(`sc-cluster up: dashboard at ${dashboard.url}`);
+  console.error("sc-cluster up: running; Ctrl-C stops the cluster and removes the testbed");
+  // Someone ran `sc-cluster down` for this prefix: its state file goes, and so do we.
+  const record = recordPath(clusterDir(prefix));
+  const state = { stopping: false };
+  reportExits(cluster, record, () => state.stopping);
+  const why = await Promise.race([stopSignal, recordRemoved(record, stopSignal)]);
+  state.stopping = true;
+  await dashboard?.close();
+  if (why === "down") console.error(`sc-cluster up: cluster '${prefix}' was taken down by another command`);
+  else console.error(`sc-cluster up: ${why}: stopping the cluster`);
+  const r = await cluster.stop();
+  if (why !== "down")
+    console.error(
+      `sc-cluster up: stopped ${r.processes.length} processes, removed ${r.netns.length} namespaces`,
+    );
+  return EXIT.ok;
+}
+
+/** A process that ends while the cluster runs is reported, unless the cluster is stopping or gone. */
+function reportExits(cluster: Cluster, record: string, stopping: () => boolean): void {
+  cluster.onExit((e) => {
+    // A moment later: if `down` ran elsewhere, the state is gone and there is nothing to report.
+    setTimeout(() => {
+      if (stopping() || !existsSync(record)) return;
+      if (e.code === 0) console.error(`sc-cluster up: ${processEnded(e, "")}`);
+      else void logTail(e.log, 10).then((tail) => console.error(`sc-cluster up: ${processEnded(e, tail)}`));
+    }, 1000).unref();
+  });
+}
+
+/** What to say about a process that ended while the cluster ran; `tail`: the last lines of its log. */
+export function processEnded(e: ProcessExit, tail: string): string {
+  const how = e.signal ?? `code ${e.code}`;
+  if (e.code === 0) return `${e.host} (pid ${e.pid}) was stopped from outside (${how})`;
+  return (
+    `${e.host} (pid ${e.pid}) ended (${how}) while running` +
+    (e.role === "node" ? "; the dispatcher takes it out of scheduling" : "") +
+    (tail ? `. Last lines of ${e.log}:\n${tail.replace(/^/gm, "  | ")}` : "")
+  );
+}
+
+/** Resolves once the cluster's state file is gone (checked each second until `until` settles). */
+function recordRemoved(record: string, until: Promise<unknown>): Promise<"down"> {
+  return new Promise<"down">((resolve) => {
+    const t = setInterval(() => {
+      if (!existsSync(record)) {
+        clearInterval(t);
+        resolve("down");
+      }
+    }, 1000);
+    void until.then(() => clearInterval(t));
+  });
 }
 
 export const command: Command = { spec, run };
