@@ -121,16 +121,3 @@ export function createMode(def: ModeDefinition, parts: ModeParts): Mode | Promis
   };
   throw new UserError(missingForMode(def, has) ?? `--mode ${def.name}: cannot start`);
 }
-
-/** --mode local: every request is served by the node it arrived at (RR with an L4 dispatcher). */
-export const localMode: Mode = {
-  name: "local",
-  decide: () => "serve",
-};
-
-export const LOCAL_MODE: ModeDefinition = {
-  name: "local",
-  summary: "serve every request on the node it arrived at",
-  needs: "node",
-  create: () => localMode,
-};

@@ -1,7 +1,8 @@
 // The modes `sc-cluster node --mode` accepts, by name: one static table, read by the node, the
 // CLI's --help and the cluster launcher.
 import { UserError } from "../../common/errors.js";
-import { LOCAL_MODE, type ModeDefinition } from "./mode.js";
+import type { ModeDefinition } from "./mode.js";
+import { LOCAL_MODE } from "./local.js";
 import { SC_MODE } from "./sc.js";
 import { CF_MODES } from "./cf.js";
 import { LARD_MODE } from "./lard.js";
