@@ -4,6 +4,7 @@ import type { Command } from "./command.js";
 import { TRUST_OPTIONS, trustFrom } from "../sc/auth/trust-options.js";
 import { ADMIN_ACCESS_OPTIONS, adminEndpointFrom } from "../sc/auth/admin-access-options.js";
 import { EXIT } from "../common/errors.js";
+import type { AdminEndpoint } from "../sc/auth/admin-access.js";
 import type { ClusterTrust } from "../sc/auth/secret.js";
 import type { NodeSpec } from "../dispatcher/nodes.js";
 import type { DispatcherConfig, DispatcherService } from "../dispatcher/service.js";
@@ -190,8 +191,7 @@ export const command: Command = {
     const options = dispatcherOptionsFrom(values);
     const admin = await adminEndpointFrom(values, options.adminListen);
     const trust = await trustFrom(values, process.env, undefined);
-    if (options.mode === "lard")
-      return runLard({ ...options.lard, trust, admin: { host: admin.host, port: admin.port } });
+    if (options.mode === "lard") return runLard({ ...options.lard, trust, admin });
     return runL4({ ...options.config, admin, trust, log }, argv);
   },
 };
@@ -274,7 +274,7 @@ function stopped(stats: unknown, err: Error | undefined, what: string): number {
 
 /** --mode lard: the LARD front-end (dispatcher/lard/service.ts) instead of the L4 forwarder. */
 async function runLard(
-  o: LardOptions & { trust: ClusterTrust | null; admin: { host: string; port: number } },
+  o: LardOptions & { trust: ClusterTrust | null; admin: AdminEndpoint },
 ): Promise<number> {
   const { LardService } = await import("../dispatcher/lard/service.js");
   const { ipv4ToString } = await import("../sc/wire/index.js");

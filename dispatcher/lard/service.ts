@@ -14,6 +14,7 @@ import type { TcpTunRuntime } from "../../sc/tcp/runtime.js";
 import { emitGueHeader, GUE_HEADER_LEN } from "../../sc/wire/gue.js";
 import { linkKey } from "../../sc/auth/link.js";
 import type { ClusterTrust } from "../../sc/auth/secret.js";
+import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../../sc/auth/admin-access.js";
 import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
 import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
 import { mirrorCounter, mirrorGauge } from "../../server/metrics-mirror.js";
@@ -44,8 +45,11 @@ export interface LardServiceConfig {
   trust: ClusterTrust;
   policy?: Partial<LardOptions>;
   frontEnd?: Partial<FrontEndOptions>;
-  /** Read-only admin API (/healthz, /stats, /metrics); none: no admin API. */
-  admin?: { host: string; port: number };
+  /**
+   * Read-only admin API (/healthz, /nodes, /stats, /metrics); none: no admin API. Guarded like
+   * the L4 dispatcher's: a Host that names it (421 otherwise, against DNS rebinding).
+   */
+  admin?: AdminEndpoint;
   /** Health checks of the nodes with an admin URL (the L4 dispatcher's flags and defaults). */
   health?: HealthOptions;
   handoffPort?: number;
@@ -384,10 +388,20 @@ export class LardService {
     ];
   }
 
-  private async listenAdmin(addr: { host: string; port: number }): Promise<void> {
+  private async listenAdmin(addr: AdminEndpoint): Promise<void> {
+    const guard = new AdminGuard(adminAuthFrom(this.config.trust, addr.token), [
+      addr.host,
+      ...(addr.names ?? []),
+    ]);
+    this.config.log?.(guard.describe(), guard.auth.kind === "open" ? { level: "warn" } : {});
     const server = http.createServer((req, res) => {
       const url = req.url ?? "/";
-      if (req.method !== "GET" && req.method !== "HEAD") {
+      const refusal = guard.check(req.method ?? "GET", req.headers);
+      if (refusal !== null) {
+        res
+          .writeHead(refusal.status, { ...refusal.headers, "content-type": "application/json" })
+          .end(JSON.stringify({ error: refusal.message }) + "\n");
+      } else if (req.method !== "GET" && req.method !== "HEAD") {
         res.writeHead(405, { allow: "GET, HEAD" }).end();
       } else if (url === "/healthz") {
         // The L4 dispatcher's shape: `up` waits until every node is eligible (its link is up).

@@ -147,6 +147,10 @@ test("lard: curl and keep-alive/pipelined loadgen through the front-end at 1% lo
         }
 
         const fe = c.process("dispatcher").admin!;
+        // The front-end's admin API is guarded like the L4 dispatcher's: a Host that does not
+        // name it (a rebound DNS name) is refused before anything is read.
+        const rebound = await c.request({ url: `${fe}/stats`, headers: { host: "rebound.example" } });
+        assert.equal(rebound.status, 421, rebound.body);
         const stats = JSON.parse((await c.get(`${fe}/stats`)).body) as {
           mode: string;
           counters: {
