@@ -200,6 +200,10 @@ test("reloadFrom: the scheduler and the nodes to put and delete against the list
   assert.deepEqual([gone.scheduler, gone.put, gone.remove], ["wlc", [], ["a"]]);
   assert.throws(() => reloadFrom(values("--scheduler", "x"), before), /--scheduler must be one of/);
   assert.throws(() => reloadFrom(values("--node", "a"), before), /--node 'a'/);
+  throwsUsage(
+    () => reloadFrom(values("--node", "a=10.0.0.1", "--node", "a=10.0.0.9"), before),
+    /id 'a' given twice/,
+  );
 });
 
 test("readyRecord: where the dispatcher forwards, and each node's address, port, weight and admin URL", () => {

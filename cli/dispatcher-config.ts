@@ -172,7 +172,8 @@ export function reloadFrom(
   current: readonly NodeSpec[],
 ): { scheduler: SchedulerName; nodes: NodeSpec[]; put: NodeSpec[]; remove: string[] } {
   const scheduler = schedulerFrom(next);
-  const nodes = list(next, "node").map((t) => parseNodeSpec(t, int(next, "gue-port", 1, 65535)));
+  // The same checks as at start-up: a reload that names a node twice is refused whole.
+  const nodes = nodesFrom(next, int(next, "gue-port", 1, 65535));
   return { scheduler, nodes, ...nodeListChanges(current, nodes) };
 }
 
