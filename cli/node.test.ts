@@ -86,6 +86,9 @@ test("clear errors: missing root, no source, bad option values, port in use", as
   const size = await cli("node", "--root", "/tmp", "--cache-bytes", "lots");
   assert.equal(size.code, 2);
   assert.match(size.stderr, /--cache-bytes must be a byte size/);
+  const grace = await cli("node", "--root", "/tmp", "--stack", "kernel", "--drain-grace", "soon");
+  assert.equal(grace.code, 2);
+  assert.match(grace.stderr, /--drain-grace/);
 
   const busy = net.createServer();
   await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));

@@ -86,6 +86,9 @@ export const command: Command = {
   async run(argv) {
     const { values } = await parseConfigured(this.spec, argv, process.env);
     const settings = nodeConfigFrom(values, defaultNodeId());
+    // Read again when used (a SIGHUP may change them), but a bad value must fail the start.
+    int(values, "drain-grace", 0);
+    int(values, "shutdown-timeout", 0);
     const config = await withAccess(settings, values);
     if (settings.workers > 1)
       return runWorkers(
