@@ -86,6 +86,16 @@ function metric(text: string, name: string): number {
   return sum;
 }
 
+/**
+ * An admin API's /stats, parsed. The admin ports sit behind the same lossy links as the data
+ * (5% loss: a lost SYN alone costs 1 s), so the answer gets more than the default 2 s.
+ */
+async function statsAt(c: Cluster, admin: string | undefined): Promise<unknown> {
+  const a = await c.get(`${admin}/stats`, 10_000);
+  assert.equal(a.status, 200, `GET ${admin}/stats: ${a.error ?? a.body}`);
+  return JSON.parse(a.body);
+}
+
 async function sumMetric(c: Cluster, name: string): Promise<number> {
   let total = 0;
   for (const n of c.nodes) total += metric(await c.metrics(n), name);
@@ -164,7 +174,7 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
         }
 
         // The dispatcher only carries the thin client->server direction.
-        const stats = JSON.parse((await c.get(`${c.process("dispatcher").admin}/stats`)).body) as {
+        const stats = (await statsAt(c, c.process("dispatcher").admin)) as {
           packets: { bytesForwarded: number };
         };
         const responseBytes = await sumMetric(c, "sc_http_response_bytes_total");
@@ -256,7 +266,7 @@ for (const loss of [1, 5]) {
           assert.deepEqual([close.verify_failures, close.errors], [0, 0]);
           let delegated = 0;
           for (const n of c.nodes) {
-            const st = JSON.parse((await c.get(`${c.process(n).admin}/stats`)).body) as {
+            const st = (await statsAt(c, c.process(n).admin)) as {
               sc: { finsDelegated: number };
             };
             delegated += st.sc.finsDelegated;
@@ -305,7 +315,7 @@ test("sc: the clone's node dies mid-response: the client gets the whole document
           // Wait until the clone on the home node is sending (or the transfer ends: the
           // connection landed on the home node itself, which serves without cloning).
           while (!done) {
-            const s = JSON.parse((await c.get(`${homeProc.admin}/stats`)).body) as {
+            const s = (await statsAt(c, homeProc.admin)) as {
               sc: { clonesActive: number };
             };
             if (s.sc.clonesActive > 0) {
