@@ -73,8 +73,8 @@ test("defaults: L4 forwarding on port 80 of the VIP, wlc, the table and timeouts
 test("L4: each option converted (ports, addresses, seconds to ms, GUE, workers, table)", () => {
   const c = l4(
     options(
-      ...["--node", "a=10.0.0.1:7000,weight=3", "--node", "b=10.0.0.2", "--gue-port", "6999"],
-      ...["--port", "80,443", "--vip", "10.9.9.9", "--source", "10.0.0.254", "--scheduler", "mh"],
+      ...["--node", "a=198.18.1.1:7000,weight=3", "--node", "b=198.18.1.2", "--gue-port", "6999"],
+      ...["--port", "80,443", "--vip", "198.18.9.9", "--source", "198.18.0.254", "--scheduler", "mh"],
       ...["--output", "udp", "--gue-variant", "1", "--udp-checksum", "--no-udp-gso", "--workers", "4"],
       ...["--max-conns", "1000", "--max-half-open", "100", "--timeout-established", "30"],
       ...["--timeout-syn", "2", "--timeout-syn-flood", "1", "--timeout-fin", "3", "--timeout-close", "4"],
@@ -83,10 +83,13 @@ test("L4: each option converted (ports, addresses, seconds to ms, GUE, workers, 
     ),
   );
   assert.deepEqual(c.nodes, [
-    { id: "a", addr: ip("10.0.0.1"), port: 7000, weight: 3 },
-    { id: "b", addr: ip("10.0.0.2"), port: 6999, weight: 1 },
+    { id: "a", addr: ip("198.18.1.1"), port: 7000, weight: 3 },
+    { id: "b", addr: ip("198.18.1.2"), port: 6999, weight: 1 },
   ]);
-  assert.deepEqual([c.port, c.extraPorts, c.vip, c.source], [80, [443], ip("10.9.9.9"), ip("10.0.0.254")]);
+  assert.deepEqual(
+    [c.port, c.extraPorts, c.vip, c.source],
+    [80, [443], ip("198.18.9.9"), ip("198.18.0.254")],
+  );
   assert.deepEqual(
     [c.scheduler, c.output, c.variant, c.udpChecksum, c.udpGso],
     ["mh", "udp", 1, true, false],
@@ -140,15 +143,24 @@ test("the first bad option in the order they were always checked is the one repo
 test("--mode lard: one port, no --workers, T_low below T_high, the node list kept whole", () => {
   assert.deepEqual(
     lard(
-      options("--mode", "lard", "--node", "a=10.0.0.1,weight=0", "--source", "10.0.0.9", "--lard-t-low", "5"),
+      options(
+        "--mode",
+        "lard",
+        "--node",
+        "a=198.18.1.1,weight=0",
+        "--source",
+        "198.18.1.9",
+        "--lard-t-low",
+        "5",
+      ),
     ),
     {
       health: { intervalMs: 1000, timeoutMs: 500, fall: 2, rise: 2 },
       vip: "198.18.100.1",
       port: 80,
       tun: "sctun",
-      nodes: [{ id: "a", addr: ip("10.0.0.1"), port: 6080, weight: 0 }],
-      source: "10.0.0.9",
+      nodes: [{ id: "a", addr: ip("198.18.1.1"), port: 6080, weight: 0 }],
+      source: "198.18.1.9",
       tLow: 5,
       tHigh: 65,
     },
@@ -167,19 +179,19 @@ test("--mode lard: one port, no --workers, T_low below T_high, the node list kep
 test("reloadFrom: the scheduler and the nodes to put and delete against the list in force", () => {
   const values = (...args: string[]) => parseCommand(command.spec, args).values;
   const before = [
-    { id: "a", addr: ip("10.0.0.1"), port: 6080, weight: 1 },
-    { id: "b", addr: ip("10.0.0.2"), port: 6080, weight: 1 },
+    { id: "a", addr: ip("198.18.1.1"), port: 6080, weight: 1 },
+    { id: "b", addr: ip("198.18.1.2"), port: 6080, weight: 1 },
   ];
   const r = reloadFrom(
     values(
       "--scheduler",
       "rr",
       "--node",
-      "a=10.0.0.1",
+      "a=198.18.1.1",
       "--node",
-      "b=10.0.0.2,weight=2",
+      "b=198.18.1.2,weight=2",
       "--node",
-      "c=10.0.0.3",
+      "c=198.18.1.3",
     ),
     before,
   );
@@ -196,12 +208,12 @@ test("reloadFrom: the scheduler and the nodes to put and delete against the list
     r.nodes.map((n) => n.id),
     ["a", "b", "c"],
   );
-  const gone = reloadFrom(values("--node", "b=10.0.0.2"), before);
+  const gone = reloadFrom(values("--node", "b=198.18.1.2"), before);
   assert.deepEqual([gone.scheduler, gone.put, gone.remove], ["wlc", [], ["a"]]);
   assert.throws(() => reloadFrom(values("--scheduler", "x"), before), /--scheduler must be one of/);
   assert.throws(() => reloadFrom(values("--node", "a"), before), /--node 'a'/);
   throwsUsage(
-    () => reloadFrom(values("--node", "a=10.0.0.1", "--node", "a=10.0.0.9"), before),
+    () => reloadFrom(values("--node", "a=198.18.1.1", "--node", "a=198.18.1.9"), before),
     /id 'a' given twice/,
   );
 });

@@ -74,7 +74,10 @@ test("--stack kernel listens on --listen, takes no GUE; --stack is checked", () 
   const c = config("--stack", "kernel", "--listen", "127.0.0.1:8081");
   assert.deepEqual(c.listen, { host: "127.0.0.1", port: 8081 });
   assert.equal(c.guePort, 0);
-  assert.deepEqual(config("--vip", "10.0.0.1", "--port", "8080").listen, { host: "10.0.0.1", port: 8080 });
+  assert.deepEqual(config("--vip", "198.18.1.1", "--port", "8080").listen, {
+    host: "198.18.1.1",
+    port: 8080,
+  });
   assert.equal(config("--gue-port", "7000").guePort, 7000);
   usage("--listen must be ADDR:PORT, got '8080'", "--root", "/s", "--stack", "kernel", "--listen", "8080");
   usage("--port must be between 1 and 65535, got 0", "--root", "/s", "--port", "0");
@@ -83,9 +86,9 @@ test("--stack kernel listens on --listen, takes no GUE; --stack is checked", () 
     "--gue-allow is for the GUE input of --stack user",
     ...["--root", "/s", "--stack", "kernel", "--gue-allow", "198.18.0.1"],
   );
-  assert.deepEqual(config("--gue-allow", "198.18.0.1", "--gue-allow", "10.0.0.0/8").gueAllow, [
+  assert.deepEqual(config("--gue-allow", "198.18.0.1", "--gue-allow", "198.18.0.0/15").gueAllow, [
     "198.18.0.1",
-    "10.0.0.0/8",
+    "198.18.0.0/15",
   ]);
 });
 
