@@ -256,12 +256,18 @@ test("HTTPS needs both --tls-cert and --tls-key", () => {
     config("--tls-cert", "c", "--tls-key", "k", "--tls-record-layer", "own").tls?.recordLayer,
     "own",
   );
+  // auto (the default): our record layer where TLS sessions are cloned, OpenSSL elsewhere.
+  const layer = (...args: string[]) => config("--tls-cert", "c", "--tls-key", "k", ...args).tls?.recordLayer;
+  assert.equal(layer("--mode", "sc"), "own");
+  assert.equal(layer("--mode", "sc", "--tls-record-layer", "openssl"), "openssl");
+  assert.equal(layer("--mode", "lard"), "openssl");
+  assert.equal(layer("--mode", "local"), "openssl");
   assert.equal(config().tls, undefined);
   const both = "give both --tls-cert FILE and --tls-key FILE (or neither: no HTTPS)";
   usage(both, "--root", "/s", "--tls-cert", "c.pem");
   usage(both, "--root", "/s", "--tls-key", "k.pem");
   usage(
-    "--tls-record-layer must be one of openssl, own, got 'boring'",
+    "--tls-record-layer must be one of auto, openssl, own, got 'boring'",
     ...["--root", "/s", "--tls-cert", "c", "--tls-key", "k", "--tls-record-layer", "boring"],
   );
 });

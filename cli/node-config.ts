@@ -181,6 +181,16 @@ function servingFrom(
   };
 }
 
+/**
+ * --tls-record-layer auto: our own record layer where sessions are cloned (--mode sc: a clone
+ * seals the response in the session, docs/tls.md), OpenSSL's everywhere else.
+ */
+function recordLayer(values: ParsedValues): "openssl" | "own" {
+  const layer = oneOf(values, "tls-record-layer", ["auto", "openssl", "own"] as const);
+  if (layer !== "auto") return layer;
+  return optStr(values, "mode") === "sc" ? "own" : "openssl";
+}
+
 /** What is off unless asked for: the membership poll, the access log, the 404 page, HTTPS. */
 function featuresFrom(values: ParsedValues): Partial<Serving> {
   const membersFrom = optStr(values, "members-from");
@@ -216,7 +226,7 @@ function featuresFrom(values: ParsedValues): Partial<Serving> {
           tls: {
             port: int(values, "tls-port", 1, 65535),
             ...tls,
-            recordLayer: oneOf(values, "tls-record-layer", ["openssl", "own"] as const),
+            recordLayer: recordLayer(values),
           },
         }
       : {}),

@@ -35,7 +35,8 @@ function packet(ack: number, flags = TCP_ACK, payload = new Uint8Array(0), srcPo
   return p;
 }
 
-type H = { name: string };
+/** `extra`: bytes the connection's framing adds to a response (TLS records), as streamLength says. */
+type H = { name: string; extra?: number };
 
 /** An original side whose effects are recorded as strings. */
 function original(
@@ -68,6 +69,7 @@ function original(
     },
     resume: (c) => log.push(`resume:${c.handle.name}:${c.phase}`),
     accepted: (c, ms) => log.push(`accepted:${c.length}:${ms}`),
+    streamLength: (h, n) => n + (h.extra ?? 0),
     count: (r, d) => log.push(d === undefined ? `count:${r}` : `count:${r}:${d}`),
   };
   const o = new OriginalSide<{ id: string }, H>(
@@ -109,6 +111,21 @@ test("original: shadow before the CLONE, forwarding, completion at start + lengt
   assert.equal(forwarded.length, n, "nothing after completion (no linger)");
   assert.ok(log.includes("accepted:100:3"), "latency from CLONE sent to SC-ACK received");
   assert.equal(o.size, 0);
+});
+
+test("original: a framed response (TLS records) completes at start + its stream length, not its content length", () => {
+  const { o, log } = original();
+  const h = { name: "t", extra: 46 };
+  const c = o.begin(h, B, TUPLE, 5000, 0, true);
+  o.onAck("B", accepted(c.id, 100), 3);
+  assert.equal(c.length, 100);
+  assert.equal(c.streamLength, 146);
+  o.onClientPacket(packet(5101), 4);
+  assert.ok(!log.includes("settle:t:done"), "the content length (and its FIN) acknowledged is not the end");
+  o.onClientPacket(packet(5146), 5);
+  assert.ok(!log.includes("settle:t:done"), "the delegated FIN is still owed");
+  o.onClientPacket(packet(5147), 6);
+  assert.deepEqual(log.slice(-3), [`done:B:${c.id}`, "shadow:t:false", "settle:t:done"]);
 });
 
 test("original: completion with the SC link down: the completing ACK is relayed and alone ends the clone", () => {

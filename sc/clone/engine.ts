@@ -166,6 +166,11 @@ export interface OutgoingClone<P extends Peer, H> {
   /** From the SC-ACK: the exact response length and head (for a range resume). */
   length: number;
   head: Uint8Array;
+  /**
+   * The bytes the response takes on the connection (OriginalEffects.streamLength): `length`,
+   * or more under TLS (record headers and tags, close_notify). 0 before the SC-ACK.
+   */
+  streamLength: number;
   /** Completed and its node told by a DONE (else the completing ACK has to reach it). */
   doneSent: boolean;
 }
@@ -224,6 +229,12 @@ export interface OriginalEffects<P extends Peer, H> {
    * the last response it delegates the connection's FIN at start + length).
    */
   accepted(c: OutgoingClone<P, H>, latencyMs: number): void;
+  /**
+   * The bytes a response of `length` bytes takes on the connection `h`: `length` for plain
+   * TCP, the sealed length for TLS (sc/tls/sealed-stream.ts). The client's acknowledgement of
+   * that many bytes (and the delegated FIN) completes the clone.
+   */
+  streamLength(h: H, length: number): number;
   count(reason: OriginalFailure, detail?: string): void;
 }
 
@@ -296,6 +307,7 @@ export class OriginalSide<P extends Peer, H> {
       last,
       length: 0,
       head: EMPTY,
+      streamLength: 0,
       doneSent: false,
     };
     this.byEntry.set(entry, c);
@@ -332,7 +344,8 @@ export class OriginalSide<P extends Peer, H> {
     c.phase = "active";
     c.length = ack.responseLength;
     c.head = ack.head;
-    this.router.activate(c.entry, ack.responseLength + (c.last ? 1 : 0), now);
+    c.streamLength = this.fx.streamLength(c.handle, ack.responseLength);
+    this.router.activate(c.entry, c.streamLength + (c.last ? 1 : 0), now);
     this.fx.accepted(c, now - c.sentAt);
     if (this.router.isComplete(c.entry)) this.complete(c, null);
   }

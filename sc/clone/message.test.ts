@@ -62,6 +62,16 @@ function randomMessage(r: () => number): ScMessage {
         state: bytes(r, Math.floor(r() * 120)),
         seed: bytes(r, 40 + Math.floor(r() * 60)),
         asf: bytes(r, 1 + Math.floor(r() * 2000)),
+        ...(r() < 0.3
+          ? {
+              tls: {
+                suite: 0x1301 + Math.floor(r() * 3),
+                secret: bytes(r, r() < 0.5 ? 32 : 48),
+                seq: Math.floor(r() * 2 ** 40),
+                fragment: 1 + Math.floor(r() * 16384),
+              },
+            }
+          : {}),
       };
     case 2: {
       const head = bytes(r, Math.floor(r() * 300));
@@ -100,7 +110,7 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
   });
   assert.deepEqual(
     [...enc.subarray(0, 28)],
-    [0x53, 0x43, 4, 2, 0, 0, 0, 85, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
+    [0x53, 0x43, SC_VERSION, 2, 0, 0, 0, 85, 1, 2, 3, 4, 0, 0, 1, 2, 3, 4, 5, 6, 0, 2, 0, 40, 0, 0, 0, 3],
   );
   assert.equal(enc.length, 85);
   assert.deepEqual([...enc.subarray(28, 40)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "not stamped, no flags");
@@ -110,7 +120,10 @@ test("clone layout is as documented (docs/sc-protocol.md)", () => {
 
 test("version 3: DONE, the CLONE's send stamp and its last-response flag round-trip; unknown flags are refused", () => {
   const done = encodeScMessage({ type: ScType.Done, cloneIds: [42, 0xffffffff] });
-  assert.deepEqual([...done], [0x53, 0x43, 4, 8, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 42, 255, 255, 255, 255]);
+  assert.deepEqual(
+    [...done],
+    [0x53, 0x43, SC_VERSION, 8, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 42, 255, 255, 255, 255],
+  );
   assert.deepEqual(decodeScMessage(done), { type: ScType.Done, cloneIds: [42, 0xffffffff] });
   for (const [bad, kind] of [
     [Uint8Array.from([...done.subarray(0, 7), 21, ...done.subarray(8), 0]), "bad-length"], // not whole ids
@@ -139,7 +152,7 @@ test("version 3: DONE, the CLONE's send stamp and its last-response flag round-t
   assert.deepEqual([...enc.subarray(28, 40)], [0, 4, 0, 0, 0, 0, 0, 3, 1, 0, 0, 0]);
   assert.deepEqual(decodeScMessage(enc), clone);
   for (const [at, v] of [
-    [36, 0x02],
+    [36, 0x04],
     [37, 1],
     [39, 1],
   ] as const) {
@@ -147,6 +160,60 @@ test("version 3: DONE, the CLONE's send stamp and its last-response flag round-t
     bad[at] = v;
     const d = decodeScMessage(bad);
     assert.ok(d instanceof ScDecodeError && d.kind === "bad-field", `byte ${at} = ${v}`);
+  }
+});
+
+test("version 5: a CLONE's TLS block round-trips after the ASF; every malformed block is refused", () => {
+  const clone = {
+    type: ScType.Clone,
+    cloneId: 9,
+    startDeadline: 5,
+    state: new Uint8Array(4),
+    seed: new Uint8Array(40),
+    asf: Uint8Array.of(0x47),
+    tls: { suite: 0x1302, secret: new Uint8Array(48).fill(0xab), seq: 2 ** 40 + 7, fragment: 16384 },
+  } as const;
+  const enc = encodeScMessage(clone);
+  const at = SC_HEADER_LEN + 28 + 4 + 40 + 1;
+  assert.equal(enc[36], 0x02, "the TLS flag");
+  assert.equal(enc.length, at + 16 + 48);
+  assert.deepEqual(
+    [...enc.subarray(at, at + 16)],
+    [0x13, 0x02, 48, 0, 0x40, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 7],
+  );
+  assert.deepEqual(decodeScMessage(enc), clone);
+  const mutate = (f: (b: Uint8Array) => Uint8Array) => decodeScMessage(f(Uint8Array.from(enc)));
+  const setLength = (b: Uint8Array, n: number) => {
+    b[6] = n >> 8;
+    b[7] = n & 0xff;
+    return b;
+  };
+  for (const [what, d, kind] of [
+    [
+      "secret length 40",
+      mutate((b) => ((b[at + 2] = 40), setLength(b.subarray(0, at + 16 + 40), at + 56))),
+      "bad-field",
+    ],
+    ["secret length says 32, 48 there", mutate((b) => ((b[at + 2] = 32), b)), "bad-length"],
+    ["reserved byte", mutate((b) => ((b[at + 3] = 1), b)), "bad-field"],
+    ["reserved u16", mutate((b) => ((b[at + 7] = 1), b)), "bad-field"],
+    ["fragment 0", mutate((b) => ((b[at + 4] = 0), (b[at + 5] = 0), b)), "bad-field"],
+    ["fragment 16385", mutate((b) => ((b[at + 4] = 0x40), (b[at + 5] = 1), b)), "bad-field"],
+    ["sequence beyond 2^53", mutate((b) => ((b[at + 8] = 0xff), b)), "bad-field"],
+    ["flag without the block", mutate((b) => setLength(b.subarray(0, at), at)), "bad-length"],
+    ["block without the flag", mutate((b) => ((b[36] = 0), b)), "bad-length"],
+    ["block cut short", mutate((b) => setLength(b.subarray(0, at + 10), at + 10)), "bad-length"],
+  ] as const) {
+    assert.ok(d instanceof ScDecodeError && d.kind === kind, `${what}: ${JSON.stringify(d)}`);
+  }
+  for (const tls of [
+    { ...clone.tls, secret: new Uint8Array(31) },
+    { ...clone.tls, fragment: 0 },
+    { ...clone.tls, fragment: 16385 },
+    { ...clone.tls, seq: -1 },
+    { ...clone.tls, suite: 0x10000 },
+  ]) {
+    assert.throws(() => encodeScMessage({ ...clone, tls }), RangeError);
   }
 });
 
@@ -160,7 +227,7 @@ test("clone-ack layout carries status, head length and a 64-bit response length"
   });
   assert.deepEqual(
     [...enc],
-    [0x53, 0x43, 4, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
+    [0x53, 0x43, SC_VERSION, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
   );
 });
 

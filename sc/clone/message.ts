@@ -10,8 +10,9 @@ export const SC_MAGIC = 0x5343; // "SC"
  * 2: authenticated links (CHALLENGE, HELLO with a MAC, HELLO-ACK, tags, KEEPALIVE).
  * 3: DONE (completion as a message) and the CLONE's monotonic send stamp.
  * 4: encrypted links (AES-256-GCM after the handshake instead of an HMAC tag).
+ * 5: the CLONE's TLS block (cloning a TLS 1.3 connection: docs/tls.md).
  */
-export const SC_VERSION = 4;
+export const SC_VERSION = 5;
 export const SC_HEADER_LEN = 12;
 /**
  * Upper bound on one message. The largest is a CLONE: 36 bytes of fields, the socket state
@@ -127,6 +128,23 @@ export interface CloneMessage {
   seed: Uint8Array;
   /** Application State Field: the request bytes the clone serves. */
   asf: Uint8Array;
+  /**
+   * A TLS 1.3 connection (docs/tls.md, "Cloning"): the server's write side as the clone goes on
+   * sealing it, and the layout of its records. Never the read side. Only on encrypted links.
+   */
+  tls?: CloneTls;
+}
+
+/** The TLS block of a CLONE. */
+export interface CloneTls {
+  /** The cipher suite's IANA code (0x1301..0x1303). */
+  suite: number;
+  /** The server's current application traffic secret (32 or 48 bytes). */
+  secret: Uint8Array;
+  /** The sequence number of the clone's first record. */
+  seq: number;
+  /** Content bytes per record the clone seals (1..16384), the last one shorter. */
+  fragment: number;
 }
 
 export interface CloneAckMessage {
@@ -244,11 +262,25 @@ const HELLO_ACK_LEN = SC_HEADER_LEN + SC_HANDSHAKE_MAC_LEN;
 const CLONE_FIXED = 8 + 2 + 2 + 4 + 8 + 1 + 3;
 /** CLONE flags. */
 const CLONE_FLAG_LAST = 0x01;
+const CLONE_FLAG_TLS = 0x02;
+const CLONE_FLAGS = CLONE_FLAG_LAST | CLONE_FLAG_TLS;
+/** The TLS block after the ASF: suite, secret length, reserved, fragment, reserved, sequence number; the secret follows. */
+const TLS_BLOCK_FIXED = 2 + 1 + 1 + 2 + 2 + 8;
+const TLS_MAX_FRAGMENT = 16384;
 const CLONE_ACK_FIXED = 1 + 1 + 2 + 8;
 
-/** The encoded size of a CLONE with these field lengths (compare with SC_MAX_MESSAGE). */
-export function cloneMessageLength(stateLen: number, seedLen: number, asfLen: number): number {
-  return SC_HEADER_LEN + CLONE_FIXED + stateLen + seedLen + asfLen;
+/**
+ * The encoded size of a CLONE with these field lengths (compare with SC_MAX_MESSAGE);
+ * `tlsSecretLen`: the TLS block's secret, if the CLONE has one.
+ */
+export function cloneMessageLength(
+  stateLen: number,
+  seedLen: number,
+  asfLen: number,
+  tlsSecretLen?: number,
+): number {
+  const tls = tlsSecretLen === undefined ? 0 : TLS_BLOCK_FIXED + tlsSecretLen;
+  return SC_HEADER_LEN + CLONE_FIXED + stateLen + seedLen + asfLen + tls;
 }
 
 /** The encoded size of a CLONE-ACK carrying a response head of `headLen` bytes. */
@@ -280,6 +312,33 @@ function decodeNodeId(buf: Uint8Array, off: number, n: number): string | ScDecod
   } catch {
     return new ScDecodeError("bad-field", "node id is not UTF-8");
   }
+}
+
+function checkCloneTls(t: CloneTls): void {
+  if (!(t.suite >= 0 && t.suite <= 0xffff && Number.isInteger(t.suite)))
+    throw new RangeError("tls suite must be a u16");
+  if (t.secret.length !== 32 && t.secret.length !== 48)
+    throw new RangeError("tls secret must be 32 or 48 bytes");
+  if (!(Number.isInteger(t.fragment) && t.fragment >= 1 && t.fragment <= TLS_MAX_FRAGMENT))
+    throw new RangeError(`tls fragment must be 1..${TLS_MAX_FRAGMENT}`);
+  if (!Number.isSafeInteger(t.seq) || t.seq < 0)
+    throw new RangeError("tls seq must be a non-negative safe integer");
+}
+
+/** The TLS block at buf[at, total): its length was checked against the total by the caller. */
+function decodeCloneTls(buf: Uint8Array, at: number): CloneTls | ScDecodeError {
+  const secretLen = buf[at + 2]!;
+  if (secretLen !== 32 && secretLen !== 48)
+    return new ScDecodeError("bad-field", `tls secret of ${secretLen} bytes`);
+  if (buf[at + 3] !== 0 || buf[at + 6] !== 0 || buf[at + 7] !== 0)
+    return new ScDecodeError("bad-field", "tls block reserved bytes");
+  const fragment = readU16(buf, at + 4);
+  if (fragment < 1 || fragment > TLS_MAX_FRAGMENT)
+    return new ScDecodeError("bad-field", `tls fragment ${fragment}`);
+  const seq = readU64(buf, at + 8);
+  if (!Number.isSafeInteger(seq)) return new ScDecodeError("bad-field", "tls sequence number beyond 2^53");
+  const secret = buf.subarray(at + TLS_BLOCK_FIXED, at + TLS_BLOCK_FIXED + secretLen);
+  return { suite: readU16(buf, at), secret, seq, fragment };
 }
 
 function decodeAuth(b: number): ScAuth | ScDecodeError {
@@ -333,7 +392,13 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       const sentAtUs = msg.sentAtUs ?? 0;
       if (!Number.isSafeInteger(sentAtUs) || sentAtUs < 0)
         throw new RangeError("sentAtUs must be a non-negative integer (us)");
-      const total = cloneMessageLength(msg.state.length, msg.seed.length, msg.asf.length);
+      if (msg.tls !== undefined) checkCloneTls(msg.tls);
+      const total = cloneMessageLength(
+        msg.state.length,
+        msg.seed.length,
+        msg.asf.length,
+        msg.tls?.secret.length,
+      );
       if (total > SC_MAX_MESSAGE)
         throw new RangeError(`clone message of ${total} bytes exceeds ${SC_MAX_MESSAGE}`);
       const buf = new Uint8Array(total);
@@ -345,13 +410,23 @@ export function encodeScMessage(msg: ScMessage): Uint8Array {
       writeU16(buf, off + 2, msg.seed.length);
       writeU32(buf, off + 4, msg.asf.length);
       writeU64(buf, off + 8, sentAtUs);
-      buf[off + 16] = msg.last === true ? CLONE_FLAG_LAST : 0;
+      buf[off + 16] =
+        (msg.last === true ? CLONE_FLAG_LAST : 0) | (msg.tls !== undefined ? CLONE_FLAG_TLS : 0);
       off += 20;
       buf.set(msg.state, off);
       off += msg.state.length;
       buf.set(msg.seed, off);
       off += msg.seed.length;
       buf.set(msg.asf, off);
+      off += msg.asf.length;
+      if (msg.tls !== undefined) {
+        const t = msg.tls;
+        writeU16(buf, off, t.suite);
+        buf[off + 2] = t.secret.length;
+        writeU16(buf, off + 4, t.fragment);
+        writeU64(buf, off + 8, t.seq);
+        buf.set(t.secret, off + TLS_BLOCK_FIXED);
+      }
       return buf;
     }
     case ScType.CloneAck: {
@@ -458,9 +533,11 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
       if (!Number.isSafeInteger(startDeadline) || !Number.isSafeInteger(sentAtUs))
         return new ScDecodeError("bad-field", "clone time beyond 2^53");
       const flags = buf[36]!;
-      if ((flags & ~CLONE_FLAG_LAST) !== 0 || buf[37] !== 0 || buf[38] !== 0 || buf[39] !== 0)
+      if ((flags & ~CLONE_FLAGS) !== 0 || buf[37] !== 0 || buf[38] !== 0 || buf[39] !== 0)
         return new ScDecodeError("bad-field", `clone flags ${flags}`);
-      if (fixed + stateLen + seedLen + asfLen !== total)
+      const tlsAt = fixed + stateLen + seedLen + asfLen;
+      const tlsLen = flags & CLONE_FLAG_TLS ? TLS_BLOCK_FIXED + (buf[tlsAt + 2] ?? 0) : 0;
+      if (tlsAt + tlsLen !== total)
         return new ScDecodeError("bad-length", "clone field lengths do not add up to the total");
       if (seedLen < 40) return new ScDecodeError("bad-field", `socket seed of ${seedLen} bytes`);
       if (asfLen === 0) return new ScDecodeError("bad-field", "empty ASF");
@@ -474,6 +551,11 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
       const msg: CloneMessage = { type, cloneId, startDeadline, state, seed, asf };
       if (sentAtUs > 0) msg.sentAtUs = sentAtUs;
       if (flags & CLONE_FLAG_LAST) msg.last = true;
+      if (flags & CLONE_FLAG_TLS) {
+        const tls = decodeCloneTls(buf, tlsAt);
+        if (tls instanceof ScDecodeError) return tls;
+        msg.tls = tls;
+      }
       return msg;
     }
     case ScType.CloneAck: {

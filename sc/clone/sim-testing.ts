@@ -165,6 +165,7 @@ export class ScSim {
           c.handle.destroy();
         },
         resume: (c) => this.later(this.resumeDelayMs, () => this.resume(c)),
+        streamLength: (_s, length) => length, // plain TCP: the response is the stream
         accepted: (c, ms) => {
           this.latencies.push(ms);
           if (c.last && !c.handle.destroyed) {

@@ -100,6 +100,16 @@ export class TlsSession {
     return this.read.seq;
   }
 
+  /** Records can still be sealed (no close_notify or alert sent, here or by a clone). */
+  get writeOpen(): boolean {
+    return !this.writeClosed;
+  }
+
+  /** The peer asked for a KeyUpdate that has not gone out yet (it goes before our next record). */
+  get keyUpdatePending(): boolean {
+    return this.keyUpdateOwed;
+  }
+
   /** Received bytes held until their record is whole. */
   get buffered(): number {
     return this.framer.buffered;
@@ -178,6 +188,12 @@ export class TlsSession {
     this.write.secret = next.secret;
     this.write.keys = next.keys;
     this.write.seq = next.seq;
+  }
+
+  /** Another record layer (a clone) sent this session's close_notify: nothing more is sealed here. */
+  endWrite(): void {
+    this.writeClosed = true;
+    this.keyUpdateOwed = false;
   }
 
   /** Overwrites every secret and key; the session is unusable afterwards. */

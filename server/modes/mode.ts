@@ -41,6 +41,8 @@ export interface NodeContext {
   readonly log: Logger;
   /** The port HTTP is served on. */
   readonly httpPort: number;
+  /** The port HTTPS is served on (--tls-port), if the node serves HTTPS. */
+  readonly tlsPort?: number;
   /** Mode-specific settings from the command line (each mode checks its own). */
   readonly modeSettings: Readonly<Record<string, unknown>>;
 }

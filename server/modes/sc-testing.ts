@@ -28,10 +28,14 @@ import { ScTransport, type ScLinkLimits } from "../../sc/clone/transport.js";
 import { freePort } from "../../sc/clone/testing.js";
 import type { LinkKey } from "../../sc/auth/link.js";
 import { ipv4FromString, readIpv4 } from "../../sc/wire/addr.js";
+import tls from "node:tls";
+import { ConnDuplex, TlsTermination } from "../transport/tls.js";
+import type { ConnListener } from "../transport/conn.js";
 
 export const VIP = "198.18.100.1";
 export const CLIENT = "198.18.0.2";
 export const HTTP_PORT = 80;
+export const TLS_PORT = 443;
 export const TEST_KEY: LinkKey = { kind: "secret", key: Buffer.alloc(32, 0x5c) };
 
 /** This process's own loopback addresses (127/8 is local as a whole on Linux). */
@@ -131,6 +135,8 @@ export interface ScClusterOptions {
   tcp?: Partial<TcpConfig>;
   /** The SC link key of every node (default TEST_KEY; `{ kind: "insecure-dev" }`). */
   key?: LinkKey;
+  /** HTTPS on TLS_PORT too, our record layer after OpenSSL's handshake (as --tls-record-layer own). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** A record of a packet a node's stack sent. */
@@ -173,7 +179,8 @@ export class ScTestCluster {
     const docs = new Map(Object.entries(o.docs));
     for (const m of members) {
       const cluster: ClusterConfig = { self: m.id, members, scPort: 0, peerPort: 0, guePort: 0 };
-      c.nodes.push(c.makeNode(m, cluster, peers, docs, o));
+      const tls = o.tls === undefined ? null : await termination(o.tls);
+      c.nodes.push(c.makeNode(m, cluster, peers, docs, o, tls));
     }
     await Promise.all(c.nodes.map((n) => n.transport.start()));
     await Promise.all(c.nodes.map((n) => n.transport.waitForPeers(5000)));
@@ -186,6 +193,7 @@ export class ScTestCluster {
     peers: { id: string; host: string; port: number }[],
     docs: ReadonlyMap<string, Buffer>,
     o: ScClusterOptions,
+    tls: TlsTermination | null,
   ): ScTestNode {
     // The stack and the mode call back into the node before it is complete.
     const ref: { node?: ScTestNode } = {};
@@ -225,6 +233,7 @@ export class ScTestCluster {
       registry,
       log,
       httpPort: HTTP_PORT,
+      ...(tls === null ? {} : { tlsPort: TLS_PORT }),
       modeSettings: {},
     };
     const mode: SocketCloning = new SocketCloning(ctx, settings, {
@@ -249,16 +258,8 @@ export class ScTestCluster {
       log,
       maxConnections: 10_000,
     });
-    const server = new TcpServer(live.stack, { allowHalfOpen: true, noDelay: true });
-    server.listen(HTTP_PORT, VIP);
-    http.attach({
-      address: { host: VIP, port: HTTP_PORT },
-      onConnection: (h) => server.on("connection", h),
-      close: () => {
-        if (server.listening) server.close();
-        return Promise.resolve();
-      },
-    });
+    http.attach(stackListener(live.stack, HTTP_PORT));
+    if (tls !== null) http.attach(tls.listener(stackListener(live.stack, TLS_PORT)));
     ref.node = {
       id: m.id,
       addr: m.addr,
@@ -362,14 +363,45 @@ export class ScTestCluster {
   }
 }
 
+/** A listener on the VIP of a node's stack. */
+function stackListener(stack: TcpStack, port: number): ConnListener {
+  const server = new TcpServer(stack, { allowHalfOpen: true, noDelay: true });
+  server.listen(port, VIP);
+  return {
+    address: { host: VIP, port },
+    onConnection: (h) => server.on("connection", h),
+    close: () => {
+      if (server.listening) server.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+function termination(files: { certFile: string; keyFile: string }): Promise<TlsTermination> {
+  return TlsTermination.create({ ...files, handshakeTimeoutMs: 10_000, maxHandshakes: 100, takeOver: true });
+}
+
 /** A client host's stack: open connections to the VIP. */
 export class TestClient {
   constructor(readonly stack: TcpStack) {}
 
-  connect(): TcpSocket {
-    const s = connectTcp(this.stack, { host: VIP, port: HTTP_PORT, noDelay: true });
+  connect(port = HTTP_PORT): TcpSocket {
+    const s = connectTcp(this.stack, { host: VIP, port, noDelay: true });
     s.on("error", () => undefined);
     return s;
+  }
+
+  /**
+   * A TLS client (OpenSSL, node:tls) over a connection to TLS_PORT, trusting `ca`. `raw` sees
+   * every byte the client receives, as it arrives (before OpenSSL).
+   */
+  connectTls(ca: string, o: tls.ConnectionOptions = {}, raw?: (b: Buffer) => void): tls.TLSSocket {
+    const tcp = this.connect(TLS_PORT);
+    const duplex = new ConnDuplex(
+      tcp,
+      raw === undefined ? null : { inbound: raw, outbound: () => undefined },
+    );
+    return tls.connect({ socket: duplex, ca, host: VIP, servername: "localhost", ...o });
   }
 }
 

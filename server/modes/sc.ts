@@ -33,6 +33,9 @@ import { RequestParser, ParseError, DEFAULT_LIMITS } from "../http/parser.js";
 import { normalizePath } from "../http/url-path.js";
 import type { PreparedResponse } from "../http/response.js";
 import { sendPrepared } from "../http/send.js";
+import { TlsRecordConn } from "../transport/tls-takeover.js";
+import { SealingConn } from "../transport/sealing-conn.js";
+import type { Conn } from "../transport/conn.js";
 import type { PacketHandler, PacketSource } from "../transport/user-stack.js";
 import type { Logger } from "../log.js";
 import { UserError } from "../../common/errors.js";
@@ -71,6 +74,16 @@ import type { TcpStack } from "../../sc/tcp/stack.js";
 import { isWireError } from "../../sc/wire/error.js";
 import { seqAdd } from "../../sc/tcp/seq.js";
 import { ipv4FromString } from "../../sc/wire/addr.js";
+import {
+  fragmentForMss,
+  resumeInStream,
+  sealedLength,
+  sealedRecords,
+  StreamSealer,
+  type StreamLayout,
+} from "../../sc/tls/sealed-stream.js";
+import type { WriteState } from "../../sc/tls/session.js";
+import { cipherSuite } from "../../sc/tls/suites.js";
 
 export interface ScSettings {
   /** How long the original waits for the SC-ACK (the clone's start deadline) before serving itself. */
@@ -137,9 +150,23 @@ export interface ScEdges {
   close(): Promise<void>;
 }
 
+/** Why a TLS 1.3 connection's request was served where it arrived instead of cloned. */
+export const TLS_NOT_CLONED = ["insecure-link", "key-update", "closing"] as const;
+export type TlsNotCloned = (typeof TLS_NOT_CLONED)[number];
+
+/** A TLS connection's side of a clone on the original (docs/tls.md, "Cloning"). */
+interface HeldTls {
+  readonly conn: TlsRecordConn;
+  /** The write side where the clone starts (a resume re-seals from it); wiped when the clone ends. */
+  readonly start: WriteState;
+  readonly layout: StreamLayout;
+}
+
 /** A connection cloned away from this node, as the adapter holds it for the engine. */
 interface Held {
   readonly sock: TcpSocket;
+  /** A TLS connection (our record layer on `sock`), or null for plain HTTP. */
+  readonly tls: HeldTls | null;
   readonly req: HttpRequest;
   /** Resolves the pipeline's decide() (once). */
   readonly settle: (d: Decision) => void;
@@ -149,6 +176,39 @@ interface Held {
    *  connection cloned many times must not collect one listener per clone). */
   readonly onClose: () => void;
   settled: boolean;
+}
+
+/** A clone's TLS write side (from the CLONE's TLS block). */
+interface CloneTlsState {
+  readonly state: WriteState;
+  readonly layout: StreamLayout;
+}
+
+/** A CLONE built into a connection on this node. */
+interface ImportedClone {
+  readonly clone: IncomingClone<TcpSocket>;
+  readonly req: HttpRequest;
+  readonly sock: TcpSocket;
+  readonly tls: CloneTlsState | null;
+}
+
+/** The TLS side of a clone about to start: the session's write state now and the records' layout. */
+function heldTls(conn: TlsRecordConn, sock: TcpSocket, last: boolean): HeldTls {
+  return {
+    conn,
+    start: conn.session.writeState(),
+    layout: { fragment: fragmentForMss(sock.conn.snd.mss), closeNotify: last },
+  };
+}
+
+/**
+ * An accepted clone seals the response's records: the session's write side continues after
+ * them, and is closed if they end with close_notify.
+ */
+function advanceSession(tls: HeldTls, length: number, last: boolean): void {
+  const session = tls.conn.session;
+  session.advanceWrite({ secret: tls.start.secret, seq: tls.start.seq + sealedRecords(length, tls.layout) });
+  if (last) session.endWrite();
 }
 
 export class SocketCloning implements Mode {
@@ -191,6 +251,10 @@ export class SocketCloning implements Mode {
   /** Last responses whose FIN the clone sent (FIN delegation), and ones the original could not delegate. */
   finsDelegated = 0;
   finsNotDelegated = 0;
+  /** TLS 1.3 requests cloned (their session continued by the clone), and ones served here instead. */
+  tlsClonesSent = 0;
+  tlsClonesReceived = 0;
+  readonly tlsNotCloned: Record<TlsNotCloned, number> = { "insecure-link": 0, "key-update": 0, closing: 0 };
   /** CLONE sent -> SC-ACK received, on the original. */
   private readonly latency: Histogram;
   /** The most recent round trips (us), for exact percentiles in /stats. */
@@ -292,15 +356,18 @@ export class SocketCloning implements Mode {
         this.latencySamples.add(ms * 1000);
         const norm = normalizePath(c.handle.req.path);
         if (norm.ok) this.remember(norm.path, c.length);
+        const { sock, tls } = c.handle;
+        // The clone seals the response's records: the session's next record follows them.
+        if (tls !== null) advanceSession(tls, c.length, c.last);
         // FIN delegation: the clone's FIN at the response end is this connection's; the HTTP
         // side's end() then sends none of its own (docs/tcp.md hook (d)).
-        const sock = c.handle.sock;
         c.handle.ctl.servedBy?.(c.peer.id, c.head, c.length);
         if (c.last && !sock.destroyed) {
-          if (sock.delegateFin(seqAdd(c.entry.start, c.length))) this.finsDelegated++;
+          if (sock.delegateFin(seqAdd(c.entry.start, c.streamLength))) this.finsDelegated++;
           else this.finsNotDelegated++;
         }
       },
+      streamLength: (h, length) => (h.tls === null ? length : sealedLength(length, h.tls.layout)),
       count: (reason, detail) => {
         this.failures[reason]++;
         if (detail !== undefined) this.refusals[detail] = (this.refusals[detail] ?? 0) + 1;
@@ -340,6 +407,7 @@ export class SocketCloning implements Mode {
   private settle(h: Held, d: Decision): void {
     if (h.settled) return;
     h.settled = true;
+    h.tls?.start.secret.fill(0);
     h.sock.removeListener("close", h.onClose);
     h.settle(d);
   }
@@ -364,8 +432,26 @@ export class SocketCloning implements Mode {
       this.failures["peer-down"]++;
       return "serve";
     }
-    if (!(ctl.conn instanceof TcpSocket)) return "serve";
-    return this.cloneTo(peer, req, ctl, ctl.conn);
+    const conn = ctl.conn;
+    if (conn instanceof TcpSocket) return this.cloneTo(peer, req, ctl, conn, null);
+    if (conn instanceof TlsRecordConn && conn.socket instanceof TcpSocket) {
+      const why = this.tlsNotCloneable(conn);
+      if (why === null) return this.cloneTo(peer, req, ctl, conn.socket, conn);
+      this.tlsNotCloned[why]++;
+    }
+    return "serve";
+  }
+
+  /**
+   * Whether a TLS connection's next response can be sealed by a clone: only over an encrypted
+   * SC link (the message carries the write secret), and not while our KeyUpdate is owed to the
+   * client (it has to precede our next record, and a clone would not know the new secret).
+   */
+  private tlsNotCloneable(conn: TlsRecordConn): TlsNotCloned | null {
+    if (this.transport.key.kind !== "secret") return "insecure-link";
+    if (conn.session.keyUpdatePending) return "key-update";
+    if (!conn.session.writeOpen) return "closing";
+    return null;
   }
 
   /**
@@ -380,10 +466,11 @@ export class SocketCloning implements Mode {
     req: HttpRequest,
     ctl: ConnectionControl,
     sock: TcpSocket,
+    tls: TlsRecordConn | null,
   ): Decision | Promise<Decision> {
     if (sock.writableLength === 0 && sock.conn.sndUna === sock.conn.sndMax)
-      return this.startClone(peer, req, ctl, sock);
-    return this.cloneWhenFlushed(peer, req, ctl, sock);
+      return this.startClone(peer, req, ctl, sock, tls);
+    return this.cloneWhenFlushed(peer, req, ctl, sock, tls);
   }
 
   /** An earlier response is still in flight: wait for it (with the mode's own send timeout). */
@@ -392,12 +479,13 @@ export class SocketCloning implements Mode {
     req: HttpRequest,
     ctl: ConnectionControl,
     sock: TcpSocket,
+    tls: TlsRecordConn | null,
   ): Promise<Decision> {
     this.watchOwn(sock);
     await ctl.flushed();
     this.ownDeadlines.unwatch(sock);
     if (sock.destroyed) return "done";
-    return this.startClone(peer, req, ctl, sock);
+    return this.startClone(peer, req, ctl, sock, tls);
   }
 
   /** Exports the connection, puts it in shadow mode and sends the CLONE; settles when it ends. */
@@ -406,6 +494,7 @@ export class SocketCloning implements Mode {
     req: HttpRequest,
     ctl: ConnectionControl,
     sock: TcpSocket,
+    tlsConn: TlsRecordConn | null,
   ): Decision | Promise<Decision> {
     let state;
     try {
@@ -414,11 +503,17 @@ export class SocketCloning implements Mode {
       this.failures["not-exportable"]++;
       return "serve";
     }
+    // The last response on the connection: the clone closes it with its last segment (and,
+    // under TLS, the session with close_notify).
+    const last = !req.keepAlive;
+    const tls = tlsConn === null ? null : heldTls(tlsConn, sock, last);
     if (
       state.sndUna !== state.sndNxt ||
       state.seed === undefined ||
-      cloneMessageLength(STATE_SIZE, state.seed.length, req.raw.length) > SC_MAX_MESSAGE
+      cloneMessageLength(STATE_SIZE, state.seed.length, req.raw.length, tls?.start.secret.length) >
+        SC_MAX_MESSAGE
     ) {
+      tls?.start.secret.fill(0);
       this.failures["not-exportable"]++;
       return "serve";
     }
@@ -426,6 +521,7 @@ export class SocketCloning implements Mode {
     const result = new Promise<Decision>((r) => (resolve = r));
     const held: Held = {
       sock,
+      tls,
       req,
       settle: resolve,
       ctl,
@@ -436,10 +532,9 @@ export class SocketCloning implements Mode {
       },
     };
     sock.once("close", held.onClose);
-    // The last response on the connection: the clone closes it with its last segment.
-    const last = !req.keepAlive;
     const c = this.original.begin(held, peer, state.tuple, state.sndNxt, performance.now(), last);
     this.clonesSent++;
+    if (tls !== null) this.tlsClonesSent++;
     const sent = this.transport.sendOnLink(peer.id, {
       type: ScType.Clone,
       cloneId: c.id,
@@ -449,6 +544,16 @@ export class SocketCloning implements Mode {
       state: encodeState(state),
       seed: state.seed,
       asf: req.raw,
+      ...(tls === null
+        ? {}
+        : {
+            tls: {
+              suite: tls.start.suite.code,
+              secret: tls.start.secret,
+              seq: tls.start.seq,
+              fragment: tls.layout.fragment,
+            },
+          }),
     });
     if (!sent) this.original.unsent(c);
     this.arm();
@@ -494,8 +599,12 @@ export class SocketCloning implements Mode {
     // The failed clone may have sent beyond what the client acknowledged so far; ACKs for
     // those bytes (identical to ours) must advance us rather than be dropped.
     sock.conn.acceptAcksBeyondSent = true;
-    const entry = c.entry;
-    const at = resumeOffsets(head.length, resumePoint(entry, sock.conn.sndMax));
+    const sent = resumePoint(c.entry, sock.conn.sndMax);
+    // Under TLS the stream is records: seal again from the record the point falls in (the
+    // same key, nonce and bytes give the clone's very bytes) and skip what the client has.
+    const tls = c.handle.tls;
+    const inStream = tls === null ? null : resumeInStream(sent, c.length, tls.layout.fragment);
+    const at = resumeOffsets(head.length, inStream === null ? sent : inStream.contentFrom);
     const tail: PreparedResponse = {
       ...resp,
       head: head.subarray(at.headFrom),
@@ -510,7 +619,13 @@ export class SocketCloning implements Mode {
     // reading (the likely reason the clone stalled) is reset, not served forever.
     this.watchOwn(sock);
     try {
-      await sendPrepared(sock, tail);
+      if (tls === null || inStream === null) await sendPrepared(sock, tail);
+      else {
+        const from = { ...tls.start, seq: tls.start.seq + inStream.record };
+        const out = new SealingConn(sock, new StreamSealer(from, tls.layout), inStream.skip);
+        await sendPrepared(out, tail);
+        out.flush();
+      }
       await new Promise<void>((r) => (sock.destroyed ? r() : sock.write(Buffer.alloc(0), () => r())));
     } finally {
       this.ownDeadlines.unwatch(sock);
@@ -609,8 +724,12 @@ export class SocketCloning implements Mode {
     };
     const made = this.importClone(msg, from);
     if (!("clone" in made)) return refuse(made.refused);
-    const { clone, req, sock } = made;
+    const { clone, req, sock, tls } = made;
     this.clonesReceived++;
+    if (tls !== null) {
+      this.tlsClonesReceived++;
+      sock.once("close", () => tls.state.secret.fill(0));
+    }
     const fail = (status: CloneStatus) => {
       this.clones.vanish(clone);
       refuse(status);
@@ -618,6 +737,9 @@ export class SocketCloning implements Mode {
     const go = (resp: PreparedResponse) => {
       if (sock.destroyed) return fail(CloneStatus.Expired);
       if (cloneAckLength(resp.head.length) > SC_MAX_MESSAGE) return fail(CloneStatus.ServerError);
+      // A clone sends no KeyUpdate (its original would not learn the new secret).
+      if (tls !== null && !StreamSealer.fits(tls.state, resp.length, tls.layout))
+        return fail(CloneStatus.BadState);
       const refused = this.clones.start(clone, Date.now());
       if (refused !== null) return fail(refused);
       // The SC-ACK goes before the first byte to the client (both leave in this tick; the SC
@@ -631,13 +753,15 @@ export class SocketCloning implements Mode {
       });
       this.ctx.stats.countResponse(resp.status, resp.length);
       const sndMax = sock.conn.sndMax;
+      // Under TLS the response is sealed in the layout its original computes (docs/tls.md).
+      const out: Conn = tls === null ? sock : new SealingConn(sock, new StreamSealer(tls.state, tls.layout));
       if (resp.stream === null) {
         // In one tick: the stack's flush sends the last data segment with the FIN of a
         // delegated close, as a plain server's does.
-        sock.write(resp.head);
-        if (resp.body !== null) sock.write(resp.body);
-        sock.end();
-      } else void sendPrepared(sock, resp).then(() => sock.end());
+        out.write(resp.head);
+        if (resp.body !== null) out.write(resp.body);
+        out.end();
+      } else void sendPrepared(out, resp).then(() => out.end());
       if (msg.sentAtUs !== undefined && msg.sentAtUs > 0)
         this.timeFirstSegment(sock, sndMax, msg.sentAtUs, arrivedUs);
     };
@@ -675,16 +799,16 @@ export class SocketCloning implements Mode {
   }
 
   /** Checks a CLONE and builds the clone connection, or says why not (nothing sent either way). */
-  private importClone(
-    msg: CloneMessage,
-    from: string,
-  ): { clone: IncomingClone<TcpSocket>; req: HttpRequest; sock: TcpSocket } | { refused: CloneStatus } {
+  private importClone(msg: CloneMessage, from: string): ImportedClone | { refused: CloneStatus } {
     const now = Date.now();
     if (now > msg.startDeadline - CLONE_SAFETY_MS) return { refused: CloneStatus.Expired };
     const snap = decodeState(msg.state);
     if (isWireError(snap)) return { refused: CloneStatus.BadState };
+    const tls = msg.tls === undefined ? null : this.cloneTls(msg.tls, msg.last === true);
+    if (tls === "refused") return { refused: CloneStatus.BadState };
     const t = snap.tuple;
-    if (t.localAddr !== this.vip || t.localPort !== this.port) return { refused: CloneStatus.NoListener };
+    const port = tls === null ? this.port : this.ctx.tlsPort;
+    if (t.localAddr !== this.vip || t.localPort !== port) return { refused: CloneStatus.NoListener };
     const parser = new RequestParser(DEFAULT_LIMITS);
     parser.feed(Buffer.from(msg.asf));
     const req = parser.next();
@@ -720,7 +844,26 @@ export class SocketCloning implements Mode {
     // Its client must keep acknowledging; else it vanishes (its original resumes or resets).
     this.cloneDeadlines.watch(sock, sock.conn.sndUna, performance.now());
     this.arm();
-    return { clone, req, sock };
+    return { clone, req, sock, tls };
+  }
+
+  /**
+   * A CLONE's TLS block as the clone seals with it, or "refused": the secret travels only on an
+   * encrypted link (an --insecure-dev peer sending one is refused), of a suite we know.
+   */
+  private cloneTls(block: NonNullable<CloneMessage["tls"]>, last: boolean): CloneTlsState | "refused" {
+    const suite = cipherSuite(block.suite);
+    if (
+      this.transport.key.kind !== "secret" ||
+      suite === undefined ||
+      block.secret.length !== suite.hashLength
+    )
+      return "refused";
+    return {
+      // A copy: the message's buffer is the link's, and this one is wiped with the connection.
+      state: { suite, secret: Buffer.from(block.secret), seq: block.seq },
+      layout: { fragment: block.fragment, closeNotify: last },
+    };
   }
 
   /** The SC link from `peer` closed: its clones here vanish (it takes them back). */
@@ -781,6 +924,28 @@ export class SocketCloning implements Mode {
       collect() {
         this.reset();
         for (const reason of LINK_DROP_REASONS) this.inc({ reason }, transport.counters.drops[reason]);
+      },
+    });
+    const tlsCounts = { sent: () => this.tlsClonesSent, received: () => this.tlsClonesReceived };
+    new Counter({
+      name: "sc_tls_clones_total",
+      help: "TLS 1.3 requests cloned with their session (sent: by this node as the original; received: sealed here as the clone)",
+      labelNames: ["side"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [side, n] of Object.entries(tlsCounts)) this.inc({ side }, n());
+      },
+    });
+    const tlsNotCloned = this.tlsNotCloned;
+    new Counter({
+      name: "sc_tls_not_cloned_total",
+      help: "TLS 1.3 requests homed elsewhere but served here, by reason (docs/tls.md)",
+      labelNames: ["reason"],
+      registers,
+      collect() {
+        this.reset();
+        for (const reason of TLS_NOT_CLONED) this.inc({ reason }, tlsNotCloned[reason]);
       },
     });
     mirrorCounter(
@@ -851,6 +1016,11 @@ export class SocketCloning implements Mode {
       donesApplied: this.donesApplied,
       finsDelegated: this.finsDelegated,
       finsNotDelegated: this.finsNotDelegated,
+      tls: {
+        clonesSent: this.tlsClonesSent,
+        clonesReceived: this.tlsClonesReceived,
+        notCloned: { ...this.tlsNotCloned },
+      },
       routerNotRelayed: this.original.router.notRelayed,
       relay: this.edges.relayStats?.() ?? null,
       transport: {

@@ -475,6 +475,7 @@ function modeParts(
     log: cfg.logger,
     userStack,
     httpPort: cfg.listen.port,
+    ...(cfg.tls ? { tlsPort: cfg.tls.port } : {}),
     modeSettings: cfg.modeSettings ?? {},
   };
 }

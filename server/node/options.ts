@@ -66,9 +66,9 @@ export const NODE_SPEC: CommandSpec = {
     "tls-key": { type: "string", value: "FILE", help: "PEM private key of --tls-cert" },
     "tls-record-layer": {
       type: "string",
-      value: "openssl|own",
-      help: "Who carries TLS 1.3 records after the handshake: OpenSSL, or our own record layer taking the session over (sc/tls, docs/tls.md); TLS 1.2 always stays with OpenSSL",
-      default: "openssl",
+      value: "auto|openssl|own",
+      help: "Who carries TLS 1.3 records after the handshake: OpenSSL, or our own record layer taking the session over (sc/tls, docs/tls.md), which --mode sc needs to clone TLS connections; auto: own with --mode sc, else openssl. TLS 1.2 always stays with OpenSSL",
+      default: "auto",
     },
     "tls-port": {
       type: "string",

@@ -306,7 +306,8 @@ export class TlsRecordConn extends EventEmitter {
 
   end(): void {
     if (this.socket.destroyed) return;
-    this.socket.write(this.session.closeNotify());
+    // A clone may have sent the session's close_notify with the last response (docs/tls.md).
+    if (this.session.writeOpen) this.socket.write(this.session.closeNotify());
     this.socket.end();
   }
 
