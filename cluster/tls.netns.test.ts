@@ -1,7 +1,8 @@
 // HTTPS through the VIP of a small cluster (startCluster: origin, dispatcher balancing 80 and
 // 443, 2 nodes in mode sc on our TCP stack): curl --tlsv1.3 with the demo CA fetches documents
-// byte-exact over one keep-alive connection, TLS 1.2 is served and counted, HTTP still works,
-// and SIGHUP makes the nodes take a new certificate. Needs root, /dev/net/tun and namespaces.
+// byte-exact over one keep-alive connection, TLS sessions on node1 (our record layer) are
+// cloned to node2 with their session, TLS 1.2 is served and counted, HTTP still works, and
+// SIGHUP makes the nodes take a new certificate. Needs root, /dev/net/tun and namespaces.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -12,6 +13,7 @@ import { testPrefix } from "../testbed/index.js";
 import { VIP } from "../testbed/topology.js";
 import { makeDemoCertificates } from "../server/transport/tls-certs.js";
 import { destroyCluster, startCluster, type Cluster } from "./cluster.js";
+import { UrlMapper } from "../server/membership/mapper.js";
 
 const PREFIX = testPrefix("tl");
 let cluster: Cluster;
@@ -23,6 +25,23 @@ const DOCS: Record<string, Buffer> = {
   "big.bin": randomBytes(1_000_003),
 };
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+/**
+ * Documents homed on node2 (the URL hash over the two members, as the nodes compute it), above
+ * the nodes' 4 KiB local-serving size: a request for one arriving at node1 is cloned.
+ */
+const mapper = new UrlMapper([
+  { id: "node1", weight: 1 },
+  { id: "node2", weight: 1 },
+]);
+const CLONED: string[] = [];
+for (let i = 0; CLONED.length < 6; i++) {
+  const name = `c${i}.bin`;
+  if (mapper.lookup(`/${name}`) !== "node2") continue;
+  // Around record and window sizes, one of a megabyte and a bit.
+  const size = [5000, 16_384 * 3 + 11, 70_000, 200_001, 1_048_583, 9000][CLONED.length]!;
+  DOCS[name] = randomBytes(size);
+  CLONED.push(name);
+}
 
 before(async () => {
   site = await mkdtemp(join(tmpdir(), "sc-tls-site-"));
@@ -36,8 +55,9 @@ before(async () => {
     cacheBytes: "32M",
     stopGraceMs: 2000,
     startTimeoutMs: 60_000,
-    // node1's TLS 1.3 sessions are taken over by our record layer; node2's stay with OpenSSL.
-    extraArgs: { node1: ["--tls-record-layer", "own"] },
+    // node1's TLS 1.3 sessions are taken over by our record layer (the default in mode sc),
+    // so they can be cloned; node2's stay with OpenSSL (it still serves node1's clones).
+    extraArgs: { node2: ["--tls-record-layer", "openssl"] },
   });
 });
 
@@ -148,6 +168,51 @@ test("our record layer (node1) and OpenSSL's (node2) both serve byte-exact; node
   assert.equal((await metric("node1", "sc_tls_takeovers_total")) - before.n1, 2);
   assert.equal((await metric("node2", "sc_tls_takeovers_total")) - before.n2, 0);
   assert.equal(await metric("node1", "sc_tls_takeover_failures_total"), 0);
+});
+
+interface ScStats {
+  tls: { clonesSent: number; clonesReceived: number };
+  failures: Record<string, number>;
+}
+
+/** One node's Socket Cloning counters (its /stats, under the mode's name). */
+async function scStats(host: string): Promise<ScStats> {
+  return (await cluster.json<{ sc: ScStats }>(`${cluster.process(host).admin}/stats`, 10_000)).sc;
+}
+
+test("TLS sessions clone: documents homed on node2, asked of node1 on one keep-alive connection, come from node2 byte-exact", async () => {
+  const tls = cluster.tls!;
+  const out = await mkdtemp(join(tmpdir(), "sc-tls-out-"));
+  try {
+    // rr: two connections, one on each node; node1's requests are cloned to node2.
+    const before = { n1: await scStats("node1"), n2: await scStats("node2") };
+    const order = [...CLONED, "small.txt", ...CLONED];
+    for (let round = 0; round < 2; round++) {
+      const args = ["--tlsv1.3", "--cacert", tls.caCert, "-w", "%{http_code} %{num_connects}\n"];
+      order.forEach((n, i) => args.push("-o", join(out, `${round}-${i}`), `https://${VIP}/${n}`));
+      const lines = (await curl(args)).trim().split("\n");
+      lines.forEach((line, i) => assert.equal(line, `200 ${i === 0 ? 1 : 0}`, `${order[i]}: ${line}`));
+      for (let i = 0; i < order.length; i++)
+        assert.equal(sha(await readFile(join(out, `${round}-${i}`))), sha(DOCS[order[i]!]!), order[i]);
+    }
+    const after = { n1: await scStats("node1"), n2: await scStats("node2") };
+    const sent = after.n1.tls.clonesSent - before.n1.tls.clonesSent;
+    assert.equal(
+      sent,
+      2 * CLONED.length,
+      "node1 cloned every request for a node2 document with its TLS session",
+    );
+    assert.equal(after.n2.tls.clonesReceived - before.n2.tls.clonesReceived, sent, "node2 sealed them");
+    assert.equal(
+      after.n2.tls.clonesSent - before.n2.tls.clonesSent,
+      0,
+      "node2's sessions are OpenSSL's: not cloned",
+    );
+    for (const r of ["refused", "timeout", "abandoned", "reset"])
+      assert.equal(after.n1.failures[r], before.n1.failures[r], `no clone ${r}`);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
 });
 
 test("TLS 1.2 clients are served and counted apart from 1.3", async () => {
