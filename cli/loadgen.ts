@@ -1,7 +1,7 @@
 // `sc-cluster loadgen`: trace replay (loadgen/replay) or one URL hammered ApacheBench-style
 // with autocannon (loadgen/ab). Exit code: 0 all verified, 1 verification failures,
 // 3 transport errors or timeouts (and no verification failure), 2 usage errors.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "./command.js";
 import { bool, int, num, optStr, parseCommand, str, UsageError, type ParsedValues } from "../common/args.js";
@@ -13,7 +13,7 @@ import { TRACE_FORMAT_OPTIONS, traceFormatOption } from "./trace-format.js";
 import { parseRateRange, runSweep, sweepPlotSpec, sweepRates } from "../loadgen/replay/sweep.js";
 import { renderPlot } from "../loadgen/plot.js";
 import { chromiumPath, renderPng, svgSize } from "../bench/paper/render.js";
-import { EXIT } from "../common/errors.js";
+import { EXIT, UserError } from "../common/errors.js";
 
 // Open loop and its outputs (replay mode only): --rate, --speed and what they report.
 const OPEN_LOOP_OPTIONS = [
@@ -113,9 +113,21 @@ function openLoopOptions(values: ParsedValues) {
   };
 }
 
+/** --ca FILE: the CA's PEM text, read now (a missing file is the user's error, said plainly). */
+function caOption(values: ParsedValues): { ca?: string } {
+  const file = optStr(values, "ca");
+  if (file === undefined) return {};
+  try {
+    return { ca: readFileSync(file, "utf8") };
+  } catch (err) {
+    throw new UserError(`--ca ${file}: ${(err as Error).message}`);
+  }
+}
+
 const REPLAY_ONLY = [
   "trace",
   "target",
+  "ca",
   "conns",
   "pipeline",
   "keepalive",
@@ -140,7 +152,16 @@ export const command: Command = {
       "                          [--clients N] [--verify MANIFEST] [--json OUT]",
     options: {
       trace: { type: "string", value: "FILE", help: "Trace to replay, in order (replay mode)" },
-      target: { type: "string", value: "URL", help: "Server to replay against, e.g. http://127.0.0.1:8080" },
+      target: {
+        type: "string",
+        value: "URL",
+        help: "Server to replay against, e.g. http://127.0.0.1:8080 or https://198.18.100.1",
+      },
+      ca: {
+        type: "string",
+        value: "FILE",
+        help: "PEM CA certificate to trust for an https:// target besides the system's (e.g. a cluster's tls/ca.crt)",
+      },
       clients: { type: "string", value: "N", help: "Client worker threads", default: "1" },
       conns: { type: "string", value: "M", help: "Concurrent connections per worker (replay)", default: "2" },
       keepalive: { type: "boolean", help: "Persistent connections (default: one connection per request)" },
@@ -267,6 +288,7 @@ export const command: Command = {
           format,
           query,
           target,
+          ...caOption(values),
           conns: int(values, "conns", 1, 100_000),
           keepalive: bool(values, "keepalive"),
           pipeline: optStr(values, "pipeline") !== undefined ? int(values, "pipeline", 1, 1024) : 1,

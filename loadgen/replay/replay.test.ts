@@ -6,6 +6,10 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { runReplay } from "./run.js";
 import { rawHttpServer, withTempDir } from "../test-support.js";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { makeDemoCertificates } from "../../server/transport/tls-certs.js";
 
 function urlTrace(dir: string, paths: string[]): string {
   const p = join(dir, "urls.txt");
@@ -212,11 +216,41 @@ test("an abort signal stops issuing; a wrong status fails verification against t
   });
 });
 
+test("an https:// target: every request over TLS, keep-alive, trusting the CA given; an untrusted one is an error, not a response", async () => {
+  await withTempDir(async (dir) => {
+    const certs = await makeDemoCertificates(join(dir, "tls"), { ips: ["127.0.0.1"], names: [] });
+    let connections = 0;
+    const server = https.createServer(
+      { cert: readFileSync(certs.cert), key: readFileSync(certs.key), minVersion: "TLSv1.3" },
+      (req, res) => {
+        res.setHeader("content-length", "2");
+        res.end("ok");
+      },
+    );
+    server.on("secureConnection", () => connections++);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const target = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const trace = urlTrace(dir, ["/a", "/b", "/c", "/d"]);
+      const ca = readFileSync(certs.caCert, "utf8");
+      const r = await runReplay({ trace, target, ca, conns: 2, keepalive: true, requests: 40 });
+      assert.deepEqual([r.requests, r.ok, r.errors], [40, 40, 0]);
+      assert.equal(connections, 2, "two keep-alive TLS connections");
+      const untrusted = await runReplay({ trace, target, requests: 2, timeoutMs: 5000 });
+      assert.equal(untrusted.ok, 0);
+      assert.equal(untrusted.errors, 2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
+
 test("bad options are refused before anything runs", async () => {
   await withTempDir(async (dir) => {
     const trace = urlTrace(dir, ["/a"]);
     await assert.rejects(runReplay({ trace, target: "http://127.0.0.1:1", pipeline: 4 }), /needs keep-alive/);
-    await assert.rejects(runReplay({ trace, target: "https://127.0.0.1:1" }), /only http/);
+    await assert.rejects(runReplay({ trace, target: "ftp://127.0.0.1:1" }), /only http/);
     await assert.rejects(runReplay({ trace, target: "nonsense" }), /not a URL/);
     await assert.rejects(runReplay({ trace, target: "http://127.0.0.1:1", conns: 0 }), /conns must be/);
     const cgiOnly = join(dir, "cgi.log");

@@ -61,7 +61,10 @@ test("replaySettings: defaults, the target split into origin and path prefix, th
     pacing: { kind: "closed" },
     origin: "http://127.0.0.1:8080",
     pathPrefix: "/base",
+    tls: null,
   });
+  assert.deepEqual(settings({ target: "https://198.18.100.1", ca: "PEM" }).tls, { ca: "PEM" });
+  assert.deepEqual(settings({ target: "https://198.18.100.1" }).tls, {}, "the system's CAs");
 });
 
 test("replaySettings: a rate gives a constant or seeded Poisson schedule with the default backlog bound", () => {
@@ -91,7 +94,8 @@ test("replaySettings: refuses bad options with the message that names the option
   refuses({ seed: 3 }, /a schedule or seed needs a rate/);
   refuses({ maxBacklog: 10 }, /a backlog bound needs a rate or a speed/);
   refuses({ rate: 5, maxBacklog: 0 }, /^max backlog must be a whole number >= 1, got 0$/);
-  refuses({ target: "ftp://x" }, /only http:\/\/ is supported/);
+  refuses({ target: "ftp://x" }, /only http:\/\/ and https:\/\/ are supported/);
+  refuses({ target: "http://x", ca: "PEM" }, /a CA \(--ca\) is for an https:\/\/ target/);
   // The options are checked in order: the first bad one is reported.
   refuses({ clients: 0, target: "nonsense" }, /^clients/);
 });

@@ -55,8 +55,10 @@ export interface ReplayOptions {
   plan?: ReplayPlan;
   format?: FormatOption;
   query?: QueryPolicy;
-  /** Base URL of the server: "http://127.0.0.1:8080" (a path prefix is allowed). */
+  /** Base URL of the server: "http://127.0.0.1:8080" or https://... (a path prefix is allowed). */
   target: string;
+  /** For an https:// target: a CA certificate (PEM text) to trust besides the system's. */
+  ca?: string;
   /** Worker threads (N) and connections per worker (M). */
   clients?: number;
   conns?: number;
@@ -227,15 +229,16 @@ function positiveInt(name: string, v: number | undefined, dflt: number): number 
   return n;
 }
 
-function parseTarget(target: string): { origin: string; pathPrefix: string } {
+function parseTarget(target: string): { origin: string; pathPrefix: string; https: boolean } {
   let u: URL;
   try {
     u = new URL(target);
   } catch {
     throw new ReplayError(`target '${target}' is not a URL (e.g. http://127.0.0.1:8080)`);
   }
-  if (u.protocol !== "http:") throw new ReplayError(`target '${target}': only http:// is supported`);
-  return { origin: u.origin, pathPrefix: u.pathname.replace(/\/+$/, "") };
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    throw new ReplayError(`target '${target}': only http:// and https:// are supported`);
+  return { origin: u.origin, pathPrefix: u.pathname.replace(/\/+$/, ""), https: u.protocol === "https:" };
 }
 
 /** How requests are paced: closed loop, a rate (--rate), or the trace's timestamps (--speed). */
@@ -287,6 +290,8 @@ export interface ReplaySettings {
   pacing: PacingSpec;
   origin: string;
   pathPrefix: string;
+  /** An https:// target: the CA to trust (PEM) besides the system's, if given. */
+  tls: { ca?: string } | null;
 }
 
 /** Checks the options (before any file is read) and fills in the defaults. */
@@ -303,9 +308,11 @@ export function replaySettings(options: ReplayOptions): ReplaySettings {
     throw new ReplayError(`duration must be > 0 seconds, got ${options.durationS}`);
   }
   const pacing = parsePacing(options);
-  const { origin, pathPrefix } = parseTarget(options.target);
+  const { origin, pathPrefix, https } = parseTarget(options.target);
+  if (options.ca !== undefined && !https) throw new ReplayError("a CA (--ca) is for an https:// target");
   const query = options.query ?? "skip";
-  return { clients, conns, pipeline, keepalive, timeoutMs, query, pacing, origin, pathPrefix };
+  const tls = https ? { ...(options.ca !== undefined ? { ca: options.ca } : {}) } : null;
+  return { clients, conns, pipeline, keepalive, timeoutMs, query, pacing, origin, pathPrefix, tls };
 }
 
 /** The plan given, or the trace read into one. */
@@ -421,6 +428,7 @@ export function replayWorkerInits(
     return {
       origin: settings.origin,
       pathPrefix: settings.pathPrefix,
+      tls: settings.tls,
       slots,
       totalSlots: clients * conns,
       entries: shared,

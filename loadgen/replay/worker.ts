@@ -35,6 +35,8 @@ export interface WorkerInit {
   origin: string;
   /** Prefix from the target URL's path ("" for "http://host:port"). */
   pathPrefix: string;
+  /** An https:// origin: the CA (PEM) to trust besides the system's. */
+  tls: { ca?: string } | null;
   /** Global connection slot numbers this worker owns. */
   slots: number[];
   totalSlots: number;
@@ -262,7 +264,7 @@ class Slot {
 
   constructor(slotNumber: number) {
     this.next = slotNumber;
-    const connector = buildConnector({ timeout: init.timeoutMs });
+    const connector = buildConnector({ timeout: init.timeoutMs, ...(init.tls ?? {}) });
     this.client = new Client(init.origin, {
       pipelining: this.depth,
       connect: (options, callback) => {
