@@ -62,12 +62,18 @@ interface ReplayJson {
 }
 
 /** Runs `sc-cluster loadgen` in the client namespace and returns its JSON result. */
-async function replay(c: Cluster, trace: string, manifest: string, args: string[]): Promise<ReplayJson> {
+async function replay(
+  c: Cluster,
+  trace: string,
+  manifest: string,
+  args: string[],
+  target = c.vipUrl,
+): Promise<ReplayJson> {
   const out = join(c.logDir, `replay-${Date.now()}.json`);
   const r = await c.testbed.exec(
     "client",
     process.execPath,
-    [CLI, "loadgen", "--trace", trace, "--target", c.vipUrl, "--verify", manifest, "--json", out, ...args],
+    [CLI, "loadgen", "--trace", trace, "--target", target, "--verify", manifest, "--json", out, ...args],
     { timeoutMs: 120_000, check: false },
   );
   const { readFile } = await import("node:fs/promises");
@@ -273,6 +279,31 @@ for (const loss of [1, 5]) {
           }
           assert.ok(delegated >= 40, `FINs delegated to clones: ${delegated}`);
           assert.ok((await sumMetric(c, "sc_clones_sent_total")) > 100);
+
+          // The same over HTTPS (TLS 1.3 sessions cloned with the connections, docs/tls.md):
+          // keep-alive, then a connection per request (the clone sends close_notify and FIN).
+          const tls = c.tls!;
+          const tlsBefore = await sumMetric(c, "sc_tls_clones_total");
+          for (const args of [
+            ["--conns", "8", "--keepalive", "--requests", "301"],
+            ["--conns", "4", "--requests", "120"],
+          ]) {
+            const t = await replay(
+              c,
+              site.trace,
+              site.manifest,
+              ["--clients", "1", ...args, "--timeout", "20000", "--ca", tls.caCert],
+              tls.url,
+            );
+            assert.deepEqual(
+              [t.ok, t.verify_failures, t.errors],
+              [t.requests, 0, 0],
+              `https ${args.join(" ")}`,
+            );
+          }
+          const tlsClones = (await sumMetric(c, "sc_tls_clones_total")) - tlsBefore;
+          // Counted on both sides (sent on the original, received on the clone's node).
+          assert.ok(tlsClones >= 2 * 150, `TLS clones: ${tlsClones / 2}`);
         },
       );
     } finally {
@@ -281,79 +312,84 @@ for (const loss of [1, 5]) {
   });
 }
 
-test("sc: the clone's node dies mid-response: the client gets the whole document (range resume)", async () => {
-  const size = 20_000_000;
-  const site = await makeSite(4, size);
-  try {
-    await withCluster(
-      {
-        prefix: testPrefix("sck"),
-        nodes: 4,
-        mode: "sc",
-        site: site.root,
-        scheduler: "rr",
-        rate: "100mbit",
-      },
-      async (c) => {
-        const home = mapper.lookup("/big.bin")!;
-        const homeProc = c.process(home);
-        const want = documentSha256("/big.bin", size);
-        const out = join(c.logDir, "big.out");
-        let killed = false;
-        for (let attempt = 0; attempt < 8 && !killed; attempt++) {
-          const curl = c.testbed.spawn(
-            "client",
-            "curl",
-            ["-s", "-m", "60", "-o", out, "-w", "%{http_code} %{size_download}", `${c.vipUrl}big.bin`],
-            { stdio: ["ignore", "pipe", "pipe"] },
-          );
-          let stdout = "";
-          curl.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
-          const exited = new Promise<number | null>((r) => curl.once("exit", (code) => r(code)));
-          let done = false;
-          void exited.then(() => (done = true));
-          // Wait until the clone on the home node is sending (or the transfer ends: the
-          // connection landed on the home node itself, which serves without cloning).
-          while (!done) {
-            const s = (await statsAt(c, homeProc.admin)) as {
-              sc: { clonesActive: number };
-            };
-            if (s.sc.clonesActive > 0) {
-              await new Promise((r) => setTimeout(r, 300)); // some MB are on their way
-              process.kill(homeProc.pid, "SIGKILL");
-              killed = true;
-              break;
+for (const scheme of ["http", "https"] as const) {
+  test(`sc: the clone's node dies mid-response: the client gets the whole document (range resume, ${scheme})`, async () => {
+    const size = 20_000_000;
+    const site = await makeSite(4, size);
+    try {
+      await withCluster(
+        {
+          prefix: testPrefix(scheme === "http" ? "sck" : "sks"),
+          nodes: 4,
+          mode: "sc",
+          site: site.root,
+          scheduler: "rr",
+          rate: "100mbit",
+        },
+        async (c) => {
+          const home = mapper.lookup("/big.bin")!;
+          const homeProc = c.process(home);
+          const want = documentSha256("/big.bin", size);
+          const out = join(c.logDir, "big.out");
+          // Over HTTPS the original re-seals the rest of the response from inside a TLS record.
+          const url = scheme === "http" ? `${c.vipUrl}big.bin` : `${c.tls!.url}big.bin`;
+          const tlsArgs = scheme === "http" ? [] : ["--tlsv1.3", "--cacert", c.tls!.caCert];
+          let killed = false;
+          for (let attempt = 0; attempt < 8 && !killed; attempt++) {
+            const curl = c.testbed.spawn(
+              "client",
+              "curl",
+              ["-s", "-m", "60", ...tlsArgs, "-o", out, "-w", "%{http_code} %{size_download}", url],
+              { stdio: ["ignore", "pipe", "pipe"] },
+            );
+            let stdout = "";
+            curl.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
+            const exited = new Promise<number | null>((r) => curl.once("exit", (code) => r(code)));
+            let done = false;
+            void exited.then(() => (done = true));
+            // Wait until the clone on the home node is sending (or the transfer ends: the
+            // connection landed on the home node itself, which serves without cloning).
+            while (!done) {
+              const s = (await statsAt(c, homeProc.admin)) as {
+                sc: { clonesActive: number };
+              };
+              if (s.sc.clonesActive > 0) {
+                await new Promise((r) => setTimeout(r, 300)); // some MB are on their way
+                process.kill(homeProc.pid, "SIGKILL");
+                killed = true;
+                break;
+              }
+              await new Promise((r) => setTimeout(r, 50));
             }
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          const code = await exited;
-          if (!killed) continue;
-          // curl 0: the whole document arrived; 56: a clean reset. Anything else fails.
-          if (code === 0) {
-            const { createHash } = await import("node:crypto");
-            const { readFile } = await import("node:fs/promises");
-            const got = createHash("sha256")
-              .update(await readFile(out))
-              .digest("hex");
-            assert.equal(got, want, "the resumed document must be byte-exact");
-            assert.match(stdout, new RegExp(`^200 ${size}`));
-            let resumed = 0;
-            for (const n of c.nodes) {
-              if (n === home) continue;
-              const m = /^sc_clone_failures_total\{[^}]*reason="resumed"[^}]*\} (\S+)$/m.exec(
-                await c.metrics(n),
-              );
-              resumed += m ? Number(m[1]) : 0;
+            const code = await exited;
+            if (!killed) continue;
+            // curl 0: the whole document arrived; 56: a clean reset. Anything else fails.
+            if (code === 0) {
+              const { createHash } = await import("node:crypto");
+              const { readFile } = await import("node:fs/promises");
+              const got = createHash("sha256")
+                .update(await readFile(out))
+                .digest("hex");
+              assert.equal(got, want, "the resumed document must be byte-exact");
+              assert.match(stdout, new RegExp(`^200 ${size}`));
+              let resumed = 0;
+              for (const n of c.nodes) {
+                if (n === home) continue;
+                const m = /^sc_clone_failures_total\{[^}]*reason="resumed"[^}]*\} (\S+)$/m.exec(
+                  await c.metrics(n),
+                );
+                resumed += m ? Number(m[1]) : 0;
+              }
+              assert.ok(resumed >= 1, "an original node resumed the response");
+            } else {
+              assert.equal(code, 56, `curl ended with ${code}: neither the whole document nor a clean reset`);
             }
-            assert.ok(resumed >= 1, "an original node resumed the response");
-          } else {
-            assert.equal(code, 56, `curl ended with ${code}: neither the whole document nor a clean reset`);
           }
-        }
-        assert.ok(killed, "no transfer was cloned to the home node in 8 attempts");
-      },
-    );
-  } finally {
-    await rm(site.dir, { recursive: true, force: true });
-  }
-});
+          assert.ok(killed, "no transfer was cloned to the home node in 8 attempts");
+        },
+      );
+    } finally {
+      await rm(site.dir, { recursive: true, force: true });
+    }
+  });
+}
