@@ -2,7 +2,7 @@
 // loopback (each end on its own 127/8 address, so the source-address check is real).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CloneStatus, ScDecodeError, ScType, SC_MAX_MESSAGE, encodeScMessage } from "../clone/message.js";
+import { CloneStatus, ScDecodeError, ScType, SC_MAX_MESSAGE, SC_VERSION, encodeScMessage } from "../clone/message.js";
 import type { LinkKey } from "../auth/link.js";
 import { freePort } from "../clone/testing.js";
 import {
@@ -34,7 +34,7 @@ test("HANDOFF, HANDOFF-ACK and END round-trip; the header is the SC one", () => 
   const m = handoff();
   const b = encodeHandoffMessage(m);
   assert.equal(b.length, handoffMessageLength(96, 52, m.data.length));
-  assert.deepEqual([b[0], b[1], b[2], b[3]], [0x53, 0x43, 4, 9]);
+  assert.deepEqual([b[0], b[1], b[2], b[3]], [0x53, 0x43, SC_VERSION, 9]);
   assert.deepEqual(decodeHandoffMessage(b), m);
   const ack = { type: HandoffType.HandoffAck, handoffId: 7, status: CloneStatus.Busy } as const;
   assert.deepEqual(decodeHandoffMessage(encodeHandoffMessage(ack)), ack);
