@@ -41,9 +41,10 @@ packages=(iproute2 nftables procps iputils-ping g++ make python3 openssl)
 if [ "$level" != runtime ]; then
   # npm test: real clients (curl, ab, wrk), nginx as a replay target (loadgen's open-loop
   # test), reference packets (python3-scapy), the client's capture in the FIN-delegation test
-  # (tcpdump), Chromium for the dashboard and static-site browser tests (and the benchmark
-  # plots), keepalived to check deploy/'s configuration (keepalived -t).
-  packages+=(curl apache2-utils wrk nginx python3-scapy tcpdump chromium keepalived)
+  # (tcpdump), Chromium for the dashboard, static-site and HTTPS browser tests (and the
+  # benchmark plots), certutil to make Chromium trust the demo CA (libnss3-tools), keepalived
+  # to check deploy/'s configuration (keepalived -t).
+  packages+=(curl apache2-utils wrk nginx python3-scapy tcpdump chromium libnss3-tools keepalived)
 fi
 if [ "$level" = bench ]; then
   # sc-cluster bench: the L7 peer; packet tools for looking at a run.
