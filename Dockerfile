@@ -34,13 +34,14 @@ RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && find dist -name '*.test.js' -delete -o -name '*.test.js.map' -delete -o -name '*.fixture.js*' -delete
 
-# ---- runtime: node + iproute2 (TUN, routes) + curl (health checks, the client) -------------
+# ---- runtime: node + iproute2 (TUN, routes) + curl (health checks, the client) + openssl ----
+# (the demo HTTPS certificate: sc-cluster certs)
 FROM ${BASE}
 LABEL org.sc-cluster.stage=runtime \
       org.opencontainers.image.title=sc-cluster \
       org.opencontainers.image.description="Socket Cloning cluster web server: origin, dispatcher, node, client roles"
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 curl \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 curl openssl \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && (getent passwd sc >/dev/null || useradd --system --create-home --home-dir /home/sc --shell /usr/sbin/nologin sc) \
  && mkdir -p /site \

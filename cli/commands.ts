@@ -54,6 +54,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "Make a new cluster secret for --secret-file",
     load: async () => (await import("./secret.js")).command,
   },
+  certs: {
+    summary: "Make a demo CA and a server certificate for HTTPS on the VIP (openssl)",
+    load: async () => (await import("./certs.js")).command,
+  },
   bench: {
     summary: "Reproduce the paper's Figures 8 (micro) and 9 (trace) on the testbed against nginx and haproxy",
     load: async () => (await import("./bench.js")).command,

@@ -30,6 +30,9 @@ const NODE_ADMIN_PORT = 9080; // the node's own default and `sc-cluster up`'s
 const DISPATCHER_ADMIN_PORT = 9100;
 
 const nodeAddress = (k) => `198.18.0.${10 + k}`;
+// HTTPS: the demo CA and the VIP's certificate, made by the first TUN host to start
+// (docker/entrypoint.sh, `sc-cluster certs`) in the "tls" volume; the client trusts ca.crt.
+const TLS_DIR = "/run/sc-tls/demo";
 
 // The node's command line. `--stack user` is the cluster proper: the node's own TCP stack on
 // its TUN takes client packets in GUE (UDP 6080) from the dispatcher and answers with the VIP
@@ -70,6 +73,10 @@ function nodeCommand(k, n, { stack, mode }) {
     "--mode",
     mode,
     ...peers,
+    "--tls-cert",
+    `${TLS_DIR}/server.crt`,
+    "--tls-key",
+    `${TLS_DIR}/server.key`,
   ];
 }
 
@@ -87,6 +94,8 @@ function dispatcherCommand(n) {
     DISPATCHER,
     "--admin",
     `${DISPATCHER}:${DISPATCHER_ADMIN_PORT}`,
+    "--port",
+    "80,443",
     ...nodes,
   ];
 }
@@ -132,6 +141,7 @@ export function generate({ nodes = 4, stack = "user", mode = DEFAULT_MODE } = {}
 # every setting; quick start (no registry: see "Local base image" there first):
 #   docker-compose up -d --build
 #   docker-compose exec client curl -sS http://${ORIGIN}:${ORIGIN_PORT}/
+#   docker-compose exec client curl -sS --cacert ${TLS_DIR}/ca.crt https://${VIP}/
 # Written for docker-compose v1 (Debian's 1.29) and docker compose v2 alike.
 version: "2.4"
 
@@ -153,7 +163,8 @@ x-image: &image
 # the "default" values. IPv6 off: no link-local chatter into the TUN.
 # They also share the cluster secret (SC links, admin token): the first of them to start
 # writes a random one into the "secret" volume (docker/entrypoint.sh); set SC_CLUSTER_SECRET
-# in the environment of docker-compose to choose it yourself.
+# in the environment of docker-compose to choose it yourself. Likewise the demo CA and the
+# VIP's HTTPS certificate in the "tls" volume (the CA's key is not kept).
 x-tun-host: &tun-host
   cap_add: [NET_ADMIN]
   devices: ["/dev/net/tun:/dev/net/tun"]
@@ -161,6 +172,7 @@ x-tun-host: &tun-host
     SC_CLUSTER_SECRET: \${SC_CLUSTER_SECRET:-}
   volumes:
     - secret:/run/sc-secret
+    - tls:/run/sc-tls
   sysctls: &tun-sysctls
     net.ipv4.ip_forward: 1
     net.ipv4.conf.all.rp_filter: 0
@@ -224,6 +236,7 @@ ${address(ip)}${healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "-m", "2"
       net.ipv4.conf.default.rp_filter: 0
     volumes:
       - site:/site:ro
+      - tls:/run/sc-tls:ro
     depends_on:
       origin:
         condition: service_healthy
@@ -247,6 +260,7 @@ networks:
 volumes:
   site:
   secret:
+  tls:
 `;
   return y;
 }

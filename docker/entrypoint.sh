@@ -22,6 +22,9 @@
 #                            $SC_SECRET_DIR/cluster.secret is used, made by the first
 #                            container of the cluster that starts (a shared volume)
 #   SC_SECRET_DIR=/run/sc-secret
+#   SC_TLS_DIR=/run/sc-tls   node: if it is a directory (a shared volume) without demo/ yet,
+#                            the first node to start makes the demo CA and the VIP's
+#                            certificate there (`sc-cluster certs`; the CA's key is not kept)
 #
 # What each role needs from docker (docs/docker.md):
 #   dispatcher, node: cap NET_ADMIN, device /dev/net/tun, sysctls net.ipv4.ip_forward=1,
@@ -39,6 +42,7 @@ SC_VIA="${SC_VIA:-198.18.0.1}"
 SC_SITE="${SC_SITE:-/site}"
 SC_USER="${SC_USER:-sc}"
 SC_SECRET_DIR="${SC_SECRET_DIR:-/run/sc-secret}"
+SC_TLS_DIR="${SC_TLS_DIR:-/run/sc-tls}"
 
 log() { echo "sc-entrypoint: $*" >&2; }
 die() {
@@ -119,6 +123,22 @@ cluster_secret() {
   export SC_CLUSTER_SECRET_FILE="$file"
 }
 
+# The demo HTTPS certificate in the shared volume, made once: each node that finds none makes
+# one in a directory of its own and renames it into place; rename(2) of a directory onto a
+# non-empty one fails, so the first wins and the others drop theirs. ca.crt is for clients.
+demo_tls() {
+  [ -d "$SC_TLS_DIR" ] || return 0
+  dir="$SC_TLS_DIR/demo"
+  [ -f "$dir/server.crt" ] && return 0
+  tmp="$SC_TLS_DIR/.new.$$"
+  rm -rf "$tmp"
+  sc-cluster certs --out "$tmp" --ip "$SC_VIP" --name localhost --no-ca-key >/dev/null ||
+    die "cannot make the demo HTTPS certificate in $SC_TLS_DIR (sc-cluster certs)"
+  [ "$SC_USER" = root ] || chown -R "$SC_USER:$SC_USER" "$tmp"
+  chmod 0755 "$tmp" && chmod 0644 "$tmp/ca.crt" "$tmp/server.crt"
+  if mv -T "$tmp" "$dir" 2>/dev/null; then log "made the demo CA and HTTPS certificate in $dir"; else rm -rf "$tmp"; fi
+}
+
 # Runs "$@" as $SC_USER with no capabilities at all (nothing to inherit, empty bounding set).
 run_as_user() {
   if [ "$SC_USER" = root ] || [ "$(id -u)" != 0 ]; then exec "$@"; fi
@@ -164,6 +184,7 @@ case "$role" in
     make_tun
     require_forwarding
     cluster_secret
+    demo_tls
     run_as_user sc-cluster node "$@"
     ;;
   client)
@@ -180,7 +201,7 @@ case "$role" in
     run_as_user "$@"
     ;;
   help | -h | --help)
-    sed -n "2,32p" "$0" | sed 's/^# \{0,1\}//'
+    sed -n "2,35p" "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)

@@ -17,7 +17,8 @@
 #  --stack user (the default): a verified trace replay from the client through the VIP
 #    (client -> dispatcher TUN -> GUE -> node's own TCP stack -> direct return), spread over
 #    the nodes; with --mode sc also clones counted on the nodes (sc_clones_sent_total and
-#    sc_clones_received_total);
+#    sc_clones_received_total); HTTPS through the VIP trusting the demo CA the first node made
+#    (curl, and a verified replay), with --mode sc TLS sessions cloned (sc_tls_clones_total);
 #  --stack kernel: verified replays against each node's own address, and the VIP path up to
 #    the dispatcher (a client connection to the VIP scheduled and forwarded in GUE).
 #
@@ -264,21 +265,22 @@ sha="$(ex client sh -c "curl -fsS -m 10 http://198.18.0.2:8000$url | sha256sum")
 [ "${sha%% *}" = "${doc##* }" ] || fail "curl origin$url: sha256 ${sha%% *}, manifest says ${doc##* }"
 ok "client curl http://198.18.0.2:8000$url matches the manifest"
 
-replay() { # replay TARGET REQUESTS: verified trace replay from the client container
-  local out
-  EX_TIMEOUT=180 ex client sc-cluster loadgen --trace /site/trace.log --target "$1" \
-    --verify /site/manifest.jsonl --requests "$2" --clients 1 --conns 8 --keepalive --timeout 5000 \
-    --json /tmp/replay.json >/dev/null 2>&1 || {
+replay() { # replay TARGET REQUESTS [LOADGEN ARGS...]: verified trace replay from the client container
+  local out target="$1" count="$2"
+  shift 2
+  EX_TIMEOUT=180 ex client sc-cluster loadgen --trace /site/trace.log --target "$target" \
+    --verify /site/manifest.jsonl --requests "$count" --clients 1 --conns 8 --keepalive --timeout 5000 \
+    --json /tmp/replay.json "$@" >/dev/null 2>&1 || {
     ex client cat /tmp/replay.json >&2 2>/dev/null || true
-    fail "verified replay against $1 failed"
+    fail "verified replay against $target failed"
   }
   # shellcheck disable=SC2016 # JavaScript template literal, not a shell expansion
   out="$(ex client node -e '
     const r = JSON.parse(require("fs").readFileSync("/tmp/replay.json", "utf8"));
     const line = `${r.requests} requests, ${r.ok} ok, ${r.errors} errors, ${r.verify_failures} verify failures, ${r.rps} req/s`;
     console.log(line);
-    process.exitCode = r.requests === Number(process.argv[1]) && r.ok === r.requests && r.verify_failures === 0 ? 0 : 1;' "$2")" ||
-    fail "replay against $1: $out"
+    process.exitCode = r.requests === Number(process.argv[1]) && r.ok === r.requests && r.verify_failures === 0 ? 0 : 1;' "$count")" ||
+    fail "replay against $target: $out"
   echo "$out"
 }
 out="$(replay http://198.18.0.2:8000 "$requests")" # an assignment: a failed replay stops the test
@@ -342,6 +344,23 @@ else
     ok "clones counted on the nodes: sent $sent, received $received"
   else
     skip "(nodes run --mode $mode; needs --mode sc): clone counters"
+  fi
+  # HTTPS on the VIP with the demo certificate a node made in the shared volume.
+  ca=/run/sc-tls/demo/ca.crt
+  sha="$(ex client sh -c "curl -fsS -m 10 --tlsv1.3 --cacert $ca https://$vip$url | sha256sum")"
+  [ "${sha%% *}" = "${doc##* }" ] || fail "curl https://$vip$url: sha256 ${sha%% *}, manifest says ${doc##* }"
+  ok "client curl --cacert $ca https://$vip$url matches the manifest (TLS 1.3, the demo CA verified)"
+  out="$(replay "https://$vip" "$requests" --ca "$ca")"
+  ok "replay through the VIP over HTTPS: $out"
+  if [ "$mode" = sc ]; then
+    cloned=0
+    for k in $(seq 1 "$nodes"); do
+      c="$(ex "node$k" curl -fsS -m 5 "http://198.18.0.$((10 + k)):9080/metrics" |
+        awk '$1 == "sc_tls_clones_total{side=\"sent\"}" { s += $2 } END { printf "%d\n", s }')"
+      cloned=$((cloned + c))
+    done
+    [ "$cloned" -gt 0 ] || fail "no TLS session cloned (sc_tls_clones_total{side=\"sent\"} is 0 on every node)"
+    ok "TLS sessions cloned with their requests: $cloned"
   fi
 fi
 phase "checks" "$((SECONDS - t))"
