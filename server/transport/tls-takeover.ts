@@ -17,7 +17,7 @@ import {
   type Direction,
 } from "../../sc/tls/record.js";
 import { cipherSuite, type CipherSuite } from "../../sc/tls/suites.js";
-import { TlsSession } from "../../sc/tls/session.js";
+import { TlsSession, type SessionOptions } from "../../sc/tls/session.js";
 
 /** Why a take-over did not happen (the connection is reset). */
 export const TAKEOVER_FAILURES = [
@@ -204,7 +204,9 @@ export class TlsTakeover {
    * write side after every server record (the tickets included). Plus the application bytes
    * the client already sent. A TakeoverFailure if anything is not accounted for.
    */
-  session(): { session: TlsSession; early: Buffer; ticketsSeen: number } | TakeoverFailure {
+  session(
+    opts: SessionOptions = {},
+  ): { session: TlsSession; early: Buffer; ticketsSeen: number } | TakeoverFailure {
     const suite = this.suiteValue;
     if (suite === undefined) return "unsupported_suite";
     const c = this.fromClient;
@@ -213,11 +215,14 @@ export class TlsTakeover {
     if (c.app === null || s.app === null || !this.secrets.has("CLIENT_TRAFFIC_SECRET_0")) return "no_secrets";
     // OpenSSL writes whole records; the client's last record may still be arriving.
     if (c.waitingRecords > 0 || s.waitingRecords > 0 || s.partial > 0) return "bad_record";
-    const session = new TlsSession({
-      suite,
-      read: { secret: this.secrets.get("CLIENT_TRAFFIC_SECRET_0")!, seq: c.app.seq },
-      write: { secret: this.secrets.get("SERVER_TRAFFIC_SECRET_0")!, seq: s.app.seq },
-    });
+    const session = new TlsSession(
+      {
+        suite,
+        read: { secret: this.secrets.get("CLIENT_TRAFFIC_SECRET_0")!, seq: c.app.seq },
+        write: { secret: this.secrets.get("SERVER_TRAFFIC_SECRET_0")!, seq: s.app.seq },
+      },
+      opts,
+    );
     // An incomplete record yields no event yet: its bytes only move to the session's framer.
     const rest = session.receive(c.takePartial());
     if (rest.length > 0) return "bad_record";

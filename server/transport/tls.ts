@@ -11,6 +11,8 @@ import { Counter, type Registry } from "prom-client";
 import type { Conn, ConnListener } from "./conn.js";
 import { UserError } from "../../common/errors.js";
 import { TAKEOVER_FAILURES, TlsRecordConn, TlsTakeover, type TakeoverFailure } from "./tls-takeover.js";
+import { TcpSocket } from "../../sc/tcp/socket.js";
+import { fragmentForMss } from "../../sc/tls/sealed-stream.js";
 
 export interface TlsFiles {
   /** PEM certificate chain (leaf first). */
@@ -290,7 +292,10 @@ export class TlsTermination {
         conn.destroy();
       };
       if (conn.destroyed) return fail("closed");
-      const s = tap.session();
+      // Records that fill whole segments (as a clone's: sc/tls/sealed-stream.ts), on our stack.
+      const s = tap.session(
+        conn instanceof TcpSocket ? { maxFragment: fragmentForMss(conn.conn.snd.mss) } : {},
+      );
       if (typeof s === "string") return fail(s);
       duplex.detach();
       secure.destroy(); // no close_notify: the session goes on in our record layer
