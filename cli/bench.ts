@@ -128,6 +128,10 @@ const MICRO: CommandSpec = {
       type: "boolean",
       help: "Keep connections open (default: a new connection per request, as ApacheBench)",
     },
+    tls: {
+      type: "boolean",
+      help: "HTTPS (TLS 1.3): clients to the nodes' port 443 (SC clones the sessions) or to the proxy terminating TLS; not with lard",
+    },
     urls: {
       type: "string",
       value: "N",
@@ -430,6 +434,11 @@ async function micro(argv: string[]): Promise<number> {
     ...wordList(values, "mechanisms", MECHANISMS).filter((m) => m !== "plain"),
   ];
   const out = str(values, "out");
+  const tls = bool(values, "tls");
+  if (tls && mechanisms.includes("lard"))
+    throw new UsageError(
+      "bench micro: --tls does not go with lard (its front-end parses requests in the clear)",
+    );
   const result = await withRun((workDir, signal) =>
     runMicro({
       sizes: numberList(values, "sizes", 1, 64_000_000),
@@ -447,6 +456,7 @@ async function micro(argv: string[]): Promise<number> {
       clients: int(values, "clients", 1, 16),
       conns: int(values, "conns", 1, 1000),
       keepalive: bool(values, "keepalive"),
+      tls,
       urls: int(values, "urls", 1, 100_000),
       cacheBytes: str(values, "cache-bytes"),
       proxyWorkers: int(values, "proxy-workers", 1, 64),

@@ -41,7 +41,7 @@ import {
   type ProcessRecord,
 } from "./processes.js";
 import { readRecord, writeRecord, type ClusterRecord } from "./state.js";
-import { DEFAULT_PREFIX, VIP, validatePrefix } from "../testbed/topology.js";
+import { DEFAULT_PREFIX, DISPATCHER_IP, VIP, validatePrefix } from "../testbed/topology.js";
 import { UserError } from "../common/errors.js";
 
 export interface StartOptions extends ClusterOptions {
@@ -456,7 +456,9 @@ class Launch {
     await writeFile(plan.secretFile, `${generateSecretText()}\n`, { mode: 0o600 });
     await chmod(plan.secretFile, 0o600);
     // HTTPS: a fresh CA and VIP certificate per start (like the secret); clients trust tls/ca.crt.
-    if (plan.tls) await makeDemoCertificates(plan.tls.dir, { ips: [VIP], names: ["localhost"] });
+    // The dispatcher's address too: a benchmark's TLS-terminating proxy listens there (bench micro --tls).
+    if (plan.tls)
+      await makeDemoCertificates(plan.tls.dir, { ips: [VIP, DISPATCHER_IP], names: ["localhost"] });
     for (const p of plan.processes) await rm(p.log, { force: true });
     await writeRecord(this.record);
   }
@@ -724,6 +726,10 @@ export class Cluster {
   /** HTTPS on the VIP: its URL and the CA certificate clients trust; null for HTTP only. */
   get tls(): { url: string; caCert: string } | null {
     return this.plan.tls ? { url: this.plan.tls.url, caCert: this.plan.tls.caCert } : null;
+  }
+  /** The demo certificate chain and key the nodes serve (e.g. for a benchmark's TLS proxy). */
+  get tlsFiles(): { cert: string; key: string } | null {
+    return this.plan.tls ? { cert: this.plan.tls.cert, key: this.plan.tls.key } : null;
   }
   get originUrl(): string {
     return this.plan.originUrl;

@@ -43,6 +43,11 @@ export interface ContenderSpec {
   hostCpu?: { root: CpuCgroupRoot; share: number };
   /** Directory for the proxy's config and log. */
   workDir: string;
+  /**
+   * Clients use HTTPS (bench micro --tls): the VIP's port 443 (TLS on the nodes, sessions
+   * cloned in mode sc), or the proxy terminating TLS with the cluster's demo certificate.
+   */
+  tls?: boolean;
   /** Where the cluster's processes log (kept after it stops); default: the cluster directory. */
   logDir?: string;
   signal?: AbortSignal;
@@ -78,6 +83,13 @@ export interface Measured {
   after: Sample[][];
   /** With --host-cpu: each host's share of the run's CFS periods in which it used up its budget. */
   throttled?: Record<string, number>;
+}
+
+/** The proxy's TLS files: the cluster's demo certificate (valid for the VIP and the dispatcher's address). */
+function proxyTls(cluster: Cluster, dir: string): { port: number; cert: string; key: string; pem: string } {
+  const files = cluster.tlsFiles;
+  if (files === null) throw new Error("bench --tls: the cluster serves no HTTPS (no demo certificate)");
+  return { port: 443, cert: files.cert, key: files.key, pem: join(dir, "tls.pem") };
 }
 
 /** A process and every descendant of it (nginx's workers under its master). */
@@ -131,6 +143,9 @@ export class Contender {
             workers: spec.proxyWorkers ?? 1,
             dir: join(spec.workDir, `${spec.prefix}${spec.proxy}`),
             upstreamKeepalive: 64,
+            ...(spec.tls
+              ? { tls: proxyTls(cluster, join(spec.workDir, `${spec.prefix}${spec.proxy}`)) }
+              : {}),
           },
           async (url) => (await cluster.get(`${url}/`, 1000)).status !== undefined,
         );
@@ -156,9 +171,15 @@ export class Contender {
     return new Contender(spec, cluster, proxy, budget);
   }
 
-  /** The URL the load generator targets: the VIP, or the proxy. */
+  /** The URL the load generator targets: the VIP, or the proxy (HTTPS with spec.tls). */
   get target(): string {
+    if (this.spec.tls) return this.proxy?.httpsUrl ?? this.cluster.tls!.url;
     return this.proxy ? this.proxy.url : `http://${this.cluster.vip}`;
+  }
+
+  /** The CA the load generator trusts over HTTPS (the cluster's demo CA), if spec.tls. */
+  get ca(): string | undefined {
+    return this.spec.tls ? this.cluster.tls!.caCert : undefined;
   }
 
   get testbed(): Testbed {
@@ -205,7 +226,7 @@ export class Contender {
       result = await runLoadgen(
         this.testbed,
         "client",
-        { ...load, target: this.target },
+        { ...load, target: this.target, ...(this.ca !== undefined ? { ca: this.ca } : {}) },
         (pid) => meter.add({ label: "loadgen", role: "loadgen", pid }),
         this.spec.signal,
       );

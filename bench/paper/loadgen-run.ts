@@ -21,6 +21,8 @@ export interface LoadOptions {
   requests?: number;
   /** Per-request timeout (connect, headers, body gaps), ms. */
   timeoutMs?: number;
+  /** An https:// target: the CA to trust (PEM file). */
+  ca?: string;
 }
 
 /** The loadgen arguments for these options (after `sc-cluster`). */
@@ -43,6 +45,7 @@ export function loadgenArgs(o: LoadOptions): string[] {
     String(o.timeoutMs ?? 10_000),
   ];
   if (o.keepalive) args.push("--keepalive");
+  if (o.ca !== undefined) args.push("--ca", o.ca);
   if (o.durationS !== undefined) args.push("--duration", String(o.durationS));
   if (o.requests !== undefined) args.push("--requests", String(o.requests));
   if (o.durationS === undefined && o.requests === undefined) throw new Error("loadgen run needs a bound");

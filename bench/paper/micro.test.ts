@@ -87,6 +87,7 @@ const OPTIONS: MicroOptions = {
   clients: 2,
   conns: 8,
   keepalive: true,
+  tls: false,
   urls: 100,
   cacheBytes: "1M",
   proxyWorkers: 1,

@@ -77,6 +77,11 @@ export interface MicroOptions {
   clients: number;
   conns: number;
   keepalive: boolean;
+  /**
+   * Clients use HTTPS (TLS 1.3): to the VIP's port 443 (the nodes terminate TLS; SC clones the
+   * sessions), or to the proxy terminating TLS with the cluster's demo certificate.
+   */
+  tls: boolean;
   /** Distinct documents per size (rounded up to a multiple of the connections). */
   urls: number;
   cacheBytes: string;
@@ -310,6 +315,7 @@ class MicroBench {
         cacheBytes: o.cacheBytes,
         site: this.site.root,
         workDir: o.workDir,
+        tls: o.tls,
         ...(o.signal ? { signal: o.signal } : {}),
       });
       this.contenders.set(mechanism, c);
@@ -466,6 +472,9 @@ export function microParams(
     clients: o.clients,
     conns: o.conns,
     keepalive: o.keepalive,
+    tls: o.tls
+      ? "HTTPS: TLS 1.3 from the load generator (verifying the cluster's demo CA) to the nodes (sc: sessions cloned) or to the proxy (terminating TLS; plain HTTP to node2)"
+      : false,
     documents_per_size: run.urlCount,
     cache_bytes: o.cacheBytes,
     nodes: 2,

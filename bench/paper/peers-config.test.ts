@@ -47,3 +47,18 @@ test("proxyConfig names the file and the foreground command line", () => {
   assert.deepEqual(proxyConfig("haproxy", CONFIG).argv, ["haproxy", "-f", "/tmp/x/haproxy.cfg", "-db"]);
   assert.equal(proxyConfig("haproxy", CONFIG).file, "/tmp/x/haproxy.cfg");
 });
+
+test("with TLS (bench micro --tls): TLS 1.3 terminated on 443 beside plain HTTP on 80, the demo certificate", () => {
+  const tls = { port: 443, cert: "/c/server.crt", key: "/c/server.key", pem: "/tmp/x/tls.pem" };
+  const n = nginxConfig({ ...CONFIG, tls });
+  assert.match(n, /listen 198\.18\.0\.1:80 backlog=4096;/);
+  assert.match(n, /listen 198\.18\.0\.1:443 ssl backlog=4096;/);
+  assert.match(n, /ssl_certificate \/c\/server\.crt;/);
+  assert.match(n, /ssl_certificate_key \/c\/server\.key;/);
+  assert.match(n, /ssl_protocols TLSv1\.3;/);
+  const h = haproxyConfig({ ...CONFIG, tls });
+  assert.match(h, /bind 198\.18\.0\.1:80\n/);
+  assert.match(h, /bind 198\.18\.0\.1:443 ssl crt \/tmp\/x\/tls\.pem ssl-min-ver TLSv1\.3\n/);
+  assert.doesNotMatch(nginxConfig(CONFIG), /ssl/);
+  assert.doesNotMatch(haproxyConfig(CONFIG), /ssl/);
+});

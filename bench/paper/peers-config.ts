@@ -16,6 +16,12 @@ export interface ProxyConfig {
   dir: string;
   /** Idle keep-alive connections kept open to each upstream (connection reuse, as splicing did). */
   upstreamKeepalive: number;
+  /**
+   * HTTPS as well (bench micro --tls): TLS 1.3 terminated on `port` with this certificate chain
+   * and key (haproxy: `pem`, the two in one file); plain HTTP stays on `listen` (the readiness
+   * probe uses it). The proxy talks plain HTTP to the nodes.
+   */
+  tls?: { port: number; cert: string; key: string; pem: string };
 }
 
 /**
@@ -52,7 +58,15 @@ ${c.upstreams.map((u) => `    server ${u.host}:${u.port} max_fails=0; # ${u.name
     keepalive_requests 1000000;
   }
   server {
-    listen ${c.listen.host}:${c.listen.port} backlog=4096;
+    listen ${c.listen.host}:${c.listen.port} backlog=4096;${
+      c.tls
+        ? `
+    listen ${c.listen.host}:${c.tls.port} ssl backlog=4096;
+    ssl_certificate ${c.tls.cert};
+    ssl_certificate_key ${c.tls.key};
+    ssl_protocols TLSv1.3;`
+        : ""
+    }
     location / {
       proxy_pass http://nodes;
       proxy_http_version 1.1;
@@ -86,7 +100,7 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend bench
-  bind ${c.listen.host}:${c.listen.port}
+  bind ${c.listen.host}:${c.listen.port}${c.tls ? `\n  bind ${c.listen.host}:${c.tls.port} ssl crt ${c.tls.pem} ssl-min-ver TLSv1.3` : ""}
   default_backend nodes
 backend nodes
   balance uri

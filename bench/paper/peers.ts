@@ -3,7 +3,7 @@
 // processes started here are ever signalled.
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync } from "node:fs";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run, VIP, nodeIp, type Testbed } from "../../testbed/index.js";
@@ -80,6 +80,8 @@ export interface RunningProxy {
   host: string;
   /** Base URL clients use. */
   url: string;
+  /** With TLS (config.tls): the HTTPS base URL. */
+  httpsUrl: string | null;
   configFile: string;
   log: string;
   stop(): Promise<void>;
@@ -101,6 +103,13 @@ export async function startProxy(
   await chmod(dir, 0o755); // nginx's workers run unprivileged and must reach their temp paths
   const { file, text, argv } = proxyConfig(kind, config);
   await writeFile(file, text);
+  // haproxy reads the chain and its key from one file.
+  if (config.tls)
+    await writeFile(
+      config.tls.pem,
+      Buffer.concat([await readFile(config.tls.cert), await readFile(config.tls.key)]),
+      { mode: 0o600 },
+    );
   const log = join(dir, `${kind}.log`);
   const out = createWriteStream(log);
   await new Promise((r) => out.once("open", r));
@@ -137,5 +146,8 @@ export async function startProxy(
     }
     await sleep(100);
   }
-  return { kind, pid, host, url, configFile: file, log, stop };
+  const httpsUrl = config.tls
+    ? `https://${config.listen.host}${config.tls.port === 443 ? "" : `:${config.tls.port}`}`
+    : null;
+  return { kind, pid, host, url, httpsUrl, configFile: file, log, stop };
 }
