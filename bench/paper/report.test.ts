@@ -129,6 +129,12 @@ test("microMarkdown: the link and CPU set-up beside every table; the one-way clo
   // Without a budget the sentence says the hosts share the cores.
   const shared = microMarkdown({ ...r, params: { ...r.params, host_cpu: "none" } });
   assert.match(shared, /CPU: every host's processes share the machine's 2 cores \(no per-host budget\)\._/);
+  // Over HTTPS (bench micro --tls) the scale line says so; over HTTP it says nothing of TLS.
+  assert.match(
+    microMarkdown({ ...r, params: { ...r.params, tls: "HTTPS: ..." } }),
+    /^Scale: .*, HTTPS: TLS 1\.3 to the nodes or the proxy\)/m,
+  );
+  assert.doesNotMatch(md, /HTTPS|TLS/);
 });
 
 function tracePoint(mode: TracePoint["mode"], nodes: number, rps: number, failed = false): TracePoint {

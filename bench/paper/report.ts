@@ -87,8 +87,8 @@ function microScale(r: MicroResult): string {
   const p = r.params;
   return (
     `2-node clusters, node links ${String(p.rate)}, ${String(p.clients)} x ${String(p.conns)} connections ` +
-    `(${p.keepalive ? "keep-alive" : "new connection per request"}), ${String(p.documents_per_size)} documents per size, ` +
-    `median of ${String(p.runs)} runs x ${String(p.duration_s)} s`
+    `(${p.keepalive ? "keep-alive" : "new connection per request"}${p.tls ? ", HTTPS: TLS 1.3 to the nodes or the proxy" : ""}), ` +
+    `${String(p.documents_per_size)} documents per size, median of ${String(p.runs)} runs x ${String(p.duration_s)} s`
   );
 }
 
