@@ -215,6 +215,32 @@ test("TLS sessions clone: documents homed on node2, asked of node1 on one keep-a
   }
 });
 
+test("wrk and ab over HTTPS with keep-alive: no error, no wrong length, TLS sessions cloned", async () => {
+  const url = `https://${VIP}/${CLONED[1]}`;
+  const size = DOCS[CLONED[1]!]!.length;
+  const before = (await scStats("node1")).tls.clonesSent;
+  // wrk: 4 keep-alive connections for 3 s (2 reach node1, whose requests are cloned).
+  const w = await cluster.testbed.exec("client", "wrk", ["-t1", "-c4", "-d3s", "--timeout", "10s", url], {
+    check: false,
+    timeoutMs: 30_000,
+  });
+  assert.equal(w.code, 0, w.stderr);
+  assert.doesNotMatch(w.stdout, /Socket errors|Non-2xx/, w.stdout);
+  const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1] ?? 0);
+  assert.ok(requests > 20, w.stdout);
+  // ab: keep-alive (-k), every response's length checked against the first one's.
+  const a = await cluster.testbed.exec("client", "ab", ["-k", "-n", "200", "-c", "4", url], {
+    check: false,
+    timeoutMs: 60_000,
+  });
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stdout, /Complete requests:\s+200\b/);
+  assert.match(a.stdout, /Failed requests:\s+0\b/);
+  assert.match(a.stdout, new RegExp(`Document Length:\\s+${size} bytes`));
+  assert.match(a.stdout, /Keep-Alive requests:\s+200\b/);
+  assert.ok((await scStats("node1")).tls.clonesSent - before >= 50, "node1 cloned its share");
+});
+
 test("TLS 1.2 clients are served and counted apart from 1.3", async () => {
   const tls = cluster.tls!;
   const before = await handshakes();
