@@ -162,6 +162,22 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
         assert.ok(marked >= 4 * 2, `SC sockets marked: ${marked}`);
         assert.equal(await sumMetric(c, "sc_traffic_marking_failures_total"), 0);
 
+        // 10,000 requests over HTTPS, keep-alive: ~3/4 cloned with their TLS sessions, every
+        // response verified, no error at the client (a TLS alert would be one).
+        const tls = c.tls!;
+        const tlsBefore = await sumMetric(c, "sc_tls_clones_total");
+        const t = await replay(
+          c,
+          site.trace,
+          site.manifest,
+          ["--clients", "1", "--conns", "8", "--keepalive", "--requests", "10000", "--ca", tls.caCert],
+          tls.url,
+        );
+        assert.deepEqual([t.ok, t.verify_failures, t.errors], [10_000, 0, 0]);
+        const tlsCloned = ((await sumMetric(c, "sc_tls_clones_total")) - tlsBefore) / 2; // sent + received
+        assert.ok(tlsCloned >= 6500 && tlsCloned <= 8500, `TLS clones: ${tlsCloned}`);
+        assert.equal(await sumMetric(c, "sc_clone_failures_total"), 0);
+
         // Pipelined: 8 requests on one connection, homes on all four nodes.
         const pipe = await writeTrace(site.dir, "pipe.log", pipelinePaths(site.paths));
         for (let round = 0; round < 3; round++) {
