@@ -215,6 +215,39 @@ test("TLS sessions clone: documents homed on node2, asked of node1 on one keep-a
   }
 });
 
+test("openssl s_client fetches a node2 document through either node byte-exact, its last response cloned with close_notify", async () => {
+  const tls = cluster.tls!;
+  const name = CLONED[2]!;
+  const before = (await scStats("node1")).tls.clonesSent;
+  const dir = await mkdtemp(join(tmpdir(), "sc-tls-sclient-"));
+  try {
+    // rr: two connections, one on each node; Connection: close makes each response the last.
+    for (let i = 0; i < 2; i++) {
+      const out = join(dir, String(i));
+      const request = `GET /${name} HTTP/1.1\\r\\nHost: sc\\r\\nConnection: close\\r\\n\\r\\n`;
+      const r = await cluster.testbed.exec(
+        "client",
+        "sh",
+        [
+          "-c",
+          `printf '${request}' | openssl s_client -connect ${VIP}:443 -tls1_3 -CAfile ${tls.caCert} ` +
+            `-verify_return_error -quiet -ign_eof > ${out}`,
+        ],
+        { check: false, timeoutMs: 30_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      // OpenSSL 3 says "unexpected eof while reading" when a FIN comes without close_notify.
+      assert.doesNotMatch(r.stderr, /unexpected eof|alert|error/i, r.stderr);
+      const got = await readFile(out);
+      const body = got.subarray(got.indexOf("\r\n\r\n") + 4);
+      assert.equal(sha(body), sha(DOCS[name]!), `fetch ${i}: ${got.subarray(0, 200).toString("latin1")}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal((await scStats("node1")).tls.clonesSent - before, 1, "node1's request was cloned");
+});
+
 test("wrk and ab over HTTPS with keep-alive: no error, no wrong length, TLS sessions cloned", async () => {
   const url = `https://${VIP}/${CLONED[1]}`;
   const size = DOCS[CLONED[1]!]!.length;

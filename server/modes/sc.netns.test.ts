@@ -194,6 +194,27 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
           ]);
           assert.deepEqual([p.ok, p.verify_failures, p.errors], [8, 0, 0]);
         }
+        // The same pipelined over HTTPS: the original parses ahead while clones seal in turn.
+        const tp = await replay(
+          c,
+          pipe,
+          site.manifest,
+          [
+            "--clients",
+            "1",
+            "--conns",
+            "1",
+            "--keepalive",
+            "--pipeline",
+            "8",
+            "--requests",
+            "8",
+            "--ca",
+            tls.caCert,
+          ],
+          tls.url,
+        );
+        assert.deepEqual([tp.ok, tp.verify_failures, tp.errors], [8, 0, 0]);
 
         // The dispatcher only carries the thin client->server direction.
         const stats = (await statsAt(c, c.process("dispatcher").admin)) as {
