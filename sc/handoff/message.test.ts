@@ -2,7 +2,14 @@
 // loopback (each end on its own 127/8 address, so the source-address check is real).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CloneStatus, ScDecodeError, ScType, SC_MAX_MESSAGE, SC_VERSION, encodeScMessage } from "../clone/message.js";
+import {
+  CloneStatus,
+  ScDecodeError,
+  ScType,
+  SC_MAX_MESSAGE,
+  SC_VERSION,
+  encodeScMessage,
+} from "../clone/message.js";
 import type { LinkKey } from "../auth/link.js";
 import { freePort } from "../clone/testing.js";
 import {
