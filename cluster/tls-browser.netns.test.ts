@@ -15,18 +15,8 @@ import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { testPrefix } from "../testbed/index.js";
 import { withCluster, type Cluster } from "./cluster.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "./browser-testing.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-  "--no-first-run",
-];
 const RESOURCES = 50;
 
 /** The page: fetches every resource in turn (so one connection serves them) and verifies it. */

@@ -15,18 +15,8 @@ import { chromium, type BrowserContext } from "playwright-core";
 import { testPrefix } from "../../testbed/index.js";
 import { withCluster } from "../cluster.js";
 import { startDashboard } from "./server.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../browser-testing.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-  "--no-first-run",
-];
 const ARTIFACTS = fileURLToPath(new URL("../../../.test-artifacts/", import.meta.url));
 const NODES = 4;
 

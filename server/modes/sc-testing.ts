@@ -4,6 +4,7 @@
 // A LiveNet carries the IPv4 packets: client -> VIP to the entry node (as the dispatcher would),
 // node -> client to the client's stack, and a node's GUE forwarding to the peer's packet hook.
 // Packets to any other address are kept in `strays`: a victim must see none. Not product code.
+import { createHash } from "node:crypto";
 import { Registry } from "prom-client";
 import { SocketCloning, SC_DEFAULTS, type ScSettings } from "./sc.js";
 import { HttpServer } from "../http/server.js";
@@ -403,6 +404,57 @@ export class TestClient {
     );
     return tls.connect({ socket: duplex, ca, host: VIP, servername: "localhost", ...o });
   }
+}
+
+/** A test document's bytes: the same for the same path and size. */
+export function testContent(path: string, size: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  let x = createHash("sha256").update(path).digest().readUInt32BE(0);
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+/** A byte stream as the response reader needs it: our TcpSocket or a node:tls socket. */
+export interface ByteStream {
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "close", listener: () => void): unknown;
+  off(event: "data", listener: (chunk: Buffer) => void): unknown;
+  off(event: "close", listener: () => void): unknown;
+}
+
+/** Reads one HTTP/1.1 response (Content-Length framed) from the stream. */
+export function readResponse(s: ByteStream): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let head: Buffer | null = null;
+    let status = 0;
+    let want = 0;
+    let chunks: Buffer[] = [];
+    let have = 0;
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      have += chunk.length;
+      if (head === null) {
+        const all = Buffer.concat(chunks);
+        const end = all.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        head = all.subarray(0, end + 4);
+        const text = head.toString("latin1");
+        status = Number(text.slice(9, 12));
+        want = head.length + Number(/\r\ncontent-length: *(\d+)/i.exec(text)?.[1] ?? "0");
+        chunks = [all];
+      }
+      if (have < want) return;
+      s.off("data", onData);
+      s.off("close", onClose);
+      resolve({ status, body: Buffer.concat(chunks).subarray(head.length, want) });
+    };
+    const onClose = () => reject(new Error(`connection closed after ${have} bytes`));
+    s.on("data", onData);
+    s.on("close", onClose);
+  });
 }
 
 /** Polls `cond` every 10 ms until true or `ms` pass (for state that has no event of its own). */

@@ -3,33 +3,22 @@
 // that seal their responses in the session the original goes on with (docs/tls.md, "Cloning").
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type tls from "node:tls";
-import { ScTestCluster, until, VIP, type TestClient } from "./sc-testing.js";
+import { readResponse, ScTestCluster, testContent, until, VIP, type TestClient } from "./sc-testing.js";
 import { makeDemoCertificates, type DemoCertificates } from "../transport/tls-certs.js";
 import { parseIpv4 } from "../../sc/wire/ipv4.js";
 import { parseTcp, TCP_FIN, TCP_RST } from "../../sc/wire/tcp.js";
 import { isWireError } from "../../sc/wire/error.js";
 import { CLOSE_NOTIFY_LENGTH } from "../../sc/tls/sealed-stream.js";
 
-function content(path: string, size: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  let x = createHash("sha256").update(path).digest().readUInt32BE(0);
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
 const PATHS = Array.from({ length: 24 }, (_, i) => `/t/${i}.bin`);
 const DOCS: Record<string, Buffer> = {};
 // 20,000 bytes: two records; 3,000,017: many records and a short last one.
-for (const [i, p] of PATHS.entries()) DOCS[p] = content(p, i % 2 === 0 ? 20_000 : 3_000_017);
+for (const [i, p] of PATHS.entries()) DOCS[p] = testContent(p, i % 2 === 0 ? 20_000 : 3_000_017);
 const small = (id: string, c: ScTestCluster) =>
   c.homedAt(
     id,
@@ -62,39 +51,6 @@ function cluster(o: Partial<Parameters<typeof ScTestCluster.start>[0]> = {}): Pr
     settings: { localMaxBytes: 0 },
     tls: { certFile: certs.cert, keyFile: certs.key },
     ...o,
-  });
-}
-
-/** Reads one HTTP/1.1 response (Content-Length framed) from a stream. */
-function readResponse(s: tls.TLSSocket): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let head: Buffer | null = null;
-    let status = 0;
-    let want = 0;
-    let chunks: Buffer[] = [];
-    let have = 0;
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      have += chunk.length;
-      if (head === null) {
-        const all = Buffer.concat(chunks);
-        const end = all.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        head = all.subarray(0, end + 4);
-        const text = head.toString("latin1");
-        status = Number(text.slice(9, 12));
-        const m = text.match(/\r\ncontent-length: *(\d+)/i);
-        want = head.length + Number(m?.[1] ?? "0");
-        chunks = [all];
-      }
-      if (have < want) return;
-      s.off("data", onData);
-      s.off("close", onClose);
-      resolve({ status, body: Buffer.concat(chunks).subarray(head.length, want) });
-    };
-    const onClose = () => reject(new Error(`connection closed after ${have} bytes`));
-    s.on("data", onData);
-    s.on("close", onClose);
   });
 }
 

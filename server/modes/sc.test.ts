@@ -3,13 +3,14 @@
 // reach cheaply: clients that never read, forged and fuzzed CLONE messages, ownership of clones.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   HTTP_PORT,
   CLIENT,
   loopbackAddr,
+  readResponse,
   ScTestCluster,
   TEST_KEY,
+  testContent,
   until,
   VIP,
   type TestClient,
@@ -33,20 +34,10 @@ import {
 } from "../../sc/clone/message.js";
 import { RawPeer } from "../../sc/clone/testing.js";
 
-function content(path: string, size: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  let x = createHash("sha256").update(path).digest().readUInt32BE(0);
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
 const PATHS = Array.from({ length: 24 }, (_, i) => `/d/${i}.bin`);
 const SIZES = [20_000, 3_000_000];
 const DOCS: Record<string, Buffer> = {};
-for (const [i, p] of PATHS.entries()) DOCS[p] = content(p, SIZES[i % 2 === 0 ? 0 : 1]!);
+for (const [i, p] of PATHS.entries()) DOCS[p] = testContent(p, SIZES[i % 2 === 0 ? 0 : 1]!);
 const small = (id: string, c: ScTestCluster) =>
   c.homedAt(
     id,
@@ -57,39 +48,6 @@ const large = (id: string, c: ScTestCluster) =>
     id,
     PATHS.filter((p) => DOCS[p]!.length > 100_000),
   );
-
-/** Reads one HTTP/1.1 response (Content-Length framed) from the socket. */
-function readResponse(s: TcpSocket): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let head: Buffer | null = null;
-    let status = 0;
-    let want = 0;
-    const chunks: Buffer[] = [];
-    let have = 0;
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      have += chunk.length;
-      if (head === null) {
-        const all = Buffer.concat(chunks);
-        const end = all.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        head = all.subarray(0, end + 4);
-        const text = head.toString("latin1");
-        status = Number(text.slice(9, 12));
-        want = head.length + Number(/\r\ncontent-length: *(\d+)/i.exec(text)?.[1] ?? "0");
-        chunks.length = 0;
-        chunks.push(all);
-      }
-      if (have < want) return;
-      s.off("data", onData);
-      s.off("close", onClose);
-      resolve({ status, body: Buffer.concat(chunks).subarray(head.length, want) });
-    };
-    const onClose = () => reject(new Error(`connection closed after ${have} bytes`));
-    s.on("data", onData);
-    s.on("close", onClose);
-  });
-}
 
 function get(s: TcpSocket, path: string): void {
   s.write(`GET ${path} HTTP/1.1\r\nHost: sc\r\n\r\n`);
@@ -620,7 +578,7 @@ test("clone latency as the paper measured it: one-way on the clone's node, round
 
 test("completion travels as DONE: batched, it ends a clone whose completing ACK was lost; nothing is relayed after the end", async () => {
   const tiny = Object.fromEntries(
-    Array.from({ length: 8 }, (_, i) => [`/tiny/${i}`, content(`/tiny/${i}`, 500)]),
+    Array.from({ length: 8 }, (_, i) => [`/tiny/${i}`, testContent(`/tiny/${i}`, 500)]),
   );
   const c = await ScTestCluster.start({
     nodes: 2,
