@@ -853,15 +853,14 @@ export class SocketCloning implements Mode {
    */
   private cloneTls(block: NonNullable<CloneMessage["tls"]>, last: boolean): CloneTlsState | "refused" {
     const suite = cipherSuite(block.suite);
-    if (
-      this.transport.key.kind !== "secret" ||
-      suite === undefined ||
-      block.secret.length !== suite.hashLength
-    )
-      return "refused";
+    const ok =
+      this.transport.key.kind === "secret" && suite !== undefined && block.secret.length === suite.hashLength;
+    // A copy, wiped with the connection; the message's own bytes (the link's decrypted buffer) now.
+    const secret = ok ? Buffer.from(block.secret) : null;
+    block.secret.fill(0);
+    if (secret === null || suite === undefined) return "refused";
     return {
-      // A copy: the message's buffer is the link's, and this one is wiped with the connection.
-      state: { suite, secret: Buffer.from(block.secret), seq: block.seq },
+      state: { suite, secret, seq: block.seq },
       layout: { fragment: block.fragment, closeNotify: last },
     };
   }
