@@ -114,7 +114,8 @@ cluster_secret() {
   [ -d "$SC_SECRET_DIR" ] || die "no cluster secret: set SC_CLUSTER_SECRET or mount a volume at $SC_SECRET_DIR"
   file="$SC_SECRET_DIR/cluster.secret"
   if [ ! -f "$file" ]; then
-    tmp="$SC_SECRET_DIR/.secret.$$"
+    # A name of this container's own: every container's PID namespace makes $$ alike.
+    tmp="$(mktemp "$SC_SECRET_DIR/.secret.XXXXXXXX")" || die "cannot write in $SC_SECRET_DIR"
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp" && echo >>"$tmp")
     [ "$SC_USER" = root ] || chown "$SC_USER:$SC_USER" "$tmp"
     ln "$tmp" "$file" 2>/dev/null && log "made the cluster secret $file" || true
@@ -130,8 +131,8 @@ demo_tls() {
   [ -d "$SC_TLS_DIR" ] || return 0
   dir="$SC_TLS_DIR/demo"
   [ -f "$dir/server.crt" ] && return 0
-  tmp="$SC_TLS_DIR/.new.$$"
-  rm -rf "$tmp"
+  # A directory of this container's own (not $$: every container's PID namespace makes it alike).
+  tmp="$(mktemp -d "$SC_TLS_DIR/.new.XXXXXXXX")" || die "cannot write in $SC_TLS_DIR"
   sc-cluster certs --out "$tmp" --ip "$SC_VIP" --name localhost --no-ca-key >/dev/null ||
     die "cannot make the demo HTTPS certificate in $SC_TLS_DIR (sc-cluster certs)"
   [ "$SC_USER" = root ] || chown -R "$SC_USER:$SC_USER" "$tmp"

@@ -356,7 +356,7 @@ else
     cloned=0
     for k in $(seq 1 "$nodes"); do
       c="$(ex "node$k" curl -fsS -m 5 "http://198.18.0.$((10 + k)):9080/metrics" |
-        awk '$1 == "sc_tls_clones_total{side=\"sent\"}" { s += $2 } END { printf "%d\n", s }')"
+        awk 'index($1, "sc_tls_clones_total{") == 1 && index($1, "side=\"sent\"") { s += $2 } END { printf "%d\n", s }')"
       cloned=$((cloned + c))
     done
     [ "$cloned" -gt 0 ] || fail "no TLS session cloned (sc_tls_clones_total{side=\"sent\"} is 0 on every node)"
