@@ -319,6 +319,9 @@ for (const loss of [1, 5]) {
 
           // The same over HTTPS (TLS 1.3 sessions cloned with the connections, docs/tls.md):
           // keep-alive, then a connection per request (the clone sends close_notify and FIN).
+          // At 1% loss only: at 5% the HTTP replays above cover the TCP side, and CI's time
+          // budget (25 min) has no room for a second lossy HTTPS round.
+          if (loss !== 1) return;
           const tls = c.tls!;
           const tlsBefore = await sumMetric(c, "sc_tls_clones_total");
           for (const args of [
