@@ -13,7 +13,7 @@ import {
   type Tuple,
 } from "./engine.js";
 import { CloneStatus } from "./message.js";
-import { encodeIpv4Tcp, parseTcp, TCP_ACK, TCP_FIN, TCP_RST } from "../wire/tcp.js";
+import { encodeIpv4Tcp, parseTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../wire/tcp.js";
 import { parseIpv4 } from "../wire/ipv4.js";
 import { ipv4FromString } from "../wire/addr.js";
 import { isWireError } from "../wire/error.js";
@@ -47,8 +47,12 @@ function original(
   const forwarded: Uint8Array[] = [];
   const local: Uint8Array[] = [];
   const resetCauses: string[] = [];
+  const leftAt: (number | undefined)[] = [];
   const fx: OriginalEffects<{ id: string }, H> = {
-    shadow: (h, on) => log.push(`shadow:${h.name}:${on}`),
+    shadow: (h, on, ackedThrough) => {
+      log.push(`shadow:${h.name}:${on}`);
+      if (!on) leftAt.push(ackedThrough);
+    },
     toStack: (p) => local.push(p),
     forward: (p, peer) => {
       forwarded.push(p);
@@ -80,7 +84,7 @@ function original(
     },
     fx,
   );
-  return { o, log, forwarded, local, link, resetCauses };
+  return { o, log, forwarded, local, link, resetCauses, leftAt };
 }
 
 const accepted = (cloneId: number, length: number, head = new Uint8Array(10)) => ({
@@ -111,6 +115,30 @@ test("original: shadow before the CLONE, forwarding, completion at start + lengt
   assert.equal(forwarded.length, n, "nothing after completion (no linger)");
   assert.ok(log.includes("accepted:100:3"), "latency from CLONE sent to SC-ACK received");
   assert.equal(o.size, 0);
+});
+
+test("original: completion leaves shadow mode at the ACK the router counted, which the stack may have dropped", () => {
+  for (const early of [false, true]) {
+    const { o, leftAt } = original();
+    const c = o.begin({ name: "c" }, B, TUPLE, 5000, 0);
+    if (early) {
+      // The client's ACK of the end overtook the SC-ACK: completion on the SC-ACK.
+      o.onClientPacket(packet(5100), 1);
+      o.onAck("B", accepted(c.id, 100), 2);
+    } else {
+      o.onAck("B", accepted(c.id, 100), 1);
+      o.onClientPacket(packet(5040), 2);
+      o.onClientPacket(packet(5100, TCP_ACK | TCP_PSH, new Uint8Array(6)), 3);
+    }
+    assert.equal(c.phase, "over");
+    assert.deepEqual(leftAt, [5100]);
+  }
+  // A failed clone leaves shadow with no such point (the resume finds its own).
+  const { o, leftAt } = original({ ackTimeoutMs: 10 });
+  o.begin({ name: "d" }, B, TUPLE, 5000, 0);
+  o.poll(100);
+  o.poll(1000);
+  assert.deepEqual(leftAt, [undefined]);
 });
 
 test("original: a framed response (TLS records) completes at start + its stream length, not its content length", () => {

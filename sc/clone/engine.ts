@@ -194,8 +194,13 @@ export const CLONE_TAIL_PROBE_MIN_MS = DONE_DELAY_MS + 30;
 
 /** What the original side asks of its adapter. */
 export interface OriginalEffects<P extends Peer, H> {
-  /** Shadow mode on or off for the connection (off only while it is open). */
-  shadow(h: H, on: boolean): void;
+  /**
+   * Shadow mode on or off for the connection (off only while it is open). Leaving it after a
+   * completed response, `ackedThrough` is the client's ACK the router counted: the stack may
+   * have dropped the segment that carried it (an old duplicate fails the sequence check before
+   * its ACK is read), and its send state must catch up before the next response starts.
+   */
+  shadow(h: H, on: boolean, ackedThrough?: number): void;
   /** Hands a client packet to the local stack (always, before any forwarding). */
   toStack(packet: Uint8Array): void;
   /** Sends a client packet to the clone's node (GUE). */
@@ -485,7 +490,7 @@ export class OriginalSide<P extends Peer, H> {
         this.router.countForwarded(c.entry);
       }
     }
-    this.fx.shadow(c.handle, false);
+    this.fx.shadow(c.handle, false, c.entry.acked);
     this.fx.settle(c.handle, "done");
   }
 

@@ -126,8 +126,8 @@ export class ScSim {
         router: { stallMs: this.opts.stallMs, finLingerMs: this.opts.finLingerMs },
       },
       {
-        shadow: (s, on) => {
-          if (!s.destroyed) s.setShadow(on);
+        shadow: (s, on, ackedThrough) => {
+          if (!s.destroyed) s.setShadow(on, ackedThrough);
         },
         toStack: (p) => this.rawReceiveA(p),
         forward: (p) => {

@@ -434,10 +434,11 @@ export class TcpConnection {
    * between: the clone starts from this rcv_nxt. Leaving shadow mode resumes from the
    * synchronised state and owes only the ACKs the clone cannot have given (leaveShadow).
    */
-  setShadow(on: boolean, now: number): void {
+  setShadow(on: boolean, now: number, ackedThrough?: number): void {
     if (on === this.cloning.shadow) return;
     if (!on) {
-      this.leaveShadow(now);
+      if (ackedThrough !== undefined) this.catchUpShadowAck(now, ackedThrough >>> 0);
+      if (this.cloning.shadow) this.leaveShadow(now);
       return;
     }
     this.cloning.shadow = true;
@@ -498,6 +499,35 @@ export class TcpConnection {
     }
   }
 
+  /**
+   * The client acknowledged up to `ack` (the cloning router saw it) but the segment that said so
+   * may never have reached this connection's ACK processing: an old duplicate (a retransmitted
+   * pipelined request whose first copy arrived) fails the sequence check and is dropped before
+   * its ACK field is read (RFC 9293 3.10.7.4). Leaving shadow mode behind the clone's response
+   * would start the next response inside it, so the send state jumps there now, as that ACK
+   * would have moved it (up to a delegated FIN, which then counts as acknowledged).
+   */
+  private catchUpShadowAck(now: number, ack: number): void {
+    if (this.cloning.finDelegated && seqGt(ack, seqAdd(this.snd.finSeq, 1))) return;
+    if (seqGt(ack, this.snd.max)) this.jumpInShadow(now, ack);
+    else if (seqGt(ack, this.snd.una)) this.onNewAck(now, seqDiff(ack, this.snd.una));
+    else return;
+    if (this.cloning.finDelegated && this.finAcked()) this.onDelegatedFinAcked(now);
+  }
+
+  /**
+   * Shadow mode: the client acknowledges bytes the clone sent. Acknowledge our own outstanding
+   * data first, then jump the send sequence space to the client's ACK.
+   */
+  private jumpInShadow(now: number, ack: number): void {
+    if (this.snd.max !== this.snd.una) this.onNewAck(now, seqDiff(this.snd.max, this.snd.una));
+    const jump = seqDiff(ack, this.snd.max);
+    this.snd.una = this.snd.nxt = this.snd.max = ack;
+    if (this.snd.finQueued && !this.cloning.finDelegated) this.snd.finSeq = seqAdd(this.snd.finSeq, jump);
+    this.cc.recover = ack;
+    this.events |= EV_ACKED;
+  }
+
   /** The sending side after shadow mode: the send state is the clone's, recovery starts over. */
   private resumeAfterShadow(now: number): void {
     this.cloning.shadow = false;
@@ -532,9 +562,14 @@ export class TcpConnection {
     this.cloning.finDelegated = true;
     this.snd.finSeq = finSeq;
     this.state = this.state === "ESTABLISHED" ? "FIN-WAIT-1" : "LAST-ACK";
-    if (!this.finAcked()) return true;
     // The client acknowledged the clone's FIN before we learnt where it was (the SC-ACK
     // was slower than the client): move on as that ACK would have.
+    if (this.finAcked()) this.onDelegatedFinAcked(now);
+    return true;
+  }
+
+  /** The clone's FIN is acknowledged, seen outside process() (delegateFin, catchUpShadowAck). */
+  private onDelegatedFinAcked(now: number): void {
     this.leaveShadowAfterFin(now);
     this.events |= EV_FINISHED;
     if (this.state === "LAST-ACK") {
@@ -542,10 +577,9 @@ export class TcpConnection {
       // clone was gone, or gone right after, and may not have).
       this.enterTimeWait(now);
       this.out.ackNow = true;
-    } else {
+    } else if (this.state === "FIN-WAIT-1") {
       this.state = "FIN-WAIT-2";
     }
-    return true;
   }
 
   /** The delegated FIN was acknowledged: the clone is done, stop being silent. Everything
@@ -763,7 +797,7 @@ export class TcpConnection {
 
   /** Returns false when the segment must be dropped after the ACK check. */
   private processAck(now: number, seg: TcpRepr): boolean {
-    let ack = seg.ack;
+    const ack = seg.ack;
     if (this.cloning.clone !== undefined && seqGt(ack, this.snd.max)) {
       // The original has taken the connection back and sent beyond the clone's response:
       // the clone's job is over, whatever it still had in flight.
@@ -792,15 +826,8 @@ export class TcpConnection {
         this.drop("ack-unsent");
         return false;
       }
-      // Shadow mode: the clone sent these bytes. Acknowledge our own outstanding data
-      // first, then jump the send sequence space to the client's ACK.
-      if (this.snd.max !== this.snd.una) this.onNewAck(now, seg, seqDiff(this.snd.max, this.snd.una));
-      const jump = seqDiff(ack, this.snd.max);
-      this.snd.una = this.snd.nxt = this.snd.max = ack;
-      if (this.snd.finQueued && !this.cloning.finDelegated) this.snd.finSeq = seqAdd(this.snd.finSeq, jump);
-      this.cc.recover = ack;
-      ack = this.snd.una;
-      this.events |= EV_ACKED;
+      // Shadow mode: the clone sent these bytes.
+      this.jumpInShadow(now, ack);
     }
     if (seqLt(ack, seqAdd(this.snd.una, -this.snd.maxWnd))) {
       this.challengeAck(now);
@@ -831,7 +858,7 @@ export class TcpConnection {
       this.cc.forcedLostEnd = this.cc.tlpSeq;
     }
     if (acked > 0) {
-      this.onNewAck(now, seg, acked);
+      this.onNewAck(now, acked);
     } else if (
       acked === 0 &&
       seg.payload.length === 0 &&
@@ -856,7 +883,7 @@ export class TcpConnection {
     return true;
   }
 
-  private onNewAck(now: number, seg: TcpRepr, acked: number): void {
+  private onNewAck(now: number, acked: number): void {
     const ack = seqAdd(this.snd.una, acked);
     let dataAcked = acked;
     const synAcked = this.snd.una === this.snd.iss;

@@ -284,6 +284,27 @@ test("FIN delegation: the client's ACK of the FIN before the SC-ACK: delegateFin
   }
 });
 
+test("FIN delegation: the ACK of the clone's FIN missed by the stack; leaving shadow with it ends as that ACK would", () => {
+  const s = scene();
+  assert.equal(s.orig.conn.delegateFin(START + 699, s.orig.now), true);
+  s.orig.input({ seq: RCV, ack: START + 300, flags: TCP_ACK, window: 500 });
+  assert.equal(s.orig.conn.state, "FIN-WAIT-1");
+  s.orig.conn.setShadow(false, s.orig.now, START + 700);
+  assert.equal(s.orig.conn.cloning.shadow, false);
+  assert.equal(s.orig.conn.snd.una, START + 700);
+  assert.equal(s.orig.conn.state, "FIN-WAIT-2");
+  s.orig.dispatch();
+  s.orig.expectNothing("no FIN of its own, no ACK the clone gave");
+  s.orig.input({ seq: RCV, ack: START + 700, flags: TCP_ACK | TCP_FIN, window: 500 });
+  s.orig.expect([{ seq: START + 700, ack: RCV + 1, flags: "ACK" }]);
+  assert.equal(s.orig.conn.state, "TIME-WAIT");
+  // Beyond the FIN is nothing the client can have acknowledged: ignored.
+  const t = scene();
+  assert.equal(t.orig.conn.delegateFin(START + 699, t.orig.now), true);
+  t.orig.conn.setShadow(false, t.orig.now, START + 900);
+  assert.equal(t.orig.conn.snd.una, START, "no jump past the FIN");
+});
+
 test("FIN delegation: delegateFin refuses what it cannot follow; nothing is acknowledged beyond the FIN", () => {
   const s = scene();
   s.orig.conn.setShadow(false, s.orig.now);

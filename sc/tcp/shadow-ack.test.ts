@@ -100,6 +100,38 @@ test("a request pipelined during the clone is acknowledged once: by the response
   }
 });
 
+test("the completing ACK on a retransmitted pipelined request: the stack drops it, leaving shadow catches up", () => {
+  // Seen at 5% loss: the client's pure ACKs of the response's end were lost; its next
+  // segment was a retransmission of the pipelined request (the first copy had arrived, in
+  // shadow mode, unacknowledged), carrying that ACK. An old duplicate fails the sequence
+  // check before its ACK is read, while the router counted the ACK and ended the clone: the
+  // next response went out inside the clone's.
+  const { orig } = cloned();
+  orig.now = 30;
+  orig.input({ seq: RCV, ack: START + 1460, flags: TCP_ACK | TCP_PSH, window: 500, payload: "GET /c" });
+  orig.input({ seq: RCV, ack: START + 3000, flags: TCP_ACK | TCP_PSH, window: 500, payload: "GET /c" });
+  assert.equal(orig.conn.sndUna, START + 1460, "the old duplicate was dropped before its ACK was read");
+  assert.equal(orig.env.drops["out-of-window"], 1);
+  orig.conn.setShadow(false, orig.now, START + 3000);
+  assert.equal(orig.conn.sndUna, START + 3000);
+  assert.equal(orig.conn.sndMax, START + 3000);
+  orig.dispatch();
+  orig.write("response c");
+  const out = orig.take();
+  assert.deepEqual(
+    out.filter((e) => e.len > 0).map((e) => [e.seq, e.ack, e.payload]),
+    [[START + 3000, RCV + 6, "response c"]],
+    "the next response starts where the clone's ended",
+  );
+  // Nothing below what the client acknowledged is ever sent again.
+  for (const e of out) assert.ok(seqGe(e.seq, START + 3000), `segment at ${e.seq - START}`);
+  // An ACK point the stack already passed changes nothing.
+  const again = cloned().orig;
+  again.input({ seq: RCV, ack: START + 3000, flags: TCP_ACK, window: 500 });
+  again.conn.setShadow(false, again.now, START + 1460);
+  assert.equal(again.conn.sndUna, START + 3000);
+});
+
 test("leaving shadow mode still gives the client every ACK it needs", () => {
   // The clone never reached the client (refused, timed out): request b is owed.
   {

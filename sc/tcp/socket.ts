@@ -280,10 +280,13 @@ export class TcpSocket extends EventEmitter implements ConnectionOwner {
   /**
    * Socket Cloning, on the ORIGINAL while a clone answers: see TcpConnection.setShadow. In
    * shadow mode the connection emits nothing; leaving it sends an ACK if one is owed.
+   * `ackedThrough`, when leaving: how far the client is known to have acknowledged (the
+   * router's count), which the send state catches up to if the stack missed that ACK.
    */
-  setShadow(on: boolean): this {
-    this.conn.setShadow(on, this.stack.now());
+  setShadow(on: boolean, ackedThrough?: number): this {
+    this.conn.setShadow(on, this.stack.now(), ackedThrough);
     this.stack.touch(this.conn);
+    if (ackedThrough !== undefined) this.onConnectionEvents(this.conn);
     return this;
   }
 

@@ -59,6 +59,18 @@ interface ReplayJson {
   ok: number;
   errors: number;
   verify_failures: number;
+  errors_by_kind?: Record<string, number>;
+  error_samples?: unknown[];
+  verify_failure_samples?: unknown[];
+}
+
+/** What went wrong in a replay, for an assertion's message. */
+function why(j: ReplayJson): string {
+  return JSON.stringify({
+    errors: j.errors_by_kind,
+    samples: j.error_samples?.slice(0, 3),
+    verify: j.verify_failure_samples?.slice(0, 3),
+  });
 }
 
 /** Runs `sc-cluster loadgen` in the client namespace and returns its JSON result. */
@@ -146,8 +158,7 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
           "--requests",
           "2000",
         ]);
-        assert.equal(r.verify_failures, 0);
-        assert.equal(r.errors, 0);
+        assert.deepEqual([r.verify_failures, r.errors], [0, 0], why(r));
         assert.equal(r.ok, 2000);
         const sent = await sumMetric(c, "sc_clones_sent_total");
         const received = await sumMetric(c, "sc_clones_received_total");
@@ -173,7 +184,7 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
           ["--clients", "1", "--conns", "8", "--keepalive", "--requests", "10000", "--ca", tls.caCert],
           tls.url,
         );
-        assert.deepEqual([t.ok, t.verify_failures, t.errors], [10_000, 0, 0]);
+        assert.deepEqual([t.ok, t.verify_failures, t.errors], [10_000, 0, 0], why(t));
         const tlsCloned = ((await sumMetric(c, "sc_tls_clones_total")) - tlsBefore) / 2; // sent + received
         assert.ok(tlsCloned >= 6500 && tlsCloned <= 8500, `TLS clones: ${tlsCloned}`);
         assert.equal(await sumMetric(c, "sc_clone_failures_total"), 0);
@@ -192,7 +203,7 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
             "--requests",
             "8",
           ]);
-          assert.deepEqual([p.ok, p.verify_failures, p.errors], [8, 0, 0]);
+          assert.deepEqual([p.ok, p.verify_failures, p.errors], [8, 0, 0], why(p));
         }
         // The same pipelined over HTTPS: the original parses ahead while clones seal in turn.
         const tp = await replay(
@@ -214,7 +225,7 @@ test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in
           ],
           tls.url,
         );
-        assert.deepEqual([tp.ok, tp.verify_failures, tp.errors], [8, 0, 0]);
+        assert.deepEqual([tp.ok, tp.verify_failures, tp.errors], [8, 0, 0], why(tp));
 
         // The dispatcher only carries the thin client->server direction.
         const stats = (await statsAt(c, c.process("dispatcher").admin)) as {
@@ -277,8 +288,7 @@ for (const loss of [1, 5]) {
             "--timeout",
             "20000",
           ]);
-          assert.equal(r.verify_failures, 0);
-          assert.equal(r.errors, 0);
+          assert.deepEqual([r.verify_failures, r.errors], [0, 0], why(r));
           const pipe = await writeTrace(site.dir, "pipe.log", pipelinePaths(site.paths));
           const p = await replay(c, pipe, site.manifest, [
             "--clients",
@@ -293,7 +303,7 @@ for (const loss of [1, 5]) {
             "--timeout",
             "20000",
           ]);
-          assert.deepEqual([p.verify_failures, p.errors], [0, 0]);
+          assert.deepEqual([p.verify_failures, p.errors], [0, 0], why(p));
           // A connection per request: each cloned response is the connection's last, and its
           // clone sends the FIN (FIN delegation), under the same loss.
           const close = await replay(c, site.trace, site.manifest, [
@@ -306,7 +316,7 @@ for (const loss of [1, 5]) {
             "--timeout",
             "20000",
           ]);
-          assert.deepEqual([close.verify_failures, close.errors], [0, 0]);
+          assert.deepEqual([close.verify_failures, close.errors], [0, 0], why(close));
           let delegated = 0;
           for (const n of c.nodes) {
             const st = (await statsAt(c, c.process(n).admin)) as {
@@ -338,7 +348,7 @@ for (const loss of [1, 5]) {
             assert.deepEqual(
               [t.ok, t.verify_failures, t.errors],
               [t.requests, 0, 0],
-              `https ${args.join(" ")}`,
+              `https ${args.join(" ")}: ${why(t)}`,
             );
           }
           const tlsClones = (await sumMetric(c, "sc_tls_clones_total")) - tlsBefore;

@@ -337,8 +337,8 @@ export class SocketCloning implements Mode {
   private originalEffects(): OriginalEffects<ClusterMember, Held> {
     const stack = this.stack;
     return {
-      shadow: (h, on) => {
-        if (!h.sock.destroyed) h.sock.setShadow(on);
+      shadow: (h, on, ackedThrough) => {
+        if (!h.sock.destroyed) h.sock.setShadow(on, ackedThrough);
       },
       toStack: (packet) => stack.receive(packet),
       forward: (packet, peer) => this.edges.forward(packet, peer),
