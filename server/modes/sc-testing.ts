@@ -417,6 +417,23 @@ export function testContent(path: string, size: number): Buffer {
   return b;
 }
 
+/**
+ * A site of `count` documents under `dir`, alternately `smallSize` and `largeSize` bytes, and
+ * pickers of one document of each kind homed at a given node.
+ */
+export function testSite(dir: string, smallSize: number, largeSize: number, count = 24) {
+  const paths = Array.from({ length: count }, (_, i) => `/${dir}/${i}.bin`);
+  const docs: Record<string, Buffer> = {};
+  for (const [i, p] of paths.entries()) docs[p] = testContent(p, i % 2 === 0 ? smallSize : largeSize);
+  const sized = (size: number) => paths.filter((p) => docs[p]!.length === size);
+  return {
+    paths,
+    docs,
+    small: (id: string, c: ScTestCluster) => c.homedAt(id, sized(smallSize)),
+    large: (id: string, c: ScTestCluster) => c.homedAt(id, sized(largeSize)),
+  };
+}
+
 /** A byte stream as the response reader needs it: our TcpSocket or a node:tls socket. */
 export interface ByteStream {
   on(event: "data", listener: (chunk: Buffer) => void): unknown;

@@ -8,27 +8,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type tls from "node:tls";
-import { readResponse, ScTestCluster, testContent, until, VIP, type TestClient } from "./sc-testing.js";
+import { readResponse, ScTestCluster, testSite, until, VIP, type TestClient } from "./sc-testing.js";
 import { makeDemoCertificates, type DemoCertificates } from "../transport/tls-certs.js";
 import { parseIpv4 } from "../../sc/wire/ipv4.js";
 import { parseTcp, TCP_FIN, TCP_RST } from "../../sc/wire/tcp.js";
 import { isWireError } from "../../sc/wire/error.js";
 import { CLOSE_NOTIFY_LENGTH } from "../../sc/tls/sealed-stream.js";
 
-const PATHS = Array.from({ length: 24 }, (_, i) => `/t/${i}.bin`);
-const DOCS: Record<string, Buffer> = {};
 // 20,000 bytes: two records; 3,000,017: many records and a short last one.
-for (const [i, p] of PATHS.entries()) DOCS[p] = testContent(p, i % 2 === 0 ? 20_000 : 3_000_017);
-const small = (id: string, c: ScTestCluster) =>
-  c.homedAt(
-    id,
-    PATHS.filter((p) => DOCS[p]!.length < 100_000),
-  );
-const large = (id: string, c: ScTestCluster) =>
-  c.homedAt(
-    id,
-    PATHS.filter((p) => DOCS[p]!.length > 100_000),
-  );
+const { docs: DOCS, small, large } = testSite("t", 20_000, 3_000_017);
 
 let dir = "";
 let certs: DemoCertificates;

@@ -11,6 +11,7 @@ import {
   ScTestCluster,
   TEST_KEY,
   testContent,
+  testSite,
   until,
   VIP,
   type TestClient,
@@ -34,20 +35,7 @@ import {
 } from "../../sc/clone/message.js";
 import { RawPeer } from "../../sc/clone/testing.js";
 
-const PATHS = Array.from({ length: 24 }, (_, i) => `/d/${i}.bin`);
-const SIZES = [20_000, 3_000_000];
-const DOCS: Record<string, Buffer> = {};
-for (const [i, p] of PATHS.entries()) DOCS[p] = testContent(p, SIZES[i % 2 === 0 ? 0 : 1]!);
-const small = (id: string, c: ScTestCluster) =>
-  c.homedAt(
-    id,
-    PATHS.filter((p) => DOCS[p]!.length < 100_000),
-  );
-const large = (id: string, c: ScTestCluster) =>
-  c.homedAt(
-    id,
-    PATHS.filter((p) => DOCS[p]!.length > 100_000),
-  );
+const { paths: PATHS, docs: DOCS, small, large } = testSite("d", 20_000, 3_000_000);
 
 function get(s: TcpSocket, path: string): void {
   s.write(`GET ${path} HTTP/1.1\r\nHost: sc\r\n\r\n`);
