@@ -275,3 +275,35 @@ test("session keys depend on the nonces only, so the server's fresh nonce is wha
   assert.notDeepEqual(seal(1).tag, seal(3).tag);
   assert.notDeepEqual(seal(1).bytes, seal(3).bytes);
 });
+
+test("known answer: sealed bytes and tags are pinned (nodes of earlier builds, which sealed with node:crypto, interoperate)", () => {
+  // Recorded with the node:crypto implementation this build replaced (the addon's aead.c).
+  const t = { clientId: "a", serverId: "b", serverNonce: nonce(1), clientNonce: nonce(2) };
+  const want: Record<"client" | "server", [string, string][]> = {
+    client: [
+      ["534305040000000c898cde26", "05702f5d8b3ccacf8b3b28c5949d0014"],
+      ["534305040000000c854e1094", "91ff85156d5128dc1b72980e0f4dd0c7"],
+    ],
+    server: [
+      ["534305040000000cf6cfd937", "8756279a6f60d6413bfa3a12820e0dfc"],
+      ["534305040000000cfc92cb87", "5cffc10cba8fb8266a77cad5aea3cb21"],
+    ],
+  };
+  for (const side of ["client", "server"] as const) {
+    const s = LinkSession.secure(KEY_BYTES, t, side);
+    want[side].forEach(([bytes, tag], i) => {
+      const w = sealed(s, { type: ScType.Cancel, cloneId: 0x01020304 + i });
+      assert.equal(Buffer.from(w.bytes).toString("hex"), bytes, `${side} message ${i}`);
+      assert.equal(Buffer.from(w.tag).toString("hex"), tag, `${side} tag ${i}`);
+    });
+  }
+});
+
+test("a destroyed session seals and opens nothing (its keys are gone)", () => {
+  const { client, server } = sessions();
+  const w = sealed(client, cloneMsg(0));
+  server.destroy();
+  assert.throws(() => server.open(Uint8Array.from(w.bytes), w.tag), /destroyed/);
+  client.destroy();
+  assert.throws(() => client.seal(encodeScMessage(cloneMsg(1))), /destroyed/);
+});

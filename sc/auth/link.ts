@@ -22,7 +22,7 @@
 // encryption and no tags; a node with a secret refuses such a peer and an insecure node
 // refuses a secure one, so a misconfigured member is a clear, counted refusal instead of a
 // silently unprotected link.
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { loadAddon, type NativeAeadHandle } from "../tun/addon.js";
 import { mac, sameBytes, type ClusterTrust } from "./secret.js";
 import {
   ScAuth,
@@ -207,16 +207,30 @@ export const SC_LINK_MAX_MESSAGES = 2 ** 32;
 const AEAD = "aes-256-gcm";
 const NONCE_LEN = 12;
 
-/** Per-direction AEAD keys and sequence numbers of a secure link (nothing when insecure). */
+/** Per-direction AEAD contexts and sequence numbers of a secure link (nothing when insecure). */
 export class LinkSession {
   private sendSeq = 0;
   private recvSeq = 0;
+  /** The nonces, rewritten for each message (the sequence number in bytes 4-11). */
+  private readonly sendNonce = Buffer.alloc(NONCE_LEN);
+  private readonly recvNonce = Buffer.alloc(NONCE_LEN);
+  // One OpenSSL context per direction, keyed once (the addon's aead.c): per message only the
+  // nonce changes, where node:crypto would build a new cipher object (~10x the time here).
+  private readonly sealer: NativeAeadHandle | null;
+  private readonly opener: NativeAeadHandle | null;
 
   private constructor(
-    private readonly sendKey: Uint8Array | null,
-    private readonly recvKey: Uint8Array | null,
+    keys: { send: Uint8Array; recv: Uint8Array } | null,
     private readonly maxMessages: number,
-  ) {}
+  ) {
+    if (keys === null) {
+      this.sealer = this.opener = null;
+    } else {
+      const { AeadHandle } = loadAddon();
+      this.sealer = new AeadHandle(AEAD, keys.send, true, SC_TAG_LEN);
+      this.opener = new AeadHandle(AEAD, keys.recv, false, SC_TAG_LEN);
+    }
+  }
 
   /** The session after a secure handshake. */
   static secure(
@@ -231,18 +245,19 @@ export class LinkSession {
     // Distinct labels from the handshake MACs and from versions 2-3's tag keys.
     const c2s = transcriptMac(key, "client-to-server aes-256-gcm key", t);
     const s2c = transcriptMac(key, "server-to-client aes-256-gcm key", t);
-    return side === "client"
-      ? new LinkSession(c2s, s2c, maxMessages)
-      : new LinkSession(s2c, c2s, maxMessages);
+    return new LinkSession(
+      side === "client" ? { send: c2s, recv: s2c } : { send: s2c, recv: c2s },
+      maxMessages,
+    );
   }
 
   static insecure(): LinkSession {
-    return new LinkSession(null, null, Infinity);
+    return new LinkSession(null, Infinity);
   }
 
   /** Bytes of tag after each message (0 on an insecure link). */
   get tagLength(): number {
-    return this.sendKey === null ? 0 : SC_TAG_LEN;
+    return this.sealer === null ? 0 : SC_TAG_LEN;
   }
 
   /** True once this side has sent all the messages its key may carry: close the link. */
@@ -255,15 +270,12 @@ export class LinkSession {
    * insecure). Throws once exhausted (the transport checks `exhausted` first).
    */
   seal(message: Uint8Array): Uint8Array {
-    if (this.sendKey === null) return EMPTY;
+    if (this.sealer === null) return EMPTY;
     if (this.exhausted) throw new RangeError("SC link key exhausted: close the link");
     checkLength(message);
-    const c = createCipheriv(AEAD, this.sendKey, nonceOf(this.sendSeq++), { authTagLength: SC_TAG_LEN });
-    c.setAAD(message.subarray(0, SC_CLEAR_LEN));
-    const body = message.subarray(SC_CLEAR_LEN);
-    const n = c.update(body).copy(body);
-    c.final().copy(body, n);
-    return c.getAuthTag();
+    const tag = Buffer.allocUnsafe(SC_TAG_LEN);
+    this.sealer.seal(nonceOf(this.sendNonce, this.sendSeq++), SC_CLEAR_LEN, message, tag);
+    return tag;
   }
 
   /**
@@ -271,21 +283,18 @@ export class LinkSession {
    * direction's key; the sequence moves on only then. False leaves `message` as it was.
    */
   open(message: Uint8Array, tag: Uint8Array): boolean {
-    if (this.recvKey === null) return tag.length === 0;
+    if (this.opener === null) return tag.length === 0;
     if (this.recvSeq >= this.maxMessages || tag.length !== SC_TAG_LEN || message.length < SC_CLEAR_LEN)
       return false;
-    const d = createDecipheriv(AEAD, this.recvKey, nonceOf(this.recvSeq), { authTagLength: SC_TAG_LEN });
-    d.setAAD(message.subarray(0, SC_CLEAR_LEN));
-    d.setAuthTag(tag);
-    const plain = d.update(message.subarray(SC_CLEAR_LEN));
-    try {
-      d.final();
-    } catch {
-      return false; // the plaintext is discarded unseen
-    }
-    message.set(plain, SC_CLEAR_LEN);
+    if (!this.opener.open(nonceOf(this.recvNonce, this.recvSeq), SC_CLEAR_LEN, message, tag)) return false;
     this.recvSeq++;
     return true;
+  }
+
+  /** Frees both directions' contexts (and their key schedules) now; the session is unusable after. */
+  destroy(): void {
+    this.sealer?.destroy();
+    this.opener?.destroy();
   }
 }
 
@@ -293,9 +302,8 @@ function checkLength(message: Uint8Array): void {
   if (message.length < SC_CLEAR_LEN) throw new RangeError(`an SC message has at least ${SC_CLEAR_LEN} bytes`);
 }
 
-/** 4 zero bytes and the 64-bit big-endian sequence number (safe integers: below 2^53). */
-function nonceOf(seq: number): Buffer {
-  const n = Buffer.alloc(NONCE_LEN);
+/** 4 zero bytes and the 64-bit big-endian sequence number (safe integers: below 2^53), into `n`. */
+function nonceOf(n: Buffer, seq: number): Buffer {
   n.writeUInt32BE(Math.floor(seq / 0x100000000), 4);
   n.writeUInt32BE(seq >>> 0, 8);
   return n;

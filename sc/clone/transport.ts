@@ -222,7 +222,11 @@ class Channel {
     sock.on("error", () => {
       /* reported through 'close' */
     });
-    sock.on("close", () => clearTimeout(this.timer));
+    sock.on("close", () => {
+      clearTimeout(this.timer);
+      // The keys go with the connection (the next link has fresh ones).
+      this.session?.destroy();
+    });
   }
 
   get open(): boolean {

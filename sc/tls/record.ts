@@ -3,9 +3,9 @@
 // per-record nonce (write IV XOR the 64-bit sequence number), the 5-byte outer header as the
 // additional data. Pure: bytes in, bytes or a TlsError out, no I/O. This module owns the TLS
 // record format; no other code writes record headers.
-import { createCipheriv, createDecipheriv, type CipherGCMTypes } from "node:crypto";
 import type { CipherSuite } from "./suites.js";
 import { nextTrafficSecret, trafficKeys, type TrafficKeys } from "./key-schedule.js";
+import { loadAddon, type NativeAeadHandle } from "../tun/addon.js";
 
 export const enum ContentType {
   ChangeCipherSpec = 20,
@@ -85,9 +85,32 @@ export function rekey(d: Direction): void {
 
 /** Overwrites the direction's secret, key and IV (the connection is done with them). */
 export function wipeDirection(d: Direction): void {
+  const ctx = contexts.get(d.keys);
+  contexts.delete(d.keys);
+  ctx?.seal?.destroy();
+  ctx?.open?.destroy();
   d.secret.fill(0);
   d.keys.key.fill(0);
   d.keys.iv.fill(0);
+}
+
+/**
+ * The AEAD contexts of a direction's current keys (the addon's aead.c: keyed once, where
+ * node:crypto would build a cipher object per record), made on first use. Keyed by the keys
+ * object, so a KeyUpdate's new keys get new contexts and the old ones go with their keys
+ * (at once in wipeDirection, else when collected).
+ */
+const contexts = new WeakMap<TrafficKeys, { seal?: NativeAeadHandle; open?: NativeAeadHandle }>();
+
+function context(d: Direction, side: "seal" | "open"): NativeAeadHandle {
+  let ctx = contexts.get(d.keys);
+  if (ctx === undefined) contexts.set(d.keys, (ctx = {}));
+  return (ctx[side] ??= new (loadAddon().AeadHandle)(
+    d.suite.aead,
+    d.keys.key,
+    side === "seal",
+    d.suite.tagLength,
+  ));
 }
 
 /** The per-record nonce: the IV with the sequence number XORed into its last 8 bytes. */
@@ -114,28 +137,19 @@ export function sealRecord(d: Direction, type: ContentType, content: Uint8Array,
   out[0] = ContentType.ApplicationData;
   out.writeUInt16BE(LEGACY_VERSION, 1);
   out.writeUInt16BE(len, 3);
-  const inner = Buffer.alloc(innerLen); // zeros: the padding
-  inner.set(content, 0);
-  inner[content.length] = type;
-  const c = createCipheriv(aeadName(d), d.keys.key, recordNonce(d.keys.iv, d.seq), {
-    authTagLength: d.suite.tagLength,
-  });
-  c.setAAD(out.subarray(0, RECORD_HEADER_LEN));
-  let off = RECORD_HEADER_LEN;
-  off += c.update(inner).copy(out, off);
-  off += c.final().copy(out, off);
-  c.getAuthTag().copy(out, off);
-  inner.fill(0);
+  // TLSInnerPlaintext in place after the header (zeros: the padding), encrypted there.
+  const innerEnd = RECORD_HEADER_LEN + innerLen;
+  out.set(content, RECORD_HEADER_LEN);
+  out[RECORD_HEADER_LEN + content.length] = type;
+  out.fill(0, RECORD_HEADER_LEN + content.length + 1, innerEnd);
+  context(d, "seal").seal(
+    recordNonce(d.keys.iv, d.seq),
+    RECORD_HEADER_LEN,
+    out.subarray(0, innerEnd),
+    out.subarray(innerEnd),
+  );
   d.seq++;
   return out;
-}
-
-/**
- * The AEAD's name, typed for the overload with the auth-tag options (node's typings list
- * chacha20-poly1305 only in newer versions; it takes the same options as GCM).
- */
-function aeadName(d: Direction): CipherGCMTypes {
-  return d.suite.aead as CipherGCMTypes;
 }
 
 /** A record opened: its real content type and content. */
@@ -162,18 +176,12 @@ export function openRecord(d: Direction, record: Uint8Array): InnerPlaintext | T
   if (len > MAX_CIPHERTEXT) return new TlsError("record_overflow", `ciphertext of ${len} bytes`);
   const tagLen = d.suite.tagLength;
   if (len < tagLen + 1) return new TlsError("bad_record_mac", `ciphertext of ${len} bytes`);
-  const dec = createDecipheriv(aeadName(d), d.keys.key, recordNonce(d.keys.iv, d.seq), {
-    authTagLength: tagLen,
-  });
-  dec.setAAD(record.subarray(0, RECORD_HEADER_LEN));
-  dec.setAuthTag(record.subarray(record.length - tagLen));
-  let inner: Buffer;
-  try {
-    const body = dec.update(record.subarray(RECORD_HEADER_LEN, record.length - tagLen));
-    inner = Buffer.concat([body, dec.final()]);
-  } catch {
+  // Decrypted in a copy (header and ciphertext): the caller's record stays as it came.
+  const opened = Buffer.from(record.subarray(0, record.length - tagLen));
+  const tag = record.subarray(record.length - tagLen);
+  if (!context(d, "open").open(recordNonce(d.keys.iv, d.seq), RECORD_HEADER_LEN, opened, tag))
     return new TlsError("bad_record_mac", `record ${d.seq} does not authenticate`);
-  }
+  const inner = opened.subarray(RECORD_HEADER_LEN);
   d.seq++;
   // The real type is the last non-zero byte; the zeros after it are padding (RFC 8446 5.4).
   let end = inner.length;

@@ -1,6 +1,7 @@
 // Loads the native addon (sc/tun/native, built by `npm install` through
 // scripts/build-addon.mjs) and describes its interface. sc/tun/tun.ts uses the TUN part,
-// sc/net/priority.ts the socket marking (sockopt.c), sc/tun/udp.ts the batched UDP (udp.c).
+// sc/net/priority.ts the socket marking (sockopt.c), sc/tun/udp.ts the batched UDP (udp.c),
+// sc/auth/link.ts the SC links' AEAD contexts (aead.c).
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -71,6 +72,18 @@ export interface NativeUdpHandle {
   close(): void;
 }
 
+/** aead.c: one AEAD key's OpenSSL context (12-byte nonces; sizes checked natively). */
+export interface NativeAeadHandle {
+  /** Encrypts message[aadLength..] in place (message[0..aadLength) authenticated) and fills tag. */
+  seal(nonce: Uint8Array, aadLength: number, message: Uint8Array, tag: Uint8Array): void;
+  /** Decrypts message[aadLength..] in place if the tag verifies; false leaves it as it was. */
+  open(nonce: Uint8Array, aadLength: number, message: Uint8Array, tag: Uint8Array): boolean;
+  /** Frees the context and its key schedule now (later calls throw). */
+  destroy(): void;
+}
+
+export type AeadCipher = "aes-128-gcm" | "aes-256-gcm" | "chacha20-poly1305";
+
 export interface NativeAddon {
   TunHandle: new (name: string, multiQueue: boolean, vnetHdr: boolean, exclusive: boolean) => NativeTunHandle;
   /** Room every read gets: the largest packet (65535) plus a virtio header. */
@@ -103,6 +116,13 @@ export interface NativeAddon {
   setSocketPriority(fd: number, tos: number, priority: number): number;
   /** [tos, priority], or [-errno, 0]. */
   getSocketPriority(fd: number): [number, number];
+  /** aead.c: new AeadHandle(cipher, key, encrypt, tagLength). */
+  AeadHandle: new (
+    cipher: AeadCipher,
+    key: Uint8Array,
+    encrypt: boolean,
+    tagLength: number,
+  ) => NativeAeadHandle;
 }
 
 /** Slots of the write result array (tun.c, enum WR_*). */

@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "aead.h"
 #include "sockopt.h"
 #include "udp.h"
 
@@ -988,6 +989,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "TUN_F_TSO4", v);
   if (sc_sockopt_register(env, exports) != napi_ok) return NULL;
   if (sc_udp_register(env, exports) != napi_ok) return NULL;
+  if (sc_aead_register(env, exports) != napi_ok) return NULL;
   return exports;
 }
 
