@@ -15,7 +15,8 @@
 // server (421), and the changes (PUT, DELETE, any method but GET/HEAD) need the bearer token
 // (401), or are refused outright when none is configured (403). Reads stay open.
 import Fastify, { type FastifyInstance } from "fastify";
-import { Counter, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { byLabel, mirrorCounterBy } from "../server/metrics-mirror.js";
 import { ADMIN_REFUSAL_REASONS, type AdminGuard } from "../sc/auth/admin-access.js";
 import { ControlError, type DispatcherControl, type NodeUpdate } from "./control.js";
 import { SCHEDULER_NAMES } from "./schedulers.js";
@@ -36,16 +37,13 @@ export function buildAdmin(
   registry: Registry,
   guard: AdminGuard,
 ): FastifyInstance {
-  new Counter({
-    name: "sc_dispatcher_admin_refused_total",
-    help: "Admin API requests refused: host (Host header names another server), read_only (a change without any token configured), no_token, bad_token",
-    labelNames: ["reason"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of ADMIN_REFUSAL_REASONS) this.inc({ reason: r }, guard.refused[r]);
-    },
-  });
+  mirrorCounterBy(
+    registry,
+    "sc_dispatcher_admin_refused_total",
+    "Admin API requests refused: host (Host header names another server), read_only (a change without any token configured), no_token, bad_token",
+    ["reason"],
+    () => byLabel("reason", ADMIN_REFUSAL_REASONS, guard.refused),
+  );
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024,
@@ -67,6 +65,14 @@ export function buildAdmin(
       return reply.code(refusal.status).headers(refusal.headers).send({ error: refusal.message });
   });
 
+  addReadRoutes(app, control, registry);
+  addNodeRoutes(app, control);
+  addSchedulerRoutes(app, control);
+  return app;
+}
+
+/** What anyone may read: health, stats, metrics. */
+function addReadRoutes(app: FastifyInstance, control: DispatcherControl, registry: Registry): void {
   app.get("/healthz", async () => {
     const nodes = control.nodes();
     return {
@@ -83,7 +89,10 @@ export function buildAdmin(
     const text = await registry.metrics();
     return reply.type(registry.contentType).send(text);
   });
+}
 
+/** The node set: list, read one, add or change one, remove (drain) one. */
+function addNodeRoutes(app: FastifyInstance, control: DispatcherControl): void {
   app.get("/nodes", async () => control.nodes());
 
   app.get<{ Params: { id: string } }>("/nodes/:id", async (req) => control.node(req.params.id));
@@ -101,7 +110,9 @@ export function buildAdmin(
     const draining = control.deleteNode(req.params.id);
     return draining ? reply.code(200).send(draining) : reply.code(204).send();
   });
+}
 
+function addSchedulerRoutes(app: FastifyInstance, control: DispatcherControl): void {
   app.get("/scheduler", async () => ({ scheduler: control.scheduler }));
 
   app.put<{ Body: { scheduler: string } }>(
@@ -121,6 +132,4 @@ export function buildAdmin(
       return { scheduler: control.scheduler };
     },
   );
-
-  return app;
 }

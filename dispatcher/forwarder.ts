@@ -407,100 +407,145 @@ export class Forwarder implements ForwarderModel {
   input(buf: Uint8Array, off: number, len: number, now: number): void {
     this.packetsIn++;
     this.bytesIn += len;
+    if (!this.accept(buf, off, len)) return;
     const ip = this.ip;
-    const err = ip.wrap(buf, off, len);
-    if (err !== null) return this.drop(ipDropReason(err));
-    if (ip.dst !== this.vip) return this.drop("wrong_dst");
-    const src = ip.src;
-    if (implausibleRemote(src) !== undefined || this.ownAddrs.has(src)) return this.drop("bad_src");
-    if (ip.protocol !== IP_PROTO_TCP) return this.drop("not_tcp");
     const tcp = this.tcp;
-    const segOff = ip.payloadOffset;
-    const segLen = ip.payloadLength;
-    // Port first, checksum after: traffic for other ports is dropped without summing it.
-    const terr = tcp.wrap(buf, segOff, segLen, src, this.vip, NO_CHECKSUM);
-    if (terr !== null) return this.drop("malformed");
-    const dport = tcp.dstPort;
-    if (dport !== this.port && !this.extraPorts.includes(dport)) return this.drop("wrong_port");
-    if (checksumAdd(buf, segOff, segLen, pseudoHeaderSum(src, this.vip, IP_PROTO_TCP, segLen)) !== 0xffff) {
-      return this.drop("bad_checksum");
-    }
+    const src = ip.src;
     const sport = tcp.srcPort;
+    const dport = tcp.dstPort;
     const flags = tcp.flags;
     const table = this.table;
-
     let e = table.lookup(src, sport, this.vip, dport);
-    let node: Node | undefined;
     const isSyn = (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
-    if (e >= 0) {
-      node = this.nodes.bySlot(table.node(e));
+    if (e >= 0 && isSyn) {
       const state = table.state(e);
       // A SYN on a finished connection reuses its port (IPVS conn_reuse_mode); a SYN still
       // in handshake with a node that went down is retried elsewhere. Both start afresh.
-      if (isSyn && (isReusable(state) || (state === ConnState.SynRecv && node?.healthy !== true))) {
+      if (
+        isReusable(state) ||
+        (state === ConnState.SynRecv && this.nodes.bySlot(table.node(e))?.healthy !== true)
+      ) {
         table.remove(e);
         e = -1;
       }
     }
-    if (e >= 0) {
-      // (A node's slot outlives its last entry: undefined is for the type checker.)
-      if (node === undefined) return this.resetConn(e, flags, "node_gone");
+    const node =
+      e >= 0
+        ? this.routeTracked(e, flags, now, tcp.payloadLength)
+        : this.routeNew(src, sport, dport, flags, isSyn, now);
+    if (node !== undefined) this.forward(node, buf, off, ip.totalLength, ip.tos, src, sport);
+  }
+
+  /**
+   * Checks a packet for the VIP (IPv4, plausible source, TCP to one of our ports, checksum);
+   * counts a drop and returns false otherwise. On true, this.ip and this.tcp view it.
+   */
+  private accept(buf: Uint8Array, off: number, len: number): boolean {
+    const ip = this.ip;
+    const err = ip.wrap(buf, off, len);
+    if (err !== null) return this.dropped(ipDropReason(err));
+    if (ip.dst !== this.vip) return this.dropped("wrong_dst");
+    const src = ip.src;
+    if (implausibleRemote(src) !== undefined || this.ownAddrs.has(src)) return this.dropped("bad_src");
+    if (ip.protocol !== IP_PROTO_TCP) return this.dropped("not_tcp");
+    const segOff = ip.payloadOffset;
+    const segLen = ip.payloadLength;
+    // Port first, checksum after: traffic for other ports is dropped without summing it.
+    if (this.tcp.wrap(buf, segOff, segLen, src, this.vip, NO_CHECKSUM) !== null)
+      return this.dropped("malformed");
+    const dport = this.tcp.dstPort;
+    if (dport !== this.port && !this.extraPorts.includes(dport)) return this.dropped("wrong_port");
+    if (checksumAdd(buf, segOff, segLen, pseudoHeaderSum(src, this.vip, IP_PROTO_TCP, segLen)) !== 0xffff)
+      return this.dropped("bad_checksum");
+    return true;
+  }
+
+  private dropped(reason: DropReason): false {
+    this.drop(reason);
+    return false;
+  }
+
+  /** A packet of a connection in the table: its node, unless that node's connections are reset now. */
+  private routeTracked(e: number, flags: number, now: number, payloadLength: number): Node | undefined {
+    const node = this.nodes.bySlot(this.table.node(e));
+    // (A node's slot outlives its last entry: undefined is for the type checker.)
+    if (node === undefined) {
+      this.resetConn(e, flags, "node_gone");
+      return undefined;
+    }
+    const reset = this.resetReason(node, now);
+    if (reset !== null) {
+      node.rsts++;
+      this.resetConn(e, flags, reset);
+      return undefined;
+    }
+    if (!node.healthy) {
+      node.downForwarded++;
+      this.downForwarded++;
+    }
+    this.table.update(e, flags, now, payloadLength);
+    return node;
+  }
+
+  /** A packet with no table entry: a SYN is scheduled; anything else is picked up where it most likely lives, or refused. */
+  private routeNew(
+    src: number,
+    sport: number,
+    dport: number,
+    flags: number,
+    isSyn: boolean,
+    now: number,
+  ): Node | undefined {
+    if (!isSyn && !this.scheduler.consistent) {
+      this.refuse(flags);
+      return this.routeDropped("no_conn");
+    }
+    // A partial node set would pick up a connection where it does not live (and pin it
+    // there), or refuse a SYN that a moment later has a node.
+    if (this.warmingUp && !isSyn) return this.routeDropped("warming_up");
+    const slot = (isSyn ? this.scheduler : (this.home ?? this.scheduler)).pick(src, sport);
+    const node = slot >= 0 ? this.nodes.bySlot(slot) : undefined;
+    if (node === undefined) {
+      if (this.warmingUp) return this.routeDropped("warming_up");
+      this.refuse(flags);
+      return this.routeDropped("no_node");
+    }
+    const table = this.table;
+    if (isSyn) {
+      if (table.insert(src, sport, this.vip, dport, slot, ConnState.SynRecv, now) < 0) {
+        this.refuse(flags);
+        return this.routeDropped("table_full");
+      }
+      this.connectionsScheduled++;
+      node.scheduled++;
+      if (this.partial && this.home !== undefined && this.home.pick(src, sport) !== slot) {
+        this.displaced.record(src, sport, node.id);
+      }
+    } else if ((flags & TCP_RST) === 0) {
+      // The home node of a connection may be down (within the grace: forward) or gone.
       const reset = this.resetReason(node, now);
       if (reset !== null) {
         node.rsts++;
-        return this.resetConn(e, flags, reset);
+        this.refuse(flags);
+        return this.routeDropped(reset);
       }
       if (!node.healthy) {
         node.downForwarded++;
         this.downForwarded++;
       }
-      table.update(e, flags, now, tcp.payloadLength);
-    } else {
-      if (!isSyn && !this.scheduler.consistent) {
-        this.refuse(flags);
-        return this.drop("no_conn");
-      }
-      // A partial node set would pick up a connection where it does not live (and pin it
-      // there), or refuse a SYN that a moment later has a node.
-      if (this.warmingUp && !isSyn) return this.drop("warming_up");
-      const slot = (isSyn ? this.scheduler : (this.home ?? this.scheduler)).pick(src, sport);
-      node = slot >= 0 ? this.nodes.bySlot(slot) : undefined;
-      if (node === undefined) {
-        if (this.warmingUp) return this.drop("warming_up");
-        this.refuse(flags);
-        return this.drop("no_node");
-      }
-      if (isSyn) {
-        if (table.insert(src, sport, this.vip, dport, slot, ConnState.SynRecv, now) < 0) {
-          this.refuse(flags);
-          return this.drop("table_full");
-        }
-        this.connectionsScheduled++;
-        node.scheduled++;
-        if (this.partial && this.home !== undefined && this.home.pick(src, sport) !== slot) {
-          this.displaced.record(src, sport, node.id);
-        }
-      } else if ((flags & TCP_RST) === 0) {
-        // The home node of a connection may be down (within the grace: forward) or gone.
-        const reset = this.resetReason(node, now);
-        if (reset !== null) {
-          node.rsts++;
-          this.refuse(flags);
-          return this.drop(reset);
-        }
-        if (!node.healthy) {
-          node.downForwarded++;
-          this.downForwarded++;
-        }
-        // Sloppy pick-up: sh/mh send the packet where the connection most likely lives. Its
-        // entry starts unconfirmed like any other; without room it goes on untracked (the
-        // next packet hashes to the same node).
-        if (table.insert(src, sport, this.vip, dport, slot, nextState(-1, flags), now) >= 0) {
-          this.connectionsRecovered++;
-        }
+      // Sloppy pick-up: sh/mh send the packet where the connection most likely lives. Its
+      // entry starts unconfirmed like any other; without room it goes on untracked (the
+      // next packet hashes to the same node).
+      if (table.insert(src, sport, this.vip, dport, slot, nextState(-1, flags), now) >= 0) {
+        this.connectionsRecovered++;
       }
     }
-    this.forward(node, buf, off, ip.totalLength, ip.tos, src, sport);
+    return node;
+  }
+
+  private routeDropped(reason: DropReason): undefined {
+    this.drop(reason);
+    return undefined;
   }
 
   /**

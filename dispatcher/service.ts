@@ -142,6 +142,58 @@ function enableAcceptLocal(dev: string): void {
 /** How the data path runs: on this thread, or on worker threads. */
 type Engine = { kind: "single"; path: DataPath } | { kind: "workers"; pool: ForwarderWorkers };
 
+type LogFn = (message: string, fields?: Record<string, unknown>) => void;
+
+/** The GUE packets' source: --source, else this host's address facing the first node. */
+function gueSource(config: DispatcherConfig): DispatcherConfig["source"] {
+  if (config.source !== undefined) return config.source;
+  const first = config.nodes[0];
+  const source = first ? localAddressFacing(first.addr) : undefined;
+  if (source === undefined && config.output !== "udp") {
+    throw new DispatcherStartError(
+      "no local address on the nodes' subnet to use as the GUE source: give --source ADDR",
+    );
+  }
+  return source;
+}
+
+/** Data-path threads: --workers, else 1 with a state file (it holds one table), else one per core. */
+function workerCount(config: DispatcherConfig): number {
+  if (
+    config.workers !== undefined &&
+    (!Number.isInteger(config.workers) || config.workers < 1 || config.workers > MAX_WORKERS)
+  ) {
+    throw new DispatcherStartError(`workers must be an integer 1..${MAX_WORKERS}, got ${config.workers}`);
+  }
+  // The handover file holds one data path's table: a state file means one data-path thread.
+  if (config.stateFile !== undefined && config.workers !== undefined && config.workers > 1)
+    throw new DispatcherStartError(
+      "--state-file needs --workers 1 (the handover file holds one data path's table)",
+    );
+  return config.workers ?? (config.stateFile !== undefined ? 1 : availableParallelism());
+}
+
+function dataPathConfig(config: DispatcherConfig, source: DispatcherConfig["source"]): DataPathConfig {
+  return {
+    vip: config.vip,
+    port: config.port,
+    ...(config.extraPorts ? { extraPorts: config.extraPorts } : {}),
+    scheduler: config.scheduler,
+    output: config.output,
+    source: source ?? 0,
+    bind: config.source ?? 0,
+    localAddrs: localAddresses(),
+    ...(config.variant !== undefined ? { variant: config.variant } : {}),
+    ...(config.udpChecksum !== undefined ? { udpChecksum: config.udpChecksum } : {}),
+    ...(config.udpGso !== undefined ? { udpGso: config.udpGso } : {}),
+    ...(config.udpGsoMaxSegment !== undefined ? { udpGsoMaxSegment: config.udpGsoMaxSegment } : {}),
+    ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
+    ...(config.maxHalfOpen !== undefined ? { maxHalfOpen: config.maxHalfOpen } : {}),
+    ...(config.timeouts !== undefined ? { timeouts: config.timeouts } : {}),
+    ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
+  };
+}
+
 export class DispatcherService {
   readonly control: DispatcherControl;
   readonly metrics: Registry;
@@ -225,76 +277,15 @@ export class DispatcherService {
   /** Opens the TUN device and sockets, starts forwarding, health checks and the admin API. */
   static async start(config: DispatcherConfig): Promise<DispatcherService> {
     const log = config.log ?? (() => {});
-    let source = config.source;
-    if (source === undefined) {
-      const first = config.nodes[0];
-      source = first ? localAddressFacing(first.addr) : undefined;
-      if (source === undefined && config.output !== "udp") {
-        throw new DispatcherStartError(
-          "no local address on the nodes' subnet to use as the GUE source: give --source ADDR",
-        );
-      }
-    }
-    if (
-      config.workers !== undefined &&
-      (!Number.isInteger(config.workers) || config.workers < 1 || config.workers > MAX_WORKERS)
-    ) {
-      throw new DispatcherStartError(`workers must be an integer 1..${MAX_WORKERS}, got ${config.workers}`);
-    }
-    const dp: DataPathConfig = {
-      vip: config.vip,
-      port: config.port,
-      ...(config.extraPorts ? { extraPorts: config.extraPorts } : {}),
-      scheduler: config.scheduler,
-      output: config.output,
-      source: source ?? 0,
-      bind: config.source ?? 0,
-      localAddrs: localAddresses(),
-      ...(config.variant !== undefined ? { variant: config.variant } : {}),
-      ...(config.udpChecksum !== undefined ? { udpChecksum: config.udpChecksum } : {}),
-      ...(config.udpGso !== undefined ? { udpGso: config.udpGso } : {}),
-      ...(config.udpGsoMaxSegment !== undefined ? { udpGsoMaxSegment: config.udpGsoMaxSegment } : {}),
-      ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
-      ...(config.maxHalfOpen !== undefined ? { maxHalfOpen: config.maxHalfOpen } : {}),
-      ...(config.timeouts !== undefined ? { timeouts: config.timeouts } : {}),
-      ...(config.deadGraceMs !== undefined ? { deadGraceMs: config.deadGraceMs } : {}),
-    };
-    // The handover file holds one data path's table: a state file means one data-path thread.
-    if (config.stateFile !== undefined && config.workers !== undefined && config.workers > 1)
-      throw new DispatcherStartError(
-        "--state-file needs --workers 1 (the handover file holds one data path's table)",
-      );
-    const workers = config.workers ?? (config.stateFile !== undefined ? 1 : availableParallelism());
-    const keeper = workers > 1 ? openKeeperQueue(config.tun, config.workers !== undefined, log) : undefined;
-    let svc: DispatcherService;
-    if (keeper === undefined) {
-      let path: DataPath;
-      try {
-        path = DataPath.open(dp, config.tun, false);
-      } catch (err) {
-        throw new DispatcherStartError((err as Error).message);
-      }
-      svc = new DispatcherService(config, path.tun, source ?? 0, { kind: "single", path });
-    } else {
-      let failed: (err: Error) => void = () => {};
-      const pool = new ForwarderWorkers({
-        config: {
-          ...dp,
-          maxConnections: perWorkerShare(config.maxConnections ?? 1 << 20, workers),
-          ...(config.maxHalfOpen !== undefined
-            ? { maxHalfOpen: perWorkerShare(config.maxHalfOpen, workers) }
-            : {}),
-        },
-        workers,
-        tun: keeper.name,
-        onFatal: (err) => failed(err),
-      });
-      svc = new DispatcherService(config, keeper, source ?? 0, { kind: "workers", pool });
-      failed = (err) => {
-        log("data-path worker failed", { error: err.message });
-        void svc.stop(err);
-      };
-    }
+    const source = gueSource(config);
+    const workers = workerCount(config);
+    const svc = DispatcherService.withEngine(
+      config,
+      dataPathConfig(config, source),
+      source ?? 0,
+      workers,
+      log,
+    );
     try {
       for (const n of config.nodes) svc.control.forwarder.upsertNode(n);
       if (config.output === "tun" && isLocalAddress(svc.source)) enableAcceptLocal(svc.tun.name);
@@ -310,6 +301,45 @@ export class DispatcherService {
       await svc.stop();
       throw err instanceof DispatcherStartError ? err : new DispatcherStartError((err as Error).message);
     }
+    return svc;
+  }
+
+  /** The service around one data path in this thread, or a pool of worker threads behind a keeper queue. */
+  private static withEngine(
+    config: DispatcherConfig,
+    dp: DataPathConfig,
+    source: number,
+    workers: number,
+    log: LogFn,
+  ): DispatcherService {
+    const keeper = workers > 1 ? openKeeperQueue(config.tun, config.workers !== undefined, log) : undefined;
+    if (keeper === undefined) {
+      let path: DataPath;
+      try {
+        path = DataPath.open(dp, config.tun, false);
+      } catch (err) {
+        throw new DispatcherStartError((err as Error).message);
+      }
+      return new DispatcherService(config, path.tun, source, { kind: "single", path });
+    }
+    let failed: (err: Error) => void = () => {};
+    const pool = new ForwarderWorkers({
+      config: {
+        ...dp,
+        maxConnections: perWorkerShare(config.maxConnections ?? 1 << 20, workers),
+        ...(config.maxHalfOpen !== undefined
+          ? { maxHalfOpen: perWorkerShare(config.maxHalfOpen, workers) }
+          : {}),
+      },
+      workers,
+      tun: keeper.name,
+      onFatal: (err) => failed(err),
+    });
+    const svc = new DispatcherService(config, keeper, source, { kind: "workers", pool });
+    failed = (err) => {
+      log("data-path worker failed", { error: err.message });
+      void svc.stop(err);
+    };
     return svc;
   }
 

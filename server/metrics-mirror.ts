@@ -26,3 +26,56 @@ export function mirrorGauge(registry: Registry, name: string, help: string, read
     },
   });
 }
+
+/** Label sets and their values, read at each scrape (e.g. one per node, or per reason). */
+export type LabelledValues = Iterable<readonly [Record<string, string>, number]>;
+
+/** A counter with labels whose values are copied from `read()` at each scrape. */
+export function mirrorCounterBy(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => LabelledValues,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, n] of read()) this.inc(labels, n);
+    },
+  });
+}
+
+/** A gauge with labels whose values are read at each scrape (label sets not read are dropped). */
+export function mirrorGaugeBy(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => LabelledValues,
+): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, n] of read()) this.set(labels, n);
+    },
+  });
+}
+
+/** One label set per key (`label` = the key) with its count: e.g. drops by reason. */
+export function byLabel<K extends string>(
+  label: string,
+  keys: readonly K[],
+  counts: Readonly<Record<K, number>> | ((key: K) => number),
+): LabelledValues {
+  const value = typeof counts === "function" ? counts : (k: K) => counts[k];
+  return keys.map((k) => [{ [label]: k }, value(k)] as const);
+}

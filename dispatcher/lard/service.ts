@@ -8,7 +8,7 @@
 // /healthz, /nodes, /stats and /metrics.
 import { createSocket, type Socket } from "node:dgram";
 import http from "node:http";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { TunDevice } from "../../sc/tun/index.js";
 import type { TcpTunRuntime } from "../../sc/tcp/runtime.js";
 import { emitGueHeader, GUE_HEADER_LEN } from "../../sc/wire/gue.js";
@@ -17,7 +17,7 @@ import type { ClusterTrust } from "../../sc/auth/secret.js";
 import { AdminGuard, adminAuthFrom, type AdminEndpoint } from "../../sc/auth/admin-access.js";
 import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
 import { newTcpPeek, peekTcp } from "../../sc/router/router.js";
-import { mirrorCounter, mirrorGauge } from "../../server/metrics-mirror.js";
+import { byLabel, mirrorCounter, mirrorCounterBy, mirrorGauge } from "../../server/metrics-mirror.js";
 import { LardFrontEnd, FRONT_END_DROPS, HANDOFF_FAILURES, type FrontEndOptions } from "./front-end.js";
 import { HANDOFF_PORT, HandoffClient } from "../../sc/handoff/link.js";
 import { UNRESUMABLE_REASONS } from "./resume.js";
@@ -63,6 +63,100 @@ function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
+type LogFn = (message: string, fields?: Record<string, unknown>) => void;
+
+/** The front-end's packet I/O: the VIP's TUN with its TCP stack, and the GUE socket to the nodes. */
+interface PacketIo {
+  tun: TunDevice;
+  runtime: TcpTunRuntime;
+  udp: Socket;
+  /** Payload the front-end's own stack sends: its error pages, never a response. */
+  out: { payloadBytes: number };
+}
+
+async function openPacketIo(config: LardServiceConfig): Promise<PacketIo> {
+  const { TunDevice } = await import("../../sc/tun/index.js");
+  const { TcpTunRuntime } = await import("../../sc/tcp/runtime.js");
+  const tun = TunDevice.open({ name: config.tun, up: true, maxBatch: 256 });
+  const out = { payloadBytes: 0 };
+  const peek = newTcpPeek();
+  const runtime = new TcpTunRuntime(tun, {
+    addresses: [config.vip],
+    tap: (p) => (out.payloadBytes += peekTcp(p, peek)?.payloadLength ?? 0),
+  });
+  const udp = createSocket({ type: "udp4" });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      udp.once("error", reject);
+      udp.bind(0, config.source, () => {
+        udp.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    runtime.close();
+    tun.close();
+    throw err;
+  }
+  udp.on("error", () => undefined);
+  return { tun, runtime, udp, out };
+}
+
+/** The front-end and its handoff links, each calling into the other. */
+function connectFrontEnd(
+  config: LardServiceConfig,
+  io: PacketIo,
+  log: LogFn,
+): { frontEnd: LardFrontEnd; links: HandoffClient } {
+  const stack = io.runtime.stack;
+  const gue = Buffer.alloc(GUE_HEADER_LEN);
+  emitGueHeader(gue);
+  const byId = new Map(config.nodes.map((n) => [n.id, n]));
+  // Nodes join the policy as their links come up.
+  const policy = new LardPolicy([], config.policy);
+  // Its callbacks reach `links` only once packets flow, after both exist.
+  const fe: LardFrontEnd = new LardFrontEnd(
+    stack,
+    policy,
+    {
+      forward: (node, packet) => {
+        const n = byId.get(node);
+        // The packet is a view into the TUN batch, reused after this call: send() copies.
+        if (n !== undefined) io.udp.send([gue, Buffer.from(packet)], n.guePort, n.addr);
+      },
+      sendHandoff: (node, msg) => links.send(node, msg),
+      monotonicUs,
+      wallClockMs: () => Date.now(),
+    },
+    { vip: config.vip, port: config.port, ...config.frontEnd },
+  );
+  const links = new HandoffClient({
+    nodes: config.nodes.map((n) => ({ id: n.id, host: n.addr, port: config.handoffPort ?? HANDOFF_PORT })),
+    key: linkKey(config.trust),
+    localAddress: config.source,
+    onAck: (node, ack) => {
+      fe.onAck(node, ack, stack.now());
+      stack.flush();
+    },
+    onEnd: (node, end) => fe.onEnd(node, end.handoffId),
+    onHandBack: (node, msg) => {
+      fe.onHandBack(node, msg);
+      stack.flush();
+    },
+    onResponse: (node, msg) => fe.onResponse(node, msg),
+    onUp: (node) => {
+      log("handoff link up", { node });
+      fe.onLinkUp(node);
+    },
+    onDown: (node) => {
+      log("handoff link down", { node });
+      fe.onLinkDown(node);
+      stack.flush();
+    },
+  });
+  return { frontEnd: fe, links };
+}
+
 export class LardService {
   readonly registry = new Registry();
   adminUrl: string | undefined;
@@ -93,98 +187,10 @@ export class LardService {
 
   static async start(config: LardServiceConfig): Promise<LardService> {
     const log = config.log ?? (() => {});
-    const { TunDevice } = await import("../../sc/tun/index.js");
-    const { TcpTunRuntime } = await import("../../sc/tcp/runtime.js");
-    const tun = TunDevice.open({ name: config.tun, up: true, maxBatch: 256 });
-    // Counts the payload the front-end's own stack sends: its error pages, never a response.
-    const out = { payloadBytes: 0 };
-    const peek = newTcpPeek();
-    const runtime = new TcpTunRuntime(tun, {
-      addresses: [config.vip],
-      tap: (p) => (out.payloadBytes += peekTcp(p, peek)?.payloadLength ?? 0),
-    });
-    const stack = runtime.stack;
-    const udp = createSocket({ type: "udp4" });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once("error", reject);
-        udp.bind(0, config.source, () => {
-          udp.off("error", reject);
-          resolve();
-        });
-      });
-    } catch (err) {
-      runtime.close();
-      tun.close();
-      throw err;
-    }
-    udp.on("error", () => undefined);
-    const gue = Buffer.alloc(GUE_HEADER_LEN);
-    emitGueHeader(gue);
-    const byId = new Map(config.nodes.map((n) => [n.id, n]));
-    // Nodes join the policy as their links come up.
-    const policy = new LardPolicy([], config.policy);
-    // Its callbacks reach `links` only once packets flow, after both exist.
-    const fe: LardFrontEnd = new LardFrontEnd(
-      stack,
-      policy,
-      {
-        forward: (node, packet) => {
-          const n = byId.get(node);
-          // The packet is a view into the TUN batch, reused after this call: send() copies.
-          if (n !== undefined) udp.send([gue, Buffer.from(packet)], n.guePort, n.addr);
-        },
-        sendHandoff: (node, msg) => links.send(node, msg),
-        monotonicUs,
-        wallClockMs: () => Date.now(),
-      },
-      { vip: config.vip, port: config.port, ...config.frontEnd },
-    );
-    const links = new HandoffClient({
-      nodes: config.nodes.map((n) => ({ id: n.id, host: n.addr, port: config.handoffPort ?? HANDOFF_PORT })),
-      key: linkKey(config.trust),
-      localAddress: config.source,
-      onAck: (node, ack) => {
-        fe.onAck(node, ack, stack.now());
-        stack.flush();
-      },
-      onEnd: (node, end) => fe.onEnd(node, end.handoffId),
-      onHandBack: (node, msg) => {
-        fe.onHandBack(node, msg);
-        stack.flush();
-      },
-      onResponse: (node, msg) => fe.onResponse(node, msg),
-      onUp: (node) => {
-        log("handoff link up", { node });
-        fe.onLinkUp(node);
-      },
-      onDown: (node) => {
-        log("handoff link down", { node });
-        fe.onLinkDown(node);
-        stack.flush();
-      },
-    });
-    const svc = new LardService(config, tun, runtime, udp, fe, links, out);
-    // Replaces the runtime's read path: handed-off connections' packets go on to their nodes.
-    tun.onPackets((batch) => {
-      const now = stack.now();
-      for (let i = 0; i < batch.count; i++) {
-        const p = batch.packet(i);
-        if (!fe.take(p, now)) stack.receive(p);
-      }
-      stack.flush();
-      svc.drainLatencies();
-    });
-    tun.on("error", (err: Error) => {
-      log("TUN device failed", { error: err.message });
-      void svc.stop(err);
-    });
-    svc.startHealth();
-    svc.pollTimer = setInterval(() => {
-      fe.poll(stack.now());
-      svc.drainLatencies();
-    }, POLL_MS);
-    links.start();
+    const io = await openPacketIo(config);
+    const { frontEnd, links } = connectFrontEnd(config, io, log);
+    const svc = new LardService(config, io.tun, io.runtime, io.udp, frontEnd, links, io.out);
+    svc.run(log);
     if (config.admin !== undefined) {
       try {
         await svc.listenAdmin(config.admin);
@@ -194,6 +200,32 @@ export class LardService {
       }
     }
     return svc;
+  }
+
+  /** Takes over the TUN's read path, starts health checks, the deadline poll and the links. */
+  private run(log: LogFn): void {
+    const { frontEnd: fe, tun } = this;
+    const stack = this.runtime.stack;
+    // Replaces the runtime's read path: handed-off connections' packets go on to their nodes.
+    tun.onPackets((batch) => {
+      const now = stack.now();
+      for (let i = 0; i < batch.count; i++) {
+        const p = batch.packet(i);
+        if (!fe.take(p, now)) stack.receive(p);
+      }
+      stack.flush();
+      this.drainLatencies();
+    });
+    tun.on("error", (err: Error) => {
+      log("TUN device failed", { error: err.message });
+      void this.stop(err);
+    });
+    this.startHealth();
+    this.pollTimer = setInterval(() => {
+      fe.poll(stack.now());
+      this.drainLatencies();
+    }, POLL_MS);
+    this.links.start();
   }
 
   /**
@@ -268,122 +300,21 @@ export class LardService {
   }
 
   private registerMetrics(): [Histogram, Histogram] {
-    const registry = this.registry;
-    const fe = this.frontEnd;
-    const c = fe.counters;
-    const links = this.links;
-    mirrorCounter(registry, "sc_lard_handoffs_total", "HANDOFF messages sent to nodes", () => c.handoffsSent);
-    mirrorCounter(
-      registry,
-      "sc_lard_handoffs_accepted_total",
-      "Handoffs the nodes accepted",
-      () => c.handoffsAccepted,
-    );
-    mirrorCounter(
-      registry,
-      "sc_lard_forwarded_packets_total",
-      "Client packets forwarded in GUE to the node of their connection",
-      () => c.packetsForwarded,
-    );
-    mirrorCounter(
-      registry,
-      "sc_lard_forwarded_bytes_total",
-      "TCP payload bytes of the forwarded client packets (requests; responses never pass the front-end)",
-      () => c.bytesForwarded,
-    );
-    mirrorCounter(
-      registry,
-      "sc_lard_connections_accepted_total",
-      "Client handshakes completed on the front-end",
-      () => c.connectionsAccepted,
-    );
-    mirrorGauge(
-      registry,
-      "sc_lard_handed_off_connections",
-      "Connections handed off and still known",
-      () => fe.handedOff,
-    );
-    new Counter({
-      name: "sc_lard_handoff_failures_total",
-      help: "Connections not handed off, or whose handoff failed, by reason (docs/lard.md)",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of HANDOFF_FAILURES) this.inc({ reason: r }, c.failures[r]);
-      },
-    });
-    new Counter({
-      name: "sc_lard_frontend_drops_total",
-      help: "Client packets the front-end dropped, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of FRONT_END_DROPS) this.inc({ reason: r }, c.drops[r]);
-      },
-    });
-    new Counter({
-      name: "sc_lard_link_drops_total",
-      help: "Handoff links the front-end closed or that were refused, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of LINK_DROP_REASONS) this.inc({ reason: r }, links.drops[r]);
-      },
-    });
-    mirrorCounter(
-      registry,
-      "sc_lard_handbacks_total",
-      "Connections a node gave back for their next request (each handed off again)",
-      () => c.handBacks,
-    );
-    mirrorCounter(
-      registry,
-      "sc_lard_resumes_total",
-      "RESUMEs sent: connections whose node died, continued on another node from the client's ACK",
-      () => c.resumesSent,
-    );
-    mirrorCounter(
-      registry,
-      "sc_lard_resumes_accepted_total",
-      "RESUMEs a node accepted",
-      () => c.resumesAccepted,
-    );
-    new Counter({
-      name: "sc_lard_node_lost_resets_total",
-      help: "Client connections reset because their node's link went down and no exact resume was possible, by reason (docs/lard.md)",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of UNRESUMABLE_REASONS) this.inc({ reason: r }, c.unresumable[r]);
-      },
-    });
-    const cpuAtStart = this.cpuAtStart;
-    mirrorGauge(
-      registry,
-      "sc_lard_frontend_cpu_seconds_per_request",
-      "Front-end CPU (user + system) since start per handoff sent (every request is one); over a window: rate(process_cpu_seconds_total) / rate(sc_lard_handoffs_total)",
-      () => {
-        const cpu = process.cpuUsage(cpuAtStart);
-        return c.handoffsSent > 0 ? (cpu.user + cpu.system) / 1e6 / c.handoffsSent : 0;
-      },
-    );
-    collectDefaultMetrics({ register: registry });
+    registerHandoffMetrics(this.registry, this.frontEnd);
+    registerTrafficMetrics(this.registry, this.frontEnd, this.links, this.cpuAtStart);
+    collectDefaultMetrics({ register: this.registry });
     return [
       new Histogram({
         name: "sc_lard_handoff_latency_seconds",
         help: "HANDOFF sent -> HANDOFF-ACK received on the front-end",
         buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.25],
-        registers: [registry],
+        registers: [this.registry],
       }),
       new Histogram({
         name: "sc_lard_handoffs_per_connection",
         help: "Handoffs each finished connection had (1: none re-handed; keep-alive adds one per request)",
         buckets: [1, 2, 3, 4, 6, 8, 16, 32, 64, 128],
-        registers: [registry],
+        registers: [this.registry],
       }),
     ];
   }
@@ -463,4 +394,105 @@ export class LardService {
     await new Promise<void>((r) => this.udp.close(() => r()));
     this.finish(err);
   }
+}
+
+/** Handoffs: sent, accepted, failed, handed back, resumed, and what a lost node cost. */
+function registerHandoffMetrics(registry: Registry, fe: LardFrontEnd): void {
+  const c = fe.counters;
+  mirrorCounter(registry, "sc_lard_handoffs_total", "HANDOFF messages sent to nodes", () => c.handoffsSent);
+  mirrorCounter(
+    registry,
+    "sc_lard_handoffs_accepted_total",
+    "Handoffs the nodes accepted",
+    () => c.handoffsAccepted,
+  );
+  mirrorGauge(
+    registry,
+    "sc_lard_handed_off_connections",
+    "Connections handed off and still known",
+    () => fe.handedOff,
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_handoff_failures_total",
+    "Connections not handed off, or whose handoff failed, by reason (docs/lard.md)",
+    ["reason"],
+    () => byLabel("reason", HANDOFF_FAILURES, c.failures),
+  );
+  mirrorCounter(
+    registry,
+    "sc_lard_handbacks_total",
+    "Connections a node gave back for their next request (each handed off again)",
+    () => c.handBacks,
+  );
+  mirrorCounter(
+    registry,
+    "sc_lard_resumes_total",
+    "RESUMEs sent: connections whose node died, continued on another node from the client's ACK",
+    () => c.resumesSent,
+  );
+  mirrorCounter(
+    registry,
+    "sc_lard_resumes_accepted_total",
+    "RESUMEs a node accepted",
+    () => c.resumesAccepted,
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_node_lost_resets_total",
+    "Client connections reset because their node's link went down and no exact resume was possible, by reason (docs/lard.md)",
+    ["reason"],
+    () => byLabel("reason", UNRESUMABLE_REASONS, c.unresumable),
+  );
+}
+
+/** Client traffic through the front-end, its drops, its links, and its CPU per request. */
+function registerTrafficMetrics(
+  registry: Registry,
+  fe: LardFrontEnd,
+  links: HandoffClient,
+  cpuAtStart: NodeJS.CpuUsage,
+): void {
+  const c = fe.counters;
+  mirrorCounter(
+    registry,
+    "sc_lard_forwarded_packets_total",
+    "Client packets forwarded in GUE to the node of their connection",
+    () => c.packetsForwarded,
+  );
+  mirrorCounter(
+    registry,
+    "sc_lard_forwarded_bytes_total",
+    "TCP payload bytes of the forwarded client packets (requests; responses never pass the front-end)",
+    () => c.bytesForwarded,
+  );
+  mirrorCounter(
+    registry,
+    "sc_lard_connections_accepted_total",
+    "Client handshakes completed on the front-end",
+    () => c.connectionsAccepted,
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_frontend_drops_total",
+    "Client packets the front-end dropped, by reason",
+    ["reason"],
+    () => byLabel("reason", FRONT_END_DROPS, c.drops),
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_link_drops_total",
+    "Handoff links the front-end closed or that were refused, by reason",
+    ["reason"],
+    () => byLabel("reason", LINK_DROP_REASONS, links.drops),
+  );
+  mirrorGauge(
+    registry,
+    "sc_lard_frontend_cpu_seconds_per_request",
+    "Front-end CPU (user + system) since start per handoff sent (every request is one); over a window: rate(process_cpu_seconds_total) / rate(sc_lard_handoffs_total)",
+    () => {
+      const cpu = process.cpuUsage(cpuAtStart);
+      return c.handoffsSent > 0 ? (cpu.user + cpu.system) / 1e6 / c.handoffsSent : 0;
+    },
+  );
 }

@@ -21,9 +21,9 @@
 // mid-body: the rest of the body comes from the origin, checked to be the same document
 // (ETag and size), so clients always get exact bytes; if the origin's copy differs, the
 // connections that already started are reset rather than sent a mix.
-import { mirrorCounter } from "../metrics-mirror.js";
+import { byLabel, mirrorCounter, mirrorCounterBy } from "../metrics-mirror.js";
 import { performance } from "node:perf_hooks";
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Histogram, type Registry } from "prom-client";
 import type { ClusterContext, ConnectionControl, Decision, Mode, ModeDefinition } from "./mode.js";
 import { selfMember } from "../membership/config.js";
 import type { CachePolicy } from "../cache/doc-cache.js";
@@ -425,7 +425,43 @@ export class CfMode implements Mode {
     await Promise.all([...this.links.values()].map((l) => l.close()));
   }
 
+  /** This node's peer endpoint: what it sent to peers and whom it refused. */
+  private registerServingMetrics(registry: Registry): void {
+    const s = this.server.stats;
+    mirrorCounter(
+      registry,
+      "sc_cf_peer_served_bytes_total",
+      "Document bytes this node sent to peers",
+      () => s.servedBytes,
+    );
+    mirrorCounter(
+      registry,
+      "sc_cf_peer_refused_total",
+      "Connections to the peer endpoint from non-members, dropped",
+      () => s.refused,
+    );
+    mirrorCounterBy(
+      registry,
+      "sc_cf_peer_auth_refused_total",
+      "Peer cache requests refused (403) for their authenticator, by reason: missing, unknown_node, wrong_address, stale, bad_mac",
+      ["reason"],
+      () => byLabel("reason", PEER_AUTH_FAILURES, s.authFailures),
+    );
+    mirrorCounterBy(
+      registry,
+      "sc_cf_peer_served_total",
+      "Documents this node sent to peers, by where it had them from",
+      ["from"],
+      () => [
+        [{ from: "cache" }, s.servedFromCache],
+        [{ from: "origin" }, s.servedFromOrigin],
+      ],
+    );
+  }
+
+  /** This node's requests: where they were served from, and its fetches from peers. */
   private registerMetrics(registry: Registry): Histogram {
+    this.registerServingMetrics(registry);
     const c = this.counters;
     const s = this.server.stats;
     const mirror = (name: string, help: string, read: () => number) =>
@@ -452,66 +488,34 @@ export class CfMode implements Mode {
       "Peer transfers cut mid-body and completed from the origin",
       () => c.resumed,
     );
-    mirror("sc_cf_peer_served_bytes_total", "Document bytes this node sent to peers", () => s.servedBytes);
-    mirror(
-      "sc_cf_peer_refused_total",
-      "Connections to the peer endpoint from non-members, dropped",
-      () => s.refused,
+    mirrorCounterBy(
+      registry,
+      "sc_cf_origin_fetches_total",
+      "Origin fetches caused by cache forwarding: as home for a peer's miss (home_miss), or after a peer failed (fallback)",
+      ["reason"],
+      () => [
+        [{ reason: "home_miss" }, s.homeMisses],
+        [{ reason: "fallback" }, c.fallbacks],
+      ],
     );
-    new Counter({
-      name: "sc_cf_peer_auth_refused_total",
-      help: "Peer cache requests refused (403) for their authenticator, by reason: missing, unknown_node, wrong_address, stale, bad_mac",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of PEER_AUTH_FAILURES) this.inc({ reason: r }, s.authFailures[r]);
-      },
-    });
-    new Counter({
-      name: "sc_cf_origin_fetches_total",
-      help: "Origin fetches caused by cache forwarding: as home for a peer's miss (home_miss), or after a peer failed (fallback)",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc({ reason: "home_miss" }, s.homeMisses);
-        this.inc({ reason: "fallback" }, c.fallbacks);
-      },
-    });
-    new Counter({
-      name: "sc_cf_peer_errors_total",
-      help: "Peer fetches that failed, by reason (the request was then served from the origin)",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of PEER_FAILURES) this.inc({ reason: r }, c.errors[r]);
-      },
-    });
-    new Counter({
-      name: "sc_cf_requests_total",
-      help: "Requests by route: home (this node's own documents), copy (another's, held here), forwarded (via a peer fetch)",
-      labelNames: ["route"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc({ route: "home" }, c.home);
-        this.inc({ route: "copy" }, c.localCopy);
-        this.inc({ route: "forwarded" }, c.forwarded);
-      },
-    });
-    new Counter({
-      name: "sc_cf_peer_served_total",
-      help: "Documents this node sent to peers, by where it had them from",
-      labelNames: ["from"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc({ from: "cache" }, s.servedFromCache);
-        this.inc({ from: "origin" }, s.servedFromOrigin);
-      },
-    });
+    mirrorCounterBy(
+      registry,
+      "sc_cf_peer_errors_total",
+      "Peer fetches that failed, by reason (the request was then served from the origin)",
+      ["reason"],
+      () => byLabel("reason", PEER_FAILURES, c.errors),
+    );
+    mirrorCounterBy(
+      registry,
+      "sc_cf_requests_total",
+      "Requests by route: home (this node's own documents), copy (another's, held here), forwarded (via a peer fetch)",
+      ["route"],
+      () => [
+        [{ route: "home" }, c.home],
+        [{ route: "copy" }, c.localCopy],
+        [{ route: "forwarded" }, c.forwarded],
+      ],
+    );
     return new Histogram({
       name: "sc_cf_peer_fetch_seconds",
       help: "Time from starting a peer fetch to the peer's answer head",

@@ -6,11 +6,11 @@
 // accepted it: the received bytes are the first data, later packets come from the front-end in
 // GUE, responses go straight to the client. When the connection is gone here, an END tells the
 // front-end (its load count and forwarding entry).
-import { Counter, Histogram } from "prom-client";
+import { Histogram, type Registry } from "prom-client";
 import type { Mode, ModeDefinition, UserStackContext } from "./mode.js";
 import { selfMember } from "../membership/config.js";
 import { UserError } from "../../common/errors.js";
-import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
+import { byLabel, mirrorCounter, mirrorCounterBy, mirrorGauge } from "../metrics-mirror.js";
 import { CloneStatus, CLONE_STATUS_NAMES, SC_MAX_MESSAGE } from "../../sc/clone/message.js";
 import { linkKey } from "../../sc/auth/link.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
@@ -22,7 +22,7 @@ import { sendPrepared } from "../http/send.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import type { TcpSocket } from "../../sc/tcp/socket.js";
 import { isWireError } from "../../sc/wire/error.js";
-import { ipv4FromString } from "../../sc/wire/addr.js";
+import { ipv4FromString, type Ipv4CidrSet } from "../../sc/wire/addr.js";
 import { LINK_DROP_REASONS } from "../../sc/clone/transport.js";
 import {
   HandoffType,
@@ -589,38 +589,13 @@ export const LARD_MODE: ModeDefinition = {
   summary: "LARD back-end: serve connections the LARD front-end hands off (dispatcher --mode lard)",
   needs: "user-stack",
   async create(ctx: UserStackContext): Promise<Mode> {
-    const { cluster, userStack, trust } = ctx;
+    const { userStack } = ctx;
     const gue = userStack.gue;
     if (gue === null)
       throw new UserError(
         "--mode lard needs GUE input (--gue-port): the front-end forwards the client's packets in GUE",
       );
-    const self = selfMember(cluster);
-    const vip = ipv4FromString(userStack.address);
-    if (isWireError(vip)) throw new UserError(`--mode lard: bad VIP ${userStack.address}`);
-    const oneWay = new Histogram({
-      name: "sc_lard_handoff_one_way_seconds",
-      help: "HANDOFF sent by the front-end (CLOCK_MONOTONIC stamp) -> imported here; one machine only",
-      buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2],
-      registers: [ctx.registry],
-    });
-    const mode = new LardNode(
-      {
-        stack: userStack.stack,
-        vip,
-        port: ctx.httpPort,
-        maxConnections: 100_000,
-        onOneWay: (us) => oneWay.observe(us / 1e6),
-        monotonicUs,
-        idleMs: positiveSetting(ctx.modeSettings, "idleTimeoutMs", 30_000),
-        sendTimeoutMs: positiveSetting(ctx.modeSettings, "sendTimeoutMs", 30_000),
-      },
-      {
-        respond: (req, keepAlive, now) => ctx.responder.respond(req, keepAlive, now),
-        error: (status) => errorResponse(status, false, ctx.dates.dateLine(Date.now())),
-        countResponse: (status, bytes) => ctx.stats.countResponse(status, bytes),
-      },
-    );
+    const mode = lardNode(ctx);
     // Forwarded packets of connections given back (still in flight) never reach the stack.
     const stack = userStack.stack;
     userStack.setPacketHandler((packet) => {
@@ -628,78 +603,9 @@ export const LARD_MODE: ModeDefinition = {
     });
     const sweep = setInterval(() => mode.poll(stack.now()), 1000);
     sweep.unref();
-    // The front-end connects from an address the node takes GUE from (the dispatcher's).
-    const allow = gue.allow;
-    const server = new HandoffServer({
-      nodeId: self.id,
-      listenHost: self.addr,
-      listenPort: HANDOFF_PORT,
-      key: linkKey(trust),
-      admit: (addr) => {
-        const a = ipv4FromString(addr);
-        return !isWireError(a) && allow.has(a);
-      },
-      onHandoff: (msg, link) => mode.onHandoff(msg, link),
-      onLinkDown: (link) => {
-        mode.onLinkDown(link);
-        stack.flush();
-      },
-    });
-    const registry = ctx.registry;
-    mirrorCounter(
-      registry,
-      "sc_lard_handoffs_received_total",
-      "HANDOFF messages received",
-      () => mode.counters.received,
-    );
-    mirrorCounter(
-      registry,
-      "sc_lard_handoffs_accepted_total",
-      "Connections handed off to this node and imported",
-      () => mode.counters.accepted,
-    );
-    mirrorGauge(registry, "sc_lard_connections", "Handed-off connections open on this node", () => mode.open);
-    mirrorCounter(
-      registry,
-      "sc_lard_resumes_received_total",
-      "RESUMEs taken: connections whose node died, continued here from the client's ACK",
-      () => mode.counters.resumes,
-    );
-    const counters = mode.counters;
-    new Counter({
-      name: "sc_lard_handoffs_refused_total",
-      help: "HANDOFF messages refused, by status",
-      labelNames: ["status"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [status, n] of Object.entries(counters.refused)) this.inc({ status }, n);
-      },
-    });
-    new Counter({
-      name: "sc_lard_connection_drops_total",
-      help: "Handed-off connections this node ended early, by reason (docs/lard.md)",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc({ reason: "resume-mismatch" }, counters.resumeMismatches);
-        this.inc({ reason: "send-timeout" }, counters.sendTimeouts);
-        this.inc({ reason: "link-lost" }, counters.linkLostDrops);
-        this.inc({ reason: "drain" }, counters.drainResets);
-        this.inc({ reason: "hand-back-failed" }, counters.handBackFailures);
-      },
-    });
-    new Counter({
-      name: "sc_lard_link_drops_total",
-      help: "Handoff links this node refused or closed, by reason (docs/lard.md)",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const reason of LINK_DROP_REASONS) this.inc({ reason }, server.drops[reason]);
-      },
-    });
+    const server = handoffServer(ctx, mode, gue.allow);
+    registerLardNodeMetrics(ctx.registry, mode, server);
+    const self = selfMember(ctx.cluster);
     try {
       await server.start();
     } catch (err) {
@@ -719,3 +625,104 @@ export const LARD_MODE: ModeDefinition = {
     });
   },
 };
+
+/** The node's side of LARD on the user stack, answering with the node's responder. */
+function lardNode(ctx: UserStackContext): LardNode {
+  const { userStack } = ctx;
+  const vip = ipv4FromString(userStack.address);
+  if (isWireError(vip)) throw new UserError(`--mode lard: bad VIP ${userStack.address}`);
+  const oneWay = new Histogram({
+    name: "sc_lard_handoff_one_way_seconds",
+    help: "HANDOFF sent by the front-end (CLOCK_MONOTONIC stamp) -> imported here; one machine only",
+    buckets: [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2],
+    registers: [ctx.registry],
+  });
+  return new LardNode(
+    {
+      stack: userStack.stack,
+      vip,
+      port: ctx.httpPort,
+      maxConnections: 100_000,
+      onOneWay: (us) => oneWay.observe(us / 1e6),
+      monotonicUs,
+      idleMs: positiveSetting(ctx.modeSettings, "idleTimeoutMs", 30_000),
+      sendTimeoutMs: positiveSetting(ctx.modeSettings, "sendTimeoutMs", 30_000),
+    },
+    {
+      respond: (req, keepAlive, now) => ctx.responder.respond(req, keepAlive, now),
+      error: (status) => errorResponse(status, false, ctx.dates.dateLine(Date.now())),
+      countResponse: (status, bytes) => ctx.stats.countResponse(status, bytes),
+    },
+  );
+}
+
+/** The handoff link server: the front-end connects from an address the node takes GUE from (the dispatcher's). */
+function handoffServer(ctx: UserStackContext, mode: LardNode, allow: Ipv4CidrSet): HandoffServer {
+  const self = selfMember(ctx.cluster);
+  const stack = ctx.userStack.stack;
+  return new HandoffServer({
+    nodeId: self.id,
+    listenHost: self.addr,
+    listenPort: HANDOFF_PORT,
+    key: linkKey(ctx.trust),
+    admit: (addr) => {
+      const a = ipv4FromString(addr);
+      return !isWireError(a) && allow.has(a);
+    },
+    onHandoff: (msg, link) => mode.onHandoff(msg, link),
+    onLinkDown: (link) => {
+      mode.onLinkDown(link);
+      stack.flush();
+    },
+  });
+}
+
+function registerLardNodeMetrics(registry: Registry, mode: LardNode, server: HandoffServer): void {
+  const counters = mode.counters;
+  mirrorCounter(
+    registry,
+    "sc_lard_handoffs_received_total",
+    "HANDOFF messages received",
+    () => counters.received,
+  );
+  mirrorCounter(
+    registry,
+    "sc_lard_handoffs_accepted_total",
+    "Connections handed off to this node and imported",
+    () => counters.accepted,
+  );
+  mirrorGauge(registry, "sc_lard_connections", "Handed-off connections open on this node", () => mode.open);
+  mirrorCounter(
+    registry,
+    "sc_lard_resumes_received_total",
+    "RESUMEs taken: connections whose node died, continued here from the client's ACK",
+    () => counters.resumes,
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_handoffs_refused_total",
+    "HANDOFF messages refused, by status",
+    ["status"],
+    () => Object.entries(counters.refused).map(([status, n]) => [{ status }, n] as const),
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_connection_drops_total",
+    "Handed-off connections this node ended early, by reason (docs/lard.md)",
+    ["reason"],
+    () => [
+      [{ reason: "resume-mismatch" }, counters.resumeMismatches],
+      [{ reason: "send-timeout" }, counters.sendTimeouts],
+      [{ reason: "link-lost" }, counters.linkLostDrops],
+      [{ reason: "drain" }, counters.drainResets],
+      [{ reason: "hand-back-failed" }, counters.handBackFailures],
+    ],
+  );
+  mirrorCounterBy(
+    registry,
+    "sc_lard_link_drops_total",
+    "Handoff links this node refused or closed, by reason (docs/lard.md)",
+    ["reason"],
+    () => byLabel("reason", LINK_DROP_REASONS, server.drops),
+  );
+}

@@ -16,8 +16,8 @@
 // back in the SC-ACK, then the response is sent straight to the client (source: the VIP). The
 // clone never sends FIN or RST: once its response is acknowledged it vanishes.
 import { registerMarkingMetrics, TrafficMarker, type MarkCounters } from "../../sc/net/priority.js";
-import { Counter, Histogram } from "prom-client";
-import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
+import { Histogram, type Registry } from "prom-client";
+import { byLabel, mirrorCounter, mirrorCounterBy, mirrorGauge } from "../metrics-mirror.js";
 import type {
   ConnectionControl,
   Decision,
@@ -887,7 +887,6 @@ export class SocketCloning implements Mode {
   // ------------------------------------------------------------------ bookkeeping
 
   private registerMetrics(): [Histogram, Histogram] {
-    const registers = [this.ctx.registry];
     const registry = this.ctx.registry;
     mirrorCounter(
       registry,
@@ -901,52 +900,43 @@ export class SocketCloning implements Mode {
       "CLONE messages received (clones built and served here, or refused)",
       () => this.clonesReceived,
     );
-    new Counter({
-      name: "sc_clone_failures_total",
-      help: "Requests that could not be (or stay) cloned, by reason",
-      labelNames: ["reason"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [reason, n] of Object.entries(failures)) this.inc({ reason }, n);
-        // Undecodable SC messages (the link is closed and re-opened: docs/sc-protocol.md).
-        this.inc({ reason: "bad-message" }, transport.counters.drops["bad-message"]);
-      },
-    });
     const failures = this.failures;
     const transport = this.transport;
-    new Counter({
-      name: "sc_link_drops_total",
-      help: "SC connections this node refused or closed, by reason (docs/sc-protocol.md)",
-      labelNames: ["reason"],
-      registers,
-      collect() {
-        this.reset();
-        for (const reason of LINK_DROP_REASONS) this.inc({ reason }, transport.counters.drops[reason]);
-      },
-    });
-    const tlsCounts = { sent: () => this.tlsClonesSent, received: () => this.tlsClonesReceived };
-    new Counter({
-      name: "sc_tls_clones_total",
-      help: "TLS 1.3 requests cloned with their session (sent: by this node as the original; received: sealed here as the clone)",
-      labelNames: ["side"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [side, n] of Object.entries(tlsCounts)) this.inc({ side }, n());
-      },
-    });
-    const tlsNotCloned = this.tlsNotCloned;
-    new Counter({
-      name: "sc_tls_not_cloned_total",
-      help: "TLS 1.3 requests homed elsewhere but served here, by reason (docs/tls.md)",
-      labelNames: ["reason"],
-      registers,
-      collect() {
-        this.reset();
-        for (const reason of TLS_NOT_CLONED) this.inc({ reason }, tlsNotCloned[reason]);
-      },
-    });
+    mirrorCounterBy(
+      registry,
+      "sc_clone_failures_total",
+      "Requests that could not be (or stay) cloned, by reason",
+      ["reason"],
+      () => [
+        ...Object.entries(failures).map(([reason, n]) => [{ reason }, n] as const),
+        // Undecodable SC messages (the link is closed and re-opened: docs/sc-protocol.md).
+        [{ reason: "bad-message" }, transport.counters.drops["bad-message"]] as const,
+      ],
+    );
+    mirrorCounterBy(
+      registry,
+      "sc_link_drops_total",
+      "SC connections this node refused or closed, by reason (docs/sc-protocol.md)",
+      ["reason"],
+      () => byLabel("reason", LINK_DROP_REASONS, transport.counters.drops),
+    );
+    mirrorCounterBy(
+      registry,
+      "sc_tls_clones_total",
+      "TLS 1.3 requests cloned with their session (sent: by this node as the original; received: sealed here as the clone)",
+      ["side"],
+      () => [
+        [{ side: "sent" }, this.tlsClonesSent],
+        [{ side: "received" }, this.tlsClonesReceived],
+      ],
+    );
+    mirrorCounterBy(
+      registry,
+      "sc_tls_not_cloned_total",
+      "TLS 1.3 requests homed elsewhere but served here, by reason (docs/tls.md)",
+      ["reason"],
+      () => byLabel("reason", TLS_NOT_CLONED, this.tlsNotCloned),
+    );
     mirrorCounter(
       registry,
       "sc_link_handshakes_total",
@@ -965,26 +955,7 @@ export class SocketCloning implements Mode {
       "Connections currently cloned away from this node",
       () => this.original.router.size,
     );
-    // Sub-millisecond buckets: the paper's clone took 46 us.
-    const buckets = [
-      10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3, 3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3, 0.1, 1,
-    ];
-    return [
-      new Histogram({
-        name: "sc_clone_latency_seconds",
-        help: "Time from sending a CLONE message to receiving its SC-ACK (on the original)",
-        buckets,
-        registers,
-      }),
-      new Histogram({
-        name: "sc_clone_one_way_seconds",
-        help:
-          "Time from the original sending a CLONE to the clone's first response segment handed to " +
-          "the TUN (on the clone's node; CLOCK_MONOTONIC, shared by nodes on one machine)",
-        buckets,
-        registers,
-      }),
-    ];
+    return cloneLatencyHistograms(registry);
   }
 
   stats(): Record<string, unknown> {
@@ -1041,6 +1012,30 @@ export class SocketCloning implements Mode {
 }
 
 /** Keeps the last `size` samples; percentiles over them on demand (for /stats). */
+/** The clone's round trip (original) and one-way latency (clone's node). */
+function cloneLatencyHistograms(registry: Registry): [Histogram, Histogram] {
+  // Sub-millisecond buckets: the paper's clone took 46 us.
+  const buckets = [
+    10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3, 3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3, 0.1, 1,
+  ];
+  return [
+    new Histogram({
+      name: "sc_clone_latency_seconds",
+      help: "Time from sending a CLONE message to receiving its SC-ACK (on the original)",
+      buckets,
+      registers: [registry],
+    }),
+    new Histogram({
+      name: "sc_clone_one_way_seconds",
+      help:
+        "Time from the original sending a CLONE to the clone's first response segment handed to " +
+        "the TUN (on the clone's node; CLOCK_MONOTONIC, shared by nodes on one machine)",
+      buckets,
+      registers: [registry],
+    }),
+  ];
+}
+
 class SampleRing {
   private readonly buf: Float64Array;
   private n = 0;

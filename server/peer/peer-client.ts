@@ -130,81 +130,7 @@ export class PeerLink {
     if (this.down)
       return Promise.resolve({ kind: "failed", reason: "down", detail: `${this.peerId} is down` });
     return new Promise<PeerResult>((resolve) => {
-      let settled = false;
-      let controller: Dispatcher.DispatchController | null = null;
-      let body: FillingBody | null = null;
-      let finishBody: (err?: PeerError) => void = () => undefined;
-      const settle = (r: PeerResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(deadline);
-        resolve(r);
-      };
-      const fail = (reason: PeerFailure, detail: string, unreachable = false) => {
-        if (unreachable) this.downUntil = this.now() + this.opts.downMs;
-        settle({ kind: "failed", reason, detail });
-      };
-      // The answer head must arrive within timeoutMs of now, queueing in the pool included.
-      const deadline = setTimeout(() => {
-        fail("timeout", `no answer from ${this.peerId} within ${this.opts.timeoutMs} ms`);
-        controller?.abort(new PeerError("timeout", "answer deadline"));
-      }, this.opts.timeoutMs);
-
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart: (c) => {
-          controller = c;
-          if (settled) c.abort(new PeerError("timeout", "answer deadline"));
-        },
-        onResponseStart: (c, status, headers: IncomingHttpHeaders) => {
-          if (settled) return c.abort(new PeerError("timeout", "answer deadline"));
-          if (status >= 100 && status < 200) return;
-          this.downUntil = 0;
-          const a = readPeerAnswer(status, headers, this.opts.maxObjectBytes);
-          if (a.kind === "failed") {
-            // A bad status comes with an empty body: let it end and keep the connection.
-            if (a.reason === "protocol") c.abort(new PeerError(a.reason, a.detail));
-            return fail(a.reason, a.detail);
-          }
-          if (a.kind !== "doc") return settle(a);
-          if (head) return settle({ kind: "doc", meta: a.meta, body: null, bodyDone: Promise.resolve() });
-          const b = (body = new FillingBody(a.meta.size));
-          const bodyDone = new Promise<void>((res, rej) => {
-            finishBody = (err) => (err ? rej(err) : res());
-          });
-          bodyDone.catch(() => undefined); // the caller may not be listening yet
-          settle({ kind: "doc", meta: a.meta, body: b, bodyDone });
-        },
-        onResponseData: (c, chunk: Buffer) => {
-          if (body === null) return; // a non-document answer's (empty) body
-          if (!body.append(chunk)) {
-            c.abort(new PeerError("protocol", "more body than Content-Length"));
-            return;
-          }
-          this.bytes += chunk.length;
-        },
-        onResponseEnd: () => {
-          if (body === null) return;
-          if (body.complete) finishBody();
-          else finishBody(new PeerError("protocol", `body ended at ${body.received} of ${body.size} bytes`));
-        },
-        onResponseError: (_c, err: Error) => {
-          if (body !== null) {
-            const reason =
-              err instanceof PeerError ? err.reason : classify(err) === "timeout" ? "timeout" : "aborted";
-            finishBody(
-              new PeerError(
-                reason,
-                `body from ${this.peerId} stopped at ${body.received} of ${body.size} bytes: ${err.message}`,
-              ),
-            );
-            return;
-          }
-          if (err instanceof PeerError) return fail(err.reason, err.message);
-          const code = (err as { code?: string }).code;
-          const reason = classify(err);
-          fail(reason, err.message, reason === "refused" || code === "UND_ERR_CONNECT_TIMEOUT");
-        },
-      };
+      const handler = new PeerFetch(this, this.opts, head, resolve);
       const target = encodePath(path);
       const method = head ? "HEAD" : "GET";
       const auth = this.opts.auth;
@@ -216,7 +142,114 @@ export class PeerLink {
     });
   }
 
+  /** The peer answered: try it again at once after a failure. */
+  reachable(): void {
+    this.downUntil = 0;
+  }
+
+  /** The peer could not be connected to: skip it for downMs. */
+  unreachable(): void {
+    this.downUntil = this.now() + this.opts.downMs;
+  }
+
   close(): Promise<void> {
     return this.pool.destroy();
+  }
+}
+
+/**
+ * One fetch: undici's handler for it, the answer deadline (queueing in the pool included),
+ * and the document's body as it fills. Resolves once: with the answer head, or a failure.
+ */
+class PeerFetch implements Dispatcher.DispatchHandler {
+  private settled = false;
+  private controller: Dispatcher.DispatchController | null = null;
+  private body: FillingBody | null = null;
+  private finishBody: (err?: PeerError) => void = () => undefined;
+  private readonly deadline: NodeJS.Timeout;
+
+  constructor(
+    private readonly link: PeerLink,
+    private readonly opts: PeerLinkOptions,
+    private readonly head: boolean,
+    private readonly resolve: (r: PeerResult) => void,
+  ) {
+    this.deadline = setTimeout(() => {
+      this.fail("timeout", `no answer from ${link.peerId} within ${opts.timeoutMs} ms`);
+      this.controller?.abort(new PeerError("timeout", "answer deadline"));
+    }, opts.timeoutMs);
+  }
+
+  private settle(r: PeerResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.deadline);
+    this.resolve(r);
+  }
+
+  private fail(reason: PeerFailure, detail: string, unreachable = false): void {
+    if (unreachable) this.link.unreachable();
+    this.settle({ kind: "failed", reason, detail });
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    if (this.settled) c.abort(new PeerError("timeout", "answer deadline"));
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    if (this.settled) return c.abort(new PeerError("timeout", "answer deadline"));
+    if (status >= 100 && status < 200) return;
+    this.link.reachable();
+    const a = readPeerAnswer(status, headers, this.opts.maxObjectBytes);
+    if (a.kind === "failed") {
+      // A bad status comes with an empty body: let it end and keep the connection.
+      if (a.reason === "protocol") c.abort(new PeerError(a.reason, a.detail));
+      return this.fail(a.reason, a.detail);
+    }
+    if (a.kind !== "doc") return this.settle(a);
+    if (this.head) return this.settle({ kind: "doc", meta: a.meta, body: null, bodyDone: Promise.resolve() });
+    const body = (this.body = new FillingBody(a.meta.size));
+    const bodyDone = new Promise<void>((res, rej) => {
+      this.finishBody = (err) => (err ? rej(err) : res());
+    });
+    bodyDone.catch(() => undefined); // the caller may not be listening yet
+    this.settle({ kind: "doc", meta: a.meta, body, bodyDone });
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    const body = this.body;
+    if (body === null) return; // a non-document answer's (empty) body
+    if (!body.append(chunk)) {
+      c.abort(new PeerError("protocol", "more body than Content-Length"));
+      return;
+    }
+    this.link.bytes += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    const body = this.body;
+    if (body === null) return;
+    if (body.complete) this.finishBody();
+    else this.finishBody(new PeerError("protocol", `body ended at ${body.received} of ${body.size} bytes`));
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const body = this.body;
+    if (body !== null) {
+      const reason =
+        err instanceof PeerError ? err.reason : classify(err) === "timeout" ? "timeout" : "aborted";
+      this.finishBody(
+        new PeerError(
+          reason,
+          `body from ${this.link.peerId} stopped at ${body.received} of ${body.size} bytes: ${err.message}`,
+        ),
+      );
+      return;
+    }
+    if (err instanceof PeerError) return this.fail(err.reason, err.message);
+    const code = (err as { code?: string }).code;
+    const reason = classify(err);
+    this.fail(reason, err.message, reason === "refused" || code === "UND_ERR_CONNECT_TIMEOUT");
   }
 }

@@ -10,6 +10,7 @@ import type { ConnListener } from "./conn.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
 import type { TcpTunRuntime } from "../../sc/tcp/runtime.js";
 import type { TunDevice } from "../../sc/tun/index.js";
+import type { TcpServer } from "../../sc/tcp/socket.js";
 import { Counter, type Registry } from "prom-client";
 import { GUE_DROP_REASONS, GueReceiver } from "../../sc/gue/receiver.js";
 import { Ipv4CidrSet, ipv4CidrFromString, isWireError, type Ipv4Cidr } from "../../sc/wire/index.js";
@@ -38,6 +39,10 @@ export interface UserStackOptions {
 }
 
 export type PacketSource = "tun" | "gue";
+
+// Loaded lazily with the rest of the user stack (the kernel stack never needs the addon).
+type TcpServerClass = typeof TcpServer;
+type TcpServerInstance = InstanceType<TcpServerClass>;
 
 /** Whether the node opens its GUE input, and whom it takes packets from. */
 export type GueInputPlan = { open: true; port: number; allow: Ipv4CidrSet } | { open: false; why: string };
@@ -167,11 +172,37 @@ export interface UserListener extends ConnListener {
 }
 
 export async function openUserStack(opts: UserStackOptions): Promise<UserStack> {
-  const { TunDevice } = await import("../../sc/tun/index.js");
   const { TcpTunRuntime } = await import("../../sc/tcp/runtime.js");
+  const tun = await openTun(opts);
+  let runtime: TcpTunRuntime;
+  try {
+    runtime = new TcpTunRuntime(tun, { addresses: [opts.address], config: opts.tcpConfig ?? {} });
+  } catch (err) {
+    tun.close();
+    throw err;
+  }
+  const inbound = new InboundPath(runtime.stack);
+  tun.onPackets((batch) => {
+    for (let i = 0; i < batch.count; i++) inbound.receive(batch.packet(i), "tun", "");
+    inbound.flush();
+  });
+  let gue: GueReceiver | null = null;
+  if (opts.gue) {
+    try {
+      gue = await openGueInput(opts.gue, opts.worker, inbound);
+    } catch (err) {
+      runtime.close();
+      tun.close();
+      throw new Error(`GUE port ${opts.gue.port}: ${(err as Error).message}`, { cause: err });
+    }
+  }
   const { TcpServer } = await import("../../sc/tcp/socket.js");
-  // vnetHdr: the stack writes GSO super-packets (up to ~64 KB) that the kernel cuts into
-  // MSS-sized segments; one TUN write per ~44 segments instead of one each (docs/tcp.md).
+  return new OpenUserStack(opts.address, runtime, tun, gue, inbound, TcpServer);
+}
+
+/** Attaches to the node's TUN device (never creates one: see below). */
+async function openTun(opts: UserStackOptions): Promise<TunDevice> {
+  const { TunDevice } = await import("../../sc/tun/index.js");
   // Attach only: TUNSETIFF would create a missing device, and a node on a fresh TUN that no
   // route points to runs but never sees a packet.
   if (!existsSync(`/sys/class/net/${opts.tun}`)) {
@@ -181,96 +212,105 @@ export async function openUserStack(opts: UserStackOptions): Promise<UserStack> 
         `(ip tuntap add dev ${opts.tun} mode tun; ip link set ${opts.tun} up)`,
     );
   }
-  const tun = TunDevice.open({
+  return TunDevice.open({
     name: opts.tun,
     up: true,
     maxBatch: 256,
+    // vnetHdr: the stack writes GSO super-packets (up to ~64 KB) that the kernel cuts into
+    // MSS-sized segments; one TUN write per ~44 segments instead of one each (docs/tcp.md).
     vnetHdr: opts.gso ?? true,
     // One worker: attach to the device whichever kind it is (a multi-queue one works too).
     multiQueue: opts.worker !== undefined ? true : "auto",
   });
-  let runtime: TcpTunRuntime;
-  try {
-    runtime = new TcpTunRuntime(tun, { addresses: [opts.address], config: opts.tcpConfig ?? {} });
-  } catch (err) {
-    tun.close();
-    throw err;
+}
+
+/** Where inbound packets go: straight to the stack, or to the mode's handler (the Packet Router). */
+class InboundPath {
+  handler: PacketHandler | null = null;
+
+  constructor(private readonly stack: TcpStack) {}
+
+  receive(packet: Uint8Array, source: PacketSource, from: string): void {
+    const h = this.handler;
+    if (h === null) this.stack.receive(packet);
+    else h(packet, source, from);
   }
-  const stack = runtime.stack;
-  let handler: PacketHandler | null = null;
-  tun.onPackets((batch) => {
-    const h = handler;
-    for (let i = 0; i < batch.count; i++) {
-      if (h === null) stack.receive(batch.packet(i));
-      else h(batch.packet(i), "tun", "");
-    }
-    stack.flush();
+
+  /** After a batch: one stack flush (ACKs coalesce, one TUN write call). */
+  flush(): void {
+    this.stack.flush();
+  }
+}
+
+function openGueInput(
+  gue: NonNullable<UserStackOptions["gue"]>,
+  worker: UserStackOptions["worker"],
+  inbound: InboundPath,
+): Promise<GueReceiver> {
+  return GueReceiver.open({
+    port: gue.port,
+    allowFrom: gue.allowFrom,
+    onPacket: (packet, from) => inbound.receive(packet, "gue", from),
+    onBatchEnd: () => inbound.flush(),
+    ...(worker ? { steering: { workers: worker.count, index: worker.index } } : {}),
   });
-  let gue: GueReceiver | null = null;
-  if (opts.gue) {
-    try {
-      gue = await GueReceiver.open({
-        port: opts.gue.port,
-        allowFrom: opts.gue.allowFrom,
-        onPacket: (packet, from) => {
-          if (handler === null) stack.receive(packet);
-          else handler(packet, "gue", from);
-        },
-        // One flush per received batch (ACKs coalesce, one TUN write call per batch).
-        onBatchEnd: () => stack.flush(),
-        ...(opts.worker ? { steering: { workers: opts.worker.count, index: opts.worker.index } } : {}),
-      });
-    } catch (err) {
-      runtime.close();
-      tun.close();
-      throw new Error(`GUE port ${opts.gue.port}: ${(err as Error).message}`, { cause: err });
-    }
+}
+
+/** The opened stack: listeners on its address, its counters, and closing all of it. */
+class OpenUserStack implements UserStack {
+  readonly stack: TcpStack;
+  private readonly servers: TcpServerInstance[] = [];
+
+  constructor(
+    readonly address: string,
+    readonly runtime: TcpTunRuntime,
+    readonly tun: TunDevice,
+    readonly gue: GueReceiver | null,
+    private readonly inbound: InboundPath,
+    private readonly TcpServer: TcpServerClass,
+  ) {
+    this.stack = runtime.stack;
   }
-  const servers: InstanceType<typeof TcpServer>[] = [];
-  const us: UserStack = {
-    stack,
-    runtime,
-    tun,
-    gue,
-    address: opts.address,
-    setPacketHandler(h) {
-      handler = h;
-    },
-    listen(port) {
-      const server = new TcpServer(stack, { allowHalfOpen: true, noDelay: true });
-      server.listen(port, opts.address);
-      servers.push(server);
-      let closed = false;
-      return {
-        address: { host: opts.address, port },
-        onConnection(h) {
-          server.on("connection", h);
-        },
-        close() {
-          if (!closed) {
-            closed = true;
-            server.close();
-          }
-          return Promise.resolve();
-        },
-        dispose: () => us.close(),
-        tcpStats: () => us.stats(),
-      };
-    },
-    stats() {
-      return {
-        connections: stack.connections,
-        counters: stack.counters,
-        tun: tun.stats,
-        ...(gue ? { gue: gue.stats() } : {}),
-      };
-    },
-    async close() {
-      for (const s of servers) if (s.listening) s.close();
-      runtime.close();
-      tun.close();
-      await gue?.close();
-    },
-  };
-  return us;
+
+  setPacketHandler(h: PacketHandler | null): void {
+    this.inbound.handler = h;
+  }
+
+  listen(port: number): UserListener {
+    const server = new this.TcpServer(this.stack, { allowHalfOpen: true, noDelay: true });
+    server.listen(port, this.address);
+    this.servers.push(server);
+    let closed = false;
+    return {
+      address: { host: this.address, port },
+      onConnection(h) {
+        server.on("connection", h);
+      },
+      close() {
+        if (!closed) {
+          closed = true;
+          server.close();
+        }
+        return Promise.resolve();
+      },
+      dispose: () => this.close(),
+      tcpStats: () => this.stats(),
+    };
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      connections: this.stack.connections,
+      counters: this.stack.counters,
+      tun: this.tun.stats,
+      ...(this.gue ? { gue: this.gue.stats() } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.servers) if (s.listening) s.close();
+    this.runtime.close();
+    this.tun.close();
+    await this.gue?.close();
+  }
 }
