@@ -9,8 +9,14 @@
 // measured), so the figure is a latency, not a throughput. It also prints both processes' CPU
 // per message (user + system).
 //
-//   npm run build && node dist/bench/sc-floor.js [--messages N] [--size BYTES]
-import { fork } from "node:child_process";
+// --gap-ms G waits G ms after each echo, so both processes (and, on a VM, their vCPUs) are
+// idle when the next message comes, as on a lightly loaded cluster; --spin N runs N busy
+// loops at the lowest priority meanwhile, which keep the CPUs awake without taking time from
+// the two processes: the difference between the two is the cost of waking an idle CPU.
+//
+//   npm run build && node dist/bench/sc-floor.js [--messages N] [--size BYTES] [--gap-ms G] [--spin N]
+import { fork, type ChildProcess } from "node:child_process";
+import { setPriority } from "node:os";
 import { createServer, connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -22,6 +28,8 @@ function arg(name: string, def: number): number {
 
 const MESSAGES = arg("--messages", 5000);
 const SIZE = arg("--size", 160);
+const GAP_MS = arg("--gap-ms", 0);
+const SPIN = arg("--spin", 0);
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -53,7 +61,32 @@ async function receiver(): Promise<void> {
   server.listen(0, "127.0.0.1", () => process.send!({ port: (server.address() as { port: number }).port }));
 }
 
+/** A busy loop at nice 19 until its parent goes away (the IPC channel closes) or 60 s pass. */
+function spinner(): void {
+  setPriority(19);
+  const end = Date.now() + 60_000;
+  const spin = () => {
+    const until = Date.now() + 20;
+    while (Date.now() < until) {
+      /* keep this CPU awake */
+    }
+    if (process.connected && Date.now() < end) setImmediate(spin);
+    else process.exit(0);
+  };
+  spin();
+}
+
 async function sender(): Promise<void> {
+  const spinners: ChildProcess[] = [];
+  for (let i = 0; i < SPIN; i++) spinners.push(fork(fileURLToPath(import.meta.url), ["--spinner"]));
+  try {
+    await measure();
+  } finally {
+    for (const s of spinners) s.kill();
+  }
+}
+
+async function measure(): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ["--receiver", "--size", String(SIZE)]);
   const [hello] = (await once(child, "message")) as [{ port: number }];
   const sock: Socket = connect({ port: hello.port, host: "127.0.0.1", noDelay: true });
@@ -69,7 +102,10 @@ async function sender(): Promise<void> {
       sock.write(msg);
     };
     sock.on("data", (d: Buffer) => {
-      for (let i = 0; i < d.length; i++) next();
+      for (let i = 0; i < d.length; i++) {
+        if (GAP_MS > 0) setTimeout(next, GAP_MS);
+        else next();
+      }
     });
     next();
   });
@@ -81,7 +117,10 @@ async function sender(): Promise<void> {
   await once(child, "exit");
   const s = r.samples.sort((a, b) => a - b);
   console.log(
-    `one-way, Node process -> Node process over loopback TCP, ${SIZE}-byte messages, ${s.length} samples: ` +
+    `one-way, Node process -> Node process over loopback TCP, ${SIZE}-byte messages` +
+      (GAP_MS > 0 ? `, ${GAP_MS} ms idle before each` : ", back to back") +
+      (SPIN > 0 ? `, ${SPIN} busy loops at nice 19 keeping the CPUs awake` : "") +
+      `, ${s.length} samples: ` +
       `p50 ${percentile(s, 50).toFixed(0)} us, p90 ${percentile(s, 90).toFixed(0)} us, p99 ${percentile(s, 99).toFixed(0)} us`,
   );
   console.log(
@@ -92,4 +131,5 @@ async function sender(): Promise<void> {
 }
 
 if (process.argv.includes("--receiver")) await receiver();
+else if (process.argv.includes("--spinner")) spinner();
 else await sender();
