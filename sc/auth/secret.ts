@@ -38,6 +38,14 @@ export class ClusterSecret {
     return Buffer.from(hkdfSync("sha256", this.material, Buffer.alloc(0), `sc-cluster ${purpose} v1`, 32));
   }
 
+  /**
+   * The secret as its text, only to hand it to this process's own data-path worker threads
+   * (node --workers N), which parse it again: a ClusterSecret cannot cross threads.
+   */
+  textForWorkerThread(): string {
+    return this.material.toString("utf8");
+  }
+
   /** The bearer token of the admin APIs, as text (hex). */
   adminToken(): string {
     return this.key("admin-token").toString("hex");

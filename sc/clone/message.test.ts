@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   CloneStatus,
+  CLONE_STATUS_NAMES,
   decodeScMessage,
   encodeScMessage,
   ScAuth,
@@ -229,6 +230,26 @@ test("clone-ack layout carries status, head length and a 64-bit response length"
     [...enc],
     [0x53, 0x43, SC_VERSION, 3, 0, 0, 0, 27, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 5, 1, 2, 3],
   );
+});
+
+test("clone-ack statuses: every named refusal decodes, the next value is a bad field", () => {
+  const ack = (status: number) =>
+    encodeScMessage({
+      type: ScType.CloneAck,
+      cloneId: 1,
+      status,
+      responseLength: 0,
+      head: new Uint8Array(0),
+    });
+  for (const s of [CloneStatus.Cancelled, CloneStatus.WrongWorker]) {
+    const d = decodeScMessage(ack(s));
+    assert.ok(!(d instanceof ScDecodeError) && d.type === ScType.CloneAck && d.status === s);
+  }
+  assert.equal(CLONE_STATUS_NAMES[CloneStatus.WrongWorker], "wrong-worker");
+  const bad = ack(CloneStatus.Accepted);
+  bad[12] = CloneStatus.WrongWorker + 1;
+  const e = decodeScMessage(bad);
+  assert.ok(e instanceof ScDecodeError && e.kind === "bad-field");
 });
 
 test("malformed headers and bodies are typed errors", () => {

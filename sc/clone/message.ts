@@ -56,6 +56,7 @@ export const enum CloneStatus {
   ServerError = 5, // the request could not be turned into a response
   Exists = 6, // a connection with this 4-tuple already exists on the receiving node
   Cancelled = 7,
+  WrongWorker = 8, // the receiving node's GUE steering sends this client's packets to another of its workers
 }
 
 export const CLONE_STATUS_NAMES: Record<number, string> = {
@@ -67,6 +68,7 @@ export const CLONE_STATUS_NAMES: Record<number, string> = {
   5: "server-error",
   6: "exists",
   7: "cancelled",
+  8: "wrong-worker",
 };
 
 /** Sent by the accepting side as soon as a connection opens: who it is and a fresh nonce. */
@@ -561,7 +563,7 @@ export function decodeScMessage(buf: Uint8Array): ScMessage | ScDecodeError {
     case ScType.CloneAck: {
       if (total < SC_HEADER_LEN + 12) return new ScDecodeError("bad-length", "clone-ack too short");
       const status = buf[12]!;
-      if (status > CloneStatus.Cancelled) return new ScDecodeError("bad-field", `status ${status}`);
+      if (status > CloneStatus.WrongWorker) return new ScDecodeError("bad-field", `status ${status}`);
       const headLen = readU16(buf, 14);
       if (SC_HEADER_LEN + 12 + headLen !== total) return new ScDecodeError("bad-length", "head length");
       const responseLength = readU64(buf, 16);

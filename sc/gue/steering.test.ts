@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { TCP_ACK, emitGueHeader, encodeIpv4Tcp, isWireError } from "../wire/index.js";
 import { GueReceiver } from "./receiver.js";
-import { steerWorker } from "./steering.js";
+import { steerClient, steerWorker } from "./steering.js";
 
 function inner(src: number, port: number): Uint8Array {
   const p = encodeIpv4Tcp(
@@ -117,5 +117,9 @@ test("steerWorker matches the BPF program's arithmetic on known values", () => {
   // (0x01020304 ^ 0x0506) * 0x9e3779b1 mod 2^32, >>> 16, mod N
   const x = (0x01020304 ^ 0x0506) >>> 0;
   const h = Number((BigInt(x) * 0x9e3779b1n) & 0xffffffffn) >>> 16;
-  for (const n of [1, 2, 3, 7]) assert.equal(steerWorker(p, 0, n), h % n);
+  for (const n of [1, 2, 3, 7]) {
+    assert.equal(steerWorker(p, 0, n), h % n);
+    // A clone's node checks its connection by address and port alone: the same worker.
+    assert.equal(steerClient(0x01020304, 0x0506, n), h % n);
+  }
 });

@@ -17,5 +17,14 @@ export function steerWorker(buf: Uint8Array, off: number, workers: number): numb
     ((buf[off + 12]! << 24) | (buf[off + 13]! << 16) | (buf[off + 14]! << 8) | buf[off + 15]!) >>> 0;
   const l4 = off + (buf[off]! & 0x0f) * 4;
   const port = ((buf[l4] ?? 0) << 8) | (buf[l4 + 1] ?? 0);
-  return (Math.imul((src ^ port) >>> 0, MIX) >>> 16) % workers;
+  return steerClient(src, port, workers);
+}
+
+/**
+ * Worker index of a client's connection by its address (uint32) and port: where the steering
+ * sends its packets. A cloned connection must live on this worker of the clone's node too,
+ * since its client's packets reach that node in GUE, steered the same way.
+ */
+export function steerClient(addr: number, port: number, workers: number): number {
+  return (Math.imul((addr ^ port) >>> 0, MIX) >>> 16) % workers;
 }

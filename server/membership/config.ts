@@ -69,3 +69,39 @@ export function clusterMapper(c: ClusterConfig): UrlMapper {
 export function selfMember(c: ClusterConfig): ClusterMember {
   return c.members.find((m) => m.id === c.self)!;
 }
+
+/**
+ * With data-path workers (node --workers N, cluster modes) worker i of every node forms plane
+ * i: it listens for SC links and peer cache requests on the cluster's ports plus
+ * WORKER_PORT_STRIDE x i and talks only to the same plane of its peers. A client's
+ * connection is on worker steer(client) mod N of every node (the GUE steering), so a clone or
+ * a relayed packet of it always goes between the same planes; every member must run the
+ * same N (a clone that reaches the wrong worker is refused: "wrong-worker").
+ */
+export const WORKER_PORT_STRIDE = 100;
+
+/** The cluster as worker `index` of a node sees it: its plane's SC and peer ports. */
+export function planeOf(c: ClusterConfig, index: number): ClusterConfig {
+  const shift = WORKER_PORT_STRIDE * index;
+  return { ...c, scPort: c.scPort + shift, peerPort: c.peerPort + shift };
+}
+
+/** Checks that `workers` planes' ports exist and never collide; the message says which. */
+export function checkPlanes(c: ClusterConfig, workers: number): void {
+  const last = WORKER_PORT_STRIDE * (workers - 1);
+  for (const [name, port] of [
+    ["SC", c.scPort],
+    ["peer", c.peerPort],
+  ] as const) {
+    if (port + last > 65535)
+      throw new UserError(
+        `with --workers ${workers} the ${name} port of worker ${workers - 1} would be ${port + last} (> 65535): ` +
+          `worker i uses the ${name} port + ${WORKER_PORT_STRIDE} x i`,
+      );
+  }
+  if (workers > 1 && (c.scPort - c.peerPort) % WORKER_PORT_STRIDE === 0)
+    throw new UserError(
+      `with --workers ${workers} the SC port (${c.scPort}) and the peer port (${c.peerPort}) must not differ ` +
+        `by a multiple of ${WORKER_PORT_STRIDE}: worker i uses each + ${WORKER_PORT_STRIDE} x i`,
+    );
+}

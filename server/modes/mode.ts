@@ -43,6 +43,11 @@ export interface NodeContext {
   readonly httpPort: number;
   /** The port HTTPS is served on (--tls-port), if the node serves HTTPS. */
   readonly tlsPort?: number;
+  /**
+   * --workers N: this node is data-path worker `index` of `count`; the GUE steering sends a
+   * client's packets to worker steerClient(client) mod count (sc/gue/steering.ts).
+   */
+  readonly worker?: { readonly index: number; readonly count: number };
   /** Mode-specific settings from the command line (each mode checks its own). */
   readonly modeSettings: Readonly<Record<string, unknown>>;
 }

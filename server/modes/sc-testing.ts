@@ -138,6 +138,8 @@ export interface ScClusterOptions {
   key?: LinkKey;
   /** HTTPS on TLS_PORT too, our record layer after OpenSSL's handshake (as --tls-record-layer own). */
   tls?: { certFile: string; keyFile: string };
+  /** Nodes that say they are data-path worker `index` of `count` (read at each clone: tests may change it). */
+  workers?: Record<string, { index: number; count: number }>;
 }
 
 /** A record of a packet a node's stack sent. */
@@ -235,6 +237,7 @@ export class ScTestCluster {
       log,
       httpPort: HTTP_PORT,
       ...(tls === null ? {} : { tlsPort: TLS_PORT }),
+      ...(o.workers?.[m.id] ? { worker: o.workers[m.id] } : {}),
       modeSettings: {},
     };
     const mode: SocketCloning = new SocketCloning(ctx, settings, {

@@ -34,6 +34,7 @@ import {
   type CloneMessage,
 } from "../../sc/clone/message.js";
 import { RawPeer } from "../../sc/clone/testing.js";
+import { steerClient } from "../../sc/gue/steering.js";
 
 const { paths: PATHS, docs: DOCS, small, large } = testSite("d", 20_000, 3_000_000);
 
@@ -633,6 +634,40 @@ test("FIN delegation: a cloned last response (Connection: close) ends with the c
       }
     }
     assert.equal(finEnds.size, 1, "one FIN, at the response end");
+  } finally {
+    await c.close();
+  }
+});
+
+test("a clone that reaches a worker the GUE steering does not send its client to is refused (wrong-worker) and served by the original", async () => {
+  // n2 runs 2 data-path workers and is worker `index`; the test moves it between requests.
+  const n2 = { index: 0, count: 2 };
+  const c = await ScTestCluster.start({
+    nodes: 2,
+    docs: DOCS,
+    settings: { localMaxBytes: 0 },
+    workers: { n2 },
+  });
+  try {
+    const client = ipv4FromString(CLIENT) as number;
+    for (const steered of [true, false]) {
+      const s = await connected(c.client("n1"));
+      const own = steerClient(client, s.localPort, n2.count);
+      n2.index = steered ? own : 1 - own;
+      const path = small("n2", c);
+      const r = readResponse(s);
+      get(s, path);
+      const { status, body } = await r;
+      assert.equal(status, 200);
+      assert.ok(body.equals(DOCS[path]!), `exact bytes of ${path} (steered: ${steered})`);
+      s.destroy();
+    }
+    assert.equal(c.node("n2").mode.clonesReceived, 1);
+    assert.equal(c.node("n1").mode.refusals["wrong-worker"], 1);
+    assert.equal(c.node("n2").mode.refusals[`sent-${CloneStatus.WrongWorker}`], 1);
+    assert.equal(c.node("n1").mode.failures.refused, 1);
+    assert.ok(c.node("n1").logged.some((l) => /same --workers count/.test(l.msg)));
+    assert.equal(c.strays.length, 0);
   } finally {
     await c.close();
   }

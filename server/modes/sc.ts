@@ -43,6 +43,7 @@ import { LINK_DROP_REASONS, ScTransport, type LinkDropReason } from "../../sc/cl
 import {
   cloneAckLength,
   cloneMessageLength,
+  CLONE_STATUS_NAMES,
   CloneStatus,
   ScType,
   SC_MAX_MESSAGE,
@@ -68,6 +69,7 @@ import {
   type SendProgress,
 } from "../../sc/clone/engine.js";
 import { GueSender } from "../../sc/gue/sender.js";
+import { steerClient } from "../../sc/gue/steering.js";
 import { TcpSocket } from "../../sc/tcp/socket.js";
 import { decodeState, encodeState, exportState, importState, STATE_SIZE } from "../../sc/tcp/state.js";
 import type { TcpStack } from "../../sc/tcp/stack.js";
@@ -371,8 +373,22 @@ export class SocketCloning implements Mode {
       count: (reason, detail) => {
         this.failures[reason]++;
         if (detail !== undefined) this.refusals[detail] = (this.refusals[detail] ?? 0) + 1;
+        if (detail === CLONE_STATUS_NAMES[CloneStatus.WrongWorker]) this.warnWrongWorker();
       },
     };
+  }
+
+  private wrongWorkerWarnedAt = -Infinity;
+
+  /** A peer runs another --workers count: clones to it are served here; say so once a minute. */
+  private warnWrongWorker(): void {
+    const now = performance.now();
+    if (now - this.wrongWorkerWarnedAt < 60_000) return;
+    this.wrongWorkerWarnedAt = now;
+    this.ctx.log.warn(
+      "a peer refused a clone as wrong-worker: every member must run the same --workers count " +
+        "(the request was served here)",
+    );
   }
 
   /**
@@ -809,6 +825,11 @@ export class SocketCloning implements Mode {
     const t = snap.tuple;
     const port = tls === null ? this.port : this.ctx.tlsPort;
     if (t.localAddr !== this.vip || t.localPort !== port) return { refused: CloneStatus.NoListener };
+    // With workers the client's packets (relayed in GUE) reach the worker the steering names;
+    // a clone anywhere else would never hear its client (members with other --workers).
+    const w = this.ctx.worker;
+    if (w && steerClient(t.remoteAddr, t.remotePort, w.count) !== w.index)
+      return { refused: CloneStatus.WrongWorker };
     const parser = new RequestParser(DEFAULT_LIMITS);
     parser.feed(Buffer.from(msg.asf));
     const req = parser.next();

@@ -15,7 +15,13 @@ import { DEFAULT_LIMITS, type ParserLimits } from "../http/parser.js";
 import type { Timeouts } from "../http/connection.js";
 import { createMode, missingForMode, type Mode, type ModeDefinition, type ModeParts } from "../modes/mode.js";
 import { modeByName } from "../modes/table.js";
-import { checkCluster, clusterMapper, selfMember, type ClusterConfig } from "../membership/config.js";
+import {
+  checkCluster,
+  clusterMapper,
+  planeOf,
+  selfMember,
+  type ClusterConfig,
+} from "../membership/config.js";
 import {
   fetchDispatcherView,
   Membership,
@@ -100,6 +106,11 @@ export interface NodeConfig {
   revalidateTtlMs?: number;
   /** Learn the membership from the dispatcher's GET /nodes (server/membership/runtime.ts). */
   membersFrom?: { url: string; intervalMs: number };
+  /**
+   * The bearer token for other members' and the dispatcher's admin APIs when this node has no
+   * admin API of its own to take it from (a data-path worker: the main thread has the API).
+   */
+  controlToken?: string;
   /** Timeout of a purge forwarded to a member and of a membership poll (ms). */
   controlTimeoutMs?: number;
   /** Access log (none when absent): a file path, or "-" for standard output. */
@@ -295,10 +306,14 @@ function responsePolicyFrom(cfg: NodeConfig): ResponsePolicy {
 
 /** Membership from --peer, and from the dispatcher's view first when --members-from is given. */
 async function joinCluster(cfg: NodeConfig): Promise<Members> {
-  const cluster = cfg.cluster ? checkCluster(cfg.cluster) : null;
+  // A data-path worker talks to its peers on its own plane's ports (planeOf).
+  const checked = cfg.cluster ? checkCluster(cfg.cluster) : null;
+  const cluster = checked && cfg.worker ? planeOf(checked, cfg.worker.index) : checked;
   const membership = cluster ? new Membership(cluster, clusterMapper(cluster)) : null;
   const controlToken =
-    cfg.admin?.token ?? (cfg.trust?.kind === "secret" ? cfg.trust.secret.adminToken() : undefined);
+    cfg.admin?.token ??
+    cfg.controlToken ??
+    (cfg.trust?.kind === "secret" ? cfg.trust.secret.adminToken() : undefined);
   const controlTimeoutMs = cfg.controlTimeoutMs ?? 3000;
   if (cluster && membership && cfg.membersFrom) {
     // Start with the dispatcher's view (a joining node then maps like the others from the start).
@@ -476,6 +491,7 @@ function modeParts(
     userStack,
     httpPort: cfg.listen.port,
     ...(cfg.tls ? { tlsPort: cfg.tls.port } : {}),
+    ...(cfg.worker ? { worker: cfg.worker } : {}),
     modeSettings: cfg.modeSettings ?? {},
   };
 }
@@ -565,7 +581,13 @@ async function openControl(
     ? await startGuardedAdmin(cfg.admin, cfg.trust, log, registry, {
         stats: snapshot,
         healthy: () => !server.draining && !leaving,
-        purge: clusterPurge({ ...members, nodeId: cfg.nodeId, store, admin: cfg.admin, log }),
+        purge: clusterPurge({
+          ...members,
+          nodeId: cfg.nodeId,
+          purgeLocal: (t) => store.purge(t),
+          admin: cfg.admin,
+          log,
+        }),
       })
     : null;
   const poll =

@@ -86,8 +86,9 @@ export const NODE_SPEC: CommandSpec = {
       type: "string",
       value: "N",
       help:
-        "Data-path worker threads (--stack user --mode local, GUE input): each has its own queue of the " +
-        "multi-queue TUN device, TCP stack, cache and GUE socket, steered by the client's address and port",
+        "Data-path worker threads (--stack user, GUE input; modes local, sc, cf-lru, cf-lfu): each has its own " +
+        "queue of the multi-queue TUN device, TCP stack and GUE socket, steered by the client's address and " +
+        "port; in the cluster modes worker i uses the SC and peer ports + 100 x i, and every member must run the same N",
       default: "1",
     },
     root: { type: "string", value: "DIR", help: "Serve documents from this directory" },

@@ -8,7 +8,7 @@
 // that did not. A request arriving anywhere after a 200 gets the new version.
 import { request } from "undici";
 import { normalizePath } from "../http/url-path.js";
-import type { DocStore, PurgeTarget } from "../store/doc-store.js";
+import type { PurgeTarget } from "../store/doc-store.js";
 import type { Membership } from "../membership/runtime.js";
 import type { Logger } from "../log.js";
 
@@ -101,7 +101,8 @@ export async function sendPurge(
 
 export interface ClusterPurgeOptions {
   nodeId: string;
-  store: DocStore;
+  /** Purges this node's cache (its store, or with workers the cache they share); the entries dropped. */
+  purgeLocal(target: PurgeTarget): number;
   /** The members to pass the purge on to; null for a stand-alone node. */
   membership: Membership | null;
   /** This node's admin endpoint: the port other members' admin APIs are assumed to use too. */
@@ -118,7 +119,7 @@ export function clusterPurge(
   return async (body) => {
     const req = purgeRequestFrom(body);
     if (typeof req === "string") return { status: 400, body: { error: req } };
-    const purged = o.store.purge(req.target);
+    const purged = o.purgeLocal(req.target);
     o.log.info({ target: req.target, purged, forwarded: req.local }, "purge");
     if (req.local || o.membership === null || o.admin === null)
       return { status: 200, body: { node: o.nodeId, purged } };

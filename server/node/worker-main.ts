@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { createLogger } from "../log.js";
 import { startNode, type RunningNode } from "./node.js";
 import {
+  trustFromMain,
   WORKER_STATS_MS,
   type NodeWorkerCommand,
   type NodeWorkerInit,
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
     node = await startNode({
       ...init.config,
       logger,
-      trust: null,
+      trust: trustFromMain(init.config.trust),
       admin: null,
       worker: { index: init.index, count: init.count },
     });

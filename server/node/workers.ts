@@ -26,6 +26,8 @@ import type { Logger } from "../log.js";
 import { UserError } from "../../common/errors.js";
 import type { NodeConfig } from "./node.js";
 import { purgeRequestFrom } from "./purge.js";
+import { checkPlanes } from "../membership/config.js";
+import { ClusterSecret, SecretError, type ClusterTrust } from "../../sc/auth/secret.js";
 
 /** How often a worker posts its /stats snapshot (ms). */
 export const WORKER_STATS_MS = 200;
@@ -40,6 +42,7 @@ type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 /** What a worker gets: the node's configuration without what cannot cross threads. */
 export type WorkerNodeConfig = Omit<NodeConfig, "logger" | "trust" | "admin" | "mode" | "worker"> & {
   mode: string;
+  trust: WorkerTrust;
 };
 
 export interface NodeWorkerInit {
@@ -62,14 +65,31 @@ export type NodeWorkerMessage =
   | { type: "purged"; id: number; purged: number }
   | { type: "error"; message: string };
 
-/** Adds up the numbers of objects of the same shape; other values are the first one's. */
+/** Numbers that are the same on every worker (settings, clocks): the first worker's, not a sum. */
+const SHARED_NUMBERS = new Set(["uptimeSeconds", "ttlMs", "maxBytes", "changes", "version"]);
+/** Percentiles and maxima of per-worker samples: the largest worker's (an upper bound), not a sum. */
+const WORST_NUMBERS = new Set(["p50", "p90", "p99", "max"]);
+
+/**
+ * Adds up the numbers of objects of the same shape; other values are the first one's. Shared
+ * settings keep the first value and percentiles the largest (SHARED_NUMBERS, WORST_NUMBERS).
+ */
 export function sumSnapshots(list: readonly Record<string, unknown>[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const o of list) {
     for (const [k, v] of Object.entries(o)) {
       const cur = out[k];
-      if (typeof v === "number") out[k] = (typeof cur === "number" ? cur : 0) + v;
-      else if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      if (typeof v === "number") {
+        const prev = typeof cur === "number" ? cur : undefined;
+        out[k] =
+          prev === undefined
+            ? v
+            : SHARED_NUMBERS.has(k)
+              ? prev
+              : WORST_NUMBERS.has(k)
+                ? Math.max(prev, v)
+                : prev + v;
+      } else if (v !== null && typeof v === "object" && !Array.isArray(v)) {
         out[k] = sumSnapshots([
           ...(cur !== null && typeof cur === "object" && !Array.isArray(cur)
             ? [cur as Record<string, unknown>]
@@ -82,20 +102,38 @@ export function sumSnapshots(list: readonly Record<string, unknown>[]): Record<s
   return out;
 }
 
+/** The modes that run on data-path workers (lard hands connections over by the dispatcher's id). */
+const WORKER_MODES: readonly string[] = ["local", "sc", "cf-lru", "cf-lfu"];
+
 /** Checks what `--workers N > 1` supports; throws a UserError that says what is not. */
 export function checkWorkerConfig(cfg: NodeConfig, workers: number): void {
   if (!Number.isInteger(workers) || workers < 2 || workers > MAX_NODE_WORKERS) {
     throw new UserError(`--workers must be 1..${MAX_NODE_WORKERS}, got ${workers}`);
   }
   if (cfg.stack !== "user") throw new UserError("--workers N > 1 needs --stack user");
-  if (typeof cfg.mode !== "string" || cfg.mode !== "local" || cfg.cluster) {
+  if (typeof cfg.mode !== "string" || !WORKER_MODES.includes(cfg.mode)) {
     throw new UserError(
-      "--workers N > 1 runs --mode local only (in the cluster modes clones and relays would have to " +
-        "address the worker that owns a connection; not done yet)",
+      `--workers N > 1 runs --mode ${WORKER_MODES.join(", ")} (not ${typeof cfg.mode === "string" ? cfg.mode : "this mode"})`,
     );
   }
+  if (cfg.cluster) checkPlanes(cfg.cluster, workers);
   if (cfg.accessLog) throw new UserError("--workers N > 1 does not write an access log yet");
   if (!cfg.guePort) throw new UserError("--workers N > 1 takes client packets in GUE: give --gue-port");
+}
+
+/** The trust as it crosses to a worker thread (a ClusterSecret cannot). */
+export type WorkerTrust = { kind: "secret"; text: string } | { kind: "insecure-dev" } | null;
+
+export function trustForWorker(trust: ClusterTrust | null): WorkerTrust {
+  if (trust === null || trust.kind === "insecure-dev") return trust;
+  return { kind: "secret", text: trust.secret.textForWorkerThread() };
+}
+
+export function trustFromMain(t: WorkerTrust): ClusterTrust | null {
+  if (t === null || t.kind === "insecure-dev") return t;
+  const secret = ClusterSecret.parse(t.text);
+  if (secret instanceof SecretError) throw new Error(secret.message);
+  return { kind: "secret", secret };
 }
 
 interface Slot {
@@ -122,8 +160,22 @@ export async function startNodeWorkers(
   logLevel: string,
 ): Promise<RunningNodeWorkers> {
   checkWorkerConfig(cfg, workers);
-  const { logger: _l, trust: _t, admin: _a, mode, worker: _w, ...rest } = cfg;
-  const pool = new WorkerPool({ ...rest, mode: mode as string }, workers, logLevel, cfg.logger);
+  const { logger: _l, trust, admin: _a, mode, worker: _w, ...rest } = cfg;
+  const controlToken =
+    cfg.admin?.token ??
+    cfg.controlToken ??
+    (trust?.kind === "secret" ? trust.secret.adminToken() : undefined);
+  const pool = new WorkerPool(
+    {
+      ...rest,
+      mode: mode as string,
+      trust: trustForWorker(trust),
+      ...(controlToken !== undefined ? { controlToken } : {}),
+    },
+    workers,
+    logLevel,
+    cfg.logger,
+  );
   let address = { host: cfg.listen.host, port: cfg.listen.port };
   let leaving = false;
   let admin: AdminServer | null = null;
