@@ -64,6 +64,7 @@ test("clusterOptionsFrom: the defaults leave the plan's own defaults (undefined)
     nodes: 3,
     clients: 1,
     mode: "local",
+    workers: 1,
     site: undefined,
     rate: undefined,
     loss: undefined,
@@ -82,12 +83,14 @@ test("clusterOptionsFrom: each option converted; --no-expose wins; --no-tls turn
     ...["--nodes", "5", "--clients", "2", "--mode", "sc", "--site", "/srv/site", "--scheduler", "mh"],
     ...["--weights", "1,2,3,0,1", "--access-log", "--log-dir", "/tmp/l", "--timeout", "1.5", "--expose"],
     ...["--no-tls", "--loss", "2", "--rate", "1gbit", "--cache-bytes", "1G", "--prefix", "x-"],
+    ...["--workers", "4"],
   );
   assert.deepEqual(o, {
     prefix: "x-",
     nodes: 5,
     clients: 2,
     mode: "sc",
+    workers: 4,
     site: "/srv/site",
     rate: "1gbit",
     loss: 2,
@@ -104,7 +107,9 @@ test("clusterOptionsFrom: each option converted; --no-expose wins; --no-tls turn
   assert.equal("tls" in cluster(), false);
 });
 
-test("clusterOptionsFrom: whole numbers for --nodes, --clients and --weights", () => {
+test("clusterOptionsFrom: whole numbers for --nodes, --clients, --workers and --weights", () => {
+  throwsUsage(() => cluster("--workers", "1.5"), "--workers must be a whole number, got '1.5'");
+  throwsUsage(() => cluster("--workers", "many"), "--workers must be a whole number, got 'many'");
   throwsUsage(() => cluster("--nodes", "2.5"), "--nodes must be a whole number, got '2.5'");
   throwsUsage(() => cluster("--clients", "two"), "--clients must be a whole number, got 'two'");
   throwsUsage(

@@ -71,6 +71,7 @@ export function clusterOptionsFrom(values: ParsedValues, up: UpOptions): Cluster
     nodes: numberOpt(values, "nodes", true),
     clients: numberOpt(values, "clients", true),
     mode: optStr(values, "mode"),
+    workers: numberOpt(values, "workers", true),
     site: optStr(values, "site"),
     rate: up.rate,
     loss: up.loss,

@@ -10,6 +10,7 @@ import {
   DEFAULT_MODE,
   DEFAULT_NODES,
   DEFAULT_SCHEDULER,
+  DEFAULT_WORKERS,
   clusterDir,
   formatClusterStatus,
   readClusterStatus,
@@ -30,6 +31,7 @@ import { addonPath } from "../sc/tun/addon.js";
 import { pidsInNetns } from "../testbed/netns.js";
 import { TestbedEnvironmentError, checkEnvironment } from "../testbed/testbed.js";
 import { DEFAULT_PREFIX, MAX_NODES } from "../testbed/topology.js";
+import { MAX_NODE_WORKERS } from "../server/node/workers.js";
 import { EXIT, UserError } from "../common/errors.js";
 import {
   clusterOptionsFrom,
@@ -55,6 +57,14 @@ const spec: CommandSpec = {
       value: "MODE",
       help: "Cluster mode of every node (see `sc-cluster node --help` for the modes it supports)",
       default: DEFAULT_MODE,
+    },
+    workers: {
+      type: "string",
+      value: "N",
+      help:
+        `Data-path worker threads per node, 1..${MAX_NODE_WORKERS} (sc-cluster node --workers): node TUNs made ` +
+        "multi-queue, dispatcher without UDP GSO; not with --mode lard",
+      default: String(DEFAULT_WORKERS),
     },
     site: {
       type: "string",

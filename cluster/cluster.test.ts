@@ -6,6 +6,11 @@ import { clusterStatusOf, dispatcherReadiness, initialRecord, readiness, unprobe
 import { planCluster, type Capabilities, type ProcessPlan } from "./plan.js";
 import type { ProcessRecord } from "./processes.js";
 import type { TestbedStatus } from "../testbed/status.js";
+import { formatClusterStatus } from "./format.js";
+import { readRecord, recordPath, writeRecord } from "./state.js";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const CAPS: Capabilities = {
   modes: ["local", "sc"],
@@ -51,6 +56,7 @@ test("initialRecord: the plan's settings, this launcher, not ready, no process y
     readyAt: null,
     startSeconds: null,
     nodes: 2,
+    workers: 1,
     mode: "local",
     scheduler: "wlc",
     cacheBytes: plan.cacheBytes,
@@ -124,10 +130,34 @@ test("clusterStatusOf: the record's settings; the dashboard only while its launc
   assert.equal(up.cluster?.launcherRunning, true);
   assert.equal(up.cluster?.processes, health);
   assert.equal(up.cluster?.startedAt, "1970-01-01T00:00:00.000Z");
+  assert.equal(up.cluster?.workers, 1);
+  const withWorkers = clusterStatusOf(tb, { ...record, workers: 2 }, health, undefined, true);
+  assert.equal(withWorkers.cluster?.workers, 2, "status shows the recorded worker count");
+  assert.match(formatClusterStatus(withWorkers), /cluster: 1 node x 2 workers, mode local/);
+  assert.match(formatClusterStatus(up), /cluster: 1 node, mode local/);
   const gone = clusterStatusOf(tb, record, health, undefined, false);
   assert.equal(gone.dashboard, null);
   assert.equal(gone.cluster?.launcherRunning, false);
   assert.ok(gone.cluster && !("vip" in gone.cluster), "no vip key when not probed");
   const none = clusterStatusOf(tb, { ...record, dashboard: undefined }, health, undefined, true);
   assert.equal(none.dashboard, null);
+});
+
+test("the state file records the worker count; a record written before workers reads as 1", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sc-cluster-state-"));
+  try {
+    const plan = planCluster(
+      { nodes: 2, stateDir: "/st", workers: 3 },
+      { ...CAPS, nodeOptions: [...CAPS.nodeOptions, "workers"], maxNodeWorkers: 64 },
+    );
+    const record = { ...initialRecord(plan, 0, 77), dir };
+    assert.equal(record.workers, 3);
+    await writeRecord(record);
+    assert.equal((await readRecord(dir))?.workers, 3);
+    const { workers: _workers, ...older } = record;
+    await writeFile(recordPath(dir), JSON.stringify(older));
+    assert.equal((await readRecord(dir))?.workers, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

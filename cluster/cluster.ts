@@ -117,6 +117,8 @@ export interface ClusterStatus extends TestbedStatus {
     mode: string;
     scheduler: string;
     nodes: number;
+    /** Data-path worker threads per node. */
+    workers: number;
     cacheBytes: number;
     site: string;
     demo: { trace: string; manifest: string } | null;
@@ -144,10 +146,12 @@ export async function readCapabilities(): Promise<Capabilities> {
   const { MODE_NAMES } = await import("../server/modes/table.js");
   const { SCHEDULER_NAMES } = await import("../dispatcher/schedulers.js");
   const { NODE_SPEC } = await import("../server/node/options.js");
+  const { MAX_NODE_WORKERS } = await import("../server/node/workers.js");
   return {
     modes: [...MODE_NAMES],
     schedulers: SCHEDULER_NAMES,
     nodeOptions: Object.keys(NODE_SPEC.options),
+    maxNodeWorkers: MAX_NODE_WORKERS,
   };
 }
 
@@ -373,6 +377,7 @@ export function initialRecord(plan: ClusterPlan, startedMs: number, launcherPid:
     readyAt: null,
     startSeconds: null,
     nodes: plan.testbed.nodes,
+    workers: plan.workers,
     mode: plan.mode,
     scheduler: plan.scheduler,
     cacheBytes: plan.cacheBytes,
@@ -419,6 +424,7 @@ class Launch {
       rate: plan.testbed.rate ?? undefined,
       loss: plan.testbed.loss,
       expose: plan.testbed.expose,
+      multiQueueTun: plan.testbed.multiQueueTun,
       stateDir: options.stateDir,
     });
     this.record = initialRecord(plan, clock.started, process.pid);
@@ -615,6 +621,7 @@ export async function openCluster(
       nodes: record.nodes,
       clients: tb.plan.clients,
       mode: record.mode,
+      workers: record.workers,
       site: record.site,
       rate: tb.plan.rate ?? undefined,
       loss: tb.plan.loss,
@@ -982,6 +989,7 @@ export function clusterStatusOf(
       mode: record.mode,
       scheduler: record.scheduler,
       nodes: record.nodes,
+      workers: record.workers,
       cacheBytes: record.cacheBytes,
       site: record.site,
       demo: record.demo,

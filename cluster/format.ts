@@ -36,7 +36,9 @@ export function formatClusterStatus(s: ClusterStatus): string {
         ? `watched by launcher pid ${c.launcherPid}`
         : `launcher pid ${c.launcherPid} is gone`;
     lines.push(
-      `cluster: ${c.nodes} node${c.nodes === 1 ? "" : "s"}, mode ${c.mode}, scheduler ${c.scheduler}, ` +
+      `cluster: ${c.nodes} node${c.nodes === 1 ? "" : "s"}` +
+        (c.workers > 1 ? ` x ${c.workers} workers` : "") +
+        `, mode ${c.mode}, scheduler ${c.scheduler}, ` +
         `cache ${bytesText(c.cacheBytes)} per node; ${state}` +
         (c.startSeconds !== null
           ? `; healthy ${c.startSeconds.toFixed(1)} s after start`

@@ -3,14 +3,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { planTestbed } from "../testbed/topology.js";
+import { hostScript } from "../testbed/scripts.js";
 import {
   ClusterOptionError,
   DEFAULT_CACHE_BYTES,
   checkClusterOptions,
   checkExtraArgs,
   checkGueSupport,
+  checkModeWorkers,
   checkNodeCount,
   checkWeights,
+  checkWorkerCount,
   clusterDir,
   dispatcherNodeSpec,
   parseByteSize,
@@ -372,4 +375,95 @@ test("the dispatcher's node specs name the weight only when it is not 1; peers n
   assert.equal(dispatcherNodeSpec(2, 1), "node2=198.18.0.12:6080,admin=http://198.18.0.12:9080");
   assert.equal(dispatcherNodeSpec(1, 0), "node1=198.18.0.11:6080,weight=0,admin=http://198.18.0.11:9080");
   assert.deepEqual(peerArgs(2), ["--peer", "node1=198.18.0.11", "--peer", "node2=198.18.0.12"]);
+});
+
+const WORKER_CAPS: Capabilities = {
+  ...CAPS,
+  modes: [...CAPS.modes, "cf-lru", "lard"],
+  nodeOptions: [...CAPS.nodeOptions, "workers"],
+  maxNodeWorkers: 64,
+};
+
+/** The TUN line of a host's testbed script (what `up` runs to make its device). */
+function tunScript(plan: ReturnType<typeof planCluster>, host: string): string | undefined {
+  const h = plan.testbed.hosts.find((x) => x.name === host);
+  assert.ok(h, host);
+  return hostScript(plan.testbed, h)
+    .split("\n")
+    .find((l) => l.startsWith("ip tuntap"));
+}
+
+function byHost(plan: ReturnType<typeof planCluster>, host: string): ProcessPlan {
+  const p = plan.processes.find((x) => x.host === host);
+  assert.ok(p, host);
+  return p;
+}
+
+test("workers 1 (the default): single-queue TUNs, no --workers, the dispatcher keeps its UDP GSO default", () => {
+  for (const plan of [
+    planCluster({ nodes: 2, stateDir: "/tmp/st" }, WORKER_CAPS),
+    planCluster({ nodes: 2, stateDir: "/tmp/st", workers: 1 }, WORKER_CAPS),
+  ]) {
+    assert.equal(plan.workers, 1);
+    assert.equal(plan.testbed.multiQueueTun, false);
+    for (const host of ["node1", "node2", "dispatcher"])
+      assert.equal(tunScript(plan, host), "ip tuntap add dev sctun mode tun", host);
+    for (const p of plan.processes) {
+      assert.ok(!p.args.includes("--workers"), `${p.host}: ${p.args.join(" ")}`);
+      assert.ok(!p.args.includes("--no-udp-gso"), `${p.host}: ${p.args.join(" ")}`);
+    }
+    assert.equal(all(byHost(plan, "node1"), "--peer").length, 2);
+  }
+});
+
+test("workers 2: multi-queue node TUNs made by the testbed, every node --workers 2, the dispatcher --no-udp-gso", () => {
+  for (const mode of ["local", "sc", "cf-lru"]) {
+    const plan = planCluster({ nodes: 2, stateDir: "/tmp/st", workers: 2, mode }, WORKER_CAPS);
+    assert.equal(plan.workers, 2);
+    assert.equal(plan.testbed.multiQueueTun, true);
+    assert.equal(tunScript(plan, "node1"), "ip tuntap add dev sctun mode tun multi_queue");
+    assert.equal(tunScript(plan, "node2"), "ip tuntap add dev sctun mode tun multi_queue");
+    // The dispatcher's own TUN stays single-queue (it runs one data path here).
+    assert.equal(tunScript(plan, "dispatcher"), "ip tuntap add dev sctun mode tun");
+    for (const host of ["node1", "node2"]) {
+      const node = byHost(plan, host);
+      assert.equal(arg(node, "--workers"), "2", `${mode} ${host}`);
+      assert.equal(arg(node, "--stack"), "user");
+      assert.equal(arg(node, "--mode"), mode);
+      // Every node knows the members (purges reach all of them; the cluster modes map to them).
+      assert.equal(all(node, "--peer").length, 2, `${mode} ${host} --peer`);
+    }
+    const dispatcher = byHost(plan, "dispatcher");
+    assert.ok(dispatcher.args.includes("--no-udp-gso"), dispatcher.args.join(" "));
+    assert.ok(!dispatcher.args.includes("--workers"));
+    assert.ok(!dispatcher.args.includes("--mode"), "l4, the dispatcher's default");
+  }
+  // The role's extra arguments still come after the launcher's (a benchmark's --output udp).
+  const udp = planCluster(
+    { nodes: 1, stateDir: "/tmp/st", workers: 3, extraArgs: { dispatcher: ["--output", "udp"] } },
+    WORKER_CAPS,
+  );
+  const udpArgs = byHost(udp, "dispatcher").args;
+  assert.deepEqual(udpArgs.slice(-2), ["--output", "udp"]);
+  assert.ok(udpArgs.includes("--no-udp-gso"));
+  assert.equal(arg(byHost(udp, "node1"), "--workers"), "3");
+});
+
+test("workers: a bad count, more than the node takes, a node without --workers and mode lard are clear errors", () => {
+  for (const bad of [0, -1, 1.5, 65, Number.NaN])
+    assert.throws(
+      () => planCluster({ workers: bad }, WORKER_CAPS),
+      (e: unknown) =>
+        e instanceof ClusterOptionError && /workers must be a whole number from 1 to 64/.test(e.message),
+      String(bad),
+    );
+  assert.equal(checkWorkerCount(64, WORKER_CAPS), 64);
+  assert.throws(() => checkWorkerCount(2, CAPS), /has no data-path workers: workers must be 1, got 2/);
+  assert.equal(checkWorkerCount(1, CAPS), 1);
+  assert.throws(
+    () => planCluster({ mode: "lard", workers: 2 }, WORKER_CAPS),
+    /mode lard does not support node data-path workers/,
+  );
+  assert.doesNotThrow(() => checkModeWorkers("lard", 1));
+  assert.equal(checkClusterOptions({ workers: 4 }, WORKER_CAPS).workers, 4);
 });

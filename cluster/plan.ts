@@ -31,6 +31,8 @@ export const DEFAULT_MODE = "local";
 export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_NODES = 3;
 export const DEFAULT_START_TIMEOUT_MS = 60_000;
+/** One data-path thread per node: the node's own default (`sc-cluster node --workers`). */
+export const DEFAULT_WORKERS = 1;
 export const DEFAULT_STOP_GRACE_MS = 5_000;
 
 export interface ClusterOptions {
@@ -50,6 +52,11 @@ export interface ClusterOptions {
   loss?: number;
   /** Make the LAN and the VIP reachable from the root namespace (testbed --expose). */
   expose?: boolean;
+  /**
+   * Data-path worker threads per node (`sc-cluster node --workers N`), default 1. With more
+   * than 1 the node hosts get multi-queue TUN devices and the dispatcher sends no UDP GSO.
+   */
+  workers?: number;
   /** Document cache of each node in bytes (a number, or "64M"-style text); default 256 MiB. */
   cacheBytes?: number | string;
   /** Dispatcher scheduler: rr, wrr, lc, wlc, sh, mh; default wlc. */
@@ -111,6 +118,8 @@ export interface Capabilities {
   schedulers: readonly string[];
   /** Options of `sc-cluster node` (its command spec): the cluster needs its GUE input. */
   nodeOptions: readonly string[];
+  /** Largest `--workers` the node takes (server/node/workers.ts MAX_NODE_WORKERS); absent: 1. */
+  maxNodeWorkers?: number;
 }
 
 export interface ProcessPlan {
@@ -135,6 +144,8 @@ export interface ClusterPlan {
   secretFile: string;
   logDir: string;
   mode: string;
+  /** Data-path worker threads per node (`--workers`). */
+  workers: number;
   scheduler: string;
   cacheBytes: number;
   weights: number[];
@@ -190,6 +201,7 @@ export interface ClusterSettings {
   nodes: number;
   testbed: TestbedPlan;
   mode: string;
+  workers: number;
   scheduler: string;
   cacheBytes: number;
   weights: number[];
@@ -226,6 +238,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
     secretFile: layout.secretFile,
     logDir: layout.logDir,
     mode: settings.mode,
+    workers: settings.workers,
     scheduler: settings.scheduler,
     cacheBytes: settings.cacheBytes,
     weights: settings.weights,
@@ -245,6 +258,7 @@ export function planCluster(options: ClusterOptions, caps: Capabilities): Cluste
 export function checkClusterOptions(options: ClusterOptions, caps: Capabilities): ClusterSettings {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const nodes = checkNodeCount(options.nodes ?? DEFAULT_NODES);
+  const workers = checkWorkerCount(options.workers ?? DEFAULT_WORKERS, caps);
   const testbed = planTestbed({
     prefix,
     nodes,
@@ -252,8 +266,11 @@ export function checkClusterOptions(options: ClusterOptions, caps: Capabilities)
     rate: options.rate,
     loss: options.loss,
     expose: options.expose,
+    // One TUN queue per worker; the flag is fixed when the device is made.
+    multiQueueTun: workers > 1,
   });
   const mode = checkMode(options.mode ?? DEFAULT_MODE, caps);
+  checkModeWorkers(mode, workers);
   checkGueSupport(caps);
   const scheduler = checkScheduler(options.scheduler ?? DEFAULT_SCHEDULER, caps);
   const cacheBytes = parseByteSize(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
@@ -261,13 +278,35 @@ export function checkClusterOptions(options: ClusterOptions, caps: Capabilities)
   if (options.site !== undefined && options.site.trim() === "")
     throw new ClusterOptionError("site must name a directory");
   const extraArgs = checkExtraArgs(options.extraArgs ?? {}, testbed);
-  return { prefix, nodes, testbed, mode, scheduler, cacheBytes, weights, extraArgs };
+  return { prefix, nodes, testbed, mode, workers, scheduler, cacheBytes, weights, extraArgs };
 }
 
 export function checkNodeCount(nodes: number): number {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
     throw new ClusterOptionError(`nodes must be a whole number from 1 to ${MAX_NODES}, got ${nodes}`);
   return nodes;
+}
+
+/** Data-path workers per node: 1 up to what the node takes (1 when it has no --workers). */
+export function checkWorkerCount(workers: number, caps: Capabilities): number {
+  const max = caps.nodeOptions.includes("workers") ? (caps.maxNodeWorkers ?? 1) : 1;
+  if (Number.isInteger(workers) && workers >= 1 && workers <= max) return workers;
+  if (max === 1 && Number.isInteger(workers) && workers > 1)
+    throw new ClusterOptionError(
+      `this build's \`sc-cluster node\` has no data-path workers: workers must be 1, got ${workers}`,
+    );
+  throw new ClusterOptionError(`workers must be a whole number from 1 to ${max}, got ${workers}`);
+}
+
+/**
+ * LARD runs no node workers: the front-end hands each connection off to a node (sc/handoff),
+ * and the handoff would have to reach the worker whose stack is to hold it.
+ */
+export function checkModeWorkers(mode: string, workers: number): void {
+  if (mode === "lard" && workers > 1)
+    throw new ClusterOptionError(
+      `workers: mode lard does not support node data-path workers (its TCP handoff reaches a node, not a worker); use workers 1, got ${workers}`,
+    );
 }
 
 export function checkMode(mode: string, caps: Capabilities): string {
@@ -455,6 +494,8 @@ function planNode({ settings, layout, tls, accessLog, peers }: ProcessContext, k
       host,
       "--mode",
       settings.mode,
+      // One TUN queue, TCP stack and steered GUE socket per worker (server/node/workers.ts).
+      ...(settings.workers > 1 ? ["--workers", String(settings.workers)] : []),
       "--cache-bytes",
       String(settings.cacheBytes),
       "--secret-file",
@@ -468,6 +509,15 @@ function planNode({ settings, layout, tls, accessLog, peers }: ProcessContext, k
     ready: { url: `${admin}/healthz`, expect: 200 },
   };
 }
+
+/**
+ * Behind node workers the dispatcher sends no UDP GSO. The nodes steer each GUE datagram to a
+ * worker by its inner packet, but a GSO message (--output udp, GSO on by default) of several
+ * clients' datagrams reaches the node as one skb, and the kernel picks one worker's socket for
+ * all of it. The launcher's default --output tun writes one packet at a time and uses no GSO;
+ * the flag keeps GSO off when extraArgs choose --output udp.
+ */
+const NO_UDP_GSO = ["--no-udp-gso"];
 
 function planDispatcher({ settings, layout, tls }: ProcessContext): ProcessPlan {
   const admin = `http://${DISPATCHER_IP}:${DISPATCHER_ADMIN_PORT}`;
@@ -497,6 +547,7 @@ function planDispatcher({ settings, layout, tls }: ProcessContext): ProcessPlan 
       DISPATCHER_IP,
       "--secret-file",
       layout.secretFile,
+      ...(settings.mode !== "lard" && settings.workers > 1 ? NO_UDP_GSO : []),
       ...nodeSpecs.flatMap((s) => ["--node", s]),
     ]),
     log: join(layout.logDir, "dispatcher.log"),

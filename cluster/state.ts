@@ -22,6 +22,8 @@ export interface ClusterRecord {
   /** Seconds from the start of `up` to healthy. */
   startSeconds: number | null;
   nodes: number;
+  /** Data-path worker threads per node (`--workers`). */
+  workers: number;
   mode: string;
   scheduler: string;
   cacheBytes: number;
@@ -38,6 +40,9 @@ export interface ClusterRecord {
   dashboard?: string | null;
 }
 
+/** A record as read: one written before the launcher ran node workers has no `workers`. */
+type StoredRecord = Omit<ClusterRecord, "workers"> & { workers?: number };
+
 export function recordPath(dir: string): string {
   return join(dir, "cluster.json");
 }
@@ -52,8 +57,10 @@ export async function writeRecord(r: ClusterRecord): Promise<void> {
 
 export async function readRecord(dir: string): Promise<ClusterRecord | undefined> {
   try {
-    const r = JSON.parse(await readFile(recordPath(dir), "utf8")) as ClusterRecord;
-    return r && r.version === CLUSTER_STATE_VERSION && Array.isArray(r.processes) ? r : undefined;
+    const r = JSON.parse(await readFile(recordPath(dir), "utf8")) as StoredRecord;
+    if (!(r && r.version === CLUSTER_STATE_VERSION && Array.isArray(r.processes))) return undefined;
+    // Written before the launcher ran node workers: one per node.
+    return { ...r, workers: r.workers ?? 1 };
   } catch {
     return undefined;
   }

@@ -203,7 +203,8 @@ export function hostScript(plan: TestbedPlan, host: HostStatus): string {
   );
   if (host.tun) {
     lines.push(
-      `ip tuntap add dev ${host.tun} mode tun`,
+      // Multi-queue from the start: the flag is fixed when the device is made.
+      `ip tuntap add dev ${host.tun} mode tun${host.tunMultiQueue ? " multi_queue" : ""}`,
       `ip link set dev ${host.tun} mtu 1500 up`,
       // The kernel uses max(all, dev): both must be 0 (strict drops every direct-return
       // packet; loose fails while the TUN has no IPv4 address).

@@ -12,6 +12,8 @@ export interface HostStatus {
   ip: string;
   /** Persistent TUN device in the host's namespace (dispatcher and nodes). */
   tun?: string;
+  /** The TUN device is multi-queue (IFF_MULTI_QUEUE: one queue per `sc-cluster node --workers` thread). */
+  tunMultiQueue?: boolean;
   /** URL of the host's control API, set by the cluster launcher. */
   admin?: string;
   /** PID of the host's main process, set by the cluster launcher. */
@@ -47,7 +49,7 @@ export function formatStatus(s: TestbedStatus): string {
       h.role,
       h.netns,
       h.ip,
-      h.tun ?? "-",
+      h.tun === undefined ? "-" : `${h.tun}${h.tunMultiQueue ? " multi_queue" : ""}`,
       h.pid === undefined ? "-" : String(h.pid),
       h.admin ?? "-",
     ]),

@@ -311,6 +311,7 @@ export async function openTestbed(
       loss: s.loss,
       expose: s.expose,
       vipHost: s.vipHost,
+      multiQueueTun: s.hosts.some((h) => h.tunMultiQueue === true),
       stateDir: dir,
     },
     s,

@@ -129,6 +129,40 @@ test("interface names fit IFNAMSIZ for the largest testbed", () => {
   for (const n of names) assert.ok(n.length <= 15, `${n} is longer than 15 characters`);
 });
 
+test("multiQueueTun: node hosts' TUN devices are made multi_queue, the dispatcher's stays single-queue", () => {
+  const scriptOf = (plan: ReturnType<typeof planTestbed>, host: string) => {
+    const h = plan.hosts.find((x) => x.name === host);
+    assert.ok(h, host);
+    return hostScript(plan, h);
+  };
+  const tunLine = (plan: ReturnType<typeof planTestbed>, host: string) =>
+    scriptOf(plan, host)
+      .split("\n")
+      .find((l) => l.startsWith("ip tuntap"));
+  const plain = planTestbed({ prefix: "t-", nodes: 2 });
+  assert.equal(plain.multiQueueTun, false);
+  assert.equal(tunLine(plain, "node1"), "ip tuntap add dev sctun mode tun");
+  assert.ok(plain.hosts.every((h) => h.tunMultiQueue === undefined));
+
+  const mq = planTestbed({ prefix: "t-", nodes: 2, multiQueueTun: true });
+  assert.equal(mq.multiQueueTun, true);
+  for (const node of ["node1", "node2"]) {
+    assert.equal(tunLine(mq, node), "ip tuntap add dev sctun mode tun multi_queue");
+    const script = scriptOf(mq, node);
+    // Configured like the single-queue device: MTU, up, no reverse-path filter.
+    assert.match(script, /ip link set dev sctun mtu 1500 up/);
+    assert.match(script, /echo 0 > \/proc\/sys\/net\/ipv4\/conf\/sctun\/rp_filter/);
+  }
+  assert.equal(tunLine(mq, "dispatcher"), "ip tuntap add dev sctun mode tun");
+  assert.equal(tunLine(mq, "client"), undefined);
+  const status = planStatus(mq);
+  assert.deepEqual(
+    status.hosts.filter((h) => h.tunMultiQueue).map((h) => h.name),
+    ["node1", "node2"],
+  );
+  assert.match(formatStatus(status), /node1 .* sctun multi_queue/);
+});
+
 test("host scripts: addresses, TUN, VIP routes, never a default route", () => {
   const plan = planTestbed({ prefix: "t-", nodes: 2 });
   const scripts = new Map(plan.hosts.map((h) => [h.name, hostScript(plan, h)]));

@@ -42,6 +42,13 @@ export interface TestbedOptions {
   expose?: boolean;
   /** Host whose TUN receives the VIP: "dispatcher" (default) or "nodeK". */
   vipHost?: string;
+  /**
+   * Node hosts get a multi-queue TUN device (IFF_MULTI_QUEUE), one queue per data-path worker
+   * of `sc-cluster node --workers N`. Default: single-queue, because a plain open (no
+   * multiQueue, e.g. sc/tcp/interop-service.ts) fails with EINVAL on a multi-queue device; the
+   * node itself attaches to either kind with one worker.
+   */
+  multiQueueTun?: boolean;
 }
 
 /** Options with defaults applied and validated. */
@@ -54,6 +61,8 @@ export interface TestbedPlan {
   loss: number;
   expose: boolean;
   vipHost: string;
+  /** Node hosts' TUN devices are multi-queue. */
+  multiQueueTun: boolean;
   switchNetns: string;
   exposeDev: string;
   hosts: HostStatus[];
@@ -125,9 +134,18 @@ export function planTestbed(options: TestbedOptions = {}): TestbedPlan {
   if (Math.abs(Math.round(loss * 100) - loss * 100) > 1e-6)
     throw new TestbedOptionError(`loss has at most two decimals (0.01% steps), got ${loss}`);
 
+  const multiQueueTun = options.multiQueueTun ?? false;
   const hosts: HostStatus[] = [];
   const add = (name: string, role: HostRole, ip: string, tun: boolean): void => {
-    hosts.push({ name, role, netns: prefix + name, ip, ...(tun ? { tun: TUN_DEV } : {}) });
+    const multiQueue = tun && multiQueueTun && role === "node";
+    hosts.push({
+      name,
+      role,
+      netns: prefix + name,
+      ip,
+      ...(tun ? { tun: TUN_DEV } : {}),
+      ...(multiQueue ? { tunMultiQueue: true } : {}),
+    });
   };
   for (let k = 1; k <= clients; k++) add(clientName(k), "client", clientIp(k), false);
   add("dispatcher", "dispatcher", DISPATCHER_IP, true);
@@ -150,6 +168,7 @@ export function planTestbed(options: TestbedOptions = {}): TestbedPlan {
     loss,
     expose: options.expose ?? false,
     vipHost,
+    multiQueueTun,
     switchNetns: `${prefix}sw`,
     exposeDev: `${prefix}exp`,
     hosts,

@@ -42,9 +42,14 @@ export class LfuCache<V> {
   }
 
   get(key: string): V | undefined {
+    return this.touch(key, 1);
+  }
+
+  /** Counts `count` uses of an entry at once (uses reported from elsewhere); its value, if present. */
+  touch(key: string, count: number): V | undefined {
     const e = this.map.get(key);
     if (e === undefined) return undefined;
-    e.freq++;
+    e.freq += count;
     e.priority = this.age + e.freq;
     e.lastUse = ++this.clock;
     this.down(e.index);

@@ -12,14 +12,17 @@ import { mirrorCounter, mirrorGauge } from "../metrics-mirror.js";
 export interface MetricSources {
   nodeId: string;
   stats: ServerStats;
-  cache: DocCache;
-  store: DocStore;
+  /**
+   * The node's document cache and store; null on a data-path worker whose documents come from
+   * the node's shared cache (the main thread reports those, registerDocumentMetrics).
+   */
+  documents: { cache: DocCache; store: DocStore } | null;
 }
 
 export function createMetrics(src: MetricSources): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ node: src.nodeId });
-  const { stats, cache, store } = src;
+  const { stats } = src;
 
   new Counter({
     name: "sc_http_requests_total",
@@ -55,6 +58,20 @@ export function createMetrics(src: MetricSources): Registry {
       this.inc({ kind: "send" }, stats.sendTimeouts);
     },
   });
+  if (src.documents) registerDocumentMetrics(registry, src.documents.cache, src.documents.store);
+  mirrorGauge(registry, "sc_tcp_connections", "Open client connections", () => stats.connectionsOpen);
+  mirrorCounter(
+    registry,
+    "sc_tcp_connections_accepted_total",
+    "Client connections accepted",
+    () => stats.connectionsAccepted,
+  );
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** The document cache's and the source's counters (a node's, or the shared cache of its workers). */
+export function registerDocumentMetrics(registry: Registry, cache: DocCache, store: DocStore): void {
   mirrorCounter(registry, "sc_cache_hits_total", "Document cache hits", () => cache.stats().hits);
   mirrorCounter(registry, "sc_cache_misses_total", "Document cache misses", () => cache.stats().misses);
   mirrorCounter(
@@ -78,15 +95,6 @@ export function createMetrics(src: MetricSources): Registry {
     "Cache misses that joined a load already in flight",
     () => store.joined,
   );
-  mirrorGauge(registry, "sc_tcp_connections", "Open client connections", () => stats.connectionsOpen);
-  mirrorCounter(
-    registry,
-    "sc_tcp_connections_accepted_total",
-    "Client connections accepted",
-    () => stats.connectionsAccepted,
-  );
-  collectDefaultMetrics({ register: registry });
-  return registry;
 }
 
 /** Buckets of the request-duration histogram: 0.5 ms .. 10 s. */
@@ -137,7 +145,7 @@ export function registerAccessLogMetrics(registry: Registry, counters: AccessLog
 /** The node's own counters beside the data path's: purges, revalidations, membership. */
 export function registerNodeMetrics(
   registry: Registry,
-  store: DocStore,
+  store: DocStore | null,
   membership: Membership | null,
   poll: { readonly polls: number; readonly failures: number } | null,
 ): void {
@@ -155,6 +163,18 @@ export function registerNodeMetrics(
       () => poll.failures,
     );
   }
+  if (store) registerStoreMetrics(registry, store);
+  if (membership)
+    mirrorCounter(
+      registry,
+      "sc_membership_changes_total",
+      "Membership views installed (the first one included)",
+      () => membership.changes,
+    );
+}
+
+/** Purges and revalidations of a store (a node's, or the shared cache of its workers). */
+export function registerStoreMetrics(registry: Registry, store: DocStore): void {
   mirrorCounter(
     registry,
     "sc_purges_total",
@@ -180,11 +200,4 @@ export function registerNodeMetrics(
       this.inc({ result: "error" }, r.errors);
     },
   });
-  if (membership)
-    mirrorCounter(
-      registry,
-      "sc_membership_changes_total",
-      "Membership views installed (the first one included)",
-      () => membership.changes,
-    );
 }

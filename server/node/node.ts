@@ -2,6 +2,8 @@
 // control plane beside it. startNode() is what `sc-cluster node` runs; tests and benchmarks
 // call it in-process too.
 import { hostname } from "node:os";
+import type { MessagePort } from "node:worker_threads";
+import { OwnerClient } from "../store/owner-client.js";
 import type { Registry } from "prom-client";
 import { createDocCache, type CachePolicy, type DocCache } from "../cache/doc-cache.js";
 import { DocStore } from "../store/doc-store.js";
@@ -26,6 +28,7 @@ import {
   fetchDispatcherView,
   Membership,
   startMembershipPoll,
+  type MembershipPoll,
   type MembershipView,
 } from "../membership/runtime.js";
 import { clusterPurge } from "./purge.js";
@@ -127,6 +130,11 @@ export interface NodeConfig {
    * TUN queue and its own steered GUE socket (conn-user.ts).
    */
   worker?: { index: number; count: number };
+  /**
+   * A data-path worker's port to the node's shared document cache (server/store/shared-cache.ts,
+   * owned by the main thread): its store is then an L1 in front of it.
+   */
+  sharedCache?: MessagePort;
   /** Request path of the page sent with 404s (e.g. "/404.html"). */
   notFoundPage?: string;
   /** Codings served from precompressed siblings (`x.br`, `x.gz`); none when absent. */
@@ -219,7 +227,7 @@ class Undo {
 type ModeChoice = { def: ModeDefinition } | { mode: Mode };
 
 /** The cluster as this node starts with it, and how it talks to the other members' control planes. */
-interface Members {
+export interface Members {
   cluster: ClusterConfig | null;
   membership: Membership | null;
   /** The bearer token this node sends to other members and to the dispatcher (purge, polls). */
@@ -255,7 +263,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const members = await joinCluster(cfg);
   const undo = new Undo();
   try {
-    const docs = await openDocuments(cfg, modeChoice, policy, undo);
+    const docs = await openDocuments(cfg, policy, undo);
     const userStack = cfg.stack === "user" ? await openStack(cfg, members, docs.registry, undo) : null;
     const mode =
       "def" in modeChoice
@@ -305,7 +313,7 @@ function responsePolicyFrom(cfg: NodeConfig): ResponsePolicy {
 }
 
 /** Membership from --peer, and from the dispatcher's view first when --members-from is given. */
-async function joinCluster(cfg: NodeConfig): Promise<Members> {
+export async function joinCluster(cfg: NodeConfig): Promise<Members> {
   // A data-path worker talks to its peers on its own plane's ports (planeOf).
   const checked = cfg.cluster ? checkCluster(cfg.cluster) : null;
   const cluster = checked && cfg.worker ? planeOf(checked, cfg.worker.index) : checked;
@@ -330,7 +338,7 @@ async function joinCluster(cfg: NodeConfig): Promise<Members> {
   return { cluster, membership, controlToken, controlTimeoutMs };
 }
 
-async function openSource(cfg: NodeConfig): Promise<DocSource> {
+export async function openSource(cfg: NodeConfig): Promise<DocSource> {
   if (cfg.origin === undefined) {
     return FsSource.create({
       root: await checkRootDir(cfg.root ?? ""),
@@ -353,26 +361,16 @@ async function openSource(cfg: NodeConfig): Promise<DocSource> {
 }
 
 /** Source, cache, store and responder; the metrics registry; the access log. */
-async function openDocuments(
-  cfg: NodeConfig,
-  choice: ModeChoice,
-  policy: ResponsePolicy,
-  undo: Undo,
-): Promise<Documents> {
-  const cache = createDocCache(
-    ("def" in choice ? choice.def.cachePolicy : undefined) ?? cfg.cachePolicy,
-    cfg.cacheBytes,
-  );
-  const source = await openSource(cfg);
-  undo.push(() => source.close());
-  const store = new DocStore(cache, source, {
-    ttlMs: cfg.revalidateTtlMs ?? 0,
-    precompressed: cfg.precompressed ?? [],
-  });
+async function openDocuments(cfg: NodeConfig, policy: ResponsePolicy, undo: Undo): Promise<Documents> {
+  const { cache, source, store } = await openStore(cfg, undo);
   const stats = new ServerStats();
   const dates = new DateCache();
   const responder = new Responder(store, dates, policy);
-  const registry = createMetrics({ nodeId: cfg.nodeId, stats, cache, store });
+  const registry = createMetrics({
+    nodeId: cfg.nodeId,
+    stats,
+    documents: cfg.sharedCache ? null : { cache, store },
+  });
   const observeDuration = registerRequestDuration(registry);
   const accessLog = cfg.accessLog ? await openAccessLog(cfg.accessLog, cfg.logger) : null;
   let accessLogger: AccessLogger | null = null;
@@ -388,6 +386,37 @@ async function openDocuments(
     },
   };
   return { cache, source, store, responder, stats, dates, registry, requests, accessLog };
+}
+
+/** The cache policy: the mode's own (cf-lru, cf-lfu), else --cache-policy. */
+export function cachePolicyOf(cfg: Pick<NodeConfig, "mode" | "cachePolicy">): CachePolicy {
+  const def = typeof cfg.mode === "string" ? modeByName(cfg.mode) : undefined;
+  return def?.cachePolicy ?? cfg.cachePolicy;
+}
+
+/**
+ * The documents: the node's own cache in front of its source, or on a data-path worker an L1
+ * in front of the node's shared cache (server/store/shared-cache.ts), with the worker's own
+ * source for large files only.
+ */
+async function openStore(
+  cfg: NodeConfig,
+  undo: Undo,
+): Promise<{ cache: DocCache; source: DocSource; store: DocStore }> {
+  const ttlMs = cfg.revalidateTtlMs ?? 0;
+  const own = await openSource(cfg);
+  if (cfg.sharedCache) {
+    const client = new OwnerClient(cfg.sharedCache, own);
+    undo.push(() => client.close());
+    const cache = createDocCache("lru", cfg.cacheBytes);
+    const store = new DocStore(cache, client, { ttlMs });
+    client.bind(store);
+    return { cache, source: client, store };
+  }
+  undo.push(() => own.close());
+  const cache = createDocCache(cachePolicyOf(cfg), cfg.cacheBytes);
+  const store = new DocStore(cache, own, { ttlMs, precompressed: cfg.precompressed ?? [] });
+  return { cache, source: own, store };
 }
 
 async function openAccessLog(a: NonNullable<NodeConfig["accessLog"]>, log: Logger): Promise<AccessLog> {
@@ -572,7 +601,7 @@ async function openControl(
 ): Promise<RunningNode> {
   const { cache, source, store, responder, stats, registry, accessLog } = docs;
   const { server, listener, tls, tlsListener } = serving;
-  const { cluster, membership } = members;
+  const { membership } = members;
   const log = cfg.logger;
   const snapshot = nodeSnapshot(cfg, members, docs, mode, serving);
   /** SIGTERM's first step (beginDrain): unhealthy for the dispatcher, still serving. */
@@ -590,19 +619,8 @@ async function openControl(
         }),
       })
     : null;
-  const poll =
-    cluster && membership && cfg.membersFrom
-      ? startMembershipPoll({
-          url: cfg.membersFrom.url,
-          token: members.controlToken,
-          intervalMs: cfg.membersFrom.intervalMs,
-          timeoutMs: members.controlTimeoutMs,
-          membership,
-          selfMember: selfMember(cluster),
-          log,
-        })
-      : null;
-  registerNodeMetrics(registry, store, membership, poll);
+  const poll = pollMembers(cfg, members, log);
+  registerNodeMetrics(registry, cfg.sharedCache ? null : store, membership, poll);
   return {
     nodeId: cfg.nodeId,
     address: listener.address,
@@ -639,6 +657,21 @@ async function openControl(
       await tls.reload(files);
     },
   };
+}
+
+/** --members-from: polls the dispatcher's view into the membership (null without it). */
+export function pollMembers(cfg: NodeConfig, members: Members, log: Logger): MembershipPoll | null {
+  const { cluster, membership } = members;
+  if (!cluster || !membership || !cfg.membersFrom) return null;
+  return startMembershipPoll({
+    url: cfg.membersFrom.url,
+    token: members.controlToken,
+    intervalMs: cfg.membersFrom.intervalMs,
+    timeoutMs: members.controlTimeoutMs,
+    membership,
+    selfMember: selfMember(cluster),
+    log,
+  });
 }
 
 /** The JSON served at /stats. */

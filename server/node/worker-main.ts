@@ -1,7 +1,7 @@
-// One data-path worker of `sc-cluster node --workers N` (node-workers.ts starts them): a
-// whole node (startNode) on its own TUN queue and its own steered GUE socket, without an
-// admin API (the main thread has it). Posts its /stats snapshot every WORKER_STATS_MS and
-// answers the main thread's metrics and purge requests.
+// One data-path worker of `sc-cluster node --workers N` (workers.ts starts them): a whole
+// node (startNode) on its own TUN queue, its own steered GUE socket and its cluster plane,
+// without an admin API (the main thread has it), its store an L1 of the node's shared cache.
+// Posts its /stats snapshot every WORKER_STATS_MS and answers the main thread's metrics requests.
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger } from "../log.js";
 import { startNode, type RunningNode } from "./node.js";
@@ -31,6 +31,7 @@ async function main(): Promise<void> {
       trust: trustFromMain(init.config.trust),
       admin: null,
       worker: { index: init.index, count: init.count },
+      sharedCache: init.cachePort,
     });
   } catch (err) {
     post({ type: "error", message: (err as Error).message });
@@ -42,9 +43,6 @@ async function main(): Promise<void> {
     switch (cmd.op) {
       case "metrics":
         void node.registry.getMetricsAsJSON().then((json) => post({ type: "metrics", id: cmd.id, json }));
-        break;
-      case "purge":
-        post({ type: "purged", id: cmd.id, purged: node.store.purge(cmd.target) });
         break;
       case "drain":
         node.beginDrain();

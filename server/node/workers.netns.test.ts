@@ -119,6 +119,9 @@ type ByStatus = Record<string, number>;
 
 interface NodeStats {
   workers: number;
+  cache: { entries: number; hits: number; misses: number };
+  store: { loads: number };
+  sharedCache: { workers: number };
   http: { requests: ByStatus };
   tcp: { gue: { packets: number; wrongWorker: number } };
   perWorker: { worker: number; requests: ByStatus | null; guePackets: number; wrongWorker: number }[];
@@ -126,7 +129,7 @@ interface NodeStats {
 
 const total = (r: ByStatus | null | undefined) => Object.values(r ?? {}).reduce((a, b) => a + b, 0);
 
-test("a node with 2 workers serves 300 keep-alive connections byte-exact under 0.5% loss; no packet reaches the wrong worker", async () => {
+test("a node with 2 workers serves 300 keep-alive connections byte-exact under 0.5% loss; no packet reaches the wrong worker; one document cache", async () => {
   await spawnJson(
     "node1",
     [BIN, "node", "--stack", "user", "--vip", VIP, "--port", "80", "--tun", "sctun", "--root", root]
@@ -185,6 +188,16 @@ test("a node with 2 workers serves 300 keep-alive connections byte-exact under 0
   assert.equal(s.workers, 2);
   assert.deepEqual(s.http.requests, { "200": CONNS * ROUNDS });
   assert.equal(s.tcp.gue.wrongWorker, 0);
+  // One cache per node: each of the 8 files loaded from the disk once, held once, though both
+  // workers served it; the workers' L1 hits count at the owner.
+  assert.equal(s.sharedCache.workers, 2);
+  assert.equal(s.store.loads, Object.keys(FILES).length);
+  assert.equal(s.cache.entries, Object.keys(FILES).length);
+  // (Requests that joined a worker's load in flight are neither.)
+  // Each worker asks the owner once per file: a miss, or a hit when the other loaded it first.
+  const files = Object.keys(FILES).length;
+  assert.ok(s.cache.misses >= files && s.cache.misses <= 2 * files, JSON.stringify(s.cache));
+  assert.ok(s.cache.hits > (CONNS * ROUNDS) / 2, JSON.stringify(s.cache));
   for (const w of s.perWorker) {
     assert.equal(w.wrongWorker, 0, `worker ${w.worker}`);
     // Both carry a fair share (the steering hash spreads one client's ports).

@@ -1,31 +1,34 @@
-// `sc-cluster node --workers N` (--stack user, --mode local): N worker threads
-// (node-worker-main.ts), each a whole node data path: its own queue of the multi-queue TUN
-// device, its own user-space TCP stack, HTTP server, responder, document store and cache,
-// and its own GUE socket in a SO_REUSEPORT group. The kernel steers each GUE datagram to a
-// worker with a BPF program on the inner packet's source address and port (sc/gue/steering.ts,
-// udp.c attach_steering), so every packet of a client connection reaches the worker whose
-// stack holds it, whatever the front (dispatcher --output tun/udp/raw, IPVS, Katran) puts in
-// the outer header. Each worker counts packets that reached it but belong to another
+// `sc-cluster node --workers N` (--stack user; modes local, sc, cf-lru, cf-lfu): N worker
+// threads (worker-main.ts), each a whole node data path: its own queue of the multi-queue TUN
+// device, its own user-space TCP stack, HTTP server, responder and mode, and its own GUE
+// socket in a SO_REUSEPORT group. The kernel steers each GUE datagram to a worker with a BPF
+// program on the inner packet's source address and port (sc/gue/steering.ts, udp.c
+// attach_steering), so every packet of a client connection reaches the worker whose stack
+// holds it, whatever the front (dispatcher --output tun/udp/raw, IPVS, Katran) puts in the
+// outer header. Each worker counts packets that reached it but belong to another
 // (`gue.wrongWorker`, `sc_gue_wrong_worker_total`; must stay 0). Socket i of the group is the
 // i-th bound, so the workers start one after the other.
 //
+// Cluster modes: worker i of every node is plane i (server/membership/config.ts planeOf): SC
+// links and peer cache requests on the cluster's ports + 100 i, between the same planes only;
+// the steering puts a connection on the same worker index on every node, so a clone and the
+// packets relayed to it meet there (a clone that would not is refused: wrong-worker).
+//
 // This thread keeps the control plane: the admin API (/healthz, /stats added up over the
 // workers with `perWorker` beside, /metrics aggregated with prom-client's AggregatorRegistry,
-// POST /purge sent to every worker), drain and shutdown.
-//
-// Not shared between workers (yet): the document cache. Each worker caches what it serves,
-// so a document is held once per worker (N times per node) and each worker loads it from the
-// source once. Not supported with workers: cluster modes (sc, cf-*: clones and relays would
-// have to address the owning worker), --access-log, SIGHUP reloads.
-import { Worker } from "node:worker_threads";
+// POST /purge), drain and shutdown; and the node's one document cache, which the workers'
+// stores are L1s of (shared-documents.ts, server/store/shared-cache.ts). Not supported with
+// workers: --mode lard, --access-log, SIGHUP reloads.
+import { Worker, type MessagePort } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricValue } from "prom-client";
-import type { PurgeTarget } from "../store/doc-store.js";
 import { startGuardedAdmin, type AdminServer } from "./admin.js";
 import type { Logger } from "../log.js";
 import { UserError } from "../../common/errors.js";
 import type { NodeConfig } from "./node.js";
-import { purgeRequestFrom } from "./purge.js";
+import { clusterPurge } from "./purge.js";
+import { joinCluster, pollMembers } from "./node.js";
+import { SharedDocuments } from "./shared-documents.js";
 import { checkPlanes } from "../membership/config.js";
 import { ClusterSecret, SecretError, type ClusterTrust } from "../../sc/auth/secret.js";
 
@@ -40,7 +43,10 @@ const WORKER_MAIN = fileURLToPath(new URL("./worker-main.js", import.meta.url));
 type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
 /** What a worker gets: the node's configuration without what cannot cross threads. */
-export type WorkerNodeConfig = Omit<NodeConfig, "logger" | "trust" | "admin" | "mode" | "worker"> & {
+export type WorkerNodeConfig = Omit<
+  NodeConfig,
+  "logger" | "trust" | "admin" | "mode" | "worker" | "sharedCache"
+> & {
   mode: string;
   trust: WorkerTrust;
 };
@@ -50,19 +56,17 @@ export interface NodeWorkerInit {
   index: number;
   count: number;
   logLevel: string;
+  /** The worker's end of its channel to the node's shared document cache. */
+  cachePort: MessagePort;
 }
 
 export type NodeWorkerCommand =
-  | { op: "metrics"; id: number }
-  | { op: "purge"; id: number; target: PurgeTarget }
-  | { op: "drain" }
-  | { op: "stop"; graceMs: number };
+  { op: "metrics"; id: number } | { op: "drain" } | { op: "stop"; graceMs: number };
 
 export type NodeWorkerMessage =
   | { type: "ready"; address: { host: string; port: number } }
   | { type: "stats"; snapshot: Record<string, unknown> }
   | { type: "metrics"; id: number; json: MetricJson[] }
-  | { type: "purged"; id: number; purged: number }
   | { type: "error"; message: string };
 
 /** Numbers that are the same on every worker (settings, clocks): the first worker's, not a sum. */
@@ -160,37 +164,28 @@ export async function startNodeWorkers(
   logLevel: string,
 ): Promise<RunningNodeWorkers> {
   checkWorkerConfig(cfg, workers);
-  const { logger: _l, trust, admin: _a, mode, worker: _w, ...rest } = cfg;
-  const controlToken =
-    cfg.admin?.token ??
-    cfg.controlToken ??
-    (trust?.kind === "secret" ? trust.secret.adminToken() : undefined);
-  const pool = new WorkerPool(
-    {
-      ...rest,
-      mode: mode as string,
-      trust: trustForWorker(trust),
-      ...(controlToken !== undefined ? { controlToken } : {}),
-    },
-    workers,
-    logLevel,
-    cfg.logger,
-  );
+  const docs = await SharedDocuments.open(cfg);
+  const pool = new WorkerPool(workerConfig(cfg), workers, logLevel, cfg.logger, docs);
   let address = { host: cfg.listen.host, port: cfg.listen.port };
   let leaving = false;
   let admin: AdminServer | null = null;
+  let control: WorkersControl | null = null;
   try {
     // One after the other: worker i's GUE socket must be the i-th of the reuseport group.
     for (let index = 0; index < workers; index++) address = await pool.spawn(index);
+    control = await workersControl(cfg, docs);
+    const purge = control.purge;
     admin = cfg.admin
-      ? await startGuardedAdmin(cfg.admin, cfg.trust, cfg.logger, pool.registry(), {
+      ? await startGuardedAdmin(cfg.admin, cfg.trust, cfg.logger, pool.registry(cfg.nodeId), {
           stats: () => pool.snapshot(cfg.nodeId),
           healthy: () => !leaving && !pool.stopping,
-          purge: (body) => pool.purge(cfg.nodeId, body),
+          purge,
         })
       : null;
   } catch (err) {
+    control?.stop();
     await pool.stopAll(0);
+    await docs.close();
     throw err instanceof UserError ? err : new UserError((err as Error).message);
   }
   return {
@@ -205,9 +200,50 @@ export async function startNodeWorkers(
       pool.tell({ op: "drain" });
     },
     async shutdown(graceMs: number) {
+      control?.stop();
       await pool.stopAll(graceMs);
       await admin?.close();
+      await docs.close();
     },
+  };
+}
+
+/** The node's configuration as its workers get it: the trust as text, the control token. */
+function workerConfig(cfg: NodeConfig): WorkerNodeConfig {
+  const { logger: _l, trust, admin: _a, mode, worker: _w, sharedCache: _s, ...rest } = cfg;
+  const controlToken =
+    cfg.admin?.token ??
+    cfg.controlToken ??
+    (trust?.kind === "secret" ? trust.secret.adminToken() : undefined);
+  return {
+    ...rest,
+    mode: mode as string,
+    trust: trustForWorker(trust),
+    ...(controlToken !== undefined ? { controlToken } : {}),
+  };
+}
+
+interface WorkersControl {
+  purge: (body: unknown) => Promise<{ status: number; body: unknown }>;
+  stop(): void;
+}
+
+/**
+ * POST /purge on this thread: the shared cache (which tells every worker), then the other
+ * members as on any node; the membership for that follows --members-from here too.
+ */
+async function workersControl(cfg: NodeConfig, docs: SharedDocuments): Promise<WorkersControl> {
+  const members = await joinCluster({ ...cfg, worker: undefined });
+  const poll = pollMembers(cfg, members, cfg.logger);
+  return {
+    purge: clusterPurge({
+      ...members,
+      nodeId: cfg.nodeId,
+      purgeLocal: (target) => docs.owner.purge(target),
+      admin: cfg.admin,
+      log: cfg.logger,
+    }),
+    stop: () => poll?.stop(),
   };
 }
 
@@ -226,6 +262,7 @@ class WorkerPool {
     private readonly count: number,
     private readonly logLevel: string,
     private readonly log: Logger,
+    private readonly docs: SharedDocuments,
   ) {
     this.failed = new Promise<Error>((resolve) => (this.fail = resolve));
   }
@@ -238,8 +275,15 @@ class WorkerPool {
 
   /** Starts worker `index`; resolves with the address it serves once it is ready. */
   spawn(index: number): Promise<{ host: string; port: number }> {
-    const init: NodeWorkerInit = { config: this.config, index, count: this.count, logLevel: this.logLevel };
-    const worker = new Worker(WORKER_MAIN, { workerData: init });
+    const cachePort = this.docs.connectWorker();
+    const init: NodeWorkerInit = {
+      config: this.config,
+      index,
+      count: this.count,
+      logLevel: this.logLevel,
+      cachePort,
+    };
+    const worker = new Worker(WORKER_MAIN, { workerData: init, transferList: [cachePort] });
     const slot: Slot = {
       worker,
       snapshot: undefined,
@@ -308,29 +352,13 @@ class WorkerPool {
     );
   }
 
-  /** /metrics added up over the workers. */
-  registry(): Registry {
-    return new WorkersRegistry(() =>
+  /** /metrics added up over the workers, with the shared cache's beside. */
+  registry(nodeId: string): Registry {
+    return new WorkersRegistry(nodeId, this.docs, () =>
       this.ask<Extract<NodeWorkerMessage, { type: "metrics" }>>((id) => ({ op: "metrics", id })).then((l) =>
         l.map((m) => m.json),
       ),
     );
-  }
-
-  /** POST /purge: sent to every worker; 502 when one did not answer. */
-  async purge(nodeId: string, body: unknown): Promise<{ status: number; body: unknown }> {
-    const req = purgeRequestFrom(body);
-    if (typeof req === "string") return { status: 400, body: { error: req } };
-    const answers = await this.ask<Extract<NodeWorkerMessage, { type: "purged" }>>((id) => ({
-      op: "purge",
-      id,
-      target: req.target,
-    }));
-    const purged = answers.reduce((sum, a) => sum + a.purged, 0);
-    this.log.info({ target: req.target, purged }, "purge");
-    return answers.length === this.slots.length
-      ? { status: 200, body: { node: nodeId, purged } }
-      : { status: 502, body: { node: nodeId, purged, error: "a worker did not answer" } };
   }
 
   /** /stats: the workers' snapshots added up, with each worker's share beside. */
@@ -338,6 +366,8 @@ class WorkerPool {
     const snaps = this.slots.flatMap((s) => (s.snapshot ? [s.snapshot] : []));
     return {
       ...sumSnapshots(snaps),
+      // The workers' stores are L1s of the shared cache: the node's documents are its.
+      ...this.docs.snapshot(),
       node: nodeId,
       workers: this.count,
       // Per worker: its share of the traffic, and the steering check.
@@ -363,13 +393,33 @@ class WorkerPool {
 
 /** /metrics of the workers added up (prom-client's cluster aggregation), plus this thread's. */
 class WorkersRegistry extends Registry {
-  constructor(private readonly fromWorkers: () => Promise<MetricJson[][]>) {
+  constructor(
+    nodeId: string,
+    docs: SharedDocuments,
+    private readonly fromWorkers: () => Promise<MetricJson[][]>,
+  ) {
     super();
+    this.setDefaultLabels({ node: nodeId });
+    docs.registerMetrics(this);
   }
 
   override async metrics(): Promise<string> {
-    const lists = await this.fromWorkers();
+    const lists = (await this.fromWorkers()).map((l) => l.map(oncePerNode));
     const own = await this.getMetricsAsJSON();
     return AggregatorRegistry.aggregate([...lists, own] as never).metrics();
   }
+}
+
+/**
+ * Metrics every worker counts for the node as a whole (each polls the membership itself):
+ * one worker's value, not the sum over workers.
+ */
+const NODE_WIDE_METRICS = new Set([
+  "sc_membership_changes_total",
+  "sc_membership_polls_total",
+  "sc_membership_poll_failures_total",
+]);
+
+function oncePerNode(m: MetricJson): MetricJson {
+  return NODE_WIDE_METRICS.has(m.name) ? { ...m, aggregator: "first" } : m;
 }

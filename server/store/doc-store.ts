@@ -10,6 +10,9 @@
 // - Purge: drops one path, a prefix or everything, and detaches the loads in flight for them,
 //   so a request arriving after the purge starts a fresh load and a load that started before
 //   it does not put its (possibly old) document back in the cache.
+// - A source that knows when its documents were last validated (a worker's client of the node's
+//   cache owner, shared-cache.ts: a DatedSource) gives that time, not the time of the answer,
+//   so a copy is not served longer than the TTL allows from the original check.
 import type { DocCache } from "../cache/doc-cache.js";
 import type { DocSource, Lookup } from "../source/source.js";
 import { withVariants, type ContentCoding, type Doc } from "../http/doc.js";
@@ -33,6 +36,18 @@ export interface DocStoreOptions {
   precompressed?: readonly ContentCoding[];
 }
 
+/**
+ * A source whose documents were validated before they were handed over (a worker's client of
+ * the cache owner): when, for a document it gave, or undefined if it does not know.
+ */
+export interface DatedSource extends DocSource {
+  validatedAt(doc: Doc): number | undefined;
+}
+
+function isDated(source: DocSource): source is DatedSource {
+  return typeof (source as Partial<DatedSource>).validatedAt === "function";
+}
+
 /** What a revalidation (or the load standing in for one) gives. */
 type Revalidated = Lookup | { kind: "unchanged" };
 
@@ -52,6 +67,7 @@ export class DocStore {
   /** When each cached document was fetched or last revalidated (dropped with the document). */
   private readonly validatedAt = new WeakMap<Doc, number>();
   private readonly now: () => number;
+  private readonly dated: DatedSource | null;
   /** Revalidation TTL in ms (0: off); SIGHUP may change it. */
   ttlMs: number;
   /** Misses that joined a load already in flight instead of starting one. */
@@ -71,6 +87,17 @@ export class DocStore {
     this.ttlMs = opts.ttlMs ?? 0;
     this.now = opts.now ?? Date.now;
     this.precompressed = opts.precompressed ?? [];
+    this.dated = isDated(source) ? source : null;
+  }
+
+  /** When a cached document was fetched or last revalidated (undefined: not known here). */
+  validatedAtOf(doc: Doc): number | undefined {
+    return this.validatedAt.get(doc);
+  }
+
+  /** The validation time of a document the source just gave (or confirmed): its own, or now. */
+  private validatedNow(doc: Doc): number {
+    return this.dated?.validatedAt(doc) ?? this.now();
   }
 
   /** The document for a normalised path: synchronously when cached (and fresh), else a shared load. */
@@ -122,7 +149,7 @@ export class DocStore {
           const current = this.finish(path, p);
           if (r.kind === "unchanged") {
             this.revalidation.unchanged++;
-            if (current) this.validatedAt.set(doc, this.now());
+            if (current) this.validatedAt.set(doc, this.validatedNow(doc));
             return { kind: "doc", doc };
           }
           if (r.kind === "error" && r.status >= 500) {
@@ -154,29 +181,11 @@ export class DocStore {
   }
 
   private store(path: string, doc: Doc): void {
-    if (this.cache.set(path, doc)) this.validatedAt.set(doc, this.now());
+    if (this.cache.set(path, doc)) this.validatedAt.set(doc, this.validatedNow(doc));
   }
 
-  /** The document with its precompressed siblings attached, when it is worth compressing. */
   private async withSiblings(doc: Doc): Promise<Lookup> {
-    if (this.precompressed.length === 0 || doc.encoding !== null || !isCompressible(doc.contentType)) {
-      return { kind: "doc", doc };
-    }
-    const key = doc.key;
-    if (key.endsWith(".br") || key.endsWith(".gz")) return { kind: "doc", doc };
-    const found = await Promise.all(
-      this.precompressed.map((c) =>
-        this.source.load(key + SIBLING_SUFFIX[c]).then(
-          (r) => (r.kind === "doc" ? r.doc : undefined),
-          () => undefined,
-        ),
-      ),
-    );
-    const siblings: Partial<Record<ContentCoding, Doc>> = {};
-    this.precompressed.forEach((c, i) => {
-      if (found[i] !== undefined) siblings[c] = found[i];
-    });
-    return { kind: "doc", doc: withVariants(doc, siblings) };
+    return { kind: "doc", doc: await attachSiblings(this.source, doc, this.precompressed) };
   }
 
   /** Drops cached documents and detaches their loads in flight; returns the entries dropped. */
@@ -196,6 +205,50 @@ export class DocStore {
     this.purgedEntries += n;
     return n;
   }
+
+  /**
+   * Drops cache entries someone else says are gone (the cache owner evicted them) and detaches
+   * their loads in flight, so an answer already on its way is served but not cached; not
+   * counted as a purge. Returns the entries dropped.
+   */
+  drop(keys: Iterable<string> | "all"): number {
+    if (keys === "all") {
+      const n = this.cache.stats().entries;
+      this.cache.clear();
+      this.inflight.clear();
+      return n;
+    }
+    let n = 0;
+    for (const key of keys) {
+      if (this.cache.delete(key)) n++;
+      this.inflight.delete(key);
+    }
+    return n;
+  }
+}
+
+/** `doc` with its precompressed siblings (loaded from `source`) attached, when worth compressing. */
+export async function attachSiblings(
+  source: DocSource,
+  doc: Doc,
+  codings: readonly ContentCoding[],
+): Promise<Doc> {
+  if (codings.length === 0 || doc.encoding !== null || !isCompressible(doc.contentType)) return doc;
+  const key = doc.key;
+  if (key.endsWith(".br") || key.endsWith(".gz")) return doc;
+  const found = await Promise.all(
+    codings.map((c) =>
+      source.load(key + SIBLING_SUFFIX[c]).then(
+        (r) => (r.kind === "doc" ? r.doc : undefined),
+        () => undefined,
+      ),
+    ),
+  );
+  const siblings: Partial<Record<ContentCoding, Doc>> = {};
+  codings.forEach((c, i) => {
+    if (found[i] !== undefined) siblings[c] = found[i];
+  });
+  return withVariants(doc, siblings);
 }
 
 /**
