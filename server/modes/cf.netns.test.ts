@@ -110,17 +110,27 @@ async function sumMetric(c: Cluster, name: string, labels = ""): Promise<number>
   return total;
 }
 
-for (const mode of ["cf-lru", "cf-lfu"] as const) {
-  test(`${mode}: a set larger than one node's cache, twice through the VIP, byte-exact, from the cluster's memory`, async () => {
+/** " (N workers)" in a test's name when the nodes run data-path workers. */
+const withWorkers = (workers: number) => (workers > 1 ? ` (${workers} workers per node)` : "");
+
+// Issue 16: also with 2 data-path workers per node (peer requests between worker planes, one
+// shared document cache per node).
+for (const [mode, workers] of [
+  ["cf-lru", 1],
+  ["cf-lfu", 1],
+  ["cf-lfu", 2],
+] as const) {
+  test(`${mode}: a set larger than one node's cache, twice through the VIP, byte-exact, from the cluster's memory${withWorkers(workers)}`, async () => {
     const site = await makeSite(400, 0);
     assert.ok(site.bytes > 2 * CACHE_BYTES, `site of ${site.bytes} bytes`);
     for (const [home, b] of site.byHome) assert.ok(b < 0.9 * CACHE_BYTES, `${home}'s share: ${b} bytes`);
     try {
       await withCluster(
         {
-          prefix: testPrefix(mode === "cf-lru" ? "cfr" : "cff"),
+          prefix: testPrefix(workers > 1 ? "cfw" : mode === "cf-lru" ? "cfr" : "cff"),
           nodes: 3,
           mode,
+          workers,
           site: site.root,
           scheduler: "rr",
           cacheBytes: CACHE_BYTES,
@@ -172,68 +182,70 @@ for (const mode of ["cf-lru", "cf-lfu"] as const) {
   });
 }
 
-test("cf-lru: the home node dies mid-transfer; the requesting node completes from the origin, byte-exact", async () => {
-  const size = 24_000_000;
-  const site = await makeSite(3, size);
-  const want = documentSha256("/big.bin", size);
-  const home = mapper.lookup("/big.bin")!;
-  try {
-    await withCluster(
-      {
-        prefix: testPrefix("cfk"),
-        nodes: 3,
-        mode: "cf-lru",
-        site: site.root,
-        scheduler: "rr",
-        // Shaped, so the peer transfer takes long enough to be cut in the middle.
-        rate: "200mbit",
-        cacheBytes: 64 * 1024 * 1024,
-      },
-      async (c) => {
-        const others = c.nodes.filter((n) => n !== home);
-        const out = join(site.dir, "big.out");
-        let cut: string | null = null;
-        for (let attempt = 0; attempt < 6 && cut === null; attempt++) {
-          const curl = c.testbed.spawn(
-            "client",
-            "curl",
-            ["-s", "-m", "60", "-o", out, "-w", "%{http_code} %{size_download}", `${c.vipUrl}big.bin`],
-            { stdio: ["ignore", "pipe", "pipe"] },
-          );
-          let stdout = "";
-          curl.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
-          const exited = new Promise<number | null>((r) => curl.once("exit", (code) => r(code)));
-          let done = false;
-          void exited.then(() => (done = true));
-          // Wait until a non-home node is receiving the body from the home, a few MB in.
-          while (!done && cut === null) {
-            for (const n of others) {
-              const s = await cfStats(c, n);
-              if (s.inflight > 0 && s.peerBytes >= 2_000_000 && s.peerBytes < size - 4_000_000) {
-                process.kill(c.process(home).pid, "SIGKILL");
-                cut = n;
-                break;
+for (const workers of [1, 2])
+  test(`cf-lru: the home node dies mid-transfer; the requesting node completes from the origin, byte-exact${withWorkers(workers)}`, async () => {
+    const size = 24_000_000;
+    const site = await makeSite(3, size);
+    const want = documentSha256("/big.bin", size);
+    const home = mapper.lookup("/big.bin")!;
+    try {
+      await withCluster(
+        {
+          prefix: testPrefix(workers > 1 ? "ckw" : "cfk"),
+          nodes: 3,
+          mode: "cf-lru",
+          workers,
+          site: site.root,
+          scheduler: "rr",
+          // Shaped, so the peer transfer takes long enough to be cut in the middle.
+          rate: "200mbit",
+          cacheBytes: 64 * 1024 * 1024,
+        },
+        async (c) => {
+          const others = c.nodes.filter((n) => n !== home);
+          const out = join(site.dir, "big.out");
+          let cut: string | null = null;
+          for (let attempt = 0; attempt < 6 && cut === null; attempt++) {
+            const curl = c.testbed.spawn(
+              "client",
+              "curl",
+              ["-s", "-m", "60", "-o", out, "-w", "%{http_code} %{size_download}", `${c.vipUrl}big.bin`],
+              { stdio: ["ignore", "pipe", "pipe"] },
+            );
+            let stdout = "";
+            curl.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
+            const exited = new Promise<number | null>((r) => curl.once("exit", (code) => r(code)));
+            let done = false;
+            void exited.then(() => (done = true));
+            // Wait until a non-home node is receiving the body from the home, a few MB in.
+            while (!done && cut === null) {
+              for (const n of others) {
+                const s = await cfStats(c, n);
+                if (s.inflight > 0 && s.peerBytes >= 2_000_000 && s.peerBytes < size - 4_000_000) {
+                  process.kill(c.process(home).pid, "SIGKILL");
+                  cut = n;
+                  break;
+                }
               }
             }
+            const code = await exited;
+            if (cut === null) continue; // the connection landed on the home itself: try again
+            assert.equal(code, 0, `curl ended with ${code}`);
+            assert.match(stdout, new RegExp(`^200 ${size}$`));
+            const got = createHash("sha256")
+              .update(await readFile(out))
+              .digest("hex");
+            assert.equal(got, want, "the completed document must be byte-exact");
+            const s = await cfStats(c, cut);
+            assert.equal(s.resumed, 1, "completed from the origin");
+            assert.equal(s.peerErrors.aborted, 1);
+            assert.ok(s.peerBytes < size, "only part of it came from the peer");
+            assert.equal(metric(await c.metrics(cut), "sc_cf_origin_fetches_total", 'reason="fallback"'), 1);
           }
-          const code = await exited;
-          if (cut === null) continue; // the connection landed on the home itself: try again
-          assert.equal(code, 0, `curl ended with ${code}`);
-          assert.match(stdout, new RegExp(`^200 ${size}$`));
-          const got = createHash("sha256")
-            .update(await readFile(out))
-            .digest("hex");
-          assert.equal(got, want, "the completed document must be byte-exact");
-          const s = await cfStats(c, cut);
-          assert.equal(s.resumed, 1, "completed from the origin");
-          assert.equal(s.peerErrors.aborted, 1);
-          assert.ok(s.peerBytes < size, "only part of it came from the peer");
-          assert.equal(metric(await c.metrics(cut), "sc_cf_origin_fetches_total", 'reason="fallback"'), 1);
-        }
-        assert.ok(cut !== null, "no request reached a non-home node in 6 attempts");
-      },
-    );
-  } finally {
-    await rm(site.dir, { recursive: true, force: true });
-  }
-});
+          assert.ok(cut !== null, "no request reached a non-home node in 6 attempts");
+        },
+      );
+    } finally {
+      await rm(site.dir, { recursive: true, force: true });
+    }
+  });

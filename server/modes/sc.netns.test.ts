@@ -143,139 +143,166 @@ function pipelinePaths(paths: string[]): string[] {
   return out;
 }
 
-test("sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in order, dispatcher sees no response", async () => {
-  const site = await makeSite(2000, 1 << 20);
-  try {
-    await withCluster(
-      { prefix: testPrefix("sca"), nodes: 4, mode: "sc", site: site.root, scheduler: "rr" },
-      async (c) => {
-        const r = await replay(c, site.trace, site.manifest, [
-          "--clients",
-          "1",
-          "--conns",
-          "8",
-          "--keepalive",
-          "--requests",
-          "2000",
-        ]);
-        assert.deepEqual([r.verify_failures, r.errors], [0, 0], why(r));
-        assert.equal(r.ok, 2000);
-        const sent = await sumMetric(c, "sc_clones_sent_total");
-        const received = await sumMetric(c, "sc_clones_received_total");
-        const failures = await sumMetric(c, "sc_clone_failures_total");
-        // Requests arrive on any node; 3 of 4 map elsewhere.
-        assert.ok(sent >= 1300 && sent <= 1700, `clones sent: ${sent}`);
-        assert.equal(received, sent);
-        assert.equal(failures, 0);
-        // Issue 15: every node marked its SC sockets (GUE socket + its SC links) for the links'
-        // priority stage, and none failed.
-        const marked = await sumMetric(c, "sc_traffic_marked_sockets_total");
-        assert.ok(marked >= 4 * 2, `SC sockets marked: ${marked}`);
-        assert.equal(await sumMetric(c, "sc_traffic_marking_failures_total"), 0);
+/** " (N workers)" in a test's name when the nodes run data-path workers. */
+const withWorkers = (workers: number) => (workers > 1 ? ` (${workers} workers per node)` : "");
 
-        // 10,000 requests over HTTPS, keep-alive: ~3/4 cloned with their TLS sessions, every
-        // response verified, no error at the client (a TLS alert would be one).
-        const tls = c.tls!;
-        const tlsBefore = await sumMetric(c, "sc_tls_clones_total");
-        const t = await replay(
-          c,
-          site.trace,
-          site.manifest,
-          ["--clients", "1", "--conns", "8", "--keepalive", "--requests", "10000", "--ca", tls.caCert],
-          tls.url,
-        );
-        assert.deepEqual([t.ok, t.verify_failures, t.errors], [10_000, 0, 0], why(t));
-        const tlsCloned = ((await sumMetric(c, "sc_tls_clones_total")) - tlsBefore) / 2; // sent + received
-        assert.ok(tlsCloned >= 6500 && tlsCloned <= 8500, `TLS clones: ${tlsCloned}`);
-        assert.equal(await sumMetric(c, "sc_clone_failures_total"), 0);
-
-        // Pipelined: 8 requests on one connection, homes on all four nodes.
-        const pipe = await writeTrace(site.dir, "pipe.log", pipelinePaths(site.paths));
-        for (let round = 0; round < 3; round++) {
-          const p = await replay(c, pipe, site.manifest, [
+// Issue 16: the same suite with 2 data-path workers per node (clones between worker planes).
+for (const workers of [1, 2])
+  test(`sc: 2000 keep-alive requests byte-exact, ~3/4 cloned, pipelined depth 8 in order, dispatcher sees no response${withWorkers(workers)}`, async () => {
+    const site = await makeSite(2000, 1 << 20);
+    try {
+      await withCluster(
+        {
+          prefix: testPrefix(workers > 1 ? "scw" : "sca"),
+          nodes: 4,
+          mode: "sc",
+          site: site.root,
+          scheduler: "rr",
+          workers,
+        },
+        async (c) => {
+          const r = await replay(c, site.trace, site.manifest, [
             "--clients",
             "1",
             "--conns",
-            "1",
+            "8",
             "--keepalive",
-            "--pipeline",
-            "8",
             "--requests",
-            "8",
+            "2000",
           ]);
-          assert.deepEqual([p.ok, p.verify_failures, p.errors], [8, 0, 0], why(p));
-        }
-        // The same pipelined over HTTPS: the original parses ahead while clones seal in turn.
-        const tp = await replay(
-          c,
-          pipe,
-          site.manifest,
-          [
-            "--clients",
-            "1",
-            "--conns",
-            "1",
-            "--keepalive",
-            "--pipeline",
-            "8",
-            "--requests",
-            "8",
-            "--ca",
-            tls.caCert,
-          ],
-          tls.url,
-        );
-        assert.deepEqual([tp.ok, tp.verify_failures, tp.errors], [8, 0, 0], why(tp));
+          assert.deepEqual([r.verify_failures, r.errors], [0, 0], why(r));
+          assert.equal(r.ok, 2000);
+          const sent = await sumMetric(c, "sc_clones_sent_total");
+          const received = await sumMetric(c, "sc_clones_received_total");
+          const failures = await sumMetric(c, "sc_clone_failures_total");
+          // Requests arrive on any node; 3 of 4 map elsewhere.
+          assert.ok(sent >= 1300 && sent <= 1700, `clones sent: ${sent}`);
+          assert.equal(received, sent);
+          assert.equal(failures, 0);
+          // With workers: every client packet, from the dispatcher or relayed by a peer to a
+          // clone, reached the worker that holds its connection.
+          assert.equal(await sumMetric(c, "sc_gue_wrong_worker_total"), 0);
+          // Issue 15: every node marked its SC sockets (GUE socket + its SC links) for the links'
+          // priority stage, and none failed.
+          const marked = await sumMetric(c, "sc_traffic_marked_sockets_total");
+          assert.ok(marked >= 4 * 2, `SC sockets marked: ${marked}`);
+          assert.equal(await sumMetric(c, "sc_traffic_marking_failures_total"), 0);
 
-        // The dispatcher only carries the thin client->server direction.
-        const stats = (await statsAt(c, c.process("dispatcher").admin)) as {
-          packets: { bytesForwarded: number };
-        };
-        const responseBytes = await sumMetric(c, "sc_http_response_bytes_total");
-        assert.ok(
-          stats.packets.bytesForwarded < responseBytes / 20,
-          `dispatcher forwarded ${stats.packets.bytesForwarded} bytes for ${responseBytes} response bytes`,
-        );
+          // 10,000 requests over HTTPS, keep-alive: ~3/4 cloned with their TLS sessions, every
+          // response verified, no error at the client (a TLS alert would be one).
+          const tls = c.tls!;
+          const tlsBefore = await sumMetric(c, "sc_tls_clones_total");
+          const t = await replay(
+            c,
+            site.trace,
+            site.manifest,
+            ["--clients", "1", "--conns", "8", "--keepalive", "--requests", "10000", "--ca", tls.caCert],
+            tls.url,
+          );
+          assert.deepEqual([t.ok, t.verify_failures, t.errors], [10_000, 0, 0], why(t));
+          const tlsCloned = ((await sumMetric(c, "sc_tls_clones_total")) - tlsBefore) / 2; // sent + received
+          assert.ok(tlsCloned >= 6500 && tlsCloned <= 8500, `TLS clones: ${tlsCloned}`);
+          assert.equal(await sumMetric(c, "sc_clone_failures_total"), 0);
 
-        // Issue 14 item 2: a host that is no member (the client) opens a node's SC port and
-        // sends a version 1 HELLO claiming a member's id: closed before anything is read, counted.
-        const target = c.nodes[1]!;
-        const ip = new URL(c.process(target).admin!).hostname;
-        const receivedBefore = await sumMetric(c, "sc_clones_received_total");
-        const probe = await c.testbed.exec(
-          "client",
-          process.execPath,
-          ["-e", SC_PORT_PROBE, ip, String(CLUSTER_DEFAULTS.scPort)],
-          { timeoutMs: 20_000, check: false },
-        );
-        assert.equal(probe.stdout.trim(), "closed 0", `probe: ${probe.stdout} ${probe.stderr}`);
-        const targetMetrics = await c.metrics(target);
-        const refused = /^sc_link_drops_total\{reason="unknown-address"[^}]*\} (\S+)$/m.exec(targetMetrics);
-        assert.ok(
-          refused !== null && Number(refused[1]) >= 1,
-          `counted as unknown-address: ${targetMetrics
-            .split("\n")
-            .filter((l) => l.startsWith("sc_link"))
-            .join("; ")}`,
-        );
-        assert.equal(await sumMetric(c, "sc_clones_received_total"), receivedBefore);
-        assert.ok(
-          (await sumMetric(c, "sc_link_handshakes_total")) >= 12,
-          "every ordered pair of nodes linked",
-        );
-      },
-    );
-  } finally {
-    await rm(site.dir, { recursive: true, force: true });
-  }
-});
+          // Pipelined: 8 requests on one connection, homes on all four nodes.
+          const pipe = await writeTrace(site.dir, "pipe.log", pipelinePaths(site.paths));
+          for (let round = 0; round < 3; round++) {
+            const p = await replay(c, pipe, site.manifest, [
+              "--clients",
+              "1",
+              "--conns",
+              "1",
+              "--keepalive",
+              "--pipeline",
+              "8",
+              "--requests",
+              "8",
+            ]);
+            assert.deepEqual([p.ok, p.verify_failures, p.errors], [8, 0, 0], why(p));
+          }
+          // The same pipelined over HTTPS: the original parses ahead while clones seal in turn.
+          const tp = await replay(
+            c,
+            pipe,
+            site.manifest,
+            [
+              "--clients",
+              "1",
+              "--conns",
+              "1",
+              "--keepalive",
+              "--pipeline",
+              "8",
+              "--requests",
+              "8",
+              "--ca",
+              tls.caCert,
+            ],
+            tls.url,
+          );
+          assert.deepEqual([tp.ok, tp.verify_failures, tp.errors], [8, 0, 0], why(tp));
 
-for (const loss of [1, 5]) {
-  test(`sc: byte-exact with ${loss}% loss on every link`, async () => {
+          // The dispatcher only carries the thin client->server direction.
+          const stats = (await statsAt(c, c.process("dispatcher").admin)) as {
+            packets: { bytesForwarded: number };
+          };
+          const responseBytes = await sumMetric(c, "sc_http_response_bytes_total");
+          assert.ok(
+            stats.packets.bytesForwarded < responseBytes / 20,
+            `dispatcher forwarded ${stats.packets.bytesForwarded} bytes for ${responseBytes} response bytes`,
+          );
+
+          // Issue 14 item 2: a host that is no member (the client) opens a node's SC port and
+          // sends a version 1 HELLO claiming a member's id: closed before anything is read, counted.
+          const target = c.nodes[1]!;
+          const ip = new URL(c.process(target).admin!).hostname;
+          const receivedBefore = await sumMetric(c, "sc_clones_received_total");
+          const probe = await c.testbed.exec(
+            "client",
+            process.execPath,
+            ["-e", SC_PORT_PROBE, ip, String(CLUSTER_DEFAULTS.scPort)],
+            { timeoutMs: 20_000, check: false },
+          );
+          assert.equal(probe.stdout.trim(), "closed 0", `probe: ${probe.stdout} ${probe.stderr}`);
+          const targetMetrics = await c.metrics(target);
+          const refused = /^sc_link_drops_total\{reason="unknown-address"[^}]*\} (\S+)$/m.exec(targetMetrics);
+          assert.ok(
+            refused !== null && Number(refused[1]) >= 1,
+            `counted as unknown-address: ${targetMetrics
+              .split("\n")
+              .filter((l) => l.startsWith("sc_link"))
+              .join("; ")}`,
+          );
+          assert.equal(await sumMetric(c, "sc_clones_received_total"), receivedBefore);
+          assert.ok(
+            (await sumMetric(c, "sc_link_handshakes_total")) >= 12,
+            "every ordered pair of nodes linked",
+          );
+        },
+      );
+    } finally {
+      await rm(site.dir, { recursive: true, force: true });
+    }
+  });
+
+for (const [loss, workers] of [
+  [1, 1],
+  [5, 1],
+  [1, 2],
+] as const) {
+  test(`sc: byte-exact with ${loss}% loss on every link${withWorkers(workers)}`, async () => {
     const site = await makeSite(300, 1 << 20);
     try {
       await withCluster(
-        { prefix: testPrefix(`sl${loss}`), nodes: 4, mode: "sc", site: site.root, scheduler: "rr", loss },
+        {
+          prefix: testPrefix(workers > 1 ? "slw" : `sl${loss}`),
+          nodes: 4,
+          mode: "sc",
+          site: site.root,
+          scheduler: "rr",
+          loss,
+          workers,
+        },
         async (c) => {
           const r = await replay(c, site.trace, site.manifest, [
             "--clients",
@@ -362,14 +389,19 @@ for (const loss of [1, 5]) {
   });
 }
 
-for (const scheme of ["http", "https"] as const) {
-  test(`sc: the clone's node dies mid-response: the client gets the whole document (range resume, ${scheme})`, async () => {
+for (const [scheme, workers] of [
+  ["http", 1],
+  ["https", 1],
+  ["http", 2],
+] as const) {
+  test(`sc: the clone's node dies mid-response: the client gets the whole document (range resume, ${scheme})${withWorkers(workers)}`, async () => {
     const size = 20_000_000;
     const site = await makeSite(4, size);
     try {
       await withCluster(
         {
-          prefix: testPrefix(scheme === "http" ? "sck" : "sks"),
+          prefix: testPrefix(workers > 1 ? "skw" : scheme === "http" ? "sck" : "sks"),
+          workers,
           nodes: 4,
           mode: "sc",
           site: site.root,

@@ -408,7 +408,8 @@ async function openStore(
   if (cfg.sharedCache) {
     const client = new OwnerClient(cfg.sharedCache, own);
     undo.push(() => client.close());
-    const cache = createDocCache("lru", cfg.cacheBytes);
+    // The L1 only holds what the owner holds; the same policy keeps `policy` right in /stats.
+    const cache = createDocCache(cachePolicyOf(cfg), cfg.cacheBytes);
     const store = new DocStore(cache, client, { ttlMs });
     client.bind(store);
     return { cache, source: client, store };
@@ -707,13 +708,7 @@ function nodeSnapshot(
       refused: server.refused,
     },
     cache: { policy: cache.policy, ...cache.stats() },
-    store: {
-      loads: store.loads,
-      joined: store.joined,
-      revalidation: { ttlMs: store.ttlMs, ...store.revalidation },
-      purges: store.purges,
-      purgedEntries: store.purgedEntries,
-    },
+    store: store.snapshot(),
     ...(membership ? { membership: { ...membership.current, changes: membership.changes } } : {}),
     sourceStats: source.stats(),
     ...(tcpStats ? { tcp: tcpStats() } : {}),

@@ -43,16 +43,9 @@ export class SharedDocuments {
   /** The /stats fields about documents, for the node as a whole. */
   snapshot(): Record<string, unknown> {
     const { cache } = this.store;
-    const store = this.store;
     return {
       cache: { policy: cache.policy, ...cache.stats() },
-      store: {
-        loads: store.loads,
-        joined: store.joined,
-        revalidation: { ttlMs: store.ttlMs, ...store.revalidation },
-        purges: store.purges,
-        purgedEntries: store.purgedEntries,
-      },
+      store: this.store.snapshot(),
       source: this.source.describe,
       sourceStats: this.source.stats(),
       sharedCache: this.owner.stats(),

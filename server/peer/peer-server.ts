@@ -120,9 +120,13 @@ export class PeerServer {
       this.reply(res, found, true, head);
       return;
     }
-    this.stats.homeMisses++;
     found.then(
-      (r) => this.reply(res, r, false, head),
+      // From a worker's L1 miss the answer may still be from the node's memory (its shared cache).
+      (r) => {
+        const cached = r.kind === "doc" && r.cached === true;
+        if (!cached) this.stats.homeMisses++;
+        this.reply(res, r, cached, head);
+      },
       () => this.bare(res, 500),
     );
   }

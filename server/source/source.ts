@@ -3,7 +3,8 @@
 import type { Doc } from "../http/doc.js";
 
 export type Lookup =
-  | { kind: "doc"; doc: Doc }
+  /** `cached`: answered from the node's memory (a shared cache's owner), not loaded now. */
+  | { kind: "doc"; doc: Doc; cached?: boolean }
   /** The path names a directory: redirect to this path (the directory form, ending in "/"). */
   | { kind: "redirect"; path: string }
   | { kind: "error"; status: 403 | 404 | 500 | 502 | 504; reason: string };

@@ -125,7 +125,8 @@ export class DocStore {
     this.loads++;
     const p: Promise<Lookup> = this.source
       .load(path)
-      .then((r) => (r.kind === "doc" ? this.withSiblings(r.doc) : r))
+      // (Without codings the source's answer passes as it is: it may say `cached`.)
+      .then((r) => (r.kind === "doc" && this.precompressed.length > 0 ? this.withSiblings(r.doc) : r))
       .then(
         (r) => {
           if (this.finish(path, p) && r.kind === "doc" && r.doc.body !== null) this.store(path, r.doc);
@@ -186,6 +187,17 @@ export class DocStore {
 
   private async withSiblings(doc: Doc): Promise<Lookup> {
     return { kind: "doc", doc: await attachSiblings(this.source, doc, this.precompressed) };
+  }
+
+  /** The store's counters, as /stats shows them. */
+  snapshot(): Record<string, unknown> {
+    return {
+      loads: this.loads,
+      joined: this.joined,
+      revalidation: { ttlMs: this.ttlMs, ...this.revalidation },
+      purges: this.purges,
+      purgedEntries: this.purgedEntries,
+    };
   }
 
   /** Drops cached documents and detaches their loads in flight; returns the entries dropped. */

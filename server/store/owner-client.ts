@@ -170,7 +170,7 @@ export class OwnerClient implements DatedSource {
       this.counters.notHeld++;
       this.store?.drop([path]);
     }
-    return { kind: "doc", doc: a.doc };
+    return { kind: "doc", doc: a.doc, cached: "cached" in a && a.cached };
   }
 
   /** A document the owner does not hold in memory, from the worker's own source. */

@@ -167,6 +167,17 @@ test("two workers: one load from the source; both bodies share the owner's Share
   await s.close();
 });
 
+test("an answer says whether the owner had the document in memory (a peer's hit) or loaded it", async () => {
+  const s = setup();
+  s.source.put("/a", "hello");
+  const first = await w(s, 0).store.lookup("/a");
+  assert.equal(first.kind === "doc" && first.cached, false, "worker 0's miss made the owner load it");
+  const second = await w(s, 1).store.lookup("/a");
+  assert.equal(second.kind === "doc" && second.cached, true, "worker 1 got it from the owner's cache");
+  assert.deepEqual(s.source.loads, ["/a"]);
+  await s.close();
+});
+
 test("precompressed variants and every field survive the round trip", async () => {
   const s = setup({ precompressed: ["br", "gzip"] });
   s.source.put("/app.js", "console.log(1)");
@@ -468,9 +479,11 @@ test("hostile messages are ignored or refused: shapes, sizes, counts", () => {
   const answer = (doc: unknown) => ({
     op: "answer",
     id: 1,
-    answer: { kind: "doc", doc, held: true, validatedAt: 1 },
+    answer: { kind: "doc", doc, held: true, cached: true, validatedAt: 1 },
   });
   assert.notEqual(parseToWorker(answer(good)), null);
+  const noCached = { op: "answer", id: 1, answer: { kind: "doc", doc: good, held: true, validatedAt: 1 } };
+  assert.equal(parseToWorker(noCached), null, "an answer says whether it came from the cache");
   assert.equal(parseToWorker(answer({ ...good, size: 2 })), null, "size must match the body");
   assert.equal(parseToWorker(answer({ ...good, encoding: "zstd" })), null);
   assert.equal(parseToWorker(answer({ ...good, variants: { codings: ["br"] } })), null);

@@ -187,25 +187,25 @@ export class CacheOwner {
     }
     link.inflight++;
     const found = this.store.lookup(path);
-    if (!(found instanceof Promise)) this.answer(link, id, path, found);
-    else void found.then((r) => this.answer(link, id, path, r));
+    if (!(found instanceof Promise)) this.answer(link, id, path, found, true);
+    else void found.then((r) => this.answer(link, id, path, r, false));
   }
 
-  private answer(link: WorkerLink, id: number, path: string, r: Lookup): void {
+  private answer(link: WorkerLink, id: number, path: string, r: Lookup, cached: boolean): void {
     link.inflight--;
     if (!link.attached) return;
     // Drops noted so far go first: the worker then never caches what the owner dropped before.
     this.flushDrops();
-    link.port.postMessage({ op: "answer", id, answer: this.wireAnswer(path, r) } satisfies ToWorker);
+    link.port.postMessage({ op: "answer", id, answer: this.wireAnswer(path, r, cached) } satisfies ToWorker);
   }
 
-  private wireAnswer(path: string, r: Lookup): WireAnswer {
+  private wireAnswer(path: string, r: Lookup, cached: boolean): WireAnswer {
     if (r.kind !== "doc") return r;
     const doc = toWire(r.doc);
     if (doc === null) return { kind: "local", precompressed: [...this.store.precompressed] };
     const held = this.store.cache.peek(path) === r.doc;
     const validatedAt = held ? (this.store.validatedAtOf(r.doc) ?? null) : null;
-    return { kind: "doc", doc, held, validatedAt };
+    return { kind: "doc", doc, held, cached, validatedAt };
   }
 
   private applyHits(keys: readonly string[], counts: readonly number[]): void {

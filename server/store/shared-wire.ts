@@ -32,14 +32,18 @@ type Passed = Extract<Lookup, { kind: "redirect" }> | ErrorLookup;
 
 /** The owner's answer to a load, as decoded by the worker. */
 export type Answer =
-  /** `held`: the owner's cache holds this very document (so a worker may cache it too). */
-  | { kind: "doc"; doc: Doc; held: boolean; validatedAt: number | null }
+  /**
+   * `held`: the owner's cache holds this very document (so a worker may cache it too);
+   * `cached`: the owner answered from its cache, without a load.
+   */
+  | { kind: "doc"; doc: Doc; held: boolean; cached: boolean; validatedAt: number | null }
   /** Not in the owner's memory (a large file): load it from your own source, with these siblings. */
   | { kind: "local"; precompressed: ContentCoding[] }
   | Passed;
 
 export type WireAnswer =
-  Exclude<Answer, { kind: "doc" }> | { kind: "doc"; doc: WireDoc; held: boolean; validatedAt: number | null };
+  | Exclude<Answer, { kind: "doc" }>
+  | { kind: "doc"; doc: WireDoc; held: boolean; cached: boolean; validatedAt: number | null };
 
 export type ToOwner =
   { op: "load"; id: number; path: string } | { op: "hits"; keys: string[]; counts: number[] };
@@ -142,8 +146,9 @@ function answerFromWire(a: unknown): Answer | null {
     case "doc": {
       const doc = fromWire(a.doc);
       const at = a.validatedAt;
-      if (doc === null || typeof a.held !== "boolean" || (at !== null && typeof at !== "number")) return null;
-      return { kind: "doc", doc, held: a.held, validatedAt: at };
+      if (doc === null || typeof a.held !== "boolean" || typeof a.cached !== "boolean") return null;
+      if (at !== null && typeof at !== "number") return null;
+      return { kind: "doc", doc, held: a.held, cached: a.cached, validatedAt: at };
     }
     case "local": {
       const p = a.precompressed;
