@@ -13,6 +13,7 @@
 //   the tag verifies; false leaves the message as it was (decrypting handles only).
 // destroy(): frees the context (and with it the key schedule) now rather than at GC.
 #include "aead.h"
+#include "napi-util.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -48,20 +49,9 @@ static void finalize(napi_env env, void* data, void* hint) {
   free(a);
 }
 
-static napi_value throw_type(napi_env env, const char* msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
 static napi_value throw_crypto(napi_env env, const char* what) {
   napi_throw_error(env, "ERR_SC_AEAD", what);
   return NULL;
-}
-
-static napi_value undefined(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
 }
 
 // A Uint8Array's bytes (any length), or NULL.

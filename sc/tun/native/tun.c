@@ -41,6 +41,7 @@
 #include <uv.h>
 
 #include "aead.h"
+#include "napi-util.h"
 #include "sockopt.h"
 #include "udp.h"
 
@@ -163,49 +164,10 @@ static void uring_free(uring_t* r) {
 // ---------------------------------------------------------------------------------------
 // helpers
 
-#define CHECK(call)                                  \
-  do {                                               \
-    if ((call) != napi_ok) return throw_status(env); \
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) return throw_status(env, "ERR_SC_TUN_NAPI"); \
   } while (0)
-
-static napi_value throw_status(napi_env env) {
-  const napi_extended_error_info* info = NULL;
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending)
-    napi_throw_error(env, "ERR_SC_TUN_NAPI",
-                     info && info->error_message ? info->error_message : "N-API call failed");
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char* msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
-// Throws an Error shaped like node's system errors: code ("ENOENT"), errno, syscall.
-static napi_value throw_errno(napi_env env, int err, const char* syscall) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
-  napi_value m, code, e, no, sc;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, m, &e);
-  napi_create_int32(env, err, &no);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
-  napi_set_named_property(env, e, "code", code);
-  napi_set_named_property(env, e, "errno", no);
-  napi_set_named_property(env, e, "syscall", sc);
-  napi_throw(env, e);
-  return NULL;
-}
-
-static napi_value undefined(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
 
 static tun_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv,
                      int need_open) {
@@ -359,7 +321,7 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   if (napi_wrap(env, this, t, finalize, NULL, &t->self) != napi_ok) {
     close(fd);
     free(t);
-    return throw_status(env);
+    return throw_status(env, "ERR_SC_TUN_NAPI");
   }
   napi_value v, resname;
   napi_create_string_utf8(env, "TunDevice", NAPI_AUTO_LENGTH, &resname);

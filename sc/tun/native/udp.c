@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "napi-util.h"
 #include "udp.h"
 
 #ifndef UDP_SEGMENT
@@ -188,48 +189,10 @@ static void put_entry(int32_t* m, const uint8_t* base, size_t off, size_t len, u
 // ---------------------------------------------------------------------------------------
 // helpers (as in tun.c)
 
-#define CHECK(call)                                  \
-  do {                                               \
-    if ((call) != napi_ok) return throw_status(env); \
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) return throw_status(env, "ERR_SC_UDP_NAPI"); \
   } while (0)
-
-static napi_value throw_status(napi_env env) {
-  const napi_extended_error_info* info = NULL;
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending)
-    napi_throw_error(env, "ERR_SC_UDP_NAPI",
-                     info && info->error_message ? info->error_message : "N-API call failed");
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char* msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
-static napi_value throw_errno(napi_env env, int err, const char* syscall) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
-  napi_value m, code, e, no, sc;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, m, &e);
-  napi_create_int32(env, err, &no);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
-  napi_set_named_property(env, e, "code", code);
-  napi_set_named_property(env, e, "errno", no);
-  napi_set_named_property(env, e, "syscall", sc);
-  napi_throw(env, e);
-  return NULL;
-}
-
-static napi_value undefined(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
 
 static void* typed_data(napi_env env, napi_value v, napi_typedarray_type want, size_t min_len,
                         size_t* len_out) {
@@ -474,7 +437,7 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   if (napi_wrap(env, this, u, finalize, NULL, &u->self) != napi_ok) {
     close(fd);
     free(u);
-    return throw_status(env);
+    return throw_status(env, "ERR_SC_UDP_NAPI");
   }
   napi_value val, resname;
   napi_create_string_utf8(env, "UdpBatchSocket", NAPI_AUTO_LENGTH, &resname);
