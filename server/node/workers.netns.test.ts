@@ -1,4 +1,4 @@
-// `sc-cluster node --workers 2` behind the dispatcher in a testbed with 0.5% loss on the LAN:
+// `sc-cluster node --workers 2` behind the dispatcher in a testbed with 1% loss on the LAN:
 // the node's TUN device is recreated multi-queue, the dispatcher sends GUE from one UDP
 // socket (--output udp: every client flow has the same outer header, so only the steering
 // on the inner packet can spread them), and kernel clients keep many connections alive.
@@ -19,7 +19,7 @@ import { makeRoot, removeRoot } from "./testing.js";
 const BIN = fileURLToPath(new URL("../../../bin/sc-cluster.js", import.meta.url));
 const P = testPrefix("nw");
 const NODE_ADMIN = "198.18.0.11:9080";
-const CONNS = 300;
+const CONNS = 1000;
 const ROUNDS = 4;
 
 let tb: Testbed;
@@ -95,7 +95,7 @@ before(async () => {
   root = await makeRoot(FILES);
   scripts = await makeRoot({});
   await writeFile(join(scripts, "client.mjs"), CLIENT);
-  tb = createTestbed({ prefix: P, nodes: 1, loss: 0.5 });
+  tb = createTestbed({ prefix: P, nodes: 1, loss: 1 });
   await tb.up();
   // node1's sctun, multi-queue: one queue per worker.
   const batch = [
@@ -129,7 +129,7 @@ interface NodeStats {
 
 const total = (r: ByStatus | null | undefined) => Object.values(r ?? {}).reduce((a, b) => a + b, 0);
 
-test("a node with 2 workers serves 300 keep-alive connections byte-exact under 0.5% loss; no packet reaches the wrong worker; one document cache", async () => {
+test("a node with 2 workers serves 1,000 concurrent keep-alive connections byte-exact under 1% loss; no packet reaches the wrong worker; one document cache", async () => {
   await spawnJson(
     "node1",
     [BIN, "node", "--stack", "user", "--vip", VIP, "--port", "80", "--tun", "sctun", "--root", root]
